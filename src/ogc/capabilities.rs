@@ -1,0 +1,1 @@
+//! Capabilities and OGC API link rewriting (owned by the capabilities work).

@@ -1,0 +1,3 @@
+//! OGC protocols: KVP parsing, request classification, capabilities rewriting.
+
+pub mod capabilities;

@@ -1,0 +1,92 @@
+//! `Grant`: what one token holds, as loaded from the store and cached.
+//!
+//! A grant is data, never a decision: expiry and every check are evaluated per
+//! request by [`decide`](super::decide).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::config::PathConfig;
+use crate::spatial::Fence;
+
+use super::Tier;
+
+/// A token's public id (a UUID). Safe to log; the secret is never in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(pub uuid::Uuid);
+
+impl TokenId {
+    pub fn new_random() -> Self {
+        TokenId(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TokenId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(TokenId)
+    }
+}
+
+/// Which endpoints a token may use at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only `/ogc/…`.
+    Ogc,
+    /// Everything its tiers allow, including the token API.
+    All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ogc => "ogc",
+            Scope::All => "all",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "ogc" => Some(Scope::Ogc),
+            "all" => Some(Scope::All),
+            _ => None,
+        }
+    }
+}
+
+/// Access to one path (and, by inheritance, everything under it).
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub path_id: String,
+    pub tier: Tier,
+    /// The tile geofence; [`Fence::is_unlimited`] when absent.
+    pub fence: Arc<Fence>,
+    /// Visible properties; `None` = all, empty = geometry only.
+    pub properties: Option<Arc<[String]>>,
+}
+
+/// Everything one token holds.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub token_id: TokenId,
+    pub scope: Scope,
+    /// Unix seconds; `None` never expires.
+    pub expires_at: Option<i64>,
+    pub access: Vec<Access>,
+}
+
+impl Grant {
+    /// The access that applies to `path`: the entry on the path itself or, failing
+    /// that, on its nearest ancestor folder. The most specific entry wins, so a
+    /// narrower grant on a layer is never widened by a broader one on its folder.
+    pub fn access_for(&self, path: &PathConfig) -> Option<&Access> {
+        path.lineage()
+            .find_map(|id| self.access.iter().find(|a| a.path_id == id))
+    }
+}

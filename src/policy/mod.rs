@@ -1,0 +1,212 @@
+//! The decision stage: may this token make this request?
+//!
+//! [`decide`] is pure: it takes the token's [`Grant`], the classified [`Operation`],
+//! the path being asked for and the current time, and returns a [`Permit`] or a
+//! [`Denial`]. It does no I/O, locking or logging. Only this module can build a
+//! `Permit`, and forwarding requires one, so nothing reaches an upstream undecided.
+
+mod grant;
+mod tier;
+
+pub use grant::{Access, Grant, Scope, TokenId};
+pub use tier::{Tier, UnknownTier};
+
+use std::sync::Arc;
+
+use crate::config::PathConfig;
+use crate::spatial::{BBox, Fence, FenceDenial, TileCoord};
+
+/// Which family of endpoints a request came through; scope is judged on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `/ogc/…`: reachable with scope `ogc` or `all`.
+    Ogc,
+    /// `/path/{id}/…` and the token API: scope `all` only.
+    Full,
+}
+
+/// What part of the map a request reaches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Extent {
+    /// No map data: capabilities, legends, metadata. Allowed under any fence.
+    None,
+    /// One tile in the XYZ scheme.
+    Tile(TileCoord),
+    /// A bounding box, with the effective zoom when the request renders pixels (WMS).
+    BBox { bbox: BBox, zoom: Option<f64> },
+    /// Feature data with no spatial bound (WFS GetFeature without BBOX, OGC API items…).
+    Unbounded,
+    /// A request whose reach the gateway cannot judge (pass-through `/path/…`):
+    /// refused for any token with a fence.
+    Opaque,
+    /// A bounding box in a CRS the gateway cannot judge: fine for an unfenced
+    /// token, refused (`unsupported_crs`) for a fenced one.
+    ForeignCrs,
+}
+
+/// A classified request: everything [`decide`] needs to know about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operation {
+    /// A stable name for logs and metrics, such as `xyz.tile` or `wms.GetMap`.
+    pub name: &'static str,
+    pub surface: Surface,
+    /// The lowest tier that may perform it.
+    pub tier: Tier,
+    /// Upstream layer names the request names; each must be covered by the path.
+    pub layers: Vec<String>,
+    pub extent: Extent,
+    /// Property names the request names (selects, filters, sorts); each must be
+    /// inside the token's property fence.
+    pub properties: Vec<String>,
+}
+
+impl Operation {
+    /// An operation with no layers and no properties.
+    pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
+        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new() }
+    }
+}
+
+/// Why a request is refused. A closed set: `respond` maps each to a status and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// No token in the request.
+    MissingToken,
+    /// Something token-shaped that fails the format or checksum check.
+    MalformedToken,
+    /// Two different tokens in one request.
+    ConflictingTokens,
+    /// A well-formed token the store does not know.
+    UnknownToken,
+    Revoked,
+    Expired,
+    /// The path does not exist or the token cannot see it (indistinguishable on purpose).
+    PathNotFound,
+    /// An `ogc`-scoped token on a non-OGC endpoint.
+    ScopeOgcOnly,
+    /// The token's tier on this path is below what the operation needs.
+    TierTooLow { needed: Tier, held: Tier },
+    /// The request names an upstream layer the path does not cover.
+    LayerNotCovered(String),
+    ZoomAboveMax,
+    OutsideGeofence,
+    /// A spatial request in a CRS the gateway cannot judge.
+    UnsupportedCrs,
+    /// A feature request with no spatial bound from a fenced token.
+    UnboundedFeatureRequest,
+    /// A request the gateway cannot bound spatially, from a fenced token.
+    FenceUnverifiable,
+    /// The request names a property outside the token's property fence.
+    PropertyFenced(String),
+}
+
+impl Denial {
+    /// The snake_case reason used in bodies, logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::MissingToken => "missing_token",
+            Denial::MalformedToken => "malformed_token",
+            Denial::ConflictingTokens => "conflicting_tokens",
+            Denial::UnknownToken => "unknown_token",
+            Denial::Revoked => "revoked_token",
+            Denial::Expired => "expired_token",
+            Denial::PathNotFound => "path_not_found",
+            Denial::ScopeOgcOnly => "scope_ogc_only",
+            Denial::TierTooLow { .. } => "tier_too_low",
+            Denial::LayerNotCovered(_) => "layer_not_covered",
+            Denial::ZoomAboveMax => "zoom_above_max",
+            Denial::OutsideGeofence => "outside_geofence",
+            Denial::UnsupportedCrs => "unsupported_crs",
+            Denial::UnboundedFeatureRequest => "unbounded_feature_request",
+            Denial::FenceUnverifiable => "fence_unverifiable",
+            Denial::PropertyFenced(_) => "property_fenced",
+        }
+    }
+}
+
+/// What must still happen to a permitted request on its way back.
+#[derive(Clone, Debug, Default)]
+pub struct Obligations {
+    /// Properties the response may show; `None` = all.
+    pub properties: Option<Arc<[String]>>,
+    /// The fence features must intersect; `None` = no geometry filter.
+    pub fence: Option<Arc<Fence>>,
+}
+
+/// Proof that [`decide`] allowed a request. Cannot be built outside this module.
+#[derive(Clone, Debug)]
+pub struct Permit {
+    token_id: TokenId,
+    tier: Tier,
+    obligations: Obligations,
+}
+
+impl Permit {
+    pub fn token_id(&self) -> TokenId {
+        self.token_id
+    }
+    /// The tier the token holds on the path (for `X-Tilegate-Tier`).
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+    pub fn obligations(&self) -> &Obligations {
+        &self.obligations
+    }
+}
+
+/// Decides one request. `now` is unix seconds.
+///
+/// The order is fixed and deliberate (DESIGN.md §5):
+/// 1. expiry first, so an expired token learns nothing else;
+/// 2. path visibility before anything path-specific, answering "not found" so that a
+///    token cannot probe which paths exist;
+/// 3. scope, then tier: coarse refusals before request details;
+/// 4. layers, then the geofence, then the property fence: the detailed checks, each
+///    of which assumes the ones before it passed.
+pub fn decide(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Result<Permit, Denial> {
+    if grant.expires_at.is_some_and(|at| at <= now) {
+        return Err(Denial::Expired);
+    }
+    let access = grant.access_for(path).ok_or(Denial::PathNotFound)?;
+    if op.surface == Surface::Full && grant.scope == Scope::Ogc {
+        return Err(Denial::ScopeOgcOnly);
+    }
+    if access.tier < op.tier {
+        return Err(Denial::TierTooLow { needed: op.tier, held: access.tier });
+    }
+    if let Some(layer) = op.layers.iter().find(|l| !path.covers_layer(l)) {
+        return Err(Denial::LayerNotCovered(layer.clone()));
+    }
+    check_extent(&access.fence, &op.extent)?;
+    if let Some(allowed) = &access.properties {
+        if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
+            return Err(Denial::PropertyFenced(hidden.clone()));
+        }
+    }
+    Ok(Permit {
+        token_id: grant.token_id,
+        tier: access.tier,
+        obligations: Obligations {
+            properties: access.properties.clone(),
+            fence: (!access.fence.is_unlimited()).then(|| access.fence.clone()),
+        },
+    })
+}
+
+fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
+    if fence.is_unlimited() {
+        return Ok(());
+    }
+    let verdict = match extent {
+        Extent::None => Ok(()),
+        Extent::Tile(tile) => fence.check_tile(*tile),
+        Extent::BBox { bbox, zoom } => fence.check_bbox(bbox, *zoom),
+        Extent::Unbounded => return Err(Denial::UnboundedFeatureRequest),
+        Extent::Opaque => return Err(Denial::FenceUnverifiable),
+        Extent::ForeignCrs => return Err(Denial::UnsupportedCrs),
+    };
+    verdict.map_err(|d| match d {
+        FenceDenial::ZoomAboveMax => Denial::ZoomAboveMax,
+        FenceDenial::OutsideGeofence => Denial::OutsideGeofence,
+    })
+}

@@ -1,0 +1,102 @@
+//! `TileCoord`: a checked z/x/y tile address in the Web Mercator quad tree.
+
+use std::fmt;
+
+/// The deepest zoom a tile request may name.
+pub const MAX_TILE_ZOOM: u8 = 30;
+/// The deepest zoom a fence tile may have.
+pub const MAX_FENCE_ZOOM: u8 = 24;
+
+/// A tile in the XYZ (slippy map) scheme: y counts from the north.
+///
+/// Constructed only through [`TileCoord::new`], so `x, y < 2^z` and `z <= 30` always hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TileCoord {
+    z: u8,
+    x: u32,
+    y: u32,
+}
+
+/// Why a tile address is not a tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TileError {
+    #[error("zoom {0} is above the maximum of {MAX_TILE_ZOOM}")]
+    ZoomTooHigh(u32),
+    #[error("tile {x}/{y} does not exist at zoom {z}; x and y must be below {}", 1u64 << .z)]
+    OutOfRange { z: u8, x: u64, y: u64 },
+}
+
+impl TileCoord {
+    /// A tile, checked.
+    ///
+    /// ```
+    /// use tilegate::spatial::TileCoord;
+    /// assert!(TileCoord::new(0, 0, 0).is_ok());
+    /// assert!(TileCoord::new(1, 2, 0).is_err());
+    /// assert!(TileCoord::new(31, 0, 0).is_err());
+    /// ```
+    pub fn new(z: u32, x: u64, y: u64) -> Result<Self, TileError> {
+        if z > u32::from(MAX_TILE_ZOOM) {
+            return Err(TileError::ZoomTooHigh(z));
+        }
+        let z = z as u8;
+        let n = 1u64 << z;
+        if x >= n || y >= n {
+            return Err(TileError::OutOfRange { z, x, y });
+        }
+        Ok(TileCoord {
+            z,
+            x: x as u32,
+            y: y as u32,
+        })
+    }
+
+    /// A tile given in the TMS scheme, where y counts from the south.
+    ///
+    /// ```
+    /// use tilegate::spatial::TileCoord;
+    /// assert_eq!(TileCoord::from_tms(1, 0, 1).unwrap(), TileCoord::new(1, 0, 0).unwrap());
+    /// ```
+    pub fn from_tms(z: u32, x: u64, y: u64) -> Result<Self, TileError> {
+        let checked = TileCoord::new(z, x, y)?;
+        let flipped = (1u64 << checked.z) - 1 - y;
+        TileCoord::new(z, x, flipped)
+    }
+
+    pub fn z(self) -> u8 {
+        self.z
+    }
+    pub fn x(self) -> u32 {
+        self.x
+    }
+    pub fn y(self) -> u32 {
+        self.y
+    }
+
+    /// The tile at zoom `z` that contains this one, or `None` when `z` is deeper.
+    ///
+    /// ```
+    /// use tilegate::spatial::TileCoord;
+    /// let t = TileCoord::new(3, 5, 6).unwrap();
+    /// assert_eq!(t.ancestor(1), Some(TileCoord::new(1, 1, 1).unwrap()));
+    /// assert_eq!(t.ancestor(3), Some(t));
+    /// assert_eq!(t.ancestor(4), None);
+    /// ```
+    pub fn ancestor(self, z: u8) -> Option<TileCoord> {
+        if z > self.z {
+            return None;
+        }
+        let shift = self.z - z;
+        Some(TileCoord {
+            z,
+            x: self.x >> shift,
+            y: self.y >> shift,
+        })
+    }
+}
+
+impl fmt::Display for TileCoord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.z, self.x, self.y)
+    }
+}

@@ -1,1 +1,447 @@
-fn main(){}
+//! The `tilegate` command: a thin CLI over the library.
+//!
+//! Parses arguments, loads and validates the whole config (exit 64 on errors,
+//! before anything binds), then serves, runs the demo or manages tokens.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use tilegate::admin::{self, Minter};
+use tilegate::config::{self, Config, LogFormat, PathKind};
+use tilegate::policy::{Scope, Tier, TokenId};
+use tilegate::spatial::Fence;
+use tilegate::store::{AccessSpec, Page, Store, TokenRecord};
+
+/// Exit code for configuration errors (EX_CONFIG).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "tilegate",
+    version,
+    about = "An authorization gateway for map tile and feature servers"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.toml",
+        env = "TILEGATE_CONFIG"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway with the configuration file.
+    Serve,
+    /// Run the gateway on a built-in sample upstream and show an allowed and a refused request.
+    Demo(DemoArgs),
+    /// Validate the configuration file and exit (0 valid, 64 invalid).
+    CheckConfig,
+    /// Create, list and revoke tokens in the store named by the configuration.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the audit trail of token creations and revocations.
+    Audit {
+        /// Only entries about this token id (as target or actor).
+        #[arg(long)]
+        token: Option<String>,
+        /// Only entries at or after this time (RFC 3339, or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Run the sample requests, print them and exit instead of serving on.
+    #[arg(long)]
+    once: bool,
+    /// The gateway's port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a root token. Prints the token alone on the first line and its id on the second.
+    Create(CreateArgs),
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token and every token created from it.
+    Revoke {
+        /// The token id (a UUID, as printed by `token create` and `token list`).
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// A path id to grant; repeat with one --tier each.
+    #[arg(long = "path", required = true)]
+    paths: Vec<String>,
+    /// The tier for the --path at the same position: view, viewPlus, share, edit, fullView, editPlus, admin.
+    #[arg(long = "tier", required = true)]
+    tiers: Vec<String>,
+    /// `all` (default) or `ogc` (only the /ogc/… endpoints).
+    #[arg(long, default_value = "all")]
+    scope: String,
+    /// Seconds until the token expires; never when absent.
+    #[arg(long)]
+    valid_for: Option<u64>,
+    /// The deepest zoom the token may request on every granted path.
+    #[arg(long)]
+    max_zoom: Option<u32>,
+    /// A fence tile `Z/X/Y` (repeatable); the token only reaches tiles inside one.
+    #[arg(long = "tile")]
+    tiles: Vec<String>,
+    /// A visible property (repeatable); vector paths only. Absent: all properties.
+    #[arg(long = "property")]
+    properties: Vec<String>,
+    /// Make the property fence empty (geometry only).
+    #[arg(long, conflicts_with = "properties")]
+    no_properties: bool,
+    /// What the token is for (1–128 characters).
+    #[arg(long)]
+    description: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Demo(args) = &cli.command {
+        init_logging(LogFormat::Plain);
+        return tilegate::demo::run(args.port, args.once)
+            .await
+            .map(|()| ExitCode::SUCCESS);
+    }
+    let config = match config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("error: {} is not valid: {errors}", cli.config.display());
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            println!(
+                "{}: valid ({} paths)",
+                cli.config.display(),
+                config.paths.len()
+            );
+        }
+        Command::Serve => {
+            init_logging(config.log.format);
+            serve(config).await?;
+        }
+        Command::Token(TokenCommand::Create(args)) => return create(&config, args).await,
+        Command::Token(TokenCommand::List) => list(&config).await?,
+        Command::Token(TokenCommand::Revoke { id }) => {
+            let id: TokenId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a token id; use the UUID printed by `token create` or `token list`"))?;
+            let store = open_store(&config)?;
+            if store.get(id).await?.is_none() {
+                bail!("no token has id `{id}`");
+            }
+            let revoked = store.revoke(id, None, "cli".into()).await?;
+            println!("revoked {} token(s)", revoked.len());
+        }
+        Command::Audit { token, since } => audit(&config, token, since).await?,
+        Command::Demo(_) => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Plain => builder.try_init(),
+    };
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    Store::open(&config.store.path)
+        .with_context(|| format!("store.path = {}", config.store.path.display()))
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let running = tilegate::server::start(config).await?;
+    let addr = running.addr;
+    shutdown_signal().await;
+    tracing::info!(listen = %addr, "shutting down; draining in-flight requests");
+    running.shutdown(Duration::from_secs(30)).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
+    let mut problems = Vec::new();
+    if args.paths.len() != args.tiers.len() {
+        problems.push(format!(
+            "{} --path but {} --tier; give one --tier after each --path",
+            args.paths.len(),
+            args.tiers.len()
+        ));
+    }
+    let scope = Scope::parse(&args.scope);
+    if scope.is_none() {
+        problems.push(format!(
+            "--scope `{}` is not a scope; valid: all, ogc",
+            args.scope
+        ));
+    }
+    let description = args.description.trim().to_owned();
+    if description.is_empty() || description.chars().count() > 128 {
+        problems.push("--description must be 1 to 128 characters".into());
+    }
+    let mut tiles = Vec::new();
+    for t in &args.tiles {
+        match parse_zxy(t) {
+            Some(t) => tiles.push(t),
+            None => problems.push(format!(
+                "--tile `{t}` is not Z/X/Y with whole numbers, such as 5/16/10"
+            )),
+        }
+    }
+    let fence = match Fence::new(
+        (!args.tiles.is_empty()).then_some(&tiles[..]),
+        args.max_zoom,
+    ) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            problems.push(format!("geofence: {e}"));
+            None
+        }
+    };
+    let properties = if args.no_properties {
+        Some(Vec::new())
+    } else if args.properties.is_empty() {
+        None
+    } else {
+        Some(args.properties.clone())
+    };
+    let mut access = Vec::new();
+    for (i, (path_id, tier)) in args.paths.iter().zip(&args.tiers).enumerate() {
+        let tier: Option<Tier> = match tier.parse() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(format!("--tier #{}: {e}", i + 1));
+                None
+            }
+        };
+        let Some(path) = config.paths.get(path_id) else {
+            let mut ids: Vec<&str> = config.paths.iter().map(|p| p.id.as_str()).collect();
+            ids.sort_unstable();
+            problems.push(format!(
+                "--path `{path_id}` is not declared in {}; declared: {}",
+                "the config",
+                ids.join(", ")
+            ));
+            continue;
+        };
+        if properties.is_some() && path.kind != PathKind::Vector {
+            problems.push(format!(
+                "--property: `{path_id}` is a {} path; property fences apply to vector layers",
+                path.kind.as_str()
+            ));
+        }
+        if args.paths[..i].contains(path_id) {
+            problems.push(format!("--path `{path_id}` is given twice"));
+        }
+        if let (Some(tier), Some(fence)) = (tier, &fence) {
+            access.push(AccessSpec {
+                path_id: path_id.clone(),
+                tier,
+                fence: fence.clone(),
+                properties: properties.clone(),
+            });
+        }
+    }
+    let expires_in = match args.valid_for {
+        Some(0) => {
+            problems.push("--valid-for must be a positive number of seconds".into());
+            None
+        }
+        other => other,
+    };
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        return Ok(ExitCode::from(2));
+    }
+    let store = open_store(config)?;
+    let now = tilegate::store::now_unix();
+    let expires_at = expires_in.map(|s| now.saturating_add(s as i64));
+    let minted = admin::mint(
+        &config.tokens.prefix,
+        description,
+        scope.unwrap_or(Scope::All),
+        now,
+        expires_at,
+        access,
+        Minter {
+            creator: None,
+            client: "cli".into(),
+        },
+    )
+    .context("cannot read OS randomness")?;
+    let record = store.create(minted.row).await?;
+    println!("{}", minted.secret.expose());
+    println!("{}", record.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_zxy(s: &str) -> Option<(u32, u64, u64)> {
+    let mut it = s.split('/');
+    let z = it.next()?.parse().ok()?;
+    let x = it.next()?.parse().ok()?;
+    let y = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((z, x, y))
+}
+
+async fn list(config: &Config) -> Result<()> {
+    let store = open_store(config)?;
+    println!(
+        "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<40}  description",
+        "id", "displayKey", "scope", "created", "expires", "revoked", "access"
+    );
+    let mut after = 0;
+    loop {
+        let page = store.list(Page::All { after, limit: 100 }).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for t in &page {
+            println!(
+                "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<40}  {}",
+                t.id,
+                t.display_key,
+                t.scope.as_str(),
+                time_text(Some(t.created_at)),
+                time_text(t.expires_at),
+                time_text(t.revoked_at),
+                access_text(t),
+                t.description
+            );
+        }
+    }
+    Ok(())
+}
+
+fn access_text(t: &TokenRecord) -> String {
+    t.access
+        .iter()
+        .map(|a| {
+            let mut s = format!("{}:{}", a.path_id, a.tier);
+            if let Some(z) = a.fence.max_zoom() {
+                s.push_str(&format!(" maxZoom={z}"));
+            }
+            if let Some(tiles) = a.fence.tiles() {
+                s.push_str(&format!(" tiles={}", tiles.count()));
+            }
+            if let Some(p) = &a.properties {
+                s.push_str(&format!(" properties=[{}]", p.join(",")));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn time_text(t: Option<i64>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+async fn audit(config: &Config, token: Option<String>, since: Option<String>) -> Result<()> {
+    let token = token
+        .map(|t| {
+            t.parse::<TokenId>()
+                .map_err(|_| anyhow::anyhow!("--token `{t}` is not a token id"))
+        })
+        .transpose()?;
+    let since = since
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                        .map(|t| t.unix_timestamp())
+                })
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--since `{s}` is neither RFC 3339 (2026-01-31T12:00:00Z) nor unix seconds"
+                    )
+                })
+        })
+        .transpose()?;
+    let store = open_store(config)?;
+    for e in store.audit(token, since).await? {
+        println!(
+            "{}  {:<6}  target={}  actor={}  client={}  {}",
+            time_text(Some(e.at)),
+            e.action,
+            e.target,
+            e.actor.as_deref().unwrap_or("cli"),
+            e.client,
+            e.detail
+        );
+    }
+    Ok(())
+}

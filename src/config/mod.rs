@@ -25,7 +25,17 @@ pub struct Config {
     pub tokens: Tokens,
     pub upstream: UpstreamLimits,
     pub log: Log,
+    pub api: Api,
     pub paths: PathTable,
+}
+
+/// The token API (`/account/security/accessToken`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub enabled: bool,
+    /// A separate listener for the token API; `None` serves it on the main listener.
+    pub listen: Option<SocketAddr>,
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +128,9 @@ pub struct PathConfig {
     /// The vector layer's known property names; `None` when not declared.
     /// Requests naming a property outside this list are refused.
     pub properties: Option<Vec<String>>,
+    /// WMTS / OGC API tile matrix set ids to treat as Web Mercator quad sets,
+    /// besides the well-known names.
+    pub webmercator_matrix_sets: Vec<String>,
 }
 
 impl PathConfig {
@@ -140,7 +153,12 @@ pub struct PathTable {
 
 impl PathTable {
     pub fn new(paths: impl IntoIterator<Item = PathConfig>) -> Self {
-        PathTable { by_id: paths.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect() }
+        PathTable {
+            by_id: paths
+                .into_iter()
+                .map(|p| (p.id.clone(), Arc::new(p)))
+                .collect(),
+        }
     }
     pub fn get(&self, id: &str) -> Option<&Arc<PathConfig>> {
         self.by_id.get(id)

@@ -1,1 +1,203 @@
-//! raw
+//! The raw serde mirror of `config.toml`: plain types, unknown keys refused.
+//!
+//! Nothing outside `config` reads these types; [`super::validate`] turns them into
+//! the runtime [`Config`](super::Config). Defaults live here, next to the keys.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub tokens: RawTokens,
+    #[serde(default)]
+    pub upstream: RawUpstreamLimits,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default, rename = "path")]
+    pub paths: Vec<RawPath>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            header_read_timeout: default_header_read_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_header_read_timeout() -> String {
+    "10s".into()
+}
+fn default_max_connections() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    #[serde(default = "default_store_path")]
+    pub path: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            path: default_store_path(),
+        }
+    }
+}
+
+fn default_store_path() -> String {
+    "tilegate.db".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_true")]
+    pub allow_query_token: bool,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        RawTokens {
+            prefix: default_prefix(),
+            allow_query_token: true,
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "tg".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamLimits {
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout: String,
+}
+
+impl Default for RawUpstreamLimits {
+    fn default() -> Self {
+        RawUpstreamLimits {
+            connect_timeout: default_connect_timeout(),
+            response_timeout: default_response_timeout(),
+        }
+    }
+}
+
+fn default_connect_timeout() -> String {
+    "5s".into()
+}
+fn default_response_timeout() -> String {
+    "30s".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: default_log_format(),
+        }
+    }
+}
+
+fn default_log_format() -> String {
+    "plain".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub listen: Option<String>,
+    #[serde(default = "default_api_body_limit")]
+    pub max_body_bytes: u64,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            enabled: true,
+            listen: None,
+            max_body_bytes: default_api_body_limit(),
+        }
+    }
+}
+
+fn default_api_body_limit() -> u64 {
+    1024 * 1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPath {
+    pub id: String,
+    pub kind: String,
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub upstream: Option<RawUpstreams>,
+    #[serde(default)]
+    pub layers: Vec<String>,
+    #[serde(default)]
+    pub allow_params: Vec<String>,
+    pub properties: Option<Vec<String>>,
+    #[serde(default)]
+    pub webmercator_matrix_sets: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreams {
+    pub base: Option<String>,
+    pub xyz: Option<String>,
+    pub mvt: Option<String>,
+    pub wms: Option<String>,
+    pub wmts: Option<String>,
+    pub wfs: Option<String>,
+    pub wcs: Option<String>,
+    pub ogcapi: Option<String>,
+}

@@ -1,23 +1,657 @@
 //! Raw → runtime conversion with operator-facing errors.
-use std::path::Path;
+//!
+//! Every problem is collected, not just the first, and each names the key path,
+//! the bad value in backticks and what is valid.
 
-use super::Config;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use ipnet::IpNet;
+
+use super::raw::{RawConfig, RawPath, RawUpstreams};
+use super::{
+    Api, Config, Log, LogFormat, PathConfig, PathKind, PathTable, Server, Store, TileTemplate,
+    Tokens, UpstreamLimits, Upstreams,
+};
+
+/// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct ConfigError {
+    /// The key path, such as `path[2].parent`.
     pub key: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid configuration")]
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-pub fn parse(_text: &str, _base: &Path) -> Result<Config, ConfigErrors> {
-    todo!()
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} configuration error{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
 }
 
-pub fn load(_path: &Path) -> Result<Config, ConfigErrors> {
-    todo!()
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a config file. A relative `store.path` is taken relative to
+/// the file's folder.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            key: path.display().to_string(),
+            message: format!("cannot read the config file: {e}; pass another with --config FILE"),
+        }])
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &base)
+}
+
+/// Parses and validates config text; `base` is the folder relative paths start from.
+pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    let de =
+        toml::Deserializer::parse(text).map_err(|e| single("config.toml", toml_message(&e)))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string().replace("path[", "path[");
+        single(
+            if key == "." { "config.toml" } else { &key },
+            toml_message(e.inner()),
+        )
+    })?;
+    let mut v = Validator::default();
+    let config = v.config(raw, base);
+    match config {
+        Some(config) if v.errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(v.errors)),
+    }
+}
+
+fn single(key: &str, message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        key: key.to_owned(),
+        message,
+    }])
+}
+
+fn toml_message(e: &toml::de::Error) -> String {
+    // The toml error carries its own line/column rendering; keep it on one line.
+    e.to_string()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig, base: &Path) -> Option<Config> {
+        let listen = self.addr("server.listen", &raw.server.listen);
+        let public_url = match &raw.server.public_url {
+            Some(url) => self.public_url(url),
+            None => listen.map(|a| format!("http://{a}")),
+        };
+        let trusted_proxies = raw
+            .server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
+            .collect();
+        let header_read_timeout = self.duration(
+            "server.header_read_timeout",
+            &raw.server.header_read_timeout,
+        );
+        if raw.server.max_connections == 0 {
+            self.err(
+                "server.max_connections",
+                "`0` would refuse every connection; use a positive number such as 10000",
+            );
+        }
+        let prefix = raw.tokens.prefix;
+        if prefix.is_empty()
+            || prefix.len() > 16
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            self.err("tokens.prefix", format!("`{prefix}` is not a valid prefix; use 1 to 16 lowercase letters or digits, such as `tg`"));
+        }
+        let connect_timeout =
+            self.duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
+        let response_timeout =
+            self.duration("upstream.response_timeout", &raw.upstream.response_timeout);
+        let format = match raw.log.format.as_str() {
+            "plain" => Some(LogFormat::Plain),
+            "json" => Some(LogFormat::Json),
+            other => {
+                self.err(
+                    "log.format",
+                    format!("`{other}` is not a log format; valid: `plain`, `json`"),
+                );
+                None
+            }
+        };
+        let api_listen = raw
+            .api
+            .listen
+            .as_deref()
+            .and_then(|a| self.addr("api.listen", a));
+        if raw.api.max_body_bytes == 0 {
+            self.err(
+                "api.max_body_bytes",
+                "`0` would refuse every token request; the default is 1048576",
+            );
+        }
+        let paths = self.paths(raw.paths);
+        Some(Config {
+            server: Server {
+                listen: listen?,
+                public_url: public_url?,
+                trusted_proxies,
+                header_read_timeout: header_read_timeout?,
+                max_connections: raw.server.max_connections as usize,
+            },
+            store: Store {
+                path: resolve(base, &raw.store.path),
+            },
+            tokens: Tokens {
+                prefix,
+                allow_query_token: raw.tokens.allow_query_token,
+            },
+            upstream: UpstreamLimits {
+                connect_timeout: connect_timeout?,
+                response_timeout: response_timeout?,
+            },
+            log: Log { format: format? },
+            api: Api {
+                enabled: raw.api.enabled,
+                listen: api_listen,
+                max_body_bytes: raw.api.max_body_bytes as usize,
+            },
+            paths,
+        })
+    }
+
+    fn addr(&mut self, key: &str, value: &str) -> Option<SocketAddr> {
+        value
+            .parse()
+            .map_err(|_| {
+                self.err(
+                    key,
+                    format!(
+                        "`{value}` is not a socket address; use IP:PORT such as `127.0.0.1:8080`"
+                    ),
+                )
+            })
+            .ok()
+    }
+
+    fn cidr(&mut self, key: &str, value: &str) -> Option<IpNet> {
+        value
+            .parse::<IpNet>()
+            .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                self.err(
+                    key,
+                    format!(
+                        "`{value}` is not an IP network; use CIDR notation such as `10.0.0.0/8`"
+                    ),
+                )
+            })
+            .ok()
+    }
+
+    fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {
+        match humantime::parse_duration(value) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                self.err(key, format!("`{value}` is not a positive duration; use a number and a unit such as `500ms`, `10s` or `2m`"));
+                None
+            }
+        }
+    }
+
+    fn public_url(&mut self, url: &str) -> Option<String> {
+        let ok = url.parse::<http::Uri>().ok().filter(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.host().is_some()
+                && u.query().is_none()
+        });
+        match ok {
+            Some(_) => Some(url.trim_end_matches('/').to_owned()),
+            None => {
+                self.err("server.public_url", format!("`{url}` is not an absolute http(s) URL without a query, such as `https://maps.example.org`"));
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, key: &str, value: &str) -> Option<http::Uri> {
+        let parsed = value
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if parsed.is_none() {
+            self.err(key, format!("`{value}` is not an absolute http(s) URL such as `http://127.0.0.1:9000/service`"));
+        }
+        parsed
+    }
+
+    fn template(&mut self, key: &str, value: &str) -> Option<TileTemplate> {
+        let has_y = value.contains("{y}") || value.contains("{-y}");
+        if !(value.contains("{z}") && value.contains("{x}") && has_y) {
+            self.err(key, format!("`{value}` must contain `{{z}}`, `{{x}}` and `{{y}}` (or `{{-y}}` for TMS row order)"));
+            return None;
+        }
+        let probe = value
+            .replace("{z}", "0")
+            .replace("{x}", "0")
+            .replace("{-y}", "0")
+            .replace("{y}", "0");
+        self.url(key, &probe)?;
+        Some(TileTemplate(value.to_owned()))
+    }
+
+    fn paths(&mut self, raw: Vec<RawPath>) -> PathTable {
+        let mut seen = HashSet::new();
+        for (i, p) in raw.iter().enumerate() {
+            if !valid_path_id(&p.id) {
+                self.err(format!("path[{i}].id"), format!("`{}` is not a valid path id; use 1 to 128 letters, digits, `-` or `_`, starting with a letter or digit", p.id));
+            }
+            if !seen.insert(p.id.as_str()) {
+                self.err(
+                    format!("path[{i}].id"),
+                    format!("`{}` is declared twice; path ids must be unique", p.id),
+                );
+            }
+        }
+        let kinds: HashMap<&str, &str> = raw
+            .iter()
+            .map(|p| (p.id.as_str(), p.kind.as_str()))
+            .collect();
+        let parents: HashMap<&str, Option<&str>> = raw
+            .iter()
+            .map(|p| (p.id.as_str(), p.parent.as_deref()))
+            .collect();
+        let mut declared: Vec<&str> = raw.iter().map(|p| p.id.as_str()).collect();
+        declared.sort_unstable();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, p) in raw.iter().enumerate() {
+            let key = format!("path[{i}]");
+            if let Some(parent) = &p.parent {
+                match kinds.get(parent.as_str()) {
+                    None => self.err(
+                        format!("{key}.parent"),
+                        format!(
+                            "`{parent}` is not a declared path; declared: {}",
+                            list(&declared)
+                        ),
+                    ),
+                    Some(&k) if k != "folder" => self.err(
+                        format!("{key}.parent"),
+                        format!("`{parent}` is a {k} layer; a parent must be a folder"),
+                    ),
+                    _ => {}
+                }
+            }
+            let lineage = match lineage(&p.id, &parents) {
+                Ok(l) => l,
+                Err(cycle) => {
+                    self.err(
+                        format!("{key}.parent"),
+                        format!(
+                            "`{}` is part of a parent cycle: {cycle}",
+                            p.parent.as_deref().unwrap_or_default()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if let Some(path) = self.path(&key, p, lineage) {
+                out.push(path);
+            }
+        }
+        PathTable::new(out)
+    }
+
+    fn path(&mut self, key: &str, p: &RawPath, lineage: Vec<String>) -> Option<PathConfig> {
+        let kind = match p.kind.as_str() {
+            "folder" => PathKind::Folder,
+            "raster" => PathKind::Raster,
+            "vector" => PathKind::Vector,
+            other => {
+                self.err(
+                    format!("{key}.kind"),
+                    format!("`{other}` is not a path kind; valid: `folder`, `raster`, `vector`"),
+                );
+                return None;
+            }
+        };
+        let upstream = match (&p.upstream, kind) {
+            (Some(_), PathKind::Folder) => {
+                self.err(
+                    format!("{key}.upstream"),
+                    "a folder has no upstream; declare layers under it with `parent`",
+                );
+                Upstreams::default()
+            }
+            (Some(u), _) => self.upstreams(&format!("{key}.upstream"), u),
+            (None, PathKind::Folder) => Upstreams::default(),
+            (None, _) => {
+                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`", p.id));
+                Upstreams::default()
+            }
+        };
+        for (j, l) in p.layers.iter().enumerate() {
+            if l.trim().is_empty() || l.contains(',') {
+                self.err(format!("{key}.layers[{j}]"), format!("`{l}` is not an upstream layer name; names are non-empty and contain no comma"));
+            }
+        }
+        if kind == PathKind::Folder && !p.layers.is_empty() {
+            self.err(
+                format!("{key}.layers"),
+                "a folder covers no upstream layers itself; list them on its layers",
+            );
+        }
+        if p.properties.is_some() && kind != PathKind::Vector {
+            self.err(
+                format!("{key}.properties"),
+                format!(
+                    "`{}` is a {} path; `properties` declares a vector layer's attributes",
+                    p.id,
+                    kind.as_str()
+                ),
+            );
+        }
+        let allow_params = p
+            .allow_params
+            .iter()
+            .map(|s| s.to_ascii_uppercase())
+            .collect();
+        Some(PathConfig {
+            id: p.id.clone(),
+            kind,
+            lineage,
+            upstream,
+            layers: p.layers.clone(),
+            allow_params,
+            properties: p.properties.clone(),
+            webmercator_matrix_sets: p.webmercator_matrix_sets.clone(),
+        })
+    }
+
+    fn upstreams(&mut self, key: &str, u: &RawUpstreams) -> Upstreams {
+        let mut url = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .and_then(|s| self.url(&format!("{key}.{name}"), s))
+        };
+        let base = url("base", &u.base).map(|b| {
+            if b.path().ends_with('/') {
+                b
+            } else {
+                // INVARIANT: appending `/` to a valid absolute URI's path keeps it valid.
+                format!("{b}/").parse().unwrap_or(b)
+            }
+        });
+        let wms = url("wms", &u.wms);
+        let wmts = url("wmts", &u.wmts);
+        let wfs = url("wfs", &u.wfs);
+        let wcs = url("wcs", &u.wcs);
+        let ogcapi = url("ogcapi", &u.ogcapi);
+        let xyz = u
+            .xyz
+            .as_deref()
+            .and_then(|t| self.template(&format!("{key}.xyz"), t));
+        let mvt = u
+            .mvt
+            .as_deref()
+            .and_then(|t| self.template(&format!("{key}.mvt"), t));
+        let out = Upstreams {
+            base,
+            xyz,
+            mvt,
+            wms,
+            wmts,
+            wfs,
+            wcs,
+            ogcapi,
+        };
+        if [
+            u.base.is_none(),
+            u.xyz.is_none(),
+            u.mvt.is_none(),
+            u.wms.is_none(),
+            u.wmts.is_none(),
+            u.wfs.is_none(),
+            u.wcs.is_none(),
+            u.ogcapi.is_none(),
+        ]
+        .iter()
+        .all(|&none| none)
+        {
+            self.err(key, "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`");
+        }
+        out
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+/// A path id is a slug (letters, digits, `-`, `_`) or a UUID: always one URL segment.
+fn valid_path_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `id` and its ancestors, nearest first, or the cycle as text.
+fn lineage(id: &str, parents: &HashMap<&str, Option<&str>>) -> Result<Vec<String>, String> {
+    let mut out = vec![id.to_owned()];
+    let mut cur = id;
+    while let Some(Some(parent)) = parents.get(cur) {
+        if out.iter().any(|p| p == parent) {
+            out.push((*parent).to_owned());
+            return Err(out.join(" → "));
+        }
+        if !parents.contains_key(parent) {
+            break;
+        }
+        out.push((*parent).to_owned());
+        cur = parent;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/etc/tilegate")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "https://maps.example.org/"
+trusted_proxies = ["10.0.0.0/8", "192.168.1.1"]
+[store]
+path = "tilegate.db"
+[[path]]
+id = "world"
+kind = "folder"
+[[path]]
+id = "osm"
+parent = "world"
+kind = "raster"
+layers = ["osm"]
+[path.upstream]
+base = "http://127.0.0.1:9000"
+xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
+"#;
+
+    #[test]
+    fn a_good_config_validates_into_runtime_types() {
+        let c = parse(GOOD, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!(c.server.public_url, "https://maps.example.org");
+        assert_eq!(c.store.path, PathBuf::from("/etc/tilegate/tilegate.db"));
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        let osm = c.paths.get("osm").expect("osm");
+        assert_eq!(osm.lineage, vec!["osm", "world"]);
+        assert_eq!(
+            osm.upstream
+                .base
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("http://127.0.0.1:9000/")
+        );
+        assert!(c.tokens.allow_query_token);
+    }
+
+    #[test]
+    fn a_misspelled_key_is_an_error_naming_its_path() {
+        let e = errors(&GOOD.replace("layers = [\"osm\"]", "layerz = [\"osm\"]"));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("path[1]"), "{e:?}");
+        assert!(e[0].contains("layerz"), "{e:?}");
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_at_once() {
+        let text = GOOD
+            .replace("parent = \"world\"", "parent = \"wrld\"")
+            .replace("127.0.0.1:8080", "localhost")
+            .replace("10.0.0.0/8", "10.0.0.0/33")
+            .replace("{y}", "{row}");
+        let e = errors(&text);
+        assert_eq!(e.len(), 4, "{e:#?}");
+        assert!(e.iter().any(
+            |m| m == "path[1].parent: `wrld` is not a declared path; declared: `osm`, `world`"
+        ));
+        assert!(e
+            .iter()
+            .any(|m| m.starts_with("server.listen: `localhost`")));
+        assert!(e
+            .iter()
+            .any(|m| m.starts_with("server.trusted_proxies[0]: `10.0.0.0/33`")));
+        assert!(e.iter().any(|m| m.starts_with("path[1].upstream.xyz:")));
+    }
+
+    #[test]
+    fn structural_mistakes_are_refused() {
+        let cases = [
+            (
+                "kind = \"raster\"",
+                "kind = \"tiles\"",
+                "path[1].kind: `tiles` is not a path kind",
+            ),
+            ("id = \"osm\"", "id = \"world\"", "is declared twice"),
+            ("id = \"osm\"", "id = \"os/m\"", "is not a valid path id"),
+            (
+                "base = \"http://127.0.0.1:9000\"",
+                "base = \"ftp://x\"",
+                "path[1].upstream.base: `ftp://x`",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let e = errors(&GOOD.replacen(from, to, 1));
+            assert!(e.iter().any(|m| m.contains(want)), "{to}: {e:#?}");
+        }
+    }
+
+    #[test]
+    fn parent_cycles_are_refused() {
+        let text = r#"
+[[path]]
+id = "a"
+kind = "folder"
+parent = "b"
+[[path]]
+id = "b"
+kind = "folder"
+parent = "a"
+"#;
+        let e = errors(text);
+        assert!(e.iter().any(|m| m.contains("parent cycle")), "{e:#?}");
+    }
+
+    #[test]
+    fn a_layer_parent_and_a_folder_upstream_are_refused() {
+        let text = r#"
+[[path]]
+id = "osm"
+kind = "raster"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+[[path]]
+id = "sub"
+kind = "raster"
+parent = "osm"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+[[path]]
+id = "dir"
+kind = "folder"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+"#;
+        let e = errors(text);
+        assert!(
+            e.iter().any(|m| m.contains("a parent must be a folder")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("a folder has no upstream")),
+            "{e:#?}"
+        );
+    }
 }

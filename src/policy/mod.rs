@@ -63,7 +63,14 @@ pub struct Operation {
 impl Operation {
     /// An operation with no layers and no properties.
     pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
-        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new() }
+        Operation {
+            name,
+            surface,
+            tier,
+            layers: Vec::new(),
+            extent,
+            properties: Vec::new(),
+        }
     }
 }
 
@@ -76,6 +83,8 @@ pub enum Denial {
     MalformedToken,
     /// Two different tokens in one request.
     ConflictingTokens,
+    /// A `token` query parameter while `tokens.allow_query_token` is off.
+    QueryTokenDisabled,
     /// A well-formed token the store does not know.
     UnknownToken,
     Revoked,
@@ -85,7 +94,10 @@ pub enum Denial {
     /// An `ogc`-scoped token on a non-OGC endpoint.
     ScopeOgcOnly,
     /// The token's tier on this path is below what the operation needs.
-    TierTooLow { needed: Tier, held: Tier },
+    TierTooLow {
+        needed: Tier,
+        held: Tier,
+    },
     /// The request names an upstream layer the path does not cover.
     LayerNotCovered(String),
     ZoomAboveMax,
@@ -107,6 +119,7 @@ impl Denial {
             Denial::MissingToken => "missing_token",
             Denial::MalformedToken => "malformed_token",
             Denial::ConflictingTokens => "conflicting_tokens",
+            Denial::QueryTokenDisabled => "query_token_disabled",
             Denial::UnknownToken => "unknown_token",
             Denial::Revoked => "revoked_token",
             Denial::Expired => "expired_token",
@@ -163,7 +176,12 @@ impl Permit {
 /// 3. scope, then tier: coarse refusals before request details;
 /// 4. layers, then the geofence, then the property fence: the detailed checks, each
 ///    of which assumes the ones before it passed.
-pub fn decide(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Result<Permit, Denial> {
+pub fn decide(
+    grant: &Grant,
+    op: &Operation,
+    path: &PathConfig,
+    now: i64,
+) -> Result<Permit, Denial> {
     if grant.expires_at.is_some_and(|at| at <= now) {
         return Err(Denial::Expired);
     }
@@ -172,14 +190,21 @@ pub fn decide(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Res
         return Err(Denial::ScopeOgcOnly);
     }
     if access.tier < op.tier {
-        return Err(Denial::TierTooLow { needed: op.tier, held: access.tier });
+        return Err(Denial::TierTooLow {
+            needed: op.tier,
+            held: access.tier,
+        });
     }
     if let Some(layer) = op.layers.iter().find(|l| !path.covers_layer(l)) {
         return Err(Denial::LayerNotCovered(layer.clone()));
     }
     check_extent(&access.fence, &op.extent)?;
     if let Some(allowed) = &access.properties {
-        if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
+        if let Some(hidden) = op
+            .properties
+            .iter()
+            .find(|p| !allowed.iter().any(|a| a == *p))
+        {
             return Err(Denial::PropertyFenced(hidden.clone()));
         }
     }

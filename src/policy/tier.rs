@@ -60,7 +60,9 @@ impl fmt::Display for Tier {
 
 /// The error for a tier name that is not one of the seven.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an access tier; valid: view, viewPlus, share, edit, fullView, editPlus, admin")]
+#[error(
+    "`{0}` is not an access tier; valid: view, viewPlus, share, edit, fullView, editPlus, admin"
+)]
 pub struct UnknownTier(pub String);
 
 impl FromStr for Tier {

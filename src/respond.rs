@@ -1,0 +1,291 @@
+//! The one place that chooses status codes and error bodies.
+//!
+//! Every refusal and failure becomes a [`Reject`], and [`Reject::into_response`]
+//! maps it to a status and a JSON body `{"detail": "…", "reason": "snake_case"}`.
+//! Client faults are 4xx, upstream faults 502/504, our own 500. Bodies never carry
+//! a token or upstream details.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+
+use crate::policy::Denial;
+
+/// Errors carried by streamed bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every response the gateway writes.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A whole body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(value.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// Why an upstream exchange failed. The detail is logged, never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the upstream exchange failed: {0}")]
+    Protocol(String),
+    #[error("the upstream sent a document the gateway cannot read: {0}")]
+    BadDocument(String),
+}
+
+/// Everything that can end a request without an upstream response.
+#[derive(Debug, thiserror::Error)]
+pub enum Reject {
+    #[error("{}", .0.reason())]
+    Denied(Denial),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    #[error("request body too large")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// 422 with a list of `{loc, msg, type}` problems (the token API).
+    #[error("validation failed")]
+    Unprocessable(serde_json::Value),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Denial> for Reject {
+    fn from(d: Denial) -> Self {
+        Reject::Denied(d)
+    }
+}
+
+impl Reject {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reject::Denied(d) => denial_status(d),
+            Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::NotFound => StatusCode::NOT_FOUND,
+            Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Reject::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reject::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Reject::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The snake_case reason for bodies, logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reject::Denied(d) => d.reason(),
+            Reject::BadRequest(_) => "bad_request",
+            Reject::NotFound => "not_found",
+            Reject::MethodNotAllowed(_) => "method_not_allowed",
+            Reject::PayloadTooLarge(_) => "payload_too_large",
+            Reject::UnsupportedMediaType(_) => "unsupported_media_type",
+            Reject::Unprocessable(_) => "validation_failed",
+            Reject::Forbidden(_) => "forbidden",
+            Reject::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
+            Reject::Upstream(UpstreamError::BadDocument(_)) => "upstream_bad_document",
+            Reject::Upstream(_) => "upstream_unavailable",
+            Reject::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The human detail for the body: what is wrong and how to fix it.
+    pub fn detail(&self) -> String {
+        match self {
+            Reject::Denied(d) => denial_detail(d),
+            Reject::BadRequest(m) | Reject::Forbidden(m) => m.clone(),
+            Reject::NotFound => "nothing is served at this path; see /openapi.json and the README for the URL scheme".into(),
+            Reject::MethodNotAllowed(allowed) => format!("this endpoint accepts {allowed}"),
+            Reject::PayloadTooLarge(limit) => format!("the request body is larger than the {limit}-byte limit"),
+            Reject::UnsupportedMediaType(m) => m.clone(),
+            Reject::Unprocessable(_) => "the request body is not valid".into(),
+            Reject::Upstream(UpstreamError::Timeout(_)) => "the upstream server did not answer in time".into(),
+            Reject::Upstream(UpstreamError::BadDocument(_)) => "the upstream server sent a document the gateway cannot check".into(),
+            Reject::Upstream(_) => "the upstream server is not reachable".into(),
+            Reject::Internal(_) => "the gateway failed; the operator can find the cause in its log".into(),
+        }
+    }
+
+    /// The operator-facing cause of a failure that is ours or the upstream's, for
+    /// the log (never for the body); `None` for client faults.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            Reject::Upstream(e) => Some(e.to_string()),
+            Reject::Internal(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let body = match &self {
+            Reject::Unprocessable(detail) => serde_json::json!({ "detail": detail }),
+            _ => serde_json::json!({ "detail": self.detail(), "reason": self.reason() }),
+        };
+        let mut res = json(status, &body);
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tilegate\""),
+            );
+        }
+        if let Reject::MethodNotAllowed(allowed) = &self {
+            if let Ok(v) = HeaderValue::from_str(&allowed.replace(" or ", ", ")) {
+                res.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        res
+    }
+}
+
+fn denial_status(d: &Denial) -> StatusCode {
+    match d {
+        Denial::MissingToken
+        | Denial::MalformedToken
+        | Denial::UnknownToken
+        | Denial::Revoked
+        | Denial::Expired => StatusCode::UNAUTHORIZED,
+        Denial::ConflictingTokens | Denial::QueryTokenDisabled => StatusCode::BAD_REQUEST,
+        Denial::PathNotFound => StatusCode::NOT_FOUND,
+        Denial::ScopeOgcOnly
+        | Denial::TierTooLow { .. }
+        | Denial::LayerNotCovered(_)
+        | Denial::ZoomAboveMax
+        | Denial::OutsideGeofence
+        | Denial::UnsupportedCrs
+        | Denial::UnboundedFeatureRequest
+        | Denial::FenceUnverifiable
+        | Denial::PropertyFenced(_) => StatusCode::FORBIDDEN,
+    }
+}
+
+fn denial_detail(d: &Denial) -> String {
+    match d {
+        Denial::MissingToken => "no access token; send `Authorization: Bearer <token>`, `x-access-token`, basic auth with the token as password, or `?token=`".into(),
+        Denial::MalformedToken => "the access token is malformed (wrong format or checksum); check that it was copied whole".into(),
+        Denial::ConflictingTokens => "the request carries two different access tokens; send exactly one".into(),
+        Denial::QueryTokenDisabled => "tokens in the query are disabled on this gateway; send the token in the `Authorization` header".into(),
+        Denial::UnknownToken => "the access token is not known; it may have been mistyped or deleted".into(),
+        Denial::Revoked => "the access token has been revoked".into(),
+        Denial::Expired => "the access token has expired; ask for a new one".into(),
+        Denial::PathNotFound => "no such path, or the token has no access to it".into(),
+        Denial::ScopeOgcOnly => "the token's scope is `ogc`; it only works on /ogc/… endpoints".into(),
+        Denial::TierTooLow { needed, held } => format!("this request needs access tier `{needed}` on the path; the token has `{held}`"),
+        Denial::LayerNotCovered(l) => format!("layer `{l}` is not part of this path"),
+        Denial::ZoomAboveMax => "the requested zoom is above the token's maxZoom for this path".into(),
+        Denial::OutsideGeofence => "the requested area is not wholly inside the token's geofence".into(),
+        Denial::UnsupportedCrs => "the token has a geofence and the request's CRS cannot be checked against it; use EPSG:3857, EPSG:4326 or CRS:84".into(),
+        Denial::UnboundedFeatureRequest => "the token has a geofence; feature requests must carry a bounding box inside it".into(),
+        Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
+        Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Tier;
+
+    #[test]
+    fn every_denial_maps_to_its_status() {
+        let table: &[(Denial, u16)] = &[
+            (Denial::MissingToken, 401),
+            (Denial::MalformedToken, 401),
+            (Denial::UnknownToken, 401),
+            (Denial::Revoked, 401),
+            (Denial::Expired, 401),
+            (Denial::ConflictingTokens, 400),
+            (Denial::QueryTokenDisabled, 400),
+            (Denial::PathNotFound, 404),
+            (Denial::ScopeOgcOnly, 403),
+            (
+                Denial::TierTooLow {
+                    needed: Tier::Edit,
+                    held: Tier::View,
+                },
+                403,
+            ),
+            (Denial::LayerNotCovered("x".into()), 403),
+            (Denial::ZoomAboveMax, 403),
+            (Denial::OutsideGeofence, 403),
+            (Denial::UnsupportedCrs, 403),
+            (Denial::UnboundedFeatureRequest, 403),
+            (Denial::FenceUnverifiable, 403),
+            (Denial::PropertyFenced("p".into()), 403),
+        ];
+        for (d, status) in table {
+            let res = Reject::Denied(d.clone()).into_response();
+            assert_eq!(res.status().as_u16(), *status, "{d:?}");
+            assert_eq!(
+                res.headers().contains_key(header::WWW_AUTHENTICATE),
+                *status == 401,
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_other_reject_maps_to_its_status() {
+        let table: Vec<(Reject, u16)> = vec![
+            (Reject::BadRequest("x".into()), 400),
+            (Reject::NotFound, 404),
+            (Reject::MethodNotAllowed("GET"), 405),
+            (Reject::PayloadTooLarge(10), 413),
+            (Reject::UnsupportedMediaType("x".into()), 415),
+            (Reject::Unprocessable(serde_json::json!([])), 422),
+            (Reject::Forbidden("x".into()), 403),
+            (
+                Reject::Upstream(UpstreamError::Connect("refused".into())),
+                502,
+            ),
+            (
+                Reject::Upstream(UpstreamError::Protocol("reset".into())),
+                502,
+            ),
+            (
+                Reject::Upstream(UpstreamError::BadDocument("xml".into())),
+                502,
+            ),
+            (
+                Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
+                504,
+            ),
+            (Reject::Internal("boom".into()), 500),
+        ];
+        for (r, status) in table {
+            let reason = r.reason();
+            assert_eq!(r.into_response().status().as_u16(), status, "{reason}");
+        }
+    }
+
+    #[test]
+    fn upstream_details_stay_out_of_the_body() {
+        let r = Reject::Upstream(UpstreamError::Connect("10.1.2.3:9000 refused".into()));
+        assert!(!r.detail().contains("10.1.2.3"));
+    }
+}

@@ -33,9 +33,7 @@ pub const PLACES: &str = r#"{"type":"FeatureCollection","features":[
 
 /// Starts the sample upstream on a free loopback port.
 pub async fn sample_upstream() -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind the sample upstream")?;
+    let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind the sample upstream")?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
@@ -59,33 +57,18 @@ fn sample_response(path: &str) -> Response<Full<Bytes>> {
     let respond = |status: StatusCode, ctype: &'static str, body: Vec<u8>| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(ctype),
-        );
+        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
         r
     };
     if path == "/places.geojson" {
-        return respond(
-            StatusCode::OK,
-            "application/geo+json",
-            PLACES.as_bytes().to_vec(),
-        );
+        return respond(StatusCode::OK, "application/geo+json", PLACES.as_bytes().to_vec());
     }
     let tile = path
         .strip_prefix("/tiles/")
         .and_then(|t| t.strip_suffix(".png"))
-        .map(|t| {
-            t.split('/')
-                .filter_map(|n| n.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        });
+        .map(|t| t.split('/').filter_map(|n| n.parse::<u32>().ok()).collect::<Vec<_>>());
     match tile {
-        Some(zxy) if zxy.len() == 3 => respond(
-            StatusCode::OK,
-            "image/png",
-            png_tile(zxy[0], zxy[1], zxy[2]),
-        ),
+        Some(zxy) if zxy.len() == 3 => respond(StatusCode::OK, "image/png", png_tile(zxy[0], zxy[1], zxy[2])),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
     }
 }
@@ -93,11 +76,7 @@ fn sample_response(path: &str) -> Response<Full<Bytes>> {
 /// A 256×256 PNG whose colour is derived from the tile address, with a dark border.
 pub fn png_tile(z: u32, x: u32, y: u32) -> Vec<u8> {
     const SIZE: usize = 256;
-    let colour = [
-        (40 + z * 9) as u8,
-        (x.wrapping_mul(37) % 200 + 40) as u8,
-        (y.wrapping_mul(53) % 200 + 40) as u8,
-    ];
+    let colour = [(40 + z * 9) as u8, (x.wrapping_mul(37) % 200 + 40) as u8, (y.wrapping_mul(53) % 200 + 40) as u8];
     let mut raw = Vec::with_capacity(SIZE * (SIZE * 3 + 1));
     for row in 0..SIZE {
         raw.push(0); // filter: none
@@ -158,22 +137,15 @@ base = "http://{upstream}/"
 /// Runs the demo. With `once`, exits after the sample requests.
 pub async fn run(port: u16, once: bool) -> Result<()> {
     let upstream = sample_upstream().await?;
-    let dir = std::env::temp_dir().join(format!(
-        "tilegate-demo-{}-{}",
-        std::process::id(),
-        now_unix()
-    ));
+    let dir = std::env::temp_dir().join(format!("tilegate-demo-{}-{}", std::process::id(), now_unix()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let store_path: PathBuf = dir.join("demo.db");
     let config = crate::config::parse(&demo_config(upstream, port, &store_path), &dir)
         .map_err(|e| anyhow::anyhow!("the built-in demo config is invalid: {e}"))?;
     let prefix = config.tokens.prefix.clone();
-    let running = crate::server::start(config).await.with_context(|| {
-        format!(
-            "try another port with `tilegate demo --port {}`",
-            port.wrapping_add(1)
-        )
-    })?;
+    let running = crate::server::start(config)
+        .await
+        .with_context(|| format!("try another port with `tilegate demo --port {}`", port.wrapping_add(1)))?;
     let base = format!("http://{}", running.addr);
     let store = running.gateway.cache().store().clone();
 
@@ -181,12 +153,7 @@ pub async fn run(port: u16, once: bool) -> Result<()> {
         &store,
         &prefix,
         "demo admin",
-        vec![AccessSpec {
-            path_id: "world".into(),
-            tier: Tier::Admin,
-            fence: Fence::default(),
-            properties: None,
-        }],
+        vec![AccessSpec { path_id: "world".into(), tier: Tier::Admin, fence: Fence::default(), properties: None }],
     )
     .await?;
     let fence = Fence::new(Some(&[(2, 2, 1)]), Some(5)).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -194,12 +161,7 @@ pub async fn run(port: u16, once: bool) -> Result<()> {
         &store,
         &prefix,
         "demo narrow: osm, view, maxZoom 5, fence 2/2/1",
-        vec![AccessSpec {
-            path_id: "osm".into(),
-            tier: Tier::View,
-            fence,
-            properties: None,
-        }],
+        vec![AccessSpec { path_id: "osm".into(), tier: Tier::View, fence, properties: None }],
     )
     .await?;
 
@@ -207,41 +169,18 @@ pub async fn run(port: u16, once: bool) -> Result<()> {
     println!("  admin token (admin on folder `world`):            {admin}");
     println!("  narrow token (view on `osm`, maxZoom 5, tile 2/2/1): {narrow}\n");
     let checks = [
-        (
-            "allowed: a tile inside the fence",
-            &narrow,
-            "/ogc/xyz/osm/3/4/2.png",
-        ),
-        (
-            "refused: a tile outside the fence",
-            &narrow,
-            "/ogc/xyz/osm/3/0/0.png",
-        ),
-        (
-            "refused: zoom 6 is above maxZoom 5",
-            &narrow,
-            "/ogc/xyz/osm/6/33/21.png",
-        ),
-        (
-            "not found: a path the token cannot see",
-            &narrow,
-            "/path/places/places.geojson",
-        ),
-        (
-            "allowed: the admin token reads the vector layer",
-            &admin,
-            "/path/places/places.geojson",
-        ),
+        ("allowed: a tile inside the fence", &narrow, "/ogc/xyz/osm/3/4/2.png"),
+        ("refused: a tile outside the fence", &narrow, "/ogc/xyz/osm/3/0/0.png"),
+        ("refused: zoom 6 is above maxZoom 5", &narrow, "/ogc/xyz/osm/6/33/21.png"),
+        ("not found: a path the token cannot see", &narrow, "/path/places/places.geojson"),
+        ("allowed: the admin token reads the vector layer", &admin, "/path/places/places.geojson"),
     ];
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     for (what, token, path) in checks {
         let req = Request::get(format!("{base}{path}"))
             .header("authorization", format!("Bearer {token}"))
             .body(Empty::new())?;
-        let res = client
-            .request(req)
-            .await
-            .context("the demo request failed")?;
+        let res = client.request(req).await.context("the demo request failed")?;
         let status = res.status();
         let body = res.into_body().collect().await?.to_bytes();
         let summary = if status.is_success() {
@@ -265,12 +204,7 @@ pub async fn run(port: u16, once: bool) -> Result<()> {
     Ok(())
 }
 
-async fn mint(
-    store: &Store,
-    prefix: &str,
-    description: &str,
-    access: Vec<AccessSpec>,
-) -> Result<String> {
+async fn mint(store: &Store, prefix: &str, description: &str, access: Vec<AccessSpec>) -> Result<String> {
     let minted = admin::mint(
         prefix,
         description.into(),
@@ -278,10 +212,7 @@ async fn mint(
         now_unix(),
         None,
         access,
-        Minter {
-            creator: None,
-            client: "demo".into(),
-        },
+        Minter { creator: None, client: "demo".into() },
     )
     .context("cannot read OS randomness")?;
     store.create(minted.row).await?;

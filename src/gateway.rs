@@ -46,11 +46,7 @@ pub struct Target {
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
         let upstream = Upstream::new(config.upstream.connect_timeout);
-        Gateway {
-            config: ArcSwap::from_pointee(config),
-            cache,
-            upstream,
-        }
+        Gateway { config: ArcSwap::from_pointee(config), cache, upstream }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -67,29 +63,17 @@ impl Gateway {
     }
 
     /// Handles one request and writes its access-log line.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        tls: bool,
-    ) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
         let config = self.config.load_full();
         let mut log = RequestLog::new(req.method(), peer);
         let response = match self.pipeline(&config, req, peer, tls, &mut log).await {
             Ok(res) => {
-                log.decision = if log.token_id.is_some() {
-                    "allow"
-                } else {
-                    "public"
-                };
+                log.decision = if log.token_id.is_some() { "allow" } else { "public" };
                 res
             }
             Err(reject) => {
-                log.decision = if matches!(reject, Reject::Upstream(_) | Reject::Internal(_)) {
-                    "error"
-                } else {
-                    "deny"
-                };
+                log.decision =
+                    if matches!(reject, Reject::Upstream(_) | Reject::Internal(_)) { "error" } else { "deny" };
                 log.reason = reject.reason();
                 if let Some(cause) = reject.cause() {
                     tracing::warn!(error = %cause, "request failed");
@@ -116,12 +100,8 @@ impl Gateway {
         if let Some(res) = self.operations(&route, req.method()).await? {
             return Ok(res);
         }
-        let token = token::extract(
-            req.headers(),
-            req.uri().query(),
-            config.tokens.allow_query_token,
-        )?
-        .ok_or(Denial::MissingToken)?;
+        let token = token::extract(req.headers(), req.uri().query(), config.tokens.allow_query_token)?
+            .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
         let target = classify(config, &route, &req, &token)?;
@@ -129,19 +109,13 @@ impl Gateway {
         log.operation = target.op.name;
         let permit = policy::decide(&grant, &target.op, &target.path, unix_now())?;
         let started = Instant::now();
-        let response = self
-            .forward(config, req, target.uri, &permit, peer, tls)
-            .await;
+        let response = self.forward(config, req, target.uri, &permit, peer, tls).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         Ok(proxy::relay(response?))
     }
 
     /// Health and readiness answer without a token.
-    async fn operations(
-        &self,
-        route: &Route<'_>,
-        method: &Method,
-    ) -> Result<Option<Response<Body>>, Reject> {
+    async fn operations(&self, route: &Route<'_>, method: &Method) -> Result<Option<Response<Body>>, Reject> {
         let ready = match route {
             Route::Healthz => true,
             Route::Readyz => self.cache.store().ping().await,
@@ -151,15 +125,9 @@ impl Gateway {
         if method != Method::GET && method != Method::HEAD {
             return Err(Reject::MethodNotAllowed("GET or HEAD"));
         }
-        let (status, text) = if ready {
-            (StatusCode::OK, "ok")
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
-        };
-        Ok(Some(respond::json(
-            status,
-            &serde_json::json!({ "status": text }),
-        )))
+        let (status, text) =
+            if ready { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "store unavailable") };
+        Ok(Some(respond::json(status, &serde_json::json!({ "status": text }))))
     }
 
     /// The lookup stage: token → grant, through the cache.
@@ -185,10 +153,7 @@ impl Gateway {
         let (parts, body) = req.into_parts();
         let ctx = ForwardContext { peer, tls, config };
         let upstream_req = proxy::prepare(parts, body, target, permit, &ctx);
-        Ok(self
-            .upstream
-            .send(upstream_req, config.upstream.response_timeout)
-            .await?)
+        Ok(self.upstream.send(upstream_req, config.upstream.response_timeout).await?)
     }
 }
 
@@ -197,26 +162,12 @@ fn bad_path(e: BadPath) -> Reject {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The classify stage: which path, which operation, which upstream URL.
-fn classify(
-    config: &Config,
-    route: &Route<'_>,
-    req: &Request<Incoming>,
-    _token: &Extracted,
-) -> Result<Target, Reject> {
-    let path_for = |id: &str| {
-        config
-            .paths
-            .get(id)
-            .cloned()
-            .ok_or(Reject::Denied(Denial::PathNotFound))
-    };
+fn classify(config: &Config, route: &Route<'_>, req: &Request<Incoming>, _token: &Extracted) -> Result<Target, Reject> {
+    let path_for = |id: &str| config.paths.get(id).cloned().ok_or(Reject::Denied(Denial::PathNotFound));
     match *route {
         Route::Xyz { path_id, tile, .. } => {
             let path = path_for(path_id)?;
@@ -243,9 +194,7 @@ fn classify(
                 uri.push('?');
                 uri.push_str(q);
             }
-            let uri = uri
-                .parse()
-                .map_err(|_| Reject::BadRequest("the request path cannot be forwarded".into()))?;
+            let uri = uri.parse().map_err(|_| Reject::BadRequest("the request path cannot be forwarded".into()))?;
             let op = Operation::simple(name, Surface::Full, tier, Extent::Opaque);
             Ok(Target { path, op, uri })
         }
@@ -254,11 +203,9 @@ fn classify(
             let _ = path_for(path_id)?;
             Err(Reject::Denied(Denial::PathNotFound))
         }
-        Route::TokenApi { .. }
-        | Route::OpenApi
-        | Route::Healthz
-        | Route::Readyz
-        | Route::Unknown => Err(Reject::NotFound),
+        Route::TokenApi { .. } | Route::OpenApi | Route::Healthz | Route::Readyz | Route::Unknown => {
+            Err(Reject::NotFound)
+        }
     }
 }
 
@@ -271,12 +218,7 @@ fn fill_template(template: &TileTemplate, tile: TileCoord) -> Result<Uri, Reject
         .replace("{x}", &tile.x().to_string())
         .replace("{-y}", &tms_y.to_string())
         .replace("{y}", &tile.y().to_string());
-    url.parse().map_err(|_| {
-        Reject::Internal(format!(
-            "tile template `{}` gives an invalid URL",
-            template.0
-        ))
-    })
+    url.parse().map_err(|_| Reject::Internal(format!("tile template `{}` gives an invalid URL", template.0)))
 }
 
 /// Per-request state for the one access-log line. Never holds a token.
@@ -335,13 +277,7 @@ fn redact_path(path: &str) -> String {
         return path.to_owned();
     }
     path.split('/')
-        .map(|seg| {
-            if seg.len() >= 51 && TokenSecret::parse(seg).is_ok() {
-                "<redacted>"
-            } else {
-                seg
-            }
-        })
+        .map(|seg| if seg.len() >= 51 && TokenSecret::parse(seg).is_ok() { "<redacted>" } else { seg })
         .collect::<Vec<_>>()
         .join("/")
 }

@@ -20,19 +20,10 @@ use tilegate::store::{AccessSpec, Page, Store, TokenRecord};
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(
-    name = "tilegate",
-    version,
-    about = "An authorization gateway for map tile and feature servers"
-)]
+#[command(name = "tilegate", version, about = "An authorization gateway for map tile and feature servers")]
 struct Cli {
     /// The configuration file.
-    #[arg(
-        long,
-        global = true,
-        default_value = "config.toml",
-        env = "TILEGATE_CONFIG"
-    )]
+    #[arg(long, global = true, default_value = "config.toml", env = "TILEGATE_CONFIG")]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -116,10 +107,7 @@ struct CreateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -138,9 +126,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Demo(args) = &cli.command {
         init_logging(LogFormat::Plain);
-        return tilegate::demo::run(args.port, args.once)
-            .await
-            .map(|()| ExitCode::SUCCESS);
+        return tilegate::demo::run(args.port, args.once).await.map(|()| ExitCode::SUCCESS);
     }
     let config = match config::load(&cli.config) {
         Ok(c) => c,
@@ -151,11 +137,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::CheckConfig => {
-            println!(
-                "{}: valid ({} paths)",
-                cli.config.display(),
-                config.paths.len()
-            );
+            println!("{}: valid ({} paths)", cli.config.display(), config.paths.len());
         }
         Command::Serve => {
             init_logging(config.log.format);
@@ -164,7 +146,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(TokenCommand::Create(args)) => return create(&config, args).await,
         Command::Token(TokenCommand::List) => list(&config).await?,
         Command::Token(TokenCommand::Revoke { id }) => {
-            let id: TokenId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a token id; use the UUID printed by `token create` or `token list`"))?;
+            let id: TokenId = id.parse().map_err(|_| {
+                anyhow::anyhow!("`{id}` is not a token id; use the UUID printed by `token create` or `token list`")
+            })?;
             let store = open_store(&config)?;
             if store.get(id).await?.is_none() {
                 bail!("no token has id `{id}`");
@@ -179,11 +163,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Plain => builder.try_init(),
@@ -191,8 +172,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.store.path)
-        .with_context(|| format!("store.path = {}", config.store.path.display()))
+    Store::open(&config.store.path).with_context(|| format!("store.path = {}", config.store.path.display()))
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -208,14 +188,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -236,10 +215,7 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
     }
     let scope = Scope::parse(&args.scope);
     if scope.is_none() {
-        problems.push(format!(
-            "--scope `{}` is not a scope; valid: all, ogc",
-            args.scope
-        ));
+        problems.push(format!("--scope `{}` is not a scope; valid: all, ogc", args.scope));
     }
     let description = args.description.trim().to_owned();
     if description.is_empty() || description.chars().count() > 128 {
@@ -249,15 +225,10 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
     for t in &args.tiles {
         match parse_zxy(t) {
             Some(t) => tiles.push(t),
-            None => problems.push(format!(
-                "--tile `{t}` is not Z/X/Y with whole numbers, such as 5/16/10"
-            )),
+            None => problems.push(format!("--tile `{t}` is not Z/X/Y with whole numbers, such as 5/16/10")),
         }
     }
-    let fence = match Fence::new(
-        (!args.tiles.is_empty()).then_some(&tiles[..]),
-        args.max_zoom,
-    ) {
+    let fence = match Fence::new((!args.tiles.is_empty()).then_some(&tiles[..]), args.max_zoom) {
         Ok(f) => Some(f),
         Err(e) => {
             problems.push(format!("geofence: {e}"));
@@ -331,10 +302,7 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
         now,
         expires_at,
         access,
-        Minter {
-            creator: None,
-            client: "cli".into(),
-        },
+        Minter { creator: None, client: "cli".into() },
     )
     .context("cannot read OS randomness")?;
     let record = store.create(minted.row).await?;
@@ -401,19 +369,13 @@ fn access_text(t: &TokenRecord) -> String {
 
 fn time_text(t: Option<i64>) -> String {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "-".into())
 }
 
 async fn audit(config: &Config, token: Option<String>, since: Option<String>) -> Result<()> {
     let token = token
-        .map(|t| {
-            t.parse::<TokenId>()
-                .map_err(|_| anyhow::anyhow!("--token `{t}` is not a token id"))
-        })
+        .map(|t| t.parse::<TokenId>().map_err(|_| anyhow::anyhow!("--token `{t}` is not a token id")))
         .transpose()?;
     let since = since
         .map(|s| {
@@ -425,9 +387,7 @@ async fn audit(config: &Config, token: Option<String>, since: Option<String>) ->
                         .map(|t| t.unix_timestamp())
                 })
                 .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--since `{s}` is neither RFC 3339 (2026-01-31T12:00:00Z) nor unix seconds"
-                    )
+                    anyhow::anyhow!("--since `{s}` is neither RFC 3339 (2026-01-31T12:00:00Z) nor unix seconds")
                 })
         })
         .transpose()?;

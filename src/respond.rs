@@ -18,19 +18,14 @@ pub type Body = BoxBody<Bytes, BoxError>;
 
 /// A whole body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut res = Response::new(full(value.to_string()));
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
@@ -119,13 +114,17 @@ impl Reject {
         match self {
             Reject::Denied(d) => denial_detail(d),
             Reject::BadRequest(m) | Reject::Forbidden(m) => m.clone(),
-            Reject::NotFound => "nothing is served at this path; see /openapi.json and the README for the URL scheme".into(),
+            Reject::NotFound => {
+                "nothing is served at this path; see /openapi.json and the README for the URL scheme".into()
+            }
             Reject::MethodNotAllowed(allowed) => format!("this endpoint accepts {allowed}"),
             Reject::PayloadTooLarge(limit) => format!("the request body is larger than the {limit}-byte limit"),
             Reject::UnsupportedMediaType(m) => m.clone(),
             Reject::Unprocessable(_) => "the request body is not valid".into(),
             Reject::Upstream(UpstreamError::Timeout(_)) => "the upstream server did not answer in time".into(),
-            Reject::Upstream(UpstreamError::BadDocument(_)) => "the upstream server sent a document the gateway cannot check".into(),
+            Reject::Upstream(UpstreamError::BadDocument(_)) => {
+                "the upstream server sent a document the gateway cannot check".into()
+            }
             Reject::Upstream(_) => "the upstream server is not reachable".into(),
             Reject::Internal(_) => "the gateway failed; the operator can find the cause in its log".into(),
         }
@@ -149,10 +148,7 @@ impl Reject {
         };
         let mut res = json(status, &body);
         if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tilegate\""),
-            );
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
         }
         if let Reject::MethodNotAllowed(allowed) = &self {
             if let Ok(v) = HeaderValue::from_str(&allowed.replace(" or ", ", ")) {
@@ -165,11 +161,9 @@ impl Reject {
 
 fn denial_status(d: &Denial) -> StatusCode {
     match d {
-        Denial::MissingToken
-        | Denial::MalformedToken
-        | Denial::UnknownToken
-        | Denial::Revoked
-        | Denial::Expired => StatusCode::UNAUTHORIZED,
+        Denial::MissingToken | Denial::MalformedToken | Denial::UnknownToken | Denial::Revoked | Denial::Expired => {
+            StatusCode::UNAUTHORIZED
+        }
         Denial::ConflictingTokens | Denial::QueryTokenDisabled => StatusCode::BAD_REQUEST,
         Denial::PathNotFound => StatusCode::NOT_FOUND,
         Denial::ScopeOgcOnly
@@ -223,13 +217,7 @@ mod tests {
             (Denial::QueryTokenDisabled, 400),
             (Denial::PathNotFound, 404),
             (Denial::ScopeOgcOnly, 403),
-            (
-                Denial::TierTooLow {
-                    needed: Tier::Edit,
-                    held: Tier::View,
-                },
-                403,
-            ),
+            (Denial::TierTooLow { needed: Tier::Edit, held: Tier::View }, 403),
             (Denial::LayerNotCovered("x".into()), 403),
             (Denial::ZoomAboveMax, 403),
             (Denial::OutsideGeofence, 403),
@@ -241,11 +229,7 @@ mod tests {
         for (d, status) in table {
             let res = Reject::Denied(d.clone()).into_response();
             assert_eq!(res.status().as_u16(), *status, "{d:?}");
-            assert_eq!(
-                res.headers().contains_key(header::WWW_AUTHENTICATE),
-                *status == 401,
-                "{d:?}"
-            );
+            assert_eq!(res.headers().contains_key(header::WWW_AUTHENTICATE), *status == 401, "{d:?}");
         }
     }
 
@@ -259,22 +243,10 @@ mod tests {
             (Reject::UnsupportedMediaType("x".into()), 415),
             (Reject::Unprocessable(serde_json::json!([])), 422),
             (Reject::Forbidden("x".into()), 403),
-            (
-                Reject::Upstream(UpstreamError::Connect("refused".into())),
-                502,
-            ),
-            (
-                Reject::Upstream(UpstreamError::Protocol("reset".into())),
-                502,
-            ),
-            (
-                Reject::Upstream(UpstreamError::BadDocument("xml".into())),
-                502,
-            ),
-            (
-                Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
-                504,
-            ),
+            (Reject::Upstream(UpstreamError::Connect("refused".into())), 502),
+            (Reject::Upstream(UpstreamError::Protocol("reset".into())), 502),
+            (Reject::Upstream(UpstreamError::BadDocument("xml".into())), 502),
+            (Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))), 504),
             (Reject::Internal("boom".into()), 500),
         ];
         for (r, status) in table {

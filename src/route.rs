@@ -26,9 +26,7 @@ pub enum BadPath {
     BadEscape,
     #[error("the tile address is not valid: {0}")]
     Tile(#[from] TileError),
-    #[error(
-        "the tile address `{0}` is not numeric; use /ogc/xyz/{{pathId}}/{{z}}/{{x}}/{{y}}[.ext]"
-    )]
+    #[error("the tile address `{0}` is not numeric; use /ogc/xyz/{{pathId}}/{{z}}/{{x}}/{{y}}[.ext]")]
     TileNotNumeric(String),
 }
 
@@ -86,9 +84,7 @@ fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
                 match value {
                     b'/' | b'\\' | b'.' => return Err(BadPath::EncodedSeparator),
                     0..=0x1f | 0x7f => return Err(BadPath::ControlCharacter),
-                    v if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' || v == b'~' => {
-                        out.push(char::from(v))
-                    }
+                    v if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' || v == b'~' => out.push(char::from(v)),
                     v => {
                         out.push('%');
                         out.push(char::from(HEX[usize::from(v >> 4)]));
@@ -194,18 +190,13 @@ pub fn route(path: &str) -> Result<Route<'_>, BadPath> {
         "account" => match tail.map(split_first) {
             Some(("security", Some(t))) => match split_first(t) {
                 ("accessToken", None) => Route::TokenApi { id: None },
-                ("accessToken", Some(id)) if !id.is_empty() && !id.contains('/') => {
-                    Route::TokenApi { id: Some(id) }
-                }
+                ("accessToken", Some(id)) if !id.is_empty() && !id.contains('/') => Route::TokenApi { id: Some(id) },
                 _ => Route::Unknown,
             },
             _ => Route::Unknown,
         },
         "path" => match tail.map(split_first) {
-            Some((path_id, rest)) if !path_id.is_empty() => Route::Path {
-                path_id,
-                rest: rest.unwrap_or(""),
-            },
+            Some((path_id, rest)) if !path_id.is_empty() => Route::Path { path_id, rest: rest.unwrap_or("") },
             _ => Route::Unknown,
         },
         "ogc" => {
@@ -228,11 +219,7 @@ pub fn route(path: &str) -> Result<Route<'_>, BadPath> {
             };
             // `rest` keeps its leading slash so OGC API paths read naturally.
             let rest = &after[path_id.len()..];
-            Route::Ogc {
-                family,
-                path_id,
-                rest,
-            }
+            Route::Ogc { family, path_id, rest }
         }
         _ => Route::Unknown,
     })
@@ -261,15 +248,11 @@ fn xyz<'a>(path_id: &'a str, rest: &'a str) -> Result<Route<'a>, BadPath> {
 /// ```
 pub fn parse_zxy(rest: &str) -> Result<(TileCoord, Option<&str>), BadPath> {
     let mut parts = rest.split('/');
-    let (Some(z), Some(x), Some(y_ext), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(z), Some(x), Some(y_ext), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(BadPath::TileNotNumeric(rest.to_owned()));
     };
     let (y, ext) = match y_ext.split_once('.') {
-        Some((y, ext)) if !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-            (y, Some(ext))
-        }
+        Some((y, ext)) if !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()) => (y, Some(ext)),
         Some(_) => return Err(BadPath::TileNotNumeric(rest.to_owned())),
         None => (y_ext, None),
     };
@@ -277,8 +260,7 @@ pub fn parse_zxy(rest: &str) -> Result<(TileCoord, Option<&str>), BadPath> {
         if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(BadPath::TileNotNumeric(rest.to_owned()));
         }
-        s.parse()
-            .map_err(|_| BadPath::TileNotNumeric(rest.to_owned()))
+        s.parse().map_err(|_| BadPath::TileNotNumeric(rest.to_owned()))
     };
     let z = num(z)?;
     let tile = TileCoord::new(u32::try_from(z).unwrap_or(u32::MAX), num(x)?, num(y)?)?;
@@ -322,11 +304,7 @@ mod tests {
             ("path/osm", Err(BadPath::NotAbsolute)),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                normalize(input).as_deref(),
-                want.as_ref().map(|s| *s),
-                "{input}"
-            );
+            assert_eq!(normalize(input).as_deref(), want.as_ref().map(|s| *s), "{input}");
         }
     }
 
@@ -335,84 +313,26 @@ mod tests {
         let t = |z, x, y| TileCoord::new(z, x, y).expect("tile");
         assert_eq!(route("/healthz").unwrap(), Route::Healthz);
         assert_eq!(route("/healthz/x").unwrap(), Route::Unknown);
-        assert_eq!(
-            route("/account/security/accessToken").unwrap(),
-            Route::TokenApi { id: None }
-        );
-        assert_eq!(
-            route("/account/security/accessToken/abc").unwrap(),
-            Route::TokenApi { id: Some("abc") }
-        );
-        assert_eq!(
-            route("/account/security/accessToken/a/b").unwrap(),
-            Route::Unknown
-        );
-        assert_eq!(
-            route("/path/osm").unwrap(),
-            Route::Path {
-                path_id: "osm",
-                rest: ""
-            }
-        );
-        assert_eq!(
-            route("/path/osm/").unwrap(),
-            Route::Path {
-                path_id: "osm",
-                rest: ""
-            }
-        );
+        assert_eq!(route("/account/security/accessToken").unwrap(), Route::TokenApi { id: None });
+        assert_eq!(route("/account/security/accessToken/abc").unwrap(), Route::TokenApi { id: Some("abc") });
+        assert_eq!(route("/account/security/accessToken/a/b").unwrap(), Route::Unknown);
+        assert_eq!(route("/path/osm").unwrap(), Route::Path { path_id: "osm", rest: "" });
+        assert_eq!(route("/path/osm/").unwrap(), Route::Path { path_id: "osm", rest: "" });
         assert_eq!(route("/path/").unwrap(), Route::Unknown);
-        assert_eq!(
-            route("/ogc/xyz/osm/0/0/0").unwrap(),
-            Route::Xyz {
-                path_id: "osm",
-                tile: t(0, 0, 0),
-                ext: None
-            }
-        );
+        assert_eq!(route("/ogc/xyz/osm/0/0/0").unwrap(), Route::Xyz { path_id: "osm", tile: t(0, 0, 0), ext: None });
         assert_eq!(
             route("/ogc/xyz/osm/30/0/1073741823.png").unwrap(),
-            Route::Xyz {
-                path_id: "osm",
-                tile: t(30, 0, (1 << 30) - 1),
-                ext: Some("png")
-            }
+            Route::Xyz { path_id: "osm", tile: t(30, 0, (1 << 30) - 1), ext: Some("png") }
         );
-        assert!(matches!(
-            route("/ogc/xyz/osm/31/0/0"),
-            Err(BadPath::Tile(_))
-        ));
-        assert!(matches!(
-            route("/ogc/xyz/osm/1/0"),
-            Err(BadPath::TileNotNumeric(_))
-        ));
-        assert!(matches!(
-            route("/ogc/xyz/osm/1/0/0/0"),
-            Err(BadPath::TileNotNumeric(_))
-        ));
-        assert!(matches!(
-            route("/ogc/xyz/osm/1/-1/0"),
-            Err(BadPath::TileNotNumeric(_))
-        ));
-        assert!(matches!(
-            route("/ogc/xyz/osm/1/0/0."),
-            Err(BadPath::TileNotNumeric(_))
-        ));
-        assert_eq!(
-            route("/ogc/wms/osm").unwrap(),
-            Route::Ogc {
-                family: OgcFamily::Wms,
-                path_id: "osm",
-                rest: ""
-            }
-        );
+        assert!(matches!(route("/ogc/xyz/osm/31/0/0"), Err(BadPath::Tile(_))));
+        assert!(matches!(route("/ogc/xyz/osm/1/0"), Err(BadPath::TileNotNumeric(_))));
+        assert!(matches!(route("/ogc/xyz/osm/1/0/0/0"), Err(BadPath::TileNotNumeric(_))));
+        assert!(matches!(route("/ogc/xyz/osm/1/-1/0"), Err(BadPath::TileNotNumeric(_))));
+        assert!(matches!(route("/ogc/xyz/osm/1/0/0."), Err(BadPath::TileNotNumeric(_))));
+        assert_eq!(route("/ogc/wms/osm").unwrap(), Route::Ogc { family: OgcFamily::Wms, path_id: "osm", rest: "" });
         assert_eq!(
             route("/ogc/api/osm/collections/a/items").unwrap(),
-            Route::Ogc {
-                family: OgcFamily::Api,
-                path_id: "osm",
-                rest: "/collections/a/items"
-            }
+            Route::Ogc { family: OgcFamily::Api, path_id: "osm", rest: "/collections/a/items" }
         );
         assert_eq!(route("/ogc/nope/osm").unwrap(), Route::Unknown);
         assert_eq!(route("/ogc/wms").unwrap(), Route::Unknown);

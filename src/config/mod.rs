@@ -153,12 +153,7 @@ pub struct PathTable {
 
 impl PathTable {
     pub fn new(paths: impl IntoIterator<Item = PathConfig>) -> Self {
-        PathTable {
-            by_id: paths
-                .into_iter()
-                .map(|p| (p.id.clone(), Arc::new(p)))
-                .collect(),
-        }
+        PathTable { by_id: paths.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect() }
     }
     pub fn get(&self, id: &str) -> Option<&Arc<PathConfig>> {
         self.by_id.get(id)

@@ -69,9 +69,7 @@ pub struct RawStore {
 
 impl Default for RawStore {
     fn default() -> Self {
-        RawStore {
-            path: default_store_path(),
-        }
+        RawStore { path: default_store_path() }
     }
 }
 
@@ -90,10 +88,7 @@ pub struct RawTokens {
 
 impl Default for RawTokens {
     fn default() -> Self {
-        RawTokens {
-            prefix: default_prefix(),
-            allow_query_token: true,
-        }
+        RawTokens { prefix: default_prefix(), allow_query_token: true }
     }
 }
 
@@ -115,10 +110,7 @@ pub struct RawUpstreamLimits {
 
 impl Default for RawUpstreamLimits {
     fn default() -> Self {
-        RawUpstreamLimits {
-            connect_timeout: default_connect_timeout(),
-            response_timeout: default_response_timeout(),
-        }
+        RawUpstreamLimits { connect_timeout: default_connect_timeout(), response_timeout: default_response_timeout() }
     }
 }
 
@@ -138,9 +130,7 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog {
-            format: default_log_format(),
-        }
+        RawLog { format: default_log_format() }
     }
 }
 
@@ -160,11 +150,7 @@ pub struct RawApi {
 
 impl Default for RawApi {
     fn default() -> Self {
-        RawApi {
-            enabled: true,
-            listen: None,
-            max_body_bytes: default_api_body_limit(),
-        }
+        RawApi { enabled: true, listen: None, max_body_bytes: default_api_body_limit() }
     }
 }
 

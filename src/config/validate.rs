@@ -13,8 +13,8 @@ use ipnet::IpNet;
 
 use super::raw::{RawConfig, RawPath, RawUpstreams};
 use super::{
-    Api, Config, Log, LogFormat, PathConfig, PathKind, PathTable, Server, Store, TileTemplate,
-    Tokens, UpstreamLimits, Upstreams,
+    Api, Config, Log, LogFormat, PathConfig, PathKind, PathTable, Server, Store, TileTemplate, Tokens, UpstreamLimits,
+    Upstreams,
 };
 
 /// One problem in the configuration.
@@ -33,11 +33,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(
-            f,
-            "{n} configuration error{}",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{n} configuration error{}", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -62,14 +58,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates config text; `base` is the folder relative paths start from.
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-    let de =
-        toml::Deserializer::parse(text).map_err(|e| single("config.toml", toml_message(&e)))?;
+    let de = toml::Deserializer::parse(text).map_err(|e| single("config.toml", toml_message(&e)))?;
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string().replace("path[", "path[");
-        single(
-            if key == "." { "config.toml" } else { &key },
-            toml_message(e.inner()),
-        )
+        single(if key == "." { "config.toml" } else { &key }, toml_message(e.inner()))
     })?;
     let mut v = Validator::default();
     let config = v.config(raw, base);
@@ -80,19 +72,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
 }
 
 fn single(key: &str, message: String) -> ConfigErrors {
-    ConfigErrors(vec![ConfigError {
-        key: key.to_owned(),
-        message,
-    }])
+    ConfigErrors(vec![ConfigError { key: key.to_owned(), message }])
 }
 
 fn toml_message(e: &toml::de::Error) -> String {
     // The toml error carries its own line/column rendering; keep it on one line.
-    e.to_string()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    e.to_string().lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 #[derive(Default)]
@@ -102,10 +87,7 @@ struct Validator {
 
 impl Validator {
     fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            key: key.into(),
-            message: message.into(),
-        });
+        self.errors.push(ConfigError { key: key.into(), message: message.into() });
     }
 
     fn config(&mut self, raw: RawConfig, base: &Path) -> Option<Config> {
@@ -121,10 +103,7 @@ impl Validator {
             .enumerate()
             .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
             .collect();
-        let header_read_timeout = self.duration(
-            "server.header_read_timeout",
-            &raw.server.header_read_timeout,
-        );
+        let header_read_timeout = self.duration("server.header_read_timeout", &raw.server.header_read_timeout);
         if raw.server.max_connections == 0 {
             self.err(
                 "server.max_connections",
@@ -134,37 +113,26 @@ impl Validator {
         let prefix = raw.tokens.prefix;
         if prefix.is_empty()
             || prefix.len() > 16
-            || !prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || !prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
-            self.err("tokens.prefix", format!("`{prefix}` is not a valid prefix; use 1 to 16 lowercase letters or digits, such as `tg`"));
+            self.err(
+                "tokens.prefix",
+                format!("`{prefix}` is not a valid prefix; use 1 to 16 lowercase letters or digits, such as `tg`"),
+            );
         }
-        let connect_timeout =
-            self.duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
-        let response_timeout =
-            self.duration("upstream.response_timeout", &raw.upstream.response_timeout);
+        let connect_timeout = self.duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
+        let response_timeout = self.duration("upstream.response_timeout", &raw.upstream.response_timeout);
         let format = match raw.log.format.as_str() {
             "plain" => Some(LogFormat::Plain),
             "json" => Some(LogFormat::Json),
             other => {
-                self.err(
-                    "log.format",
-                    format!("`{other}` is not a log format; valid: `plain`, `json`"),
-                );
+                self.err("log.format", format!("`{other}` is not a log format; valid: `plain`, `json`"));
                 None
             }
         };
-        let api_listen = raw
-            .api
-            .listen
-            .as_deref()
-            .and_then(|a| self.addr("api.listen", a));
+        let api_listen = raw.api.listen.as_deref().and_then(|a| self.addr("api.listen", a));
         if raw.api.max_body_bytes == 0 {
-            self.err(
-                "api.max_body_bytes",
-                "`0` would refuse every token request; the default is 1048576",
-            );
+            self.err("api.max_body_bytes", "`0` would refuse every token request; the default is 1048576");
         }
         let paths = self.paths(raw.paths);
         Some(Config {
@@ -175,23 +143,11 @@ impl Validator {
                 header_read_timeout: header_read_timeout?,
                 max_connections: raw.server.max_connections as usize,
             },
-            store: Store {
-                path: resolve(base, &raw.store.path),
-            },
-            tokens: Tokens {
-                prefix,
-                allow_query_token: raw.tokens.allow_query_token,
-            },
-            upstream: UpstreamLimits {
-                connect_timeout: connect_timeout?,
-                response_timeout: response_timeout?,
-            },
+            store: Store { path: resolve(base, &raw.store.path) },
+            tokens: Tokens { prefix, allow_query_token: raw.tokens.allow_query_token },
+            upstream: UpstreamLimits { connect_timeout: connect_timeout?, response_timeout: response_timeout? },
             log: Log { format: format? },
-            api: Api {
-                enabled: raw.api.enabled,
-                listen: api_listen,
-                max_body_bytes: raw.api.max_body_bytes as usize,
-            },
+            api: Api { enabled: raw.api.enabled, listen: api_listen, max_body_bytes: raw.api.max_body_bytes as usize },
             paths,
         })
     }
@@ -200,12 +156,7 @@ impl Validator {
         value
             .parse()
             .map_err(|_| {
-                self.err(
-                    key,
-                    format!(
-                        "`{value}` is not a socket address; use IP:PORT such as `127.0.0.1:8080`"
-                    ),
-                )
+                self.err(key, format!("`{value}` is not a socket address; use IP:PORT such as `127.0.0.1:8080`"))
             })
             .ok()
     }
@@ -215,12 +166,7 @@ impl Validator {
             .parse::<IpNet>()
             .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
             .map_err(|_| {
-                self.err(
-                    key,
-                    format!(
-                        "`{value}` is not an IP network; use CIDR notation such as `10.0.0.0/8`"
-                    ),
-                )
+                self.err(key, format!("`{value}` is not an IP network; use CIDR notation such as `10.0.0.0/8`"))
             })
             .ok()
     }
@@ -229,22 +175,31 @@ impl Validator {
         match humantime::parse_duration(value) {
             Ok(d) if !d.is_zero() => Some(d),
             _ => {
-                self.err(key, format!("`{value}` is not a positive duration; use a number and a unit such as `500ms`, `10s` or `2m`"));
+                self.err(
+                    key,
+                    format!(
+                        "`{value}` is not a positive duration; use a number and a unit such as `500ms`, `10s` or `2m`"
+                    ),
+                );
                 None
             }
         }
     }
 
     fn public_url(&mut self, url: &str) -> Option<String> {
-        let ok = url.parse::<http::Uri>().ok().filter(|u| {
-            matches!(u.scheme_str(), Some("http" | "https"))
-                && u.host().is_some()
-                && u.query().is_none()
-        });
+        let ok = url
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none());
         match ok {
             Some(_) => Some(url.trim_end_matches('/').to_owned()),
             None => {
-                self.err("server.public_url", format!("`{url}` is not an absolute http(s) URL without a query, such as `https://maps.example.org`"));
+                self.err(
+                    "server.public_url",
+                    format!(
+                        "`{url}` is not an absolute http(s) URL without a query, such as `https://maps.example.org`"
+                    ),
+                );
                 None
             }
         }
@@ -264,14 +219,13 @@ impl Validator {
     fn template(&mut self, key: &str, value: &str) -> Option<TileTemplate> {
         let has_y = value.contains("{y}") || value.contains("{-y}");
         if !(value.contains("{z}") && value.contains("{x}") && has_y) {
-            self.err(key, format!("`{value}` must contain `{{z}}`, `{{x}}` and `{{y}}` (or `{{-y}}` for TMS row order)"));
+            self.err(
+                key,
+                format!("`{value}` must contain `{{z}}`, `{{x}}` and `{{y}}` (or `{{-y}}` for TMS row order)"),
+            );
             return None;
         }
-        let probe = value
-            .replace("{z}", "0")
-            .replace("{x}", "0")
-            .replace("{-y}", "0")
-            .replace("{y}", "0");
+        let probe = value.replace("{z}", "0").replace("{x}", "0").replace("{-y}", "0").replace("{y}", "0");
         self.url(key, &probe)?;
         Some(TileTemplate(value.to_owned()))
     }
@@ -283,20 +237,11 @@ impl Validator {
                 self.err(format!("path[{i}].id"), format!("`{}` is not a valid path id; use 1 to 128 letters, digits, `-` or `_`, starting with a letter or digit", p.id));
             }
             if !seen.insert(p.id.as_str()) {
-                self.err(
-                    format!("path[{i}].id"),
-                    format!("`{}` is declared twice; path ids must be unique", p.id),
-                );
+                self.err(format!("path[{i}].id"), format!("`{}` is declared twice; path ids must be unique", p.id));
             }
         }
-        let kinds: HashMap<&str, &str> = raw
-            .iter()
-            .map(|p| (p.id.as_str(), p.kind.as_str()))
-            .collect();
-        let parents: HashMap<&str, Option<&str>> = raw
-            .iter()
-            .map(|p| (p.id.as_str(), p.parent.as_deref()))
-            .collect();
+        let kinds: HashMap<&str, &str> = raw.iter().map(|p| (p.id.as_str(), p.kind.as_str())).collect();
+        let parents: HashMap<&str, Option<&str>> = raw.iter().map(|p| (p.id.as_str(), p.parent.as_deref())).collect();
         let mut declared: Vec<&str> = raw.iter().map(|p| p.id.as_str()).collect();
         declared.sort_unstable();
         let mut out = Vec::with_capacity(raw.len());
@@ -306,15 +251,10 @@ impl Validator {
                 match kinds.get(parent.as_str()) {
                     None => self.err(
                         format!("{key}.parent"),
-                        format!(
-                            "`{parent}` is not a declared path; declared: {}",
-                            list(&declared)
-                        ),
+                        format!("`{parent}` is not a declared path; declared: {}", list(&declared)),
                     ),
-                    Some(&k) if k != "folder" => self.err(
-                        format!("{key}.parent"),
-                        format!("`{parent}` is a {k} layer; a parent must be a folder"),
-                    ),
+                    Some(&k) if k != "folder" => self
+                        .err(format!("{key}.parent"), format!("`{parent}` is a {k} layer; a parent must be a folder")),
                     _ => {}
                 }
             }
@@ -323,10 +263,7 @@ impl Validator {
                 Err(cycle) => {
                     self.err(
                         format!("{key}.parent"),
-                        format!(
-                            "`{}` is part of a parent cycle: {cycle}",
-                            p.parent.as_deref().unwrap_or_default()
-                        ),
+                        format!("`{}` is part of a parent cycle: {cycle}", p.parent.as_deref().unwrap_or_default()),
                     );
                     continue;
                 }
@@ -353,10 +290,7 @@ impl Validator {
         };
         let upstream = match (&p.upstream, kind) {
             (Some(_), PathKind::Folder) => {
-                self.err(
-                    format!("{key}.upstream"),
-                    "a folder has no upstream; declare layers under it with `parent`",
-                );
+                self.err(format!("{key}.upstream"), "a folder has no upstream; declare layers under it with `parent`");
                 Upstreams::default()
             }
             (Some(u), _) => self.upstreams(&format!("{key}.upstream"), u),
@@ -368,30 +302,22 @@ impl Validator {
         };
         for (j, l) in p.layers.iter().enumerate() {
             if l.trim().is_empty() || l.contains(',') {
-                self.err(format!("{key}.layers[{j}]"), format!("`{l}` is not an upstream layer name; names are non-empty and contain no comma"));
+                self.err(
+                    format!("{key}.layers[{j}]"),
+                    format!("`{l}` is not an upstream layer name; names are non-empty and contain no comma"),
+                );
             }
         }
         if kind == PathKind::Folder && !p.layers.is_empty() {
-            self.err(
-                format!("{key}.layers"),
-                "a folder covers no upstream layers itself; list them on its layers",
-            );
+            self.err(format!("{key}.layers"), "a folder covers no upstream layers itself; list them on its layers");
         }
         if p.properties.is_some() && kind != PathKind::Vector {
             self.err(
                 format!("{key}.properties"),
-                format!(
-                    "`{}` is a {} path; `properties` declares a vector layer's attributes",
-                    p.id,
-                    kind.as_str()
-                ),
+                format!("`{}` is a {} path; `properties` declares a vector layer's attributes", p.id, kind.as_str()),
             );
         }
-        let allow_params = p
-            .allow_params
-            .iter()
-            .map(|s| s.to_ascii_uppercase())
-            .collect();
+        let allow_params = p.allow_params.iter().map(|s| s.to_ascii_uppercase()).collect();
         Some(PathConfig {
             id: p.id.clone(),
             kind,
@@ -405,10 +331,7 @@ impl Validator {
     }
 
     fn upstreams(&mut self, key: &str, u: &RawUpstreams) -> Upstreams {
-        let mut url = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .and_then(|s| self.url(&format!("{key}.{name}"), s))
-        };
+        let mut url = |name: &str, v: &Option<String>| v.as_deref().and_then(|s| self.url(&format!("{key}.{name}"), s));
         let base = url("base", &u.base).map(|b| {
             if b.path().ends_with('/') {
                 b
@@ -422,24 +345,9 @@ impl Validator {
         let wfs = url("wfs", &u.wfs);
         let wcs = url("wcs", &u.wcs);
         let ogcapi = url("ogcapi", &u.ogcapi);
-        let xyz = u
-            .xyz
-            .as_deref()
-            .and_then(|t| self.template(&format!("{key}.xyz"), t));
-        let mvt = u
-            .mvt
-            .as_deref()
-            .and_then(|t| self.template(&format!("{key}.mvt"), t));
-        let out = Upstreams {
-            base,
-            xyz,
-            mvt,
-            wms,
-            wmts,
-            wfs,
-            wcs,
-            ogcapi,
-        };
+        let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
+        let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wfs, wcs, ogcapi };
         if [
             u.base.is_none(),
             u.xyz.is_none(),
@@ -453,7 +361,10 @@ impl Validator {
         .iter()
         .all(|&none| none)
         {
-            self.err(key, "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`");
+            self.err(
+                key,
+                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`",
+            );
         }
         out
     }
@@ -463,11 +374,7 @@ fn list(items: &[&str]) -> String {
     if items.is_empty() {
         return "none".into();
     }
-    items
-        .iter()
-        .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
 }
 
 fn resolve(base: &Path, path: &str) -> PathBuf {
@@ -484,9 +391,7 @@ fn valid_path_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `id` and its ancestors, nearest first, or the cycle as text.
@@ -546,14 +451,7 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
         assert_eq!(c.server.trusted_proxies.len(), 2);
         let osm = c.paths.get("osm").expect("osm");
         assert_eq!(osm.lineage, vec!["osm", "world"]);
-        assert_eq!(
-            osm.upstream
-                .base
-                .as_ref()
-                .map(ToString::to_string)
-                .as_deref(),
-            Some("http://127.0.0.1:9000/")
-        );
+        assert_eq!(osm.upstream.base.as_ref().map(ToString::to_string).as_deref(), Some("http://127.0.0.1:9000/"));
         assert!(c.tokens.allow_query_token);
     }
 
@@ -574,33 +472,19 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
             .replace("{y}", "{row}");
         let e = errors(&text);
         assert_eq!(e.len(), 4, "{e:#?}");
-        assert!(e.iter().any(
-            |m| m == "path[1].parent: `wrld` is not a declared path; declared: `osm`, `world`"
-        ));
-        assert!(e
-            .iter()
-            .any(|m| m.starts_with("server.listen: `localhost`")));
-        assert!(e
-            .iter()
-            .any(|m| m.starts_with("server.trusted_proxies[0]: `10.0.0.0/33`")));
+        assert!(e.iter().any(|m| m == "path[1].parent: `wrld` is not a declared path; declared: `osm`, `world`"));
+        assert!(e.iter().any(|m| m.starts_with("server.listen: `localhost`")));
+        assert!(e.iter().any(|m| m.starts_with("server.trusted_proxies[0]: `10.0.0.0/33`")));
         assert!(e.iter().any(|m| m.starts_with("path[1].upstream.xyz:")));
     }
 
     #[test]
     fn structural_mistakes_are_refused() {
         let cases = [
-            (
-                "kind = \"raster\"",
-                "kind = \"tiles\"",
-                "path[1].kind: `tiles` is not a path kind",
-            ),
+            ("kind = \"raster\"", "kind = \"tiles\"", "path[1].kind: `tiles` is not a path kind"),
             ("id = \"osm\"", "id = \"world\"", "is declared twice"),
             ("id = \"osm\"", "id = \"os/m\"", "is not a valid path id"),
-            (
-                "base = \"http://127.0.0.1:9000\"",
-                "base = \"ftp://x\"",
-                "path[1].upstream.base: `ftp://x`",
-            ),
+            ("base = \"http://127.0.0.1:9000\"", "base = \"ftp://x\"", "path[1].upstream.base: `ftp://x`"),
         ];
         for (from, to, want) in cases {
             let e = errors(&GOOD.replacen(from, to, 1));
@@ -645,13 +529,7 @@ kind = "folder"
 base = "http://127.0.0.1:9000/"
 "#;
         let e = errors(text);
-        assert!(
-            e.iter().any(|m| m.contains("a parent must be a folder")),
-            "{e:#?}"
-        );
-        assert!(
-            e.iter().any(|m| m.contains("a folder has no upstream")),
-            "{e:#?}"
-        );
+        assert!(e.iter().any(|m| m.contains("a parent must be a folder")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("a folder has no upstream")), "{e:#?}");
     }
 }

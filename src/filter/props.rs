@@ -10,24 +10,15 @@ pub struct UnreadableFilter {
 
 /// Property names referenced by an OGC Filter Encoding (FES 1.1/2.0) XML document.
 pub fn fes_properties(_xml: &str) -> Result<Vec<String>, UnreadableFilter> {
-    Err(UnreadableFilter {
-        language: "FES",
-        message: "not supported yet".into(),
-    })
+    Err(UnreadableFilter { language: "FES", message: "not supported yet".into() })
 }
 
 /// Property names referenced by a CQL2 text (or ECQL) expression.
 pub fn cql2_text_properties(_text: &str) -> Result<Vec<String>, UnreadableFilter> {
-    Err(UnreadableFilter {
-        language: "CQL2 text",
-        message: "not supported yet".into(),
-    })
+    Err(UnreadableFilter { language: "CQL2 text", message: "not supported yet".into() })
 }
 
 /// Property names referenced by a CQL2 JSON expression.
 pub fn cql2_json_properties(_json: &str) -> Result<Vec<String>, UnreadableFilter> {
-    Err(UnreadableFilter {
-        language: "CQL2 JSON",
-        message: "not supported yet".into(),
-    })
+    Err(UnreadableFilter { language: "CQL2 JSON", message: "not supported yet".into() })
 }

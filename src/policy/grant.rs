@@ -86,7 +86,6 @@ impl Grant {
     /// that, on its nearest ancestor folder. The most specific entry wins, so a
     /// narrower grant on a layer is never widened by a broader one on its folder.
     pub fn access_for(&self, path: &PathConfig) -> Option<&Access> {
-        path.lineage()
-            .find_map(|id| self.access.iter().find(|a| a.path_id == id))
+        path.lineage().find_map(|id| self.access.iter().find(|a| a.path_id == id))
     }
 }

@@ -63,14 +63,7 @@ pub struct Operation {
 impl Operation {
     /// An operation with no layers and no properties.
     pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
-        Operation {
-            name,
-            surface,
-            tier,
-            layers: Vec::new(),
-            extent,
-            properties: Vec::new(),
-        }
+        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new() }
     }
 }
 
@@ -176,12 +169,7 @@ impl Permit {
 /// 3. scope, then tier: coarse refusals before request details;
 /// 4. layers, then the geofence, then the property fence: the detailed checks, each
 ///    of which assumes the ones before it passed.
-pub fn decide(
-    grant: &Grant,
-    op: &Operation,
-    path: &PathConfig,
-    now: i64,
-) -> Result<Permit, Denial> {
+pub fn decide(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Result<Permit, Denial> {
     if grant.expires_at.is_some_and(|at| at <= now) {
         return Err(Denial::Expired);
     }
@@ -190,21 +178,14 @@ pub fn decide(
         return Err(Denial::ScopeOgcOnly);
     }
     if access.tier < op.tier {
-        return Err(Denial::TierTooLow {
-            needed: op.tier,
-            held: access.tier,
-        });
+        return Err(Denial::TierTooLow { needed: op.tier, held: access.tier });
     }
     if let Some(layer) = op.layers.iter().find(|l| !path.covers_layer(l)) {
         return Err(Denial::LayerNotCovered(layer.clone()));
     }
     check_extent(&access.fence, &op.extent)?;
     if let Some(allowed) = &access.properties {
-        if let Some(hidden) = op
-            .properties
-            .iter()
-            .find(|p| !allowed.iter().any(|a| a == *p))
-        {
+        if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
             return Err(Denial::PropertyFenced(hidden.clone()));
         }
     }
@@ -234,4 +215,135 @@ fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
         FenceDenial::ZoomAboveMax => Denial::ZoomAboveMax,
         FenceDenial::OutsideGeofence => Denial::OutsideGeofence,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PathKind, Upstreams};
+
+    fn path(id: &str, lineage: &[&str], layers: &[&str]) -> PathConfig {
+        PathConfig {
+            id: id.into(),
+            kind: PathKind::Raster,
+            lineage: lineage.iter().map(|s| (*s).to_owned()).collect(),
+            upstream: Upstreams::default(),
+            layers: layers.iter().map(|s| (*s).to_owned()).collect(),
+            allow_params: Vec::new(),
+            properties: None,
+            webmercator_matrix_sets: Vec::new(),
+        }
+    }
+
+    fn grant(entries: &[(&str, Tier)], fence: Fence, scope: Scope) -> Grant {
+        Grant {
+            token_id: TokenId::new_random(),
+            scope,
+            expires_at: None,
+            access: entries
+                .iter()
+                .map(|(p, t)| Access {
+                    path_id: (*p).into(),
+                    tier: *t,
+                    fence: Arc::new(fence.clone()),
+                    properties: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn tile(z: u32, x: u64, y: u64) -> Extent {
+        Extent::Tile(TileCoord::new(z, x, y).expect("tile"))
+    }
+
+    #[test]
+    fn every_tier_against_every_operation() {
+        let osm = path("osm", &["osm", "world"], &["osm"]);
+        let ops = [
+            Operation::simple("xyz.tile", Surface::Ogc, Tier::View, tile(1, 0, 0)),
+            Operation::simple("path.read", Surface::Full, Tier::ViewPlus, Extent::Opaque),
+            Operation::simple("path.write", Surface::Full, Tier::Edit, Extent::Opaque),
+            Operation::simple("tokens.list_path", Surface::Full, Tier::FullView, Extent::None),
+            Operation::simple("manage", Surface::Full, Tier::EditPlus, Extent::None),
+            Operation::simple("revoke_any", Surface::Full, Tier::Admin, Extent::None),
+            Operation::simple("share", Surface::Full, Tier::Share, Extent::None),
+        ];
+        for held in Tier::ALL {
+            let g = grant(&[("osm", held)], Fence::default(), Scope::All);
+            for op in &ops {
+                let got = decide(&g, op, &osm, 0);
+                if held >= op.tier {
+                    let permit = got.unwrap_or_else(|d| panic!("{held} on {}: {d:?}", op.name));
+                    assert_eq!(permit.tier(), held);
+                } else {
+                    assert_eq!(got.err(), Some(Denial::TierTooLow { needed: op.tier, held }), "{held} on {}", op.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_order_is_expiry_visibility_scope_tier_layers_fence() {
+        let osm = path("osm", &["osm", "world"], &["osm"]);
+        let fence = Fence::new(Some(&[(1, 0, 0)]), Some(3)).expect("fence");
+        let mut g = grant(&[("osm", Tier::View)], fence, Scope::Ogc);
+        let mut op = Operation::simple("path.write", Surface::Full, Tier::Edit, tile(1, 1, 1));
+        op.layers = vec!["other".into()];
+        g.expires_at = Some(10);
+        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::Expired));
+        g.expires_at = Some(11);
+        let elsewhere = path("secret", &["secret"], &[]);
+        assert_eq!(decide(&g, &op, &elsewhere, 10).err(), Some(Denial::PathNotFound));
+        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::ScopeOgcOnly));
+        op.surface = Surface::Ogc;
+        assert!(matches!(decide(&g, &op, &osm, 10), Err(Denial::TierTooLow { .. })));
+        op.tier = Tier::View;
+        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::LayerNotCovered("other".into())));
+        op.layers = vec!["osm".into()];
+        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::OutsideGeofence));
+        op.extent = tile(4, 0, 0);
+        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::ZoomAboveMax));
+        op.extent = tile(3, 1, 1);
+        assert!(decide(&g, &op, &osm, 10).is_ok());
+    }
+
+    #[test]
+    fn folder_grants_are_inherited_and_the_nearest_wins() {
+        let osm = path("osm", &["osm", "world"], &[]);
+        let op = Operation::simple("path.read", Surface::Full, Tier::ViewPlus, Extent::Opaque);
+        assert!(decide(&grant(&[("world", Tier::ViewPlus)], Fence::default(), Scope::All), &op, &osm, 0).is_ok());
+        let narrowed = grant(&[("world", Tier::Admin), ("osm", Tier::View)], Fence::default(), Scope::All);
+        assert!(matches!(decide(&narrowed, &op, &osm, 0), Err(Denial::TierTooLow { .. })));
+    }
+
+    #[test]
+    fn fence_extents_are_judged_only_for_fenced_tokens() {
+        let osm = path("osm", &["osm"], &[]);
+        let fenced = grant(&[("osm", Tier::Admin)], Fence::new(None, Some(5)).expect("fence"), Scope::All);
+        let open = grant(&[("osm", Tier::Admin)], Fence::default(), Scope::All);
+        for (extent, denial) in [
+            (Extent::Unbounded, Denial::UnboundedFeatureRequest),
+            (Extent::Opaque, Denial::FenceUnverifiable),
+            (Extent::ForeignCrs, Denial::UnsupportedCrs),
+        ] {
+            let op = Operation::simple("x", Surface::Ogc, Tier::View, extent);
+            assert_eq!(decide(&fenced, &op, &osm, 0).err(), Some(denial));
+            assert!(decide(&open, &op, &osm, 0).is_ok());
+        }
+        let op = Operation::simple("x", Surface::Ogc, Tier::View, Extent::None);
+        assert!(decide(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
+    }
+
+    #[test]
+    fn the_property_fence_refuses_hidden_names_and_becomes_an_obligation() {
+        let places = path("places", &["places"], &[]);
+        let mut g = grant(&[("places", Tier::ViewPlus)], Fence::default(), Scope::All);
+        g.access[0].properties = Some(vec!["name".to_owned()].into());
+        let mut op = Operation::simple("x", Surface::Ogc, Tier::ViewPlus, Extent::None);
+        op.properties = vec!["name".into(), "secret".into()];
+        assert_eq!(decide(&g, &op, &places, 0).err(), Some(Denial::PropertyFenced("secret".into())));
+        op.properties = vec!["name".into()];
+        let permit = decide(&g, &op, &places, 0).expect("permit");
+        assert_eq!(permit.obligations().properties.as_deref(), Some(&["name".to_owned()][..]));
+    }
 }

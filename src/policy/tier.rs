@@ -28,15 +28,8 @@ pub enum Tier {
 
 impl Tier {
     /// Every tier, lowest first.
-    pub const ALL: [Tier; 7] = [
-        Tier::View,
-        Tier::ViewPlus,
-        Tier::Share,
-        Tier::Edit,
-        Tier::FullView,
-        Tier::EditPlus,
-        Tier::Admin,
-    ];
+    pub const ALL: [Tier; 7] =
+        [Tier::View, Tier::ViewPlus, Tier::Share, Tier::Edit, Tier::FullView, Tier::EditPlus, Tier::Admin];
 
     /// The wire name (`view`, `viewPlus`, …), as in the token API and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -60,9 +53,7 @@ impl fmt::Display for Tier {
 
 /// The error for a tier name that is not one of the seven.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not an access tier; valid: view, viewPlus, share, edit, fullView, editPlus, admin"
-)]
+#[error("`{0}` is not an access tier; valid: view, viewPlus, share, edit, fullView, editPlus, admin")]
 pub struct UnknownTier(pub String);
 
 impl FromStr for Tier {
@@ -77,9 +68,6 @@ impl FromStr for Tier {
     /// assert!(Tier::Admin > Tier::Edit);
     /// ```
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tier::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownTier(s.to_owned()))
+        Tier::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownTier(s.to_owned()))
     }
 }

@@ -46,11 +46,7 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
 /// True for `x-tilegate-…` in any case and with `_` or `-` separators.
 fn is_gateway_identity(name: &HeaderName) -> bool {
     let n = name.as_str().as_bytes();
-    n.len() >= 11
-        && n[..11]
-            .iter()
-            .map(|b| if *b == b'_' { b'-' } else { *b })
-            .eq(b"x-tilegate-".iter().copied())
+    n.len() >= 11 && n[..11].iter().map(|b| if *b == b'_' { b'-' } else { *b }).eq(b"x-tilegate-".iter().copied())
 }
 
 /// Cleans a client request's headers for the upstream.
@@ -59,11 +55,7 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
     headers.remove(header::AUTHORIZATION);
     headers.remove("x-access-token");
     headers.remove(header::HOST);
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_gateway_identity(n))
-        .cloned()
-        .collect();
+    let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_gateway_identity(n)).cloned().collect();
     for name in spoofed {
         headers.remove(name);
     }
@@ -73,32 +65,15 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
 /// configured proxy.
 pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     let peer_ip = ctx.peer.ip();
-    let trusted = ctx
-        .config
-        .server
-        .trusted_proxies
-        .iter()
-        .any(|net| net.contains(&peer_ip));
+    let trusted = ctx.config.server.trusted_proxies.iter().any(|net| net.contains(&peer_ip));
     let host = headers.get(header::HOST).cloned();
     if trusted {
-        let prior: Vec<String> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect();
-        let chain = if prior.is_empty() {
-            peer_ip.to_string()
-        } else {
-            format!("{}, {peer_ip}", prior.join(", "))
-        };
+        let prior: Vec<String> =
+            headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+        let chain = if prior.is_empty() { peer_ip.to_string() } else { format!("{}, {peer_ip}", prior.join(", ")) };
         set(headers, "x-forwarded-for", &chain);
         if !headers.contains_key("x-forwarded-proto") {
-            set(
-                headers,
-                "x-forwarded-proto",
-                if ctx.tls { "https" } else { "http" },
-            );
+            set(headers, "x-forwarded-proto", if ctx.tls { "https" } else { "http" });
         }
     } else {
         headers.remove("forwarded");
@@ -106,11 +81,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
         headers.remove("x-forwarded-port");
         headers.remove("x-real-ip");
         set(headers, "x-forwarded-for", &peer_ip.to_string());
-        set(
-            headers,
-            "x-forwarded-proto",
-            if ctx.tls { "https" } else { "http" },
-        );
+        set(headers, "x-forwarded-proto", if ctx.tls { "https" } else { "http" });
     }
     if !headers.contains_key("x-forwarded-host") {
         if let Some(host) = host {
@@ -122,10 +93,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
 /// Adds the gateway's identity headers for the upstream (after spoofed ones were dropped).
 pub fn set_identity(headers: &mut HeaderMap, permit: &Permit) {
     set(headers, TOKEN_ID_HEADER, &permit.token_id().to_string());
-    headers.insert(
-        TIER_HEADER,
-        HeaderValue::from_static(permit.tier().as_str()),
-    );
+    headers.insert(TIER_HEADER, HeaderValue::from_static(permit.tier().as_str()));
 }
 
 /// Cleans an upstream response's headers for the client.
@@ -145,38 +113,18 @@ mod tests {
 
     #[test]
     fn identity_headers_are_recognised_in_every_spelling() {
-        for name in [
-            "x-tilegate-tier",
-            "X-Tilegate-Token-Id",
-            "x_tilegate_tier",
-            "X_TILEGATE-x",
-            "x-tilegate_tier",
-        ] {
-            assert!(
-                is_gateway_identity(&HeaderName::from_bytes(name.as_bytes()).expect("name")),
-                "{name}"
-            );
+        for name in ["x-tilegate-tier", "X-Tilegate-Token-Id", "x_tilegate_tier", "X_TILEGATE-x", "x-tilegate_tier"] {
+            assert!(is_gateway_identity(&HeaderName::from_bytes(name.as_bytes()).expect("name")), "{name}");
         }
-        for name in [
-            "x-tilegat",
-            "x-tilegatex",
-            "tilegate-tier",
-            "x-forwarded-for",
-        ] {
-            assert!(
-                !is_gateway_identity(&HeaderName::from_bytes(name.as_bytes()).expect("name")),
-                "{name}"
-            );
+        for name in ["x-tilegat", "x-tilegatex", "tilegate-tier", "x-forwarded-for"] {
+            assert!(!is_gateway_identity(&HeaderName::from_bytes(name.as_bytes()).expect("name")), "{name}");
         }
     }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_dropped() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("close, x-secret-hop"),
-        );
+        h.insert("connection", HeaderValue::from_static("close, x-secret-hop"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));

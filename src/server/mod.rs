@@ -35,10 +35,7 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on `{addr}`: {source}; check `server.listen` and that no other process uses the port")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A running gateway.
@@ -76,24 +73,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))??;
     let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let cache = Arc::new(GrantCache::new(store));
     let gateway = Arc::new(Gateway::new(config, cache.clone()));
     let (shutdown, watch_rx) = watch::channel(false);
     let accept = tokio::spawn(accept_loop(listener, gateway.clone(), wait_for(watch_rx)));
     let poll = tokio::spawn(cache.poll(REVOCATION_POLL));
     tracing::info!(listen = %addr, "tilegate is serving");
-    Ok(Running {
-        addr,
-        gateway,
-        shutdown,
-        tasks: vec![accept, poll],
-    })
+    Ok(Running { addr, gateway, shutdown, tasks: vec![accept, poll] })
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {
@@ -105,11 +93,7 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
 }
 
 /// Accepts connections until `shutdown` resolves, then drains them.
-pub async fn accept_loop(
-    listener: TcpListener,
-    gateway: Arc<Gateway>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
     let config = gateway.config();
     let limit = Arc::new(Semaphore::new(config.server.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -118,10 +102,7 @@ pub async fn accept_loop(
         .timer(TokioTimer::new())
         .header_read_timeout(config.server.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

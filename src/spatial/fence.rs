@@ -31,21 +31,10 @@ pub enum FenceError {
     EmptyTiles,
     #[error("tiles[{index}]: zoom {zoom} is above the fence maximum of {MAX_FENCE_ZOOM}")]
     ZoomTooHigh { index: usize, zoom: u32 },
-    #[error(
-        "tiles[{index}]: tile {x}/{y} does not exist at zoom {zoom}; x and y must be below 2^zoom"
-    )]
-    OutOfRange {
-        index: usize,
-        zoom: u32,
-        x: u64,
-        y: u64,
-    },
+    #[error("tiles[{index}]: tile {x}/{y} does not exist at zoom {zoom}; x and y must be below 2^zoom")]
+    OutOfRange { index: usize, zoom: u32, x: u64, y: u64 },
     #[error("tiles[{index}]: zoom {zoom} is above maxZoom {max_zoom}")]
-    AboveMaxZoom {
-        index: usize,
-        zoom: u32,
-        max_zoom: u8,
-    },
+    AboveMaxZoom { index: usize, zoom: u32, max_zoom: u8 },
     #[error("maxZoom {0} is above the maximum of {MAX_FENCE_ZOOM}")]
     MaxZoomTooHigh(u32),
     #[error("{0} fence tiles; at most 10000 are allowed per path")]
@@ -57,21 +46,14 @@ pub const MAX_FENCE_TILES: usize = 10_000;
 
 impl Fence {
     /// Validates and normalizes a fence given as `(zoom, x, y)` triples and an optional maxZoom.
-    pub fn new(
-        tiles: Option<&[(u32, u64, u64)]>,
-        max_zoom: Option<u32>,
-    ) -> Result<Fence, FenceError> {
+    pub fn new(tiles: Option<&[(u32, u64, u64)]>, max_zoom: Option<u32>) -> Result<Fence, FenceError> {
         let max_zoom = match max_zoom {
             Some(z) if z > u32::from(MAX_FENCE_ZOOM) => return Err(FenceError::MaxZoomTooHigh(z)),
             Some(z) => Some(z as u8),
             None => None,
         };
         let Some(raw) = tiles else {
-            return Ok(Fence {
-                max_zoom,
-                tiles: None,
-                levels: Vec::new(),
-            });
+            return Ok(Fence { max_zoom, tiles: None, levels: Vec::new() });
         };
         if raw.is_empty() {
             return Err(FenceError::EmptyTiles);
@@ -86,19 +68,10 @@ impl Fence {
             }
             if let Some(max_zoom) = max_zoom {
                 if zoom > u32::from(max_zoom) {
-                    return Err(FenceError::AboveMaxZoom {
-                        index,
-                        zoom,
-                        max_zoom,
-                    });
+                    return Err(FenceError::AboveMaxZoom { index, zoom, max_zoom });
                 }
             }
-            let tile = TileCoord::new(zoom, x, y).map_err(|_| FenceError::OutOfRange {
-                index,
-                zoom,
-                x,
-                y,
-            })?;
+            let tile = TileCoord::new(zoom, x, y).map_err(|_| FenceError::OutOfRange { index, zoom, x, y })?;
             parsed.push(tile);
         }
         // Shallow tiles first, so a tile is dropped when an ancestor is already kept.
@@ -106,9 +79,7 @@ impl Fence {
         let mut kept: HashSet<TileCoord> = HashSet::with_capacity(parsed.len());
         let mut levels: Vec<u8> = Vec::new();
         for tile in parsed {
-            let covered = levels
-                .iter()
-                .any(|&z| tile.ancestor(z).is_some_and(|a| kept.contains(&a)));
+            let covered = levels.iter().any(|&z| tile.ancestor(z).is_some_and(|a| kept.contains(&a)));
             if !covered {
                 if !levels.contains(&tile.z()) {
                     levels.push(tile.z());
@@ -116,11 +87,7 @@ impl Fence {
                 kept.insert(tile);
             }
         }
-        Ok(Fence {
-            max_zoom,
-            tiles: Some(kept),
-            levels,
-        })
+        Ok(Fence { max_zoom, tiles: Some(kept), levels })
     }
 
     /// True when the fence limits nothing.
@@ -147,10 +114,7 @@ impl Fence {
         let Some(tiles) = &self.tiles else {
             return Ok(());
         };
-        let inside = self
-            .levels
-            .iter()
-            .any(|&z| tile.ancestor(z).is_some_and(|a| tiles.contains(&a)));
+        let inside = self.levels.iter().any(|&z| tile.ancestor(z).is_some_and(|a| tiles.contains(&a)));
         if inside {
             Ok(())
         } else {

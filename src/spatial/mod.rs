@@ -65,9 +65,7 @@ pub fn crs_from_identifier(id: &str) -> Option<(Crs, AxisOrder)> {
     if let Some(code) = code {
         return match code {
             "4326" => Some((Crs::Wgs84, AxisOrder::YX)),
-            "3857" | "900913" | "3785" | "102100" | "102113" => {
-                Some((Crs::WebMercator, AxisOrder::XY))
-            }
+            "3857" | "900913" | "3785" | "102100" | "102113" => Some((Crs::WebMercator, AxisOrder::XY)),
             _ => None,
         };
     }
@@ -80,8 +78,7 @@ pub fn crs_from_identifier(id: &str) -> Option<(Crs, AxisOrder)> {
         | "https://www.opengis.net/def/crs/ogc/1.3/crs84" => Some((Crs::Wgs84, AxisOrder::XY)),
         // The old GML form is written longitude first by every server in use.
         "http://www.opengis.net/gml/srs/epsg.xml#4326" => Some((Crs::Wgs84, AxisOrder::XY)),
-        "http://www.opengis.net/gml/srs/epsg.xml#3857"
-        | "http://www.opengis.net/gml/srs/epsg.xml#900913" => {
+        "http://www.opengis.net/gml/srs/epsg.xml#3857" | "http://www.opengis.net/gml/srs/epsg.xml#900913" => {
             Some((Crs::WebMercator, AxisOrder::XY))
         }
         _ => None,
@@ -100,18 +97,12 @@ pub fn effective_zoom(bbox: &BBox, width: u32, height: u32) -> f64 {
     let (dx, dy) = match bbox.crs {
         Crs::WebMercator => (bbox.max_x - bbox.min_x, bbox.max_y - bbox.min_y),
         Crs::Wgs84 => {
-            let span_x = if bbox.min_x > bbox.max_x {
-                bbox.max_x + 360.0 - bbox.min_x
-            } else {
-                bbox.max_x - bbox.min_x
-            };
+            let span_x =
+                if bbox.min_x > bbox.max_x { bbox.max_x + 360.0 - bbox.min_x } else { bbox.max_x - bbox.min_x };
             let lat = ((bbox.min_y + bbox.max_y) / 2.0).to_radians();
             let metres_per_degree = MERCATOR_HALF_WORLD / 180.0;
             // Mercator stretches by 1/cos(lat) away from the equator.
-            (
-                span_x * metres_per_degree,
-                (bbox.max_y - bbox.min_y) * metres_per_degree / lat.cos().max(1e-9),
-            )
+            (span_x * metres_per_degree, (bbox.max_y - bbox.min_y) * metres_per_degree / lat.cos().max(1e-9))
         }
     };
     let resolution = (dx / w).min(dy / h);

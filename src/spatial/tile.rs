@@ -44,11 +44,7 @@ impl TileCoord {
         if x >= n || y >= n {
             return Err(TileError::OutOfRange { z, x, y });
         }
-        Ok(TileCoord {
-            z,
-            x: x as u32,
-            y: y as u32,
-        })
+        Ok(TileCoord { z, x: x as u32, y: y as u32 })
     }
 
     /// A tile given in the TMS scheme, where y counts from the south.
@@ -87,11 +83,7 @@ impl TileCoord {
             return None;
         }
         let shift = self.z - z;
-        Some(TileCoord {
-            z,
-            x: self.x >> shift,
-            y: self.y >> shift,
-        })
+        Some(TileCoord { z, x: self.x >> shift, y: self.y >> shift })
     }
 }
 

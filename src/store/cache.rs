@@ -60,10 +60,7 @@ impl GrantCache {
 
     /// (hits, misses) since start.
     pub fn stats(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }
 
     pub fn len(&self) -> usize {
@@ -84,11 +81,7 @@ impl GrantCache {
         let seen = self.negative[slot].load(Ordering::Acquire);
         if seen != 0 && seen & !REVOKED_BIT == fp {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(if seen & REVOKED_BIT != 0 {
-                Resolved::Revoked
-            } else {
-                Resolved::Unknown
-            });
+            return Ok(if seen & REVOKED_BIT != 0 { Resolved::Revoked } else { Resolved::Unknown });
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let before = self.generation.load(Ordering::Acquire);
@@ -127,12 +120,7 @@ impl GrantCache {
             let (slot, fp) = negative_slot(hash);
             let seen = self.negative[slot].load(Ordering::Acquire);
             if seen & !REVOKED_BIT == fp {
-                let _ = self.negative[slot].compare_exchange(
-                    seen,
-                    0,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
+                let _ = self.negative[slot].compare_exchange(seen, 0, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
     }

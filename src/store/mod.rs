@@ -10,9 +10,7 @@ mod records;
 mod schema;
 
 pub use cache::{GrantCache, Resolved};
-pub use records::{
-    access_json, now_unix, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord,
-};
+pub use records::{access_json, now_unix, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,16 +24,9 @@ use crate::token::TokenHash;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the token store `{path}`: {source}; check `store.path` and that its folder is writable")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("the token store `{path}` has schema version {found}, newer than this tilegate understands ({supported}); upgrade tilegate")]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
+    TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error("token store query failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("token store row is corrupt: {0}")]
@@ -64,10 +55,7 @@ impl Store {
     /// from a blocking context.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let open = |p: &Path| {
-            let c = Connection::open(p).map_err(|source| StoreError::Open {
-                path: p.to_path_buf(),
-                source,
-            })?;
+            let c = Connection::open(p).map_err(|source| StoreError::Open { path: p.to_path_buf(), source })?;
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "foreign_keys", true)?;
@@ -78,11 +66,7 @@ impl Store {
         schema::migrate(&writer, path)?;
         let reader = open(path)?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
-            }),
+            inner: Arc::new(Inner { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader) }),
         })
     }
 
@@ -99,9 +83,8 @@ impl Store {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let lock = if write { &inner.writer } else { &inner.reader };
-            let mut conn = lock.lock().map_err(|_| {
-                StoreError::Worker("a store connection was poisoned by a panic".into())
-            })?;
+            let mut conn =
+                lock.lock().map_err(|_| StoreError::Worker("a store connection was poisoned by a panic".into()))?;
             f(&mut conn)
         })
         .await
@@ -109,15 +92,8 @@ impl Store {
     }
 
     /// Runs `f` on the writer connection on the current thread (CLI use).
-    pub fn blocking<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self
-            .inner
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Worker("poisoned".into()))?;
+    pub fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.inner.writer.lock().map_err(|_| StoreError::Worker("poisoned".into()))?;
         f(&mut conn)
     }
 
@@ -139,8 +115,7 @@ impl Store {
         actor: Option<TokenId>,
         client: String,
     ) -> Result<Vec<TokenHash>, StoreError> {
-        self.run(true, move |c| records::revoke(c, id, actor, &client))
-            .await
+        self.run(true, move |c| records::revoke(c, id, actor, &client)).await
     }
 
     pub async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
@@ -156,23 +131,14 @@ impl Store {
         self.run(false, move |c| records::descendants(c, id)).await
     }
 
-    pub async fn audit(
-        &self,
-        token: Option<TokenId>,
-        since: Option<i64>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.run(false, move |c| records::audit(c, token, since))
-            .await
+    pub async fn audit(&self, token: Option<TokenId>, since: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.run(false, move |c| records::audit(c, token, since)).await
     }
 
     /// Token hashes touched (created or revoked) by audit rows after `seq`, with the
     /// newest seq; `None` when nothing changed since the last call (cheap
     /// `PRAGMA data_version` check first).
-    pub async fn changes_since(
-        &self,
-        seq: i64,
-        last_version: i64,
-    ) -> Result<(i64, i64, Vec<TokenHash>), StoreError> {
+    pub async fn changes_since(&self, seq: i64, last_version: i64) -> Result<(i64, i64, Vec<TokenHash>), StoreError> {
         self.run(false, move |c| {
             let version: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
             if version == last_version {
@@ -196,19 +162,11 @@ impl Store {
 
     /// The newest audit seq (the poller starts from here).
     pub async fn latest_seq(&self) -> Result<i64, StoreError> {
-        self.run(false, |c| {
-            Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?)
-        })
-        .await
+        self.run(false, |c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?)).await
     }
 
     /// True when the store answers a trivial query (for `/readyz`).
     pub async fn ping(&self) -> bool {
-        self.run(false, |c| {
-            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .optional()?)
-        })
-        .await
-        .is_ok()
+        self.run(false, |c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).optional()?)).await.is_ok()
     }
 }

@@ -86,17 +86,9 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub enum Page {
     /// Tokens created by `creator` and, transitively, by those tokens.
-    Below {
-        creator: TokenId,
-        after: i64,
-        limit: usize,
-    },
+    Below { creator: TokenId, after: i64, limit: usize },
     /// Tokens granting any of `paths` (a path and its ancestors).
-    Granting {
-        paths: Vec<String>,
-        after: i64,
-        limit: usize,
-    },
+    Granting { paths: Vec<String>, after: i64, limit: usize },
     /// Every token (the CLI).
     All { after: i64, limit: usize },
 }
@@ -114,15 +106,12 @@ pub struct AuditEntry {
 }
 
 pub(super) fn hash_from(bytes: &[u8]) -> Result<TokenHash, StoreError> {
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?;
     Ok(TokenHash(arr))
 }
 
 fn id_from(s: &str) -> Result<TokenId, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("`{s}` is not a token id")))
+    s.parse().map_err(|_| StoreError::Corrupt(format!("`{s}` is not a token id")))
 }
 
 /// The access list as JSON, for the audit trail.
@@ -133,9 +122,7 @@ pub fn access_json(access: &[AccessSpec]) -> serde_json::Value {
             let tiles: Option<Vec<_>> = a.fence.tiles().map(|t| {
                 let mut v: Vec<_> = t.map(|t| (t.z(), t.x(), t.y())).collect();
                 v.sort_unstable();
-                v.into_iter()
-                    .map(|(z, x, y)| json!({"zoom": z, "tileX": x, "tileY": y}))
-                    .collect()
+                v.into_iter().map(|(z, x, y)| json!({"zoom": z, "tileX": x, "tileY": y})).collect()
             });
             json!({
                 "pathId": a.path_id,
@@ -176,22 +163,23 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
             "INSERT INTO grants (token_id, path_id, tier, max_zoom, has_tiles, property_fence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![new.id.to_string(), a.path_id, a.tier.as_str(), a.fence.max_zoom(), a.fence.tiles().is_some(), properties],
         )?;
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO fence_tiles (token_id, path_id, zoom, x, y) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
+        let mut stmt =
+            tx.prepare_cached("INSERT INTO fence_tiles (token_id, path_id, zoom, x, y) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for t in tiles {
             stmt.execute(params![new.id.to_string(), a.path_id, t.z(), t.x(), t.y()])?;
         }
     }
     tx.execute(
         "INSERT INTO audit (at, action, actor_id, target_id, client, detail) VALUES (?1, 'create', ?2, ?3, ?4, ?5)",
-        params![new.created_at, new.actor.map(|a| a.to_string()), new.id.to_string(), new.client, access_json(&new.access).to_string()],
+        params![
+            new.created_at,
+            new.actor.map(|a| a.to_string()),
+            new.id.to_string(),
+            new.client,
+            access_json(&new.access).to_string()
+        ],
     )?;
-    let seq: i64 = tx.query_row(
-        "SELECT seq FROM tokens WHERE id = ?1",
-        params![new.id.to_string()],
-        |r| r.get(0),
-    )?;
+    let seq: i64 = tx.query_row("SELECT seq FROM tokens WHERE id = ?1", params![new.id.to_string()], |r| r.get(0))?;
     tx.commit()?;
     Ok(TokenRecord {
         seq,
@@ -208,10 +196,7 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
 }
 
 pub(super) fn lookup(conn: &mut Connection, hash: &TokenHash) -> Result<Lookup, StoreError> {
-    let row = conn
-        .prepare_cached(TOKEN_COLUMNS_BY_HASH)?
-        .query_row(params![&hash.0[..]], token_row)
-        .optional()?;
+    let row = conn.prepare_cached(TOKEN_COLUMNS_BY_HASH)?.query_row(params![&hash.0[..]], token_row).optional()?;
     let Some(row) = row else {
         return Ok(Lookup::Unknown);
     };
@@ -223,53 +208,36 @@ pub(super) fn lookup(conn: &mut Connection, hash: &TokenHash) -> Result<Lookup, 
 }
 
 pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-    let row = conn
-        .prepare_cached(TOKEN_COLUMNS_BY_ID)?
-        .query_row(params![id.to_string()], token_row)
-        .optional()?;
+    let row = conn.prepare_cached(TOKEN_COLUMNS_BY_ID)?.query_row(params![id.to_string()], token_row).optional()?;
     row.map(|r| finish_record(conn, r?)).transpose()
 }
 
 pub(super) fn list(conn: &mut Connection, page: &Page) -> Result<Vec<TokenRecord>, StoreError> {
     let rows: Vec<PartialRecord> = match page {
-        Page::Below {
-            creator,
-            after,
-            limit,
-        } => {
+        Page::Below { creator, after, limit } => {
             let mut stmt = conn.prepare_cached(&format!(
                 "WITH RECURSIVE below(id) AS (
                     SELECT id FROM tokens WHERE creator_id = ?1
                     UNION SELECT t.id FROM tokens t JOIN below b ON t.creator_id = b.id)
                  {TOKEN_COLUMNS} WHERE id IN below AND seq > ?2 ORDER BY seq LIMIT ?3"
             ))?;
-            let rows = stmt.query_map(
-                params![creator.to_string(), after, *limit as i64],
-                token_row,
-            )?;
+            let rows = stmt.query_map(params![creator.to_string(), after, *limit as i64], token_row)?;
             rows.collect::<Result<Result<Vec<_>, _>, _>>()??
         }
-        Page::Granting {
-            paths,
-            after,
-            limit,
-        } => {
+        Page::Granting { paths, after, limit } => {
             let marks = vec!["?"; paths.len()].join(", ");
             let mut stmt = conn.prepare(&format!(
                 "{TOKEN_COLUMNS} WHERE id IN (SELECT token_id FROM grants WHERE path_id IN ({marks}))
                  AND seq > ? ORDER BY seq LIMIT ?"
             ))?;
-            let mut values: Vec<rusqlite::types::Value> =
-                paths.iter().map(|p| p.clone().into()).collect();
+            let mut values: Vec<rusqlite::types::Value> = paths.iter().map(|p| p.clone().into()).collect();
             values.push((*after).into());
             values.push((*limit as i64).into());
             let rows = stmt.query_map(params_from_iter(values), token_row)?;
             rows.collect::<Result<Result<Vec<_>, _>, _>>()??
         }
         Page::All { after, limit } => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "{TOKEN_COLUMNS} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-            ))?;
+            let mut stmt = conn.prepare_cached(&format!("{TOKEN_COLUMNS} WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
             let rows = stmt.query_map(params![after, *limit as i64], token_row)?;
             rows.collect::<Result<Result<Vec<_>, _>, _>>()??
         }
@@ -307,17 +275,11 @@ pub(super) fn revoke(
         if changed == 0 {
             continue;
         }
-        let hash: Vec<u8> = tx.query_row(
-            "SELECT hash FROM tokens WHERE id = ?1",
-            params![target.to_string()],
-            |r| r.get(0),
-        )?;
+        let hash: Vec<u8> =
+            tx.query_row("SELECT hash FROM tokens WHERE id = ?1", params![target.to_string()], |r| r.get(0))?;
         hashes.push(hash_from(&hash)?);
-        let detail = if target == id {
-            json!({"cascade": false})
-        } else {
-            json!({"cascade": true, "root": id.to_string()})
-        };
+        let detail =
+            if target == id { json!({"cascade": false}) } else { json!({"cascade": true, "root": id.to_string()}) };
         tx.execute(
             "INSERT INTO audit (at, action, actor_id, target_id, client, detail) VALUES (?1, 'revoke', ?2, ?3, ?4, ?5)",
             params![now, actor.map(|a| a.to_string()), target.to_string(), client, detail.to_string()],
@@ -351,10 +313,7 @@ pub(super) fn audit(
 }
 
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 const TOKEN_COLUMNS: &str =
@@ -377,8 +336,7 @@ fn token_row(r: &Row<'_>) -> rusqlite::Result<Result<PartialRecord, StoreError>>
             id: id_from(&id)?,
             display_key: r.get(2)?,
             description: r.get(3)?,
-            scope: Scope::parse(&scope)
-                .ok_or_else(|| StoreError::Corrupt(format!("scope `{scope}`")))?,
+            scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("scope `{scope}`")))?,
             created_at: r.get(5)?,
             expires_at: r.get(6)?,
             creator: creator.as_deref().map(id_from).transpose()?,
@@ -405,17 +363,12 @@ fn finish_record(conn: &Connection, partial: PartialRecord) -> Result<TokenRecor
         ))
     })?;
     let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
-    let mut tiles_stmt = conn.prepare_cached(
-        "SELECT zoom, x, y FROM fence_tiles WHERE token_id = ?1 AND path_id = ?2",
-    )?;
+    let mut tiles_stmt =
+        conn.prepare_cached("SELECT zoom, x, y FROM fence_tiles WHERE token_id = ?1 AND path_id = ?2")?;
     for (path_id, tier, max_zoom, has_tiles, properties) in rows {
-        let tier: Tier = tier
-            .parse()
-            .map_err(|e: crate::policy::UnknownTier| StoreError::Corrupt(e.to_string()))?;
+        let tier: Tier = tier.parse().map_err(|e: crate::policy::UnknownTier| StoreError::Corrupt(e.to_string()))?;
         let tiles: Option<Vec<(u32, u64, u64)>> = if has_tiles {
-            let t = tiles_stmt.query_map(params![id, path_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+            let t = tiles_stmt.query_map(params![id, path_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Some(t.collect::<Result<_, _>>()?)
         } else {
             None
@@ -425,15 +378,8 @@ fn finish_record(conn: &Connection, partial: PartialRecord) -> Result<TokenRecor
         let properties = properties
             .map(|p| serde_json::from_str::<Vec<String>>(&p))
             .transpose()
-            .map_err(|e| {
-                StoreError::Corrupt(format!("property fence of {id} on {path_id}: {e}"))
-            })?;
-        record.access.push(AccessSpec {
-            path_id,
-            tier,
-            fence,
-            properties,
-        });
+            .map_err(|e| StoreError::Corrupt(format!("property fence of {id} on {path_id}: {e}")))?;
+        record.access.push(AccessSpec { path_id, tier, fence, properties });
     }
     Ok(record)
 }

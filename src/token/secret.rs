@@ -19,9 +19,7 @@ pub struct TokenHash(pub [u8; 32]);
 
 /// Why a string is not a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the token is malformed: expected `<prefix>_` and 49 letters or digits with a valid checksum"
-)]
+#[error("the token is malformed: expected `<prefix>_` and 49 letters or digits with a valid checksum")]
 pub struct Malformed;
 
 impl TokenSecret {
@@ -55,13 +53,8 @@ impl TokenSecret {
         let (prefix, rest) = s.split_once('_').ok_or(Malformed)?;
         let prefix_ok = !prefix.is_empty()
             && prefix.len() <= 16
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if !prefix_ok
-            || rest.len() != BODY_LEN + CHECK_LEN
-            || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !prefix_ok || rest.len() != BODY_LEN + CHECK_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Malformed);
         }
         let (body, check) = rest.split_at(BODY_LEN);
@@ -83,11 +76,7 @@ impl TokenSecret {
     /// A masked form safe to list and log, such as `tg_ab1...xyz9`.
     pub fn display_key(&self) -> String {
         let (prefix, rest) = self.0.split_once('_').unwrap_or(("", &self.0));
-        format!(
-            "{prefix}_{}...{}",
-            &rest[..3.min(rest.len())],
-            &rest[rest.len().saturating_sub(4)..]
-        )
+        format!("{prefix}_{}...{}", &rest[..3.min(rest.len())], &rest[rest.len().saturating_sub(4)..])
     }
 }
 
@@ -145,11 +134,7 @@ mod tests {
         assert_eq!(s.len(), 3 + 43 + 6);
         assert!(s[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(TokenSecret::parse(s), Ok(t.clone()));
-        assert_ne!(
-            TokenSecret::generate("tg").expect("randomness"),
-            t,
-            "two tokens must differ"
-        );
+        assert_ne!(TokenSecret::generate("tg").expect("randomness"), t, "two tokens must differ");
     }
 
     #[test]
@@ -190,10 +175,7 @@ mod tests {
         ] {
             assert_eq!(TokenSecret::parse(bad), Err(Malformed), "{bad}");
         }
-        assert!(
-            TokenSecret::parse(&format!("acme_{body}")).is_ok(),
-            "other prefixes stay valid"
-        );
+        assert!(TokenSecret::parse(&format!("acme_{body}")).is_ok(), "other prefixes stay valid");
     }
 
     #[test]
@@ -202,10 +184,7 @@ mod tests {
         assert_eq!(format!("{t}"), "<redacted>");
         assert_eq!(format!("{t:?}"), "TokenSecret(<redacted>)");
         let key = t.display_key();
-        assert!(
-            key.starts_with("tg_") && key.contains("...") && key.len() == 3 + 3 + 3 + 4,
-            "{key}"
-        );
+        assert!(key.starts_with("tg_") && key.contains("...") && key.len() == 3 + 3 + 3 + 4, "{key}");
         assert!(!format!("{:?}", t.hash()).contains(&t.expose()[3..10]));
     }
 }

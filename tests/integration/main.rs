@@ -1,0 +1,9 @@
+//! The one integration test binary: the real gateway over real sockets.
+//!
+//! Each module starts its own gateway on `127.0.0.1:0` with a temporary SQLite
+//! store and an in-process upstream (see `support`).
+
+mod support;
+
+mod cli;
+mod foundation;

@@ -1,0 +1,134 @@
+//! An in-process upstream that records what reaches it.
+//!
+//! Paths: `/slow` answers after 3 s; `/big/{bytes}` streams that many bytes in
+//! 64 KiB chunks and holds the last chunk until [`TestUpstream::release`] is
+//! called (so a test can prove the gateway streams); anything else answers 200
+//! with the path in the body.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: http::Method,
+    pub uri: String,
+    pub headers: HeaderMap,
+}
+
+#[derive(Clone)]
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    release: Arc<Notify>,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+impl TestUpstream {
+    pub async fn start() -> TestUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let up = TestUpstream { addr, seen: Arc::default(), release: Arc::new(Notify::new()) };
+        let server = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.answer(req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        up
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    /// The most recent request.
+    pub fn last(&self) -> Seen {
+        self.seen().last().cloned().expect("the upstream saw a request")
+    }
+
+    /// Lets a held `/big/…` response send its last chunk.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let _ = body.collect().await;
+        self.seen.lock().expect("lock").push(Seen {
+            method: parts.method.clone(),
+            uri: parts.uri.to_string(),
+            headers: parts.headers.clone(),
+        });
+        let path = parts.uri.path().to_owned();
+        if path.ends_with("/slow") {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        if let Some(n) = path.rsplit_once("/big/").and_then(|(_, n)| n.parse::<usize>().ok()) {
+            return self.big(n);
+        }
+        let mut res = Response::new(
+            Full::new(Bytes::from(format!("upstream saw {}", parts.uri))).map_err(|e| match e {}).boxed(),
+        );
+        res.headers_mut().insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
+        res.headers_mut().insert("x-upstream", http::HeaderValue::from_static("yes"));
+        res
+    }
+
+    fn big(&self, total: usize) -> Response<Body> {
+        const CHUNK: usize = 64 * 1024;
+        let release = self.release.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![b'x'; CHUNK]);
+            let mut sent = 0;
+            while sent + CHUNK < total {
+                if tx.send(Ok(Frame::data(chunk.clone()))).await.is_err() {
+                    return;
+                }
+                sent += CHUNK;
+            }
+            // Hold the tail until the test has seen data arrive through the gateway.
+            release.notified().await;
+            let _ = tx.send(Ok(Frame::data(Bytes::from(vec![b'x'; total - sent])))).await;
+        });
+        Response::new(BodyExt::boxed(ChannelBody(rx)))
+    }
+}
+
+/// A body fed by a channel: frames arrive as the producer sends them.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx)
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod upstream;
+pub mod upstreams;
 
 use std::path::PathBuf;
 use std::sync::Arc;

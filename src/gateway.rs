@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
+use crate::admin;
 use crate::config::{Config, LogFormat, PathConfig, TileTemplate};
 use crate::policy::{self, Denial, Extent, Grant, Operation, Permit, Surface, Tier, TokenId};
 use crate::proxy::{self, ForwardContext, Upstream};
@@ -104,6 +105,10 @@ impl Gateway {
             .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
+        if let Route::TokenApi { id } = route {
+            log.operation = "tokens.api";
+            return admin::api::handle(&self.cache, config, req, grant, peer, id).await;
+        }
         let target = classify(config, &route, &req, &token)?;
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
@@ -117,6 +122,7 @@ impl Gateway {
     /// Health and readiness answer without a token.
     async fn operations(&self, route: &Route<'_>, method: &Method) -> Result<Option<Response<Body>>, Reject> {
         let ready = match route {
+            Route::OpenApi => return Ok(Some(openapi())),
             Route::Healthz => true,
             Route::Readyz => self.cache.store().ping().await,
             Route::Unknown => return Err(Reject::NotFound),
@@ -155,6 +161,15 @@ impl Gateway {
         let upstream_req = proxy::prepare(parts, body, target, permit, &ctx);
         Ok(self.upstream.send(upstream_req, config.upstream.response_timeout).await?)
     }
+}
+
+/// The token API's OpenAPI 3.1 document (`src/admin/openapi.json`).
+pub const OPENAPI: &str = include_str!("admin/openapi.json");
+
+fn openapi() -> Response<Body> {
+    let mut res = Response::new(respond::full(OPENAPI));
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    res
 }
 
 fn bad_path(e: BadPath) -> Reject {

@@ -51,6 +51,9 @@ pub enum Reject {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    /// 404 with a specific detail (the token API's "no such token").
+    #[error("not found: {0}")]
+    NotFoundDetail(String),
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
     #[error("request body too large")]
@@ -79,7 +82,7 @@ impl Reject {
         match self {
             Reject::Denied(d) => denial_status(d),
             Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Reject::NotFound => StatusCode::NOT_FOUND,
+            Reject::NotFound | Reject::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -96,7 +99,7 @@ impl Reject {
         match self {
             Reject::Denied(d) => d.reason(),
             Reject::BadRequest(_) => "bad_request",
-            Reject::NotFound => "not_found",
+            Reject::NotFound | Reject::NotFoundDetail(_) => "not_found",
             Reject::MethodNotAllowed(_) => "method_not_allowed",
             Reject::PayloadTooLarge(_) => "payload_too_large",
             Reject::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -113,7 +116,7 @@ impl Reject {
     pub fn detail(&self) -> String {
         match self {
             Reject::Denied(d) => denial_detail(d),
-            Reject::BadRequest(m) | Reject::Forbidden(m) => m.clone(),
+            Reject::BadRequest(m) | Reject::Forbidden(m) | Reject::NotFoundDetail(m) => m.clone(),
             Reject::NotFound => {
                 "nothing is served at this path; see /openapi.json and the README for the URL scheme".into()
             }
@@ -238,6 +241,7 @@ mod tests {
         let table: Vec<(Reject, u16)> = vec![
             (Reject::BadRequest("x".into()), 400),
             (Reject::NotFound, 404),
+            (Reject::NotFoundDetail("x".into()), 404),
             (Reject::MethodNotAllowed("GET"), 405),
             (Reject::PayloadTooLarge(10), 413),
             (Reject::UnsupportedMediaType("x".into()), 415),

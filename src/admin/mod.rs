@@ -3,6 +3,10 @@
 //! Minting returns the raw secret exactly once, next to the record that holds
 //! only its hash. Nothing here logs or stores a secret.
 
+pub mod api;
+mod body;
+pub mod delegate;
+
 use crate::policy::{Scope, TokenId};
 use crate::store::{AccessSpec, NewToken};
 use crate::token::TokenSecret;

@@ -55,6 +55,7 @@ xyz = "http://{up}/tms/{z}/{x}/{-y}.png"
 id = "places"
 parent = "world"
 kind = "vector"
+properties = ["name", "population", "secret_note"]
 [path.upstream]
 base = "http://{up}/places/"
 [[path]]
@@ -179,6 +180,22 @@ impl TestGateway {
         let (parts, body) = res.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
         Reply { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// Calls the token API with a JSON body (or none).
+    pub async fn api(&self, method: Method, path: &str, token: &str, body: Option<serde_json::Value>) -> Reply {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        self.send(method, path, &headers, body).await
+    }
+
+    /// Creates a token through the API; returns the reply.
+    pub async fn create(&self, token: &str, body: serde_json::Value) -> Reply {
+        self.api(Method::POST, "/account/security/accessToken", token, Some(body)).await
     }
 
     /// Runs the `tilegate` binary with this gateway's config.

@@ -1,6 +1,12 @@
-//! `TileCoord`: a checked z/x/y tile address in the Web Mercator quad tree.
+//! `TileCoord`: a checked z/x/y tile address in the Web Mercator quad tree, and
+//! the area each tile covers. Pure code, no I/O.
 
 use std::fmt;
+
+use super::mercator::{
+    easting_from_unit_x, lat_from_unit_y, lon_from_unit_x, northing_from_unit_y,
+};
+use super::{BBox, Crs};
 
 /// The deepest zoom a tile request may name.
 pub const MAX_TILE_ZOOM: u8 = 30;
@@ -92,6 +98,53 @@ impl TileCoord {
             x: self.x >> shift,
             y: self.y >> shift,
         })
+    }
+
+    /// The tile's area in EPSG:3857 metres.
+    ///
+    /// ```
+    /// use tilegate::spatial::{TileCoord, MERCATOR_HALF_WORLD};
+    /// let world = TileCoord::new(0, 0, 0).unwrap().bounds_mercator();
+    /// assert_eq!((world.min_x, world.max_y), (-MERCATOR_HALF_WORLD, MERCATOR_HALF_WORLD));
+    /// let ne = TileCoord::new(1, 1, 0).unwrap().bounds_mercator();
+    /// assert_eq!((ne.min_x, ne.min_y, ne.max_x), (0.0, 0.0, MERCATOR_HALF_WORLD));
+    /// ```
+    pub fn bounds_mercator(self) -> BBox {
+        let (u0, v0, u1, v1) = self.unit_bounds();
+        BBox {
+            crs: Crs::WebMercator,
+            min_x: easting_from_unit_x(u0),
+            min_y: northing_from_unit_y(v1),
+            max_x: easting_from_unit_x(u1),
+            max_y: northing_from_unit_y(v0),
+        }
+    }
+
+    /// The tile's area in WGS 84 degrees (longitude first); the top and bottom rows
+    /// end at ±[`MAX_MERCATOR_LAT`](super::MAX_MERCATOR_LAT).
+    ///
+    /// ```
+    /// use tilegate::spatial::TileCoord;
+    /// let b = TileCoord::new(1, 0, 0).unwrap().bounds_lonlat();
+    /// assert_eq!((b.min_x, b.max_x), (-180.0, 0.0));
+    /// assert!(b.min_y.abs() < 1e-12 && (b.max_y - 85.0511287798).abs() < 1e-9);
+    /// ```
+    pub fn bounds_lonlat(self) -> BBox {
+        let (u0, v0, u1, v1) = self.unit_bounds();
+        BBox {
+            crs: Crs::Wgs84,
+            min_x: lon_from_unit_x(u0),
+            min_y: lat_from_unit_y(v1),
+            max_x: lon_from_unit_x(u1),
+            max_y: lat_from_unit_y(v0),
+        }
+    }
+
+    /// `(west, north, east, south)` on the unit square; exact, since z ≤ 30.
+    pub(crate) fn unit_bounds(self) -> (f64, f64, f64, f64) {
+        let n = (1u64 << self.z) as f64;
+        let (x, y) = (f64::from(self.x), f64::from(self.y));
+        (x / n, y / n, (x + 1.0) / n, (y + 1.0) / n)
     }
 }
 

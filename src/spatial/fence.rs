@@ -35,6 +35,9 @@ pub const MAX_FENCE_TILES: usize = 10_000;
 /// position is no longer precise to a zoom-24 tile.
 const MAX_WORLDS_AWAY: f64 = 1_000.0;
 
+#[cfg(test)]
+mod tests;
+
 /// A tile geofence for one token on one path (DESIGN.md §5).
 ///
 /// INVARIANT: `tiles` is normalized: no duplicates and no tile under another

@@ -192,3 +192,144 @@ pub fn effective_zoom(bbox: &BBox, width: u32, height: u32) -> f64 {
     }
     (MERCATOR_RESOLUTION_Z0 / rx.min(ry)).log2()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crs_identifiers_in_every_spelling_clients_send() {
+        use AxisOrder::{XY, YX};
+        use Crs::{WebMercator as M, Wgs84 as G};
+        let cases: &[(&str, Option<(Crs, AxisOrder)>)] = &[
+            ("EPSG:4326", Some((G, YX))),
+            ("  epsg:4326 ", Some((G, YX))),
+            ("urn:ogc:def:crs:EPSG::4326", Some((G, YX))),
+            ("urn:ogc:def:crs:EPSG:6.6:4326", Some((G, YX))),
+            ("urn:ogc:def:crs:EPSG:8.9.1:4326", Some((G, YX))),
+            ("urn:ogc:def:crs:EPSG:4326", Some((G, YX))),
+            ("urn:x-ogc:def:crs:EPSG:4326", Some((G, YX))),
+            ("urn:x-ogc:def:crs:EPSG:6.6:4326", Some((G, YX))),
+            ("http://www.opengis.net/def/crs/EPSG/0/4326", Some((G, YX))),
+            ("https://www.opengis.net/def/crs/EPSG/0/4326", Some((G, YX))),
+            (
+                "http://www.opengis.net/gml/srs/epsg.xml#4326",
+                Some((G, XY)),
+            ),
+            ("CRS:84", Some((G, XY))),
+            ("OGC:CRS84", Some((G, XY))),
+            ("urn:ogc:def:crs:OGC:1.3:CRS84", Some((G, XY))),
+            ("urn:ogc:def:crs:OGC::CRS84", Some((G, XY))),
+            ("urn:ogc:def:crs:OGC:2:84", Some((G, XY))),
+            (
+                "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                Some((G, XY)),
+            ),
+            ("EPSG:3857", Some((M, XY))),
+            ("EPSG:900913", Some((M, XY))),
+            ("EPSG:3785", Some((M, XY))),
+            ("EPSG:102100", Some((M, XY))),
+            ("urn:ogc:def:crs:EPSG::3857", Some((M, XY))),
+            ("http://www.opengis.net/def/crs/EPSG/0/3857", Some((M, XY))),
+            (
+                "http://www.opengis.net/gml/srs/epsg.xml#900913",
+                Some((M, XY)),
+            ),
+            // Unknown or malformed: denied by the classifiers as unsupported.
+            ("EPSG:25832", None),
+            ("EPSG:4326x", None),
+            ("EPSG: 4326", None),
+            ("EPSG::4326", None),
+            ("4326", None),
+            ("", None),
+            ("CRS:83", None),
+            ("urn:ogc:def:crs:EPSG:v1:4326", None),
+            ("urn:ogc:def:crs:EPSG:6.6:4326:extra", None),
+            ("urn:ogc:def:crs:OGC:1.3:CRS83", None),
+            ("urn:ogc:def:crs:ESRI::102100", None),
+            ("http://www.opengis.net/def/crs/EPSG/0/4326/", None),
+            ("http://www.opengis.net/def/crs/EPSG/4326", None),
+            ("http://example.com/def/crs/EPSG/0/4326", None),
+        ];
+        for &(id, want) in cases {
+            assert_eq!(crs_from_identifier(id), want, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn effective_zoom_of_tile_sized_boxes() {
+        let merc = |z: i32, px: u32| {
+            let side = 2.0 * MERCATOR_HALF_WORLD / 2f64.powi(z);
+            let bbox = BBox {
+                crs: Crs::WebMercator,
+                min_x: 1000.0,
+                min_y: -3000.0,
+                max_x: 1000.0 + side,
+                max_y: -3000.0 + side,
+            };
+            effective_zoom(&bbox, px, px)
+        };
+        for z in 0..=24 {
+            assert!((merc(z, 256) - f64::from(z)).abs() < 1e-9, "z{z}");
+            assert!(
+                (merc(z, 512) - f64::from(z) - 1.0).abs() < 1e-9,
+                "z{z} at 512 px"
+            );
+        }
+        // A HiDPI client drawing a zoom-10 tile's area at 1.5× is at zoom 10.58.
+        assert!((merc(10, 384) - 10.584_962_500_721_156).abs() < 1e-9);
+    }
+
+    #[test]
+    fn effective_zoom_in_degrees_uses_the_centre_latitude() {
+        // A zoom-12 tile near 60°N is about half as tall in degrees as it is wide.
+        let (z, lat) = (12, 60.0_f64);
+        let width = 360.0 / 2f64.powi(z);
+        let height = width * lat.to_radians().cos();
+        let bbox = BBox {
+            crs: Crs::Wgs84,
+            min_x: 10.0,
+            min_y: lat - height / 2.0,
+            max_x: 10.0 + width,
+            max_y: lat + height / 2.0,
+        };
+        assert!((effective_zoom(&bbox, 256, 256) - 12.0).abs() < 1e-6);
+        // Twice the pixels one way only: the finer axis decides.
+        assert!((effective_zoom(&bbox, 512, 256) - 13.0).abs() < 1e-6);
+        assert!((effective_zoom(&bbox, 256, 512) - 13.0).abs() < 1e-6);
+        // The poles do not divide by zero.
+        let polar = BBox {
+            min_y: 89.0,
+            max_y: 90.0,
+            ..bbox
+        };
+        assert!(effective_zoom(&polar, 256, 256).is_finite());
+    }
+
+    #[test]
+    fn effective_zoom_of_degenerate_and_inverted_boxes() {
+        let point = BBox {
+            crs: Crs::WebMercator,
+            min_x: 5.0,
+            min_y: 5.0,
+            max_x: 5.0,
+            max_y: 5.0,
+        };
+        assert_eq!(effective_zoom(&point, 256, 256), f64::INFINITY);
+        let inverted = BBox {
+            min_y: 6.0,
+            max_y: 5.0,
+            max_x: 10.0,
+            ..point
+        };
+        assert!(effective_zoom(&inverted, 256, 256).is_nan());
+        let world = BBox {
+            crs: Crs::WebMercator,
+            min_x: -MERCATOR_HALF_WORLD,
+            min_y: -MERCATOR_HALF_WORLD,
+            max_x: MERCATOR_HALF_WORLD,
+            max_y: MERCATOR_HALF_WORLD,
+        };
+        assert_eq!(effective_zoom(&world, 0, 0), effective_zoom(&world, 1, 1));
+    }
+}

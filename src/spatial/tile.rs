@@ -153,3 +153,73 @@ impl fmt::Display for TileCoord {
         write!(f, "{}/{}/{}", self.z, self.x, self.y)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spatial::MERCATOR_HALF_WORLD as H;
+
+    fn t(z: u32, x: u64, y: u64) -> TileCoord {
+        TileCoord::new(z, x, y).unwrap()
+    }
+
+    #[test]
+    fn neighbouring_tiles_share_their_edges() {
+        for z in [1, 5, 12, 24, 30] {
+            let n = 1u64 << z;
+            let (x, y) = (n / 3, n / 3);
+            for bounds in [TileCoord::bounds_lonlat, TileCoord::bounds_mercator] {
+                let here = bounds(t(z, x, y));
+                let east = bounds(t(z, x + 1, y));
+                let south = bounds(t(z, x, y + 1));
+                assert_eq!(here.max_x, east.min_x, "z{z}");
+                assert_eq!(here.min_y, south.max_y, "z{z}");
+                assert!(here.min_x < here.max_x && here.min_y < here.max_y, "z{z}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_corners_of_the_world() {
+        let last = (1u64 << 30) - 1;
+        let se = t(30, last, last).bounds_lonlat();
+        assert_eq!(se.max_x, 180.0);
+        assert!((se.min_y + 85.051_128_779_806_59).abs() < 1e-6);
+        let nw = t(30, 0, 0).bounds_mercator();
+        assert_eq!((nw.min_x, nw.max_y), (-H, H));
+    }
+
+    #[test]
+    fn tms_rows_count_from_the_south() {
+        for (z, y_tms, y_xyz) in [(0, 0, 0), (1, 0, 1), (3, 2, 5), (30, 0, (1 << 30) - 1)] {
+            assert_eq!(
+                TileCoord::from_tms(z, 0, y_tms),
+                TileCoord::new(z, 0, y_xyz),
+                "z{z}"
+            );
+        }
+        assert!(TileCoord::from_tms(2, 0, 4).is_err());
+    }
+
+    #[test]
+    fn new_refuses_tiles_that_do_not_exist() {
+        assert_eq!(TileCoord::new(31, 0, 0), Err(TileError::ZoomTooHigh(31)));
+        assert_eq!(
+            TileCoord::new(u32::MAX, 0, 0),
+            Err(TileError::ZoomTooHigh(u32::MAX))
+        );
+        assert_eq!(
+            TileCoord::new(3, 8, 0),
+            Err(TileError::OutOfRange { z: 3, x: 8, y: 0 })
+        );
+        assert_eq!(
+            TileCoord::new(3, 0, u64::MAX),
+            Err(TileError::OutOfRange {
+                z: 3,
+                x: 0,
+                y: u64::MAX
+            })
+        );
+        assert!(TileCoord::new(30, (1 << 30) - 1, 0).is_ok());
+    }
+}

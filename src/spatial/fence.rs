@@ -28,6 +28,10 @@ pub const ZOOM_TOLERANCE: f64 = 0.5;
 /// metres and back; it is far below anything a map could show.
 pub const EDGE_TOLERANCE: f64 = 1e-9;
 
+/// A fence as plain values, from [`Fence::to_parts`]: the tiles as `(zoom, x, y)`
+/// sorted ascending (`None` when only maxZoom limits), and maxZoom.
+pub type FenceParts = (Option<Vec<(u32, u32, u32)>>, Option<u32>);
+
 /// The most tiles one fence may hold per path.
 pub const MAX_FENCE_TILES: usize = 10_000;
 
@@ -219,7 +223,7 @@ impl Fence {
     ///     tiles.unwrap().iter().map(|&(z, x, y)| (z, x.into(), y.into())).collect();
     /// assert_eq!(Fence::new(Some(&again), max_zoom).unwrap(), fence);
     /// ```
-    pub fn to_parts(&self) -> (Option<Vec<(u32, u32, u32)>>, Option<u32>) {
+    pub fn to_parts(&self) -> FenceParts {
         let tiles = self.tiles.as_ref().map(|tiles| {
             let mut sorted: Vec<TileCoord> = tiles.iter().copied().collect();
             sorted.sort_unstable();

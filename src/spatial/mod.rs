@@ -9,7 +9,9 @@ mod mercator;
 mod tile;
 mod union;
 
-pub use fence::{Fence, FenceDenial, FenceError, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE};
+pub use fence::{
+    Fence, FenceDenial, FenceError, FenceParts, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE,
+};
 pub use mercator::MAX_MERCATOR_LAT;
 pub use tile::{TileCoord, TileError, MAX_FENCE_ZOOM, MAX_TILE_ZOOM};
 

@@ -11,7 +11,10 @@ const OK: Result<(), FenceDenial> = Ok(());
 const OUT: Result<(), FenceDenial> = Err(FenceDenial::OutsideGeofence);
 const ZOOM: Result<(), FenceDenial> = Err(FenceDenial::ZoomAboveMax);
 
-fn fence(tiles: &[(u32, u64, u64)], max_zoom: Option<u32>) -> Fence {
+/// A fence tile as given: (zoom, x, y).
+type Raw = (u32, u64, u64);
+
+fn fence(tiles: &[Raw], max_zoom: Option<u32>) -> Fence {
     Fence::new(Some(tiles), max_zoom).unwrap()
 }
 
@@ -71,7 +74,8 @@ fn pushed(bbox: BBox, side: char, by: f64) -> BBox {
 #[test]
 fn new_refuses_invalid_fences_naming_the_tile() {
     let many: Vec<(u32, u64, u64)> = (0..10_001).map(|i| (14, i, 0)).collect();
-    let cases: Vec<(&str, Option<&[(u32, u64, u64)]>, Option<u32>, FenceError)> = vec![
+    type Case<'a> = (&'a str, Option<&'a [Raw]>, Option<u32>, FenceError);
+    let cases: Vec<Case> = vec![
         ("empty tiles", Some(&[]), Some(5), FenceError::EmptyTiles),
         (
             "zoom 25",
@@ -187,7 +191,8 @@ fn new_accepts_the_limits() {
 
 #[test]
 fn normalization_drops_duplicates_and_tiles_under_another_whatever_the_order() {
-    let cases: Vec<(&str, Vec<(u32, u64, u64)>, Vec<(u32, u32, u32)>)> = vec![
+    type Case = (&'static str, Vec<Raw>, Vec<(u32, u32, u32)>);
+    let cases: Vec<Case> = vec![
         ("duplicate", vec![(5, 3, 4), (5, 3, 4)], vec![(5, 3, 4)]),
         (
             "child after parent",

@@ -3,6 +3,7 @@
 //! Parses arguments, loads and validates the whole config (exit 64 on errors,
 //! before anything binds), then serves, runs the demo or manages tokens.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -306,9 +307,13 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
     )
     .context("cannot read OS randomness")?;
     let record = store.create(minted.row).await?;
-    println!("{}", minted.secret.expose());
-    println!("{}", record.id);
-    Ok(ExitCode::SUCCESS)
+    // One write for both lines: a reader that closes the pipe after the first line
+    // (`| head -n1`) must not turn a created token into a crash.
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}\n{}", minted.secret.expose(), record.id).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn parse_zxy(s: &str) -> Option<(u32, u64, u64)> {

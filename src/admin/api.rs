@@ -86,7 +86,8 @@ async fn create(
     let minted = mint(&config.tokens.prefix, request.description, request.scope, now, expires_at, access, minter)
         .map_err(|e| Reject::Internal(format!("cannot read OS randomness: {e}")))?;
     let hash = minted.row.hash;
-    let record = cache.store().create(minted.row).await.map_err(|e| Reject::Internal(format!("token create failed: {e}")))?;
+    let record =
+        cache.store().create(minted.row).await.map_err(|e| Reject::Internal(format!("token create failed: {e}")))?;
     // A token made up before it existed may sit in the negative cache.
     cache.evict(&[hash]);
     let mut out = token_json(&record);
@@ -116,14 +117,16 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
         match k.as_ref() {
             "pageSize" => match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => page_size = n,
-                _ => problems.push(query_problem("pageSize", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"))),
+                _ => problems
+                    .push(query_problem("pageSize", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"))),
             },
             "pageStart" => match v.parse::<i64>() {
                 Ok(n) if n >= 0 => after = n,
                 _ => problems.push(query_problem("pageStart", "must be the nextPageStart of a previous page".into())),
             },
             "pathId" => path_id = Some(v.into_owned()),
-            other => problems.push(query_problem(other, "unknown query parameter; valid: pageSize, pageStart, pathId".into())),
+            other => problems
+                .push(query_problem(other, "unknown query parameter; valid: pageSize, pageStart, pathId".into())),
         }
     }
     if !problems.is_empty() {
@@ -131,18 +134,24 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
     }
     let page = match path_id {
         Some(id) => {
-            let path = config.paths.get(&id).ok_or_else(|| Reject::Unprocessable(json!([query_problem("pathId", format!("`{id}` is not a declared path"))])))?;
+            let path = config.paths.get(&id).ok_or_else(|| {
+                Reject::Unprocessable(json!([query_problem("pathId", format!("`{id}` is not a declared path"))]))
+            })?;
             match caller.access_for(path) {
                 Some(a) if a.tier >= Tier::FullView => {}
                 Some(a) => return Err(Denial::TierTooLow { needed: Tier::FullView, held: a.tier }.into()),
                 None => return Err(Denial::PathNotFound.into()),
             }
-            Page::Granting { paths: path.lineage.clone(), after, limit: page_size }
+            Page::Granting { paths: path.lineage.clone(), after, limit: page_size + 1 }
         }
-        None => Page::Below { creator: caller.token_id, after, limit: page_size },
+        None => Page::Below { creator: caller.token_id, after, limit: page_size + 1 },
     };
-    let records = cache.store().list(page).await.map_err(|e| Reject::Internal(format!("token list failed: {e}")))?;
-    let next = (records.len() == page_size).then(|| records.last().map(|r| r.seq.to_string())).flatten();
+    // One row more than the page tells whether another page exists.
+    let mut records =
+        cache.store().list(page).await.map_err(|e| Reject::Internal(format!("token list failed: {e}")))?;
+    let more = records.len() > page_size;
+    records.truncate(page_size);
+    let next = if more { records.last().map(|r| r.seq.to_string()) } else { None };
     let result: Vec<Value> = records.iter().map(token_json).collect();
     Ok(respond::json(StatusCode::OK, &json!({ "result": result, "nextPageStart": next })))
 }
@@ -152,7 +161,13 @@ fn query_problem(name: &str, msg: String) -> Value {
 }
 
 /// Finds a token the caller may see; anything else is the same 404.
-async fn visible(cache: &GrantCache, config: &Config, id: &str, caller: &Grant, need: Tier) -> Result<TokenRecord, Reject> {
+async fn visible(
+    cache: &GrantCache,
+    config: &Config,
+    id: &str,
+    caller: &Grant,
+    need: Tier,
+) -> Result<TokenRecord, Reject> {
     let not_found = || Reject::Forbidden(String::new());
     let id: TokenId = id.parse().map_err(|_| not_found())?;
     let store = cache.store();
@@ -185,7 +200,13 @@ async fn read(cache: &GrantCache, config: &Config, id: &str, caller: &Grant) -> 
     Ok(respond::json(StatusCode::OK, &token_json(&record)))
 }
 
-async fn revoke(cache: &GrantCache, config: &Config, id: &str, caller: &Grant, peer: SocketAddr) -> Result<Response<Body>, Reject> {
+async fn revoke(
+    cache: &GrantCache,
+    config: &Config,
+    id: &str,
+    caller: &Grant,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Reject> {
     let record = visible(cache, config, id, caller, Tier::Admin).await.map_err(hide)?;
     let hashes = cache
         .store()

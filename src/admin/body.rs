@@ -9,12 +9,10 @@ use serde_json::{json, Map, Value};
 use super::delegate::Requested;
 use crate::config::{PathKind, PathTable};
 use crate::policy::{Scope, Tier};
-use crate::spatial::{Fence, FenceError, TileCoord, MAX_FENCE_ZOOM};
+use crate::spatial::{Fence, FenceError, TileCoord, MAX_FENCE_TILES, MAX_FENCE_ZOOM};
 
 /// The longest validity a token may be given: ten years.
 pub const MAX_VALID_FOR: i64 = 10 * 365 * 24 * 3600;
-/// The most fence tiles per path.
-pub const MAX_FENCE_TILES: usize = 10_000;
 
 /// One validation problem.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +75,8 @@ fn loc(parts: &[Value], more: impl Into<Value>) -> Vec<Value> {
 
 /// Parses and validates a create request body.
 pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRequest, BodyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
     let mut c = Checker { problems: Vec::new() };
     let Some(obj) = value.as_object() else {
         c.push(&[], "the body must be a JSON object", "type_error.dict");
@@ -93,7 +92,11 @@ pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRe
         Some(Value::String(s)) => {
             let n = s.chars().count();
             if !(1..=128).contains(&n) {
-                c.push(&[json!("description")], format!("must be 1 to 128 characters; got {n}"), "value_error.str_length");
+                c.push(
+                    &[json!("description")],
+                    format!("must be 1 to 128 characters; got {n}"),
+                    "value_error.str_length",
+                );
             }
             s.clone()
         }
@@ -123,20 +126,34 @@ pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRe
         (Some(v), None) => match v.as_i64() {
             Some(s) if (1..=MAX_VALID_FOR).contains(&s) && v.is_i64() => Some(now + s),
             _ => {
-                c.push(&[json!("validFor")], format!("must be a whole number of seconds from 1 to {MAX_VALID_FOR} (ten years)"), "value_error.number");
+                c.push(
+                    &[json!("validFor")],
+                    format!("must be a whole number of seconds from 1 to {MAX_VALID_FOR} (ten years)"),
+                    "value_error.number",
+                );
                 None
             }
         },
         (None, Some(v)) => {
-            let parsed = v.as_str().and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok());
+            let parsed = v
+                .as_str()
+                .and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok());
             match parsed.map(|t| t.unix_timestamp()) {
                 Some(t) if t > now && t <= now + MAX_VALID_FOR => Some(t),
                 Some(_) => {
-                    c.push(&[json!("expiresAt")], "must be in the future and at most ten years away", "value_error.datetime");
+                    c.push(
+                        &[json!("expiresAt")],
+                        "must be in the future and at most ten years away",
+                        "value_error.datetime",
+                    );
                     None
                 }
                 None => {
-                    c.push(&[json!("expiresAt")], "must be an RFC 3339 date-time such as 2027-01-31T12:00:00Z", "type_error.datetime");
+                    c.push(
+                        &[json!("expiresAt")],
+                        "must be an RFC 3339 date-time such as 2027-01-31T12:00:00Z",
+                        "type_error.datetime",
+                    );
                     None
                 }
             }
@@ -156,7 +173,11 @@ pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRe
                 let at = [json!("accessList"), json!(i)];
                 if let Some(r) = access_entry(&mut c, &at, entry, paths) {
                     if !seen.insert(r.path_id.clone()) {
-                        c.push(&loc(&at, "pathId"), format!("`{}` appears twice in accessList", r.path_id), "value_error.duplicate");
+                        c.push(
+                            &loc(&at, "pathId"),
+                            format!("`{}` appears twice in accessList", r.path_id),
+                            "value_error.duplicate",
+                        );
                     } else {
                         requested.push(r);
                     }
@@ -245,10 +266,22 @@ fn access_entry(c: &mut Checker, at: &[Value], entry: &Value, paths: &PathTable)
             }
             if let Some(path) = &path {
                 if path.kind != PathKind::Vector {
-                    c.push(&at, format!("`{}` is a {} path; propertyFence applies to vector layers", path.id, path.kind.as_str()), "value_error.path_kind");
+                    c.push(
+                        &at,
+                        format!(
+                            "`{}` is a {} path; propertyFence applies to vector layers",
+                            path.id,
+                            path.kind.as_str()
+                        ),
+                        "value_error.path_kind",
+                    );
                 } else if let Some(known) = &path.properties {
                     for n in names.iter().filter(|n| !known.contains(n)) {
-                        c.push(&at, format!("`{n}` is not a property of `{}`; known: {}", path.id, known.join(", ")), "value_error.property");
+                        c.push(
+                            &at,
+                            format!("`{n}` is not a property of `{}`; known: {}", path.id, known.join(", ")),
+                            "value_error.property",
+                        );
                     }
                 }
             }
@@ -259,7 +292,12 @@ fn access_entry(c: &mut Checker, at: &[Value], entry: &Value, paths: &PathTable)
             None
         }
     };
-    Some(Requested { path_id: path?.id.clone(), tier: tier?, fence: if fence_ok { fence } else { return None }, properties })
+    Some(Requested {
+        path_id: path?.id.clone(),
+        tier: tier?,
+        fence: if fence_ok { fence } else { return None },
+        properties,
+    })
 }
 
 fn geofence(c: &mut Checker, at: &[Value], v: &Value) -> Option<Fence> {
@@ -274,7 +312,11 @@ fn geofence(c: &mut Checker, at: &[Value], v: &Value) -> Option<Fence> {
         Some(z) => match z.as_u64().filter(|z| *z <= u64::from(MAX_FENCE_ZOOM)) {
             Some(z) => Some(z as u32),
             None => {
-                c.push(&loc(at, "maxZoom"), format!("must be a whole number from 0 to {MAX_FENCE_ZOOM}"), "value_error.number");
+                c.push(
+                    &loc(at, "maxZoom"),
+                    format!("must be a whole number from 0 to {MAX_FENCE_ZOOM}"),
+                    "value_error.number",
+                );
                 None
             }
         },
@@ -286,7 +328,11 @@ fn geofence(c: &mut Checker, at: &[Value], v: &Value) -> Option<Fence> {
             None
         }
         Some(Value::Array(list)) if list.len() > MAX_FENCE_TILES => {
-            c.push(&loc(at, "tiles"), format!("{} tiles; at most {MAX_FENCE_TILES} are allowed per path", list.len()), "value_error.list.max_items");
+            c.push(
+                &loc(at, "tiles"),
+                format!("{} tiles; at most {MAX_FENCE_TILES} are allowed per path", list.len()),
+                "value_error.list.max_items",
+            );
             None
         }
         Some(Value::Array(list)) => {
@@ -340,7 +386,11 @@ fn fence_tile(c: &mut Checker, at: &[Value], t: &Value, max_zoom: Option<u32>) -
     let (x, y, zoom) = (num("tileX"), num("tileY"), num("zoom"));
     let (x, y, zoom) = (x?, y?, zoom?);
     if zoom > u64::from(MAX_FENCE_ZOOM) {
-        c.push(&loc(at, "zoom"), format!("zoom {zoom} is above the fence maximum of {MAX_FENCE_ZOOM}"), "value_error.number");
+        c.push(
+            &loc(at, "zoom"),
+            format!("zoom {zoom} is above the fence maximum of {MAX_FENCE_ZOOM}"),
+            "value_error.number",
+        );
         return None;
     }
     if let Some(max) = max_zoom {
@@ -350,7 +400,11 @@ fn fence_tile(c: &mut Checker, at: &[Value], t: &Value, max_zoom: Option<u32>) -
         }
     }
     if TileCoord::new(zoom as u32, x, y).is_err() {
-        c.push(at, format!("tile {x}/{y} does not exist at zoom {zoom}; tileX and tileY must be below {}", 1u64 << zoom), "value_error.tile");
+        c.push(
+            at,
+            format!("tile {x}/{y} does not exist at zoom {zoom}; tileX and tileY must be below {}", 1u64 << zoom),
+            "value_error.tile",
+        );
         return None;
     }
     Some((zoom as u32, x, y))

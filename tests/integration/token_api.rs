@@ -40,8 +40,16 @@ async fn create_use_list_and_delete() {
     let token = created["token"].as_str().expect("token").to_owned();
     let id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(created["scope"], "ogc");
-    assert_eq!(created["accessList"][0]["access"]["geoFence"], json!({ "tiles": [{"tileX": 2, "tileY": 1, "zoom": 2}], "maxZoom": 8 }), "normalized: 3/4/2 lies in 2/2/1");
-    let expires = time::OffsetDateTime::parse(created["expiresAt"].as_str().expect("expiresAt"), &time::format_description::well_known::Rfc3339).expect("rfc3339");
+    assert_eq!(
+        created["accessList"][0]["access"]["geoFence"],
+        json!({ "tiles": [{"tileX": 2, "tileY": 1, "zoom": 2}], "maxZoom": 8 }),
+        "normalized: 3/4/2 lies in 2/2/1"
+    );
+    let expires = time::OffsetDateTime::parse(
+        created["expiresAt"].as_str().expect("expiresAt"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("rfc3339");
     assert!((expires.unix_timestamp() - now_unix() - 3600).abs() <= 5);
 
     assert_eq!(gw.get("/ogc/xyz/osm/3/4/2.png", &token).await.status, StatusCode::OK);
@@ -62,7 +70,11 @@ async fn create_use_list_and_delete() {
     let del = gw.api(Method::DELETE, &format!("{API}/{id}"), &root, None).await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.text());
     let r = gw.get("/ogc/xyz/osm/3/4/2.png", &token).await;
-    assert_eq!((r.status, r.reason().as_str()), (StatusCode::UNAUTHORIZED, "revoked_token"), "the very next request is refused");
+    assert_eq!(
+        (r.status, r.reason().as_str()),
+        (StatusCode::UNAUTHORIZED, "revoked_token"),
+        "the very next request is refused"
+    );
     let audit = gw.store().audit(Some(id.parse().expect("id")), None).await.expect("audit");
     assert_eq!(audit.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "revoke"]);
     assert!(audit.iter().all(|e| e.client == "127.0.0.1"));
@@ -91,10 +103,26 @@ async fn revoking_a_token_revokes_everything_created_from_it() {
 async fn delegation_can_only_narrow() {
     let gw = TestGateway::start().await;
     let fence = Fence::new(Some(&[(2, 2, 1)]), Some(10)).expect("fence");
-    let (caller, _) = gw.token_with(&[("osm", Tier::Edit), ("places", Tier::Share)], fence, Scope::All, Some(now_unix() + 3600)).await;
-    let mut pc = tilegate::store::AccessSpec { path_id: "places".into(), tier: Tier::Share, fence: Fence::default(), properties: Some(vec!["name".into(), "population".into()]) };
+    let (caller, _) = gw
+        .token_with(&[("osm", Tier::Edit), ("places", Tier::Share)], fence, Scope::All, Some(now_unix() + 3600))
+        .await;
+    let pc = tilegate::store::AccessSpec {
+        path_id: "places".into(),
+        tier: Tier::Share,
+        fence: Fence::default(),
+        properties: Some(vec!["name".into(), "population".into()]),
+    };
     // A property-fenced caller on a second layer.
-    let minted = tilegate::admin::mint("tg", "props".into(), Scope::All, now_unix(), None, vec![std::mem::replace(&mut pc, pc.clone())], tilegate::admin::Minter { creator: None, client: "t".into() }).expect("mint");
+    let minted = tilegate::admin::mint(
+        "tg",
+        "props".into(),
+        Scope::All,
+        now_unix(),
+        None,
+        vec![pc],
+        tilegate::admin::Minter { creator: None, client: "t".into() },
+    )
+    .expect("mint");
     gw.store().create(minted.row).await.expect("create");
     let props_caller = minted.secret.expose().to_owned();
     let (viewer, _) = gw.token_with(&[("osm", Tier::View)], Fence::default(), Scope::All, None).await;
@@ -103,15 +131,63 @@ async fn delegation_can_only_narrow() {
     let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
         ("needs share", &viewer, body(vec![access("osm", "view")]), 403, "needs tier `share`"),
         ("tier above caller", &caller, body(vec![access("osm", "admin")]), 403, "above the calling token's `edit`"),
-        ("tier at caller", &caller, body(vec![osm("edit", json!({"tiles": [{"tileX": 4, "tileY": 2, "zoom": 3}]}))]), 201, ""),
-        ("fence outside", &caller, body(vec![osm("view", json!({"tiles": [{"tileX": 0, "tileY": 0, "zoom": 2}]}))]), 403, "not inside the calling token's"),
-        ("maxZoom higher", &caller, body(vec![osm("view", json!({"tiles": [{"tileX": 2, "tileY": 1, "zoom": 2}], "maxZoom": 12}))]), 403, "not inside"),
-        ("fence inside", &caller, body(vec![osm("view", json!({"tiles": [{"tileX": 8, "tileY": 5, "zoom": 4}], "maxZoom": 9}))]), 201, ""),
+        (
+            "tier at caller",
+            &caller,
+            body(vec![osm("edit", json!({"tiles": [{"tileX": 4, "tileY": 2, "zoom": 3}]}))]),
+            201,
+            "",
+        ),
+        (
+            "fence outside",
+            &caller,
+            body(vec![osm("view", json!({"tiles": [{"tileX": 0, "tileY": 0, "zoom": 2}]}))]),
+            403,
+            "not inside the calling token's",
+        ),
+        (
+            "maxZoom higher",
+            &caller,
+            body(vec![osm("view", json!({"tiles": [{"tileX": 2, "tileY": 1, "zoom": 2}], "maxZoom": 12}))]),
+            403,
+            "not inside",
+        ),
+        (
+            "fence inside",
+            &caller,
+            body(vec![osm("view", json!({"tiles": [{"tileX": 8, "tileY": 5, "zoom": 4}], "maxZoom": 9}))]),
+            201,
+            "",
+        ),
         ("no access to path", &caller, body(vec![access("secret", "view")]), 403, "no access to `secret`"),
-        ("property outside", &props_caller, body(vec![json!({"pathId": "places", "access": {"accessTier": "view", "propertyFence": ["secret_note"]}})]), 403, "`secret_note`"),
-        ("property inside", &props_caller, body(vec![json!({"pathId": "places", "access": {"accessTier": "view", "propertyFence": ["name"]}})]), 201, ""),
-        ("expiry later", &caller, json!({"accessList": [osm("view", Value::Null)], "description": "x", "validFor": 7200}), 403, "outlive"),
-        ("expiry earlier", &caller, json!({"accessList": [osm("view", Value::Null)], "description": "x", "validFor": 60}), 201, ""),
+        (
+            "property outside",
+            &props_caller,
+            body(vec![json!({"pathId": "places", "access": {"accessTier": "view", "propertyFence": ["secret_note"]}})]),
+            403,
+            "`secret_note`",
+        ),
+        (
+            "property inside",
+            &props_caller,
+            body(vec![json!({"pathId": "places", "access": {"accessTier": "view", "propertyFence": ["name"]}})]),
+            201,
+            "",
+        ),
+        (
+            "expiry later",
+            &caller,
+            json!({"accessList": [osm("view", Value::Null)], "description": "x", "validFor": 7200}),
+            403,
+            "outlive",
+        ),
+        (
+            "expiry earlier",
+            &caller,
+            json!({"accessList": [osm("view", Value::Null)], "description": "x", "validFor": 60}),
+            201,
+            "",
+        ),
     ];
     for (name, token, b, status, needle) in cases {
         let r = gw.create(token, b).await;
@@ -121,11 +197,17 @@ async fn delegation_can_only_narrow() {
 
     // Omitted fences and expiry are inherited, never widened.
     let r = gw.create(&caller, body(vec![access("osm", "view")])).await.json();
-    assert_eq!(r["accessList"][0]["access"]["geoFence"], json!({"tiles": [{"tileX": 2, "tileY": 1, "zoom": 2}], "maxZoom": 10}));
+    assert_eq!(
+        r["accessList"][0]["access"]["geoFence"],
+        json!({"tiles": [{"tileX": 2, "tileY": 1, "zoom": 2}], "maxZoom": 10})
+    );
     assert!(r["expiresAt"].is_string());
     let child = r["token"].as_str().expect("token");
     assert_eq!(gw.get("/ogc/xyz/osm/3/0/0.png", child).await.status, StatusCode::FORBIDDEN);
-    let r = gw.create(&props_caller, body(vec![json!({"pathId": "places", "access": {"accessTier": "view"}})])).await.json();
+    let r = gw
+        .create(&props_caller, body(vec![json!({"pathId": "places", "access": {"accessTier": "view"}})]))
+        .await
+        .json();
     assert_eq!(r["accessList"][0]["access"]["propertyFence"], json!(["name", "population"]));
 }
 
@@ -138,25 +220,102 @@ async fn every_validation_problem_is_a_422_with_its_location() {
     let geo = |g: Value| vec![json!({"pathId": "osm", "access": {"accessTier": "view", "geoFence": g}})];
     let cases: Vec<(&str, Value, Vec<Value>)> = vec![
         ("unknown pathId", body(vec![access("nope", "view")]), vec![json!(["body", "accessList", 0, "pathId"])]),
-        ("unknown tier", body(vec![access("osm", "viewer")]), vec![json!(["body", "accessList", 0, "access", "accessTier"])]),
-        ("tile out of range", body(geo(json!({"tiles": [tile(4, 0, 2)]}))), vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles", 0])]),
-        ("zoom above 24", body(geo(json!({"tiles": [tile(0, 0, 25)]}))), vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles", 0, "zoom"])]),
-        ("empty tiles", body(geo(json!({"tiles": []}))), vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles"])]),
-        ("tile above maxZoom", body(geo(json!({"tiles": [tile(0, 0, 6)], "maxZoom": 5}))), vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles", 0, "zoom"])]),
-        ("too many tiles", body(geo(json!({"tiles": many}))), vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles"])]),
-        ("propertyFence on raster", body(vec![json!({"pathId": "osm", "access": {"accessTier": "view", "propertyFence": ["a"]}})]), vec![json!(["body", "accessList", 0, "access", "propertyFence"])]),
-        ("unknown property", body(vec![json!({"pathId": "places", "access": {"accessTier": "view", "propertyFence": ["colour"]}})]), vec![json!(["body", "accessList", 0, "access", "propertyFence"])]),
-        ("empty description", json!({"accessList": [access("osm", "view")], "description": ""}), vec![json!(["body", "description"])]),
-        ("long description", json!({"accessList": [access("osm", "view")], "description": "x".repeat(129)}), vec![json!(["body", "description"])]),
-        ("validFor zero", json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 0}), vec![json!(["body", "validFor"])]),
-        ("validFor eleven years", json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 11 * 365 * 86400}), vec![json!(["body", "validFor"])]),
-        ("validFor fraction", json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 1.5}), vec![json!(["body", "validFor"])]),
-        ("both expiries", json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 60, "expiresAt": "2030-01-01T00:00:00Z"}), vec![json!(["body", "expiresAt"])]),
-        ("bad scope", json!({"accessList": [access("osm", "view")], "description": "x", "scope": "some"}), vec![json!(["body", "scope"])]),
-        ("duplicate pathId", body(vec![access("osm", "view"), access("osm", "edit")]), vec![json!(["body", "accessList", 1, "pathId"])]),
-        ("unknown field", json!({"accessList": [{"pathId": "osm", "access": {"accessTier": "view", "geofence": {}}}], "description": "x", "colour": 1}), vec![json!(["body", "colour"]), json!(["body", "accessList", 0, "access", "geofence"])]),
+        (
+            "unknown tier",
+            body(vec![access("osm", "viewer")]),
+            vec![json!(["body", "accessList", 0, "access", "accessTier"])],
+        ),
+        (
+            "tile out of range",
+            body(geo(json!({"tiles": [tile(4, 0, 2)]}))),
+            vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles", 0])],
+        ),
+        (
+            "zoom above 24",
+            body(geo(json!({"tiles": [tile(0, 0, 25)]}))),
+            vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles", 0, "zoom"])],
+        ),
+        (
+            "empty tiles",
+            body(geo(json!({"tiles": []}))),
+            vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles"])],
+        ),
+        (
+            "tile above maxZoom",
+            body(geo(json!({"tiles": [tile(0, 0, 6)], "maxZoom": 5}))),
+            vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles", 0, "zoom"])],
+        ),
+        (
+            "too many tiles",
+            body(geo(json!({"tiles": many}))),
+            vec![json!(["body", "accessList", 0, "access", "geoFence", "tiles"])],
+        ),
+        (
+            "propertyFence on raster",
+            body(vec![json!({"pathId": "osm", "access": {"accessTier": "view", "propertyFence": ["a"]}})]),
+            vec![json!(["body", "accessList", 0, "access", "propertyFence"])],
+        ),
+        (
+            "unknown property",
+            body(vec![json!({"pathId": "places", "access": {"accessTier": "view", "propertyFence": ["colour"]}})]),
+            vec![json!(["body", "accessList", 0, "access", "propertyFence"])],
+        ),
+        (
+            "empty description",
+            json!({"accessList": [access("osm", "view")], "description": ""}),
+            vec![json!(["body", "description"])],
+        ),
+        (
+            "long description",
+            json!({"accessList": [access("osm", "view")], "description": "x".repeat(129)}),
+            vec![json!(["body", "description"])],
+        ),
+        (
+            "validFor zero",
+            json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 0}),
+            vec![json!(["body", "validFor"])],
+        ),
+        (
+            "validFor eleven years",
+            json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 11 * 365 * 86400}),
+            vec![json!(["body", "validFor"])],
+        ),
+        (
+            "validFor fraction",
+            json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 1.5}),
+            vec![json!(["body", "validFor"])],
+        ),
+        (
+            "both expiries",
+            json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 60, "expiresAt": "2030-01-01T00:00:00Z"}),
+            vec![json!(["body", "expiresAt"])],
+        ),
+        (
+            "bad scope",
+            json!({"accessList": [access("osm", "view")], "description": "x", "scope": "some"}),
+            vec![json!(["body", "scope"])],
+        ),
+        (
+            "duplicate pathId",
+            body(vec![access("osm", "view"), access("osm", "edit")]),
+            vec![json!(["body", "accessList", 1, "pathId"])],
+        ),
+        (
+            "unknown field",
+            json!({"accessList": [{"pathId": "osm", "access": {"accessTier": "view", "geofence": {}}}], "description": "x", "colour": 1}),
+            vec![json!(["body", "colour"]), json!(["body", "accessList", 0, "access", "geofence"])],
+        ),
         ("missing fields", json!({}), vec![json!(["body", "description"]), json!(["body", "accessList"])]),
-        ("everything at once", json!({"accessList": [access("nope", "viewer")], "description": "", "scope": 3}), vec![json!(["body", "description"]), json!(["body", "scope"]), json!(["body", "accessList", 0, "pathId"]), json!(["body", "accessList", 0, "access", "accessTier"])]),
+        (
+            "everything at once",
+            json!({"accessList": [access("nope", "viewer")], "description": "", "scope": 3}),
+            vec![
+                json!(["body", "description"]),
+                json!(["body", "scope"]),
+                json!(["body", "accessList", 0, "pathId"]),
+                json!(["body", "accessList", 0, "access", "accessTier"]),
+            ],
+        ),
     ];
     for (name, b, locs) in cases {
         let r = gw.create(&root, b).await;
@@ -169,7 +328,10 @@ async fn every_validation_problem_is_a_422_with_its_location() {
         assert_eq!(got.len(), locs.len(), "{name}: {got:?}");
         assert!(detail.iter().all(|d| d["msg"].is_string() && d["type"].is_string()), "{name}");
     }
-    assert!(gw.api(Method::GET, API, &root, None).await.json()["result"].as_array().expect("list").is_empty(), "nothing half-written");
+    assert!(
+        gw.api(Method::GET, API, &root, None).await.json()["result"].as_array().expect("list").is_empty(),
+        "nothing half-written"
+    );
 }
 
 #[tokio::test]
@@ -177,9 +339,23 @@ async fn malformed_bodies_are_400_and_oversized_413() {
     let gw = TestGateway::start().await;
     let root = gw.token(&[("world", Tier::Admin)]).await;
     let auth = format!("Bearer {root}");
-    let r = gw.send(Method::POST, API, &[("authorization", &auth), ("content-type", "application/json")], Bytes::from_static(b"{nope")).await;
+    let r = gw
+        .send(
+            Method::POST,
+            API,
+            &[("authorization", &auth), ("content-type", "application/json")],
+            Bytes::from_static(b"{nope"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = gw.send(Method::POST, API, &[("authorization", &auth), ("content-type", "text/plain")], Bytes::from(body(vec![access("osm", "view")]).to_string())).await;
+    let r = gw
+        .send(
+            Method::POST,
+            API,
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            Bytes::from(body(vec![access("osm", "view")]).to_string()),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("application/json"));
     let big = Bytes::from(vec![b' '; 1024 * 1024 + 1]);
@@ -203,7 +379,10 @@ async fn pages_neither_skip_nor_repeat_while_tokens_are_created() {
     let mut start: Option<String> = None;
     let mut pages = 0;
     loop {
-        let q = match &start { Some(s) => format!("{API}?pageSize=10&pageStart={s}"), None => format!("{API}?pageSize=10") };
+        let q = match &start {
+            Some(s) => format!("{API}?pageSize=10&pageStart={s}"),
+            None => format!("{API}?pageSize=10"),
+        };
         let page = gw.api(Method::GET, &q, &root, None).await.json();
         pages += 1;
         for t in page["result"].as_array().expect("result") {
@@ -242,7 +421,8 @@ async fn listing_by_path_needs_full_view_and_others_tokens_stay_hidden() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = gw.api(Method::GET, &format!("{API}?pathId=osm"), &auditor, None).await;
     assert_eq!(r.status, StatusCode::OK);
-    let ids: HashSet<String> = r.json()["result"].as_array().expect("r").iter().map(|t| t["id"].as_str().expect("id").to_owned()).collect();
+    let ids: HashSet<String> =
+        r.json()["result"].as_array().expect("r").iter().map(|t| t["id"].as_str().expect("id").to_owned()).collect();
     assert!(ids.contains(id), "every token granting osm, also through the world folder");
     assert!(ids.len() >= 4);
 
@@ -266,7 +446,9 @@ async fn two_hundred_concurrent_creates_all_succeed() {
         .map(|i| {
             let gw = gw.clone();
             let root = root.clone();
-            tokio::spawn(async move { gw.create(&root, json!({"accessList": [access("osm", "view")], "description": format!("c{i}")})).await })
+            tokio::spawn(async move {
+                gw.create(&root, json!({"accessList": [access("osm", "view")], "description": format!("c{i}")})).await
+            })
         })
         .collect();
     let mut tokens = Vec::new();
@@ -299,9 +481,20 @@ async fn a_created_token_survives_kill_9() {
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, config).expect("write");
     let bin = env!("CARGO_BIN_EXE_tilegate");
-    let out = std::process::Command::new(bin).arg("--config").arg(&config_path).args(["token", "create", "--path", "osm", "--tier", "admin", "--description", "root"]).output().expect("cli");
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["token", "create", "--path", "osm", "--tier", "admin", "--description", "root"])
+        .output()
+        .expect("cli");
     let root = String::from_utf8(out.stdout).expect("utf8").lines().next().expect("token").to_owned();
-    let mut server = std::process::Command::new(bin).arg("--config").arg(&config_path).arg("serve").stderr(std::process::Stdio::null()).spawn().expect("serve");
+    let mut server = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
     let client = reqwest_like::Client::new(port);
     client.wait_ready().await;
     let (status, created) = client.post(API, &root, &body(vec![access("osm", "view")]).to_string()).await;
@@ -310,8 +503,16 @@ async fn a_created_token_survives_kill_9() {
     let _ = server.wait();
     let created: Value = serde_json::from_str(&created).expect("json");
     let id = created["id"].as_str().expect("id");
-    let out = std::process::Command::new(bin).arg("--config").arg(&config_path).args(["token", "list"]).output().expect("cli");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(id), "the token whose create returned 201 is in the store after kill -9");
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["token", "list"])
+        .output()
+        .expect("cli");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(id),
+        "the token whose create returned 201 is in the store after kill -9"
+    );
 }
 
 fn free_port() -> u16 {
@@ -337,7 +538,9 @@ mod reqwest_like {
 
         pub async fn wait_ready(&self) {
             for _ in 0..200 {
-                let req = http::Request::get(format!("http://127.0.0.1:{}/readyz", self.port)).body(Full::new(Bytes::new())).expect("req");
+                let req = http::Request::get(format!("http://127.0.0.1:{}/readyz", self.port))
+                    .body(Full::new(Bytes::new()))
+                    .expect("req");
                 if let Ok(r) = self.http.request(req).await {
                     if r.status() == StatusCode::OK {
                         return;

@@ -48,9 +48,9 @@ use crate::spatial::{crs_from_identifier, AxisOrder, Crs};
 use super::geo::{bbox, number, uint};
 use super::tiles::matrix_tile_extent;
 use super::{
-    bad, decode_segment, filter_error, media_essence, name_list, path_allows, shown, unsupported,
-    Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options,
-    Parts, Protocol, ResponseKind,
+    bad, check_text_functions, decode_segment, filter_error, media_essence, name_list, path_allows,
+    rendered_format, shown, unsupported, Classified, DataFormat, Dialect, Forward, ForwardBody,
+    Kvp, OgcError, OgcRequest, Options, Parts, Protocol, ResponseKind,
 };
 
 const META: &[&str] = &["f", "lang"];
@@ -318,6 +318,9 @@ fn classify_route(
                 }
                 Route::Tile(_, [tms, z, row, col]) => {
                     let tms = decode_segment(tms, "tileMatrixSetId")?;
+                    if let Some(f) = f.filter(|_| at.map) {
+                        rendered_format(f, "f", tile_name, false)?;
+                    }
                     let extent = matrix_tile_extent(
                         &tms,
                         z,
@@ -435,6 +438,7 @@ fn items(
         }
     }
     if let Some(filter) = kvp.get("FILTER") {
+        check_text_functions(filter, "filter")?;
         let found = match kvp.get("FILTER-LANG").unwrap_or("cql2-text") {
             "cql2-text" => cql2_text_properties(filter).map_err(|e| filter_error("filter", e))?,
             "cql2-json" => cql2_json_properties(filter).map_err(|e| filter_error("filter", e))?,
@@ -1132,5 +1136,26 @@ mod tests {
             ),
             Err(OgcError::UnknownProperty(_))
         ));
+    }
+
+    #[test]
+    fn cross_layer_functions_and_non_image_map_tiles_are_refused() {
+        assert!(matches!(
+            api(
+                "/collections/roads/items",
+                "filter=name%3DquerySingle('secret','a','INCLUDE')"
+            ),
+            Err(OgcError::NotSupported(_))
+        ));
+        assert!(api(
+            "/collections/roads/map/tiles/WebMercatorQuad/0/0/0",
+            "f=json"
+        )
+        .is_err());
+        assert!(api(
+            "/collections/roads/map/tiles/WebMercatorQuad/0/0/0",
+            "f=png"
+        )
+        .is_ok());
     }
 }

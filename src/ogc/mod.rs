@@ -608,10 +608,14 @@ pub(crate) fn check_allowed(
         {
             continue;
         }
-        let hint = if DATA_READING.contains(&key) {
-            "it can read or filter data and is refused unless the path's `allow_params` lists it"
-        } else {
-            "not in the operation's parameters and not in the path's `allow_params`"
+        let hint = match key {
+            "NAMESPACES" => {
+                "it rebinds type name prefixes to namespaces the gateway cannot check, and is refused unless the path's `allow_params` lists it"
+            }
+            k if DATA_READING.contains(&k) => {
+                "it can read or filter data and is refused unless the path's `allow_params` lists it"
+            }
+            _ => "not in the operation's parameters and not in the path's `allow_params`",
         };
         return Err(bad(format!(
             "parameter `{}` is not allowed for {op_name}: {hint}",
@@ -690,19 +694,78 @@ pub(crate) fn kvp_filter_properties(kvp: &Kvp, out: &mut Vec<String>) -> Result<
             None => vec![trimmed],
         };
         for group in groups {
+            wfs_xml::check_fes_functions(group, "FILTER")?;
             for p in fes_properties(group).map_err(|e| filter_error("FILTER", e))? {
                 out.push(xml_property(&p, "FILTER")?);
             }
         }
     }
     if let Some(cql) = kvp.get_nonempty("CQL_FILTER") {
+        check_text_functions(cql, "CQL_FILTER")?;
         out.extend(cql2_text_properties(cql).map_err(|e| filter_error("CQL_FILTER", e))?);
     }
     Ok(())
 }
 
+/// Filter functions that read *other* layers (GeoServer's `querySingle`,
+/// `queryCollection`): a filter naming them could reach data the path does not cover.
+pub(crate) const CROSS_LAYER_FUNCTIONS: &[&str] = &["querysingle", "querycollection"];
+
+/// Refuses a text filter (CQL, CQL2) that mentions a cross-layer function anywhere,
+/// in any case. Blunt on purpose: a literal containing the name is refused too.
+pub(crate) fn check_text_functions(text: &str, param: &str) -> Result<(), OgcError> {
+    let lower = text.to_ascii_lowercase();
+    match CROSS_LAYER_FUNCTIONS.iter().find(|f| lower.contains(*f)) {
+        Some(f) => Err(unsupported(format!(
+            "{param}: the `{f}` function reads other layers and is refused"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What a rendering operation (WMS GetMap/GetLegendGraphic, WMTS GetTile, map tiles)
+/// may return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rendered {
+    Image,
+    Mvt,
+}
+
+/// Checks that a rendering operation asks for an image (`image/*` or a raster file
+/// extension) or, when `allow_mvt`, a vector tile. Servers also render GeoJSON, UTFGrid,
+/// KML or vector tiles through GetMap/GetTile, which would hand raw attributes to a
+/// `view` token; those formats are refused.
+pub(crate) fn rendered_format(
+    format: &str,
+    param: &str,
+    op_name: &str,
+    allow_mvt: bool,
+) -> Result<Rendered, OgcError> {
+    let lower = format.trim().to_ascii_lowercase();
+    if lower.starts_with("image/")
+        || matches!(
+            lower.as_str(),
+            "png" | "png8" | "jpg" | "jpeg" | "gif" | "webp" | "tif" | "tiff"
+        )
+    {
+        return Ok(Rendered::Image);
+    }
+    if allow_mvt && DataFormat::from_media_type(&lower) == DataFormat::Mvt {
+        return Ok(Rendered::Mvt);
+    }
+    let what = if allow_mvt {
+        "an image or vector tile"
+    } else {
+        "an image"
+    };
+    Err(bad(format!(
+        "{param}: `{}` is not {what} format; {op_name} serves rendered output only",
+        shown(format)
+    )))
+}
+
 /// Percent-decodes one path segment (layer, collection, matrix set names); the result
-/// must be UTF-8 without `/`, `\\` or control characters.
+/// must be UTF-8 without `/`, `\` or control characters.
 pub(crate) fn decode_segment(segment: &str, what: &str) -> Result<String, OgcError> {
     let decoded = percent_encoding::percent_decode_str(segment)
         .decode_utf8()

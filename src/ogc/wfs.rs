@@ -27,8 +27,11 @@
 //! A namespace prefix is dropped (`topp:NAME` → `NAME`); XPath steps are refused.
 //!
 //! Refused: KVP Transaction (send XML), stored queries (STOREDQUERY_ID and the stored
-//! query operations can read any type), GetGmlObject, RESOLVE, vendor parameters unless
-//! allowed. Pure code.
+//! query operations can read any type), GetGmlObject, RESOLVE, filters calling the
+//! cross-layer functions `querySingle`/`queryCollection`, vendor parameters unless allowed,
+//! and NAMESPACE(S) unless allowed: it can bind the prefix of an allowed type name
+//! (`topp:roads`) to another workspace's namespace URI, reaching a same-named type the
+//! path does not cover. Pure code.
 
 use crate::config::PathConfig;
 use crate::policy::{Extent, Tier};
@@ -76,14 +79,7 @@ const CAPABILITIES: &[&str] = &[
     "ACCEPTFORMATS",
     "ACCEPTLANGUAGES",
 ];
-const DESCRIBE: &[&str] = &[
-    "SERVICE",
-    "VERSION",
-    "REQUEST",
-    "TYPENAMES",
-    "OUTPUTFORMAT",
-    "NAMESPACES",
-];
+const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "TYPENAMES", "OUTPUTFORMAT"];
 const QUERY: &[&str] = &[
     "SERVICE",
     "VERSION",
@@ -100,7 +96,6 @@ const QUERY: &[&str] = &[
     "RESOURCEID",
     "PROPERTYNAME",
     "SORTBY",
-    "NAMESPACES",
 ];
 const LOCK: &[&str] = &[
     "SERVICE",
@@ -115,7 +110,6 @@ const LOCK: &[&str] = &[
     "LOCKID",
     "EXPIRY",
     "LOCKACTION",
-    "NAMESPACES",
 ];
 
 pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
@@ -366,7 +360,7 @@ mod tests {
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
         let c = ok(
             Protocol::Wfs,
-            "SERVICE=WFS&REQUEST=GetFeature&VERSION=2.0.0&TYPENAMES=roads&NAMESPACES=xmlns(ns,http://x)&SRSNAME=EPSG:3857&BBOX=0,0,10,10,EPSG:3857&COUNT=100&STARTINDEX=0&RESULTTYPE=hits",
+            "SERVICE=WFS&REQUEST=GetFeature&VERSION=2.0.0&TYPENAMES=roads&SRSNAME=EPSG:3857&BBOX=0,0,10,10,EPSG:3857&COUNT=100&STARTINDEX=0&RESULTTYPE=hits",
         );
         assert_eq!(bbox_of(&c).crs, Crs::WebMercator);
     }
@@ -624,5 +618,45 @@ mod tests {
             let e = run(Protocol::Wfs, query).unwrap_err();
             assert_eq!(matches!(e, OgcError::NotSupported(_)), unsupported, "{query}: {e}");
         }
+    }
+
+    #[test]
+    fn namespaces_need_allow_params() {
+        for extra in [
+            "NAMESPACES=xmlns(topp,http://other)",
+            "NAMESPACE=xmlns(topp=http://other)",
+        ] {
+            let query: &'static str = format!("{BASE20}&{extra}").leak();
+            let e = run(Protocol::Wfs, query).unwrap_err();
+            assert!(e.to_string().contains("rebinds type name prefixes"), "{e}");
+        }
+        let mut p = path();
+        p.allow_params = vec!["NAMESPACES".into()];
+        let req = get(Protocol::Wfs, "", q("NAMESPACES=xmlns(topp,http://x)"));
+        assert!(super::super::classify(&req, &p).is_ok());
+    }
+
+    #[test]
+    fn cross_layer_filter_functions_are_refused() {
+        let mut p = path();
+        p.allow_params = vec!["CQL_FILTER".into()];
+        let req = get(
+            Protocol::Wfs,
+            "",
+            q("CQL_FILTER=name=querySingle('secret','owner','INCLUDE')"),
+        );
+        assert!(matches!(
+            super::super::classify(&req, &p),
+            Err(OgcError::NotSupported(_))
+        ));
+        // In FES, also when the name is hidden behind character references.
+        for filter in [
+            "%3CFilter%3E%3CPropertyIsEqualTo%3E%3CFunction%20name%3D%22querySingle%22%2F%3E%3C%2FPropertyIsEqualTo%3E%3C%2FFilter%3E",
+            "%3CFilter%3E%3CFunction%20name%3D%22query%26%2383%3Bingle%22%2F%3E%3C%2FFilter%3E",
+        ] {
+            let e = run(Protocol::Wfs, q(&format!("FILTER={filter}"))).unwrap_err();
+            assert!(matches!(e, OgcError::NotSupported(_)), "{filter}: {e}");
+        }
+        assert!(run(Protocol::Wfs, q("FILTER=%3C!DOCTYPE%20x%3E%3CFilter%2F%3E")).is_err());
     }
 }

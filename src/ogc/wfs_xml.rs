@@ -18,6 +18,7 @@
 //!
 //! Refused: DOCTYPE (so no entity can be declared), unknown entities, non-UTF-8 encodings,
 //! XInclude, any root child the operation does not define, `StoredQuery`, `Native`,
+//! `Function`s that read other layers (`querySingle`, `queryCollection`),
 //! `resolve` other than `none`, and a URL query other than SERVICE/VERSION/REQUEST that
 //! agree with the body. Pure code.
 
@@ -34,7 +35,7 @@ use super::geo::{bbox, check_ordered, number, union, wfs_crs};
 use super::wfs::{check_resource_id, VERSIONS};
 use super::{
     bad, check_allowed, shown, unsupported, xml_property, Classified, DataFormat, Dialect, Forward,
-    ForwardBody, Kvp, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
+    ForwardBody, Kvp, OgcError, OgcRequest, Parts, Protocol, ResponseKind, CROSS_LAYER_FUNCTIONS,
 };
 
 const WFS_NAMESPACES: &[&str] = &[
@@ -449,6 +450,7 @@ impl Walker {
         let parents: Vec<&str> = self.stack.iter().map(|f| f.local.as_str()).collect();
         match local {
             "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
+            "Function" => check_function_name(attrs, "Filter")?,
             "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
             "ResourceId" | "FeatureId" | "GmlObjectId" => {
                 let id = attr("rid")
@@ -584,6 +586,41 @@ fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
         out.push((local, value));
     }
     Ok(out)
+}
+
+/// Refuses FES `Function` elements that read other layers (see [`CROSS_LAYER_FUNCTIONS`])
+/// in a filter given as a KVP value; DOCTYPE and unknown entities are refused too.
+pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Err(e) => {
+                return Err(bad(format!(
+                    "{param}: the filter is not well-formed XML: {e}"
+                )))
+            }
+            Ok(Event::DocType(_)) => {
+                return Err(bad(format!("{param}: DOCTYPE declarations are refused")))
+            }
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"Function" => {
+                check_function_name(&attributes(&e)?, param)?;
+            }
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn check_function_name(attrs: &[(String, String)], param: &str) -> Result<(), OgcError> {
+    let name = find_attr(attrs, "name")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
+        Some(f) => Err(unsupported(format!(
+            "{param}: the `{f}` function reads other layers and is refused"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn find_attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -968,5 +1005,14 @@ mod tests {
             let body: &'static str = format!(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2"><Query typeNames="roads"><fes:Filter><fes:BBOX>{env}</fes:BBOX></fes:Filter></Query></GetFeature>"#).leak();
             assert!(post(body).is_err(), "{env}");
         }
+    }
+
+    #[test]
+    fn cross_layer_functions_in_bodies_are_refused() {
+        let e = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><Query typeNames="roads"><fes:Filter><fes:PropertyIsEqualTo><fes:ValueReference>name</fes:ValueReference><fes:Function name="queryCollection"><fes:Literal>secret</fes:Literal></fes:Function></fes:PropertyIsEqualTo></fes:Filter></Query></GetFeature>"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OgcError::NotSupported(_)), "{e}");
     }
 }

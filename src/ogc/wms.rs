@@ -17,7 +17,9 @@
 //! GetStyles/PutStyles, and every vendor parameter that reads or filters data
 //! (CQL_FILTER, FILTER, SLD, SLD_BODY, ENV, VIEWPARAMS, FEATUREID…) unless the path's
 //! `allow_params` names it; an allowed CQL_FILTER/FILTER still has its properties judged.
-//! `FORMAT_OPTIONS` is accepted with `dpi` and `antialias` keys only (QGIS sends
+//! GetMap and GetLegendGraphic FORMAT must be an image (`image/*`): servers also render
+//! GeoJSON, UTFGrid, KML or vector tiles through GetMap, which would hand attributes to a
+//! `view` token. `FORMAT_OPTIONS` is accepted with `dpi` and `antialias` keys only (QGIS sends
 //! `dpi:96`), or anything when allowed. Pure code.
 
 use crate::config::PathConfig;
@@ -26,8 +28,9 @@ use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder};
 
 use super::geo::{bbox, check_ordered, numbers, uint};
 use super::{
-    bad, check_allowed, kvp_filter_properties, name_list, path_allows, request_name, shown,
-    unsupported, DataFormat, Kvp, OgcError, Options, Parts, Protocol, ResponseKind,
+    bad, check_allowed, kvp_filter_properties, name_list, path_allows, rendered_format,
+    request_name, shown, unsupported, DataFormat, Kvp, OgcError, Options, Parts, Protocol,
+    ResponseKind,
 };
 
 const KNOWN: &[&str] = &[
@@ -115,6 +118,9 @@ pub(super) fn classify(
         "GetMap" => {
             check_allowed(kvp, MAP, PREFIXES, path, "wms.GetMap")?;
             check_format_options(kvp, path)?;
+            if let Some(format) = kvp.get_nonempty("FORMAT") {
+                rendered_format(format, "FORMAT", "wms.GetMap", false)?;
+            }
             let layers = name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?;
             let (extent, _) = map_extent(kvp, "wms.GetMap", opts)?;
             let mut properties = Vec::new();
@@ -171,6 +177,9 @@ pub(super) fn classify(
         }
         _ => {
             check_allowed(kvp, LEGEND, &[], path, "wms.GetLegendGraphic")?;
+            if let Some(format) = kvp.get_nonempty("FORMAT") {
+                rendered_format(format, "FORMAT", "wms.GetLegendGraphic", false)?;
+            }
             let layers = name_list(kvp.require("LAYER", "wms.GetLegendGraphic")?, "LAYER")?;
             for key in ["WIDTH", "HEIGHT"] {
                 if let Some(v) = kvp.get_nonempty(key) {
@@ -554,5 +563,38 @@ mod tests {
             run(Protocol::Wms, "REQUEST=GetMap&request=GetCapabilities"),
             Err(OgcError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn rendering_requests_must_ask_for_images() {
+        let base =
+            "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=1&HEIGHT=1";
+        for format in [
+            "image/png",
+            "image/png8",
+            "image/png; mode=8bit",
+            "image/jpeg",
+            "IMAGE/PNG",
+        ] {
+            let q: &'static str = format!("{base}&FORMAT={format}").leak();
+            assert!(run(Protocol::Wms, q).is_ok(), "{format}");
+        }
+        for format in [
+            "application/json;type=geojson",
+            "application/json;type=utfgrid",
+            "application/vnd.mapbox-vector-tile",
+            "application/vnd.google-earth.kml+xml",
+            "geojson",
+            "text/html",
+        ] {
+            let q: &'static str = format!("{base}&FORMAT={format}").leak();
+            let e = run(Protocol::Wms, q).unwrap_err();
+            assert!(e.to_string().starts_with("FORMAT:"), "{format}: {e}");
+        }
+        assert!(run(
+            Protocol::Wms,
+            "REQUEST=GetLegendGraphic&LAYER=roads&FORMAT=application/json"
+        )
+        .is_err());
     }
 }

@@ -26,9 +26,9 @@ use crate::policy::{Extent, Tier};
 use super::geo::uint;
 use super::tiles::matrix_tile_extent;
 use super::{
-    bad, check_allowed, decode_segment, request_name, shown, unsupported, Classified, DataFormat,
-    Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options, Parts, Protocol,
-    ResponseKind,
+    bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported,
+    Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options,
+    Parts, Protocol, Rendered, ResponseKind,
 };
 
 /// The RESTful tile template used when the path sets none (the OGC WMTS 1.0 example form).
@@ -107,14 +107,11 @@ pub(super) fn classify_kvp(
         "GetTile" => {
             check_allowed(kvp, TILE, &[], path, "wmts.GetTile")?;
             let (layer, extent) = tile_of(kvp, "wmts.GetTile", opts)?;
-            Ok(Parts::new(
-                "wmts.GetTile",
-                Tier::View,
-                vec![layer],
-                extent,
-                ResponseKind::Other,
+            let response = tile_response(kvp.get_nonempty("FORMAT"), "FORMAT")?;
+            Ok(
+                Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
+                    .with_format(kvp.get_nonempty("FORMAT")),
             )
-            .with_format(kvp.get_nonempty("FORMAT")))
         }
         _ => {
             let name = "wmts.GetFeatureInfo";
@@ -211,21 +208,34 @@ pub(super) fn classify_rest(
         ["TileMatrix", "TileRow", "TileCol"],
         opts,
     )?;
-    let format = kvp.get_nonempty("FORMAT").or_else(|| {
-        values
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("Format"))
-            .map(|(_, v)| *v)
-    });
-    let parts = Parts::new(
-        "wmts.GetTile",
-        Tier::View,
-        vec![layer],
-        extent,
-        ResponseKind::Other,
-    )
-    .with_format(format);
+    let ext = values
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Format"))
+        .map(|(_, v)| *v);
+    let query_format = kvp.get_nonempty("FORMAT");
+    let response = tile_response(ext, "Format")?;
+    if query_format.is_some() && tile_response(query_format, "FORMAT")? != response {
+        return Err(bad(
+            "FORMAT: the query format and the path's extension disagree",
+        ));
+    }
+    let parts = Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
+        .with_format(query_format.or(ext));
     Ok(parts.into_classified(forward))
+}
+
+/// The response of a tile in `format`: an image, or a vector tile to filter. Other
+/// formats (GeoJSON, UTFGrid…) would hand raw attributes to a `view` token.
+fn tile_response(format: Option<&str>, param: &str) -> Result<ResponseKind, OgcError> {
+    Ok(
+        match format
+            .map(|f| rendered_format(f, param, "wmts.GetTile", true))
+            .transpose()?
+        {
+            None | Some(Rendered::Image) => ResponseKind::Other,
+            Some(Rendered::Mvt) => ResponseKind::Mvt,
+        },
+    )
 }
 
 /// Checks a RESTful tile template as a config validator would; the error says what is wrong.
@@ -574,5 +584,57 @@ mod tests {
             vec!["a", "b", "c", "d", "1", "2"]
         );
         assert!(t.matches("/tile/1.0.1/a/b/c/d/1/2").is_none());
+    }
+
+    #[test]
+    fn tile_formats_other_than_images_and_vector_tiles_are_refused() {
+        let base = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=0&TILEROW=0&TILECOL=0";
+        let c = ok(
+            Protocol::Wmts,
+            format!("{base}&FORMAT=application/vnd.mapbox-vector-tile").leak(),
+        );
+        assert_eq!(c.response, ResponseKind::Mvt);
+        assert_eq!(
+            ok(Protocol::Wmts, format!("{base}&FORMAT=image/jpeg").leak()).response,
+            ResponseKind::Other
+        );
+        for format in [
+            "application/json;type=geojson",
+            "application/json;type=utfgrid",
+            "text/html",
+        ] {
+            assert!(
+                run(Protocol::Wmts, format!("{base}&FORMAT={format}").leak()).is_err(),
+                "{format}"
+            );
+        }
+        let c = classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/0/0/0.pbf",
+                "",
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.response, ResponseKind::Mvt);
+        assert!(classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/0/0/0.geojson",
+                ""
+            ),
+            &path()
+        )
+        .is_err());
+        assert!(classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/0/0/0.png",
+                "format=application/vnd.mapbox-vector-tile"
+            ),
+            &path()
+        )
+        .is_err());
     }
 }

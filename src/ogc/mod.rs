@@ -154,6 +154,10 @@ pub struct Options<'a> {
     /// tiles (`/tiles/…`, `/map/tiles/…`), which mix collections, may be served.
     /// Proposed key: `dataset_tiles` (default false: such paths are refused).
     pub dataset_tiles: bool,
+    /// The layer's geometry property names. The property fence never hides geometry
+    /// (`[]` means geometry only), so these are dropped from [`Operation::properties`].
+    /// Proposed key: `geometry_properties` (default none).
+    pub geometry_properties: &'a [String],
 }
 
 impl Default for Options<'_> {
@@ -163,6 +167,7 @@ impl Default for Options<'_> {
             webmercator_matrix_sets: &[],
             wmts_rest_template: None,
             dataset_tiles: false,
+            geometry_properties: &[],
         }
     }
 }
@@ -387,7 +392,7 @@ pub fn classify_with(
         Protocol::Api => api::classify(req, path, opts)?,
         Protocol::Mvt | Protocol::Xyz => tiles::classify(req, path)?,
     };
-    finish_properties(&mut classified.op, path)?;
+    finish_properties(&mut classified.op, path, opts)?;
     Ok(classified)
 }
 
@@ -818,16 +823,20 @@ fn is_ncname(s: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// Deduplicates the operation's properties and refuses names outside the layer's
-/// declared schema.
-fn finish_properties(op: &mut Operation, path: &PathConfig) -> Result<(), OgcError> {
-    let mut seen: Vec<String> = Vec::with_capacity(op.properties.len());
+/// Deduplicates the operation's properties, drops the geometry properties, and refuses
+/// names outside the layer's declared schema.
+fn finish_properties(
+    op: &mut Operation,
+    path: &PathConfig,
+    opts: &Options<'_>,
+) -> Result<(), OgcError> {
+    let mut kept: Vec<String> = Vec::with_capacity(op.properties.len());
     for p in op.properties.drain(..) {
-        if !seen.contains(&p) {
-            seen.push(p);
+        if !kept.contains(&p) && !opts.geometry_properties.contains(&p) {
+            kept.push(p);
         }
     }
-    op.properties = seen;
+    op.properties = kept;
     if let Some(schema) = &path.properties {
         if let Some(unknown) = op.properties.iter().find(|p| !schema.contains(p)) {
             return Err(OgcError::UnknownProperty(unknown.clone()));
@@ -1037,5 +1046,29 @@ mod tests {
         let long = "x".repeat(200);
         assert_eq!(shown(&long).chars().count(), 65);
         assert_eq!(shown("short"), "short");
+    }
+
+    #[test]
+    fn geometry_properties_are_not_fenced_properties() {
+        let mut p = path();
+        p.properties = Some(vec!["name".into()]);
+        let geometry = vec!["geom".to_owned()];
+        let opts = Options {
+            geometry_properties: &geometry,
+            ..Options::default()
+        };
+        let req = get(
+            Protocol::Wfs,
+            "",
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&PROPERTYNAME=name,geom",
+        );
+        assert_eq!(
+            classify_with(&req, &p, &opts).unwrap().op.properties,
+            vec!["name"]
+        );
+        assert_eq!(
+            classify(&req, &p).unwrap_err(),
+            OgcError::UnknownProperty("geom".into())
+        );
     }
 }

@@ -9,7 +9,8 @@
 //!   `Insert` (its feature elements), `Update`, `Delete`, `Replace` give the layers, written
 //!   as in the document (a `ns:` prefix is part of the name);
 //! - every `PropertyName` / `ValueReference` (selects, sorts, filters, updates) and every
-//!   child of an inserted or replacing feature is a property;
+//!   child of an inserted or replacing feature is a property, except the geometry operand
+//!   of a spatial operator (`BBOX`, `Intersects`…): the property fence never hides geometry;
 //! - `ResourceId`/`FeatureId`/`GmlObjectId` ids must belong to their query's types;
 //! - a query whose `Filter` is a `BBOX` (or an `And` directly holding one) is bounded by
 //!   its `Envelope` (`lowerCorner`/`upperCorner`) or GML 2 `Box` (`coordinates`), read with
@@ -45,6 +46,19 @@ const WFS_NAMESPACES: &[&str] = &[
 const GML_NAMESPACES: &[&str] = &[
     "http://www.opengis.net/gml",
     "http://www.opengis.net/gml/3.2",
+];
+const SPATIAL_OPERATORS: &[&str] = &[
+    "BBOX",
+    "Equals",
+    "Disjoint",
+    "Touches",
+    "Within",
+    "Overlaps",
+    "Crosses",
+    "Intersects",
+    "Contains",
+    "DWithin",
+    "Beyond",
 ];
 const XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
 
@@ -449,6 +463,12 @@ impl Walker {
         let attr = |name: &str| find_attr(attrs, name);
         let parents: Vec<&str> = self.stack.iter().map(|f| f.local.as_str()).collect();
         match local {
+            // The geometry operand of a spatial operator is the geometry, which the
+            // property fence never hides.
+            "PropertyName" | "ValueReference"
+                if parents
+                    .last()
+                    .is_some_and(|p| SPATIAL_OPERATORS.contains(p)) => {}
             "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
             "Function" => check_function_name(attrs, "Filter")?,
             "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
@@ -749,7 +769,7 @@ mod tests {
         let c = post(GETFEATURE_20).unwrap();
         assert_eq!((c.op.name, c.op.tier), ("wfs.GetFeature", Tier::ViewPlus));
         assert_eq!(c.op.layers, vec!["roads"]);
-        assert_eq!(c.op.properties, vec!["name", "geom", "lanes", "width"]);
+        assert_eq!(c.op.properties, vec!["name", "lanes", "width"]);
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
         let b = bbox_of(&c);
         assert_eq!(
@@ -770,7 +790,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.op.layers, vec!["ns:roads"]);
-        assert_eq!(c.op.properties, vec!["geom"]);
+        assert!(
+            c.op.properties.is_empty(),
+            "the BBOX operand is the geometry"
+        );
         let b = bbox_of(&c);
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml));

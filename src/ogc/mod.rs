@@ -255,10 +255,23 @@ impl DataFormat {
     /// assert_eq!(DataFormat::from_media_type("GML3"), DataFormat::Xml);
     /// assert_eq!(DataFormat::from_media_type("text/xml; subtype=gml/3.1.1"), DataFormat::Xml);
     /// assert_eq!(DataFormat::from_media_type("csv"), DataFormat::Other("csv".into()));
+    /// // JSON dialects the GeoJSON filter cannot read
+    /// assert!(!DataFormat::from_media_type("application/json;type=topojson").is_filterable());
+    /// assert!(!DataFormat::from_media_type("application/json;type=utfgrid").is_filterable());
+    /// assert!(DataFormat::from_media_type("application/json;type=geojson").is_filterable());
     /// ```
     pub fn from_media_type(format: &str) -> DataFormat {
         let lower = format.trim().to_ascii_lowercase();
-        let essence = lower.split(';').next().unwrap_or("").trim();
+        let mut parts = lower.split(';');
+        let essence = parts.next().unwrap_or("").trim();
+        // `type=`/`subtype=` name JSON dialects (TopoJSON, UTFGrid) the filters cannot read.
+        let dialect = parts.find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            matches!(k.trim(), "type" | "subtype").then(|| v.trim().trim_matches('"'))
+        });
+        if essence == "application/json" && dialect.is_some_and(|d| d != "geojson") {
+            return DataFormat::Other(format.trim().to_owned());
+        }
         match essence {
             "application/json"
             | "application/geo+json"

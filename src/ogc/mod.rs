@@ -670,7 +670,7 @@ pub(crate) fn name_list(value: &str, param: &str) -> Result<Vec<String>, OgcErro
 /// Splits a WFS 2.0 parenthesised list `(a,b)(c)` into its groups; a value without a
 /// leading `(` is one group.
 ///
-/// INVARIANT-free helper: unbalanced or nested parentheses are an error.
+/// Unbalanced or nested parentheses are an error.
 pub(crate) fn paren_groups<'v>(value: &'v str, param: &str) -> Result<Vec<&'v str>, OgcError> {
     if !value.starts_with('(') {
         if value.contains(['(', ')']) {

@@ -410,10 +410,22 @@ impl Walker {
             match local.as_str() {
                 "TypeName" => frame.text = Some(String::new()),
                 "Query" | "Lock" | "Update" | "Delete" => {
-                    let names = attr("typeNames")
-                        .or_else(|| attr("typeName"))
-                        .ok_or_else(|| bad(format!("`{}` has no typeName", shown(&qname))))?;
-                    let layers = type_names(names)?;
+                    // Both spellings are read: a server may honour either one.
+                    let spellings: Vec<&str> = [attr("typeNames"), attr("typeName")]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    if spellings.is_empty() {
+                        return Err(bad(format!("`{}` has no typeName", shown(&qname))));
+                    }
+                    let mut layers: Vec<String> = Vec::new();
+                    for names in spellings {
+                        for layer in type_names(names)? {
+                            if !layers.contains(&layer) {
+                                layers.push(layer);
+                            }
+                        }
+                    }
                     self.add_layers(&layers);
                     self.scope = Some(Scope {
                         layers,
@@ -593,6 +605,8 @@ impl Walker {
 }
 
 /// Attributes by local name (prefixes dropped; `xmlns` declarations skipped), unescaped.
+/// A local name given twice (`typeNames` and `wfs:typeNames`) is refused: servers differ
+/// on which one they read.
 fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
     let mut out = Vec::new();
     for attr in e.attributes() {
@@ -602,6 +616,9 @@ fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
             continue;
         }
         let local = key.rsplit(':').next().unwrap_or(key).to_owned();
+        if out.iter().any(|(k, _)| *k == local) {
+            return Err(bad(format!("attribute `{}` is given twice", shown(&local))));
+        }
         let value = attr.unescape_value().map_err(malformed)?.into_owned();
         out.push((local, value));
     }
@@ -1037,5 +1054,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, OgcError::NotSupported(_)), "{e}");
+    }
+
+    #[test]
+    fn every_type_name_spelling_is_judged() {
+        let c = post(r#"<GetFeature version="1.1.0" xmlns="http://www.opengis.net/wfs"><Query typeName="secret" typeNames="roads"/></GetFeature>"#).unwrap();
+        assert_eq!(c.op.layers, vec!["roads", "secret"]);
+        assert!(post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:w="http://www.opengis.net/wfs/2.0"><Query w:typeNames="secret" typeNames="roads"/></GetFeature>"#).is_err());
+        assert!(post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads" typeNames="x"/></GetFeature>"#).is_err());
     }
 }

@@ -12,7 +12,7 @@
 //! | `/collections/{c}/items/{f}` | GET | `api.item` | viewPlus | unbounded |
 //! | | PUT, PATCH, DELETE | `api.replaceItem`, `api.updateItem`, `api.deleteItem` | edit | opaque |
 //! | `/collections/{c}/queryables`, `/schema`, `/sortables` | GET | `api.queryables`… | viewPlus | none |
-//! | `/collections/{c}[/map]/tiles[/{tms}]` | GET | `api.tilesets`, `api.tileset` (map: `api.mapTile…`) | view | none |
+//! | `/collections/{c}[/map]/tiles[/{tms}[/metadata]]` | GET | `api.tilesets`, `api.tileset` (map: `api.mapTile…`) | view | none |
 //! | `/collections/{c}[/map]/tiles/{tms}/{z}/{row}/{col}` | GET | `api.tile`, `api.mapTile` | view | tile or foreign CRS |
 //! | `/tileMatrixSets[/{id}]` | GET | `api.tileMatrixSets`, `api.tileMatrixSet` | view | none |
 //! | `/tiles/…`, `/map/tiles/…` (dataset tiles) | GET | as above, layers from `collections` | view | as above |
@@ -141,7 +141,7 @@ fn tiles_route<'s>(mut at: TilesAt<'s>, segments: &[&'s str]) -> Option<Route<'s
     };
     Some(match segments {
         ["tiles"] => Route::Tilesets(at),
-        ["tiles", tms] => Route::Tileset(at, tms),
+        ["tiles", tms] | ["tiles", tms, "metadata"] => Route::Tileset(at, tms),
         ["tiles", tms, z, row, col] => Route::Tile(at, [tms, z, row, col]),
         _ => return None,
     })
@@ -707,6 +707,13 @@ mod tests {
             (
                 "/collections/roads/map/tiles",
                 "api.mapTilesets",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/tiles/WebMercatorQuad/metadata",
+                "api.tileset",
                 Tier::View,
                 Extent::None,
                 &["roads"],

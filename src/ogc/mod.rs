@@ -15,6 +15,11 @@
 //! the gateway did not see. XML and JSON bodies are forwarded as received
 //! ([`ForwardBody::Original`]) after they parsed completely.
 //!
+//! **Where it sits.** `classify` needs only the path config, so it can run before the
+//! token lookup; the gateway should still answer an [`OgcError`] only once the token is
+//! known and the path visible to it, so that a 400 never tells a stranger that a path id
+//! exists (DESIGN.md §5: invisible paths are 404).
+//!
 //! | protocol | module | what |
 //! |---|---|---|
 //! | WMS 1.1.1/1.3.0 | `wms` | GetCapabilities, GetMap, GetFeatureInfo, GetLegendGraphic |

@@ -1,0 +1,1168 @@
+//! OGC API Features / Tiles under `/ogc/api/{pathId}/…`.
+//!
+//! | path | methods | operation | tier | extent |
+//! |---|---|---|---|---|
+//! | `/` | GET | `api.landing` | view | none |
+//! | `/conformance` | GET | `api.conformance` | view | none |
+//! | `/api`, `/openapi` | GET | `api.definition` | view | none |
+//! | `/collections` | GET | `api.collections` | view | none |
+//! | `/collections/{c}` | GET | `api.collection` | view | none |
+//! | `/collections/{c}/items` | GET | `api.items` | viewPlus | `bbox`, else unbounded |
+//! | | POST | `api.createItem` | edit | opaque |
+//! | `/collections/{c}/items/{f}` | GET | `api.item` | viewPlus | unbounded |
+//! | | PUT, PATCH, DELETE | `api.replaceItem`, `api.updateItem`, `api.deleteItem` | edit | opaque |
+//! | `/collections/{c}/queryables`, `/schema`, `/sortables` | GET | `api.queryables`… | viewPlus | none |
+//! | `/collections/{c}[/map]/tiles[/{tms}[/metadata]]` | GET | `api.tilesets`, `api.tileset` (map: `api.mapTile…`) | view | none |
+//! | `/collections/{c}[/map]/tiles/{tms}/{z}/{row}/{col}` | GET | `api.tile`, `api.mapTile` | view | tile or foreign CRS |
+//! | `/tileMatrixSets[/{id}]` | GET | `api.tileMatrixSets`, `api.tileMatrixSet` | view | none |
+//! | `/tiles/…`, `/map/tiles/…` (dataset tiles) | GET | as above, layers from `collections` | view | as above |
+//!
+//! GET includes HEAD. Dataset-level tiles mix every collection upstream, so they are
+//! refused unless the path covers the whole upstream ([`Options::dataset_tiles`]).
+//!
+//! **Query parameters** are case-sensitive names (a case variant of a standard name is a
+//! 400). On `items`, every parameter that is not a standard one (`limit`, `offset`, `bbox`,
+//! `bbox-crs`, `crs`, `datetime`, `f`, `properties`, `sortby`, `filter`, `filter-lang`,
+//! `filter-crs`, `skipGeometry`, `lang`, `resulttype`) nor listed in `allow_params` is a
+//! queryable property name. Properties also come from `properties`, `sortby` (`+a`, `-b`),
+//! `filter` (CQL2 text by default, CQL2 JSON with `filter-lang=cql2-json`) and, for
+//! writes, the keys of the GeoJSON `properties` objects in the body.
+//!
+//! Values are looked up by folded key (`BBOX`); `check_params` has refused case variants
+//! of the standard names first, so `BBOX` can only be the exact `bbox`.
+//!
+//! **bbox**: 4 or 6 numbers in `bbox-crs` (default CRS84, lon/lat; an EPSG:4326 URI is
+//! lat/lon); west > east crosses the antimeridian. An unknown `bbox-crs` is a foreign CRS.
+//!
+//! **Format**: `f` wins; otherwise an `Accept` naming `text/html` means HTML (as pygeoapi
+//! does), anything else JSON. Pure code.
+
+use http::Method;
+use serde_json::Value;
+
+use crate::config::{PathConfig, PathKind};
+use crate::filter::props::{cql2_json_properties, cql2_text_properties};
+use crate::policy::{Extent, Tier};
+use crate::spatial::{crs_from_identifier, AxisOrder, Crs};
+
+use super::geo::{bbox, number, uint};
+use super::tiles::matrix_tile_extent;
+use super::{
+    bad, check_text_functions, decode_segment, filter_error, media_essence, name_list, path_allows,
+    rendered_format, shown, unsupported, Classified, DataFormat, Dialect, Forward, ForwardBody,
+    Kvp, OgcError, OgcRequest, Options, Parts, Protocol, ResponseKind,
+};
+
+const META: &[&str] = &["f", "lang"];
+const ITEMS: &[&str] = &[
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "datetime",
+    "f",
+    "properties",
+    "sortby",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "skipGeometry",
+    "lang",
+    "resulttype",
+];
+const ITEM: &[&str] = &["f", "crs", "lang", "properties", "skipGeometry"];
+const TILE: &[&str] = &["f", "datetime"];
+const DATASET_TILE: &[&str] = &["f", "datetime", "collections"];
+
+/// Which tiles a tiles path addresses.
+#[derive(Clone, Copy)]
+struct TilesAt<'s> {
+    /// `None` for dataset-level tiles.
+    collection: Option<&'s str>,
+    /// `/map/tiles` (rendered) rather than `/tiles` (data).
+    map: bool,
+}
+
+enum Route<'s> {
+    Landing,
+    Conformance,
+    Definition,
+    Collections,
+    Collection(&'s str),
+    Items(&'s str),
+    Item(&'s str, &'s str),
+    Described(&'s str, &'static str),
+    Tilesets(TilesAt<'s>),
+    Tileset(TilesAt<'s>, &'s str),
+    Tile(TilesAt<'s>, [&'s str; 4]),
+    MatrixSets,
+    MatrixSet(&'s str),
+}
+
+fn route<'s>(segments: &[&'s str]) -> Option<Route<'s>> {
+    Some(match segments {
+        [] => Route::Landing,
+        ["conformance"] => Route::Conformance,
+        ["api"] | ["openapi"] => Route::Definition,
+        ["collections"] => Route::Collections,
+        ["collections", c] => Route::Collection(c),
+        ["collections", c, "items"] => Route::Items(c),
+        ["collections", c, "items", f] => Route::Item(c, f),
+        ["collections", c, "queryables"] => Route::Described(c, "api.queryables"),
+        ["collections", c, "schema"] => Route::Described(c, "api.schema"),
+        ["collections", c, "sortables"] => Route::Described(c, "api.sortables"),
+        ["collections", c, rest @ ..] => tiles_route(
+            TilesAt {
+                collection: Some(c),
+                map: false,
+            },
+            rest,
+        )?,
+        ["tileMatrixSets"] => Route::MatrixSets,
+        ["tileMatrixSets", id] => Route::MatrixSet(id),
+        rest => tiles_route(
+            TilesAt {
+                collection: None,
+                map: false,
+            },
+            rest,
+        )?,
+    })
+}
+
+fn tiles_route<'s>(mut at: TilesAt<'s>, segments: &[&'s str]) -> Option<Route<'s>> {
+    let segments = match segments {
+        ["map", rest @ ..] => {
+            at.map = true;
+            rest
+        }
+        rest => rest,
+    };
+    Some(match segments {
+        ["tiles"] => Route::Tilesets(at),
+        ["tiles", tms] | ["tiles", tms, "metadata"] => Route::Tileset(at, tms),
+        ["tiles", tms, z, row, col] => Route::Tile(at, [tms, z, row, col]),
+        _ => return None,
+    })
+}
+
+pub(super) fn classify(
+    req: &OgcRequest<'_>,
+    path: &PathConfig,
+    opts: &Options<'_>,
+) -> Result<Classified, OgcError> {
+    let trimmed = req.rest.strip_suffix('/').unwrap_or(req.rest);
+    let segments: Vec<&str> = match trimmed {
+        "" => Vec::new(),
+        t => t
+            .strip_prefix('/')
+            .ok_or_else(|| bad(format!("`{}` is not an OGC API path", shown(req.rest))))?
+            .split('/')
+            .collect(),
+    };
+    let route = route(&segments).ok_or_else(|| {
+        bad(format!(
+            "`{}` is not an OGC API path the gateway knows",
+            shown(req.rest)
+        ))
+    })?;
+    let kvp = Kvp::parse(req.query, Dialect::API)?;
+    let parts = classify_route(&route, req, &kvp, path, opts)?;
+    let body = match *req.method {
+        Method::POST | Method::PUT | Method::PATCH => ForwardBody::Original,
+        _ => ForwardBody::None,
+    };
+    Ok(parts.into_classified(Forward {
+        path: req.rest.to_owned(),
+        query: kvp.encode(),
+        body,
+    }))
+}
+
+fn classify_route(
+    route: &Route<'_>,
+    req: &OgcRequest<'_>,
+    kvp: &Kvp,
+    path: &PathConfig,
+    opts: &Options<'_>,
+) -> Result<Parts, OgcError> {
+    let read = matches!(*req.method, Method::GET | Method::HEAD);
+    let only_read = |allowed: &'static str| -> Result<(), OgcError> {
+        if read {
+            Ok(())
+        } else {
+            Err(OgcError::MethodNotAllowed {
+                method: req.method.to_string(),
+                allowed,
+            })
+        }
+    };
+    let f = kvp.get_nonempty("F");
+    let (format, named) = negotiate(f, req.accept);
+    let meta = |name: &'static str,
+                layers: Vec<String>,
+                response: ResponseKind|
+     -> Result<Parts, OgcError> {
+        only_read("GET, HEAD")?;
+        check_params(kvp, META, path, name, false)?;
+        Ok(Parts::new(name, Tier::View, layers, Extent::None, response).with_format(f))
+    };
+    let links = ResponseKind::Capabilities(Protocol::Api);
+    let parts = match *route {
+        Route::Landing => meta("api.landing", Vec::new(), links),
+        Route::Conformance => meta("api.conformance", Vec::new(), ResponseKind::Other),
+        Route::Definition => meta("api.definition", Vec::new(), ResponseKind::ApiDefinition),
+        Route::Collections => meta("api.collections", Vec::new(), links),
+        Route::Collection(c) => meta("api.collection", vec![collection(c)?], links),
+        Route::MatrixSets => meta("api.tileMatrixSets", Vec::new(), ResponseKind::Other),
+        Route::MatrixSet(id) => {
+            decode_segment(id, "tileMatrixSetId")?;
+            meta("api.tileMatrixSet", Vec::new(), ResponseKind::Other)
+        }
+        Route::Described(c, name) => {
+            only_read("GET, HEAD")?;
+            check_params(kvp, META, path, name, false)?;
+            let response = ResponseKind::Schema(format);
+            Ok(Parts::new(
+                name,
+                Tier::ViewPlus,
+                vec![collection(c)?],
+                Extent::None,
+                response,
+            )
+            .with_format(f))
+        }
+        Route::Items(c) => {
+            let layers = vec![collection(c)?];
+            match *req.method {
+                Method::GET | Method::HEAD => items(kvp, path, layers, format, f),
+                Method::POST => write(req, kvp, path, "api.createItem", layers, Some(Body::Create)),
+                _ => Err(OgcError::MethodNotAllowed {
+                    method: req.method.to_string(),
+                    allowed: "GET, HEAD, POST",
+                }),
+            }
+        }
+        Route::Item(c, fid) => {
+            let layers = vec![collection(c)?];
+            decode_segment(fid, "featureId")?;
+            match *req.method {
+                Method::GET | Method::HEAD => {
+                    check_params(kvp, ITEM, path, "api.item", false)?;
+                    let properties = list_properties(kvp)?;
+                    Ok(Parts::new(
+                        "api.item",
+                        Tier::ViewPlus,
+                        layers,
+                        Extent::Unbounded,
+                        ResponseKind::Features(format),
+                    )
+                    .with_format(f)
+                    .with_properties(properties))
+                }
+                Method::PUT => write(
+                    req,
+                    kvp,
+                    path,
+                    "api.replaceItem",
+                    layers,
+                    Some(Body::Replace),
+                ),
+                Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
+                Method::DELETE => write(req, kvp, path, "api.deleteItem", layers, None),
+                _ => Err(OgcError::MethodNotAllowed {
+                    method: req.method.to_string(),
+                    allowed: "GET, HEAD, PUT, PATCH, DELETE",
+                }),
+            }
+        }
+        Route::Tilesets(at) | Route::Tileset(at, _) | Route::Tile(at, _) => {
+            only_read("GET, HEAD")?;
+            let layers = match at.collection {
+                Some(c) => {
+                    check_params(kvp, TILE, path, "api.tile", false)?;
+                    vec![collection(c)?]
+                }
+                None => {
+                    if !opts.dataset_tiles {
+                        return Err(unsupported(
+                            "dataset-level tiles mix every upstream collection; request /collections/{collectionId}/tiles/… instead",
+                        ));
+                    }
+                    check_params(kvp, DATASET_TILE, path, "api.tile", false)?;
+                    match kvp.get_nonempty("COLLECTIONS") {
+                        Some(list) => name_list(list, "collections")?,
+                        None => Vec::new(),
+                    }
+                }
+            };
+            let (names, tile_name) = if at.map {
+                (["api.mapTilesets", "api.mapTileset"], "api.mapTile")
+            } else {
+                (["api.tilesets", "api.tileset"], "api.tile")
+            };
+            match *route {
+                Route::Tilesets(_) => {
+                    Ok(
+                        Parts::new(names[0], Tier::View, layers, Extent::None, links)
+                            .with_format(f),
+                    )
+                }
+                Route::Tileset(_, tms) => {
+                    decode_segment(tms, "tileMatrixSetId")?;
+                    Ok(
+                        Parts::new(names[1], Tier::View, layers, Extent::None, links)
+                            .with_format(f),
+                    )
+                }
+                Route::Tile(_, [tms, z, row, col]) => {
+                    let tms = decode_segment(tms, "tileMatrixSetId")?;
+                    if let Some(f) = f.filter(|_| at.map) {
+                        rendered_format(f, "f", tile_name, false)?;
+                    }
+                    let extent = matrix_tile_extent(
+                        &tms,
+                        z,
+                        row,
+                        col,
+                        ["tileMatrix", "tileRow", "tileCol"],
+                        opts,
+                    )?;
+                    let response = match (at.map, path.kind, f.map(|_| &format)) {
+                        (true, _, _) | (false, PathKind::Raster, _) => ResponseKind::Other,
+                        (false, _, None) | (false, _, Some(DataFormat::Mvt)) => ResponseKind::Mvt,
+                        (false, _, Some(other)) => ResponseKind::Features(other.clone()),
+                    };
+                    Ok(Parts::new(tile_name, Tier::View, layers, extent, response).with_format(f))
+                }
+                // INVARIANT: the outer match only enters this arm for the three tile routes.
+                _ => Err(bad("not a tiles path")),
+            }
+        }
+    }?;
+    Ok(if parts.format.is_none() {
+        parts.with_format(named.as_deref())
+    } else {
+        parts
+    })
+}
+
+/// A collection id from the path, decoded.
+fn collection(segment: &str) -> Result<String, OgcError> {
+    decode_segment(segment, "collectionId")
+}
+
+/// The response format: `f` first, then `Accept`; the second value names HTML chosen by Accept.
+fn negotiate(f: Option<&str>, accept: Option<&str>) -> (DataFormat, Option<String>) {
+    if let Some(f) = f {
+        let format = match f.to_ascii_lowercase().as_str() {
+            "json" | "geojson" => DataFormat::Json,
+            "mvt" | "pbf" => DataFormat::Mvt,
+            "html" | "jsonld" | "csv" => DataFormat::Other(f.to_owned()),
+            _ => DataFormat::from_media_type(f),
+        };
+        return (format, None);
+    }
+    match accept {
+        Some(a) if a.to_ascii_lowercase().contains("text/html") => (
+            DataFormat::Other("text/html".into()),
+            Some("text/html".into()),
+        ),
+        _ => (DataFormat::Json, None),
+    }
+}
+
+/// Checks query names against a standard list (exact case) and `allow_params`. When
+/// `queryables` is true, any other name is returned as a queryable property.
+fn check_params(
+    kvp: &Kvp,
+    standard: &[&str],
+    path: &PathConfig,
+    op_name: &str,
+    queryables: bool,
+) -> Result<Vec<String>, OgcError> {
+    let mut properties = Vec::new();
+    for pair in kvp.pairs() {
+        let name = pair.name();
+        if standard.contains(&name) {
+            continue;
+        }
+        if let Some(s) = standard.iter().find(|s| s.eq_ignore_ascii_case(name)) {
+            return Err(bad(format!(
+                "parameter `{}` must be written `{s}`",
+                shown(name)
+            )));
+        }
+        if path_allows(path, pair.key()) {
+            continue;
+        }
+        if queryables {
+            properties.push(name.to_owned());
+            continue;
+        }
+        return Err(bad(format!(
+            "parameter `{}` is not allowed for {op_name}: not one of {} and not in the path's `allow_params`",
+            shown(name),
+            standard.join(", ")
+        )));
+    }
+    Ok(properties)
+}
+
+fn items(
+    kvp: &Kvp,
+    path: &PathConfig,
+    layers: Vec<String>,
+    format: DataFormat,
+    f: Option<&str>,
+) -> Result<Parts, OgcError> {
+    let mut properties = check_params(kvp, ITEMS, path, "api.items", true)?;
+    for (key, name) in [("LIMIT", "limit"), ("OFFSET", "offset")] {
+        if let Some(v) = kvp.get_nonempty(key) {
+            uint(v, name)?;
+        }
+    }
+    let extent = match kvp.get_nonempty("BBOX") {
+        Some(raw) => bbox_extent(raw, kvp.get_nonempty("BBOX-CRS"))?,
+        None => Extent::Unbounded,
+    };
+    properties.extend(list_properties(kvp)?);
+    if let Some(sortby) = kvp.get("SORTBY") {
+        for item in sortby.split(',') {
+            let name = item.trim().trim_start_matches(['+', '-']).trim();
+            if name.is_empty() {
+                return Err(bad(format!("sortby: empty item in `{}`", shown(sortby))));
+            }
+            properties.push(name.to_owned());
+        }
+    }
+    if let Some(filter) = kvp.get("FILTER") {
+        check_text_functions(filter, "filter")?;
+        let found = match kvp.get("FILTER-LANG").unwrap_or("cql2-text") {
+            "cql2-text" => cql2_text_properties(filter).map_err(|e| filter_error("filter", e))?,
+            "cql2-json" => cql2_json_properties(filter).map_err(|e| filter_error("filter", e))?,
+            other => {
+                return Err(unsupported(format!(
+                    "filter-lang: `{}` is not supported; use cql2-text or cql2-json",
+                    shown(other)
+                )))
+            }
+        };
+        properties.extend(found);
+    } else if kvp.contains("FILTER-LANG")
+        && !matches!(kvp.get("FILTER-LANG"), Some("cql2-text" | "cql2-json"))
+    {
+        return Err(unsupported("filter-lang: use cql2-text or cql2-json"));
+    }
+    Ok(Parts::new(
+        "api.items",
+        Tier::ViewPlus,
+        layers,
+        extent,
+        ResponseKind::Features(format),
+    )
+    .with_format(f)
+    .with_properties(properties))
+}
+
+/// `properties=a,b`: the properties a response should carry.
+fn list_properties(kvp: &Kvp) -> Result<Vec<String>, OgcError> {
+    let Some(list) = kvp.get("PROPERTIES") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(|p| match p.trim() {
+            "" => Err(bad(format!("properties: empty item in `{}`", shown(list)))),
+            name => Ok(name.to_owned()),
+        })
+        .collect()
+}
+
+/// `bbox` in `bbox-crs` (default CRS84, lon/lat).
+fn bbox_extent(raw: &str, crs_id: Option<&str>) -> Result<Extent, OgcError> {
+    let parts: Vec<&str> = raw.split(',').collect();
+    let picked: [&str; 4] = match parts.as_slice() {
+        [a, b, c, d] => [a, b, c, d],
+        [a, b, _, d, e, _] => [a, b, d, e],
+        _ => {
+            return Err(bad(format!(
+                "bbox: expected 4 or 6 numbers, got {} in `{}`",
+                parts.len(),
+                shown(raw)
+            )))
+        }
+    };
+    let mut v = [0.0; 4];
+    for (slot, p) in v.iter_mut().zip(picked) {
+        *slot = number(p, "bbox")?;
+    }
+    if let [_, _, z1, _, _, z2] = parts.as_slice() {
+        if number(z1, "bbox")? > number(z2, "bbox")? {
+            return Err(bad("bbox: the minimum height is above the maximum"));
+        }
+    }
+    let resolved = match crs_id {
+        None => Some((Crs::Wgs84, AxisOrder::XY)),
+        Some(id) => crs_from_identifier(id),
+    };
+    match resolved {
+        Some((crs, order)) => Ok(Extent::BBox {
+            bbox: bbox(crs, order, v, true, "bbox")?,
+            zoom: None,
+        }),
+        // Axis order and wrapping are unknown in an unknown CRS: nothing more to check.
+        None => Ok(Extent::ForeignCrs),
+    }
+}
+
+/// The JSON body a write carries.
+#[derive(Clone, Copy)]
+enum Body {
+    /// POST to items: a Feature or a FeatureCollection.
+    Create,
+    /// PUT an item: a Feature.
+    Replace,
+    /// PATCH an item: a (merge patch of a) Feature.
+    Patch,
+}
+
+fn write(
+    req: &OgcRequest<'_>,
+    kvp: &Kvp,
+    path: &PathConfig,
+    name: &'static str,
+    layers: Vec<String>,
+    body: Option<Body>,
+) -> Result<Parts, OgcError> {
+    check_params(kvp, &[], path, name, false)?;
+    let properties = match body {
+        Some(kind) => body_properties(req, kind)?,
+        None => Vec::new(),
+    };
+    Ok(Parts::new(
+        name,
+        Tier::Edit,
+        layers,
+        Extent::Opaque,
+        ResponseKind::Other,
+    )
+    .with_properties(properties))
+}
+
+/// The property names a GeoJSON write body sets.
+fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcError> {
+    let media = media_essence(req.content_type);
+    let accepted = match kind {
+        Body::Patch => {
+            matches!(
+                media.as_str(),
+                "application/geo+json" | "application/json" | "application/merge-patch+json"
+            )
+        }
+        _ => matches!(media.as_str(), "application/geo+json" | "application/json"),
+    };
+    if !accepted {
+        return Err(OgcError::UnsupportedMediaType(format!(
+            "a feature write must be application/geo+json or application/json; got `{}`",
+            shown(req.content_type.unwrap_or("no content type"))
+        )));
+    }
+    let body = req
+        .body
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("the request has no body"))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let mut out = Vec::new();
+    match (kind, value.get("type").and_then(Value::as_str)) {
+        (Body::Create, Some("FeatureCollection")) => {
+            let features = value
+                .get("features")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("the FeatureCollection has no `features` array"))?;
+            for feature in features {
+                if feature.get("type").and_then(Value::as_str) != Some("Feature") {
+                    return Err(bad("every member of `features` must be a Feature"));
+                }
+                feature_keys(feature, &mut out)?;
+            }
+        }
+        (Body::Create | Body::Replace, Some("Feature")) | (Body::Patch, Some("Feature") | None)
+            if value.is_object() =>
+        {
+            feature_keys(&value, &mut out)?
+        }
+        _ => {
+            return Err(bad(
+                "the body must be a GeoJSON Feature (or, to create, a FeatureCollection)",
+            ))
+        }
+    }
+    Ok(out)
+}
+
+fn feature_keys(feature: &Value, out: &mut Vec<String>) -> Result<(), OgcError> {
+    match feature.get("properties") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(map)) => {
+            out.extend(map.keys().cloned());
+            Ok(())
+        }
+        Some(_) => Err(bad("a Feature's `properties` must be an object or null")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{classify, classify_with, OgcError, Protocol};
+    use super::*;
+    use crate::spatial::TileCoord;
+
+    fn api(rest: &'static str, query: &'static str) -> Result<Classified, OgcError> {
+        classify(&get(Protocol::Api, rest, query), &path())
+    }
+
+    fn op(rest: &'static str, query: &'static str) -> Classified {
+        api(rest, query).unwrap_or_else(|e| panic!("{rest}?{query}: {e}"))
+    }
+
+    #[test]
+    fn paths_operations_and_tiers() {
+        let cases: &[(&str, &str, Tier, Extent, &[&str])] = &[
+            ("", "api.landing", Tier::View, Extent::None, &[]),
+            ("/", "api.landing", Tier::View, Extent::None, &[]),
+            (
+                "/conformance",
+                "api.conformance",
+                Tier::View,
+                Extent::None,
+                &[],
+            ),
+            ("/api", "api.definition", Tier::View, Extent::None, &[]),
+            (
+                "/collections",
+                "api.collections",
+                Tier::View,
+                Extent::None,
+                &[],
+            ),
+            (
+                "/collections/roads",
+                "api.collection",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/",
+                "api.collection",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/items",
+                "api.items",
+                Tier::ViewPlus,
+                Extent::Unbounded,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/items/17",
+                "api.item",
+                Tier::ViewPlus,
+                Extent::Unbounded,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/queryables",
+                "api.queryables",
+                Tier::ViewPlus,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/schema",
+                "api.schema",
+                Tier::ViewPlus,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/tiles",
+                "api.tilesets",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/tiles/WebMercatorQuad",
+                "api.tileset",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/map/tiles",
+                "api.mapTilesets",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/collections/roads/tiles/WebMercatorQuad/metadata",
+                "api.tileset",
+                Tier::View,
+                Extent::None,
+                &["roads"],
+            ),
+            (
+                "/tileMatrixSets",
+                "api.tileMatrixSets",
+                Tier::View,
+                Extent::None,
+                &[],
+            ),
+            (
+                "/tileMatrixSets/WebMercatorQuad",
+                "api.tileMatrixSet",
+                Tier::View,
+                Extent::None,
+                &[],
+            ),
+            (
+                "/collections/ns%3Aroads",
+                "api.collection",
+                Tier::View,
+                Extent::None,
+                &["ns:roads"],
+            ),
+        ];
+        for (rest, name, tier, extent, layers) in cases {
+            let c = op(rest, "");
+            assert_eq!(
+                (c.op.name, c.op.tier, c.op.extent),
+                (*name, *tier, *extent),
+                "{rest}"
+            );
+            assert_eq!(c.op.layers, layers.to_vec(), "{rest}");
+            assert_eq!(c.forward.path, *rest);
+        }
+        for rest in [
+            "/collections/roads/items/1/x",
+            "/nope",
+            "/collections/roads/map",
+            "/collections//items",
+            "x",
+        ] {
+            assert!(
+                matches!(api(rest, ""), Err(OgcError::BadRequest(_))),
+                "{rest}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_kinds() {
+        assert_eq!(
+            op("", "").response,
+            ResponseKind::Capabilities(Protocol::Api)
+        );
+        assert_eq!(
+            op("/collections", "f=json").response,
+            ResponseKind::Capabilities(Protocol::Api)
+        );
+        assert_eq!(op("/api", "").response, ResponseKind::ApiDefinition);
+        assert_eq!(
+            op("/collections/roads/items", "").response,
+            ResponseKind::Features(DataFormat::Json)
+        );
+        assert_eq!(
+            op("/collections/roads/items", "f=html").response,
+            ResponseKind::Features(DataFormat::Other("html".into()))
+        );
+        assert_eq!(
+            op("/collections/roads/queryables", "").response,
+            ResponseKind::Schema(DataFormat::Json)
+        );
+        let mut req = get(Protocol::Api, "/collections/roads/items", "");
+        req.accept = Some("text/html,application/xhtml+xml,*/*;q=0.8");
+        let c = classify(&req, &path()).unwrap();
+        assert_eq!(
+            c.response,
+            ResponseKind::Features(DataFormat::Other("text/html".into()))
+        );
+        assert_eq!(c.format.as_deref(), Some("text/html"));
+        req.accept = Some("application/geo+json");
+        assert_eq!(
+            classify(&req, &path()).unwrap().response,
+            ResponseKind::Features(DataFormat::Json)
+        );
+    }
+
+    #[test]
+    fn items_bbox_axis_orders_and_antimeridian() {
+        let b = bbox_of(&op("/collections/roads/items", "bbox=5,50,6,51"));
+        assert_eq!(
+            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
+            (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0])
+        );
+        let b = bbox_of(&op(
+            "/collections/roads/items",
+            "bbox=50,5,51,6&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326",
+        ));
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        let b = bbox_of(&op(
+            "/collections/roads/items",
+            "bbox=5,50,6,51&bbox-crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        ));
+        assert_eq!([b.min_x, b.min_y], [5.0, 50.0]);
+        let b = bbox_of(&op("/collections/roads/items", "bbox=170,-10,-170,10"));
+        assert_eq!([b.min_x, b.max_x], [170.0, -170.0]);
+        let b = bbox_of(&op("/collections/roads/items", "bbox=5,50,0,6,51,100"));
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        assert_eq!(
+            op(
+                "/collections/roads/items",
+                "bbox=0,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/28992"
+            )
+            .op
+            .extent,
+            Extent::ForeignCrs
+        );
+        for bad in [
+            "bbox=1,2,3",
+            "bbox=1,60,2,50",
+            "bbox=1,2,NaN,4",
+            "bbox=1,2,3,4,5",
+            "bbox=5,50,10,6,51,0",
+            "BBOX=1,2,3,4",
+            "limit=-1",
+            "limit=ten",
+        ] {
+            let query: &'static str = bad;
+            assert!(api("/collections/roads/items", query).is_err(), "{bad}");
+        }
+        assert!(api(
+            "/collections/roads/items",
+            "bbox=2,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn items_properties_from_every_parameter() {
+        let c = op(
+            "/collections/roads/items",
+            "properties=name,lanes&sortby=%2Bwidth,-owner&surface=asphalt&limit=10&f=json",
+        );
+        assert_eq!(
+            c.op.properties,
+            vec!["surface", "name", "lanes", "width", "owner"]
+        );
+        // An unencoded `+` is a space, which is trimmed.
+        let c = op("/collections/roads/items", "sortby=+width");
+        assert_eq!(c.op.properties, vec!["width"]);
+        assert!(api("/collections/roads/items", "sortby=name,,x").is_err());
+        assert!(api("/collections/roads/items", "properties=").is_err());
+        // A cql2 filter goes through the filter reader (not there yet: refused).
+        assert!(api("/collections/roads/items", "filter=lanes>2").is_err());
+        assert!(api("/collections/roads/items", "filter=x&filter-lang=ecql").is_err());
+        assert!(api("/collections/roads/items", "filter-lang=ecql").is_err());
+        // Queryables only on items; elsewhere unknown parameters are refused.
+        assert!(api("/collections/roads", "surface=asphalt").is_err());
+        assert!(api("/collections/roads/items/1", "surface=asphalt").is_err());
+        assert_eq!(
+            op("/collections/roads/items/1", "properties=name")
+                .op
+                .properties,
+            vec!["name"]
+        );
+    }
+
+    #[test]
+    fn queryables_are_judged_against_the_schema() {
+        let mut p = path();
+        p.properties = Some(vec!["name".into()]);
+        let req = get(Protocol::Api, "/collections/roads/items", "name=Main");
+        assert!(classify(&req, &p).is_ok());
+        let req = get(Protocol::Api, "/collections/roads/items", "q=secret");
+        assert_eq!(
+            classify(&req, &p).unwrap_err(),
+            OgcError::UnknownProperty("q".into())
+        );
+        p.allow_params = vec!["Q".into()];
+        let c = classify(&req, &p).unwrap();
+        assert!(c.op.properties.is_empty());
+        assert_eq!(c.forward.query, "q=secret");
+    }
+
+    #[test]
+    fn tiles() {
+        let c = op("/collections/roads/tiles/WebMercatorQuad/3/2/5", "");
+        assert_eq!((c.op.name, c.op.tier), ("api.tile", Tier::View));
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
+        assert_eq!(c.response, ResponseKind::Mvt);
+        assert_eq!(
+            op("/collections/roads/tiles/WebMercatorQuad/3/2/5", "f=mvt").response,
+            ResponseKind::Mvt
+        );
+        assert_eq!(
+            op("/collections/roads/tiles/WebMercatorQuad/3/2/5", "f=json").response,
+            ResponseKind::Features(DataFormat::Json)
+        );
+        let c = op(
+            "/collections/roads/map/tiles/WebMercatorQuad/3/2/5",
+            "f=png",
+        );
+        assert_eq!(
+            (c.op.name, c.response),
+            ("api.mapTile", ResponseKind::Other)
+        );
+        assert_eq!(
+            op("/collections/roads/tiles/WorldCRS84Quad/3/2/5", "")
+                .op
+                .extent,
+            Extent::ForeignCrs
+        );
+        assert!(api("/collections/roads/tiles/WebMercatorQuad/3/8/5", "").is_err());
+        assert!(api("/collections/roads/tiles/WebMercatorQuad/3/2", "").is_err());
+        assert!(api("/collections/roads/tiles/WebMercatorQuad/3/2/5", "filter=x").is_err());
+    }
+
+    #[test]
+    fn dataset_tiles_need_a_whole_upstream_path() {
+        for rest in [
+            "/tiles",
+            "/tiles/WebMercatorQuad/0/0/0",
+            "/map/tiles/WebMercatorQuad/0/0/0",
+        ] {
+            assert!(
+                matches!(api(rest, ""), Err(OgcError::NotSupported(_))),
+                "{rest}"
+            );
+        }
+        let opts = Options {
+            dataset_tiles: true,
+            ..Options::default()
+        };
+        let req = get(
+            Protocol::Api,
+            "/tiles/WebMercatorQuad/1/0/1",
+            "collections=roads,rivers",
+        );
+        let c = classify_with(&req, &path(), &opts).unwrap();
+        assert_eq!(c.op.layers, vec!["roads", "rivers"]);
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 1, 0).unwrap()));
+    }
+
+    fn write_req(
+        method: &'static Method,
+        rest: &'static str,
+        content_type: &'static str,
+        body: &'static str,
+    ) -> OgcRequest<'static> {
+        OgcRequest {
+            method,
+            content_type: Some(content_type),
+            body: Some(body.as_bytes()),
+            ..get(Protocol::Api, rest, "")
+        }
+    }
+
+    #[test]
+    fn writes_are_edit_tier_with_body_properties() {
+        let feature = r#"{"type":"Feature","geometry":null,"properties":{"name":"A","lanes":2}}"#;
+        let c = classify(
+            &write_req(
+                &Method::POST,
+                "/collections/roads/items",
+                "application/geo+json",
+                feature,
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.op.name, c.op.tier, c.op.extent),
+            ("api.createItem", Tier::Edit, Extent::Opaque)
+        );
+        let mut props = c.op.properties.clone();
+        props.sort();
+        assert_eq!(props, vec!["lanes", "name"]);
+        assert_eq!(c.forward.body, ForwardBody::Original);
+        let fc = r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"a":1}},{"type":"Feature","geometry":null,"properties":{"b":1}}]}"#;
+        let c = classify(
+            &write_req(
+                &Method::POST,
+                "/collections/roads/items",
+                "application/json",
+                fc,
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.op.properties, vec!["a", "b"]);
+        let c = classify(
+            &write_req(
+                &Method::PUT,
+                "/collections/roads/items/1",
+                "application/geo+json",
+                feature,
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.op.name, "api.replaceItem");
+        let c = classify(
+            &write_req(
+                &Method::PATCH,
+                "/collections/roads/items/1",
+                "application/merge-patch+json",
+                r#"{"properties":{"owner":"x"}}"#,
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.op.name, c.op.properties.clone()),
+            ("api.updateItem", vec!["owner".to_string()])
+        );
+        let mut del = get(Protocol::Api, "/collections/roads/items/1", "");
+        del.method = &Method::DELETE;
+        let c = classify(&del, &path()).unwrap();
+        assert_eq!(
+            (c.op.name, c.op.tier, c.forward.body.clone()),
+            ("api.deleteItem", Tier::Edit, ForwardBody::None)
+        );
+    }
+
+    #[test]
+    fn bad_writes() {
+        let feature = r#"{"type":"Feature","geometry":null,"properties":{}}"#;
+        assert_eq!(
+            classify(
+                &write_req(
+                    &Method::POST,
+                    "/collections/roads/items",
+                    "text/plain",
+                    feature
+                ),
+                &path()
+            )
+            .unwrap_err()
+            .status(),
+            415
+        );
+        for (method, rest, body) in [
+            (&Method::POST, "/collections/roads/items", "not json"),
+            (
+                &Method::POST,
+                "/collections/roads/items",
+                r#"{"type":"Point","coordinates":[0,0]}"#,
+            ),
+            (
+                &Method::POST,
+                "/collections/roads/items",
+                r#"{"type":"Feature","properties":[1]}"#,
+            ),
+            (
+                &Method::POST,
+                "/collections/roads/items",
+                r#"{"type":"FeatureCollection","features":[{"type":"Point"}]}"#,
+            ),
+            (
+                &Method::PUT,
+                "/collections/roads/items/1",
+                r#"{"type":"FeatureCollection","features":[]}"#,
+            ),
+            (&Method::POST, "/collections/roads/items", ""),
+        ] {
+            assert!(
+                classify(&write_req(method, rest, "application/json", body), &path()).is_err(),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            classify(
+                &write_req(
+                    &Method::POST,
+                    "/collections/roads",
+                    "application/json",
+                    feature
+                ),
+                &path()
+            )
+            .unwrap_err()
+            .status(),
+            405
+        );
+        assert_eq!(
+            classify(
+                &write_req(
+                    &Method::PUT,
+                    "/collections/roads/items",
+                    "application/json",
+                    feature
+                ),
+                &path()
+            )
+            .unwrap_err()
+            .status(),
+            405
+        );
+        assert_eq!(
+            classify(
+                &write_req(
+                    &Method::POST,
+                    "/collections/roads/items/1",
+                    "application/json",
+                    feature
+                ),
+                &path()
+            )
+            .unwrap_err()
+            .status(),
+            405
+        );
+        // A write naming a property outside the schema is refused like a read.
+        let mut p = path();
+        p.properties = Some(vec!["name".into()]);
+        let body = r#"{"type":"Feature","geometry":null,"properties":{"secret":1}}"#;
+        assert!(matches!(
+            classify(
+                &write_req(
+                    &Method::POST,
+                    "/collections/roads/items",
+                    "application/json",
+                    body
+                ),
+                &p
+            ),
+            Err(OgcError::UnknownProperty(_))
+        ));
+    }
+
+    #[test]
+    fn cross_layer_functions_and_non_image_map_tiles_are_refused() {
+        assert!(matches!(
+            api(
+                "/collections/roads/items",
+                "filter=name%3DquerySingle('secret','a','INCLUDE')"
+            ),
+            Err(OgcError::NotSupported(_))
+        ));
+        assert!(api(
+            "/collections/roads/map/tiles/WebMercatorQuad/0/0/0",
+            "f=json"
+        )
+        .is_err());
+        assert!(api(
+            "/collections/roads/map/tiles/WebMercatorQuad/0/0/0",
+            "f=png"
+        )
+        .is_ok());
+    }
+}

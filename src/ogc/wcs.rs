@@ -1,0 +1,370 @@
+//! WCS 2.0 KVP: GetCapabilities (view), DescribeCoverage and GetCoverage (viewPlus).
+//!
+//! `SUBSET` legitimately repeats, once per axis (the one exception to the duplicate
+//! rule, see [`super::Dialect::WCS`]): `SUBSET=axis(low,high)`, `SUBSET=axis(point)`,
+//! or the older `SUBSET=axis,crs(low,high)`. The extent of a GetCoverage:
+//! - `Long`/`Lon`/`Lat` axes (subsetting CRS absent or WGS 84) → a WGS 84 box;
+//! - `E`/`N`/`X`/`Y` axes with a Web Mercator subsetting CRS → a Web Mercator box
+//!   (without one the axes are in the coverage's native CRS, which the gateway does not know);
+//! - a missing horizontal axis spans the whole world on that axis;
+//! - time axes (`time`, `ansi`, `t`, `date`) are ignored; any other axis → foreign CRS;
+//! - no spatial subset at all → [`Extent::Unbounded`] (the whole coverage).
+//!
+//! WCS 1.x is refused (unsupported). Pure code.
+
+use crate::config::PathConfig;
+use crate::policy::{Extent, Tier};
+use crate::spatial::{crs_from_identifier, BBox, Crs, MERCATOR_HALF_WORLD};
+
+use super::geo::number;
+use super::{
+    bad, check_allowed, name_list, request_name, shown, unsupported, Kvp, OgcError, Parts,
+    Protocol, ResponseKind,
+};
+
+const KNOWN: &[&str] = &["GetCapabilities", "DescribeCoverage", "GetCoverage"];
+const VERSIONS: &[&str] = &["2.0.0", "2.0.1"];
+const CAPABILITIES: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "ACCEPTVERSIONS",
+    "SECTIONS",
+    "UPDATESEQUENCE",
+    "ACCEPTFORMATS",
+    "ACCEPTLANGUAGES",
+];
+const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "COVERAGEID"];
+const GET_COVERAGE: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "COVERAGEID",
+    "FORMAT",
+    "MEDIATYPE",
+    "SUBSET",
+    "SUBSETTINGCRS",
+    "OUTPUTCRS",
+    "SCALEFACTOR",
+    "SCALEAXES",
+    "SCALESIZE",
+    "SCALEEXTENT",
+    "RANGESUBSET",
+    "INTERPOLATION",
+];
+/// GeoTIFF encoding options (`GEOTIFF:COMPRESSION`, `GEOTIFF:TILING`…).
+const PREFIXES: &[&str] = &["GEOTIFF:"];
+
+pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
+    let request = request_name(kvp, "WCS", KNOWN, &[])?;
+    if request == "GetCapabilities" {
+        check_allowed(kvp, CAPABILITIES, &[], path, "wcs.GetCapabilities")?;
+        return Ok(Parts::new(
+            "wcs.GetCapabilities",
+            Tier::View,
+            Vec::new(),
+            Extent::None,
+            ResponseKind::Capabilities(Protocol::Wcs),
+        ));
+    }
+    let name = if request == "DescribeCoverage" {
+        "wcs.DescribeCoverage"
+    } else {
+        "wcs.GetCoverage"
+    };
+    let version = kvp.require("VERSION", name)?;
+    if !VERSIONS.contains(&version) {
+        return Err(unsupported(format!(
+            "VERSION: WCS `{}` is not supported; use 2.0.1",
+            shown(version)
+        )));
+    }
+    let coverages = name_list(kvp.require("COVERAGEID", name)?, "COVERAGEID")?;
+    if name == "wcs.DescribeCoverage" {
+        check_allowed(kvp, DESCRIBE, &[], path, name)?;
+        return Ok(Parts::new(
+            name,
+            Tier::ViewPlus,
+            coverages,
+            Extent::None,
+            ResponseKind::Other,
+        ));
+    }
+    check_allowed(kvp, GET_COVERAGE, PREFIXES, path, name)?;
+    if coverages.len() != 1 {
+        return Err(bad("COVERAGEID: GetCoverage takes exactly one coverage"));
+    }
+    let extent = subset_extent(kvp)?;
+    let format = kvp.get_nonempty("FORMAT");
+    Ok(
+        Parts::new(name, Tier::ViewPlus, coverages, extent, ResponseKind::Other)
+            .with_format(format),
+    )
+}
+
+/// One `SUBSET` value.
+struct Subset<'v> {
+    axis: &'v str,
+    crs: Option<&'v str>,
+    low: &'v str,
+    high: &'v str,
+}
+
+fn parse_subset(raw: &str) -> Result<Subset<'_>, OgcError> {
+    let malformed = || {
+        bad(format!(
+            "SUBSET: `{}` is not `axis(low,high)` or `axis(point)`",
+            shown(raw)
+        ))
+    };
+    let (head, inner) = raw
+        .strip_suffix(')')
+        .and_then(|r| r.split_once('('))
+        .filter(|(_, inner)| !inner.contains(['(', ')']))
+        .ok_or_else(malformed)?;
+    let (axis, crs) = match head.split_once(',') {
+        Some((axis, crs)) => (axis.trim(), Some(crs.trim())),
+        None => (head.trim(), None),
+    };
+    if axis.is_empty() {
+        return Err(malformed());
+    }
+    let (low, high) = match inner.split_once(',') {
+        Some((low, high)) if !high.contains(',') => (low.trim(), high.trim()),
+        Some(_) => return Err(malformed()),
+        None => (inner.trim(), inner.trim()),
+    };
+    Ok(Subset {
+        axis,
+        crs,
+        low,
+        high,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Axis {
+    X,
+    Y,
+}
+
+fn subset_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
+    let subsets = kvp
+        .all("SUBSET")
+        .map(parse_subset)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen: Vec<String> = Vec::new();
+    let mut spatial: Vec<(Axis, bool, Subset<'_>)> = Vec::new(); // (axis, geographic, subset)
+    let mut foreign = false;
+    for s in subsets {
+        let lower = s.axis.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(bad(format!(
+                "SUBSET: axis `{}` is subset twice",
+                shown(s.axis)
+            )));
+        }
+        seen.push(lower.clone());
+        match lower.as_str() {
+            "long" | "lon" | "longitude" => spatial.push((Axis::X, true, s)),
+            "lat" | "latitude" => spatial.push((Axis::Y, true, s)),
+            "e" | "x" => spatial.push((Axis::X, false, s)),
+            "n" | "y" => spatial.push((Axis::Y, false, s)),
+            "time" | "ansi" | "t" | "date" => {}
+            _ => foreign = true,
+        }
+    }
+    if spatial.is_empty() {
+        return Ok(if foreign {
+            Extent::ForeignCrs
+        } else {
+            Extent::Unbounded
+        });
+    }
+    // Every spatial axis must be read in one CRS the gateway knows.
+    let subsetting = kvp.get_nonempty("SUBSETTINGCRS");
+    let mut crs: Option<Crs> = None;
+    for (_, geographic, s) in &spatial {
+        let named = s.crs.or(subsetting).map(crs_from_identifier);
+        let this = match (geographic, named) {
+            (true, None) => Some(Crs::Wgs84),
+            (true, Some(Some((Crs::Wgs84, _)))) => Some(Crs::Wgs84),
+            (false, Some(Some((Crs::WebMercator, _)))) => Some(Crs::WebMercator),
+            _ => None,
+        };
+        match (this, crs) {
+            (None, _) => foreign = true,
+            (Some(c), None) => crs = Some(c),
+            (Some(c), Some(prev)) if c != prev => foreign = true,
+            _ => {}
+        }
+    }
+    let mut values = Vec::with_capacity(spatial.len());
+    for (axis, _, s) in &spatial {
+        let low = number(s.low, "SUBSET")?;
+        let high = number(s.high, "SUBSET")?;
+        if low > high {
+            return Err(bad(format!(
+                "SUBSET: on axis `{}` the low bound is above the high bound",
+                shown(s.axis)
+            )));
+        }
+        values.push((*axis, low, high));
+    }
+    let Some(crs) = crs.filter(|_| !foreign) else {
+        return Ok(Extent::ForeignCrs);
+    };
+    let (world_x, world_y) = match crs {
+        Crs::Wgs84 => (180.0, 90.0),
+        Crs::WebMercator => (MERCATOR_HALF_WORLD, MERCATOR_HALF_WORLD),
+    };
+    let mut bbox = BBox {
+        crs,
+        min_x: -world_x,
+        min_y: -world_y,
+        max_x: world_x,
+        max_y: world_y,
+    };
+    for (axis, low, high) in values {
+        match axis {
+            Axis::X => (bbox.min_x, bbox.max_x) = (low, high),
+            Axis::Y => (bbox.min_y, bbox.max_y) = (low, high),
+        }
+    }
+    Ok(Extent::BBox { bbox, zoom: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{OgcError, Protocol};
+    use super::*;
+
+    const BASE: &str = "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage&COVERAGEID=roads";
+
+    fn q(extra: &str) -> &'static str {
+        format!("{BASE}&{extra}").leak()
+    }
+
+    #[test]
+    fn operations() {
+        let c = ok(Protocol::Wcs, "SERVICE=WCS&REQUEST=GetCapabilities");
+        assert_eq!((c.op.name, c.op.tier), ("wcs.GetCapabilities", Tier::View));
+        let c = ok(
+            Protocol::Wcs,
+            "SERVICE=WCS&VERSION=2.0.1&REQUEST=DescribeCoverage&COVERAGEID=roads,dem",
+        );
+        assert_eq!(
+            (c.op.name, c.op.tier, c.op.layers.clone()),
+            (
+                "wcs.DescribeCoverage",
+                Tier::ViewPlus,
+                vec!["roads".to_string(), "dem".to_string()]
+            )
+        );
+        let c = ok(
+            Protocol::Wcs,
+            q("FORMAT=image/tiff&GEOTIFF:COMPRESSION=LZW"),
+        );
+        assert_eq!(
+            (c.op.name, c.op.tier, c.op.extent),
+            ("wcs.GetCoverage", Tier::ViewPlus, Extent::Unbounded)
+        );
+        assert_eq!(c.format.as_deref(), Some("image/tiff"));
+        assert!(matches!(
+            run(
+                Protocol::Wcs,
+                "SERVICE=WCS&VERSION=1.0.0&REQUEST=GetCoverage&COVERAGE=roads"
+            ),
+            Err(OgcError::NotSupported(_))
+        ));
+        assert!(run(
+            Protocol::Wcs,
+            "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage"
+        )
+        .is_err());
+        assert!(run(
+            Protocol::Wcs,
+            "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage&COVERAGEID=a,b"
+        )
+        .is_err());
+        assert!(run(Protocol::Wcs, q("CQL_FILTER=x")).is_err());
+    }
+
+    #[test]
+    fn lat_long_subsets_are_a_wgs84_box() {
+        let c = ok(Protocol::Wcs, q("SUBSET=Lat(50,51)&SUBSET=Long(5,6)"));
+        let b = bbox_of(&c);
+        assert_eq!(
+            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
+            (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0])
+        );
+        // One axis only: the other spans the world.
+        let b = bbox_of(&ok(
+            Protocol::Wcs,
+            q("subset=Long(5,6)&subset=time(\"2020-01-01\")"),
+        ));
+        assert_eq!(
+            [b.min_x, b.min_y, b.max_x, b.max_y],
+            [5.0, -90.0, 6.0, 90.0]
+        );
+        // A slice is a degenerate box.
+        let b = bbox_of(&ok(Protocol::Wcs, q("SUBSET=Lat(50.5)&SUBSET=Long(5.5)")));
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.5, 50.5, 5.5, 50.5]);
+        // The old axis,crs form.
+        let b = bbox_of(&ok(
+            Protocol::Wcs,
+            q("SUBSET=Lat,http://www.opengis.net/def/crs/EPSG/0/4326(50,51)"),
+        ));
+        assert_eq!([b.min_y, b.max_y], [50.0, 51.0]);
+    }
+
+    #[test]
+    fn easting_northing_need_a_web_mercator_subsetting_crs() {
+        let b = bbox_of(&ok(Protocol::Wcs, q("SUBSET=E(0,100)&SUBSET=N(200,300)&SUBSETTINGCRS=http://www.opengis.net/def/crs/EPSG/0/3857")));
+        assert_eq!(
+            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
+            (Crs::WebMercator, [0.0, 200.0, 100.0, 300.0])
+        );
+        assert_eq!(
+            ok(Protocol::Wcs, q("SUBSET=E(0,100)&SUBSET=N(200,300)"))
+                .op
+                .extent,
+            Extent::ForeignCrs
+        );
+        assert_eq!(
+            ok(
+                Protocol::Wcs,
+                q("SUBSET=Lat(0,1)&SUBSETTINGCRS=http://www.opengis.net/def/crs/EPSG/0/3857")
+            )
+            .op
+            .extent,
+            Extent::ForeignCrs
+        );
+        assert_eq!(
+            ok(Protocol::Wcs, q("SUBSET=i(0,10)")).op.extent,
+            Extent::ForeignCrs
+        );
+        assert_eq!(
+            ok(Protocol::Wcs, q("SUBSET=Lat(0,1)&SUBSET=elevation(0,10)"))
+                .op
+                .extent,
+            Extent::ForeignCrs
+        );
+    }
+
+    #[test]
+    fn malformed_subsets() {
+        for bad in [
+            "SUBSET=Lat(1,2",
+            "SUBSET=Lat(1,2,3)",
+            "SUBSET=Lat(2,1)",
+            "SUBSET=Lat(NaN,1)",
+            "SUBSET=(1,2)",
+            "SUBSET=Lat(1,2)&SUBSET=lat(3,4)",
+            "SUBSET=Lat((1,2))",
+        ] {
+            assert!(run(Protocol::Wcs, q(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,662 @@
+//! WFS 1.0 / 1.1 / 2.0 KVP (GET and form POST); XML POST bodies are in `wfs_xml`.
+//!
+//! | request | tier | extent | response |
+//! |---|---|---|---|
+//! | GetCapabilities | view | none | capabilities |
+//! | DescribeFeatureType | viewPlus | none | schema |
+//! | GetFeature, GetPropertyValue (2.0) | viewPlus | BBOX, else unbounded | features |
+//! | GetFeatureWithLock | edit | BBOX, else unbounded | features |
+//! | LockFeature | edit | opaque | – |
+//!
+//! TYPENAME(S) is required for everything but GetCapabilities: the gateway must know
+//! which feature types a request reads (a DescribeFeatureType without it would describe
+//! every type upstream). Names are compared exactly as configured (a `ns:` prefix is part
+//! of the name). A RESOURCEID of the form `type.id` must name one of the requested
+//! types, since GeoServer and MapServer pick the feature type from the id.
+//!
+//! **BBOX axis order.** `BBOX=a,b,c,d[,crs]`: the CRS is the fifth element only (by the
+//! FES rule a BBOX without one is in the feature type's native CRS, which the gateway does
+//! not know, so it is [`Extent::ForeignCrs`]; SRSNAME is the *output* CRS and is not used).
+//! `EPSG:nnnn` is read lon/lat (x,y) in every version, as GeoServer and MapServer do;
+//! `urn:ogc:def:crs:EPSG::4326` and `http://www.opengis.net/def/crs/EPSG/0/4326` are
+//! lat/lon; `http://www.opengis.net/gml/srs/epsg.xml#4326` is lon/lat.
+//!
+//! **Properties.** PROPERTYNAME (also per-type `(a,b)(c)` lists; `*` names nothing),
+//! SORTBY (`name ASC`, `name+D`…), VALUEREFERENCE, FILTER (FES, through
+//! [`crate::filter::props::fes_properties`]) and, when the path allows it, CQL_FILTER.
+//! A namespace prefix is dropped (`topp:NAME` → `NAME`); XPath steps are refused.
+//!
+//! Refused: KVP Transaction (send XML), stored queries (STOREDQUERY_ID and the stored
+//! query operations can read any type), GetGmlObject, RESOLVE, filters calling the
+//! cross-layer functions `querySingle`/`queryCollection`, vendor parameters unless allowed,
+//! and NAMESPACE(S) unless allowed: it can bind the prefix of an allowed type name
+//! (`topp:roads`) to another workspace's namespace URI, reaching a same-named type the
+//! path does not cover. Pure code.
+
+use crate::config::PathConfig;
+use crate::policy::{Extent, Tier};
+
+use super::geo::{bbox, check_ordered, number, uint, wfs_crs};
+use super::{
+    bad, check_allowed, kvp_filter_properties, name_list, paren_groups, request_name, shown,
+    unsupported, xml_property, DataFormat, Kvp, OgcError, Parts, Protocol, ResponseKind,
+};
+
+const KNOWN: &[&str] = &[
+    "GetCapabilities",
+    "DescribeFeatureType",
+    "GetFeature",
+    "GetPropertyValue",
+    "GetFeatureWithLock",
+    "LockFeature",
+];
+const REFUSED: &[(&str, &str)] = &[
+    ("Transaction", "send transactions as an XML POST"),
+    (
+        "ListStoredQueries",
+        "stored queries can read any feature type",
+    ),
+    (
+        "DescribeStoredQueries",
+        "stored queries can read any feature type",
+    ),
+    (
+        "CreateStoredQuery",
+        "stored queries can read any feature type",
+    ),
+    ("DropStoredQuery", "stored queries are managed upstream"),
+    ("GetGmlObject", "it resolves objects across feature types"),
+];
+pub(crate) const VERSIONS: &[&str] = &["1.0.0", "1.1.0", "2.0.0", "2.0.2"];
+
+const CAPABILITIES: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "ACCEPTVERSIONS",
+    "SECTIONS",
+    "UPDATESEQUENCE",
+    "ACCEPTFORMATS",
+    "ACCEPTLANGUAGES",
+];
+const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "TYPENAMES", "OUTPUTFORMAT"];
+const QUERY: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "TYPENAMES",
+    "COUNT",
+    "STARTINDEX",
+    "OUTPUTFORMAT",
+    "RESULTTYPE",
+    "SRSNAME",
+    "BBOX",
+    "FILTER",
+    "FILTER_LANGUAGE",
+    "RESOURCEID",
+    "PROPERTYNAME",
+    "SORTBY",
+];
+const LOCK: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "TYPENAMES",
+    "RESOURCEID",
+    "FILTER",
+    "FILTER_LANGUAGE",
+    "BBOX",
+    "SRSNAME",
+    "LOCKID",
+    "EXPIRY",
+    "LOCKACTION",
+];
+
+pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
+    let request = request_name(kvp, "WFS", KNOWN, REFUSED)?;
+    if request == "GetCapabilities" {
+        check_allowed(kvp, CAPABILITIES, &[], path, "wfs.GetCapabilities")?;
+        return Ok(Parts::new(
+            "wfs.GetCapabilities",
+            Tier::View,
+            Vec::new(),
+            Extent::None,
+            ResponseKind::Capabilities(Protocol::Wfs),
+        ));
+    }
+    let (name, tier, allowed): (&'static str, Tier, Vec<&str>) = match request {
+        "DescribeFeatureType" => ("wfs.DescribeFeatureType", Tier::ViewPlus, DESCRIBE.to_vec()),
+        "GetFeature" => ("wfs.GetFeature", Tier::ViewPlus, QUERY.to_vec()),
+        "GetPropertyValue" => (
+            "wfs.GetPropertyValue",
+            Tier::ViewPlus,
+            QUERY.iter().chain(&["VALUEREFERENCE"]).copied().collect(),
+        ),
+        "GetFeatureWithLock" => (
+            "wfs.GetFeatureWithLock",
+            Tier::Edit,
+            QUERY.iter().chain(&["EXPIRY"]).copied().collect(),
+        ),
+        _ => ("wfs.LockFeature", Tier::Edit, LOCK.to_vec()),
+    };
+    let version = version(kvp, name)?;
+    if name == "wfs.GetPropertyValue" && !version.starts_with("2.") {
+        return Err(bad(format!(
+            "GetPropertyValue is a WFS 2.0 request; VERSION is `{version}`"
+        )));
+    }
+    check_allowed(kvp, &allowed, &[], path, name)?;
+    let layers = type_names(kvp.require("TYPENAMES", name)?)?;
+    check_resource_ids(kvp, &layers)?;
+    check_filter_language(kvp)?;
+    for key in ["COUNT", "STARTINDEX", "EXPIRY"] {
+        if let Some(v) = kvp.get_nonempty(key) {
+            uint(v, key)?;
+        }
+    }
+    if let Some(rt) = kvp.get_nonempty("RESULTTYPE") {
+        if !rt.eq_ignore_ascii_case("results") && !rt.eq_ignore_ascii_case("hits") {
+            return Err(bad(format!(
+                "RESULTTYPE: `{}` is not results or hits",
+                shown(rt)
+            )));
+        }
+    }
+    let output = kvp.get_nonempty("OUTPUTFORMAT");
+    let data = output
+        .map(DataFormat::from_media_type)
+        .unwrap_or(DataFormat::Xml);
+    let mut properties = Vec::new();
+    let (extent, response) = match name {
+        "wfs.DescribeFeatureType" => (Extent::None, ResponseKind::Schema(data)),
+        "wfs.LockFeature" => (Extent::Opaque, ResponseKind::Other),
+        _ => (bbox_extent(kvp)?, ResponseKind::Features(data)),
+    };
+    if let Some(list) = kvp.get_nonempty("PROPERTYNAME") {
+        properties.extend(property_names(list)?);
+    }
+    if let Some(sortby) = kvp.get_nonempty("SORTBY") {
+        properties.extend(sort_properties(sortby)?);
+    }
+    if let Some(reference) = kvp.get_nonempty("VALUEREFERENCE") {
+        properties.push(xml_property(reference, "VALUEREFERENCE")?);
+    } else if name == "wfs.GetPropertyValue" {
+        return Err(bad("VALUEREFERENCE is required for wfs.GetPropertyValue"));
+    }
+    kvp_filter_properties(kvp, &mut properties)?;
+    Ok(Parts::new(name, tier, layers, extent, response)
+        .with_format(output)
+        .with_properties(properties))
+}
+
+/// VERSION, required outside GetCapabilities: it decides parameter names and axis order.
+fn version<'k>(kvp: &'k Kvp, name: &str) -> Result<&'k str, OgcError> {
+    let v = kvp.require("VERSION", name)?;
+    if !VERSIONS.contains(&v) {
+        return Err(unsupported(format!(
+            "VERSION: WFS `{}` is not supported; use one of {}",
+            shown(v),
+            VERSIONS.join(", ")
+        )));
+    }
+    Ok(v)
+}
+
+/// TYPENAMES: a comma list, or WFS 2.0 parenthesised groups `(a,b)(c)`.
+pub(crate) fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
+    let mut out: Vec<String> = Vec::new();
+    for group in paren_groups(value, "TYPENAMES")? {
+        for name in name_list(group, "TYPENAMES")? {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A resource id `type.rest` must name one of the requested types (by full or local name).
+pub(crate) fn check_resource_id(id: &str, layers: &[String]) -> Result<(), OgcError> {
+    if !id.contains('.') {
+        return Ok(());
+    }
+    let names_a_type = layers.iter().any(|layer| {
+        let local = layer.rsplit(':').next().unwrap_or(layer);
+        [layer.as_str(), local]
+            .iter()
+            .any(|t| id.strip_prefix(t).is_some_and(|r| r.starts_with('.')))
+    });
+    if names_a_type {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "RESOURCEID: `{}` does not belong to the requested type names",
+            shown(id)
+        )))
+    }
+}
+
+fn check_resource_ids(kvp: &Kvp, layers: &[String]) -> Result<(), OgcError> {
+    let Some(ids) = kvp.get_nonempty("RESOURCEID") else {
+        return Ok(());
+    };
+    for group in paren_groups(ids, "RESOURCEID")? {
+        for id in name_list(group, "RESOURCEID")? {
+            check_resource_id(&id, layers)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_filter_language(kvp: &Kvp) -> Result<(), OgcError> {
+    let Some(lang) = kvp.get_nonempty("FILTER_LANGUAGE") else {
+        return Ok(());
+    };
+    let compact: String = lang.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.eq_ignore_ascii_case("urn:ogc:def:queryLanguage:OGC-FES:Filter") {
+        Ok(())
+    } else {
+        Err(unsupported(format!(
+            "FILTER_LANGUAGE: `{}` is not supported; only FES filters are",
+            shown(lang)
+        )))
+    }
+}
+
+/// The extent of a feature query from `BBOX=a,b,c,d[,crs]`; none means unbounded.
+fn bbox_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
+    let Some(raw) = kvp.get_nonempty("BBOX") else {
+        return Ok(Extent::Unbounded);
+    };
+    let parts: Vec<&str> = raw.split(',').collect();
+    let (coords, crs_id) = match parts.len() {
+        4 => (&parts[..], None),
+        5 => (&parts[..4], Some(parts[4])),
+        n => {
+            return Err(bad(format!(
+                "BBOX: expected 4 numbers and an optional CRS, got {n} items"
+            )))
+        }
+    };
+    let mut v = [0.0; 4];
+    for (slot, raw) in v.iter_mut().zip(coords) {
+        *slot = number(raw, "BBOX")?;
+    }
+    match crs_id.and_then(wfs_crs) {
+        Some((crs, order)) => Ok(Extent::BBox {
+            bbox: bbox(crs, order, v, false, "BBOX")?,
+            zoom: None,
+        }),
+        None => {
+            check_ordered(v, "BBOX")?;
+            Ok(Extent::ForeignCrs)
+        }
+    }
+}
+
+/// PROPERTYNAME: comma lists, per type in parentheses; `*` names nothing.
+fn property_names(value: &str) -> Result<Vec<String>, OgcError> {
+    let mut out = Vec::new();
+    for group in paren_groups(value, "PROPERTYNAME")? {
+        for name in group.split(',') {
+            if name.trim() == "*" {
+                continue;
+            }
+            out.push(xml_property(name, "PROPERTYNAME")?);
+        }
+    }
+    Ok(out)
+}
+
+/// SORTBY: `name [ASC|DESC|A|D]`, comma separated (a `+` in the query is the space).
+fn sort_properties(value: &str) -> Result<Vec<String>, OgcError> {
+    let mut out = Vec::new();
+    for item in value.split(',') {
+        let mut words = item.split_whitespace();
+        let name = words
+            .next()
+            .ok_or_else(|| bad(format!("SORTBY: empty item in `{}`", shown(value))))?;
+        match (words.next(), words.next()) {
+            (None, _) => {}
+            (Some(dir), None)
+                if ["ASC", "DESC", "A", "D"]
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(dir)) => {}
+            _ => {
+                return Err(bad(format!(
+                    "SORTBY: `{}` is not `name [ASC|DESC]`",
+                    shown(item)
+                )))
+            }
+        }
+        out.push(xml_property(name, "SORTBY")?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{OgcError, Protocol, ResponseKind};
+    use super::*;
+    use crate::spatial::Crs;
+
+    const BASE20: &str = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads";
+
+    fn q(extra: &str) -> &'static str {
+        format!("{BASE20}&{extra}").leak()
+    }
+
+    #[test]
+    fn owslib_and_qgis_getfeature_pass() {
+        let c = ok(
+            Protocol::Wfs,
+            "service=WFS&version=1.1.0&request=GetFeature&typename=roads&maxfeatures=10&srsname=urn:ogc:def:crs:EPSG::4326&bbox=50,5,51,6,urn:ogc:def:crs:EPSG::4326&outputFormat=application/json",
+        );
+        assert_eq!((c.op.name, c.op.tier), ("wfs.GetFeature", Tier::ViewPlus));
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
+        let b = bbox_of(&c);
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&REQUEST=GetFeature&VERSION=2.0.0&TYPENAMES=roads&SRSNAME=EPSG:3857&BBOX=0,0,10,10,EPSG:3857&COUNT=100&STARTINDEX=0&RESULTTYPE=hits",
+        );
+        assert_eq!(bbox_of(&c).crs, Crs::WebMercator);
+    }
+
+    /// lon 5..6 / lat 50..51, written in the order each identifier form requires.
+    #[test]
+    fn bbox_axis_order_per_identifier_form() {
+        let want = [5.0, 50.0, 6.0, 51.0];
+        for (version, bbox) in [
+            ("1.0.0", "5,50,6,51,EPSG:4326"),
+            ("1.1.0", "5,50,6,51,EPSG:4326"),
+            ("2.0.0", "5,50,6,51,EPSG:4326"),
+            ("1.1.0", "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
+            ("2.0.0", "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
+            (
+                "2.0.0",
+                "50,5,51,6,http://www.opengis.net/def/crs/EPSG/0/4326",
+            ),
+            ("1.1.0", "50,5,51,6,urn:x-ogc:def:crs:EPSG:4326"),
+            (
+                "1.0.0",
+                "5,50,6,51,http://www.opengis.net/gml/srs/epsg.xml#4326",
+            ),
+            ("2.0.0", "5,50,6,51,urn:ogc:def:crs:OGC:1.3:CRS84"),
+        ] {
+            let query: &'static str = format!(
+                "SERVICE=WFS&VERSION={version}&REQUEST=GetFeature&TYPENAME=roads&BBOX={bbox}"
+            )
+            .leak();
+            let b = bbox_of(&ok(Protocol::Wfs, query));
+            assert_eq!(
+                [b.min_x, b.min_y, b.max_x, b.max_y],
+                want,
+                "{version} {bbox}"
+            );
+        }
+        // The URN written lon-first lands at lat 5..6 / lon 50..51: elsewhere.
+        let b = bbox_of(&ok(
+            Protocol::Wfs,
+            q("BBOX=5,50,6,51,urn:ogc:def:crs:EPSG::4326"),
+        ));
+        assert_eq!([b.min_x, b.min_y], [50.0, 5.0]);
+    }
+
+    #[test]
+    fn bbox_without_crs_or_with_unknown_crs_is_foreign() {
+        assert_eq!(
+            ok(Protocol::Wfs, q("BBOX=5,50,6,51")).op.extent,
+            Extent::ForeignCrs
+        );
+        assert_eq!(
+            ok(Protocol::Wfs, q("BBOX=5,50,6,51&SRSNAME=EPSG:4326"))
+                .op
+                .extent,
+            Extent::ForeignCrs
+        );
+        assert_eq!(
+            ok(Protocol::Wfs, q("BBOX=0,0,1,1,EPSG:28992")).op.extent,
+            Extent::ForeignCrs
+        );
+        for bad in [
+            "BBOX=1,2,3",
+            "BBOX=1,2,NaN,4,EPSG:4326",
+            "BBOX=3,2,1,4,EPSG:4326",
+            "BBOX=3,2,1,4",
+            "BBOX=1,2,3,4,EPSG:4326,x",
+        ] {
+            assert!(run(Protocol::Wfs, q(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_bbox_or_ids_only_is_unbounded() {
+        assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::Unbounded);
+        assert_eq!(
+            ok(Protocol::Wfs, q("RESOURCEID=roads.5")).op.extent,
+            Extent::Unbounded
+        );
+        assert_eq!(
+            ok(
+                Protocol::Wfs,
+                "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5"
+            )
+            .op
+            .extent,
+            Extent::Unbounded
+        );
+    }
+
+    #[test]
+    fn resource_ids_must_belong_to_the_requested_types() {
+        assert!(run(Protocol::Wfs, q("RESOURCEID=secret.5")).is_err());
+        assert!(run(Protocol::Wfs, q("RESOURCEID=roads.5,secret.1")).is_err());
+        assert!(run(Protocol::Wfs, q("RESOURCEID=17")).is_ok());
+        assert!(run(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=ns:roads&RESOURCEID=roads.5"
+        )
+        .is_ok());
+        assert!(run(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&RESOURCEID=roads.5"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn type_name_lists() {
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=(roads,rivers)(ns:lakes)",
+        );
+        assert_eq!(c.op.layers, vec!["roads", "rivers", "ns:lakes"]);
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=roads,rivers",
+        );
+        assert_eq!(c.op.layers, vec!["roads", "rivers"]);
+        for bad in [
+            "TYPENAMES=roads,",
+            "TYPENAMES=(roads",
+            "TYPENAMES=schema-element(roads)",
+        ] {
+            let query: &'static str =
+                format!("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&{bad}").leak();
+            assert!(run(Protocol::Wfs, query).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn properties_from_every_parameter() {
+        let c = ok(
+            Protocol::Wfs,
+            q("PROPERTYNAME=ns:name,lanes&SORTBY=lanes+DESC,name ASC,width"),
+        );
+        assert_eq!(c.op.properties, vec!["name", "lanes", "width"]);
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=(roads)(rivers)&PROPERTYNAME=(name)(depth)",
+        );
+        assert_eq!(c.op.properties, vec!["name", "depth"]);
+        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=roads&SORTBY=name+D&PROPERTYNAME=*");
+        assert_eq!(c.op.properties, vec!["name"]);
+        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=owner");
+        assert_eq!(
+            (c.op.name, c.op.properties.clone()),
+            ("wfs.GetPropertyValue", vec!["owner".to_string()])
+        );
+        for bad in [
+            "PROPERTYNAME=a/b",
+            "PROPERTYNAME=@gml:id",
+            "SORTBY=name UP",
+            "SORTBY=name ASC DESC",
+            "SORTBY=,name",
+            "VALUEREFERENCE=a[1]",
+        ] {
+            assert!(run(Protocol::Wfs, q(bad)).is_err(), "{bad}");
+        }
+        assert!(run(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads"
+        )
+        .is_err());
+        assert!(run(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=a"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn fes_filter_is_read_and_unreadable_ones_refused() {
+        // The FES reader is another module's; until it reads, every FILTER is refused.
+        let e = run(Protocol::Wfs, q("FILTER=%3CFilter%3E%3C/Filter%3E")).unwrap_err();
+        assert!(e.to_string().starts_with("FILTER: "), "{e}");
+        assert!(run(Protocol::Wfs, q("FILTER_LANGUAGE=CQL")).is_err());
+    }
+
+    #[test]
+    fn cql_filter_needs_allow_params() {
+        let e = run(Protocol::Wfs, q("CQL_FILTER=lanes>2")).unwrap_err();
+        assert!(e.to_string().contains("allow_params"), "{e}");
+    }
+
+    #[test]
+    fn operations_and_tiers() {
+        let cases: &[(&str, &str, Tier, Extent)] = &[
+            (
+                "SERVICE=WFS&REQUEST=GetCapabilities",
+                "wfs.GetCapabilities",
+                Tier::View,
+                Extent::None,
+            ),
+            (
+                "SERVICE=WFS&REQUEST=GetCapabilities&ACCEPTVERSIONS=2.0.0,1.1.0",
+                "wfs.GetCapabilities",
+                Tier::View,
+                Extent::None,
+            ),
+            (
+                "SERVICE=WFS&VERSION=1.1.0&REQUEST=DescribeFeatureType&TYPENAME=roads",
+                "wfs.DescribeFeatureType",
+                Tier::ViewPlus,
+                Extent::None,
+            ),
+            (
+                "SERVICE=WFS&VERSION=2.0.0&REQUEST=LockFeature&TYPENAMES=roads&RESOURCEID=roads.1",
+                "wfs.LockFeature",
+                Tier::Edit,
+                Extent::Opaque,
+            ),
+            (
+                "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeatureWithLock&TYPENAMES=roads&EXPIRY=5",
+                "wfs.GetFeatureWithLock",
+                Tier::Edit,
+                Extent::Unbounded,
+            ),
+        ];
+        for (query, name, tier, extent) in cases {
+            let c = ok(Protocol::Wfs, query);
+            assert_eq!(
+                (c.op.name, c.op.tier, c.op.extent),
+                (*name, *tier, *extent),
+                "{query}"
+            );
+        }
+        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=roads&OUTPUTFORMAT=application/json");
+        assert_eq!(c.response, ResponseKind::Schema(DataFormat::Json));
+        assert_eq!(
+            ok(Protocol::Wfs, BASE20).response,
+            ResponseKind::Features(DataFormat::Xml)
+        );
+        assert_eq!(
+            ok(Protocol::Wfs, q("OUTPUTFORMAT=SHAPE-ZIP")).response,
+            ResponseKind::Features(DataFormat::Other("SHAPE-ZIP".into()))
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        for (query, unsupported) in [
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=Transaction", true),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=ListStoredQueries", true),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType", false),
+            ("SERVICE=WFS&REQUEST=GetFeature&TYPENAMES=roads", false),
+            ("SERVICE=WFS&VERSION=3.0.0&REQUEST=GetFeature&TYPENAMES=roads", true),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&STOREDQUERY_ID=x", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&RESOLVE=all", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&VIEWPARAMS=a:1", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&COUNT=-1", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&RESULTTYPE=all", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=roads&TYPENAMES=roads", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&MAXFEATURES=1&COUNT=1", false),
+        ] {
+            let e = run(Protocol::Wfs, query).unwrap_err();
+            assert_eq!(matches!(e, OgcError::NotSupported(_)), unsupported, "{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn namespaces_need_allow_params() {
+        for extra in [
+            "NAMESPACES=xmlns(topp,http://other)",
+            "NAMESPACE=xmlns(topp=http://other)",
+        ] {
+            let query: &'static str = format!("{BASE20}&{extra}").leak();
+            let e = run(Protocol::Wfs, query).unwrap_err();
+            assert!(e.to_string().contains("rebinds type name prefixes"), "{e}");
+        }
+        let mut p = path();
+        p.allow_params = vec!["NAMESPACES".into()];
+        let req = get(Protocol::Wfs, "", q("NAMESPACES=xmlns(topp,http://x)"));
+        assert!(super::super::classify(&req, &p).is_ok());
+    }
+
+    #[test]
+    fn cross_layer_filter_functions_are_refused() {
+        let mut p = path();
+        p.allow_params = vec!["CQL_FILTER".into()];
+        let req = get(
+            Protocol::Wfs,
+            "",
+            q("CQL_FILTER=name=querySingle('secret','owner','INCLUDE')"),
+        );
+        assert!(matches!(
+            super::super::classify(&req, &p),
+            Err(OgcError::NotSupported(_))
+        ));
+        // In FES, also when the name is hidden behind character references.
+        for filter in [
+            "%3CFilter%3E%3CPropertyIsEqualTo%3E%3CFunction%20name%3D%22querySingle%22%2F%3E%3C%2FPropertyIsEqualTo%3E%3C%2FFilter%3E",
+            "%3CFilter%3E%3CFunction%20name%3D%22query%26%2383%3Bingle%22%2F%3E%3C%2FFilter%3E",
+        ] {
+            let e = run(Protocol::Wfs, q(&format!("FILTER={filter}"))).unwrap_err();
+            assert!(matches!(e, OgcError::NotSupported(_)), "{filter}: {e}");
+        }
+        assert!(run(Protocol::Wfs, q("FILTER=%3C!DOCTYPE%20x%3E%3CFilter%2F%3E")).is_err());
+    }
+}

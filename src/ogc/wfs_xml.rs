@@ -1,0 +1,1066 @@
+//! WFS XML POST bodies (GetCapabilities, DescribeFeatureType, GetFeature,
+//! GetPropertyValue, GetFeatureWithLock, LockFeature, Transaction), read with quick-xml
+//! far enough to classify them. The body is forwarded unchanged once it parsed completely.
+//!
+//! What is read:
+//! - the root element (in a WFS namespace) names the operation; its `version` is required
+//!   (except for GetCapabilities), `outputFormat` is the format, `valueReference` a property;
+//! - `Query` (`typeName`/`typeNames`), `Lock`, `TypeName`, and the Transaction actions
+//!   `Insert` (its feature elements), `Update`, `Delete`, `Replace` give the layers, written
+//!   as in the document (a `ns:` prefix is part of the name);
+//! - every `PropertyName` / `ValueReference` (selects, sorts, filters, updates) and every
+//!   child of an inserted or replacing feature is a property, except the geometry operand
+//!   of a spatial operator (`BBOX`, `Intersects`…): the property fence never hides geometry;
+//! - `ResourceId`/`FeatureId`/`GmlObjectId` ids must belong to their query's types;
+//! - a query whose `Filter` is a `BBOX` (or an `And` directly holding one) is bounded by
+//!   its `Envelope` (`lowerCorner`/`upperCorner`) or GML 2 `Box` (`coordinates`), read with
+//!   the WFS axis rules on its `srsName` (none → foreign CRS); other queries are unbounded.
+//!   Transactions and locks are [`Extent::Opaque`].
+//!
+//! Refused: DOCTYPE (so no entity can be declared), unknown entities, non-UTF-8 encodings,
+//! XInclude, any root child the operation does not define, `StoredQuery`, `Native`,
+//! `Function`s that read other layers (`querySingle`, `queryCollection`),
+//! `resolve` other than `none`, and a URL query other than SERVICE/VERSION/REQUEST that
+//! agree with the body. Pure code.
+
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::config::PathConfig;
+use crate::policy::{Extent, Tier};
+use crate::spatial::BBox;
+
+use super::geo::{bbox, check_ordered, number, union, wfs_crs};
+use super::wfs::{check_resource_id, VERSIONS};
+use super::{
+    bad, check_allowed, shown, unsupported, xml_property, Classified, DataFormat, Dialect, Forward,
+    ForwardBody, Kvp, OgcError, OgcRequest, Parts, Protocol, ResponseKind, CROSS_LAYER_FUNCTIONS,
+};
+
+const WFS_NAMESPACES: &[&str] = &[
+    "http://www.opengis.net/wfs",
+    "http://www.opengis.net/wfs/2.0",
+];
+const GML_NAMESPACES: &[&str] = &[
+    "http://www.opengis.net/gml",
+    "http://www.opengis.net/gml/3.2",
+];
+const SPATIAL_OPERATORS: &[&str] = &[
+    "BBOX",
+    "Equals",
+    "Disjoint",
+    "Touches",
+    "Within",
+    "Overlaps",
+    "Crosses",
+    "Intersects",
+    "Contains",
+    "DWithin",
+    "Beyond",
+];
+const XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Root {
+    GetCapabilities,
+    DescribeFeatureType,
+    GetFeature,
+    GetPropertyValue,
+    GetFeatureWithLock,
+    LockFeature,
+    Transaction,
+}
+
+impl Root {
+    fn from_local(local: &str) -> Result<Root, OgcError> {
+        Ok(match local {
+            "GetCapabilities" => Root::GetCapabilities,
+            "DescribeFeatureType" => Root::DescribeFeatureType,
+            "GetFeature" => Root::GetFeature,
+            "GetPropertyValue" => Root::GetPropertyValue,
+            "GetFeatureWithLock" => Root::GetFeatureWithLock,
+            "LockFeature" => Root::LockFeature,
+            "Transaction" => Root::Transaction,
+            "ListStoredQueries"
+            | "DescribeStoredQueries"
+            | "CreateStoredQuery"
+            | "DropStoredQuery"
+            | "GetGmlObject" => {
+                return Err(unsupported(format!(
+                    "WFS {local} is not supported by the gateway"
+                )))
+            }
+            other => return Err(bad(format!("`{}` is not a WFS request", shown(other)))),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Root::GetCapabilities => "wfs.GetCapabilities",
+            Root::DescribeFeatureType => "wfs.DescribeFeatureType",
+            Root::GetFeature => "wfs.GetFeature",
+            Root::GetPropertyValue => "wfs.GetPropertyValue",
+            Root::GetFeatureWithLock => "wfs.GetFeatureWithLock",
+            Root::LockFeature => "wfs.LockFeature",
+            Root::Transaction => "wfs.Transaction",
+        }
+    }
+
+    fn tier(self) -> Tier {
+        match self {
+            Root::GetCapabilities => Tier::View,
+            Root::DescribeFeatureType | Root::GetFeature | Root::GetPropertyValue => Tier::ViewPlus,
+            Root::GetFeatureWithLock | Root::LockFeature | Root::Transaction => Tier::Edit,
+        }
+    }
+
+    /// The root children this operation defines.
+    fn children(self) -> &'static [&'static str] {
+        match self {
+            Root::GetCapabilities => &[
+                "AcceptVersions",
+                "Sections",
+                "AcceptFormats",
+                "AcceptLanguages",
+                "UpdateSequence",
+            ],
+            Root::DescribeFeatureType => &["TypeName"],
+            Root::GetFeature | Root::GetPropertyValue | Root::GetFeatureWithLock => &["Query"],
+            Root::LockFeature => &["Lock", "Query"],
+            Root::Transaction => &["Insert", "Update", "Delete", "Replace"],
+        }
+    }
+}
+
+/// One open element.
+struct Frame {
+    local: String,
+    /// Text content, when this element's text is read.
+    text: Option<String>,
+}
+
+/// The feature query currently open (a `Query` or `Lock`), or a transaction action.
+#[derive(Default)]
+struct Scope {
+    layers: Vec<String>,
+    /// The extent a BBOX filter gave this query.
+    bounded: Option<Extent>,
+    /// Corners read inside the current bounding BBOX.
+    corners: Vec<String>,
+    srs: Option<String>,
+    in_bbox: bool,
+}
+
+struct Summary {
+    root: Root,
+    version: Option<String>,
+    output_format: Option<String>,
+    layers: Vec<String>,
+    properties: Vec<String>,
+    /// One extent per query.
+    extents: Vec<Extent>,
+}
+
+pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+    let kvp = Kvp::parse(req.query, Dialect::WFS)?;
+    check_allowed(
+        &kvp,
+        &["SERVICE", "VERSION", "REQUEST"],
+        &[],
+        path,
+        "a WFS XML POST",
+    )?;
+    if let Some(s) = kvp
+        .get("SERVICE")
+        .filter(|s| !s.eq_ignore_ascii_case("WFS"))
+    {
+        return Err(bad(format!(
+            "SERVICE: `{}` does not match this WFS endpoint",
+            shown(s)
+        )));
+    }
+    let summary = read(req.body.unwrap_or_default())?;
+    let root = summary.root;
+    let name = root.name();
+    if let Some(r) = kvp.get_nonempty("REQUEST") {
+        if !name
+            .strip_prefix("wfs.")
+            .is_some_and(|n| n.eq_ignore_ascii_case(r))
+        {
+            return Err(bad(format!(
+                "REQUEST: `{}` does not match the body's {name}",
+                shown(r)
+            )));
+        }
+    }
+    if let (Some(url), Some(body)) = (kvp.get_nonempty("VERSION"), summary.version.as_deref()) {
+        if url != body {
+            return Err(bad(format!(
+                "VERSION: `{}` does not match the body's version `{body}`",
+                shown(url)
+            )));
+        }
+    }
+    if root == Root::GetPropertyValue
+        && !summary
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("2."))
+    {
+        return Err(bad("GetPropertyValue is a WFS 2.0 request"));
+    }
+    if root != Root::GetCapabilities && summary.layers.is_empty() {
+        return Err(bad(format!("the {name} body names no feature type")));
+    }
+    let data = summary
+        .output_format
+        .as_deref()
+        .map(DataFormat::from_media_type)
+        .unwrap_or(DataFormat::Xml);
+    let (extent, response) = match root {
+        Root::GetCapabilities => (Extent::None, ResponseKind::Capabilities(Protocol::Wfs)),
+        Root::DescribeFeatureType => (Extent::None, ResponseKind::Schema(data)),
+        Root::LockFeature | Root::Transaction => (Extent::Opaque, ResponseKind::Other),
+        Root::GetFeature | Root::GetPropertyValue | Root::GetFeatureWithLock => {
+            (combine(&summary.extents), ResponseKind::Features(data))
+        }
+    };
+    let parts = Parts::new(name, root.tier(), summary.layers, extent, response)
+        .with_format(summary.output_format.as_deref())
+        .with_properties(summary.properties);
+    Ok(parts.into_classified(Forward {
+        path: String::new(),
+        query: kvp.encode(),
+        body: ForwardBody::Original,
+    }))
+}
+
+/// All queries must be bounded for the request to be; bounded boxes are joined.
+fn combine(extents: &[Extent]) -> Extent {
+    if extents.contains(&Extent::Unbounded) || extents.is_empty() {
+        return Extent::Unbounded;
+    }
+    let mut joined: Option<BBox> = None;
+    for e in extents {
+        match (e, joined) {
+            (Extent::BBox { bbox, .. }, None) => joined = Some(*bbox),
+            (Extent::BBox { bbox, .. }, Some(prev)) => match union(prev, *bbox) {
+                Some(u) => joined = Some(u),
+                None => return Extent::ForeignCrs,
+            },
+            _ => return Extent::ForeignCrs,
+        }
+    }
+    joined.map_or(Extent::Unbounded, |bbox| Extent::BBox { bbox, zoom: None })
+}
+
+fn malformed(e: impl std::fmt::Display) -> OgcError {
+    bad(format!("the XML body is malformed: {e}"))
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, OgcError> {
+    std::str::from_utf8(bytes).map_err(|_| bad("the XML body is not valid UTF-8"))
+}
+
+/// Walks the document once.
+fn read(body: &[u8]) -> Result<Summary, OgcError> {
+    let text = utf8(body)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = NsReader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut walker = Walker::default();
+    loop {
+        let (resolved, event) = reader.read_resolved_event().map_err(malformed)?;
+        let namespace = match resolved {
+            ResolveResult::Bound(ns) => Some(utf8(ns.as_ref())?.to_owned()),
+            ResolveResult::Unbound => None,
+            ResolveResult::Unknown(prefix) => {
+                return Err(bad(format!(
+                    "the XML body uses an undeclared prefix `{}`",
+                    shown(&String::from_utf8_lossy(&prefix))
+                )))
+            }
+        };
+        match event {
+            Event::Start(e) => walker.open(&e, namespace.as_deref())?,
+            Event::Empty(e) => {
+                walker.open(&e, namespace.as_deref())?;
+                walker.close()?;
+            }
+            Event::End(_) => walker.close()?,
+            Event::Text(t) => walker.text(&t.decode().map_err(malformed)?)?,
+            Event::CData(t) => walker.text(&t.decode().map_err(malformed)?)?,
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref().map_err(malformed)? {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name = r.decode().map_err(malformed)?;
+                        resolve_predefined_entity(&name)
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "the XML body uses the unknown entity `{}`",
+                                    shown(&name)
+                                ))
+                            })?
+                            .to_owned()
+                    }
+                };
+                walker.text(&resolved)?;
+            }
+            Event::Decl(d) => {
+                if let Some(enc) = d.encoding() {
+                    let enc = enc.map_err(malformed)?;
+                    if !utf8(&enc)?.eq_ignore_ascii_case("utf-8") {
+                        return Err(bad("the XML body must be UTF-8"));
+                    }
+                }
+            }
+            Event::DocType(_) => return Err(bad("DOCTYPE declarations are refused in WFS bodies")),
+            Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+    walker.finish()
+}
+
+#[derive(Default)]
+struct Walker {
+    stack: Vec<Frame>,
+    root: Option<Root>,
+    done: bool,
+    version: Option<String>,
+    output_format: Option<String>,
+    layers: Vec<String>,
+    properties: Vec<String>,
+    extents: Vec<Extent>,
+    scope: Option<Scope>,
+    /// Depth of the Insert/Replace feature element while inside one.
+    feature_depth: Option<usize>,
+}
+
+impl Walker {
+    fn open(&mut self, e: &BytesStart<'_>, namespace: Option<&str>) -> Result<(), OgcError> {
+        let local = utf8(e.local_name().as_ref())?.to_owned();
+        let qname = utf8(e.name().as_ref())?.to_owned();
+        let depth = self.stack.len();
+        if namespace == Some(XINCLUDE) {
+            return Err(bad("XInclude is refused in WFS bodies"));
+        }
+        if self.done {
+            return Err(bad("the XML body has content after its root element"));
+        }
+        let attrs = attributes(e)?;
+        let attr = |name: &str| find_attr(&attrs, name);
+        if let Some(resolve) = attr("resolve").filter(|v| *v != "none") {
+            return Err(unsupported(format!(
+                "resolve=`{}` is not supported; the gateway cannot judge what it fetches",
+                shown(resolve)
+            )));
+        }
+        let mut frame = Frame {
+            local: local.clone(),
+            text: None,
+        };
+        if depth == 0 {
+            if !namespace.is_some_and(|ns| WFS_NAMESPACES.contains(&ns)) {
+                return Err(bad(format!(
+                    "the root element `{}` is not in a WFS namespace",
+                    shown(&qname)
+                )));
+            }
+            let root = Root::from_local(&local)?;
+            if let Some(service) = attr("service").filter(|s| !s.eq_ignore_ascii_case("WFS")) {
+                return Err(bad(format!("service=`{}` is not WFS", shown(service))));
+            }
+            match attr("version") {
+                Some(v) if VERSIONS.contains(&v) => self.version = Some(v.to_owned()),
+                Some(v) => {
+                    return Err(unsupported(format!(
+                        "version: WFS `{}` is not supported",
+                        shown(v)
+                    )))
+                }
+                None if root == Root::GetCapabilities => {}
+                None => return Err(bad(format!("the {} body has no version", root.name()))),
+            }
+            self.output_format = attr("outputFormat").map(str::to_owned);
+            if let Some(reference) = attr("valueReference") {
+                self.properties
+                    .push(xml_property(reference, "valueReference")?);
+            }
+            self.root = Some(root);
+        } else if depth == 1 {
+            // INVARIANT: depth 1 is only reached after the root set `self.root`.
+            let root = self.root.ok_or_else(|| bad("the XML body has no root"))?;
+            if !root.children().contains(&local.as_str()) {
+                return Err(match local.as_str() {
+                    "StoredQuery" => unsupported("stored queries are not supported by the gateway"),
+                    "Native" => {
+                        unsupported("native transaction actions are not supported by the gateway")
+                    }
+                    _ => bad(format!(
+                        "`{}` is not part of a WFS {}",
+                        shown(&qname),
+                        root.name()
+                    )),
+                });
+            }
+            match local.as_str() {
+                "TypeName" => frame.text = Some(String::new()),
+                "Query" | "Lock" | "Update" | "Delete" => {
+                    // Both spellings are read: a server may honour either one.
+                    let spellings: Vec<&str> = [attr("typeNames"), attr("typeName")]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    if spellings.is_empty() {
+                        return Err(bad(format!("`{}` has no typeName", shown(&qname))));
+                    }
+                    let mut layers: Vec<String> = Vec::new();
+                    for names in spellings {
+                        for layer in type_names(names)? {
+                            if !layers.contains(&layer) {
+                                layers.push(layer);
+                            }
+                        }
+                    }
+                    self.add_layers(&layers);
+                    self.scope = Some(Scope {
+                        layers,
+                        ..Scope::default()
+                    });
+                }
+                "Insert" | "Replace" => self.scope = Some(Scope::default()),
+                _ => {}
+            }
+        } else if let Some(fd) = self.feature_depth {
+            // Children of an inserted/replacing feature are its properties.
+            if depth == fd + 1 && !namespace.is_some_and(|ns| GML_NAMESPACES.contains(&ns)) {
+                self.properties
+                    .push(xml_property(&local, "feature property")?);
+            }
+        } else if depth == 2
+            && matches!(self.stack[1].local.as_str(), "Insert" | "Replace")
+            && local != "Filter"
+        {
+            if namespace
+                .is_some_and(|ns| WFS_NAMESPACES.contains(&ns) || GML_NAMESPACES.contains(&ns))
+            {
+                return Err(unsupported(format!(
+                    "`{}` inside a transaction action is not supported",
+                    shown(&qname)
+                )));
+            }
+            self.add_layers(std::slice::from_ref(&qname));
+            if let Some(scope) = self.scope.as_mut() {
+                scope.layers.push(qname.clone());
+            }
+            self.feature_depth = Some(depth);
+        } else {
+            self.open_inner(&local, &attrs, &mut frame)?;
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// Elements inside queries, filters and update actions.
+    fn open_inner(
+        &mut self,
+        local: &str,
+        attrs: &[(String, String)],
+        frame: &mut Frame,
+    ) -> Result<(), OgcError> {
+        let attr = |name: &str| find_attr(attrs, name);
+        let parents: Vec<&str> = self.stack.iter().map(|f| f.local.as_str()).collect();
+        match local {
+            // The geometry operand of a spatial operator is the geometry, which the
+            // property fence never hides.
+            "PropertyName" | "ValueReference"
+                if parents
+                    .last()
+                    .is_some_and(|p| SPATIAL_OPERATORS.contains(p)) => {}
+            "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
+            "Function" => check_function_name(attrs, "Filter")?,
+            "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
+            "ResourceId" | "FeatureId" | "GmlObjectId" => {
+                let id = attr("rid")
+                    .or_else(|| attr("fid"))
+                    .or_else(|| attr("id"))
+                    .unwrap_or("");
+                let layers = self
+                    .scope
+                    .as_ref()
+                    .map(|s| s.layers.as_slice())
+                    .unwrap_or_default();
+                check_resource_id(id, layers)?;
+            }
+            "BBOX" => {
+                let bounding = parents.len() >= 3
+                    && parents[1] == "Query"
+                    && (parents[2..] == ["Filter"] || parents[2..] == ["Filter", "And"]);
+                if let Some(scope) = self.scope.as_mut().filter(|_| bounding) {
+                    if scope.bounded.is_none() {
+                        scope.in_bbox = true;
+                        scope.corners.clear();
+                        scope.srs = None;
+                    }
+                }
+            }
+            "Envelope" | "Box" if parents.last() == Some(&"BBOX") => {
+                if let Some(scope) = self.scope.as_mut().filter(|s| s.in_bbox) {
+                    scope.srs = attr("srsName").map(str::to_owned);
+                }
+            }
+            "lowerCorner" | "upperCorner" | "coordinates"
+                if self.scope.as_ref().is_some_and(|s| s.in_bbox) =>
+            {
+                frame.text = Some(String::new());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, text: &str) -> Result<(), OgcError> {
+        match self.stack.last_mut() {
+            Some(Frame {
+                text: Some(buf), ..
+            }) => buf.push_str(text),
+            Some(_) => {}
+            None if text.trim().is_empty() => {}
+            None => return Err(bad("the XML body has text outside its root element")),
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), OgcError> {
+        let frame = self
+            .stack
+            .pop()
+            .ok_or_else(|| bad("the XML body closes an element it never opened"))?;
+        let depth = self.stack.len();
+        if self.feature_depth == Some(depth) {
+            self.feature_depth = None;
+        }
+        if let Some(text) = frame.text {
+            match frame.local.as_str() {
+                "TypeName" => {
+                    let layers = type_names(&text)?;
+                    self.add_layers(&layers);
+                }
+                "PropertyName" | "ValueReference" | "Name" => {
+                    self.properties.push(xml_property(&text, &frame.local)?);
+                }
+                _ => {
+                    if let Some(scope) = self.scope.as_mut() {
+                        scope.corners.push(text);
+                    }
+                }
+            }
+        }
+        if frame.local == "BBOX" {
+            if let Some(scope) = self.scope.as_mut().filter(|s| s.in_bbox) {
+                scope.in_bbox = false;
+                scope.bounded = Some(envelope_extent(&scope.corners, scope.srs.as_deref())?);
+            }
+        }
+        if depth == 1 {
+            if let Some(scope) = self.scope.take() {
+                if frame.local == "Query" {
+                    self.extents
+                        .push(scope.bounded.unwrap_or(Extent::Unbounded));
+                }
+            }
+        }
+        if depth == 0 {
+            self.done = true;
+        }
+        Ok(())
+    }
+
+    fn add_layers(&mut self, layers: &[String]) {
+        for layer in layers {
+            if !self.layers.contains(layer) {
+                self.layers.push(layer.clone());
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Summary, OgcError> {
+        let root = self.root.ok_or_else(|| bad("the XML body is empty"))?;
+        if !self.done || !self.stack.is_empty() {
+            return Err(bad("the XML body ends before its root element closes"));
+        }
+        Ok(Summary {
+            root,
+            version: self.version,
+            output_format: self.output_format,
+            layers: self.layers,
+            properties: self.properties,
+            extents: self.extents,
+        })
+    }
+}
+
+/// Attributes by local name (prefixes dropped; `xmlns` declarations skipped), unescaped.
+/// A local name given twice (`typeNames` and `wfs:typeNames`) is refused: servers differ
+/// on which one they read.
+fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
+    let mut out = Vec::new();
+    for attr in e.attributes() {
+        let attr = attr.map_err(malformed)?;
+        let key = utf8(attr.key.as_ref())?;
+        if key == "xmlns" || key.starts_with("xmlns:") {
+            continue;
+        }
+        let local = key.rsplit(':').next().unwrap_or(key).to_owned();
+        if out.iter().any(|(k, _)| *k == local) {
+            return Err(bad(format!("attribute `{}` is given twice", shown(&local))));
+        }
+        let value = attr.unescape_value().map_err(malformed)?.into_owned();
+        out.push((local, value));
+    }
+    Ok(out)
+}
+
+/// Refuses FES `Function` elements that read other layers (see [`CROSS_LAYER_FUNCTIONS`])
+/// in a filter given as a KVP value; DOCTYPE and unknown entities are refused too.
+pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Err(e) => {
+                return Err(bad(format!(
+                    "{param}: the filter is not well-formed XML: {e}"
+                )))
+            }
+            Ok(Event::DocType(_)) => {
+                return Err(bad(format!("{param}: DOCTYPE declarations are refused")))
+            }
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"Function" => {
+                check_function_name(&attributes(&e)?, param)?;
+            }
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn check_function_name(attrs: &[(String, String)], param: &str) -> Result<(), OgcError> {
+    let name = find_attr(attrs, "name")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
+        Some(f) => Err(unsupported(format!(
+            "{param}: the `{f}` function reads other layers and is refused"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn find_attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A `typeName(s)` attribute or `TypeName` text: names split on spaces and commas.
+fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
+    let names: Vec<String> = value
+        .split([' ', ',', '\t', '\n', '\r'])
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() || names.iter().any(|n| n.contains(['(', ')', '='])) {
+        return Err(bad(format!(
+            "`{}` is not a list of type names",
+            shown(value)
+        )));
+    }
+    Ok(names)
+}
+
+/// The extent of a BBOX filter from its corners (`lowerCorner`, `upperCorner`) or its
+/// GML 2 `coordinates` (`x1,y1 x2,y2`).
+fn envelope_extent(corners: &[String], srs: Option<&str>) -> Result<Extent, OgcError> {
+    let values: Vec<f64> = match corners {
+        [coordinates] => {
+            let pairs: Vec<&str> = coordinates.split_whitespace().collect();
+            if pairs.len() != 2 {
+                return Err(bad("BBOX: gml:coordinates must hold two corners"));
+            }
+            let mut v = Vec::new();
+            for pair in pairs {
+                let xy: Vec<&str> = pair.split(',').collect();
+                if xy.len() != 2 {
+                    return Err(bad("BBOX: a gml:coordinates corner must be `x,y`"));
+                }
+                v.push(number(xy[0], "BBOX")?);
+                v.push(number(xy[1], "BBOX")?);
+            }
+            v
+        }
+        [lower, upper] => {
+            let mut v = Vec::new();
+            for corner in [lower, upper] {
+                let n: Vec<&str> = corner.split_whitespace().collect();
+                if !(2..=3).contains(&n.len()) {
+                    return Err(bad("BBOX: an envelope corner must hold 2 or 3 numbers"));
+                }
+                v.push(number(n[0], "BBOX")?);
+                v.push(number(n[1], "BBOX")?);
+            }
+            v
+        }
+        _ => {
+            return Err(bad(
+                "BBOX: expected an Envelope with lowerCorner and upperCorner, or a Box",
+            ))
+        }
+    };
+    let v = [values[0], values[1], values[2], values[3]];
+    match srs.and_then(wfs_crs) {
+        Some((crs, order)) => Ok(Extent::BBox {
+            bbox: bbox(crs, order, v, false, "BBOX")?,
+            zoom: None,
+        }),
+        None => {
+            check_ordered(v, "BBOX")?;
+            Ok(Extent::ForeignCrs)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{classify, OgcError, Protocol};
+    use super::*;
+    use crate::spatial::Crs;
+    use http::Method;
+
+    fn post(body: &'static str) -> Result<Classified, OgcError> {
+        post_q("", body)
+    }
+
+    fn post_q(query: &'static str, body: &'static str) -> Result<Classified, OgcError> {
+        let req = OgcRequest {
+            method: &Method::POST,
+            content_type: Some("text/xml; charset=UTF-8"),
+            body: Some(body.as_bytes()),
+            ..get(Protocol::Wfs, "", query)
+        };
+        classify(&req, &path())
+    }
+
+    const GETFEATURE_20: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="application/json"
+    xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"
+    xmlns:gml="http://www.opengis.net/gml/3.2">
+  <wfs:Query typeNames="roads">
+    <wfs:PropertyName>name</wfs:PropertyName>
+    <fes:Filter>
+      <fes:And>
+        <fes:BBOX>
+          <fes:ValueReference>geom</fes:ValueReference>
+          <gml:Envelope srsName="urn:ogc:def:crs:EPSG::4326">
+            <gml:lowerCorner>50 5</gml:lowerCorner>
+            <gml:upperCorner>51 6</gml:upperCorner>
+          </gml:Envelope>
+        </fes:BBOX>
+        <fes:PropertyIsEqualTo>
+          <fes:ValueReference>lanes</fes:ValueReference>
+          <fes:Literal>2 &amp; more</fes:Literal>
+        </fes:PropertyIsEqualTo>
+      </fes:And>
+    </fes:Filter>
+    <fes:SortBy><fes:SortProperty><fes:ValueReference>width</fes:ValueReference></fes:SortProperty></fes:SortBy>
+  </wfs:Query>
+</wfs:GetFeature>"#;
+
+    #[test]
+    fn getfeature_20_with_a_bbox_filter() {
+        let c = post(GETFEATURE_20).unwrap();
+        assert_eq!((c.op.name, c.op.tier), ("wfs.GetFeature", Tier::ViewPlus));
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.op.properties, vec!["name", "lanes", "width"]);
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
+        let b = bbox_of(&c);
+        assert_eq!(
+            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
+            (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0])
+        );
+        assert_eq!(c.forward.body, ForwardBody::Original);
+        assert_eq!(c.forward.query, "");
+    }
+
+    #[test]
+    fn getfeature_11_gml2_box_and_short_epsg_is_lon_lat() {
+        let c = post(
+            r#"<wfs:GetFeature version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:gml="http://www.opengis.net/gml">
+  <wfs:Query typeName="ns:roads"><ogc:Filter><ogc:BBOX><ogc:PropertyName>ns:geom</ogc:PropertyName>
+    <gml:Box srsName="EPSG:4326"><gml:coordinates>5,50 6,51</gml:coordinates></gml:Box>
+  </ogc:BBOX></ogc:Filter></wfs:Query></wfs:GetFeature>"#,
+        )
+        .unwrap();
+        assert_eq!(c.op.layers, vec!["ns:roads"]);
+        assert!(
+            c.op.properties.is_empty(),
+            "the BBOX operand is the geometry"
+        );
+        let b = bbox_of(&c);
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml));
+    }
+
+    #[test]
+    fn unbounded_and_foreign_queries() {
+        let unbounded = post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#).unwrap();
+        assert_eq!(unbounded.op.extent, Extent::Unbounded);
+        // A BBOX under Or does not bound the result.
+        let or = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2"><Query typeNames="roads"><fes:Filter><fes:Or><fes:BBOX><gml:Envelope srsName="EPSG:4326"><gml:lowerCorner>5 50</gml:lowerCorner><gml:upperCorner>6 51</gml:upperCorner></gml:Envelope></fes:BBOX><fes:PropertyIsNull><fes:ValueReference>a</fes:ValueReference></fes:PropertyIsNull></fes:Or></fes:Filter></Query></GetFeature>"#,
+        )
+        .unwrap();
+        assert_eq!(or.op.extent, Extent::Unbounded);
+        let no_srs = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2"><Query typeNames="roads"><fes:Filter><fes:BBOX><gml:Envelope><gml:lowerCorner>5 50</gml:lowerCorner><gml:upperCorner>6 51</gml:upperCorner></gml:Envelope></fes:BBOX></fes:Filter></Query></GetFeature>"#,
+        )
+        .unwrap();
+        assert_eq!(no_srs.op.extent, Extent::ForeignCrs);
+        // Two bounded queries: the union; one unbounded: unbounded.
+        let two = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2">
+<Query typeNames="roads"><fes:Filter><fes:BBOX><gml:Envelope srsName="EPSG:3857"><gml:lowerCorner>0 0</gml:lowerCorner><gml:upperCorner>1 1</gml:upperCorner></gml:Envelope></fes:BBOX></fes:Filter></Query>
+<Query typeNames="rivers"><fes:Filter><fes:BBOX><gml:Envelope srsName="EPSG:3857"><gml:lowerCorner>5 5</gml:lowerCorner><gml:upperCorner>6 6</gml:upperCorner></gml:Envelope></fes:BBOX></fes:Filter></Query></GetFeature>"#,
+        )
+        .unwrap();
+        let b = bbox_of(&two);
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [0.0, 0.0, 6.0, 6.0]);
+        assert_eq!(two.op.layers, vec!["roads", "rivers"]);
+        let mixed = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2">
+<Query typeNames="roads"><fes:Filter><fes:BBOX><gml:Envelope srsName="EPSG:3857"><gml:lowerCorner>0 0</gml:lowerCorner><gml:upperCorner>1 1</gml:upperCorner></gml:Envelope></fes:BBOX></fes:Filter></Query>
+<Query typeNames="rivers"/></GetFeature>"#,
+        )
+        .unwrap();
+        assert_eq!(mixed.op.extent, Extent::Unbounded);
+    }
+
+    #[test]
+    fn transaction_is_edit_with_layers_and_properties() {
+        let c = post(
+            r#"<wfs:Transaction service="WFS" version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:gml="http://www.opengis.net/gml" xmlns:ns="http://example.com/ns">
+  <wfs:Insert><ns:roads><ns:name>A</ns:name><ns:geom><gml:Point srsName="EPSG:4326"><gml:pos>5 50</gml:pos></gml:Point></ns:geom><gml:name>x</gml:name></ns:roads></wfs:Insert>
+  <wfs:Update typeName="ns:rivers"><wfs:Property><wfs:Name>depth</wfs:Name><wfs:Value>3</wfs:Value></wfs:Property>
+    <ogc:Filter><ogc:FeatureId fid="rivers.3"/></ogc:Filter></wfs:Update>
+  <wfs:Delete typeName="ns:lakes"><ogc:Filter><ogc:PropertyIsEqualTo><ogc:PropertyName>owner</ogc:PropertyName><ogc:Literal>x</ogc:Literal></ogc:PropertyIsEqualTo></ogc:Filter></wfs:Delete>
+</wfs:Transaction>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.op.name, c.op.tier, c.op.extent),
+            ("wfs.Transaction", Tier::Edit, Extent::Opaque)
+        );
+        assert_eq!(c.op.layers, vec!["ns:roads", "ns:rivers", "ns:lakes"]);
+        assert_eq!(c.op.properties, vec!["name", "geom", "depth", "owner"]);
+    }
+
+    #[test]
+    fn other_operations() {
+        let c = post(
+            r#"<wfs:GetCapabilities service="WFS" xmlns:wfs="http://www.opengis.net/wfs/2.0"/>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.op.name, c.op.tier, c.response),
+            (
+                "wfs.GetCapabilities",
+                Tier::View,
+                ResponseKind::Capabilities(Protocol::Wfs)
+            )
+        );
+        let c = post(r#"<DescribeFeatureType version="1.1.0" xmlns="http://www.opengis.net/wfs"><TypeName>roads</TypeName><TypeName>rivers</TypeName></DescribeFeatureType>"#).unwrap();
+        assert_eq!(
+            (c.op.name, c.op.layers.clone()),
+            (
+                "wfs.DescribeFeatureType",
+                vec!["roads".to_string(), "rivers".to_string()]
+            )
+        );
+        assert_eq!(c.response, ResponseKind::Schema(DataFormat::Xml));
+        let c = post(r#"<LockFeature version="1.1.0" xmlns="http://www.opengis.net/wfs"><Lock typeName="roads"/></LockFeature>"#).unwrap();
+        assert_eq!((c.op.name, c.op.tier), ("wfs.LockFeature", Tier::Edit));
+        let c = post(r#"<GetPropertyValue version="2.0.0" valueReference="owner" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetPropertyValue>"#).unwrap();
+        assert_eq!(
+            (c.op.name, c.op.properties.clone()),
+            ("wfs.GetPropertyValue", vec!["owner".to_string()])
+        );
+        let c = post(r#"<GetFeatureWithLock version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeatureWithLock>"#).unwrap();
+        assert_eq!(c.op.tier, Tier::Edit);
+    }
+
+    #[test]
+    fn url_query_must_agree_with_the_body() {
+        let body = r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#;
+        assert!(post_q("SERVICE=WFS&REQUEST=GetFeature&VERSION=2.0.0", body).is_ok());
+        assert!(post_q("REQUEST=Transaction", body).is_err());
+        assert!(post_q("VERSION=1.1.0", body).is_err());
+        assert!(post_q("SERVICE=WMS", body).is_err());
+        assert!(post_q("TYPENAMES=secret", body).is_err());
+    }
+
+    #[test]
+    fn refusals() {
+        for (body, unsupported) in [
+            (
+                r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&e;"/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"><PropertyName>&e;</PropertyName></Query></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><StoredQuery id="x"/></GetFeature>"#,
+                true,
+            ),
+            (
+                r#"<Transaction version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Native vendorId="x" safeToIgnore="false">DROP TABLE</Native></Transaction>"#,
+                true,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0"><Query typeNames="roads"/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/><Extra/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature><GetFeature/>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>trailing"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" resolve="remote" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#,
+                true,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="schema-element(roads)"/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:xi="http://www.w3.org/2001/XInclude"><Query typeNames="roads"><xi:include href="file:///etc/passwd"/></Query></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><Query typeNames="roads"><fes:Filter><fes:ResourceId rid="secret.1"/></fes:Filter></Query></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"><PropertyName>a/b</PropertyName></Query></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><x:Query typeNames="roads"/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<?xml version="1.0" encoding="ISO-8859-1"?><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#,
+                false,
+            ),
+            (
+                r#"<ListStoredQueries version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"/>"#,
+                true,
+            ),
+            (
+                r#"<GetMap version="1.3.0" xmlns="http://www.opengis.net/wfs/2.0"/>"#,
+                false,
+            ),
+            ("", false),
+        ] {
+            match post(body) {
+                Ok(c) => panic!("{body}: expected a refusal, got {:?}", c.op),
+                Err(e) => assert_eq!(
+                    matches!(e, OgcError::NotSupported(_)),
+                    unsupported,
+                    "{body}: {e}"
+                ),
+            }
+        }
+        let bad_utf8 = OgcRequest {
+            method: &Method::POST,
+            content_type: Some("application/xml"),
+            body: Some(b"<GetFeature \xff/>"),
+            ..get(Protocol::Wfs, "", "")
+        };
+        assert!(classify(&bad_utf8, &path()).is_err());
+    }
+
+    #[test]
+    fn character_references_and_cdata_are_read() {
+        let c = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="ro&#97;ds"><PropertyName>n&#x61;me</PropertyName><PropertyName><![CDATA[lanes]]></PropertyName></Query></GetFeature>"#,
+        )
+        .unwrap();
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.op.properties, vec!["name", "lanes"]);
+    }
+
+    #[test]
+    fn bad_envelopes() {
+        for env in [
+            r#"<gml:Envelope srsName="EPSG:4326"><gml:lowerCorner>5</gml:lowerCorner><gml:upperCorner>6 51</gml:upperCorner></gml:Envelope>"#,
+            r#"<gml:Envelope srsName="EPSG:4326"><gml:lowerCorner>6 50</gml:lowerCorner><gml:upperCorner>5 51</gml:upperCorner></gml:Envelope>"#,
+            r#"<gml:Envelope srsName="EPSG:4326"><gml:lowerCorner>NaN 50</gml:lowerCorner><gml:upperCorner>5 51</gml:upperCorner></gml:Envelope>"#,
+            r#"<gml:Envelope srsName="EPSG:4326"><gml:lowerCorner>5 50</gml:lowerCorner></gml:Envelope>"#,
+        ] {
+            let body: &'static str = format!(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2"><Query typeNames="roads"><fes:Filter><fes:BBOX>{env}</fes:BBOX></fes:Filter></Query></GetFeature>"#).leak();
+            assert!(post(body).is_err(), "{env}");
+        }
+    }
+
+    #[test]
+    fn cross_layer_functions_in_bodies_are_refused() {
+        let e = post(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><Query typeNames="roads"><fes:Filter><fes:PropertyIsEqualTo><fes:ValueReference>name</fes:ValueReference><fes:Function name="queryCollection"><fes:Literal>secret</fes:Literal></fes:Function></fes:PropertyIsEqualTo></fes:Filter></Query></GetFeature>"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OgcError::NotSupported(_)), "{e}");
+    }
+
+    #[test]
+    fn every_type_name_spelling_is_judged() {
+        let c = post(r#"<GetFeature version="1.1.0" xmlns="http://www.opengis.net/wfs"><Query typeName="secret" typeNames="roads"/></GetFeature>"#).unwrap();
+        assert_eq!(c.op.layers, vec!["roads", "secret"]);
+        assert!(post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:w="http://www.opengis.net/wfs/2.0"><Query w:typeNames="secret" typeNames="roads"/></GetFeature>"#).is_err());
+        assert!(post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads" typeNames="x"/></GetFeature>"#).is_err());
+    }
+}

@@ -1,0 +1,640 @@
+//! WMTS 1.0: KVP (GetCapabilities, GetTile, GetFeatureInfo) and RESTful
+//! (`…/WMTSCapabilities.xml` and tiles through the upstream's ResourceURL template).
+//!
+//! | request | tier | layers | extent |
+//! |---|---|---|---|
+//! | GetCapabilities (KVP, `/1.0.0/WMTSCapabilities.xml`, `/WMTSCapabilities.xml`) | view | – | none |
+//! | GetTile (KVP or REST) | view | LAYER | tile (Web Mercator sets) or foreign CRS |
+//! | GetFeatureInfo (KVP) | viewPlus | LAYER | same as the tile |
+//!
+//! **REST template.** Servers disagree on the tile path: the OGC example and GeoServer
+//! write `{TileMatrix}/{TileRow}/{TileCol}`, MapProxy `/{Layer}/{TileMatrixSet}/
+//! {TileMatrix}/{TileCol}/{TileRow}.{Format}` (column first). Reading row and column the
+//! wrong way round would judge another tile than the one served, so the template is a
+//! per-path setting (proposed key `wmts_rest_template`, relative to the WMTS upstream
+//! base), defaulting to [`DEFAULT_WMTS_REST_TEMPLATE`]. Placeholders are matched
+//! case-insensitively; `Layer`, `TileMatrixSet`, `TileMatrix`, `TileRow` and `TileCol`
+//! are required once each; any other placeholder (`{Time}`, `{Elevation}`, `{Style}`,
+//! `{Format}`) is a dimension segment matched as an opaque non-empty value.
+//! REST GetFeatureInfo is not supported (400). Pure code.
+
+use http::Method;
+
+use crate::config::PathConfig;
+use crate::policy::{Extent, Tier};
+
+use super::geo::uint;
+use super::tiles::matrix_tile_extent;
+use super::{
+    bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported,
+    Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options,
+    Parts, Protocol, Rendered, ResponseKind,
+};
+
+/// The RESTful tile template used when the path sets none (the OGC WMTS 1.0 example form).
+pub const DEFAULT_WMTS_REST_TEMPLATE: &str =
+    "/{Layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.{Format}";
+
+const KNOWN: &[&str] = &["GetCapabilities", "GetTile", "GetFeatureInfo"];
+const CAPABILITIES: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "ACCEPTVERSIONS",
+    "SECTIONS",
+    "UPDATESEQUENCE",
+    "ACCEPTFORMATS",
+    "ACCEPTLANGUAGES",
+];
+const TILE: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "LAYER",
+    "STYLE",
+    "FORMAT",
+    "TILEMATRIXSET",
+    "TILEMATRIX",
+    "TILEROW",
+    "TILECOL",
+    "TIME",
+    "ELEVATION",
+];
+const FEATURE_INFO: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "LAYER",
+    "STYLE",
+    "FORMAT",
+    "TILEMATRIXSET",
+    "TILEMATRIX",
+    "TILEROW",
+    "TILECOL",
+    "TIME",
+    "ELEVATION",
+    "I",
+    "J",
+    "INFOFORMAT",
+];
+const MATRIX_PARAMS: [&str; 3] = ["TILEMATRIX", "TILEROW", "TILECOL"];
+
+pub(super) fn classify_kvp(
+    kvp: &Kvp,
+    path: &PathConfig,
+    opts: &Options<'_>,
+) -> Result<Parts, OgcError> {
+    let request = request_name(kvp, "WMTS", KNOWN, &[])?;
+    if request != "GetCapabilities" {
+        if let Some(v) = kvp.get_nonempty("VERSION").filter(|v| *v != "1.0.0") {
+            return Err(unsupported(format!(
+                "VERSION: WMTS `{}` is not supported; use 1.0.0",
+                shown(v)
+            )));
+        }
+    }
+    match request {
+        "GetCapabilities" => {
+            check_allowed(kvp, CAPABILITIES, &[], path, "wmts.GetCapabilities")?;
+            Ok(Parts::new(
+                "wmts.GetCapabilities",
+                Tier::View,
+                Vec::new(),
+                Extent::None,
+                ResponseKind::Capabilities(Protocol::Wmts),
+            ))
+        }
+        "GetTile" => {
+            check_allowed(kvp, TILE, &[], path, "wmts.GetTile")?;
+            let (layer, extent) = tile_of(kvp, "wmts.GetTile", opts)?;
+            let response = tile_response(kvp.get_nonempty("FORMAT"), "FORMAT")?;
+            Ok(
+                Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
+                    .with_format(kvp.get_nonempty("FORMAT")),
+            )
+        }
+        _ => {
+            let name = "wmts.GetFeatureInfo";
+            check_allowed(kvp, FEATURE_INFO, &[], path, name)?;
+            let (layer, extent) = tile_of(kvp, name, opts)?;
+            uint(kvp.require("I", name)?, "I")?;
+            uint(kvp.require("J", name)?, "J")?;
+            let info = kvp.require("INFOFORMAT", name)?;
+            Ok(Parts::new(
+                name,
+                Tier::ViewPlus,
+                vec![layer],
+                extent,
+                ResponseKind::Features(DataFormat::from_media_type(info)),
+            )
+            .with_format(Some(info)))
+        }
+    }
+}
+
+fn tile_of(kvp: &Kvp, name: &str, opts: &Options<'_>) -> Result<(String, Extent), OgcError> {
+    let layer = kvp.require("LAYER", name)?.to_owned();
+    let extent = matrix_tile_extent(
+        kvp.require("TILEMATRIXSET", name)?,
+        kvp.require("TILEMATRIX", name)?,
+        kvp.require("TILEROW", name)?,
+        kvp.require("TILECOL", name)?,
+        MATRIX_PARAMS,
+        opts,
+    )?;
+    Ok((layer, extent))
+}
+
+/// RESTful WMTS: capabilities documents and tiles through the path's template.
+pub(super) fn classify_rest(
+    req: &OgcRequest<'_>,
+    path: &PathConfig,
+    opts: &Options<'_>,
+) -> Result<Classified, OgcError> {
+    if !matches!(*req.method, Method::GET | Method::HEAD) {
+        return Err(OgcError::MethodNotAllowed {
+            method: req.method.to_string(),
+            allowed: "GET, HEAD",
+        });
+    }
+    let kvp = Kvp::parse(req.query, Dialect::WMTS)?;
+    let forward = Forward {
+        path: req.rest.to_owned(),
+        query: kvp.encode(),
+        body: ForwardBody::None,
+    };
+    if matches!(
+        req.rest,
+        "/1.0.0/WMTSCapabilities.xml" | "/WMTSCapabilities.xml"
+    ) {
+        check_allowed(&kvp, &[], &[], path, "wmts.GetCapabilities")?;
+        let parts = Parts::new(
+            "wmts.GetCapabilities",
+            Tier::View,
+            Vec::new(),
+            Extent::None,
+            ResponseKind::Capabilities(Protocol::Wmts),
+        );
+        return Ok(parts.into_classified(forward));
+    }
+    let template_text = opts
+        .wmts_rest_template
+        .unwrap_or(DEFAULT_WMTS_REST_TEMPLATE);
+    let template = Template::parse(template_text)
+        .map_err(|e| unsupported(format!("the path's WMTS REST template is invalid: {e}")))?;
+    let values = template.matches(req.rest).ok_or_else(|| {
+        bad(format!(
+            "`{}` is not a WMTS tile path; expected `{template_text}`",
+            shown(req.rest)
+        ))
+    })?;
+    // Only a `format` query (GeoServer's REST form) may accompany a tile.
+    check_allowed(&kvp, &["FORMAT"], &[], path, "wmts.GetTile")?;
+    let value = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+            .unwrap_or_default()
+    };
+    let layer = decode_segment(value("Layer"), "Layer")?;
+    let set = decode_segment(value("TileMatrixSet"), "TileMatrixSet")?;
+    let matrix = decode_segment(value("TileMatrix"), "TileMatrix")?;
+    let extent = matrix_tile_extent(
+        &set,
+        &matrix,
+        value("TileRow"),
+        value("TileCol"),
+        ["TileMatrix", "TileRow", "TileCol"],
+        opts,
+    )?;
+    let ext = values
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Format"))
+        .map(|(_, v)| *v);
+    let query_format = kvp.get_nonempty("FORMAT");
+    let response = tile_response(ext, "Format")?;
+    if query_format.is_some() && tile_response(query_format, "FORMAT")? != response {
+        return Err(bad(
+            "FORMAT: the query format and the path's extension disagree",
+        ));
+    }
+    let parts = Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
+        .with_format(query_format.or(ext));
+    Ok(parts.into_classified(forward))
+}
+
+/// The response of a tile in `format`: an image, or a vector tile to filter. Other
+/// formats (GeoJSON, UTFGrid…) would hand raw attributes to a `view` token.
+fn tile_response(format: Option<&str>, param: &str) -> Result<ResponseKind, OgcError> {
+    Ok(
+        match format
+            .map(|f| rendered_format(f, param, "wmts.GetTile", true))
+            .transpose()?
+        {
+            None | Some(Rendered::Image) => ResponseKind::Other,
+            Some(Rendered::Mvt) => ResponseKind::Mvt,
+        },
+    )
+}
+
+/// Checks a RESTful tile template as a config validator would; the error says what is wrong.
+///
+/// ```
+/// use tilegate::ogc::{validate_rest_template, DEFAULT_WMTS_REST_TEMPLATE};
+/// assert!(validate_rest_template(DEFAULT_WMTS_REST_TEMPLATE).is_ok());
+/// // MapProxy's default: column before row, no style.
+/// assert!(validate_rest_template("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}").is_ok());
+/// assert!(validate_rest_template("/{Layer}/{TileMatrix}/{TileRow}/{TileCol}.png").is_err()); // no TileMatrixSet
+/// assert!(validate_rest_template("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileRow}{TileCol}").is_err());
+/// ```
+pub fn validate_rest_template(template: &str) -> Result<(), String> {
+    Template::parse(template).map(|_| ())
+}
+
+#[derive(Debug)]
+enum Piece<'t> {
+    Lit(&'t str),
+    Var(&'t str),
+}
+
+#[derive(Debug)]
+struct Template<'t> {
+    segments: Vec<Vec<Piece<'t>>>,
+}
+
+impl<'t> Template<'t> {
+    fn parse(text: &'t str) -> Result<Template<'t>, String> {
+        let body = text
+            .strip_prefix('/')
+            .ok_or("the template must start with `/`")?;
+        let mut segments = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        for segment in body.split('/') {
+            if segment.is_empty() {
+                return Err("the template has an empty segment".into());
+            }
+            let mut pieces = Vec::new();
+            let mut rest = segment;
+            while !rest.is_empty() {
+                if let Some(after) = rest.strip_prefix('{') {
+                    let (name, tail) = after.split_once('}').ok_or("a `{` is not closed")?;
+                    if name.is_empty() || name.contains('{') {
+                        return Err(format!("`{{{name}}}` is not a placeholder"));
+                    }
+                    if matches!(pieces.last(), Some(Piece::Var(_))) {
+                        return Err(format!(
+                            "`{{{name}}}` follows another placeholder with no text between them"
+                        ));
+                    }
+                    if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                        return Err(format!("`{{{name}}}` appears twice"));
+                    }
+                    names.push(name);
+                    pieces.push(Piece::Var(name));
+                    rest = tail;
+                } else {
+                    let end = rest.find('{').unwrap_or(rest.len());
+                    let literal = &rest[..end];
+                    if literal.contains('}') {
+                        return Err(format!("`{literal}` has a `}}` without `{{`"));
+                    }
+                    pieces.push(Piece::Lit(literal));
+                    rest = &rest[end..];
+                }
+            }
+            segments.push(pieces);
+        }
+        for needed in ["Layer", "TileMatrixSet", "TileMatrix", "TileRow", "TileCol"] {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(needed)) {
+                return Err(format!("the template has no `{{{needed}}}`"));
+            }
+        }
+        Ok(Template { segments })
+    }
+
+    /// The placeholder values when `path` matches, raw (still percent-encoded).
+    fn matches<'p>(&self, path: &'p str) -> Option<Vec<(&'t str, &'p str)>> {
+        let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        if segments.len() != self.segments.len() {
+            return None;
+        }
+        let mut values = Vec::new();
+        for (pieces, text) in self.segments.iter().zip(segments) {
+            let mut rest = text;
+            for (i, piece) in pieces.iter().enumerate() {
+                match piece {
+                    Piece::Lit(lit) => rest = rest.strip_prefix(lit)?,
+                    Piece::Var(name) => {
+                        let len = match pieces.get(i + 1) {
+                            Some(Piece::Lit(next)) => rest.find(next)?,
+                            _ => rest.len(),
+                        };
+                        if len == 0 {
+                            return None;
+                        }
+                        values.push((*name, &rest[..len]));
+                        rest = &rest[len..];
+                    }
+                }
+            }
+            if !rest.is_empty() {
+                return None;
+            }
+        }
+        Some(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{classify_with, OgcError, Protocol, ResponseKind};
+    use super::*;
+    use crate::spatial::TileCoord;
+
+    const OWSLIB_GETTILE: &str = "SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=roads&STYLE=default&TILEMATRIXSET=GoogleMapsCompatible&TILEMATRIX=3&TILEROW=2&TILECOL=5&FORMAT=image%2Fpng";
+
+    #[test]
+    fn owslib_gettile_is_a_tile() {
+        let c = ok(Protocol::Wmts, OWSLIB_GETTILE);
+        assert_eq!(c.op.name, "wmts.GetTile");
+        assert_eq!(c.op.tier, Tier::View);
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
+        assert_eq!(c.format.as_deref(), Some("image/png"));
+    }
+
+    #[test]
+    fn geoserver_matrix_ids_and_foreign_sets() {
+        let c = ok(
+            Protocol::Wmts,
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=EPSG:900913&TILEMATRIX=EPSG:900913:04&TILEROW=1&TILECOL=15",
+        );
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(4, 15, 1).unwrap()));
+        let c = ok(Protocol::Wmts, "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=EPSG:4326&TILEMATRIX=EPSG:4326:4&TILEROW=1&TILECOL=31");
+        assert_eq!(c.op.extent, Extent::ForeignCrs);
+        let extra = vec!["GLOBAL_MERCATOR_NW".to_owned()];
+        let opts = Options {
+            webmercator_matrix_sets: &extra,
+            ..Options::default()
+        };
+        let q = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=GLOBAL_MERCATOR_NW&TILEMATRIX=01&TILEROW=1&TILECOL=0";
+        let c = classify_with(&get(Protocol::Wmts, "", q), &path(), &opts).unwrap();
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 0, 1).unwrap()));
+    }
+
+    #[test]
+    fn bad_gettiles() {
+        for q in [
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=3&TILEROW=8&TILECOL=0",
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=x&TILEROW=0&TILECOL=0",
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=3&TILEROW=-1&TILECOL=0",
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=3&TILECOL=0",
+            "REQUEST=GetTile&LAYERS=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=3&TILEROW=0&TILECOL=0",
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=3&TILEROW=0&TILECOL=0&LAYER=x",
+            "REQUEST=GetTile&VERSION=2.0.0&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=3&TILEROW=0&TILECOL=0",
+        ] {
+            assert!(run(Protocol::Wmts, q).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn wmts_getfeatureinfo_is_view_plus() {
+        let c = ok(
+            Protocol::Wmts,
+            "SERVICE=WMTS&REQUEST=GetFeatureInfo&VERSION=1.0.0&LAYER=roads&STYLE=default&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=1&FORMAT=image/png&I=3&J=4&INFOFORMAT=application/json",
+        );
+        assert_eq!(
+            (c.op.name, c.op.tier),
+            ("wmts.GetFeatureInfo", Tier::ViewPlus)
+        );
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
+        assert!(run(Protocol::Wmts, "REQUEST=GetFeatureInfo&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=1&I=3&J=4").is_err());
+    }
+
+    #[test]
+    fn wmts_capabilities_kvp_and_rest() {
+        let c = ok(Protocol::Wmts, "SERVICE=WMTS&REQUEST=GetCapabilities");
+        assert_eq!(c.response, ResponseKind::Capabilities(Protocol::Wmts));
+        for rest in ["/1.0.0/WMTSCapabilities.xml", "/WMTSCapabilities.xml"] {
+            let c = classify(&get(Protocol::Wmts, rest, ""), &path()).unwrap();
+            assert_eq!(
+                (c.op.name, c.op.extent),
+                ("wmts.GetCapabilities", Extent::None)
+            );
+            assert_eq!(c.forward.path, rest);
+        }
+    }
+
+    fn classify(req: &OgcRequest<'_>, p: &PathConfig) -> Result<Classified, OgcError> {
+        super::super::classify(req, p)
+    }
+
+    #[test]
+    fn rest_tile_with_the_default_template() {
+        let c = classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/3/2/5.png",
+                "",
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.format.as_deref(), Some("png"));
+        assert_eq!(c.forward.path, "/roads/default/WebMercatorQuad/3/2/5.png");
+        // GeoServer style: format in the query.
+        let c = classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/EPSG:900913/EPSG:900913:3/2/5.png",
+                "format=image/png",
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
+        assert_eq!(c.forward.query, "format=image/png");
+        // Encoded names are decoded for judging, forwarded as received.
+        let c = classify(
+            &get(
+                Protocol::Wmts,
+                "/ns%3Aroads/default/WebMercatorQuad/0/0/0.png",
+                "",
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.op.layers, vec!["ns:roads"]);
+        assert_eq!(
+            c.forward.path,
+            "/ns%3Aroads/default/WebMercatorQuad/0/0/0.png"
+        );
+        for rest in [
+            "/roads/WebMercatorQuad/3/2/5.png",
+            "/roads/default/WebMercatorQuad/3/2/5",
+            "/roads/default/WebMercatorQuad/3/2/.png",
+            "/roads/default/WebMercatorQuad/3/9/5.png",
+            "/roads/default/WebMercatorQuad/3/2/5.png/x",
+        ] {
+            assert!(
+                classify(&get(Protocol::Wmts, rest, ""), &path()).is_err(),
+                "{rest}"
+            );
+        }
+        assert!(classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/3/2/5.png",
+                "cql_filter=x"
+            ),
+            &path()
+        )
+        .is_err());
+    }
+
+    /// The same URL under MapProxy's template (column before row) is another tile.
+    #[test]
+    fn rest_tile_with_mapproxys_template_swaps_row_and_col() {
+        let opts = Options {
+            wmts_rest_template: Some(
+                "/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}",
+            ),
+            ..Options::default()
+        };
+        let c = classify_with(
+            &get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""),
+            &path(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
+        // The default (6 segments) does not match MapProxy's 5-segment URL at all.
+        assert!(classify(
+            &get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""),
+            &path()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn rest_dimension_segments_are_tolerated_when_templated() {
+        let opts = Options {
+            wmts_rest_template: Some(
+                "/{Layer}/{Style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png",
+            ),
+            ..Options::default()
+        };
+        let c = classify_with(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/2024-01-01/WebMercatorQuad/1/1/0.png",
+                "",
+            ),
+            &path(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 0, 1).unwrap()));
+        assert!(classify_with(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/1/1/0.png",
+                ""
+            ),
+            &path(),
+            &opts
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn rest_post_is_405() {
+        let mut req = get(Protocol::Wmts, "/1.0.0/WMTSCapabilities.xml", "");
+        req.method = &Method::POST;
+        assert_eq!(classify(&req, &path()).unwrap_err().status(), 405);
+        let mut req = get(Protocol::Wmts, "", "REQUEST=GetCapabilities");
+        req.method = &Method::POST;
+        assert_eq!(classify(&req, &path()).unwrap_err().status(), 405);
+    }
+
+    #[test]
+    fn templates() {
+        for bad in [
+            "",
+            "{Layer}",
+            "/{Layer}//{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}",
+            "/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}/{layer}",
+            "/{Layer/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}",
+            "/{}/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}",
+            "/x}/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}",
+        ] {
+            assert!(validate_rest_template(bad).is_err(), "{bad}");
+        }
+        let t = Template::parse(
+            "/tile/1.0.0/{layer}/{style}/{tilematrixset}/{tilematrix}/{tilerow}/{tilecol}",
+        )
+        .unwrap();
+        let v = t.matches("/tile/1.0.0/a/b/c/d/1/2").unwrap();
+        assert_eq!(
+            v.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            vec!["a", "b", "c", "d", "1", "2"]
+        );
+        assert!(t.matches("/tile/1.0.1/a/b/c/d/1/2").is_none());
+    }
+
+    #[test]
+    fn tile_formats_other_than_images_and_vector_tiles_are_refused() {
+        let base = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=0&TILEROW=0&TILECOL=0";
+        let c = ok(
+            Protocol::Wmts,
+            format!("{base}&FORMAT=application/vnd.mapbox-vector-tile").leak(),
+        );
+        assert_eq!(c.response, ResponseKind::Mvt);
+        assert_eq!(
+            ok(Protocol::Wmts, format!("{base}&FORMAT=image/jpeg").leak()).response,
+            ResponseKind::Other
+        );
+        for format in [
+            "application/json;type=geojson",
+            "application/json;type=utfgrid",
+            "text/html",
+        ] {
+            assert!(
+                run(Protocol::Wmts, format!("{base}&FORMAT={format}").leak()).is_err(),
+                "{format}"
+            );
+        }
+        let c = classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/0/0/0.pbf",
+                "",
+            ),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.response, ResponseKind::Mvt);
+        assert!(classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/0/0/0.geojson",
+                ""
+            ),
+            &path()
+        )
+        .is_err());
+        assert!(classify(
+            &get(
+                Protocol::Wmts,
+                "/roads/default/WebMercatorQuad/0/0/0.png",
+                "format=application/vnd.mapbox-vector-tile"
+            ),
+            &path()
+        )
+        .is_err());
+    }
+}

@@ -156,7 +156,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::{PathConfig, PathKind, Upstreams};
+    use crate::config::{PathConfig, PathKind};
     use crate::policy::{decide, Access, Extent, Operation, Scope, Surface, TokenId};
     use crate::spatial::TileCoord;
 
@@ -178,14 +178,8 @@ mod tests {
 
     fn paths() -> PathTable {
         let p = |id: &str, lineage: &[&str], kind| PathConfig {
-            id: id.into(),
-            kind,
             lineage: lineage.iter().map(|s| (*s).to_owned()).collect(),
-            upstream: Upstreams::default(),
-            layers: Vec::new(),
-            allow_params: Vec::new(),
-            properties: None,
-            webmercator_matrix_sets: Vec::new(),
+            ..PathConfig::new(id, kind)
         };
         PathTable::new([
             p("world", &["world"], PathKind::Folder),

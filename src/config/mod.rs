@@ -108,6 +108,9 @@ pub struct Upstreams {
     pub mvt: Option<TileTemplate>,
     pub wms: Option<http::Uri>,
     pub wmts: Option<http::Uri>,
+    /// The WMTS RESTful base, when the upstream serves it apart from KVP (MapProxy
+    /// `/wmts`); `None` uses `wmts`.
+    pub wmts_rest: Option<http::Uri>,
     pub wfs: Option<http::Uri>,
     pub wcs: Option<http::Uri>,
     pub ogcapi: Option<http::Uri>,
@@ -131,6 +134,47 @@ pub struct PathConfig {
     /// WMTS / OGC API tile matrix set ids to treat as Web Mercator quad sets,
     /// besides the well-known names.
     pub webmercator_matrix_sets: Vec<String>,
+    /// The upstream's WMTS RESTful tile template, relative to the WMTS REST base.
+    pub wmts_rest_template: Option<String>,
+    /// Dataset-level OGC API tiles (which mix collections) are served only when the
+    /// path covers every upstream collection and says so.
+    pub dataset_tiles: bool,
+    /// Geometry property names, never hidden by a property fence.
+    pub geometry_properties: Vec<String>,
+    /// The largest WMS WIDTH/HEIGHT.
+    pub max_image_size: u32,
+}
+
+impl PathConfig {
+    /// A path with no parent, no upstream and every optional key at its default
+    /// (tests and the demo start from here).
+    pub fn new(id: &str, kind: PathKind) -> Self {
+        PathConfig {
+            id: id.to_owned(),
+            kind,
+            lineage: vec![id.to_owned()],
+            upstream: Upstreams::default(),
+            layers: Vec::new(),
+            allow_params: Vec::new(),
+            properties: None,
+            webmercator_matrix_sets: Vec::new(),
+            wmts_rest_template: None,
+            dataset_tiles: false,
+            geometry_properties: Vec::new(),
+            max_image_size: crate::ogc::MAX_IMAGE_SIZE,
+        }
+    }
+
+    /// The OGC classifier's options for this path.
+    pub fn ogc_options(&self) -> crate::ogc::Options<'_> {
+        crate::ogc::Options {
+            max_image_size: self.max_image_size,
+            webmercator_matrix_sets: &self.webmercator_matrix_sets,
+            wmts_rest_template: self.wmts_rest_template.as_deref(),
+            dataset_tiles: self.dataset_tiles,
+            geometry_properties: &self.geometry_properties,
+        }
+    }
 }
 
 impl PathConfig {

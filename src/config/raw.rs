@@ -173,6 +173,12 @@ pub struct RawPath {
     pub properties: Option<Vec<String>>,
     #[serde(default)]
     pub webmercator_matrix_sets: Vec<String>,
+    pub wmts_rest_template: Option<String>,
+    #[serde(default)]
+    pub dataset_tiles: bool,
+    #[serde(default)]
+    pub geometry_properties: Vec<String>,
+    pub max_image_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +189,7 @@ pub struct RawUpstreams {
     pub mvt: Option<String>,
     pub wms: Option<String>,
     pub wmts: Option<String>,
+    pub wmts_rest: Option<String>,
     pub wfs: Option<String>,
     pub wcs: Option<String>,
     pub ogcapi: Option<String>,

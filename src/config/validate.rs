@@ -318,6 +318,19 @@ impl Validator {
             );
         }
         let allow_params = p.allow_params.iter().map(|s| s.to_ascii_uppercase()).collect();
+        if let Some(t) = &p.wmts_rest_template {
+            if let Err(e) = crate::ogc::validate_rest_template(t) {
+                self.err(format!("{key}.wmts_rest_template"), format!("`{t}` is not a WMTS REST template: {e}"));
+            }
+        }
+        let max_image_size = match p.max_image_size {
+            Some(0) => {
+                self.err(format!("{key}.max_image_size"), "`0` would refuse every map; the default is 4096");
+                0
+            }
+            Some(n) => n,
+            None => crate::ogc::MAX_IMAGE_SIZE,
+        };
         Some(PathConfig {
             id: p.id.clone(),
             kind,
@@ -327,6 +340,10 @@ impl Validator {
             allow_params,
             properties: p.properties.clone(),
             webmercator_matrix_sets: p.webmercator_matrix_sets.clone(),
+            wmts_rest_template: p.wmts_rest_template.clone(),
+            dataset_tiles: p.dataset_tiles,
+            geometry_properties: p.geometry_properties.clone(),
+            max_image_size,
         })
     }
 
@@ -342,12 +359,13 @@ impl Validator {
         });
         let wms = url("wms", &u.wms);
         let wmts = url("wmts", &u.wmts);
+        let wmts_rest = url("wmts_rest", &u.wmts_rest);
         let wfs = url("wfs", &u.wfs);
         let wcs = url("wcs", &u.wcs);
         let ogcapi = url("ogcapi", &u.ogcapi);
         let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
         let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
-        let out = Upstreams { base, xyz, mvt, wms, wmts, wfs, wcs, ogcapi };
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi };
         if [
             u.base.is_none(),
             u.xyz.is_none(),

@@ -48,9 +48,9 @@ use crate::spatial::{crs_from_identifier, AxisOrder, Crs};
 use super::geo::{bbox, number, uint};
 use super::tiles::matrix_tile_extent;
 use super::{
-    bad, check_text_functions, decode_segment, filter_error, media_essence, name_list, path_allows,
-    rendered_format, shown, unsupported, Classified, DataFormat, Dialect, Forward, ForwardBody,
-    Kvp, OgcError, OgcRequest, Options, Parts, Protocol, ResponseKind,
+    bad, check_text_functions, decode_segment, filter_error, media_essence, name_list, path_allows, rendered_format,
+    shown, unsupported, Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options,
+    Parts, Protocol, ResponseKind,
 };
 
 const META: &[&str] = &["f", "lang"];
@@ -112,22 +112,10 @@ fn route<'s>(segments: &[&'s str]) -> Option<Route<'s>> {
         ["collections", c, "queryables"] => Route::Described(c, "api.queryables"),
         ["collections", c, "schema"] => Route::Described(c, "api.schema"),
         ["collections", c, "sortables"] => Route::Described(c, "api.sortables"),
-        ["collections", c, rest @ ..] => tiles_route(
-            TilesAt {
-                collection: Some(c),
-                map: false,
-            },
-            rest,
-        )?,
+        ["collections", c, rest @ ..] => tiles_route(TilesAt { collection: Some(c), map: false }, rest)?,
         ["tileMatrixSets"] => Route::MatrixSets,
         ["tileMatrixSets", id] => Route::MatrixSet(id),
-        rest => tiles_route(
-            TilesAt {
-                collection: None,
-                map: false,
-            },
-            rest,
-        )?,
+        rest => tiles_route(TilesAt { collection: None, map: false }, rest)?,
     })
 }
 
@@ -147,11 +135,7 @@ fn tiles_route<'s>(mut at: TilesAt<'s>, segments: &[&'s str]) -> Option<Route<'s
     })
 }
 
-pub(super) fn classify(
-    req: &OgcRequest<'_>,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Classified, OgcError> {
+pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'_>) -> Result<Classified, OgcError> {
     let trimmed = req.rest.strip_suffix('/').unwrap_or(req.rest);
     let segments: Vec<&str> = match trimmed {
         "" => Vec::new(),
@@ -161,23 +145,15 @@ pub(super) fn classify(
             .split('/')
             .collect(),
     };
-    let route = route(&segments).ok_or_else(|| {
-        bad(format!(
-            "`{}` is not an OGC API path the gateway knows",
-            shown(req.rest)
-        ))
-    })?;
+    let route = route(&segments)
+        .ok_or_else(|| bad(format!("`{}` is not an OGC API path the gateway knows", shown(req.rest))))?;
     let kvp = Kvp::parse(req.query, Dialect::API)?;
     let parts = classify_route(&route, req, &kvp, path, opts)?;
     let body = match *req.method {
         Method::POST | Method::PUT | Method::PATCH => ForwardBody::Original,
         _ => ForwardBody::None,
     };
-    Ok(parts.into_classified(Forward {
-        path: req.rest.to_owned(),
-        query: kvp.encode(),
-        body,
-    }))
+    Ok(parts.into_classified(Forward { path: req.rest.to_owned(), query: kvp.encode(), body }))
 }
 
 fn classify_route(
@@ -192,18 +168,12 @@ fn classify_route(
         if read {
             Ok(())
         } else {
-            Err(OgcError::MethodNotAllowed {
-                method: req.method.to_string(),
-                allowed,
-            })
+            Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed })
         }
     };
     let f = kvp.get_nonempty("F");
     let (format, named) = negotiate(f, req.accept);
-    let meta = |name: &'static str,
-                layers: Vec<String>,
-                response: ResponseKind|
-     -> Result<Parts, OgcError> {
+    let meta = |name: &'static str, layers: Vec<String>, response: ResponseKind| -> Result<Parts, OgcError> {
         only_read("GET, HEAD")?;
         check_params(kvp, META, path, name, false)?;
         Ok(Parts::new(name, Tier::View, layers, Extent::None, response).with_format(f))
@@ -224,24 +194,14 @@ fn classify_route(
             only_read("GET, HEAD")?;
             check_params(kvp, META, path, name, false)?;
             let response = ResponseKind::Schema(format);
-            Ok(Parts::new(
-                name,
-                Tier::ViewPlus,
-                vec![collection(c)?],
-                Extent::None,
-                response,
-            )
-            .with_format(f))
+            Ok(Parts::new(name, Tier::ViewPlus, vec![collection(c)?], Extent::None, response).with_format(f))
         }
         Route::Items(c) => {
             let layers = vec![collection(c)?];
             match *req.method {
                 Method::GET | Method::HEAD => items(kvp, path, layers, format, f),
                 Method::POST => write(req, kvp, path, "api.createItem", layers, Some(Body::Create)),
-                _ => Err(OgcError::MethodNotAllowed {
-                    method: req.method.to_string(),
-                    allowed: "GET, HEAD, POST",
-                }),
+                _ => Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed: "GET, HEAD, POST" }),
             }
         }
         Route::Item(c, fid) => {
@@ -261,14 +221,7 @@ fn classify_route(
                     .with_format(f)
                     .with_properties(properties))
                 }
-                Method::PUT => write(
-                    req,
-                    kvp,
-                    path,
-                    "api.replaceItem",
-                    layers,
-                    Some(Body::Replace),
-                ),
+                Method::PUT => write(req, kvp, path, "api.replaceItem", layers, Some(Body::Replace)),
                 Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
                 Method::DELETE => write(req, kvp, path, "api.deleteItem", layers, None),
                 _ => Err(OgcError::MethodNotAllowed {
@@ -303,32 +256,17 @@ fn classify_route(
                 (["api.tilesets", "api.tileset"], "api.tile")
             };
             match *route {
-                Route::Tilesets(_) => {
-                    Ok(
-                        Parts::new(names[0], Tier::View, layers, Extent::None, links)
-                            .with_format(f),
-                    )
-                }
+                Route::Tilesets(_) => Ok(Parts::new(names[0], Tier::View, layers, Extent::None, links).with_format(f)),
                 Route::Tileset(_, tms) => {
                     decode_segment(tms, "tileMatrixSetId")?;
-                    Ok(
-                        Parts::new(names[1], Tier::View, layers, Extent::None, links)
-                            .with_format(f),
-                    )
+                    Ok(Parts::new(names[1], Tier::View, layers, Extent::None, links).with_format(f))
                 }
                 Route::Tile(_, [tms, z, row, col]) => {
                     let tms = decode_segment(tms, "tileMatrixSetId")?;
                     if let Some(f) = f.filter(|_| at.map) {
                         rendered_format(f, "f", tile_name, false)?;
                     }
-                    let extent = matrix_tile_extent(
-                        &tms,
-                        z,
-                        row,
-                        col,
-                        ["tileMatrix", "tileRow", "tileCol"],
-                        opts,
-                    )?;
+                    let extent = matrix_tile_extent(&tms, z, row, col, ["tileMatrix", "tileRow", "tileCol"], opts)?;
                     let response = match (at.map, path.kind, f.map(|_| &format)) {
                         (true, _, _) | (false, PathKind::Raster, _) => ResponseKind::Other,
                         (false, _, None) | (false, _, Some(DataFormat::Mvt)) => ResponseKind::Mvt,
@@ -341,11 +279,7 @@ fn classify_route(
             }
         }
     }?;
-    Ok(if parts.format.is_none() {
-        parts.with_format(named.as_deref())
-    } else {
-        parts
-    })
+    Ok(if parts.format.is_none() { parts.with_format(named.as_deref()) } else { parts })
 }
 
 /// A collection id from the path, decoded.
@@ -365,10 +299,9 @@ fn negotiate(f: Option<&str>, accept: Option<&str>) -> (DataFormat, Option<Strin
         return (format, None);
     }
     match accept {
-        Some(a) if a.to_ascii_lowercase().contains("text/html") => (
-            DataFormat::Other("text/html".into()),
-            Some("text/html".into()),
-        ),
+        Some(a) if a.to_ascii_lowercase().contains("text/html") => {
+            (DataFormat::Other("text/html".into()), Some("text/html".into()))
+        }
         _ => (DataFormat::Json, None),
     }
 }
@@ -389,10 +322,7 @@ fn check_params(
             continue;
         }
         if let Some(s) = standard.iter().find(|s| s.eq_ignore_ascii_case(name)) {
-            return Err(bad(format!(
-                "parameter `{}` must be written `{s}`",
-                shown(name)
-            )));
+            return Err(bad(format!("parameter `{}` must be written `{s}`", shown(name))));
         }
         if path_allows(path, pair.key()) {
             continue;
@@ -450,20 +380,12 @@ fn items(
             }
         };
         properties.extend(found);
-    } else if kvp.contains("FILTER-LANG")
-        && !matches!(kvp.get("FILTER-LANG"), Some("cql2-text" | "cql2-json"))
-    {
+    } else if kvp.contains("FILTER-LANG") && !matches!(kvp.get("FILTER-LANG"), Some("cql2-text" | "cql2-json")) {
         return Err(unsupported("filter-lang: use cql2-text or cql2-json"));
     }
-    Ok(Parts::new(
-        "api.items",
-        Tier::ViewPlus,
-        layers,
-        extent,
-        ResponseKind::Features(format),
-    )
-    .with_format(f)
-    .with_properties(properties))
+    Ok(Parts::new("api.items", Tier::ViewPlus, layers, extent, ResponseKind::Features(format))
+        .with_format(f)
+        .with_properties(properties))
 }
 
 /// `properties=a,b`: the properties a response should carry.
@@ -485,13 +407,7 @@ fn bbox_extent(raw: &str, crs_id: Option<&str>) -> Result<Extent, OgcError> {
     let picked: [&str; 4] = match parts.as_slice() {
         [a, b, c, d] => [a, b, c, d],
         [a, b, _, d, e, _] => [a, b, d, e],
-        _ => {
-            return Err(bad(format!(
-                "bbox: expected 4 or 6 numbers, got {} in `{}`",
-                parts.len(),
-                shown(raw)
-            )))
-        }
+        _ => return Err(bad(format!("bbox: expected 4 or 6 numbers, got {} in `{}`", parts.len(), shown(raw)))),
     };
     let mut v = [0.0; 4];
     for (slot, p) in v.iter_mut().zip(picked) {
@@ -507,10 +423,7 @@ fn bbox_extent(raw: &str, crs_id: Option<&str>) -> Result<Extent, OgcError> {
         Some(id) => crs_from_identifier(id),
     };
     match resolved {
-        Some((crs, order)) => Ok(Extent::BBox {
-            bbox: bbox(crs, order, v, true, "bbox")?,
-            zoom: None,
-        }),
+        Some((crs, order)) => Ok(Extent::BBox { bbox: bbox(crs, order, v, true, "bbox")?, zoom: None }),
         // Axis order and wrapping are unknown in an unknown CRS: nothing more to check.
         None => Ok(Extent::ForeignCrs),
     }
@@ -540,14 +453,7 @@ fn write(
         Some(kind) => body_properties(req, kind)?,
         None => Vec::new(),
     };
-    Ok(Parts::new(
-        name,
-        Tier::Edit,
-        layers,
-        Extent::Opaque,
-        ResponseKind::Other,
-    )
-    .with_properties(properties))
+    Ok(Parts::new(name, Tier::Edit, layers, Extent::Opaque, ResponseKind::Other).with_properties(properties))
 }
 
 /// The property names a GeoJSON write body sets.
@@ -555,10 +461,7 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcE
     let media = media_essence(req.content_type);
     let accepted = match kind {
         Body::Patch => {
-            matches!(
-                media.as_str(),
-                "application/geo+json" | "application/json" | "application/merge-patch+json"
-            )
+            matches!(media.as_str(), "application/geo+json" | "application/json" | "application/merge-patch+json")
         }
         _ => matches!(media.as_str(), "application/geo+json" | "application/json"),
     };
@@ -568,12 +471,8 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcE
             shown(req.content_type.unwrap_or("no content type"))
         )));
     }
-    let body = req
-        .body
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| bad("the request has no body"))?;
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let body = req.body.filter(|b| !b.is_empty()).ok_or_else(|| bad("the request has no body"))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
     let mut out = Vec::new();
     match (kind, value.get("type").and_then(Value::as_str)) {
         (Body::Create, Some("FeatureCollection")) => {
@@ -593,11 +492,7 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcE
         {
             feature_keys(&value, &mut out)?
         }
-        _ => {
-            return Err(bad(
-                "the body must be a GeoJSON Feature (or, to create, a FeatureCollection)",
-            ))
-        }
+        _ => return Err(bad("the body must be a GeoJSON Feature (or, to create, a FeatureCollection)")),
     }
     Ok(out)
 }
@@ -633,182 +528,58 @@ mod tests {
         let cases: &[(&str, &str, Tier, Extent, &[&str])] = &[
             ("", "api.landing", Tier::View, Extent::None, &[]),
             ("/", "api.landing", Tier::View, Extent::None, &[]),
-            (
-                "/conformance",
-                "api.conformance",
-                Tier::View,
-                Extent::None,
-                &[],
-            ),
+            ("/conformance", "api.conformance", Tier::View, Extent::None, &[]),
             ("/api", "api.definition", Tier::View, Extent::None, &[]),
-            (
-                "/collections",
-                "api.collections",
-                Tier::View,
-                Extent::None,
-                &[],
-            ),
-            (
-                "/collections/roads",
-                "api.collection",
-                Tier::View,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/",
-                "api.collection",
-                Tier::View,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/items",
-                "api.items",
-                Tier::ViewPlus,
-                Extent::Unbounded,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/items/17",
-                "api.item",
-                Tier::ViewPlus,
-                Extent::Unbounded,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/queryables",
-                "api.queryables",
-                Tier::ViewPlus,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/schema",
-                "api.schema",
-                Tier::ViewPlus,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/tiles",
-                "api.tilesets",
-                Tier::View,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/tiles/WebMercatorQuad",
-                "api.tileset",
-                Tier::View,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/map/tiles",
-                "api.mapTilesets",
-                Tier::View,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/collections/roads/tiles/WebMercatorQuad/metadata",
-                "api.tileset",
-                Tier::View,
-                Extent::None,
-                &["roads"],
-            ),
-            (
-                "/tileMatrixSets",
-                "api.tileMatrixSets",
-                Tier::View,
-                Extent::None,
-                &[],
-            ),
-            (
-                "/tileMatrixSets/WebMercatorQuad",
-                "api.tileMatrixSet",
-                Tier::View,
-                Extent::None,
-                &[],
-            ),
-            (
-                "/collections/ns%3Aroads",
-                "api.collection",
-                Tier::View,
-                Extent::None,
-                &["ns:roads"],
-            ),
+            ("/collections", "api.collections", Tier::View, Extent::None, &[]),
+            ("/collections/roads", "api.collection", Tier::View, Extent::None, &["roads"]),
+            ("/collections/roads/", "api.collection", Tier::View, Extent::None, &["roads"]),
+            ("/collections/roads/items", "api.items", Tier::ViewPlus, Extent::Unbounded, &["roads"]),
+            ("/collections/roads/items/17", "api.item", Tier::ViewPlus, Extent::Unbounded, &["roads"]),
+            ("/collections/roads/queryables", "api.queryables", Tier::ViewPlus, Extent::None, &["roads"]),
+            ("/collections/roads/schema", "api.schema", Tier::ViewPlus, Extent::None, &["roads"]),
+            ("/collections/roads/tiles", "api.tilesets", Tier::View, Extent::None, &["roads"]),
+            ("/collections/roads/tiles/WebMercatorQuad", "api.tileset", Tier::View, Extent::None, &["roads"]),
+            ("/collections/roads/map/tiles", "api.mapTilesets", Tier::View, Extent::None, &["roads"]),
+            ("/collections/roads/tiles/WebMercatorQuad/metadata", "api.tileset", Tier::View, Extent::None, &["roads"]),
+            ("/tileMatrixSets", "api.tileMatrixSets", Tier::View, Extent::None, &[]),
+            ("/tileMatrixSets/WebMercatorQuad", "api.tileMatrixSet", Tier::View, Extent::None, &[]),
+            ("/collections/ns%3Aroads", "api.collection", Tier::View, Extent::None, &["ns:roads"]),
         ];
         for (rest, name, tier, extent, layers) in cases {
             let c = op(rest, "");
-            assert_eq!(
-                (c.op.name, c.op.tier, c.op.extent),
-                (*name, *tier, *extent),
-                "{rest}"
-            );
+            assert_eq!((c.op.name, c.op.tier, c.op.extent), (*name, *tier, *extent), "{rest}");
             assert_eq!(c.op.layers, layers.to_vec(), "{rest}");
             assert_eq!(c.forward.path, *rest);
         }
-        for rest in [
-            "/collections/roads/items/1/x",
-            "/nope",
-            "/collections/roads/map",
-            "/collections//items",
-            "x",
-        ] {
-            assert!(
-                matches!(api(rest, ""), Err(OgcError::BadRequest(_))),
-                "{rest}"
-            );
+        for rest in ["/collections/roads/items/1/x", "/nope", "/collections/roads/map", "/collections//items", "x"] {
+            assert!(matches!(api(rest, ""), Err(OgcError::BadRequest(_))), "{rest}");
         }
     }
 
     #[test]
     fn response_kinds() {
-        assert_eq!(
-            op("", "").response,
-            ResponseKind::Capabilities(Protocol::Api)
-        );
-        assert_eq!(
-            op("/collections", "f=json").response,
-            ResponseKind::Capabilities(Protocol::Api)
-        );
+        assert_eq!(op("", "").response, ResponseKind::Capabilities(Protocol::Api));
+        assert_eq!(op("/collections", "f=json").response, ResponseKind::Capabilities(Protocol::Api));
         assert_eq!(op("/api", "").response, ResponseKind::ApiDefinition);
-        assert_eq!(
-            op("/collections/roads/items", "").response,
-            ResponseKind::Features(DataFormat::Json)
-        );
+        assert_eq!(op("/collections/roads/items", "").response, ResponseKind::Features(DataFormat::Json));
         assert_eq!(
             op("/collections/roads/items", "f=html").response,
             ResponseKind::Features(DataFormat::Other("html".into()))
         );
-        assert_eq!(
-            op("/collections/roads/queryables", "").response,
-            ResponseKind::Schema(DataFormat::Json)
-        );
+        assert_eq!(op("/collections/roads/queryables", "").response, ResponseKind::Schema(DataFormat::Json));
         let mut req = get(Protocol::Api, "/collections/roads/items", "");
         req.accept = Some("text/html,application/xhtml+xml,*/*;q=0.8");
         let c = classify(&req, &path()).unwrap();
-        assert_eq!(
-            c.response,
-            ResponseKind::Features(DataFormat::Other("text/html".into()))
-        );
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Other("text/html".into())));
         assert_eq!(c.format.as_deref(), Some("text/html"));
         req.accept = Some("application/geo+json");
-        assert_eq!(
-            classify(&req, &path()).unwrap().response,
-            ResponseKind::Features(DataFormat::Json)
-        );
+        assert_eq!(classify(&req, &path()).unwrap().response, ResponseKind::Features(DataFormat::Json));
     }
 
     #[test]
     fn items_bbox_axis_orders_and_antimeridian() {
         let b = bbox_of(&op("/collections/roads/items", "bbox=5,50,6,51"));
-        assert_eq!(
-            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
-            (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0])
-        );
+        assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]));
         let b = bbox_of(&op(
             "/collections/roads/items",
             "bbox=50,5,51,6&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326",
@@ -824,12 +595,9 @@ mod tests {
         let b = bbox_of(&op("/collections/roads/items", "bbox=5,50,0,6,51,100"));
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
         assert_eq!(
-            op(
-                "/collections/roads/items",
-                "bbox=0,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/28992"
-            )
-            .op
-            .extent,
+            op("/collections/roads/items", "bbox=0,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/28992")
+                .op
+                .extent,
             Extent::ForeignCrs
         );
         for bad in [
@@ -845,11 +613,8 @@ mod tests {
             let query: &'static str = bad;
             assert!(api("/collections/roads/items", query).is_err(), "{bad}");
         }
-        assert!(api(
-            "/collections/roads/items",
-            "bbox=2,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857"
-        )
-        .is_err());
+        assert!(api("/collections/roads/items", "bbox=2,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857")
+            .is_err());
     }
 
     #[test]
@@ -858,10 +623,7 @@ mod tests {
             "/collections/roads/items",
             "properties=name,lanes&sortby=%2Bwidth,-owner&surface=asphalt&limit=10&f=json",
         );
-        assert_eq!(
-            c.op.properties,
-            vec!["surface", "name", "lanes", "width", "owner"]
-        );
+        assert_eq!(c.op.properties, vec!["surface", "name", "lanes", "width", "owner"]);
         // An unencoded `+` is a space, which is trimmed.
         let c = op("/collections/roads/items", "sortby=+width");
         assert_eq!(c.op.properties, vec!["width"]);
@@ -874,12 +636,7 @@ mod tests {
         // Queryables only on items; elsewhere unknown parameters are refused.
         assert!(api("/collections/roads", "surface=asphalt").is_err());
         assert!(api("/collections/roads/items/1", "surface=asphalt").is_err());
-        assert_eq!(
-            op("/collections/roads/items/1", "properties=name")
-                .op
-                .properties,
-            vec!["name"]
-        );
+        assert_eq!(op("/collections/roads/items/1", "properties=name").op.properties, vec!["name"]);
     }
 
     #[test]
@@ -889,10 +646,7 @@ mod tests {
         let req = get(Protocol::Api, "/collections/roads/items", "name=Main");
         assert!(classify(&req, &p).is_ok());
         let req = get(Protocol::Api, "/collections/roads/items", "q=secret");
-        assert_eq!(
-            classify(&req, &p).unwrap_err(),
-            OgcError::UnknownProperty("q".into())
-        );
+        assert_eq!(classify(&req, &p).unwrap_err(), OgcError::UnknownProperty("q".into()));
         p.allow_params = vec!["Q".into()];
         let c = classify(&req, &p).unwrap();
         assert!(c.op.properties.is_empty());
@@ -905,28 +659,14 @@ mod tests {
         assert_eq!((c.op.name, c.op.tier), ("api.tile", Tier::View));
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
         assert_eq!(c.response, ResponseKind::Mvt);
-        assert_eq!(
-            op("/collections/roads/tiles/WebMercatorQuad/3/2/5", "f=mvt").response,
-            ResponseKind::Mvt
-        );
+        assert_eq!(op("/collections/roads/tiles/WebMercatorQuad/3/2/5", "f=mvt").response, ResponseKind::Mvt);
         assert_eq!(
             op("/collections/roads/tiles/WebMercatorQuad/3/2/5", "f=json").response,
             ResponseKind::Features(DataFormat::Json)
         );
-        let c = op(
-            "/collections/roads/map/tiles/WebMercatorQuad/3/2/5",
-            "f=png",
-        );
-        assert_eq!(
-            (c.op.name, c.response),
-            ("api.mapTile", ResponseKind::Other)
-        );
-        assert_eq!(
-            op("/collections/roads/tiles/WorldCRS84Quad/3/2/5", "")
-                .op
-                .extent,
-            Extent::ForeignCrs
-        );
+        let c = op("/collections/roads/map/tiles/WebMercatorQuad/3/2/5", "f=png");
+        assert_eq!((c.op.name, c.response), ("api.mapTile", ResponseKind::Other));
+        assert_eq!(op("/collections/roads/tiles/WorldCRS84Quad/3/2/5", "").op.extent, Extent::ForeignCrs);
         assert!(api("/collections/roads/tiles/WebMercatorQuad/3/8/5", "").is_err());
         assert!(api("/collections/roads/tiles/WebMercatorQuad/3/2", "").is_err());
         assert!(api("/collections/roads/tiles/WebMercatorQuad/3/2/5", "filter=x").is_err());
@@ -934,25 +674,11 @@ mod tests {
 
     #[test]
     fn dataset_tiles_need_a_whole_upstream_path() {
-        for rest in [
-            "/tiles",
-            "/tiles/WebMercatorQuad/0/0/0",
-            "/map/tiles/WebMercatorQuad/0/0/0",
-        ] {
-            assert!(
-                matches!(api(rest, ""), Err(OgcError::NotSupported(_))),
-                "{rest}"
-            );
+        for rest in ["/tiles", "/tiles/WebMercatorQuad/0/0/0", "/map/tiles/WebMercatorQuad/0/0/0"] {
+            assert!(matches!(api(rest, ""), Err(OgcError::NotSupported(_))), "{rest}");
         }
-        let opts = Options {
-            dataset_tiles: true,
-            ..Options::default()
-        };
-        let req = get(
-            Protocol::Api,
-            "/tiles/WebMercatorQuad/1/0/1",
-            "collections=roads,rivers",
-        );
+        let opts = Options { dataset_tiles: true, ..Options::default() };
+        let req = get(Protocol::Api, "/tiles/WebMercatorQuad/1/0/1", "collections=roads,rivers");
         let c = classify_with(&req, &path(), &opts).unwrap();
         assert_eq!(c.op.layers, vec!["roads", "rivers"]);
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 1, 0).unwrap()));
@@ -975,46 +701,21 @@ mod tests {
     #[test]
     fn writes_are_edit_tier_with_body_properties() {
         let feature = r#"{"type":"Feature","geometry":null,"properties":{"name":"A","lanes":2}}"#;
-        let c = classify(
-            &write_req(
-                &Method::POST,
-                "/collections/roads/items",
-                "application/geo+json",
-                feature,
-            ),
-            &path(),
-        )
-        .unwrap();
-        assert_eq!(
-            (c.op.name, c.op.tier, c.op.extent),
-            ("api.createItem", Tier::Edit, Extent::Opaque)
-        );
+        let c =
+            classify(&write_req(&Method::POST, "/collections/roads/items", "application/geo+json", feature), &path())
+                .unwrap();
+        assert_eq!((c.op.name, c.op.tier, c.op.extent), ("api.createItem", Tier::Edit, Extent::Opaque));
         let mut props = c.op.properties.clone();
         props.sort();
         assert_eq!(props, vec!["lanes", "name"]);
         assert_eq!(c.forward.body, ForwardBody::Original);
         let fc = r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"a":1}},{"type":"Feature","geometry":null,"properties":{"b":1}}]}"#;
-        let c = classify(
-            &write_req(
-                &Method::POST,
-                "/collections/roads/items",
-                "application/json",
-                fc,
-            ),
-            &path(),
-        )
-        .unwrap();
+        let c =
+            classify(&write_req(&Method::POST, "/collections/roads/items", "application/json", fc), &path()).unwrap();
         assert_eq!(c.op.properties, vec!["a", "b"]);
-        let c = classify(
-            &write_req(
-                &Method::PUT,
-                "/collections/roads/items/1",
-                "application/geo+json",
-                feature,
-            ),
-            &path(),
-        )
-        .unwrap();
+        let c =
+            classify(&write_req(&Method::PUT, "/collections/roads/items/1", "application/geo+json", feature), &path())
+                .unwrap();
         assert_eq!(c.op.name, "api.replaceItem");
         let c = classify(
             &write_req(
@@ -1026,105 +727,52 @@ mod tests {
             &path(),
         )
         .unwrap();
-        assert_eq!(
-            (c.op.name, c.op.properties.clone()),
-            ("api.updateItem", vec!["owner".to_string()])
-        );
+        assert_eq!((c.op.name, c.op.properties.clone()), ("api.updateItem", vec!["owner".to_string()]));
         let mut del = get(Protocol::Api, "/collections/roads/items/1", "");
         del.method = &Method::DELETE;
         let c = classify(&del, &path()).unwrap();
-        assert_eq!(
-            (c.op.name, c.op.tier, c.forward.body.clone()),
-            ("api.deleteItem", Tier::Edit, ForwardBody::None)
-        );
+        assert_eq!((c.op.name, c.op.tier, c.forward.body.clone()), ("api.deleteItem", Tier::Edit, ForwardBody::None));
     }
 
     #[test]
     fn bad_writes() {
         let feature = r#"{"type":"Feature","geometry":null,"properties":{}}"#;
         assert_eq!(
-            classify(
-                &write_req(
-                    &Method::POST,
-                    "/collections/roads/items",
-                    "text/plain",
-                    feature
-                ),
-                &path()
-            )
-            .unwrap_err()
-            .status(),
+            classify(&write_req(&Method::POST, "/collections/roads/items", "text/plain", feature), &path())
+                .unwrap_err()
+                .status(),
             415
         );
         for (method, rest, body) in [
             (&Method::POST, "/collections/roads/items", "not json"),
-            (
-                &Method::POST,
-                "/collections/roads/items",
-                r#"{"type":"Point","coordinates":[0,0]}"#,
-            ),
-            (
-                &Method::POST,
-                "/collections/roads/items",
-                r#"{"type":"Feature","properties":[1]}"#,
-            ),
+            (&Method::POST, "/collections/roads/items", r#"{"type":"Point","coordinates":[0,0]}"#),
+            (&Method::POST, "/collections/roads/items", r#"{"type":"Feature","properties":[1]}"#),
             (
                 &Method::POST,
                 "/collections/roads/items",
                 r#"{"type":"FeatureCollection","features":[{"type":"Point"}]}"#,
             ),
-            (
-                &Method::PUT,
-                "/collections/roads/items/1",
-                r#"{"type":"FeatureCollection","features":[]}"#,
-            ),
+            (&Method::PUT, "/collections/roads/items/1", r#"{"type":"FeatureCollection","features":[]}"#),
             (&Method::POST, "/collections/roads/items", ""),
         ] {
-            assert!(
-                classify(&write_req(method, rest, "application/json", body), &path()).is_err(),
-                "{body}"
-            );
+            assert!(classify(&write_req(method, rest, "application/json", body), &path()).is_err(), "{body}");
         }
         assert_eq!(
-            classify(
-                &write_req(
-                    &Method::POST,
-                    "/collections/roads",
-                    "application/json",
-                    feature
-                ),
-                &path()
-            )
-            .unwrap_err()
-            .status(),
+            classify(&write_req(&Method::POST, "/collections/roads", "application/json", feature), &path())
+                .unwrap_err()
+                .status(),
             405
         );
         assert_eq!(
-            classify(
-                &write_req(
-                    &Method::PUT,
-                    "/collections/roads/items",
-                    "application/json",
-                    feature
-                ),
-                &path()
-            )
-            .unwrap_err()
-            .status(),
+            classify(&write_req(&Method::PUT, "/collections/roads/items", "application/json", feature), &path())
+                .unwrap_err()
+                .status(),
             405
         );
         assert_eq!(
-            classify(
-                &write_req(
-                    &Method::POST,
-                    "/collections/roads/items/1",
-                    "application/json",
-                    feature
-                ),
-                &path()
-            )
-            .unwrap_err()
-            .status(),
+            classify(&write_req(&Method::POST, "/collections/roads/items/1", "application/json", feature), &path())
+                .unwrap_err()
+                .status(),
             405
         );
         // A write naming a property outside the schema is refused like a read.
@@ -1132,15 +780,7 @@ mod tests {
         p.properties = Some(vec!["name".into()]);
         let body = r#"{"type":"Feature","geometry":null,"properties":{"secret":1}}"#;
         assert!(matches!(
-            classify(
-                &write_req(
-                    &Method::POST,
-                    "/collections/roads/items",
-                    "application/json",
-                    body
-                ),
-                &p
-            ),
+            classify(&write_req(&Method::POST, "/collections/roads/items", "application/json", body), &p),
             Err(OgcError::UnknownProperty(_))
         ));
     }
@@ -1148,21 +788,10 @@ mod tests {
     #[test]
     fn cross_layer_functions_and_non_image_map_tiles_are_refused() {
         assert!(matches!(
-            api(
-                "/collections/roads/items",
-                "filter=name%3DquerySingle('secret','a','INCLUDE')"
-            ),
+            api("/collections/roads/items", "filter=name%3DquerySingle('secret','a','INCLUDE')"),
             Err(OgcError::NotSupported(_))
         ));
-        assert!(api(
-            "/collections/roads/map/tiles/WebMercatorQuad/0/0/0",
-            "f=json"
-        )
-        .is_err());
-        assert!(api(
-            "/collections/roads/map/tiles/WebMercatorQuad/0/0/0",
-            "f=png"
-        )
-        .is_ok());
+        assert!(api("/collections/roads/map/tiles/WebMercatorQuad/0/0/0", "f=json").is_err());
+        assert!(api("/collections/roads/map/tiles/WebMercatorQuad/0/0/0", "f=png").is_ok());
     }
 }

@@ -13,14 +13,9 @@ use super::{bad, shown, OgcError};
 /// Leading and trailing ASCII spaces are allowed (a `+` in a query decodes to one).
 pub(crate) fn number(raw: &str, param: &str) -> Result<f64, OgcError> {
     let s = raw.trim_matches(' ');
-    let n: f64 = s
-        .parse()
-        .map_err(|_| bad(format!("{param}: `{}` is not a number", shown(raw))))?;
+    let n: f64 = s.parse().map_err(|_| bad(format!("{param}: `{}` is not a number", shown(raw))))?;
     if !n.is_finite() {
-        return Err(bad(format!(
-            "{param}: `{}` is not a finite number",
-            shown(raw)
-        )));
+        return Err(bad(format!("{param}: `{}` is not a finite number", shown(raw))));
     }
     Ok(n)
 }
@@ -31,19 +26,13 @@ pub(crate) fn numbers<const N: usize>(raw: &str, param: &str) -> Result<[f64; N]
     let mut count = 0;
     for part in raw.split(',') {
         if count == N {
-            return Err(bad(format!(
-                "{param}: expected {N} numbers, got more in `{}`",
-                shown(raw)
-            )));
+            return Err(bad(format!("{param}: expected {N} numbers, got more in `{}`", shown(raw))));
         }
         out[count] = number(part, param)?;
         count += 1;
     }
     if count != N {
-        return Err(bad(format!(
-            "{param}: expected {N} numbers, got {count} in `{}`",
-            shown(raw)
-        )));
+        return Err(bad(format!("{param}: expected {N} numbers, got {count} in `{}`", shown(raw))));
     }
     Ok(out)
 }
@@ -51,13 +40,9 @@ pub(crate) fn numbers<const N: usize>(raw: &str, param: &str) -> Result<[f64; N]
 /// A non-negative integer written with ASCII digits only.
 pub(crate) fn uint(raw: &str, param: &str) -> Result<u64, OgcError> {
     if raw.is_empty() || raw.len() > 19 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(format!(
-            "{param}: `{}` is not a non-negative integer",
-            shown(raw)
-        )));
+        return Err(bad(format!("{param}: `{}` is not a non-negative integer", shown(raw))));
     }
-    raw.parse()
-        .map_err(|_| bad(format!("{param}: `{}` is too large", shown(raw))))
+    raw.parse().map_err(|_| bad(format!("{param}: `{}` is too large", shown(raw))))
 }
 
 /// Builds an x-first [`BBox`] from four numbers written in `order`
@@ -65,36 +50,18 @@ pub(crate) fn uint(raw: &str, param: &str) -> Result<u64, OgcError> {
 ///
 /// `antimeridian`: allow west > east for [`Crs::Wgs84`] (OGC API `bbox`); any other
 /// min > max is a 400.
-pub(crate) fn bbox(
-    crs: Crs,
-    order: AxisOrder,
-    v: [f64; 4],
-    antimeridian: bool,
-    param: &str,
-) -> Result<BBox, OgcError> {
+pub(crate) fn bbox(crs: Crs, order: AxisOrder, v: [f64; 4], antimeridian: bool, param: &str) -> Result<BBox, OgcError> {
     let (min_x, min_y, max_x, max_y) = match order {
         AxisOrder::XY => (v[0], v[1], v[2], v[3]),
         AxisOrder::YX => (v[1], v[0], v[3], v[2]),
     };
     if min_y > max_y {
-        return Err(bad(format!(
-            "{param}: the minimum {} is above the maximum",
-            axis_name(crs, 'y')
-        )));
+        return Err(bad(format!("{param}: the minimum {} is above the maximum", axis_name(crs, 'y'))));
     }
     if min_x > max_x && !(antimeridian && crs == Crs::Wgs84) {
-        return Err(bad(format!(
-            "{param}: the minimum {} is above the maximum",
-            axis_name(crs, 'x')
-        )));
+        return Err(bad(format!("{param}: the minimum {} is above the maximum", axis_name(crs, 'x'))));
     }
-    Ok(BBox {
-        crs,
-        min_x,
-        min_y,
-        max_x,
-        max_y,
-    })
+    Ok(BBox { crs, min_x, min_y, max_x, max_y })
 }
 
 fn axis_name(crs: Crs, axis: char) -> &'static str {
@@ -122,11 +89,7 @@ pub(crate) fn check_ordered(v: [f64; 4], param: &str) -> Result<(), OgcError> {
 /// `http://www.opengis.net/gml/srs/epsg.xml#4326` is longitude first.
 pub(crate) fn wfs_crs(id: &str) -> Option<(Crs, AxisOrder)> {
     let (crs, order) = crs_from_identifier(id)?;
-    if id
-        .trim()
-        .get(..5)
-        .is_some_and(|p| p.eq_ignore_ascii_case("epsg:"))
-    {
+    if id.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:")) {
         Some((crs, AxisOrder::XY))
     } else {
         Some((crs, order))
@@ -153,20 +116,10 @@ mod tests {
 
     #[test]
     fn numbers_refuse_nan_infinity_and_wrong_counts() {
-        assert_eq!(
-            numbers::<4>("1,-2.5,3e2, 4", "BBOX").unwrap(),
-            [1.0, -2.5, 300.0, 4.0]
-        );
-        for raw in [
-            "1,2,3",
-            "1,2,3,4,5",
-            "1,2,NaN,4",
-            "1,2,inf,4",
-            "1,2,-infinity,4",
-            "1,,3,4",
-            "a,b,c,d",
-            "1,2,3,1e999",
-        ] {
+        assert_eq!(numbers::<4>("1,-2.5,3e2, 4", "BBOX").unwrap(), [1.0, -2.5, 300.0, 4.0]);
+        for raw in
+            ["1,2,3", "1,2,3,4,5", "1,2,NaN,4", "1,2,inf,4", "1,2,-infinity,4", "1,,3,4", "a,b,c,d", "1,2,3,1e999"]
+        {
             assert!(numbers::<4>(raw, "BBOX").is_err(), "{raw}");
         }
     }
@@ -181,80 +134,30 @@ mod tests {
 
     #[test]
     fn axis_order_swaps_into_x_first() {
-        let b = bbox(
-            Crs::Wgs84,
-            AxisOrder::YX,
-            [50.0, 5.0, 51.0, 6.0],
-            false,
-            "BBOX",
-        )
-        .unwrap();
+        let b = bbox(Crs::Wgs84, AxisOrder::YX, [50.0, 5.0, 51.0, 6.0], false, "BBOX").unwrap();
         assert_eq!((b.min_x, b.min_y, b.max_x, b.max_y), (5.0, 50.0, 6.0, 51.0));
-        let b = bbox(
-            Crs::Wgs84,
-            AxisOrder::XY,
-            [5.0, 50.0, 6.0, 51.0],
-            false,
-            "BBOX",
-        )
-        .unwrap();
+        let b = bbox(Crs::Wgs84, AxisOrder::XY, [5.0, 50.0, 6.0, 51.0], false, "BBOX").unwrap();
         assert_eq!((b.min_x, b.min_y, b.max_x, b.max_y), (5.0, 50.0, 6.0, 51.0));
     }
 
     #[test]
     fn min_above_max_is_refused_except_across_the_antimeridian() {
-        assert!(bbox(
-            Crs::Wgs84,
-            AxisOrder::XY,
-            [170.0, 0.0, -170.0, 1.0],
-            false,
-            "B"
-        )
-        .is_err());
-        let b = bbox(
-            Crs::Wgs84,
-            AxisOrder::XY,
-            [170.0, 0.0, -170.0, 1.0],
-            true,
-            "B",
-        )
-        .unwrap();
+        assert!(bbox(Crs::Wgs84, AxisOrder::XY, [170.0, 0.0, -170.0, 1.0], false, "B").is_err());
+        let b = bbox(Crs::Wgs84, AxisOrder::XY, [170.0, 0.0, -170.0, 1.0], true, "B").unwrap();
         assert!(b.min_x > b.max_x);
         assert!(bbox(Crs::Wgs84, AxisOrder::XY, [0.0, 2.0, 1.0, 1.0], true, "B").is_err());
-        assert!(bbox(
-            Crs::WebMercator,
-            AxisOrder::XY,
-            [2.0, 0.0, 1.0, 1.0],
-            true,
-            "B"
-        )
-        .is_err());
+        assert!(bbox(Crs::WebMercator, AxisOrder::XY, [2.0, 0.0, 1.0, 1.0], true, "B").is_err());
     }
 
     #[test]
     fn wfs_identifier_forms() {
         assert_eq!(wfs_crs("EPSG:4326"), Some((Crs::Wgs84, AxisOrder::XY)));
         assert_eq!(wfs_crs("epsg:4326"), Some((Crs::Wgs84, AxisOrder::XY)));
-        assert_eq!(
-            wfs_crs("urn:ogc:def:crs:EPSG::4326"),
-            Some((Crs::Wgs84, AxisOrder::YX))
-        );
-        assert_eq!(
-            wfs_crs("urn:x-ogc:def:crs:EPSG:4326"),
-            Some((Crs::Wgs84, AxisOrder::YX))
-        );
-        assert_eq!(
-            wfs_crs("http://www.opengis.net/def/crs/EPSG/0/4326"),
-            Some((Crs::Wgs84, AxisOrder::YX))
-        );
-        assert_eq!(
-            wfs_crs("http://www.opengis.net/gml/srs/epsg.xml#4326"),
-            Some((Crs::Wgs84, AxisOrder::XY))
-        );
-        assert_eq!(
-            wfs_crs("urn:ogc:def:crs:EPSG::3857"),
-            Some((Crs::WebMercator, AxisOrder::XY))
-        );
+        assert_eq!(wfs_crs("urn:ogc:def:crs:EPSG::4326"), Some((Crs::Wgs84, AxisOrder::YX)));
+        assert_eq!(wfs_crs("urn:x-ogc:def:crs:EPSG:4326"), Some((Crs::Wgs84, AxisOrder::YX)));
+        assert_eq!(wfs_crs("http://www.opengis.net/def/crs/EPSG/0/4326"), Some((Crs::Wgs84, AxisOrder::YX)));
+        assert_eq!(wfs_crs("http://www.opengis.net/gml/srs/epsg.xml#4326"), Some((Crs::Wgs84, AxisOrder::XY)));
+        assert_eq!(wfs_crs("urn:ogc:def:crs:EPSG::3857"), Some((Crs::WebMercator, AxisOrder::XY)));
         assert_eq!(wfs_crs("EPSG:28992"), None);
     }
 }

@@ -49,17 +49,10 @@ pub struct Dialect {
 
 impl Dialect {
     /// WMS: `SRS`/`CRS` (1.1.1/1.3.0) and `X`/`Y` vs `I`/`J`.
-    pub const WMS: Dialect = Dialect {
-        aliases: &[("SRS", "CRS"), ("X", "I"), ("Y", "J")],
-        repeatable: &[],
-        ascii_names: true,
-    };
+    pub const WMS: Dialect =
+        Dialect { aliases: &[("SRS", "CRS"), ("X", "I"), ("Y", "J")], repeatable: &[], ascii_names: true };
     /// WMTS: no aliases (it uses `LAYER`, never `LAYERS`).
-    pub const WMTS: Dialect = Dialect {
-        aliases: &[],
-        repeatable: &[],
-        ascii_names: true,
-    };
+    pub const WMTS: Dialect = Dialect { aliases: &[], repeatable: &[], ascii_names: true };
     /// WFS 1.0/1.1 vs 2.0 names.
     pub const WFS: Dialect = Dialect {
         aliases: &[
@@ -72,18 +65,10 @@ impl Dialect {
         ascii_names: true,
     };
     /// WCS 2.0: `SUBSET` repeats, once per axis.
-    pub const WCS: Dialect = Dialect {
-        aliases: &[],
-        repeatable: &["SUBSET"],
-        ascii_names: true,
-    };
+    pub const WCS: Dialect = Dialect { aliases: &[], repeatable: &["SUBSET"], ascii_names: true };
     /// OGC API query parameters: case-sensitive names (still refused twice after folding),
     /// any UTF-8 (queryable property names).
-    pub const API: Dialect = Dialect {
-        aliases: &[],
-        repeatable: &[],
-        ascii_names: false,
-    };
+    pub const API: Dialect = Dialect { aliases: &[], repeatable: &[], ascii_names: false };
 
     /// The dialect of a protocol (tiles use [`Dialect::WMTS`]'s plain rules).
     pub fn for_protocol(protocol: Protocol) -> Dialect {
@@ -97,10 +82,7 @@ impl Dialect {
     }
 
     fn canonical<'k>(&self, upper: &'k str) -> &'k str {
-        self.aliases
-            .iter()
-            .find(|(alias, _)| *alias == upper)
-            .map_or(upper, |(_, canonical)| canonical)
+        self.aliases.iter().find(|(alias, _)| *alias == upper).map_or(upper, |(_, canonical)| canonical)
     }
 }
 
@@ -179,22 +161,13 @@ impl Kvp {
 
     fn push(&mut self, name: String, value: String, dialect: Dialect) -> Result<(), OgcError> {
         if name.is_empty() {
-            return Err(bad(format!(
-                "a parameter has an empty name (value `{}`)",
-                shown(&value)
-            )));
+            return Err(bad(format!("a parameter has an empty name (value `{}`)", shown(&value))));
         }
         if name.chars().any(char::is_control) {
-            return Err(bad(format!(
-                "parameter name `{}` contains a control character",
-                shown(&name)
-            )));
+            return Err(bad(format!("parameter name `{}` contains a control character", shown(&name))));
         }
         if dialect.ascii_names && !name.is_ascii() {
-            return Err(bad(format!(
-                "parameter name `{}` is not ASCII",
-                shown(&name)
-            )));
+            return Err(bad(format!("parameter name `{}` is not ASCII", shown(&name))));
         }
         let upper = name.to_ascii_uppercase();
         let key = dialect.canonical(&upper).to_owned();
@@ -222,10 +195,7 @@ impl Kvp {
 
     /// The value of a canonical key, if present (possibly empty).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|p| p.key == key)
-            .map(|p| p.value.as_str())
+        self.pairs.iter().find(|p| p.key == key).map(|p| p.value.as_str())
     }
 
     /// The value of a canonical key when present and not empty.
@@ -235,16 +205,12 @@ impl Kvp {
 
     /// The non-empty value of a required key, or a 400 naming it and the operation.
     pub fn require(&self, key: &str, op_name: &str) -> Result<&str, OgcError> {
-        self.get_nonempty(key)
-            .ok_or_else(|| bad(format!("{key} is required for {op_name}")))
+        self.get_nonempty(key).ok_or_else(|| bad(format!("{key} is required for {op_name}")))
     }
 
     /// Every value of a repeatable key, in order.
     pub fn all<'s>(&'s self, key: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.pairs
-            .iter()
-            .filter(move |p| p.key == key)
-            .map(|p| p.value.as_str())
+        self.pairs.iter().filter(move |p| p.key == key).map(|p| p.value.as_str())
     }
 
     /// True when the key is present.
@@ -254,11 +220,7 @@ impl Kvp {
 
     /// Puts a pair first (the gateway adds `SERVICE` when the client left it out).
     pub fn insert_first(&mut self, name: &str, value: &str) {
-        let pair = Pair {
-            name: name.to_owned(),
-            key: name.to_ascii_uppercase(),
-            value: value.to_owned(),
-        };
+        let pair = Pair { name: name.to_owned(), key: name.to_ascii_uppercase(), value: value.to_owned() };
         self.pairs.insert(0, pair);
     }
 
@@ -293,15 +255,11 @@ fn decode(raw: &str) -> Result<String, OgcError> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex
                     .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        bad(format!("malformed percent-encoding in `{}`", shown(raw)))
-                    })?;
+                    .ok_or_else(|| bad(format!("malformed percent-encoding in `{}`", shown(raw))))?;
                 out.push(byte);
                 i += 2;
             }
@@ -312,8 +270,7 @@ fn decode(raw: &str) -> Result<String, OgcError> {
     if out.contains(&0) {
         return Err(bad(format!("`{}` contains a NUL character", shown(raw))));
     }
-    String::from_utf8(out)
-        .map_err(|_| bad(format!("`{}` is not valid UTF-8 once decoded", shown(raw))))
+    String::from_utf8(out).map_err(|_| bad(format!("`{}` is not valid UTF-8 once decoded", shown(raw))))
 }
 
 #[cfg(test)]
@@ -326,14 +283,7 @@ mod tests {
 
     #[test]
     fn case_variants_fold_to_one_key_and_keep_their_spelling() {
-        for q in [
-            "LAYERS=a",
-            "layers=a",
-            "Layers=a",
-            "lAyErS=a",
-            "LAYERS=a&",
-            "&&LAYERS=a&&",
-        ] {
+        for q in ["LAYERS=a", "layers=a", "Layers=a", "lAyErS=a", "LAYERS=a&", "&&LAYERS=a&&"] {
             let kvp = parse(q).unwrap();
             assert_eq!(kvp.get("LAYERS"), Some("a"), "{q}");
             assert_eq!(kvp.pairs().len(), 1, "{q}");
@@ -343,10 +293,7 @@ mod tests {
 
     #[test]
     fn values_keep_their_case() {
-        assert_eq!(
-            parse("FORMAT=Image/PNG").unwrap().get("FORMAT"),
-            Some("Image/PNG")
-        );
+        assert_eq!(parse("FORMAT=Image/PNG").unwrap().get("FORMAT"), Some("Image/PNG"));
     }
 
     #[test]
@@ -367,20 +314,12 @@ mod tests {
 
     #[test]
     fn wfs_aliases() {
-        let kvp = Kvp::parse(
-            "typeName=a&maxFeatures=5&featureId=a.1&namespace=x",
-            Dialect::WFS,
-        )
-        .unwrap();
+        let kvp = Kvp::parse("typeName=a&maxFeatures=5&featureId=a.1&namespace=x", Dialect::WFS).unwrap();
         assert_eq!(kvp.get("TYPENAMES"), Some("a"));
         assert_eq!(kvp.get("COUNT"), Some("5"));
         assert_eq!(kvp.get("RESOURCEID"), Some("a.1"));
         assert_eq!(kvp.get("NAMESPACES"), Some("x"));
-        for q in [
-            "TYPENAME=a&TYPENAMES=b",
-            "MAXFEATURES=1&COUNT=2",
-            "FEATUREID=a&RESOURCEID=b",
-        ] {
+        for q in ["TYPENAME=a&TYPENAMES=b", "MAXFEATURES=1&COUNT=2", "FEATUREID=a&RESOURCEID=b"] {
             assert!(Kvp::parse(q, Dialect::WFS).is_err(), "{q}");
         }
         // Aliases are per protocol: WMTS has none.
@@ -396,10 +335,7 @@ mod tests {
         assert_eq!(kvp.get("TRANSPARENT"), Some(""));
         assert_eq!(kvp.get_nonempty("STYLES"), None);
         assert!(parse("=value").is_err());
-        assert!(
-            parse("%3D=value").is_ok(),
-            "a name that decodes to `=` is just an unknown name"
-        );
+        assert!(parse("%3D=value").is_ok(), "a name that decodes to `=` is just an unknown name");
     }
 
     #[test]
@@ -425,10 +361,7 @@ mod tests {
     #[test]
     fn wcs_subset_repeats_but_nothing_else_does() {
         let kvp = Kvp::parse("SUBSET=Lat(1,2)&SUBSET=Long(3,4)", Dialect::WCS).unwrap();
-        assert_eq!(
-            kvp.all("SUBSET").collect::<Vec<_>>(),
-            vec!["Lat(1,2)", "Long(3,4)"]
-        );
+        assert_eq!(kvp.all("SUBSET").collect::<Vec<_>>(), vec!["Lat(1,2)", "Long(3,4)"]);
         assert!(Kvp::parse("COVERAGEID=a&COVERAGEID=b", Dialect::WCS).is_err());
         assert!(Kvp::parse("SUBSET=a&SUBSET=b", Dialect::WMS).is_err());
     }

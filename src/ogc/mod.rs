@@ -57,13 +57,8 @@ pub const MAX_IMAGE_SIZE: u32 = 4096;
 /// Tile matrix set names that are always taken to be the Web Mercator quad tree with
 /// 256-pixel tiles, matrix `n` = zoom `n`, rows counted from the north. Compared
 /// ASCII case-insensitively. Paths may add more with [`Options::webmercator_matrix_sets`].
-pub const WEB_MERCATOR_MATRIX_SETS: &[&str] = &[
-    "GoogleMapsCompatible",
-    "WebMercatorQuad",
-    "EPSG:3857",
-    "EPSG:900913",
-    "GLOBAL_WEBMERCATOR",
-];
+pub const WEB_MERCATOR_MATRIX_SETS: &[&str] =
+    &["GoogleMapsCompatible", "WebMercatorQuad", "EPSG:3857", "EPSG:900913", "GLOBAL_WEBMERCATOR"];
 
 /// Which `/ogc/{proto}/…` family a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,17 +97,9 @@ impl Protocol {
     /// assert_eq!(Protocol::from_segment("WFS"), None);
     /// ```
     pub fn from_segment(segment: &str) -> Option<Protocol> {
-        [
-            Protocol::Wms,
-            Protocol::Wmts,
-            Protocol::Wfs,
-            Protocol::Wcs,
-            Protocol::Api,
-            Protocol::Mvt,
-            Protocol::Xyz,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == segment)
+        [Protocol::Wms, Protocol::Wmts, Protocol::Wfs, Protocol::Wcs, Protocol::Api, Protocol::Mvt, Protocol::Xyz]
+            .into_iter()
+            .find(|p| p.as_str() == segment)
     }
 
     /// The KVP `SERVICE` value, for the four KVP protocols.
@@ -284,9 +271,7 @@ impl DataFormat {
             | "json"
             | "geojson"
             | "application/geojson" => DataFormat::Json,
-            "application/vnd.mapbox-vector-tile" | "application/x-protobuf" | "mvt" | "pbf" => {
-                DataFormat::Mvt
-            }
+            "application/vnd.mapbox-vector-tile" | "application/x-protobuf" | "mvt" | "pbf" => DataFormat::Mvt,
             "text/xml"
             | "application/xml"
             | "application/gml+xml"
@@ -319,10 +304,7 @@ pub enum OgcError {
     NotSupported(String),
     /// 405 with `Allow: {allowed}`.
     #[error("method {method} is not allowed here; allowed: {allowed}")]
-    MethodNotAllowed {
-        method: String,
-        allowed: &'static str,
-    },
+    MethodNotAllowed { method: String, allowed: &'static str },
     /// 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -384,11 +366,7 @@ pub fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, O
 ///
 /// Property names outside `path.properties` (when declared) are refused here with
 /// [`OgcError::UnknownProperty`].
-pub fn classify_with(
-    req: &OgcRequest<'_>,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Classified, OgcError> {
+pub fn classify_with(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'_>) -> Result<Classified, OgcError> {
     let mut classified = match req.protocol {
         Protocol::Wms | Protocol::Wfs | Protocol::Wcs => {
             if !matches!(req.rest, "" | "/") {
@@ -430,14 +408,7 @@ impl Parts {
         response: ResponseKind,
     ) -> Parts {
         Parts {
-            op: Operation {
-                name,
-                surface: Surface::Ogc,
-                tier,
-                layers,
-                extent,
-                properties: Vec::new(),
-            },
+            op: Operation { name, surface: Surface::Ogc, tier, layers, extent, properties: Vec::new() },
             response,
             format: None,
         }
@@ -454,12 +425,7 @@ impl Parts {
     }
 
     pub(crate) fn into_classified(self, forward: Forward) -> Classified {
-        Classified {
-            op: self.op,
-            response: self.response,
-            format: self.format,
-            forward,
-        }
+        Classified { op: self.op, response: self.response, format: self.format, forward }
     }
 }
 
@@ -470,11 +436,7 @@ enum KvpSource {
 }
 
 /// WMS, WFS, WCS and WMTS KVP: GET/HEAD query, form POST, or (WFS) XML POST.
-fn classify_kvp_endpoint(
-    req: &OgcRequest<'_>,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Classified, OgcError> {
+fn classify_kvp_endpoint(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'_>) -> Result<Classified, OgcError> {
     let dialect = Dialect::for_protocol(req.protocol);
     let (mut kvp, source) = match *req.method {
         Method::GET | Method::HEAD => (Kvp::parse(req.query, dialect)?, KvpSource::Query),
@@ -484,10 +446,7 @@ fn classify_kvp_endpoint(
                 "application/x-www-form-urlencoded" => {
                     let body = std::str::from_utf8(req.body.unwrap_or_default())
                         .map_err(|_| bad("the form body is not valid UTF-8"))?;
-                    (
-                        Kvp::parse_parts(&[req.query, body], dialect)?,
-                        KvpSource::Form,
-                    )
+                    (Kvp::parse_parts(&[req.query, body], dialect)?, KvpSource::Form)
                 }
                 "text/xml" | "application/xml" if req.protocol == Protocol::Wfs => {
                     return wfs_xml::classify(req, path);
@@ -509,23 +468,14 @@ fn classify_kvp_endpoint(
         _ => {
             return Err(OgcError::MethodNotAllowed {
                 method: req.method.to_string(),
-                allowed: if req.protocol == Protocol::Wmts {
-                    "GET, HEAD"
-                } else {
-                    "GET, HEAD, POST"
-                },
+                allowed: if req.protocol == Protocol::Wmts { "GET, HEAD" } else { "GET, HEAD, POST" },
             })
         }
     };
     let service = req.protocol.service().unwrap_or_default();
     match kvp.get("SERVICE") {
         Some(s) if s.eq_ignore_ascii_case(service) => {}
-        Some(s) => {
-            return Err(bad(format!(
-                "SERVICE: `{}` does not match this {service} endpoint",
-                shown(s)
-            )))
-        }
+        Some(s) => return Err(bad(format!("SERVICE: `{}` does not match this {service} endpoint", shown(s)))),
         // Some upstreams (GeoServer `/ows`) pick the service from SERVICE; name it so the
         // upstream reads the request as the protocol it was judged as.
         None => kvp.insert_first("SERVICE", service),
@@ -537,29 +487,15 @@ fn classify_kvp_endpoint(
         _ => wmts::classify_kvp(&kvp, path, opts)?,
     };
     let forward = match source {
-        KvpSource::Query => Forward {
-            path: String::new(),
-            query: kvp.encode(),
-            body: ForwardBody::None,
-        },
-        KvpSource::Form => Forward {
-            path: String::new(),
-            query: String::new(),
-            body: ForwardBody::Form(kvp.encode()),
-        },
+        KvpSource::Query => Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::None },
+        KvpSource::Form => Forward { path: String::new(), query: String::new(), body: ForwardBody::Form(kvp.encode()) },
     };
     Ok(parts.into_classified(forward))
 }
 
 /// The lower-cased media type without parameters (`""` when absent).
 pub(crate) fn media_essence(content_type: Option<&str>) -> String {
-    content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// The canonical name of a KVP `REQUEST` value among `known` (matched ASCII
@@ -570,22 +506,14 @@ pub(crate) fn request_name(
     known: &[&'static str],
     refused: &[(&str, &str)],
 ) -> Result<&'static str, OgcError> {
-    let request = kvp.get_nonempty("REQUEST").ok_or_else(|| {
-        bad(format!(
-            "REQUEST is required; {service} requests: {}",
-            known.join(", ")
-        ))
-    })?;
+    let request = kvp
+        .get_nonempty("REQUEST")
+        .ok_or_else(|| bad(format!("REQUEST is required; {service} requests: {}", known.join(", "))))?;
     if let Some(name) = known.iter().find(|k| k.eq_ignore_ascii_case(request)) {
         return Ok(name);
     }
-    if let Some((name, why)) = refused
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(request))
-    {
-        return Err(unsupported(format!(
-            "{service} {name} is not supported by the gateway: {why}"
-        )));
+    if let Some((name, why)) = refused.iter().find(|(k, _)| k.eq_ignore_ascii_case(request)) {
+        return Err(unsupported(format!("{service} {name} is not supported by the gateway: {why}")));
     }
     Err(bad(format!(
         "REQUEST: `{}` is not a {service} request the gateway knows; known: {}",
@@ -640,19 +568,14 @@ pub(crate) fn check_allowed(
             }
             _ => "not in the operation's parameters and not in the path's `allow_params`",
         };
-        return Err(bad(format!(
-            "parameter `{}` is not allowed for {op_name}: {hint}",
-            pair.name()
-        )));
+        return Err(bad(format!("parameter `{}` is not allowed for {op_name}: {hint}", pair.name())));
     }
     Ok(())
 }
 
 /// True when the path's `allow_params` lists this (upper-case) name.
 pub(crate) fn path_allows(path: &PathConfig, upper: &str) -> bool {
-    path.allow_params
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(upper))
+    path.allow_params.iter().any(|a| a.eq_ignore_ascii_case(upper))
 }
 
 /// Splits a comma list of layer-like names; empty items are an error.
@@ -661,10 +584,7 @@ pub(crate) fn name_list(value: &str, param: &str) -> Result<Vec<String>, OgcErro
         .split(',')
         .map(|n| {
             if n.is_empty() {
-                Err(bad(format!(
-                    "{param}: `{}` has an empty name",
-                    shown(value)
-                )))
+                Err(bad(format!("{param}: `{}` has an empty name", shown(value))))
             } else {
                 Ok(n.to_owned())
             }
@@ -679,10 +599,7 @@ pub(crate) fn name_list(value: &str, param: &str) -> Result<Vec<String>, OgcErro
 pub(crate) fn paren_groups<'v>(value: &'v str, param: &str) -> Result<Vec<&'v str>, OgcError> {
     if !value.starts_with('(') {
         if value.contains(['(', ')']) {
-            return Err(bad(format!(
-                "{param}: unbalanced parentheses in `{}`",
-                shown(value)
-            )));
+            return Err(bad(format!("{param}: unbalanced parentheses in `{}`", shown(value))));
         }
         return Ok(vec![value]);
     }
@@ -693,12 +610,7 @@ pub(crate) fn paren_groups<'v>(value: &'v str, param: &str) -> Result<Vec<&'v st
             .strip_prefix('(')
             .and_then(|r| r.split_once(')'))
             .filter(|(g, _)| !g.contains('('))
-            .ok_or_else(|| {
-                bad(format!(
-                    "{param}: unbalanced parentheses in `{}`",
-                    shown(value)
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("{param}: unbalanced parentheses in `{}`", shown(value))))?;
         groups.push(inner.0);
         rest = inner.1;
     }
@@ -739,9 +651,7 @@ pub(crate) const CROSS_LAYER_FUNCTIONS: &[&str] = &["querysingle", "querycollect
 pub(crate) fn check_text_functions(text: &str, param: &str) -> Result<(), OgcError> {
     let lower = text.to_ascii_lowercase();
     match CROSS_LAYER_FUNCTIONS.iter().find(|f| lower.contains(*f)) {
-        Some(f) => Err(unsupported(format!(
-            "{param}: the `{f}` function reads other layers and is refused"
-        ))),
+        Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
         None => Ok(()),
     }
 }
@@ -758,33 +668,18 @@ pub(crate) enum Rendered {
 /// extension) or, when `allow_mvt`, a vector tile. Servers also render GeoJSON, UTFGrid,
 /// KML or vector tiles through GetMap/GetTile, which would hand raw attributes to a
 /// `view` token; those formats are refused.
-pub(crate) fn rendered_format(
-    format: &str,
-    param: &str,
-    op_name: &str,
-    allow_mvt: bool,
-) -> Result<Rendered, OgcError> {
+pub(crate) fn rendered_format(format: &str, param: &str, op_name: &str, allow_mvt: bool) -> Result<Rendered, OgcError> {
     let lower = format.trim().to_ascii_lowercase();
     if lower.starts_with("image/")
-        || matches!(
-            lower.as_str(),
-            "png" | "png8" | "jpg" | "jpeg" | "gif" | "webp" | "tif" | "tiff"
-        )
+        || matches!(lower.as_str(), "png" | "png8" | "jpg" | "jpeg" | "gif" | "webp" | "tif" | "tiff")
     {
         return Ok(Rendered::Image);
     }
     if allow_mvt && DataFormat::from_media_type(&lower) == DataFormat::Mvt {
         return Ok(Rendered::Mvt);
     }
-    let what = if allow_mvt {
-        "an image or vector tile"
-    } else {
-        "an image"
-    };
-    Err(bad(format!(
-        "{param}: `{}` is not {what} format; {op_name} serves rendered output only",
-        shown(format)
-    )))
+    let what = if allow_mvt { "an image or vector tile" } else { "an image" };
+    Err(bad(format!("{param}: `{}` is not {what} format; {op_name} serves rendered output only", shown(format))))
 }
 
 /// Percent-decodes one path segment (layer, collection, matrix set names); the result
@@ -792,18 +687,9 @@ pub(crate) fn rendered_format(
 pub(crate) fn decode_segment(segment: &str, what: &str) -> Result<String, OgcError> {
     let decoded = percent_encoding::percent_decode_str(segment)
         .decode_utf8()
-        .map_err(|_| {
-            bad(format!(
-                "{what}: `{}` is not valid UTF-8 once decoded",
-                shown(segment)
-            ))
-        })?;
-    if decoded.is_empty() || decoded.contains(['/', '\\']) || decoded.chars().any(char::is_control)
-    {
-        return Err(bad(format!(
-            "{what}: `{}` is not a valid name",
-            shown(segment)
-        )));
+        .map_err(|_| bad(format!("{what}: `{}` is not valid UTF-8 once decoded", shown(segment))))?;
+    if decoded.is_empty() || decoded.contains(['/', '\\']) || decoded.chars().any(char::is_control) {
+        return Err(bad(format!("{what}: `{}` is not a valid name", shown(segment))));
     }
     Ok(decoded.into_owned())
 }
@@ -843,11 +729,7 @@ fn is_ncname(s: &str) -> bool {
 
 /// Deduplicates the operation's properties, drops the geometry properties, and refuses
 /// names outside the layer's declared schema.
-fn finish_properties(
-    op: &mut Operation,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<(), OgcError> {
+fn finish_properties(op: &mut Operation, path: &PathConfig, opts: &Options<'_>) -> Result<(), OgcError> {
     let mut kept: Vec<String> = Vec::with_capacity(op.properties.len());
     for p in op.properties.drain(..) {
         if !kept.contains(&p) && !opts.geometry_properties.contains(&p) {
@@ -871,26 +753,14 @@ pub(crate) mod test_support {
 
     pub fn path() -> PathConfig {
         PathConfig {
-            id: "roads".into(),
-            kind: PathKind::Vector,
-            lineage: vec!["roads".into()],
-            upstream: Upstreams::default(),
             layers: vec!["roads".into()],
-            allow_params: Vec::new(),
-            properties: None,
+            upstream: Upstreams::default(),
+            ..PathConfig::new("roads", PathKind::Vector)
         }
     }
 
     pub fn get(protocol: Protocol, rest: &'static str, query: &'static str) -> OgcRequest<'static> {
-        OgcRequest {
-            protocol,
-            method: &Method::GET,
-            rest,
-            query,
-            content_type: None,
-            accept: None,
-            body: None,
-        }
+        OgcRequest { protocol, method: &Method::GET, rest, query, content_type: None, accept: None, body: None }
     }
 
     pub fn run(protocol: Protocol, query: &'static str) -> Result<Classified, OgcError> {
@@ -927,10 +797,7 @@ mod tests {
     #[test]
     fn kvp_endpoints_refuse_sub_paths() {
         let req = get(Protocol::Wms, "/extra", "REQUEST=GetCapabilities");
-        assert!(matches!(
-            classify(&req, &path()),
-            Err(OgcError::BadRequest(_))
-        ));
+        assert!(matches!(classify(&req, &path()), Err(OgcError::BadRequest(_))));
     }
 
     #[test]
@@ -980,10 +847,7 @@ mod tests {
             body: Some(b"LAYERS=secret"),
             ..get(Protocol::Wms, "", "SERVICE=WMS&LAYERS=roads")
         };
-        assert!(matches!(
-            classify(&req, &path()),
-            Err(OgcError::BadRequest(_))
-        ));
+        assert!(matches!(classify(&req, &path()), Err(OgcError::BadRequest(_))));
     }
 
     #[test]
@@ -1006,10 +870,7 @@ mod tests {
             "",
             "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&PROPERTYNAME=name,lanes",
         );
-        assert_eq!(
-            classify(&ok_req, &p).unwrap().op.properties,
-            vec!["name", "lanes"]
-        );
+        assert_eq!(classify(&ok_req, &p).unwrap().op.properties, vec!["name", "lanes"]);
         let bad_req = get(
             Protocol::Wfs,
             "",
@@ -1053,9 +914,7 @@ mod tests {
         assert!(DataFormat::from_media_type("application/vnd.mapbox-vector-tile").is_filterable());
         assert!(!DataFormat::from_media_type("SHAPE-ZIP").is_filterable());
         assert!(!DataFormat::from_media_type("text/html").is_filterable());
-        assert!(
-            !DataFormat::from_media_type("application/vnd.google-earth.kml+xml").is_filterable()
-        );
+        assert!(!DataFormat::from_media_type("application/vnd.google-earth.kml+xml").is_filterable());
         assert!(!DataFormat::from_media_type("text/javascript").is_filterable());
     }
 
@@ -1071,22 +930,13 @@ mod tests {
         let mut p = path();
         p.properties = Some(vec!["name".into()]);
         let geometry = vec!["geom".to_owned()];
-        let opts = Options {
-            geometry_properties: &geometry,
-            ..Options::default()
-        };
+        let opts = Options { geometry_properties: &geometry, ..Options::default() };
         let req = get(
             Protocol::Wfs,
             "",
             "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&PROPERTYNAME=name,geom",
         );
-        assert_eq!(
-            classify_with(&req, &p, &opts).unwrap().op.properties,
-            vec!["name"]
-        );
-        assert_eq!(
-            classify(&req, &p).unwrap_err(),
-            OgcError::UnknownProperty("geom".into())
-        );
+        assert_eq!(classify_with(&req, &p, &opts).unwrap().op.properties, vec!["name"]);
+        assert_eq!(classify(&req, &p).unwrap_err(), OgcError::UnknownProperty("geom".into()));
     }
 }

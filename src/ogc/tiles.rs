@@ -14,15 +14,13 @@ use crate::spatial::TileCoord;
 
 use super::geo::uint;
 use super::{
-    bad, check_allowed, shown, Classified, Dialect, Forward, ForwardBody, Kvp, OgcError,
-    OgcRequest, Options, Parts, Protocol, ResponseKind, WEB_MERCATOR_MATRIX_SETS,
+    bad, check_allowed, shown, Classified, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options, Parts,
+    Protocol, ResponseKind, WEB_MERCATOR_MATRIX_SETS,
 };
 
 /// True when `name` is a Web Mercator quad matrix set for this path.
 pub(crate) fn is_web_mercator_set(name: &str, opts: &Options<'_>) -> bool {
-    WEB_MERCATOR_MATRIX_SETS
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(name))
+    WEB_MERCATOR_MATRIX_SETS.iter().any(|s| s.eq_ignore_ascii_case(name))
         || opts.webmercator_matrix_sets.iter().any(|s| s == name)
 }
 
@@ -31,12 +29,8 @@ pub(crate) fn is_web_mercator_set(name: &str, opts: &Options<'_>) -> bool {
 /// `"5"`, `"05"`, `"EPSG:3857:5"`, `"EPSG:900913:05"` → 5.
 pub(crate) fn matrix_zoom(id: &str, param: &str) -> Result<u32, OgcError> {
     let digits = id.rsplit(':').next().unwrap_or(id);
-    let z = uint(digits, param).map_err(|_| {
-        bad(format!(
-            "{param}: `{}` is not a zoom level of a Web Mercator matrix set",
-            shown(id)
-        ))
-    })?;
+    let z = uint(digits, param)
+        .map_err(|_| bad(format!("{param}: `{}` is not a zoom level of a Web Mercator matrix set", shown(id))))?;
     u32::try_from(z).map_err(|_| bad(format!("{param}: `{}` is too large", shown(id))))
 }
 
@@ -63,10 +57,7 @@ pub(crate) fn matrix_tile_extent(
 /// alphanumeric one for XYZ).
 pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
     if !matches!(*req.method, Method::GET | Method::HEAD) {
-        return Err(OgcError::MethodNotAllowed {
-            method: req.method.to_string(),
-            allowed: "GET, HEAD",
-        });
+        return Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed: "GET, HEAD" });
     }
     let (name, response) = match req.protocol {
         Protocol::Mvt => ("mvt.tile", ResponseKind::Mvt),
@@ -75,13 +66,8 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     let (tile, ext) = parse_zxy(req.rest, req.protocol)?;
     let kvp = Kvp::parse(req.query, Dialect::WMTS)?;
     check_allowed(&kvp, &[], &[], path, name)?;
-    let parts =
-        Parts::new(name, Tier::View, Vec::new(), Extent::Tile(tile), response).with_format(ext);
-    Ok(parts.into_classified(Forward {
-        path: String::new(),
-        query: kvp.encode(),
-        body: ForwardBody::None,
-    }))
+    let parts = Parts::new(name, Tier::View, Vec::new(), Extent::Tile(tile), response).with_format(ext);
+    Ok(parts.into_classified(Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::None }))
 }
 
 fn parse_zxy(rest: &str, protocol: Protocol) -> Result<(TileCoord, Option<&str>), OgcError> {
@@ -89,30 +75,17 @@ fn parse_zxy(rest: &str, protocol: Protocol) -> Result<(TileCoord, Option<&str>)
         Protocol::Mvt => "/{z}/{x}/{y}[.pbf|.mvt]",
         _ => "/{z}/{x}/{y}[.ext]",
     };
-    let not_a_tile = || {
-        bad(format!(
-            "`{}` is not a tile path; expected {usage}",
-            shown(rest)
-        ))
-    };
+    let not_a_tile = || bad(format!("`{}` is not a tile path; expected {usage}", shown(rest)));
     let mut segments = rest.strip_prefix('/').ok_or_else(not_a_tile)?.split('/');
-    let (Some(z), Some(x), Some(last), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
+    let (Some(z), Some(x), Some(last), None) = (segments.next(), segments.next(), segments.next(), segments.next())
+    else {
         return Err(not_a_tile());
     };
     let (y, ext) = match last.split_once('.') {
         Some((y, ext)) => {
             let ok = match protocol {
                 Protocol::Mvt => matches!(ext, "pbf" | "mvt"),
-                _ => {
-                    !ext.is_empty()
-                        && ext.len() <= 5
-                        && ext.bytes().all(|b| b.is_ascii_alphanumeric())
-                }
+                _ => !ext.is_empty() && ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()),
             };
             if !ok {
                 return Err(not_a_tile());
@@ -143,29 +116,10 @@ mod tests {
 
     #[test]
     fn mvt_and_xyz_paths() {
-        assert_eq!(
-            tile(Protocol::Mvt, "/3/5/6").unwrap(),
-            TileCoord::new(3, 5, 6).unwrap()
-        );
-        assert_eq!(
-            tile(Protocol::Mvt, "/3/5/6.pbf").unwrap(),
-            TileCoord::new(3, 5, 6).unwrap()
-        );
-        assert_eq!(
-            tile(Protocol::Xyz, "/03/5/6.png").unwrap(),
-            TileCoord::new(3, 5, 6).unwrap()
-        );
-        for rest in [
-            "/3/8/0",
-            "/3/5",
-            "/3/5/6/7",
-            "",
-            "/a/1/1",
-            "/1/-1/0",
-            "/31/0/0",
-            "/3/5/6.png",
-            "/3/5/6.",
-        ] {
+        assert_eq!(tile(Protocol::Mvt, "/3/5/6").unwrap(), TileCoord::new(3, 5, 6).unwrap());
+        assert_eq!(tile(Protocol::Mvt, "/3/5/6.pbf").unwrap(), TileCoord::new(3, 5, 6).unwrap());
+        assert_eq!(tile(Protocol::Xyz, "/03/5/6.png").unwrap(), TileCoord::new(3, 5, 6).unwrap());
+        for rest in ["/3/8/0", "/3/5", "/3/5/6/7", "", "/a/1/1", "/1/-1/0", "/31/0/0", "/3/5/6.png", "/3/5/6."] {
             assert!(tile(Protocol::Mvt, rest).is_err(), "{rest}");
         }
         assert!(tile(Protocol::Xyz, "/3/5/6.toolong").is_err());
@@ -174,10 +128,7 @@ mod tests {
     #[test]
     fn mvt_is_view_tier_and_filtered() {
         let c = classify(&get(Protocol::Mvt, "/0/0/0", ""), &path()).unwrap();
-        assert_eq!(
-            (c.op.name, c.op.tier, c.response),
-            ("mvt.tile", Tier::View, ResponseKind::Mvt)
-        );
+        assert_eq!((c.op.name, c.op.tier, c.response), ("mvt.tile", Tier::View, ResponseKind::Mvt));
         assert_eq!(c.forward.path, "");
     }
 
@@ -199,12 +150,7 @@ mod tests {
 
     #[test]
     fn matrix_ids_name_the_zoom() {
-        for (id, z) in [
-            ("5", 5),
-            ("05", 5),
-            ("EPSG:3857:5", 5),
-            ("EPSG:900913:12", 12),
-        ] {
+        for (id, z) in [("5", 5), ("05", 5), ("EPSG:3857:5", 5), ("EPSG:900913:12", 12)] {
             assert_eq!(matrix_zoom(id, "TILEMATRIX").unwrap(), z, "{id}");
         }
         for id in ["", "z5", "EPSG:3857:", "5.0", "-1"] {
@@ -220,20 +166,14 @@ mod tests {
         assert!(is_web_mercator_set("EPSG:900913", &opts));
         assert!(!is_web_mercator_set("EPSG:4326", &opts));
         let extra = vec!["osm_grid".to_owned()];
-        let opts = Options {
-            webmercator_matrix_sets: &extra,
-            ..Options::default()
-        };
+        let opts = Options { webmercator_matrix_sets: &extra, ..Options::default() };
         assert!(is_web_mercator_set("osm_grid", &opts));
         let names = ["TILEMATRIX", "TILEROW", "TILECOL"];
         assert_eq!(
             matrix_tile_extent("osm_grid", "2", "1", "3", names, &opts).unwrap(),
             Extent::Tile(TileCoord::new(2, 3, 1).unwrap())
         );
-        assert_eq!(
-            matrix_tile_extent("EPSG:4326", "2", "1", "3", names, &opts).unwrap(),
-            Extent::ForeignCrs
-        );
+        assert_eq!(matrix_tile_extent("EPSG:4326", "2", "1", "3", names, &opts).unwrap(), Extent::ForeignCrs);
         assert!(matrix_tile_extent("EPSG:4326", "2", "-1", "3", names, &opts).is_err());
         assert!(matrix_tile_extent("WebMercatorQuad", "2", "4", "0", names, &opts).is_err());
     }

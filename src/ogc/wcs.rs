@@ -18,8 +18,7 @@ use crate::spatial::{crs_from_identifier, BBox, Crs, MERCATOR_HALF_WORLD};
 
 use super::geo::number;
 use super::{
-    bad, check_allowed, name_list, request_name, shown, unsupported, Kvp, OgcError, Parts,
-    Protocol, ResponseKind,
+    bad, check_allowed, name_list, request_name, shown, unsupported, Kvp, OgcError, Parts, Protocol, ResponseKind,
 };
 
 const KNOWN: &[&str] = &["GetCapabilities", "DescribeCoverage", "GetCoverage"];
@@ -67,28 +66,15 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> 
             ResponseKind::Capabilities(Protocol::Wcs),
         ));
     }
-    let name = if request == "DescribeCoverage" {
-        "wcs.DescribeCoverage"
-    } else {
-        "wcs.GetCoverage"
-    };
+    let name = if request == "DescribeCoverage" { "wcs.DescribeCoverage" } else { "wcs.GetCoverage" };
     let version = kvp.require("VERSION", name)?;
     if !VERSIONS.contains(&version) {
-        return Err(unsupported(format!(
-            "VERSION: WCS `{}` is not supported; use 2.0.1",
-            shown(version)
-        )));
+        return Err(unsupported(format!("VERSION: WCS `{}` is not supported; use 2.0.1", shown(version))));
     }
     let coverages = name_list(kvp.require("COVERAGEID", name)?, "COVERAGEID")?;
     if name == "wcs.DescribeCoverage" {
         check_allowed(kvp, DESCRIBE, &[], path, name)?;
-        return Ok(Parts::new(
-            name,
-            Tier::ViewPlus,
-            coverages,
-            Extent::None,
-            ResponseKind::Other,
-        ));
+        return Ok(Parts::new(name, Tier::ViewPlus, coverages, Extent::None, ResponseKind::Other));
     }
     check_allowed(kvp, GET_COVERAGE, PREFIXES, path, name)?;
     if coverages.len() != 1 {
@@ -96,10 +82,7 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> 
     }
     let extent = subset_extent(kvp)?;
     let format = kvp.get_nonempty("FORMAT");
-    Ok(
-        Parts::new(name, Tier::ViewPlus, coverages, extent, ResponseKind::Other)
-            .with_format(format),
-    )
+    Ok(Parts::new(name, Tier::ViewPlus, coverages, extent, ResponseKind::Other).with_format(format))
 }
 
 /// One `SUBSET` value.
@@ -111,12 +94,7 @@ struct Subset<'v> {
 }
 
 fn parse_subset(raw: &str) -> Result<Subset<'_>, OgcError> {
-    let malformed = || {
-        bad(format!(
-            "SUBSET: `{}` is not `axis(low,high)` or `axis(point)`",
-            shown(raw)
-        ))
-    };
+    let malformed = || bad(format!("SUBSET: `{}` is not `axis(low,high)` or `axis(point)`", shown(raw)));
     let (head, inner) = raw
         .strip_suffix(')')
         .and_then(|r| r.split_once('('))
@@ -134,12 +112,7 @@ fn parse_subset(raw: &str) -> Result<Subset<'_>, OgcError> {
         Some(_) => return Err(malformed()),
         None => (inner.trim(), inner.trim()),
     };
-    Ok(Subset {
-        axis,
-        crs,
-        low,
-        high,
-    })
+    Ok(Subset { axis, crs, low, high })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -149,20 +122,14 @@ enum Axis {
 }
 
 fn subset_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
-    let subsets = kvp
-        .all("SUBSET")
-        .map(parse_subset)
-        .collect::<Result<Vec<_>, _>>()?;
+    let subsets = kvp.all("SUBSET").map(parse_subset).collect::<Result<Vec<_>, _>>()?;
     let mut seen: Vec<String> = Vec::new();
     let mut spatial: Vec<(Axis, bool, Subset<'_>)> = Vec::new(); // (axis, geographic, subset)
     let mut foreign = false;
     for s in subsets {
         let lower = s.axis.to_ascii_lowercase();
         if seen.contains(&lower) {
-            return Err(bad(format!(
-                "SUBSET: axis `{}` is subset twice",
-                shown(s.axis)
-            )));
+            return Err(bad(format!("SUBSET: axis `{}` is subset twice", shown(s.axis))));
         }
         seen.push(lower.clone());
         match lower.as_str() {
@@ -175,11 +142,7 @@ fn subset_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
         }
     }
     if spatial.is_empty() {
-        return Ok(if foreign {
-            Extent::ForeignCrs
-        } else {
-            Extent::Unbounded
-        });
+        return Ok(if foreign { Extent::ForeignCrs } else { Extent::Unbounded });
     }
     // Every spatial axis must be read in one CRS the gateway knows.
     let subsetting = kvp.get_nonempty("SUBSETTINGCRS");
@@ -204,10 +167,7 @@ fn subset_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
         let low = number(s.low, "SUBSET")?;
         let high = number(s.high, "SUBSET")?;
         if low > high {
-            return Err(bad(format!(
-                "SUBSET: on axis `{}` the low bound is above the high bound",
-                shown(s.axis)
-            )));
+            return Err(bad(format!("SUBSET: on axis `{}` the low bound is above the high bound", shown(s.axis))));
         }
         values.push((*axis, low, high));
     }
@@ -218,13 +178,7 @@ fn subset_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
         Crs::Wgs84 => (180.0, 90.0),
         Crs::WebMercator => (MERCATOR_HALF_WORLD, MERCATOR_HALF_WORLD),
     };
-    let mut bbox = BBox {
-        crs,
-        min_x: -world_x,
-        min_y: -world_y,
-        max_x: world_x,
-        max_y: world_y,
-    };
+    let mut bbox = BBox { crs, min_x: -world_x, min_y: -world_y, max_x: world_x, max_y: world_y };
     for (axis, low, high) in values {
         match axis {
             Axis::X => (bbox.min_x, bbox.max_x) = (low, high),
@@ -250,44 +204,20 @@ mod tests {
     fn operations() {
         let c = ok(Protocol::Wcs, "SERVICE=WCS&REQUEST=GetCapabilities");
         assert_eq!((c.op.name, c.op.tier), ("wcs.GetCapabilities", Tier::View));
-        let c = ok(
-            Protocol::Wcs,
-            "SERVICE=WCS&VERSION=2.0.1&REQUEST=DescribeCoverage&COVERAGEID=roads,dem",
-        );
+        let c = ok(Protocol::Wcs, "SERVICE=WCS&VERSION=2.0.1&REQUEST=DescribeCoverage&COVERAGEID=roads,dem");
         assert_eq!(
             (c.op.name, c.op.tier, c.op.layers.clone()),
-            (
-                "wcs.DescribeCoverage",
-                Tier::ViewPlus,
-                vec!["roads".to_string(), "dem".to_string()]
-            )
+            ("wcs.DescribeCoverage", Tier::ViewPlus, vec!["roads".to_string(), "dem".to_string()])
         );
-        let c = ok(
-            Protocol::Wcs,
-            q("FORMAT=image/tiff&GEOTIFF:COMPRESSION=LZW"),
-        );
-        assert_eq!(
-            (c.op.name, c.op.tier, c.op.extent),
-            ("wcs.GetCoverage", Tier::ViewPlus, Extent::Unbounded)
-        );
+        let c = ok(Protocol::Wcs, q("FORMAT=image/tiff&GEOTIFF:COMPRESSION=LZW"));
+        assert_eq!((c.op.name, c.op.tier, c.op.extent), ("wcs.GetCoverage", Tier::ViewPlus, Extent::Unbounded));
         assert_eq!(c.format.as_deref(), Some("image/tiff"));
         assert!(matches!(
-            run(
-                Protocol::Wcs,
-                "SERVICE=WCS&VERSION=1.0.0&REQUEST=GetCoverage&COVERAGE=roads"
-            ),
+            run(Protocol::Wcs, "SERVICE=WCS&VERSION=1.0.0&REQUEST=GetCoverage&COVERAGE=roads"),
             Err(OgcError::NotSupported(_))
         ));
-        assert!(run(
-            Protocol::Wcs,
-            "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage"
-        )
-        .is_err());
-        assert!(run(
-            Protocol::Wcs,
-            "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage&COVERAGEID=a,b"
-        )
-        .is_err());
+        assert!(run(Protocol::Wcs, "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage").is_err());
+        assert!(run(Protocol::Wcs, "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage&COVERAGEID=a,b").is_err());
         assert!(run(Protocol::Wcs, q("CQL_FILTER=x")).is_err());
     }
 
@@ -295,62 +225,32 @@ mod tests {
     fn lat_long_subsets_are_a_wgs84_box() {
         let c = ok(Protocol::Wcs, q("SUBSET=Lat(50,51)&SUBSET=Long(5,6)"));
         let b = bbox_of(&c);
-        assert_eq!(
-            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
-            (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0])
-        );
+        assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]));
         // One axis only: the other spans the world.
-        let b = bbox_of(&ok(
-            Protocol::Wcs,
-            q("subset=Long(5,6)&subset=time(\"2020-01-01\")"),
-        ));
-        assert_eq!(
-            [b.min_x, b.min_y, b.max_x, b.max_y],
-            [5.0, -90.0, 6.0, 90.0]
-        );
+        let b = bbox_of(&ok(Protocol::Wcs, q("subset=Long(5,6)&subset=time(\"2020-01-01\")")));
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, -90.0, 6.0, 90.0]);
         // A slice is a degenerate box.
         let b = bbox_of(&ok(Protocol::Wcs, q("SUBSET=Lat(50.5)&SUBSET=Long(5.5)")));
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.5, 50.5, 5.5, 50.5]);
         // The old axis,crs form.
-        let b = bbox_of(&ok(
-            Protocol::Wcs,
-            q("SUBSET=Lat,http://www.opengis.net/def/crs/EPSG/0/4326(50,51)"),
-        ));
+        let b = bbox_of(&ok(Protocol::Wcs, q("SUBSET=Lat,http://www.opengis.net/def/crs/EPSG/0/4326(50,51)")));
         assert_eq!([b.min_y, b.max_y], [50.0, 51.0]);
     }
 
     #[test]
     fn easting_northing_need_a_web_mercator_subsetting_crs() {
-        let b = bbox_of(&ok(Protocol::Wcs, q("SUBSET=E(0,100)&SUBSET=N(200,300)&SUBSETTINGCRS=http://www.opengis.net/def/crs/EPSG/0/3857")));
+        let b = bbox_of(&ok(
+            Protocol::Wcs,
+            q("SUBSET=E(0,100)&SUBSET=N(200,300)&SUBSETTINGCRS=http://www.opengis.net/def/crs/EPSG/0/3857"),
+        ));
+        assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::WebMercator, [0.0, 200.0, 100.0, 300.0]));
+        assert_eq!(ok(Protocol::Wcs, q("SUBSET=E(0,100)&SUBSET=N(200,300)")).op.extent, Extent::ForeignCrs);
         assert_eq!(
-            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
-            (Crs::WebMercator, [0.0, 200.0, 100.0, 300.0])
-        );
-        assert_eq!(
-            ok(Protocol::Wcs, q("SUBSET=E(0,100)&SUBSET=N(200,300)"))
-                .op
-                .extent,
+            ok(Protocol::Wcs, q("SUBSET=Lat(0,1)&SUBSETTINGCRS=http://www.opengis.net/def/crs/EPSG/0/3857")).op.extent,
             Extent::ForeignCrs
         );
-        assert_eq!(
-            ok(
-                Protocol::Wcs,
-                q("SUBSET=Lat(0,1)&SUBSETTINGCRS=http://www.opengis.net/def/crs/EPSG/0/3857")
-            )
-            .op
-            .extent,
-            Extent::ForeignCrs
-        );
-        assert_eq!(
-            ok(Protocol::Wcs, q("SUBSET=i(0,10)")).op.extent,
-            Extent::ForeignCrs
-        );
-        assert_eq!(
-            ok(Protocol::Wcs, q("SUBSET=Lat(0,1)&SUBSET=elevation(0,10)"))
-                .op
-                .extent,
-            Extent::ForeignCrs
-        );
+        assert_eq!(ok(Protocol::Wcs, q("SUBSET=i(0,10)")).op.extent, Extent::ForeignCrs);
+        assert_eq!(ok(Protocol::Wcs, q("SUBSET=Lat(0,1)&SUBSET=elevation(0,10)")).op.extent, Extent::ForeignCrs);
     }
 
     #[test]

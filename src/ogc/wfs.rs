@@ -38,32 +38,17 @@ use crate::policy::{Extent, Tier};
 
 use super::geo::{bbox, check_ordered, number, uint, wfs_crs};
 use super::{
-    bad, check_allowed, kvp_filter_properties, name_list, paren_groups, request_name, shown,
-    unsupported, xml_property, DataFormat, Kvp, OgcError, Parts, Protocol, ResponseKind,
+    bad, check_allowed, kvp_filter_properties, name_list, paren_groups, request_name, shown, unsupported, xml_property,
+    DataFormat, Kvp, OgcError, Parts, Protocol, ResponseKind,
 };
 
-const KNOWN: &[&str] = &[
-    "GetCapabilities",
-    "DescribeFeatureType",
-    "GetFeature",
-    "GetPropertyValue",
-    "GetFeatureWithLock",
-    "LockFeature",
-];
+const KNOWN: &[&str] =
+    &["GetCapabilities", "DescribeFeatureType", "GetFeature", "GetPropertyValue", "GetFeatureWithLock", "LockFeature"];
 const REFUSED: &[(&str, &str)] = &[
     ("Transaction", "send transactions as an XML POST"),
-    (
-        "ListStoredQueries",
-        "stored queries can read any feature type",
-    ),
-    (
-        "DescribeStoredQueries",
-        "stored queries can read any feature type",
-    ),
-    (
-        "CreateStoredQuery",
-        "stored queries can read any feature type",
-    ),
+    ("ListStoredQueries", "stored queries can read any feature type"),
+    ("DescribeStoredQueries", "stored queries can read any feature type"),
+    ("CreateStoredQuery", "stored queries can read any feature type"),
     ("DropStoredQuery", "stored queries are managed upstream"),
     ("GetGmlObject", "it resolves objects across feature types"),
 ];
@@ -127,23 +112,17 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> 
     let (name, tier, allowed): (&'static str, Tier, Vec<&str>) = match request {
         "DescribeFeatureType" => ("wfs.DescribeFeatureType", Tier::ViewPlus, DESCRIBE.to_vec()),
         "GetFeature" => ("wfs.GetFeature", Tier::ViewPlus, QUERY.to_vec()),
-        "GetPropertyValue" => (
-            "wfs.GetPropertyValue",
-            Tier::ViewPlus,
-            QUERY.iter().chain(&["VALUEREFERENCE"]).copied().collect(),
-        ),
-        "GetFeatureWithLock" => (
-            "wfs.GetFeatureWithLock",
-            Tier::Edit,
-            QUERY.iter().chain(&["EXPIRY"]).copied().collect(),
-        ),
+        "GetPropertyValue" => {
+            ("wfs.GetPropertyValue", Tier::ViewPlus, QUERY.iter().chain(&["VALUEREFERENCE"]).copied().collect())
+        }
+        "GetFeatureWithLock" => {
+            ("wfs.GetFeatureWithLock", Tier::Edit, QUERY.iter().chain(&["EXPIRY"]).copied().collect())
+        }
         _ => ("wfs.LockFeature", Tier::Edit, LOCK.to_vec()),
     };
     let version = version(kvp, name)?;
     if name == "wfs.GetPropertyValue" && !version.starts_with("2.") {
-        return Err(bad(format!(
-            "GetPropertyValue is a WFS 2.0 request; VERSION is `{version}`"
-        )));
+        return Err(bad(format!("GetPropertyValue is a WFS 2.0 request; VERSION is `{version}`")));
     }
     check_allowed(kvp, &allowed, &[], path, name)?;
     let layers = type_names(kvp.require("TYPENAMES", name)?)?;
@@ -156,16 +135,11 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> 
     }
     if let Some(rt) = kvp.get_nonempty("RESULTTYPE") {
         if !rt.eq_ignore_ascii_case("results") && !rt.eq_ignore_ascii_case("hits") {
-            return Err(bad(format!(
-                "RESULTTYPE: `{}` is not results or hits",
-                shown(rt)
-            )));
+            return Err(bad(format!("RESULTTYPE: `{}` is not results or hits", shown(rt))));
         }
     }
     let output = kvp.get_nonempty("OUTPUTFORMAT");
-    let data = output
-        .map(DataFormat::from_media_type)
-        .unwrap_or(DataFormat::Xml);
+    let data = output.map(DataFormat::from_media_type).unwrap_or(DataFormat::Xml);
     let mut properties = Vec::new();
     let (extent, response) = match name {
         "wfs.DescribeFeatureType" => (Extent::None, ResponseKind::Schema(data)),
@@ -184,9 +158,7 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> 
         return Err(bad("VALUEREFERENCE is required for wfs.GetPropertyValue"));
     }
     kvp_filter_properties(kvp, &mut properties)?;
-    Ok(Parts::new(name, tier, layers, extent, response)
-        .with_format(output)
-        .with_properties(properties))
+    Ok(Parts::new(name, tier, layers, extent, response).with_format(output).with_properties(properties))
 }
 
 /// VERSION, required outside GetCapabilities: it decides parameter names and axis order.
@@ -222,17 +194,12 @@ pub(crate) fn check_resource_id(id: &str, layers: &[String]) -> Result<(), OgcEr
     }
     let names_a_type = layers.iter().any(|layer| {
         let local = layer.rsplit(':').next().unwrap_or(layer);
-        [layer.as_str(), local]
-            .iter()
-            .any(|t| id.strip_prefix(t).is_some_and(|r| r.starts_with('.')))
+        [layer.as_str(), local].iter().any(|t| id.strip_prefix(t).is_some_and(|r| r.starts_with('.')))
     });
     if names_a_type {
         Ok(())
     } else {
-        Err(bad(format!(
-            "RESOURCEID: `{}` does not belong to the requested type names",
-            shown(id)
-        )))
+        Err(bad(format!("RESOURCEID: `{}` does not belong to the requested type names", shown(id))))
     }
 }
 
@@ -256,10 +223,7 @@ fn check_filter_language(kvp: &Kvp) -> Result<(), OgcError> {
     if compact.eq_ignore_ascii_case("urn:ogc:def:queryLanguage:OGC-FES:Filter") {
         Ok(())
     } else {
-        Err(unsupported(format!(
-            "FILTER_LANGUAGE: `{}` is not supported; only FES filters are",
-            shown(lang)
-        )))
+        Err(unsupported(format!("FILTER_LANGUAGE: `{}` is not supported; only FES filters are", shown(lang))))
     }
 }
 
@@ -272,21 +236,14 @@ fn bbox_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
     let (coords, crs_id) = match parts.len() {
         4 => (&parts[..], None),
         5 => (&parts[..4], Some(parts[4])),
-        n => {
-            return Err(bad(format!(
-                "BBOX: expected 4 numbers and an optional CRS, got {n} items"
-            )))
-        }
+        n => return Err(bad(format!("BBOX: expected 4 numbers and an optional CRS, got {n} items"))),
     };
     let mut v = [0.0; 4];
     for (slot, raw) in v.iter_mut().zip(coords) {
         *slot = number(raw, "BBOX")?;
     }
     match crs_id.and_then(wfs_crs) {
-        Some((crs, order)) => Ok(Extent::BBox {
-            bbox: bbox(crs, order, v, false, "BBOX")?,
-            zoom: None,
-        }),
+        Some((crs, order)) => Ok(Extent::BBox { bbox: bbox(crs, order, v, false, "BBOX")?, zoom: None }),
         None => {
             check_ordered(v, "BBOX")?;
             Ok(Extent::ForeignCrs)
@@ -313,21 +270,11 @@ fn sort_properties(value: &str) -> Result<Vec<String>, OgcError> {
     let mut out = Vec::new();
     for item in value.split(',') {
         let mut words = item.split_whitespace();
-        let name = words
-            .next()
-            .ok_or_else(|| bad(format!("SORTBY: empty item in `{}`", shown(value))))?;
+        let name = words.next().ok_or_else(|| bad(format!("SORTBY: empty item in `{}`", shown(value))))?;
         match (words.next(), words.next()) {
             (None, _) => {}
-            (Some(dir), None)
-                if ["ASC", "DESC", "A", "D"]
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(dir)) => {}
-            _ => {
-                return Err(bad(format!(
-                    "SORTBY: `{}` is not `name [ASC|DESC]`",
-                    shown(item)
-                )))
-            }
+            (Some(dir), None) if ["ASC", "DESC", "A", "D"].iter().any(|d| d.eq_ignore_ascii_case(dir)) => {}
+            _ => return Err(bad(format!("SORTBY: `{}` is not `name [ASC|DESC]`", shown(item)))),
         }
         out.push(xml_property(name, "SORTBY")?);
     }
@@ -375,52 +322,26 @@ mod tests {
             ("2.0.0", "5,50,6,51,EPSG:4326"),
             ("1.1.0", "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
             ("2.0.0", "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
-            (
-                "2.0.0",
-                "50,5,51,6,http://www.opengis.net/def/crs/EPSG/0/4326",
-            ),
+            ("2.0.0", "50,5,51,6,http://www.opengis.net/def/crs/EPSG/0/4326"),
             ("1.1.0", "50,5,51,6,urn:x-ogc:def:crs:EPSG:4326"),
-            (
-                "1.0.0",
-                "5,50,6,51,http://www.opengis.net/gml/srs/epsg.xml#4326",
-            ),
+            ("1.0.0", "5,50,6,51,http://www.opengis.net/gml/srs/epsg.xml#4326"),
             ("2.0.0", "5,50,6,51,urn:ogc:def:crs:OGC:1.3:CRS84"),
         ] {
-            let query: &'static str = format!(
-                "SERVICE=WFS&VERSION={version}&REQUEST=GetFeature&TYPENAME=roads&BBOX={bbox}"
-            )
-            .leak();
+            let query: &'static str =
+                format!("SERVICE=WFS&VERSION={version}&REQUEST=GetFeature&TYPENAME=roads&BBOX={bbox}").leak();
             let b = bbox_of(&ok(Protocol::Wfs, query));
-            assert_eq!(
-                [b.min_x, b.min_y, b.max_x, b.max_y],
-                want,
-                "{version} {bbox}"
-            );
+            assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], want, "{version} {bbox}");
         }
         // The URN written lon-first lands at lat 5..6 / lon 50..51: elsewhere.
-        let b = bbox_of(&ok(
-            Protocol::Wfs,
-            q("BBOX=5,50,6,51,urn:ogc:def:crs:EPSG::4326"),
-        ));
+        let b = bbox_of(&ok(Protocol::Wfs, q("BBOX=5,50,6,51,urn:ogc:def:crs:EPSG::4326")));
         assert_eq!([b.min_x, b.min_y], [50.0, 5.0]);
     }
 
     #[test]
     fn bbox_without_crs_or_with_unknown_crs_is_foreign() {
-        assert_eq!(
-            ok(Protocol::Wfs, q("BBOX=5,50,6,51")).op.extent,
-            Extent::ForeignCrs
-        );
-        assert_eq!(
-            ok(Protocol::Wfs, q("BBOX=5,50,6,51&SRSNAME=EPSG:4326"))
-                .op
-                .extent,
-            Extent::ForeignCrs
-        );
-        assert_eq!(
-            ok(Protocol::Wfs, q("BBOX=0,0,1,1,EPSG:28992")).op.extent,
-            Extent::ForeignCrs
-        );
+        assert_eq!(ok(Protocol::Wfs, q("BBOX=5,50,6,51")).op.extent, Extent::ForeignCrs);
+        assert_eq!(ok(Protocol::Wfs, q("BBOX=5,50,6,51&SRSNAME=EPSG:4326")).op.extent, Extent::ForeignCrs);
+        assert_eq!(ok(Protocol::Wfs, q("BBOX=0,0,1,1,EPSG:28992")).op.extent, Extent::ForeignCrs);
         for bad in [
             "BBOX=1,2,3",
             "BBOX=1,2,NaN,4,EPSG:4326",
@@ -435,17 +356,11 @@ mod tests {
     #[test]
     fn no_bbox_or_ids_only_is_unbounded() {
         assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::Unbounded);
+        assert_eq!(ok(Protocol::Wfs, q("RESOURCEID=roads.5")).op.extent, Extent::Unbounded);
         assert_eq!(
-            ok(Protocol::Wfs, q("RESOURCEID=roads.5")).op.extent,
-            Extent::Unbounded
-        );
-        assert_eq!(
-            ok(
-                Protocol::Wfs,
-                "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5"
-            )
-            .op
-            .extent,
+            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5")
+                .op
+                .extent,
             Extent::Unbounded
         );
     }
@@ -460,55 +375,40 @@ mod tests {
             "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=ns:roads&RESOURCEID=roads.5"
         )
         .is_ok());
-        assert!(run(
-            Protocol::Wfs,
-            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&RESOURCEID=roads.5"
-        )
-        .is_err());
+        assert!(run(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&RESOURCEID=roads.5").is_err());
     }
 
     #[test]
     fn type_name_lists() {
-        let c = ok(
-            Protocol::Wfs,
-            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=(roads,rivers)(ns:lakes)",
-        );
+        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=(roads,rivers)(ns:lakes)");
         assert_eq!(c.op.layers, vec!["roads", "rivers", "ns:lakes"]);
-        let c = ok(
-            Protocol::Wfs,
-            "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=roads,rivers",
-        );
+        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=roads,rivers");
         assert_eq!(c.op.layers, vec!["roads", "rivers"]);
-        for bad in [
-            "TYPENAMES=roads,",
-            "TYPENAMES=(roads",
-            "TYPENAMES=schema-element(roads)",
-        ] {
-            let query: &'static str =
-                format!("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&{bad}").leak();
+        for bad in ["TYPENAMES=roads,", "TYPENAMES=(roads", "TYPENAMES=schema-element(roads)"] {
+            let query: &'static str = format!("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&{bad}").leak();
             assert!(run(Protocol::Wfs, query).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn properties_from_every_parameter() {
-        let c = ok(
-            Protocol::Wfs,
-            q("PROPERTYNAME=ns:name,lanes&SORTBY=lanes+DESC,name ASC,width"),
-        );
+        let c = ok(Protocol::Wfs, q("PROPERTYNAME=ns:name,lanes&SORTBY=lanes+DESC,name ASC,width"));
         assert_eq!(c.op.properties, vec!["name", "lanes", "width"]);
         let c = ok(
             Protocol::Wfs,
             "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=(roads)(rivers)&PROPERTYNAME=(name)(depth)",
         );
         assert_eq!(c.op.properties, vec!["name", "depth"]);
-        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=roads&SORTBY=name+D&PROPERTYNAME=*");
-        assert_eq!(c.op.properties, vec!["name"]);
-        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=owner");
-        assert_eq!(
-            (c.op.name, c.op.properties.clone()),
-            ("wfs.GetPropertyValue", vec!["owner".to_string()])
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=roads&SORTBY=name+D&PROPERTYNAME=*",
         );
+        assert_eq!(c.op.properties, vec!["name"]);
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=owner",
+        );
+        assert_eq!((c.op.name, c.op.properties.clone()), ("wfs.GetPropertyValue", vec!["owner".to_string()]));
         for bad in [
             "PROPERTYNAME=a/b",
             "PROPERTYNAME=@gml:id",
@@ -519,11 +419,7 @@ mod tests {
         ] {
             assert!(run(Protocol::Wfs, q(bad)).is_err(), "{bad}");
         }
-        assert!(run(
-            Protocol::Wfs,
-            "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads"
-        )
-        .is_err());
+        assert!(run(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads").is_err());
         assert!(run(
             Protocol::Wfs,
             "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=a"
@@ -548,12 +444,7 @@ mod tests {
     #[test]
     fn operations_and_tiers() {
         let cases: &[(&str, &str, Tier, Extent)] = &[
-            (
-                "SERVICE=WFS&REQUEST=GetCapabilities",
-                "wfs.GetCapabilities",
-                Tier::View,
-                Extent::None,
-            ),
+            ("SERVICE=WFS&REQUEST=GetCapabilities", "wfs.GetCapabilities", Tier::View, Extent::None),
             (
                 "SERVICE=WFS&REQUEST=GetCapabilities&ACCEPTVERSIONS=2.0.0,1.1.0",
                 "wfs.GetCapabilities",
@@ -581,18 +472,14 @@ mod tests {
         ];
         for (query, name, tier, extent) in cases {
             let c = ok(Protocol::Wfs, query);
-            assert_eq!(
-                (c.op.name, c.op.tier, c.op.extent),
-                (*name, *tier, *extent),
-                "{query}"
-            );
+            assert_eq!((c.op.name, c.op.tier, c.op.extent), (*name, *tier, *extent), "{query}");
         }
-        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=roads&OUTPUTFORMAT=application/json");
-        assert_eq!(c.response, ResponseKind::Schema(DataFormat::Json));
-        assert_eq!(
-            ok(Protocol::Wfs, BASE20).response,
-            ResponseKind::Features(DataFormat::Xml)
+        let c = ok(
+            Protocol::Wfs,
+            "SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=roads&OUTPUTFORMAT=application/json",
         );
+        assert_eq!(c.response, ResponseKind::Schema(DataFormat::Json));
+        assert_eq!(ok(Protocol::Wfs, BASE20).response, ResponseKind::Features(DataFormat::Xml));
         assert_eq!(
             ok(Protocol::Wfs, q("OUTPUTFORMAT=SHAPE-ZIP")).response,
             ResponseKind::Features(DataFormat::Other("SHAPE-ZIP".into()))
@@ -622,10 +509,7 @@ mod tests {
 
     #[test]
     fn namespaces_need_allow_params() {
-        for extra in [
-            "NAMESPACES=xmlns(topp,http://other)",
-            "NAMESPACE=xmlns(topp=http://other)",
-        ] {
+        for extra in ["NAMESPACES=xmlns(topp,http://other)", "NAMESPACE=xmlns(topp=http://other)"] {
             let query: &'static str = format!("{BASE20}&{extra}").leak();
             let e = run(Protocol::Wfs, query).unwrap_err();
             assert!(e.to_string().contains("rebinds type name prefixes"), "{e}");
@@ -640,15 +524,8 @@ mod tests {
     fn cross_layer_filter_functions_are_refused() {
         let mut p = path();
         p.allow_params = vec!["CQL_FILTER".into()];
-        let req = get(
-            Protocol::Wfs,
-            "",
-            q("CQL_FILTER=name=querySingle('secret','owner','INCLUDE')"),
-        );
-        assert!(matches!(
-            super::super::classify(&req, &p),
-            Err(OgcError::NotSupported(_))
-        ));
+        let req = get(Protocol::Wfs, "", q("CQL_FILTER=name=querySingle('secret','owner','INCLUDE')"));
+        assert!(matches!(super::super::classify(&req, &p), Err(OgcError::NotSupported(_))));
         // In FES, also when the name is hidden behind character references.
         for filter in [
             "%3CFilter%3E%3CPropertyIsEqualTo%3E%3CFunction%20name%3D%22querySingle%22%2F%3E%3C%2FPropertyIsEqualTo%3E%3C%2FFilter%3E",

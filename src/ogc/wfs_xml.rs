@@ -35,18 +35,12 @@ use crate::spatial::BBox;
 use super::geo::{bbox, check_ordered, number, union, wfs_crs};
 use super::wfs::{check_resource_id, VERSIONS};
 use super::{
-    bad, check_allowed, shown, unsupported, xml_property, Classified, DataFormat, Dialect, Forward,
-    ForwardBody, Kvp, OgcError, OgcRequest, Parts, Protocol, ResponseKind, CROSS_LAYER_FUNCTIONS,
+    bad, check_allowed, shown, unsupported, xml_property, Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp,
+    OgcError, OgcRequest, Parts, Protocol, ResponseKind, CROSS_LAYER_FUNCTIONS,
 };
 
-const WFS_NAMESPACES: &[&str] = &[
-    "http://www.opengis.net/wfs",
-    "http://www.opengis.net/wfs/2.0",
-];
-const GML_NAMESPACES: &[&str] = &[
-    "http://www.opengis.net/gml",
-    "http://www.opengis.net/gml/3.2",
-];
+const WFS_NAMESPACES: &[&str] = &["http://www.opengis.net/wfs", "http://www.opengis.net/wfs/2.0"];
+const GML_NAMESPACES: &[&str] = &["http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2"];
 const SPATIAL_OPERATORS: &[&str] = &[
     "BBOX",
     "Equals",
@@ -87,11 +81,7 @@ impl Root {
             | "DescribeStoredQueries"
             | "CreateStoredQuery"
             | "DropStoredQuery"
-            | "GetGmlObject" => {
-                return Err(unsupported(format!(
-                    "WFS {local} is not supported by the gateway"
-                )))
-            }
+            | "GetGmlObject" => return Err(unsupported(format!("WFS {local} is not supported by the gateway"))),
             other => return Err(bad(format!("`{}` is not a WFS request", shown(other)))),
         })
     }
@@ -119,13 +109,9 @@ impl Root {
     /// The root children this operation defines.
     fn children(self) -> &'static [&'static str] {
         match self {
-            Root::GetCapabilities => &[
-                "AcceptVersions",
-                "Sections",
-                "AcceptFormats",
-                "AcceptLanguages",
-                "UpdateSequence",
-            ],
+            Root::GetCapabilities => {
+                &["AcceptVersions", "Sections", "AcceptFormats", "AcceptLanguages", "UpdateSequence"]
+            }
             Root::DescribeFeatureType => &["TypeName"],
             Root::GetFeature | Root::GetPropertyValue | Root::GetFeatureWithLock => &["Query"],
             Root::LockFeature => &["Lock", "Query"],
@@ -165,60 +151,30 @@ struct Summary {
 
 pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
     let kvp = Kvp::parse(req.query, Dialect::WFS)?;
-    check_allowed(
-        &kvp,
-        &["SERVICE", "VERSION", "REQUEST"],
-        &[],
-        path,
-        "a WFS XML POST",
-    )?;
-    if let Some(s) = kvp
-        .get("SERVICE")
-        .filter(|s| !s.eq_ignore_ascii_case("WFS"))
-    {
-        return Err(bad(format!(
-            "SERVICE: `{}` does not match this WFS endpoint",
-            shown(s)
-        )));
+    check_allowed(&kvp, &["SERVICE", "VERSION", "REQUEST"], &[], path, "a WFS XML POST")?;
+    if let Some(s) = kvp.get("SERVICE").filter(|s| !s.eq_ignore_ascii_case("WFS")) {
+        return Err(bad(format!("SERVICE: `{}` does not match this WFS endpoint", shown(s))));
     }
     let summary = read(req.body.unwrap_or_default())?;
     let root = summary.root;
     let name = root.name();
     if let Some(r) = kvp.get_nonempty("REQUEST") {
-        if !name
-            .strip_prefix("wfs.")
-            .is_some_and(|n| n.eq_ignore_ascii_case(r))
-        {
-            return Err(bad(format!(
-                "REQUEST: `{}` does not match the body's {name}",
-                shown(r)
-            )));
+        if !name.strip_prefix("wfs.").is_some_and(|n| n.eq_ignore_ascii_case(r)) {
+            return Err(bad(format!("REQUEST: `{}` does not match the body's {name}", shown(r))));
         }
     }
     if let (Some(url), Some(body)) = (kvp.get_nonempty("VERSION"), summary.version.as_deref()) {
         if url != body {
-            return Err(bad(format!(
-                "VERSION: `{}` does not match the body's version `{body}`",
-                shown(url)
-            )));
+            return Err(bad(format!("VERSION: `{}` does not match the body's version `{body}`", shown(url))));
         }
     }
-    if root == Root::GetPropertyValue
-        && !summary
-            .version
-            .as_deref()
-            .is_some_and(|v| v.starts_with("2."))
-    {
+    if root == Root::GetPropertyValue && !summary.version.as_deref().is_some_and(|v| v.starts_with("2.")) {
         return Err(bad("GetPropertyValue is a WFS 2.0 request"));
     }
     if root != Root::GetCapabilities && summary.layers.is_empty() {
         return Err(bad(format!("the {name} body names no feature type")));
     }
-    let data = summary
-        .output_format
-        .as_deref()
-        .map(DataFormat::from_media_type)
-        .unwrap_or(DataFormat::Xml);
+    let data = summary.output_format.as_deref().map(DataFormat::from_media_type).unwrap_or(DataFormat::Xml);
     let (extent, response) = match root {
         Root::GetCapabilities => (Extent::None, ResponseKind::Capabilities(Protocol::Wfs)),
         Root::DescribeFeatureType => (Extent::None, ResponseKind::Schema(data)),
@@ -230,11 +186,7 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     let parts = Parts::new(name, root.tier(), summary.layers, extent, response)
         .with_format(summary.output_format.as_deref())
         .with_properties(summary.properties);
-    Ok(parts.into_classified(Forward {
-        path: String::new(),
-        query: kvp.encode(),
-        body: ForwardBody::Original,
-    }))
+    Ok(parts.into_classified(Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::Original }))
 }
 
 /// All queries must be bounded for the request to be; bounded boxes are joined.
@@ -298,12 +250,7 @@ fn read(body: &[u8]) -> Result<Summary, OgcError> {
                     None => {
                         let name = r.decode().map_err(malformed)?;
                         resolve_predefined_entity(&name)
-                            .ok_or_else(|| {
-                                bad(format!(
-                                    "the XML body uses the unknown entity `{}`",
-                                    shown(&name)
-                                ))
-                            })?
+                            .ok_or_else(|| bad(format!("the XML body uses the unknown entity `{}`", shown(&name))))?
                             .to_owned()
                     }
                 };
@@ -359,16 +306,10 @@ impl Walker {
                 shown(resolve)
             )));
         }
-        let mut frame = Frame {
-            local: local.clone(),
-            text: None,
-        };
+        let mut frame = Frame { local: local.clone(), text: None };
         if depth == 0 {
             if !namespace.is_some_and(|ns| WFS_NAMESPACES.contains(&ns)) {
-                return Err(bad(format!(
-                    "the root element `{}` is not in a WFS namespace",
-                    shown(&qname)
-                )));
+                return Err(bad(format!("the root element `{}` is not in a WFS namespace", shown(&qname))));
             }
             let root = Root::from_local(&local)?;
             if let Some(service) = attr("service").filter(|s| !s.eq_ignore_ascii_case("WFS")) {
@@ -376,19 +317,13 @@ impl Walker {
             }
             match attr("version") {
                 Some(v) if VERSIONS.contains(&v) => self.version = Some(v.to_owned()),
-                Some(v) => {
-                    return Err(unsupported(format!(
-                        "version: WFS `{}` is not supported",
-                        shown(v)
-                    )))
-                }
+                Some(v) => return Err(unsupported(format!("version: WFS `{}` is not supported", shown(v)))),
                 None if root == Root::GetCapabilities => {}
                 None => return Err(bad(format!("the {} body has no version", root.name()))),
             }
             self.output_format = attr("outputFormat").map(str::to_owned);
             if let Some(reference) = attr("valueReference") {
-                self.properties
-                    .push(xml_property(reference, "valueReference")?);
+                self.properties.push(xml_property(reference, "valueReference")?);
             }
             self.root = Some(root);
         } else if depth == 1 {
@@ -397,24 +332,15 @@ impl Walker {
             if !root.children().contains(&local.as_str()) {
                 return Err(match local.as_str() {
                     "StoredQuery" => unsupported("stored queries are not supported by the gateway"),
-                    "Native" => {
-                        unsupported("native transaction actions are not supported by the gateway")
-                    }
-                    _ => bad(format!(
-                        "`{}` is not part of a WFS {}",
-                        shown(&qname),
-                        root.name()
-                    )),
+                    "Native" => unsupported("native transaction actions are not supported by the gateway"),
+                    _ => bad(format!("`{}` is not part of a WFS {}", shown(&qname), root.name())),
                 });
             }
             match local.as_str() {
                 "TypeName" => frame.text = Some(String::new()),
                 "Query" | "Lock" | "Update" | "Delete" => {
                     // Both spellings are read: a server may honour either one.
-                    let spellings: Vec<&str> = [attr("typeNames"), attr("typeName")]
-                        .into_iter()
-                        .flatten()
-                        .collect();
+                    let spellings: Vec<&str> = [attr("typeNames"), attr("typeName")].into_iter().flatten().collect();
                     if spellings.is_empty() {
                         return Err(bad(format!("`{}` has no typeName", shown(&qname))));
                     }
@@ -427,10 +353,7 @@ impl Walker {
                         }
                     }
                     self.add_layers(&layers);
-                    self.scope = Some(Scope {
-                        layers,
-                        ..Scope::default()
-                    });
+                    self.scope = Some(Scope { layers, ..Scope::default() });
                 }
                 "Insert" | "Replace" => self.scope = Some(Scope::default()),
                 _ => {}
@@ -438,20 +361,11 @@ impl Walker {
         } else if let Some(fd) = self.feature_depth {
             // Children of an inserted/replacing feature are its properties.
             if depth == fd + 1 && !namespace.is_some_and(|ns| GML_NAMESPACES.contains(&ns)) {
-                self.properties
-                    .push(xml_property(&local, "feature property")?);
+                self.properties.push(xml_property(&local, "feature property")?);
             }
-        } else if depth == 2
-            && matches!(self.stack[1].local.as_str(), "Insert" | "Replace")
-            && local != "Filter"
-        {
-            if namespace
-                .is_some_and(|ns| WFS_NAMESPACES.contains(&ns) || GML_NAMESPACES.contains(&ns))
-            {
-                return Err(unsupported(format!(
-                    "`{}` inside a transaction action is not supported",
-                    shown(&qname)
-                )));
+        } else if depth == 2 && matches!(self.stack[1].local.as_str(), "Insert" | "Replace") && local != "Filter" {
+            if namespace.is_some_and(|ns| WFS_NAMESPACES.contains(&ns) || GML_NAMESPACES.contains(&ns)) {
+                return Err(unsupported(format!("`{}` inside a transaction action is not supported", shown(&qname))));
             }
             self.add_layers(std::slice::from_ref(&qname));
             if let Some(scope) = self.scope.as_mut() {
@@ -466,34 +380,19 @@ impl Walker {
     }
 
     /// Elements inside queries, filters and update actions.
-    fn open_inner(
-        &mut self,
-        local: &str,
-        attrs: &[(String, String)],
-        frame: &mut Frame,
-    ) -> Result<(), OgcError> {
+    fn open_inner(&mut self, local: &str, attrs: &[(String, String)], frame: &mut Frame) -> Result<(), OgcError> {
         let attr = |name: &str| find_attr(attrs, name);
         let parents: Vec<&str> = self.stack.iter().map(|f| f.local.as_str()).collect();
         match local {
             // The geometry operand of a spatial operator is the geometry, which the
             // property fence never hides.
-            "PropertyName" | "ValueReference"
-                if parents
-                    .last()
-                    .is_some_and(|p| SPATIAL_OPERATORS.contains(p)) => {}
+            "PropertyName" | "ValueReference" if parents.last().is_some_and(|p| SPATIAL_OPERATORS.contains(p)) => {}
             "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
             "Function" => check_function_name(attrs, "Filter")?,
             "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
             "ResourceId" | "FeatureId" | "GmlObjectId" => {
-                let id = attr("rid")
-                    .or_else(|| attr("fid"))
-                    .or_else(|| attr("id"))
-                    .unwrap_or("");
-                let layers = self
-                    .scope
-                    .as_ref()
-                    .map(|s| s.layers.as_slice())
-                    .unwrap_or_default();
+                let id = attr("rid").or_else(|| attr("fid")).or_else(|| attr("id")).unwrap_or("");
+                let layers = self.scope.as_ref().map(|s| s.layers.as_slice()).unwrap_or_default();
                 check_resource_id(id, layers)?;
             }
             "BBOX" => {
@@ -513,9 +412,7 @@ impl Walker {
                     scope.srs = attr("srsName").map(str::to_owned);
                 }
             }
-            "lowerCorner" | "upperCorner" | "coordinates"
-                if self.scope.as_ref().is_some_and(|s| s.in_bbox) =>
-            {
+            "lowerCorner" | "upperCorner" | "coordinates" if self.scope.as_ref().is_some_and(|s| s.in_bbox) => {
                 frame.text = Some(String::new());
             }
             _ => {}
@@ -525,9 +422,7 @@ impl Walker {
 
     fn text(&mut self, text: &str) -> Result<(), OgcError> {
         match self.stack.last_mut() {
-            Some(Frame {
-                text: Some(buf), ..
-            }) => buf.push_str(text),
+            Some(Frame { text: Some(buf), .. }) => buf.push_str(text),
             Some(_) => {}
             None if text.trim().is_empty() => {}
             None => return Err(bad("the XML body has text outside its root element")),
@@ -536,10 +431,7 @@ impl Walker {
     }
 
     fn close(&mut self) -> Result<(), OgcError> {
-        let frame = self
-            .stack
-            .pop()
-            .ok_or_else(|| bad("the XML body closes an element it never opened"))?;
+        let frame = self.stack.pop().ok_or_else(|| bad("the XML body closes an element it never opened"))?;
         let depth = self.stack.len();
         if self.feature_depth == Some(depth) {
             self.feature_depth = None;
@@ -569,8 +461,7 @@ impl Walker {
         if depth == 1 {
             if let Some(scope) = self.scope.take() {
                 if frame.local == "Query" {
-                    self.extents
-                        .push(scope.bounded.unwrap_or(Extent::Unbounded));
+                    self.extents.push(scope.bounded.unwrap_or(Extent::Unbounded));
                 }
             }
         }
@@ -631,14 +522,8 @@ pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError
     let mut reader = quick_xml::Reader::from_str(xml);
     loop {
         match reader.read_event() {
-            Err(e) => {
-                return Err(bad(format!(
-                    "{param}: the filter is not well-formed XML: {e}"
-                )))
-            }
-            Ok(Event::DocType(_)) => {
-                return Err(bad(format!("{param}: DOCTYPE declarations are refused")))
-            }
+            Err(e) => return Err(bad(format!("{param}: the filter is not well-formed XML: {e}"))),
+            Ok(Event::DocType(_)) => return Err(bad(format!("{param}: DOCTYPE declarations are refused"))),
             Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"Function" => {
                 check_function_name(&attributes(&e)?, param)?;
             }
@@ -649,36 +534,23 @@ pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError
 }
 
 fn check_function_name(attrs: &[(String, String)], param: &str) -> Result<(), OgcError> {
-    let name = find_attr(attrs, "name")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let name = find_attr(attrs, "name").unwrap_or_default().to_ascii_lowercase();
     match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
-        Some(f) => Err(unsupported(format!(
-            "{param}: the `{f}` function reads other layers and is refused"
-        ))),
+        Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
         None => Ok(()),
     }
 }
 
 fn find_attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// A `typeName(s)` attribute or `TypeName` text: names split on spaces and commas.
 fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
-    let names: Vec<String> = value
-        .split([' ', ',', '\t', '\n', '\r'])
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let names: Vec<String> =
+        value.split([' ', ',', '\t', '\n', '\r']).filter(|n| !n.is_empty()).map(str::to_owned).collect();
     if names.is_empty() || names.iter().any(|n| n.contains(['(', ')', '='])) {
-        return Err(bad(format!(
-            "`{}` is not a list of type names",
-            shown(value)
-        )));
+        return Err(bad(format!("`{}` is not a list of type names", shown(value))));
     }
     Ok(names)
 }
@@ -715,18 +587,11 @@ fn envelope_extent(corners: &[String], srs: Option<&str>) -> Result<Extent, OgcE
             }
             v
         }
-        _ => {
-            return Err(bad(
-                "BBOX: expected an Envelope with lowerCorner and upperCorner, or a Box",
-            ))
-        }
+        _ => return Err(bad("BBOX: expected an Envelope with lowerCorner and upperCorner, or a Box")),
     };
     let v = [values[0], values[1], values[2], values[3]];
     match srs.and_then(wfs_crs) {
-        Some((crs, order)) => Ok(Extent::BBox {
-            bbox: bbox(crs, order, v, false, "BBOX")?,
-            zoom: None,
-        }),
+        Some((crs, order)) => Ok(Extent::BBox { bbox: bbox(crs, order, v, false, "BBOX")?, zoom: None }),
         None => {
             check_ordered(v, "BBOX")?;
             Ok(Extent::ForeignCrs)
@@ -789,10 +654,7 @@ mod tests {
         assert_eq!(c.op.properties, vec!["name", "lanes", "width"]);
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
         let b = bbox_of(&c);
-        assert_eq!(
-            (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
-            (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0])
-        );
+        assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]));
         assert_eq!(c.forward.body, ForwardBody::Original);
         assert_eq!(c.forward.query, "");
     }
@@ -807,10 +669,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.op.layers, vec!["ns:roads"]);
-        assert!(
-            c.op.properties.is_empty(),
-            "the BBOX operand is the geometry"
-        );
+        assert!(c.op.properties.is_empty(), "the BBOX operand is the geometry");
         let b = bbox_of(&c);
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml));
@@ -861,44 +720,31 @@ mod tests {
 </wfs:Transaction>"#,
         )
         .unwrap();
-        assert_eq!(
-            (c.op.name, c.op.tier, c.op.extent),
-            ("wfs.Transaction", Tier::Edit, Extent::Opaque)
-        );
+        assert_eq!((c.op.name, c.op.tier, c.op.extent), ("wfs.Transaction", Tier::Edit, Extent::Opaque));
         assert_eq!(c.op.layers, vec!["ns:roads", "ns:rivers", "ns:lakes"]);
         assert_eq!(c.op.properties, vec!["name", "geom", "depth", "owner"]);
     }
 
     #[test]
     fn other_operations() {
-        let c = post(
-            r#"<wfs:GetCapabilities service="WFS" xmlns:wfs="http://www.opengis.net/wfs/2.0"/>"#,
-        )
-        .unwrap();
+        let c = post(r#"<wfs:GetCapabilities service="WFS" xmlns:wfs="http://www.opengis.net/wfs/2.0"/>"#).unwrap();
         assert_eq!(
             (c.op.name, c.op.tier, c.response),
-            (
-                "wfs.GetCapabilities",
-                Tier::View,
-                ResponseKind::Capabilities(Protocol::Wfs)
-            )
+            ("wfs.GetCapabilities", Tier::View, ResponseKind::Capabilities(Protocol::Wfs))
         );
         let c = post(r#"<DescribeFeatureType version="1.1.0" xmlns="http://www.opengis.net/wfs"><TypeName>roads</TypeName><TypeName>rivers</TypeName></DescribeFeatureType>"#).unwrap();
         assert_eq!(
             (c.op.name, c.op.layers.clone()),
-            (
-                "wfs.DescribeFeatureType",
-                vec!["roads".to_string(), "rivers".to_string()]
-            )
+            ("wfs.DescribeFeatureType", vec!["roads".to_string(), "rivers".to_string()])
         );
         assert_eq!(c.response, ResponseKind::Schema(DataFormat::Xml));
-        let c = post(r#"<LockFeature version="1.1.0" xmlns="http://www.opengis.net/wfs"><Lock typeName="roads"/></LockFeature>"#).unwrap();
+        let c = post(
+            r#"<LockFeature version="1.1.0" xmlns="http://www.opengis.net/wfs"><Lock typeName="roads"/></LockFeature>"#,
+        )
+        .unwrap();
         assert_eq!((c.op.name, c.op.tier), ("wfs.LockFeature", Tier::Edit));
         let c = post(r#"<GetPropertyValue version="2.0.0" valueReference="owner" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetPropertyValue>"#).unwrap();
-        assert_eq!(
-            (c.op.name, c.op.properties.clone()),
-            ("wfs.GetPropertyValue", vec!["owner".to_string()])
-        );
+        assert_eq!((c.op.name, c.op.properties.clone()), ("wfs.GetPropertyValue", vec!["owner".to_string()]));
         let c = post(r#"<GetFeatureWithLock version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeatureWithLock>"#).unwrap();
         assert_eq!(c.op.tier, Tier::Edit);
     }
@@ -932,22 +778,10 @@ mod tests {
                 r#"<Transaction version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Native vendorId="x" safeToIgnore="false">DROP TABLE</Native></Transaction>"#,
                 true,
             ),
-            (
-                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query/></GetFeature>"#,
-                false,
-            ),
-            (
-                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"></GetFeature>"#,
-                false,
-            ),
-            (
-                r#"<GetFeature xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#,
-                false,
-            ),
-            (
-                r#"<GetFeature version="2.0.0"><Query typeNames="roads"/></GetFeature>"#,
-                false,
-            ),
+            (r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query/></GetFeature>"#, false),
+            (r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"></GetFeature>"#, false),
+            (r#"<GetFeature xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#, false),
+            (r#"<GetFeature version="2.0.0"><Query typeNames="roads"/></GetFeature>"#, false),
             (
                 r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/><Extra/></GetFeature>"#,
                 false,
@@ -964,10 +798,7 @@ mod tests {
                 r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>trailing"#,
                 false,
             ),
-            (
-                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/>"#,
-                false,
-            ),
+            (r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/>"#, false),
             (
                 r#"<GetFeature version="2.0.0" resolve="remote" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#,
                 true,
@@ -996,23 +827,13 @@ mod tests {
                 r#"<?xml version="1.0" encoding="ISO-8859-1"?><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#,
                 false,
             ),
-            (
-                r#"<ListStoredQueries version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"/>"#,
-                true,
-            ),
-            (
-                r#"<GetMap version="1.3.0" xmlns="http://www.opengis.net/wfs/2.0"/>"#,
-                false,
-            ),
+            (r#"<ListStoredQueries version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"/>"#, true),
+            (r#"<GetMap version="1.3.0" xmlns="http://www.opengis.net/wfs/2.0"/>"#, false),
             ("", false),
         ] {
             match post(body) {
                 Ok(c) => panic!("{body}: expected a refusal, got {:?}", c.op),
-                Err(e) => assert_eq!(
-                    matches!(e, OgcError::NotSupported(_)),
-                    unsupported,
-                    "{body}: {e}"
-                ),
+                Err(e) => assert_eq!(matches!(e, OgcError::NotSupported(_)), unsupported, "{body}: {e}"),
             }
         }
         let bad_utf8 = OgcRequest {

@@ -28,31 +28,18 @@ use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder};
 
 use super::geo::{bbox, check_ordered, numbers, uint};
 use super::{
-    bad, check_allowed, kvp_filter_properties, name_list, path_allows, rendered_format,
-    request_name, shown, unsupported, DataFormat, Kvp, OgcError, Options, Parts, Protocol,
-    ResponseKind,
+    bad, check_allowed, kvp_filter_properties, name_list, path_allows, rendered_format, request_name, shown,
+    unsupported, DataFormat, Kvp, OgcError, Options, Parts, Protocol, ResponseKind,
 };
 
-const KNOWN: &[&str] = &[
-    "GetCapabilities",
-    "GetMap",
-    "GetFeatureInfo",
-    "GetLegendGraphic",
-];
+const KNOWN: &[&str] = &["GetCapabilities", "GetMap", "GetFeatureInfo", "GetLegendGraphic"];
 const REFUSED: &[(&str, &str)] = &[
     ("DescribeLayer", "its answer names upstream services"),
     ("GetStyles", "styles can reveal data"),
     ("PutStyles", "styles are managed upstream"),
 ];
 
-const CAPABILITIES: &[&str] = &[
-    "SERVICE",
-    "VERSION",
-    "REQUEST",
-    "UPDATESEQUENCE",
-    "FORMAT",
-    "LANGUAGE",
-];
+const CAPABILITIES: &[&str] = &["SERVICE", "VERSION", "REQUEST", "UPDATESEQUENCE", "FORMAT", "LANGUAGE"];
 const MAP: &[&str] = &[
     "SERVICE",
     "VERSION",
@@ -97,11 +84,7 @@ const LEGEND: &[&str] = &[
 /// Dimension parameters (WMS 1.3.0 `DIM_name`).
 const PREFIXES: &[&str] = &["DIM_"];
 
-pub(super) fn classify(
-    kvp: &Kvp,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Parts, OgcError> {
+pub(super) fn classify(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Result<Parts, OgcError> {
     let request = request_name(kvp, "WMS", KNOWN, REFUSED)?;
     match request {
         "GetCapabilities" => {
@@ -125,25 +108,16 @@ pub(super) fn classify(
             let (extent, _) = map_extent(kvp, "wms.GetMap", opts)?;
             let mut properties = Vec::new();
             kvp_filter_properties(kvp, &mut properties)?;
-            Ok(Parts::new(
-                "wms.GetMap",
-                Tier::View,
-                layers,
-                extent,
-                ResponseKind::Other,
-            )
-            .with_format(kvp.get_nonempty("FORMAT"))
-            .with_properties(properties))
+            Ok(Parts::new("wms.GetMap", Tier::View, layers, extent, ResponseKind::Other)
+                .with_format(kvp.get_nonempty("FORMAT"))
+                .with_properties(properties))
         }
         "GetFeatureInfo" => {
             let allowed: Vec<&str> = MAP.iter().chain(FEATURE_INFO_EXTRA).copied().collect();
             check_allowed(kvp, &allowed, PREFIXES, path, "wms.GetFeatureInfo")?;
             check_format_options(kvp, path)?;
             let mut layers = name_list(kvp.require("LAYERS", "wms.GetFeatureInfo")?, "LAYERS")?;
-            for layer in name_list(
-                kvp.require("QUERY_LAYERS", "wms.GetFeatureInfo")?,
-                "QUERY_LAYERS",
-            )? {
+            for layer in name_list(kvp.require("QUERY_LAYERS", "wms.GetFeatureInfo")?, "QUERY_LAYERS")? {
                 if !layers.contains(&layer) {
                     layers.push(layer);
                 }
@@ -152,9 +126,7 @@ pub(super) fn classify(
             let i = uint(kvp.require("I", "wms.GetFeatureInfo")?, "I")?;
             let j = uint(kvp.require("J", "wms.GetFeatureInfo")?, "J")?;
             if i >= u64::from(width) || j >= u64::from(height) {
-                return Err(bad(format!(
-                    "I/J: pixel {i},{j} is outside the {width}x{height} map"
-                )));
+                return Err(bad(format!("I/J: pixel {i},{j} is outside the {width}x{height} map")));
             }
             if let Some(count) = kvp.get_nonempty("FEATURE_COUNT") {
                 uint(count, "FEATURE_COUNT")?;
@@ -165,15 +137,9 @@ pub(super) fn classify(
             let data = info_format
                 .map(DataFormat::from_media_type)
                 .unwrap_or_else(|| DataFormat::Other("the server's default INFO_FORMAT".into()));
-            Ok(Parts::new(
-                "wms.GetFeatureInfo",
-                Tier::ViewPlus,
-                layers,
-                extent,
-                ResponseKind::Features(data),
-            )
-            .with_format(info_format)
-            .with_properties(properties))
+            Ok(Parts::new("wms.GetFeatureInfo", Tier::ViewPlus, layers, extent, ResponseKind::Features(data))
+                .with_format(info_format)
+                .with_properties(properties))
         }
         _ => {
             check_allowed(kvp, LEGEND, &[], path, "wms.GetLegendGraphic")?;
@@ -186,60 +152,38 @@ pub(super) fn classify(
                     pixels(v, key, opts)?;
                 }
             }
-            Ok(Parts::new(
-                "wms.GetLegendGraphic",
-                Tier::View,
-                layers,
-                Extent::None,
-                ResponseKind::Other,
-            )
-            .with_format(kvp.get_nonempty("FORMAT")))
+            Ok(Parts::new("wms.GetLegendGraphic", Tier::View, layers, Extent::None, ResponseKind::Other)
+                .with_format(kvp.get_nonempty("FORMAT")))
         }
     }
 }
 
 /// The judged map extent and the image size, from VERSION, CRS/SRS, BBOX, WIDTH, HEIGHT.
-fn map_extent(
-    kvp: &Kvp,
-    op_name: &str,
-    opts: &Options<'_>,
-) -> Result<(Extent, (u32, u32)), OgcError> {
+fn map_extent(kvp: &Kvp, op_name: &str, opts: &Options<'_>) -> Result<(Extent, (u32, u32)), OgcError> {
     let version = kvp.require("VERSION", op_name)?;
     let wms13 = match version {
         "1.3.0" => true,
         "1.1.1" | "1.1.0" => false,
         other => {
-            return Err(unsupported(format!(
-                "VERSION: WMS `{}` is not supported; use 1.1.1 or 1.3.0",
-                shown(other)
-            )))
+            return Err(unsupported(format!("VERSION: WMS `{}` is not supported; use 1.1.1 or 1.3.0", shown(other))))
         }
     };
     let width = pixels(kvp.require("WIDTH", op_name)?, "WIDTH", opts)?;
     let height = pixels(kvp.require("HEIGHT", op_name)?, "HEIGHT", opts)?;
     let crs_name = if wms13 { "CRS" } else { "SRS" };
-    let crs_id = kvp
-        .get_nonempty("CRS")
-        .ok_or_else(|| bad(format!("{crs_name} is required for {op_name}")))?;
+    let crs_id = kvp.get_nonempty("CRS").ok_or_else(|| bad(format!("{crs_name} is required for {op_name}")))?;
     let values = numbers::<4>(kvp.require("BBOX", op_name)?, "BBOX")?;
     let resolved = if wms13 {
         crs_from_identifier(crs_id)
     } else {
-        let simple = crs_id
-            .get(..5)
-            .is_some_and(|p| p.eq_ignore_ascii_case("epsg:"))
-            || crs_id.eq_ignore_ascii_case("CRS:84");
-        crs_from_identifier(crs_id)
-            .filter(|_| simple)
-            .map(|(crs, _)| (crs, AxisOrder::XY))
+        let simple =
+            crs_id.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:")) || crs_id.eq_ignore_ascii_case("CRS:84");
+        crs_from_identifier(crs_id).filter(|_| simple).map(|(crs, _)| (crs, AxisOrder::XY))
     };
     let extent = match resolved {
         Some((crs, order)) => {
             let b = bbox(crs, order, values, false, "BBOX")?;
-            Extent::BBox {
-                bbox: b,
-                zoom: Some(effective_zoom(&b, width, height)),
-            }
+            Extent::BBox { bbox: b, zoom: Some(effective_zoom(&b, width, height)) }
         }
         None => {
             check_ordered(values, "BBOX")?;
@@ -253,10 +197,7 @@ fn map_extent(
 fn pixels(raw: &str, key: &str, opts: &Options<'_>) -> Result<u32, OgcError> {
     let n = uint(raw, key)?;
     if n == 0 || n > u64::from(opts.max_image_size) {
-        return Err(bad(format!(
-            "{key}: {n} is outside 1..={}",
-            opts.max_image_size
-        )));
+        return Err(bad(format!("{key}: {n} is outside 1..={}", opts.max_image_size)));
     }
     Ok(n as u32)
 }
@@ -299,12 +240,11 @@ mod tests {
         assert_eq!(c.format.as_deref(), Some("image/png"));
         assert_eq!(c.response, ResponseKind::Other);
         let b = bbox_of(&c);
-        assert_eq!(
-            (b.crs, b.min_x, b.min_y, b.max_x, b.max_y),
-            (Crs::Wgs84, 5.0, 50.0, 6.0, 51.0)
-        );
+        assert_eq!((b.crs, b.min_x, b.min_y, b.max_x, b.max_y), (Crs::Wgs84, 5.0, 50.0, 6.0, 51.0));
         // Forwarded as judged.
-        assert!(c.forward.query.starts_with("service=WMS&version=1.1.1&request=GetMap&layers=roads&styles=&srs=EPSG:4326&bbox=5.0,50.0,6.0,51.0"));
+        assert!(c.forward.query.starts_with(
+            "service=WMS&version=1.1.1&request=GetMap&layers=roads&styles=&srs=EPSG:4326&bbox=5.0,50.0,6.0,51.0"
+        ));
     }
 
     #[test]
@@ -322,51 +262,22 @@ mod tests {
     #[test]
     fn axis_order_per_version_and_crs() {
         let cases: &[(&str, Crs, [f64; 4])] = &[
-            (
-                "VERSION=1.1.1&SRS=EPSG:4326&BBOX=5,50,6,51",
-                Crs::Wgs84,
-                [5.0, 50.0, 6.0, 51.0],
-            ),
-            (
-                "VERSION=1.3.0&CRS=EPSG:4326&BBOX=50,5,51,6",
-                Crs::Wgs84,
-                [5.0, 50.0, 6.0, 51.0],
-            ),
-            (
-                "VERSION=1.3.0&CRS=CRS:84&BBOX=5,50,6,51",
-                Crs::Wgs84,
-                [5.0, 50.0, 6.0, 51.0],
-            ),
-            (
-                "VERSION=1.1.1&SRS=CRS:84&BBOX=5,50,6,51",
-                Crs::Wgs84,
-                [5.0, 50.0, 6.0, 51.0],
-            ),
-            (
-                "VERSION=1.3.0&CRS=EPSG:3857&BBOX=0,0,100,200",
-                Crs::WebMercator,
-                [0.0, 0.0, 100.0, 200.0],
-            ),
-            (
-                "VERSION=1.1.1&SRS=EPSG:900913&BBOX=0,0,100,200",
-                Crs::WebMercator,
-                [0.0, 0.0, 100.0, 200.0],
-            ),
+            ("VERSION=1.1.1&SRS=EPSG:4326&BBOX=5,50,6,51", Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]),
+            ("VERSION=1.3.0&CRS=EPSG:4326&BBOX=50,5,51,6", Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]),
+            ("VERSION=1.3.0&CRS=CRS:84&BBOX=5,50,6,51", Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]),
+            ("VERSION=1.1.1&SRS=CRS:84&BBOX=5,50,6,51", Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]),
+            ("VERSION=1.3.0&CRS=EPSG:3857&BBOX=0,0,100,200", Crs::WebMercator, [0.0, 0.0, 100.0, 200.0]),
+            ("VERSION=1.1.1&SRS=EPSG:900913&BBOX=0,0,100,200", Crs::WebMercator, [0.0, 0.0, 100.0, 200.0]),
             // 1.3.0 given lon-first for EPSG:4326 is read lat-first: a different place.
-            (
-                "VERSION=1.3.0&CRS=EPSG:4326&BBOX=5,50,6,51",
-                Crs::Wgs84,
-                [50.0, 5.0, 51.0, 6.0],
-            ),
+            ("VERSION=1.3.0&CRS=EPSG:4326&BBOX=5,50,6,51", Crs::Wgs84, [50.0, 5.0, 51.0, 6.0]),
         ];
         for (params, crs, want) in cases {
-            let q: &'static str = format!("SERVICE=WMS&REQUEST=GetMap&LAYERS=roads&STYLES=&WIDTH=256&HEIGHT=256&FORMAT=image/png&{params}").leak();
+            let q: &'static str = format!(
+                "SERVICE=WMS&REQUEST=GetMap&LAYERS=roads&STYLES=&WIDTH=256&HEIGHT=256&FORMAT=image/png&{params}"
+            )
+            .leak();
             let b = bbox_of(&ok(Protocol::Wms, q));
-            assert_eq!(
-                (b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]),
-                (*crs, *want),
-                "{params}"
-            );
+            assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (*crs, *want), "{params}");
         }
         // 1.1.1 given lat-first: 50..51 as longitude, 5..6 as latitude.
         let b = bbox_of(&ok(
@@ -382,9 +293,7 @@ mod tests {
             Protocol::Wms,
             "REQUEST=GetMap&VERSION=1.3.0&CRS=EPSG:3857&BBOX=-20037508.342789244,-20037508.342789244,20037508.342789244,20037508.342789244&WIDTH=512&HEIGHT=512&LAYERS=roads",
         );
-        let Extent::BBox { zoom: Some(z), .. } = c.op.extent else {
-            panic!()
-        };
+        let Extent::BBox { zoom: Some(z), .. } = c.op.extent else { panic!() };
         assert!((z - 1.0).abs() < 1e-9, "{z}");
     }
 
@@ -420,15 +329,9 @@ mod tests {
             "VERSION=1.3.0&CRS=EPSG:4326&WIDTH=1&HEIGHT=1",
         ] {
             let q: &'static str = format!("{base}&{extra}").leak();
-            assert!(
-                matches!(run(Protocol::Wms, q), Err(OgcError::BadRequest(_))),
-                "{extra}"
-            );
+            assert!(matches!(run(Protocol::Wms, q), Err(OgcError::BadRequest(_))), "{extra}");
         }
-        assert!(matches!(
-            run(Protocol::Wms, "REQUEST=GetMap&VERSION=1.0.0&LAYERS=a"),
-            Err(OgcError::NotSupported(_))
-        ));
+        assert!(matches!(run(Protocol::Wms, "REQUEST=GetMap&VERSION=1.0.0&LAYERS=a"), Err(OgcError::NotSupported(_))));
         assert!(run(
             Protocol::Wms,
             "REQUEST=GetMap&VERSION=1.3.0&LAYERS=a,,b&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=1&HEIGHT=1"
@@ -440,17 +343,13 @@ mod tests {
     fn max_image_size_is_overridable() {
         let q = "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=5000&HEIGHT=10";
         assert!(run(Protocol::Wms, q).is_err());
-        let opts = Options {
-            max_image_size: 8192,
-            ..Options::default()
-        };
+        let opts = Options { max_image_size: 8192, ..Options::default() };
         assert!(classify_with(&get(Protocol::Wms, "", q), &path(), &opts).is_ok());
     }
 
     #[test]
     fn vendor_data_params_need_allow_params() {
-        let base =
-            "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=1&HEIGHT=1";
+        let base = "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=1&HEIGHT=1";
         for extra in [
             "CQL_FILTER=a=1",
             "VIEWPARAMS=x:1",
@@ -497,10 +396,7 @@ mod tests {
             Protocol::Wms,
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=10&J=20&INFO_FORMAT=text/html",
         );
-        assert_eq!(
-            c.response,
-            ResponseKind::Features(DataFormat::Other("text/html".into()))
-        );
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Other("text/html".into())));
         for bad in [
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=256&J=20",
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=20",
@@ -512,18 +408,10 @@ mod tests {
 
     #[test]
     fn capabilities_and_legend() {
-        let c = ok(
-            Protocol::Wms,
-            "SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0",
-        );
+        let c = ok(Protocol::Wms, "SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0");
         assert_eq!(
             (c.op.name, c.op.tier, c.op.extent, c.response),
-            (
-                "wms.GetCapabilities",
-                Tier::View,
-                Extent::None,
-                ResponseKind::Capabilities(Protocol::Wms)
-            )
+            ("wms.GetCapabilities", Tier::View, Extent::None, ResponseKind::Capabilities(Protocol::Wms))
         );
         let c = ok(
             Protocol::Wms,
@@ -531,11 +419,7 @@ mod tests {
         );
         assert_eq!(
             (c.op.name, c.op.layers.clone(), c.op.extent),
-            (
-                "wms.GetLegendGraphic",
-                vec!["roads".to_string()],
-                Extent::None
-            )
+            ("wms.GetLegendGraphic", vec!["roads".to_string()], Extent::None)
         );
         assert!(run(Protocol::Wms, "REQUEST=GetLegendGraphic&LAYERS=roads").is_err());
         assert!(run(Protocol::Wms, "REQUEST=GetCapabilities&LAYERS=roads").is_err());
@@ -543,39 +427,17 @@ mod tests {
 
     #[test]
     fn request_names() {
-        assert_eq!(
-            ok(Protocol::Wms, "request=getcapabilities").op.name,
-            "wms.GetCapabilities"
-        );
-        assert!(matches!(
-            run(Protocol::Wms, "REQUEST=DescribeLayer&LAYERS=a"),
-            Err(OgcError::NotSupported(_))
-        ));
-        assert!(matches!(
-            run(Protocol::Wms, "REQUEST=GetFeature"),
-            Err(OgcError::BadRequest(_))
-        ));
-        assert!(matches!(
-            run(Protocol::Wms, "SERVICE=WMS"),
-            Err(OgcError::BadRequest(_))
-        ));
-        assert!(matches!(
-            run(Protocol::Wms, "REQUEST=GetMap&request=GetCapabilities"),
-            Err(OgcError::BadRequest(_))
-        ));
+        assert_eq!(ok(Protocol::Wms, "request=getcapabilities").op.name, "wms.GetCapabilities");
+        assert!(matches!(run(Protocol::Wms, "REQUEST=DescribeLayer&LAYERS=a"), Err(OgcError::NotSupported(_))));
+        assert!(matches!(run(Protocol::Wms, "REQUEST=GetFeature"), Err(OgcError::BadRequest(_))));
+        assert!(matches!(run(Protocol::Wms, "SERVICE=WMS"), Err(OgcError::BadRequest(_))));
+        assert!(matches!(run(Protocol::Wms, "REQUEST=GetMap&request=GetCapabilities"), Err(OgcError::BadRequest(_))));
     }
 
     #[test]
     fn rendering_requests_must_ask_for_images() {
-        let base =
-            "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=1&HEIGHT=1";
-        for format in [
-            "image/png",
-            "image/png8",
-            "image/png; mode=8bit",
-            "image/jpeg",
-            "IMAGE/PNG",
-        ] {
+        let base = "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=1&HEIGHT=1";
+        for format in ["image/png", "image/png8", "image/png; mode=8bit", "image/jpeg", "IMAGE/PNG"] {
             let q: &'static str = format!("{base}&FORMAT={format}").leak();
             assert!(run(Protocol::Wms, q).is_ok(), "{format}");
         }
@@ -591,10 +453,6 @@ mod tests {
             let e = run(Protocol::Wms, q).unwrap_err();
             assert!(e.to_string().starts_with("FORMAT:"), "{format}: {e}");
         }
-        assert!(run(
-            Protocol::Wms,
-            "REQUEST=GetLegendGraphic&LAYER=roads&FORMAT=application/json"
-        )
-        .is_err());
+        assert!(run(Protocol::Wms, "REQUEST=GetLegendGraphic&LAYER=roads&FORMAT=application/json").is_err());
     }
 }

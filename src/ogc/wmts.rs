@@ -26,9 +26,8 @@ use crate::policy::{Extent, Tier};
 use super::geo::uint;
 use super::tiles::matrix_tile_extent;
 use super::{
-    bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported,
-    Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options,
-    Parts, Protocol, Rendered, ResponseKind,
+    bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported, Classified, DataFormat,
+    Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options, Parts, Protocol, Rendered, ResponseKind,
 };
 
 /// The RESTful tile template used when the path sets none (the OGC WMTS 1.0 example form).
@@ -79,18 +78,11 @@ const FEATURE_INFO: &[&str] = &[
 ];
 const MATRIX_PARAMS: [&str; 3] = ["TILEMATRIX", "TILEROW", "TILECOL"];
 
-pub(super) fn classify_kvp(
-    kvp: &Kvp,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Parts, OgcError> {
+pub(super) fn classify_kvp(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Result<Parts, OgcError> {
     let request = request_name(kvp, "WMTS", KNOWN, &[])?;
     if request != "GetCapabilities" {
         if let Some(v) = kvp.get_nonempty("VERSION").filter(|v| *v != "1.0.0") {
-            return Err(unsupported(format!(
-                "VERSION: WMTS `{}` is not supported; use 1.0.0",
-                shown(v)
-            )));
+            return Err(unsupported(format!("VERSION: WMTS `{}` is not supported; use 1.0.0", shown(v))));
         }
     }
     match request {
@@ -108,10 +100,8 @@ pub(super) fn classify_kvp(
             check_allowed(kvp, TILE, &[], path, "wmts.GetTile")?;
             let (layer, extent) = tile_of(kvp, "wmts.GetTile", opts)?;
             let response = tile_response(kvp.get_nonempty("FORMAT"), "FORMAT")?;
-            Ok(
-                Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
-                    .with_format(kvp.get_nonempty("FORMAT")),
-            )
+            Ok(Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
+                .with_format(kvp.get_nonempty("FORMAT")))
         }
         _ => {
             let name = "wmts.GetFeatureInfo";
@@ -152,21 +142,11 @@ pub(super) fn classify_rest(
     opts: &Options<'_>,
 ) -> Result<Classified, OgcError> {
     if !matches!(*req.method, Method::GET | Method::HEAD) {
-        return Err(OgcError::MethodNotAllowed {
-            method: req.method.to_string(),
-            allowed: "GET, HEAD",
-        });
+        return Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed: "GET, HEAD" });
     }
     let kvp = Kvp::parse(req.query, Dialect::WMTS)?;
-    let forward = Forward {
-        path: req.rest.to_owned(),
-        query: kvp.encode(),
-        body: ForwardBody::None,
-    };
-    if matches!(
-        req.rest,
-        "/1.0.0/WMTSCapabilities.xml" | "/WMTSCapabilities.xml"
-    ) {
+    let forward = Forward { path: req.rest.to_owned(), query: kvp.encode(), body: ForwardBody::None };
+    if matches!(req.rest, "/1.0.0/WMTSCapabilities.xml" | "/WMTSCapabilities.xml") {
         check_allowed(&kvp, &[], &[], path, "wmts.GetCapabilities")?;
         let parts = Parts::new(
             "wmts.GetCapabilities",
@@ -177,26 +157,16 @@ pub(super) fn classify_rest(
         );
         return Ok(parts.into_classified(forward));
     }
-    let template_text = opts
-        .wmts_rest_template
-        .unwrap_or(DEFAULT_WMTS_REST_TEMPLATE);
+    let template_text = opts.wmts_rest_template.unwrap_or(DEFAULT_WMTS_REST_TEMPLATE);
     let template = Template::parse(template_text)
         .map_err(|e| unsupported(format!("the path's WMTS REST template is invalid: {e}")))?;
-    let values = template.matches(req.rest).ok_or_else(|| {
-        bad(format!(
-            "`{}` is not a WMTS tile path; expected `{template_text}`",
-            shown(req.rest)
-        ))
-    })?;
+    let values = template
+        .matches(req.rest)
+        .ok_or_else(|| bad(format!("`{}` is not a WMTS tile path; expected `{template_text}`", shown(req.rest))))?;
     // Only a `format` query (GeoServer's REST form) may accompany a tile.
     check_allowed(&kvp, &["FORMAT"], &[], path, "wmts.GetTile")?;
-    let value = |name: &str| {
-        values
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-            .unwrap_or_default()
-    };
+    let value =
+        |name: &str| values.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v).unwrap_or_default();
     let layer = decode_segment(value("Layer"), "Layer")?;
     let set = decode_segment(value("TileMatrixSet"), "TileMatrixSet")?;
     let matrix = decode_segment(value("TileMatrix"), "TileMatrix")?;
@@ -208,34 +178,23 @@ pub(super) fn classify_rest(
         ["TileMatrix", "TileRow", "TileCol"],
         opts,
     )?;
-    let ext = values
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("Format"))
-        .map(|(_, v)| *v);
+    let ext = values.iter().find(|(n, _)| n.eq_ignore_ascii_case("Format")).map(|(_, v)| *v);
     let query_format = kvp.get_nonempty("FORMAT");
     let response = tile_response(ext, "Format")?;
     if query_format.is_some() && tile_response(query_format, "FORMAT")? != response {
-        return Err(bad(
-            "FORMAT: the query format and the path's extension disagree",
-        ));
+        return Err(bad("FORMAT: the query format and the path's extension disagree"));
     }
-    let parts = Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
-        .with_format(query_format.or(ext));
+    let parts = Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response).with_format(query_format.or(ext));
     Ok(parts.into_classified(forward))
 }
 
 /// The response of a tile in `format`: an image, or a vector tile to filter. Other
 /// formats (GeoJSON, UTFGrid…) would hand raw attributes to a `view` token.
 fn tile_response(format: Option<&str>, param: &str) -> Result<ResponseKind, OgcError> {
-    Ok(
-        match format
-            .map(|f| rendered_format(f, param, "wmts.GetTile", true))
-            .transpose()?
-        {
-            None | Some(Rendered::Image) => ResponseKind::Other,
-            Some(Rendered::Mvt) => ResponseKind::Mvt,
-        },
-    )
+    Ok(match format.map(|f| rendered_format(f, param, "wmts.GetTile", true)).transpose()? {
+        None | Some(Rendered::Image) => ResponseKind::Other,
+        Some(Rendered::Mvt) => ResponseKind::Mvt,
+    })
 }
 
 /// Checks a RESTful tile template as a config validator would; the error says what is wrong.
@@ -265,9 +224,7 @@ struct Template<'t> {
 
 impl<'t> Template<'t> {
     fn parse(text: &'t str) -> Result<Template<'t>, String> {
-        let body = text
-            .strip_prefix('/')
-            .ok_or("the template must start with `/`")?;
+        let body = text.strip_prefix('/').ok_or("the template must start with `/`")?;
         let mut segments = Vec::new();
         let mut names: Vec<&str> = Vec::new();
         for segment in body.split('/') {
@@ -283,9 +240,7 @@ impl<'t> Template<'t> {
                         return Err(format!("`{{{name}}}` is not a placeholder"));
                     }
                     if matches!(pieces.last(), Some(Piece::Var(_))) {
-                        return Err(format!(
-                            "`{{{name}}}` follows another placeholder with no text between them"
-                        ));
+                        return Err(format!("`{{{name}}}` follows another placeholder with no text between them"));
                     }
                     if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                         return Err(format!("`{{{name}}}` appears twice"));
@@ -372,13 +327,13 @@ mod tests {
             "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=EPSG:900913&TILEMATRIX=EPSG:900913:04&TILEROW=1&TILECOL=15",
         );
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(4, 15, 1).unwrap()));
-        let c = ok(Protocol::Wmts, "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=EPSG:4326&TILEMATRIX=EPSG:4326:4&TILEROW=1&TILECOL=31");
+        let c = ok(
+            Protocol::Wmts,
+            "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=EPSG:4326&TILEMATRIX=EPSG:4326:4&TILEROW=1&TILECOL=31",
+        );
         assert_eq!(c.op.extent, Extent::ForeignCrs);
         let extra = vec!["GLOBAL_MERCATOR_NW".to_owned()];
-        let opts = Options {
-            webmercator_matrix_sets: &extra,
-            ..Options::default()
-        };
+        let opts = Options { webmercator_matrix_sets: &extra, ..Options::default() };
         let q = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=GLOBAL_MERCATOR_NW&TILEMATRIX=01&TILEROW=1&TILECOL=0";
         let c = classify_with(&get(Protocol::Wmts, "", q), &path(), &opts).unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 0, 1).unwrap()));
@@ -405,12 +360,13 @@ mod tests {
             Protocol::Wmts,
             "SERVICE=WMTS&REQUEST=GetFeatureInfo&VERSION=1.0.0&LAYER=roads&STYLE=default&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=1&FORMAT=image/png&I=3&J=4&INFOFORMAT=application/json",
         );
-        assert_eq!(
-            (c.op.name, c.op.tier),
-            ("wmts.GetFeatureInfo", Tier::ViewPlus)
-        );
+        assert_eq!((c.op.name, c.op.tier), ("wmts.GetFeatureInfo", Tier::ViewPlus));
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
-        assert!(run(Protocol::Wmts, "REQUEST=GetFeatureInfo&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=1&I=3&J=4").is_err());
+        assert!(run(
+            Protocol::Wmts,
+            "REQUEST=GetFeatureInfo&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=1&I=3&J=4"
+        )
+        .is_err());
     }
 
     #[test]
@@ -419,10 +375,7 @@ mod tests {
         assert_eq!(c.response, ResponseKind::Capabilities(Protocol::Wmts));
         for rest in ["/1.0.0/WMTSCapabilities.xml", "/WMTSCapabilities.xml"] {
             let c = classify(&get(Protocol::Wmts, rest, ""), &path()).unwrap();
-            assert_eq!(
-                (c.op.name, c.op.extent),
-                ("wmts.GetCapabilities", Extent::None)
-            );
+            assert_eq!((c.op.name, c.op.extent), ("wmts.GetCapabilities", Extent::None));
             assert_eq!(c.forward.path, rest);
         }
     }
@@ -433,46 +386,23 @@ mod tests {
 
     #[test]
     fn rest_tile_with_the_default_template() {
-        let c = classify(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/WebMercatorQuad/3/2/5.png",
-                "",
-            ),
-            &path(),
-        )
-        .unwrap();
+        let c = classify(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/3/2/5.png", ""), &path()).unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
         assert_eq!(c.op.layers, vec!["roads"]);
         assert_eq!(c.format.as_deref(), Some("png"));
         assert_eq!(c.forward.path, "/roads/default/WebMercatorQuad/3/2/5.png");
         // GeoServer style: format in the query.
         let c = classify(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/EPSG:900913/EPSG:900913:3/2/5.png",
-                "format=image/png",
-            ),
+            &get(Protocol::Wmts, "/roads/default/EPSG:900913/EPSG:900913:3/2/5.png", "format=image/png"),
             &path(),
         )
         .unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
         assert_eq!(c.forward.query, "format=image/png");
         // Encoded names are decoded for judging, forwarded as received.
-        let c = classify(
-            &get(
-                Protocol::Wmts,
-                "/ns%3Aroads/default/WebMercatorQuad/0/0/0.png",
-                "",
-            ),
-            &path(),
-        )
-        .unwrap();
+        let c = classify(&get(Protocol::Wmts, "/ns%3Aroads/default/WebMercatorQuad/0/0/0.png", ""), &path()).unwrap();
         assert_eq!(c.op.layers, vec!["ns:roads"]);
-        assert_eq!(
-            c.forward.path,
-            "/ns%3Aroads/default/WebMercatorQuad/0/0/0.png"
-        );
+        assert_eq!(c.forward.path, "/ns%3Aroads/default/WebMercatorQuad/0/0/0.png");
         for rest in [
             "/roads/WebMercatorQuad/3/2/5.png",
             "/roads/default/WebMercatorQuad/3/2/5",
@@ -480,75 +410,41 @@ mod tests {
             "/roads/default/WebMercatorQuad/3/9/5.png",
             "/roads/default/WebMercatorQuad/3/2/5.png/x",
         ] {
-            assert!(
-                classify(&get(Protocol::Wmts, rest, ""), &path()).is_err(),
-                "{rest}"
-            );
+            assert!(classify(&get(Protocol::Wmts, rest, ""), &path()).is_err(), "{rest}");
         }
-        assert!(classify(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/WebMercatorQuad/3/2/5.png",
-                "cql_filter=x"
-            ),
-            &path()
-        )
-        .is_err());
+        assert!(classify(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/3/2/5.png", "cql_filter=x"), &path())
+            .is_err());
     }
 
     /// The same URL under MapProxy's template (column before row) is another tile.
     #[test]
     fn rest_tile_with_mapproxys_template_swaps_row_and_col() {
         let opts = Options {
-            wmts_rest_template: Some(
-                "/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}",
-            ),
+            wmts_rest_template: Some("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}"),
             ..Options::default()
         };
-        let c = classify_with(
-            &get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""),
-            &path(),
-            &opts,
-        )
-        .unwrap();
+        let c =
+            classify_with(&get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""), &path(), &opts).unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
         // The default (6 segments) does not match MapProxy's 5-segment URL at all.
-        assert!(classify(
-            &get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""),
-            &path()
-        )
-        .is_err());
+        assert!(classify(&get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""), &path()).is_err());
     }
 
     #[test]
     fn rest_dimension_segments_are_tolerated_when_templated() {
         let opts = Options {
-            wmts_rest_template: Some(
-                "/{Layer}/{Style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png",
-            ),
+            wmts_rest_template: Some("/{Layer}/{Style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png"),
             ..Options::default()
         };
         let c = classify_with(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/2024-01-01/WebMercatorQuad/1/1/0.png",
-                "",
-            ),
+            &get(Protocol::Wmts, "/roads/default/2024-01-01/WebMercatorQuad/1/1/0.png", ""),
             &path(),
             &opts,
         )
         .unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 0, 1).unwrap()));
-        assert!(classify_with(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/WebMercatorQuad/1/1/0.png",
-                ""
-            ),
-            &path(),
-            &opts
-        )
-        .is_err());
+        assert!(classify_with(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/1/1/0.png", ""), &path(), &opts)
+            .is_err());
     }
 
     #[test]
@@ -574,59 +470,25 @@ mod tests {
         ] {
             assert!(validate_rest_template(bad).is_err(), "{bad}");
         }
-        let t = Template::parse(
-            "/tile/1.0.0/{layer}/{style}/{tilematrixset}/{tilematrix}/{tilerow}/{tilecol}",
-        )
-        .unwrap();
+        let t =
+            Template::parse("/tile/1.0.0/{layer}/{style}/{tilematrixset}/{tilematrix}/{tilerow}/{tilecol}").unwrap();
         let v = t.matches("/tile/1.0.0/a/b/c/d/1/2").unwrap();
-        assert_eq!(
-            v.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
-            vec!["a", "b", "c", "d", "1", "2"]
-        );
+        assert_eq!(v.iter().map(|(_, v)| *v).collect::<Vec<_>>(), vec!["a", "b", "c", "d", "1", "2"]);
         assert!(t.matches("/tile/1.0.1/a/b/c/d/1/2").is_none());
     }
 
     #[test]
     fn tile_formats_other_than_images_and_vector_tiles_are_refused() {
         let base = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=0&TILEROW=0&TILECOL=0";
-        let c = ok(
-            Protocol::Wmts,
-            format!("{base}&FORMAT=application/vnd.mapbox-vector-tile").leak(),
-        );
+        let c = ok(Protocol::Wmts, format!("{base}&FORMAT=application/vnd.mapbox-vector-tile").leak());
         assert_eq!(c.response, ResponseKind::Mvt);
-        assert_eq!(
-            ok(Protocol::Wmts, format!("{base}&FORMAT=image/jpeg").leak()).response,
-            ResponseKind::Other
-        );
-        for format in [
-            "application/json;type=geojson",
-            "application/json;type=utfgrid",
-            "text/html",
-        ] {
-            assert!(
-                run(Protocol::Wmts, format!("{base}&FORMAT={format}").leak()).is_err(),
-                "{format}"
-            );
+        assert_eq!(ok(Protocol::Wmts, format!("{base}&FORMAT=image/jpeg").leak()).response, ResponseKind::Other);
+        for format in ["application/json;type=geojson", "application/json;type=utfgrid", "text/html"] {
+            assert!(run(Protocol::Wmts, format!("{base}&FORMAT={format}").leak()).is_err(), "{format}");
         }
-        let c = classify(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/WebMercatorQuad/0/0/0.pbf",
-                "",
-            ),
-            &path(),
-        )
-        .unwrap();
+        let c = classify(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/0/0/0.pbf", ""), &path()).unwrap();
         assert_eq!(c.response, ResponseKind::Mvt);
-        assert!(classify(
-            &get(
-                Protocol::Wmts,
-                "/roads/default/WebMercatorQuad/0/0/0.geojson",
-                ""
-            ),
-            &path()
-        )
-        .is_err());
+        assert!(classify(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/0/0/0.geojson", ""), &path()).is_err());
         assert!(classify(
             &get(
                 Protocol::Wmts,

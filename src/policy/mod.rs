@@ -220,18 +220,13 @@ fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{PathKind, Upstreams};
+    use crate::config::PathKind;
 
     fn path(id: &str, lineage: &[&str], layers: &[&str]) -> PathConfig {
         PathConfig {
-            id: id.into(),
-            kind: PathKind::Raster,
             lineage: lineage.iter().map(|s| (*s).to_owned()).collect(),
-            upstream: Upstreams::default(),
             layers: layers.iter().map(|s| (*s).to_owned()).collect(),
-            allow_params: Vec::new(),
-            properties: None,
-            webmercator_matrix_sets: Vec::new(),
+            ..PathConfig::new(id, PathKind::Raster)
         }
     }
 

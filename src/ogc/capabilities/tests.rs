@@ -1,0 +1,1 @@
+//! Fixture-based tests of the public rewrite functions.

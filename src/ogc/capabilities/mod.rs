@@ -308,19 +308,26 @@ fn rewrite_node(node: &mut Node, map: &UrlMap) {
 }
 
 fn rewrite_element(el: &mut Element, map: &UrlMap) {
-    for index in 0..el.attrs.len() {
+    let mut index = 0;
+    while index < el.attrs.len() {
         let attr = &el.attrs[index];
         if is_namespace_declaration(&attr.key) {
+            index += 1;
             continue;
         }
-        let new = if xml::local(&attr.key) == "schemaLocation" {
-            schema_location(&attr.value, map)
-        } else {
-            map.rewrite_value(&attr.value)
-        };
-        if let Some(v) = new {
+        if xml::local(&attr.key) == "schemaLocation" {
+            match schema_location(&attr.value, map) {
+                Some(v) if v.is_empty() => {
+                    el.remove_attr_at(index);
+                    continue;
+                }
+                Some(v) => el.set_attr_at(index, v),
+                None => {}
+            }
+        } else if let Some(v) = map.rewrite_value(&attr.value) {
             el.set_attr_at(index, v);
         }
+        index += 1;
     }
     for child in &mut el.children {
         rewrite_node(child, map);
@@ -330,6 +337,7 @@ fn rewrite_element(el: &mut Element, map: &UrlMap) {
 /// `xsi:schemaLocation` is a list of namespace/location pairs. A location under the
 /// upstream base is rewritten; a pair naming the upstream elsewhere (a schema the
 /// gateway does not serve, or an upstream namespace) is dropped: it is only a hint.
+/// An empty result removes the attribute.
 fn schema_location(value: &str, map: &UrlMap) -> Option<String> {
     let tokens: Vec<&str> = value.split_whitespace().collect();
     if !tokens.iter().any(|t| map.is_upstream(t)) {
@@ -338,21 +346,13 @@ fn schema_location(value: &str, map: &UrlMap) -> Option<String> {
     let mut out: Vec<String> = Vec::with_capacity(tokens.len());
     for pair in tokens.chunks(2) {
         match pair {
-            [ns, loc] => {
-                if map.is_upstream(ns) {
-                    continue;
-                }
-                match map.map(loc) {
-                    url::Mapped::Under(public) => out.extend([(*ns).to_owned(), public]),
-                    url::Mapped::Outside { .. } => {}
-                    url::Mapped::Foreign => out.extend([(*ns).to_owned(), (*loc).to_owned()]),
-                }
-            }
-            [odd] => {
-                if !map.is_upstream(odd) {
-                    out.push((*odd).to_owned());
-                }
-            }
+            [ns, _] if map.is_upstream(ns) => {}
+            [ns, loc] => match map.map(loc) {
+                url::Mapped::Under(public) => out.extend([(*ns).to_owned(), public]),
+                url::Mapped::Outside { .. } => {}
+                url::Mapped::Foreign => out.extend([(*ns).to_owned(), (*loc).to_owned()]),
+            },
+            [odd] if !map.is_upstream(odd) => out.push((*odd).to_owned()),
             _ => {}
         }
     }

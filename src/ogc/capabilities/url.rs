@@ -32,6 +32,44 @@ fn is_trailing_punctuation(c: char) -> bool {
     matches!(c, '.' | ',' | ';' | ':' | '!' | ')')
 }
 
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.is_char_boundary(s.len() - suffix.len())
+        && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// The next URL-looking run in `text` at or after byte `from`: `http://`, `https://`,
+/// or `//` after a delimiter, up to whitespace, a quote or an angle bracket, without
+/// trailing sentence punctuation. Returns `(start, position of "//", end)`.
+fn next_url(text: &str, mut from: usize) -> Option<(usize, usize, usize)> {
+    while let Some(found) = text.get(from..)?.find("//") {
+        let slashes = from + found;
+        let before = &text[..slashes];
+        let start = if ends_with_ignore_case(before, "https:") {
+            slashes - 6
+        } else if ends_with_ignore_case(before, "http:") {
+            slashes - 5
+        } else if before
+            .chars()
+            .next_back()
+            .is_none_or(|c| ends_url(c) || matches!(c, '(' | '=' | ','))
+        {
+            slashes
+        } else {
+            from = slashes + 2;
+            continue;
+        };
+        let mut end = text[slashes..]
+            .find(ends_url)
+            .map_or(text.len(), |i| slashes + i);
+        while end > slashes + 2 && text[..end].ends_with(is_trailing_punctuation) {
+            end -= 1;
+        }
+        return Some((start, slashes, end));
+    }
+    None
+}
+
 /// Where a URL points, seen from the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Mapped {
@@ -299,15 +337,21 @@ impl UrlMap {
         self.rewrite_free_text(value)
     }
 
-    /// Finds upstream URLs in free text and rewrites them.
+    /// Finds upstream URLs in free text and rewrites them. A URL of another server is
+    /// searched on, so an upstream URL inside its query is found too.
     fn rewrite_free_text(&self, text: &str) -> Option<String> {
         let mut out = String::new();
         let mut copied = 0;
-        for (start, end) in self.url_spans(text) {
-            if let Some(public) = self.map(&text[start..end]).into_public() {
-                out.push_str(&text[copied..start]);
-                out.push_str(&public);
-                copied = end;
+        let mut from = 0;
+        while let Some((start, slashes, end)) = next_url(text, from) {
+            match self.map(&text[start..end]).into_public() {
+                Some(public) => {
+                    out.push_str(&text[copied..start]);
+                    out.push_str(&public);
+                    copied = end;
+                    from = end;
+                }
+                None => from = slashes + 2,
             }
         }
         if copied == 0 {
@@ -317,52 +361,40 @@ impl UrlMap {
         Some(out)
     }
 
-    /// Byte spans of every URL-looking run in `text` (`http://`, `https://` or `//` after a
-    /// delimiter), whether upstream or not.
-    fn url_spans(&self, text: &str) -> Vec<(usize, usize)> {
-        let mut spans = Vec::new();
-        let mut from = 0;
-        while let Some(found) = text[from..].find("//") {
-            let slashes = from + found;
-            let before = &text[..slashes];
-            let start = if before.len() >= 6
-                && before[before.len() - 6..].eq_ignore_ascii_case("https:")
-            {
-                slashes - 6
-            } else if before.len() >= 5 && before[before.len() - 5..].eq_ignore_ascii_case("http:")
-            {
-                slashes - 5
-            } else if before
-                .chars()
-                .next_back()
-                .is_none_or(|c| ends_url(c) || matches!(c, '(' | '=' | ','))
-            {
-                slashes
-            } else {
-                from = slashes + 2;
-                continue;
-            };
-            let mut end = text[slashes..]
-                .find(ends_url)
-                .map_or(text.len(), |i| slashes + i);
-            while end > slashes + 2 && text[..end].ends_with(is_trailing_punctuation) {
-                end -= 1;
-            }
-            spans.push((start, end));
-            from = end.max(slashes + 2);
-        }
-        spans
-    }
-
-    /// True when `text` still names the upstream host and port in a URL. Always false
-    /// when the public URL shares that origin (the check would be meaningless).
+    /// True when `text` still names the upstream host and port after `//` anywhere,
+    /// also inside another URL's query and also percent-encoded. Stricter than the
+    /// rewrite on purpose: it is the last guard before a document leaves the gateway.
+    /// Always false when the public URL shares that origin (the check would be
+    /// meaningless).
     pub(super) fn leaks(&self, text: &str) -> bool {
-        if self.public_same_origin || !text.contains("//") {
+        if self.public_same_origin {
             return false;
         }
-        self.url_spans(text).into_iter().any(|(s, e)| {
-            let candidate = &text[s..e];
-            split_url(candidate).is_some_and(|parts| self.is_upstream_origin(&parts))
+        if self.names_upstream(text) {
+            return true;
+        }
+        text.contains('%') && self.names_upstream(&percent_decode_str(text).decode_utf8_lossy())
+    }
+
+    fn names_upstream(&self, text: &str) -> bool {
+        let is_authority = |c: char| {
+            c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':' | '@' | '[' | ']' | '%')
+        };
+        text.match_indices("//").any(|(i, _)| {
+            let before = &text[..i];
+            let scheme = if ends_with_ignore_case(before, "https:") {
+                "https"
+            } else if ends_with_ignore_case(before, "http:") {
+                "http"
+            } else {
+                self.scheme.as_str()
+            };
+            let after = &text[i + 2..];
+            let end = after
+                .find(|c: char| !is_authority(c))
+                .unwrap_or(after.len());
+            let authority = after[..end].trim_end_matches('.');
+            host_port(authority, scheme).is_some_and(|(h, p)| h == self.host && p == self.port)
         })
     }
 
@@ -536,6 +568,26 @@ mod tests {
         assert_eq!(m.rewrite_value("http://other.org/service"), None);
         assert!(m.leaks("text http://127.0.0.1:9001/x"));
         assert!(!m.leaks("text http://127.0.0.1:9002/x"));
+    }
+
+    #[test]
+    fn upstream_urls_inside_other_urls_are_rewritten() {
+        assert_eq!(
+            map(None)
+                .rewrite_value("http://other.org/proxy?url=http://127.0.0.1:9001/service")
+                .as_deref(),
+            Some("http://other.org/proxy?url=https://maps.example.org/ogc/wms/osm")
+        );
+    }
+
+    #[test]
+    fn leak_check_sees_nested_and_encoded_upstream_urls() {
+        let m = map(None);
+        assert!(m.leaks("https://gw/x?sld=http://127.0.0.1:9001/s.sld"));
+        assert!(m.leaks("https://gw/x?sld=http%3A%2F%2F127.0.0.1%3A9001%2Fs.sld"));
+        assert!(m.leaks("see (//127.0.0.1:9001)."));
+        assert!(!m.leaks("https://127.0.0.1/x"), "another port");
+        assert!(!m.leaks("https://gw/x?sld=http%3A%2F%2Fother%3A9001%2Fs.sld"));
     }
 
     #[test]

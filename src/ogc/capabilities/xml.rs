@@ -149,6 +149,13 @@ impl Element {
         }
     }
 
+    pub(super) fn remove_attr_at(&mut self, index: usize) {
+        if index < self.attrs.len() {
+            self.attrs.remove(index);
+            self.raw_start = None;
+        }
+    }
+
     pub(super) fn elements(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
@@ -215,17 +222,42 @@ impl Element {
     }
 
     /// Inserts `el` right after the child at `index`, preceded by the same whitespace
-    /// that precedes that child (so indentation looks right).
-    pub(super) fn insert_after(&mut self, index: usize, el: Element) {
+    /// that precedes that child and laid out one element per line below it, so
+    /// generated markup is indented like its neighbours.
+    pub(super) fn insert_after(&mut self, index: usize, mut el: Element) {
         let indent = match index.checked_sub(1).and_then(|i| self.children.get(i)) {
-            Some(Node::Text(t)) if t.value.trim().is_empty() => Some(t.clone()),
+            Some(Node::Text(t)) if t.value.trim().is_empty() => Some(t.value.clone()),
             _ => None,
         };
         let at = (index + 1).min(self.children.len());
-        self.children.insert(at, Node::Element(el));
         if let Some(indent) = indent {
-            self.children.insert(at, Node::Text(indent));
+            el.indent(&indent);
+            self.children.insert(at, Node::Element(el));
+            self.children.insert(at, Node::Text(Text::new(&indent)));
+        } else {
+            self.children.insert(at, Node::Element(el));
         }
+    }
+
+    /// Puts each child element of a generated element on its own line, two spaces
+    /// deeper than `indent` (the whitespace before this element); text-only elements
+    /// stay on one line.
+    fn indent(&mut self, indent: &str) {
+        if !indent.contains('\n') || !self.children.iter().any(|n| matches!(n, Node::Element(_))) {
+            return;
+        }
+        let inner = format!("{indent}  ");
+        let old = std::mem::take(&mut self.children);
+        for node in old {
+            if let Node::Element(mut child) = node {
+                child.indent(&inner);
+                self.children.push(Node::Text(Text::new(&inner)));
+                self.children.push(Node::Element(child));
+            } else {
+                self.children.push(node);
+            }
+        }
+        self.children.push(Node::Text(Text::new(indent)));
     }
 
     /// Visits this element and every descendant element, parents first.
@@ -504,7 +536,8 @@ impl Doc {
                     if doctype == DocTypePolicy::Refuse || root.is_some() || !outside_root {
                         return Err(CapabilitiesError::DocType);
                     }
-                    if content.contains("<!ENTITY") || content.contains('%') {
+                    let subset = content.find('[').map_or("", |i| &content[i..]);
+                    if content.contains("<!ENTITY") || subset.contains('%') {
                         return Err(CapabilitiesError::EntityDeclaration);
                     }
                     nodes.push(Node::DocType(content.to_owned()));

@@ -391,6 +391,40 @@ fn wms_130_fence_shrinks_boxes_in_lat_lon_order_and_drops_layers_outside() {
 }
 
 #[test]
+fn wms_130_fenced_max_zoom_becomes_a_min_scale_denominator() {
+    let layers = names(&["osm"]);
+    let fence = ZoomOnly(12);
+    let rw = Rewrite {
+        fence: Some(&fence),
+        ..Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMS, &layers)
+    };
+    let out = rewrite_wms(fixture!("wms_130_mapproxy.xml"), &rw).expect("rewrites");
+    let root = reparse(&out);
+    let expected = 559_082_264.028_717_8 / 4096.0;
+    for layer in all(&root, "Layer") {
+        let min = layer
+            .child_text("MinScaleDenominator")
+            .expect("every kept layer has one");
+        assert!(close(&min, expected), "{min}");
+    }
+    let s = text(&out);
+    let osm = &s[s.find("<Name>osm</Name>").expect("osm")..];
+    let style_end = osm.find("</Style>").expect("style");
+    let min = osm.find("<MinScaleDenominator>").expect("min scale");
+    assert!(
+        min > style_end && min < osm.find("</Layer>").expect("end"),
+        "placed after Style, before the layer ends"
+    );
+    // A root layer's scale limit comes before its sub-layers.
+    assert!(
+        s.find("<MinScaleDenominator>").expect("root") < s.find("<Name>osm</Name>").expect("osm")
+    );
+    // WMS 1.1.1 has no such element; nothing is added there.
+    let out = rewrite_wms(fixture!("wms_111_mapproxy.xml"), &rw).expect("rewrites");
+    assert!(!text(&out).contains("ScaleDenominator"));
+}
+
+#[test]
 fn wms_130_with_a_doctype_is_refused() {
     let xml = b"<?xml version=\"1.0\"?><!DOCTYPE WMS_Capabilities SYSTEM \"x.dtd\"><WMS_Capabilities version=\"1.3.0\"/>";
     let rw = Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMS, &[]);

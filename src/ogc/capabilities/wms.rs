@@ -4,16 +4,22 @@
 
 use super::bbox::{fence_item, own_lonlat, Axes, Bounds, Box4, Placement};
 use super::url::UrlMap;
-use super::xml::{Doc, Element};
+use super::xml::{prefix, Doc, Element};
 use super::{CapabilitiesError, Rewrite};
 
 /// The DTD every WMS 1.1.1 document names; it replaces a DTD served by the upstream.
 const WMS_111_DTD: &str = "http://schemas.opengis.net/wms/1.1.1/WMS_MS_Capabilities.dtd";
 
+/// The OGC scale denominator of Web Mercator zoom 0 (256-pixel tiles, 0.28 mm pixels);
+/// zoom z is this divided by 2^z, the same relation the policy's effective zoom uses.
+const SCALE_DENOMINATOR_Z0: f64 = 559_082_264.028_717_8;
+
 struct Ctx<'r, 'a> {
     rw: &'r Rewrite<'a>,
     bounds: Option<Bounds>,
     axes: Axes,
+    /// WMS 1.3.0 with a fenced maxZoom: the smallest scale denominator a client may use.
+    min_scale: Option<f64>,
 }
 
 pub(super) fn filter(
@@ -39,10 +45,15 @@ pub(super) fn filter(
             *doctype = canonical_doctype(doctype);
         }
     }
+    let max_zoom = rw.limiting_fence().and_then(|f| f.max_zoom());
+    let min_scale = max_zoom
+        .filter(|_| axes == Axes::Authority)
+        .map(|z| SCALE_DENOMINATOR_Z0 / f64::from(1u32 << z.min(30)));
     let ctx = Ctx {
         rw,
         bounds: rw.bounds(),
         axes,
+        min_scale,
     };
     let Some(capability) = doc.root.child_mut("Capability") else {
         return Ok(());
@@ -98,5 +109,34 @@ fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>)
         // requested itself, and its styles (legends) describe it, so both go.
         layer.retain_elements(|c| !c.is("Name") && !c.is("Style"));
     }
-    covered || any_child
+    let keep = covered || any_child;
+    if let (true, Some(min_scale)) = (keep, ctx.min_scale) {
+        limit_scale(layer, min_scale);
+    }
+    keep
+}
+
+/// Raises (or adds) a WMS 1.3.0 layer's `MinScaleDenominator` so clients stop
+/// requesting maps above the fence's maxZoom. Written before `MaxScaleDenominator` and
+/// sub-layers, where the schema wants it.
+fn limit_scale(layer: &mut Element, min_scale: f64) {
+    if let Some(existing) = layer.child_mut("MinScaleDenominator") {
+        if existing
+            .text()
+            .trim()
+            .parse::<f64>()
+            .map_or(true, |v| v < min_scale)
+        {
+            existing.set_text(&min_scale.to_string());
+        }
+        return;
+    }
+    let el = Element::with_text(
+        format!("{}MinScaleDenominator", prefix(&layer.name)),
+        &min_scale.to_string(),
+    );
+    match layer.position_of(&["MaxScaleDenominator", "Layer"]) {
+        Some(at) => layer.insert_before(at, el),
+        None => layer.append_element(el),
+    }
 }

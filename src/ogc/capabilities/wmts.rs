@@ -219,12 +219,12 @@ fn limit_links(layer: &mut Element, fence: &dyn FenceView, sets: &[MatrixSet]) {
                     max_col,
                     min_row,
                     max_row,
-                } => (
-                    min_col.min(last),
-                    max_col.min(last),
-                    min_row.min(last),
-                    max_row.min(last),
-                ),
+                } => {
+                    if min_col > last || min_row > last {
+                        continue;
+                    }
+                    (min_col, max_col.min(last), min_row, max_row.min(last))
+                }
                 TileLimits::Nothing => continue,
             };
             if let Some(declared) = &declared {
@@ -243,38 +243,24 @@ fn limit_links(layer: &mut Element, fence: &dyn FenceView, sets: &[MatrixSet]) {
                 continue;
             }
             let mut entry = Element::new(format!("{p}TileMatrixLimits"));
-            entry
-                .children
-                .push(super::xml::Node::Element(Element::with_text(
-                    format!("{p}TileMatrix"),
-                    &matrix.id,
-                )));
+            entry.push(Element::with_text(format!("{p}TileMatrix"), &matrix.id));
             for (name, v) in [
                 ("MinTileRow", lim.2),
                 ("MaxTileRow", lim.3),
                 ("MinTileCol", lim.0),
                 ("MaxTileCol", lim.1),
             ] {
-                entry
-                    .children
-                    .push(super::xml::Node::Element(Element::with_text(
-                        format!("{p}{name}"),
-                        &v.to_string(),
-                    )));
+                entry.push(Element::with_text(format!("{p}{name}"), &v.to_string()));
             }
-            limits.children.push(super::xml::Node::Element(entry));
+            limits.push(entry);
         }
         if limits.children.is_empty() {
             return false;
         }
         link.retain_elements(|c| !c.is("TileMatrixSetLimits"));
-        let at = link
-            .children
-            .iter()
-            .position(|n| matches!(n, super::xml::Node::Element(e) if e.is("TileMatrixSet")));
-        match at {
+        match link.position_of(&["TileMatrixSet"]) {
             Some(at) => link.insert_after(at, limits),
-            None => link.children.push(super::xml::Node::Element(limits)),
+            None => link.append_element(limits),
         }
         true
     });

@@ -197,6 +197,11 @@ impl Element {
         out
     }
 
+    /// Appends a child element (no whitespace around it).
+    pub(super) fn push(&mut self, el: Element) {
+        self.children.push(Node::Element(el));
+    }
+
     /// Replaces the content with one text node.
     pub(super) fn set_text(&mut self, value: &str) {
         self.children = vec![Node::Text(Text::new(value))];
@@ -221,22 +226,59 @@ impl Element {
         self.children = kept;
     }
 
+    /// The whitespace-only text right before child `index`, if any.
+    fn indent_before(&self, index: usize) -> Option<String> {
+        match index.checked_sub(1).and_then(|i| self.children.get(i)) {
+            Some(Node::Text(t)) if t.value.trim().is_empty() => Some(t.value.clone()),
+            _ => None,
+        }
+    }
+
     /// Inserts `el` right after the child at `index`, preceded by the same whitespace
     /// that precedes that child and laid out one element per line below it, so
     /// generated markup is indented like its neighbours.
     pub(super) fn insert_after(&mut self, index: usize, mut el: Element) {
-        let indent = match index.checked_sub(1).and_then(|i| self.children.get(i)) {
-            Some(Node::Text(t)) if t.value.trim().is_empty() => Some(t.value.clone()),
-            _ => None,
-        };
         let at = (index + 1).min(self.children.len());
-        if let Some(indent) = indent {
-            el.indent(&indent);
-            self.children.insert(at, Node::Element(el));
-            self.children.insert(at, Node::Text(Text::new(&indent)));
-        } else {
-            self.children.insert(at, Node::Element(el));
+        match self.indent_before(index) {
+            Some(indent) => {
+                el.indent(&indent);
+                self.children.insert(at, Node::Element(el));
+                self.children.insert(at, Node::Text(Text::new(&indent)));
+            }
+            None => self.children.insert(at, Node::Element(el)),
         }
+    }
+
+    /// Inserts `el` right before the child at `index`, indented like that child.
+    pub(super) fn insert_before(&mut self, index: usize, mut el: Element) {
+        let at = index.min(self.children.len());
+        match self.indent_before(index) {
+            Some(indent) => {
+                el.indent(&indent);
+                self.children.insert(at, Node::Text(Text::new(&indent)));
+                self.children.insert(at, Node::Element(el));
+            }
+            None => self.children.insert(at, Node::Element(el)),
+        }
+    }
+
+    /// Appends `el` after the last child element, indented like it.
+    pub(super) fn append_element(&mut self, el: Element) {
+        match self
+            .children
+            .iter()
+            .rposition(|n| matches!(n, Node::Element(_)))
+        {
+            Some(last) => self.insert_after(last, el),
+            None => self.children.push(Node::Element(el)),
+        }
+    }
+
+    /// The position of the first child element with one of these local names.
+    pub(super) fn position_of(&self, local_names: &[&str]) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|n| matches!(n, Node::Element(e) if local_names.contains(&e.local())))
     }
 
     /// Puts each child element of a generated element on its own line, two spaces

@@ -201,7 +201,30 @@ pub enum CapabilitiesError {
 /// container (its `<Name>` and `<Style>`s removed, so it cannot be requested and names
 /// no legend); otherwise it is removed. The root layer always stays (WMS needs one).
 /// With a fence, bounding boxes shrink and layers whose geographic extent (own or
-/// inherited) lies outside the fence count as not covered.
+/// inherited) lies outside the fence count as not covered, and WMS 1.3.0 layers get a
+/// `MinScaleDenominator` matching maxZoom.
+///
+/// ```
+/// use tilegate::ogc::capabilities::{rewrite_wms, Rewrite};
+///
+/// let layers = vec!["osm".to_owned()];
+/// let rw = Rewrite {
+///     token_query: Some("tg_abc"),
+///     ..Rewrite::new("http://127.0.0.1:9001/service", "https://maps.example.org/ogc/wms/osm", &layers)
+/// };
+/// let upstream = br#"<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms"
+///     xmlns:xlink="http://www.w3.org/1999/xlink">
+///   <Service><OnlineResource xlink:href="http://127.0.0.1:9001/service?"/></Service>
+///   <Capability><Layer><Title>root</Title>
+///     <Layer><Name>osm</Name><Title>OSM</Title></Layer>
+///     <Layer><Name>secret</Name><Title>Secret</Title></Layer>
+///   </Layer></Capability>
+/// </WMS_Capabilities>"#;
+/// let out = String::from_utf8(rewrite_wms(upstream, &rw)?).expect("UTF-8 in, UTF-8 out");
+/// assert!(out.contains(r#"xlink:href="https://maps.example.org/ogc/wms/osm?token=tg_abc&amp;""#));
+/// assert!(out.contains("<Name>osm</Name>") && !out.contains("secret"));
+/// # Ok::<(), tilegate::ogc::capabilities::CapabilitiesError>(())
+/// ```
 pub fn rewrite_wms(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let map = rw.url_map()?;
     let mut doc = Doc::parse(xml, DocTypePolicy::AllowWithoutEntities)?;

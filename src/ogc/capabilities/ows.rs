@@ -12,17 +12,21 @@ fn inside_fence(item: &mut Element, bounds: Option<&Bounds>) -> bool {
 }
 
 /// Keeps only covered names in `<ows:Parameter name="…">` value lists for these
-/// (lower-case) parameter names, e.g. MapServer's `typename` list.
-fn filter_parameter_values(root: &mut Element, rw: &Rewrite<'_>, parameters: &[&str]) {
-    root.for_each_named_mut("Parameter", &mut |param| {
-        let named = param
-            .attr("name")
-            .is_some_and(|n| parameters.contains(&n.to_ascii_lowercase().as_str()));
-        if named {
-            param.walk_mut(&mut |e| {
-                e.retain_elements(|v| !v.is("Value") || rw.covers(v.text().trim()))
-            });
+/// (lower-case) parameter names, e.g. MapServer's `typename` list. A parameter left
+/// without values is removed (an empty `AllowedValues` is not valid).
+fn filter_parameter_values(el: &mut Element, rw: &Rewrite<'_>, parameters: &[&str]) {
+    el.retain_elements(|child| {
+        let listed = child.is("Parameter")
+            && child
+                .attr("name")
+                .is_some_and(|n| parameters.contains(&n.to_ascii_lowercase().as_str()));
+        if !listed {
+            filter_parameter_values(child, rw, parameters);
+            return true;
         }
+        child
+            .walk_mut(&mut |e| e.retain_elements(|v| !v.is("Value") || rw.covers(v.text().trim())));
+        child.has_descendant("Value")
     });
 }
 

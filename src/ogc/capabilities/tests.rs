@@ -839,6 +839,32 @@ fn wfs_200_operations_feature_types_and_parameter_lists() {
         Some("http://internal.example.org/private"),
         "namespaces are names, untouched"
     );
+    let only_parcels = names(&["private:parcels"]);
+    let rw = Rewrite::new(
+        "http://127.0.0.1:9002/geoserver/wfs",
+        PUBLIC_WFS,
+        &only_parcels,
+    );
+    let root = reparse(&rewrite_wfs(fixture!("wfs_200_geoserver.xml"), &rw).expect("rewrites"));
+    let values: Vec<String> = all(&root, "Parameter")
+        .into_iter()
+        .filter(|p| p.attr("name") == Some("typeNames"))
+        .flat_map(|p| {
+            all(p, "Value")
+                .into_iter()
+                .map(|v| v.text())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(values, ["private:parcels"]);
+    let rw = Rewrite::new("http://127.0.0.1:9002/geoserver/wfs", PUBLIC_WFS, &[]);
+    let root = reparse(&rewrite_wfs(fixture!("wfs_200_geoserver.xml"), &rw).expect("rewrites"));
+    assert!(
+        !all(&root, "Parameter")
+            .iter()
+            .any(|p| p.attr("name") == Some("typeNames")),
+        "no empty value list"
+    );
 }
 
 #[test]

@@ -132,7 +132,8 @@ fn default_port(scheme: &str) -> u16 {
     }
 }
 
-/// Host (lower case, IPv6 with brackets) and port of an authority; userinfo is skipped.
+/// Host (lower case, IPv6 with brackets, no trailing root dot) and port of an
+/// authority; userinfo is skipped.
 fn host_port(authority: &str, scheme: &str) -> Option<(String, u16)> {
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let (host, port) = if hostport.starts_with('[') {
@@ -145,6 +146,7 @@ fn host_port(authority: &str, scheme: &str) -> Option<(String, u16)> {
             None => (hostport, None),
         }
     };
+    let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() {
         return None;
     }
@@ -179,7 +181,8 @@ fn decode_pair(pair: &str) -> (String, String) {
 }
 
 /// Maps upstream URLs of one protocol endpoint to the gateway's public URL.
-#[derive(Debug, Clone)]
+///
+/// No `Debug`: it holds the client's token.
 pub(super) struct UrlMap {
     scheme: String,
     host: String,
@@ -493,6 +496,10 @@ mod tests {
         let m = UrlMap::new("http://Up.Internal/wms", "https://gw/ogc/wms/a", None).expect("valid");
         assert!(m.is_upstream("HTTP://up.internal:80/wms?"));
         assert!(m.is_upstream("//up.internal/wms"));
+        assert!(
+            m.is_upstream("http://UP.internal.:80/wms"),
+            "a trailing root dot names the same host"
+        );
         assert!(!m.is_upstream("http://up.internal:8080/wms"));
         assert!(!m.is_upstream("http://up.internal.evil.org/wms"));
         assert!(!m.is_upstream("http://schemas.opengis.net/wms/1.3.0/capabilities_1_3_0.xsd"));

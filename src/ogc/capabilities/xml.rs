@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use quick_xml::escape::{escape, unescape};
+use quick_xml::escape::{escape, partial_escape, unescape};
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesPI, BytesStart, BytesText, Event};
 use quick_xml::name::QName;
@@ -50,14 +50,15 @@ pub(super) struct Text {
 }
 
 impl Text {
+    /// Text content needs only `<`, `>` and `&` escaped; quotes stay as they are.
     pub(super) fn new(value: &str) -> Text {
         Text {
-            raw: escape(value).into_owned(),
+            raw: partial_escape(value).into_owned(),
             value: value.to_owned(),
         }
     }
     pub(super) fn set(&mut self, value: String) {
-        self.raw = escape(value.as_str()).into_owned();
+        self.raw = partial_escape(value.as_str()).into_owned();
         self.value = value;
     }
 }
@@ -310,19 +311,10 @@ impl Element {
         }
     }
 
-    /// Visits every descendant element with this local name (not below a match).
-    pub(super) fn for_each_named_mut(
-        &mut self,
-        local_name: &str,
-        f: &mut impl FnMut(&mut Element),
-    ) {
-        for child in self.elements_mut() {
-            if child.is(local_name) {
-                f(child);
-            } else {
-                child.for_each_named_mut(local_name, f);
-            }
-        }
+    /// True when some descendant element has this local name.
+    pub(super) fn has_descendant(&self, local_name: &str) -> bool {
+        self.elements()
+            .any(|c| c.is(local_name) || c.has_descendant(local_name))
     }
 
     /// The namespace URI bound to `prefix` (without colon; `""` for the default) on this

@@ -32,11 +32,14 @@ mod xml;
 #[cfg(test)]
 mod tests;
 
+pub use wmts::tile_matrix_zoom;
+
 use url::UrlMap;
 use xml::{Doc, DocTypePolicy, Element, Node};
 
-/// Tile matrix set identifiers taken as Web Mercator quad sets without looking at their
-/// definition (the definition is also recognized by its CRS and matrix shapes).
+/// Tile matrix set identifiers taken as Web Mercator quad sets (more come from
+/// [`Rewrite::quad_matrix_sets`], e.g. MapProxy's `GLOBAL_WEBMERCATOR`). The policy must
+/// use the same list: only these sets have their tiles mapped to z/x/y.
 pub const WEB_MERCATOR_QUAD_SETS: [&str; 4] = [
     "GoogleMapsCompatible",
     "WebMercatorQuad",
@@ -236,14 +239,14 @@ pub fn rewrite_wms(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, Capabilities
 ///
 /// Layers are kept by `<ows:Identifier>`; `<Themes>` lose references to removed layers
 /// and themes left empty. `ResourceURL` templates are rewritten, or removed when the
-/// gateway cannot reach them. For fenced tokens: links to Web Mercator quad sets get
-/// `TileMatrixSetLimits` (one `TileMatrixLimits` per matrix at or below maxZoom that the
-/// fence reaches, intersected with limits the upstream declared), links to other sets
-/// are removed (the gateway cannot check tiles of other grids), layers left without a
-/// link or outside the fence are removed, and quad set definitions lose matrices above
-/// maxZoom. A matrix's zoom is `log2(MatrixWidth)` for square power-of-two matrices,
-/// else the digits after the identifier's last `:` (`05`, `EPSG:3857:5`), else its
-/// position in the set.
+/// gateway cannot reach them. For fenced tokens: links to Web Mercator quad sets (by
+/// identifier, see [`WEB_MERCATOR_QUAD_SETS`]) get `TileMatrixSetLimits` (one
+/// `TileMatrixLimits` per matrix at or below maxZoom that the fence reaches, intersected
+/// with limits the upstream declared; matrices the fence does not reach are left out),
+/// links to other sets are removed (the policy cannot check their tiles), layers left
+/// without a link or outside the fence are removed, and quad set definitions lose
+/// matrices above maxZoom. A matrix's zoom is [`tile_matrix_zoom`] of its identifier,
+/// provided its `MatrixWidth`/`MatrixHeight` are 2^zoom.
 pub fn rewrite_wmts(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let map = rw.url_map()?;
     let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;

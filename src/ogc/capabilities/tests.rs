@@ -648,8 +648,10 @@ fn wmts_rest_templates_outside_the_upstream_base_are_removed() {
 fn wmts_fence_writes_tile_matrix_limits_and_drops_deep_matrices() {
     let layers = names(&["osm", "roads", "geodetic_only"]);
     let fence = europe();
+    let mapproxy_grid = names(&["GLOBAL_WEBMERCATOR"]);
     let rw = Rewrite {
         fence: Some(&fence),
+        quad_matrix_sets: &mapproxy_grid,
         ..Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMTS, &layers)
     };
     let out = rewrite_wmts(fixture!("wmts_100_mapproxy_kvp.xml"), &rw).expect("rewrites");
@@ -719,14 +721,25 @@ fn wmts_fence_writes_tile_matrix_limits_and_drops_deep_matrices() {
           <TileMatrixLimits>
             <TileMatrix>05</TileMatrix>";
     assert!(s.contains(generated), "{s}");
+    // Without MapProxy's grid in the quad list the policy maps none of its tiles, so a
+    // fenced token is offered no layer at all rather than layers that only answer 403.
+    let rw = Rewrite {
+        fence: Some(&fence),
+        ..Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMTS, &layers)
+    };
+    let root =
+        reparse(&rewrite_wmts(fixture!("wmts_100_mapproxy_kvp.xml"), &rw).expect("rewrites"));
+    assert!(all(&root, "Layer").is_empty());
 }
 
 #[test]
 fn wmts_upstream_limits_are_intersected_not_widened() {
     let layers = names(&["roads"]);
     let fence = ZoomOnly(5);
+    let mapproxy_grid = names(&["GLOBAL_WEBMERCATOR"]);
     let rw = Rewrite {
         fence: Some(&fence),
+        quad_matrix_sets: &mapproxy_grid,
         ..Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMTS, &layers)
     };
     let root =
@@ -752,17 +765,17 @@ fn wmts_upstream_limits_are_intersected_not_widened() {
 }
 
 #[test]
-fn wmts_quad_sets_are_recognized_by_name_well_known_scale_set_or_list() {
+fn wmts_quad_sets_are_recognized_by_identifier_only() {
     let xml = br#"<Capabilities xmlns="http://www.opengis.net/wmts/1.0" xmlns:ows="http://www.opengis.net/ows/1.1" version="1.0.0"><Contents>
 <Layer><ows:Identifier>a</ows:Identifier><TileMatrixSetLink><TileMatrixSet>WebMercatorQuad</TileMatrixSet></TileMatrixSetLink><TileMatrixSetLink><TileMatrixSet>gm</TileMatrixSet></TileMatrixSetLink><TileMatrixSetLink><TileMatrixSet>mine</TileMatrixSet></TileMatrixSetLink><TileMatrixSetLink><TileMatrixSet>utm</TileMatrixSet></TileMatrixSetLink></Layer>
-<TileMatrixSet><ows:Identifier>WebMercatorQuad</ows:Identifier><TileMatrix><ows:Identifier>0</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>1</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>2</ows:Identifier></TileMatrix></TileMatrixSet>
-<TileMatrixSet><ows:Identifier>gm</ows:Identifier><WellKnownScaleSet>urn:ogc:def:wkss:OGC:1.0:GoogleMapsCompatible</WellKnownScaleSet><TileMatrix><ows:Identifier>gm:0</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>gm:1</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>gm:2</ows:Identifier></TileMatrix></TileMatrixSet>
-<TileMatrixSet><ows:Identifier>mine</ows:Identifier><TileMatrix><ows:Identifier>z0</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>z1</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>z2</ows:Identifier></TileMatrix></TileMatrixSet>
+<TileMatrixSet><ows:Identifier>WebMercatorQuad</ows:Identifier><TileMatrix><ows:Identifier>0</ows:Identifier><MatrixWidth>1</MatrixWidth><MatrixHeight>1</MatrixHeight></TileMatrix><TileMatrix><ows:Identifier>1</ows:Identifier><MatrixWidth>3</MatrixWidth><MatrixHeight>3</MatrixHeight></TileMatrix><TileMatrix><ows:Identifier>2</ows:Identifier></TileMatrix></TileMatrixSet>
+<TileMatrixSet><ows:Identifier>gm</ows:Identifier><WellKnownScaleSet>urn:ogc:def:wkss:OGC:1.0:GoogleMapsCompatible</WellKnownScaleSet><TileMatrix><ows:Identifier>0</ows:Identifier></TileMatrix></TileMatrixSet>
+<TileMatrixSet><ows:Identifier>mine</ows:Identifier><TileMatrix><ows:Identifier>mine:0</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>mine:1</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>mine:2</ows:Identifier></TileMatrix><TileMatrix><ows:Identifier>overview</ows:Identifier></TileMatrix></TileMatrixSet>
 <TileMatrixSet><ows:Identifier>utm</ows:Identifier><ows:SupportedCRS>urn:ogc:def:crs:EPSG::25832</ows:SupportedCRS><TileMatrix><ows:Identifier>0</ows:Identifier></TileMatrix></TileMatrixSet>
 </Contents></Capabilities>"#;
     let layers = names(&["a"]);
     let extra = names(&["mine"]);
-    let fence = ZoomOnly(1);
+    let fence = ZoomOnly(2);
     let rw = Rewrite {
         fence: Some(&fence),
         quad_matrix_sets: &extra,
@@ -772,18 +785,35 @@ fn wmts_quad_sets_are_recognized_by_name_well_known_scale_set_or_list() {
     let a = wmts_layer(&root, "a").expect("layer");
     let ids =
         |set: &str| wmts_limits(a, set).map(|l| l.into_iter().map(|x| x.0).collect::<Vec<_>>());
-    assert_eq!(ids("WebMercatorQuad"), Some(names(&["0", "1"])));
-    assert_eq!(ids("gm"), Some(names(&["gm:0", "gm:1"])));
+    assert_eq!(
+        ids("WebMercatorQuad"),
+        Some(names(&["0", "2"])),
+        "a 3×3 matrix is not zoom 1"
+    );
     assert_eq!(
         ids("mine"),
-        Some(names(&["z0", "z1"])),
-        "zoom by position when the identifier has no number"
+        Some(names(&["mine:0", "mine:1", "mine:2"])),
+        "listed in the Rewrite"
     );
-    assert_eq!(ids("utm"), None);
-    assert!(!a
+    let linked: Vec<String> = a
         .elements()
-        .any(|l| l.child_text("TileMatrixSet").as_deref() == Some("utm")));
-    assert_eq!(matrix_ids(&root, "mine"), ["z0", "z1"]);
+        .filter_map(|l| l.child_text("TileMatrixSet"))
+        .collect();
+    assert_eq!(
+        linked,
+        ["WebMercatorQuad", "mine"],
+        "the policy maps no other set, so none is offered"
+    );
+    assert_eq!(
+        matrix_ids(&root, "mine"),
+        ["mine:0", "mine:1", "mine:2"],
+        "a matrix without a zoom goes"
+    );
+    assert_eq!(
+        matrix_ids(&root, "gm"),
+        ["0"],
+        "definitions of other sets stay as they are"
+    );
 }
 
 // ---------------------------------------------------------------- WFS

@@ -3,8 +3,6 @@
 //! `TileMatrixSetLimits` written for Web Mercator quad sets. URLs are rewritten by the
 //! shared pass in `mod.rs` afterwards. Pure code.
 
-use crate::spatial::{crs_from_identifier, Crs, MERCATOR_HALF_WORLD};
-
 use super::bbox::{fence_item, Axes, Placement};
 use super::url::{Mapped, UrlMap};
 use super::xml::{prefix, Doc, Element};
@@ -13,18 +11,21 @@ use super::{CapabilitiesError, FenceView, Rewrite, TileLimits, WEB_MERCATOR_QUAD
 /// The deepest quad zoom whose tile indices fit the arithmetic below.
 const MAX_QUAD_ZOOM: u8 = 30;
 
-/// One tile matrix of a set definition.
+/// One tile matrix of a set definition and the zoom it stands for: `None` when its
+/// identifier names no zoom or its size is not that zoom's 2^z × 2^z.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Matrix {
     id: String,
-    zoom: u8,
+    zoom: Option<u8>,
 }
 
 /// A `<TileMatrixSet>` definition from `<Contents>`.
 #[derive(Debug, Clone)]
 struct MatrixSet {
     id: String,
-    /// A Web Mercator quad set: matrix zoom z has 2^z × 2^z tiles from the NW corner.
+    /// Named as a Web Mercator quad set: the policy maps its tiles to z/x/y, so the
+    /// fence can be expressed in it. Other sets are not guessed from their definition,
+    /// because a set the policy does not map would only advertise tiles it denies.
     quad: bool,
     matrices: Vec<Matrix>,
 }
@@ -33,62 +34,46 @@ fn number<T: std::str::FromStr>(el: &Element, child: &str) -> Option<T> {
     el.child_text(child)?.parse().ok()
 }
 
-/// True when a matrix has the shape of Web Mercator quad level `log2(width)`.
-fn quad_shape(m: &Element) -> Option<u8> {
-    let width: u64 = number(m, "MatrixWidth")?;
-    let height: u64 = number(m, "MatrixHeight")?;
-    let corner = m.child_text("TopLeftCorner")?;
-    let mut xy = corner.split_whitespace().map(|v| v.parse::<f64>().ok());
-    let (x, y) = (xy.next()??, xy.next()??);
-    let near = |a: f64, b: f64| (a - b).abs() < 1.0;
-    let zoom = u8::try_from(width.trailing_zeros()).ok()?;
-    (width == height
-        && width.is_power_of_two()
-        && near(x, -MERCATOR_HALF_WORLD)
-        && near(y, MERCATOR_HALF_WORLD))
-    .then_some(zoom)
+/// The zoom a tile matrix identifier names: the digits after its last `:`
+/// (`5`, `05`, `EPSG:3857:5`). The policy maps WMTS `TILEMATRIX` the same way.
+///
+/// ```
+/// use tilegate::ogc::capabilities::tile_matrix_zoom;
+/// assert_eq!(tile_matrix_zoom("05"), Some(5));
+/// assert_eq!(tile_matrix_zoom("EPSG:3857:12"), Some(12));
+/// assert_eq!(tile_matrix_zoom("level-a"), None);
+/// assert_eq!(tile_matrix_zoom("256"), None);
+/// ```
+pub fn tile_matrix_zoom(identifier: &str) -> Option<u8> {
+    let digits = identifier.trim().rsplit(':').next()?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
-/// The digits after a matrix identifier's last `:` (`05`, `EPSG:3857:5`).
-fn zoom_from_identifier(id: &str) -> Option<u8> {
-    let digits = id.rsplit(':').next()?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
+/// A matrix's zoom, when its identifier names one and its declared size agrees.
+fn matrix_zoom(m: &Element) -> Option<u8> {
+    let zoom = tile_matrix_zoom(&m.child_text("Identifier")?)?;
+    if zoom > MAX_QUAD_ZOOM {
+        return None;
+    }
+    let side = 1u64 << zoom;
+    let fits = |name: &str| number::<u64>(m, name).is_none_or(|n| n == side);
+    (fits("MatrixWidth") && fits("MatrixHeight")).then_some(zoom)
 }
 
 impl MatrixSet {
     fn read(el: &Element, extra_quad: &[String]) -> Option<MatrixSet> {
         let id = el.child_text("Identifier")?;
-        let shapes: Vec<(String, Option<u8>)> = el
+        let quad =
+            WEB_MERCATOR_QUAD_SETS.contains(&id.as_str()) || extra_quad.iter().any(|q| q == &id);
+        let matrices = el
             .elements()
             .filter(|m| m.is("TileMatrix"))
-            .map(|m| {
-                (
-                    m.child_text("Identifier").unwrap_or_default(),
-                    quad_shape(m),
-                )
-            })
-            .collect();
-        let named =
-            WEB_MERCATOR_QUAD_SETS.contains(&id.as_str()) || extra_quad.iter().any(|q| q == &id);
-        let well_known = el
-            .child_text("WellKnownScaleSet")
-            .is_some_and(|s| s.to_ascii_lowercase().contains("googlemapscompatible"));
-        let mercator = el
-            .child_text("SupportedCRS")
-            .and_then(|c| crs_from_identifier(&c))
-            .is_some_and(|(crs, _)| crs == Crs::WebMercator);
-        let shaped = !shapes.is_empty() && shapes.iter().all(|(_, z)| z.is_some());
-        let quad = named || well_known || (mercator && shaped);
-        let matrices = shapes
-            .into_iter()
-            .enumerate()
-            .filter_map(|(index, (mid, shape))| {
-                let zoom = shape
-                    .or_else(|| zoom_from_identifier(&mid))
-                    .or_else(|| u8::try_from(index).ok())?;
-                Some(Matrix { id: mid, zoom })
+            .map(|m| Matrix {
+                id: m.child_text("Identifier").unwrap_or_default(),
+                zoom: matrix_zoom(m),
             })
             .collect();
         Some(MatrixSet { id, quad, matrices })
@@ -158,8 +143,10 @@ pub(super) fn filter(
                 }
                 set_el.retain_elements(|m| {
                     !m.is("TileMatrix")
-                        || m.child_text("Identifier").is_none_or(|mid| {
-                            set.matrices.iter().any(|x| x.id == mid && x.zoom <= max)
+                        || m.child_text("Identifier").is_some_and(|mid| {
+                            set.matrices
+                                .iter()
+                                .any(|x| x.id == mid && x.zoom.is_some_and(|z| z <= max))
                         })
                 });
             }
@@ -210,9 +197,13 @@ fn limit_links(layer: &mut Element, fence: &dyn FenceView, sets: &[MatrixSet]) {
         let declared = declared_limits(link);
         let p = prefix(&link.name).to_owned();
         let mut limits = Element::new(format!("{p}TileMatrixSetLimits"));
-        for matrix in set.matrices.iter().filter(|m| m.zoom <= max_zoom) {
-            let last = (1u32 << matrix.zoom) - 1;
-            let mut lim: Limits = match fence.tile_limits(matrix.zoom) {
+        let levels = set
+            .matrices
+            .iter()
+            .filter_map(|m| Some((m, m.zoom.filter(|z| *z <= max_zoom)?)));
+        for (matrix, zoom) in levels {
+            let last = (1u32 << zoom) - 1;
+            let mut lim: Limits = match fence.tile_limits(zoom) {
                 TileLimits::All => (0, last, 0, last),
                 TileLimits::Range {
                     min_col,
@@ -287,18 +278,5 @@ fn filter_themes(root: &mut Element, kept: &[String]) {
     }
     if empty {
         root.retain_elements(|e| !e.is("Themes"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matrix_zoom_comes_from_the_identifier_when_the_shape_says_nothing() {
-        assert_eq!(zoom_from_identifier("05"), Some(5));
-        assert_eq!(zoom_from_identifier("EPSG:3857:12"), Some(12));
-        assert_eq!(zoom_from_identifier("level-a"), None);
-        assert_eq!(zoom_from_identifier(""), None);
     }
 }

@@ -110,7 +110,8 @@ pub struct Rewrite<'a> {
     /// The token's geofence on this path, if any.
     pub fence: Option<&'a dyn FenceView>,
     /// More WMTS tile matrix set identifiers to treat as Web Mercator quad sets, besides
-    /// [`WEB_MERCATOR_QUAD_SETS`] and sets recognized by their definition.
+    /// [`WEB_MERCATOR_QUAD_SETS`] (e.g. MapProxy's `GLOBAL_WEBMERCATOR`); the policy
+    /// must be given the same list.
     pub quad_matrix_sets: &'a [String],
 }
 
@@ -164,10 +165,14 @@ impl std::fmt::Debug for Rewrite<'_> {
 /// variant and logs the message; none of them contains the token.
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilitiesError {
-    #[error("upstream document is not well-formed XML")]
-    Xml(#[source] quick_xml::Error),
-    #[error("upstream document is not well-formed XML: {0}")]
-    Malformed(String),
+    #[error("upstream document is not well-formed XML at byte {position}")]
+    Xml {
+        position: u64,
+        #[source]
+        source: quick_xml::Error,
+    },
+    #[error("upstream document is not well-formed XML at byte {position}: {message}")]
+    Malformed { position: u64, message: String },
     #[error("upstream document is not valid UTF-8 (at byte {0})")]
     InvalidUtf8(usize),
     #[error("upstream document encoding `{0}` is not supported; UTF-8 or ISO-8859-1 expected")]
@@ -189,8 +194,12 @@ pub enum CapabilitiesError {
     Json(#[source] serde_json::Error),
     #[error("upstream JSON document is not an object")]
     JsonRoot,
-    #[error("{which} URL `{url}` is not an absolute http(s) URL without query")]
-    BadUrl { which: &'static str, url: String },
+    #[error("{which} URL `{url}` is not valid; expected {expected}")]
+    BadUrl {
+        which: &'static str,
+        url: String,
+        expected: &'static str,
+    },
     #[error("an upstream URL is left after rewriting; refusing to pass it on")]
     Leak,
     #[error("writing the rewritten document failed: {0}")]

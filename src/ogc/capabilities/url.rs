@@ -208,6 +208,7 @@ impl UrlMap {
         let bad_upstream = || CapabilitiesError::BadUrl {
             which: "upstream",
             url: upstream.to_owned(),
+            expected: "an absolute http(s) URL",
         };
         let parts = split_url(upstream.trim()).ok_or_else(bad_upstream)?;
         let scheme = parts.scheme.ok_or_else(bad_upstream)?.to_ascii_lowercase();
@@ -225,6 +226,7 @@ impl UrlMap {
             .ok_or_else(|| CapabilitiesError::BadUrl {
                 which: "public",
                 url: public.to_owned(),
+                expected: "an absolute http(s) URL without query or fragment",
             })?;
         let public_same_origin = public_parts
             .scheme

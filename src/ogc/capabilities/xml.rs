@@ -400,27 +400,45 @@ fn utf8(bytes: &[u8]) -> Result<&str, CapabilitiesError> {
     std::str::from_utf8(bytes).map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))
 }
 
-/// The element for a start tag, attributes checked and unescaped.
-fn element_from(start: &BytesStart<'_>, empty: bool) -> Result<Element, CapabilitiesError> {
+fn xml_error(position: u64, source: impl Into<quick_xml::Error>) -> CapabilitiesError {
+    CapabilitiesError::Xml {
+        position,
+        source: source.into(),
+    }
+}
+
+fn malformed(position: u64, message: impl Into<String>) -> CapabilitiesError {
+    CapabilitiesError::Malformed {
+        position,
+        message: message.into(),
+    }
+}
+
+/// The element for a start tag (ending at byte `at`), attributes checked and unescaped.
+fn element_from(
+    start: &BytesStart<'_>,
+    empty: bool,
+    at: u64,
+) -> Result<Element, CapabilitiesError> {
     let name = utf8(start.name().as_ref())?.to_owned();
     if !valid_name(&name) {
-        return Err(CapabilitiesError::Malformed(format!(
-            "`<{name}` is not a valid element name"
-        )));
+        return Err(malformed(
+            at,
+            format!("`<{name}` is not a valid element name"),
+        ));
     }
     let mut attrs = Vec::new();
     for attr in start.attributes().with_checks(true) {
-        let attr = attr.map_err(|e| CapabilitiesError::Xml(e.into()))?;
+        let attr = attr.map_err(|e| xml_error(at, e))?;
         let key = utf8(attr.key.as_ref())?.to_owned();
         if !valid_name(&key) {
-            return Err(CapabilitiesError::Malformed(format!(
-                "`{key}` is not a valid attribute name"
-            )));
+            return Err(malformed(
+                at,
+                format!("`{key}` is not a valid attribute name"),
+            ));
         }
         let raw = utf8(&attr.value)?.to_owned();
-        let value = unescape(&raw)
-            .map_err(|e| CapabilitiesError::Xml(e.into()))?
-            .into_owned();
+        let value = unescape(&raw).map_err(|e| xml_error(at, e))?.into_owned();
         attrs.push(Attr { key, raw, value });
     }
     let raw_start = Some(utf8(start)?.to_owned());
@@ -473,7 +491,10 @@ impl Doc {
         let mut stack: Vec<Element> = Vec::new();
 
         loop {
-            let event = reader.read_event().map_err(CapabilitiesError::Xml)?;
+            let event = reader
+                .read_event()
+                .map_err(|e| xml_error(reader.error_position(), e))?;
+            let at = reader.buffer_position();
             let outside_root = stack.is_empty();
             let nodes: &mut Vec<Node> = match stack.last_mut() {
                 Some(open) => &mut open.children,
@@ -483,22 +504,18 @@ impl Doc {
             match event {
                 Event::Start(start) => {
                     if root.is_some() && stack.is_empty() {
-                        return Err(CapabilitiesError::Malformed(
-                            "more than one root element".to_owned(),
-                        ));
+                        return Err(malformed(at, "more than one root element"));
                     }
                     if stack.len() >= MAX_DEPTH {
                         return Err(CapabilitiesError::TooDeep(MAX_DEPTH));
                     }
-                    stack.push(element_from(&start, false)?);
+                    stack.push(element_from(&start, false, at)?);
                 }
                 Event::Empty(start) => {
-                    let el = element_from(&start, true)?;
+                    let el = element_from(&start, true, at)?;
                     if outside_root {
                         if root.is_some() {
-                            return Err(CapabilitiesError::Malformed(
-                                "more than one root element".to_owned(),
-                            ));
+                            return Err(malformed(at, "more than one root element"));
                         }
                         root = Some(el);
                     } else {
@@ -509,9 +526,7 @@ impl Doc {
                     // INVARIANT: quick-xml checks end names against open tags, so an
                     // End event always has an open element; guard anyway.
                     let Some(done) = stack.pop() else {
-                        return Err(CapabilitiesError::Malformed(
-                            "unexpected end tag".to_owned(),
-                        ));
+                        return Err(malformed(at, "unexpected end tag"));
                     };
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(Node::Element(done)),
@@ -521,22 +536,18 @@ impl Doc {
                 Event::Text(t) => {
                     let raw = utf8(&t)?;
                     if outside_root && !raw.trim().is_empty() {
-                        return Err(CapabilitiesError::Malformed(
-                            "text outside the root element".to_owned(),
-                        ));
+                        return Err(malformed(at, "text outside the root element"));
                     }
-                    let value = unescape(raw).map_err(|e| CapabilitiesError::Xml(e.into()))?;
+                    let value = unescape(raw).map_err(|e| xml_error(at, e))?;
                     push_text(nodes, raw, &value);
                 }
                 Event::GeneralRef(r) => {
                     let name = utf8(&r)?;
                     if outside_root {
-                        return Err(CapabilitiesError::Malformed(
-                            "text outside the root element".to_owned(),
-                        ));
+                        return Err(malformed(at, "text outside the root element"));
                     }
                     let value = if r.is_char_ref() {
-                        match r.resolve_char_ref().map_err(CapabilitiesError::Xml)? {
+                        match r.resolve_char_ref().map_err(|e| xml_error(at, e))? {
                             Some(c) => c.to_string(),
                             None => {
                                 return Err(CapabilitiesError::UndeclaredEntity(name.to_owned()))
@@ -556,9 +567,7 @@ impl Doc {
                 }
                 Event::CData(c) => {
                     if outside_root {
-                        return Err(CapabilitiesError::Malformed(
-                            "CDATA outside the root element".to_owned(),
-                        ));
+                        return Err(malformed(at, "CDATA outside the root element"));
                     }
                     nodes.push(Node::CData(utf8(&c)?.to_owned()));
                 }
@@ -579,14 +588,11 @@ impl Doc {
                 Event::Eof => break,
             }
         }
+        let end = reader.buffer_position();
         if let Some(open) = stack.last() {
-            return Err(CapabilitiesError::Malformed(format!(
-                "`<{}>` is never closed",
-                open.name
-            )));
+            return Err(malformed(end, format!("`<{}>` is never closed", open.name)));
         }
-        let root =
-            root.ok_or_else(|| CapabilitiesError::Malformed("no root element".to_owned()))?;
+        let root = root.ok_or_else(|| malformed(end, "no root element"))?;
         Ok(Doc {
             before,
             root,
@@ -792,6 +798,30 @@ mod tests {
                 "accepted {bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn errors_say_where_the_document_broke() {
+        let err = Doc::parse(b"<a>\n  <b>\n</a>", DocTypePolicy::Refuse).expect_err("mismatched");
+        assert!(
+            matches!(
+                err,
+                CapabilitiesError::Xml {
+                    position: 8..=14,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the quick-xml cause is kept"
+        );
+        let err = Doc::parse(b"<a><b>", DocTypePolicy::Refuse).expect_err("unclosed");
+        assert_eq!(
+            err.to_string(),
+            "upstream document is not well-formed XML at byte 6: `<b>` is never closed"
+        );
     }
 
     #[test]

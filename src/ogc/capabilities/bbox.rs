@@ -97,107 +97,6 @@ pub(super) struct BoxResult {
     pub outcome: Outcome,
 }
 
-fn parse4(values: [Option<&str>; 4]) -> Option<Box4> {
-    let mut out = [0.0; 4];
-    for (slot, value) in out.iter_mut().zip(values) {
-        *slot = value?.trim().parse().ok().filter(|v: &f64| v.is_finite())?;
-    }
-    Some(out)
-}
-
-/// Shrinks an x-first box; writes it back through `store` (still in wire order).
-fn shrink(
-    bounds: &Bounds,
-    crs: Crs,
-    axis: AxisOrder,
-    wire: Box4,
-    store: impl FnOnce(Box4),
-) -> Outcome {
-    let x_first = match axis {
-        AxisOrder::XY => wire,
-        AxisOrder::YX => [wire[1], wire[0], wire[3], wire[2]],
-    };
-    match intersect(x_first, bounds.for_crs(crs)) {
-        None => Outcome::Disjoint,
-        Some(r) if r == x_first => Outcome::Shrunk,
-        Some(r) => {
-            store(match axis {
-                AxisOrder::XY => r,
-                AxisOrder::YX => [r[1], r[0], r[3], r[2]],
-            });
-            Outcome::Shrunk
-        }
-    }
-}
-
-/// A box written as `minx miny maxx maxy` attributes.
-fn attr_box(el: &mut Element, bounds: &Bounds, crs: Crs, axis: AxisOrder) -> Outcome {
-    const KEYS: [&str; 4] = ["minx", "miny", "maxx", "maxy"];
-    let Some(wire) = parse4(KEYS.map(|k| el.attr(k))) else {
-        return Outcome::Unknown;
-    };
-    shrink(bounds, crs, axis, wire, |b| {
-        for (key, v) in KEYS.iter().zip(b) {
-            el.set_attr(key, fmt(v));
-        }
-    })
-}
-
-/// An OWS box written as `LowerCorner`/`UpperCorner` texts.
-fn corner_box(el: &mut Element, bounds: &Bounds, crs: Crs, axis: AxisOrder) -> Outcome {
-    let corner = |name: &str| -> Option<(String, String)> {
-        let text = el.child_text(name)?;
-        let mut parts = text.split_whitespace();
-        let pair = (parts.next()?.to_owned(), parts.next()?.to_owned());
-        parts.next().is_none().then_some(pair)
-    };
-    let (Some(lower), Some(upper)) = (corner("LowerCorner"), corner("UpperCorner")) else {
-        return Outcome::Unknown;
-    };
-    let Some(wire) = parse4([
-        Some(&lower.0),
-        Some(&lower.1),
-        Some(&upper.0),
-        Some(&upper.1),
-    ]) else {
-        return Outcome::Unknown;
-    };
-    shrink(bounds, crs, axis, wire, |b| {
-        if let Some(c) = el.child_mut("LowerCorner") {
-            c.set_text(&format!("{} {}", fmt(b[0]), fmt(b[1])));
-        }
-        if let Some(c) = el.child_mut("UpperCorner") {
-            c.set_text(&format!("{} {}", fmt(b[2]), fmt(b[3])));
-        }
-    })
-}
-
-/// WMS 1.3.0 `EX_GeographicBoundingBox` with four bound children.
-fn ex_geographic(el: &mut Element, bounds: &Bounds) -> Outcome {
-    const KEYS: [&str; 4] = [
-        "westBoundLongitude",
-        "southBoundLatitude",
-        "eastBoundLongitude",
-        "northBoundLatitude",
-    ];
-    let texts = KEYS.map(|k| el.child_text(k));
-    let Some(wire) = parse4([
-        texts[0].as_deref(),
-        texts[1].as_deref(),
-        texts[2].as_deref(),
-        texts[3].as_deref(),
-    ]) else {
-        return Outcome::Unknown;
-    };
-    shrink(bounds, Crs::Wgs84, AxisOrder::XY, wire, |b| {
-        for (key, v) in KEYS.iter().zip(b) {
-            if let Some(c) = el.child_mut(key) {
-                c.set_text(&fmt(v));
-            }
-        }
-    })
-}
-
 /// How a protocol reads axis order for a `BoundingBox` CRS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Axes {
@@ -207,48 +106,171 @@ pub(super) enum Axes {
     Authority,
 }
 
-/// Processes `el` when it is a bounding-box element; `None` when it is not one.
-pub(super) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option<BoxResult> {
-    let geographic = |outcome| {
-        Some(BoxResult {
-            geographic: true,
-            outcome,
-        })
+/// Where a bounding-box element keeps its four numbers, in wire order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `minx miny maxx maxy` attributes (WMS, WFS 1.0).
+    Attributes,
+    /// `LowerCorner`/`UpperCorner` texts (OWS).
+    Corners,
+    /// WMS 1.3.0 `EX_GeographicBoundingBox` bound children.
+    Bounds,
+}
+
+const ATTRIBUTES: [&str; 4] = ["minx", "miny", "maxx", "maxy"];
+const GEOGRAPHIC_BOUNDS: [&str; 4] = [
+    "westBoundLongitude",
+    "southBoundLatitude",
+    "eastBoundLongitude",
+    "northBoundLatitude",
+];
+
+/// A bounding box as an element declares it.
+#[derive(Debug, Clone, Copy)]
+struct Declared {
+    crs: Crs,
+    axis: AxisOrder,
+    layout: Layout,
+    /// The numbers in the order they are written.
+    wire: Box4,
+}
+
+impl Declared {
+    fn x_first(&self) -> Box4 {
+        swap_axes(self.axis, self.wire)
+    }
+}
+
+/// Converts between wire order and x-first order (the swap is its own inverse).
+fn swap_axes(axis: AxisOrder, b: Box4) -> Box4 {
+    match axis {
+        AxisOrder::XY => b,
+        AxisOrder::YX => [b[1], b[0], b[3], b[2]],
+    }
+}
+
+fn parse4(values: [Option<&str>; 4]) -> Option<Box4> {
+    let mut out = [0.0; 4];
+    for (slot, value) in out.iter_mut().zip(values) {
+        *slot = value?.trim().parse().ok().filter(|v: &f64| v.is_finite())?;
+    }
+    Some(out)
+}
+
+fn read_numbers(el: &Element, layout: Layout) -> Option<Box4> {
+    match layout {
+        Layout::Attributes => parse4(ATTRIBUTES.map(|k| el.attr(k))),
+        Layout::Bounds => {
+            let t = GEOGRAPHIC_BOUNDS.map(|k| el.child_text(k));
+            parse4([
+                t[0].as_deref(),
+                t[1].as_deref(),
+                t[2].as_deref(),
+                t[3].as_deref(),
+            ])
+        }
+        Layout::Corners => {
+            let (lower, upper) = (el.child_text("LowerCorner")?, el.child_text("UpperCorner")?);
+            let (mut l, mut u) = (lower.split_whitespace(), upper.split_whitespace());
+            let b = parse4([l.next(), l.next(), u.next(), u.next()])?;
+            (l.next().is_none() && u.next().is_none()).then_some(b)
+        }
+    }
+}
+
+fn write_numbers(el: &mut Element, layout: Layout, b: Box4) {
+    match layout {
+        Layout::Attributes => {
+            for (key, v) in ATTRIBUTES.iter().zip(b) {
+                el.set_attr(key, fmt(v));
+            }
+        }
+        Layout::Bounds => {
+            for (key, v) in GEOGRAPHIC_BOUNDS.iter().zip(b) {
+                if let Some(c) = el.child_mut(key) {
+                    c.set_text(&fmt(v));
+                }
+            }
+        }
+        Layout::Corners => {
+            if let Some(c) = el.child_mut("LowerCorner") {
+                c.set_text(&format!("{} {}", fmt(b[0]), fmt(b[1])));
+            }
+            if let Some(c) = el.child_mut("UpperCorner") {
+                c.set_text(&format!("{} {}", fmt(b[2]), fmt(b[3])));
+            }
+        }
+    }
+}
+
+/// Reads a bounding-box element: `None` when `el` is not one, `Some(None)` when it is
+/// one we cannot reason about (unknown CRS, unreadable numbers).
+fn read_box(el: &Element, axes: Axes) -> Option<Option<Declared>> {
+    let geographic = |layout| {
+        Some(read_numbers(el, layout).map(|wire| Declared {
+            crs: Crs::Wgs84,
+            axis: AxisOrder::XY,
+            layout,
+            wire,
+        }))
     };
     match el.local() {
-        "LatLonBoundingBox" | "LatLongBoundingBox" => {
-            geographic(attr_box(el, bounds, Crs::Wgs84, AxisOrder::XY))
-        }
-        "EX_GeographicBoundingBox" => geographic(ex_geographic(el, bounds)),
-        "WGS84BoundingBox" => geographic(corner_box(el, bounds, Crs::Wgs84, AxisOrder::XY)),
+        "LatLonBoundingBox" | "LatLongBoundingBox" => geographic(Layout::Attributes),
+        "EX_GeographicBoundingBox" => geographic(Layout::Bounds),
+        "WGS84BoundingBox" => geographic(Layout::Corners),
         "BoundingBox" => {
-            let crs_attr = el
+            let layout = if el.child("LowerCorner").is_some() {
+                Layout::Corners
+            } else {
+                Layout::Attributes
+            };
+            let crs = el
                 .attr("CRS")
                 .or_else(|| el.attr("SRS"))
                 .or_else(|| el.attr("crs"));
-            let Some((crs, authority_axis)) = crs_attr.and_then(crs_from_identifier) else {
-                return Some(BoxResult {
-                    geographic: false,
-                    outcome: Outcome::Unknown,
-                });
-            };
-            let axis = if axes == Axes::AlwaysXY {
-                AxisOrder::XY
-            } else {
-                authority_axis
-            };
-            let outcome = if el.child("LowerCorner").is_some() {
-                corner_box(el, bounds, crs, axis)
-            } else {
-                attr_box(el, bounds, crs, axis)
-            };
-            Some(BoxResult {
-                geographic: crs == Crs::Wgs84,
-                outcome,
-            })
+            Some(
+                crs.and_then(crs_from_identifier)
+                    .and_then(|(crs, authority_axis)| {
+                        let axis = if axes == Axes::AlwaysXY {
+                            AxisOrder::XY
+                        } else {
+                            authority_axis
+                        };
+                        Some(Declared {
+                            crs,
+                            axis,
+                            layout,
+                            wire: read_numbers(el, layout)?,
+                        })
+                    }),
+            )
         }
         _ => None,
     }
+}
+
+/// Shrinks `el` to the fence when it is a bounding-box element; `None` when it is not one.
+pub(super) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option<BoxResult> {
+    let Some(declared) = read_box(el, axes)? else {
+        return Some(BoxResult {
+            geographic: false,
+            outcome: Outcome::Unknown,
+        });
+    };
+    let x_first = declared.x_first();
+    let outcome = match intersect(x_first, bounds.for_crs(declared.crs)) {
+        None => Outcome::Disjoint,
+        Some(r) => {
+            if r != x_first {
+                write_numbers(el, declared.layout, swap_axes(declared.axis, r));
+            }
+            Outcome::Shrunk
+        }
+    };
+    Some(BoxResult {
+        geographic: declared.crs == Crs::Wgs84,
+        outcome,
+    })
 }
 
 /// Whether an item (layer, feature type, coverage) lies in the fence, judged by its own
@@ -286,44 +308,10 @@ pub(super) fn fence_item(item: &mut Element, bounds: &Bounds, axes: Axes) -> Pla
 
 /// The geographic (lon/lat) extent an item declares itself, read without changing it.
 pub(super) fn own_lonlat(item: &Element, axes: Axes) -> Option<Box4> {
-    item.elements().find_map(|child| match child.local() {
-        "LatLonBoundingBox" | "LatLongBoundingBox" => {
-            parse4(["minx", "miny", "maxx", "maxy"].map(|k| child.attr(k)))
-        }
-        "EX_GeographicBoundingBox" => {
-            let t = [
-                "westBoundLongitude",
-                "southBoundLatitude",
-                "eastBoundLongitude",
-                "northBoundLatitude",
-            ]
-            .map(|k| child.child_text(k));
-            parse4([
-                t[0].as_deref(),
-                t[1].as_deref(),
-                t[2].as_deref(),
-                t[3].as_deref(),
-            ])
-        }
-        "WGS84BoundingBox" => {
-            let lower = child.child_text("LowerCorner")?;
-            let upper = child.child_text("UpperCorner")?;
-            let mut l = lower.split_whitespace();
-            let mut u = upper.split_whitespace();
-            parse4([l.next(), l.next(), u.next(), u.next()])
-        }
-        "BoundingBox" => {
-            let crs = child.attr("CRS").or_else(|| child.attr("SRS"))?;
-            let (crs, axis) = crs_from_identifier(crs)?;
-            let b = parse4(["minx", "miny", "maxx", "maxy"].map(|k| child.attr(k)))?;
-            match (crs, axis, axes) {
-                (Crs::Wgs84, AxisOrder::YX, Axes::Authority) => Some([b[1], b[0], b[3], b[2]]),
-                (Crs::Wgs84, _, _) => Some(b),
-                _ => None,
-            }
-        }
-        _ => None,
-    })
+    item.elements()
+        .filter_map(|child| read_box(child, axes).flatten())
+        .find(|d| d.crs == Crs::Wgs84)
+        .map(|d| d.x_first())
 }
 
 #[cfg(test)]

@@ -74,12 +74,17 @@ fn attr_values(root: &Element, attr: &str) -> Vec<String> {
     out
 }
 
+/// The `child` text of every `element`, in document order (`Layer`, `Name`).
+fn child_texts(root: &Element, element: &str, child: &str) -> Vec<String> {
+    all(root, element)
+        .into_iter()
+        .filter_map(|e| e.child_text(child))
+        .collect()
+}
+
 /// Names of WMS layers (`Layer/Name`), in document order.
 fn wms_layer_names(root: &Element) -> Vec<String> {
-    all(root, "Layer")
-        .into_iter()
-        .filter_map(|l| l.child_text("Name"))
-        .collect()
+    child_texts(root, "Layer", "Name")
 }
 
 /// A fence of one tile plus an optional maxZoom, as `spatial::Fence` would describe it.
@@ -229,10 +234,7 @@ fn wms_111_uncovered_layers_go_and_groups_become_containers() {
     let out = rewrite_wms(fixture!("wms_111_mapproxy.xml"), &rw).expect("rewrites");
     let root = reparse(&out);
     assert_eq!(wms_layer_names(&root), ["osm", "roads"]);
-    let titles: Vec<String> = all(&root, "Layer")
-        .iter()
-        .filter_map(|l| l.child_text("Title"))
-        .collect();
+    let titles: Vec<String> = child_texts(&root, "Layer", "Title");
     assert_eq!(
         titles,
         ["MapProxy WMS Proxy", "OpenStreetMap", "Basemaps", "Roads"]
@@ -563,10 +565,7 @@ fn wmts_kvp_operations_point_at_the_gateway_and_layers_are_filtered() {
         gets,
         ["https://maps.example.org/ogc/wmts/osm?token=tg_k&"; 3]
     );
-    let ids: Vec<String> = all(&root, "Layer")
-        .iter()
-        .filter_map(|l| l.child_text("Identifier"))
-        .collect();
+    let ids: Vec<String> = child_texts(&root, "Layer", "Identifier");
     assert_eq!(ids, ["osm", "roads", "geodetic_only"]);
     assert_eq!(
         matrix_ids(&root, "GLOBAL_WEBMERCATOR").len(),
@@ -612,19 +611,13 @@ fn wmts_themes_lose_removed_layers_and_empty_themes() {
     let root = reparse(&out);
     let refs: Vec<String> = all(&root, "LayerRef").iter().map(|r| r.text()).collect();
     assert_eq!(refs, ["osm", "roads"]);
-    let themes: Vec<String> = all(&root, "Theme")
-        .iter()
-        .filter_map(|t| t.child_text("Identifier"))
-        .collect();
+    let themes: Vec<String> = child_texts(&root, "Theme", "Identifier");
     assert_eq!(themes, ["basemaps", "transport"]);
     let only_private = names(&["private"]);
     let rw = Rewrite::new("http://127.0.0.1:9001/wmts", PUBLIC_WMTS, &only_private);
     let root =
         reparse(&rewrite_wmts(fixture!("wmts_100_mapproxy_rest.xml"), &rw).expect("rewrites"));
-    let themes: Vec<String> = all(&root, "Theme")
-        .iter()
-        .filter_map(|t| t.child_text("Identifier"))
-        .collect();
+    let themes: Vec<String> = child_texts(&root, "Theme", "Identifier");
     assert_eq!(themes, ["basemaps", "internal"]);
     let rw = Rewrite::new("http://127.0.0.1:9001/wmts", PUBLIC_WMTS, &[]);
     let root =
@@ -839,10 +832,7 @@ fn wfs_200_operations_feature_types_and_parameter_lists() {
     assert!(ops
         .iter()
         .all(|h| *h == "https://maps.example.org/ogc/wfs/roads?token=tg_w"));
-    let types: Vec<String> = all(&root, "FeatureType")
-        .iter()
-        .filter_map(|f| f.child_text("Name"))
-        .collect();
+    let types: Vec<String> = child_texts(&root, "FeatureType", "Name");
     assert_eq!(types, ["osm:roads", "osm:buildings"]);
     let values: Vec<String> = all(&root, "Parameter")
         .into_iter()
@@ -967,10 +957,7 @@ fn wcs_201_coverages_and_mapserver_map_parameter() {
     let out = rewrite_wcs(fixture!("wcs_201_mapserver.xml"), &rw).expect("rewrites");
     assert_no_upstream(&out, "127.0.0.1:9003");
     let root = reparse(&out);
-    let ids: Vec<String> = all(&root, "CoverageSummary")
-        .iter()
-        .filter_map(|c| c.child_text("CoverageId"))
-        .collect();
+    let ids: Vec<String> = child_texts(&root, "CoverageSummary", "CoverageId");
     assert_eq!(ids, ["dem"]);
     let gets: Vec<&str> = all(&root, "Get")
         .into_iter()

@@ -1013,6 +1013,46 @@ fn wcs_fence_shrinks_ows_boxes_in_authority_axis_order() {
         .starts_with("11.25 "));
 }
 
+#[test]
+fn wcs_100_and_110_coverages_are_filtered_too() {
+    let wcs100 = br#"<?xml version="1.0" encoding="UTF-8"?>
+<WCS_Capabilities xmlns="http://www.opengis.net/wcs" xmlns:xlink="http://www.w3.org/1999/xlink" version="1.0.0">
+  <Capability><Request><GetCoverage><DCPType><HTTP><Get><OnlineResource xlink:type="simple" xlink:href="http://127.0.0.1:9003/wcs?"/></Get></HTTP></DCPType></GetCoverage></Request></Capability>
+  <ContentMetadata>
+    <CoverageOfferingBrief><name>dem</name><label>DEM</label></CoverageOfferingBrief>
+    <CoverageOfferingBrief><name>dem_lidar_raw</name><label>Raw lidar</label></CoverageOfferingBrief>
+  </ContentMetadata>
+</WCS_Capabilities>"#;
+    let layers = names(&["dem"]);
+    let rw = Rewrite::new(
+        "http://127.0.0.1:9003/wcs",
+        "https://gw/ogc/wcs/dem",
+        &layers,
+    );
+    let out = rewrite_wcs(wcs100, &rw).expect("rewrites");
+    assert_no_upstream(&out, "127.0.0.1:9003");
+    assert_eq!(
+        child_texts(&reparse(&out), "CoverageOfferingBrief", "name"),
+        ["dem"]
+    );
+
+    // WCS 1.1 nests summaries: an uncovered group with a covered child stays unnamed.
+    let wcs110 = br#"<Capabilities xmlns="http://www.opengis.net/wcs/1.1" xmlns:ows="http://www.opengis.net/ows/1.1" version="1.1.0">
+  <Contents>
+    <CoverageSummary><ows:Title>Terrain</ows:Title><Identifier>terrain</Identifier>
+      <CoverageSummary><ows:Title>DEM</ows:Title><Identifier>dem</Identifier></CoverageSummary>
+      <CoverageSummary><ows:Title>Raw</ows:Title><Identifier>dem_lidar_raw</Identifier></CoverageSummary>
+    </CoverageSummary>
+  </Contents>
+</Capabilities>"#;
+    let root = reparse(&rewrite_wcs(wcs110, &rw).expect("rewrites"));
+    assert_eq!(child_texts(&root, "CoverageSummary", "Identifier"), ["dem"]);
+    assert_eq!(
+        child_texts(&root, "CoverageSummary", "Title"),
+        ["Terrain", "DEM"]
+    );
+}
+
 // ---------------------------------------------------------------- OGC API
 
 const PYGEOAPI: &str = "127.0.0.1:5000";

@@ -1,1 +1,0 @@
-//! Capabilities and OGC API link rewriting (owned by the capabilities work).

@@ -1,0 +1,317 @@
+//! OGC API JSON documents: collections filtered to the path's layers, links into removed
+//! collections dropped, every upstream URL rewritten, collection extents shrunk to a
+//! fence. The document is read into an order-keeping tree so keys come out in the order
+//! the upstream wrote them. Pure code.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+use super::bbox::{Bounds, Placement};
+use super::url::{decode_segment, Mapped, UrlMap};
+use super::{CapabilitiesError, Rewrite};
+
+/// A JSON value whose objects keep their key order (and duplicate keys).
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::Number(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        serde_json::Number::from_f64(v)
+            .map(Json::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry::<String, Json>()? {
+            entries.push(entry);
+        }
+        Ok(Json::Object(entries))
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Number(n) => n.serialize(s),
+            Json::String(v) => s.serialize_str(v),
+            Json::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Json::Object(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl Json {
+    fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
+        match self {
+            Json::Object(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Number(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+}
+
+struct Ctx<'r, 'a> {
+    rw: &'r Rewrite<'a>,
+    map: &'r UrlMap,
+    bounds: Option<Bounds>,
+}
+
+pub(super) fn rewrite(
+    input: &[u8],
+    rw: &Rewrite<'_>,
+    map: &UrlMap,
+) -> Result<Vec<u8>, CapabilitiesError> {
+    let mut doc: Json = serde_json::from_slice(input).map_err(CapabilitiesError::Json)?;
+    if !matches!(doc, Json::Object(_)) {
+        return Err(CapabilitiesError::JsonRoot);
+    }
+    let ctx = Ctx {
+        rw,
+        map,
+        bounds: rw.bounds(),
+    };
+    filter(&mut doc, &ctx);
+    rewrite_strings(&mut doc, map);
+    if leaks(&doc, map) {
+        return Err(CapabilitiesError::Leak);
+    }
+    serde_json::to_vec(&doc).map_err(CapabilitiesError::Json)
+}
+
+/// Filters collections and links below `value`; says where an object's extent lies.
+fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
+    match value {
+        Json::Object(entries) => {
+            let placement = ctx
+                .bounds
+                .as_ref()
+                .map_or(Placement::Unknown, |b| shrink_extent(entries, b));
+            for (key, child) in entries.iter_mut() {
+                match (key.as_str(), &mut *child) {
+                    ("collections", Json::Array(items)) => items.retain_mut(|c| {
+                        let id_covered = c
+                            .get("id")
+                            .and_then(Json::as_str)
+                            .is_none_or(|id| ctx.rw.covers(id));
+                        id_covered && filter(c, ctx) != Placement::Outside
+                    }),
+                    ("links", Json::Array(links)) => {
+                        links.retain(|l| keep_link(l, ctx));
+                    }
+                    _ => {
+                        filter(child, ctx);
+                    }
+                }
+            }
+            placement
+        }
+        Json::Array(items) => {
+            for item in items {
+                filter(item, ctx);
+            }
+            Placement::Unknown
+        }
+        _ => Placement::Unknown,
+    }
+}
+
+/// False for a link into a collection the path does not cover, and for a templated
+/// upstream link outside the base (no public URL reaches it).
+fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
+    let Some(href) = link.get("href").and_then(Json::as_str) else {
+        return true;
+    };
+    let href = href.trim();
+    if matches!(
+        ctx.map.map(href),
+        Mapped::Outside {
+            templated: true,
+            ..
+        }
+    ) {
+        return false;
+    }
+    let relative = !href.contains("://") && !href.starts_with("//");
+    let path = if relative {
+        href.split(['?', '#']).next().unwrap_or("")
+    } else {
+        match ctx.map.path_under_base(href) {
+            Some(p) => p,
+            None => return true,
+        }
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    !segments
+        .windows(2)
+        .any(|w| w[0] == "collections" && !w[1].is_empty() && !ctx.rw.covers(&decode_segment(w[1])))
+}
+
+/// Shrinks `extent.spatial.bbox` (CRS84) of an object to the fence. The first box is the
+/// overall extent: when it is outside the fence the object is `Outside` and left as is.
+fn shrink_extent(entries: &mut [(String, Json)], bounds: &Bounds) -> Placement {
+    let Some((_, extent)) = entries.iter_mut().find(|(k, _)| k == "extent") else {
+        return Placement::Unknown;
+    };
+    let Some(spatial) = extent.get_mut("spatial") else {
+        return Placement::Unknown;
+    };
+    let crs84 = spatial
+        .get("crs")
+        .and_then(Json::as_str)
+        .is_none_or(|c| c.to_ascii_lowercase().ends_with("crs84"));
+    if !crs84 {
+        return Placement::Unknown;
+    }
+    let Some(Json::Array(boxes)) = spatial.get_mut("bbox") else {
+        return Placement::Unknown;
+    };
+    let read = |b: &Json| -> Option<[f64; 4]> {
+        let Json::Array(v) = b else { return None };
+        if v.len() != 4 {
+            return None;
+        }
+        Some([
+            v[0].as_f64()?,
+            v[1].as_f64()?,
+            v[2].as_f64()?,
+            v[3].as_f64()?,
+        ])
+    };
+    let Some(first) = boxes.first().and_then(read) else {
+        return Placement::Unknown;
+    };
+    if !bounds.intersects_lonlat(first) {
+        return Placement::Outside;
+    }
+    boxes.retain_mut(|b| {
+        let Some(v) = read(b) else { return true };
+        match bounds.clip_lonlat(v) {
+            None => false,
+            Some(c) => {
+                if c != v {
+                    *b = Json::Array(
+                        c.iter()
+                            .filter_map(|x| serde_json::Number::from_f64(*x).map(Json::Number))
+                            .collect(),
+                    );
+                }
+                true
+            }
+        }
+    });
+    Placement::Inside
+}
+
+fn rewrite_strings(value: &mut Json, map: &UrlMap) {
+    match value {
+        Json::String(s) => {
+            if let Some(v) = map.rewrite_value(s) {
+                *s = v;
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|i| rewrite_strings(i, map)),
+        Json::Object(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| rewrite_strings(v, map)),
+        _ => {}
+    }
+}
+
+fn leaks(value: &Json, map: &UrlMap) -> bool {
+    match value {
+        Json::String(s) => map.leaks(s),
+        Json::Array(items) => items.iter().any(|i| leaks(i, map)),
+        Json::Object(entries) => entries.iter().any(|(k, v)| map.leaks(k) || leaks(v, map)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_and_duplicates_survive() {
+        let input = br#"{"z":1,"a":[true,null,1.5,-2],"m":{"y":"s","b":{}},"z":2}"#;
+        let doc: Json = serde_json::from_slice(input).expect("parses");
+        assert_eq!(serde_json::to_vec(&doc).expect("writes"), input.to_vec());
+    }
+}

@@ -1,0 +1,608 @@
+//! Mapping one upstream URL to its public gateway URL.
+//!
+//! Owns the suffix rule (a URL under the upstream base keeps the part after the base),
+//! the origin rule (any other URL on the upstream host and port is an endpoint reference
+//! and maps to the public base with its query), query hygiene (`token` parameters the
+//! upstream echoed and the upstream base's own query are dropped; the client's query
+//! token is appended when asked) and finding upstream URLs inside free text.
+//!
+//! Pure string code: it never resolves names, never logs, and never puts the token
+//! anywhere but the query of a URL it rewrote.
+
+use std::borrow::Cow;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::CapabilitiesError;
+
+/// Everything but RFC 3986 unreserved characters is encoded in an appended token value.
+const TOKEN_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Characters that end a URL found inside free text (not a whole attribute value).
+fn ends_url(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`')
+}
+
+/// Punctuation that, at the very end of a URL found in free text, belongs to the sentence.
+fn is_trailing_punctuation(c: char) -> bool {
+    matches!(c, '.' | ',' | ';' | ':' | '!' | ')')
+}
+
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.is_char_boundary(s.len() - suffix.len())
+        && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// The next URL-looking run in `text` at or after byte `from`: `http://`, `https://`,
+/// or `//` after a delimiter, up to whitespace, a quote or an angle bracket, without
+/// trailing sentence punctuation. Returns `(start, position of "//", end)`.
+fn next_url(text: &str, mut from: usize) -> Option<(usize, usize, usize)> {
+    while let Some(found) = text.get(from..)?.find("//") {
+        let slashes = from + found;
+        let before = &text[..slashes];
+        let start = if ends_with_ignore_case(before, "https:") {
+            slashes - 6
+        } else if ends_with_ignore_case(before, "http:") {
+            slashes - 5
+        } else if before
+            .chars()
+            .next_back()
+            .is_none_or(|c| ends_url(c) || matches!(c, '(' | '=' | ','))
+        {
+            slashes
+        } else {
+            from = slashes + 2;
+            continue;
+        };
+        let mut end = text[slashes..]
+            .find(ends_url)
+            .map_or(text.len(), |i| slashes + i);
+        while end > slashes + 2 && text[..end].ends_with(is_trailing_punctuation) {
+            end -= 1;
+        }
+        return Some((start, slashes, end));
+    }
+    None
+}
+
+/// Where a URL points, seen from the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Mapped {
+    /// Under the upstream base: the exact public counterpart.
+    Under(String),
+    /// On the upstream host and port but outside the base. `fallback` is the public base
+    /// with the URL's query (right for KVP endpoints); `templated` says the path holds
+    /// `{…}` placeholders, which the fallback cannot keep.
+    Outside { fallback: String, templated: bool },
+    /// Another server: left alone.
+    Foreign,
+}
+
+impl Mapped {
+    /// The public URL to write in place of an upstream one, whatever its kind.
+    pub(super) fn into_public(self) -> Option<String> {
+        match self {
+            Mapped::Under(url) | Mapped::Outside { fallback: url, .. } => Some(url),
+            Mapped::Foreign => None,
+        }
+    }
+}
+
+/// The pieces of an absolute (or scheme-relative) http(s) URL.
+struct Parts<'a> {
+    scheme: Option<&'a str>,
+    authority: &'a str,
+    /// Path, query and fragment, as written.
+    rest: &'a str,
+}
+
+fn split_url(s: &str) -> Option<Parts<'_>> {
+    let (scheme, after) = if let Some(after) = s.strip_prefix("//") {
+        (None, after)
+    } else {
+        let i = s.find("://")?;
+        let scheme = &s[..i];
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return None;
+        }
+        (Some(scheme), &s[i + 3..])
+    };
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let authority = &after[..end];
+    if authority.is_empty() {
+        return None;
+    }
+    Some(Parts {
+        scheme,
+        authority,
+        rest: &after[end..],
+    })
+}
+
+fn default_port(scheme: &str) -> u16 {
+    if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    }
+}
+
+/// Host (lower case, IPv6 with brackets, no trailing root dot) and port of an
+/// authority; userinfo is skipped.
+fn host_port(authority: &str, scheme: &str) -> Option<(String, u16)> {
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if hostport.starts_with('[') {
+        let close = hostport.find(']')?;
+        let port = hostport[close + 1..].strip_prefix(':');
+        (&hostport[..=close], port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        None | Some("") => default_port(scheme),
+        Some(p) => p.parse().ok()?,
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// Splits `path?query#fragment`.
+fn split_rest(rest: &str) -> (&str, Option<&str>, &str) {
+    let (before_fragment, fragment) = match rest.find('#') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    match before_fragment.split_once('?') {
+        Some((path, query)) => (path, Some(query), fragment),
+        None => (before_fragment, None, fragment),
+    }
+}
+
+/// A query pair's name and value, percent-decoded, the name lower-cased.
+fn decode_pair(pair: &str) -> (String, String) {
+    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    (decode(name).to_lowercase(), decode(value))
+}
+
+/// Maps upstream URLs of one protocol endpoint to the gateway's public URL.
+///
+/// No `Debug`: it holds the client's token.
+pub(super) struct UrlMap {
+    scheme: String,
+    host: String,
+    port: u16,
+    /// The upstream base path, without a trailing `/` (empty for the root).
+    base_path: String,
+    /// The upstream base's own query pairs (decoded), dropped from rewritten URLs.
+    base_query: Vec<(String, String)>,
+    /// The public URL, without a trailing `/`.
+    public: String,
+    /// `token=<percent-encoded value>`, when the client sent its token in the query.
+    token_pair: Option<String>,
+    /// True when the public URL is on the upstream host and port (tests only, in practice).
+    public_same_origin: bool,
+}
+
+impl UrlMap {
+    pub(super) fn new(
+        upstream: &str,
+        public: &str,
+        token: Option<&str>,
+    ) -> Result<UrlMap, CapabilitiesError> {
+        let bad_upstream = || CapabilitiesError::BadUrl {
+            which: "upstream",
+            url: upstream.to_owned(),
+            expected: "an absolute http(s) URL",
+        };
+        let parts = split_url(upstream.trim()).ok_or_else(bad_upstream)?;
+        let scheme = parts.scheme.ok_or_else(bad_upstream)?.to_ascii_lowercase();
+        let (host, port) = host_port(parts.authority, &scheme).ok_or_else(bad_upstream)?;
+        let (path, query, _) = split_rest(parts.rest);
+        let base_query = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(decode_pair)
+            .collect();
+        let public = public.trim().trim_end_matches('/');
+        let public_parts = split_url(public)
+            .filter(|p| p.scheme.is_some() && !p.rest.contains(['?', '#']))
+            .ok_or_else(|| CapabilitiesError::BadUrl {
+                which: "public",
+                url: public.to_owned(),
+                expected: "an absolute http(s) URL without query or fragment",
+            })?;
+        let public_same_origin = public_parts
+            .scheme
+            .and_then(|s| host_port(public_parts.authority, s))
+            == Some((host.clone(), port));
+        Ok(UrlMap {
+            scheme,
+            host,
+            port,
+            base_path: path.trim_end_matches('/').to_owned(),
+            base_query,
+            public: public.to_owned(),
+            token_pair: token.map(|t| format!("token={}", utf8_percent_encode(t, TOKEN_VALUE))),
+            public_same_origin,
+        })
+    }
+
+    /// True when `parts` names the upstream host and port.
+    fn is_upstream_origin(&self, parts: &Parts<'_>) -> bool {
+        let scheme = parts.scheme.unwrap_or(&self.scheme);
+        host_port(parts.authority, scheme).is_some_and(|(h, p)| h == self.host && p == self.port)
+    }
+
+    /// The path of an upstream URL relative to the base (`""`, `/…`), when it is under it.
+    fn suffix<'u>(&self, path: &'u str) -> Option<&'u str> {
+        let rest = path.strip_prefix(self.base_path.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// Maps one URL (the whole string must be the URL).
+    ///
+    /// ```text
+    /// upstream http://up:9001/service    public https://gw/ogc/wms/osm
+    /// http://up:9001/service?                      → https://gw/ogc/wms/osm?
+    /// http://up:9001/service/x.png?a=1&token=old   → https://gw/ogc/wms/osm/x.png?a=1
+    /// http://up:9001/other?SERVICE=WMS&            → https://gw/ogc/wms/osm?SERVICE=WMS&   (Outside)
+    /// http://schemas.opengis.net/…                 → unchanged                             (Foreign)
+    /// ```
+    pub(super) fn map(&self, url: &str) -> Mapped {
+        let Some(parts) = split_url(url) else {
+            return Mapped::Foreign;
+        };
+        if !self.is_upstream_origin(&parts) {
+            return Mapped::Foreign;
+        }
+        let (path, query, fragment) = split_rest(parts.rest);
+        let query = self.rebuild_query(query);
+        match self.suffix(path) {
+            Some(suffix) => Mapped::Under(format!("{}{suffix}{query}{fragment}", self.public)),
+            None => Mapped::Outside {
+                fallback: format!("{}{query}{fragment}", self.public),
+                templated: path.contains('{'),
+            },
+        }
+    }
+
+    /// The path below the upstream base of a URL that is under it (`""` or `/…`).
+    pub(super) fn path_under_base<'u>(&self, url: &'u str) -> Option<&'u str> {
+        let parts = split_url(url)?;
+        if !self.is_upstream_origin(&parts) {
+            return None;
+        }
+        self.suffix(split_rest(parts.rest).0)
+    }
+
+    /// `?…` (or nothing): the URL's query without `token` and upstream-base pairs, the
+    /// client's token appended. A KVP prefix (ending in `?` or `&`) stays a prefix.
+    fn rebuild_query(&self, query: Option<&str>) -> String {
+        let is_prefix = query.is_some_and(|q| q.is_empty() || q.ends_with('&'));
+        let mut pairs: Vec<&str> = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| {
+                if pair.is_empty() {
+                    return false;
+                }
+                let decoded = decode_pair(pair);
+                decoded.0 != "token"
+                    && !self
+                        .base_query
+                        .iter()
+                        .any(|b| b.0 == decoded.0 && b.1 == decoded.1)
+            })
+            .collect();
+        if let Some(token) = &self.token_pair {
+            pairs.push(token);
+        }
+        match (pairs.is_empty(), is_prefix) {
+            (true, false) => String::new(),
+            (true, true) => "?".to_owned(),
+            (false, false) => format!("?{}", pairs.join("&")),
+            (false, true) => format!("?{}&", pairs.join("&")),
+        }
+    }
+
+    /// Rewrites every upstream URL in a text or attribute value; `None` when nothing
+    /// changed. A value without whitespace is one URL; otherwise URLs are found in the
+    /// text and end at whitespace, quotes or angle brackets (trailing sentence
+    /// punctuation excluded).
+    pub(super) fn rewrite_value(&self, value: &str) -> Option<String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        if !trimmed.contains(char::is_whitespace) {
+            if let Some(public) = self.map(trimmed).into_public() {
+                let start = value.len() - value.trim_start().len();
+                let end = start + trimmed.len();
+                return Some(format!("{}{public}{}", &value[..start], &value[end..]));
+            }
+            // A longer token may still embed a URL, e.g. `(http://up/…)`.
+        }
+        self.rewrite_free_text(value)
+    }
+
+    /// Finds upstream URLs in free text and rewrites them. A URL of another server is
+    /// searched on, so an upstream URL inside its query is found too.
+    fn rewrite_free_text(&self, text: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut from = 0;
+        while let Some((start, slashes, end)) = next_url(text, from) {
+            match self.map(&text[start..end]).into_public() {
+                Some(public) => {
+                    out.push_str(&text[copied..start]);
+                    out.push_str(&public);
+                    copied = end;
+                    from = end;
+                }
+                None => from = slashes + 2,
+            }
+        }
+        if copied == 0 {
+            return None;
+        }
+        out.push_str(&text[copied..]);
+        Some(out)
+    }
+
+    /// True when `text` still names the upstream host and port after `//` anywhere,
+    /// also inside another URL's query and also percent-encoded. Stricter than the
+    /// rewrite on purpose: it is the last guard before a document leaves the gateway.
+    /// Always false when the public URL shares that origin (the check would be
+    /// meaningless).
+    pub(super) fn leaks(&self, text: &str) -> bool {
+        if self.public_same_origin {
+            return false;
+        }
+        if self.names_upstream(text) {
+            return true;
+        }
+        text.contains('%') && self.names_upstream(&percent_decode_str(text).decode_utf8_lossy())
+    }
+
+    fn names_upstream(&self, text: &str) -> bool {
+        let is_authority = |c: char| {
+            c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':' | '@' | '[' | ']' | '%')
+        };
+        text.match_indices("//").any(|(i, _)| {
+            let before = &text[..i];
+            let scheme = if ends_with_ignore_case(before, "https:") {
+                "https"
+            } else if ends_with_ignore_case(before, "http:") {
+                "http"
+            } else {
+                self.scheme.as_str()
+            };
+            let after = &text[i + 2..];
+            let end = after
+                .find(|c: char| !is_authority(c))
+                .unwrap_or(after.len());
+            let authority = after[..end].trim_end_matches('.');
+            host_port(authority, scheme).is_some_and(|(h, p)| h == self.host && p == self.port)
+        })
+    }
+
+    /// True when `url` (any form) is an upstream URL.
+    pub(super) fn is_upstream(&self, url: &str) -> bool {
+        !matches!(self.map(url.trim()), Mapped::Foreign)
+    }
+}
+
+/// Percent-decodes one path segment for comparing with a layer name.
+pub(super) fn decode_segment(segment: &str) -> Cow<'_, str> {
+    percent_decode_str(segment).decode_utf8_lossy()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(token: Option<&str>) -> UrlMap {
+        UrlMap::new(
+            "http://127.0.0.1:9001/service",
+            "https://maps.example.org/ogc/wms/osm/",
+            token,
+        )
+        .expect("valid urls")
+    }
+
+    #[test]
+    fn kvp_prefix_keeps_its_question_mark() {
+        assert_eq!(
+            map(None).map("http://127.0.0.1:9001/service?"),
+            Mapped::Under("https://maps.example.org/ogc/wms/osm?".into())
+        );
+    }
+
+    #[test]
+    fn token_goes_into_a_kvp_prefix_and_keeps_it_a_prefix() {
+        let m = map(Some("tg_abc"));
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/service?")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm?token=tg_abc&")
+        );
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/service?SERVICE=WMS&")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm?SERVICE=WMS&token=tg_abc&")
+        );
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/service")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm?token=tg_abc")
+        );
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/service/a.png?f=png#top")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm/a.png?f=png&token=tg_abc#top")
+        );
+    }
+
+    #[test]
+    fn token_value_is_percent_encoded() {
+        let m = map(Some("a b&c=d"));
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/service")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm?token=a%20b%26c%3Dd")
+        );
+    }
+
+    #[test]
+    fn echoed_tokens_are_dropped_before_appending() {
+        let m = map(Some("tg_new"));
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/service?TOKEN=old&a=1&token=x")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm?a=1&token=tg_new")
+        );
+        assert_eq!(
+            map(None)
+                .map("http://127.0.0.1:9001/service?token=old")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm")
+        );
+    }
+
+    #[test]
+    fn origin_matches_case_insensitively_and_with_default_ports() {
+        let m = UrlMap::new("http://Up.Internal/wms", "https://gw/ogc/wms/a", None).expect("valid");
+        assert!(m.is_upstream("HTTP://up.internal:80/wms?"));
+        assert!(m.is_upstream("//up.internal/wms"));
+        assert!(
+            m.is_upstream("http://UP.internal.:80/wms"),
+            "a trailing root dot names the same host"
+        );
+        assert!(!m.is_upstream("http://up.internal:8080/wms"));
+        assert!(!m.is_upstream("http://up.internal.evil.org/wms"));
+        assert!(!m.is_upstream("http://schemas.opengis.net/wms/1.3.0/capabilities_1_3_0.xsd"));
+    }
+
+    #[test]
+    fn path_prefix_needs_a_segment_boundary() {
+        let m = map(None);
+        assert!(matches!(
+            m.map("http://127.0.0.1:9001/services"),
+            Mapped::Outside { .. }
+        ));
+        assert_eq!(
+            m.map("http://127.0.0.1:9001/servicex?SERVICE=WMS&")
+                .into_public()
+                .as_deref(),
+            Some("https://maps.example.org/ogc/wms/osm?SERVICE=WMS&")
+        );
+    }
+
+    #[test]
+    fn templates_outside_the_base_are_flagged() {
+        let m =
+            UrlMap::new("http://up:9001/service", "https://gw/ogc/wmts/osm", None).expect("valid");
+        assert!(matches!(
+            m.map("http://up:9001/wmts/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png"),
+            Mapped::Outside {
+                templated: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rest_templates_under_the_base_keep_their_suffix() {
+        let m = UrlMap::new("http://up:9001/wmts", "https://gw/ogc/wmts/osm", Some("t1"))
+            .expect("valid");
+        assert_eq!(
+            m.map("http://up:9001/wmts/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png").into_public().as_deref(),
+            Some("https://gw/ogc/wmts/osm/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png?token=t1")
+        );
+    }
+
+    #[test]
+    fn upstream_base_query_is_not_leaked() {
+        let m = UrlMap::new(
+            "http://up/cgi-bin/mapserv?map=/data/osm.map",
+            "https://gw/ogc/wms/osm",
+            None,
+        )
+        .expect("valid");
+        assert_eq!(
+            m.map("http://up/cgi-bin/mapserv?map=%2Fdata%2Fosm.map&SERVICE=WMS&")
+                .into_public()
+                .as_deref(),
+            Some("https://gw/ogc/wms/osm?SERVICE=WMS&")
+        );
+    }
+
+    #[test]
+    fn urls_inside_free_text_are_found() {
+        let m = map(None);
+        assert_eq!(
+            m.rewrite_value("See http://127.0.0.1:9001/service?x=1. Or (http://other.org/a).")
+                .as_deref(),
+            Some("See https://maps.example.org/ogc/wms/osm?x=1. Or (http://other.org/a).")
+        );
+        assert_eq!(
+            m.rewrite_value("  http://127.0.0.1:9001/service\n")
+                .as_deref(),
+            Some("  https://maps.example.org/ogc/wms/osm\n")
+        );
+        assert_eq!(m.rewrite_value("http://other.org/service"), None);
+        assert!(m.leaks("text http://127.0.0.1:9001/x"));
+        assert!(!m.leaks("text http://127.0.0.1:9002/x"));
+    }
+
+    #[test]
+    fn upstream_urls_inside_other_urls_are_rewritten() {
+        assert_eq!(
+            map(None)
+                .rewrite_value("http://other.org/proxy?url=http://127.0.0.1:9001/service")
+                .as_deref(),
+            Some("http://other.org/proxy?url=https://maps.example.org/ogc/wms/osm")
+        );
+    }
+
+    #[test]
+    fn leak_check_sees_nested_and_encoded_upstream_urls() {
+        let m = map(None);
+        assert!(m.leaks("https://gw/x?sld=http://127.0.0.1:9001/s.sld"));
+        assert!(m.leaks("https://gw/x?sld=http%3A%2F%2F127.0.0.1%3A9001%2Fs.sld"));
+        assert!(m.leaks("see (//127.0.0.1:9001)."));
+        assert!(!m.leaks("https://127.0.0.1/x"), "another port");
+        assert!(!m.leaks("https://gw/x?sld=http%3A%2F%2Fother%3A9001%2Fs.sld"));
+    }
+
+    #[test]
+    fn bad_configuration_urls_are_errors() {
+        assert!(UrlMap::new("up:9001/service", "https://gw/x", None).is_err());
+        assert!(UrlMap::new("http://up/service", "https://gw/x?a=1", None).is_err());
+        assert!(UrlMap::new("ftp://up/service", "https://gw/x", None).is_err());
+    }
+}

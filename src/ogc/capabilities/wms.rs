@@ -1,0 +1,142 @@
+//! WMS 1.1.1 and 1.3.0 capabilities: the layer tree filtered to the path's layers, the
+//! 1.1.1 DOCTYPE kept safe, bounding boxes shrunk to a fence. URLs are rewritten by the
+//! shared pass in `mod.rs` afterwards. Pure code.
+
+use super::bbox::{fence_item, own_lonlat, Axes, Bounds, Box4, Placement};
+use super::url::UrlMap;
+use super::xml::{prefix, Doc, Element};
+use super::{CapabilitiesError, Rewrite};
+
+/// The DTD every WMS 1.1.1 document names; it replaces a DTD served by the upstream.
+const WMS_111_DTD: &str = "http://schemas.opengis.net/wms/1.1.1/WMS_MS_Capabilities.dtd";
+
+/// The OGC scale denominator of Web Mercator zoom 0 (256-pixel tiles, 0.28 mm pixels);
+/// zoom z is this divided by 2^z, the same relation the policy's effective zoom uses.
+const SCALE_DENOMINATOR_Z0: f64 = 559_082_264.028_717_8;
+
+struct Ctx<'r, 'a> {
+    rw: &'r Rewrite<'a>,
+    bounds: Option<Bounds>,
+    axes: Axes,
+    /// WMS 1.3.0 with a fenced maxZoom: the smallest scale denominator a client may use.
+    min_scale: Option<f64>,
+}
+
+pub(super) fn filter(
+    doc: &mut Doc,
+    rw: &Rewrite<'_>,
+    map: &UrlMap,
+) -> Result<(), CapabilitiesError> {
+    let axes = match doc.root.local() {
+        "WMT_MS_Capabilities" => Axes::AlwaysXY,
+        "WMS_Capabilities" => Axes::Authority,
+        found => {
+            return Err(CapabilitiesError::WrongRoot {
+                found: found.to_owned(),
+                expected: "WMS",
+            })
+        }
+    };
+    if let Some(doctype) = doc.doctype_mut() {
+        if axes != Axes::AlwaysXY {
+            return Err(CapabilitiesError::DocType);
+        }
+        if map.leaks(doctype) {
+            *doctype = canonical_doctype(doctype);
+        }
+    }
+    let max_zoom = rw.limiting_fence().and_then(|f| f.max_zoom());
+    let min_scale = max_zoom
+        .filter(|_| axes == Axes::Authority)
+        .map(|z| SCALE_DENOMINATOR_Z0 / f64::from(1u32 << z.min(30)));
+    let ctx = Ctx {
+        rw,
+        bounds: rw.bounds(),
+        axes,
+        min_scale,
+    };
+    let Some(capability) = doc.root.child_mut("Capability") else {
+        return Ok(());
+    };
+    let mut first = true;
+    capability.retain_elements(|el| {
+        if !el.is("Layer") {
+            return true;
+        }
+        let keep = filter_layer(el, &ctx, None);
+        // WMS needs its one root layer, even when nothing under it is left.
+        let keep = keep || first;
+        first = false;
+        keep
+    });
+    Ok(())
+}
+
+/// The 1.1.1 DOCTYPE pointing at the OGC's DTD, keeping the internal subset (which
+/// `Doc::parse` already checked holds no entity declarations).
+fn canonical_doctype(doctype: &str) -> String {
+    let subset = doctype.find('[').map(|i| &doctype[i..]).unwrap_or("");
+    format!("WMT_MS_Capabilities SYSTEM \"{WMS_111_DTD}\" {subset}")
+        .trim_end()
+        .to_owned()
+}
+
+/// Filters one layer and its sub-layers; true when it stays.
+fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>) -> bool {
+    // Read before shrinking: children inherit the declared extent.
+    let extent = own_lonlat(layer, ctx.axes).or(inherited);
+    let inside = match &ctx.bounds {
+        None => true,
+        Some(bounds) => match fence_item(layer, bounds, ctx.axes) {
+            Placement::Inside => true,
+            Placement::Outside => false,
+            Placement::Unknown => extent.is_none_or(|e| bounds.intersects_lonlat(e)),
+        },
+    };
+    let name = layer.child_text("Name");
+    let covered = inside && name.as_deref().is_some_and(|n| ctx.rw.covers(n));
+    let mut any_child = false;
+    layer.retain_elements(|child| {
+        if !child.is("Layer") {
+            return true;
+        }
+        let keep = filter_layer(child, ctx, extent);
+        any_child |= keep;
+        keep
+    });
+    if !covered && name.is_some() {
+        // An uncovered group layer that only holds covered layers: it may not be
+        // requested itself, and its styles (legends) describe it, so both go.
+        layer.retain_elements(|c| !c.is("Name") && !c.is("Style"));
+    }
+    let keep = covered || any_child;
+    if let (true, Some(min_scale)) = (keep, ctx.min_scale) {
+        limit_scale(layer, min_scale);
+    }
+    keep
+}
+
+/// Raises (or adds) a WMS 1.3.0 layer's `MinScaleDenominator` so clients stop
+/// requesting maps above the fence's maxZoom. Written before `MaxScaleDenominator` and
+/// sub-layers, where the schema wants it.
+fn limit_scale(layer: &mut Element, min_scale: f64) {
+    if let Some(existing) = layer.child_mut("MinScaleDenominator") {
+        if existing
+            .text()
+            .trim()
+            .parse::<f64>()
+            .map_or(true, |v| v < min_scale)
+        {
+            existing.set_text(&min_scale.to_string());
+        }
+        return;
+    }
+    let el = Element::with_text(
+        format!("{}MinScaleDenominator", prefix(&layer.name)),
+        &min_scale.to_string(),
+    );
+    match layer.position_of(&["MaxScaleDenominator", "Layer"]) {
+        Some(at) => layer.insert_before(at, el),
+        None => layer.append_element(el),
+    }
+}

@@ -1,0 +1,897 @@
+//! A small owned XML tree read with quick-xml and written back with `quick_xml::Writer`.
+//!
+//! Capabilities filtering needs look-ahead (a WMS `<Layer>` is kept or dropped by a
+//! `<Name>` child that comes after its start tag), so events are read into a tree, edited,
+//! and written back. Everything not edited is written as it was read: start tags keep
+//! their raw attribute text, text and comments their raw escaping, and the declaration,
+//! processing instructions, CDATA and comments stay in place.
+//!
+//! The reader is strict where a pass-through would be dangerous: no DOCTYPE (unless the
+//! caller allows one without entity declarations, for WMS 1.1.1), no undeclared entity,
+//! exactly one root element, no text outside it, balanced tags, bounded depth, UTF-8 or
+//! ISO-8859-1 only. Pure code: no I/O, no logging.
+
+use std::borrow::Cow;
+
+use quick_xml::escape::{escape, partial_escape, unescape};
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesPI, BytesStart, BytesText, Event};
+use quick_xml::name::QName;
+use quick_xml::{Reader, Writer};
+
+use super::CapabilitiesError;
+
+/// The deepest element nesting accepted; real capabilities stay far below.
+pub(super) const MAX_DEPTH: usize = 256;
+
+/// How the input bytes were encoded; the output is written the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Utf8 {
+        bom: bool,
+    },
+    /// ISO-8859-1 and its kin: each byte is one character.
+    Latin1,
+}
+
+/// One attribute: its raw (escaped) value as written and its unescaped value.
+#[derive(Debug, Clone)]
+pub(super) struct Attr {
+    pub key: String,
+    raw: String,
+    pub value: String,
+}
+
+/// A text node (text and entity references merged), raw and unescaped.
+#[derive(Debug, Clone)]
+pub(super) struct Text {
+    raw: String,
+    pub value: String,
+}
+
+impl Text {
+    /// Text content needs only `<`, `>` and `&` escaped; quotes stay as they are.
+    pub(super) fn new(value: &str) -> Text {
+        Text {
+            raw: partial_escape(value).into_owned(),
+            value: value.to_owned(),
+        }
+    }
+    pub(super) fn set(&mut self, value: String) {
+        self.raw = partial_escape(value.as_str()).into_owned();
+        self.value = value;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Node {
+    Element(Element),
+    Text(Text),
+    CData(String),
+    /// Raw comment content (no escaping applies inside comments).
+    Comment(String),
+    /// Raw processing-instruction content, e.g. `xml-stylesheet href="…"`.
+    PI(String),
+    Decl(BytesDecl<'static>),
+    /// Raw DOCTYPE content, e.g. `WMT_MS_Capabilities SYSTEM "…"`.
+    DocType(String),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Element {
+    /// The qualified name as written (`ows:Identifier`).
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub children: Vec<Node>,
+    /// The start tag's raw content while no attribute changed.
+    raw_start: Option<String>,
+    /// Written as `<x/>` while it has no children.
+    empty: bool,
+}
+
+/// The part of a qualified name after the prefix.
+pub(super) fn local(name: &str) -> &str {
+    name.rsplit_once(':').map_or(name, |(_, l)| l)
+}
+
+/// The prefix of a qualified name with its colon (`ows:`), or `""`.
+pub(super) fn prefix(name: &str) -> &str {
+    name.rsplit_once(':')
+        .map_or("", |(p, _)| &name[..p.len() + 1])
+}
+
+impl Element {
+    /// A new element with no attributes.
+    pub(super) fn new(name: String) -> Element {
+        Element {
+            name,
+            attrs: Vec::new(),
+            children: Vec::new(),
+            raw_start: None,
+            empty: true,
+        }
+    }
+
+    /// A new element holding one text node.
+    pub(super) fn with_text(name: String, text: &str) -> Element {
+        let mut el = Element::new(name);
+        el.children.push(Node::Text(Text::new(text)));
+        el
+    }
+
+    pub(super) fn local(&self) -> &str {
+        local(&self.name)
+    }
+
+    pub(super) fn is(&self, local_name: &str) -> bool {
+        self.local() == local_name
+    }
+
+    /// The unescaped value of the first attribute with this local name.
+    pub(super) fn attr(&self, local_name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| local(&a.key) == local_name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Replaces the value of the first attribute with this local name, if present.
+    pub(super) fn set_attr(&mut self, local_name: &str, value: String) {
+        if let Some(index) = self.attrs.iter().position(|a| local(&a.key) == local_name) {
+            self.set_attr_at(index, value);
+        }
+    }
+
+    pub(super) fn set_attr_at(&mut self, index: usize, value: String) {
+        if let Some(attr) = self.attrs.get_mut(index) {
+            attr.raw = escape(value.as_str()).into_owned();
+            attr.value = value;
+            self.raw_start = None;
+        }
+    }
+
+    pub(super) fn remove_attr_at(&mut self, index: usize) {
+        if index < self.attrs.len() {
+            self.attrs.remove(index);
+            self.raw_start = None;
+        }
+    }
+
+    pub(super) fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    pub(super) fn elements_mut(&mut self) -> impl Iterator<Item = &mut Element> {
+        self.children.iter_mut().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The first child element with this local name.
+    pub(super) fn child(&self, local_name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.is(local_name))
+    }
+
+    pub(super) fn child_mut(&mut self, local_name: &str) -> Option<&mut Element> {
+        self.elements_mut().find(|e| e.is(local_name))
+    }
+
+    /// The text content of the first child element with this local name, trimmed.
+    pub(super) fn child_text(&self, local_name: &str) -> Option<String> {
+        self.child(local_name).map(|c| c.text().trim().to_owned())
+    }
+
+    /// The concatenated unescaped text and CDATA of direct children.
+    pub(super) fn text(&self) -> String {
+        let mut out = String::new();
+        for node in &self.children {
+            match node {
+                Node::Text(t) => out.push_str(&t.value),
+                Node::CData(c) => out.push_str(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Appends a child element (no whitespace around it).
+    pub(super) fn push(&mut self, el: Element) {
+        self.children.push(Node::Element(el));
+    }
+
+    /// Replaces the content with one text node.
+    pub(super) fn set_text(&mut self, value: &str) {
+        self.children = vec![Node::Text(Text::new(value))];
+    }
+
+    /// Keeps child elements for which `keep` answers true; other nodes stay. The
+    /// whitespace before a dropped element goes with it, so no blank lines remain.
+    pub(super) fn retain_elements(&mut self, mut keep: impl FnMut(&mut Element) -> bool) {
+        let old = std::mem::take(&mut self.children);
+        let mut kept: Vec<Node> = Vec::with_capacity(old.len());
+        for mut node in old {
+            if let Node::Element(el) = &mut node {
+                if !keep(el) {
+                    if matches!(kept.last(), Some(Node::Text(t)) if t.value.trim().is_empty()) {
+                        kept.pop();
+                    }
+                    continue;
+                }
+            }
+            kept.push(node);
+        }
+        self.children = kept;
+    }
+
+    /// The whitespace-only text right before child `index`, if any.
+    fn indent_before(&self, index: usize) -> Option<String> {
+        match index.checked_sub(1).and_then(|i| self.children.get(i)) {
+            Some(Node::Text(t)) if t.value.trim().is_empty() => Some(t.value.clone()),
+            _ => None,
+        }
+    }
+
+    /// Inserts `el` right after the child at `index`, preceded by the same whitespace
+    /// that precedes that child and laid out one element per line below it, so
+    /// generated markup is indented like its neighbours.
+    pub(super) fn insert_after(&mut self, index: usize, mut el: Element) {
+        let at = (index + 1).min(self.children.len());
+        match self.indent_before(index) {
+            Some(indent) => {
+                el.indent(&indent);
+                self.children.insert(at, Node::Element(el));
+                self.children.insert(at, Node::Text(Text::new(&indent)));
+            }
+            None => self.children.insert(at, Node::Element(el)),
+        }
+    }
+
+    /// Inserts `el` right before the child at `index`, indented like that child.
+    pub(super) fn insert_before(&mut self, index: usize, mut el: Element) {
+        let at = index.min(self.children.len());
+        match self.indent_before(index) {
+            Some(indent) => {
+                el.indent(&indent);
+                self.children.insert(at, Node::Text(Text::new(&indent)));
+                self.children.insert(at, Node::Element(el));
+            }
+            None => self.children.insert(at, Node::Element(el)),
+        }
+    }
+
+    /// Appends `el` after the last child element, indented like it.
+    pub(super) fn append_element(&mut self, el: Element) {
+        match self
+            .children
+            .iter()
+            .rposition(|n| matches!(n, Node::Element(_)))
+        {
+            Some(last) => self.insert_after(last, el),
+            None => self.children.push(Node::Element(el)),
+        }
+    }
+
+    /// The position of the first child element with one of these local names.
+    pub(super) fn position_of(&self, local_names: &[&str]) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|n| matches!(n, Node::Element(e) if local_names.contains(&e.local())))
+    }
+
+    /// Puts each child element of a generated element on its own line, two spaces
+    /// deeper than `indent` (the whitespace before this element); text-only elements
+    /// stay on one line.
+    fn indent(&mut self, indent: &str) {
+        if !indent.contains('\n') || !self.children.iter().any(|n| matches!(n, Node::Element(_))) {
+            return;
+        }
+        let inner = format!("{indent}  ");
+        let old = std::mem::take(&mut self.children);
+        for node in old {
+            if let Node::Element(mut child) = node {
+                child.indent(&inner);
+                self.children.push(Node::Text(Text::new(&inner)));
+                self.children.push(Node::Element(child));
+            } else {
+                self.children.push(node);
+            }
+        }
+        self.children.push(Node::Text(Text::new(indent)));
+    }
+
+    /// Visits this element and every descendant element, parents first.
+    pub(super) fn walk_mut(&mut self, f: &mut impl FnMut(&mut Element)) {
+        f(self);
+        for child in self.elements_mut() {
+            child.walk_mut(f);
+        }
+    }
+
+    /// True when some descendant element has this local name.
+    pub(super) fn has_descendant(&self, local_name: &str) -> bool {
+        self.elements()
+            .any(|c| c.is(local_name) || c.has_descendant(local_name))
+    }
+
+    /// The namespace URI bound to `prefix` (without colon; `""` for the default) on this
+    /// element itself.
+    pub(super) fn namespace_declared(&self, prefix: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| {
+                if prefix.is_empty() {
+                    a.key == "xmlns"
+                } else {
+                    a.key.strip_prefix("xmlns:") == Some(prefix)
+                }
+            })
+            .map(|a| a.value.as_str())
+    }
+}
+
+/// A parsed document: nodes before the root, the root, nodes after it.
+#[derive(Debug, Clone)]
+pub(super) struct Doc {
+    pub before: Vec<Node>,
+    pub root: Element,
+    pub after: Vec<Node>,
+    encoding: Encoding,
+}
+
+/// Reads the declared encoding from the XML declaration, if any.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    if !bytes.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = bytes.windows(2).position(|w| w == b"?>")?;
+    let decl = String::from_utf8_lossy(&bytes[..end]);
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    value.find(quote).map(|end| value[..end].to_owned())
+}
+
+/// Decodes the input into a string, remembering how to encode the output.
+fn decode(input: &[u8]) -> Result<(Cow<'_, str>, Encoding), CapabilitiesError> {
+    if input.starts_with(&[0xFE, 0xFF]) || input.starts_with(&[0xFF, 0xFE]) {
+        return Err(CapabilitiesError::Encoding("UTF-16".to_owned()));
+    }
+    let (bytes, bom) = match input.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        Some(rest) => (rest, true),
+        None => (input, false),
+    };
+    let declared = declared_encoding(bytes);
+    let label = declared.as_deref().map(str::to_ascii_lowercase);
+    match label.as_deref() {
+        None | Some("utf-8" | "utf8") => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))?;
+            Ok((Cow::Borrowed(text), Encoding::Utf8 { bom }))
+        }
+        Some(
+            "iso-8859-1" | "latin1" | "latin-1" | "iso_8859-1" | "iso8859-1" | "windows-1252"
+            | "cp1252" | "us-ascii" | "ascii" | "iso-8859-15",
+        ) if !bom => Ok((
+            Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+            Encoding::Latin1,
+        )),
+        Some(_) => Err(CapabilitiesError::Encoding(declared.unwrap_or_default())),
+    }
+}
+
+/// True for a well-formed XML name (ASCII rules; any non-ASCII character is accepted).
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':' || !c.is_ascii())
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') || !c.is_ascii())
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, CapabilitiesError> {
+    std::str::from_utf8(bytes).map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))
+}
+
+fn xml_error(position: u64, source: impl Into<quick_xml::Error>) -> CapabilitiesError {
+    CapabilitiesError::Xml {
+        position,
+        source: source.into(),
+    }
+}
+
+fn malformed(position: u64, message: impl Into<String>) -> CapabilitiesError {
+    CapabilitiesError::Malformed {
+        position,
+        message: message.into(),
+    }
+}
+
+/// The element for a start tag (ending at byte `at`), attributes checked and unescaped.
+fn element_from(
+    start: &BytesStart<'_>,
+    empty: bool,
+    at: u64,
+) -> Result<Element, CapabilitiesError> {
+    let name = utf8(start.name().as_ref())?.to_owned();
+    if !valid_name(&name) {
+        return Err(malformed(
+            at,
+            format!("`<{name}` is not a valid element name"),
+        ));
+    }
+    let mut attrs = Vec::new();
+    for attr in start.attributes().with_checks(true) {
+        let attr = attr.map_err(|e| xml_error(at, e))?;
+        let key = utf8(attr.key.as_ref())?.to_owned();
+        if !valid_name(&key) {
+            return Err(malformed(
+                at,
+                format!("`{key}` is not a valid attribute name"),
+            ));
+        }
+        let raw = utf8(&attr.value)?.to_owned();
+        let value = unescape(&raw).map_err(|e| xml_error(at, e))?.into_owned();
+        attrs.push(Attr { key, raw, value });
+    }
+    let raw_start = Some(utf8(start)?.to_owned());
+    Ok(Element {
+        name,
+        attrs,
+        children: Vec::new(),
+        raw_start,
+        empty,
+    })
+}
+
+/// Appends text (raw and unescaped) to the last node if it is text, or as a new node.
+fn push_text(nodes: &mut Vec<Node>, raw: &str, value: &str) {
+    if let Some(Node::Text(t)) = nodes.last_mut() {
+        t.raw.push_str(raw);
+        t.value.push_str(value);
+    } else {
+        nodes.push(Node::Text(Text {
+            raw: raw.to_owned(),
+            value: value.to_owned(),
+        }));
+    }
+}
+
+/// Which DOCTYPEs a caller accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DocTypePolicy {
+    Refuse,
+    /// Accept one without entity declarations or parameter entities (WMS 1.1.1 ships a
+    /// DOCTYPE with an `<!ELEMENT …>` internal subset). Entities are never expanded.
+    AllowWithoutEntities,
+}
+
+impl Doc {
+    /// Reads a whole document into a tree; any well-formedness problem is an error.
+    pub(super) fn parse(input: &[u8], doctype: DocTypePolicy) -> Result<Doc, CapabilitiesError> {
+        let (text, encoding) = decode(input)?;
+        let mut reader = Reader::from_str(&text);
+        let config = reader.config_mut();
+        config.trim_text(false);
+        config.check_end_names = true;
+        config.check_comments = true;
+        config.expand_empty_elements = false;
+
+        let mut before: Vec<Node> = Vec::new();
+        let mut root: Option<Element> = None;
+        let mut after: Vec<Node> = Vec::new();
+        // Open elements; the innermost last.
+        let mut stack: Vec<Element> = Vec::new();
+
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| xml_error(reader.error_position(), e))?;
+            let at = reader.buffer_position();
+            let outside_root = stack.is_empty();
+            let nodes: &mut Vec<Node> = match stack.last_mut() {
+                Some(open) => &mut open.children,
+                None if root.is_some() => &mut after,
+                None => &mut before,
+            };
+            match event {
+                Event::Start(start) => {
+                    if root.is_some() && stack.is_empty() {
+                        return Err(malformed(at, "more than one root element"));
+                    }
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(CapabilitiesError::TooDeep(MAX_DEPTH));
+                    }
+                    stack.push(element_from(&start, false, at)?);
+                }
+                Event::Empty(start) => {
+                    let el = element_from(&start, true, at)?;
+                    if outside_root {
+                        if root.is_some() {
+                            return Err(malformed(at, "more than one root element"));
+                        }
+                        root = Some(el);
+                    } else {
+                        nodes.push(Node::Element(el));
+                    }
+                }
+                Event::End(_) => {
+                    // INVARIANT: quick-xml checks end names against open tags, so an
+                    // End event always has an open element; guard anyway.
+                    let Some(done) = stack.pop() else {
+                        return Err(malformed(at, "unexpected end tag"));
+                    };
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(Node::Element(done)),
+                        None => root = Some(done),
+                    }
+                }
+                Event::Text(t) => {
+                    let raw = utf8(&t)?;
+                    if outside_root && !raw.trim().is_empty() {
+                        return Err(malformed(at, "text outside the root element"));
+                    }
+                    let value = unescape(raw).map_err(|e| xml_error(at, e))?;
+                    push_text(nodes, raw, &value);
+                }
+                Event::GeneralRef(r) => {
+                    let name = utf8(&r)?;
+                    if outside_root {
+                        return Err(malformed(at, "text outside the root element"));
+                    }
+                    let value = if r.is_char_ref() {
+                        match r.resolve_char_ref().map_err(|e| xml_error(at, e))? {
+                            Some(c) => c.to_string(),
+                            None => {
+                                return Err(CapabilitiesError::UndeclaredEntity(name.to_owned()))
+                            }
+                        }
+                    } else {
+                        match name {
+                            "amp" => "&".to_owned(),
+                            "lt" => "<".to_owned(),
+                            "gt" => ">".to_owned(),
+                            "quot" => "\"".to_owned(),
+                            "apos" => "'".to_owned(),
+                            _ => return Err(CapabilitiesError::UndeclaredEntity(name.to_owned())),
+                        }
+                    };
+                    push_text(nodes, &format!("&{name};"), &value);
+                }
+                Event::CData(c) => {
+                    if outside_root {
+                        return Err(malformed(at, "CDATA outside the root element"));
+                    }
+                    nodes.push(Node::CData(utf8(&c)?.to_owned()));
+                }
+                Event::Comment(c) => nodes.push(Node::Comment(utf8(&c)?.to_owned())),
+                Event::PI(pi) => nodes.push(Node::PI(utf8(&pi)?.to_owned())),
+                Event::Decl(decl) => nodes.push(Node::Decl(decl.into_owned())),
+                Event::DocType(dt) => {
+                    let content = utf8(&dt)?;
+                    if doctype == DocTypePolicy::Refuse || root.is_some() || !outside_root {
+                        return Err(CapabilitiesError::DocType);
+                    }
+                    let subset = content.find('[').map_or("", |i| &content[i..]);
+                    if content.contains("<!ENTITY") || subset.contains('%') {
+                        return Err(CapabilitiesError::EntityDeclaration);
+                    }
+                    nodes.push(Node::DocType(content.to_owned()));
+                }
+                Event::Eof => break,
+            }
+        }
+        let end = reader.buffer_position();
+        if let Some(open) = stack.last() {
+            return Err(malformed(end, format!("`<{}>` is never closed", open.name)));
+        }
+        let root = root.ok_or_else(|| malformed(end, "no root element"))?;
+        Ok(Doc {
+            before,
+            root,
+            after,
+            encoding,
+        })
+    }
+
+    /// The DOCTYPE node, if any.
+    pub(super) fn doctype_mut(&mut self) -> Option<&mut String> {
+        self.before.iter_mut().find_map(|n| match n {
+            Node::DocType(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The namespace URI of the root element.
+    pub(super) fn root_namespace(&self) -> Option<&str> {
+        let name = &self.root.name;
+        let p = prefix(name).trim_end_matches(':');
+        self.root.namespace_declared(p)
+    }
+
+    /// Writes the document back, encoded as it was read.
+    pub(super) fn write(&self) -> Result<Vec<u8>, CapabilitiesError> {
+        let mut writer = Writer::new(Vec::new());
+        for node in &self.before {
+            write_node(&mut writer, node)?;
+        }
+        write_element(&mut writer, &self.root)?;
+        for node in &self.after {
+            write_node(&mut writer, node)?;
+        }
+        let out = writer.into_inner();
+        Ok(match self.encoding {
+            Encoding::Utf8 { bom: false } => out,
+            Encoding::Utf8 { bom: true } => [&[0xEF, 0xBB, 0xBF][..], &out].concat(),
+            Encoding::Latin1 => encode_latin1(&out)?,
+        })
+    }
+
+    /// Every node of the document, for checks that look at everything.
+    pub(super) fn visit(&self, f: &mut impl FnMut(NodeRef<'_>)) {
+        for node in self.before.iter().chain(self.after.iter()) {
+            visit_node(node, f);
+        }
+        visit_element(&self.root, f);
+    }
+
+    /// Every node of the document, mutably.
+    pub(super) fn nodes_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+        self.before.iter_mut().chain(self.after.iter_mut())
+    }
+}
+
+/// A read-only view of one piece of a document that can hold a URL.
+pub(super) enum NodeRef<'a> {
+    Attr(&'a Attr),
+    Text(&'a str),
+}
+
+fn visit_node(node: &Node, f: &mut impl FnMut(NodeRef<'_>)) {
+    match node {
+        Node::Element(e) => visit_element(e, f),
+        Node::Text(t) => f(NodeRef::Text(&t.value)),
+        Node::CData(s) | Node::Comment(s) | Node::PI(s) | Node::DocType(s) => f(NodeRef::Text(s)),
+        Node::Decl(_) => {}
+    }
+}
+
+fn visit_element(el: &Element, f: &mut impl FnMut(NodeRef<'_>)) {
+    for attr in &el.attrs {
+        f(NodeRef::Attr(attr));
+    }
+    for child in &el.children {
+        visit_node(child, f);
+    }
+}
+
+/// UTF-8 back to one byte per character; characters above U+00FF (only possible from
+/// character references we unescaped) become character references again.
+fn encode_latin1(utf8_bytes: &[u8]) -> Result<Vec<u8>, CapabilitiesError> {
+    let text = utf8(utf8_bytes)?;
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match u8::try_from(u32::from(c)) {
+            Ok(b) => out.push(b),
+            Err(_) => out.extend_from_slice(format!("&#x{:X};", u32::from(c)).as_bytes()),
+        }
+    }
+    Ok(out)
+}
+
+type XmlWriter = Writer<Vec<u8>>;
+
+fn write_event(writer: &mut XmlWriter, event: Event<'_>) -> Result<(), CapabilitiesError> {
+    writer
+        .write_event(event)
+        .map_err(|e| CapabilitiesError::Write(e.to_string()))
+}
+
+fn write_node(writer: &mut XmlWriter, node: &Node) -> Result<(), CapabilitiesError> {
+    match node {
+        Node::Element(e) => write_element(writer, e),
+        Node::Text(t) => write_event(writer, Event::Text(BytesText::from_escaped(t.raw.as_str()))),
+        Node::CData(c) => {
+            // A `]]>` inside is split across two sections by quick-xml.
+            for section in BytesCData::escaped(c) {
+                write_event(writer, Event::CData(section))?;
+            }
+            Ok(())
+        }
+        Node::Comment(c) => {
+            write_event(writer, Event::Comment(BytesText::from_escaped(c.as_str())))
+        }
+        Node::PI(p) => write_event(writer, Event::PI(BytesPI::new(p.as_str()))),
+        Node::Decl(d) => write_event(writer, Event::Decl(d.clone())),
+        Node::DocType(d) => {
+            write_event(writer, Event::DocType(BytesText::from_escaped(d.as_str())))
+        }
+    }
+}
+
+fn write_element(writer: &mut XmlWriter, el: &Element) -> Result<(), CapabilitiesError> {
+    let start = match &el.raw_start {
+        Some(raw) => BytesStart::from_content(raw.as_str(), el.name.len()),
+        None => {
+            let mut start = BytesStart::new(el.name.as_str());
+            for attr in &el.attrs {
+                // Values read from single-quoted attributes may hold a raw `"`.
+                let raw = attr.raw.replace('"', "&quot;");
+                start.push_attribute(Attribute {
+                    key: QName(attr.key.as_bytes()),
+                    value: Cow::Owned(raw.into_bytes()),
+                });
+            }
+            start
+        }
+    };
+    if el.children.is_empty() && el.empty {
+        return write_event(writer, Event::Empty(start));
+    }
+    write_event(writer, Event::Start(start))?;
+    for child in &el.children {
+        write_node(writer, child)?;
+    }
+    write_event(writer, Event::End(BytesEnd::new(el.name.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(s: &str) -> String {
+        let doc = Doc::parse(s.as_bytes(), DocTypePolicy::Refuse).expect("parses");
+        String::from_utf8(doc.write().expect("writes")).expect("utf-8")
+    }
+
+    #[test]
+    fn untouched_documents_are_written_back_byte_for_byte() {
+        let s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- hi -->\n<a  x='1&amp;2'\n   y=\"&#233;\">t&amp;u&#233;<![CDATA[<raw>]]><b/><?pi x?></a>\n";
+        assert_eq!(roundtrip(s), s);
+    }
+
+    #[test]
+    fn changed_attributes_are_escaped() {
+        let mut doc = Doc::parse(b"<a href='x'/>", DocTypePolicy::Refuse).expect("parses");
+        doc.root
+            .set_attr("href", "http://gw/?a=1&b=\"2\"".to_owned());
+        assert_eq!(
+            doc.write().expect("writes"),
+            b"<a href=\"http://gw/?a=1&amp;b=&quot;2&quot;\"/>".to_vec()
+        );
+    }
+
+    #[test]
+    fn cdata_holding_the_end_marker_is_split_safely() {
+        let mut doc = Doc::parse(b"<a/>", DocTypePolicy::Refuse).expect("parses");
+        doc.root.children.push(Node::CData("x]]>y".to_owned()));
+        let out = String::from_utf8(doc.write().expect("writes")).expect("utf-8");
+        assert_eq!(out, "<a><![CDATA[x]]]]><![CDATA[>y]]></a>");
+        let again = Doc::parse(out.as_bytes(), DocTypePolicy::Refuse).expect("parses again");
+        assert_eq!(again.root.text(), "x]]>y");
+    }
+
+    #[test]
+    fn malformed_documents_are_refused() {
+        for bad in [
+            "<a><b></a>",
+            "<a><b>",
+            "<a>x < y</a>",
+            "<a/><b/>",
+            "<a></a>text",
+            "",
+            "just text",
+            "<a x='1' x='2'/>",
+            "<a x/>",
+            "<a>&foo;</a>",
+            "<a>&#0;</a>",
+        ] {
+            assert!(
+                Doc::parse(bad.as_bytes(), DocTypePolicy::Refuse).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_say_where_the_document_broke() {
+        let err = Doc::parse(b"<a>\n  <b>\n</a>", DocTypePolicy::Refuse).expect_err("mismatched");
+        assert!(
+            matches!(
+                err,
+                CapabilitiesError::Xml {
+                    position: 8..=14,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the quick-xml cause is kept"
+        );
+        let err = Doc::parse(b"<a><b>", DocTypePolicy::Refuse).expect_err("unclosed");
+        assert_eq!(
+            err.to_string(),
+            "upstream document is not well-formed XML at byte 6: `<b>` is never closed"
+        );
+    }
+
+    #[test]
+    fn doctype_is_refused_unless_allowed_and_entity_free() {
+        let plain = "<!DOCTYPE a SYSTEM \"a.dtd\" [ <!ELEMENT b EMPTY> ]><a/>";
+        assert!(matches!(
+            Doc::parse(plain.as_bytes(), DocTypePolicy::Refuse),
+            Err(CapabilitiesError::DocType)
+        ));
+        assert!(Doc::parse(plain.as_bytes(), DocTypePolicy::AllowWithoutEntities).is_ok());
+        let laughs = "<!DOCTYPE a [ <!ENTITY l \"lol\"> <!ENTITY l2 \"&l;&l;\"> ]><a>&l2;</a>";
+        assert!(matches!(
+            Doc::parse(laughs.as_bytes(), DocTypePolicy::AllowWithoutEntities),
+            Err(CapabilitiesError::EntityDeclaration)
+        ));
+        let xxe = "<!DOCTYPE a [ <!ENTITY % p SYSTEM \"http://evil/x\"> %p; ]><a/>";
+        assert!(Doc::parse(xxe.as_bytes(), DocTypePolicy::AllowWithoutEntities).is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(matches!(
+            Doc::parse(deep.as_bytes(), DocTypePolicy::Refuse),
+            Err(CapabilitiesError::TooDeep(_))
+        ));
+    }
+
+    #[test]
+    fn latin1_documents_round_trip_their_bytes() {
+        let mut input =
+            b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a>".to_vec();
+        let doc = Doc::parse(&input, DocTypePolicy::Refuse).expect("parses");
+        assert_eq!(doc.root.text(), "K\u{f6}ln");
+        assert_eq!(doc.write().expect("writes"), input);
+        input.extend_from_slice(b"\xff");
+        assert!(
+            Doc::parse(&input, DocTypePolicy::Refuse).is_err(),
+            "text after the root"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_and_utf16_are_refused() {
+        assert!(matches!(
+            Doc::parse(b"<a>\xff</a>", DocTypePolicy::Refuse),
+            Err(CapabilitiesError::InvalidUtf8(3))
+        ));
+        assert!(matches!(
+            Doc::parse(b"\xff\xfe<\0a\0/\0>\0", DocTypePolicy::Refuse),
+            Err(CapabilitiesError::Encoding(_))
+        ));
+        assert!(matches!(
+            Doc::parse(
+                b"<?xml version='1.0' encoding='Shift_JIS'?><a/>",
+                DocTypePolicy::Refuse
+            ),
+            Err(CapabilitiesError::Encoding(_))
+        ));
+    }
+
+    #[test]
+    fn removing_an_element_takes_its_indentation_along() {
+        let mut doc =
+            Doc::parse(b"<a>\n  <b/>\n  <c/>\n</a>", DocTypePolicy::Refuse).expect("parses");
+        doc.root.retain_elements(|e| !e.is("b"));
+        assert_eq!(doc.write().expect("writes"), b"<a>\n  <c/>\n</a>".to_vec());
+    }
+}

@@ -1,0 +1,324 @@
+//! The filter stage: what a permit's obligations and the response kind require of
+//! the upstream's answer before the client sees it.
+//!
+//! - capabilities (XML, OGC API JSON): upstream URLs become gateway URLs, layers
+//!   outside the path and the fence disappear (whole document, bounded);
+//! - GeoJSON features: hidden properties and features outside the fence are dropped
+//!   while the body streams (bounded memory, any size);
+//! - vector tiles: re-encoded without hidden properties (whole tile, bounded);
+//! - schemas (DescribeFeatureType, queryables): hidden properties trimmed.
+//!
+//! A document that does not parse is a 502, never passed through. Only successful
+//! (2xx) answers are filtered; error answers pass as they are, with their bodies
+//! capped, since they carry no layer data.
+
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::Response;
+use http_body::Frame;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
+use crate::ogc::capabilities::{self, FenceView, Rewrite, TileLimits};
+use crate::ogc::{DataFormat, Protocol, ResponseKind};
+use crate::policy::Obligations;
+use crate::respond::{Body, BoxError, Reject, UpstreamError};
+use crate::spatial::Fence;
+
+/// The largest capabilities document or schema the gateway rewrites.
+pub const MAX_DOCUMENT_BYTES: usize = 32 << 20;
+
+/// What the filter needs besides the response.
+pub struct FilterContext<'a> {
+    pub kind: &'a ResponseKind,
+    pub obligations: &'a Obligations,
+    /// The upstream endpoint URL the request went to (for capabilities rewriting).
+    pub upstream: &'a str,
+    /// The gateway URL that replaces it: `{public_url}/ogc/{proto}/{pathId}`.
+    pub public: &'a str,
+    /// The token, when it came in the query (appended to rewritten URLs).
+    pub token_query: Option<&'a str>,
+    pub layers: &'a [String],
+    pub quad_matrix_sets: &'a [String],
+}
+
+/// Applies the filter stage to an upstream response.
+pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<Response<Body>, Reject> {
+    if !res.status().is_success() {
+        return Ok(super::relay(res));
+    }
+    let properties = ctx.obligations.properties.as_ref();
+    match ctx.kind {
+        ResponseKind::Capabilities(protocol) => {
+            let (parts, body) = whole(res).await?;
+            let fence = ctx.obligations.fence.as_deref().map(|f| f as &dyn FenceView);
+            let rw = Rewrite {
+                upstream: ctx.upstream,
+                public: ctx.public,
+                token_query: ctx.token_query,
+                layers: ctx.layers,
+                fence,
+                quad_matrix_sets: ctx.quad_matrix_sets,
+            };
+            let out = match protocol {
+                Protocol::Wms => capabilities::rewrite_wms(&body, &rw),
+                Protocol::Wmts => capabilities::rewrite_wmts(&body, &rw),
+                Protocol::Wfs => capabilities::rewrite_wfs(&body, &rw),
+                Protocol::Wcs => capabilities::rewrite_wcs(&body, &rw),
+                Protocol::Api | Protocol::Mvt | Protocol::Xyz => capabilities::rewrite_ogcapi_json(&body, &rw),
+            }
+            .map_err(|e| bad_document(format!("capabilities: {e}")))?;
+            Ok(rebuild(parts, out))
+        }
+        ResponseKind::ApiDefinition => Err(Reject::Forbidden(
+            "the upstream's OGC API definition names every collection it serves; it is not passed through. Use /collections".into(),
+        )),
+        ResponseKind::Features(format) => {
+            let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
+            if properties.is_none() && fence.is_none() {
+                return Ok(super::relay(res));
+            }
+            if *format != DataFormat::Json {
+                return Err(unfilterable(format));
+            }
+            Ok(stream_geojson(res, properties.cloned(), fence))
+        }
+        ResponseKind::Schema(format) => {
+            let Some(allowed) = properties else { return Ok(super::relay(res)) };
+            let (parts, body) = whole(res).await?;
+            let out = match format {
+                DataFormat::Json => schema::trim_queryables(&body, allowed),
+                DataFormat::Xml => schema::trim_describe_feature_type(&body, allowed),
+                other => return Err(unfilterable(other)),
+            }
+            .map_err(|e| bad_document(format!("schema: {e}")))?;
+            Ok(rebuild(parts, out))
+        }
+        ResponseKind::Mvt => {
+            let Some(allowed) = properties else { return Ok(super::relay(res)) };
+            let (parts, body) = whole(res).await?;
+            let out = mvt::filter_tile(&body, allowed).map_err(|e| bad_document(format!("vector tile: {e}")))?;
+            let mut res = rebuild(parts, out);
+            // filter_tile keeps the tile's own gzip framing; the HTTP layer must not claim more.
+            res.headers_mut().remove(header::CONTENT_ENCODING);
+            Ok(res)
+        }
+        ResponseKind::Other => Ok(super::relay(res)),
+    }
+}
+
+fn bad_document(message: String) -> Reject {
+    Reject::Upstream(UpstreamError::BadDocument(message))
+}
+
+fn unfilterable(format: &DataFormat) -> Reject {
+    let named = match format {
+        DataFormat::Other(f) => format!("`{f}`"),
+        DataFormat::Xml => "GML/XML".into(),
+        DataFormat::Mvt => "MVT".into(),
+        DataFormat::Json => "JSON".into(),
+    };
+    Reject::Forbidden(format!(
+        "the token has a property fence or geofence and the gateway cannot filter {named}; ask for application/geo+json or application/json (features) or MVT (tiles)"
+    ))
+}
+
+/// Reads a whole (bounded) body, undoing gzip or deflate content coding.
+async fn whole(res: Response<Incoming>) -> Result<(http::response::Parts, Vec<u8>), Reject> {
+    let (mut parts, body) = res.into_parts();
+    let bytes = Limited::new(body, MAX_DOCUMENT_BYTES)
+        .collect()
+        .await
+        .map_err(|e| bad_document(format!("reading the upstream document: {e}")))?
+        .to_bytes();
+    let coding = parts.headers.remove(header::CONTENT_ENCODING);
+    let bytes = match coding.as_ref().and_then(|v| v.to_str().ok()).map(str::trim) {
+        None | Some("identity") => bytes.to_vec(),
+        Some("gzip" | "x-gzip") => inflate(flate2::write::GzDecoder::new(Bounded::default()), &bytes)?,
+        Some("deflate") => inflate(flate2::write::ZlibDecoder::new(Bounded::default()), &bytes)?,
+        Some(other) => return Err(bad_document(format!("content coding `{other}` cannot be filtered"))),
+    };
+    Ok((parts, bytes))
+}
+
+fn inflate<W: std::io::Write + Finish>(mut decoder: W, data: &[u8]) -> Result<Vec<u8>, Reject> {
+    decoder.write_all(data).map_err(|e| bad_document(format!("decompressing the upstream document: {e}")))?;
+    decoder.done().map_err(|e| bad_document(format!("decompressing the upstream document: {e}")))
+}
+
+/// A write sink that refuses to grow past [`MAX_DOCUMENT_BYTES`] (zip bombs).
+#[derive(Default)]
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_DOCUMENT_BYTES {
+            return Err(std::io::Error::other(format!("more than {MAX_DOCUMENT_BYTES} bytes after decompression")));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+trait Finish {
+    fn done(self) -> std::io::Result<Vec<u8>>;
+}
+
+impl Finish for flate2::write::GzDecoder<Bounded> {
+    fn done(self) -> std::io::Result<Vec<u8>> {
+        self.finish().map(|b| b.0)
+    }
+}
+
+impl Finish for flate2::write::ZlibDecoder<Bounded> {
+    fn done(self) -> std::io::Result<Vec<u8>> {
+        self.finish().map(|b| b.0)
+    }
+}
+
+fn rebuild(mut parts: http::response::Parts, body: Vec<u8>) -> Response<Body> {
+    super::headers::sanitize_response(&mut parts.headers);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    // A rewritten document differs from what the upstream's validators describe.
+    parts.headers.remove(header::ETAG);
+    Response::from_parts(parts, crate::respond::full(body))
+}
+
+/// Streams a GeoJSON body through the filter: constant memory per chunk (plus one
+/// feature when a geometry filter holds it), chunked to the client.
+fn stream_geojson(res: Response<Incoming>, properties: Option<Arc<[String]>>, fence: Option<Arc<Fence>>) -> Response<Body> {
+    let (mut parts, body) = res.into_parts();
+    super::headers::sanitize_response(&mut parts.headers);
+    let decoder = match parts.headers.remove(header::CONTENT_ENCODING).as_ref().and_then(|v| v.to_str().ok()) {
+        Some("gzip" | "x-gzip") => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
+        Some("deflate") => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
+        None | Some("identity") => Decoder::Identity,
+        Some(_) => Decoder::Unsupported,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::ETAG);
+    let body = FilteredBody { inner: body, filter: GeoJsonFilter::new(properties, fence), decoder, done: false };
+    Response::from_parts(parts, body.boxed())
+}
+
+enum Decoder {
+    Identity,
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
+    Unsupported,
+}
+
+impl Decoder {
+    /// Decoded bytes of `chunk` (borrowed when there is no coding).
+    fn decode(&mut self, chunk: Bytes) -> Result<Bytes, FilterStreamError> {
+        let take = |w: &mut Vec<u8>| Bytes::from(std::mem::take(w));
+        match self {
+            Decoder::Identity => Ok(chunk),
+            Decoder::Gzip(d) => {
+                d.write_all(&chunk).map_err(FilterStreamError::Decode)?;
+                Ok(take(d.get_mut()))
+            }
+            Decoder::Deflate(d) => {
+                d.write_all(&chunk).map_err(FilterStreamError::Decode)?;
+                Ok(take(d.get_mut()))
+            }
+            Decoder::Unsupported => Err(FilterStreamError::Decode(std::io::Error::other("unsupported content coding"))),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FilterStreamError {
+    #[error("the upstream GeoJSON could not be filtered: {0}")]
+    Filter(#[from] FilterError),
+    #[error("the upstream GeoJSON could not be decompressed: {0}")]
+    Decode(std::io::Error),
+    #[error("the upstream body failed: {0}")]
+    Upstream(#[from] hyper::Error),
+}
+
+/// A response body that runs each upstream chunk through the GeoJSON filter. A
+/// filter error ends the stream with an error, so the client sees a cut response,
+/// never unfiltered data.
+struct FilteredBody {
+    inner: Incoming,
+    filter: GeoJsonFilter,
+    decoder: Decoder,
+    done: bool,
+}
+
+impl http_body::Body for FilteredBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(f) => f,
+            };
+            let mut out = Vec::new();
+            let step: Result<(), FilterStreamError> = match frame {
+                None => {
+                    this.done = true;
+                    this.filter.finish(&mut out).map_err(Into::into)
+                }
+                Some(Err(e)) => Err(e.into()),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.decoder.decode(data).and_then(|d| this.filter.push(&d, &mut out).map_err(Into::into)),
+                    // Trailers carry no features; they are not forwarded after a rewrite.
+                    Err(_) => Ok(()),
+                },
+            };
+            if let Err(e) = step {
+                this.done = true;
+                tracing::warn!(error = %e, "GeoJSON response cut: it could not be filtered");
+                return Poll::Ready(Some(Err(Box::new(e))));
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+            }
+        }
+    }
+}
+
+/// The fence as the capabilities rewriter sees it.
+impl FenceView for Fence {
+    fn max_zoom(&self) -> Option<u8> {
+        Fence::max_zoom(self)
+    }
+    fn bounds_lonlat(&self) -> Option<[f64; 4]> {
+        Fence::bounds_lonlat(self).map(|b| [b.min_x, b.min_y, b.max_x, b.max_y])
+    }
+    fn bounds_mercator(&self) -> Option<[f64; 4]> {
+        Fence::bounds_mercator(self).map(|b| [b.min_x, b.min_y, b.max_x, b.max_y])
+    }
+    fn tile_limits(&self, z: u8) -> TileLimits {
+        let Some(shallowest) = self.tiles().and_then(|t| t.map(|t| t.z()).min()) else {
+            return TileLimits::All;
+        };
+        // Above every fence tile, each tile only partly overlaps the fence: refused.
+        if z < shallowest {
+            return TileLimits::Nothing;
+        }
+        match Fence::tile_limits(self, z) {
+            Some((min_col, max_col, min_row, max_row)) => TileLimits::Range { min_col, max_col, min_row, max_row },
+            None => TileLimits::Nothing,
+        }
+    }
+}

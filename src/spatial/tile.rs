@@ -43,6 +43,7 @@ impl TileCoord {
         if z > u32::from(MAX_TILE_ZOOM) {
             return Err(TileError::ZoomTooHigh(z));
         }
+        // INVARIANT: z <= 30, so the cast is lossless, and below x, y < 2^30 fit in u32.
         let z = z as u8;
         let n = 1u64 << z;
         if x >= n || y >= n {

@@ -13,8 +13,10 @@
 //! every unreadable input is a [`FilterError`] (the gateway answers 502), never a
 //! best-effort pass-through.
 
+pub mod geojson;
 pub mod props;
 
+pub use geojson::{filter_geojson, GeoJsonFilter, MAX_DEPTH, MAX_FEATURE_BYTES};
 pub use props::{cql2_json_properties, cql2_text_properties, fes_properties, UnreadableFilter};
 
 /// Why an upstream response could not be filtered. The response is not forwarded.

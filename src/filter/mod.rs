@@ -14,9 +14,11 @@
 //! best-effort pass-through.
 
 pub mod geojson;
+pub mod mvt;
 pub mod props;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, MAX_DEPTH, MAX_FEATURE_BYTES};
+pub use mvt::{filter_tile, MAX_TILE_BYTES};
 pub use props::{cql2_json_properties, cql2_text_properties, fes_properties, UnreadableFilter};
 
 /// Why an upstream response could not be filtered. The response is not forwarded.

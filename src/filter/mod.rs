@@ -16,10 +16,12 @@
 pub mod geojson;
 pub mod mvt;
 pub mod props;
+pub mod schema;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, MAX_DEPTH, MAX_FEATURE_BYTES};
 pub use mvt::{filter_tile, MAX_TILE_BYTES};
 pub use props::{cql2_json_properties, cql2_text_properties, fes_properties, UnreadableFilter};
+pub use schema::{trim_describe_feature_type, trim_queryables};
 
 /// Why an upstream response could not be filtered. The response is not forwarded.
 ///

@@ -1,4 +1,71 @@
-//! Response filters and property references: GeoJSON and MVT filtering by property
-//! and geometry, schema trimming, and finding the properties a filter expression names.
+//! Response filters and property references: the property fence and the geometry
+//! filter of DESIGN.md §5, applied to what comes back from an upstream.
+//!
+//! - [`props`]: which properties a request's filter expression names (FES XML, CQL2
+//!   text/ECQL, CQL2 JSON), so that the policy can refuse hidden ones.
+//! - [`geojson`]: a streaming GeoJSON filter that drops hidden keys from every
+//!   feature's `properties` and, under a tile fence, drops features outside it.
+//! - [`mvt`]: re-encodes a Mapbox Vector Tile without the hidden attributes.
+//! - [`schema`]: trims DescribeFeatureType XML and OGC API queryables/schema JSON.
+//!
+//! This is the "filter response" stage. Everything here is pure: bytes in, bytes
+//! out, no I/O, no clocks, no logging. It must never pass on data it could not read:
+//! every unreadable input is a [`FilterError`] (the gateway answers 502), never a
+//! best-effort pass-through.
 
+pub mod geojson;
+pub mod mvt;
 pub mod props;
+pub mod schema;
+
+pub use geojson::{filter_geojson, GeoJsonFilter, MAX_DEPTH, MAX_FEATURE_BYTES};
+pub use mvt::{filter_tile, MAX_TILE_BYTES};
+pub use props::{cql2_json_properties, cql2_text_properties, fes_properties, UnreadableFilter};
+pub use schema::{trim_describe_feature_type, trim_queryables};
+
+/// Why an upstream response could not be filtered. The response is not forwarded.
+///
+/// Every variant except [`FilterError::FeatureOutsideFence`] means the upstream sent
+/// something the gateway cannot vouch for (answer 502); `FeatureOutsideFence` means
+/// the one feature asked for is outside the token's geofence (answer 404, so that
+/// its existence is not revealed).
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("upstream response is not valid JSON at byte {offset}: {reason}")]
+    InvalidJson { offset: u64, reason: &'static str },
+    #[error("upstream response ends after {offset} bytes, inside a JSON value")]
+    TruncatedJson { offset: u64 },
+    #[error("upstream response nests deeper than {limit} levels at byte {offset}")]
+    TooDeep { offset: u64, limit: usize },
+    #[error("upstream response is not GeoJSON the filter understands at byte {offset}: {reason}")]
+    NotGeoJson { offset: u64, reason: &'static str },
+    #[error(
+        "upstream feature starting at byte {offset} is larger than {limit} bytes; \
+         the geometry filter holds one whole feature in memory"
+    )]
+    FeatureTooLarge { offset: u64, limit: usize },
+    #[error("upstream feature starting at byte {offset} has a `geometry` the filter cannot read: {reason}")]
+    InvalidGeometry { offset: u64, reason: String },
+    #[error("the requested feature lies outside the token's geofence")]
+    FeatureOutsideFence,
+    #[error("upstream vector tile is gzip data that does not decompress: {0}")]
+    Gzip(#[source] std::io::Error),
+    #[error("upstream vector tile decompresses to more than {limit} bytes")]
+    TileTooLarge { limit: usize },
+    #[error("upstream vector tile is not a Mapbox Vector Tile 2.1 protobuf: {0}")]
+    MvtDecode(#[source] prost::DecodeError),
+    #[error("upstream vector tile layer `{layer}` feature {feature}: {reason}")]
+    MvtTags {
+        layer: String,
+        feature: usize,
+        reason: String,
+    },
+    #[error("upstream schema is not readable XML at byte {offset}: {reason}")]
+    InvalidXml { offset: u64, reason: String },
+    #[error("upstream schema is not valid JSON: {0}")]
+    InvalidSchemaJson(#[source] serde_json::Error),
+    #[error("upstream schema is not a JSON object")]
+    SchemaNotObject,
+    #[error("the filter cannot continue after an earlier error on this response")]
+    Poisoned,
+}

@@ -1,4 +1,20 @@
-//! Which properties a filter expression names (FES XML, CQL2 text, CQL2 JSON).
+//! Which properties a filter expression names (FES XML, CQL2 text/ECQL, CQL2 JSON).
+//!
+//! The OGC classifier calls these to fill `Operation::properties`; the policy then
+//! refuses a request that names a property outside the token's property fence.
+//!
+//! The one rule here: when in doubt, report more or refuse. A name reported that is
+//! not really a property only over-denies; a property that is missed leaks data. So
+//! anything these readers do not fully understand is an [`UnreadableFilter`], and
+//! the request is refused. Pure code: no I/O, no logging.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::LazyLock;
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A filter expression the gateway cannot read; the request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -8,17 +24,904 @@ pub struct UnreadableFilter {
     pub message: String,
 }
 
-/// Property names referenced by an OGC Filter Encoding (FES 1.1/2.0) XML document.
-pub fn fes_properties(_xml: &str) -> Result<Vec<String>, UnreadableFilter> {
-    Err(UnreadableFilter { language: "FES", message: "not supported yet".into() })
+const FES: &str = "FES";
+const CQL2_TEXT: &str = "CQL2 text";
+const CQL2_JSON: &str = "CQL2 JSON";
+
+fn unreadable(language: &'static str, message: impl Into<String>) -> UnreadableFilter {
+    UnreadableFilter {
+        language,
+        message: message.into(),
+    }
 }
 
-/// Property names referenced by a CQL2 text (or ECQL) expression.
-pub fn cql2_text_properties(_text: &str) -> Result<Vec<String>, UnreadableFilter> {
-    Err(UnreadableFilter { language: "CQL2 text", message: "not supported yet".into() })
+/// Appends `name` unless it is already listed (first occurrence wins the order).
+fn push_unique(names: &mut Vec<String>, name: &str) {
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
 }
+
+// ---------------------------------------------------------------------------------
+// FES XML
+// ---------------------------------------------------------------------------------
+
+/// Property names referenced by an OGC Filter Encoding (FES 1.1/2.0) XML document.
+///
+/// Collects the text of every `PropertyName` and `ValueReference` element, in any
+/// namespace. A namespace prefix is dropped (`ns:name` names the property `name`);
+/// XPath beyond a qualified name (`a/b`, `@id`, `a[1]`, `*`) is refused, and so are
+/// DOCTYPE declarations and entities other than the five predefined ones.
+///
+/// ```
+/// use tilegate::filter::fes_properties;
+/// let xml = r#"<Filter xmlns="http://www.opengis.net/fes/2.0">
+///   <PropertyIsEqualTo><ValueReference>ns:name</ValueReference><Literal>x</Literal></PropertyIsEqualTo>
+/// </Filter>"#;
+/// assert_eq!(fes_properties(xml).unwrap(), vec!["name".to_string()]);
+/// assert!(fes_properties("<Filter><PropertyName>a/b</PropertyName></Filter>").is_err());
+/// ```
+pub fn fes_properties(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
+    let mut reader = Reader::from_str(xml);
+    let mut names = Vec::new();
+    // Text of the PropertyName/ValueReference element being read, if inside one.
+    let mut current: Option<String> = None;
+    let mut depth: usize = 0;
+    let mut saw_root = false;
+    loop {
+        let at = reader.buffer_position();
+        let event = reader
+            .read_event()
+            .map_err(|e| unreadable(FES, format!("not well-formed XML at byte {at}: {e}")))?;
+        match event {
+            Event::Start(start) => {
+                if current.is_some() {
+                    return Err(unreadable(FES, "an element inside a property name"));
+                }
+                if is_property_element(start.local_name().as_ref()) {
+                    current = Some(String::new());
+                }
+                depth += 1;
+                saw_root = true;
+            }
+            Event::Empty(start) => {
+                if current.is_some() {
+                    return Err(unreadable(FES, "an element inside a property name"));
+                }
+                if is_property_element(start.local_name().as_ref()) {
+                    return Err(unreadable(FES, "an empty property name"));
+                }
+                saw_root = true;
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if let Some(text) = current.take() {
+                    let name = fes_local_name(&text)?;
+                    push_unique(&mut names, name);
+                }
+            }
+            Event::Text(text) => {
+                if let Some(current) = current.as_mut() {
+                    let text = text.decode().map_err(|e| {
+                        unreadable(FES, format!("text at byte {at} is not UTF-8: {e}"))
+                    })?;
+                    current.push_str(&text);
+                }
+            }
+            Event::CData(data) => {
+                if let Some(current) = current.as_mut() {
+                    let text = data.decode().map_err(|e| {
+                        unreadable(FES, format!("CDATA at byte {at} is not UTF-8: {e}"))
+                    })?;
+                    current.push_str(&text);
+                }
+            }
+            Event::GeneralRef(reference) => {
+                let ch = resolve_xml_reference(&reference).ok_or_else(|| {
+                    unreadable(FES, format!("unknown entity reference at byte {at}"))
+                })?;
+                if let Some(current) = current.as_mut() {
+                    current.push(ch);
+                }
+            }
+            Event::DocType(_) => {
+                return Err(unreadable(
+                    FES,
+                    "DOCTYPE declarations are not accepted in a filter",
+                ));
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !saw_root || depth != 0 {
+        return Err(unreadable(FES, "the document has no complete root element"));
+    }
+    Ok(names)
+}
+
+fn is_property_element(local: &[u8]) -> bool {
+    local == b"PropertyName" || local == b"ValueReference"
+}
+
+/// The character a predefined entity or a character reference stands for.
+fn resolve_xml_reference(reference: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    if reference.is_char_ref() {
+        return reference.resolve_char_ref().ok().flatten();
+    }
+    let name: &[u8] = reference;
+    match name {
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"amp" => Some('&'),
+        b"apos" => Some('\''),
+        b"quot" => Some('"'),
+        _ => None,
+    }
+}
+
+/// The property a FES property reference names: a plain or prefixed name.
+fn fes_local_name(text: &str) -> Result<&str, UnreadableFilter> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(unreadable(FES, "an empty property name"));
+    }
+    if let Some(bad) = text.chars().find(|c| {
+        matches!(c, '/' | '@' | '[' | ']' | '(' | ')' | '*' | '=' | '|' | '$') || c.is_whitespace()
+    }) {
+        return Err(unreadable(
+            FES,
+            format!("property reference `{text}` is an XPath expression (`{bad}`); only `name` or `prefix:name` is accepted"),
+        ));
+    }
+    let mut parts = text.split(':');
+    let (first, second, third) = (parts.next(), parts.next(), parts.next());
+    let local = match (first, second, third) {
+        (Some(name), None, _) => name,
+        (Some(prefix), Some(name), None) if !prefix.is_empty() => name,
+        _ => {
+            return Err(unreadable(
+                FES,
+                format!("property reference `{text}` is not a qualified name"),
+            ))
+        }
+    };
+    if local.is_empty() || local.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
+        return Err(unreadable(
+            FES,
+            format!("property reference `{text}` is not a qualified name"),
+        ));
+    }
+    Ok(local)
+}
+
+// ---------------------------------------------------------------------------------
+// CQL2 text / ECQL
+// ---------------------------------------------------------------------------------
+
+/// Property names referenced by a CQL2 text (or GeoServer ECQL) expression.
+///
+/// A small tokenizer, not a full parser. An identifier in operand position is a
+/// property unless it is a literal keyword (`TRUE`, `FALSE`, `NULL`), a logical
+/// keyword (`AND`, `OR`, `NOT`), a function or WKT name (followed by `(`), or a
+/// distance unit in the last argument of `DWITHIN`/`BEYOND`. Words in operator
+/// position (after an operand) must be known operators (`LIKE`, `IN`, `BETWEEN`,
+/// `IS`, `DURING`, …). Double-quoted identifiers are always properties. Names are
+/// returned as written (a prefix such as `ns:` is kept, so it is checked as is).
+/// Anything else — unknown characters, unterminated quotes, unbalanced parentheses,
+/// a backslash before a quote — is refused.
+///
+/// ```
+/// use tilegate::filter::cql2_text_properties;
+/// let names = cql2_text_properties(r#"name LIKE 'A%' AND S_INTERSECTS(geom, POINT(1 2)) AND "pop" > 5"#);
+/// assert_eq!(names.unwrap(), vec!["name", "geom", "pop"]);
+/// ```
+pub fn cql2_text_properties(text: &str) -> Result<Vec<String>, UnreadableFilter> {
+    let tokens = tokenize_cql(text)?;
+    classify_cql(&tokens)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok<'a> {
+    /// A bare identifier, possibly hyphenated (`a-b`).
+    Word(&'a str),
+    /// A double-quoted identifier, unescaped.
+    Quoted(String),
+    /// A string or number literal.
+    Literal,
+    /// An ECQL date or date-time literal (`2006-11-30T01:30:00Z`).
+    DateTime,
+    LParen,
+    RParen,
+    Comma,
+    /// An operator or other punctuation (`=`, `<=`, `/`, …).
+    Op(&'a str),
+}
+
+static DATETIME: LazyLock<regex::Regex> = LazyLock::new(|| {
+    // INVARIANT: a constant, valid pattern.
+    regex::Regex::new(
+        r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?",
+    )
+    .unwrap()
+});
+
+static NUMBER: LazyLock<regex::Regex> = LazyLock::new(|| {
+    // INVARIANT: a constant, valid pattern.
+    regex::Regex::new(r"^(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?").unwrap()
+});
+
+static DURATION: LazyLock<regex::Regex> = LazyLock::new(|| {
+    // INVARIANT: a constant, valid pattern.
+    regex::Regex::new(r"^(?i)P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+        .unwrap()
+});
+
+fn is_ident_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_'
+}
+
+fn is_ident_part(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | ':')
+}
+
+fn tokenize_cql(text: &str) -> Result<Vec<Tok<'_>>, UnreadableFilter> {
+    let mut tokens = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        // INVARIANT: `i < text.len()` and `i` is on a char boundary, so a char follows.
+        let c = rest.chars().next().unwrap();
+        if c.is_whitespace() {
+            i += c.len_utf8();
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                let (body, len) = quoted(rest, c)?;
+                if c == '\'' {
+                    tokens.push(Tok::Literal);
+                } else {
+                    if body.is_empty() {
+                        return Err(unreadable(
+                            CQL2_TEXT,
+                            format!("empty quoted identifier at offset {i}"),
+                        ));
+                    }
+                    tokens.push(Tok::Quoted(body));
+                }
+                i += len;
+            }
+            '(' => {
+                tokens.push(Tok::LParen);
+                i += 1;
+            }
+            ')' => {
+                tokens.push(Tok::RParen);
+                i += 1;
+            }
+            ',' => {
+                tokens.push(Tok::Comma);
+                i += 1;
+            }
+            '0'..='9' | '.' => {
+                let len = if let Some(m) = DATETIME.find(rest) {
+                    tokens.push(Tok::DateTime);
+                    m.end()
+                } else if let Some(m) = NUMBER.find(rest) {
+                    tokens.push(Tok::Literal);
+                    m.end()
+                } else {
+                    return Err(unreadable(
+                        CQL2_TEXT,
+                        format!("unexpected `{c}` at offset {i}"),
+                    ));
+                };
+                if rest[len..].starts_with(is_ident_part) {
+                    return Err(unreadable(
+                        CQL2_TEXT,
+                        format!("a number runs into a word at offset {i}"),
+                    ));
+                }
+                i += len;
+            }
+            '<' | '>' | '!' => {
+                let two = bytes.get(i + 1).copied();
+                let len = match (c, two) {
+                    ('<', Some(b'=' | b'>')) | ('>', Some(b'=')) | ('!', Some(b'=')) => 2,
+                    ('!', _) => {
+                        return Err(unreadable(
+                            CQL2_TEXT,
+                            format!("unexpected `!` at offset {i}"),
+                        ))
+                    }
+                    _ => 1,
+                };
+                tokens.push(Tok::Op(&text[i..i + len]));
+                i += len;
+            }
+            '=' | '+' | '-' | '*' | '/' | '%' | '^' => {
+                tokens.push(Tok::Op(&text[i..i + 1]));
+                i += 1;
+            }
+            c if is_ident_start(c) => {
+                let mut end = 0;
+                let mut chars = rest.char_indices().peekable();
+                while let Some((at, ch)) = chars.next() {
+                    let joins = ch == '-'
+                        && chars
+                            .peek()
+                            .is_some_and(|&(_, next)| next.is_alphanumeric() || next == '_');
+                    if is_ident_part(ch) || joins {
+                        end = at + ch.len_utf8();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(Tok::Word(&rest[..end]));
+                i += end;
+            }
+            other => {
+                return Err(unreadable(
+                    CQL2_TEXT,
+                    format!("unexpected character `{other}` at offset {i}"),
+                ));
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// Reads a `'…'` or `"…"` token at the start of `rest`, where a doubled quote
+/// stands for one quote. Returns the body and the token's length in bytes.
+///
+/// A backslash right before a quote is refused: dialects differ on whether it
+/// escapes the quote, and a reader that disagrees with the upstream on where a
+/// literal ends could miss a property hidden after it.
+fn quoted(rest: &str, quote: char) -> Result<(String, usize), UnreadableFilter> {
+    let mut body = String::new();
+    let mut chars = rest.char_indices().skip(1).peekable();
+    let mut previous = '\0';
+    while let Some((at, ch)) = chars.next() {
+        if ch == quote {
+            if previous == '\\' {
+                return Err(unreadable(
+                    CQL2_TEXT,
+                    "a backslash before a quote is ambiguous; double the quote instead",
+                ));
+            }
+            if chars.peek().is_some_and(|&(_, next)| next == quote) {
+                chars.next();
+                body.push(quote);
+                previous = '\0';
+                continue;
+            }
+            return Ok((body, at + 1));
+        }
+        body.push(ch);
+        previous = ch;
+    }
+    let what = if quote == '\'' {
+        "string literal"
+    } else {
+        "quoted identifier"
+    };
+    Err(unreadable(CQL2_TEXT, format!("unterminated {what}")))
+}
+
+const WKT_WORDS: &[&str] = &[
+    "POINT",
+    "LINESTRING",
+    "POLYGON",
+    "MULTIPOINT",
+    "MULTILINESTRING",
+    "MULTIPOLYGON",
+    "GEOMETRYCOLLECTION",
+    "ENVELOPE",
+];
+
+const DISTANCE_UNITS: &[&str] = &[
+    "METERS",
+    "KILOMETERS",
+    "FEET",
+    "MILES",
+    "NAUTICAL MILES",
+    "STATUTE MILES",
+];
+
+/// Words that may follow an operand; after them an operand is expected.
+const INFIX_WORDS: &[&str] = &[
+    "AND", "OR", "LIKE", "ILIKE", "BETWEEN", "IN", "IS", "DIV", "BEFORE", "AFTER", "DURING",
+    "TEQUALS",
+];
+
+struct Paren<'a> {
+    /// The function (or WKT, or keyword) name before the parenthesis, upper case.
+    function: Option<Cow<'a, str>>,
+    argument: usize,
+}
+
+fn classify_cql(tokens: &[Tok<'_>]) -> Result<Vec<String>, UnreadableFilter> {
+    let mut names = Vec::new();
+    let mut parens: Vec<Paren<'_>> = Vec::new();
+    let mut expect_operand = true;
+    let mut i = 0;
+    let word_at = |k: usize| match tokens.get(k) {
+        Some(Tok::Word(w)) => Some(w.to_uppercase()),
+        _ => None,
+    };
+    while i < tokens.len() {
+        match &tokens[i] {
+            Tok::Word(word) => {
+                let upper = word.to_uppercase();
+                let next = tokens.get(i + 1);
+                if next == Some(&Tok::LParen) {
+                    // A function call, a WKT literal, `IN (…)`, `NOT (…)`: the name is
+                    // not a property; the arguments are scanned.
+                    parens.push(Paren {
+                        function: Some(Cow::Owned(upper)),
+                        argument: 0,
+                    });
+                    expect_operand = true;
+                    i += 2;
+                    continue;
+                }
+                if WKT_WORDS.contains(&upper.as_str()) {
+                    match word_at(i + 1).as_deref() {
+                        Some("EMPTY") => {
+                            expect_operand = false;
+                            i += 2;
+                            continue;
+                        }
+                        Some("Z" | "M" | "ZM") if tokens.get(i + 2) == Some(&Tok::LParen) => {
+                            parens.push(Paren {
+                                function: Some(Cow::Owned(upper)),
+                                argument: 0,
+                            });
+                            expect_operand = true;
+                            i += 3;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                if is_distance_unit(&parens, &upper) {
+                    expect_operand = false;
+                } else if expect_operand {
+                    match upper.as_str() {
+                        "TRUE" | "FALSE" | "NULL" => expect_operand = false,
+                        "NOT" | "AND" | "OR" => {}
+                        "INCLUDE" | "EXCLUDE" if tokens.len() == 1 => expect_operand = false,
+                        _ if is_duration(tokens, i, word) => expect_operand = false,
+                        _ => {
+                            push_unique(&mut names, word);
+                            if word.contains('-') {
+                                // A dialect that reads `a-b` as `a - b` would see two
+                                // properties; report them too.
+                                for part in
+                                    word.split('-').filter(|p| p.starts_with(is_ident_start))
+                                {
+                                    push_unique(&mut names, part);
+                                }
+                            }
+                            expect_operand = false;
+                        }
+                    }
+                } else {
+                    match upper.as_str() {
+                        "NOT" => {}
+                        "EXISTS" | "DOES-NOT-EXIST" => {}
+                        "BEFORE"
+                            if word_at(i + 1).as_deref() == Some("OR")
+                                && word_at(i + 2).as_deref() == Some("DURING") =>
+                        {
+                            expect_operand = true;
+                            i += 3;
+                            continue;
+                        }
+                        "DURING"
+                            if word_at(i + 1).as_deref() == Some("OR")
+                                && word_at(i + 2).as_deref() == Some("AFTER") =>
+                        {
+                            expect_operand = true;
+                            i += 3;
+                            continue;
+                        }
+                        w if INFIX_WORDS.contains(&w) => expect_operand = true,
+                        _ => {
+                            return Err(unreadable(
+                                CQL2_TEXT,
+                                format!("unexpected word `{word}` after an operand"),
+                            ));
+                        }
+                    }
+                }
+            }
+            Tok::Quoted(name) => {
+                push_unique(&mut names, name);
+                expect_operand = false;
+            }
+            Tok::Literal | Tok::DateTime => expect_operand = false,
+            Tok::LParen => {
+                parens.push(Paren {
+                    function: None,
+                    argument: 0,
+                });
+                expect_operand = true;
+            }
+            Tok::RParen => {
+                if parens.pop().is_none() {
+                    return Err(unreadable(CQL2_TEXT, "unbalanced `)`"));
+                }
+                expect_operand = false;
+            }
+            Tok::Comma => {
+                let Some(paren) = parens.last_mut() else {
+                    return Err(unreadable(CQL2_TEXT, "a `,` outside parentheses"));
+                };
+                paren.argument += 1;
+                expect_operand = true;
+            }
+            Tok::Op(_) => expect_operand = true,
+        }
+        i += 1;
+    }
+    if !parens.is_empty() {
+        return Err(unreadable(CQL2_TEXT, "unbalanced `(`"));
+    }
+    Ok(names)
+}
+
+/// A distance unit: only as the fourth argument of `DWITHIN`/`BEYOND`.
+fn is_distance_unit(parens: &[Paren<'_>], upper: &str) -> bool {
+    let Some(paren) = parens.last() else {
+        return false;
+    };
+    let in_distance = matches!(
+        paren.function.as_deref(),
+        Some("DWITHIN" | "BEYOND" | "S_DWITHIN" | "S_BEYOND")
+    );
+    in_distance
+        && paren.argument == 3
+        && DISTANCE_UNITS
+            .iter()
+            .any(|u| u.split(' ').any(|part| part == upper))
+}
+
+/// An ISO 8601 duration that is one end of an ECQL period (`date/P1D`, `P1D/date`).
+fn is_duration(tokens: &[Tok<'_>], i: usize, word: &str) -> bool {
+    if !DURATION.is_match(word) || word.len() < 2 {
+        return false;
+    }
+    let slash = Tok::Op("/");
+    let after_date = i >= 2 && tokens[i - 1] == slash && tokens[i - 2] == Tok::DateTime;
+    let before_date =
+        tokens.get(i + 1) == Some(&slash) && tokens.get(i + 2) == Some(&Tok::DateTime);
+    after_date || before_date
+}
+
+// ---------------------------------------------------------------------------------
+// CQL2 JSON
+// ---------------------------------------------------------------------------------
 
 /// Property names referenced by a CQL2 JSON expression.
-pub fn cql2_json_properties(_json: &str) -> Result<Vec<String>, UnreadableFilter> {
-    Err(UnreadableFilter { language: "CQL2 JSON", message: "not supported yet".into() })
+///
+/// Every `{"property": "name"}` member anywhere in the document names a property,
+/// including every one of duplicated keys (a JSON reader that keeps the first and
+/// one that keeps the last must both be covered). A `property` member whose value
+/// is not a string is refused.
+///
+/// ```
+/// use tilegate::filter::cql2_json_properties;
+/// let json = r#"{"op":"=","args":[{"property":"name"},"x"]}"#;
+/// assert_eq!(cql2_json_properties(json).unwrap(), vec!["name"]);
+/// ```
+pub fn cql2_json_properties(json: &str) -> Result<Vec<String>, UnreadableFilter> {
+    let mut names = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    Walk { names: &mut names }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|e| unreadable(CQL2_JSON, e.to_string()))?;
+    Ok(names)
+}
+
+/// Visits a JSON value without building it, collecting `property` members.
+struct Walk<'n> {
+    names: &'n mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CQL2 JSON expression")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Walk {
+                names: &mut *self.names,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "property" {
+                let name: Cow<'de, str> = map.next_value().map_err(|_| {
+                    de::Error::custom("a `property` member whose value is not a string")
+                })?;
+                if name.is_empty() {
+                    return Err(de::Error::custom("an empty `property` name"));
+                }
+                push_unique(self.names, &name);
+            } else {
+                map.next_value_seed(Walk {
+                    names: &mut *self.names,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fes(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
+        fes_properties(xml)
+    }
+
+    #[test]
+    fn fes_collects_property_names_and_value_references_in_any_namespace() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r#"<ogc:Filter xmlns:ogc="http://www.opengis.net/ogc"><ogc:PropertyIsEqualTo>
+                   <ogc:PropertyName>name</ogc:PropertyName><ogc:Literal>x</ogc:Literal>
+                   </ogc:PropertyIsEqualTo></ogc:Filter>"#,
+                &["name"],
+            ),
+            (
+                r#"<fes:Filter xmlns:fes="http://www.opengis.net/fes/2.0"><fes:And>
+                   <fes:PropertyIsLike wildCard="*" singleChar="." escapeChar="!"><fes:ValueReference>topp:state_name</fes:ValueReference><fes:Literal>N*</fes:Literal></fes:PropertyIsLike>
+                   <fes:BBOX><fes:ValueReference>the_geom</fes:ValueReference><gml:Envelope xmlns:gml="http://www.opengis.net/gml/3.2"/></fes:BBOX>
+                   <fes:PropertyIsEqualTo><fes:ValueReference>state_name</fes:ValueReference><fes:Literal>x</fes:Literal></fes:PropertyIsEqualTo>
+                   </fes:And></fes:Filter>"#,
+                &["state_name", "the_geom"],
+            ),
+            (
+                "<Filter><PropertyIsEqualTo><Function name=\"strToLowerCase\"><PropertyName> pop </PropertyName></Function><Literal>x</Literal></PropertyIsEqualTo></Filter>",
+                &["pop"],
+            ),
+            ("<Filter><PropertyName>na<!-- split -->me</PropertyName></Filter>", &["name"]),
+            ("<Filter><PropertyName><![CDATA[secret]]></PropertyName></Filter>", &["secret"]),
+            ("<Filter><PropertyName>&#115;ecret</PropertyName></Filter>", &["secret"]),
+            ("<Filter><Literal>PropertyName</Literal></Filter>", &[]),
+            ("<?xml version=\"1.0\"?><Filter/>", &[]),
+        ];
+        for (xml, expected) in cases {
+            assert_eq!(fes(xml).unwrap(), *expected, "{xml}");
+        }
+    }
+
+    #[test]
+    fn fes_refuses_what_it_cannot_read_safely() {
+        let cases = [
+            "<Filter><PropertyName>a/b</PropertyName></Filter>",
+            "<Filter><PropertyName>@gml:id</PropertyName></Filter>",
+            "<Filter><ValueReference>a[1]</ValueReference></Filter>",
+            "<Filter><ValueReference>*</ValueReference></Filter>",
+            "<Filter><ValueReference>a:b:c</ValueReference></Filter>",
+            "<Filter><ValueReference>:b</ValueReference></Filter>",
+            "<Filter><ValueReference>a b</ValueReference></Filter>",
+            "<Filter><PropertyName></PropertyName></Filter>",
+            "<Filter><PropertyName/></Filter>",
+            "<Filter><PropertyName><b>x</b></PropertyName></Filter>",
+            "<!DOCTYPE x [<!ENTITY e \"secret\">]><Filter><PropertyName>&e;</PropertyName></Filter>",
+            "<Filter><PropertyName>&e;</PropertyName></Filter>",
+            "<Filter><PropertyName>name</Filter>",
+            "<Filter>",
+            "",
+            "not xml",
+        ];
+        for xml in cases {
+            assert!(fes(xml).is_err(), "{xml} should be refused");
+        }
+    }
+
+    fn cql(text: &str) -> Vec<String> {
+        cql2_text_properties(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn cql2_text_finds_properties() {
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("name = 'x'", &["name"]),
+            ("name='it''s' AND pop>5", &["name", "pop"]),
+            (r#""AND" = 1 OR "a""b" = 2"#, &["AND", "a\"b"]),
+            ("'name' = 'x'", &[]),
+            ("'a'' OR secret = ''b' = name", &["name"]),
+            ("pop BETWEEN 1 AND 5", &["pop"]),
+            ("pop NOT BETWEEN 1 AND 5", &["pop"]),
+            ("name NOT LIKE 'a%' OR name ILIKE 'b'", &["name"]),
+            (
+                "kind IN ('a', 'b') AND NOT other IS NULL",
+                &["kind", "other"],
+            ),
+            ("kind NOT IN (1, 2)", &["kind"]),
+            ("x IS NOT NULL", &["x"]),
+            ("flag = TRUE OR flag = false", &["flag"]),
+            (
+                "S_INTERSECTS(geom, POLYGON((0 0, 1 0, 1 1, 0 0)))",
+                &["geom"],
+            ),
+            (
+                "INTERSECTS(the_geom, MULTIPOINT((1 2), (3 4)))",
+                &["the_geom"],
+            ),
+            ("S_WITHIN(geom, ENVELOPE(0, 1, 2, 3))", &["geom"]),
+            ("BBOX(geom, 1, 2, 3, 4, 'EPSG:4326')", &["geom"]),
+            ("DWITHIN(geom, POINT(1 2), 10, meters)", &["geom"]),
+            ("DWITHIN(geom, POINT(1 2), 10, statute miles)", &["geom"]),
+            (
+                "S_INTERSECTS(geom, POINT Z (1 2 3)) AND S_DISJOINT(geom, POINT EMPTY)",
+                &["geom"],
+            ),
+            ("point = 5", &["point"]),
+            ("T_INTERSECTS(dtg, INTERVAL('2020-01-01', '..'))", &["dtg"]),
+            ("T_AFTER(dtg, TIMESTAMP('2020-01-01T00:00:00Z'))", &["dtg"]),
+            ("dtg AFTER 2006-11-30T01:30:00Z", &["dtg"]),
+            (
+                "dtg DURING 2006-11-30T00:30:00Z/2006-12-31T00:30:00+01:00",
+                &["dtg"],
+            ),
+            ("dtg DURING 2006-11-30T00:30:00Z/P1DT2H", &["dtg"]),
+            ("dtg BEFORE OR DURING P10D/2006-11-30", &["dtg"]),
+            ("dtg DURING OR AFTER 2006-11-30", &["dtg"]),
+            ("a / P1D > 2", &["a", "P1D"]),
+            (
+                "CASEI(road_class) IN (CASEI('Οδός'), casei('Straße'))",
+                &["road_class"],
+            ),
+            ("ACCENTI(etat_vol) = accenti('débárquér')", &["etat_vol"]),
+            ("A_CONTAINS(layer_ids, ('a', 'b'))", &["layer_ids"]),
+            ("(a + b) * -2 >= c DIV 3 % d ^ 2", &["a", "b", "c", "d"]),
+            (
+                "a <> b AND c != d AND e <= f",
+                &["a", "b", "c", "d", "e", "f"],
+            ),
+            (
+                "straße = 'x' AND _x1 = 1.5e3 AND y = .5",
+                &["straße", "_x1", "y"],
+            ),
+            ("ns:name = 'x'", &["ns:name"]),
+            ("a.b = 1", &["a.b"]),
+            ("a-b = 1", &["a-b", "a", "b"]),
+            ("attr EXISTS AND other DOES-NOT-EXIST", &["attr", "other"]),
+            ("INCLUDE", &[]),
+            ("include = 1", &["include"]),
+            ("meters = 1", &["meters"]),
+            ("name = 'x' AND name = 'y'", &["name"]),
+            ("strToLowerCase(name) = 'x'", &["name"]),
+            ("NOT (a = 1)", &["a"]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(cql(text), *expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn cql2_text_refuses_what_it_cannot_read_safely() {
+        let cases = [
+            "name = 'x",
+            "\"name = 1",
+            "name = 'a\\' OR secret = 1 OR b = ''",
+            "\"a\\\"\" = 1",
+            "a = 1)",
+            "(a = 1",
+            "f(a, b",
+            "a = 1; DROP",
+            "a = #1",
+            "a = 10km",
+            "a b",
+            "a SECRET 1",
+            "a = 1 ,",
+            "\"\" = 1",
+            "a = 1 & b",
+            "a = 1 | b",
+            "a = `b`",
+        ];
+        for text in cases {
+            assert!(
+                cql2_text_properties(text).is_err(),
+                "{text} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn cql2_json_finds_every_property_member() {
+        let cases: &[(&str, &[&str])] = &[
+            (r#"{"op":"=","args":[{"property":"name"},"x"]}"#, &["name"]),
+            (
+                r#"{"op":"and","args":[{"op":"s_intersects","args":[{"property":"geom"},{"type":"Point","coordinates":[1,2]}]},
+                   {"op":"like","args":[{"function":{"name":"casei","args":[{"property":"road"}]}},"a%"]}]}"#,
+                &["geom", "road"],
+            ),
+            (
+                r#"{"op":"=","args":[{"property":"a"},{"property":"a"}]}"#,
+                &["a"],
+            ),
+            (
+                r#"{"op":"=","args":[{"propert\u0079":"secret"},1]}"#,
+                &["secret"],
+            ),
+            (
+                r#"{"op":"=","args":[{"property":"first","property":"second"},1]}"#,
+                &["first", "second"],
+            ),
+            (
+                r#"{"op":"=","args":["property",{"value":"property"}]}"#,
+                &[],
+            ),
+            (
+                r#"{"op":"=","args":[{"property":"na\"me"},1]}"#,
+                &["na\"me"],
+            ),
+            ("true", &[]),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(cql2_json_properties(json).unwrap(), *expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn cql2_json_refuses_what_it_cannot_read() {
+        let cases = [
+            r#"{"op":"=","args":[{"property":1},1]}"#,
+            r#"{"op":"=","args":[{"property":{"property":"x"}},1]}"#,
+            r#"{"op":"=","args":[{"property":""},1]}"#,
+            r#"{"op":"=","args":[{"property":"a"},1]"#,
+            r#"{"op":"="} {"#,
+            "",
+        ];
+        for json in cases {
+            assert!(
+                cql2_json_properties(json).is_err(),
+                "{json} should be refused"
+            );
+        }
+    }
 }

@@ -1,0 +1,963 @@
+//! The streaming GeoJSON filter: hides properties outside a token's property fence
+//! and, under a tile geofence, drops features outside it.
+//!
+//! [`GeoJsonFilter`] is a push parser: the gateway feeds it the upstream body chunk
+//! by chunk and forwards what it writes. It validates the whole document as JSON
+//! (strict RFC 8259, UTF-8) while it copies it, so what it emits is valid JSON or
+//! nothing: any invalid input is a [`FilterError`] and the response is abandoned.
+//!
+//! # Which objects are features
+//!
+//! The root must be a JSON object (anything else is refused). Features are the
+//! members of the root's `features` array (a FeatureCollection, whatever its `type`
+//! says and wherever `type` comes) and the root object itself when it has a
+//! `properties` or `geometry` member and no `features` member (a single Feature,
+//! as OGC API `/items/{id}` answers). A root with none of these members — an OGC
+//! API collection document, a landing page, an upstream error body — passes
+//! unchanged. Nothing deeper is touched: a key named `properties` inside a
+//! feature's properties is just a key, and `properties` objects anywhere else are
+//! not feature properties.
+//!
+//! # What is changed
+//!
+//! - In each feature's `properties` object, members whose (unescaped) key is not
+//!   allowed are removed; kept values pass byte for byte, whatever they hold.
+//!   `"properties": null` stays null; any other non-object `properties` is refused.
+//!   A filtered properties object is re-emitted compactly (its own whitespace and
+//!   commas are rewritten), and so is the `features` array under a fence; every
+//!   other byte of the document — other members, whitespace, number spellings,
+//!   escapes — is copied.
+//! - With a fence that has tiles, each feature is held (up to
+//!   [`MAX_FEATURE_BYTES`]) until it is complete, its `geometry` is parsed and the
+//!   feature is dropped unless `Fence::intersects_lonlat` says it touches the fence.
+//!   A null or missing geometry is dropped. A duplicated `geometry` member must
+//!   intersect in every copy. A single-Feature root outside the fence is
+//!   [`FilterError::FeatureOutsideFence`]. Geometries are read as RFC 7946 lon/lat.
+//!
+//! # Memory
+//!
+//! Without a fence nothing is held but a key (bounded by the longest allowed name)
+//! and a nesting stack (bounded by [`MAX_DEPTH`]). With a fence, one feature at a
+//! time is held, bounded by [`MAX_FEATURE_BYTES`] plus one input chunk.
+//!
+//! Pure code: no I/O, no logging. It must never emit a byte of a hidden property.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use geo::{Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
+use serde_json::Value;
+
+use super::FilterError;
+use crate::spatial::Fence;
+
+/// The largest feature the geometry filter holds in memory while it reads it.
+pub const MAX_FEATURE_BYTES: usize = 16 << 20;
+/// The deepest nesting of JSON arrays and objects accepted.
+pub const MAX_DEPTH: usize = 512;
+/// The deepest nesting of GeometryCollections accepted in a geometry.
+const MAX_COLLECTION_DEPTH: usize = 16;
+/// Keys longer than this (escaped) are never compared with a member name.
+const MIN_KEY_CAP: usize = 64;
+
+/// An open array or object, and what it means to the filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Frame {
+    /// The root object: may be a FeatureCollection, a Feature or anything else.
+    Root,
+    /// The root's `features` array.
+    Features,
+    /// A member of `features`.
+    Feature,
+    /// A feature's `properties` object, being filtered.
+    Properties,
+    /// Any other object.
+    Object,
+    /// Any other array.
+    Array,
+}
+
+impl Frame {
+    fn is_object(self) -> bool {
+        matches!(self, Frame::Root | Frame::Feature | Frame::Properties | Frame::Object)
+    }
+}
+
+/// What the value after the current member key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Other,
+    Features,
+    Properties,
+    Geometry,
+}
+
+/// The kind of value that starts at a byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Object,
+    Array,
+    Null,
+    Scalar,
+}
+
+/// Where in the number grammar the parser is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Num {
+    Minus,
+    Zero,
+    Int,
+    Dot,
+    Frac,
+    Exp,
+    ExpSign,
+    ExpInt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A value must follow (document start, after `:`, after `,` in an array).
+    Value,
+    /// After `[`: a value or `]`.
+    ValueOrEnd,
+    /// After `{`: a key or `}`.
+    KeyOrEnd,
+    /// After `,` in an object: a key.
+    Key,
+    Colon,
+    /// After a value inside a container: `,` or the closing bracket.
+    AfterValue,
+    Str,
+    Escape,
+    Unicode(u8),
+    Number(Num),
+    Literal(&'static [u8], u8),
+    /// The root value is complete; only whitespace may follow.
+    Done,
+    Failed,
+}
+
+/// The property names a token may see, as bytes, for fast comparison with keys.
+struct AllowedSet {
+    names: Vec<Box<[u8]>>,
+    set: Option<HashSet<Box<[u8]>>>,
+}
+
+impl AllowedSet {
+    fn new(names: &[String]) -> Self {
+        let names: Vec<Box<[u8]>> = names.iter().map(|n| n.as_bytes().into()).collect();
+        // A linear scan beats hashing for the handful of names a fence usually has.
+        let set = (names.len() > 16).then(|| names.iter().cloned().collect());
+        AllowedSet { names, set }
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        match &self.set {
+            Some(set) => set.contains(key),
+            None => self.names.iter().any(|n| **n == *key),
+        }
+    }
+
+    fn longest(&self) -> usize {
+        self.names.iter().map(|n| n.len()).max().unwrap_or(0)
+    }
+}
+
+/// Decides whether a feature's geometry may be shown.
+enum GeometryTest {
+    Fence(Arc<Fence>),
+    #[cfg(test)]
+    Predicate(fn(&Geometry<f64>) -> bool),
+}
+
+impl GeometryTest {
+    fn admits(&self, geometry: &Geometry<f64>) -> bool {
+        match self {
+            GeometryTest::Fence(fence) => fence.intersects_lonlat(geometry),
+            #[cfg(test)]
+            GeometryTest::Predicate(test) => test(geometry),
+        }
+    }
+}
+
+/// A streaming filter for one GeoJSON response body. See the module docs for the rules.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tilegate::filter::GeoJsonFilter;
+///
+/// let allowed: Arc<[String]> = Arc::from(vec!["name".to_string()]);
+/// let mut filter = GeoJsonFilter::new(Some(allowed), None);
+/// let mut out = Vec::new();
+/// filter.push(br#"{"type":"Feature","properties":{"name":"a","sec"#, &mut out).unwrap();
+/// filter.push(br#"ret":1},"geometry":null}"#, &mut out).unwrap();
+/// filter.finish(&mut out).unwrap();
+/// assert_eq!(out, br#"{"type":"Feature","properties":{"name":"a"},"geometry":null}"#);
+/// ```
+pub struct GeoJsonFilter {
+    /// `None`: every property may be shown.
+    allowed: Option<AllowedSet>,
+    /// `None`: no geometry filter (no fence, or a fence without tiles).
+    geometry_test: Option<GeometryTest>,
+    state: State,
+    stack: Vec<Frame>,
+    /// Input bytes before the current chunk, for error offsets.
+    consumed: u64,
+
+    // Emission: `chunk[start..i]` is pending and is written to the sink if `emitting`.
+    start: usize,
+    emitting: bool,
+    /// The sink is `held` (a feature or an undecided root under a fence), else `out`.
+    buffering: bool,
+    held: Vec<u8>,
+
+    // Strings and keys.
+    str_is_key: bool,
+    collecting: bool,
+    key_from: usize,
+    key: Vec<u8>,
+    key_overflow: bool,
+    key_cap: usize,
+
+    // What the structure means.
+    next_role: Role,
+    member_kept: bool,
+    props_emitted: bool,
+    features_emitted: bool,
+    /// Under a fence, the root is held until it turns out to be a collection or ends.
+    root_pending: bool,
+    root_is_feature: bool,
+    /// Under a fence: the stack depth of the member whose value is a `geometry`.
+    geometry_depth: Option<usize>,
+    geometry_start: usize,
+    /// Ranges of `held` that hold the current feature's geometries.
+    geometries: Vec<(usize, usize)>,
+    feature_offset: u64,
+
+    /// An incomplete UTF-8 sequence at the end of the last chunk.
+    utf8_carry: Vec<u8>,
+}
+
+impl GeoJsonFilter {
+    /// A filter showing only `properties` (`None`: all, empty: none) and, when `fence`
+    /// has tiles, only features whose geometry intersects it.
+    pub fn new(properties: Option<Arc<[String]>>, fence: Option<Arc<Fence>>) -> Self {
+        let fence = fence.filter(|f| f.tiles().is_some());
+        Self::with_test(properties, fence.map(GeometryTest::Fence))
+    }
+
+    fn with_test(properties: Option<Arc<[String]>>, geometry_test: Option<GeometryTest>) -> Self {
+        let allowed = properties.map(|p| AllowedSet::new(&p));
+        // An escaped key is at most 6 bytes per byte of its name (`\u0041`).
+        let key_cap = allowed.as_ref().map_or(0, |a| a.longest() * 6).max(MIN_KEY_CAP);
+        GeoJsonFilter {
+            allowed,
+            geometry_test,
+            state: State::Value,
+            stack: Vec::with_capacity(16),
+            consumed: 0,
+            start: 0,
+            emitting: true,
+            buffering: false,
+            held: Vec::new(),
+            str_is_key: false,
+            collecting: false,
+            key_from: 0,
+            key: Vec::with_capacity(key_cap),
+            key_overflow: false,
+            key_cap,
+            next_role: Role::Other,
+            member_kept: false,
+            props_emitted: false,
+            features_emitted: false,
+            root_pending: false,
+            root_is_feature: false,
+            geometry_depth: None,
+            geometry_start: 0,
+            geometries: Vec::new(),
+            feature_offset: 0,
+            utf8_carry: Vec::with_capacity(4),
+        }
+    }
+
+    /// Filters the next chunk of the body, appending what may be sent on to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
+        if self.state == State::Failed {
+            return Err(FilterError::Poisoned);
+        }
+        let result = self.run(chunk, out);
+        self.consumed += chunk.len() as u64;
+        if result.is_err() {
+            self.fail();
+        }
+        result
+    }
+
+    /// Ends the body: an error if it stopped inside the document.
+    pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), FilterError> {
+        match self.state {
+            State::Failed => Err(FilterError::Poisoned),
+            State::Done if self.utf8_carry.is_empty() => Ok(()),
+            _ => {
+                self.fail();
+                Err(FilterError::TruncatedJson { offset: self.consumed })
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        self.state = State::Failed;
+        self.held = Vec::new();
+        self.stack = Vec::new();
+    }
+
+    fn invalid(&self, i: usize, reason: &'static str) -> FilterError {
+        FilterError::InvalidJson { offset: self.consumed + i as u64, reason }
+    }
+
+    fn not_geojson(&self, i: usize, reason: &'static str) -> FilterError {
+        FilterError::NotGeoJson { offset: self.consumed + i as u64, reason }
+    }
+
+    fn run(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
+        self.check_utf8(chunk)?;
+        self.start = 0;
+        self.key_from = 0;
+        let n = chunk.len();
+        let mut i = 0;
+        while i < n {
+            match self.state {
+                State::Str => {
+                    let mut j = i;
+                    while j < n {
+                        let b = chunk[j];
+                        if b == b'"' || b == b'\\' || b < 0x20 {
+                            break;
+                        }
+                        j += 1;
+                    }
+                    if j == n {
+                        i = n;
+                        continue;
+                    }
+                    match chunk[j] {
+                        b'"' if self.str_is_key => self.end_key(chunk, j, out)?,
+                        b'"' => self.end_value(chunk, j + 1, out)?,
+                        b'\\' => self.state = State::Escape,
+                        _ => return Err(self.invalid(j, "a control character inside a string")),
+                    }
+                    i = j + 1;
+                }
+                State::Number(num) => {
+                    let b = chunk[i];
+                    let next = match (num, b) {
+                        (Num::Minus, b'0') => Some(Num::Zero),
+                        (Num::Minus, b'1'..=b'9') | (Num::Int, b'0'..=b'9') => Some(Num::Int),
+                        (Num::Zero | Num::Int, b'.') => Some(Num::Dot),
+                        (Num::Dot | Num::Frac, b'0'..=b'9') => Some(Num::Frac),
+                        (Num::Zero | Num::Int | Num::Frac, b'e' | b'E') => Some(Num::Exp),
+                        (Num::Exp, b'+' | b'-') => Some(Num::ExpSign),
+                        (Num::Exp | Num::ExpSign | Num::ExpInt, b'0'..=b'9') => Some(Num::ExpInt),
+                        _ => None,
+                    };
+                    match next {
+                        Some(next) => {
+                            self.state = State::Number(next);
+                            i += 1;
+                            if matches!(next, Num::Int | Num::Frac | Num::ExpInt) {
+                                while i < n && chunk[i].is_ascii_digit() {
+                                    i += 1;
+                                }
+                            }
+                        }
+                        // The number ended at `b`, which is read again as what follows it.
+                        None if matches!(num, Num::Zero | Num::Int | Num::Frac | Num::ExpInt) => {
+                            self.end_value(chunk, i, out)?;
+                        }
+                        None => return Err(self.invalid(i, "a malformed number")),
+                    }
+                }
+                State::Value | State::ValueOrEnd => {
+                    let kind = match chunk[i] {
+                        b' ' | b'\t' | b'\n' | b'\r' => {
+                            i = skip_whitespace(chunk, i);
+                            continue;
+                        }
+                        b']' if self.state == State::ValueOrEnd => {
+                            self.close_array(chunk, i, out)?;
+                            i += 1;
+                            continue;
+                        }
+                        b'{' => Kind::Object,
+                        b'[' => Kind::Array,
+                        b'n' => Kind::Null,
+                        b'"' | b'-' | b'0'..=b'9' | b't' | b'f' => Kind::Scalar,
+                        _ => return Err(self.invalid(i, "expected a value")),
+                    };
+                    self.begin_value(chunk, i, out, kind)?;
+                    self.state = match chunk[i] {
+                        b'{' => State::KeyOrEnd,
+                        b'[' => State::ValueOrEnd,
+                        b'"' => {
+                            self.str_is_key = false;
+                            State::Str
+                        }
+                        b'-' => State::Number(Num::Minus),
+                        b'0' => State::Number(Num::Zero),
+                        b'1'..=b'9' => State::Number(Num::Int),
+                        b't' => State::Literal(b"true", 1),
+                        b'f' => State::Literal(b"false", 1),
+                        _ => State::Literal(b"null", 1),
+                    };
+                    i += 1;
+                }
+                State::KeyOrEnd | State::Key => match chunk[i] {
+                    b' ' | b'\t' | b'\n' | b'\r' => i = skip_whitespace(chunk, i),
+                    b'"' => {
+                        self.begin_key(i);
+                        i += 1;
+                    }
+                    b'}' if self.state == State::KeyOrEnd => {
+                        self.close_object(chunk, i, out)?;
+                        i += 1;
+                    }
+                    _ => return Err(self.invalid(i, "expected a member name")),
+                },
+                State::Colon => match chunk[i] {
+                    b' ' | b'\t' | b'\n' | b'\r' => i = skip_whitespace(chunk, i),
+                    b':' => {
+                        self.state = State::Value;
+                        i += 1;
+                    }
+                    _ => return Err(self.invalid(i, "expected `:` after a member name")),
+                },
+                State::AfterValue => match chunk[i] {
+                    b' ' | b'\t' | b'\n' | b'\r' => i = skip_whitespace(chunk, i),
+                    b',' => {
+                        let in_object = self.stack.last().is_some_and(|f| f.is_object());
+                        self.state = if in_object { State::Key } else { State::Value };
+                        i += 1;
+                    }
+                    b'}' => {
+                        self.close_object(chunk, i, out)?;
+                        i += 1;
+                    }
+                    b']' => {
+                        self.close_array(chunk, i, out)?;
+                        i += 1;
+                    }
+                    _ => return Err(self.invalid(i, "expected `,` or a closing bracket")),
+                },
+                State::Escape => {
+                    self.state = match chunk[i] {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => State::Str,
+                        b'u' => State::Unicode(4),
+                        _ => return Err(self.invalid(i, "an unknown escape sequence")),
+                    };
+                    i += 1;
+                }
+                State::Unicode(left) => {
+                    if !chunk[i].is_ascii_hexdigit() {
+                        return Err(self.invalid(i, "a malformed \\u escape"));
+                    }
+                    self.state = if left == 1 { State::Str } else { State::Unicode(left - 1) };
+                    i += 1;
+                }
+                State::Literal(word, at) => {
+                    if chunk[i] != word[usize::from(at)] {
+                        return Err(self.invalid(i, "an unknown literal; expected true, false or null"));
+                    }
+                    i += 1;
+                    if usize::from(at) + 1 == word.len() {
+                        self.end_value(chunk, i, out)?;
+                    } else {
+                        self.state = State::Literal(word, at + 1);
+                    }
+                }
+                State::Done => match chunk[i] {
+                    b' ' | b'\t' | b'\n' | b'\r' => i = skip_whitespace(chunk, i),
+                    _ => return Err(self.invalid(i, "data after the end of the JSON document")),
+                },
+                State::Failed => return Err(FilterError::Poisoned),
+            }
+        }
+        self.cut(chunk, n, out);
+        if self.collecting {
+            self.collect(&chunk[self.key_from..n]);
+        }
+        if self.buffering && self.held.len() > MAX_FEATURE_BYTES {
+            return Err(FilterError::FeatureTooLarge { offset: self.feature_offset, limit: MAX_FEATURE_BYTES });
+        }
+        Ok(())
+    }
+
+    /// Writes the pending span up to `i` to the sink (if emitting) and starts a new one at `i`.
+    #[inline]
+    fn cut(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) {
+        if self.emitting && i > self.start {
+            let bytes = &chunk[self.start..i];
+            if self.buffering {
+                self.held.extend_from_slice(bytes);
+            } else {
+                out.extend_from_slice(bytes);
+            }
+        }
+        self.start = i;
+    }
+
+    #[inline]
+    fn set_emitting(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>, emitting: bool) {
+        self.cut(chunk, i, out);
+        self.emitting = emitting;
+    }
+
+    /// Writes bytes that are not in the input; call after [`Self::cut`].
+    fn write(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        if self.buffering {
+            self.held.extend_from_slice(bytes);
+        } else {
+            out.extend_from_slice(bytes);
+        }
+    }
+
+    fn push_frame(&mut self, frame: Frame, i: usize) -> Result<(), FilterError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(FilterError::TooDeep { offset: self.consumed + i as u64, limit: MAX_DEPTH });
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn push_container(&mut self, kind: Kind, i: usize) -> Result<(), FilterError> {
+        match kind {
+            Kind::Object => self.push_frame(Frame::Object, i),
+            Kind::Array => self.push_frame(Frame::Array, i),
+            Kind::Null | Kind::Scalar => Ok(()),
+        }
+    }
+
+    /// A value of `kind` starts at `chunk[i]`.
+    fn begin_value(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>, kind: Kind) -> Result<(), FilterError> {
+        let Some(&top) = self.stack.last() else {
+            if kind != Kind::Object {
+                return Err(self.not_geojson(i, "the document root is not a JSON object"));
+            }
+            if self.geometry_test.is_some() {
+                self.cut(chunk, i, out);
+                self.buffering = true;
+                self.root_pending = true;
+                self.feature_offset = self.consumed + i as u64;
+            }
+            return self.push_frame(Frame::Root, i);
+        };
+        match top {
+            Frame::Features => {
+                if kind != Kind::Object {
+                    return Err(self.not_geojson(i, "a member of `features` is not an object"));
+                }
+                if self.geometry_test.is_some() {
+                    // Array-level bytes are not emitted: the filter writes its own commas.
+                    self.cut(chunk, i, out);
+                    self.buffering = true;
+                    self.held.clear();
+                    self.geometries.clear();
+                    self.feature_offset = self.consumed + i as u64;
+                    self.emitting = true;
+                }
+                self.push_frame(Frame::Feature, i)
+            }
+            Frame::Properties => {
+                self.set_emitting(chunk, i, out, self.member_kept);
+                self.push_container(kind, i)
+            }
+            Frame::Root | Frame::Feature => match self.next_role {
+                Role::Features => match kind {
+                    Kind::Array => {
+                        self.push_frame(Frame::Features, i)?;
+                        if self.geometry_test.is_some() {
+                            self.features_emitted = false;
+                            self.set_emitting(chunk, i + 1, out, false);
+                        }
+                        Ok(())
+                    }
+                    Kind::Null => Ok(()),
+                    _ => Err(self.not_geojson(i, "`features` is neither an array nor null")),
+                },
+                Role::Properties => match kind {
+                    Kind::Object => {
+                        self.push_frame(Frame::Properties, i)?;
+                        self.props_emitted = false;
+                        self.set_emitting(chunk, i + 1, out, false);
+                        Ok(())
+                    }
+                    Kind::Null => Ok(()),
+                    _ => Err(self.not_geojson(i, "a feature's `properties` is neither an object nor null")),
+                },
+                Role::Geometry => {
+                    if self.buffering {
+                        self.cut(chunk, i, out);
+                        self.geometry_start = self.held.len();
+                        self.geometry_depth = Some(self.stack.len());
+                    }
+                    self.push_container(kind, i)
+                }
+                Role::Other => self.push_container(kind, i),
+            },
+            Frame::Object | Frame::Array => self.push_container(kind, i),
+        }
+    }
+
+    /// A value ended just before `chunk[e]`.
+    fn end_value(&mut self, chunk: &[u8], e: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+        self.state = State::AfterValue;
+        match self.stack.last() {
+            None => {
+                self.state = State::Done;
+                if self.root_pending {
+                    self.cut(chunk, e, out);
+                    self.root_pending = false;
+                    self.buffering = false;
+                    if self.root_is_feature && !self.keep_feature()? {
+                        self.held.clear();
+                        return Err(FilterError::FeatureOutsideFence);
+                    }
+                    out.extend_from_slice(&self.held);
+                    self.held.clear();
+                }
+            }
+            Some(Frame::Properties) => self.set_emitting(chunk, e, out, false),
+            Some(Frame::Features) => {
+                if self.geometry_test.is_some() {
+                    self.cut(chunk, e, out);
+                    self.buffering = false;
+                    if self.keep_feature()? {
+                        if self.features_emitted {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(&self.held);
+                        self.features_emitted = true;
+                    }
+                    self.held.clear();
+                    self.geometries.clear();
+                    self.emitting = false;
+                }
+            }
+            Some(Frame::Root | Frame::Feature) => {
+                if self.geometry_depth == Some(self.stack.len()) {
+                    self.cut(chunk, e, out);
+                    self.geometries.push((self.geometry_start, self.held.len()));
+                    self.geometry_depth = None;
+                }
+            }
+            Some(Frame::Object | Frame::Array) => {}
+        }
+        Ok(())
+    }
+
+    fn close_object(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+        match self.stack.last() {
+            Some(Frame::Properties) => self.set_emitting(chunk, i, out, true),
+            Some(frame) if frame.is_object() => {}
+            _ => return Err(self.invalid(i, "a `}` that closes no object")),
+        }
+        self.stack.pop();
+        self.end_value(chunk, i + 1, out)
+    }
+
+    fn close_array(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+        match self.stack.last() {
+            Some(Frame::Features) => self.set_emitting(chunk, i, out, true),
+            Some(Frame::Array) => {}
+            _ => return Err(self.invalid(i, "a `]` that closes no array")),
+        }
+        self.stack.pop();
+        self.end_value(chunk, i + 1, out)
+    }
+
+    /// A member name starts with the quote at `chunk[i]`.
+    fn begin_key(&mut self, i: usize) {
+        self.str_is_key = true;
+        self.state = State::Str;
+        // INVARIANT: key states only occur inside an object, so the stack is not empty.
+        self.collecting = matches!(self.stack.last(), Some(Frame::Root | Frame::Feature | Frame::Properties));
+        if self.collecting {
+            self.key_from = i + 1;
+            self.key.clear();
+            self.key_overflow = false;
+        }
+    }
+
+    fn collect(&mut self, bytes: &[u8]) {
+        if self.key_overflow {
+            return;
+        }
+        if self.key.len() + bytes.len() > self.key_cap {
+            self.key_overflow = true;
+        } else {
+            self.key.extend_from_slice(bytes);
+        }
+    }
+
+    /// The member name ends with the quote at `chunk[q]`.
+    fn end_key(&mut self, chunk: &[u8], q: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+        self.state = State::Colon;
+        if !self.collecting {
+            return Ok(());
+        }
+        self.collecting = false;
+        self.collect(&chunk[self.key_from..q]);
+        let name = if self.key_overflow { None } else { unescape(&self.key) };
+        let name: &[u8] = name.as_deref().unwrap_or(b"");
+        match self.stack.last() {
+            Some(Frame::Root) => {
+                self.next_role = match name {
+                    b"features" => Role::Features,
+                    b"properties" | b"geometry" => {
+                        self.root_is_feature = true;
+                        self.feature_role(name)
+                    }
+                    _ => Role::Other,
+                };
+                if self.next_role == Role::Features && self.root_pending {
+                    // A FeatureCollection: what was held of the root goes out, and
+                    // each feature is held on its own from now on.
+                    self.cut(chunk, q + 1, out);
+                    out.extend_from_slice(&self.held);
+                    self.held.clear();
+                    self.geometries.clear();
+                    self.geometry_depth = None;
+                    self.buffering = false;
+                    self.root_pending = false;
+                }
+            }
+            Some(Frame::Feature) => self.next_role = self.feature_role(name),
+            Some(Frame::Properties) => {
+                let kept = !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
+                self.member_kept = kept;
+                if kept {
+                    self.cut(chunk, q + 1, out);
+                    let key = std::mem::take(&mut self.key);
+                    if self.props_emitted {
+                        self.write(out, b",");
+                    }
+                    self.write(out, b"\"");
+                    self.write(out, &key);
+                    self.write(out, b"\":");
+                    self.key = key;
+                    self.props_emitted = true;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn feature_role(&self, name: &[u8]) -> Role {
+        match name {
+            b"properties" if self.allowed.is_some() => Role::Properties,
+            b"geometry" if self.geometry_test.is_some() => Role::Geometry,
+            _ => Role::Other,
+        }
+    }
+
+    /// Whether the held feature's geometries all pass the geometry test.
+    fn keep_feature(&self) -> Result<bool, FilterError> {
+        let Some(test) = &self.geometry_test else { return Ok(true) };
+        if self.geometries.is_empty() {
+            return Ok(false);
+        }
+        for &(from, to) in &self.geometries {
+            let geometry = parse_geometry(&self.held[from..to])
+                .map_err(|reason| FilterError::InvalidGeometry { offset: self.feature_offset, reason })?;
+            match geometry {
+                Some(geometry) if test.admits(&geometry) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Refuses invalid UTF-8 anywhere in the body, across chunk boundaries.
+    fn check_utf8(&mut self, chunk: &[u8]) -> Result<(), FilterError> {
+        let mut rest = chunk;
+        if let Some(&lead) = self.utf8_carry.first() {
+            let need = utf8_len(lead).saturating_sub(self.utf8_carry.len());
+            let take = need.min(rest.len());
+            self.utf8_carry.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if take < need {
+                return Ok(());
+            }
+            if std::str::from_utf8(&self.utf8_carry).is_err() {
+                return Err(FilterError::InvalidJson { offset: self.consumed, reason: "invalid UTF-8" });
+            }
+            self.utf8_carry.clear();
+        }
+        if let Err(e) = std::str::from_utf8(rest) {
+            let valid = e.valid_up_to();
+            if e.error_len().is_some() {
+                let offset = self.consumed + (chunk.len() - rest.len() + valid) as u64;
+                return Err(FilterError::InvalidJson { offset, reason: "invalid UTF-8" });
+            }
+            self.utf8_carry.extend_from_slice(&rest[valid..]);
+        }
+        Ok(())
+    }
+}
+
+/// Filters a whole GeoJSON document at once (tests, small bodies).
+pub fn filter_geojson(
+    document: &[u8],
+    properties: Option<Arc<[String]>>,
+    fence: Option<Arc<Fence>>,
+) -> Result<Vec<u8>, FilterError> {
+    let mut filter = GeoJsonFilter::new(properties, fence);
+    let mut out = Vec::with_capacity(document.len());
+    filter.push(document, &mut out)?;
+    filter.finish(&mut out)?;
+    Ok(out)
+}
+
+fn skip_whitespace(chunk: &[u8], mut i: usize) -> usize {
+    while i < chunk.len() && matches!(chunk[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The length of the UTF-8 sequence a lead byte starts (1 for anything invalid,
+/// which `from_utf8` then refuses).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+/// The UTF-8 bytes a JSON string body (without quotes) stands for, or `None` when
+/// it holds a lone surrogate (such a key equals no property name).
+fn unescape(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if !raw.contains(&b'\\') {
+        return Some(Cow::Borrowed(raw));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let escape = *raw.get(i + 1)?;
+        i += 2;
+        let ch = match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let high = hex4(raw.get(i..i + 4)?)?;
+                i += 4;
+                if (0xD800..0xDC00).contains(&high) {
+                    if raw.get(i..i + 2)? != b"\\u" {
+                        return None;
+                    }
+                    let low = hex4(raw.get(i + 2..i + 6)?)?;
+                    if !(0xDC00..0xE000).contains(&low) {
+                        return None;
+                    }
+                    i += 6;
+                    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?
+                } else {
+                    // A lone low surrogate is not a char.
+                    char::from_u32(high)?
+                }
+            }
+            _ => return None,
+        };
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    Some(Cow::Owned(out))
+}
+
+fn hex4(digits: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// Reads a GeoJSON geometry; `None` for `null`.
+fn parse_geometry(raw: &[u8]) -> Result<Option<Geometry<f64>>, String> {
+    let value: Value = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    geometry_from_value(&value, 0)
+}
+
+fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f64>>, String> {
+    let object = match value {
+        Value::Null => return Ok(None),
+        Value::Object(object) => object,
+        _ => return Err("it is neither an object nor null".into()),
+    };
+    let kind = object.get("type").and_then(Value::as_str).ok_or("it has no string `type`")?;
+    if kind == "GeometryCollection" {
+        if depth >= MAX_COLLECTION_DEPTH {
+            return Err("GeometryCollections nest too deep".into());
+        }
+        let members = object
+            .get("geometries")
+            .and_then(Value::as_array)
+            .ok_or("a GeometryCollection without a `geometries` array")?;
+        let mut geometries = Vec::with_capacity(members.len());
+        for member in members {
+            match geometry_from_value(member, depth + 1)? {
+                Some(geometry) => geometries.push(geometry),
+                None => return Err("a null inside a GeometryCollection".into()),
+            }
+        }
+        return Ok(Some(Geometry::GeometryCollection(GeometryCollection(geometries))));
+    }
+    let coordinates = object.get("coordinates").ok_or("it has no `coordinates`")?;
+    let geometry = match kind {
+        "Point" => Geometry::Point(Point(coord(coordinates)?)),
+        "MultiPoint" => Geometry::MultiPoint(MultiPoint(list(coordinates, |c| coord(c).map(Point))?)),
+        "LineString" => Geometry::LineString(line(coordinates)?),
+        "MultiLineString" => Geometry::MultiLineString(MultiLineString(list(coordinates, line)?)),
+        "Polygon" => Geometry::Polygon(polygon(coordinates)?),
+        "MultiPolygon" => Geometry::MultiPolygon(MultiPolygon(list(coordinates, polygon)?)),
+        other => return Err(format!("unknown geometry type `{other}`")),
+    };
+    Ok(Some(geometry))
+}
+
+fn coord(value: &Value) -> Result<Coord<f64>, String> {
+    let position = value.as_array().ok_or("a position is not an array")?;
+    let (Some(x), Some(y)) = (position.first().and_then(Value::as_f64), position.get(1).and_then(Value::as_f64)) else {
+        return Err("a position without two numbers".into());
+    };
+    Ok(Coord { x, y })
+}
+
+fn list<T>(value: &Value, item: impl Fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
+    value.as_array().ok_or("coordinates are not an array")?.iter().map(item).collect()
+}
+
+fn line(value: &Value) -> Result<LineString<f64>, String> {
+    Ok(LineString(list(value, coord)?))
+}
+
+fn polygon(value: &Value) -> Result<Polygon<f64>, String> {
+    let mut rings = list(value, line)?.into_iter();
+    let exterior = rings.next().unwrap_or_else(|| LineString(Vec::new()));
+    Ok(Polygon::new(exterior, rings.collect()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,543 @@
+//! Tests for the streaming GeoJSON filter.
+
+use std::sync::Arc;
+
+use geo::{BoundingRect, Geometry};
+
+use super::*;
+
+fn names(list: &[&str]) -> Option<Arc<[String]>> {
+    Some(list.iter().map(|s| s.to_string()).collect::<Vec<_>>().into())
+}
+
+fn filter(doc: &str, allowed: &[&str]) -> String {
+    let out = filter_geojson(doc.as_bytes(), names(allowed), None).unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let text = String::from_utf8(out).expect("utf-8 output");
+    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
+    text
+}
+
+/// Features whose geometry lies west of longitude 10 pass.
+fn west_of_10(geometry: &Geometry<f64>) -> bool {
+    geometry.bounding_rect().is_some_and(|r| r.min().x < 10.0)
+}
+
+fn fenced(allowed: Option<Arc<[String]>>) -> GeoJsonFilter {
+    GeoJsonFilter::with_test(allowed, Some(GeometryTest::Predicate(west_of_10)))
+}
+
+fn run(mut filter: GeoJsonFilter, doc: &[u8]) -> Result<Vec<u8>, FilterError> {
+    let mut out = Vec::new();
+    filter.push(doc, &mut out)?;
+    filter.finish(&mut out)?;
+    Ok(out)
+}
+
+fn run_fenced(doc: &str, allowed: Option<Arc<[String]>>) -> Result<String, FilterError> {
+    let out = run(fenced(allowed), doc.as_bytes())?;
+    let text = String::from_utf8(out).expect("utf-8 output");
+    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
+    Ok(text)
+}
+
+const COLLECTION: &str = r#"{
+  "type": "FeatureCollection",
+  "features": [
+    {"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [1.5, 2]},
+     "properties": {"name": "Main St", "secret": "s1", "lanes": 2, "owner": {"name": "x"}}},
+    {"type": "Feature", "id": 2, "geometry": {"type": "Point", "coordinates": [20, 2]},
+     "properties": {"secret": [1, {"a": "}"}], "name": "Side \"St\"", "lanes": null}}
+  ],
+  "numberMatched": 2
+}"#;
+
+#[test]
+fn hidden_properties_are_removed_and_everything_else_is_copied() {
+    let out = filter(COLLECTION, &["name", "lanes"]);
+    let expected = r#"{
+  "type": "FeatureCollection",
+  "features": [
+    {"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [1.5, 2]},
+     "properties": {"name":"Main St","lanes":2}},
+    {"type": "Feature", "id": 2, "geometry": {"type": "Point", "coordinates": [20, 2]},
+     "properties": {"name":"Side \"St\"","lanes":null}}
+  ],
+  "numberMatched": 2
+}"#;
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn an_empty_fence_keeps_geometry_only() {
+    let out = filter(COLLECTION, &[]);
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for feature in value["features"].as_array().unwrap() {
+        assert_eq!(feature["properties"], serde_json::json!({}));
+        assert!(feature["geometry"].is_object());
+    }
+}
+
+#[test]
+fn no_property_fence_passes_the_document_through() {
+    let out = filter_geojson(COLLECTION.as_bytes(), None, None).unwrap();
+    assert_eq!(out, COLLECTION.as_bytes());
+}
+
+#[test]
+fn escaped_keys_are_compared_after_unescaping() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (r#"{"n\u0061me":1,"\u0073ecret":2}"#, &["name"], r#"{"n\u0061me":1}"#),
+        (r#"{"na\"me":1,"na\\me":2,"na/me":3}"#, &["na\"me", "na/me"], r#"{"na\"me":1,"na/me":3}"#),
+        (r#"{"\/x":1,"\t":2}"#, &["/x", "\t"], r#"{"\/x":1,"\t":2}"#),
+        (r#"{"\ud83d\ude00":1,"\ud83d":2,"\ude00":3}"#, &["😀"], r#"{"\ud83d\ude00":1}"#),
+        (r#"{"\u00e9t\u00C9":1,"été":2}"#, &["étÉ"], r#"{"\u00e9t\u00C9":1}"#),
+        (r#"{"PROPERTIES":1,"Name":2}"#, &["name"], r#"{}"#),
+    ];
+    for (props, allowed, expected) in cases {
+        let doc = format!(r#"{{"type":"Feature","properties":{props},"geometry":null}}"#);
+        let out = filter(&doc, allowed);
+        assert_eq!(out, format!(r#"{{"type":"Feature","properties":{expected},"geometry":null}}"#), "{props}");
+    }
+}
+
+#[test]
+fn escaped_member_names_still_find_features_and_properties() {
+    let doc = r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"secret":1,"ok":2}}]}"#;
+    assert_eq!(
+        filter(doc, &["ok"]),
+        r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"ok":2}}]}"#
+    );
+}
+
+#[test]
+fn nested_values_of_allowed_keys_pass_whole_and_hidden_ones_vanish_whole() {
+    let doc = r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"secret":{"a":[[[]]],"x":"\"}"},"b":[{"secret":1}]}}"#;
+    assert_eq!(
+        filter(doc, &["a", "b"]),
+        r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"b":[{"secret":1}]}}"#
+    );
+}
+
+#[test]
+fn unicode_passes_unchanged() {
+    let doc = r#"{"properties":{"名前":"東京 🗼","секрет":"нет","ok":"ü\u00fc"}}"#;
+    assert_eq!(filter(doc, &["名前", "ok"]), r#"{"properties":{"名前":"東京 🗼","ok":"ü\u00fc"}}"#);
+}
+
+#[test]
+fn null_properties_stay_null_and_other_non_objects_are_refused() {
+    let doc = r#"{"type":"Feature","properties":null,"geometry":null}"#;
+    assert_eq!(filter(doc, &["a"]), doc);
+    for bad in [r#"{"properties":[1]}"#, r#"{"properties":"x"}"#, r#"{"properties":1}"#] {
+        let err = filter_geojson(bad.as_bytes(), names(&["a"]), None).unwrap_err();
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{bad}: {err}");
+    }
+    // Without a property fence the filter does not care what `properties` holds.
+    assert!(filter_geojson(br#"{"properties":[1]}"#, None, None).is_ok());
+}
+
+#[test]
+fn huge_numbers_pass_as_written() {
+    let doc = r#"{"properties":{"big":123456789012345678901234567890.000000000000000000001e-999999,"n":-0,"f":1E+2,"g":0.5e1}}"#;
+    assert_eq!(filter(doc, &["big", "n", "f", "g"]), doc);
+}
+
+#[test]
+fn a_key_named_properties_inside_properties_is_just_a_key() {
+    let doc = r#"{"properties":{"properties":{"secret":1,"ok":2},"secret":3,"ok":4}}"#;
+    assert_eq!(filter(doc, &["ok"]), r#"{"properties":{"ok":4}}"#);
+    assert_eq!(filter(doc, &["properties"]), r#"{"properties":{"properties":{"secret":1,"ok":2}}}"#);
+}
+
+#[test]
+fn members_may_come_in_any_order() {
+    let doc = r#"{"features":[{"properties":{"s":1,"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#;
+    assert_eq!(
+        filter(doc, &["a"]),
+        r#"{"features":[{"properties":{"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#
+    );
+}
+
+#[test]
+fn duplicate_properties_members_are_each_filtered() {
+    let doc = r#"{"type":"Feature","properties":{"s":1},"properties":{"s":2,"a":3}}"#;
+    assert_eq!(filter(doc, &["a"]), r#"{"type":"Feature","properties":{},"properties":{"a":3}}"#);
+}
+
+#[test]
+fn properties_outside_features_are_not_touched() {
+    let doc = r#"{"type":"FeatureCollection","meta":{"properties":{"s":1}},"features":[{"links":[{"properties":{"s":2}}],"properties":{"s":3}}]}"#;
+    assert_eq!(
+        filter(doc, &[]),
+        r#"{"type":"FeatureCollection","meta":{"properties":{"s":1}},"features":[{"links":[{"properties":{"s":2}}],"properties":{}}]}"#
+    );
+}
+
+#[test]
+fn a_single_feature_root_is_filtered() {
+    let doc = r#"{"type": "Feature", "id": "a.1", "properties": {"name": "x", "secret": 1}, "geometry": null}"#;
+    assert_eq!(
+        filter(doc, &["name"]),
+        r#"{"type": "Feature", "id": "a.1", "properties": {"name":"x"}, "geometry": null}"#
+    );
+}
+
+#[test]
+fn a_root_without_features_or_properties_passes_unchanged() {
+    let doc = "{\n  \"id\": \"roads\",\n  \"links\": [{\"href\": \"x\", \"rel\": \"items\"}],\n  \"extent\": {\"spatial\": {\"bbox\": [[-180, -90, 180, 90]]}}\n}\n";
+    assert_eq!(filter(doc, &[]), doc);
+    assert_eq!(run_fenced(doc, names(&[])).unwrap(), doc);
+}
+
+#[test]
+fn non_object_roots_are_refused() {
+    for doc in ["[]", "[{\"properties\":{\"s\":1}}]", "1", "\"x\"", "null"] {
+        let err = filter_geojson(doc.as_bytes(), names(&[]), None).unwrap_err();
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{doc}: {err}");
+    }
+}
+
+#[test]
+fn odd_features_members_are_refused() {
+    for doc in [r#"{"features":[1]}"#, r#"{"features":[[]]}"#, r#"{"features":{"a":{}}}"#, r#"{"features":"x"}"#] {
+        let err = filter_geojson(doc.as_bytes(), names(&[]), None).unwrap_err();
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{doc}: {err}");
+    }
+    assert_eq!(filter(r#"{"features":null}"#, &[]), r#"{"features":null}"#);
+    assert_eq!(filter(r#"{"features":[ ]}"#, &[]), r#"{"features":[ ]}"#);
+    assert_eq!(run_fenced(r#"{"features":[ ]}"#, None).unwrap(), r#"{"features":[]}"#);
+}
+
+#[test]
+fn invalid_json_is_refused() {
+    let cases = [
+        r#"{"properties":{"a":1,}}"#,
+        r#"{"properties":{"a" 1}}"#,
+        r#"{"properties":{"a":tru}}"#,
+        r#"{"properties":{"a":nul}}"#,
+        r#"{"properties":{"a":01}}"#,
+        r#"{"properties":{"a":1.}}"#,
+        r#"{"properties":{"a":-}}"#,
+        r#"{"properties":{"a":1e}}"#,
+        r#"{"properties":{"a":.5}}"#,
+        r#"{"properties":{"a":+1}}"#,
+        r#"{"properties":{"a":"\x"}}"#,
+        r#"{"properties":{"a":"\u12g4"}}"#,
+        "{\"properties\":{\"a\":\"line\nbreak\"}}",
+        r#"{"properties":{"a":[1,]}}"#,
+        r#"{"properties":{"a":[1}}"#,
+        r#"{"properties":{"a":{]}}"#,
+        r#"{"properties":{a:1}}"#,
+        r#"{"properties":{"a":1}} x"#,
+        r#"{"properties":{"a":1}}{}"#,
+        r#"{"properties":{'a':1}}"#,
+        r#"{"a":NaN}"#,
+        r#"{,}"#,
+        "",
+        "   ",
+    ];
+    for doc in cases {
+        assert!(filter_geojson(doc.as_bytes(), names(&["a"]), None).is_err(), "{doc} should be refused");
+        assert!(filter_geojson(doc.as_bytes(), None, None).is_err(), "{doc} should be refused");
+    }
+}
+
+#[test]
+fn invalid_utf8_is_refused_even_across_chunks() {
+    let mut doc = br#"{"properties":{"a":"x"#.to_vec();
+    doc.extend_from_slice(&[0xE2, 0x28, 0xA1]);
+    doc.extend_from_slice(br#""}}"#);
+    assert!(filter_geojson(&doc, names(&["a"]), None).is_err());
+    // A valid three-byte character split across chunks is fine.
+    let doc = r#"{"properties":{"a":"€"}}"#.as_bytes();
+    let euro = doc.iter().position(|&b| b == 0xE2).unwrap();
+    for cut in [euro + 1, euro + 2] {
+        let mut f = GeoJsonFilter::new(names(&["a"]), None);
+        let mut out = Vec::new();
+        f.push(&doc[..cut], &mut out).unwrap();
+        f.push(&doc[cut..], &mut out).unwrap();
+        f.finish(&mut out).unwrap();
+        assert_eq!(out, doc);
+    }
+    // A truncated character at the end of the body is refused.
+    let mut f = GeoJsonFilter::new(None, None);
+    let mut out = Vec::new();
+    f.push(b"{\"a\":\"\xE2\x82", &mut out).unwrap();
+    assert!(f.finish(&mut out).is_err());
+}
+
+#[test]
+fn a_truncated_body_is_an_error_at_finish() {
+    let doc = COLLECTION.as_bytes();
+    for cut in [1, 10, doc.len() / 2, doc.len() - 1] {
+        let mut f = GeoJsonFilter::new(names(&["name"]), None);
+        let mut out = Vec::new();
+        f.push(&doc[..cut], &mut out).unwrap();
+        assert!(matches!(f.finish(&mut out), Err(FilterError::TruncatedJson { .. })), "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_failed_filter_stays_failed() {
+    let mut f = GeoJsonFilter::new(None, None);
+    let mut out = Vec::new();
+    assert!(f.push(b"{]", &mut out).is_err());
+    assert!(matches!(f.push(b"}", &mut out), Err(FilterError::Poisoned)));
+    assert!(matches!(f.finish(&mut out), Err(FilterError::Poisoned)));
+}
+
+#[test]
+fn nesting_is_bounded() {
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+    let err = filter_geojson(deep.as_bytes(), None, None).unwrap_err();
+    assert!(matches!(err, FilterError::TooDeep { .. }), "{err}");
+    let ok = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH - 2), "]".repeat(MAX_DEPTH - 2));
+    assert!(filter_geojson(ok.as_bytes(), None, None).is_ok());
+}
+
+#[test]
+fn error_offsets_point_at_the_bad_byte() {
+    let mut f = GeoJsonFilter::new(None, None);
+    let mut out = Vec::new();
+    f.push(b"{\"a\":", &mut out).unwrap();
+    match f.push(b" x", &mut out) {
+        Err(FilterError::InvalidJson { offset, .. }) => assert_eq!(offset, 6),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every way of cutting `doc` in two gives the same output as one push.
+fn assert_split_invariant(doc: &[u8], make: impl Fn() -> GeoJsonFilter) {
+    let whole = run(make(), doc);
+    for cut in 0..=doc.len() {
+        let mut f = make();
+        let mut out = Vec::new();
+        let result = f.push(&doc[..cut], &mut out).and_then(|()| f.push(&doc[cut..], &mut out)).and_then(|()| f.finish(&mut out));
+        match (&whole, result) {
+            (Ok(expected), Ok(())) => assert_eq!(&out, expected, "cut at {cut}"),
+            (Err(_), Err(_)) => {}
+            (expected, got) => panic!("cut at {cut}: whole gave {expected:?}, split gave {got:?}"),
+        }
+    }
+}
+
+const TRICKY: &str = r#" {"type" : "FeatureCollection", "features" : [ {"type":"Feature","properties" : {"n\u0061me" : "a\"b\\", "secret" : {"x":[1,2,{"y":"}"}]}, "big":-1.5e+300, "ok":true, "no":false, "nil":null, "\ud83d\ude00":"é"} , "geometry":{"type":"Point","coordinates":[1,2]}} ,{"properties":null,"geometry":null}, {"geometry":{"type":"Point","coordinates":[30,2]},"properties":{"secret":"😀","name":"z"}} ] , "links" : [] } "#;
+
+#[test]
+fn any_split_into_two_chunks_gives_the_same_output() {
+    assert_split_invariant(TRICKY.as_bytes(), || GeoJsonFilter::new(names(&["name", "big", "ok", "nil", "😀"]), None));
+    assert_split_invariant(TRICKY.as_bytes(), || GeoJsonFilter::new(None, None));
+    assert_split_invariant(TRICKY.as_bytes(), || fenced(names(&["name"])));
+    assert_split_invariant(COLLECTION.as_bytes(), || fenced(None));
+    assert_split_invariant(br#"{"properties":{"a":1,}}"#, || GeoJsonFilter::new(names(&["a"]), None));
+}
+
+#[test]
+fn random_chunkings_give_the_same_output() {
+    let doc = TRICKY.repeat(1);
+    let expected = run(GeoJsonFilter::new(names(&["name", "ok"]), None), doc.as_bytes()).unwrap();
+    let expected_fenced = run(fenced(names(&["name", "ok"])), doc.as_bytes()).unwrap();
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..300 {
+        for (make, expected) in [
+            (GeoJsonFilter::new(names(&["name", "ok"]), None), &expected),
+            (fenced(names(&["name", "ok"])), &expected_fenced),
+        ] {
+            let mut f = make;
+            let mut out = Vec::new();
+            let mut rest = doc.as_bytes();
+            while !rest.is_empty() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let take = (seed % 9) as usize % (rest.len() + 1);
+                f.push(&rest[..take], &mut out).unwrap();
+                rest = &rest[take..];
+            }
+            f.finish(&mut out).unwrap();
+            assert_eq!(&out, expected);
+        }
+    }
+}
+
+#[test]
+fn tricky_document_filters_as_expected() {
+    let out = run(GeoJsonFilter::new(names(&["name", "ok", "😀"]), None), TRICKY.as_bytes()).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(value["features"][0]["properties"], serde_json::json!({"name": "a\"b\\", "ok": true, "😀": "é"}));
+    assert_eq!(value["features"][1]["properties"], serde_json::Value::Null);
+    assert_eq!(value["features"][2]["properties"], serde_json::json!({"name": "z"}));
+    assert_eq!(value["links"], serde_json::json!([]));
+}
+
+#[test]
+fn the_geometry_filter_drops_features_outside_and_keeps_commas_valid() {
+    let doc = r#"{"type":"FeatureCollection","features":[
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[50,0]},"properties":{"i":0}},
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[1,0]},"properties":{"i":1}},
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[60,0]},"properties":{"i":2}},
+        {"type":"Feature","geometry":{"type":"LineString","coordinates":[[5,0],[50,1]]},"properties":{"i":3}},
+        {"type":"Feature","geometry":null,"properties":{"i":4}},
+        {"type":"Feature","properties":{"i":5}},
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[70,0]},"properties":{"i":6}}
+    ],"numberReturned":7}"#;
+    let out = run_fenced(doc, None).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kept: Vec<i64> = value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
+    assert_eq!(kept, vec![1, 3]);
+    assert!(out.ends_with(r#"],"numberReturned":7}"#), "{out}");
+}
+
+#[test]
+fn the_geometry_filter_can_drop_every_feature() {
+    let doc = r#"{"features":[{"geometry":{"type":"Point","coordinates":[50,0]}},{"geometry":null}],"type":"FeatureCollection"}"#;
+    assert_eq!(run_fenced(doc, None).unwrap(), r#"{"features":[],"type":"FeatureCollection"}"#);
+}
+
+#[test]
+fn the_geometry_filter_reads_every_geometry_type() {
+    let geometries = [
+        (r#"{"type":"Point","coordinates":[1,2,3]}"#, true),
+        (r#"{"type":"MultiPoint","coordinates":[[50,0],[1,0]]}"#, true),
+        (r#"{"type":"LineString","coordinates":[[50,0],[51,0]]}"#, false),
+        (r#"{"type":"MultiLineString","coordinates":[[[50,0],[51,0]],[[5,0],[6,0]]]}"#, true),
+        (r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]],[[0.1,0.1],[0.2,0.1],[0.2,0.2],[0.1,0.1]]]}"#, true),
+        (r#"{"type":"MultiPolygon","coordinates":[[[[50,0],[51,0],[51,1],[50,0]]]]}"#, false),
+        (r#"{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[50,0]},{"type":"Point","coordinates":[0,0]}]}"#, true),
+        (r#"{"type":"Polygon","coordinates":[]}"#, false),
+    ];
+    for (geometry, kept) in geometries {
+        let doc = format!(r#"{{"features":[{{"geometry":{geometry},"properties":{{}}}}]}}"#);
+        let out = run_fenced(&doc, None).unwrap();
+        assert_eq!(out == doc, kept, "{geometry}: {out}");
+    }
+}
+
+#[test]
+fn unreadable_geometries_are_errors() {
+    for geometry in [
+        r#"{"type":"Point"}"#,
+        r#"{"type":"Point","coordinates":[1]}"#,
+        r#"{"type":"Point","coordinates":["1","2"]}"#,
+        r#"{"type":"Circle","coordinates":[1,2]}"#,
+        r#"{"coordinates":[1,2]}"#,
+        r#"{"type":"Point","coordinates":[1e999,2]}"#,
+        r#"{"type":"GeometryCollection","geometries":[null]}"#,
+        r#"[1,2]"#,
+        r#""POINT(1 2)""#,
+    ] {
+        let doc = format!(r#"{{"features":[{{"geometry":{geometry}}}]}}"#);
+        let err = run_fenced(&doc, None).unwrap_err();
+        assert!(matches!(err, FilterError::InvalidGeometry { .. }), "{geometry}: {err}");
+    }
+}
+
+#[test]
+fn a_duplicated_geometry_must_pass_in_every_copy() {
+    let doc = r#"{"features":[{"geometry":{"type":"Point","coordinates":[1,0]},"geometry":{"type":"Point","coordinates":[50,0]}}]}"#;
+    assert_eq!(run_fenced(doc, None).unwrap(), r#"{"features":[]}"#);
+    let doc = r#"{"features":[{"geometry":{"type":"Point","coordinates":[1,0]},"geometry":{"type":"Point","coordinates":[2,0]}}]}"#;
+    assert_eq!(run_fenced(doc, None).unwrap(), doc);
+}
+
+#[test]
+fn the_geometry_filter_and_the_property_filter_work_together() {
+    let out = run_fenced(COLLECTION, names(&["name"])).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value["features"].as_array().unwrap().len(), 1);
+    assert_eq!(value["features"][0]["properties"], serde_json::json!({"name": "Main St"}));
+    assert_eq!(value["numberMatched"], 2);
+}
+
+#[test]
+fn collection_members_before_features_are_not_lost_under_a_fence() {
+    let doc = r#"{"type":"FeatureCollection","bbox":[0,0,1,1],"geometry":{"type":"Point","coordinates":[50,0]},"features":[{"geometry":{"type":"Point","coordinates":[1,1]},"properties":{"s":1}}],"links":[]}"#;
+    assert_eq!(
+        run_fenced(doc, names(&[])).unwrap(),
+        r#"{"type":"FeatureCollection","bbox":[0,0,1,1],"geometry":{"type":"Point","coordinates":[50,0]},"features":[{"geometry":{"type":"Point","coordinates":[1,1]},"properties":{}}],"links":[]}"#
+    );
+}
+
+#[test]
+fn a_single_feature_outside_the_fence_is_refused() {
+    let inside = r#"{"type":"Feature","properties":{"s":1,"a":2},"geometry":{"type":"Point","coordinates":[1,1]}}"#;
+    assert_eq!(
+        run_fenced(inside, names(&["a"])).unwrap(),
+        r#"{"type":"Feature","properties":{"a":2},"geometry":{"type":"Point","coordinates":[1,1]}}"#
+    );
+    let outside = r#"{"type":"Feature","properties":{"a":2},"geometry":{"type":"Point","coordinates":[50,1]}}"#;
+    assert!(matches!(run_fenced(outside, None), Err(FilterError::FeatureOutsideFence)));
+    let no_geometry = r#"{"type":"Feature","properties":{"a":2}}"#;
+    assert!(matches!(run_fenced(no_geometry, None), Err(FilterError::FeatureOutsideFence)));
+}
+
+#[test]
+fn a_feature_larger_than_the_limit_is_refused_under_a_fence() {
+    let big = "x".repeat(MAX_FEATURE_BYTES / 4);
+    let mut f = fenced(None);
+    let mut out = Vec::new();
+    f.push(br#"{"features":[{"properties":{"pad":""#, &mut out).unwrap();
+    let mut result = Ok(());
+    for _ in 0..5 {
+        result = f.push(big.as_bytes(), &mut out);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(result, Err(FilterError::FeatureTooLarge { offset: 13, .. })), "{result:?}");
+    // Without a fence the same feature streams.
+    let mut f = GeoJsonFilter::new(names(&["pad"]), None);
+    let mut out = Vec::new();
+    f.push(br#"{"features":[{"properties":{"pad":""#, &mut out).unwrap();
+    for _ in 0..5 {
+        out.clear();
+        f.push(big.as_bytes(), &mut out).unwrap();
+        assert_eq!(out.len(), big.len(), "streams without holding the feature");
+    }
+}
+
+#[test]
+fn a_fence_without_tiles_filters_no_geometry() {
+    let fence = Arc::new(Fence::new(None, Some(12)).unwrap());
+    let out = filter_geojson(COLLECTION.as_bytes(), None, Some(fence)).unwrap();
+    assert_eq!(out, COLLECTION.as_bytes());
+}
+
+#[test]
+fn long_keys_never_match_and_never_grow_memory() {
+    let long = "k".repeat(10_000);
+    let doc = format!(r#"{{"properties":{{"{long}":1,"a":2}}}}"#);
+    assert_eq!(filter(&doc, &["a"]), r#"{"properties":{"a":2}}"#);
+    let f = {
+        let mut f = GeoJsonFilter::new(names(&["a"]), None);
+        f.push(doc.as_bytes(), &mut Vec::new()).unwrap();
+        f
+    };
+    assert!(f.key.capacity() <= 4 * MIN_KEY_CAP, "key buffer grew to {}", f.key.capacity());
+}
+
+/// The fence is the tile z1 (0,0): the north-west quarter of the world.
+#[test]
+#[ignore = "needs Fence::intersects_lonlat"]
+fn a_real_fence_keeps_features_in_its_tiles() {
+    let fence = Arc::new(Fence::new(Some(&[(1, 0, 0)]), None).unwrap());
+    let doc = r#"{"type":"FeatureCollection","features":[
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[-100,40]},"properties":{"i":0}},
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[100,40]},"properties":{"i":1}},
+        {"type":"Feature","geometry":{"type":"Point","coordinates":[-100,-40]},"properties":{"i":2}},
+        {"type":"Feature","geometry":{"type":"LineString","coordinates":[[-100,-40],[-100,40]]},"properties":{"i":3}}
+    ]}"#;
+    let out = filter_geojson(doc.as_bytes(), None, Some(fence)).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let kept: Vec<i64> = value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
+    assert_eq!(kept, vec![0, 3]);
+}
+
+#[test]
+fn a_real_fence_never_shows_a_feature_it_cannot_place() {
+    // Holds with the deny-by-default stub and with the real rule alike.
+    let fence = Arc::new(Fence::new(Some(&[(1, 0, 0)]), None).unwrap());
+    let doc = r#"{"type":"FeatureCollection","features":[{"geometry":null,"properties":{}},{"properties":{}}]}"#;
+    let out = filter_geojson(doc.as_bytes(), None, Some(fence)).unwrap();
+    assert_eq!(out, br#"{"type":"FeatureCollection","features":[]}"#);
+}

@@ -16,15 +16,18 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
 use crate::admin;
 use crate::config::{Config, LogFormat, PathConfig, TileTemplate};
+use crate::ogc::{self, DataFormat, ForwardBody, OgcError, OgcRequest, Protocol, ResponseKind};
 use crate::policy::{self, Denial, Extent, Grant, Operation, Permit, Surface, Tier, TokenId};
 use crate::proxy::{self, ForwardContext, Upstream};
 use crate::respond::{self, Body, Reject};
-use crate::route::{self, BadPath, Route};
+use crate::route::{self, BadPath, OgcFamily, Route};
 use crate::spatial::TileCoord;
 use crate::store::{GrantCache, Resolved};
 use crate::token::{self, Extracted, TokenSecret};
@@ -42,7 +45,26 @@ pub struct Target {
     pub path: Arc<PathConfig>,
     pub op: Operation,
     pub uri: Uri,
+    /// What the filter stage does with the answer; `None` relays it as it is.
+    pub response: Option<ResponseKind>,
+    /// The body to send: the client's stream, or bytes the classifier judged.
+    pub body: Outgoing,
+    /// For capabilities rewriting: the upstream endpoint and the public URL for it.
+    pub upstream_base: String,
+    pub public: String,
 }
+
+/// The request body to forward.
+pub enum Outgoing {
+    /// The client's body, streamed as it arrives.
+    Stream(Incoming),
+    /// A body the gateway read and judged (OGC POST), with its content type.
+    Judged(Bytes, Option<http::HeaderValue>),
+    Empty,
+}
+
+/// The largest OGC POST body the gateway reads to classify (WFS XML, forms, OGC API items).
+pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
@@ -109,14 +131,16 @@ impl Gateway {
             log.operation = "tokens.api";
             return admin::api::handle(&self.cache, config, req, grant, peer, id).await;
         }
-        let target = classify(config, &route, &req, &token)?;
+        let (parts, body) = req.into_parts();
+        let mut target = classify(config, &route, &parts, body, &token, &grant).await?;
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         let permit = policy::decide(&grant, &target.op, &target.path, unix_now())?;
         let started = Instant::now();
-        let response = self.forward(config, req, target.uri, &permit, peer, tls).await;
+        let body = std::mem::replace(&mut target.body, Outgoing::Empty);
+        let response = self.forward(config, parts, body, &target, &permit, peer, tls).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        Ok(proxy::relay(response?))
+        self.filter(config, response?, &target, &permit, &token).await
     }
 
     /// Health and readiness answer without a token.
@@ -150,16 +174,65 @@ impl Gateway {
     async fn forward(
         &self,
         config: &Config,
-        req: Request<Incoming>,
-        target: Uri,
+        parts: http::request::Parts,
+        body: Outgoing,
+        target: &Target,
         permit: &Permit,
         peer: SocketAddr,
         tls: bool,
     ) -> Result<Response<Incoming>, Reject> {
-        let (parts, body) = req.into_parts();
         let ctx = ForwardContext { peer, tls, config };
-        let upstream_req = proxy::prepare(parts, body, target, permit, &ctx);
+        let (body, judged): (Body, _) = match body {
+            Outgoing::Stream(incoming) => (proxy::stream(incoming), None),
+            Outgoing::Judged(bytes, ct) => (respond::full(bytes.clone()), Some((bytes.len(), ct))),
+            Outgoing::Empty => (respond::full(Bytes::new()), Some((0, None))),
+        };
+        let mut upstream_req = proxy::prepare(parts, body, target.uri.clone(), permit, &ctx);
+        if let Some((len, content_type)) = judged {
+            // The judged bytes replace the client's body: describe them, not it.
+            let bodyless = len == 0 && matches!(*upstream_req.method(), Method::GET | Method::HEAD);
+            let h = upstream_req.headers_mut();
+            if !bodyless {
+                h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            } else {
+                h.remove(http::header::CONTENT_LENGTH);
+            }
+            match content_type {
+                Some(ct) => h.insert(http::header::CONTENT_TYPE, ct),
+                None => h.remove(http::header::CONTENT_TYPE),
+            };
+        }
+        if target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other) {
+            // The filters read the body; ask for it uncompressed (gzip is still undone if sent).
+            upstream_req
+                .headers_mut()
+                .insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+        }
         Ok(self.upstream.send(upstream_req, config.upstream.response_timeout).await?)
+    }
+
+    /// The filter stage: the permit's obligations applied to the answer.
+    async fn filter(
+        &self,
+        config: &Config,
+        response: Response<Incoming>,
+        target: &Target,
+        permit: &Permit,
+        token: &Extracted,
+    ) -> Result<Response<Body>, Reject> {
+        let Some(kind) = &target.response else { return Ok(proxy::relay(response)) };
+        let ctx = proxy::filter::FilterContext {
+            kind,
+            obligations: permit.obligations(),
+            upstream: &target.upstream_base,
+            public: &target.public,
+            token_query: token.from_query.then(|| token.secret.expose()),
+            layers: &target.path.layers,
+            quad_matrix_sets: &target.path.webmercator_matrix_sets,
+            single_feature: target.op.name == "api.item",
+        };
+        let _ = config;
+        proxy::filter::apply(response, &ctx).await
     }
 }
 
@@ -180,47 +253,188 @@ fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// The classify stage: which path, which operation, which upstream URL.
-fn classify(config: &Config, route: &Route<'_>, req: &Request<Incoming>, _token: &Extracted) -> Result<Target, Reject> {
-    let path_for = |id: &str| config.paths.get(id).cloned().ok_or(Reject::Denied(Denial::PathNotFound));
+/// The classify stage: which path, which operation, which upstream URL, which body.
+///
+/// The token's visibility of the path is checked before any request detail is
+/// judged, so that a malformed request cannot reveal that a path exists.
+async fn classify(
+    config: &Config,
+    route: &Route<'_>,
+    parts: &http::request::Parts,
+    body: Incoming,
+    token: &Extracted,
+    grant: &Grant,
+) -> Result<Target, Reject> {
+    let path_id = match *route {
+        Route::Xyz { path_id, .. } | Route::Path { path_id, .. } | Route::Ogc { path_id, .. } => path_id,
+        Route::TokenApi { .. } | Route::OpenApi | Route::Healthz | Route::Readyz | Route::Unknown => {
+            return Err(Reject::NotFound)
+        }
+    };
+    let path = config.paths.get(path_id).cloned().ok_or(Denial::PathNotFound)?;
+    if grant.access_for(&path).is_none() {
+        return Err(Denial::PathNotFound.into());
+    }
+    let plain = |path: Arc<PathConfig>, op: Operation, uri: Uri, body: Outgoing| Target {
+        path,
+        op,
+        uri,
+        response: None,
+        body,
+        upstream_base: String::new(),
+        public: String::new(),
+    };
     match *route {
-        Route::Xyz { path_id, tile, .. } => {
-            let path = path_for(path_id)?;
+        Route::Xyz { tile, .. } => {
             // A protocol the path does not configure looks exactly like a missing path.
             let template = path.upstream.xyz.as_ref().ok_or(Denial::PathNotFound)?;
-            if req.method() != Method::GET && req.method() != Method::HEAD {
+            if parts.method != Method::GET && parts.method != Method::HEAD {
                 return Err(Reject::MethodNotAllowed("GET or HEAD"));
             }
             let uri = fill_template(template, tile)?;
             let op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, Extent::Tile(tile));
-            Ok(Target { path, op, uri })
+            Ok(plain(path, op, uri, Outgoing::Empty))
         }
-        Route::Path { path_id, rest } => {
-            let path = path_for(path_id)?;
+        Route::Path { rest, .. } => {
             let base = path.upstream.base.as_ref().ok_or(Denial::PathNotFound)?;
-            let (name, tier) = if req.method() == Method::GET || req.method() == Method::HEAD {
+            let (name, tier) = if parts.method == Method::GET || parts.method == Method::HEAD {
                 ("path.read", Tier::ViewPlus)
             } else {
                 ("path.write", Tier::Edit)
             };
-            let query = req.uri().query().map(token::strip_token_param);
-            let mut uri = format!("{base}{rest}");
-            if let Some(q) = query.as_deref().filter(|q| !q.is_empty()) {
-                uri.push('?');
-                uri.push_str(q);
-            }
-            let uri = uri.parse().map_err(|_| Reject::BadRequest("the request path cannot be forwarded".into()))?;
+            let query = parts.uri.query().map(token::strip_token_param);
+            let uri = join(&base.to_string(), rest, query.as_deref().unwrap_or(""))?;
             let op = Operation::simple(name, Surface::Full, tier, Extent::Opaque);
-            Ok(Target { path, op, uri })
+            Ok(plain(path, op, uri, Outgoing::Stream(body)))
         }
-        Route::Ogc { path_id, .. } => {
-            // Reveal nothing about the path until the OGC classifiers can judge it.
-            let _ = path_for(path_id)?;
-            Err(Reject::Denied(Denial::PathNotFound))
+        Route::Ogc { family, rest, .. } => classify_ogc(config, path, family, rest, parts, body, token).await,
+        _ => Err(Reject::NotFound),
+    }
+}
+
+async fn classify_ogc(
+    config: &Config,
+    path: Arc<PathConfig>,
+    family: OgcFamily,
+    rest: &str,
+    parts: &http::request::Parts,
+    body: Incoming,
+    token: &Extracted,
+) -> Result<Target, Reject> {
+    let protocol = match family {
+        OgcFamily::Wms => Protocol::Wms,
+        OgcFamily::Wmts => Protocol::Wmts,
+        OgcFamily::Wfs => Protocol::Wfs,
+        OgcFamily::Wcs => Protocol::Wcs,
+        OgcFamily::Api => Protocol::Api,
+        OgcFamily::Mvt => Protocol::Mvt,
+    };
+    let up = &path.upstream;
+    let rest_wmts = protocol == Protocol::Wmts && !matches!(rest, "" | "/");
+    let base: Option<String> = match protocol {
+        Protocol::Wms => up.wms.as_ref().map(ToString::to_string),
+        Protocol::Wmts if rest_wmts => up.wmts_rest.as_ref().or(up.wmts.as_ref()).map(ToString::to_string),
+        Protocol::Wmts => up.wmts.as_ref().map(ToString::to_string),
+        Protocol::Wfs => up.wfs.as_ref().map(ToString::to_string),
+        Protocol::Wcs => up.wcs.as_ref().map(ToString::to_string),
+        Protocol::Api => up.ogcapi.as_ref().map(ToString::to_string),
+        Protocol::Mvt => up.mvt.as_ref().map(|t| t.0.clone()),
+        Protocol::Xyz => up.xyz.as_ref().map(|t| t.0.clone()),
+    };
+    let base = base.ok_or(Denial::PathNotFound)?;
+    let header = |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let content_type = header(http::header::CONTENT_TYPE);
+    let judged = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+        Some(read_bounded(body, &parts.headers, MAX_OGC_BODY_BYTES).await?)
+    } else {
+        None
+    };
+    let query = parts.uri.query().map(token::strip_token_param);
+    let request = OgcRequest {
+        protocol,
+        method: &parts.method,
+        rest,
+        query: query.as_deref().unwrap_or(""),
+        content_type,
+        accept: header(http::header::ACCEPT),
+        body: judged.as_deref(),
+    };
+    let classified = ogc::classify_with(&request, &path, &path.ogc_options()).map_err(ogc_reject)?;
+    let mut op = classified.op;
+    let filterable = matches!(classified.response, ResponseKind::Features(DataFormat::Json));
+    if op.extent == Extent::Unbounded && filterable {
+        // The filter stage drops features outside the fence, so no bound is needed.
+        op.extent = Extent::GeometryFiltered;
+    }
+    let uri = match (protocol, op.extent) {
+        (Protocol::Mvt, Extent::Tile(tile)) => fill_template(up.mvt.as_ref().ok_or(Denial::PathNotFound)?, tile)?,
+        (Protocol::Mvt, _) => {
+            return Err(Reject::BadRequest("a vector tile address is /ogc/mvt/{pathId}/{z}/{x}/{y}".into()))
         }
-        Route::TokenApi { .. } | Route::OpenApi | Route::Healthz | Route::Readyz | Route::Unknown => {
-            Err(Reject::NotFound)
+        _ => join(&base, &classified.forward.path, &classified.forward.query)?,
+    };
+    let body = match (classified.forward.body, judged) {
+        (ForwardBody::None, _) | (ForwardBody::Original, None) => Outgoing::Empty,
+        (ForwardBody::Original, Some(bytes)) => {
+            Outgoing::Judged(bytes, parts.headers.get(http::header::CONTENT_TYPE).cloned())
         }
+        (ForwardBody::Form(form), _) => Outgoing::Judged(
+            Bytes::from(form),
+            Some(http::HeaderValue::from_static("application/x-www-form-urlencoded")),
+        ),
+    };
+    let public = format!("{}/ogc/{}/{}", config.server.public_url, family.as_str(), path.id);
+    let _ = token;
+    Ok(Target { path, op, uri, response: Some(classified.response), body, upstream_base: base, public })
+}
+
+/// Maps a classifier error to its reject (the statuses the classifier documents).
+fn ogc_reject(e: OgcError) -> Reject {
+    match e {
+        OgcError::BadRequest(m) => Reject::BadRequest(m),
+        OgcError::NotSupported(m) => Reject::BadRequest(format!("{m} (not supported through the gateway)")),
+        OgcError::MethodNotAllowed { allowed, .. } => Reject::MethodNotAllowed(allowed),
+        OgcError::UnsupportedMediaType(m) => Reject::UnsupportedMediaType(m),
+        // Same reason as a fenced property, so a token cannot tell the two apart.
+        OgcError::UnknownProperty(p) => Reject::Denied(Denial::PropertyFenced(p)),
+    }
+}
+
+/// `base` (which may carry its own query, e.g. MapServer `?map=`) + `path` + `query`.
+fn join(base: &str, path: &str, query: &str) -> Result<Uri, Reject> {
+    let (base_path, base_query) = match base.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (base, ""),
+    };
+    let mut url = String::with_capacity(base.len() + path.len() + query.len() + 2);
+    url.push_str(base_path);
+    if !path.is_empty() {
+        if url.ends_with('/') && path.starts_with('/') {
+            url.pop();
+        } else if !url.ends_with('/') && !path.starts_with('/') {
+            url.push('/');
+        }
+        url.push_str(path);
+    }
+    let queries: Vec<&str> = [base_query, query].into_iter().filter(|q| !q.is_empty()).collect();
+    if !queries.is_empty() {
+        url.push('?');
+        url.push_str(&queries.join("&"));
+    }
+    url.parse().map_err(|_| Reject::BadRequest("the request cannot be forwarded as a valid URL".into()))
+}
+
+/// Reads a request body up to `limit` bytes (413 beyond).
+async fn read_bounded(body: Incoming, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
+    if let Some(len) = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(Reject::PayloadTooLarge(limit));
+        }
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
+        Err(e) => Err(Reject::BadRequest(format!("the request body could not be read: {e}"))),
     }
 }
 

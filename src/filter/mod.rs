@@ -55,11 +55,7 @@ pub enum FilterError {
     #[error("upstream vector tile is not a Mapbox Vector Tile 2.1 protobuf: {0}")]
     MvtDecode(#[source] prost::DecodeError),
     #[error("upstream vector tile layer `{layer}` feature {feature}: {reason}")]
-    MvtTags {
-        layer: String,
-        feature: usize,
-        reason: String,
-    },
+    MvtTags { layer: String, feature: usize, reason: String },
     #[error("upstream schema is not readable XML at byte {offset}: {reason}")]
     InvalidXml { offset: u64, reason: String },
     #[error("upstream schema is not valid JSON: {0}")]

@@ -196,10 +196,7 @@ fn compact<T>(entries: Vec<T>, map: &mut [u32]) -> Vec<T> {
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, FilterError> {
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(MAX_TILE_BYTES));
-    MultiGzDecoder::new(data)
-        .take(MAX_TILE_BYTES as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(FilterError::Gzip)?;
+    MultiGzDecoder::new(data).take(MAX_TILE_BYTES as u64 + 1).read_to_end(&mut out).map_err(FilterError::Gzip)?;
     if out.len() > MAX_TILE_BYTES {
         return Err(FilterError::TileTooLarge { limit: MAX_TILE_BYTES });
     }
@@ -227,14 +224,14 @@ mod tests {
     /// Two layers with every value type, values shared between features and keys.
     fn fixture() -> Tile {
         let values = vec![
-            text("Main St"),                                           // 0
-            Value { float_value: Some(1.5), ..Default::default() },    // 1
-            Value { double_value: Some(2.25), ..Default::default() },  // 2
-            Value { int_value: Some(-3), ..Default::default() },       // 3
+            text("Main St"),                                            // 0
+            Value { float_value: Some(1.5), ..Default::default() },     // 1
+            Value { double_value: Some(2.25), ..Default::default() },   // 2
+            Value { int_value: Some(-3), ..Default::default() },        // 3
             Value { uint_value: Some(u64::MAX), ..Default::default() }, // 4
-            Value { sint_value: Some(-4), ..Default::default() },      // 5
-            Value { bool_value: Some(true), ..Default::default() },    // 6
-            text("secret"),                                            // 7
+            Value { sint_value: Some(-4), ..Default::default() },       // 5
+            Value { bool_value: Some(true), ..Default::default() },     // 6
+            text("secret"),                                             // 7
         ];
         let roads = Layer {
             version: 2,
@@ -250,7 +247,12 @@ mod tests {
                     geometry: vec![9, 4, 4, 10, 2, 2],
                 },
                 // Shares the value "Main St" under the hidden key, and `paved` with the first.
-                Feature { id: Some(2), tags: vec![7, 0, 6, 6], r#type: Some(GeomType::Point as i32), geometry: vec![9, 8, 8] },
+                Feature {
+                    id: Some(2),
+                    tags: vec![7, 0, 6, 6],
+                    r#type: Some(GeomType::Point as i32),
+                    geometry: vec![9, 8, 8],
+                },
                 Feature { id: None, tags: vec![], r#type: Some(GeomType::Point as i32), geometry: vec![9, 1, 1] },
             ],
         };
@@ -361,7 +363,10 @@ mod tests {
             let mut tile = fixture();
             tile.layers[0].features[1].tags = tags.clone();
             let err = filter_tile(&tile.encode_to_vec(), &allowed(&["name"])).unwrap_err();
-            assert!(matches!(err, FilterError::MvtTags { ref layer, feature: 1, .. } if layer == "roads"), "{tags:?}: {err}");
+            assert!(
+                matches!(err, FilterError::MvtTags { ref layer, feature: 1, .. } if layer == "roads"),
+                "{tags:?}: {err}"
+            );
         }
         // Even a hidden key must point inside the table.
         let mut tile = fixture();

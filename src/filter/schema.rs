@@ -73,10 +73,8 @@ pub fn trim_describe_feature_type(xml: &[u8], allowed: &[String]) -> Result<Vec<
     // For each open element: is it a complexType, is it an element declaration.
     let mut open: Vec<(bool, bool)> = Vec::new();
     let mut saw_root = false;
-    let invalid = |reader: &NsReader<&[u8]>, reason: String| FilterError::InvalidXml {
-        offset: reader.error_position(),
-        reason,
-    };
+    let invalid =
+        |reader: &NsReader<&[u8]>, reason: String| FilterError::InvalidXml { offset: reader.error_position(), reason };
     loop {
         let before = to_usize(reader.buffer_position());
         let event = reader.read_event().map_err(|e| invalid(&reader, e.to_string()))?;
@@ -135,10 +133,9 @@ fn to_usize(position: u64) -> usize {
 /// Whether a property declaration stays: its name is allowed or it holds geometry.
 fn keep_declaration(reader: &NsReader<&[u8]>, start: &BytesStart<'_>, allowed: &[String]) -> Result<bool, FilterError> {
     let attribute = |name: &str| -> Result<Option<String>, FilterError> {
-        let attr = start.try_get_attribute(name).map_err(|e| FilterError::InvalidXml {
-            offset: reader.buffer_position(),
-            reason: e.to_string(),
-        })?;
+        let attr = start
+            .try_get_attribute(name)
+            .map_err(|e| FilterError::InvalidXml { offset: reader.buffer_position(), reason: e.to_string() })?;
         attr.map(|a| {
             a.unescape_value().map(|v| v.into_owned()).map_err(|e| FilterError::InvalidXml {
                 offset: reader.buffer_position(),
@@ -196,7 +193,8 @@ pub fn trim_queryables(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Filte
             let (properties, inner_close) = scan.members(member.value.start)?;
             let mut keep = Vec::with_capacity(properties.len());
             for property in &properties {
-                let schema: Value = serde_json::from_slice(&json[property.value.clone()]).map_err(FilterError::InvalidSchemaJson)?;
+                let schema: Value =
+                    serde_json::from_slice(&json[property.value.clone()]).map_err(FilterError::InvalidSchemaJson)?;
                 let kept = allowed.contains(&property.key) || is_geometry_schema(&property.key, &schema);
                 if kept && !kept_names.contains(&property.key) {
                     kept_names.push(property.key.clone());
@@ -417,9 +415,9 @@ mod tests {
         assert_eq!(declared(&out), vec!["statesType", "the_geom", "PERSONS", "states"]);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("<xsd:import namespace"));
-        assert!(text.contains(
-            "<xsd:sequence>\n          <xsd:element maxOccurs=\"1\" minOccurs=\"0\" name=\"the_geom\""
-        ));
+        assert!(
+            text.contains("<xsd:sequence>\n          <xsd:element maxOccurs=\"1\" minOccurs=\"0\" name=\"the_geom\"")
+        );
         assert!(text.contains("type=\"xsd:double\"/>\n        </xsd:sequence>"), "{text}");
     }
 
@@ -456,7 +454,10 @@ mod tests {
     fn escaped_names_are_compared_unescaped() {
         let xsd = r#"<schema><complexType><sequence><element name="a&amp;b"/><element name="&#115;ecret"/></sequence></complexType></schema>"#;
         let out = trim_describe_feature_type(xsd.as_bytes(), &allowed(&["a&b"])).unwrap();
-        assert_eq!(out, br#"<schema><complexType><sequence><element name="a&amp;b"/></sequence></complexType></schema>"#);
+        assert_eq!(
+            out,
+            br#"<schema><complexType><sequence><element name="a&amp;b"/></sequence></complexType></schema>"#
+        );
     }
 
     #[test]
@@ -539,10 +540,18 @@ mod tests {
             (r#"{"properties":{"n\u0061me":1,"x":2}}"#, &["name"], r#"{"properties":{"n\u0061me":1}}"#),
             (r#"{"properties":{}}"#, &["a"], r#"{"properties":{}}"#),
             (r#"{"properties":{"x":{}}}"#, &[], r#"{"properties":{}}"#),
-            (r#"{ "properties" : { "x" : {} , "a" : {"properties":{"x":1}} } }"#, &["a"], r#"{ "properties" : { "a" : {"properties":{"x":1}} } }"#),
+            (
+                r#"{ "properties" : { "x" : {} , "a" : {"properties":{"x":1}} } }"#,
+                &["a"],
+                r#"{ "properties" : { "a" : {"properties":{"x":1}} } }"#,
+            ),
             (r#"{"type":"object"}"#, &[], r#"{"type":"object"}"#),
             (r#"{}"#, &[], r#"{}"#),
-            (r#"{"required":["x","a"],"properties":{"x":{},"a":{}}}"#, &["a"], r#"{"required":["a"],"properties":{"a":{}}}"#),
+            (
+                r#"{"required":["x","a"],"properties":{"x":{},"a":{}}}"#,
+                &["a"],
+                r#"{"required":["a"],"properties":{"a":{}}}"#,
+            ),
             (r#"{"properties":null,"required":[]}"#, &[], r#"{"properties":null,"required":[]}"#),
         ];
         for (json, names, expected) in cases {

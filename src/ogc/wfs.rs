@@ -429,8 +429,10 @@ mod tests {
 
     #[test]
     fn fes_filter_is_read_and_unreadable_ones_refused() {
-        // The FES reader is another module's; until it reads, every FILTER is refused.
-        let e = run(Protocol::Wfs, q("FILTER=%3CFilter%3E%3C/Filter%3E")).unwrap_err();
+        let c = run(Protocol::Wfs, q("FILTER=%3CFilter%3E%3CPropertyIsEqualTo%3E%3CValueReference%3Eowner%3C/ValueReference%3E%3CLiteral%3Ex%3C/Literal%3E%3C/PropertyIsEqualTo%3E%3C/Filter%3E")).expect("readable filter");
+        assert_eq!(c.op.properties, vec!["owner"]);
+        let e = run(Protocol::Wfs, q("FILTER=%3CFilter%3E%3CValueReference%3Ea/b%3C/ValueReference%3E%3C/Filter%3E"))
+            .unwrap_err();
         assert!(e.to_string().starts_with("FILTER: "), "{e}");
         assert!(run(Protocol::Wfs, q("FILTER_LANGUAGE=CQL")).is_err());
     }

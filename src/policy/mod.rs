@@ -36,6 +36,9 @@ pub enum Extent {
     BBox { bbox: BBox, zoom: Option<f64> },
     /// Feature data with no spatial bound (WFS GetFeature without BBOX, OGC API items…).
     Unbounded,
+    /// Feature data with no spatial bound whose answer the gateway filters by the
+    /// fence's geometry (GeoJSON): allowed, with the fence as an obligation.
+    GeometryFiltered,
     /// A request whose reach the gateway cannot judge (pass-through `/path/…`):
     /// refused for any token with a fence.
     Opaque,
@@ -207,7 +210,10 @@ fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
         Extent::None => Ok(()),
         Extent::Tile(tile) => fence.check_tile(*tile),
         Extent::BBox { bbox, zoom } => fence.check_bbox(bbox, *zoom),
+        // Only tiles bound space; a maxZoom-only fence has nothing to bound features by.
+        Extent::Unbounded if fence.tiles().is_none() => Ok(()),
         Extent::Unbounded => return Err(Denial::UnboundedFeatureRequest),
+        Extent::GeometryFiltered => Ok(()),
         Extent::Opaque => return Err(Denial::FenceUnverifiable),
         Extent::ForeignCrs => return Err(Denial::UnsupportedCrs),
     };
@@ -314,7 +320,14 @@ mod tests {
     #[test]
     fn fence_extents_are_judged_only_for_fenced_tokens() {
         let osm = path("osm", &["osm"], &[]);
-        let fenced = grant(&[("osm", Tier::Admin)], Fence::new(None, Some(5)).expect("fence"), Scope::All);
+        let fenced =
+            grant(&[("osm", Tier::Admin)], Fence::new(Some(&[(1, 0, 0)]), Some(5)).expect("fence"), Scope::All);
+        let zoom_only = grant(&[("osm", Tier::Admin)], Fence::new(None, Some(5)).expect("fence"), Scope::All);
+        let unbounded = Operation::simple("x", Surface::Ogc, Tier::View, Extent::Unbounded);
+        assert!(decide(&zoom_only, &unbounded, &osm, 0).is_ok(), "a maxZoom-only fence bounds no features");
+        let filtered = Operation::simple("x", Surface::Ogc, Tier::View, Extent::GeometryFiltered);
+        let permit = decide(&fenced, &filtered, &osm, 0).expect("filtered by geometry");
+        assert!(permit.obligations().fence.is_some(), "the fence becomes the filter's obligation");
         let open = grant(&[("osm", Tier::Admin)], Fence::default(), Scope::All);
         for (extent, denial) in [
             (Extent::Unbounded, Denial::UnboundedFeatureRequest),

@@ -46,6 +46,8 @@ pub struct FilterContext<'a> {
     pub token_query: Option<&'a str>,
     pub layers: &'a [String],
     pub quad_matrix_sets: &'a [String],
+    /// One feature asked for by id: held whole, and a 404 when outside the fence.
+    pub single_feature: bool,
 }
 
 /// Applies the filter stage to an upstream response.
@@ -86,6 +88,14 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             }
             if *format != DataFormat::Json {
                 return Err(unfilterable(format));
+            }
+            if ctx.single_feature {
+                let (parts, body) = whole(res).await?;
+                let out = crate::filter::filter_geojson(&body, properties.cloned(), fence).map_err(|e| match e {
+                    FilterError::FeatureOutsideFence => Reject::Denied(crate::policy::Denial::PathNotFound),
+                    other => bad_document(format!("feature: {other}")),
+                })?;
+                return Ok(rebuild(parts, out));
             }
             Ok(stream_geojson(res, properties.cloned(), fence))
         }
@@ -197,7 +207,11 @@ fn rebuild(mut parts: http::response::Parts, body: Vec<u8>) -> Response<Body> {
 
 /// Streams a GeoJSON body through the filter: constant memory per chunk (plus one
 /// feature when a geometry filter holds it), chunked to the client.
-fn stream_geojson(res: Response<Incoming>, properties: Option<Arc<[String]>>, fence: Option<Arc<Fence>>) -> Response<Body> {
+fn stream_geojson(
+    res: Response<Incoming>,
+    properties: Option<Arc<[String]>>,
+    fence: Option<Arc<Fence>>,
+) -> Response<Body> {
     let (mut parts, body) = res.into_parts();
     super::headers::sanitize_response(&mut parts.headers);
     let decoder = match parts.headers.remove(header::CONTENT_ENCODING).as_ref().and_then(|v| v.to_str().ok()) {
@@ -280,7 +294,9 @@ impl http_body::Body for FilteredBody {
                 }
                 Some(Err(e)) => Err(e.into()),
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => this.decoder.decode(data).and_then(|d| this.filter.push(&d, &mut out).map_err(Into::into)),
+                    Ok(data) => {
+                        this.decoder.decode(data).and_then(|d| this.filter.push(&d, &mut out).map_err(Into::into))
+                    }
                     // Trailers carry no features; they are not forwarded after a rewrite.
                     Err(_) => Ok(()),
                 },

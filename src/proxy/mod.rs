@@ -4,6 +4,7 @@
 //! request and response bodies stream in both directions; nothing is buffered
 //! whole. Header hygiene lives in [`headers`].
 
+pub mod filter;
 pub mod headers;
 
 use std::net::SocketAddr;
@@ -79,7 +80,7 @@ pub struct ForwardContext<'a> {
 /// identity headers, and the streamed body.
 pub fn prepare(
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: Body,
     target: Uri,
     permit: &Permit,
     ctx: &ForwardContext<'_>,
@@ -88,8 +89,12 @@ pub fn prepare(
     headers::set_forwarded(&mut parts.headers, ctx);
     headers::set_identity(&mut parts.headers, permit);
     parts.uri = target;
-    let body: Body = body.map_err(|e| Box::new(e) as BoxError).boxed();
     Request::from_parts(parts, body)
+}
+
+/// A client body, boxed for forwarding as it streams.
+pub fn stream(body: Incoming) -> Body {
+    body.map_err(|e| Box::new(e) as BoxError).boxed()
 }
 
 /// Cleans the upstream response's headers and boxes its body for the client.

@@ -103,19 +103,14 @@ fn escaped_keys_are_compared_after_unescaping() {
 #[test]
 fn escaped_member_names_still_find_features_and_properties() {
     let doc = r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"secret":1,"ok":2}}]}"#;
-    assert_eq!(
-        filter(doc, &["ok"]),
-        r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"ok":2}}]}"#
-    );
+    assert_eq!(filter(doc, &["ok"]), r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"ok":2}}]}"#);
 }
 
 #[test]
 fn nested_values_of_allowed_keys_pass_whole_and_hidden_ones_vanish_whole() {
-    let doc = r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"secret":{"a":[[[]]],"x":"\"}"},"b":[{"secret":1}]}}"#;
-    assert_eq!(
-        filter(doc, &["a", "b"]),
-        r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"b":[{"secret":1}]}}"#
-    );
+    let doc =
+        r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"secret":{"a":[[[]]],"x":"\"}"},"b":[{"secret":1}]}}"#;
+    assert_eq!(filter(doc, &["a", "b"]), r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"b":[{"secret":1}]}}"#);
 }
 
 #[test]
@@ -151,7 +146,8 @@ fn a_key_named_properties_inside_properties_is_just_a_key() {
 
 #[test]
 fn members_may_come_in_any_order() {
-    let doc = r#"{"features":[{"properties":{"s":1,"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#;
+    let doc =
+        r#"{"features":[{"properties":{"s":1,"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#;
     assert_eq!(
         filter(doc, &["a"]),
         r#"{"features":[{"properties":{"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#
@@ -312,7 +308,10 @@ fn assert_split_invariant(doc: &[u8], make: impl Fn() -> GeoJsonFilter) {
     for cut in 0..=doc.len() {
         let mut f = make();
         let mut out = Vec::new();
-        let result = f.push(&doc[..cut], &mut out).and_then(|()| f.push(&doc[cut..], &mut out)).and_then(|()| f.finish(&mut out));
+        let result = f
+            .push(&doc[..cut], &mut out)
+            .and_then(|()| f.push(&doc[cut..], &mut out))
+            .and_then(|()| f.finish(&mut out));
         match (&whole, result) {
             (Ok(expected), Ok(())) => assert_eq!(&out, expected, "cut at {cut}"),
             (Err(_), Err(_)) => {}
@@ -383,7 +382,8 @@ fn the_geometry_filter_drops_features_outside_and_keeps_commas_valid() {
     ],"numberReturned":7}"#;
     let out = run_fenced(doc, None).unwrap();
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let kept: Vec<i64> = value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
+    let kept: Vec<i64> =
+        value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
     assert_eq!(kept, vec![1, 3]);
     assert!(out.ends_with(r#"],"numberReturned":7}"#), "{out}");
 }
@@ -401,9 +401,15 @@ fn the_geometry_filter_reads_every_geometry_type() {
         (r#"{"type":"MultiPoint","coordinates":[[50,0],[1,0]]}"#, true),
         (r#"{"type":"LineString","coordinates":[[50,0],[51,0]]}"#, false),
         (r#"{"type":"MultiLineString","coordinates":[[[50,0],[51,0]],[[5,0],[6,0]]]}"#, true),
-        (r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]],[[0.1,0.1],[0.2,0.1],[0.2,0.2],[0.1,0.1]]]}"#, true),
+        (
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]],[[0.1,0.1],[0.2,0.1],[0.2,0.2],[0.1,0.1]]]}"#,
+            true,
+        ),
         (r#"{"type":"MultiPolygon","coordinates":[[[[50,0],[51,0],[51,1],[50,0]]]]}"#, false),
-        (r#"{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[50,0]},{"type":"Point","coordinates":[0,0]}]}"#, true),
+        (
+            r#"{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[50,0]},{"type":"Point","coordinates":[0,0]}]}"#,
+            true,
+        ),
         (r#"{"type":"Polygon","coordinates":[]}"#, false),
     ];
     for (geometry, kept) in geometries {
@@ -529,7 +535,8 @@ fn a_real_fence_keeps_features_in_its_tiles() {
     ]}"#;
     let out = filter_geojson(doc.as_bytes(), None, Some(fence)).unwrap();
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let kept: Vec<i64> = value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
+    let kept: Vec<i64> =
+        value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
     assert_eq!(kept, vec![0, 3]);
 }
 

@@ -25,11 +25,8 @@ pub(super) struct Bounds {
 fn lonlat_to_mercator(b: Box4) -> Box4 {
     let x = |lon: f64| lon * MERCATOR_HALF_WORLD / 180.0;
     let y = |lat: f64| {
-        let lat = lat
-            .clamp(-85.051_128_779_806_6, 85.051_128_779_806_6)
-            .to_radians();
-        (std::f64::consts::FRAC_PI_4 + lat / 2.0).tan().ln() * MERCATOR_HALF_WORLD
-            / std::f64::consts::PI
+        let lat = lat.clamp(-85.051_128_779_806_6, 85.051_128_779_806_6).to_radians();
+        (std::f64::consts::FRAC_PI_4 + lat / 2.0).tan().ln() * MERCATOR_HALF_WORLD / std::f64::consts::PI
     };
     [x(b[0]), y(b[1]), x(b[2]), y(b[3])]
 }
@@ -38,9 +35,7 @@ impl Bounds {
     /// The fence's extent, `None` when it has no tiles (only a maxZoom).
     pub(super) fn of(fence: &dyn FenceView) -> Option<Bounds> {
         let lonlat = fence.bounds_lonlat()?;
-        let mercator = fence
-            .bounds_mercator()
-            .unwrap_or_else(|| lonlat_to_mercator(lonlat));
+        let mercator = fence.bounds_mercator().unwrap_or_else(|| lonlat_to_mercator(lonlat));
         Some(Bounds { lonlat, mercator })
     }
 
@@ -65,12 +60,7 @@ impl Bounds {
 /// The intersection of two x-first boxes; `None` when they are disjoint. Boxes that only
 /// touch, and degenerate (point) boxes, intersect.
 fn intersect(a: Box4, b: Box4) -> Option<Box4> {
-    let r = [
-        a[0].max(b[0]),
-        a[1].max(b[1]),
-        a[2].min(b[2]),
-        a[3].min(b[3]),
-    ];
+    let r = [a[0].max(b[0]), a[1].max(b[1]), a[2].min(b[2]), a[3].min(b[3])];
     (r[0] <= r[2] && r[1] <= r[3]).then_some(r)
 }
 
@@ -118,12 +108,8 @@ enum Layout {
 }
 
 const ATTRIBUTES: [&str; 4] = ["minx", "miny", "maxx", "maxy"];
-const GEOGRAPHIC_BOUNDS: [&str; 4] = [
-    "westBoundLongitude",
-    "southBoundLatitude",
-    "eastBoundLongitude",
-    "northBoundLatitude",
-];
+const GEOGRAPHIC_BOUNDS: [&str; 4] =
+    ["westBoundLongitude", "southBoundLatitude", "eastBoundLongitude", "northBoundLatitude"];
 
 /// A bounding box as an element declares it.
 #[derive(Debug, Clone, Copy)]
@@ -162,12 +148,7 @@ fn read_numbers(el: &Element, layout: Layout) -> Option<Box4> {
         Layout::Attributes => parse4(ATTRIBUTES.map(|k| el.attr(k))),
         Layout::Bounds => {
             let t = GEOGRAPHIC_BOUNDS.map(|k| el.child_text(k));
-            parse4([
-                t[0].as_deref(),
-                t[1].as_deref(),
-                t[2].as_deref(),
-                t[3].as_deref(),
-            ])
+            parse4([t[0].as_deref(), t[1].as_deref(), t[2].as_deref(), t[3].as_deref()])
         }
         Layout::Corners => {
             let (lower, upper) = (el.child_text("LowerCorner")?, el.child_text("UpperCorner")?);
@@ -207,43 +188,19 @@ fn write_numbers(el: &mut Element, layout: Layout, b: Box4) {
 /// one we cannot reason about (unknown CRS, unreadable numbers).
 fn read_box(el: &Element, axes: Axes) -> Option<Option<Declared>> {
     let geographic = |layout| {
-        Some(read_numbers(el, layout).map(|wire| Declared {
-            crs: Crs::Wgs84,
-            axis: AxisOrder::XY,
-            layout,
-            wire,
-        }))
+        Some(read_numbers(el, layout).map(|wire| Declared { crs: Crs::Wgs84, axis: AxisOrder::XY, layout, wire }))
     };
     match el.local() {
         "LatLonBoundingBox" | "LatLongBoundingBox" => geographic(Layout::Attributes),
         "EX_GeographicBoundingBox" => geographic(Layout::Bounds),
         "WGS84BoundingBox" => geographic(Layout::Corners),
         "BoundingBox" => {
-            let layout = if el.child("LowerCorner").is_some() {
-                Layout::Corners
-            } else {
-                Layout::Attributes
-            };
-            let crs = el
-                .attr("CRS")
-                .or_else(|| el.attr("SRS"))
-                .or_else(|| el.attr("crs"));
-            Some(
-                crs.and_then(crs_from_identifier)
-                    .and_then(|(crs, authority_axis)| {
-                        let axis = if axes == Axes::AlwaysXY {
-                            AxisOrder::XY
-                        } else {
-                            authority_axis
-                        };
-                        Some(Declared {
-                            crs,
-                            axis,
-                            layout,
-                            wire: read_numbers(el, layout)?,
-                        })
-                    }),
-            )
+            let layout = if el.child("LowerCorner").is_some() { Layout::Corners } else { Layout::Attributes };
+            let crs = el.attr("CRS").or_else(|| el.attr("SRS")).or_else(|| el.attr("crs"));
+            Some(crs.and_then(crs_from_identifier).and_then(|(crs, authority_axis)| {
+                let axis = if axes == Axes::AlwaysXY { AxisOrder::XY } else { authority_axis };
+                Some(Declared { crs, axis, layout, wire: read_numbers(el, layout)? })
+            }))
         }
         _ => None,
     }
@@ -252,10 +209,7 @@ fn read_box(el: &Element, axes: Axes) -> Option<Option<Declared>> {
 /// Shrinks `el` to the fence when it is a bounding-box element; `None` when it is not one.
 pub(super) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option<BoxResult> {
     let Some(declared) = read_box(el, axes)? else {
-        return Some(BoxResult {
-            geographic: false,
-            outcome: Outcome::Unknown,
-        });
+        return Some(BoxResult { geographic: false, outcome: Outcome::Unknown });
     };
     let x_first = declared.x_first();
     let outcome = match intersect(x_first, bounds.for_crs(declared.crs)) {
@@ -267,10 +221,7 @@ pub(super) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option
             Outcome::Shrunk
         }
     };
-    Some(BoxResult {
-        geographic: declared.crs == Crs::Wgs84,
-        outcome,
-    })
+    Some(BoxResult { geographic: declared.crs == Crs::Wgs84, outcome })
 }
 
 /// Whether an item (layer, feature type, coverage) lies in the fence, judged by its own
@@ -328,16 +279,12 @@ mod tests {
     }
 
     fn element(xml: &str) -> Element {
-        Doc::parse(xml.as_bytes(), DocTypePolicy::Refuse)
-            .expect("parses")
-            .root
+        Doc::parse(xml.as_bytes(), DocTypePolicy::Refuse).expect("parses").root
     }
 
     #[test]
     fn wms_130_epsg_4326_is_read_and_written_lat_lon() {
-        let mut el = element(
-            r#"<BoundingBox CRS="EPSG:4326" minx="-60" miny="-170" maxx="70" maxy="170"/>"#,
-        );
+        let mut el = element(r#"<BoundingBox CRS="EPSG:4326" minx="-60" miny="-170" maxx="70" maxy="170"/>"#);
         let r = fence_box(&mut el, &bounds(), Axes::Authority).expect("a box");
         assert_eq!(r.outcome, Outcome::Shrunk);
         assert_eq!(
@@ -348,9 +295,7 @@ mod tests {
 
     #[test]
     fn wms_111_epsg_4326_stays_lon_lat() {
-        let mut el = element(
-            r#"<BoundingBox SRS="EPSG:4326" minx="-170" miny="-60" maxx="170" maxy="70"/>"#,
-        );
+        let mut el = element(r#"<BoundingBox SRS="EPSG:4326" minx="-170" miny="-60" maxx="170" maxy="70"/>"#);
         fence_box(&mut el, &bounds(), Axes::AlwaysXY).expect("a box");
         assert_eq!(
             ["minx", "miny", "maxx", "maxy"].map(|k| el.attr(k).expect("attr").to_owned()),
@@ -366,37 +311,24 @@ mod tests {
         let r = fence_box(&mut el, &bounds(), Axes::Authority).expect("a box");
         assert!(!r.geographic);
         assert_eq!(el.child_text("LowerCorner").as_deref(), Some("0 0"));
-        assert_eq!(
-            el.child_text("UpperCorner").as_deref(),
-            Some("20037508.342789244 20037508.342789244")
-        );
+        assert_eq!(el.child_text("UpperCorner").as_deref(), Some("20037508.342789244 20037508.342789244"));
     }
 
     #[test]
     fn disjoint_boxes_are_reported_and_unknown_crs_is_left_alone() {
         let mut west = element(r#"<LatLonBoundingBox minx="-20" miny="10" maxx="-5" maxy="20"/>"#);
-        assert_eq!(
-            fence_box(&mut west, &bounds(), Axes::AlwaysXY).map(|r| r.outcome),
-            Some(Outcome::Disjoint)
-        );
-        let mut utm =
-            element(r#"<BoundingBox CRS="EPSG:25832" minx="1" miny="2" maxx="3" maxy="4"/>"#);
-        assert_eq!(
-            fence_box(&mut utm, &bounds(), Axes::Authority).map(|r| r.outcome),
-            Some(Outcome::Unknown)
-        );
+        assert_eq!(fence_box(&mut west, &bounds(), Axes::AlwaysXY).map(|r| r.outcome), Some(Outcome::Disjoint));
+        let mut utm = element(r#"<BoundingBox CRS="EPSG:25832" minx="1" miny="2" maxx="3" maxy="4"/>"#);
+        assert_eq!(fence_box(&mut utm, &bounds(), Axes::Authority).map(|r| r.outcome), Some(Outcome::Unknown));
         assert_eq!(utm.attr("minx"), Some("1"));
     }
 
     #[test]
     fn mercator_bounds_are_derived_from_lon_lat() {
         let m = lonlat_to_mercator([-180.0, -85.0511287798066, 180.0, 85.0511287798066]);
-        for (got, want) in m.iter().zip([
-            -MERCATOR_HALF_WORLD,
-            -MERCATOR_HALF_WORLD,
-            MERCATOR_HALF_WORLD,
-            MERCATOR_HALF_WORLD,
-        ]) {
+        for (got, want) in
+            m.iter().zip([-MERCATOR_HALF_WORLD, -MERCATOR_HALF_WORLD, MERCATOR_HALF_WORLD, MERCATOR_HALF_WORLD])
+        {
             assert!((got - want).abs() < 1e-3, "{got} vs {want}");
         }
     }

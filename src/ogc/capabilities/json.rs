@@ -50,9 +50,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
-        serde_json::Number::from_f64(v)
-            .map(Json::Number)
-            .ok_or_else(|| E::custom("number out of range"))
+        serde_json::Number::from_f64(v).map(Json::Number).ok_or_else(|| E::custom("number out of range"))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
         Ok(Json::String(v.to_owned()))
@@ -134,20 +132,12 @@ struct Ctx<'r, 'a> {
     bounds: Option<Bounds>,
 }
 
-pub(super) fn rewrite(
-    input: &[u8],
-    rw: &Rewrite<'_>,
-    map: &UrlMap,
-) -> Result<Vec<u8>, CapabilitiesError> {
+pub(super) fn rewrite(input: &[u8], rw: &Rewrite<'_>, map: &UrlMap) -> Result<Vec<u8>, CapabilitiesError> {
     let mut doc: Json = serde_json::from_slice(input).map_err(CapabilitiesError::Json)?;
     if !matches!(doc, Json::Object(_)) {
         return Err(CapabilitiesError::JsonRoot);
     }
-    let ctx = Ctx {
-        rw,
-        map,
-        bounds: rw.bounds(),
-    };
+    let ctx = Ctx { rw, map, bounds: rw.bounds() };
     filter(&mut doc, &ctx);
     rewrite_strings(&mut doc, map);
     if leaks(&doc, map) {
@@ -160,17 +150,11 @@ pub(super) fn rewrite(
 fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
     match value {
         Json::Object(entries) => {
-            let placement = ctx
-                .bounds
-                .as_ref()
-                .map_or(Placement::Unknown, |b| shrink_extent(entries, b));
+            let placement = ctx.bounds.as_ref().map_or(Placement::Unknown, |b| shrink_extent(entries, b));
             for (key, child) in entries.iter_mut() {
                 match (key.as_str(), &mut *child) {
                     ("collections", Json::Array(items)) => items.retain_mut(|c| {
-                        let id_covered = c
-                            .get("id")
-                            .and_then(Json::as_str)
-                            .is_none_or(|id| ctx.rw.covers(id));
+                        let id_covered = c.get("id").and_then(Json::as_str).is_none_or(|id| ctx.rw.covers(id));
                         id_covered && filter(c, ctx) != Placement::Outside
                     }),
                     ("links", Json::Array(links)) => {
@@ -200,13 +184,7 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
         return true;
     };
     let href = href.trim();
-    if matches!(
-        ctx.map.map(href),
-        Mapped::Outside {
-            templated: true,
-            ..
-        }
-    ) {
+    if matches!(ctx.map.map(href), Mapped::Outside { templated: true, .. }) {
         return false;
     }
     let relative = !href.contains("://") && !href.starts_with("//");
@@ -219,9 +197,7 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
         }
     };
     let segments: Vec<&str> = path.split('/').collect();
-    !segments
-        .windows(2)
-        .any(|w| w[0] == "collections" && !w[1].is_empty() && !ctx.rw.covers(&decode_segment(w[1])))
+    !segments.windows(2).any(|w| w[0] == "collections" && !w[1].is_empty() && !ctx.rw.covers(&decode_segment(w[1])))
 }
 
 /// Shrinks `extent.spatial.bbox` (CRS84) of an object to the fence. The first box is the
@@ -233,10 +209,7 @@ fn shrink_extent(entries: &mut [(String, Json)], bounds: &Bounds) -> Placement {
     let Some(spatial) = extent.get_mut("spatial") else {
         return Placement::Unknown;
     };
-    let crs84 = spatial
-        .get("crs")
-        .and_then(Json::as_str)
-        .is_none_or(|c| c.to_ascii_lowercase().ends_with("crs84"));
+    let crs84 = spatial.get("crs").and_then(Json::as_str).is_none_or(|c| c.to_ascii_lowercase().ends_with("crs84"));
     if !crs84 {
         return Placement::Unknown;
     }
@@ -248,12 +221,7 @@ fn shrink_extent(entries: &mut [(String, Json)], bounds: &Bounds) -> Placement {
         if v.len() != 4 {
             return None;
         }
-        Some([
-            v[0].as_f64()?,
-            v[1].as_f64()?,
-            v[2].as_f64()?,
-            v[3].as_f64()?,
-        ])
+        Some([v[0].as_f64()?, v[1].as_f64()?, v[2].as_f64()?, v[3].as_f64()?])
     };
     let Some(first) = boxes.first().and_then(read) else {
         return Placement::Unknown;
@@ -268,9 +236,7 @@ fn shrink_extent(entries: &mut [(String, Json)], bounds: &Bounds) -> Placement {
             Some(c) => {
                 if c != v {
                     *b = Json::Array(
-                        c.iter()
-                            .filter_map(|x| serde_json::Number::from_f64(*x).map(Json::Number))
-                            .collect(),
+                        c.iter().filter_map(|x| serde_json::Number::from_f64(*x).map(Json::Number)).collect(),
                     );
                 }
                 true
@@ -288,9 +254,7 @@ fn rewrite_strings(value: &mut Json, map: &UrlMap) {
             }
         }
         Json::Array(items) => items.iter_mut().for_each(|i| rewrite_strings(i, map)),
-        Json::Object(entries) => entries
-            .iter_mut()
-            .for_each(|(_, v)| rewrite_strings(v, map)),
+        Json::Object(entries) => entries.iter_mut().for_each(|(_, v)| rewrite_strings(v, map)),
         _ => {}
     }
 }

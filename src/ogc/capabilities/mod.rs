@@ -40,12 +40,7 @@ use xml::{Doc, DocTypePolicy, Element, Node};
 /// Tile matrix set identifiers taken as Web Mercator quad sets (more come from
 /// [`Rewrite::quad_matrix_sets`], e.g. MapProxy's `GLOBAL_WEBMERCATOR`). The policy must
 /// use the same list: only these sets have their tiles mapped to z/x/y.
-pub const WEB_MERCATOR_QUAD_SETS: [&str; 4] = [
-    "GoogleMapsCompatible",
-    "WebMercatorQuad",
-    "EPSG:3857",
-    "EPSG:900913",
-];
+pub const WEB_MERCATOR_QUAD_SETS: [&str; 4] = ["GoogleMapsCompatible", "WebMercatorQuad", "EPSG:3857", "EPSG:900913"];
 
 /// Which tiles of one zoom level a fence lets through, as a column/row rectangle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +48,7 @@ pub enum TileLimits {
     /// The whole zoom level (the fence has no tiles, only a maxZoom).
     All,
     /// Only tiles inside this rectangle, bounds inclusive.
-    Range {
-        min_col: u32,
-        max_col: u32,
-        min_row: u32,
-        max_row: u32,
-    },
+    Range { min_col: u32, max_col: u32, min_row: u32, max_row: u32 },
     /// Nothing at this zoom (e.g. above every fence tile, where tiles only partly overlap).
     Nothing,
 }
@@ -118,14 +108,7 @@ pub struct Rewrite<'a> {
 impl<'a> Rewrite<'a> {
     /// A rewrite with no query token, no fence and no extra quad sets.
     pub fn new(upstream: &'a str, public: &'a str, layers: &'a [String]) -> Rewrite<'a> {
-        Rewrite {
-            upstream,
-            public,
-            token_query: None,
-            layers,
-            fence: None,
-            quad_matrix_sets: &[],
-        }
+        Rewrite { upstream, public, token_query: None, layers, fence: None, quad_matrix_sets: &[] }
     }
 
     fn covers(&self, name: &str) -> bool {
@@ -134,8 +117,7 @@ impl<'a> Rewrite<'a> {
 
     /// The fence, when it limits anything.
     fn limiting_fence(&self) -> Option<&'a dyn FenceView> {
-        self.fence
-            .filter(|f| f.max_zoom().is_some() || f.bounds_lonlat().is_some())
+        self.fence.filter(|f| f.max_zoom().is_some() || f.bounds_lonlat().is_some())
     }
 
     fn bounds(&self) -> Option<bbox::Bounds> {
@@ -186,20 +168,13 @@ pub enum CapabilitiesError {
     #[error("upstream document nests elements deeper than {0}")]
     TooDeep(usize),
     #[error("upstream root element `{found}` is not a {expected} capabilities document")]
-    WrongRoot {
-        found: String,
-        expected: &'static str,
-    },
+    WrongRoot { found: String, expected: &'static str },
     #[error("upstream document is not valid JSON")]
     Json(#[source] serde_json::Error),
     #[error("upstream JSON document is not an object")]
     JsonRoot,
     #[error("{which} URL `{url}` is not valid; expected {expected}")]
-    BadUrl {
-        which: &'static str,
-        url: String,
-        expected: &'static str,
-    },
+    BadUrl { which: &'static str, url: String, expected: &'static str },
     #[error("an upstream URL is left after rewriting; refusing to pass it on")]
     Leak,
     #[error("writing the rewritten document failed: {0}")]

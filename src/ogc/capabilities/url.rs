@@ -16,11 +16,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use super::CapabilitiesError;
 
 /// Everything but RFC 3986 unreserved characters is encoded in an appended token value.
-const TOKEN_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const TOKEN_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Characters that end a URL found inside free text (not a whole attribute value).
 fn ends_url(c: char) -> bool {
@@ -49,19 +45,13 @@ fn next_url(text: &str, mut from: usize) -> Option<(usize, usize, usize)> {
             slashes - 6
         } else if ends_with_ignore_case(before, "http:") {
             slashes - 5
-        } else if before
-            .chars()
-            .next_back()
-            .is_none_or(|c| ends_url(c) || matches!(c, '(' | '=' | ','))
-        {
+        } else if before.chars().next_back().is_none_or(|c| ends_url(c) || matches!(c, '(' | '=' | ',')) {
             slashes
         } else {
             from = slashes + 2;
             continue;
         };
-        let mut end = text[slashes..]
-            .find(ends_url)
-            .map_or(text.len(), |i| slashes + i);
+        let mut end = text[slashes..].find(ends_url).map_or(text.len(), |i| slashes + i);
         while end > slashes + 2 && text[..end].ends_with(is_trailing_punctuation) {
             end -= 1;
         }
@@ -117,11 +107,7 @@ fn split_url(s: &str) -> Option<Parts<'_>> {
     if authority.is_empty() {
         return None;
     }
-    Some(Parts {
-        scheme,
-        authority,
-        rest: &after[end..],
-    })
+    Some(Parts { scheme, authority, rest: &after[end..] })
 }
 
 fn default_port(scheme: &str) -> u16 {
@@ -172,11 +158,7 @@ fn split_rest(rest: &str) -> (&str, Option<&str>, &str) {
 /// A query pair's name and value, percent-decoded, the name lower-cased.
 fn decode_pair(pair: &str) -> (String, String) {
     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-    let decode = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
+    let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
     (decode(name).to_lowercase(), decode(value))
 }
 
@@ -200,11 +182,7 @@ pub(super) struct UrlMap {
 }
 
 impl UrlMap {
-    pub(super) fn new(
-        upstream: &str,
-        public: &str,
-        token: Option<&str>,
-    ) -> Result<UrlMap, CapabilitiesError> {
+    pub(super) fn new(upstream: &str, public: &str, token: Option<&str>) -> Result<UrlMap, CapabilitiesError> {
         let bad_upstream = || CapabilitiesError::BadUrl {
             which: "upstream",
             url: upstream.to_owned(),
@@ -214,12 +192,7 @@ impl UrlMap {
         let scheme = parts.scheme.ok_or_else(bad_upstream)?.to_ascii_lowercase();
         let (host, port) = host_port(parts.authority, &scheme).ok_or_else(bad_upstream)?;
         let (path, query, _) = split_rest(parts.rest);
-        let base_query = query
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(decode_pair)
-            .collect();
+        let base_query = query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(decode_pair).collect();
         let public = public.trim().trim_end_matches('/');
         let public_parts = split_url(public)
             .filter(|p| p.scheme.is_some() && !p.rest.contains(['?', '#']))
@@ -228,10 +201,8 @@ impl UrlMap {
                 url: public.to_owned(),
                 expected: "an absolute http(s) URL without query or fragment",
             })?;
-        let public_same_origin = public_parts
-            .scheme
-            .and_then(|s| host_port(public_parts.authority, s))
-            == Some((host.clone(), port));
+        let public_same_origin =
+            public_parts.scheme.and_then(|s| host_port(public_parts.authority, s)) == Some((host.clone(), port));
         Ok(UrlMap {
             scheme,
             host,
@@ -276,10 +247,9 @@ impl UrlMap {
         let query = self.rebuild_query(query);
         match self.suffix(path) {
             Some(suffix) => Mapped::Under(format!("{}{suffix}{query}{fragment}", self.public)),
-            None => Mapped::Outside {
-                fallback: format!("{}{query}{fragment}", self.public),
-                templated: path.contains('{'),
-            },
+            None => {
+                Mapped::Outside { fallback: format!("{}{query}{fragment}", self.public), templated: path.contains('{') }
+            }
         }
     }
 
@@ -304,11 +274,7 @@ impl UrlMap {
                     return false;
                 }
                 let decoded = decode_pair(pair);
-                decoded.0 != "token"
-                    && !self
-                        .base_query
-                        .iter()
-                        .any(|b| b.0 == decoded.0 && b.1 == decoded.1)
+                decoded.0 != "token" && !self.base_query.iter().any(|b| b.0 == decoded.0 && b.1 == decoded.1)
             })
             .collect();
         if let Some(token) = &self.token_pair {
@@ -382,9 +348,8 @@ impl UrlMap {
     }
 
     fn names_upstream(&self, text: &str) -> bool {
-        let is_authority = |c: char| {
-            c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':' | '@' | '[' | ']' | '%')
-        };
+        let is_authority =
+            |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':' | '@' | '[' | ']' | '%');
         text.match_indices("//").any(|(i, _)| {
             let before = &text[..i];
             let scheme = if ends_with_ignore_case(before, "https:") {
@@ -395,9 +360,7 @@ impl UrlMap {
                 self.scheme.as_str()
             };
             let after = &text[i + 2..];
-            let end = after
-                .find(|c: char| !is_authority(c))
-                .unwrap_or(after.len());
+            let end = after.find(|c: char| !is_authority(c)).unwrap_or(after.len());
             let authority = after[..end].trim_end_matches('.');
             host_port(authority, scheme).is_some_and(|(h, p)| h == self.host && p == self.port)
         })
@@ -419,12 +382,8 @@ mod tests {
     use super::*;
 
     fn map(token: Option<&str>) -> UrlMap {
-        UrlMap::new(
-            "http://127.0.0.1:9001/service",
-            "https://maps.example.org/ogc/wms/osm/",
-            token,
-        )
-        .expect("valid urls")
+        UrlMap::new("http://127.0.0.1:9001/service", "https://maps.example.org/ogc/wms/osm/", token)
+            .expect("valid urls")
     }
 
     #[test]
@@ -439,27 +398,19 @@ mod tests {
     fn token_goes_into_a_kvp_prefix_and_keeps_it_a_prefix() {
         let m = map(Some("tg_abc"));
         assert_eq!(
-            m.map("http://127.0.0.1:9001/service?")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/service?").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm?token=tg_abc&")
         );
         assert_eq!(
-            m.map("http://127.0.0.1:9001/service?SERVICE=WMS&")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/service?SERVICE=WMS&").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm?SERVICE=WMS&token=tg_abc&")
         );
         assert_eq!(
-            m.map("http://127.0.0.1:9001/service")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/service").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm?token=tg_abc")
         );
         assert_eq!(
-            m.map("http://127.0.0.1:9001/service/a.png?f=png#top")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/service/a.png?f=png#top").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm/a.png?f=png&token=tg_abc#top")
         );
     }
@@ -468,9 +419,7 @@ mod tests {
     fn token_value_is_percent_encoded() {
         let m = map(Some("a b&c=d"));
         assert_eq!(
-            m.map("http://127.0.0.1:9001/service")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/service").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm?token=a%20b%26c%3Dd")
         );
     }
@@ -479,16 +428,11 @@ mod tests {
     fn echoed_tokens_are_dropped_before_appending() {
         let m = map(Some("tg_new"));
         assert_eq!(
-            m.map("http://127.0.0.1:9001/service?TOKEN=old&a=1&token=x")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/service?TOKEN=old&a=1&token=x").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm?a=1&token=tg_new")
         );
         assert_eq!(
-            map(None)
-                .map("http://127.0.0.1:9001/service?token=old")
-                .into_public()
-                .as_deref(),
+            map(None).map("http://127.0.0.1:9001/service?token=old").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm")
         );
     }
@@ -498,10 +442,7 @@ mod tests {
         let m = UrlMap::new("http://Up.Internal/wms", "https://gw/ogc/wms/a", None).expect("valid");
         assert!(m.is_upstream("HTTP://up.internal:80/wms?"));
         assert!(m.is_upstream("//up.internal/wms"));
-        assert!(
-            m.is_upstream("http://UP.internal.:80/wms"),
-            "a trailing root dot names the same host"
-        );
+        assert!(m.is_upstream("http://UP.internal.:80/wms"), "a trailing root dot names the same host");
         assert!(!m.is_upstream("http://up.internal:8080/wms"));
         assert!(!m.is_upstream("http://up.internal.evil.org/wms"));
         assert!(!m.is_upstream("http://schemas.opengis.net/wms/1.3.0/capabilities_1_3_0.xsd"));
@@ -510,53 +451,39 @@ mod tests {
     #[test]
     fn path_prefix_needs_a_segment_boundary() {
         let m = map(None);
-        assert!(matches!(
-            m.map("http://127.0.0.1:9001/services"),
-            Mapped::Outside { .. }
-        ));
+        assert!(matches!(m.map("http://127.0.0.1:9001/services"), Mapped::Outside { .. }));
         assert_eq!(
-            m.map("http://127.0.0.1:9001/servicex?SERVICE=WMS&")
-                .into_public()
-                .as_deref(),
+            m.map("http://127.0.0.1:9001/servicex?SERVICE=WMS&").into_public().as_deref(),
             Some("https://maps.example.org/ogc/wms/osm?SERVICE=WMS&")
         );
     }
 
     #[test]
     fn templates_outside_the_base_are_flagged() {
-        let m =
-            UrlMap::new("http://up:9001/service", "https://gw/ogc/wmts/osm", None).expect("valid");
+        let m = UrlMap::new("http://up:9001/service", "https://gw/ogc/wmts/osm", None).expect("valid");
         assert!(matches!(
             m.map("http://up:9001/wmts/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png"),
-            Mapped::Outside {
-                templated: true,
-                ..
-            }
+            Mapped::Outside { templated: true, .. }
         ));
     }
 
     #[test]
     fn rest_templates_under_the_base_keep_their_suffix() {
-        let m = UrlMap::new("http://up:9001/wmts", "https://gw/ogc/wmts/osm", Some("t1"))
-            .expect("valid");
+        let m = UrlMap::new("http://up:9001/wmts", "https://gw/ogc/wmts/osm", Some("t1")).expect("valid");
         assert_eq!(
-            m.map("http://up:9001/wmts/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png").into_public().as_deref(),
+            m.map("http://up:9001/wmts/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png")
+                .into_public()
+                .as_deref(),
             Some("https://gw/ogc/wmts/osm/osm/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.png?token=t1")
         );
     }
 
     #[test]
     fn upstream_base_query_is_not_leaked() {
-        let m = UrlMap::new(
-            "http://up/cgi-bin/mapserv?map=/data/osm.map",
-            "https://gw/ogc/wms/osm",
-            None,
-        )
-        .expect("valid");
+        let m =
+            UrlMap::new("http://up/cgi-bin/mapserv?map=/data/osm.map", "https://gw/ogc/wms/osm", None).expect("valid");
         assert_eq!(
-            m.map("http://up/cgi-bin/mapserv?map=%2Fdata%2Fosm.map&SERVICE=WMS&")
-                .into_public()
-                .as_deref(),
+            m.map("http://up/cgi-bin/mapserv?map=%2Fdata%2Fosm.map&SERVICE=WMS&").into_public().as_deref(),
             Some("https://gw/ogc/wms/osm?SERVICE=WMS&")
         );
     }
@@ -565,13 +492,11 @@ mod tests {
     fn urls_inside_free_text_are_found() {
         let m = map(None);
         assert_eq!(
-            m.rewrite_value("See http://127.0.0.1:9001/service?x=1. Or (http://other.org/a).")
-                .as_deref(),
+            m.rewrite_value("See http://127.0.0.1:9001/service?x=1. Or (http://other.org/a).").as_deref(),
             Some("See https://maps.example.org/ogc/wms/osm?x=1. Or (http://other.org/a).")
         );
         assert_eq!(
-            m.rewrite_value("  http://127.0.0.1:9001/service\n")
-                .as_deref(),
+            m.rewrite_value("  http://127.0.0.1:9001/service\n").as_deref(),
             Some("  https://maps.example.org/ogc/wms/osm\n")
         );
         assert_eq!(m.rewrite_value("http://other.org/service"), None);
@@ -582,9 +507,7 @@ mod tests {
     #[test]
     fn upstream_urls_inside_other_urls_are_rewritten() {
         assert_eq!(
-            map(None)
-                .rewrite_value("http://other.org/proxy?url=http://127.0.0.1:9001/service")
-                .as_deref(),
+            map(None).rewrite_value("http://other.org/proxy?url=http://127.0.0.1:9001/service").as_deref(),
             Some("http://other.org/proxy?url=https://maps.example.org/ogc/wms/osm")
         );
     }

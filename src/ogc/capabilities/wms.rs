@@ -22,20 +22,11 @@ struct Ctx<'r, 'a> {
     min_scale: Option<f64>,
 }
 
-pub(super) fn filter(
-    doc: &mut Doc,
-    rw: &Rewrite<'_>,
-    map: &UrlMap,
-) -> Result<(), CapabilitiesError> {
+pub(super) fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), CapabilitiesError> {
     let axes = match doc.root.local() {
         "WMT_MS_Capabilities" => Axes::AlwaysXY,
         "WMS_Capabilities" => Axes::Authority,
-        found => {
-            return Err(CapabilitiesError::WrongRoot {
-                found: found.to_owned(),
-                expected: "WMS",
-            })
-        }
+        found => return Err(CapabilitiesError::WrongRoot { found: found.to_owned(), expected: "WMS" }),
     };
     if let Some(doctype) = doc.doctype_mut() {
         if axes != Axes::AlwaysXY {
@@ -46,15 +37,9 @@ pub(super) fn filter(
         }
     }
     let max_zoom = rw.limiting_fence().and_then(|f| f.max_zoom());
-    let min_scale = max_zoom
-        .filter(|_| axes == Axes::Authority)
-        .map(|z| SCALE_DENOMINATOR_Z0 / f64::from(1u32 << z.min(30)));
-    let ctx = Ctx {
-        rw,
-        bounds: rw.bounds(),
-        axes,
-        min_scale,
-    };
+    let min_scale =
+        max_zoom.filter(|_| axes == Axes::Authority).map(|z| SCALE_DENOMINATOR_Z0 / f64::from(1u32 << z.min(30)));
+    let ctx = Ctx { rw, bounds: rw.bounds(), axes, min_scale };
     let Some(capability) = doc.root.child_mut("Capability") else {
         return Ok(());
     };
@@ -76,9 +61,7 @@ pub(super) fn filter(
 /// `Doc::parse` already checked holds no entity declarations).
 fn canonical_doctype(doctype: &str) -> String {
     let subset = doctype.find('[').map(|i| &doctype[i..]).unwrap_or("");
-    format!("WMT_MS_Capabilities SYSTEM \"{WMS_111_DTD}\" {subset}")
-        .trim_end()
-        .to_owned()
+    format!("WMT_MS_Capabilities SYSTEM \"{WMS_111_DTD}\" {subset}").trim_end().to_owned()
 }
 
 /// Filters one layer and its sub-layers; true when it stays.
@@ -121,20 +104,12 @@ fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>)
 /// sub-layers, where the schema wants it.
 fn limit_scale(layer: &mut Element, min_scale: f64) {
     if let Some(existing) = layer.child_mut("MinScaleDenominator") {
-        if existing
-            .text()
-            .trim()
-            .parse::<f64>()
-            .map_or(true, |v| v < min_scale)
-        {
+        if existing.text().trim().parse::<f64>().map_or(true, |v| v < min_scale) {
             existing.set_text(&min_scale.to_string());
         }
         return;
     }
-    let el = Element::with_text(
-        format!("{}MinScaleDenominator", prefix(&layer.name)),
-        &min_scale.to_string(),
-    );
+    let el = Element::with_text(format!("{}MinScaleDenominator", prefix(&layer.name)), &min_scale.to_string());
     match layer.position_of(&["MaxScaleDenominator", "Layer"]) {
         Some(at) => layer.insert_before(at, el),
         None => layer.append_element(el),

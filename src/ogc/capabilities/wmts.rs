@@ -66,34 +66,21 @@ fn matrix_zoom(m: &Element) -> Option<u8> {
 impl MatrixSet {
     fn read(el: &Element, extra_quad: &[String]) -> Option<MatrixSet> {
         let id = el.child_text("Identifier")?;
-        let quad =
-            WEB_MERCATOR_QUAD_SETS.contains(&id.as_str()) || extra_quad.iter().any(|q| q == &id);
+        let quad = WEB_MERCATOR_QUAD_SETS.contains(&id.as_str()) || extra_quad.iter().any(|q| q == &id);
         let matrices = el
             .elements()
             .filter(|m| m.is("TileMatrix"))
-            .map(|m| Matrix {
-                id: m.child_text("Identifier").unwrap_or_default(),
-                zoom: matrix_zoom(m),
-            })
+            .map(|m| Matrix { id: m.child_text("Identifier").unwrap_or_default(), zoom: matrix_zoom(m) })
             .collect();
         Some(MatrixSet { id, quad, matrices })
     }
 }
 
-pub(super) fn filter(
-    doc: &mut Doc,
-    rw: &Rewrite<'_>,
-    map: &UrlMap,
-) -> Result<(), CapabilitiesError> {
+pub(super) fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), CapabilitiesError> {
     let is_wmts = doc.root.is("Capabilities")
-        && doc
-            .root_namespace()
-            .is_some_and(|ns| ns.starts_with("http://www.opengis.net/wmts/1.0"));
+        && doc.root_namespace().is_some_and(|ns| ns.starts_with("http://www.opengis.net/wmts/1.0"));
     if !is_wmts {
-        return Err(CapabilitiesError::WrongRoot {
-            found: doc.root.name.clone(),
-            expected: "WMTS 1.0",
-        });
+        return Err(CapabilitiesError::WrongRoot { found: doc.root.name.clone(), expected: "WMTS 1.0" });
     }
     let fence = rw.limiting_fence();
     let bounds = rw.bounds();
@@ -114,11 +101,9 @@ pub(super) fn filter(
             // A template outside the upstream base cannot be reached through the gateway.
             layer.retain_elements(|c| {
                 !(c.is("ResourceURL")
-                    && c.attr("template")
-                        .is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. })))
+                    && c.attr("template").is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. })))
             });
-            if bounds.is_some_and(|b| fence_item(layer, &b, Axes::Authority) == Placement::Outside)
-            {
+            if bounds.is_some_and(|b| fence_item(layer, &b, Axes::Authority) == Placement::Outside) {
                 return false;
             }
             if let Some(fence) = fence {
@@ -132,10 +117,7 @@ pub(super) fn filter(
         });
         if let Some(max) = fence.and_then(|f| f.max_zoom()) {
             for set_el in contents.elements_mut().filter(|e| e.is("TileMatrixSet")) {
-                let Some(set) = set_el
-                    .child_text("Identifier")
-                    .and_then(|id| sets.iter().find(|s| s.id == id))
-                else {
+                let Some(set) = set_el.child_text("Identifier").and_then(|id| sets.iter().find(|s| s.id == id)) else {
                     continue;
                 };
                 if !set.quad {
@@ -144,9 +126,7 @@ pub(super) fn filter(
                 set_el.retain_elements(|m| {
                     !m.is("TileMatrix")
                         || m.child_text("Identifier").is_some_and(|mid| {
-                            set.matrices
-                                .iter()
-                                .any(|x| x.id == mid && x.zoom.is_some_and(|z| z <= max))
+                            set.matrices.iter().any(|x| x.id == mid && x.zoom.is_some_and(|z| z <= max))
                         })
                 });
             }
@@ -188,29 +168,19 @@ fn limit_links(layer: &mut Element, fence: &dyn FenceView, sets: &[MatrixSet]) {
         if !link.is("TileMatrixSetLink") {
             return true;
         }
-        let set = link
-            .child_text("TileMatrixSet")
-            .and_then(|id| sets.iter().find(|s| s.id == id));
+        let set = link.child_text("TileMatrixSet").and_then(|id| sets.iter().find(|s| s.id == id));
         let Some(set) = set.filter(|s| s.quad) else {
             return false;
         };
         let declared = declared_limits(link);
         let p = prefix(&link.name).to_owned();
         let mut limits = Element::new(format!("{p}TileMatrixSetLimits"));
-        let levels = set
-            .matrices
-            .iter()
-            .filter_map(|m| Some((m, m.zoom.filter(|z| *z <= max_zoom)?)));
+        let levels = set.matrices.iter().filter_map(|m| Some((m, m.zoom.filter(|z| *z <= max_zoom)?)));
         for (matrix, zoom) in levels {
             let last = (1u32 << zoom) - 1;
             let mut lim: Limits = match fence.tile_limits(zoom) {
                 TileLimits::All => (0, last, 0, last),
-                TileLimits::Range {
-                    min_col,
-                    max_col,
-                    min_row,
-                    max_row,
-                } => {
+                TileLimits::Range { min_col, max_col, min_row, max_row } => {
                     if min_col > last || min_row > last {
                         continue;
                     }
@@ -223,24 +193,16 @@ fn limit_links(layer: &mut Element, fence: &dyn FenceView, sets: &[MatrixSet]) {
                 let Some((_, d)) = declared.iter().find(|(id, _)| id == &matrix.id) else {
                     continue;
                 };
-                lim = (
-                    lim.0.max(d.0),
-                    lim.1.min(d.1),
-                    lim.2.max(d.2),
-                    lim.3.min(d.3),
-                );
+                lim = (lim.0.max(d.0), lim.1.min(d.1), lim.2.max(d.2), lim.3.min(d.3));
             }
             if lim.0 > lim.1 || lim.2 > lim.3 {
                 continue;
             }
             let mut entry = Element::new(format!("{p}TileMatrixLimits"));
             entry.push(Element::with_text(format!("{p}TileMatrix"), &matrix.id));
-            for (name, v) in [
-                ("MinTileRow", lim.2),
-                ("MaxTileRow", lim.3),
-                ("MinTileCol", lim.0),
-                ("MaxTileCol", lim.1),
-            ] {
+            for (name, v) in
+                [("MinTileRow", lim.2), ("MaxTileRow", lim.3), ("MinTileCol", lim.0), ("MaxTileCol", lim.1)]
+            {
                 entry.push(Element::with_text(format!("{p}{name}"), &v.to_string()));
             }
             limits.push(entry);

@@ -52,10 +52,7 @@ pub(super) struct Text {
 impl Text {
     /// Text content needs only `<`, `>` and `&` escaped; quotes stay as they are.
     pub(super) fn new(value: &str) -> Text {
-        Text {
-            raw: partial_escape(value).into_owned(),
-            value: value.to_owned(),
-        }
+        Text { raw: partial_escape(value).into_owned(), value: value.to_owned() }
     }
     pub(super) fn set(&mut self, value: String) {
         self.raw = partial_escape(value.as_str()).into_owned();
@@ -96,20 +93,13 @@ pub(super) fn local(name: &str) -> &str {
 
 /// The prefix of a qualified name with its colon (`ows:`), or `""`.
 pub(super) fn prefix(name: &str) -> &str {
-    name.rsplit_once(':')
-        .map_or("", |(p, _)| &name[..p.len() + 1])
+    name.rsplit_once(':').map_or("", |(p, _)| &name[..p.len() + 1])
 }
 
 impl Element {
     /// A new element with no attributes.
     pub(super) fn new(name: String) -> Element {
-        Element {
-            name,
-            attrs: Vec::new(),
-            children: Vec::new(),
-            raw_start: None,
-            empty: true,
-        }
+        Element { name, attrs: Vec::new(), children: Vec::new(), raw_start: None, empty: true }
     }
 
     /// A new element holding one text node.
@@ -129,10 +119,7 @@ impl Element {
 
     /// The unescaped value of the first attribute with this local name.
     pub(super) fn attr(&self, local_name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|a| local(&a.key) == local_name)
-            .map(|a| a.value.as_str())
+        self.attrs.iter().find(|a| local(&a.key) == local_name).map(|a| a.value.as_str())
     }
 
     /// Replaces the value of the first attribute with this local name, if present.
@@ -265,11 +252,7 @@ impl Element {
 
     /// Appends `el` after the last child element, indented like it.
     pub(super) fn append_element(&mut self, el: Element) {
-        match self
-            .children
-            .iter()
-            .rposition(|n| matches!(n, Node::Element(_)))
-        {
+        match self.children.iter().rposition(|n| matches!(n, Node::Element(_))) {
             Some(last) => self.insert_after(last, el),
             None => self.children.push(Node::Element(el)),
         }
@@ -277,9 +260,7 @@ impl Element {
 
     /// The position of the first child element with one of these local names.
     pub(super) fn position_of(&self, local_names: &[&str]) -> Option<usize> {
-        self.children
-            .iter()
-            .position(|n| matches!(n, Node::Element(e) if local_names.contains(&e.local())))
+        self.children.iter().position(|n| matches!(n, Node::Element(e) if local_names.contains(&e.local())))
     }
 
     /// Puts each child element of a generated element on its own line, two spaces
@@ -313,8 +294,7 @@ impl Element {
 
     /// True when some descendant element has this local name.
     pub(super) fn has_descendant(&self, local_name: &str) -> bool {
-        self.elements()
-            .any(|c| c.is(local_name) || c.has_descendant(local_name))
+        self.elements().any(|c| c.is(local_name) || c.has_descendant(local_name))
     }
 
     /// The namespace URI bound to `prefix` (without colon; `""` for the default) on this
@@ -322,13 +302,7 @@ impl Element {
     pub(super) fn namespace_declared(&self, prefix: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| {
-                if prefix.is_empty() {
-                    a.key == "xmlns"
-                } else {
-                    a.key.strip_prefix("xmlns:") == Some(prefix)
-                }
-            })
+            .find(|a| if prefix.is_empty() { a.key == "xmlns" } else { a.key.strip_prefix("xmlns:") == Some(prefix) })
             .map(|a| a.value.as_str())
     }
 }
@@ -350,10 +324,7 @@ fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let end = bytes.windows(2).position(|w| w == b"?>")?;
     let decl = String::from_utf8_lossy(&bytes[..end]);
     let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
+    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
     let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let value = &rest[1..];
     value.find(quote).map(|end| value[..end].to_owned())
@@ -372,17 +343,13 @@ fn decode(input: &[u8]) -> Result<(Cow<'_, str>, Encoding), CapabilitiesError> {
     let label = declared.as_deref().map(str::to_ascii_lowercase);
     match label.as_deref() {
         None | Some("utf-8" | "utf8") => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))?;
+            let text = std::str::from_utf8(bytes).map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))?;
             Ok((Cow::Borrowed(text), Encoding::Utf8 { bom }))
         }
         Some(
-            "iso-8859-1" | "latin1" | "latin-1" | "iso_8859-1" | "iso8859-1" | "windows-1252"
-            | "cp1252" | "us-ascii" | "ascii" | "iso-8859-15",
-        ) if !bom => Ok((
-            Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
-            Encoding::Latin1,
-        )),
+            "iso-8859-1" | "latin1" | "latin-1" | "iso_8859-1" | "iso8859-1" | "windows-1252" | "cp1252" | "us-ascii"
+            | "ascii" | "iso-8859-15",
+        ) if !bom => Ok((Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()), Encoding::Latin1)),
         Some(_) => Err(CapabilitiesError::Encoding(declared.unwrap_or_default())),
     }
 }
@@ -390,9 +357,7 @@ fn decode(input: &[u8]) -> Result<(Cow<'_, str>, Encoding), CapabilitiesError> {
 /// True for a well-formed XML name (ASCII rules; any non-ASCII character is accepted).
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':' || !c.is_ascii())
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':' || !c.is_ascii())
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') || !c.is_ascii())
 }
 
@@ -401,54 +366,32 @@ fn utf8(bytes: &[u8]) -> Result<&str, CapabilitiesError> {
 }
 
 fn xml_error(position: u64, source: impl Into<quick_xml::Error>) -> CapabilitiesError {
-    CapabilitiesError::Xml {
-        position,
-        source: source.into(),
-    }
+    CapabilitiesError::Xml { position, source: source.into() }
 }
 
 fn malformed(position: u64, message: impl Into<String>) -> CapabilitiesError {
-    CapabilitiesError::Malformed {
-        position,
-        message: message.into(),
-    }
+    CapabilitiesError::Malformed { position, message: message.into() }
 }
 
 /// The element for a start tag (ending at byte `at`), attributes checked and unescaped.
-fn element_from(
-    start: &BytesStart<'_>,
-    empty: bool,
-    at: u64,
-) -> Result<Element, CapabilitiesError> {
+fn element_from(start: &BytesStart<'_>, empty: bool, at: u64) -> Result<Element, CapabilitiesError> {
     let name = utf8(start.name().as_ref())?.to_owned();
     if !valid_name(&name) {
-        return Err(malformed(
-            at,
-            format!("`<{name}` is not a valid element name"),
-        ));
+        return Err(malformed(at, format!("`<{name}` is not a valid element name")));
     }
     let mut attrs = Vec::new();
     for attr in start.attributes().with_checks(true) {
         let attr = attr.map_err(|e| xml_error(at, e))?;
         let key = utf8(attr.key.as_ref())?.to_owned();
         if !valid_name(&key) {
-            return Err(malformed(
-                at,
-                format!("`{key}` is not a valid attribute name"),
-            ));
+            return Err(malformed(at, format!("`{key}` is not a valid attribute name")));
         }
         let raw = utf8(&attr.value)?.to_owned();
         let value = unescape(&raw).map_err(|e| xml_error(at, e))?.into_owned();
         attrs.push(Attr { key, raw, value });
     }
     let raw_start = Some(utf8(start)?.to_owned());
-    Ok(Element {
-        name,
-        attrs,
-        children: Vec::new(),
-        raw_start,
-        empty,
-    })
+    Ok(Element { name, attrs, children: Vec::new(), raw_start, empty })
 }
 
 /// Appends text (raw and unescaped) to the last node if it is text, or as a new node.
@@ -457,10 +400,7 @@ fn push_text(nodes: &mut Vec<Node>, raw: &str, value: &str) {
         t.raw.push_str(raw);
         t.value.push_str(value);
     } else {
-        nodes.push(Node::Text(Text {
-            raw: raw.to_owned(),
-            value: value.to_owned(),
-        }));
+        nodes.push(Node::Text(Text { raw: raw.to_owned(), value: value.to_owned() }));
     }
 }
 
@@ -491,9 +431,7 @@ impl Doc {
         let mut stack: Vec<Element> = Vec::new();
 
         loop {
-            let event = reader
-                .read_event()
-                .map_err(|e| xml_error(reader.error_position(), e))?;
+            let event = reader.read_event().map_err(|e| xml_error(reader.error_position(), e))?;
             let at = reader.buffer_position();
             let outside_root = stack.is_empty();
             let nodes: &mut Vec<Node> = match stack.last_mut() {
@@ -549,9 +487,7 @@ impl Doc {
                     let value = if r.is_char_ref() {
                         match r.resolve_char_ref().map_err(|e| xml_error(at, e))? {
                             Some(c) => c.to_string(),
-                            None => {
-                                return Err(CapabilitiesError::UndeclaredEntity(name.to_owned()))
-                            }
+                            None => return Err(CapabilitiesError::UndeclaredEntity(name.to_owned())),
                         }
                     } else {
                         match name {
@@ -593,12 +529,7 @@ impl Doc {
             return Err(malformed(end, format!("`<{}>` is never closed", open.name)));
         }
         let root = root.ok_or_else(|| malformed(end, "no root element"))?;
-        Ok(Doc {
-            before,
-            root,
-            after,
-            encoding,
-        })
+        Ok(Doc { before, root, after, encoding })
     }
 
     /// The DOCTYPE node, if any.
@@ -689,9 +620,7 @@ fn encode_latin1(utf8_bytes: &[u8]) -> Result<Vec<u8>, CapabilitiesError> {
 type XmlWriter = Writer<Vec<u8>>;
 
 fn write_event(writer: &mut XmlWriter, event: Event<'_>) -> Result<(), CapabilitiesError> {
-    writer
-        .write_event(event)
-        .map_err(|e| CapabilitiesError::Write(e.to_string()))
+    writer.write_event(event).map_err(|e| CapabilitiesError::Write(e.to_string()))
 }
 
 fn write_node(writer: &mut XmlWriter, node: &Node) -> Result<(), CapabilitiesError> {
@@ -705,14 +634,10 @@ fn write_node(writer: &mut XmlWriter, node: &Node) -> Result<(), CapabilitiesErr
             }
             Ok(())
         }
-        Node::Comment(c) => {
-            write_event(writer, Event::Comment(BytesText::from_escaped(c.as_str())))
-        }
+        Node::Comment(c) => write_event(writer, Event::Comment(BytesText::from_escaped(c.as_str()))),
         Node::PI(p) => write_event(writer, Event::PI(BytesPI::new(p.as_str()))),
         Node::Decl(d) => write_event(writer, Event::Decl(d.clone())),
-        Node::DocType(d) => {
-            write_event(writer, Event::DocType(BytesText::from_escaped(d.as_str())))
-        }
+        Node::DocType(d) => write_event(writer, Event::DocType(BytesText::from_escaped(d.as_str()))),
     }
 }
 
@@ -724,10 +649,8 @@ fn write_element(writer: &mut XmlWriter, el: &Element) -> Result<(), Capabilitie
             for attr in &el.attrs {
                 // Values read from single-quoted attributes may hold a raw `"`.
                 let raw = attr.raw.replace('"', "&quot;");
-                start.push_attribute(Attribute {
-                    key: QName(attr.key.as_bytes()),
-                    value: Cow::Owned(raw.into_bytes()),
-                });
+                start
+                    .push_attribute(Attribute { key: QName(attr.key.as_bytes()), value: Cow::Owned(raw.into_bytes()) });
             }
             start
         }
@@ -760,12 +683,8 @@ mod tests {
     #[test]
     fn changed_attributes_are_escaped() {
         let mut doc = Doc::parse(b"<a href='x'/>", DocTypePolicy::Refuse).expect("parses");
-        doc.root
-            .set_attr("href", "http://gw/?a=1&b=\"2\"".to_owned());
-        assert_eq!(
-            doc.write().expect("writes"),
-            b"<a href=\"http://gw/?a=1&amp;b=&quot;2&quot;\"/>".to_vec()
-        );
+        doc.root.set_attr("href", "http://gw/?a=1&b=\"2\"".to_owned());
+        assert_eq!(doc.write().expect("writes"), b"<a href=\"http://gw/?a=1&amp;b=&quot;2&quot;\"/>".to_vec());
     }
 
     #[test]
@@ -793,44 +712,23 @@ mod tests {
             "<a>&foo;</a>",
             "<a>&#0;</a>",
         ] {
-            assert!(
-                Doc::parse(bad.as_bytes(), DocTypePolicy::Refuse).is_err(),
-                "accepted {bad:?}"
-            );
+            assert!(Doc::parse(bad.as_bytes(), DocTypePolicy::Refuse).is_err(), "accepted {bad:?}");
         }
     }
 
     #[test]
     fn errors_say_where_the_document_broke() {
         let err = Doc::parse(b"<a>\n  <b>\n</a>", DocTypePolicy::Refuse).expect_err("mismatched");
-        assert!(
-            matches!(
-                err,
-                CapabilitiesError::Xml {
-                    position: 8..=14,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(
-            std::error::Error::source(&err).is_some(),
-            "the quick-xml cause is kept"
-        );
+        assert!(matches!(err, CapabilitiesError::Xml { position: 8..=14, .. }), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some(), "the quick-xml cause is kept");
         let err = Doc::parse(b"<a><b>", DocTypePolicy::Refuse).expect_err("unclosed");
-        assert_eq!(
-            err.to_string(),
-            "upstream document is not well-formed XML at byte 6: `<b>` is never closed"
-        );
+        assert_eq!(err.to_string(), "upstream document is not well-formed XML at byte 6: `<b>` is never closed");
     }
 
     #[test]
     fn doctype_is_refused_unless_allowed_and_entity_free() {
         let plain = "<!DOCTYPE a SYSTEM \"a.dtd\" [ <!ELEMENT b EMPTY> ]><a/>";
-        assert!(matches!(
-            Doc::parse(plain.as_bytes(), DocTypePolicy::Refuse),
-            Err(CapabilitiesError::DocType)
-        ));
+        assert!(matches!(Doc::parse(plain.as_bytes(), DocTypePolicy::Refuse), Err(CapabilitiesError::DocType)));
         assert!(Doc::parse(plain.as_bytes(), DocTypePolicy::AllowWithoutEntities).is_ok());
         let laughs = "<!DOCTYPE a [ <!ENTITY l \"lol\"> <!ENTITY l2 \"&l;&l;\"> ]><a>&l2;</a>";
         assert!(matches!(
@@ -843,54 +741,36 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded() {
-        let deep = format!(
-            "{}{}",
-            "<a>".repeat(MAX_DEPTH + 1),
-            "</a>".repeat(MAX_DEPTH + 1)
-        );
-        assert!(matches!(
-            Doc::parse(deep.as_bytes(), DocTypePolicy::Refuse),
-            Err(CapabilitiesError::TooDeep(_))
-        ));
+        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        assert!(matches!(Doc::parse(deep.as_bytes(), DocTypePolicy::Refuse), Err(CapabilitiesError::TooDeep(_))));
     }
 
     #[test]
     fn latin1_documents_round_trip_their_bytes() {
-        let mut input =
-            b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a>".to_vec();
+        let mut input = b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a>".to_vec();
         let doc = Doc::parse(&input, DocTypePolicy::Refuse).expect("parses");
         assert_eq!(doc.root.text(), "K\u{f6}ln");
         assert_eq!(doc.write().expect("writes"), input);
         input.extend_from_slice(b"\xff");
-        assert!(
-            Doc::parse(&input, DocTypePolicy::Refuse).is_err(),
-            "text after the root"
-        );
+        assert!(Doc::parse(&input, DocTypePolicy::Refuse).is_err(), "text after the root");
     }
 
     #[test]
     fn invalid_utf8_and_utf16_are_refused() {
-        assert!(matches!(
-            Doc::parse(b"<a>\xff</a>", DocTypePolicy::Refuse),
-            Err(CapabilitiesError::InvalidUtf8(3))
-        ));
+        assert!(matches!(Doc::parse(b"<a>\xff</a>", DocTypePolicy::Refuse), Err(CapabilitiesError::InvalidUtf8(3))));
         assert!(matches!(
             Doc::parse(b"\xff\xfe<\0a\0/\0>\0", DocTypePolicy::Refuse),
             Err(CapabilitiesError::Encoding(_))
         ));
         assert!(matches!(
-            Doc::parse(
-                b"<?xml version='1.0' encoding='Shift_JIS'?><a/>",
-                DocTypePolicy::Refuse
-            ),
+            Doc::parse(b"<?xml version='1.0' encoding='Shift_JIS'?><a/>", DocTypePolicy::Refuse),
             Err(CapabilitiesError::Encoding(_))
         ));
     }
 
     #[test]
     fn removing_an_element_takes_its_indentation_along() {
-        let mut doc =
-            Doc::parse(b"<a>\n  <b/>\n  <c/>\n</a>", DocTypePolicy::Refuse).expect("parses");
+        let mut doc = Doc::parse(b"<a>\n  <b/>\n  <c/>\n</a>", DocTypePolicy::Refuse).expect("parses");
         doc.root.retain_elements(|e| !e.is("b"));
         assert_eq!(doc.write().expect("writes"), b"<a>\n  <c/>\n</a>".to_vec());
     }

@@ -6,5 +6,6 @@
 mod support;
 
 mod cli;
+mod e2e;
 mod foundation;
 mod token_api;

@@ -1,0 +1,260 @@
+//! End to end: the real gateway in front of real MapProxy (WMS, WMTS KVP and REST,
+//! XYZ and TMS tiles from its debug source) and real pygeoapi (OGC API Features),
+//! with OWSLib as the client. `scripts/e2e-setup` (run by `scripts/test`) installs them.
+
+use std::process::Output;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::support::upstreams::{self, MapProxy, PyGeoApi};
+use crate::support::TestGateway;
+use tilegate::policy::{Scope, Tier};
+use tilegate::spatial::Fence;
+
+/// A gateway in front of the shared MapProxy and pygeoapi, with `public_url` equal to
+/// its real address (OWSLib follows the URLs in the capabilities it reads).
+async fn gateway() -> (TestGateway, &'static MapProxy, &'static PyGeoApi) {
+    let (mp, pg) = tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared())).await.expect("servers start");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "maps"
+kind = "folder"
+[[path]]
+id = "basemap"
+parent = "maps"
+kind = "raster"
+layers = ["osm"]
+webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
+wmts_rest_template = "/{{Layer}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.{{Format}}"
+[path.upstream]
+wms = "{mp}/service"
+wmts = "{mp}/service"
+wmts_rest = "{mp}/wmts"
+xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
+[[path]]
+id = "basemap-tms"
+parent = "maps"
+kind = "raster"
+[path.upstream]
+xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{-y}}.png?origin=sw"
+[[path]]
+id = "places"
+kind = "vector"
+layers = ["places"]
+properties = ["name", "population", "country", "secret_note"]
+[path.upstream]
+ogcapi = "{pg}"
+"#,
+        mp = mp.base,
+        pg = pg.base
+    );
+    (TestGateway::with_config(&config).await, mp, pg)
+}
+
+async fn client(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        upstreams::run_client("owslib_client.py", &args)
+    })
+    .await
+    .expect("client runs")
+}
+
+fn args(parts: &[&str], token: &str) -> Vec<String> {
+    let mut v: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+    v.push("--header".into());
+    v.push(format!("Authorization: Bearer {token}"));
+    v
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "client failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(out: &Output, status: u16) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("HTTP {status}")), "expected HTTP {status}: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owslib_reads_wms_through_the_gateway_and_sees_only_covered_layers() {
+    let (gw, mp, _) = gateway().await;
+    let token = gw.token(&[("basemap", Tier::View)]).await;
+    let wms = gw.url("/ogc/wms/basemap");
+    for version in ["1.1.1", "1.3.0"] {
+        let layers = ok(&client(args(&["wms-layers", &wms, "--version", version], &token)).await);
+        let names: Vec<&str> = layers.lines().collect();
+        assert!(names.contains(&"osm"), "{version}: {names:?}");
+        assert!(!names.contains(&"aerial"), "{version}: a layer the path does not cover is hidden: {names:?}");
+    }
+    let out = std::env::temp_dir().join(format!("tg-e2e-{}.png", std::process::id()));
+    let out_s = out.to_string_lossy().into_owned();
+    ok(&client(args(&["wms-getmap", &wms, "osm", "0,40,10,50", "EPSG:4326", &out_s, "--version", "1.3.0"], &token)).await);
+    let png = std::fs::read(&out).expect("map written");
+    assert!(png.starts_with(b"\x89PNG"), "a real map came back");
+    let _ = std::fs::remove_file(&out);
+    let via_gateway = mp.requests().iter().filter(|r| r.query.contains("GetMap")).count();
+    assert!(via_gateway >= 1, "OWSLib's GetMap went to MapProxy through the rewritten URL");
+
+    // The capabilities document carries no upstream address.
+    let caps = gw.get("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0", &token).await;
+    assert_eq!(caps.status, StatusCode::OK);
+    let text = caps.text();
+    assert!(!text.contains(&format!("127.0.0.1:{}", mp.port)), "upstream URL left in WMS capabilities");
+    assert!(text.contains(&gw.url("/ogc/wms/basemap")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owslib_reads_wmts_and_a_tile_and_the_token_travels_in_the_query_too() {
+    let (gw, mp, _) = gateway().await;
+    let token = gw.token(&[("basemap", Tier::View)]).await;
+    let wmts = gw.url("/ogc/wmts/basemap");
+    let layers = ok(&client(args(&["wmts-layers", &wmts], &token)).await);
+    assert_eq!(layers.lines().collect::<Vec<_>>(), ["osm"]);
+    let out = std::env::temp_dir().join(format!("tg-e2e-wmts-{}.png", std::process::id()));
+    let out_s = out.to_string_lossy().into_owned();
+    ok(&client(args(&["wmts-tile", &wmts, "osm", "GLOBAL_WEBMERCATOR", "05", "10", "16", &out_s], &token)).await);
+    assert!(std::fs::read(&out).expect("tile").starts_with(b"\x89PNG"));
+    let _ = std::fs::remove_file(&out);
+
+    // A desktop client that can only put the token in the URL gets it back in every URL.
+    let caps = gw.send(http::Method::GET, &format!("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities&token={token}"), &[], bytes::Bytes::new()).await;
+    assert_eq!(caps.status, StatusCode::OK);
+    let text = caps.text();
+    assert!(text.contains(&format!("token={token}")), "the token is appended to rewritten URLs");
+    assert!(!text.contains(&format!("127.0.0.1:{}", mp.port)));
+    assert!(!mp.requests().iter().any(|r| r.query.contains(&token[3..20])), "MapProxy never sees the token");
+
+    // REST capabilities and a REST tile.
+    let rest = gw.get("/ogc/wmts/basemap/1.0.0/WMTSCapabilities.xml", &token).await;
+    assert_eq!(rest.status, StatusCode::OK, "{}", rest.text());
+    assert!(rest.text().contains(&gw.url("/ogc/wmts/basemap/osm/")), "{}", rest.text());
+    assert!(!rest.text().contains(&format!("127.0.0.1:{}", mp.port)));
+    let tile = gw.get("/ogc/wmts/basemap/osm/GLOBAL_WEBMERCATOR/05/16/10.png", &token).await;
+    assert_eq!(tile.status, StatusCode::OK, "{}", tile.text());
+    assert!(tile.body.starts_with(b"\x89PNG"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owslib_reads_ogc_api_features_and_refusals_reach_the_client() {
+    let (gw, _, pg) = gateway().await;
+    let reader = gw.token(&[("places", Tier::ViewPlus)]).await;
+    let api = gw.url("/ogc/api/places");
+    let out = ok(&client(args(&["features", &api, "places", "--limit", "100"], &reader)).await);
+    let items: Value = serde_json::from_str(&out).expect("items JSON");
+    let features = items["features"].as_array().expect("features");
+    assert!(features.len() >= 20, "{}", features.len());
+    assert!(!out.contains(&format!("127.0.0.1:{}", pg.port)), "no pygeoapi URL reaches the client");
+
+    let viewer = gw.token(&[("places", Tier::View)]).await;
+    refused(&client(args(&["features", &api, "places"], &viewer)).await, 403);
+    let elsewhere = gw.token(&[("basemap", Tier::Admin)]).await;
+    refused(&client(args(&["features", &api, "places"], &elsewhere)).await, 404);
+    refused(&client(args(&["wms-layers", &gw.url("/ogc/wms/basemap")], &viewer)).await, 404);
+
+    let landing = gw.get("/ogc/api/places/?f=json", &reader).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.text());
+    assert!(!landing.text().contains(&format!("127.0.0.1:{}", pg.port)), "{}", landing.text());
+    let collections = gw.get("/ogc/api/places/collections?f=json", &reader).await;
+    assert!(collections.text().contains(&gw.url("/ogc/api/places/collections/places")), "{}", collections.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_token_gets_tiles_inside_and_403_outside_on_every_protocol() {
+    let (gw, _, _) = gateway().await;
+    // Tile 2/2/1 covers lon 0..90, lat 0..66.5; maxZoom 6.
+    let fence = Fence::new(Some(&[(2, 2, 1)]), Some(6)).expect("fence");
+    let (token, _) = gw.token_with(&[("maps", Tier::View)], fence, Scope::Ogc, None).await;
+    let cases: &[(&str, u16)] = &[
+        ("/ogc/xyz/basemap/3/4/2.png", 200),
+        ("/ogc/xyz/basemap/3/0/0.png", 403),
+        ("/ogc/xyz/basemap/7/64/40.png", 403),
+        // TMS rows count from the south: XYZ 3/4/2 is TMS 3/4/5.
+        ("/ogc/xyz/basemap-tms/3/4/2.png", 200),
+        ("/ogc/xyz/basemap-tms/3/4/6.png", 403),
+        ("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&TILEMATRIXSET=GLOBAL_WEBMERCATOR&TILEMATRIX=03&TILEROW=2&TILECOL=4&FORMAT=image/png", 200),
+        ("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&TILEMATRIXSET=GLOBAL_WEBMERCATOR&TILEMATRIX=03&TILEROW=2&TILECOL=1&FORMAT=image/png", 403),
+        ("/ogc/wmts/basemap/osm/GLOBAL_WEBMERCATOR/03/4/2.png", 200),
+        ("/ogc/wmts/basemap/osm/GLOBAL_WEBMERCATOR/03/2/4.png", 403),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=EPSG:4326&BBOX=40,5,50,15&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=EPSG:4326&BBOX=5,40,15,50&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=5,40,15,50&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=-15,40,-5,50&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=5,40,5.01,40.01&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
+    ];
+    for (path, status) in cases {
+        let r = gw.get(path, &token).await;
+        assert_eq!(r.status.as_u16(), *status, "{path}: {}", if r.status.is_success() { String::new() } else { r.text() });
+        if *status == 200 {
+            assert!(r.body.starts_with(b"\x89PNG"), "{path}");
+        }
+    }
+    let caps = gw.get("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities", &token).await.text();
+    assert!(caps.contains("TileMatrixSetLimits"), "a fenced token's WMTS capabilities show its limits");
+    assert!(caps.contains("<MinTileRow>2</MinTileRow>") || caps.contains("MinTileRow>2<"), "{caps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_property_fenced_token_sees_only_its_properties() {
+    let (gw, _, _) = gateway().await;
+    let minted = tilegate::admin::mint(
+        "tg",
+        "fenced".into(),
+        Scope::All,
+        tilegate::store::now_unix(),
+        None,
+        vec![tilegate::store::AccessSpec {
+            path_id: "places".into(),
+            tier: Tier::ViewPlus,
+            fence: Fence::new(Some(&[(2, 2, 1)]), None).expect("fence"),
+            properties: Some(vec!["name".into(), "population".into()]),
+        }],
+        tilegate::admin::Minter { creator: None, client: "t".into() },
+    )
+    .expect("mint");
+    gw.store().create(minted.row).await.expect("create");
+    let token = minted.secret.expose().to_owned();
+
+    let items = gw.get("/ogc/api/places/collections/places/items?f=json&limit=100", &token).await;
+    assert_eq!(items.status, StatusCode::OK, "{}", items.text());
+    let doc = items.json();
+    let features = doc["features"].as_array().expect("features");
+    assert!(!features.is_empty());
+    for f in features {
+        let keys: Vec<&String> = f["properties"].as_object().expect("properties").keys().collect();
+        assert!(keys.iter().all(|k| *k == "name" || *k == "population"), "hidden keys leaked: {keys:?}");
+        // Every feature intersects the fence tile (lon 0..90, lat 0..66.5).
+        let c = &f["geometry"]["coordinates"];
+        if f["geometry"]["type"] == "Point" {
+            let (lon, lat) = (c[0].as_f64().expect("lon"), c[1].as_f64().expect("lat"));
+            assert!((0.0..=90.0).contains(&lon) && (0.0..=66.6).contains(&lat), "feature outside the fence: {f}");
+        }
+    }
+    assert!(!items.text().contains("secret_note"));
+
+    let q = gw.get("/ogc/api/places/collections/places/queryables?f=json", &token).await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.text());
+    assert!(q.text().contains("population") && !q.text().contains("secret_note") && !q.text().contains("country"), "{}", q.text());
+
+    for path in [
+        "/ogc/api/places/collections/places/items?f=json&bbox=0,40,10,50&sortby=secret_note",
+        "/ogc/api/places/collections/places/items?f=json&bbox=0,40,10,50&country=FR",
+        "/ogc/api/places/collections/places/items?f=json&bbox=0,40,10,50&filter=secret_note%3D%27x%27",
+        "/ogc/api/places/collections/places/items?f=json&bbox=0,40,10,50&properties=name,country",
+    ] {
+        let r = gw.get(path, &token).await;
+        assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "property_fenced"), "{path}");
+    }
+    let r = gw.get("/ogc/api/places/collections/places/items?f=html", &token).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "HTML cannot be filtered: {}", r.text());
+    assert!(r.text().contains("application/geo+json"));
+}

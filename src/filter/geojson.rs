@@ -58,6 +58,8 @@ pub const MAX_FEATURE_BYTES: usize = 16 << 20;
 pub const MAX_DEPTH: usize = 512;
 /// The deepest nesting of GeometryCollections accepted in a geometry.
 const MAX_COLLECTION_DEPTH: usize = 16;
+/// The literal words, indexed by [`State::Literal`].
+const LITERALS: [&[u8]; 3] = [b"true", b"false", b"null"];
 /// Keys longer than this (escaped) are never compared with a member name.
 const MIN_KEY_CAP: usize = 64;
 
@@ -132,7 +134,8 @@ enum State {
     Escape,
     Unicode(u8),
     Number(Num),
-    Literal(&'static [u8], u8),
+    /// Inside `true`, `false` or `null` (an index into [`LITERALS`]), at a byte offset.
+    Literal(u8, u8),
     /// The root value is complete; only whitespace may follow.
     Done,
     Failed,
@@ -379,6 +382,24 @@ impl GeoJsonFilter {
                     }
                 }
                 State::Value | State::ValueOrEnd => {
+                    // Fast path: a scalar inside an opaque container (coordinates, nested
+                    // values) needs no bookkeeping when it ends inside this chunk.
+                    // Inside a properties object the same holds, plus copying the value
+                    // of a kept member (emission is off between members).
+                    let top = self.stack.last().copied();
+                    if matches!(top, Some(Frame::Array | Frame::Object | Frame::Properties)) {
+                        if let Some(end) = scan_scalar(chunk, i) {
+                            if top == Some(Frame::Properties) {
+                                if self.member_kept {
+                                    self.write(out, &chunk[i..end]);
+                                }
+                                self.start = end;
+                            }
+                            self.state = State::AfterValue;
+                            i = end;
+                            continue;
+                        }
+                    }
                     let kind = match chunk[i] {
                         b' ' | b'\t' | b'\n' | b'\r' => {
                             i = skip_whitespace(chunk, i);
@@ -406,9 +427,9 @@ impl GeoJsonFilter {
                         b'-' => State::Number(Num::Minus),
                         b'0' => State::Number(Num::Zero),
                         b'1'..=b'9' => State::Number(Num::Int),
-                        b't' => State::Literal(b"true", 1),
-                        b'f' => State::Literal(b"false", 1),
-                        _ => State::Literal(b"null", 1),
+                        b't' => State::Literal(0, 1),
+                        b'f' => State::Literal(1, 1),
+                        _ => State::Literal(2, 1),
                     };
                     i += 1;
                 }
@@ -434,11 +455,30 @@ impl GeoJsonFilter {
                 },
                 State::AfterValue => match chunk[i] {
                     b' ' | b'\t' | b'\n' | b'\r' => i = skip_whitespace(chunk, i),
-                    b',' => {
-                        let in_object = self.stack.last().is_some_and(|f| f.is_object());
-                        self.state = if in_object { State::Key } else { State::Value };
-                        i += 1;
-                    }
+                    b',' => match self.stack.last() {
+                        // Fast path for the next number of a coordinate list.
+                        Some(Frame::Array) => match chunk.get(i + 1) {
+                            Some(b'-' | b'0'..=b'9') => match scan_number(chunk, i + 1) {
+                                Some(end) => i = end,
+                                None => {
+                                    self.state = State::Value;
+                                    i += 1;
+                                }
+                            },
+                            _ => {
+                                self.state = State::Value;
+                                i += 1;
+                            }
+                        },
+                        Some(frame) if frame.is_object() => {
+                            self.state = State::Key;
+                            i += 1;
+                        }
+                        _ => {
+                            self.state = State::Value;
+                            i += 1;
+                        }
+                    },
                     b'}' => {
                         self.close_object(chunk, i, out)?;
                         i += 1;
@@ -464,7 +504,8 @@ impl GeoJsonFilter {
                     self.state = if left == 1 { State::Str } else { State::Unicode(left - 1) };
                     i += 1;
                 }
-                State::Literal(word, at) => {
+                State::Literal(index, at) => {
+                    let word = LITERALS[usize::from(index)];
                     if chunk[i] != word[usize::from(at)] {
                         return Err(self.invalid(i, "an unknown literal; expected true, false or null"));
                     }
@@ -472,7 +513,7 @@ impl GeoJsonFilter {
                     if usize::from(at) + 1 == word.len() {
                         self.end_value(chunk, i, out)?;
                     } else {
-                        self.state = State::Literal(word, at + 1);
+                        self.state = State::Literal(index, at + 1);
                     }
                 }
                 State::Done => match chunk[i] {
@@ -817,6 +858,78 @@ pub fn filter_geojson(
     filter.push(document, &mut out)?;
     filter.finish(&mut out)?;
     Ok(out)
+}
+
+/// The end of a number, plain string or literal starting at `chunk[i]` that ends
+/// inside the chunk; `None` when the slow path must decide.
+#[inline]
+fn scan_scalar(chunk: &[u8], i: usize) -> Option<usize> {
+    let word: &[u8] = match chunk[i] {
+        b'-' | b'0'..=b'9' => return scan_number(chunk, i),
+        b'"' => return scan_plain_string(chunk, i),
+        b't' => b"true",
+        b'f' => b"false",
+        b'n' => b"null",
+        _ => return None,
+    };
+    chunk[i..].starts_with(word).then_some(i + word.len())
+}
+
+/// The end of a valid number starting at `chunk[i]`, when a byte that cannot
+/// continue it follows inside the chunk; `None` sends the caller the slow way
+/// (which also reports malformed numbers at the right byte).
+#[inline]
+fn scan_number(chunk: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while i < chunk.len() && chunk[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if chunk[i] == b'-' {
+        i += 1;
+    }
+    match chunk.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(i + 1),
+        _ => return None,
+    }
+    if *chunk.get(i)? == b'.' {
+        let from = i + 1;
+        i = digits(from);
+        if i == from {
+            return None;
+        }
+    }
+    if matches!(chunk.get(i)?, b'e' | b'E') {
+        i += 1;
+        if matches!(chunk.get(i)?, b'+' | b'-') {
+            i += 1;
+        }
+        let from = i;
+        i = digits(from);
+        if i == from {
+            return None;
+        }
+    }
+    // A following byte must exist: otherwise the number may go on in the next chunk.
+    chunk.get(i)?;
+    Some(i)
+}
+
+/// The end of a string starting at `chunk[i]` that has no escapes or control
+/// characters and closes inside the chunk; `None` otherwise.
+#[inline]
+fn scan_plain_string(chunk: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < chunk.len() {
+        match chunk[j] {
+            b'"' => return Some(j + 1),
+            b'\\' | 0..=0x1f => return None,
+            _ => j += 1,
+        }
+    }
+    None
 }
 
 fn skip_whitespace(chunk: &[u8], mut i: usize) -> usize {

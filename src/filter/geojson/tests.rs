@@ -541,3 +541,126 @@ fn a_real_fence_never_shows_a_feature_it_cannot_place() {
     let out = filter_geojson(doc.as_bytes(), None, Some(fence)).unwrap();
     assert_eq!(out, br#"{"type":"FeatureCollection","features":[]}"#);
 }
+
+/// A small xorshift generator, so that the random tests are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const KEYS: &[&str] = &["name", "secret", "a\"b", "ü", "😀", "properties", "features", "geometry", "x y", "\n", "\\"];
+
+fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
+    use serde_json::{json, Value};
+    match rng.below(if depth > 2 { 5 } else { 7 }) {
+        0 => Value::Null,
+        1 => Value::Bool(rng.below(2) == 0),
+        2 => json!(rng.next() as i64 / 1024),
+        3 => json!((rng.next() % 100_000) as f64 / 7.0),
+        4 => Value::String(["", "x", "\"}]", "ü😀", "\\u0041", "\u{1}\t"][rng.below(6)].to_string()),
+        5 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth + 1)).collect()),
+        _ => random_object(rng, depth + 1),
+    }
+}
+
+fn random_object(rng: &mut Rng, depth: usize) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for _ in 0..rng.below(6) {
+        map.insert(KEYS[rng.below(KEYS.len())].to_string(), random_value(rng, depth));
+    }
+    serde_json::Value::Object(map)
+}
+
+fn random_feature(rng: &mut Rng) -> serde_json::Value {
+    use serde_json::json;
+    let mut feature = serde_json::Map::new();
+    feature.insert("type".into(), json!("Feature"));
+    feature.insert("id".into(), json!(rng.below(1000)));
+    let x = rng.below(40) as f64 - 10.0;
+    let geometry = match rng.below(4) {
+        0 => serde_json::Value::Null,
+        _ => json!({"type": "Point", "coordinates": [x, 1.25]}),
+    };
+    feature.insert("geometry".into(), geometry);
+    let properties = if rng.below(8) == 0 { serde_json::Value::Null } else { random_object(rng, 0) };
+    feature.insert("properties".into(), properties);
+    if rng.below(3) == 0 {
+        feature.insert("links".into(), json!([{"properties": {"secret": 1}}]));
+    }
+    serde_json::Value::Object(feature)
+}
+
+/// What the filter should produce, computed on the parsed document.
+fn reference(mut doc: serde_json::Value, allowed: &[&str], fence: bool) -> serde_json::Value {
+    fn trim(properties: &mut serde_json::Value, allowed: &[&str]) {
+        if let Some(map) = properties.as_object_mut() {
+            map.retain(|k, _| allowed.contains(&k.as_str()));
+        }
+    }
+    fn admitted(feature: &serde_json::Value) -> bool {
+        feature["geometry"]["coordinates"][0].as_f64().is_some_and(|x| x < 10.0)
+    }
+    if let Some(properties) = doc.get_mut("properties") {
+        trim(properties, allowed);
+    }
+    if let Some(features) = doc.get_mut("features").and_then(|f| f.as_array_mut()) {
+        if fence {
+            features.retain(admitted);
+        }
+        for feature in features {
+            if let Some(properties) = feature.get_mut("properties") {
+                trim(properties, allowed);
+            }
+        }
+    }
+    doc
+}
+
+#[test]
+fn matches_a_reference_filter_on_random_documents() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let allowed = ["name", "😀", "properties", "x y"];
+    for round in 0..1000 {
+        let features: Vec<serde_json::Value> = (0..rng.below(6)).map(|_| random_feature(&mut rng)).collect();
+        let doc = if rng.below(4) == 0 && !features.is_empty() {
+            features[0].clone()
+        } else {
+            serde_json::json!({"type": "FeatureCollection", "features": features, "numberReturned": features.len()})
+        };
+        let mut text = if rng.below(2) == 0 { serde_json::to_string(&doc) } else { serde_json::to_string_pretty(&doc) }.unwrap();
+        if rng.below(2) == 0 {
+            text = text.replace("\"name\"", "\"n\\u0061me\"").replace("\"properties\"", "\"propert\\u0069es\"");
+        }
+        let is_feature = doc.get("features").is_none();
+        for fence in [false, true] {
+            let mut filter = if fence { fenced(names(&allowed)) } else { GeoJsonFilter::new(names(&allowed), None) };
+            let mut out = Vec::new();
+            let mut rest = text.as_bytes();
+            let mut result = Ok(());
+            while !rest.is_empty() && result.is_ok() {
+                let take = (1 + rng.below(64)).min(rest.len());
+                result = filter.push(&rest[..take], &mut out);
+                rest = &rest[take..];
+            }
+            let result = result.and_then(|()| filter.finish(&mut out));
+            if fence && is_feature && !doc["geometry"]["coordinates"][0].as_f64().is_some_and(|x| x < 10.0) {
+                assert!(matches!(result, Err(FilterError::FeatureOutsideFence)), "round {round}: {result:?}");
+                continue;
+            }
+            result.unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
+            let got: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            // Parsed from the text, so that floats read the same way on both sides.
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(got, reference(parsed, &allowed, fence), "round {round} fence {fence}\n{text}");
+        }
+    }
+}

@@ -14,9 +14,11 @@
 //! `properties` or `geometry` member and no `features` member (a single Feature,
 //! as OGC API `/items/{id}` answers). A root with none of these members — an OGC
 //! API collection document, a landing page, an upstream error body — passes
-//! unchanged. Nothing deeper is touched: a key named `properties` inside a
-//! feature's properties is just a key, and `properties` objects anywhere else are
-//! not feature properties.
+//! unchanged. A root-level `properties` member is filtered even in a collection.
+//! Nothing deeper is touched: a key named `properties` inside a feature's
+//! properties is just a key, and `properties` objects anywhere else (links,
+//! foreign members) are not feature properties. Only `properties` is filtered:
+//! feature `id`s, `bbox`, links and foreign members pass as they are.
 //!
 //! # What is changed
 //!
@@ -38,7 +40,8 @@
 //!
 //! Without a fence nothing is held but a key (bounded by the longest allowed name)
 //! and a nesting stack (bounded by [`MAX_DEPTH`]). With a fence, one feature at a
-//! time is held, bounded by [`MAX_FEATURE_BYTES`] plus one input chunk.
+//! time is held, and the root's members until `features` starts (the root may be
+//! a single Feature), each bounded by [`MAX_FEATURE_BYTES`] plus one input chunk.
 //!
 //! Pure code: no I/O, no logging. It must never emit a byte of a hidden property.
 

@@ -14,9 +14,11 @@
 //! `properties` or `geometry` member and no `features` member (a single Feature,
 //! as OGC API `/items/{id}` answers). A root with none of these members — an OGC
 //! API collection document, a landing page, an upstream error body — passes
-//! unchanged. Nothing deeper is touched: a key named `properties` inside a
-//! feature's properties is just a key, and `properties` objects anywhere else are
-//! not feature properties.
+//! unchanged. A root-level `properties` member is filtered even in a collection.
+//! Nothing deeper is touched: a key named `properties` inside a feature's
+//! properties is just a key, and `properties` objects anywhere else (links,
+//! foreign members) are not feature properties. Only `properties` is filtered:
+//! feature `id`s, `bbox`, links and foreign members pass as they are.
 //!
 //! # What is changed
 //!
@@ -38,7 +40,8 @@
 //!
 //! Without a fence nothing is held but a key (bounded by the longest allowed name)
 //! and a nesting stack (bounded by [`MAX_DEPTH`]). With a fence, one feature at a
-//! time is held, bounded by [`MAX_FEATURE_BYTES`] plus one input chunk.
+//! time is held, and the root's members until `features` starts (the root may be
+//! a single Feature), each bounded by [`MAX_FEATURE_BYTES`] plus one input chunk.
 //!
 //! Pure code: no I/O, no logging. It must never emit a byte of a hidden property.
 
@@ -46,7 +49,10 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use geo::{Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
+use geo::{
+    Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon,
+    Point, Polygon,
+};
 use serde_json::Value;
 
 use super::FilterError;
@@ -58,6 +64,8 @@ pub const MAX_FEATURE_BYTES: usize = 16 << 20;
 pub const MAX_DEPTH: usize = 512;
 /// The deepest nesting of GeometryCollections accepted in a geometry.
 const MAX_COLLECTION_DEPTH: usize = 16;
+/// The literal words, indexed by [`State::Literal`].
+const LITERALS: [&[u8]; 3] = [b"true", b"false", b"null"];
 /// Keys longer than this (escaped) are never compared with a member name.
 const MIN_KEY_CAP: usize = 64;
 
@@ -80,7 +88,10 @@ enum Frame {
 
 impl Frame {
     fn is_object(self) -> bool {
-        matches!(self, Frame::Root | Frame::Feature | Frame::Properties | Frame::Object)
+        matches!(
+            self,
+            Frame::Root | Frame::Feature | Frame::Properties | Frame::Object
+        )
     }
 }
 
@@ -132,7 +143,8 @@ enum State {
     Escape,
     Unicode(u8),
     Number(Num),
-    Literal(&'static [u8], u8),
+    /// Inside `true`, `false` or `null` (an index into [`LITERALS`]), at a byte offset.
+    Literal(u8, u8),
     /// The root value is complete; only whitespace may follow.
     Done,
     Failed,
@@ -250,7 +262,10 @@ impl GeoJsonFilter {
     fn with_test(properties: Option<Arc<[String]>>, geometry_test: Option<GeometryTest>) -> Self {
         let allowed = properties.map(|p| AllowedSet::new(&p));
         // An escaped key is at most 6 bytes per byte of its name (`\u0041`).
-        let key_cap = allowed.as_ref().map_or(0, |a| a.longest() * 6).max(MIN_KEY_CAP);
+        let key_cap = allowed
+            .as_ref()
+            .map_or(0, |a| a.longest() * 6)
+            .max(MIN_KEY_CAP);
         GeoJsonFilter {
             allowed,
             geometry_test,
@@ -301,7 +316,9 @@ impl GeoJsonFilter {
             State::Done if self.utf8_carry.is_empty() => Ok(()),
             _ => {
                 self.fail();
-                Err(FilterError::TruncatedJson { offset: self.consumed })
+                Err(FilterError::TruncatedJson {
+                    offset: self.consumed,
+                })
             }
         }
     }
@@ -313,11 +330,17 @@ impl GeoJsonFilter {
     }
 
     fn invalid(&self, i: usize, reason: &'static str) -> FilterError {
-        FilterError::InvalidJson { offset: self.consumed + i as u64, reason }
+        FilterError::InvalidJson {
+            offset: self.consumed + i as u64,
+            reason,
+        }
     }
 
     fn not_geojson(&self, i: usize, reason: &'static str) -> FilterError {
-        FilterError::NotGeoJson { offset: self.consumed + i as u64, reason }
+        FilterError::NotGeoJson {
+            offset: self.consumed + i as u64,
+            reason,
+        }
     }
 
     fn run(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
@@ -379,6 +402,24 @@ impl GeoJsonFilter {
                     }
                 }
                 State::Value | State::ValueOrEnd => {
+                    // Fast path: a scalar inside an opaque container (coordinates, nested
+                    // values) needs no bookkeeping when it ends inside this chunk.
+                    // Inside a properties object the same holds, plus copying the value
+                    // of a kept member (emission is off between members).
+                    let top = self.stack.last().copied();
+                    if matches!(top, Some(Frame::Array | Frame::Object | Frame::Properties)) {
+                        if let Some(end) = scan_scalar(chunk, i) {
+                            if top == Some(Frame::Properties) {
+                                if self.member_kept {
+                                    self.write(out, &chunk[i..end]);
+                                }
+                                self.start = end;
+                            }
+                            self.state = State::AfterValue;
+                            i = end;
+                            continue;
+                        }
+                    }
                     let kind = match chunk[i] {
                         b' ' | b'\t' | b'\n' | b'\r' => {
                             i = skip_whitespace(chunk, i);
@@ -406,9 +447,9 @@ impl GeoJsonFilter {
                         b'-' => State::Number(Num::Minus),
                         b'0' => State::Number(Num::Zero),
                         b'1'..=b'9' => State::Number(Num::Int),
-                        b't' => State::Literal(b"true", 1),
-                        b'f' => State::Literal(b"false", 1),
-                        _ => State::Literal(b"null", 1),
+                        b't' => State::Literal(0, 1),
+                        b'f' => State::Literal(1, 1),
+                        _ => State::Literal(2, 1),
                     };
                     i += 1;
                 }
@@ -434,11 +475,30 @@ impl GeoJsonFilter {
                 },
                 State::AfterValue => match chunk[i] {
                     b' ' | b'\t' | b'\n' | b'\r' => i = skip_whitespace(chunk, i),
-                    b',' => {
-                        let in_object = self.stack.last().is_some_and(|f| f.is_object());
-                        self.state = if in_object { State::Key } else { State::Value };
-                        i += 1;
-                    }
+                    b',' => match self.stack.last() {
+                        // Fast path for the next number of a coordinate list.
+                        Some(Frame::Array) => match chunk.get(i + 1) {
+                            Some(b'-' | b'0'..=b'9') => match scan_number(chunk, i + 1) {
+                                Some(end) => i = end,
+                                None => {
+                                    self.state = State::Value;
+                                    i += 1;
+                                }
+                            },
+                            _ => {
+                                self.state = State::Value;
+                                i += 1;
+                            }
+                        },
+                        Some(frame) if frame.is_object() => {
+                            self.state = State::Key;
+                            i += 1;
+                        }
+                        _ => {
+                            self.state = State::Value;
+                            i += 1;
+                        }
+                    },
                     b'}' => {
                         self.close_object(chunk, i, out)?;
                         i += 1;
@@ -461,18 +521,25 @@ impl GeoJsonFilter {
                     if !chunk[i].is_ascii_hexdigit() {
                         return Err(self.invalid(i, "a malformed \\u escape"));
                     }
-                    self.state = if left == 1 { State::Str } else { State::Unicode(left - 1) };
+                    self.state = if left == 1 {
+                        State::Str
+                    } else {
+                        State::Unicode(left - 1)
+                    };
                     i += 1;
                 }
-                State::Literal(word, at) => {
+                State::Literal(index, at) => {
+                    let word = LITERALS[usize::from(index)];
                     if chunk[i] != word[usize::from(at)] {
-                        return Err(self.invalid(i, "an unknown literal; expected true, false or null"));
+                        return Err(
+                            self.invalid(i, "an unknown literal; expected true, false or null")
+                        );
                     }
                     i += 1;
                     if usize::from(at) + 1 == word.len() {
                         self.end_value(chunk, i, out)?;
                     } else {
-                        self.state = State::Literal(word, at + 1);
+                        self.state = State::Literal(index, at + 1);
                     }
                 }
                 State::Done => match chunk[i] {
@@ -487,7 +554,10 @@ impl GeoJsonFilter {
             self.collect(&chunk[self.key_from..n]);
         }
         if self.buffering && self.held.len() > MAX_FEATURE_BYTES {
-            return Err(FilterError::FeatureTooLarge { offset: self.feature_offset, limit: MAX_FEATURE_BYTES });
+            return Err(FilterError::FeatureTooLarge {
+                offset: self.feature_offset,
+                limit: MAX_FEATURE_BYTES,
+            });
         }
         Ok(())
     }
@@ -523,7 +593,10 @@ impl GeoJsonFilter {
 
     fn push_frame(&mut self, frame: Frame, i: usize) -> Result<(), FilterError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(FilterError::TooDeep { offset: self.consumed + i as u64, limit: MAX_DEPTH });
+            return Err(FilterError::TooDeep {
+                offset: self.consumed + i as u64,
+                limit: MAX_DEPTH,
+            });
         }
         self.stack.push(frame);
         Ok(())
@@ -538,7 +611,13 @@ impl GeoJsonFilter {
     }
 
     /// A value of `kind` starts at `chunk[i]`.
-    fn begin_value(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>, kind: Kind) -> Result<(), FilterError> {
+    fn begin_value(
+        &mut self,
+        chunk: &[u8],
+        i: usize,
+        out: &mut Vec<u8>,
+        kind: Kind,
+    ) -> Result<(), FilterError> {
         let Some(&top) = self.stack.last() else {
             if kind != Kind::Object {
                 return Err(self.not_geojson(i, "the document root is not a JSON object"));
@@ -592,7 +671,8 @@ impl GeoJsonFilter {
                         Ok(())
                     }
                     Kind::Null => Ok(()),
-                    _ => Err(self.not_geojson(i, "a feature's `properties` is neither an object nor null")),
+                    _ => Err(self
+                        .not_geojson(i, "a feature's `properties` is neither an object nor null")),
                 },
                 Role::Geometry => {
                     if self.buffering {
@@ -655,7 +735,12 @@ impl GeoJsonFilter {
         Ok(())
     }
 
-    fn close_object(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+    fn close_object(
+        &mut self,
+        chunk: &[u8],
+        i: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FilterError> {
         match self.stack.last() {
             Some(Frame::Properties) => self.set_emitting(chunk, i, out, true),
             Some(frame) if frame.is_object() => {}
@@ -665,7 +750,12 @@ impl GeoJsonFilter {
         self.end_value(chunk, i + 1, out)
     }
 
-    fn close_array(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+    fn close_array(
+        &mut self,
+        chunk: &[u8],
+        i: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FilterError> {
         match self.stack.last() {
             Some(Frame::Features) => self.set_emitting(chunk, i, out, true),
             Some(Frame::Array) => {}
@@ -680,7 +770,10 @@ impl GeoJsonFilter {
         self.str_is_key = true;
         self.state = State::Str;
         // INVARIANT: key states only occur inside an object, so the stack is not empty.
-        self.collecting = matches!(self.stack.last(), Some(Frame::Root | Frame::Feature | Frame::Properties));
+        self.collecting = matches!(
+            self.stack.last(),
+            Some(Frame::Root | Frame::Feature | Frame::Properties)
+        );
         if self.collecting {
             self.key_from = i + 1;
             self.key.clear();
@@ -707,7 +800,11 @@ impl GeoJsonFilter {
         }
         self.collecting = false;
         self.collect(&chunk[self.key_from..q]);
-        let name = if self.key_overflow { None } else { unescape(&self.key) };
+        let name = if self.key_overflow {
+            None
+        } else {
+            unescape(&self.key)
+        };
         let name: &[u8] = name.as_deref().unwrap_or(b"");
         match self.stack.last() {
             Some(Frame::Root) => {
@@ -733,7 +830,8 @@ impl GeoJsonFilter {
             }
             Some(Frame::Feature) => self.next_role = self.feature_role(name),
             Some(Frame::Properties) => {
-                let kept = !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
+                let kept =
+                    !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
                 self.member_kept = kept;
                 if kept {
                     self.cut(chunk, q + 1, out);
@@ -763,13 +861,19 @@ impl GeoJsonFilter {
 
     /// Whether the held feature's geometries all pass the geometry test.
     fn keep_feature(&self) -> Result<bool, FilterError> {
-        let Some(test) = &self.geometry_test else { return Ok(true) };
+        let Some(test) = &self.geometry_test else {
+            return Ok(true);
+        };
         if self.geometries.is_empty() {
             return Ok(false);
         }
         for &(from, to) in &self.geometries {
-            let geometry = parse_geometry(&self.held[from..to])
-                .map_err(|reason| FilterError::InvalidGeometry { offset: self.feature_offset, reason })?;
+            let geometry = parse_geometry(&self.held[from..to]).map_err(|reason| {
+                FilterError::InvalidGeometry {
+                    offset: self.feature_offset,
+                    reason,
+                }
+            })?;
             match geometry {
                 Some(geometry) if test.admits(&geometry) => {}
                 _ => return Ok(false),
@@ -790,7 +894,10 @@ impl GeoJsonFilter {
                 return Ok(());
             }
             if std::str::from_utf8(&self.utf8_carry).is_err() {
-                return Err(FilterError::InvalidJson { offset: self.consumed, reason: "invalid UTF-8" });
+                return Err(FilterError::InvalidJson {
+                    offset: self.consumed,
+                    reason: "invalid UTF-8",
+                });
             }
             self.utf8_carry.clear();
         }
@@ -798,7 +905,10 @@ impl GeoJsonFilter {
             let valid = e.valid_up_to();
             if e.error_len().is_some() {
                 let offset = self.consumed + (chunk.len() - rest.len() + valid) as u64;
-                return Err(FilterError::InvalidJson { offset, reason: "invalid UTF-8" });
+                return Err(FilterError::InvalidJson {
+                    offset,
+                    reason: "invalid UTF-8",
+                });
             }
             self.utf8_carry.extend_from_slice(&rest[valid..]);
         }
@@ -817,6 +927,78 @@ pub fn filter_geojson(
     filter.push(document, &mut out)?;
     filter.finish(&mut out)?;
     Ok(out)
+}
+
+/// The end of a number, plain string or literal starting at `chunk[i]` that ends
+/// inside the chunk; `None` when the slow path must decide.
+#[inline]
+fn scan_scalar(chunk: &[u8], i: usize) -> Option<usize> {
+    let word: &[u8] = match chunk[i] {
+        b'-' | b'0'..=b'9' => return scan_number(chunk, i),
+        b'"' => return scan_plain_string(chunk, i),
+        b't' => b"true",
+        b'f' => b"false",
+        b'n' => b"null",
+        _ => return None,
+    };
+    chunk[i..].starts_with(word).then_some(i + word.len())
+}
+
+/// The end of a valid number starting at `chunk[i]`, when a byte that cannot
+/// continue it follows inside the chunk; `None` sends the caller the slow way
+/// (which also reports malformed numbers at the right byte).
+#[inline]
+fn scan_number(chunk: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while i < chunk.len() && chunk[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if chunk[i] == b'-' {
+        i += 1;
+    }
+    match chunk.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(i + 1),
+        _ => return None,
+    }
+    if *chunk.get(i)? == b'.' {
+        let from = i + 1;
+        i = digits(from);
+        if i == from {
+            return None;
+        }
+    }
+    if matches!(chunk.get(i)?, b'e' | b'E') {
+        i += 1;
+        if matches!(chunk.get(i)?, b'+' | b'-') {
+            i += 1;
+        }
+        let from = i;
+        i = digits(from);
+        if i == from {
+            return None;
+        }
+    }
+    // A following byte must exist: otherwise the number may go on in the next chunk.
+    chunk.get(i)?;
+    Some(i)
+}
+
+/// The end of a string starting at `chunk[i]` that has no escapes or control
+/// characters and closes inside the chunk; `None` otherwise.
+#[inline]
+fn scan_plain_string(chunk: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < chunk.len() {
+        match chunk[j] {
+            b'"' => return Some(j + 1),
+            b'\\' | 0..=0x1f => return None,
+            _ => j += 1,
+        }
+    }
+    None
 }
 
 fn skip_whitespace(chunk: &[u8], mut i: usize) -> usize {
@@ -906,7 +1088,10 @@ fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f6
         Value::Object(object) => object,
         _ => return Err("it is neither an object nor null".into()),
     };
-    let kind = object.get("type").and_then(Value::as_str).ok_or("it has no string `type`")?;
+    let kind = object
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("it has no string `type`")?;
     if kind == "GeometryCollection" {
         if depth >= MAX_COLLECTION_DEPTH {
             return Err("GeometryCollections nest too deep".into());
@@ -922,12 +1107,16 @@ fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f6
                 None => return Err("a null inside a GeometryCollection".into()),
             }
         }
-        return Ok(Some(Geometry::GeometryCollection(GeometryCollection(geometries))));
+        return Ok(Some(Geometry::GeometryCollection(GeometryCollection(
+            geometries,
+        ))));
     }
     let coordinates = object.get("coordinates").ok_or("it has no `coordinates`")?;
     let geometry = match kind {
         "Point" => Geometry::Point(Point(coord(coordinates)?)),
-        "MultiPoint" => Geometry::MultiPoint(MultiPoint(list(coordinates, |c| coord(c).map(Point))?)),
+        "MultiPoint" => {
+            Geometry::MultiPoint(MultiPoint(list(coordinates, |c| coord(c).map(Point))?))
+        }
         "LineString" => Geometry::LineString(line(coordinates)?),
         "MultiLineString" => Geometry::MultiLineString(MultiLineString(list(coordinates, line)?)),
         "Polygon" => Geometry::Polygon(polygon(coordinates)?),
@@ -939,14 +1128,22 @@ fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f6
 
 fn coord(value: &Value) -> Result<Coord<f64>, String> {
     let position = value.as_array().ok_or("a position is not an array")?;
-    let (Some(x), Some(y)) = (position.first().and_then(Value::as_f64), position.get(1).and_then(Value::as_f64)) else {
+    let (Some(x), Some(y)) = (
+        position.first().and_then(Value::as_f64),
+        position.get(1).and_then(Value::as_f64),
+    ) else {
         return Err("a position without two numbers".into());
     };
     Ok(Coord { x, y })
 }
 
 fn list<T>(value: &Value, item: impl Fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
-    value.as_array().ok_or("coordinates are not an array")?.iter().map(item).collect()
+    value
+        .as_array()
+        .ok_or("coordinates are not an array")?
+        .iter()
+        .map(item)
+        .collect()
 }
 
 fn line(value: &Value) -> Result<LineString<f64>, String> {

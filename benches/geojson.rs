@@ -22,10 +22,7 @@ fn collection(target_bytes: usize) -> Vec<u8> {
         if i > 0 {
             doc.push(',');
         }
-        let (x, y) = (
-            ((i * 7919) % 3600) as f64 / 10.0 - 180.0,
-            ((i * 104_729) % 1700) as f64 / 10.0 - 85.0,
-        );
+        let (x, y) = (((i * 7919) % 3600) as f64 / 10.0 - 180.0, ((i * 104_729) % 1700) as f64 / 10.0 - 85.0);
         doc.push_str(&format!(
             concat!(
                 r#"{{"type":"Feature","id":{i},"geometry":{{"type":"Polygon","coordinates":[[[{x:.6},{y:.6}],"#,
@@ -52,12 +49,7 @@ fn collection(target_bytes: usize) -> Vec<u8> {
     doc.into_bytes()
 }
 
-fn run(
-    doc: &[u8],
-    properties: Option<Arc<[String]>>,
-    fence: Option<Arc<Fence>>,
-    out: &mut Vec<u8>,
-) {
+fn run(doc: &[u8], properties: Option<Arc<[String]>>, fence: Option<Arc<Fence>>, out: &mut Vec<u8>) {
     let mut filter = GeoJsonFilter::new(properties, fence);
     for chunk in doc.chunks(CHUNK) {
         out.clear();
@@ -68,11 +60,7 @@ fn run(
 }
 
 fn bench(c: &mut Criterion) {
-    let keep: Arc<[String]> = ["name", "height", "address"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .into();
+    let keep: Arc<[String]> = ["name", "height", "address"].iter().map(|s| s.to_string()).collect::<Vec<_>>().into();
     let fence = Arc::new(Fence::new(Some(&[(4, 8, 5)]), None).expect("valid fence"));
     let mut group = c.benchmark_group("geojson");
     for (label, size) in [("32KB", 32 * 1024), ("10MB", 10 * 1024 * 1024)] {
@@ -85,11 +73,9 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("all_properties", label), &doc, |b, doc| {
             b.iter(|| run(doc, None, None, &mut out))
         });
-        group.bench_with_input(
-            BenchmarkId::new("fenced_keep_3_of_10", label),
-            &doc,
-            |b, doc| b.iter(|| run(doc, Some(keep.clone()), Some(fence.clone()), &mut out)),
-        );
+        group.bench_with_input(BenchmarkId::new("fenced_keep_3_of_10", label), &doc, |b, doc| {
+            b.iter(|| run(doc, Some(keep.clone()), Some(fence.clone()), &mut out))
+        });
     }
     group.finish();
 }

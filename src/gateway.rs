@@ -136,6 +136,9 @@ impl Gateway {
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         let permit = policy::decide(&grant, &target.op, &target.path, unix_now())?;
+        if let Some(kind) = &target.response {
+            proxy::filter::precheck(kind, permit.obligations())?;
+        }
         let started = Instant::now();
         let body = std::mem::replace(&mut target.body, Outgoing::Empty);
         let response = self.forward(config, parts, body, &target, &permit, peer, tls).await;

@@ -73,40 +73,16 @@ mod tests {
     #[test]
     fn error_messages_follow_the_style_guide() {
         let errors = [
-            FilterError::InvalidJson {
-                offset: 12,
-                reason: "expected a value",
-            },
+            FilterError::InvalidJson { offset: 12, reason: "expected a value" },
             FilterError::TruncatedJson { offset: 3 },
-            FilterError::TooDeep {
-                offset: 9,
-                limit: MAX_DEPTH,
-            },
-            FilterError::NotGeoJson {
-                offset: 0,
-                reason: "the document root is not a JSON object",
-            },
-            FilterError::FeatureTooLarge {
-                offset: 40,
-                limit: MAX_FEATURE_BYTES,
-            },
-            FilterError::InvalidGeometry {
-                offset: 40,
-                reason: "it has no `coordinates`".into(),
-            },
+            FilterError::TooDeep { offset: 9, limit: MAX_DEPTH },
+            FilterError::NotGeoJson { offset: 0, reason: "the document root is not a JSON object" },
+            FilterError::FeatureTooLarge { offset: 40, limit: MAX_FEATURE_BYTES },
+            FilterError::InvalidGeometry { offset: 40, reason: "it has no `coordinates`".into() },
             FilterError::FeatureOutsideFence,
-            FilterError::TileTooLarge {
-                limit: MAX_TILE_BYTES,
-            },
-            FilterError::MvtTags {
-                layer: "roads".into(),
-                feature: 2,
-                reason: "key index 9 is out of range".into(),
-            },
-            FilterError::InvalidXml {
-                offset: 5,
-                reason: "unexpected end".into(),
-            },
+            FilterError::TileTooLarge { limit: MAX_TILE_BYTES },
+            FilterError::MvtTags { layer: "roads".into(), feature: 2, reason: "key index 9 is out of range".into() },
+            FilterError::InvalidXml { offset: 5, reason: "unexpected end".into() },
             FilterError::SchemaNotObject,
             FilterError::Poisoned,
         ];
@@ -116,11 +92,7 @@ mod tests {
             assert!(!message.ends_with('.'), "{message}");
         }
         assert_eq!(
-            FilterError::InvalidJson {
-                offset: 12,
-                reason: "expected a value"
-            }
-            .to_string(),
+            FilterError::InvalidJson { offset: 12, reason: "expected a value" }.to_string(),
             "upstream response is not valid JSON at byte 12: expected a value"
         );
     }

@@ -137,32 +137,18 @@ pub fn filter_tile(data: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterErr
 /// outside them, before anything is changed in the layer.
 fn filter_layer(layer: &mut Layer, allowed: &[String]) -> Result<(), FilterError> {
     const UNUSED: u32 = u32::MAX;
-    let key_allowed: Vec<bool> = layer
-        .keys
-        .iter()
-        .map(|k| allowed.iter().any(|a| a == k))
-        .collect();
+    let key_allowed: Vec<bool> = layer.keys.iter().map(|k| allowed.iter().any(|a| a == k)).collect();
     let mut key_map = vec![UNUSED; layer.keys.len()];
     let mut value_map = vec![UNUSED; layer.values.len()];
     for (index, feature) in layer.features.iter().enumerate() {
-        let bad = |reason: String| FilterError::MvtTags {
-            layer: layer.name.clone(),
-            feature: index,
-            reason,
-        };
+        let bad = |reason: String| FilterError::MvtTags { layer: layer.name.clone(), feature: index, reason };
         if feature.tags.len() % 2 != 0 {
-            return Err(bad(format!(
-                "{} tag indices; they must come in key/value pairs",
-                feature.tags.len()
-            )));
+            return Err(bad(format!("{} tag indices; they must come in key/value pairs", feature.tags.len())));
         }
         for pair in feature.tags.chunks_exact(2) {
             let (key, value) = (pair[0] as usize, pair[1] as usize);
             if key >= layer.keys.len() {
-                return Err(bad(format!(
-                    "key index {key} is out of range; the layer has {} keys",
-                    layer.keys.len()
-                )));
+                return Err(bad(format!("key index {key} is out of range; the layer has {} keys", layer.keys.len())));
             }
             if value >= layer.values.len() {
                 return Err(bad(format!(
@@ -210,14 +196,9 @@ fn compact<T>(entries: Vec<T>, map: &mut [u32]) -> Vec<T> {
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, FilterError> {
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(MAX_TILE_BYTES));
-    MultiGzDecoder::new(data)
-        .take(MAX_TILE_BYTES as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(FilterError::Gzip)?;
+    MultiGzDecoder::new(data).take(MAX_TILE_BYTES as u64 + 1).read_to_end(&mut out).map_err(FilterError::Gzip)?;
     if out.len() > MAX_TILE_BYTES {
-        return Err(FilterError::TileTooLarge {
-            limit: MAX_TILE_BYTES,
-        });
+        return Err(FilterError::TileTooLarge { limit: MAX_TILE_BYTES });
     }
     Ok(out)
 }
@@ -233,10 +214,7 @@ mod tests {
     use super::*;
 
     fn text(s: &str) -> Value {
-        Value {
-            string_value: Some(s.into()),
-            ..Default::default()
-        }
+        Value { string_value: Some(s.into()), ..Default::default() }
     }
 
     fn allowed(names: &[&str]) -> Vec<String> {
@@ -246,39 +224,19 @@ mod tests {
     /// Two layers with every value type, values shared between features and keys.
     fn fixture() -> Tile {
         let values = vec![
-            text("Main St"), // 0
-            Value {
-                float_value: Some(1.5),
-                ..Default::default()
-            }, // 1
-            Value {
-                double_value: Some(2.25),
-                ..Default::default()
-            }, // 2
-            Value {
-                int_value: Some(-3),
-                ..Default::default()
-            }, // 3
-            Value {
-                uint_value: Some(u64::MAX),
-                ..Default::default()
-            }, // 4
-            Value {
-                sint_value: Some(-4),
-                ..Default::default()
-            }, // 5
-            Value {
-                bool_value: Some(true),
-                ..Default::default()
-            }, // 6
-            text("secret"),  // 7
+            text("Main St"),                                            // 0
+            Value { float_value: Some(1.5), ..Default::default() },     // 1
+            Value { double_value: Some(2.25), ..Default::default() },   // 2
+            Value { int_value: Some(-3), ..Default::default() },        // 3
+            Value { uint_value: Some(u64::MAX), ..Default::default() }, // 4
+            Value { sint_value: Some(-4), ..Default::default() },       // 5
+            Value { bool_value: Some(true), ..Default::default() },     // 6
+            text("secret"),                                             // 7
         ];
         let roads = Layer {
             version: 2,
             name: "roads".into(),
-            keys: allowed(&[
-                "name", "width", "area", "delta", "big", "offset", "paved", "owner",
-            ]),
+            keys: allowed(&["name", "width", "area", "delta", "big", "offset", "paved", "owner"]),
             values,
             extent: Some(4096),
             features: vec![
@@ -295,12 +253,7 @@ mod tests {
                     r#type: Some(GeomType::Point as i32),
                     geometry: vec![9, 8, 8],
                 },
-                Feature {
-                    id: None,
-                    tags: vec![],
-                    r#type: Some(GeomType::Point as i32),
-                    geometry: vec![9, 1, 1],
-                },
+                Feature { id: None, tags: vec![], r#type: Some(GeomType::Point as i32), geometry: vec![9, 1, 1] },
             ],
         };
         let pois = Layer {
@@ -316,9 +269,7 @@ mod tests {
                 geometry: vec![9, 2, 2],
             }],
         };
-        Tile {
-            layers: vec![roads, pois],
-        }
+        Tile { layers: vec![roads, pois] }
     }
 
     /// Each feature's attributes as (key, value) pairs, resolved through the tables.
@@ -329,12 +280,7 @@ mod tests {
             .map(|f| {
                 f.tags
                     .chunks_exact(2)
-                    .map(|p| {
-                        (
-                            layer.keys[p[0] as usize].clone(),
-                            layer.values[p[1] as usize].clone(),
-                        )
-                    })
+                    .map(|p| (layer.keys[p[0] as usize].clone(), layer.values[p[1] as usize].clone()))
                     .collect()
             })
             .collect()
@@ -355,27 +301,14 @@ mod tests {
             roads.values,
             vec![
                 text("Main St"),
-                Value {
-                    float_value: Some(1.5),
-                    ..Default::default()
-                },
-                Value {
-                    uint_value: Some(u64::MAX),
-                    ..Default::default()
-                },
-                Value {
-                    bool_value: Some(true),
-                    ..Default::default()
-                },
+                Value { float_value: Some(1.5), ..Default::default() },
+                Value { uint_value: Some(u64::MAX), ..Default::default() },
+                Value { bool_value: Some(true), ..Default::default() },
             ]
         );
         let expected: Vec<Vec<(String, Value)>> = attributes(&input.layers[0])
             .into_iter()
-            .map(|f| {
-                f.into_iter()
-                    .filter(|(k, _)| ["name", "width", "big", "paved"].contains(&k.as_str()))
-                    .collect()
-            })
+            .map(|f| f.into_iter().filter(|(k, _)| ["name", "width", "big", "paved"].contains(&k.as_str())).collect())
             .collect();
         assert_eq!(attributes(roads), expected);
         let pois = &out.layers[1];
@@ -389,24 +322,16 @@ mod tests {
         let input = fixture();
         let out = run(&input, &["name"]);
         for (a, b) in input.layers.iter().zip(&out.layers) {
-            assert_eq!(
-                (a.version, &a.name, a.extent),
-                (b.version, &b.name, b.extent)
-            );
+            assert_eq!((a.version, &a.name, a.extent), (b.version, &b.name, b.extent));
             for (fa, fb) in a.features.iter().zip(&b.features) {
-                assert_eq!(
-                    (fa.id, fa.r#type, &fa.geometry),
-                    (fb.id, fb.r#type, &fb.geometry)
-                );
+                assert_eq!((fa.id, fa.r#type, &fa.geometry), (fb.id, fb.r#type, &fb.geometry));
             }
         }
     }
 
     #[test]
     fn every_value_type_survives_a_round_trip() {
-        let names = [
-            "name", "width", "area", "delta", "big", "offset", "paved", "owner",
-        ];
+        let names = ["name", "width", "area", "delta", "big", "offset", "paved", "owner"];
         let input = fixture();
         let out = run(&input, &names);
         assert_eq!(attributes(&out.layers[0]), attributes(&input.layers[0]));
@@ -418,10 +343,7 @@ mod tests {
         let out = run(&fixture(), &[]);
         for layer in &out.layers {
             assert!(layer.keys.is_empty() && layer.values.is_empty());
-            assert!(layer
-                .features
-                .iter()
-                .all(|f| f.tags.is_empty() && !f.geometry.is_empty()));
+            assert!(layer.features.iter().all(|f| f.tags.is_empty() && !f.geometry.is_empty()));
         }
         assert_eq!(out.layers[0].features.len(), 3);
     }
@@ -465,10 +387,7 @@ mod tests {
 
     #[test]
     fn an_empty_tile_stays_empty() {
-        assert_eq!(
-            filter_tile(b"", &allowed(&["name"])).unwrap(),
-            Vec::<u8>::new()
-        );
+        assert_eq!(filter_tile(b"", &allowed(&["name"])).unwrap(), Vec::<u8>::new());
     }
 
     #[test]

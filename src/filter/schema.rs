@@ -75,15 +75,11 @@ pub fn trim_describe_feature_type(xml: &[u8], allowed: &[String]) -> Result<Vec<
     // For each open element: is it a complexType.
     let mut open: Vec<bool> = Vec::new();
     let mut saw_root = false;
-    let invalid = |reader: &NsReader<&[u8]>, reason: String| FilterError::InvalidXml {
-        offset: reader.error_position(),
-        reason,
-    };
+    let invalid =
+        |reader: &NsReader<&[u8]>, reason: String| FilterError::InvalidXml { offset: reader.error_position(), reason };
     loop {
         let before = to_usize(reader.buffer_position());
-        let event = reader
-            .read_event()
-            .map_err(|e| invalid(&reader, e.to_string()))?;
+        let event = reader.read_event().map_err(|e| invalid(&reader, e.to_string()))?;
         let after = to_usize(reader.buffer_position());
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
@@ -92,15 +88,12 @@ pub fn trim_describe_feature_type(xml: &[u8], allowed: &[String]) -> Result<Vec<
                 let local = start.local_name();
                 // A property declaration is an element inside exactly one complexType:
                 // the feature type, named or anonymous. Deeper ones belong to a property.
-                let is_property =
-                    local.as_ref() == b"element" && open.iter().filter(|&&c| c).count() == 1;
+                let is_property = local.as_ref() == b"element" && open.iter().filter(|&&c| c).count() == 1;
                 if is_property && !keep_declaration(&reader, start, allowed)? {
                     let end = if is_empty {
                         after
                     } else {
-                        reader
-                            .read_to_end(start.name())
-                            .map_err(|e| invalid(&reader, e.to_string()))?;
+                        reader.read_to_end(start.name()).map_err(|e| invalid(&reader, e.to_string()))?;
                         to_usize(reader.buffer_position())
                     };
                     let mut from = before;
@@ -119,10 +112,7 @@ pub fn trim_describe_feature_type(xml: &[u8], allowed: &[String]) -> Result<Vec<
                 open.pop();
             }
             Event::DocType(_) => {
-                return Err(invalid(
-                    &reader,
-                    "DOCTYPE declarations are not accepted".into(),
-                ));
+                return Err(invalid(&reader, "DOCTYPE declarations are not accepted".into()));
             }
             Event::Eof => break,
             _ => {}
@@ -143,25 +133,16 @@ fn to_usize(position: u64) -> usize {
 }
 
 /// Whether a property declaration stays: its name is allowed or it holds geometry.
-fn keep_declaration(
-    reader: &NsReader<&[u8]>,
-    start: &BytesStart<'_>,
-    allowed: &[String],
-) -> Result<bool, FilterError> {
+fn keep_declaration(reader: &NsReader<&[u8]>, start: &BytesStart<'_>, allowed: &[String]) -> Result<bool, FilterError> {
     let attribute = |name: &str| -> Result<Option<String>, FilterError> {
         let attr = start
             .try_get_attribute(name)
-            .map_err(|e| FilterError::InvalidXml {
-                offset: reader.buffer_position(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| FilterError::InvalidXml { offset: reader.buffer_position(), reason: e.to_string() })?;
         attr.map(|a| {
-            a.unescape_value()
-                .map(|v| v.into_owned())
-                .map_err(|e| FilterError::InvalidXml {
-                    offset: reader.buffer_position(),
-                    reason: format!("attribute `{name}`: {e}"),
-                })
+            a.unescape_value().map(|v| v.into_owned()).map_err(|e| FilterError::InvalidXml {
+                offset: reader.buffer_position(),
+                reason: format!("attribute `{name}`: {e}"),
+            })
         })
         .transpose()
     };
@@ -200,8 +181,7 @@ fn keep_declaration(
 /// assert_eq!(out, br#"{"type":"object","properties":{"geometry":{"$ref":"https://geojson.org/schema/Point.json"},"name":{"type":"string"}},"required":["name"]}"#);
 /// ```
 pub fn trim_queryables(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(json)
-        .map_err(FilterError::InvalidSchemaJson)?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(FilterError::InvalidSchemaJson)?;
     let scan = Scan { s: json };
     let open = scan.ws(0);
     if scan.at(open) != b'{' {
@@ -217,17 +197,15 @@ pub fn trim_queryables(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Filte
             let (properties, inner_close) = scan.members(member.value.start)?;
             let mut keep = Vec::with_capacity(properties.len());
             for property in &properties {
-                let schema: Value = serde_json::from_slice(&json[property.value.clone()])
-                    .map_err(FilterError::InvalidSchemaJson)?;
-                let kept =
-                    allowed.contains(&property.key) || is_geometry_schema(&property.key, &schema);
+                let schema: Value =
+                    serde_json::from_slice(&json[property.value.clone()]).map_err(FilterError::InvalidSchemaJson)?;
+                let kept = allowed.contains(&property.key) || is_geometry_schema(&property.key, &schema);
                 if kept && !kept_names.contains(&property.key) {
                     kept_names.push(property.key.clone());
                 }
                 keep.push(kept);
             }
-            *replacement =
-                Some(scan.rewrite_object(member.value.start, &properties, &keep, inner_close));
+            *replacement = Some(scan.rewrite_object(member.value.start, &properties, &keep, inner_close));
         }
     }
     for (member, replacement) in root.iter().zip(replacements.iter_mut()) {
@@ -332,9 +310,7 @@ impl Scan<'_> {
                 self.s.len()
             }
             _ => {
-                while i < self.s.len()
-                    && !matches!(self.s[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-                {
+                while i < self.s.len() && !matches!(self.s[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
                     i += 1;
                 }
                 i
@@ -353,15 +329,10 @@ impl Scan<'_> {
                 return Ok((members, i));
             }
             let key_end = self.string_end(i);
-            let key: String = serde_json::from_slice(&self.s[i..key_end])
-                .map_err(FilterError::InvalidSchemaJson)?;
+            let key: String = serde_json::from_slice(&self.s[i..key_end]).map_err(FilterError::InvalidSchemaJson)?;
             let value_start = self.ws(self.ws(key_end) + 1);
             let value_end = self.value_end(value_start);
-            members.push(Member {
-                lead,
-                key,
-                value: value_start..value_end,
-            });
+            members.push(Member { lead, key, value: value_start..value_end });
             i = self.ws(value_end);
             if self.at(i) == b',' {
                 i += 1;
@@ -372,13 +343,7 @@ impl Scan<'_> {
     }
 
     /// The object at `open` with only the members marked in `keep`.
-    fn rewrite_object(
-        &self,
-        open: usize,
-        members: &[Member],
-        keep: &[bool],
-        close: usize,
-    ) -> Vec<u8> {
+    fn rewrite_object(&self, open: usize, members: &[Member], keep: &[bool], close: usize) -> Vec<u8> {
         let mut out = vec![b'{'];
         let mut first = true;
         for (member, _) in members.iter().zip(keep).filter(|(_, &k)| k) {
@@ -448,41 +413,26 @@ mod tests {
 
     fn declared(xml: &[u8]) -> Vec<String> {
         let text = String::from_utf8(xml.to_vec()).unwrap();
-        text.split("name=\"")
-            .skip(1)
-            .map(|s| s.split('"').next().unwrap().to_string())
-            .collect()
+        text.split("name=\"").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect()
     }
 
     #[test]
     fn hidden_property_declarations_are_removed() {
-        let out =
-            trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &allowed(&["PERSONS"])).unwrap();
-        assert_eq!(
-            declared(&out),
-            vec!["statesType", "the_geom", "PERSONS", "states"]
-        );
+        let out = trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &allowed(&["PERSONS"])).unwrap();
+        assert_eq!(declared(&out), vec!["statesType", "the_geom", "PERSONS", "states"]);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("<xsd:import namespace"));
-        assert!(text.contains(
-            "<xsd:sequence>\n          <xsd:element maxOccurs=\"1\" minOccurs=\"0\" name=\"the_geom\""
-        ));
         assert!(
-            text.contains("type=\"xsd:double\"/>\n        </xsd:sequence>"),
-            "{text}"
+            text.contains("<xsd:sequence>\n          <xsd:element maxOccurs=\"1\" minOccurs=\"0\" name=\"the_geom\"")
         );
+        assert!(text.contains("type=\"xsd:double\"/>\n        </xsd:sequence>"), "{text}");
     }
 
     #[test]
     fn nested_declarations_go_and_stay_with_their_property() {
-        let out =
-            trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &allowed(&["ADDRESS"])).unwrap();
-        assert_eq!(
-            declared(&out),
-            vec!["statesType", "the_geom", "ADDRESS", "street", "states"]
-        );
-        let out =
-            trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &allowed(&["street"])).unwrap();
+        let out = trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &allowed(&["ADDRESS"])).unwrap();
+        assert_eq!(declared(&out), vec!["statesType", "the_geom", "ADDRESS", "street", "states"]);
+        let out = trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &allowed(&["street"])).unwrap();
         assert_eq!(declared(&out), vec!["statesType", "the_geom", "states"]);
     }
 
@@ -511,26 +461,23 @@ mod tests {
 </sequence></extension></complexContent></complexType>
 <element name="roads" type="roadsType"/></schema>"#;
         let out = trim_describe_feature_type(mapserver.as_bytes(), &[]).unwrap();
-        assert_eq!(
-            declared(&out),
-            vec!["roadsType", "msGeometry", "pt", "roads"]
-        );
+        assert_eq!(declared(&out), vec!["roadsType", "msGeometry", "pt", "roads"]);
     }
 
     #[test]
     fn unchanged_when_everything_is_allowed() {
         let all = allowed(&["STATE_NAME", "PERSONS", "ADDRESS"]);
-        assert_eq!(
-            trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &all).unwrap(),
-            GEOSERVER_DFT.as_bytes()
-        );
+        assert_eq!(trim_describe_feature_type(GEOSERVER_DFT.as_bytes(), &all).unwrap(), GEOSERVER_DFT.as_bytes());
     }
 
     #[test]
     fn escaped_names_are_compared_unescaped() {
         let xsd = r#"<schema><complexType><sequence><element name="a&amp;b"/><element name="&#115;ecret"/></sequence></complexType></schema>"#;
         let out = trim_describe_feature_type(xsd.as_bytes(), &allowed(&["a&b"])).unwrap();
-        assert_eq!(out, br#"<schema><complexType><sequence><element name="a&amp;b"/></sequence></complexType></schema>"#);
+        assert_eq!(
+            out,
+            br#"<schema><complexType><sequence><element name="a&amp;b"/></sequence></complexType></schema>"#
+        );
     }
 
     #[test]
@@ -610,11 +557,7 @@ mod tests {
     #[test]
     fn escaped_and_odd_queryables_documents() {
         let cases: &[(&str, &[&str], &str)] = &[
-            (
-                r#"{"properties":{"n\u0061me":1,"x":2}}"#,
-                &["name"],
-                r#"{"properties":{"n\u0061me":1}}"#,
-            ),
+            (r#"{"properties":{"n\u0061me":1,"x":2}}"#, &["name"], r#"{"properties":{"n\u0061me":1}}"#),
             (r#"{"properties":{}}"#, &["a"], r#"{"properties":{}}"#),
             (r#"{"properties":{"x":{}}}"#, &[], r#"{"properties":{}}"#),
             (
@@ -629,11 +572,7 @@ mod tests {
                 &["a"],
                 r#"{"required":["a"],"properties":{"a":{}}}"#,
             ),
-            (
-                r#"{"properties":null,"required":[]}"#,
-                &[],
-                r#"{"properties":null,"required":[]}"#,
-            ),
+            (r#"{"properties":null,"required":[]}"#, &[], r#"{"properties":null,"required":[]}"#),
         ];
         for (json, names, expected) in cases {
             let out = trim_queryables(json.as_bytes(), &allowed(names)).unwrap();
@@ -643,17 +582,8 @@ mod tests {
 
     #[test]
     fn unreadable_json_is_refused() {
-        assert!(matches!(
-            trim_queryables(b"{", &[]),
-            Err(FilterError::InvalidSchemaJson(_))
-        ));
-        assert!(matches!(
-            trim_queryables(b"{} {}", &[]),
-            Err(FilterError::InvalidSchemaJson(_))
-        ));
-        assert!(matches!(
-            trim_queryables(b"[]", &[]),
-            Err(FilterError::SchemaNotObject)
-        ));
+        assert!(matches!(trim_queryables(b"{", &[]), Err(FilterError::InvalidSchemaJson(_))));
+        assert!(matches!(trim_queryables(b"{} {}", &[]), Err(FilterError::InvalidSchemaJson(_))));
+        assert!(matches!(trim_queryables(b"[]", &[]), Err(FilterError::SchemaNotObject)));
     }
 }

@@ -50,6 +50,23 @@ pub struct FilterContext<'a> {
     pub single_feature: bool,
 }
 
+/// Refuses, before anything is forwarded, a request whose answer the filter stage
+/// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
+pub fn precheck(kind: &ResponseKind, obligations: &Obligations) -> Result<(), Reject> {
+    let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
+    match kind {
+        ResponseKind::Features(format)
+            if (obligations.properties.is_some() || fenced) && *format != DataFormat::Json =>
+        {
+            Err(unfilterable(format))
+        }
+        ResponseKind::Schema(format @ (DataFormat::Other(_) | DataFormat::Mvt)) if obligations.properties.is_some() => {
+            Err(unfilterable(format))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Applies the filter stage to an upstream response.
 pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<Response<Body>, Reject> {
     if !res.status().is_success() {

@@ -15,7 +15,8 @@ use tilegate::spatial::Fence;
 /// A gateway in front of the shared MapProxy and pygeoapi, with `public_url` equal to
 /// its real address (OWSLib follows the URLs in the capabilities it reads).
 async fn gateway() -> (TestGateway, &'static MapProxy, &'static PyGeoApi) {
-    let (mp, pg) = tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared())).await.expect("servers start");
+    let (mp, pg) =
+        tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared())).await.expect("servers start");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let config = format!(
         r#"
@@ -76,7 +77,12 @@ fn args(parts: &[&str], token: &str) -> Vec<String> {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "client failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "client failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -98,7 +104,8 @@ async fn owslib_reads_wms_through_the_gateway_and_sees_only_covered_layers() {
     }
     let out = std::env::temp_dir().join(format!("tg-e2e-{}.png", std::process::id()));
     let out_s = out.to_string_lossy().into_owned();
-    ok(&client(args(&["wms-getmap", &wms, "osm", "0,40,10,50", "EPSG:4326", &out_s, "--version", "1.3.0"], &token)).await);
+    ok(&client(args(&["wms-getmap", &wms, "osm", "0,40,10,50", "EPSG:4326", &out_s, "--version", "1.3.0"], &token))
+        .await);
     let png = std::fs::read(&out).expect("map written");
     assert!(png.starts_with(b"\x89PNG"), "a real map came back");
     let _ = std::fs::remove_file(&out);
@@ -127,7 +134,14 @@ async fn owslib_reads_wmts_and_a_tile_and_the_token_travels_in_the_query_too() {
     let _ = std::fs::remove_file(&out);
 
     // A desktop client that can only put the token in the URL gets it back in every URL.
-    let caps = gw.send(http::Method::GET, &format!("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities&token={token}"), &[], bytes::Bytes::new()).await;
+    let caps = gw
+        .send(
+            http::Method::GET,
+            &format!("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities&token={token}"),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
     assert_eq!(caps.status, StatusCode::OK);
     let text = caps.text();
     assert!(text.contains(&format!("token={token}")), "the token is appended to rewritten URLs");
@@ -185,15 +199,25 @@ async fn a_fenced_token_gets_tiles_inside_and_403_outside_on_every_protocol() {
         ("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&TILEMATRIXSET=GLOBAL_WEBMERCATOR&TILEMATRIX=03&TILEROW=2&TILECOL=1&FORMAT=image/png", 403),
         ("/ogc/wmts/basemap/osm/GLOBAL_WEBMERCATOR/03/4/2.png", 200),
         ("/ogc/wmts/basemap/osm/GLOBAL_WEBMERCATOR/03/2/4.png", 403),
-        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=EPSG:4326&BBOX=40,5,50,15&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
-        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=EPSG:4326&BBOX=5,40,15,50&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
-        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=5,40,15,50&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
-        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=-15,40,-5,50&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
+        // Each box is inside the fence (lon 0..90, lat 0..66.5) only under the right
+        // axis order: WMS 1.3.0 EPSG:4326 is lat,lon; 1.1.1 is lon,lat.
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=EPSG:4326&BBOX=10,70,20,80&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=EPSG:4326&BBOX=70,10,80,20&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS=osm&STYLES=&CRS=CRS:84&BBOX=70,10,80,20&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=70,10,80,20&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=10,70,20,80&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
+        ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:3857&BBOX=1113194,1118890,2226389,2273030&WIDTH=256&HEIGHT=256&FORMAT=image/png", 200),
+        // Inside, but 0.01° across 256 px is zoom 17, above maxZoom 6.
         ("/ogc/wms/basemap?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1&LAYERS=osm&STYLES=&SRS=EPSG:4326&BBOX=5,40,5.01,40.01&WIDTH=256&HEIGHT=256&FORMAT=image/png", 403),
     ];
     for (path, status) in cases {
         let r = gw.get(path, &token).await;
-        assert_eq!(r.status.as_u16(), *status, "{path}: {}", if r.status.is_success() { String::new() } else { r.text() });
+        assert_eq!(
+            r.status.as_u16(),
+            *status,
+            "{path}: {}",
+            if r.status.is_success() { String::new() } else { r.text() }
+        );
         if *status == 200 {
             assert!(r.body.starts_with(b"\x89PNG"), "{path}");
         }
@@ -205,7 +229,7 @@ async fn a_fenced_token_gets_tiles_inside_and_403_outside_on_every_protocol() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_property_fenced_token_sees_only_its_properties() {
-    let (gw, _, _) = gateway().await;
+    let (gw, _, pg) = gateway().await;
     let minted = tilegate::admin::mint(
         "tg",
         "fenced".into(),
@@ -243,7 +267,11 @@ async fn a_property_fenced_token_sees_only_its_properties() {
 
     let q = gw.get("/ogc/api/places/collections/places/queryables?f=json", &token).await;
     assert_eq!(q.status, StatusCode::OK, "{}", q.text());
-    assert!(q.text().contains("population") && !q.text().contains("secret_note") && !q.text().contains("country"), "{}", q.text());
+    assert!(
+        q.text().contains("population") && !q.text().contains("secret_note") && !q.text().contains("country"),
+        "{}",
+        q.text()
+    );
 
     for path in [
         "/ogc/api/places/collections/places/items?f=json&bbox=0,40,10,50&sortby=secret_note",
@@ -255,6 +283,14 @@ async fn a_property_fenced_token_sees_only_its_properties() {
         assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "property_fenced"), "{path}");
     }
     let r = gw.get("/ogc/api/places/collections/places/items?f=html", &token).await;
+    assert_eq!(
+        (r.status, r.reason().as_str()),
+        (StatusCode::FORBIDDEN, "unbounded_feature_request"),
+        "HTML cannot be filtered by geometry"
+    );
+    // A bbox no other test uses, to find this request in the shared server's log.
+    let r = gw.get("/ogc/api/places/collections/places/items?f=html&bbox=5.4321,40,10,50", &token).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "HTML cannot be filtered: {}", r.text());
-    assert!(r.text().contains("application/geo+json"));
+    assert!(!pg.requests().iter().any(|q| q.query.contains("5.4321")), "refused before anything reached pygeoapi");
+    assert!(r.text().contains("application/geo+json"), "{}", r.text());
 }

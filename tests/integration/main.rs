@@ -8,4 +8,5 @@ mod support;
 mod cli;
 mod e2e;
 mod foundation;
+mod ogc;
 mod token_api;

@@ -90,11 +90,79 @@ impl TestUpstream {
         if let Some(n) = path.rsplit_once("/big/").and_then(|(_, n)| n.parse::<usize>().ok()) {
             return self.big(n);
         }
+        let query = parts.uri.query().unwrap_or("").to_owned();
+        if path.ends_with("/wms") && query.to_ascii_uppercase().contains("REQUEST=GETCAPABILITIES") {
+            return typed("text/xml", self.wms_capabilities());
+        }
+        if path.contains("/collections/") && path.ends_with("/items") {
+            let limit =
+                query.split('&').find_map(|p| p.strip_prefix("limit=")).and_then(|n| n.parse().ok()).unwrap_or(10);
+            return self.features(limit);
+        }
+        if let Some(zxy) = path.strip_prefix("/mvt/") {
+            let _ = zxy;
+            return typed("application/vnd.mapbox-vector-tile", sample_mvt());
+        }
         let mut res = Response::new(
             Full::new(Bytes::from(format!("upstream saw {}", parts.uri))).map_err(|e| match e {}).boxed(),
         );
         res.headers_mut().insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
         res.headers_mut().insert("x-upstream", http::HeaderValue::from_static("yes"));
+        res
+    }
+
+    fn wms_capabilities(&self) -> Vec<u8> {
+        let up = self.addr;
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms" xmlns:xlink="http://www.w3.org/1999/xlink">
+<Service><Name>WMS</Name><Title>test</Title><OnlineResource xlink:href="http://{up}/wms?"/></Service>
+<Capability>
+<Request><GetCapabilities><Format>text/xml</Format><DCPType><HTTP><Get><OnlineResource xlink:href="http://{up}/wms?"/></Get></HTTP></DCPType></GetCapabilities>
+<GetMap><Format>image/png</Format><DCPType><HTTP><Get><OnlineResource xlink:href="http://{up}/wms?"/></Get></HTTP></DCPType></GetMap></Request>
+<Exception><Format>XML</Format></Exception>
+<Layer><Title>root</Title><CRS>EPSG:3857</CRS>
+<Layer queryable="1"><Name>osm</Name><Title>OSM</Title></Layer>
+<Layer queryable="1"><Name>secret</Name><Title>Secret</Title></Layer>
+</Layer>
+</Capability>
+</WMS_Capabilities>"#
+        )
+        .into_bytes()
+    }
+
+    /// A FeatureCollection of `n` points, generated as it streams (any size, little memory).
+    fn features(&self, n: usize) -> Response<Body> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+        let up = self.addr;
+        tokio::spawn(async move {
+            let head = format!(
+                r#"{{"type":"FeatureCollection","links":[{{"href":"http://{up}/api/collections/places/items?offset=10","rel":"next"}}],"features":["#
+            );
+            if tx.send(Ok(Frame::data(Bytes::from(head)))).await.is_err() {
+                return;
+            }
+            let mut chunk = String::with_capacity(64 * 1024);
+            for i in 0..n {
+                if i > 0 {
+                    chunk.push(',');
+                }
+                let lon = -170.0 + (i % 340) as f64;
+                let lat = -60.0 + (i % 120) as f64;
+                chunk.push_str(&format!(
+                    r#"{{"type":"Feature","id":{i},"geometry":{{"type":"Point","coordinates":[{lon},{lat}]}},"properties":{{"name":"place {i}","secret_note":"hidden {i}","population":{i}}}}}"#
+                ));
+                if chunk.len() > 60 * 1024 {
+                    if tx.send(Ok(Frame::data(Bytes::from(std::mem::take(&mut chunk))))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            chunk.push_str("]}");
+            let _ = tx.send(Ok(Frame::data(Bytes::from(chunk)))).await;
+        });
+        let mut res = Response::new(BodyExt::boxed(ChannelBody(rx)));
+        res.headers_mut().insert("content-type", http::HeaderValue::from_static("application/geo+json"));
         res
     }
 
@@ -117,6 +185,34 @@ impl TestUpstream {
         });
         Response::new(BodyExt::boxed(ChannelBody(rx)))
     }
+}
+
+fn typed(content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed());
+    res.headers_mut().insert("content-type", http::HeaderValue::from_static(content_type));
+    res
+}
+
+/// A vector tile with one layer `places` and properties `name`, `secret_note`, `population`.
+pub fn sample_mvt() -> Vec<u8> {
+    use prost::Message as _;
+    use tilegate::filter::mvt::{Feature, Layer, Tile, Value};
+    let s = |v: &str| Value { string_value: Some(v.into()), ..Value::default() };
+    let layer = Layer {
+        version: 2,
+        name: "places".into(),
+        keys: vec!["name".into(), "secret_note".into(), "population".into()],
+        values: vec![s("Paris"), s("hidden"), Value { int_value: Some(2_102_650), ..Value::default() }],
+        features: vec![Feature {
+            id: Some(1),
+            tags: vec![0, 0, 1, 1, 2, 2],
+            r#type: Some(1),
+            geometry: vec![9, 50, 34],
+        }],
+        extent: Some(4096),
+        ..Layer::default()
+    };
+    Tile { layers: vec![layer] }.encode_to_vec()
 }
 
 /// A body fed by a channel: frames arrive as the producer sends them.

@@ -49,10 +49,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use geo::{
-    Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon,
-    Point, Polygon,
-};
+use geo::{Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
 use serde_json::Value;
 
 use super::FilterError;
@@ -88,10 +85,7 @@ enum Frame {
 
 impl Frame {
     fn is_object(self) -> bool {
-        matches!(
-            self,
-            Frame::Root | Frame::Feature | Frame::Properties | Frame::Object
-        )
+        matches!(self, Frame::Root | Frame::Feature | Frame::Properties | Frame::Object)
     }
 }
 
@@ -262,10 +256,7 @@ impl GeoJsonFilter {
     fn with_test(properties: Option<Arc<[String]>>, geometry_test: Option<GeometryTest>) -> Self {
         let allowed = properties.map(|p| AllowedSet::new(&p));
         // An escaped key is at most 6 bytes per byte of its name (`\u0041`).
-        let key_cap = allowed
-            .as_ref()
-            .map_or(0, |a| a.longest() * 6)
-            .max(MIN_KEY_CAP);
+        let key_cap = allowed.as_ref().map_or(0, |a| a.longest() * 6).max(MIN_KEY_CAP);
         GeoJsonFilter {
             allowed,
             geometry_test,
@@ -316,9 +307,7 @@ impl GeoJsonFilter {
             State::Done if self.utf8_carry.is_empty() => Ok(()),
             _ => {
                 self.fail();
-                Err(FilterError::TruncatedJson {
-                    offset: self.consumed,
-                })
+                Err(FilterError::TruncatedJson { offset: self.consumed })
             }
         }
     }
@@ -330,17 +319,11 @@ impl GeoJsonFilter {
     }
 
     fn invalid(&self, i: usize, reason: &'static str) -> FilterError {
-        FilterError::InvalidJson {
-            offset: self.consumed + i as u64,
-            reason,
-        }
+        FilterError::InvalidJson { offset: self.consumed + i as u64, reason }
     }
 
     fn not_geojson(&self, i: usize, reason: &'static str) -> FilterError {
-        FilterError::NotGeoJson {
-            offset: self.consumed + i as u64,
-            reason,
-        }
+        FilterError::NotGeoJson { offset: self.consumed + i as u64, reason }
     }
 
     fn run(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
@@ -521,19 +504,13 @@ impl GeoJsonFilter {
                     if !chunk[i].is_ascii_hexdigit() {
                         return Err(self.invalid(i, "a malformed \\u escape"));
                     }
-                    self.state = if left == 1 {
-                        State::Str
-                    } else {
-                        State::Unicode(left - 1)
-                    };
+                    self.state = if left == 1 { State::Str } else { State::Unicode(left - 1) };
                     i += 1;
                 }
                 State::Literal(index, at) => {
                     let word = LITERALS[usize::from(index)];
                     if chunk[i] != word[usize::from(at)] {
-                        return Err(
-                            self.invalid(i, "an unknown literal; expected true, false or null")
-                        );
+                        return Err(self.invalid(i, "an unknown literal; expected true, false or null"));
                     }
                     i += 1;
                     if usize::from(at) + 1 == word.len() {
@@ -554,10 +531,7 @@ impl GeoJsonFilter {
             self.collect(&chunk[self.key_from..n]);
         }
         if self.buffering && self.held.len() > MAX_FEATURE_BYTES {
-            return Err(FilterError::FeatureTooLarge {
-                offset: self.feature_offset,
-                limit: MAX_FEATURE_BYTES,
-            });
+            return Err(FilterError::FeatureTooLarge { offset: self.feature_offset, limit: MAX_FEATURE_BYTES });
         }
         Ok(())
     }
@@ -593,10 +567,7 @@ impl GeoJsonFilter {
 
     fn push_frame(&mut self, frame: Frame, i: usize) -> Result<(), FilterError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(FilterError::TooDeep {
-                offset: self.consumed + i as u64,
-                limit: MAX_DEPTH,
-            });
+            return Err(FilterError::TooDeep { offset: self.consumed + i as u64, limit: MAX_DEPTH });
         }
         self.stack.push(frame);
         Ok(())
@@ -611,13 +582,7 @@ impl GeoJsonFilter {
     }
 
     /// A value of `kind` starts at `chunk[i]`.
-    fn begin_value(
-        &mut self,
-        chunk: &[u8],
-        i: usize,
-        out: &mut Vec<u8>,
-        kind: Kind,
-    ) -> Result<(), FilterError> {
+    fn begin_value(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>, kind: Kind) -> Result<(), FilterError> {
         let Some(&top) = self.stack.last() else {
             if kind != Kind::Object {
                 return Err(self.not_geojson(i, "the document root is not a JSON object"));
@@ -671,8 +636,7 @@ impl GeoJsonFilter {
                         Ok(())
                     }
                     Kind::Null => Ok(()),
-                    _ => Err(self
-                        .not_geojson(i, "a feature's `properties` is neither an object nor null")),
+                    _ => Err(self.not_geojson(i, "a feature's `properties` is neither an object nor null")),
                 },
                 Role::Geometry => {
                     if self.buffering {
@@ -735,12 +699,7 @@ impl GeoJsonFilter {
         Ok(())
     }
 
-    fn close_object(
-        &mut self,
-        chunk: &[u8],
-        i: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), FilterError> {
+    fn close_object(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
         match self.stack.last() {
             Some(Frame::Properties) => self.set_emitting(chunk, i, out, true),
             Some(frame) if frame.is_object() => {}
@@ -750,12 +709,7 @@ impl GeoJsonFilter {
         self.end_value(chunk, i + 1, out)
     }
 
-    fn close_array(
-        &mut self,
-        chunk: &[u8],
-        i: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), FilterError> {
+    fn close_array(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
         match self.stack.last() {
             Some(Frame::Features) => self.set_emitting(chunk, i, out, true),
             Some(Frame::Array) => {}
@@ -770,10 +724,7 @@ impl GeoJsonFilter {
         self.str_is_key = true;
         self.state = State::Str;
         // INVARIANT: key states only occur inside an object, so the stack is not empty.
-        self.collecting = matches!(
-            self.stack.last(),
-            Some(Frame::Root | Frame::Feature | Frame::Properties)
-        );
+        self.collecting = matches!(self.stack.last(), Some(Frame::Root | Frame::Feature | Frame::Properties));
         if self.collecting {
             self.key_from = i + 1;
             self.key.clear();
@@ -800,11 +751,7 @@ impl GeoJsonFilter {
         }
         self.collecting = false;
         self.collect(&chunk[self.key_from..q]);
-        let name = if self.key_overflow {
-            None
-        } else {
-            unescape(&self.key)
-        };
+        let name = if self.key_overflow { None } else { unescape(&self.key) };
         let name: &[u8] = name.as_deref().unwrap_or(b"");
         match self.stack.last() {
             Some(Frame::Root) => {
@@ -830,8 +777,7 @@ impl GeoJsonFilter {
             }
             Some(Frame::Feature) => self.next_role = self.feature_role(name),
             Some(Frame::Properties) => {
-                let kept =
-                    !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
+                let kept = !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
                 self.member_kept = kept;
                 if kept {
                     self.cut(chunk, q + 1, out);
@@ -868,12 +814,8 @@ impl GeoJsonFilter {
             return Ok(false);
         }
         for &(from, to) in &self.geometries {
-            let geometry = parse_geometry(&self.held[from..to]).map_err(|reason| {
-                FilterError::InvalidGeometry {
-                    offset: self.feature_offset,
-                    reason,
-                }
-            })?;
+            let geometry = parse_geometry(&self.held[from..to])
+                .map_err(|reason| FilterError::InvalidGeometry { offset: self.feature_offset, reason })?;
             match geometry {
                 Some(geometry) if test.admits(&geometry) => {}
                 _ => return Ok(false),
@@ -894,10 +836,7 @@ impl GeoJsonFilter {
                 return Ok(());
             }
             if std::str::from_utf8(&self.utf8_carry).is_err() {
-                return Err(FilterError::InvalidJson {
-                    offset: self.consumed,
-                    reason: "invalid UTF-8",
-                });
+                return Err(FilterError::InvalidJson { offset: self.consumed, reason: "invalid UTF-8" });
             }
             self.utf8_carry.clear();
         }
@@ -905,10 +844,7 @@ impl GeoJsonFilter {
             let valid = e.valid_up_to();
             if e.error_len().is_some() {
                 let offset = self.consumed + (chunk.len() - rest.len() + valid) as u64;
-                return Err(FilterError::InvalidJson {
-                    offset,
-                    reason: "invalid UTF-8",
-                });
+                return Err(FilterError::InvalidJson { offset, reason: "invalid UTF-8" });
             }
             self.utf8_carry.extend_from_slice(&rest[valid..]);
         }
@@ -1088,10 +1024,7 @@ fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f6
         Value::Object(object) => object,
         _ => return Err("it is neither an object nor null".into()),
     };
-    let kind = object
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("it has no string `type`")?;
+    let kind = object.get("type").and_then(Value::as_str).ok_or("it has no string `type`")?;
     if kind == "GeometryCollection" {
         if depth >= MAX_COLLECTION_DEPTH {
             return Err("GeometryCollections nest too deep".into());
@@ -1107,16 +1040,12 @@ fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f6
                 None => return Err("a null inside a GeometryCollection".into()),
             }
         }
-        return Ok(Some(Geometry::GeometryCollection(GeometryCollection(
-            geometries,
-        ))));
+        return Ok(Some(Geometry::GeometryCollection(GeometryCollection(geometries))));
     }
     let coordinates = object.get("coordinates").ok_or("it has no `coordinates`")?;
     let geometry = match kind {
         "Point" => Geometry::Point(Point(coord(coordinates)?)),
-        "MultiPoint" => {
-            Geometry::MultiPoint(MultiPoint(list(coordinates, |c| coord(c).map(Point))?))
-        }
+        "MultiPoint" => Geometry::MultiPoint(MultiPoint(list(coordinates, |c| coord(c).map(Point))?)),
         "LineString" => Geometry::LineString(line(coordinates)?),
         "MultiLineString" => Geometry::MultiLineString(MultiLineString(list(coordinates, line)?)),
         "Polygon" => Geometry::Polygon(polygon(coordinates)?),
@@ -1128,22 +1057,14 @@ fn geometry_from_value(value: &Value, depth: usize) -> Result<Option<Geometry<f6
 
 fn coord(value: &Value) -> Result<Coord<f64>, String> {
     let position = value.as_array().ok_or("a position is not an array")?;
-    let (Some(x), Some(y)) = (
-        position.first().and_then(Value::as_f64),
-        position.get(1).and_then(Value::as_f64),
-    ) else {
+    let (Some(x), Some(y)) = (position.first().and_then(Value::as_f64), position.get(1).and_then(Value::as_f64)) else {
         return Err("a position without two numbers".into());
     };
     Ok(Coord { x, y })
 }
 
 fn list<T>(value: &Value, item: impl Fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
-    value
-        .as_array()
-        .ok_or("coordinates are not an array")?
-        .iter()
-        .map(item)
-        .collect()
+    value.as_array().ok_or("coordinates are not an array")?.iter().map(item).collect()
 }
 
 fn line(value: &Value) -> Result<LineString<f64>, String> {

@@ -7,20 +7,13 @@ use geo::{BoundingRect, Geometry};
 use super::*;
 
 fn names(list: &[&str]) -> Option<Arc<[String]>> {
-    Some(
-        list.iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .into(),
-    )
+    Some(list.iter().map(|s| s.to_string()).collect::<Vec<_>>().into())
 }
 
 fn filter(doc: &str, allowed: &[&str]) -> String {
-    let out = filter_geojson(doc.as_bytes(), names(allowed), None)
-        .unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let out = filter_geojson(doc.as_bytes(), names(allowed), None).unwrap_or_else(|e| panic!("{doc}: {e}"));
     let text = String::from_utf8(out).expect("utf-8 output");
-    serde_json::from_str::<serde_json::Value>(&text)
-        .unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
+    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
     text
 }
 
@@ -43,8 +36,7 @@ fn run(mut filter: GeoJsonFilter, doc: &[u8]) -> Result<Vec<u8>, FilterError> {
 fn run_fenced(doc: &str, allowed: Option<Arc<[String]>>) -> Result<String, FilterError> {
     let out = run(fenced(allowed), doc.as_bytes())?;
     let text = String::from_utf8(out).expect("utf-8 output");
-    serde_json::from_str::<serde_json::Value>(&text)
-        .unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
+    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
     Ok(text)
 }
 
@@ -94,82 +86,46 @@ fn no_property_fence_passes_the_document_through() {
 #[test]
 fn escaped_keys_are_compared_after_unescaping() {
     let cases: &[(&str, &[&str], &str)] = &[
-        (
-            r#"{"n\u0061me":1,"\u0073ecret":2}"#,
-            &["name"],
-            r#"{"n\u0061me":1}"#,
-        ),
-        (
-            r#"{"na\"me":1,"na\\me":2,"na/me":3}"#,
-            &["na\"me", "na/me"],
-            r#"{"na\"me":1,"na/me":3}"#,
-        ),
+        (r#"{"n\u0061me":1,"\u0073ecret":2}"#, &["name"], r#"{"n\u0061me":1}"#),
+        (r#"{"na\"me":1,"na\\me":2,"na/me":3}"#, &["na\"me", "na/me"], r#"{"na\"me":1,"na/me":3}"#),
         (r#"{"\/x":1,"\t":2}"#, &["/x", "\t"], r#"{"\/x":1,"\t":2}"#),
-        (
-            r#"{"\ud83d\ude00":1,"\ud83d":2,"\ude00":3}"#,
-            &["😀"],
-            r#"{"\ud83d\ude00":1}"#,
-        ),
-        (
-            r#"{"\u00e9t\u00C9":1,"été":2}"#,
-            &["étÉ"],
-            r#"{"\u00e9t\u00C9":1}"#,
-        ),
+        (r#"{"\ud83d\ude00":1,"\ud83d":2,"\ude00":3}"#, &["😀"], r#"{"\ud83d\ude00":1}"#),
+        (r#"{"\u00e9t\u00C9":1,"été":2}"#, &["étÉ"], r#"{"\u00e9t\u00C9":1}"#),
         (r#"{"PROPERTIES":1,"Name":2}"#, &["name"], r#"{}"#),
     ];
     for (props, allowed, expected) in cases {
         let doc = format!(r#"{{"type":"Feature","properties":{props},"geometry":null}}"#);
         let out = filter(&doc, allowed);
-        assert_eq!(
-            out,
-            format!(r#"{{"type":"Feature","properties":{expected},"geometry":null}}"#),
-            "{props}"
-        );
+        assert_eq!(out, format!(r#"{{"type":"Feature","properties":{expected},"geometry":null}}"#), "{props}");
     }
 }
 
 #[test]
 fn escaped_member_names_still_find_features_and_properties() {
-    let doc =
-        r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"secret":1,"ok":2}}]}"#;
-    assert_eq!(
-        filter(doc, &["ok"]),
-        r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"ok":2}}]}"#
-    );
+    let doc = r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"secret":1,"ok":2}}]}"#;
+    assert_eq!(filter(doc, &["ok"]), r#"{"type":"FeatureCollection","fe\u0061tures":[{"prop\u0065rties":{"ok":2}}]}"#);
 }
 
 #[test]
 fn nested_values_of_allowed_keys_pass_whole_and_hidden_ones_vanish_whole() {
-    let doc = r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"secret":{"a":[[[]]],"x":"\"}"},"b":[{"secret":1}]}}"#;
-    assert_eq!(
-        filter(doc, &["a", "b"]),
-        r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"b":[{"secret":1}]}}"#
-    );
+    let doc =
+        r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"secret":{"a":[[[]]],"x":"\"}"},"b":[{"secret":1}]}}"#;
+    assert_eq!(filter(doc, &["a", "b"]), r#"{"properties":{"a":{"secret":[1,{"b":"]}"}],"c":{}},"b":[{"secret":1}]}}"#);
 }
 
 #[test]
 fn unicode_passes_unchanged() {
     let doc = r#"{"properties":{"名前":"東京 🗼","секрет":"нет","ok":"ü\u00fc"}}"#;
-    assert_eq!(
-        filter(doc, &["名前", "ok"]),
-        r#"{"properties":{"名前":"東京 🗼","ok":"ü\u00fc"}}"#
-    );
+    assert_eq!(filter(doc, &["名前", "ok"]), r#"{"properties":{"名前":"東京 🗼","ok":"ü\u00fc"}}"#);
 }
 
 #[test]
 fn null_properties_stay_null_and_other_non_objects_are_refused() {
     let doc = r#"{"type":"Feature","properties":null,"geometry":null}"#;
     assert_eq!(filter(doc, &["a"]), doc);
-    for bad in [
-        r#"{"properties":[1]}"#,
-        r#"{"properties":"x"}"#,
-        r#"{"properties":1}"#,
-    ] {
+    for bad in [r#"{"properties":[1]}"#, r#"{"properties":"x"}"#, r#"{"properties":1}"#] {
         let err = filter_geojson(bad.as_bytes(), names(&["a"]), None).unwrap_err();
-        assert!(
-            matches!(err, FilterError::NotGeoJson { .. }),
-            "{bad}: {err}"
-        );
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{bad}: {err}");
     }
     // Without a property fence the filter does not care what `properties` holds.
     assert!(filter_geojson(br#"{"properties":[1]}"#, None, None).is_ok());
@@ -185,15 +141,13 @@ fn huge_numbers_pass_as_written() {
 fn a_key_named_properties_inside_properties_is_just_a_key() {
     let doc = r#"{"properties":{"properties":{"secret":1,"ok":2},"secret":3,"ok":4}}"#;
     assert_eq!(filter(doc, &["ok"]), r#"{"properties":{"ok":4}}"#);
-    assert_eq!(
-        filter(doc, &["properties"]),
-        r#"{"properties":{"properties":{"secret":1,"ok":2}}}"#
-    );
+    assert_eq!(filter(doc, &["properties"]), r#"{"properties":{"properties":{"secret":1,"ok":2}}}"#);
 }
 
 #[test]
 fn members_may_come_in_any_order() {
-    let doc = r#"{"features":[{"properties":{"s":1,"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#;
+    let doc =
+        r#"{"features":[{"properties":{"s":1,"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#;
     assert_eq!(
         filter(doc, &["a"]),
         r#"{"features":[{"properties":{"a":2},"geometry":null,"type":"Feature"}],"type":"FeatureCollection"}"#
@@ -203,10 +157,7 @@ fn members_may_come_in_any_order() {
 #[test]
 fn duplicate_properties_members_are_each_filtered() {
     let doc = r#"{"type":"Feature","properties":{"s":1},"properties":{"s":2,"a":3}}"#;
-    assert_eq!(
-        filter(doc, &["a"]),
-        r#"{"type":"Feature","properties":{},"properties":{"a":3}}"#
-    );
+    assert_eq!(filter(doc, &["a"]), r#"{"type":"Feature","properties":{},"properties":{"a":3}}"#);
 }
 
 #[test]
@@ -238,33 +189,19 @@ fn a_root_without_features_or_properties_passes_unchanged() {
 fn non_object_roots_are_refused() {
     for doc in ["[]", "[{\"properties\":{\"s\":1}}]", "1", "\"x\"", "null"] {
         let err = filter_geojson(doc.as_bytes(), names(&[]), None).unwrap_err();
-        assert!(
-            matches!(err, FilterError::NotGeoJson { .. }),
-            "{doc}: {err}"
-        );
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{doc}: {err}");
     }
 }
 
 #[test]
 fn odd_features_members_are_refused() {
-    for doc in [
-        r#"{"features":[1]}"#,
-        r#"{"features":[[]]}"#,
-        r#"{"features":{"a":{}}}"#,
-        r#"{"features":"x"}"#,
-    ] {
+    for doc in [r#"{"features":[1]}"#, r#"{"features":[[]]}"#, r#"{"features":{"a":{}}}"#, r#"{"features":"x"}"#] {
         let err = filter_geojson(doc.as_bytes(), names(&[]), None).unwrap_err();
-        assert!(
-            matches!(err, FilterError::NotGeoJson { .. }),
-            "{doc}: {err}"
-        );
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{doc}: {err}");
     }
     assert_eq!(filter(r#"{"features":null}"#, &[]), r#"{"features":null}"#);
     assert_eq!(filter(r#"{"features":[ ]}"#, &[]), r#"{"features":[ ]}"#);
-    assert_eq!(
-        run_fenced(r#"{"features":[ ]}"#, None).unwrap(),
-        r#"{"features":[]}"#
-    );
+    assert_eq!(run_fenced(r#"{"features":[ ]}"#, None).unwrap(), r#"{"features":[]}"#);
 }
 
 #[test]
@@ -296,14 +233,8 @@ fn invalid_json_is_refused() {
         "   ",
     ];
     for doc in cases {
-        assert!(
-            filter_geojson(doc.as_bytes(), names(&["a"]), None).is_err(),
-            "{doc} should be refused"
-        );
-        assert!(
-            filter_geojson(doc.as_bytes(), None, None).is_err(),
-            "{doc} should be refused"
-        );
+        assert!(filter_geojson(doc.as_bytes(), names(&["a"]), None).is_err(), "{doc} should be refused");
+        assert!(filter_geojson(doc.as_bytes(), None, None).is_err(), "{doc} should be refused");
     }
 }
 
@@ -338,10 +269,7 @@ fn a_truncated_body_is_an_error_at_finish() {
         let mut f = GeoJsonFilter::new(names(&["name"]), None);
         let mut out = Vec::new();
         f.push(&doc[..cut], &mut out).unwrap();
-        assert!(
-            matches!(f.finish(&mut out), Err(FilterError::TruncatedJson { .. })),
-            "cut at {cut}"
-        );
+        assert!(matches!(f.finish(&mut out), Err(FilterError::TruncatedJson { .. })), "cut at {cut}");
     }
 }
 
@@ -356,18 +284,10 @@ fn a_failed_filter_stays_failed() {
 
 #[test]
 fn nesting_is_bounded() {
-    let deep = format!(
-        "{{\"a\":{}{}}}",
-        "[".repeat(MAX_DEPTH + 1),
-        "]".repeat(MAX_DEPTH + 1)
-    );
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
     let err = filter_geojson(deep.as_bytes(), None, None).unwrap_err();
     assert!(matches!(err, FilterError::TooDeep { .. }), "{err}");
-    let ok = format!(
-        "{{\"a\":{}{}}}",
-        "[".repeat(MAX_DEPTH - 2),
-        "]".repeat(MAX_DEPTH - 2)
-    );
+    let ok = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH - 2), "]".repeat(MAX_DEPTH - 2));
     assert!(filter_geojson(ok.as_bytes(), None, None).is_ok());
 }
 
@@ -404,25 +324,17 @@ const TRICKY: &str = r#" {"type" : "FeatureCollection", "features" : [ {"type":"
 
 #[test]
 fn any_split_into_two_chunks_gives_the_same_output() {
-    assert_split_invariant(TRICKY.as_bytes(), || {
-        GeoJsonFilter::new(names(&["name", "big", "ok", "nil", "😀"]), None)
-    });
+    assert_split_invariant(TRICKY.as_bytes(), || GeoJsonFilter::new(names(&["name", "big", "ok", "nil", "😀"]), None));
     assert_split_invariant(TRICKY.as_bytes(), || GeoJsonFilter::new(None, None));
     assert_split_invariant(TRICKY.as_bytes(), || fenced(names(&["name"])));
     assert_split_invariant(COLLECTION.as_bytes(), || fenced(None));
-    assert_split_invariant(br#"{"properties":{"a":1,}}"#, || {
-        GeoJsonFilter::new(names(&["a"]), None)
-    });
+    assert_split_invariant(br#"{"properties":{"a":1,}}"#, || GeoJsonFilter::new(names(&["a"]), None));
 }
 
 #[test]
 fn random_chunkings_give_the_same_output() {
     let doc = TRICKY;
-    let expected = run(
-        GeoJsonFilter::new(names(&["name", "ok"]), None),
-        doc.as_bytes(),
-    )
-    .unwrap();
+    let expected = run(GeoJsonFilter::new(names(&["name", "ok"]), None), doc.as_bytes()).unwrap();
     let expected_fenced = run(fenced(names(&["name", "ok"])), doc.as_bytes()).unwrap();
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     for _ in 0..300 {
@@ -449,21 +361,11 @@ fn random_chunkings_give_the_same_output() {
 
 #[test]
 fn tricky_document_filters_as_expected() {
-    let out = run(
-        GeoJsonFilter::new(names(&["name", "ok", "😀"]), None),
-        TRICKY.as_bytes(),
-    )
-    .unwrap();
+    let out = run(GeoJsonFilter::new(names(&["name", "ok", "😀"]), None), TRICKY.as_bytes()).unwrap();
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(
-        value["features"][0]["properties"],
-        serde_json::json!({"name": "a\"b\\", "ok": true, "😀": "é"})
-    );
+    assert_eq!(value["features"][0]["properties"], serde_json::json!({"name": "a\"b\\", "ok": true, "😀": "é"}));
     assert_eq!(value["features"][1]["properties"], serde_json::Value::Null);
-    assert_eq!(
-        value["features"][2]["properties"],
-        serde_json::json!({"name": "z"})
-    );
+    assert_eq!(value["features"][2]["properties"], serde_json::json!({"name": "z"}));
     assert_eq!(value["links"], serde_json::json!([]));
 }
 
@@ -480,12 +382,8 @@ fn the_geometry_filter_drops_features_outside_and_keeps_commas_valid() {
     ],"numberReturned":7}"#;
     let out = run_fenced(doc, None).unwrap();
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let kept: Vec<i64> = value["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["properties"]["i"].as_i64().unwrap())
-        .collect();
+    let kept: Vec<i64> =
+        value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
     assert_eq!(kept, vec![1, 3]);
     assert!(out.ends_with(r#"],"numberReturned":7}"#), "{out}");
 }
@@ -493,36 +391,21 @@ fn the_geometry_filter_drops_features_outside_and_keeps_commas_valid() {
 #[test]
 fn the_geometry_filter_can_drop_every_feature() {
     let doc = r#"{"features":[{"geometry":{"type":"Point","coordinates":[50,0]}},{"geometry":null}],"type":"FeatureCollection"}"#;
-    assert_eq!(
-        run_fenced(doc, None).unwrap(),
-        r#"{"features":[],"type":"FeatureCollection"}"#
-    );
+    assert_eq!(run_fenced(doc, None).unwrap(), r#"{"features":[],"type":"FeatureCollection"}"#);
 }
 
 #[test]
 fn the_geometry_filter_reads_every_geometry_type() {
     let geometries = [
         (r#"{"type":"Point","coordinates":[1,2,3]}"#, true),
-        (
-            r#"{"type":"MultiPoint","coordinates":[[50,0],[1,0]]}"#,
-            true,
-        ),
-        (
-            r#"{"type":"LineString","coordinates":[[50,0],[51,0]]}"#,
-            false,
-        ),
-        (
-            r#"{"type":"MultiLineString","coordinates":[[[50,0],[51,0]],[[5,0],[6,0]]]}"#,
-            true,
-        ),
+        (r#"{"type":"MultiPoint","coordinates":[[50,0],[1,0]]}"#, true),
+        (r#"{"type":"LineString","coordinates":[[50,0],[51,0]]}"#, false),
+        (r#"{"type":"MultiLineString","coordinates":[[[50,0],[51,0]],[[5,0],[6,0]]]}"#, true),
         (
             r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]],[[0.1,0.1],[0.2,0.1],[0.2,0.2],[0.1,0.1]]]}"#,
             true,
         ),
-        (
-            r#"{"type":"MultiPolygon","coordinates":[[[[50,0],[51,0],[51,1],[50,0]]]]}"#,
-            false,
-        ),
+        (r#"{"type":"MultiPolygon","coordinates":[[[[50,0],[51,0],[51,1],[50,0]]]]}"#, false),
         (
             r#"{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[50,0]},{"type":"Point","coordinates":[0,0]}]}"#,
             true,
@@ -551,10 +434,7 @@ fn unreadable_geometries_are_errors() {
     ] {
         let doc = format!(r#"{{"features":[{{"geometry":{geometry}}}]}}"#);
         let err = run_fenced(&doc, None).unwrap_err();
-        assert!(
-            matches!(err, FilterError::InvalidGeometry { .. }),
-            "{geometry}: {err}"
-        );
+        assert!(matches!(err, FilterError::InvalidGeometry { .. }), "{geometry}: {err}");
     }
 }
 
@@ -571,10 +451,7 @@ fn the_geometry_filter_and_the_property_filter_work_together() {
     let out = run_fenced(COLLECTION, names(&["name"])).unwrap();
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(value["features"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        value["features"][0]["properties"],
-        serde_json::json!({"name": "Main St"})
-    );
+    assert_eq!(value["features"][0]["properties"], serde_json::json!({"name": "Main St"}));
     assert_eq!(value["numberMatched"], 2);
 }
 
@@ -595,15 +472,9 @@ fn a_single_feature_outside_the_fence_is_refused() {
         r#"{"type":"Feature","properties":{"a":2},"geometry":{"type":"Point","coordinates":[1,1]}}"#
     );
     let outside = r#"{"type":"Feature","properties":{"a":2},"geometry":{"type":"Point","coordinates":[50,1]}}"#;
-    assert!(matches!(
-        run_fenced(outside, None),
-        Err(FilterError::FeatureOutsideFence)
-    ));
+    assert!(matches!(run_fenced(outside, None), Err(FilterError::FeatureOutsideFence)));
     let no_geometry = r#"{"type":"Feature","properties":{"a":2}}"#;
-    assert!(matches!(
-        run_fenced(no_geometry, None),
-        Err(FilterError::FeatureOutsideFence)
-    ));
+    assert!(matches!(run_fenced(no_geometry, None), Err(FilterError::FeatureOutsideFence)));
 }
 
 #[test]
@@ -611,8 +482,7 @@ fn a_feature_larger_than_the_limit_is_refused_under_a_fence() {
     let big = "x".repeat(MAX_FEATURE_BYTES / 4);
     let mut f = fenced(None);
     let mut out = Vec::new();
-    f.push(br#"{"features":[{"properties":{"pad":""#, &mut out)
-        .unwrap();
+    f.push(br#"{"features":[{"properties":{"pad":""#, &mut out).unwrap();
     let mut result = Ok(());
     for _ in 0..5 {
         result = f.push(big.as_bytes(), &mut out);
@@ -620,15 +490,11 @@ fn a_feature_larger_than_the_limit_is_refused_under_a_fence() {
             break;
         }
     }
-    assert!(
-        matches!(result, Err(FilterError::FeatureTooLarge { offset: 13, .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(FilterError::FeatureTooLarge { offset: 13, .. })), "{result:?}");
     // Without a fence the same feature streams.
     let mut f = GeoJsonFilter::new(names(&["pad"]), None);
     let mut out = Vec::new();
-    f.push(br#"{"features":[{"properties":{"pad":""#, &mut out)
-        .unwrap();
+    f.push(br#"{"features":[{"properties":{"pad":""#, &mut out).unwrap();
     for _ in 0..5 {
         out.clear();
         f.push(big.as_bytes(), &mut out).unwrap();
@@ -653,11 +519,7 @@ fn long_keys_never_match_and_never_grow_memory() {
         f.push(doc.as_bytes(), &mut Vec::new()).unwrap();
         f
     };
-    assert!(
-        f.key.capacity() <= 4 * MIN_KEY_CAP,
-        "key buffer grew to {}",
-        f.key.capacity()
-    );
+    assert!(f.key.capacity() <= 4 * MIN_KEY_CAP, "key buffer grew to {}", f.key.capacity());
 }
 
 /// The fence is the tile z1 (0,0): the north-west quarter of the world.
@@ -673,12 +535,8 @@ fn a_real_fence_keeps_features_in_its_tiles() {
     ]}"#;
     let out = filter_geojson(doc.as_bytes(), None, Some(fence)).unwrap();
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let kept: Vec<i64> = value["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["properties"]["i"].as_i64().unwrap())
-        .collect();
+    let kept: Vec<i64> =
+        value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
     assert_eq!(kept, vec![0, 3]);
 }
 
@@ -706,19 +564,7 @@ impl Rng {
     }
 }
 
-const KEYS: &[&str] = &[
-    "name",
-    "secret",
-    "a\"b",
-    "ü",
-    "😀",
-    "properties",
-    "features",
-    "geometry",
-    "x y",
-    "\n",
-    "\\",
-];
+const KEYS: &[&str] = &["name", "secret", "a\"b", "ü", "😀", "properties", "features", "geometry", "x y", "\n", "\\"];
 
 fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
     use serde_json::{json, Value};
@@ -727,14 +573,8 @@ fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
         1 => Value::Bool(rng.below(2) == 0),
         2 => json!(rng.next() as i64 / 1024),
         3 => json!((rng.next() % 100_000) as f64 / 7.0),
-        4 => {
-            Value::String(["", "x", "\"}]", "ü😀", "\\u0041", "\u{1}\t"][rng.below(6)].to_string())
-        }
-        5 => Value::Array(
-            (0..rng.below(4))
-                .map(|_| random_value(rng, depth + 1))
-                .collect(),
-        ),
+        4 => Value::String(["", "x", "\"}]", "ü😀", "\\u0041", "\u{1}\t"][rng.below(6)].to_string()),
+        5 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth + 1)).collect()),
         _ => random_object(rng, depth + 1),
     }
 }
@@ -742,10 +582,7 @@ fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
 fn random_object(rng: &mut Rng, depth: usize) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for _ in 0..rng.below(6) {
-        map.insert(
-            KEYS[rng.below(KEYS.len())].to_string(),
-            random_value(rng, depth),
-        );
+        map.insert(KEYS[rng.below(KEYS.len())].to_string(), random_value(rng, depth));
     }
     serde_json::Value::Object(map)
 }
@@ -761,11 +598,7 @@ fn random_feature(rng: &mut Rng) -> serde_json::Value {
         _ => json!({"type": "Point", "coordinates": [x, 1.25]}),
     };
     feature.insert("geometry".into(), geometry);
-    let properties = if rng.below(8) == 0 {
-        serde_json::Value::Null
-    } else {
-        random_object(rng, 0)
-    };
+    let properties = if rng.below(8) == 0 { serde_json::Value::Null } else { random_object(rng, 0) };
     feature.insert("properties".into(), properties);
     if rng.below(3) == 0 {
         feature.insert("links".into(), json!([{"properties": {"secret": 1}}]));
@@ -781,9 +614,7 @@ fn reference(mut doc: serde_json::Value, allowed: &[&str], fence: bool) -> serde
         }
     }
     fn admitted(feature: &serde_json::Value) -> bool {
-        feature["geometry"]["coordinates"][0]
-            .as_f64()
-            .is_some_and(|x| x < 10.0)
+        feature["geometry"]["coordinates"][0].as_f64().is_some_and(|x| x < 10.0)
     }
     if let Some(properties) = doc.get_mut("properties") {
         trim(properties, allowed);
@@ -806,32 +637,20 @@ fn matches_a_reference_filter_on_random_documents() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let allowed = ["name", "😀", "properties", "x y"];
     for round in 0..1000 {
-        let features: Vec<serde_json::Value> = (0..rng.below(6))
-            .map(|_| random_feature(&mut rng))
-            .collect();
+        let features: Vec<serde_json::Value> = (0..rng.below(6)).map(|_| random_feature(&mut rng)).collect();
         let doc = if rng.below(4) == 0 && !features.is_empty() {
             features[0].clone()
         } else {
             serde_json::json!({"type": "FeatureCollection", "features": features, "numberReturned": features.len()})
         };
-        let mut text = if rng.below(2) == 0 {
-            serde_json::to_string(&doc)
-        } else {
-            serde_json::to_string_pretty(&doc)
-        }
-        .unwrap();
+        let mut text =
+            if rng.below(2) == 0 { serde_json::to_string(&doc) } else { serde_json::to_string_pretty(&doc) }.unwrap();
         if rng.below(2) == 0 {
-            text = text
-                .replace("\"name\"", "\"n\\u0061me\"")
-                .replace("\"properties\"", "\"propert\\u0069es\"");
+            text = text.replace("\"name\"", "\"n\\u0061me\"").replace("\"properties\"", "\"propert\\u0069es\"");
         }
         let is_feature = doc.get("features").is_none();
         for fence in [false, true] {
-            let mut filter = if fence {
-                fenced(names(&allowed))
-            } else {
-                GeoJsonFilter::new(names(&allowed), None)
-            };
+            let mut filter = if fence { fenced(names(&allowed)) } else { GeoJsonFilter::new(names(&allowed), None) };
             let mut out = Vec::new();
             let mut rest = text.as_bytes();
             let mut result = Ok(());
@@ -841,28 +660,15 @@ fn matches_a_reference_filter_on_random_documents() {
                 rest = &rest[take..];
             }
             let result = result.and_then(|()| filter.finish(&mut out));
-            if fence
-                && is_feature
-                && !doc["geometry"]["coordinates"][0]
-                    .as_f64()
-                    .is_some_and(|x| x < 10.0)
-            {
-                assert!(
-                    matches!(result, Err(FilterError::FeatureOutsideFence)),
-                    "round {round}: {result:?}"
-                );
+            if fence && is_feature && !doc["geometry"]["coordinates"][0].as_f64().is_some_and(|x| x < 10.0) {
+                assert!(matches!(result, Err(FilterError::FeatureOutsideFence)), "round {round}: {result:?}");
                 continue;
             }
             result.unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
-            let got: serde_json::Value =
-                serde_json::from_slice(&out).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let got: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("round {round}: {e}"));
             // Parsed from the text, so that floats read the same way on both sides.
             let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(
-                got,
-                reference(parsed, &allowed, fence),
-                "round {round} fence {fence}\n{text}"
-            );
+            assert_eq!(got, reference(parsed, &allowed, fence), "round {round} fence {fence}\n{text}");
         }
     }
 }

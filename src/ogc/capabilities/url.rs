@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::CapabilitiesError;
+use crate::filter::geojson::LinkRewrite;
 
 /// Everything but RFC 3986 unreserved characters is encoded in an appended token value.
 const TOKEN_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -439,6 +440,22 @@ impl LinkMap {
     }
 }
 
+/// The streaming GeoJSON filter's view of a [`LinkMap`]. A link the gateway cannot reach
+/// gets the fallback rather than being removed, unlike in whole documents: by the time
+/// a streamed link's `href` is read, the members before it have been sent.
+impl LinkRewrite for LinkMap {
+    fn rewrite(&self, href: &str) -> Option<String> {
+        match self.map(href) {
+            LinkMapped::Unchanged => None,
+            LinkMapped::Rewritten(url) | LinkMapped::Unreachable { fallback: url } => Some(url),
+        }
+    }
+
+    fn leaks(&self, href: &str) -> bool {
+        LinkMap::leaks(self, href)
+    }
+}
+
 /// Percent-decodes one path segment for comparing with a layer name.
 pub(super) fn decode_segment(segment: &str) -> Cow<'_, str> {
     percent_decode_str(segment).decode_utf8_lossy()
@@ -626,6 +643,18 @@ mod tests {
             let expected = expected.map(|o| o.map(str::to_owned)).map_err(str::to_owned);
             assert_eq!(link(&m, url), expected, "{url}");
         }
+    }
+
+    #[test]
+    fn the_filter_sees_an_unreachable_link_as_its_fallback() {
+        let m = links(None);
+        assert_eq!(
+            LinkRewrite::rewrite(&m, "http://up:5000/tiles/{z}/{x}/{y}").as_deref(),
+            Some("https://gw/ogc/api/obs")
+        );
+        assert_eq!(LinkRewrite::rewrite(&m, "https://other.org/x"), None);
+        assert!(LinkRewrite::leaks(&m, "https://other.org/p?u=http%3A%2F%2Fup%3A5000%2Fx"));
+        assert!(!LinkRewrite::leaks(&m, "https://gw/ogc/api/obs/collections"));
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! Nothing deeper is touched: a key named `properties` inside a feature's
 //! properties is just a key, and `properties` objects anywhere else (links,
 //! foreign members) are not feature properties. Only `properties` is filtered:
-//! feature `id`s, `bbox`, links and foreign members pass as they are.
+//! feature `id`s, `bbox`, links and foreign members pass as they are (links are
+//! only rewritten, see below).
 //!
 //! # What is changed
 //!
@@ -35,11 +36,27 @@
 //!   A null or missing geometry is dropped. A duplicated `geometry` member must
 //!   intersect in every copy. A single-Feature root outside the fence is
 //!   [`FilterError::FeatureOutsideFence`]. Geometries are read as RFC 7946 lon/lat.
+//! - With a link rewriter ([`GeoJsonFilter::with_links`]), the string value of every
+//!   member named `href` outside feature `properties` (top-level and per-feature
+//!   `links`, nested link objects, foreign members) is unescaped and handed to the
+//!   [`LinkRewrite`]. A target it rewrites is written as a new, minimally escaped
+//!   JSON string; any other target is copied byte for byte. Members named `href`
+//!   inside a feature's `properties` are data and are never touched, and nothing but
+//!   `href` string values is rewritten. Before a target leaves, it is checked once
+//!   more: if it still names the upstream ([`LinkRewrite::leaks`]) the response is
+//!   abandoned with [`FilterError::UpstreamLink`].
+//!
+//!   A link the gateway cannot reach (a template outside the upstream base) is not
+//!   removed, as it is from whole OGC API documents: its other members may already
+//!   have been sent. Its `href` becomes what the rewriter gives for it —
+//!   [`LinkMap`](crate::ogc::capabilities::LinkMap) gives the public base with the
+//!   link's query — so the client sees a dead end on the gateway, never the upstream.
 //!
 //! # Memory
 //!
-//! Without a fence nothing is held but a key (bounded by the longest allowed name)
-//! and a nesting stack (bounded by [`MAX_DEPTH`]). With a fence, one feature at a
+//! Without a fence nothing is held but a key (bounded by the longest allowed name),
+//! an `href` value while links are rewritten (bounded by [`MAX_HREF_BYTES`]) and a
+//! nesting stack (bounded by [`MAX_DEPTH`]). With a fence, one feature at a
 //! time is held, and the root's members until `features` starts (the root may be
 //! a single Feature), each bounded by [`MAX_FEATURE_BYTES`] plus one input chunk.
 //!
@@ -57,6 +74,8 @@ use crate::spatial::Fence;
 
 /// The largest feature the geometry filter holds in memory while it reads it.
 pub const MAX_FEATURE_BYTES: usize = 16 << 20;
+/// The longest `href` string (as written, escapes included) the link rewriter reads.
+pub const MAX_HREF_BYTES: usize = 64 << 10;
 /// The deepest nesting of JSON arrays and objects accepted.
 pub const MAX_DEPTH: usize = 512;
 /// The deepest nesting of GeometryCollections accepted in a geometry.
@@ -94,8 +113,13 @@ impl Frame {
 enum Role {
     Other,
     Features,
+    /// A feature's `properties`, filtered.
     Properties,
+    /// A feature's `properties`, not filtered: still data, where links are not rewritten.
+    Data,
     Geometry,
+    /// A link target, rewritten when links are.
+    Href,
 }
 
 /// The kind of value that starts at a byte.
@@ -187,6 +211,19 @@ impl GeometryTest {
     }
 }
 
+/// Rewrites link targets (`href` values) for [`GeoJsonFilter::with_links`].
+///
+/// The filter module defines what it needs and the gateway's URL mapper implements it
+/// ([`LinkMap`](crate::ogc::capabilities::LinkMap)), so the filter stays free of URL
+/// rules and tests can plug in their own.
+pub trait LinkRewrite: Send + Sync {
+    /// The URL to write in place of `href` (unescaped), or `None` to keep it as written.
+    fn rewrite(&self, href: &str) -> Option<String>;
+    /// True when a link target about to be sent still names the upstream: the filter
+    /// then abandons the response.
+    fn leaks(&self, href: &str) -> bool;
+}
+
 /// A streaming filter for one GeoJSON response body. See the module docs for the rules.
 ///
 /// ```
@@ -206,6 +243,8 @@ pub struct GeoJsonFilter {
     allowed: Option<AllowedSet>,
     /// `None`: no geometry filter (no fence, or a fence without tiles).
     geometry_test: Option<GeometryTest>,
+    /// `None`: links pass as they are.
+    links: Option<Arc<dyn LinkRewrite>>,
     state: State,
     stack: Vec<Frame>,
     /// Input bytes before the current chunk, for error offsets.
@@ -225,6 +264,12 @@ pub struct GeoJsonFilter {
     key: Vec<u8>,
     key_overflow: bool,
     key_cap: usize,
+    /// An `href` value is being read (from `key_from` in the current chunk).
+    href_collecting: bool,
+    href: Vec<u8>,
+    href_offset: u64,
+    /// Whether bytes were being emitted when the `href` value started.
+    href_emitting: bool,
 
     // What the structure means.
     next_role: Role,
@@ -240,6 +285,9 @@ pub struct GeoJsonFilter {
     /// Ranges of `held` that hold the current feature's geometries.
     geometries: Vec<(usize, usize)>,
     feature_offset: u64,
+    /// The stack depth inside a feature's `properties` (the properties container is at
+    /// `depth - 1`): keys below are data, and `href`s there are not links.
+    data_depth: Option<usize>,
 
     /// An incomplete UTF-8 sequence at the end of the last chunk.
     utf8_carry: Vec<u8>,
@@ -260,6 +308,7 @@ impl GeoJsonFilter {
         GeoJsonFilter {
             allowed,
             geometry_test,
+            links: None,
             state: State::Value,
             stack: Vec::with_capacity(16),
             consumed: 0,
@@ -273,6 +322,10 @@ impl GeoJsonFilter {
             key: Vec::with_capacity(key_cap),
             key_overflow: false,
             key_cap,
+            href_collecting: false,
+            href: Vec::new(),
+            href_offset: 0,
+            href_emitting: false,
             next_role: Role::Other,
             member_kept: false,
             props_emitted: false,
@@ -283,8 +336,42 @@ impl GeoJsonFilter {
             geometry_start: 0,
             geometries: Vec::new(),
             feature_offset: 0,
+            data_depth: None,
             utf8_carry: Vec::with_capacity(4),
         }
+    }
+
+    /// Also rewrites link targets: the string value of every `href` member outside
+    /// feature `properties` (see the module docs).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tilegate::filter::GeoJsonFilter;
+    /// use tilegate::ogc::capabilities::LinkMap;
+    ///
+    /// let links = LinkMap::new("http://up:5000", "https://gw/ogc/api/obs", None)?;
+    /// let mut filter = GeoJsonFilter::new(None, None).with_links(Arc::new(links));
+    /// let mut out = Vec::new();
+    /// filter.push(br#"{"features":[],"links":[{"rel":"next","href":"http:\/\/up:5000\/col"#, &mut out)?;
+    /// filter.push(br#"lections/obs/items?offset=10"}]}"#, &mut out)?;
+    /// filter.finish(&mut out)?;
+    /// assert_eq!(
+    ///     out,
+    ///     br#"{"features":[],"links":[{"rel":"next","href":"https://gw/ogc/api/obs/collections/obs/items?offset=10"}]}"#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_links(mut self, links: Arc<dyn LinkRewrite>) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// Filters a whole document at once (a single feature, small bodies).
+    pub fn filter_all(mut self, document: &[u8]) -> Result<Vec<u8>, FilterError> {
+        let mut out = Vec::with_capacity(document.len());
+        self.push(document, &mut out)?;
+        self.finish(&mut out)?;
+        Ok(out)
     }
 
     /// Filters the next chunk of the body, appending what may be sent on to `out`.
@@ -316,6 +403,7 @@ impl GeoJsonFilter {
         self.state = State::Failed;
         self.held = Vec::new();
         self.stack = Vec::new();
+        self.href = Vec::new();
     }
 
     fn invalid(&self, i: usize, reason: &'static str) -> FilterError {
@@ -349,7 +437,12 @@ impl GeoJsonFilter {
                     }
                     match chunk[j] {
                         b'"' if self.str_is_key => self.end_key(chunk, j, out)?,
-                        b'"' => self.end_value(chunk, j + 1, out)?,
+                        b'"' => {
+                            if self.href_collecting {
+                                self.end_href(chunk, j, out)?;
+                            }
+                            self.end_value(chunk, j + 1, out)?
+                        }
                         b'\\' => self.state = State::Escape,
                         _ => return Err(self.invalid(j, "a control character inside a string")),
                     }
@@ -389,8 +482,11 @@ impl GeoJsonFilter {
                     // values) needs no bookkeeping when it ends inside this chunk.
                     // Inside a properties object the same holds, plus copying the value
                     // of a kept member (emission is off between members).
+                    // (A link target is no plain scalar: it may have to be rewritten.)
                     let top = self.stack.last().copied();
-                    if matches!(top, Some(Frame::Array | Frame::Object | Frame::Properties)) {
+                    if matches!(top, Some(Frame::Array | Frame::Object | Frame::Properties))
+                        && self.next_role != Role::Href
+                    {
                         if let Some(end) = scan_scalar(chunk, i) {
                             if top == Some(Frame::Properties) {
                                 if self.member_kept {
@@ -530,6 +626,9 @@ impl GeoJsonFilter {
         if self.collecting {
             self.collect(&chunk[self.key_from..n]);
         }
+        if self.href_collecting {
+            self.collect_href(&chunk[self.key_from..n])?;
+        }
         if self.buffering && self.held.len() > MAX_FEATURE_BYTES {
             return Err(FilterError::FeatureTooLarge { offset: self.feature_offset, limit: MAX_FEATURE_BYTES });
         }
@@ -631,6 +730,7 @@ impl GeoJsonFilter {
                 Role::Properties => match kind {
                     Kind::Object => {
                         self.push_frame(Frame::Properties, i)?;
+                        self.data_depth = Some(self.stack.len());
                         self.props_emitted = false;
                         self.set_emitting(chunk, i + 1, out, false);
                         Ok(())
@@ -646,10 +746,86 @@ impl GeoJsonFilter {
                     }
                     self.push_container(kind, i)
                 }
+                Role::Data => {
+                    self.push_container(kind, i)?;
+                    if matches!(kind, Kind::Object | Kind::Array) {
+                        self.data_depth = Some(self.stack.len());
+                    }
+                    Ok(())
+                }
+                Role::Href => {
+                    self.begin_href(chunk, i, out);
+                    self.push_container(kind, i)
+                }
                 Role::Other => self.push_container(kind, i),
             },
+            Frame::Object if self.next_role == Role::Href => {
+                self.begin_href(chunk, i, out);
+                self.push_container(kind, i)
+            }
             Frame::Object | Frame::Array => self.push_container(kind, i),
         }
+    }
+
+    /// The value of an `href` member starts at `chunk[i]`: a string is read whole (and
+    /// not emitted) until [`Self::end_href`] decides what to write; anything else is
+    /// not a link target and passes.
+    fn begin_href(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) {
+        self.next_role = Role::Other;
+        if chunk[i] != b'"' {
+            return;
+        }
+        self.href_emitting = self.emitting;
+        self.set_emitting(chunk, i, out, false);
+        self.href_collecting = true;
+        self.href.clear();
+        self.href_offset = self.consumed + i as u64;
+        self.key_from = i + 1;
+    }
+
+    fn collect_href(&mut self, bytes: &[u8]) -> Result<(), FilterError> {
+        if self.href.len() + bytes.len() > MAX_HREF_BYTES {
+            return Err(FilterError::LinkTooLong { offset: self.href_offset, limit: MAX_HREF_BYTES });
+        }
+        self.href.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The `href` string ends with the quote at `chunk[q]`: writes it, rewritten or as
+    /// it was, unless it still names the upstream.
+    fn end_href(&mut self, chunk: &[u8], q: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
+        self.collect_href(&chunk[self.key_from..q])?;
+        self.href_collecting = false;
+        // The string, quotes included, was not emitted.
+        self.cut(chunk, q + 1, out);
+        self.emitting = self.href_emitting;
+        let raw = std::mem::take(&mut self.href);
+        let rewritten = match self.links.as_deref() {
+            Some(links) => {
+                let target = unescape_lossy(&raw);
+                let rewritten = links.rewrite(&target);
+                if links.leaks(rewritten.as_deref().unwrap_or(&target)) {
+                    return Err(FilterError::UpstreamLink { offset: self.href_offset });
+                }
+                rewritten
+            }
+            None => None,
+        };
+        if self.emitting {
+            let escaped;
+            let body: &[u8] = match &rewritten {
+                Some(url) => {
+                    escaped = escape(url);
+                    &escaped
+                }
+                None => &raw,
+            };
+            self.write(out, b"\"");
+            self.write(out, body);
+            self.write(out, b"\"");
+        }
+        self.href = raw;
+        Ok(())
     }
 
     /// A value ended just before `chunk[e]`.
@@ -705,6 +881,7 @@ impl GeoJsonFilter {
             Some(frame) if frame.is_object() => {}
             _ => return Err(self.invalid(i, "a `}` that closes no object")),
         }
+        self.leave_data();
         self.stack.pop();
         self.end_value(chunk, i + 1, out)
     }
@@ -715,8 +892,18 @@ impl GeoJsonFilter {
             Some(Frame::Array) => {}
             _ => return Err(self.invalid(i, "a `]` that closes no array")),
         }
+        self.leave_data();
         self.stack.pop();
         self.end_value(chunk, i + 1, out)
+    }
+
+    /// Called before a container closes: past a feature's `properties`, keys are
+    /// structure again.
+    #[inline]
+    fn leave_data(&mut self) {
+        if self.data_depth == Some(self.stack.len()) {
+            self.data_depth = None;
+        }
     }
 
     /// A member name starts with the quote at `chunk[i]`.
@@ -724,7 +911,12 @@ impl GeoJsonFilter {
         self.str_is_key = true;
         self.state = State::Str;
         // INVARIANT: key states only occur inside an object, so the stack is not empty.
-        self.collecting = matches!(self.stack.last(), Some(Frame::Root | Frame::Feature | Frame::Properties));
+        self.collecting = match self.stack.last() {
+            Some(Frame::Root | Frame::Feature | Frame::Properties) => true,
+            // Any object outside feature properties may be a link.
+            Some(Frame::Object) => self.links.is_some() && self.data_depth.is_none(),
+            _ => false,
+        };
         if self.collecting {
             self.key_from = i + 1;
             self.key.clear();
@@ -761,7 +953,7 @@ impl GeoJsonFilter {
                         self.root_is_feature = true;
                         self.feature_role(name)
                     }
-                    _ => Role::Other,
+                    _ => self.feature_role(name),
                 };
                 if self.next_role == Role::Features && self.root_pending {
                     // A FeatureCollection: what was held of the root goes out, and
@@ -776,6 +968,7 @@ impl GeoJsonFilter {
                 }
             }
             Some(Frame::Feature) => self.next_role = self.feature_role(name),
+            Some(Frame::Object) => self.next_role = if name == b"href" { Role::Href } else { Role::Other },
             Some(Frame::Properties) => {
                 let kept = !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
                 self.member_kept = kept;
@@ -800,7 +993,9 @@ impl GeoJsonFilter {
     fn feature_role(&self, name: &[u8]) -> Role {
         match name {
             b"properties" if self.allowed.is_some() => Role::Properties,
+            b"properties" if self.links.is_some() => Role::Data,
             b"geometry" if self.geometry_test.is_some() => Role::Geometry,
+            b"href" if self.links.is_some() => Role::Href,
             _ => Role::Other,
         }
     }
@@ -858,11 +1053,7 @@ pub fn filter_geojson(
     properties: Option<Arc<[String]>>,
     fence: Option<Arc<Fence>>,
 ) -> Result<Vec<u8>, FilterError> {
-    let mut filter = GeoJsonFilter::new(properties, fence);
-    let mut out = Vec::with_capacity(document.len());
-    filter.push(document, &mut out)?;
-    filter.finish(&mut out)?;
-    Ok(out)
+    GeoJsonFilter::new(properties, fence).filter_all(document)
 }
 
 /// The end of a number, plain string or literal starting at `chunk[i]` that ends
@@ -958,6 +1149,19 @@ fn utf8_len(lead: u8) -> usize {
 /// The UTF-8 bytes a JSON string body (without quotes) stands for, or `None` when
 /// it holds a lone surrogate (such a key equals no property name).
 fn unescape(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+    decode(raw, None)
+}
+
+/// The text a JSON string body (without quotes) stands for, a lone surrogate read as
+/// U+FFFD (a link target like that is copied as written unless it is rewritten).
+fn unescape_lossy(raw: &[u8]) -> String {
+    let decoded = decode(raw, Some(char::REPLACEMENT_CHARACTER)).unwrap_or(Cow::Borrowed(raw));
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// Decodes the escapes of a JSON string body. A lone surrogate becomes `lone`, or
+/// makes the whole string `None`.
+fn decode(raw: &[u8], lone: Option<char>) -> Option<Cow<'_, [u8]>> {
     if !raw.contains(&b'\\') {
         return Some(Cow::Borrowed(raw));
     }
@@ -985,18 +1189,22 @@ fn unescape(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
                 let high = hex4(raw.get(i..i + 4)?)?;
                 i += 4;
                 if (0xD800..0xDC00).contains(&high) {
-                    if raw.get(i..i + 2)? != b"\\u" {
-                        return None;
+                    let low = raw
+                        .get(i..i + 6)
+                        .filter(|e| e.starts_with(b"\\u"))
+                        .and_then(|e| hex4(&e[2..]))
+                        .filter(|low| (0xDC00..0xE000).contains(low));
+                    match low {
+                        Some(low) => {
+                            i += 6;
+                            char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?
+                        }
+                        // What follows a lone high surrogate is read on its own.
+                        None => lone?,
                     }
-                    let low = hex4(raw.get(i + 2..i + 6)?)?;
-                    if !(0xDC00..0xE000).contains(&low) {
-                        return None;
-                    }
-                    i += 6;
-                    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?
                 } else {
                     // A lone low surrogate is not a char.
-                    char::from_u32(high)?
+                    char::from_u32(high).or(lone)?
                 }
             }
             _ => return None,
@@ -1005,6 +1213,23 @@ fn unescape(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
     }
     Some(Cow::Owned(out))
+}
+
+/// `text` as the body of a JSON string: `"`, `\\` and control characters escaped.
+fn escape(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out
 }
 
 fn hex4(digits: &[u8]) -> Option<u32> {

@@ -18,7 +18,7 @@ pub mod mvt;
 pub mod props;
 pub mod schema;
 
-pub use geojson::{filter_geojson, GeoJsonFilter, MAX_DEPTH, MAX_FEATURE_BYTES};
+pub use geojson::{filter_geojson, GeoJsonFilter, LinkRewrite, MAX_DEPTH, MAX_FEATURE_BYTES, MAX_HREF_BYTES};
 pub use mvt::{filter_tile, MAX_TILE_BYTES};
 pub use props::{cql2_json_properties, cql2_text_properties, fes_properties, UnreadableFilter};
 pub use schema::{trim_describe_feature_type, trim_queryables};
@@ -48,6 +48,13 @@ pub enum FilterError {
     InvalidGeometry { offset: u64, reason: String },
     #[error("the requested feature lies outside the token's geofence")]
     FeatureOutsideFence,
+    #[error("upstream link `href` starting at byte {offset} is longer than {limit} bytes")]
+    LinkTooLong { offset: u64, limit: usize },
+    #[error(
+        "upstream link `href` starting at byte {offset} still names the upstream server after \
+         rewriting; refusing to pass it on"
+    )]
+    UpstreamLink { offset: u64 },
     #[error("upstream vector tile is gzip data that does not decompress: {0}")]
     Gzip(#[source] std::io::Error),
     #[error("upstream vector tile decompresses to more than {limit} bytes")]
@@ -80,6 +87,8 @@ mod tests {
             FilterError::FeatureTooLarge { offset: 40, limit: MAX_FEATURE_BYTES },
             FilterError::InvalidGeometry { offset: 40, reason: "it has no `coordinates`".into() },
             FilterError::FeatureOutsideFence,
+            FilterError::LinkTooLong { offset: 7, limit: MAX_HREF_BYTES },
+            FilterError::UpstreamLink { offset: 7 },
             FilterError::TileTooLarge { limit: MAX_TILE_BYTES },
             FilterError::MvtTags { layer: "roads".into(), feature: 2, reason: "key index 9 is out of range".into() },
             FilterError::InvalidXml { offset: 5, reason: "unexpected end".into() },

@@ -672,3 +672,369 @@ fn matches_a_reference_filter_on_random_documents() {
         }
     }
 }
+
+// Links: every `href` outside feature properties is rewritten to the gateway.
+
+const UPSTREAM: &str = "http://127.0.0.1:5000/oapi";
+const PUBLIC: &str = "https://maps.example.org/ogc/api/obs";
+
+fn link_map(token: Option<&str>) -> Arc<crate::ogc::capabilities::LinkMap> {
+    Arc::new(crate::ogc::capabilities::LinkMap::new(UPSTREAM, PUBLIC, token).expect("valid urls"))
+}
+
+fn linked(allowed: Option<Arc<[String]>>, token: Option<&str>) -> GeoJsonFilter {
+    GeoJsonFilter::new(allowed, None).with_links(link_map(token))
+}
+
+fn run_text(filter: GeoJsonFilter, doc: &str) -> Result<String, FilterError> {
+    let out = run(filter, doc.as_bytes())?;
+    let text = String::from_utf8(out).expect("utf-8 output");
+    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("output is not JSON: {e}: {text}"));
+    Ok(text)
+}
+
+/// An OGC API Features items page as pygeoapi writes it (upstream base `/oapi`).
+const ITEMS_PAGE: &str = r#"{
+    "type": "FeatureCollection",
+    "features": [
+        {"type": "Feature", "id": 7, "geometry": {"type": "Point", "coordinates": [1.5, 2]},
+         "properties": {"name": "a", "secret": 1, "href": "http://127.0.0.1:5000/oapi/data/7"},
+         "links": [{"href": "http://127.0.0.1:5000/oapi/collections/obs/items/7?f=json", "rel": "self"}]},
+        {"type": "Feature", "id": 8, "geometry": {"type": "Point", "coordinates": [20, 2]},
+         "properties": {"name": "b", "secret": 2},
+         "links": [{"rel": "self", "href": "http://127.0.0.1:5000/oapi/collections/obs/items/8?f=json"}]}
+    ],
+    "links": [
+        {"type": "application/geo+json", "rel": "self", "title": "This document as GeoJSON",
+         "href": "http://127.0.0.1:5000/oapi/collections/obs/items?f=json&offset=10"},
+        {"rel": "next", "href": "http://127.0.0.1:5000/oapi/collections/obs/items?offset=20&limit=10&token=tg_old"},
+        {"rel": "prev", "href": "http://127.0.0.1:5000/oapi/collections/obs/items?offset=0&limit=10"},
+        {"rel": "collection", "href": "http://127.0.0.1:5000/oapi/collections/obs"},
+        {"rel": "license", "href": "https://creativecommons.org/licenses/by/4.0/"}
+    ],
+    "numberMatched": 40,
+    "numberReturned": 2
+}"#;
+
+/// What every link of [`ITEMS_PAGE`] becomes; the rest stays byte for byte.
+fn items_page_rewritten(token: &str) -> String {
+    let amp = if token.is_empty() { String::new() } else { format!("&{token}") };
+    let q = if token.is_empty() { String::new() } else { format!("?{token}") };
+    ITEMS_PAGE
+        .replace(
+            "http://127.0.0.1:5000/oapi/collections/obs/items/7?f=json\"",
+            &format!("{PUBLIC}/collections/obs/items/7?f=json{amp}\""),
+        )
+        .replace(
+            "http://127.0.0.1:5000/oapi/collections/obs/items/8?f=json\"",
+            &format!("{PUBLIC}/collections/obs/items/8?f=json{amp}\""),
+        )
+        .replace(
+            "http://127.0.0.1:5000/oapi/collections/obs/items?f=json&offset=10\"",
+            &format!("{PUBLIC}/collections/obs/items?f=json&offset=10{amp}\""),
+        )
+        .replace(
+            "http://127.0.0.1:5000/oapi/collections/obs/items?offset=20&limit=10&token=tg_old\"",
+            &format!("{PUBLIC}/collections/obs/items?offset=20&limit=10{amp}\""),
+        )
+        .replace(
+            "http://127.0.0.1:5000/oapi/collections/obs/items?offset=0&limit=10\"",
+            &format!("{PUBLIC}/collections/obs/items?offset=0&limit=10{amp}\""),
+        )
+        .replace("http://127.0.0.1:5000/oapi/collections/obs\"", &format!("{PUBLIC}/collections/obs{q}\""))
+}
+
+#[test]
+fn top_level_and_feature_links_point_at_the_gateway() {
+    let out = run_text(linked(None, None), ITEMS_PAGE).unwrap();
+    assert_eq!(out, items_page_rewritten(""));
+    // The `href` property of feature 7 is data: it names the upstream and stays.
+    assert!(out.contains(r#""href": "http://127.0.0.1:5000/oapi/data/7""#), "{out}");
+    assert_eq!(out.matches("127.0.0.1").count(), 1, "{out}");
+}
+
+#[test]
+fn the_query_token_is_appended_and_an_echoed_one_dropped() {
+    let out = run_text(linked(None, Some("tg_new")), ITEMS_PAGE).unwrap();
+    assert_eq!(out, items_page_rewritten("token=tg_new"));
+    assert!(!out.contains("tg_old"), "{out}");
+    assert!(out.contains("https://creativecommons.org/licenses/by/4.0/\""), "foreign links get no token: {out}");
+}
+
+#[test]
+fn href_members_inside_properties_are_data() {
+    let doc = r#"{"type":"Feature","properties":{"href":"http://127.0.0.1:5000/oapi/x","links":[{"href":"http://127.0.0.1:5000/oapi/y"}],"n":{"href":"http://127.0.0.1:5000/oapi/z"}},"geometry":null}"#;
+    assert_eq!(run_text(linked(None, None), doc).unwrap(), doc);
+    assert_eq!(run_text(linked(names(&["href", "links", "n"]), None), doc).unwrap(), doc);
+    assert_eq!(
+        run_text(linked(names(&["n"]), None), doc).unwrap(),
+        r#"{"type":"Feature","properties":{"n":{"href":"http://127.0.0.1:5000/oapi/z"}},"geometry":null}"#
+    );
+    // A root-level `properties` of a collection is feature data as well.
+    let doc = r#"{"properties":{"href":"http://127.0.0.1:5000/oapi/x"},"features":[],"links":[{"href":"http://127.0.0.1:5000/oapi"}]}"#;
+    assert_eq!(
+        run_text(linked(None, None), doc).unwrap(),
+        r#"{"properties":{"href":"http://127.0.0.1:5000/oapi/x"},"features":[],"links":[{"href":"https://maps.example.org/ogc/api/obs"}]}"#
+    );
+}
+
+#[test]
+fn escaped_link_targets_are_read_unescaped_and_written_plainly() {
+    let cases = [
+        (r#""http:\/\/127.0.0.1:5000\/oapi\/collections?f=json""#, format!(r#""{PUBLIC}/collections?f=json""#)),
+        (r#""\u0068ttp://127.0.0.1:5000/oapi""#, format!(r#""{PUBLIC}""#)),
+        (r##""http://127.0.0.1:5000/oapi/a%20b?q=\"x\"#f\u0001""##, format!(r##""{PUBLIC}/a%20b?q=\"x\"#f\u0001""##)),
+        (r#""http://127.0.0.1:5000/oapi/\u00e9\ud83d\ude00""#, format!(r#""{PUBLIC}/é😀""#)),
+        (r#""http://127.0.0.1:5000/oapi/\ud800x""#, format!(r#""{PUBLIC}/�x""#)),
+    ];
+    for (href, expected) in cases {
+        for key in ["href", r"hr\u0065f"] {
+            let doc = format!(r#"{{"links":[{{"{key}":{href},"rel":"self"}}],"features":[]}}"#);
+            assert_eq!(
+                run_text(linked(None, None), &doc).unwrap(),
+                format!(r#"{{"links":[{{"{key}":{expected},"rel":"self"}}],"features":[]}}"#),
+                "{doc}"
+            );
+        }
+    }
+}
+
+#[test]
+fn foreign_and_relative_link_targets_pass_byte_for_byte() {
+    let doc = r#"{"type":"FeatureCollection","features":[],"links":[
+        {"href": "https:\/\/schemas.opengis.net\/ogcapi\/features", "rel": "conformance"},
+        {"href": "http://127.0.0.1:5001/oapi/x", "rel": "other port"},
+        {"href": "http://evil.127.0.0.1:5000/oapi/x"},
+        {"href": "../items?offset=10\u0026f=json", "rel": "next"},
+        {"href": "", "rel": "empty"},
+        {"href": "\ud800", "rel": "lone surrogate"},
+        {"href": null}, {"href": 5}, {"href": ["http://127.0.0.1:5000/oapi/in/an/array"]},
+        {"href": {"href": "http://127.0.0.1:5000/oapi/nested"}}
+    ]}"#;
+    // A string inside an array under `href` is no link target; only the nested
+    // link object's own `href` is.
+    let expected = doc.replace(r#""http://127.0.0.1:5000/oapi/nested""#, &format!(r#""{PUBLIC}/nested""#));
+    assert_eq!(run(linked(None, None), doc.as_bytes()).unwrap(), expected.as_bytes());
+}
+
+#[test]
+fn links_outside_links_arrays_are_rewritten_too() {
+    let doc = r#"{"href":"http://127.0.0.1:5000/oapi/a","type":"Feature","geometry":null,"href":"x","foreign":{"deep":[{"href":"http://127.0.0.1:5000/oapi/b"}]},"properties":{}}"#;
+    assert_eq!(
+        run_text(linked(None, None), doc).unwrap(),
+        format!(
+            r#"{{"href":"{PUBLIC}/a","type":"Feature","geometry":null,"href":"x","foreign":{{"deep":[{{"href":"{PUBLIC}/b"}}]}},"properties":{{}}}}"#
+        )
+    );
+}
+
+#[test]
+fn an_unreachable_template_points_at_the_public_base() {
+    // A template on the upstream host but outside the upstream base: no gateway URL
+    // reaches it. The link stays (its `rel` was already sent) and names the gateway.
+    let doc = r#"{"features":[],"links":[{"rel":"tiles","templated":true,"href":"http://127.0.0.1:5000/tiles/{z}/{x}/{y}?f=mvt"}]}"#;
+    assert_eq!(
+        run_text(linked(None, Some("t1")), doc).unwrap(),
+        format!(r#"{{"features":[],"links":[{{"rel":"tiles","templated":true,"href":"{PUBLIC}?f=mvt&token=t1"}}]}}"#)
+    );
+    // A plain URL outside the base maps to the public base with its query, too.
+    let doc = r#"{"features":[],"links":[{"href":"http://127.0.0.1:5000/other?a=1"}]}"#;
+    assert_eq!(
+        run_text(linked(None, None), doc).unwrap(),
+        format!(r#"{{"features":[],"links":[{{"href":"{PUBLIC}?a=1"}}]}}"#)
+    );
+}
+
+#[test]
+fn a_link_that_still_names_the_upstream_abandons_the_response() {
+    // Percent-encoded inside a foreign URL: not rewritten, so refused.
+    let doc = r#"{"features":[],"links":[{"href":"https://other.org/p?u=http%3A%2F%2F127.0.0.1%3A5000%2Foapi"}]}"#;
+    let err = run(linked(None, None), doc.as_bytes()).unwrap_err();
+    assert!(matches!(err, FilterError::UpstreamLink { offset: 32 }), "{err}");
+    // Written plainly inside a foreign URL, it is rewritten in place.
+    let doc = r#"{"features":[],"links":[{"href":"https://other.org/p?u=http://127.0.0.1:5000/oapi/x"}]}"#;
+    assert_eq!(
+        run_text(linked(None, None), doc).unwrap(),
+        format!(r#"{{"features":[],"links":[{{"href":"https://other.org/p?u={PUBLIC}/x"}}]}}"#)
+    );
+
+    /// A rewriter that gets it wrong: the guard still holds.
+    struct Broken;
+    impl LinkRewrite for Broken {
+        fn rewrite(&self, href: &str) -> Option<String> {
+            Some(href.replace("oapi", "v2"))
+        }
+        fn leaks(&self, href: &str) -> bool {
+            href.contains("//127.0.0.1:5000")
+        }
+    }
+    let doc = r#"{"features":[],"links":[{"href":"http://127.0.0.1:5000/oapi"}]}"#;
+    let mut f = GeoJsonFilter::new(None, None).with_links(Arc::new(Broken));
+    let mut out = Vec::new();
+    assert!(matches!(f.push(doc.as_bytes(), &mut out), Err(FilterError::UpstreamLink { .. })));
+    assert!(!String::from_utf8_lossy(&out).contains("127.0.0.1"), "nothing of the link was sent");
+    assert!(matches!(f.finish(&mut out), Err(FilterError::Poisoned)));
+}
+
+#[test]
+fn a_link_longer_than_the_limit_is_refused_and_memory_stays_bounded() {
+    let mut f = linked(None, None);
+    let mut out = Vec::new();
+    f.push(br#"{"links":[{"href":"http://127.0.0.1:5000/oapi/"#, &mut out).unwrap();
+    let pad = vec![b'a'; 4096];
+    let mut result = Ok(());
+    for _ in 0..(MAX_HREF_BYTES / pad.len() + 1) {
+        result = f.push(&pad, &mut out);
+        if result.is_err() {
+            break;
+        }
+        assert!(f.href.len() <= MAX_HREF_BYTES);
+    }
+    assert!(matches!(result, Err(FilterError::LinkTooLong { offset: 18, .. })), "{result:?}");
+    // The same length inside feature properties is data and streams.
+    let mut f = linked(None, None);
+    let mut out = Vec::new();
+    f.push(br#"{"type":"Feature","properties":{"href":""#, &mut out).unwrap();
+    for _ in 0..(MAX_HREF_BYTES / pad.len() + 1) {
+        out.clear();
+        f.push(&pad, &mut out).unwrap();
+        assert_eq!(out, pad);
+    }
+}
+
+#[test]
+fn any_split_of_a_page_with_links_gives_the_same_output() {
+    let doc = ITEMS_PAGE.replace(
+        "http://127.0.0.1:5000/oapi/collections/obs\"",
+        r#"http:\/\/127.0.0.1:5000\/oapi\/collections\/obs\u00e9""#,
+    );
+    assert_split_invariant(doc.as_bytes(), || linked(None, Some("tg")));
+    assert_split_invariant(doc.as_bytes(), || linked(names(&["name"]), None));
+    assert_split_invariant(doc.as_bytes(), || fenced(names(&["name"])).with_links(link_map(Some("tg"))));
+    assert_split_invariant(TRICKY.as_bytes(), || linked(names(&["name"]), None));
+    let whole = run(linked(None, Some("tg")), doc.as_bytes()).unwrap();
+    assert!(!String::from_utf8(whole).unwrap().contains("127.0.0.1:5000/oapi/coll"));
+}
+
+#[test]
+fn links_combine_with_the_property_fence_and_the_geometry_fence() {
+    // Root members before `features` are held with the root under a fence.
+    let doc = format!(
+        r#"{{"collection":{{"href":"{UPSTREAM}/collections/obs","rel":"up"}},{}"#,
+        &ITEMS_PAGE.trim_start()[1..]
+    );
+    let out = run_text(fenced(names(&["name"])).with_links(link_map(Some("tg"))), &doc).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value["collection"]["href"], format!("{PUBLIC}/collections/obs?token=tg"));
+    let features = value["features"].as_array().unwrap();
+    assert_eq!(features.len(), 1, "feature 8 is east of the fence: {out}");
+    assert_eq!(features[0]["properties"], serde_json::json!({"name": "a"}));
+    assert_eq!(features[0]["links"][0]["href"], format!("{PUBLIC}/collections/obs/items/7?f=json&token=tg"));
+    assert_eq!(value["links"][1]["href"], format!("{PUBLIC}/collections/obs/items?offset=20&limit=10&token=tg"));
+    assert!(!out.contains("127.0.0.1"), "{out}");
+
+    // A single feature (`/items/{id}`), inside and outside the fence.
+    let single = r#"{"type":"Feature","id":7,"links":[{"href":"http://127.0.0.1:5000/oapi/collections/obs/items/7"}],"properties":{"secret":1,"name":"a"},"geometry":{"type":"Point","coordinates":[1,1]}}"#;
+    assert_eq!(
+        run_text(fenced(names(&["name"])).with_links(link_map(None)), single).unwrap(),
+        format!(
+            r#"{{"type":"Feature","id":7,"links":[{{"href":"{PUBLIC}/collections/obs/items/7"}}],"properties":{{"name":"a"}},"geometry":{{"type":"Point","coordinates":[1,1]}}}}"#
+        )
+    );
+    let outside = single.replace("[1,1]", "[50,1]");
+    assert!(matches!(
+        run(fenced(None).with_links(link_map(None)), outside.as_bytes()),
+        Err(FilterError::FeatureOutsideFence)
+    ));
+}
+
+#[test]
+fn without_upstream_links_the_document_passes_unchanged() {
+    for doc in [COLLECTION, TRICKY] {
+        assert_eq!(run(linked(None, None), doc.as_bytes()).unwrap(), doc.as_bytes());
+    }
+    assert_eq!(
+        run(linked(names(&["name"]), None), COLLECTION.as_bytes()).unwrap(),
+        filter_geojson(COLLECTION.as_bytes(), names(&["name"]), None).unwrap()
+    );
+}
+
+/// What the filter should produce with links: `href` strings outside feature
+/// properties mapped, computed on the parsed document.
+fn reference_links(value: &mut serde_json::Value, links: &crate::ogc::capabilities::LinkMap, data: bool) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match (key.as_str(), &mut *child) {
+                    ("href", Value::String(href)) if !data => {
+                        if let Some(url) = LinkRewrite::rewrite(links, href) {
+                            *href = url;
+                        }
+                    }
+                    _ => reference_links(child, links, data),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| reference_links(item, links, data)),
+        _ => {}
+    }
+}
+
+#[test]
+fn links_match_a_reference_on_random_documents() {
+    let links = link_map(Some("tg"));
+    let hrefs = [
+        "http://127.0.0.1:5000/oapi/collections/obs/items?offset=10",
+        "http://127.0.0.1:5000/elsewhere?x=1&token=old",
+        "https://other.org/x",
+        "relative/path",
+        "http://127.0.0.1:5000/oapi/ü\"x",
+    ];
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let allowed = ["name", "href", "links"];
+    for round in 0..500 {
+        let link = |rng: &mut Rng| serde_json::json!({"href": hrefs[rng.below(hrefs.len())], "rel": "x"});
+        let features: Vec<serde_json::Value> = (0..rng.below(5))
+            .map(|_| {
+                let mut f = random_feature(&mut rng);
+                f["links"] = serde_json::json!([link(&mut rng), link(&mut rng)]);
+                if rng.below(2) == 0 {
+                    f["properties"] = serde_json::json!({"href": hrefs[0], "links": [link(&mut rng)], "name": 1});
+                }
+                f
+            })
+            .collect();
+        let doc = serde_json::json!({"type": "FeatureCollection", "links": [link(&mut rng), link(&mut rng)], "features": features});
+        let mut text = serde_json::to_string(&doc).unwrap();
+        if rng.below(2) == 0 {
+            text = text.replace('/', "\\/");
+        }
+        for fence in [false, true] {
+            let filter = if fence { fenced(names(&allowed)) } else { GeoJsonFilter::new(names(&allowed), None) };
+            let mut filter = filter.with_links(links.clone());
+            let mut out = Vec::new();
+            let mut rest = text.as_bytes();
+            while !rest.is_empty() {
+                let take = (1 + rng.below(64)).min(rest.len());
+                filter.push(&rest[..take], &mut out).unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
+                rest = &rest[take..];
+            }
+            filter.finish(&mut out).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let mut expected = reference(parsed, &allowed, fence);
+            if let Some(features) = expected["features"].as_array_mut() {
+                for feature in features {
+                    let properties = feature.as_object_mut().and_then(|f| f.remove("properties"));
+                    reference_links(feature, &links, false);
+                    if let Some(properties) = properties {
+                        feature["properties"] = properties;
+                    }
+                }
+            }
+            reference_links(&mut expected["links"], &links, false);
+            assert_eq!(got, expected, "round {round} fence {fence}\n{text}");
+        }
+    }
+}

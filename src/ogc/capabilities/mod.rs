@@ -32,6 +32,7 @@ mod xml;
 #[cfg(test)]
 mod tests;
 
+pub use url::{LinkMap, LinkMapped};
 pub use wmts::tile_matrix_zoom;
 
 use url::UrlMap;

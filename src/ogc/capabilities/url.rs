@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::CapabilitiesError;
+use crate::filter::geojson::LinkRewrite;
 
 /// Everything but RFC 3986 unreserved characters is encoded in an appended token value.
 const TOKEN_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -372,6 +373,89 @@ impl UrlMap {
     }
 }
 
+/// What becomes of one link target (an OGC API `href`), see [`LinkMap::map`].
+///
+/// No `Debug`: a rewritten URL carries the client's token when it came in the query.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LinkMapped {
+    /// Not an upstream URL (another server, a relative reference): leave it as it is.
+    Unchanged,
+    /// An upstream URL, and the public URL that replaces it.
+    Rewritten(String),
+    /// An upstream URL no gateway URL reaches: a template (`{…}` in the path) on the
+    /// upstream host and port but outside the upstream base. `fallback` is the public
+    /// base with the URL's query; it names no upstream, but it is not the same resource.
+    Unreachable { fallback: String },
+}
+
+/// Maps the links of OGC API documents that the gateway streams (feature pages) to the
+/// gateway's public URL, one URL at a time, with the same rules as the capabilities
+/// rewrite (see [`super::Rewrite`]): a URL under the upstream base keeps its suffix,
+/// any other URL on the upstream host and port maps to the public base with its query,
+/// echoed `token` pairs and the upstream base's own query pairs are dropped, and the
+/// client's query token is appended when there is one.
+///
+/// No `Debug`: it holds the client's token.
+///
+/// ```
+/// use tilegate::ogc::capabilities::{LinkMap, LinkMapped};
+///
+/// let links = LinkMap::new("http://up:5000", "https://gw/ogc/api/obs", Some("tg_1"))?;
+/// let next = links.map("http://up:5000/collections/obs/items?offset=10&token=old");
+/// assert!(next == LinkMapped::Rewritten("https://gw/ogc/api/obs/collections/obs/items?offset=10&token=tg_1".into()));
+/// assert!(links.map("https://schemas.opengis.net/x.json") == LinkMapped::Unchanged);
+/// assert!(links.map("../items?offset=10") == LinkMapped::Unchanged);
+/// # Ok::<(), tilegate::ogc::capabilities::CapabilitiesError>(())
+/// ```
+pub struct LinkMap {
+    map: UrlMap,
+}
+
+impl LinkMap {
+    /// A mapper from the upstream base URL of an endpoint to the gateway URL that stands
+    /// for it; `token_query` is the client's token when it came in the query.
+    pub fn new(upstream: &str, public: &str, token_query: Option<&str>) -> Result<LinkMap, CapabilitiesError> {
+        UrlMap::new(upstream, public, token_query).map(|map| LinkMap { map })
+    }
+
+    /// Maps one link target. Surrounding whitespace is ignored (and not kept in a
+    /// rewritten URL). A URL of another server that embeds an upstream URL (say in its
+    /// query) has the embedded URL rewritten, as in capabilities documents.
+    pub fn map(&self, url: &str) -> LinkMapped {
+        match self.map.map(url.trim()) {
+            Mapped::Under(public) => LinkMapped::Rewritten(public),
+            Mapped::Outside { fallback, templated: false } => LinkMapped::Rewritten(fallback),
+            Mapped::Outside { fallback, templated: true } => LinkMapped::Unreachable { fallback },
+            Mapped::Foreign => match self.map.rewrite_free_text(url) {
+                Some(rewritten) => LinkMapped::Rewritten(rewritten),
+                None => LinkMapped::Unchanged,
+            },
+        }
+    }
+
+    /// True when `text` still names the upstream host and port, also inside another
+    /// URL's query and percent-encoded: the last check before a link leaves the gateway.
+    pub fn leaks(&self, text: &str) -> bool {
+        self.map.leaks(text)
+    }
+}
+
+/// The streaming GeoJSON filter's view of a [`LinkMap`]. A link the gateway cannot reach
+/// gets the fallback rather than being removed, unlike in whole documents: by the time
+/// a streamed link's `href` is read, the members before it have been sent.
+impl LinkRewrite for LinkMap {
+    fn rewrite(&self, href: &str) -> Option<String> {
+        match self.map(href) {
+            LinkMapped::Unchanged => None,
+            LinkMapped::Rewritten(url) | LinkMapped::Unreachable { fallback: url } => Some(url),
+        }
+    }
+
+    fn leaks(&self, href: &str) -> bool {
+        LinkMap::leaks(self, href)
+    }
+}
+
 /// Percent-decodes one path segment for comparing with a layer name.
 pub(super) fn decode_segment(segment: &str) -> Cow<'_, str> {
     percent_decode_str(segment).decode_utf8_lossy()
@@ -520,6 +604,57 @@ mod tests {
         assert!(m.leaks("see (//127.0.0.1:9001)."));
         assert!(!m.leaks("https://127.0.0.1/x"), "another port");
         assert!(!m.leaks("https://gw/x?sld=http%3A%2F%2Fother%3A9001%2Fs.sld"));
+    }
+
+    fn links(token: Option<&str>) -> LinkMap {
+        LinkMap::new("http://up:5000/oapi", "https://gw/ogc/api/obs", token).expect("valid urls")
+    }
+
+    /// The URL a link maps to, `None` when it is left alone, `Err` with the fallback
+    /// when it is unreachable.
+    fn link(map: &LinkMap, url: &str) -> Result<Option<String>, String> {
+        match map.map(url) {
+            LinkMapped::Unchanged => Ok(None),
+            LinkMapped::Rewritten(public) => Ok(Some(public)),
+            LinkMapped::Unreachable { fallback } => Err(fallback),
+        }
+    }
+
+    #[test]
+    fn feature_page_links_map_like_capabilities_urls() {
+        let m = links(Some("tg"));
+        let cases: [(&str, Result<Option<&str>, &str>); 8] = [
+            (
+                "http://up:5000/oapi/collections/obs/items?offset=10&token=old",
+                Ok(Some("https://gw/ogc/api/obs/collections/obs/items?offset=10&token=tg")),
+            ),
+            (" http://UP:5000/oapi/collections\n", Ok(Some("https://gw/ogc/api/obs/collections?token=tg"))),
+            ("//up:5000/oapi", Ok(Some("https://gw/ogc/api/obs?token=tg"))),
+            ("http://up:5000/elsewhere?f=json", Ok(Some("https://gw/ogc/api/obs?f=json&token=tg"))),
+            ("http://up:5000/tiles/{z}/{x}/{y}?f=mvt", Err("https://gw/ogc/api/obs?f=mvt&token=tg")),
+            (
+                "https://other.org/p?u=http://up:5000/oapi/x",
+                Ok(Some("https://other.org/p?u=https://gw/ogc/api/obs/x?token=tg")),
+            ),
+            ("https://other.org/oapi/x", Ok(None)),
+            ("../items?offset=10", Ok(None)),
+        ];
+        for (url, expected) in cases {
+            let expected = expected.map(|o| o.map(str::to_owned)).map_err(str::to_owned);
+            assert_eq!(link(&m, url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_filter_sees_an_unreachable_link_as_its_fallback() {
+        let m = links(None);
+        assert_eq!(
+            LinkRewrite::rewrite(&m, "http://up:5000/tiles/{z}/{x}/{y}").as_deref(),
+            Some("https://gw/ogc/api/obs")
+        );
+        assert_eq!(LinkRewrite::rewrite(&m, "https://other.org/x"), None);
+        assert!(LinkRewrite::leaks(&m, "https://other.org/p?u=http%3A%2F%2Fup%3A5000%2Fx"));
+        assert!(!LinkRewrite::leaks(&m, "https://gw/ogc/api/obs/collections"));
     }
 
     #[test]

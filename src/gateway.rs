@@ -233,6 +233,7 @@ impl Gateway {
             layers: &target.path.layers,
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             single_feature: target.op.name == "api.item",
+            rewrite_links: target.op.name.starts_with("api."),
         };
         let _ = config;
         proxy::filter::apply(response, &ctx).await

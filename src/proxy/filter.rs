@@ -25,7 +25,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
-use crate::ogc::capabilities::{self, FenceView, Rewrite, TileLimits};
+use crate::ogc::capabilities::{self, FenceView, LinkMap, Rewrite, TileLimits};
 use crate::ogc::{DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
@@ -48,6 +48,8 @@ pub struct FilterContext<'a> {
     pub quad_matrix_sets: &'a [String],
     /// One feature asked for by id: held whole, and a 404 when outside the fence.
     pub single_feature: bool,
+    /// OGC API item pages carry upstream `links[].href`: rewrite them while streaming.
+    pub rewrite_links: bool,
 }
 
 /// Refuses, before anything is forwarded, a request whose answer the filter stage
@@ -100,21 +102,29 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         )),
         ResponseKind::Features(format) => {
             let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
-            if properties.is_none() && fence.is_none() {
+            let links = (ctx.rewrite_links && *format == DataFormat::Json)
+                .then(|| LinkMap::new(ctx.upstream, ctx.public, ctx.token_query))
+                .transpose()
+                .map_err(|e| Reject::Internal(format!("cannot map upstream links: {e}")))?;
+            if properties.is_none() && fence.is_none() && links.is_none() {
                 return Ok(super::relay(res));
             }
             if *format != DataFormat::Json {
                 return Err(unfilterable(format));
             }
+            let mut filter = GeoJsonFilter::new(properties.cloned(), fence);
+            if let Some(links) = links {
+                filter = filter.with_links(Arc::new(links));
+            }
             if ctx.single_feature {
                 let (parts, body) = whole(res).await?;
-                let out = crate::filter::filter_geojson(&body, properties.cloned(), fence).map_err(|e| match e {
+                let out = filter.filter_all(&body).map_err(|e| match e {
                     FilterError::FeatureOutsideFence => Reject::Denied(crate::policy::Denial::PathNotFound),
                     other => bad_document(format!("feature: {other}")),
                 })?;
                 return Ok(rebuild(parts, out));
             }
-            Ok(stream_geojson(res, properties.cloned(), fence))
+            Ok(stream_geojson(res, filter))
         }
         ResponseKind::Schema(format) => {
             let Some(allowed) = properties else { return Ok(super::relay(res)) };
@@ -224,11 +234,7 @@ fn rebuild(mut parts: http::response::Parts, body: Vec<u8>) -> Response<Body> {
 
 /// Streams a GeoJSON body through the filter: constant memory per chunk (plus one
 /// feature when a geometry filter holds it), chunked to the client.
-fn stream_geojson(
-    res: Response<Incoming>,
-    properties: Option<Arc<[String]>>,
-    fence: Option<Arc<Fence>>,
-) -> Response<Body> {
+fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Response<Body> {
     let (mut parts, body) = res.into_parts();
     super::headers::sanitize_response(&mut parts.headers);
     let decoder = match parts.headers.remove(header::CONTENT_ENCODING).as_ref().and_then(|v| v.to_str().ok()) {
@@ -239,7 +245,7 @@ fn stream_geojson(
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::ETAG);
-    let body = FilteredBody { inner: body, filter: GeoJsonFilter::new(properties, fence), decoder, done: false };
+    let body = FilteredBody { inner: body, filter, decoder, done: false };
     Response::from_parts(parts, body.boxed())
 }
 

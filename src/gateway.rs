@@ -20,6 +20,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use crate::config::{Config, LogFormat, PathConfig, TileTemplate};
+use crate::ops::{self, Ops, RequestLabels};
 use crate::policy::{self, Denial, Extent, Grant, Operation, Permit, Surface, Tier, TokenId};
 use crate::proxy::{self, ForwardContext, Upstream};
 use crate::respond::{self, Body, Reject};
@@ -34,6 +35,7 @@ pub struct Gateway {
     config: ArcSwap<Config>,
     cache: Arc<GrantCache>,
     upstream: Upstream,
+    ops: Arc<Ops>,
 }
 
 /// Where a permitted request goes and what it is.
@@ -45,8 +47,8 @@ pub struct Target {
 
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
-        let upstream = Upstream::new(config.upstream.connect_timeout);
-        Gateway { config: ArcSwap::from_pointee(config), cache, upstream }
+        let upstream = Upstream::new(&config);
+        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()) }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -55,6 +57,7 @@ impl Gateway {
 
     /// Replaces the configuration for requests that start from now on.
     pub fn swap_config(&self, config: Config) {
+        self.upstream.configure(&config);
         self.config.store(Arc::new(config));
     }
 
@@ -62,10 +65,16 @@ impl Gateway {
         &self.cache
     }
 
+    /// Metrics and rate limits (the token API records its actions here).
+    pub fn ops(&self) -> &Arc<Ops> {
+        &self.ops
+    }
+
     /// Handles one request and writes its access-log line.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
         let config = self.config.load_full();
-        let mut log = RequestLog::new(req.method(), peer);
+        let client = proxy::headers::client_ip(req.headers(), peer.ip(), &config.server.trusted_proxies);
+        let mut log = RequestLog::new(req.method(), peer, client);
         let response = match self.pipeline(&config, req, peer, tls, &mut log).await {
             Ok(res) => {
                 log.decision = if log.token_id.is_some() { "allow" } else { "public" };
@@ -82,6 +91,7 @@ impl Gateway {
             }
         };
         log.write(config.log.format, response.status());
+        self.ops.record(&config, log.labels(response.status()), log.started.elapsed(), log.upstream(), client);
         response
     }
 
@@ -100,16 +110,18 @@ impl Gateway {
         if let Some(res) = self.operations(&route, req.method()).await? {
             return Ok(res);
         }
+        self.ops.admit_client(config, ops::route_path_id(&route), log.client)?;
         let token = token::extract(req.headers(), req.uri().query(), config.tokens.allow_query_token)?
             .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
+        self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         let target = classify(config, &route, &req, &token)?;
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         let permit = policy::decide(&grant, &target.op, &target.path, unix_now())?;
         let started = Instant::now();
-        let response = self.forward(config, req, target.uri, &permit, peer, tls).await;
+        let response = self.forward(config, req, &target.path, target.uri, &permit, peer, tls).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         Ok(proxy::relay(response?))
     }
@@ -136,24 +148,27 @@ impl Gateway {
             Ok(Resolved::Grant(g)) => Ok(g),
             Ok(Resolved::Unknown) => Err(Denial::UnknownToken.into()),
             Ok(Resolved::Revoked) => Err(Denial::Revoked.into()),
-            Err(e) => Err(Reject::Internal(format!("token lookup failed: {e}"))),
+            Err(e) => {
+                self.ops.metrics.store_error();
+                Err(Reject::Internal(format!("token lookup failed: {e}")))
+            }
         }
     }
 
-    /// The forward stage.
+    /// The forward stage (body limit, upstream client and timeouts live in `proxy`).
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         config: &Config,
         req: Request<Incoming>,
+        path: &PathConfig,
         target: Uri,
         permit: &Permit,
         peer: SocketAddr,
         tls: bool,
     ) -> Result<Response<Incoming>, Reject> {
-        let (parts, body) = req.into_parts();
         let ctx = ForwardContext { peer, tls, config };
-        let upstream_req = proxy::prepare(parts, body, target, permit, &ctx);
-        Ok(self.upstream.send(upstream_req, config.upstream.response_timeout).await?)
+        proxy::forward(&self.upstream, path, req, target, permit, &ctx).await
     }
 }
 
@@ -226,6 +241,9 @@ struct RequestLog {
     started: Instant,
     method: Method,
     peer: SocketAddr,
+    /// The client address rate limits apply to (the peer, or the forwarded
+    /// address behind a trusted proxy).
+    client: std::net::IpAddr,
     path: Option<String>,
     path_id: Option<String>,
     operation: &'static str,
@@ -236,11 +254,12 @@ struct RequestLog {
 }
 
 impl RequestLog {
-    fn new(method: &Method, peer: SocketAddr) -> Self {
+    fn new(method: &Method, peer: SocketAddr, client: std::net::IpAddr) -> Self {
         RequestLog {
             started: Instant::now(),
             method: method.clone(),
             peer,
+            client,
             path: None,
             path_id: None,
             operation: "-",
@@ -249,6 +268,21 @@ impl RequestLog {
             reason: "-",
             upstream_ms: None,
         }
+    }
+
+    /// The metric labels for this request.
+    fn labels(&self, status: StatusCode) -> RequestLabels {
+        RequestLabels {
+            path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
+            operation: self.operation,
+            decision: self.decision,
+            reason: self.reason,
+            status: status.as_u16(),
+        }
+    }
+
+    fn upstream(&self) -> Option<std::time::Duration> {
+        self.upstream_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
     }
 
     fn write(&self, _format: LogFormat, status: StatusCode) {

@@ -86,9 +86,7 @@ fn python_command() -> Command {
 }
 
 fn no_proxy() -> String {
-    let old = std::env::var("NO_PROXY")
-        .or_else(|_| std::env::var("no_proxy"))
-        .unwrap_or_default();
+    let old = std::env::var("NO_PROXY").or_else(|_| std::env::var("no_proxy")).unwrap_or_default();
     if old.is_empty() {
         "127.0.0.1,localhost,::1".to_string()
     } else {
@@ -101,11 +99,7 @@ fn no_proxy() -> String {
 /// `run_client("owslib_client.py", &["wms-layers", &url, "--header", "Authorization: Bearer X"])`.
 pub fn run_client(script: &str, args: &[&str]) -> Output {
     let path = e2e_dir().join(script);
-    assert!(
-        path.is_file(),
-        "no such e2e client script: {}",
-        path.display()
-    );
+    assert!(path.is_file(), "no such e2e client script: {}", path.display());
     python_command()
         .arg(&path)
         .args(args)
@@ -118,10 +112,7 @@ pub fn run_client(script: &str, args: &[&str]) -> Output {
 /// How long a server may take to answer after it was started:
 /// `$TILEGATE_E2E_START_TIMEOUT` seconds, default 60.
 fn start_timeout() -> Duration {
-    let secs = std::env::var("TILEGATE_E2E_START_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(60);
+    let secs = std::env::var("TILEGATE_E2E_START_TIMEOUT").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(60);
     Duration::from_secs(secs)
 }
 
@@ -178,19 +169,11 @@ impl Server {
             // Own process group: a Ctrl-C meant for cargo does not hit the
             // server mid-test; it still exits when we do (stdin EOF).
             .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {kind}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {kind}: {e}"));
         let stdin = child.stdin.take();
 
         let deadline = started + start_timeout();
-        let mut server = Server {
-            kind,
-            child,
-            stdin,
-            port: 0,
-            dir,
-        };
+        let mut server = Server { kind, child, stdin, port: 0, dir };
 
         // 1. Wait for the READY line (the port is only known then).
         let base = loop {
@@ -219,18 +202,13 @@ impl Server {
         loop {
             match http_get(&format!("{base}{probe_path}")) {
                 Ok(resp) if resp.status == 200 => break,
-                Ok(resp) if Instant::now() > deadline => {
-                    server.fail(&format!("{probe_path} answered {}", resp.status))
-                }
+                Ok(resp) if Instant::now() > deadline => server.fail(&format!("{probe_path} answered {}", resp.status)),
                 Err(e) if Instant::now() > deadline => server.fail(&format!("{probe_path}: {e}")),
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
         }
         if std::env::var_os("TILEGATE_E2E_VERBOSE").is_some() {
-            eprintln!(
-                "upstreams: {kind} ready at {base} in {:?}",
-                started.elapsed()
-            );
+            eprintln!("upstreams: {kind} ready at {base} in {:?}", started.elapsed());
         }
         server
     }
@@ -244,13 +222,10 @@ impl Server {
     }
 
     fn requests(&self) -> Vec<UpstreamRequest> {
-        let text =
-            fs::read_to_string(self.dir.path().join("work").join("access.log")).unwrap_or_default();
+        let text = fs::read_to_string(self.dir.path().join("work").join("access.log")).unwrap_or_default();
         text.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad access.log line {l:?}: {e}"))
-            })
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad access.log line {l:?}: {e}")))
             .collect()
     }
 
@@ -303,16 +278,8 @@ pub struct MapProxy {
 impl MapProxy {
     /// Starts a fresh MapProxy; blocks until it answers GetCapabilities.
     pub fn start() -> MapProxy {
-        let server = Server::start(
-            "mapproxy",
-            &[],
-            "/service?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0",
-        );
-        MapProxy {
-            port: server.port,
-            base: server.base(),
-            server,
-        }
+        let server = Server::start("mapproxy", &[], "/service?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0");
+        MapProxy { port: server.port, base: server.base(), server }
     }
 
     /// One MapProxy for the whole test process, started on first use and
@@ -379,11 +346,7 @@ impl PyGeoApi {
             extra.push(u);
         }
         let server = Server::start("pygeoapi", &extra, "/?f=json");
-        PyGeoApi {
-            port: server.port,
-            base: server.base(),
-            server,
-        }
+        PyGeoApi { port: server.port, base: server.base(), server }
     }
 
     /// One pygeoapi for the whole test process (see [`MapProxy::shared`]).
@@ -420,10 +383,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -440,22 +400,17 @@ pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
 /// [`http_get`] with extra request headers, e.g. `[("Authorization", "Bearer X")]`.
 pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
     use std::io::{Error, ErrorKind};
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("not an http:// URL: {url}"),
-        )
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("not an http:// URL: {url}")))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr = authority.to_socket_addrs()?.next().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("cannot resolve {authority}"),
-        )
-    })?;
+    let addr = authority
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("cannot resolve {authority}")))?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
@@ -469,10 +424,7 @@ pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> std::io::Result<Htt
     stream.read_to_end(&mut raw)?;
 
     let bad = |m: &str| Error::new(ErrorKind::InvalidData, format!("{url}: {m}"));
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines
@@ -484,9 +436,5 @@ pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> std::io::Result<Htt
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    })
+    Ok(HttpResponse { status, headers, body: raw[split + 4..].to_vec() })
 }

@@ -7,3 +7,7 @@ mod support;
 
 mod cli;
 mod foundation;
+mod limits;
+mod metrics;
+mod reload;
+mod tls;

@@ -177,11 +177,10 @@ base = "http://{up}/uploads/"
     // No Content-Length: the body streams (chunked) and is cut at the limit.
     let body = Chunks(20).boxed();
     let client = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::post(gw.url("/path/places/items"))
-        .header("authorization", &auth)
-        .body(body)
-        .expect("request");
-    let res = tokio::time::timeout(Duration::from_secs(20), client.request(req)).await.expect("in time").expect("response");
+    let req =
+        http::Request::post(gw.url("/path/places/items")).header("authorization", &auth).body(body).expect("request");
+    let res =
+        tokio::time::timeout(Duration::from_secs(20), client.request(req)).await.expect("in time").expect("response");
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "a streamed oversize body is cut and refused");
 }
 

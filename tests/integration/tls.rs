@@ -72,7 +72,8 @@ async fn https_over_tls13_and_http2_reaches_the_upstream_as_https_and_a_replaced
     assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     assert_eq!(peer_leaf(&tls), first_cert);
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.expect("h2");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.expect("h2");
     tokio::spawn(conn);
     let request = || {
         Request::get("https://localhost/ogc/xyz/osm/2/1/1.png")
@@ -148,7 +149,9 @@ async fn a_client_that_never_finishes_the_handshake_is_closed_and_counted() {
 async fn https_upstream(certs: &Path, client_ca: Option<&Path>) -> SocketAddr {
     let key = tilegate::config::tls::certified_key(&certs.join("dev-cert.pem"), &certs.join("dev-key.pem"))
         .expect("upstream cert");
-    let builder = rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().expect("versions");
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions");
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
@@ -160,7 +163,12 @@ async fn https_upstream(certs: &Path, client_ca: Option<&Path>) -> SocketAddr {
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(key.cert.clone(), rustls::pki_types::PrivateKeyDer::from_pem_file(certs.join("dev-key.pem")).expect("key")).expect("config");
+    let config = builder
+        .with_single_cert(
+            key.cert.clone(),
+            rustls::pki_types::PrivateKeyDer::from_pem_file(certs.join("dev-key.pem")).expect("key"),
+        )
+        .expect("config");
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -266,10 +274,8 @@ async fn a_missing_or_mismatched_certificate_is_a_config_error_naming_the_key() 
     let other = tempfile::tempdir().expect("tempdir");
     write_dev_cert(certs.path()).expect("a");
     write_dev_cert(other.path()).expect("b");
-    let text = format!(
-        "[server.tls]\ncert = \"dev-cert.pem\"\nkey = \"{}\"\n",
-        other.path().join("dev-key.pem").display()
-    );
+    let text =
+        format!("[server.tls]\ncert = \"dev-cert.pem\"\nkey = \"{}\"\n", other.path().join("dev-key.pem").display());
     let e = tilegate::config::parse(&text, certs.path()).expect_err("invalid").to_string();
     assert!(e.contains("server.tls.key:") && e.contains("does not belong"), "{e}");
     let ok = tilegate::config::parse("[server.tls]\ncert = \"dev-cert.pem\"\nkey = \"dev-key.pem\"\n", certs.path());

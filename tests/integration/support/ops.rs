@@ -132,7 +132,8 @@ impl Scrape {
                 .find_map(|l| l.strip_prefix("le=\""))
                 .map(|v| v.trim_end_matches('"'))
                 .ok_or_else(|| format!("`{series}` has no le label"))?;
-            let le: f64 = if le == "+Inf" { f64::INFINITY } else { le.parse().map_err(|_| format!("bad le in `{series}`"))? };
+            let le: f64 =
+                if le == "+Inf" { f64::INFINITY } else { le.parse().map_err(|_| format!("bad le in `{series}`"))? };
             let others: Vec<&str> = labels.into_iter().filter(|l| !l.starts_with("le=")).collect();
             let key = format!("{name}{{{}}}", others.join(","));
             buckets.entry(key).or_default().push((le, *value));
@@ -218,18 +219,6 @@ impl Binary {
         bin
     }
 
-    /// Runs another `tilegate` command with the same config; stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_tilegate"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run tilegate");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8")
-    }
-
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().expect("kill");
         assert!(ok.success(), "kill -{name} failed");
@@ -245,4 +234,34 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a `tilegate` command with `config`; its stdout (panics on failure).
+pub fn cli(config: &Path, args: &[&str]) -> String {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_tilegate")).arg("--config").arg(config).args(args).output().expect("run");
+    assert!(out.status.success(), "tilegate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Creates a root token in `store` granting `access`; the secret.
+pub async fn mint(store: &tilegate::store::Store, access: &[(&str, tilegate::policy::Tier)]) -> String {
+    use tilegate::admin::{mint, Minter};
+    use tilegate::store::{now_unix, AccessSpec};
+    let access = access
+        .iter()
+        .map(|(p, t)| AccessSpec { path_id: (*p).into(), tier: *t, fence: Default::default(), properties: None })
+        .collect();
+    let minted = mint(
+        "tg",
+        "test".into(),
+        tilegate::policy::Scope::All,
+        now_unix(),
+        None,
+        access,
+        Minter { creator: None, client: "test".into() },
+    )
+    .expect("randomness");
+    store.create(minted.row).await.expect("create");
+    minted.secret.expose().to_owned()
 }

@@ -63,7 +63,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let de = toml::Deserializer::parse(text).map_err(|e| single("config.toml", toml_message(&e)))?;
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string().replace("path[", "path[");
+        let key = e.path().to_string();
         single(if key == "." { "config.toml" } else { &key }, toml_message(e.inner()))
     })?;
     let mut v = Validator { base: base.to_path_buf(), ..Validator::default() };

@@ -9,7 +9,7 @@
 //!
 //! IPv6 clients are keyed by their /64, since one host usually holds a whole /64.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -60,9 +60,7 @@ impl Limiter {
     /// Takes one request from the bucket of (`kind`, `scope`, `subject`).
     /// `Err` carries how long until a request would be allowed.
     pub fn take(&self, kind: Kind, scope: &str, subject: impl Hash, rate: Rate, now: Instant) -> Result<(), Duration> {
-        let mut h = self.hasher.build_hasher();
-        (kind, scope, subject).hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((kind, scope, subject));
         let interval = (1e9 / rate.per_second).max(1.0) as u64;
         let capacity = interval.saturating_mul(u64::from(rate.burst));
         let t = self.nanos(now);
@@ -121,7 +119,7 @@ impl Limiter {
         let t = self.nanos(now);
         self.buckets.retain(|_, tat| tat.load(Ordering::Relaxed) > t);
         self.failures.retain(|_, f| {
-            f.lock()
+            f.get_mut()
                 .map(|f| {
                     f.blocked_until.is_some_and(|u| u > now) || now.saturating_duration_since(f.window_start) <= window
                 })

@@ -266,8 +266,8 @@ ca = "{ca}"
 #[tokio::test]
 async fn a_missing_or_mismatched_certificate_is_a_config_error_naming_the_key() {
     let certs = tempfile::tempdir().expect("tempdir");
-    let text = format!("[server.tls]\ncert = \"missing.pem\"\nkey = \"missing-key.pem\"\n");
-    let e = tilegate::config::parse(&text, certs.path()).expect_err("invalid").to_string();
+    let text = "[server.tls]\ncert = \"missing.pem\"\nkey = \"missing-key.pem\"\n";
+    let e = tilegate::config::parse(text, certs.path()).expect_err("invalid").to_string();
     assert!(e.contains("server.tls.cert: cannot read"), "{e}");
     assert!(e.contains("tilegate certs dev"), "the error says how to get a certificate: {e}");
 

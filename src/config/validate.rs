@@ -709,4 +709,78 @@ base = "http://127.0.0.1:9000/"
         assert!(e.iter().any(|m| m.contains("a parent must be a folder")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("a folder has no upstream")), "{e:#?}");
     }
+
+    #[test]
+    fn operations_keys_are_validated_with_their_key_paths() {
+        let cases = [
+            ("[server]\nmax_header_bytes = 100\n", "server.max_header_bytes: `100` is out of range"),
+            ("[server]\nshutdown_grace = \"soon\"\n", "server.shutdown_grace: `soon` is not a positive duration"),
+            ("[limits]\nmax_body_bytes = 0\n", "limits.max_body_bytes: `0`"),
+            ("[limits]\nper_token = { rate = 0 }\n", "limits.per_token.rate: `0` is not a rate"),
+            ("[limits]\nper_ip = { rate = 5, burst = 0 }\n", "limits.per_ip.burst: `0`"),
+            ("[limits]\nfailed_auth = { max = 0 }\n", "limits.failed_auth.max: `0`"),
+            ("[limits]\nfailed_auth = { max = 3, window = \"1 fortnight\" }\n", "limits.failed_auth.window:"),
+            ("[ops]\nlisten = \"metrics\"\n", "ops.listen: `metrics` is not a socket address"),
+            ("[limits]\nper_token = { rate = 1, brust = 2 }\n", "brust"),
+        ];
+        for (text, want) in cases {
+            let e = errors(text);
+            assert!(e.iter().any(|m| m.contains(want)), "{text}: {e:#?}");
+        }
+    }
+
+    #[test]
+    fn path_limits_and_upstream_tls_name_the_path() {
+        let text = r#"
+[[path]]
+id = "a"
+kind = "raster"
+[path.limits]
+max_body_bytes = 0
+per_token = { rate = -1 }
+[path.upstream]
+base = "https://127.0.0.1:9000/"
+[path.upstream.tls]
+client_cert = "gateway.pem"
+server_name = "not a name!"
+"#;
+        let e = errors(text);
+        assert!(e.iter().any(|m| m.starts_with("path[0].limits.max_body_bytes:")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("path[0].limits.per_token.rate:")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("path[0].upstream.tls.client_key:")), "{e:#?}");
+        let e = errors(&text.replace("client_cert = \"gateway.pem\"\n", "ca = \"missing-ca.pem\"\n"));
+        assert!(e.iter().any(|m| m.starts_with("path[0].upstream.tls.ca: cannot read")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("path[0].upstream.tls.server_name: `not a name!`")), "{e:#?}");
+    }
+
+    #[test]
+    fn path_limits_are_inherited_from_the_nearest_folder() {
+        let text = r#"
+[limits]
+max_body_bytes = 1000
+[[path]]
+id = "dir"
+kind = "folder"
+[path.limits]
+max_body_bytes = 5000
+per_ip = { rate = 2 }
+[[path]]
+id = "a"
+parent = "dir"
+kind = "raster"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+[[path]]
+id = "b"
+kind = "raster"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+"#;
+        let c = parse(text, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!(c.max_body_bytes("a"), 5000);
+        assert_eq!(c.max_body_bytes("b"), 1000);
+        let (scope, rate) = c.path_limit(Some("a"), |l| l.per_ip).expect("inherited");
+        assert_eq!((scope, rate.burst), ("dir", 2), "the bucket belongs to the folder; burst defaults to the rate");
+        assert!(c.path_limit(Some("b"), |l| l.per_ip).is_none());
+    }
 }

@@ -12,9 +12,10 @@ pub use validate::{load, parse, ConfigError, ConfigErrors};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 
@@ -41,6 +42,9 @@ pub struct Config {
     /// Every other file the config names (certificates, keys, CA files); a change
     /// to any of them reloads the config too.
     pub files: Vec<PathBuf>,
+    /// The stamps of `source` (taken before it was read) and of `files`, in that
+    /// order: the versions this config was built from. Empty without a source.
+    pub stamps: Vec<FileStamp>,
 }
 
 impl Config {
@@ -263,4 +267,35 @@ impl PathTable {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    canonical: Option<PathBuf>,
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now (following symlinks); a missing file has an empty one.
+    pub fn of(path: &Path) -> FileStamp {
+        let canonical = std::fs::canonicalize(path).ok();
+        match std::fs::metadata(path) {
+            Ok(m) => FileStamp { canonical, inode: inode(&m), len: m.len(), modified: m.modified().ok() },
+            Err(_) => FileStamp { canonical, inode: 0, len: 0, modified: None },
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.ino() ^ m.dev().rotate_left(32)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
 }

@@ -47,6 +47,7 @@ impl std::error::Error for ConfigErrors {}
 /// Reads and validates a config file. A relative `store.path` is taken relative to
 /// the file's folder.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let stamp = super::FileStamp::of(path);
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             key: path.display().to_string(),
@@ -56,6 +57,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut config = parse(&text, &base)?;
     config.source = Some(path.to_path_buf());
+    config.stamps = std::iter::once(stamp).chain(config.files.iter().map(|f| super::FileStamp::of(f))).collect();
     Ok(config)
 }
 
@@ -187,6 +189,7 @@ impl Validator {
             upstream_tls: std::mem::take(&mut self.upstream_tls),
             source: None,
             files: std::mem::take(&mut self.files),
+            stamps: Vec::new(),
         })
     }
 

@@ -13,9 +13,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::config::{self, Config, ConfigError, ConfigErrors, FileStamp as Stamp};
 use crate::gateway::Gateway;
 
 use super::tls::CertStore;
@@ -130,7 +130,9 @@ impl Reloader {
     /// a settled change. Runs until the task is aborted.
     pub async fn watch(self: Arc<Self>, every: Duration) {
         let Some(source) = self.source.clone() else { return };
-        let mut seen = self.fingerprint(&source).await;
+        // What the running config was loaded from, stamped when it was read, so an
+        // edit made before this task first runs is still a change.
+        let mut seen = self.gateway.config().stamps.clone();
         let mut pending: Option<Vec<Stamp>> = None;
         loop {
             tokio::time::sleep(every).await;
@@ -145,9 +147,11 @@ impl Reloader {
                 continue;
             }
             pending = None;
-            let _ = self.reload("file changed").await;
-            // The reloaded config may name other files; watch those from now on.
-            seen = self.fingerprint(&source).await;
+            seen = match self.reload("file changed").await {
+                // The reloaded config may name other files; watch those from now on.
+                Ok(()) => self.gateway.config().stamps.clone(),
+                Err(_) => now,
+            };
         }
     }
 
@@ -156,36 +160,6 @@ impl Reloader {
         files.extend(self.gateway.config().files.iter().cloned());
         tokio::task::spawn_blocking(move || files.iter().map(|f| Stamp::of(f)).collect()).await.unwrap_or_default()
     }
-}
-
-/// What identifies one version of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    canonical: Option<PathBuf>,
-    inode: u64,
-    len: u64,
-    modified: Option<SystemTime>,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> Stamp {
-        let canonical = std::fs::canonicalize(path).ok();
-        match std::fs::metadata(path) {
-            Ok(m) => Stamp { canonical, inode: inode(&m), len: m.len(), modified: m.modified().ok() },
-            Err(_) => Stamp { canonical, inode: 0, len: 0, modified: None },
-        }
-    }
-}
-
-#[cfg(unix)]
-fn inode(m: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    m.ino() ^ m.dev().rotate_left(32)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &std::fs::Metadata) -> u64 {
-    0
 }
 
 #[cfg(test)]

@@ -24,8 +24,9 @@ use hyper::body::Incoming;
 use crate::admin;
 use crate::config::{Config, LogFormat, PathConfig, TileTemplate};
 use crate::ogc::{self, DataFormat, ForwardBody, OgcError, OgcRequest, Protocol, ResponseKind};
+use crate::ops::{self, Ops, RequestLabels};
 use crate::policy::{self, Denial, Extent, Grant, Operation, Permit, Surface, Tier, TokenId};
-use crate::proxy::{self, ForwardContext, Upstream};
+use crate::proxy::{self, ForwardContext, Outgoing, Upstream};
 use crate::respond::{self, Body, Reject};
 use crate::route::{self, BadPath, OgcFamily, Route};
 use crate::spatial::TileCoord;
@@ -38,6 +39,7 @@ pub struct Gateway {
     config: ArcSwap<Config>,
     cache: Arc<GrantCache>,
     upstream: Upstream,
+    ops: Arc<Ops>,
 }
 
 /// Where a permitted request goes and what it is.
@@ -54,22 +56,13 @@ pub struct Target {
     pub public: String,
 }
 
-/// The request body to forward.
-pub enum Outgoing {
-    /// The client's body, streamed as it arrives.
-    Stream(Incoming),
-    /// A body the gateway read and judged (OGC POST), with its content type.
-    Judged(Bytes, Option<http::HeaderValue>),
-    Empty,
-}
-
 /// The largest OGC POST body the gateway reads to classify (WFS XML, forms, OGC API items).
 pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
-        let upstream = Upstream::new(config.upstream.connect_timeout);
-        Gateway { config: ArcSwap::from_pointee(config), cache, upstream }
+        let upstream = Upstream::new(&config);
+        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()) }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -78,6 +71,7 @@ impl Gateway {
 
     /// Replaces the configuration for requests that start from now on.
     pub fn swap_config(&self, config: Config) {
+        self.upstream.configure(&config);
         self.config.store(Arc::new(config));
     }
 
@@ -85,10 +79,16 @@ impl Gateway {
         &self.cache
     }
 
+    /// Metrics and rate limits (the token API records its actions here).
+    pub fn ops(&self) -> &Arc<Ops> {
+        &self.ops
+    }
+
     /// Handles one request and writes its access-log line.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
         let config = self.config.load_full();
-        let mut log = RequestLog::new(req.method(), peer);
+        let client = proxy::headers::client_ip(req.headers(), peer.ip(), &config.server.trusted_proxies);
+        let mut log = RequestLog::new(req.method(), peer, client);
         let response = match self.pipeline(&config, req, peer, tls, &mut log).await {
             Ok(res) => {
                 log.decision = if log.token_id.is_some() { "allow" } else { "public" };
@@ -105,6 +105,7 @@ impl Gateway {
             }
         };
         log.write(config.log.format, response.status());
+        self.ops.record(&config, log.labels(response.status()), log.started.elapsed(), log.upstream(), client);
         response
     }
 
@@ -123,13 +124,28 @@ impl Gateway {
         if let Some(res) = self.operations(&route, req.method()).await? {
             return Ok(res);
         }
+        self.ops.admit_client(config, ops::route_path_id(&route), log.client)?;
         let token = token::extract(req.headers(), req.uri().query(), config.tokens.allow_query_token)?
             .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
+        self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         if let Route::TokenApi { id } = route {
-            log.operation = "tokens.api";
-            return admin::api::handle(&self.cache, config, req, grant, peer, id).await;
+            let action = match (req.method().clone(), id) {
+                (Method::POST, None) => "create",
+                (Method::GET, None) => "list",
+                (Method::GET, Some(_)) => "get",
+                (Method::DELETE, Some(_)) => "revoke",
+                _ => "other",
+            };
+            log.operation = action_name(action);
+            let result = admin::api::handle(&self.cache, config, req, grant, peer, id).await;
+            let status = result.as_ref().map_or_else(|r| r.status(), |res| res.status());
+            self.ops.metrics.token_api(action, status.as_u16());
+            if let Err(Reject::Internal(_)) = &result {
+                self.ops.metrics.store_error();
+            }
+            return result;
         }
         let (parts, body) = req.into_parts();
         let mut target = classify(config, &route, &parts, body, &token, &grant).await?;
@@ -169,11 +185,15 @@ impl Gateway {
             Ok(Resolved::Grant(g)) => Ok(g),
             Ok(Resolved::Unknown) => Err(Denial::UnknownToken.into()),
             Ok(Resolved::Revoked) => Err(Denial::Revoked.into()),
-            Err(e) => Err(Reject::Internal(format!("token lookup failed: {e}"))),
+            Err(e) => {
+                self.ops.metrics.store_error();
+                Err(Reject::Internal(format!("token lookup failed: {e}")))
+            }
         }
     }
 
-    /// The forward stage.
+    /// The forward stage (body limits, upstream clients and timeouts live in `proxy`).
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         config: &Config,
@@ -185,33 +205,9 @@ impl Gateway {
         tls: bool,
     ) -> Result<Response<Incoming>, Reject> {
         let ctx = ForwardContext { peer, tls, config };
-        let (body, judged): (Body, _) = match body {
-            Outgoing::Stream(incoming) => (proxy::stream(incoming), None),
-            Outgoing::Judged(bytes, ct) => (respond::full(bytes.clone()), Some((bytes.len(), ct))),
-            Outgoing::Empty => (respond::full(Bytes::new()), Some((0, None))),
-        };
-        let mut upstream_req = proxy::prepare(parts, body, target.uri.clone(), permit, &ctx);
-        if let Some((len, content_type)) = judged {
-            // The judged bytes replace the client's body: describe them, not it.
-            let bodyless = len == 0 && matches!(*upstream_req.method(), Method::GET | Method::HEAD);
-            let h = upstream_req.headers_mut();
-            if !bodyless {
-                h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-            } else {
-                h.remove(http::header::CONTENT_LENGTH);
-            }
-            match content_type {
-                Some(ct) => h.insert(http::header::CONTENT_TYPE, ct),
-                None => h.remove(http::header::CONTENT_TYPE),
-            };
-        }
-        if target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other) {
-            // The filters read the body; ask for it uncompressed (gzip is still undone if sent).
-            upstream_req
-                .headers_mut()
-                .insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
-        }
-        Ok(self.upstream.send(upstream_req, config.upstream.response_timeout).await?)
+        // The filters read the body: ask for it uncompressed (gzip is still undone if sent).
+        let identity = target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other);
+        proxy::forward(&self.upstream, &target.path, parts, body, target.uri.clone(), permit, &ctx, identity).await
     }
 
     /// The filter stage: the permit's obligations applied to the answer.
@@ -247,6 +243,17 @@ fn openapi() -> Response<Body> {
     let mut res = Response::new(respond::full(OPENAPI));
     res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     res
+}
+
+/// The operation name logged for a token API action.
+fn action_name(action: &str) -> &'static str {
+    match action {
+        "create" => "tokens.create",
+        "list" => "tokens.list",
+        "get" => "tokens.get",
+        "revoke" => "tokens.revoke",
+        _ => "tokens.other",
+    }
 }
 
 fn bad_path(e: BadPath) -> Reject {
@@ -459,6 +466,9 @@ struct RequestLog {
     started: Instant,
     method: Method,
     peer: SocketAddr,
+    /// The client address rate limits apply to (the peer, or the forwarded
+    /// address behind a trusted proxy).
+    client: std::net::IpAddr,
     path: Option<String>,
     path_id: Option<String>,
     operation: &'static str,
@@ -469,11 +479,12 @@ struct RequestLog {
 }
 
 impl RequestLog {
-    fn new(method: &Method, peer: SocketAddr) -> Self {
+    fn new(method: &Method, peer: SocketAddr, client: std::net::IpAddr) -> Self {
         RequestLog {
             started: Instant::now(),
             method: method.clone(),
             peer,
+            client,
             path: None,
             path_id: None,
             operation: "-",
@@ -482,6 +493,21 @@ impl RequestLog {
             reason: "-",
             upstream_ms: None,
         }
+    }
+
+    /// The metric labels for this request.
+    fn labels(&self, status: StatusCode) -> RequestLabels {
+        RequestLabels {
+            path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
+            operation: self.operation,
+            decision: self.decision,
+            reason: self.reason,
+            status: status.as_u16(),
+        }
+    }
+
+    fn upstream(&self) -> Option<std::time::Duration> {
+        self.upstream_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
     }
 
     fn write(&self, _format: LogFormat, status: StatusCode) {

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod filter;
 pub mod gateway;
 pub mod ogc;
+pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod respond;

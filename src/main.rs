@@ -6,7 +6,6 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +40,9 @@ enum Command {
     /// Create, list and revoke tokens in the store named by the configuration.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Make TLS certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Print the audit trail of token creations and revocations.
     Audit {
         /// Only entries about this token id (as target or actor).
@@ -49,6 +51,17 @@ enum Command {
         /// Only entries at or after this time (RFC 3339, or unix seconds).
         #[arg(long)]
         since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a self-signed development certificate and key for localhost,
+    /// 127.0.0.1 and ::1 (dev-cert.pem, dev-key.pem). Never use it in production.
+    Dev {
+        /// The folder to write into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
     },
 }
 
@@ -129,6 +142,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         init_logging(LogFormat::Plain);
         return tilegate::demo::run(args.port, args.once).await.map(|()| ExitCode::SUCCESS);
     }
+    if let Command::Certs(CertsCommand::Dev { out }) = &cli.command {
+        let (cert, key) = tilegate::server::tls::write_dev_cert(out)?;
+        println!("wrote {} and {} (self-signed for localhost, 127.0.0.1, ::1)", cert.display(), key.display());
+        println!(
+            "use them with:
+
+[server.tls]
+cert = \"{}\"
+key = \"{}\"",
+            cert.display(),
+            key.display()
+        );
+        println!(
+            "\npaths are relative to the config file's folder; clients must trust {} (e.g. curl --cacert)",
+            cert.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = match config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -158,7 +189,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("revoked {} token(s)", revoked.len());
         }
         Command::Audit { token, since } => audit(&config, token, since).await?,
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Certs(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -179,30 +210,37 @@ fn open_store(config: &Config) -> Result<Store> {
 async fn serve(config: Config) -> Result<()> {
     let running = tilegate::server::start(config).await?;
     let addr = running.addr;
-    shutdown_signal().await;
-    tracing::info!(listen = %addr, "shutting down; draining in-flight requests");
-    running.shutdown(Duration::from_secs(30)).await;
+    wait_for_signals(&running).await?;
+    let grace = running.gateway.config().server.shutdown_grace;
+    tracing::info!(listen = %addr, grace = ?grace, "shutting down; draining in-flight requests");
+    running.shutdown(grace).await;
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+/// Reloads the config on SIGHUP; returns on SIGTERM or SIGINT (Ctrl-C).
+#[cfg(unix)]
+async fn wait_for_signals(running: &tilegate::server::Running) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
         tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                // A refused config is logged by the reloader; the old one stays.
+                let _ = running.reload().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_running: &tilegate::server::Running) -> Result<()> {
+    tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")
 }
 
 async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {

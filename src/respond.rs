@@ -65,6 +65,12 @@ pub enum Reject {
     Unprocessable(serde_json::Value),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 429: a per-token or per-IP rate limit; retry after the duration.
+    #[error("rate limited")]
+    RateLimited(std::time::Duration),
+    /// 429: this client sent too many bad tokens and is refused for the duration.
+    #[error("too many failed authentications")]
+    TooManyFailedAuthentications(std::time::Duration),
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
     #[error("internal error: {0}")]
@@ -88,6 +94,7 @@ impl Reject {
             Reject::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::RateLimited(_) | Reject::TooManyFailedAuthentications(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
             Reject::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,6 +112,8 @@ impl Reject {
             Reject::UnsupportedMediaType(_) => "unsupported_media_type",
             Reject::Unprocessable(_) => "validation_failed",
             Reject::Forbidden(_) => "forbidden",
+            Reject::RateLimited(_) => "rate_limited",
+            Reject::TooManyFailedAuthentications(_) => "too_many_failed_authentications",
             Reject::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
             Reject::Upstream(UpstreamError::BadDocument(_)) => "upstream_bad_document",
             Reject::Upstream(_) => "upstream_unavailable",
@@ -124,6 +133,10 @@ impl Reject {
             Reject::PayloadTooLarge(limit) => format!("the request body is larger than the {limit}-byte limit"),
             Reject::UnsupportedMediaType(m) => m.clone(),
             Reject::Unprocessable(_) => "the request body is not valid".into(),
+            Reject::RateLimited(_) => "too many requests; slow down and retry after the `Retry-After` seconds".into(),
+            Reject::TooManyFailedAuthentications(_) => {
+                "too many requests with invalid access tokens from this address; retry after the `Retry-After` seconds with a valid token".into()
+            }
             Reject::Upstream(UpstreamError::Timeout(_)) => "the upstream server did not answer in time".into(),
             Reject::Upstream(UpstreamError::BadDocument(_)) => {
                 "the upstream server sent a document the gateway cannot check".into()
@@ -152,6 +165,10 @@ impl Reject {
         let mut res = json(status, &body);
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
+        }
+        if let Reject::RateLimited(wait) | Reject::TooManyFailedAuthentications(wait) = &self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(crate::ops::limits::retry_after_secs(*wait)));
         }
         if let Reject::MethodNotAllowed(allowed) = &self {
             if let Ok(v) = HeaderValue::from_str(&allowed.replace(" or ", ", ")) {
@@ -247,6 +264,8 @@ mod tests {
             (Reject::UnsupportedMediaType("x".into()), 415),
             (Reject::Unprocessable(serde_json::json!([])), 422),
             (Reject::Forbidden("x".into()), 403),
+            (Reject::RateLimited(std::time::Duration::from_millis(1500)), 429),
+            (Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(300)), 429),
             (Reject::Upstream(UpstreamError::Connect("refused".into())), 502),
             (Reject::Upstream(UpstreamError::Protocol("reset".into())), 502),
             (Reject::Upstream(UpstreamError::BadDocument("xml".into())), 502),
@@ -257,6 +276,15 @@ mod tests {
             let reason = r.reason();
             assert_eq!(r.into_response().status().as_u16(), status, "{reason}");
         }
+    }
+
+    #[test]
+    fn refusals_for_too_many_requests_say_when_to_retry() {
+        let res = Reject::RateLimited(std::time::Duration::from_millis(1500)).into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        let res = Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(300)).into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "300");
+        assert!(!Reject::NotFound.into_response().headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -5,15 +5,17 @@
 //! each naming the key path, the bad value and what is valid.
 
 pub mod raw;
+pub mod tls;
 mod validate;
 
 pub use validate::{load, parse, ConfigError, ConfigErrors};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 
@@ -26,7 +28,97 @@ pub struct Config {
     pub upstream: UpstreamLimits,
     pub log: Log,
     pub api: Api,
+    pub limits: Limits,
+    pub ops: Ops,
     pub paths: PathTable,
+    /// `[path.limits]` by path id (only paths that set some).
+    pub path_limits: HashMap<String, PathLimits>,
+    /// `[path.upstream.tls]` by path id: how to reach that layer's `https://`
+    /// upstreams. Other paths use the public and system roots.
+    pub upstream_tls: HashMap<String, UpstreamTls>,
+    /// The file this config was loaded from (`None` when parsed from a string);
+    /// the server watches it for changes.
+    pub source: Option<PathBuf>,
+    /// Every other file the config names (certificates, keys, CA files); a change
+    /// to any of them reloads the config too.
+    pub files: Vec<PathBuf>,
+    /// The stamps of `source` (taken before it was read) and of `files`, in that
+    /// order: the versions this config was built from. Empty without a source.
+    pub stamps: Vec<FileStamp>,
+}
+
+impl Config {
+    /// The path in `id`'s lineage (itself first) that sets `pick`, and its value.
+    pub fn path_limit<T: Copy>(&self, id: Option<&str>, pick: impl Fn(&PathLimits) -> Option<T>) -> Option<(&str, T)> {
+        let path = self.paths.get(id?)?;
+        path.lineage()
+            .find_map(|p| self.path_limits.get_key_value(p).and_then(|(id, l)| pick(l).map(|v| (id.as_str(), v))))
+    }
+
+    /// The request body limit for a path: its own or nearest ancestor's
+    /// `[path.limits] max_body_bytes`, else `[limits] max_body_bytes`.
+    pub fn max_body_bytes(&self, path_id: &str) -> u64 {
+        self.path_limit(Some(path_id), |l| l.max_body_bytes).map_or(self.limits.max_body_bytes, |(_, v)| v)
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest request body forwarded upstream (413 above).
+    pub max_body_bytes: u64,
+    pub per_token: Option<Rate>,
+    pub per_ip: Option<Rate>,
+    pub failed_auth: Option<FailedAuth>,
+}
+
+/// A token bucket: `per_second` on average, at most `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// After `max` failed authentications from one client IP within `window`, that
+/// IP is refused for `cooldown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedAuth {
+    pub max: u32,
+    pub window: Duration,
+    pub cooldown: Duration,
+}
+
+/// Per-path overrides of [`Limits`] (`[path.limits]`), inherited by sub-paths.
+#[derive(Debug, Clone, Default)]
+pub struct PathLimits {
+    pub max_body_bytes: Option<u64>,
+    pub per_token: Option<Rate>,
+    pub per_ip: Option<Rate>,
+}
+
+/// `[ops]`: the operations listener.
+#[derive(Debug, Clone, Default)]
+pub struct Ops {
+    /// `/metrics`, `/healthz`, `/readyz`; off when `None`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[server.tls]`, with the certificate already loaded and checked.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub handshake_timeout: Duration,
+    pub certified: Arc<rustls::sign::CertifiedKey>,
+}
+
+/// `[path.upstream.tls]`, built into a client configuration.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub client: Arc<rustls::ClientConfig>,
+    /// The name to send as SNI and to verify the certificate against, instead
+    /// of the URL's host.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 /// The token API (`/account/security/accessToken`).
@@ -46,6 +138,14 @@ pub struct Server {
     pub trusted_proxies: Vec<IpNet>,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Close a connection with no traffic for this long.
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    /// How long a shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Poll the config file (and the files it names) for changes.
+    pub watch_config: bool,
+    pub tls: Option<ServerTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,4 +311,35 @@ impl PathTable {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    canonical: Option<PathBuf>,
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now (following symlinks); a missing file has an empty one.
+    pub fn of(path: &Path) -> FileStamp {
+        let canonical = std::fs::canonicalize(path).ok();
+        match std::fs::metadata(path) {
+            Ok(m) => FileStamp { canonical, inode: inode(&m), len: m.len(), modified: m.modified().ok() },
+            Err(_) => FileStamp { canonical, inode: 0, len: 0, modified: None },
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.ino() ^ m.dev().rotate_left(32)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
 }

@@ -20,6 +20,10 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub ops: RawOps,
     #[serde(default, rename = "path")]
     pub paths: Vec<RawPath>,
 }
@@ -36,6 +40,15 @@ pub struct RawServer {
     pub header_read_timeout: String,
     #[serde(default = "default_max_connections")]
     pub max_connections: u64,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u64,
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: String,
+    #[serde(default = "default_true")]
+    pub watch_config: bool,
+    pub tls: Option<RawServerTls>,
 }
 
 impl Default for RawServer {
@@ -46,6 +59,11 @@ impl Default for RawServer {
             trusted_proxies: Vec::new(),
             header_read_timeout: default_header_read_timeout(),
             max_connections: default_max_connections(),
+            idle_timeout: default_idle_timeout(),
+            max_header_bytes: default_max_header_bytes(),
+            shutdown_grace: default_shutdown_grace(),
+            watch_config: true,
+            tls: None,
         }
     }
 }
@@ -58,6 +76,101 @@ fn default_header_read_timeout() -> String {
 }
 fn default_max_connections() -> u64 {
     10_000
+}
+fn default_idle_timeout() -> String {
+    "60s".into()
+}
+fn default_max_header_bytes() -> u64 {
+    64 * 1024
+}
+fn default_shutdown_grace() -> String {
+    "30s".into()
+}
+
+/// `[server.tls]`: serve HTTPS instead of cleartext HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    pub cert: String,
+    pub key: String,
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout: String,
+}
+
+fn default_handshake_timeout() -> String {
+    "10s".into()
+}
+
+/// `[limits]`: request body size, rate limits and the failed-authentication guard.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    pub per_token: Option<RawRate>,
+    pub per_ip: Option<RawRate>,
+    pub failed_auth: Option<RawFailedAuth>,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits { max_body_bytes: default_max_body_bytes(), per_token: None, per_ip: None, failed_auth: None }
+    }
+}
+
+fn default_max_body_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
+/// A token bucket: `rate` requests per second on average, `burst` at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub rate: f64,
+    pub burst: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailedAuth {
+    pub max: u64,
+    #[serde(default = "default_failed_auth_window")]
+    pub window: String,
+    #[serde(default = "default_failed_auth_cooldown")]
+    pub cooldown: String,
+}
+
+fn default_failed_auth_window() -> String {
+    "1m".into()
+}
+fn default_failed_auth_cooldown() -> String {
+    "5m".into()
+}
+
+/// `[ops]`: the metrics and health listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOps {
+    pub listen: Option<String>,
+}
+
+/// `[path.limits]`: overrides of `[limits]` for one path and the paths under it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPathLimits {
+    pub max_body_bytes: Option<u64>,
+    pub per_token: Option<RawRate>,
+    pub per_ip: Option<RawRate>,
+}
+
+/// `[path.upstream.tls]`: how to check an `https://` upstream and present ourselves.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub ca: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +292,7 @@ pub struct RawPath {
     #[serde(default)]
     pub geometry_properties: Vec<String>,
     pub max_image_size: Option<u32>,
+    pub limits: Option<RawPathLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,4 +307,5 @@ pub struct RawUpstreams {
     pub wfs: Option<String>,
     pub wcs: Option<String>,
     pub ogcapi: Option<String>,
+    pub tls: Option<RawUpstreamTls>,
 }

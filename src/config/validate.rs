@@ -7,14 +7,15 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::raw::{RawConfig, RawPath, RawUpstreams};
+use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
 use super::{
-    Api, Config, Log, LogFormat, PathConfig, PathKind, PathTable, Server, Store, TileTemplate, Tokens, UpstreamLimits,
-    Upstreams,
+    tls, Api, Config, FailedAuth, Limits, Log, LogFormat, Ops, PathConfig, PathKind, PathLimits, PathTable, Rate,
+    Server, ServerTls, Store, TileTemplate, Tokens, UpstreamLimits, UpstreamTls, Upstreams,
 };
 
 /// One problem in the configuration.
@@ -46,6 +47,7 @@ impl std::error::Error for ConfigErrors {}
 /// Reads and validates a config file. A relative `store.path` is taken relative to
 /// the file's folder.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let stamp = super::FileStamp::of(path);
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             key: path.display().to_string(),
@@ -53,17 +55,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &base)
+    let mut config = parse(&text, &base)?;
+    config.source = Some(path.to_path_buf());
+    config.stamps = std::iter::once(stamp).chain(config.files.iter().map(|f| super::FileStamp::of(f))).collect();
+    Ok(config)
 }
 
 /// Parses and validates config text; `base` is the folder relative paths start from.
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let de = toml::Deserializer::parse(text).map_err(|e| single("config.toml", toml_message(&e)))?;
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string().replace("path[", "path[");
+        let key = e.path().to_string();
         single(if key == "." { "config.toml" } else { &key }, toml_message(e.inner()))
     })?;
-    let mut v = Validator::default();
+    let mut v = Validator { base: base.to_path_buf(), ..Validator::default() };
     let config = v.config(raw, base);
     match config {
         Some(config) if v.errors.is_empty() => Ok(config),
@@ -83,6 +88,12 @@ fn toml_message(e: &toml::de::Error) -> String {
 #[derive(Default)]
 struct Validator {
     errors: Vec<ConfigError>,
+    /// The folder relative file names start from.
+    base: PathBuf,
+    /// Files the config names, watched for changes besides the config itself.
+    files: Vec<PathBuf>,
+    path_limits: HashMap<String, PathLimits>,
+    upstream_tls: HashMap<String, UpstreamTls>,
 }
 
 impl Validator {
@@ -134,7 +145,25 @@ impl Validator {
         if raw.api.max_body_bytes == 0 {
             self.err("api.max_body_bytes", "`0` would refuse every token request; the default is 1048576");
         }
+        let idle_timeout = self.duration("server.idle_timeout", &raw.server.idle_timeout);
+        let shutdown_grace = self.duration("server.shutdown_grace", &raw.server.shutdown_grace);
+        if !(8192..=16 * 1024 * 1024).contains(&raw.server.max_header_bytes) {
+            self.err(
+                "server.max_header_bytes",
+                format!(
+                    "`{}` is out of range; use 8192 to 16777216 (the default is 65536)",
+                    raw.server.max_header_bytes
+                ),
+            );
+        }
+        let server_tls = raw.server.tls.as_ref().map(|t| self.server_tls(t));
+        let limits = self.limits(&raw.limits);
+        let ops_listen = raw.ops.listen.as_deref().and_then(|a| self.addr("ops.listen", a));
         let paths = self.paths(raw.paths);
+        let tls = match server_tls {
+            Some(t) => Some(t?),
+            None => None,
+        };
         Some(Config {
             server: Server {
                 listen: listen?,
@@ -142,14 +171,156 @@ impl Validator {
                 trusted_proxies,
                 header_read_timeout: header_read_timeout?,
                 max_connections: raw.server.max_connections as usize,
+                idle_timeout: idle_timeout?,
+                max_header_bytes: raw.server.max_header_bytes as usize,
+                shutdown_grace: shutdown_grace?,
+                watch_config: raw.server.watch_config,
+                tls,
             },
             store: Store { path: resolve(base, &raw.store.path) },
             tokens: Tokens { prefix, allow_query_token: raw.tokens.allow_query_token },
             upstream: UpstreamLimits { connect_timeout: connect_timeout?, response_timeout: response_timeout? },
             log: Log { format: format? },
             api: Api { enabled: raw.api.enabled, listen: api_listen, max_body_bytes: raw.api.max_body_bytes as usize },
+            limits: limits?,
+            ops: Ops { listen: ops_listen },
             paths,
+            path_limits: std::mem::take(&mut self.path_limits),
+            upstream_tls: std::mem::take(&mut self.upstream_tls),
+            source: None,
+            files: std::mem::take(&mut self.files),
+            stamps: Vec::new(),
         })
+    }
+
+    /// A file name from the config, relative to the config's folder, remembered for watching.
+    fn file(&mut self, name: &str) -> PathBuf {
+        let path = resolve(&self.base, name);
+        self.files.push(path.clone());
+        path
+    }
+
+    fn server_tls(&mut self, raw: &RawServerTls) -> Option<ServerTls> {
+        let handshake_timeout = self.duration("server.tls.handshake_timeout", &raw.handshake_timeout);
+        let cert = self.file(&raw.cert);
+        let key = self.file(&raw.key);
+        let certified = match tls::certified_key(&cert, &key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let which = if e.contains(&format!("`{}`", cert.display())) && !e.contains("does not belong") {
+                    "server.tls.cert"
+                } else {
+                    "server.tls.key"
+                };
+                self.err(which, format!("{e}; `tilegate certs dev` writes a development pair, see certs/README.md"));
+                None
+            }
+        };
+        Some(ServerTls { cert, key, handshake_timeout: handshake_timeout?, certified: Arc::new(certified?) })
+    }
+
+    fn limits(&mut self, raw: &RawLimits) -> Option<Limits> {
+        if raw.max_body_bytes == 0 {
+            self.err("limits.max_body_bytes", "`0` would refuse every request body; the default is 10485760 (10 MiB)");
+        }
+        let per_token = raw.per_token.as_ref().and_then(|r| self.rate("limits.per_token", r));
+        let per_ip = raw.per_ip.as_ref().and_then(|r| self.rate("limits.per_ip", r));
+        let failed_auth = match &raw.failed_auth {
+            Some(f) => Some(self.failed_auth(f)?),
+            None => None,
+        };
+        Some(Limits { max_body_bytes: raw.max_body_bytes, per_token, per_ip, failed_auth })
+    }
+
+    fn rate(&mut self, key: &str, raw: &RawRate) -> Option<Rate> {
+        if !(raw.rate.is_finite() && raw.rate > 0.0 && raw.rate <= 1e6) {
+            self.err(
+                format!("{key}.rate"),
+                format!("`{}` is not a rate; use requests per second above 0, such as `100` or `0.5`", raw.rate),
+            );
+            return None;
+        }
+        let burst = raw.burst.unwrap_or_else(|| raw.rate.ceil() as u64);
+        if burst == 0 || burst > u64::from(u32::MAX) {
+            self.err(format!("{key}.burst"), format!("`{burst}` is not a burst size; use 1 or more requests"));
+            return None;
+        }
+        Some(Rate { per_second: raw.rate, burst: burst as u32 })
+    }
+
+    fn failed_auth(&mut self, raw: &RawFailedAuth) -> Option<FailedAuth> {
+        if raw.max == 0 || raw.max > u64::from(u32::MAX) {
+            self.err(
+                "limits.failed_auth.max",
+                format!("`{}` is not a count; use the failures allowed per window, such as `20`", raw.max),
+            );
+        }
+        let window = self.duration("limits.failed_auth.window", &raw.window);
+        let cooldown = self.duration("limits.failed_auth.cooldown", &raw.cooldown);
+        (raw.max > 0 && raw.max <= u64::from(u32::MAX)).then_some(())?;
+        Some(FailedAuth { max: raw.max as u32, window: window?, cooldown: cooldown? })
+    }
+
+    fn path_limits(&mut self, key: &str, raw: &RawPathLimits) -> PathLimits {
+        if raw.max_body_bytes == Some(0) {
+            self.err(
+                format!("{key}.max_body_bytes"),
+                "`0` would refuse every request body; remove it to inherit `limits.max_body_bytes`",
+            );
+        }
+        PathLimits {
+            max_body_bytes: raw.max_body_bytes,
+            per_token: raw.per_token.as_ref().and_then(|r| self.rate(&format!("{key}.per_token"), r)),
+            per_ip: raw.per_ip.as_ref().and_then(|r| self.rate(&format!("{key}.per_ip"), r)),
+        }
+    }
+
+    fn upstream_tls(&mut self, key: &str, raw: &super::raw::RawUpstreamTls) -> Option<UpstreamTls> {
+        let ca = raw.ca.as_deref().map(|f| self.file(f));
+        let client = match (&raw.client_cert, &raw.client_key) {
+            (Some(c), Some(k)) => Some((self.file(c), self.file(k))),
+            (None, None) => None,
+            (Some(_), None) => {
+                self.err(
+                    format!("{key}.client_key"),
+                    "`client_cert` is set but `client_key` is missing; give both for mTLS",
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.err(
+                    format!("{key}.client_cert"),
+                    "`client_key` is set but `client_cert` is missing; give both for mTLS",
+                );
+                return None;
+            }
+        };
+        let server_name = match raw.server_name.as_deref().map(tls::server_name) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                self.err(format!("{key}.server_name"), e);
+                None
+            }
+            None => None,
+        };
+        let client_config =
+            tls::upstream_client(ca.as_deref(), client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())));
+        match client_config {
+            Ok(c) => Some(UpstreamTls { client: Arc::new(c), server_name }),
+            Err(errors) => {
+                for e in errors {
+                    let which = if ca.as_ref().is_some_and(|ca| e.contains(&format!("`{}`", ca.display()))) {
+                        "ca"
+                    } else if client.as_ref().is_some_and(|(_, k)| e.contains(&format!("`{}`", k.display()))) {
+                        "client_key"
+                    } else {
+                        "client_cert"
+                    };
+                    self.err(format!("{key}.{which}"), e);
+                }
+                None
+            }
+        }
     }
 
     fn addr(&mut self, key: &str, value: &str) -> Option<SocketAddr> {
@@ -331,6 +502,15 @@ impl Validator {
             Some(n) => n,
             None => crate::ogc::MAX_IMAGE_SIZE,
         };
+        if let Some(l) = &p.limits {
+            let limits = self.path_limits(&format!("{key}.limits"), l);
+            self.path_limits.insert(p.id.clone(), limits);
+        }
+        if let Some(t) = p.upstream.as_ref().and_then(|u| u.tls.as_ref()) {
+            if let Some(tls) = self.upstream_tls(&format!("{key}.upstream.tls"), t) {
+                self.upstream_tls.insert(p.id.clone(), tls);
+            }
+        }
         Some(PathConfig {
             id: p.id.clone(),
             kind,
@@ -549,5 +729,79 @@ base = "http://127.0.0.1:9000/"
         let e = errors(text);
         assert!(e.iter().any(|m| m.contains("a parent must be a folder")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("a folder has no upstream")), "{e:#?}");
+    }
+
+    #[test]
+    fn operations_keys_are_validated_with_their_key_paths() {
+        let cases = [
+            ("[server]\nmax_header_bytes = 100\n", "server.max_header_bytes: `100` is out of range"),
+            ("[server]\nshutdown_grace = \"soon\"\n", "server.shutdown_grace: `soon` is not a positive duration"),
+            ("[limits]\nmax_body_bytes = 0\n", "limits.max_body_bytes: `0`"),
+            ("[limits]\nper_token = { rate = 0 }\n", "limits.per_token.rate: `0` is not a rate"),
+            ("[limits]\nper_ip = { rate = 5, burst = 0 }\n", "limits.per_ip.burst: `0`"),
+            ("[limits]\nfailed_auth = { max = 0 }\n", "limits.failed_auth.max: `0`"),
+            ("[limits]\nfailed_auth = { max = 3, window = \"1 fortnight\" }\n", "limits.failed_auth.window:"),
+            ("[ops]\nlisten = \"metrics\"\n", "ops.listen: `metrics` is not a socket address"),
+            ("[limits]\nper_token = { rate = 1, brust = 2 }\n", "brust"),
+        ];
+        for (text, want) in cases {
+            let e = errors(text);
+            assert!(e.iter().any(|m| m.contains(want)), "{text}: {e:#?}");
+        }
+    }
+
+    #[test]
+    fn path_limits_and_upstream_tls_name_the_path() {
+        let text = r#"
+[[path]]
+id = "a"
+kind = "raster"
+[path.limits]
+max_body_bytes = 0
+per_token = { rate = -1 }
+[path.upstream]
+base = "https://127.0.0.1:9000/"
+[path.upstream.tls]
+client_cert = "gateway.pem"
+server_name = "not a name!"
+"#;
+        let e = errors(text);
+        assert!(e.iter().any(|m| m.starts_with("path[0].limits.max_body_bytes:")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("path[0].limits.per_token.rate:")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("path[0].upstream.tls.client_key:")), "{e:#?}");
+        let e = errors(&text.replace("client_cert = \"gateway.pem\"\n", "ca = \"missing-ca.pem\"\n"));
+        assert!(e.iter().any(|m| m.starts_with("path[0].upstream.tls.ca: cannot read")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("path[0].upstream.tls.server_name: `not a name!`")), "{e:#?}");
+    }
+
+    #[test]
+    fn path_limits_are_inherited_from_the_nearest_folder() {
+        let text = r#"
+[limits]
+max_body_bytes = 1000
+[[path]]
+id = "dir"
+kind = "folder"
+[path.limits]
+max_body_bytes = 5000
+per_ip = { rate = 2 }
+[[path]]
+id = "a"
+parent = "dir"
+kind = "raster"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+[[path]]
+id = "b"
+kind = "raster"
+[path.upstream]
+base = "http://127.0.0.1:9000/"
+"#;
+        let c = parse(text, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!(c.max_body_bytes("a"), 5000);
+        assert_eq!(c.max_body_bytes("b"), 1000);
+        let (scope, rate) = c.path_limit(Some("a"), |l| l.per_ip).expect("inherited");
+        assert_eq!((scope, rate.burst), ("dir", 2), "the bucket belongs to the folder; burst defaults to the rate");
+        assert!(c.path_limit(Some("b"), |l| l.per_ip).is_none());
     }
 }

@@ -90,6 +90,28 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     }
 }
 
+/// The client's address: the peer, or, when the peer is a trusted proxy, the
+/// nearest `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(headers: &HeaderMap, peer: std::net::IpAddr, trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut chain: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    while let Some(ip) = chain.pop() {
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    peer
+}
+
 /// Adds the gateway's identity headers for the upstream (after spoofed ones were dropped).
 pub fn set_identity(headers: &mut HeaderMap, permit: &Permit) {
     set(headers, TOKEN_ID_HEADER, &permit.token_id().to_string());
@@ -119,6 +141,18 @@ mod tests {
         for name in ["x-tilegat", "x-tilegatex", "tilegate-tier", "x-forwarded-for"] {
             assert!(!is_gateway_identity(&HeaderName::from_bytes(name.as_bytes()).expect("name")), "{name}");
         }
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_nearest_untrusted_forwarded_address() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.1, 10.0.0.7"));
+        let lb: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(client_ip(&h, lb, &trusted), "198.51.100.1".parse::<std::net::IpAddr>().expect("ip"));
+        let stranger: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(client_ip(&h, stranger, &trusted), stranger, "a forwarded header from anyone else is ignored");
+        assert_eq!(client_ip(&HeaderMap::new(), lb, &trusted), lb);
     }
 
     #[test]

@@ -7,55 +7,121 @@
 pub mod filter;
 pub mod headers;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::{Request, Response, Uri, Version};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::config::Config;
+use crate::config::{tls, Config, PathConfig, UpstreamTls};
 use crate::policy::Permit;
-use crate::respond::{Body, BoxError, UpstreamError};
+use crate::respond::{Body, BoxError, Reject, UpstreamError};
 
-/// The pooled HTTP client to upstreams (keep-alive).
-#[derive(Clone)]
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// The pooled HTTP(S) clients to upstreams (keep-alive): one shared client for
+/// upstreams checked against the public and system roots, and one per path
+/// that sets `[path.upstream.tls]`. Rebuilt on reload.
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    clients: ArcSwap<Clients>,
+}
+
+struct Clients {
+    connect_timeout: Duration,
+    default: HttpsClient,
+    by_path: HashMap<String, HttpsClient>,
 }
 
 impl Upstream {
-    pub fn new(connect_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
-        Upstream { client }
+    pub fn new(config: &Config) -> Self {
+        let clients = Clients {
+            connect_timeout: config.upstream.connect_timeout,
+            default: client(config.upstream.connect_timeout, None),
+            by_path: path_clients(config),
+        };
+        Upstream { clients: ArcSwap::from_pointee(clients) }
+    }
+
+    /// Takes a reloaded config's upstream settings. The shared client (and its
+    /// idle connections) is kept unless the connect timeout changed; requests in
+    /// flight keep the client they started with.
+    pub fn configure(&self, config: &Config) {
+        let old = self.clients.load();
+        let default = if old.connect_timeout == config.upstream.connect_timeout {
+            old.default.clone()
+        } else {
+            client(config.upstream.connect_timeout, None)
+        };
+        self.clients.store(Arc::new(Clients {
+            connect_timeout: config.upstream.connect_timeout,
+            default,
+            by_path: path_clients(config),
+        }));
     }
 
     /// Sends `req` (whose headers are already sanitized) to `target`, waiting at most
-    /// `response_timeout` for the response head. The body then streams.
+    /// `response_timeout` for the response head. The body then streams. `path_id`
+    /// picks the client when the path has its own TLS settings.
     pub async fn send(
         &self,
         mut req: Request<Body>,
         response_timeout: Duration,
+        path_id: &str,
     ) -> Result<Response<Incoming>, UpstreamError> {
         *req.version_mut() = Version::HTTP_11;
-        match tokio::time::timeout(response_timeout, self.client.request(req)).await {
+        let client = {
+            let clients = self.clients.load();
+            clients.by_path.get(path_id).unwrap_or(&clients.default).clone()
+        };
+        match tokio::time::timeout(response_timeout, client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(response_timeout)),
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
             Ok(Err(e)) => Err(UpstreamError::Protocol(error_chain(&e))),
             Ok(Ok(res)) => Ok(res),
         }
     }
+}
+
+fn path_clients(config: &Config) -> HashMap<String, HttpsClient> {
+    config.upstream_tls.iter().map(|(id, t)| (id.clone(), client(config.upstream.connect_timeout, Some(t)))).collect()
+}
+
+/// A client for `http://` and `https://` upstreams (HTTP/1.1).
+fn client(connect_timeout: Duration, settings: Option<&UpstreamTls>) -> HttpsClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let tls_config = match settings {
+        Some(t) => (*t.client).clone(),
+        // INVARIANT: the ring provider supports the default protocol versions,
+        // so building the default client configuration cannot fail.
+        None => tls::default_client().expect("the ring provider supports TLS 1.2 and 1.3"),
+    };
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config).https_or_http();
+    let builder = match settings.and_then(|t| t.server_name.clone()) {
+        Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
+        None => builder,
+    };
+    let connector = builder.enable_http1().wrap_connector(connector);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -76,9 +142,86 @@ pub struct ForwardContext<'a> {
     pub config: &'a Config,
 }
 
-/// Builds the upstream request: target URI, sanitized headers, the gateway's own
-/// identity headers, and the streamed body.
-pub fn prepare(
+/// The request body to forward.
+pub enum Outgoing {
+    /// The client's body, streamed as it arrives.
+    Stream(Incoming),
+    /// A body the gateway read and judged (OGC POST), with its content type.
+    Judged(Bytes, Option<http::HeaderValue>),
+    /// No body.
+    Empty,
+}
+
+/// The forward stage: checks the body against the path's size limit, builds the
+/// upstream request and sends it with the path's client.
+///
+/// A body whose declared length is over `max_body_bytes` is refused (413) before
+/// anything reaches the upstream; one that turns out longer while streaming is
+/// cut there, the upstream exchange is aborted, and the client gets 413 too. With
+/// `identity`, the upstream is asked for an uncompressed answer (the filters read it).
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    upstream: &Upstream,
+    path: &PathConfig,
+    parts: http::request::Parts,
+    body: Outgoing,
+    target: Uri,
+    permit: &Permit,
+    ctx: &ForwardContext<'_>,
+    identity: bool,
+) -> Result<Response<Incoming>, Reject> {
+    let limit = ctx.config.max_body_bytes(&path.id);
+    let too_large = || Reject::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX));
+    let cut = Arc::new(AtomicBool::new(false));
+    let mut upstream_req = match body {
+        Outgoing::Stream(body) => {
+            let declared = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                .max(body.size_hint().lower());
+            if declared > limit {
+                return Err(too_large());
+            }
+            let body = LimitedBody { inner: body, remaining: limit, cut: cut.clone() }.boxed();
+            assemble(parts, body, target, permit, ctx)
+        }
+        Outgoing::Judged(bytes, content_type) => {
+            if bytes.len() as u64 > limit {
+                return Err(too_large());
+            }
+            let len = bytes.len();
+            let mut req = assemble(parts, crate::respond::full(bytes), target, permit, ctx);
+            // The judged bytes replace the client's body: describe them, not it.
+            let h = req.headers_mut();
+            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            h.remove(http::header::TRANSFER_ENCODING);
+            match content_type {
+                Some(ct) => h.insert(http::header::CONTENT_TYPE, ct),
+                None => h.remove(http::header::CONTENT_TYPE),
+            };
+            req
+        }
+        Outgoing::Empty => {
+            let mut req = assemble(parts, crate::respond::full(Bytes::new()), target, permit, ctx);
+            let h = req.headers_mut();
+            h.remove(http::header::CONTENT_LENGTH);
+            h.remove(http::header::TRANSFER_ENCODING);
+            h.remove(http::header::CONTENT_TYPE);
+            req
+        }
+    };
+    if identity {
+        upstream_req.headers_mut().insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+    }
+    match upstream.send(upstream_req, ctx.config.upstream.response_timeout, &path.id).await {
+        Err(_) if cut.load(Ordering::Acquire) => Err(too_large()),
+        other => Ok(other?),
+    }
+}
+
+fn assemble(
     mut parts: http::request::Parts,
     body: Body,
     target: Uri,
@@ -92,9 +235,47 @@ pub fn prepare(
     Request::from_parts(parts, body)
 }
 
-/// A client body, boxed for forwarding as it streams.
-pub fn stream(body: Incoming) -> Body {
-    body.map_err(|e| Box::new(e) as BoxError).boxed()
+/// The request body was longer than the path's `max_body_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is over the size limit")]
+pub struct BodyTooLarge;
+
+/// A request body that counts its bytes and ends with an error past the limit.
+struct LimitedBody {
+    inner: Incoming,
+    remaining: u64,
+    cut: Arc<AtomicBool>,
+}
+
+impl http_body::Body for LimitedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            let len = data.len() as u64;
+            if len > self.remaining {
+                self.cut.store(true, Ordering::Release);
+                return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+            }
+            self.remaining -= len;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Cleans the upstream response's headers and boxes its body for the client.

@@ -1,112 +1,225 @@
-//! The accept loop: bind, accept, serve HTTP/1.1 and cleartext HTTP/2, shut down
-//! gracefully.
+//! The listeners: bind, accept, TLS, serve HTTP/1.1 and HTTP/2, reload, shut
+//! down gracefully.
 //!
-//! Limits enforced here: concurrent connections (a semaphore; connections over
-//! the limit are closed at once), the header read timeout (a slowloris client is
-//! dropped) and the header buffer size. Nothing binds before the configuration
-//! validated and the store opened.
+//! Limits enforced here, per connection: `server.max_connections` (a semaphore;
+//! connections over the limit are closed at once), the TLS handshake timeout,
+//! the header read timeout (hyper closes an HTTP/1.1 connection whose request
+//! head is not complete in time; a connection that sends nothing at all is
+//! closed by the watchdog below), the idle timeout (no traffic either way) and
+//! the header size. Each connection runs in its own task, the TLS handshake
+//! included, so a slow handshake never holds up the accept loop.
+//!
+//! Nothing binds before the configuration validated and the store opened. On
+//! shutdown the listener closes first, then in-flight requests get up to the
+//! deadline to finish; whatever is still open then is closed.
+
+pub mod reload;
+pub mod tls;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::gateway::Gateway;
+use crate::ops::Handshake;
 use crate::store::{GrantCache, Store, StoreError};
+use reload::Reloader;
+use tls::CertStore;
 
 /// How often the cache polls the store for changes made by other processes.
 pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
-/// The most header bytes a request may send.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How often the config file and the files it names are checked for changes.
+pub const CONFIG_POLL: Duration = Duration::from_millis(500);
+/// How often idle rate-limit state is swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on `{addr}`: {source}; check `server.listen` and that no other process uses the port")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on `{addr}`: {source}; check `{key}` and that no other process uses the port")]
+    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot set up TLS from `server.tls`: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 /// A running gateway.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The ops listener's address (`/metrics`, `/healthz`, `/readyz`), when `[ops] listen` is set.
+    pub ops_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
+    certs: Option<Arc<CertStore>>,
+    reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    accept: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish (up to `deadline`), and returns.
+    /// Stops accepting, lets in-flight requests finish for up to `deadline`,
+    /// closes whatever is still open, and returns.
     pub async fn shutdown(mut self, deadline: Duration) {
+        self.gateway.ops().draining.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
-        if let Some(accept) = self.tasks.first_mut() {
-            let _ = tokio::time::timeout(deadline + Duration::from_millis(100), accept).await;
+        if let Some(mut accept) = self.accept.take() {
+            if tokio::time::timeout(deadline, &mut accept).await.is_err() {
+                tracing::warn!(
+                    grace = ?deadline,
+                    "in-flight requests did not finish within server.shutdown_grace; closing their connections"
+                );
+                accept.abort();
+                let _ = accept.await;
+            }
         }
-        for t in &self.tasks {
+        for t in self.background.drain(..) {
             t.abort();
         }
     }
 
     /// Resolves when the accept loop ends.
     pub async fn wait(mut self) {
-        if let Some(accept) = self.tasks.first_mut() {
+        if let Some(accept) = self.accept.as_mut() {
             let _ = accept.await;
+        }
+    }
+
+    /// Reads the config file again and applies it (as SIGHUP does). An invalid
+    /// config is logged and refused; the old one stays in use.
+    pub async fn reload(&self) -> Result<(), ConfigErrors> {
+        self.reloader.reload("requested").await
+    }
+
+    /// The certificate store TLS handshakes read from (`None` without `[server.tls]`).
+    pub fn certs(&self) -> Option<&Arc<CertStore>> {
+        self.certs.as_ref()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for t in self.background.drain(..) {
+            t.abort();
         }
     }
 }
 
-/// Opens the store, binds `config.server.listen` and serves until shut down.
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key, addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { key, addr, source })?;
+    Ok((listener, addr))
+}
+
+/// Opens the store, binds `server.listen` (and `ops.listen`) and serves until shut down.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let path = config.store.path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&path))
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))??;
-    let addr = config.server.listen;
-    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let (listener, addr) = bind("server.listen", config.server.listen).await?;
+    let ops_listener = match config.ops.listen {
+        Some(a) => Some(bind("ops.listen", a).await?),
+        None => None,
+    };
+    let certs = config.server.tls.as_ref().map(|t| CertStore::new(t.certified.clone()));
+    let acceptor = certs.clone().map(tls::acceptor).transpose()?;
+    let watch_file = config.server.watch_config.then(|| config.source.clone()).flatten();
     let cache = Arc::new(GrantCache::new(store));
     let gateway = Arc::new(Gateway::new(config, cache.clone()));
+    let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
     let (shutdown, watch_rx) = watch::channel(false);
-    let accept = tokio::spawn(accept_loop(listener, gateway.clone(), wait_for(watch_rx)));
-    let poll = tokio::spawn(cache.poll(REVOCATION_POLL));
-    tracing::info!(listen = %addr, "tilegate is serving");
-    Ok(Running { addr, gateway, shutdown, tasks: vec![accept, poll] })
+
+    let accept = tokio::spawn(accept_loop(listener, gateway.clone(), acceptor, watch_rx.clone()));
+    let mut background = vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone()))];
+    if watch_file.is_some() {
+        background.push(tokio::spawn(reloader.clone().watch(CONFIG_POLL)));
+    }
+    let ops_addr = ops_listener.map(|(l, a)| {
+        background.push(tokio::spawn(ops_loop(l, gateway.clone())));
+        a
+    });
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    match ops_addr {
+        Some(ops) => tracing::info!(listen = %addr, scheme, ops = %ops, "tilegate is serving"),
+        None => tracing::info!(listen = %addr, scheme, "tilegate is serving"),
+    }
+    Ok(Running { addr, ops_addr, gateway, certs, reloader, shutdown, accept: Some(accept), background })
 }
 
-async fn wait_for(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
-        }
+async fn sweep(gateway: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        gateway.ops().sweep(&gateway.config());
     }
 }
 
-/// Accepts connections until `shutdown` resolves, then drains them.
-pub async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
-    let config = gateway.config();
-    let limit = Arc::new(Semaphore::new(config.server.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.server.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+/// Per-connection settings derived from the config in use; rebuilt when a
+/// reload changes it. Connections keep the settings they started with.
+struct Settings {
+    config: Arc<Config>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limit: Arc<Semaphore>,
+}
+
+impl Settings {
+    fn new(config: Arc<Config>, previous: Option<&Settings>) -> Settings {
+        let server = &config.server;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(server.header_read_timeout)
+            .max_buf_size(server.max_header_bytes);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+        // The connection limit keeps counting the connections already open
+        // unless the limit itself changed.
+        let limit = match previous {
+            Some(p) if p.config.server.max_connections == server.max_connections => p.limit.clone(),
+            _ => Arc::new(Semaphore::new(server.max_connections)),
+        };
+        Settings { config, builder: Arc::new(builder), limit }
+    }
+}
+
+/// Accepts connections until `shutdown` says so, then waits for them to drain.
+/// Aborting this task closes every connection it started.
+async fn accept_loop(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut settings = Settings::new(gateway.config(), None);
+    let mut conns = JoinSet::new();
     loop {
         tokio::select! {
+            biased;
+            () = wait_for(&mut shutdown) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
@@ -116,28 +229,233 @@ pub async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, shutdown:
                         continue;
                     }
                 };
-                let Ok(slot) = limit.clone().try_acquire_owned() else {
+                let config = gateway.config();
+                if !Arc::ptr_eq(&config, &settings.config) {
+                    settings = Settings::new(config, Some(&settings));
+                }
+                let Ok(slot) = settings.limit.clone().try_acquire_owned() else {
+                    gateway.ops().metrics.connection_refused();
                     tracing::warn!(client = %peer.ip(), "connection limit reached; closing the new connection");
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let gw = gateway.clone();
-                let service = service_fn(move |req| {
-                    let gw = gw.clone();
-                    async move { Ok::<_, Infallible>(gw.handle(req, peer, false).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, client = %peer.ip(), "connection ended with an error");
-                    }
-                    drop(slot);
-                });
+                let conn = Conn {
+                    peer,
+                    gateway: gateway.clone(),
+                    builder: settings.builder.clone(),
+                    header_read_timeout: settings.config.server.header_read_timeout,
+                    idle_timeout: settings.config.server.idle_timeout,
+                    shutdown: shutdown.clone(),
+                    _slot: slot,
+                };
+                let tls = tls.clone().map(|a| (a, settings.config.server.tls.as_ref().map_or(Duration::from_secs(10), |t| t.handshake_timeout)));
+                conns.spawn(conn.run(stream, tls));
             }
-            () = &mut shutdown => break,
         }
     }
     drop(listener);
-    graceful.shutdown().await;
+    while conns.join_next().await.is_some() {}
+}
+
+async fn wait_for(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One client connection.
+struct Conn {
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Counts the connection as open while it lives.
+struct OpenGuard(Arc<Gateway>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.ops().metrics.connection(false);
+    }
+}
+
+impl Conn {
+    async fn run(self, stream: TcpStream, tls: Option<(TlsAcceptor, Duration)>) {
+        self.gateway.ops().metrics.connection(true);
+        let _open = OpenGuard(self.gateway.clone());
+        let Some((acceptor, timeout)) = tls else {
+            return self.serve(stream, false).await;
+        };
+        let metrics = &self.gateway.ops().metrics;
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                metrics.handshake(Handshake::Ok);
+                self.serve(stream, true).await;
+            }
+            Ok(Err(e)) => {
+                metrics.handshake(Handshake::Failed);
+                tracing::debug!(error = %e, client = %self.peer.ip(), "TLS handshake failed");
+            }
+            Err(_) => {
+                metrics.handshake(Handshake::TimedOut);
+                tracing::debug!(client = %self.peer.ip(), "TLS handshake timed out; closing");
+            }
+        }
+    }
+
+    /// Serves HTTP on an established stream until it closes, shutdown has
+    /// drained it, or the watchdog closes it.
+    async fn serve<S>(mut self, stream: S, tls: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
+        let (gw, peer) = (self.gateway.clone(), self.peer);
+        let service = service_fn(move |req| {
+            let gw = gw.clone();
+            async move { Ok::<_, Infallible>(gw.handle(req, peer, tls).await) }
+        });
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let mut draining = false;
+        if *self.shutdown.borrow_and_update() {
+            conn.as_mut().graceful_shutdown();
+            draining = true;
+        }
+        let every = (self.header_read_timeout.min(self.idle_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, client = %peer.ip(), "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = self.shutdown.changed(), if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                _ = tick.tick(), if !draining => {
+                    let quiet = activity.quiet_for();
+                    if !activity.read_any() && quiet >= self.header_read_timeout {
+                        tracing::debug!(client = %peer.ip(), "no request within server.header_read_timeout; closing");
+                        return;
+                    }
+                    if quiet >= self.idle_timeout {
+                        tracing::debug!(client = %peer.ip(), "idle for server.idle_timeout; closing");
+                        conn.as_mut().graceful_shutdown();
+                        draining = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved bytes, and whether it ever sent any.
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last read or write.
+    last_ms: AtomicU64,
+    read_any: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity { start: Instant::now(), last_ms: AtomicU64::new(0), read_any: AtomicBool::new(false) }
+    }
+    fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+    fn read_any(&self) -> bool {
+        self.read_any.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream that records its activity for the watchdog.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.read_any.store(true, Ordering::Relaxed);
+            self.activity.touch();
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until the task is aborted.
+async fn ops_loop(listener: TcpListener, gateway: Arc<Gateway>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let gw = gateway.clone();
+                conns.spawn(async move {
+                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let gw = gw.clone();
+                        async move { Ok::<_, Infallible>(crate::ops::answer(&gw, req.method(), req.uri().path()).await) }
+                    });
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
 }

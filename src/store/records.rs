@@ -155,7 +155,7 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
         let properties = a
             .properties
             .as_ref()
-            .map(|p| serde_json::to_string(p))
+            .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let tiles: Vec<_> = a.fence.tiles().map(|t| t.collect()).unwrap_or_default();

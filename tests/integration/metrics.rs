@@ -1,0 +1,79 @@
+//! The ops listener: Prometheus `/metrics` that moves as requests are made,
+//! `/healthz` and `/readyz`; and nothing of it on the public listener.
+
+use http::StatusCode;
+
+use crate::support::ops::{get, scrape, Scrape};
+use crate::support::{TestGateway, CONFIG};
+use tilegate::policy::Tier;
+
+fn with_ops() -> String {
+    format!("{CONFIG}\n[ops]\nlisten = \"127.0.0.1:0\"\n")
+}
+
+fn requests(m: &Scrape, path: &str, op: &str, decision: &str, reason: &str, status: u16) -> f64 {
+    m.get(&format!(
+        "tilegate_requests_total{{path_id=\"{path}\",operation=\"{op}\",decision=\"{decision}\",reason=\"{reason}\",status=\"{status}\"}}"
+    ))
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_and_count_every_request_by_outcome() {
+    let gw = TestGateway::with_config(&with_ops()).await;
+    let ops = gw.running.as_ref().expect("running").ops_addr.expect("ops listener");
+    let token = gw.token(&[("osm", Tier::View)]).await;
+    let before = scrape(ops).await;
+    assert_eq!(before.types.get("tilegate_requests_total").map(String::as_str), Some("counter"));
+    assert_eq!(before.types.get("tilegate_request_duration_seconds").map(String::as_str), Some("histogram"));
+
+    for _ in 0..2 {
+        assert_eq!(gw.get("/ogc/xyz/osm/1/0/0.png", &token).await.status, StatusCode::OK);
+    }
+    assert_eq!(gw.get("/path/osm/x", &token).await.status, StatusCode::FORBIDDEN, "view cannot read raw data");
+    assert_eq!(gw.get("/ogc/xyz/osm/1/0/0.png", "tg_notatoken").await.status, StatusCode::UNAUTHORIZED);
+    let down = gw.token(&[("down", Tier::ViewPlus)]).await;
+    assert_eq!(gw.get("/path/down/x", &down).await.status, StatusCode::BAD_GATEWAY);
+
+    let after = scrape(ops).await;
+    let delta = |path, op, decision, reason, status| {
+        requests(&after, path, op, decision, reason, status) - requests(&before, path, op, decision, reason, status)
+    };
+    assert_eq!(delta("osm", "xyz.tile", "allow", "-", 200), 2.0);
+    assert_eq!(delta("osm", "path.read", "deny", "tier_too_low", 403), 1.0);
+    assert_eq!(delta("-", "-", "deny", "malformed_token", 401), 1.0);
+    assert_eq!(delta("down", "path.read", "error", "upstream_unavailable", 502), 1.0);
+    let moved = |series: &str| after.get(series) - before.get(series);
+    assert_eq!(moved("tilegate_upstream_errors_total{path_id=\"down\",kind=\"unavailable\"}"), 1.0);
+    assert_eq!(moved("tilegate_request_duration_seconds_count"), 5.0);
+    assert_eq!(moved("tilegate_upstream_duration_seconds_count{path_id=\"osm\"}"), 2.0);
+    assert!(moved("tilegate_grant_cache_hits_total") >= 1.0, "the second tile request was a cache hit");
+    assert!(moved("tilegate_grant_cache_misses_total") >= 1.0);
+    assert!(after.get("tilegate_connections_total") >= 1.0);
+    assert_eq!(after.get("tilegate_config_paths"), 6.0);
+
+    let (_, text) = get(ops, "/metrics").await;
+    assert!(!text.contains(&token) && !text.contains(&token[3..20]), "a token never appears in the metrics");
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_on_the_ops_listener_and_metrics_stay_off_the_public_one() {
+    let gw = TestGateway::with_config(&with_ops()).await;
+    let ops = gw.running.as_ref().expect("running").ops_addr.expect("ops listener");
+    let (status, body) = get(ops, "/healthz").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"status":"ok"}"#));
+    let (status, body) = get(ops, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(ready["store"], "ok");
+    assert_eq!(ready["config"]["paths"], 6);
+    assert_eq!(get(ops, "/nothing").await.0, StatusCode::NOT_FOUND);
+
+    let public = gw.send(http::Method::GET, "/metrics", &[], bytes::Bytes::new()).await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND, "metrics are only on the ops listener");
+}
+
+#[tokio::test]
+async fn the_ops_listener_is_off_unless_configured() {
+    let gw = TestGateway::start().await;
+    assert!(gw.running.as_ref().expect("running").ops_addr.is_none());
+}

@@ -152,10 +152,10 @@ impl TestUpstream {
                 chunk.push_str(&format!(
                     r#"{{"type":"Feature","id":{i},"geometry":{{"type":"Point","coordinates":[{lon},{lat}]}},"properties":{{"name":"place {i}","secret_note":"hidden {i}","population":{i}}}}}"#
                 ));
-                if chunk.len() > 60 * 1024 {
-                    if tx.send(Ok(Frame::data(Bytes::from(std::mem::take(&mut chunk))))).await.is_err() {
-                        return;
-                    }
+                if chunk.len() > 60 * 1024
+                    && tx.send(Ok(Frame::data(Bytes::from(std::mem::take(&mut chunk))))).await.is_err()
+                {
+                    return;
                 }
             }
             chunk.push_str("]}");
@@ -210,7 +210,6 @@ pub fn sample_mvt() -> Vec<u8> {
             geometry: vec![9, 50, 34],
         }],
         extent: Some(4096),
-        ..Layer::default()
     };
     Tile { layers: vec![layer] }.encode_to_vec()
 }

@@ -42,6 +42,15 @@ pub struct Gateway {
     ops: Arc<Ops>,
 }
 
+/// Which listener a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// `server.listen`: everything (the token API too, unless `api.listen` is set).
+    Main,
+    /// `api.listen`: only the token API, its OpenAPI document and health checks.
+    Api,
+}
+
 /// Where a permitted request goes and what it is.
 pub struct Target {
     pub path: Arc<PathConfig>,
@@ -85,11 +94,11 @@ impl Gateway {
     }
 
     /// Handles one request and writes its access-log line.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool, listener: Listener) -> Response<Body> {
         let config = self.config.load_full();
         let client = proxy::headers::client_ip(req.headers(), peer.ip(), &config.server.trusted_proxies);
         let mut log = RequestLog::new(req.method(), peer, client);
-        let response = match self.pipeline(&config, req, peer, tls, &mut log).await {
+        let response = match self.pipeline(&config, req, peer, tls, listener, &mut log).await {
             Ok(res) => {
                 log.decision = if log.token_id.is_some() { "allow" } else { "public" };
                 res
@@ -116,11 +125,13 @@ impl Gateway {
         req: Request<Incoming>,
         peer: SocketAddr,
         tls: bool,
+        listener: Listener,
         log: &mut RequestLog,
     ) -> Result<Response<Body>, Reject> {
         let path = route::normalize(req.uri().path()).map_err(bad_path)?;
         log.path = Some(path.clone());
         let route = route::route(&path).map_err(bad_path)?;
+        let route = listener_route(config, listener, route);
         if let Some(res) = self.operations(&route, req.method()).await? {
             return Ok(res);
         }
@@ -243,6 +254,18 @@ fn openapi() -> Response<Body> {
     let mut res = Response::new(respond::full(OPENAPI));
     res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     res
+}
+
+/// What a listener serves: with `api.listen` set, the token API lives only there
+/// and the API listener serves nothing else (both answer 404 for the other's routes).
+fn listener_route<'a>(config: &Config, listener: Listener, route: Route<'a>) -> Route<'a> {
+    let api_route = matches!(route, Route::TokenApi { .. } | Route::OpenApi);
+    let health = matches!(route, Route::Healthz | Route::Readyz);
+    match (listener, config.api.listen.is_some()) {
+        (Listener::Main, true) if api_route => Route::Unknown,
+        (Listener::Api, _) if !api_route && !health => Route::Unknown,
+        _ => route,
+    }
 }
 
 /// The operation name logged for a token API action.

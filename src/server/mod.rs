@@ -34,7 +34,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ConfigErrors};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Listener};
 use crate::ops::Handshake;
 use crate::store::{GrantCache, Store, StoreError};
 use reload::Reloader;
@@ -63,6 +63,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The ops listener's address (`/metrics`, `/healthz`, `/readyz`), when `[ops] listen` is set.
     pub ops_addr: Option<SocketAddr>,
+    /// The token API's own listener, when `[api] listen` is set.
+    pub api_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     certs: Option<Arc<CertStore>>,
     reloader: Arc<Reloader>,
@@ -140,6 +142,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(a) => Some(bind("ops.listen", a).await?),
         None => None,
     };
+    let api_listener = match config.api.listen {
+        Some(a) if config.api.enabled => Some(bind("api.listen", a).await?),
+        _ => None,
+    };
     let certs = config.server.tls.as_ref().map(|t| CertStore::new(t.certified.clone()));
     let acceptor = certs.clone().map(tls::acceptor).transpose()?;
     let watch_file = config.server.watch_config.then(|| config.source.clone()).flatten();
@@ -148,8 +154,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
     let (shutdown, watch_rx) = watch::channel(false);
 
-    let accept = tokio::spawn(accept_loop(listener, gateway.clone(), acceptor, watch_rx.clone()));
+    let api_addr = api_listener.map(|(l, a)| (tokio::spawn(accept_loop(l, gateway.clone(), acceptor.clone(), watch_rx.clone(), Listener::Api)), a));
+    let accept = tokio::spawn(accept_loop(listener, gateway.clone(), acceptor, watch_rx.clone(), Listener::Main));
     let mut background = vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone()))];
+    let api_addr = api_addr.map(|(task, a)| {
+        background.push(task);
+        a
+    });
     if watch_file.is_some() {
         background.push(tokio::spawn(reloader.clone().watch(CONFIG_POLL)));
     }
@@ -162,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(ops) => tracing::info!(listen = %addr, scheme, ops = %ops, "tilegate is serving"),
         None => tracing::info!(listen = %addr, scheme, "tilegate is serving"),
     }
-    Ok(Running { addr, ops_addr, gateway, certs, reloader, shutdown, accept: Some(accept), background })
+    Ok(Running { addr, ops_addr, api_addr, gateway, certs, reloader, shutdown, accept: Some(accept), background })
 }
 
 async fn sweep(gateway: Arc<Gateway>) {
@@ -212,6 +223,7 @@ async fn accept_loop(
     gateway: Arc<Gateway>,
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
+    listener_role: Listener,
 ) {
     let mut settings = Settings::new(gateway.config(), None);
     let mut conns = JoinSet::new();
@@ -241,6 +253,7 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let conn = Conn {
                     peer,
+                    role: listener_role,
                     gateway: gateway.clone(),
                     builder: settings.builder.clone(),
                     header_read_timeout: settings.config.server.header_read_timeout,
@@ -268,6 +281,7 @@ async fn wait_for(rx: &mut watch::Receiver<bool>) {
 /// One client connection.
 struct Conn {
     peer: SocketAddr,
+    role: Listener,
     gateway: Arc<Gateway>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     header_read_timeout: Duration,
@@ -317,10 +331,10 @@ impl Conn {
     {
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
-        let (gw, peer) = (self.gateway.clone(), self.peer);
+        let (gw, peer, role) = (self.gateway.clone(), self.peer, self.role);
         let service = service_fn(move |req| {
             let gw = gw.clone();
-            async move { Ok::<_, Infallible>(gw.handle(req, peer, tls).await) }
+            async move { Ok::<_, Infallible>(gw.handle(req, peer, tls, role).await) }
         });
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);

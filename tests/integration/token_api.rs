@@ -563,3 +563,30 @@ mod reqwest_like {
         }
     }
 }
+
+#[tokio::test]
+async fn the_token_api_can_live_on_its_own_loopback_listener() {
+    let config = crate::support::CONFIG.replace("[store]", "[api]\nlisten = \"127.0.0.1:0\"\n[store]");
+    let gw = TestGateway::with_config(&config).await;
+    let api_addr = gw.running.as_ref().and_then(|r| r.api_addr).expect("api listener");
+    let root = gw.token(&[("world", Tier::Admin)]).await;
+    let r = gw.create(&root, body(vec![access("osm", "view")])).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "the main listener no longer serves the token API");
+    assert_eq!(gw.send(Method::GET, "/openapi.json", &[], Bytes::new()).await.status, StatusCode::NOT_FOUND);
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        let mut req = http::Request::builder().method(method).uri(format!("http://{api_addr}{path}")).header("authorization", format!("Bearer {root}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(http_body_util::Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))).expect("req");
+        client.request(req)
+    };
+    let r = send(Method::POST, API, Some(body(vec![access("osm", "view")]))).await.expect("response");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(Method::GET, "/ogc/xyz/osm/0/0/0", None).await.expect("response");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "the API listener serves nothing else");
+    assert_eq!(send(Method::GET, "/readyz", None).await.expect("response").status(), StatusCode::OK);
+    assert_eq!(gw.get("/ogc/xyz/osm/0/0/0", &root).await.status, StatusCode::OK);
+}

@@ -524,7 +524,6 @@ fn long_keys_never_match_and_never_grow_memory() {
 
 /// The fence is the tile z1 (0,0): the north-west quarter of the world.
 #[test]
-#[ignore = "needs Fence::intersects_lonlat"]
 fn a_real_fence_keeps_features_in_its_tiles() {
     let fence = Arc::new(Fence::new(Some(&[(1, 0, 0)]), None).unwrap());
     let doc = r#"{"type":"FeatureCollection","features":[

@@ -1,4 +1,35 @@
 //! tilegate: an authorization gateway for map tile and feature servers.
+//!
+//! Every request carries an opaque access token. tilegate looks it up in a local
+//! SQLite store (through a cache that never delays a revocation), decides whether
+//! this token may make this request, forwards what is allowed and filters what must
+//! be filtered on the way back.
+//!
+//! ```text
+//! accept ─► TLS (rustls, optional) ─► normalize path ─► route (path id, endpoint family)
+//!    ─► extract token ─► lookup grant (cache → SQLite) ─► classify (Operation)
+//!    ─► decide (pure) ──Denial──► respond (status + JSON)
+//!            │ Permit (+ obligations)
+//!            ▼
+//!    forward (pooled hyper-util client) ─► filter (capabilities, GeoJSON, MVT, schemas) ─► respond
+//! ```
+//!
+//! Modules in pipeline order:
+//!
+//! | stage | module |
+//! |---|---|
+//! | accept loop, TLS, limits, shutdown | [`server`] |
+//! | the pipeline, top to bottom | [`gateway`] |
+//! | normalize and route | [`route`] |
+//! | token format and extraction | [`token`] |
+//! | store and grant cache | [`store`] |
+//! | OGC request classification, capabilities rewriting | [`ogc`] |
+//! | the decision: tiers, scope, fences | [`policy`], [`spatial`] |
+//! | forwarding hygiene and the filter stage | [`proxy`], [`filter`] |
+//! | status codes and error bodies | [`respond`] |
+//! | the token API and minting | [`admin`] |
+//! | metrics, rate limits, reload | [`ops`] |
+//! | configuration | [`config`] |
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -7,8 +7,8 @@
 //!                                              forward ─► filter ─► respond
 //! ```
 //!
-//! [`Gateway::pipeline`] is the whole flow on one screen. Each stage is a named
-//! function with typed input and output; a [`RequestLog`] carries per-request state
+//! `Gateway::pipeline` is the whole flow on one screen. Each stage is a named
+//! function with typed input and output; a `RequestLog` carries per-request state
 //! for the one access-log line.
 
 use std::net::SocketAddr;

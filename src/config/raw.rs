@@ -1,6 +1,6 @@
 //! The raw serde mirror of `config.toml`: plain types, unknown keys refused.
 //!
-//! Nothing outside `config` reads these types; [`super::validate`] turns them into
+//! Nothing outside `config` reads these types; `validate` turns them into
 //! the runtime [`Config`](super::Config). Defaults live here, next to the keys.
 
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! The token store: SQLite schema and queries, run off the async threads, and the
 //! grant cache in front of it.
 //!
-//! Every blocking SQLite call goes through [`Store::run`] (`spawn_blocking`), so
+//! Every blocking SQLite call goes through `Store::run` (`spawn_blocking`), so
 //! the reactor never waits on the disk. Token writes are durable (`synchronous =
 //! FULL`, WAL): a create that returned success survives a crash.
 

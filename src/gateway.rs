@@ -94,7 +94,13 @@ impl Gateway {
     }
 
     /// Handles one request and writes its access-log line.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool, listener: Listener) -> Response<Body> {
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+        listener: Listener,
+    ) -> Response<Body> {
         let config = self.config.load_full();
         let client = proxy::headers::client_ip(req.headers(), peer.ip(), &config.server.trusted_proxies);
         let mut log = RequestLog::new(req.method(), peer, client);

@@ -154,7 +154,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
     let (shutdown, watch_rx) = watch::channel(false);
 
-    let api_addr = api_listener.map(|(l, a)| (tokio::spawn(accept_loop(l, gateway.clone(), acceptor.clone(), watch_rx.clone(), Listener::Api)), a));
+    let api_addr = api_listener.map(|(l, a)| {
+        (tokio::spawn(accept_loop(l, gateway.clone(), acceptor.clone(), watch_rx.clone(), Listener::Api)), a)
+    });
     let accept = tokio::spawn(accept_loop(listener, gateway.clone(), acceptor, watch_rx.clone(), Listener::Main));
     let mut background = vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone()))];
     let api_addr = api_addr.map(|(task, a)| {

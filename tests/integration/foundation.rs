@@ -319,3 +319,20 @@ async fn a_token_in_the_query_is_refused_when_disabled() {
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::BAD_REQUEST, "query_token_disabled"));
     assert!(gw.upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn cleartext_http2_is_served_too() {
+    let gw = TestGateway::start().await;
+    let token = gw.token(&[("osm", Tier::View)]).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let req = http::Request::get(gw.url("/ogc/xyz/osm/1/1/1.png"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Empty::new())
+        .expect("req");
+    let res = client.request(req).await.expect("h2c response");
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(gw.upstream.last().uri, "/tiles/1/1/1.png");
+}

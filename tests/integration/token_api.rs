@@ -576,11 +576,16 @@ async fn the_token_api_can_live_on_its_own_loopback_listener() {
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let send = |method: Method, path: &str, body: Option<Value>| {
-        let mut req = http::Request::builder().method(method).uri(format!("http://{api_addr}{path}")).header("authorization", format!("Bearer {root}"));
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{api_addr}{path}"))
+            .header("authorization", format!("Bearer {root}"));
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
-        let req = req.body(http_body_util::Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))).expect("req");
+        let req = req
+            .body(http_body_util::Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+            .expect("req");
         client.request(req)
     };
     let r = send(Method::POST, API, Some(body(vec![access("osm", "view")]))).await.expect("response");

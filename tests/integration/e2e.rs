@@ -17,7 +17,7 @@ use tilegate::spatial::Fence;
 async fn gateway() -> (TestGateway, &'static MapProxy, &'static PyGeoApi) {
     let (mp, pg) =
         tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared())).await.expect("servers start");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = crate::support::ops::free_port();
     let config = format!(
         r#"
 [server]

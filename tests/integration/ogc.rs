@@ -247,50 +247,22 @@ async fn geojson_items_lose_hidden_properties() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_far_larger_than_the_filter_buffers_streams_in_bounded_memory() {
     let upstream = crate::support::TestUpstream::start().await;
+    use crate::support::ops::{cli, free_port, Binary};
     let dir = tempfile::tempdir().expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = free_port();
     let config =
         CONFIG.replace("{up}", &upstream.addr.to_string()).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, config).expect("write");
-    let bin = env!("CARGO_BIN_EXE_tilegate");
-    let out = std::process::Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .args([
-            "token",
-            "create",
-            "--path",
-            "roads",
-            "--tier",
-            "viewPlus",
-            "--property",
-            "name",
-            "--description",
-            "mem",
-        ])
-        .output()
-        .expect("cli");
-    let token = String::from_utf8(out.stdout).expect("utf8").lines().next().expect("token").to_owned();
-    let mut server = std::process::Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("serve");
-    let pid = server.id();
+    let token = cli(
+        &config_path,
+        &["token", "create", "--path", "roads", "--tier", "viewPlus", "--property", "name", "--description", "mem"],
+    );
+    let token = token.lines().next().expect("token").to_owned();
+    let server = Binary::serve(&config_path, format!("127.0.0.1:{port}").parse().expect("addr")).await;
+    let pid = server.child.id();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<Bytes>>();
-    for _ in 0..200 {
-        let ready = http::Request::get(format!("http://127.0.0.1:{port}/readyz"))
-            .body(http_body_util::Empty::new())
-            .expect("req");
-        if client.request(ready).await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
     // ~95 MB of GeoJSON, generated as it streams.
     let req = http::Request::get(format!("http://127.0.0.1:{port}/ogc/api/roads/collections/osm/items?limit=700000"))
         .header("authorization", format!("Bearer {token}"))
@@ -314,8 +286,7 @@ async fn a_response_far_larger_than_the_filter_buffers_streams_in_bounded_memory
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .expect("VmHWM");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(received > 40_000_000, "{received} bytes came through");
     assert!(tail.ends_with(b"]}"), "the document ends properly");
     assert!(

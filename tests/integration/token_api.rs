@@ -2,7 +2,6 @@
 //! validation problem is a 422 with its location; durability.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -475,93 +474,31 @@ async fn two_hundred_concurrent_creates_all_succeed() {
 
 #[tokio::test]
 async fn a_created_token_survives_kill_9() {
+    use crate::support::ops::{cli, free_port, Binary};
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let config = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"t.db\"\n[[path]]\nid = \"osm\"\nkind = \"raster\"\n[path.upstream]\nbase = \"http://127.0.0.1:9/\"\n");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = format!("[server]\nlisten = \"{addr}\"\n[store]\npath = \"t.db\"\n[[path]]\nid = \"osm\"\nkind = \"raster\"\n[path.upstream]\nbase = \"http://127.0.0.1:9/\"\n");
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, config).expect("write");
-    let bin = env!("CARGO_BIN_EXE_tilegate");
-    let out = std::process::Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["token", "create", "--path", "osm", "--tier", "admin", "--description", "root"])
-        .output()
-        .expect("cli");
-    let root = String::from_utf8(out.stdout).expect("utf8").lines().next().expect("token").to_owned();
-    let mut server = std::process::Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("serve")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve");
-    let client = reqwest_like::Client::new(port);
-    client.wait_ready().await;
-    let (status, created) = client.post(API, &root, &body(vec![access("osm", "view")]).to_string()).await;
-    assert_eq!(status, 201, "{created}");
-    server.kill().expect("kill -9");
-    let _ = server.wait();
-    let created: Value = serde_json::from_str(&created).expect("json");
+    let root = cli(&config_path, &["token", "create", "--path", "osm", "--tier", "admin", "--description", "root"]);
+    let root = root.lines().next().expect("token").to_owned();
+    let mut server = Binary::serve(&config_path, addr).await;
+    let req = http::Request::post(format!("http://{addr}{API}"))
+        .header("authorization", format!("Bearer {root}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body(vec![access("osm", "view")]).to_string())))
+        .expect("req");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let res = client.request(req).await.expect("response");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    use http_body_util::BodyExt as _;
+    let created: Value =
+        serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
+    server.child.kill().expect("kill -9");
+    let _ = server.child.wait();
     let id = created["id"].as_str().expect("id");
-    let out = std::process::Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["token", "list"])
-        .output()
-        .expect("cli");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(id),
-        "the token whose create returned 201 is in the store after kill -9"
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A tiny client for a gateway run as a separate process.
-mod reqwest_like {
-    use super::*;
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client as Hyper;
-    use hyper_util::rt::TokioExecutor;
-
-    pub struct Client {
-        port: u16,
-        http: Hyper<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    }
-
-    impl Client {
-        pub fn new(port: u16) -> Self {
-            Client { port, http: Hyper::builder(TokioExecutor::new()).build_http() }
-        }
-
-        pub async fn wait_ready(&self) {
-            for _ in 0..200 {
-                let req = http::Request::get(format!("http://127.0.0.1:{}/readyz", self.port))
-                    .body(Full::new(Bytes::new()))
-                    .expect("req");
-                if let Ok(r) = self.http.request(req).await {
-                    if r.status() == StatusCode::OK {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            panic!("the gateway did not become ready");
-        }
-
-        pub async fn post(&self, path: &str, token: &str, body: &str) -> (u16, String) {
-            let req = http::Request::post(format!("http://127.0.0.1:{}{path}", self.port))
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_owned())))
-                .expect("req");
-            let res = self.http.request(req).await.expect("response");
-            let status = res.status().as_u16();
-            (status, String::from_utf8_lossy(&res.into_body().collect().await.expect("body").to_bytes()).into_owned())
-        }
-    }
+    let listed = cli(&config_path, &["token", "list"]);
+    assert!(listed.contains(id), "the token whose create returned 201 is in the store after kill -9");
 }
 
 #[tokio::test]

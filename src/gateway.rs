@@ -58,8 +58,6 @@ pub struct Target {
     pub uri: Uri,
     /// What the filter stage does with the answer; `None` relays it as it is.
     pub response: Option<ResponseKind>,
-    /// The body to send: the client's stream, or bytes the classifier judged.
-    pub body: Outgoing,
     /// For capabilities rewriting: the upstream endpoint and the public URL for it.
     pub upstream_base: String,
     pub public: String,
@@ -148,24 +146,10 @@ impl Gateway {
         log.token_id = Some(grant.token_id);
         self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         if let Route::TokenApi { id } = route {
-            let action = match (req.method().clone(), id) {
-                (Method::POST, None) => "create",
-                (Method::GET, None) => "list",
-                (Method::GET, Some(_)) => "get",
-                (Method::DELETE, Some(_)) => "revoke",
-                _ => "other",
-            };
-            log.operation = action_name(action);
-            let result = admin::api::handle(&self.cache, config, req, grant, peer, id).await;
-            let status = result.as_ref().map_or_else(|r| r.status(), |res| res.status());
-            self.ops.metrics.token_api(action, status.as_u16());
-            if let Err(Reject::Internal(_)) = &result {
-                self.ops.metrics.store_error();
-            }
-            return result;
+            return self.token_api(config, req, grant, peer, id, log).await;
         }
         let (parts, body) = req.into_parts();
-        let mut target = classify(config, &route, &parts, body, &token, &grant).await?;
+        let (target, body) = classify(config, &route, &parts, body, &grant).await?;
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         let permit = policy::decide(&grant, &target.op, &target.path, unix_now())?;
@@ -173,10 +157,36 @@ impl Gateway {
             proxy::filter::precheck(kind, permit.obligations())?;
         }
         let started = Instant::now();
-        let body = std::mem::replace(&mut target.body, Outgoing::Empty);
         let response = self.forward(config, parts, body, &target, &permit, peer, tls).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        self.filter(config, response?, &target, &permit, &token).await
+        self.filter(response?, &target, &permit, &token).await
+    }
+
+    /// The token API, with its metrics.
+    async fn token_api(
+        &self,
+        config: &Config,
+        req: Request<Incoming>,
+        grant: Arc<Grant>,
+        peer: SocketAddr,
+        id: Option<&str>,
+        log: &mut RequestLog,
+    ) -> Result<Response<Body>, Reject> {
+        let (action, operation) = match (req.method(), id) {
+            (&Method::POST, None) => ("create", "tokens.create"),
+            (&Method::GET, None) => ("list", "tokens.list"),
+            (&Method::GET, Some(_)) => ("get", "tokens.get"),
+            (&Method::DELETE, Some(_)) => ("revoke", "tokens.revoke"),
+            _ => ("other", "tokens.other"),
+        };
+        log.operation = operation;
+        let result = admin::api::handle(&self.cache, config, req, grant, peer, id).await;
+        let status = result.as_ref().map_or_else(|r| r.status(), |res| res.status());
+        self.ops.metrics.token_api(action, status.as_u16());
+        if let Err(Reject::Internal(_)) = &result {
+            self.ops.metrics.store_error();
+        }
+        result
     }
 
     /// Health and readiness answer without a token.
@@ -230,7 +240,6 @@ impl Gateway {
     /// The filter stage: the permit's obligations applied to the answer.
     async fn filter(
         &self,
-        config: &Config,
         response: Response<Incoming>,
         target: &Target,
         permit: &Permit,
@@ -248,7 +257,6 @@ impl Gateway {
             single_feature: target.op.name == "api.item",
             rewrite_links: target.op.name.starts_with("api."),
         };
-        let _ = config;
         proxy::filter::apply(response, &ctx).await
     }
 }
@@ -274,17 +282,6 @@ fn listener_route<'a>(config: &Config, listener: Listener, route: Route<'a>) -> 
     }
 }
 
-/// The operation name logged for a token API action.
-fn action_name(action: &str) -> &'static str {
-    match action {
-        "create" => "tokens.create",
-        "list" => "tokens.list",
-        "get" => "tokens.get",
-        "revoke" => "tokens.revoke",
-        _ => "tokens.other",
-    }
-}
-
 fn bad_path(e: BadPath) -> Reject {
     Reject::BadRequest(e.to_string())
 }
@@ -293,7 +290,8 @@ fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// The classify stage: which path, which operation, which upstream URL, which body.
+/// The classify stage: which path, which operation, which upstream URL, and the
+/// body to send (the client's stream, or bytes the classifier judged).
 ///
 /// The token's visibility of the path is checked before any request detail is
 /// judged, so that a malformed request cannot reveal that a path exists.
@@ -302,9 +300,8 @@ async fn classify(
     route: &Route<'_>,
     parts: &http::request::Parts,
     body: Incoming,
-    token: &Extracted,
     grant: &Grant,
-) -> Result<Target, Reject> {
+) -> Result<(Target, Outgoing), Reject> {
     let path_id = match *route {
         Route::Xyz { path_id, .. } | Route::Path { path_id, .. } | Route::Ogc { path_id, .. } => path_id,
         Route::TokenApi { .. } | Route::OpenApi | Route::Healthz | Route::Readyz | Route::Unknown => {
@@ -315,14 +312,8 @@ async fn classify(
     if grant.access_for(&path).is_none() {
         return Err(Denial::PathNotFound.into());
     }
-    let plain = |path: Arc<PathConfig>, op: Operation, uri: Uri, body: Outgoing| Target {
-        path,
-        op,
-        uri,
-        response: None,
-        body,
-        upstream_base: String::new(),
-        public: String::new(),
+    let plain = |path: Arc<PathConfig>, op: Operation, uri: Uri, body: Outgoing| {
+        (Target { path, op, uri, response: None, upstream_base: String::new(), public: String::new() }, body)
     };
     match *route {
         Route::Xyz { tile, .. } => {
@@ -347,7 +338,7 @@ async fn classify(
             let op = Operation::simple(name, Surface::Full, tier, Extent::Opaque);
             Ok(plain(path, op, uri, Outgoing::Stream(body)))
         }
-        Route::Ogc { family, rest, .. } => classify_ogc(config, path, family, rest, parts, body, token).await,
+        Route::Ogc { family, rest, .. } => classify_ogc(config, path, family, rest, parts, body).await,
         _ => Err(Reject::NotFound),
     }
 }
@@ -359,8 +350,7 @@ async fn classify_ogc(
     rest: &str,
     parts: &http::request::Parts,
     body: Incoming,
-    token: &Extracted,
-) -> Result<Target, Reject> {
+) -> Result<(Target, Outgoing), Reject> {
     let protocol = match family {
         OgcFamily::Wms => Protocol::Wms,
         OgcFamily::Wmts => Protocol::Wmts,
@@ -424,8 +414,7 @@ async fn classify_ogc(
         ),
     };
     let public = format!("{}/ogc/{}/{}", config.server.public_url, family.as_str(), path.id);
-    let _ = token;
-    Ok(Target { path, op, uri, response: Some(classified.response), body, upstream_base: base, public })
+    Ok((Target { path, op, uri, response: Some(classified.response), upstream_base: base, public }, body))
 }
 
 /// Maps a classifier error to its reject (the statuses the classifier documents).

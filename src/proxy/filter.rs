@@ -95,6 +95,10 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 Protocol::Api | Protocol::Mvt | Protocol::Xyz => capabilities::rewrite_ogcapi_json(&body, &rw),
             }
             .map_err(|e| bad_document(format!("capabilities: {e}")))?;
+            let out = match (protocol, properties) {
+                (Protocol::Api, Some(allowed)) => trim_property_schemas(&out, allowed)?,
+                _ => out,
+            };
             Ok(rebuild(parts, out))
         }
         ResponseKind::ApiDefinition => Err(Reject::Forbidden(
@@ -148,6 +152,37 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         }
         ResponseKind::Other => Ok(super::relay(res)),
     }
+}
+
+/// OGC API metadata (tilesets' `layers[].propertiesSchema`, collections' `properties`
+/// schemas) can list a layer's properties: a property-fenced token sees only its own.
+fn trim_property_schemas(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Reject> {
+    fn walk(v: &mut serde_json::Value, allowed: &[String]) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if key == "propertiesSchema" {
+                        trim_schema(child, allowed);
+                    }
+                    walk(child, allowed);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|c| walk(c, allowed)),
+            _ => {}
+        }
+    }
+    fn trim_schema(schema: &mut serde_json::Value, allowed: &[String]) {
+        if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            props.retain(|k, _| allowed.iter().any(|a| a == k));
+        }
+        if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+            required.retain(|r| r.as_str().is_some_and(|r| allowed.iter().any(|a| a == r)));
+        }
+    }
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| bad_document(format!("OGC API metadata: {e}")))?;
+    walk(&mut doc, allowed);
+    serde_json::to_vec(&doc).map_err(|e| Reject::Internal(format!("re-encoding OGC API metadata: {e}")))
 }
 
 fn bad_document(message: String) -> Reject {
@@ -359,5 +394,26 @@ impl FenceView for Fence {
             Some((min_col, max_col, min_row, max_row)) => TileLimits::Range { min_col, max_col, min_row, max_row },
             None => TileLimits::Nothing,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tileset_property_schemas_lose_hidden_properties() {
+        let doc =
+            br#"{"title":"t","layers":[{"id":"roads","propertiesSchema":{"type":"object","required":["name","secret"],
+            "properties":{"name":{"type":"string"},"secret":{"type":"string"}}}}],"properties":{"secret":1}}"#;
+        let out = trim_property_schemas(doc, &["name".to_owned()]).expect("trimmed");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let schema = &v["layers"][0]["propertiesSchema"];
+        assert_eq!(
+            schema["properties"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["name".to_owned()])
+        );
+        assert_eq!(schema["required"], serde_json::json!(["name"]));
+        assert_eq!(v["properties"]["secret"], 1, "only schemas are trimmed, other members pass");
     }
 }

@@ -50,6 +50,18 @@ use crate::config::PathConfig;
 use crate::filter::props::{cql2_text_properties, fes_properties, UnreadableFilter};
 use crate::policy::{Extent, Operation, Surface, Tier};
 
+/// The GetCapabilities parameters of OWS Common (WMTS, WFS 1.1+/2.0, WCS 2.0).
+pub(crate) const OWS_CAPABILITIES: &[&str] = &[
+    "SERVICE",
+    "VERSION",
+    "REQUEST",
+    "ACCEPTVERSIONS",
+    "SECTIONS",
+    "UPDATESEQUENCE",
+    "ACCEPTFORMATS",
+    "ACCEPTLANGUAGES",
+];
+
 /// The default largest WIDTH or HEIGHT (pixels) a WMS GetMap/GetFeatureInfo/GetLegendGraphic
 /// may ask for; override per call with [`Options::max_image_size`].
 pub const MAX_IMAGE_SIZE: u32 = 4096;

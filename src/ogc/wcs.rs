@@ -23,16 +23,8 @@ use super::{
 
 const KNOWN: &[&str] = &["GetCapabilities", "DescribeCoverage", "GetCoverage"];
 const VERSIONS: &[&str] = &["2.0.0", "2.0.1"];
-const CAPABILITIES: &[&str] = &[
-    "SERVICE",
-    "VERSION",
-    "REQUEST",
-    "ACCEPTVERSIONS",
-    "SECTIONS",
-    "UPDATESEQUENCE",
-    "ACCEPTFORMATS",
-    "ACCEPTLANGUAGES",
-];
+/// OWS Common GetCapabilities parameters.
+const CAPABILITIES: &[&str] = super::OWS_CAPABILITIES;
 const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "COVERAGEID"];
 const GET_COVERAGE: &[&str] = &[
     "SERVICE",

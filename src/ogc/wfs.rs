@@ -54,16 +54,8 @@ const REFUSED: &[(&str, &str)] = &[
 ];
 pub(crate) const VERSIONS: &[&str] = &["1.0.0", "1.1.0", "2.0.0", "2.0.2"];
 
-const CAPABILITIES: &[&str] = &[
-    "SERVICE",
-    "VERSION",
-    "REQUEST",
-    "ACCEPTVERSIONS",
-    "SECTIONS",
-    "UPDATESEQUENCE",
-    "ACCEPTFORMATS",
-    "ACCEPTLANGUAGES",
-];
+/// OWS Common GetCapabilities parameters.
+const CAPABILITIES: &[&str] = super::OWS_CAPABILITIES;
 const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "TYPENAMES", "OUTPUTFORMAT"];
 const QUERY: &[&str] = &[
     "SERVICE",

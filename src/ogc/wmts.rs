@@ -35,16 +35,8 @@ pub const DEFAULT_WMTS_REST_TEMPLATE: &str =
     "/{Layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.{Format}";
 
 const KNOWN: &[&str] = &["GetCapabilities", "GetTile", "GetFeatureInfo"];
-const CAPABILITIES: &[&str] = &[
-    "SERVICE",
-    "VERSION",
-    "REQUEST",
-    "ACCEPTVERSIONS",
-    "SECTIONS",
-    "UPDATESEQUENCE",
-    "ACCEPTFORMATS",
-    "ACCEPTLANGUAGES",
-];
+/// OWS Common GetCapabilities parameters.
+const CAPABILITIES: &[&str] = super::OWS_CAPABILITIES;
 const TILE: &[&str] = &[
     "SERVICE",
     "VERSION",

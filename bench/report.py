@@ -86,6 +86,8 @@ def main():
                                 f"{f.get('bad_status')} wrong status, {f.get('errors')} errors")
             data[key] = f
     rounds = sorted({r["round"] for r in rows})
+    if any(r["contender"] == "baseline" for r in rows):
+        CONTENDERS.append("baseline")
 
     def per_round(scen, c, field):
         return [data[(scen, c, rd)].get(field) if (scen, c, rd) in data else None for rd in rounds]
@@ -115,6 +117,8 @@ def main():
                 fig.setdefault(f"{scen}_rps", {})[c] = summary(per_round(scen, c, "rps"))
                 fig.setdefault(f"{scen}_sys_share_pct", {})[c] = summary(per_round(scen, c, "sys_share_pct"))
     for c in CONTENDERS:
+        if not any(("fixed", c, rd) in data for rd in rounds):
+            continue
         for pct in ["p50_ms", "p99_ms", "p999_ms"]:
             fig.setdefault(f"fixed_{pct}", {})[c] = summary(per_round("fixed", c, pct))
             if c != "direct":
@@ -170,6 +174,10 @@ def main():
         "m7_fence1k_overhead_pct": summary(m7),
         "m7_geojson_filter_mb_s": None,
     }
+    if "baseline" in CONTENDERS:
+        flat["baseline_m1_tilegate_ratio"] = ratio("pass", "tilegate", "cpu_s_per_100k", base="baseline")
+        flat["baseline_m5_tilegate_ratio"] = ratio("reject", "tilegate", "cpu_s_per_100k", base="baseline")
+        flat["baseline_m3_tilegate_ratio"] = ratio("pass", "tilegate", "rps", base="baseline")
     res.update(flat)
     targets = {
         "m1_le_0.8x_nginx": le(flat["m1_ratio_to_nginx"], 0.8),
@@ -203,12 +211,18 @@ def print_table(meta, fig, flat, targets, m4_fill, rounds):
           f"HAProxy {mch['haproxy']}, wrk {mch['wrk']}; tilegate {mch['tilegate_commit']}")
     print("medians over rounds (min–max); ratios are tilegate ÷ nginx within each round\n")
     head = ["figure", "direct", "nginx", "HAProxy", "tilegate", "tilegate/nginx"]
+    if "baseline" in CONTENDERS:
+        head.insert(5, "baseline")
     lines = []
 
     def row(name, key, digits=2, ratio=None, unit=""):
         d = fig.get(key, {})
         lines.append([name] + [fmt(d.get(c), digits, unit) if d.get(c) else "—" for c in CONTENDERS]
                      + [fmt(ratio, 2, "×") if ratio else "—"])
+
+    def fixed(cells):
+        # Rows written by hand have the four standard columns; pad the baseline one.
+        return cells[:5] + (["—"] if "baseline" in CONTENDERS else []) + cells[5:]
 
     row("M1 CPU-s / 100k req (pass)", "pass_cpu_s_per_100k", 2, flat["m1_ratio_to_nginx"])
     row("M1 kernel share of that CPU", "pass_sys_share_pct", 0, None, " %")
@@ -217,17 +231,17 @@ def print_table(meta, fig, flat, targets, m4_fill, rounds):
     row("M2 added p99.9 ms", "fixed_added_p999_ms", 3)
     row("M2 (absolute p99 ms)", "fixed_p99_ms", 3)
     row("M3 req/s, 32 conns", "pass_rps", 0, flat["m3_ratio_to_nginx"])
-    lines.append(["M4 peak memory MB (VmHWM)", "—", f"{flat['m4_nginx_mb']}", f"{flat['m4_haproxy_mb']}",
+    lines.append(fixed(["M4 peak memory MB (VmHWM)", "—", f"{flat['m4_nginx_mb']}", f"{flat['m4_haproxy_mb']}",
                   f"{flat['m4_tilegate_idle_mb']} idle; {flat['m4_tilegate_100k_tokens_mb']} @ {meta['m4_tokens']} tokens",
-                  "—"])
+                  "—"]))
     row("M5 reject CPU-s / 100k", "reject_cpu_s_per_100k", 2, flat["m5_ratio_to_nginx"])
     row("M5 reject req/s", "reject_rps", 0, flat["m5_rps_ratio_to_nginx"])
     row("M6 %d tokens CPU-s / 100k" % meta["m6_tokens"], "many_cpu_s_per_100k", 2, flat["m6_ratio_to_nginx"])
     row("M6 req/s", "many_rps", 0)
-    lines.append(["M7 1k-tile fence CPU-s / 100k", "—", "—", "—",
-                  f"{fmt(flat['m7_fence1k_cpu_s_per_100k'])} vs {fmt(flat['m7_nofence_cpu_s_per_100k'])} unfenced", "—"])
-    lines.append(["M7 fence overhead", "—", "—", "—", fmt(flat["m7_fence1k_overhead_pct"], 1, " %"), "—"])
-    lines.append(["M7 GeoJSON property filter", "—", "—", "—", "n/a (not implemented yet)", "—"])
+    lines.append(fixed(["M7 1k-tile fence CPU-s / 100k", "—", "—", "—",
+                  f"{fmt(flat['m7_fence1k_cpu_s_per_100k'])} vs {fmt(flat['m7_nofence_cpu_s_per_100k'])} unfenced", "—"]))
+    lines.append(fixed(["M7 fence overhead", "—", "—", "—", fmt(flat["m7_fence1k_overhead_pct"], 1, " %"), "—"]))
+    lines.append(fixed(["M7 GeoJSON property filter", "—", "—", "—", "n/a (not implemented yet)", "—"]))
     widths = [max(len(str(l[i])) for l in lines + [head]) for i in range(len(head))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -237,6 +251,10 @@ def print_table(meta, fig, flat, targets, m4_fill, rounds):
     lagging = [c for c, ok in kept.items() if not ok]
     if lagging:
         print(f"\nnote: did not sustain {meta['fixed_rate']} rps in every M2 run: {', '.join(lagging)}")
+    if "baseline" in CONTENDERS:
+        for key, what in [("baseline_m1_tilegate_ratio", "M1 CPU"), ("baseline_m5_tilegate_ratio", "M5 reject CPU"),
+                          ("baseline_m3_tilegate_ratio", "M3 req/s")]:
+            print(f"tilegate ÷ baseline, {what}: {fmt(flat.get(key), 2, '×')}")
     print("\ntargets (BENCHMARK.md):")
     for k, v in targets.items():
         print(f"  {k:28s} {'n/a' if v is None else ('met' if v else 'NOT met')}")

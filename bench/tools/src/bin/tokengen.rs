@@ -86,8 +86,7 @@ fn main() -> ExitCode {
         }
         let now = tilegate::store::now_unix();
         for i in 0..count {
-            let access =
-                vec![AccessSpec { path_id: path.clone(), tier, fence: fence.clone(), properties: None }];
+            let access = vec![AccessSpec { path_id: path.clone(), tier, fence: fence.clone(), properties: None }];
             let minted = admin::mint(
                 &config.tokens.prefix,
                 format!("bench token {i}"),

@@ -469,14 +469,9 @@ async fn read_bounded(body: Incoming, headers: &http::HeaderMap, limit: usize) -
 
 /// Fills `{z}`, `{x}`, `{y}` (or `{-y}`, the TMS row) in a tile URL template.
 fn fill_template(template: &TileTemplate, tile: TileCoord) -> Result<Uri, Reject> {
-    let tms_y = (1u64 << tile.z()) - 1 - u64::from(tile.y());
-    let url = template
-        .0
-        .replace("{z}", &tile.z().to_string())
-        .replace("{x}", &tile.x().to_string())
-        .replace("{-y}", &tms_y.to_string())
-        .replace("{y}", &tile.y().to_string());
-    url.parse().map_err(|_| Reject::Internal(format!("tile template `{}` gives an invalid URL", template.0)))
+    // One pass, one allocation (route::fill_tile_template); was four `replace`s.
+    route::fill_tile_template(&template.0, tile)
+        .ok_or_else(|| Reject::Internal(format!("tile template `{}` gives an invalid URL", template.0)))
 }
 
 /// Per-request state for the one access-log line. Never holds a token.

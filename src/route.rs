@@ -45,22 +45,23 @@ pub enum BadPath {
 pub fn normalize(raw: &str) -> Result<String, BadPath> {
     let rest = raw.strip_prefix('/').ok_or(BadPath::NotAbsolute)?;
     let mut out = String::with_capacity(raw.len());
-    let segments: Vec<&str> = rest.split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
+    if rest.is_empty() || is_normal(raw.as_bytes()) {
+        out.push_str(raw);
+        return Ok(out);
+    }
+    let mut segments = rest.split('/').peekable();
+    let mut first = true;
+    while let Some(segment) = segments.next() {
         if segment.is_empty() {
             // A trailing slash is meaningful to some upstream APIs (OGC API landing
             // pages); an empty segment anywhere else is ambiguous.
-            if i == last && i > 0 {
+            if !first && segments.peek().is_none() {
                 out.push('/');
                 continue;
             }
-            if raw == "/" {
-                out.push('/');
-                return Ok(out);
-            }
             return Err(BadPath::EmptySegment);
         }
+        first = false;
         out.push('/');
         let start = out.len();
         normalize_segment(segment, &mut out)?;
@@ -71,13 +72,44 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     Ok(out)
 }
 
+/// True when `normalize` would return the path unchanged, judged in one pass:
+/// printable ASCII without `%` or `\\`, no empty segment but a trailing slash, no
+/// `.` or `..` segment. Anything else takes the slow path (which also reports
+/// the errors). `raw` starts with `/` and is longer than one byte.
+fn is_normal(raw: &[u8]) -> bool {
+    let mut start = 1;
+    for i in 1..=raw.len() {
+        let b = raw.get(i).copied().unwrap_or(b'/');
+        if b == b'/' {
+            let ok = match &raw[start..i] {
+                b"" => i == raw.len() && start > 1,
+                b"." | b".." => false,
+                _ => true,
+            };
+            if !ok {
+                return false;
+            }
+            start = i + 1;
+        } else if !(0x20..0x7f).contains(&b) || b == b'%' || b == b'\\' {
+            return false;
+        }
+    }
+    true
+}
+
 fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
     let bytes = segment.as_bytes();
+    // Plain visible ASCII is copied in runs; `run` is where the current run starts.
+    // INVARIANT: when `run < i`, bytes[run..i] are ASCII, so both ends are char boundaries.
+    let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         match b {
             b'%' => {
+                if run < i {
+                    out.push_str(&segment[run..i]);
+                }
                 let hex = bytes.get(i + 1..i + 3).ok_or(BadPath::BadEscape)?;
                 let value = (hex_value(hex[0]).ok_or(BadPath::BadEscape)? << 4)
                     | hex_value(hex[1]).ok_or(BadPath::BadEscape)?;
@@ -92,15 +124,25 @@ fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
                     }
                 }
                 i += 3;
+                run = i;
             }
             b'\\' => return Err(BadPath::Backslash),
             0..=0x1f | 0x7f => return Err(BadPath::ControlCharacter),
-            _ => {
-                // hyper only admits visible ASCII in the path, so this is a char.
+            0x80.. => {
+                // hyper only admits visible ASCII in the path; anything else is kept
+                // byte by byte as before (each byte as one char).
+                if run < i {
+                    out.push_str(&segment[run..i]);
+                }
                 out.push(char::from(b));
                 i += 1;
+                run = i;
             }
+            _ => i += 1,
         }
+    }
+    if run < bytes.len() {
+        out.push_str(&segment[run..]);
     }
     Ok(())
 }
@@ -226,8 +268,9 @@ pub fn route(path: &str) -> Result<Route<'_>, BadPath> {
 }
 
 fn split_first(s: &str) -> (&str, Option<&str>) {
-    match s.split_once('/') {
-        Some((a, b)) => (a, Some(b)),
+    // A plain loop: the segments are short, so memchr's setup costs more than it saves.
+    match s.bytes().position(|b| b == b'/') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     }
 }
@@ -247,24 +290,85 @@ fn xyz<'a>(path_id: &'a str, rest: &'a str) -> Result<Route<'a>, BadPath> {
 /// assert!(parse_zxy("2/+3/1").is_err());
 /// ```
 pub fn parse_zxy(rest: &str) -> Result<(TileCoord, Option<&str>), BadPath> {
-    let mut parts = rest.split('/');
-    let (Some(z), Some(x), Some(y_ext), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(BadPath::TileNotNumeric(rest.to_owned()));
+    let bad = || BadPath::TileNotNumeric(rest.to_owned());
+    let (z, after_z) = split_first(rest);
+    let (x, after_x) = split_first(after_z.ok_or_else(bad)?);
+    let (y_ext, None) = split_first(after_x.ok_or_else(bad)?) else {
+        return Err(bad());
     };
-    let (y, ext) = match y_ext.split_once('.') {
+    let (y, ext) = match y_ext.bytes().position(|b| b == b'.').map(|i| (&y_ext[..i], &y_ext[i + 1..])) {
         Some((y, ext)) if !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()) => (y, Some(ext)),
-        Some(_) => return Err(BadPath::TileNotNumeric(rest.to_owned())),
+        Some(_) => return Err(bad()),
         None => (y_ext, None),
     };
-    let num = |s: &str| -> Result<u64, BadPath> {
-        if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BadPath::TileNotNumeric(rest.to_owned()));
-        }
-        s.parse().map_err(|_| BadPath::TileNotNumeric(rest.to_owned()))
+    let (Some(z), Some(x), Some(y)) = (decimal(z), decimal(x), decimal(y)) else {
+        return Err(bad());
     };
-    let z = num(z)?;
-    let tile = TileCoord::new(u32::try_from(z).unwrap_or(u32::MAX), num(x)?, num(y)?)?;
+    let tile = TileCoord::new(u32::try_from(z).unwrap_or(u32::MAX), x, y)?;
     Ok((tile, ext))
+}
+
+/// 1 to 10 ASCII digits as a number (no sign, no spaces).
+fn decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
+}
+
+/// Fills `{z}`, `{x}`, `{y}` and `{-y}` (the TMS row) in a tile URL template, in one
+/// pass and one allocation. Gives the same string as replacing the four
+/// placeholders one after another (the values are digits, so no replacement can
+/// form a new placeholder); `None` when the result is not a valid URI.
+///
+/// ```
+/// use tilegate::route::fill_tile_template;
+/// use tilegate::spatial::TileCoord;
+/// let t = TileCoord::new(3, 5, 1).unwrap();
+/// let uri = fill_tile_template("http://up/{z}/{x}/{y}.png?tms={-y}&{q}", t).unwrap();
+/// assert_eq!(uri, "http://up/3/5/1.png?tms=6&{q}");
+/// ```
+pub fn fill_tile_template(template: &str, tile: TileCoord) -> Option<http::Uri> {
+    let tms_y = (1u64 << tile.z()) - 1 - u64::from(tile.y());
+    let mut out = String::with_capacity(template.len() + 24);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let (value, len) = if after.starts_with("{z}") {
+            (u64::from(tile.z()), 3)
+        } else if after.starts_with("{x}") {
+            (u64::from(tile.x()), 3)
+        } else if after.starts_with("{y}") {
+            (u64::from(tile.y()), 3)
+        } else if after.starts_with("{-y}") {
+            (tms_y, 4)
+        } else {
+            out.push('{');
+            rest = &after[1..];
+            continue;
+        };
+        push_decimal(&mut out, value);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    http::Uri::try_from(out).ok()
+}
+
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +410,102 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(normalize(input).as_deref(), want.as_ref().map(|s| *s), "{input}");
         }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_slow_one() {
+        let paths = [
+            "/",
+            "/a",
+            "/a/",
+            "/a//",
+            "//a",
+            "/a/./b",
+            "/a/../b",
+            "/a/.",
+            "/a/..",
+            "/a/.../b",
+            "/.a/b.",
+            "/a b/c",
+            "/ogc/xyz/osm/14/8292/5170.pbf",
+            "/path/osm/a%2cb",
+            "/x\\y",
+            "/a/\u{e9}",
+            "/a\u{7f}",
+            "/a/~-_.!$&'()*+,;=:@",
+        ];
+        for p in paths {
+            let mut slow = String::new();
+            let slow = (|| -> Result<String, BadPath> {
+                for (i, seg) in p[1..].split('/').enumerate() {
+                    let last = i == p[1..].split('/').count() - 1;
+                    if seg.is_empty() {
+                        if p == "/" || (last && i > 0) {
+                            slow.push('/');
+                            continue;
+                        }
+                        return Err(BadPath::EmptySegment);
+                    }
+                    slow.push('/');
+                    let start = slow.len();
+                    normalize_segment(seg, &mut slow)?;
+                    if matches!(&slow[start..], "." | "..") {
+                        return Err(BadPath::DotSegment);
+                    }
+                }
+                Ok(slow.clone())
+            })();
+            assert_eq!(normalize(p), slow, "{p}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_bytes_are_kept_one_char_per_byte() {
+        // hyper never hands us these; the behaviour is pinned so a faster copy cannot change it.
+        assert_eq!(normalize("/a/\u{e9}x/b%41").unwrap(), "/a/\u{c3}\u{a9}x/bA");
+        assert_eq!(normalize("/\u{e9}").unwrap(), "/\u{c3}\u{a9}");
+    }
+
+    #[test]
+    fn filling_a_template_equals_replacing_each_placeholder() {
+        let templates = [
+            "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png",
+            "http://up/tms/{z}/{x}/{-y}.png",
+            "http://up/t?z={z}&x={x}&y={y}&z2={z}",
+            "http://up/{{z}}/{-{y}}/{x}{y}{z}/{q}/{",
+            "http://up/{x}/{y}/{z}/}{-y}}",
+        ];
+        for template in templates {
+            for (z, x, y) in [(0, 0, 0), (3, 5, 1), (14, 8292, 5170), (30, (1 << 30) - 1, 12345)] {
+                let tile = TileCoord::new(z, x, y).expect("tile");
+                let tms_y = (1u64 << tile.z()) - 1 - u64::from(tile.y());
+                let want = template
+                    .replace("{z}", &tile.z().to_string())
+                    .replace("{x}", &tile.x().to_string())
+                    .replace("{-y}", &tms_y.to_string())
+                    .replace("{y}", &tile.y().to_string());
+                let got = fill_tile_template(template, tile);
+                assert_eq!(
+                    got.map(|u| u.to_string()),
+                    want.parse::<http::Uri>().ok().map(|u| u.to_string()),
+                    "{template}"
+                );
+            }
+        }
+        assert!(fill_tile_template("http://up/a b/{z}", TileCoord::new(0, 0, 0).expect("tile")).is_none());
+    }
+
+    #[test]
+    fn tile_numbers_parse_like_before() {
+        for ok in ["0/0/0", "1/1/1.png", "30/0/1073741823", "2/03/1", "0000000002/1/1.pbf"] {
+            assert!(parse_zxy(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1/0", "1/0/0/0", "1/+1/0", "1/ 1/0", "1/1/0.", "1/1/0.p-g", "00000000002/1/1", "a/1/1", "1//1"]
+        {
+            assert!(matches!(parse_zxy(bad), Err(BadPath::TileNotNumeric(_))), "{bad}");
+        }
+        assert!(matches!(parse_zxy("31/0/0"), Err(BadPath::Tile(_))));
+        assert!(matches!(parse_zxy("9999999999/0/0"), Err(BadPath::Tile(_))));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! request by [`decide`](super::decide).
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ impl Scope {
 }
 
 /// Access to one path (and, by inheritance, everything under it).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Access {
     pub path_id: String,
     pub tier: Tier,
@@ -78,7 +79,55 @@ pub struct Grant {
     pub scope: Scope,
     /// Unix seconds; `None` never expires.
     pub expires_at: Option<i64>,
-    pub access: Vec<Access>,
+    pub access: AccessList,
+}
+
+/// A token's access entries: a slice behind an `Arc`, so the grant cache can let
+/// every cached grant with the same list share one copy (100k cached tokens of a
+/// few kinds then cost ~80 bytes each instead of ~200). Reads like a slice
+/// (`iter`, indexing, `for a in &list`); built with `collect()` or from a `Vec`;
+/// writes (`list[0].tier = …`) copy the list first if it is shared.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccessList(Arc<[Access]>);
+
+impl AccessList {
+    /// True when both lists are the same allocation.
+    pub fn ptr_eq(&self, other: &AccessList) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for AccessList {
+    type Target = [Access];
+    fn deref(&self) -> &[Access] {
+        &self.0
+    }
+}
+
+impl DerefMut for AccessList {
+    fn deref_mut(&mut self) -> &mut [Access] {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl FromIterator<Access> for AccessList {
+    fn from_iter<I: IntoIterator<Item = Access>>(iter: I) -> Self {
+        AccessList(iter.into_iter().collect())
+    }
+}
+
+impl From<Vec<Access>> for AccessList {
+    fn from(v: Vec<Access>) -> Self {
+        AccessList(v.into())
+    }
+}
+
+impl<'a> IntoIterator for &'a AccessList {
+    type Item = &'a Access;
+    type IntoIter = std::slice::Iter<'a, Access>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 impl Grant {

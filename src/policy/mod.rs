@@ -8,7 +8,7 @@
 mod grant;
 mod tier;
 
-pub use grant::{Access, Grant, Scope, TokenId};
+pub use grant::{Access, AccessList, Grant, Scope, TokenId};
 pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
@@ -340,6 +340,17 @@ mod tests {
         }
         let op = Operation::simple("x", Surface::Ogc, Tier::View, Extent::None);
         assert!(decide(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
+    }
+
+    #[test]
+    fn writing_a_shared_access_list_copies_it() {
+        let a = grant(&[("osm", Tier::View)], Fence::default(), Scope::All);
+        let mut b = a.clone();
+        assert!(a.access.ptr_eq(&b.access));
+        b.access[0].tier = Tier::Admin;
+        assert!(!a.access.ptr_eq(&b.access));
+        assert_eq!((a.access[0].tier, b.access[0].tier), (Tier::View, Tier::Admin));
+        assert_eq!((&a.access).into_iter().count(), 1);
     }
 
     #[test]

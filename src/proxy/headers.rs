@@ -6,40 +6,101 @@
 //! sets its own; `X-Forwarded-*` and `Forwarded` from the client are kept only
 //! when the peer is a trusted proxy.
 
+use std::io::Write as _;
+use std::net::IpAddr;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::ForwardContext;
 use crate::policy::Permit;
 
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual legacy ones). Standard
+/// names are `HeaderName` constants, so removing them parses nothing.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-access-token");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const FORWARDED: HeaderName = header::FORWARDED;
+/// Credentials and the client's `Host`, dropped before the upstream (bits 9–11 of
+/// the mask that [`present`] returns).
+const REQUEST_ONLY: [HeaderName; 3] = [header::AUTHORIZATION, X_ACCESS_TOKEN, header::HOST];
 
 /// The identity headers the gateway sets for the upstream.
 pub const TOKEN_ID_HEADER: &str = "x-tilegate-token-id";
 pub const TIER_HEADER: &str = "x-tilegate-tier";
+const TOKEN_ID_NAME: HeaderName = HeaderName::from_static(TOKEN_ID_HEADER);
+const TIER_NAME: HeaderName = HeaderName::from_static(TIER_HEADER);
 
-fn drop_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+/// Which of `HOP_BY_HOP` (bits 0–8) and `REQUEST_ONLY` (bits 9–11) the map holds,
+/// and whether it holds an `x-tilegate-*` name: one pass over the names instead of
+/// a hash lookup per candidate.
+fn present(headers: &HeaderMap) -> (u16, bool) {
+    let mut mask = 0u16;
+    let mut spoofed = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().chain(REQUEST_ONLY.iter()).position(|h| h == name) {
+            mask |= 1 << i;
+        } else if is_gateway_identity(name) {
+            spoofed = true;
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    (mask, spoofed)
+}
+
+fn drop_hop_by_hop(headers: &mut HeaderMap, mask: u16) {
+    if mask & 1 != 0 {
+        drop_connection_named(headers);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if mask & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Drops the headers that `Connection` names.
+fn drop_connection_named(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::CONNECTION).iter();
+    let (first, more) = (values.next().cloned(), values.next().is_some());
+    match first {
+        // The usual case: one `Connection` header. Its value is cloned (a reference
+        // count), and each name is removed by `&str` (parsed in place, no allocation).
+        Some(value) if !more => {
+            for name in value.to_str().into_iter().flat_map(|v| v.split(',')) {
+                let name = name.trim();
+                // `keep-alive` (the usual value) is hop-by-hop anyway: dropped by the caller.
+                if !name.eq_ignore_ascii_case("keep-alive") {
+                    headers.remove(name);
+                }
+            }
+        }
+        _ => {
+            let named: Vec<HeaderName> = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                .collect();
+            for name in named {
+                headers.remove(name);
+            }
+        }
     }
 }
 
@@ -51,13 +112,18 @@ fn is_gateway_identity(name: &HeaderName) -> bool {
 
 /// Cleans a client request's headers for the upstream.
 pub fn sanitize_request(headers: &mut HeaderMap) {
-    drop_hop_by_hop(headers);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove("x-access-token");
-    headers.remove(header::HOST);
-    let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_gateway_identity(n)).cloned().collect();
-    for name in spoofed {
-        headers.remove(name);
+    let (mask, spoofed) = present(headers);
+    drop_hop_by_hop(headers, mask);
+    for (i, name) in REQUEST_ONLY.iter().enumerate() {
+        if mask & (1 << (HOP_BY_HOP.len() + i)) != 0 {
+            headers.remove(name);
+        }
+    }
+    if spoofed {
+        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_gateway_identity(n)).cloned().collect();
+        for name in spoofed {
+            headers.remove(name);
+        }
     }
 }
 
@@ -67,25 +133,31 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     let peer_ip = ctx.peer.ip();
     let trusted = ctx.config.server.trusted_proxies.iter().any(|net| net.contains(&peer_ip));
     let host = headers.get(header::HOST).cloned();
+    let proto = HeaderValue::from_static(if ctx.tls { "https" } else { "http" });
     if trusted {
         let prior: Vec<String> =
-            headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+            headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
         let chain = if prior.is_empty() { peer_ip.to_string() } else { format!("{}, {peer_ip}", prior.join(", ")) };
-        set(headers, "x-forwarded-for", &chain);
-        if !headers.contains_key("x-forwarded-proto") {
-            set(headers, "x-forwarded-proto", if ctx.tls { "https" } else { "http" });
+        set(headers, X_FORWARDED_FOR, &chain);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO, proto);
         }
     } else {
-        headers.remove("forwarded");
-        headers.remove("x-forwarded-host");
-        headers.remove("x-forwarded-port");
-        headers.remove("x-real-ip");
-        set(headers, "x-forwarded-for", &peer_ip.to_string());
-        set(headers, "x-forwarded-proto", if ctx.tls { "https" } else { "http" });
+        const CLIENT_FORWARDING: [HeaderName; 4] = [FORWARDED, X_FORWARDED_HOST, X_FORWARDED_PORT, X_REAL_IP];
+        // One pass over the (few) names instead of four lookups that usually miss.
+        if headers.keys().any(|n| CLIENT_FORWARDING.contains(n)) {
+            for name in CLIENT_FORWARDING {
+                headers.remove(name);
+            }
+        }
+        if let Some(v) = ip_value(peer_ip) {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        headers.insert(X_FORWARDED_PROTO, proto);
     }
-    if !headers.contains_key("x-forwarded-host") {
+    if !headers.contains_key(&X_FORWARDED_HOST) {
         if let Some(host) = host {
-            headers.insert("x-forwarded-host", host);
+            headers.insert(X_FORWARDED_HOST, host);
         }
     }
 }
@@ -112,18 +184,58 @@ pub fn client_ip(headers: &HeaderMap, peer: std::net::IpAddr, trusted: &[ipnet::
     peer
 }
 
+/// The address as a header value, formatted on the stack (`Display` goes through
+/// the formatting machinery, ~1000 instructions for an IPv4 address).
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    // An address is at most 45 characters (IPv6 with an embedded IPv4).
+    let mut buf = [0u8; 64];
+    let len = match ip {
+        IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            n
+        }
+        IpAddr::V6(_) => {
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            write!(cursor, "{ip}").ok()?;
+            cursor.position() as usize
+        }
+    };
+    HeaderValue::from_bytes(&buf[..len]).ok()
+}
+
 /// Adds the gateway's identity headers for the upstream (after spoofed ones were dropped).
 pub fn set_identity(headers: &mut HeaderMap, permit: &Permit) {
-    set(headers, TOKEN_ID_HEADER, &permit.token_id().to_string());
-    headers.insert(TIER_HEADER, HeaderValue::from_static(permit.tier().as_str()));
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = permit.token_id().0.hyphenated().encode_lower(&mut buf);
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert(TOKEN_ID_NAME, v);
+    }
+    headers.insert(TIER_NAME, HeaderValue::from_static(permit.tier().as_str()));
 }
 
 /// Cleans an upstream response's headers for the client.
 pub fn sanitize_response(headers: &mut HeaderMap) {
-    drop_hop_by_hop(headers);
+    let (mask, _) = present(headers);
+    drop_hop_by_hop(headers, mask);
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
@@ -153,6 +265,31 @@ mod tests {
         let stranger: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
         assert_eq!(client_ip(&h, stranger, &trusted), stranger, "a forwarded header from anyone else is ignored");
         assert_eq!(client_ip(&HeaderMap::new(), lb, &trusted), lb);
+    }
+
+    #[test]
+    fn addresses_format_as_display_does() {
+        for ip in
+            ["0.0.0.0", "127.0.0.1", "10.20.3.255", "203.0.113.7", "::1", "2001:db8::8:800:200c:417a", "::ffff:1.2.3.4"]
+        {
+            let ip: IpAddr = ip.parse().expect("ip");
+            assert_eq!(ip_value(ip).expect("value").to_str().expect("ascii"), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn response_hop_by_hop_headers_go_and_the_rest_stays() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.append("connection", HeaderValue::from_static("x-a"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert("content-type", HeaderValue::from_static("image/png"));
+        h.insert("x-tilegate-tier", HeaderValue::from_static("view"));
+        sanitize_response(&mut h);
+        let mut names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-type", "x-tilegate-tier"]);
     }
 
     #[test]

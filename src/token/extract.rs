@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use percent_encoding::percent_decode_str;
 
 use super::TokenSecret;
@@ -21,6 +21,8 @@ pub struct Extracted {
     pub secret: TokenSecret,
     pub from_query: bool,
 }
+
+const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-access-token");
 
 /// Finds the request's token. `Ok(None)` when there is none.
 pub fn extract(headers: &HeaderMap, query: Option<&str>, allow_query: bool) -> Result<Option<Extracted>, Denial> {
@@ -56,7 +58,7 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>, allow_query: bool) -> R
             return Err(Denial::MalformedToken);
         }
     }
-    for value in headers.get_all("x-access-token") {
+    for value in headers.get_all(&X_ACCESS_TOKEN) {
         take(value.to_str().map_err(|_| Denial::MalformedToken)?, false)?;
     }
     if let Some(query) = query {

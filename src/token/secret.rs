@@ -8,10 +8,33 @@ const BODY_LEN: usize = 43;
 const CHECK_LEN: usize = 6;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// The longest token [`TokenSecret::parse`] accepts: a 16-character prefix, `_`, body, checksum.
+const MAX_LEN: usize = 16 + 1 + BODY_LEN + CHECK_LEN;
+
 /// A raw token. `Debug` and `Display` print `<redacted>`; [`TokenSecret::expose`] is
 /// the one way to read it, used to show it once at creation and to hash it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TokenSecret(String);
+///
+/// Held inline (no heap allocation): parsing the token of every request is on the
+/// hot path.
+#[derive(Clone)]
+pub struct TokenSecret(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// INVARIANT: `buf[..len]` is ASCII (so valid UTF-8) and the rest is zero.
+    Inline { len: u8, buf: [u8; MAX_LEN] },
+    /// Only for a generated token whose prefix is longer than any valid prefix
+    /// (config validation refuses those; kept so `generate` never fails on it).
+    Heap(Box<str>),
+}
+
+impl PartialEq for TokenSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for TokenSecret {}
 
 /// The SHA-256 of a whole token: what the store keeps and the cache is keyed by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,9 +54,23 @@ impl TokenSecret {
     }
 
     fn from_bytes(prefix: &str, bytes: &[u8; 32]) -> TokenSecret {
-        let body = base62(bytes, BODY_LEN);
-        let check = base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECK_LEN);
-        TokenSecret(format!("{prefix}_{body}{check}"))
+        let mut body = [0u8; BODY_LEN];
+        base62_into(bytes, &mut body);
+        let check = checksum(&body);
+        let len = prefix.len() + 1 + BODY_LEN + CHECK_LEN;
+        if len > MAX_LEN || !prefix.is_ascii() {
+            // INVARIANT: base62 digits are ASCII.
+            let (body, check) =
+                (std::str::from_utf8(&body).unwrap_or_default(), std::str::from_utf8(&check).unwrap_or_default());
+            return TokenSecret(Repr::Heap(format!("{prefix}_{body}{check}").into_boxed_str()));
+        }
+        let mut buf = [0u8; MAX_LEN];
+        let p = prefix.len();
+        buf[..p].copy_from_slice(prefix.as_bytes());
+        buf[p] = b'_';
+        buf[p + 1..p + 1 + BODY_LEN].copy_from_slice(&body);
+        buf[p + 1 + BODY_LEN..len].copy_from_slice(&check);
+        TokenSecret(Repr::Inline { len: len as u8, buf })
     }
 
     /// Checks the format and checksum (no store lookup). Any prefix of 1–16
@@ -58,24 +95,32 @@ impl TokenSecret {
             return Err(Malformed);
         }
         let (body, check) = rest.split_at(BODY_LEN);
-        if base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECK_LEN) != check {
+        if checksum(body.as_bytes()) != check.as_bytes() {
             return Err(Malformed);
         }
-        Ok(TokenSecret(s.to_owned()))
+        // The checks above bound the length to MAX_LEN and make it all ASCII.
+        let mut buf = [0u8; MAX_LEN];
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        Ok(TokenSecret(Repr::Inline { len: s.len() as u8, buf }))
     }
 
     /// The raw token. Call only to show it once or to hash it.
     pub fn expose(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // INVARIANT: the inline bytes are ASCII (see `Repr`).
+            Repr::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default(),
+            Repr::Heap(s) => s,
+        }
     }
 
     pub fn hash(&self) -> TokenHash {
-        TokenHash(Sha256::digest(self.0.as_bytes()).into())
+        TokenHash(Sha256::digest(self.expose().as_bytes()).into())
     }
 
     /// A masked form safe to list and log, such as `tg_ab1...xyz9`.
     pub fn display_key(&self) -> String {
-        let (prefix, rest) = self.0.split_once('_').unwrap_or(("", &self.0));
+        let s = self.expose();
+        let (prefix, rest) = s.split_once('_').unwrap_or(("", s));
         format!("{prefix}_{}...{}", &rest[..3.min(rest.len())], &rest[rest.len().saturating_sub(4)..])
     }
 }
@@ -104,22 +149,33 @@ impl fmt::Debug for TokenHash {
     }
 }
 
-/// Big-endian bytes as a fixed-width base62 number, left-padded with `0`.
-fn base62(bytes: &[u8], width: usize) -> String {
-    let mut num = bytes.to_vec();
-    let mut digits = Vec::with_capacity(width);
-    while digits.len() < width {
+/// The base62 CRC32 of a token body (the same digits as `base62_into` of its
+/// big-endian bytes).
+fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
+    let mut v = crc32fast::hash(body);
+    let mut out = [0u8; CHECK_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(v % 62) as usize];
+        v /= 62;
+    }
+    out
+}
+
+/// Big-endian bytes (at most 32) as a fixed-width base62 number, left-padded with `0`,
+/// written into `out` (whose length is the width). No allocation.
+fn base62_into(bytes: &[u8], out: &mut [u8]) {
+    let mut num = [0u8; 32];
+    let num = &mut num[..bytes.len()];
+    num.copy_from_slice(bytes);
+    for slot in out.iter_mut().rev() {
         let mut rem = 0u32;
         for b in num.iter_mut() {
             let acc = (rem << 8) | u32::from(*b);
             *b = (acc / 62) as u8;
             rem = acc % 62;
         }
-        digits.push(ALPHABET[rem as usize]);
+        *slot = ALPHABET[rem as usize];
     }
-    digits.reverse();
-    // INVARIANT: ALPHABET is ASCII, so the digits are valid UTF-8.
-    String::from_utf8(digits).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -176,6 +232,23 @@ mod tests {
             assert_eq!(TokenSecret::parse(bad), Err(Malformed), "{bad}");
         }
         assert!(TokenSecret::parse(&format!("acme_{body}")).is_ok(), "other prefixes stay valid");
+    }
+
+    #[test]
+    fn the_checksum_is_the_base62_of_the_crc_bytes() {
+        for body in [&b""[..], b"a", b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg", &[0xff; 43]] {
+            let mut want = [0u8; CHECK_LEN];
+            base62_into(&crc32fast::hash(body).to_be_bytes(), &mut want);
+            assert_eq!(checksum(body), want);
+        }
+    }
+
+    #[test]
+    fn a_long_generated_prefix_still_round_trips() {
+        let t = TokenSecret::from_bytes("averyveryverylongprefix", &[3; 32]);
+        assert!(t.expose().starts_with("averyveryverylongprefix_"));
+        assert_eq!(t.expose().len(), 23 + 1 + 49);
+        assert_eq!(t.clone(), t);
     }
 
     #[test]

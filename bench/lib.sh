@@ -144,7 +144,7 @@ run_fixed() {
   # shellcheck disable=SC2086
   before="$(cpu_ns $list)" t0="$(ticks $list)"
   taskset -c 0 "$LOADGEN" --addr "$hostport" --path "$path" --header "$header" --rate "$FIXED_RATE" \
-    --connections "$CONNS" --duration "$DURATION" --warmup 1 --expect "$expect" >"$out" 2>"$out.err" || true
+    --connections "$CONNS" --duration "$DURATION" --warmup "$FIXED_WARMUP" --expect "$expect" >"$out" 2>"$out.err" || true
   # shellcheck disable=SC2086
   after="$(cpu_ns $list)" t1="$(ticks $list)"
   record "$round" "$c" "$scen" "$expect" $((after - before)) fixed "$out" \

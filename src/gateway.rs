@@ -133,7 +133,9 @@ impl Gateway {
         log: &mut RequestLog,
     ) -> Result<Response<Body>, Reject> {
         let path = route::normalize(req.uri().path()).map_err(bad_path)?;
-        log.path = Some(path.clone());
+        if access_log_enabled() {
+            log.path = Some(path.clone());
+        }
         let route = route::route(&path).map_err(bad_path)?;
         let route = listener_route(config, listener, route);
         if let Some(res) = self.operations(&route, req.method()).await? {
@@ -232,9 +234,11 @@ impl Gateway {
         tls: bool,
     ) -> Result<Response<Incoming>, Reject> {
         let ctx = ForwardContext { peer, tls, config };
-        // The filters read the body: ask for it uncompressed (gzip is still undone if sent).
-        let identity = target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other);
-        proxy::forward(&self.upstream, &target.path, parts, body, target.uri.clone(), permit, &ctx, identity).await
+        let ask = proxy::Ask {
+            identity: target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other),
+            own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || rewrites_links(&target.op),
+        };
+        proxy::forward(&self.upstream, &target.path, parts, body, target.uri.clone(), permit, &ctx, ask).await
     }
 
     /// The filter stage: the permit's obligations applied to the answer.
@@ -255,7 +259,7 @@ impl Gateway {
             layers: &target.path.layers,
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             single_feature: target.op.name == "api.item",
-            rewrite_links: target.op.name.starts_with("api."),
+            rewrite_links: rewrites_links(&target.op),
         };
         proxy::filter::apply(response, &ctx).await
     }
@@ -524,6 +528,9 @@ impl RequestLog {
     }
 
     fn write(&self, _format: LogFormat, status: StatusCode) {
+        if !access_log_enabled() {
+            return;
+        }
         let path = self.path.as_deref().map(redact_path);
         tracing::info!(
             target: "tilegate::access",
@@ -540,6 +547,17 @@ impl RequestLog {
             client = %self.peer.ip(),
         );
     }
+}
+
+/// OGC API answers carry `links[].href` that the filter stage rewrites.
+fn rewrites_links(op: &Operation) -> bool {
+    op.name.starts_with("api.")
+}
+
+/// True when the access log is on (`RUST_LOG` includes `tilegate::access` at info);
+/// when off, the request's path is neither copied nor redacted.
+fn access_log_enabled() -> bool {
+    tracing::enabled!(target: "tilegate::access", tracing::Level::INFO)
 }
 
 /// Replaces any path segment that is a well-formed token, so a token pasted into

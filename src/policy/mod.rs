@@ -109,6 +109,29 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Every denial whose message never varies (the others name a tier, layer or property).
+    pub const FIXED: [Denial; 14] = [
+        Denial::MissingToken,
+        Denial::MalformedToken,
+        Denial::ConflictingTokens,
+        Denial::QueryTokenDisabled,
+        Denial::UnknownToken,
+        Denial::Revoked,
+        Denial::Expired,
+        Denial::PathNotFound,
+        Denial::ScopeOgcOnly,
+        Denial::ZoomAboveMax,
+        Denial::OutsideGeofence,
+        Denial::UnsupportedCrs,
+        Denial::UnboundedFeatureRequest,
+        Denial::FenceUnverifiable,
+    ];
+
+    /// True when the denial's message never varies.
+    pub fn is_fixed(&self) -> bool {
+        !matches!(self, Denial::TierTooLow { .. } | Denial::LayerNotCovered(_) | Denial::PropertyFenced(_))
+    }
+
     /// The snake_case reason used in bodies, logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -129,10 +129,11 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
 
 /// Sets `X-Forwarded-For/Proto/Host`, trusting the client's values only from a
 /// configured proxy.
-pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
+///
+/// `host` is the Host the client asked for (read before [`sanitize_request`] drops it).
+pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, host: Option<HeaderValue>) {
     let peer_ip = ctx.peer.ip();
     let trusted = ctx.config.server.trusted_proxies.iter().any(|net| net.contains(&peer_ip));
-    let host = headers.get(header::HOST).cloned();
     let proto = HeaderValue::from_static(if ctx.tls { "https" } else { "http" });
     if trusted {
         let prior: Vec<String> =

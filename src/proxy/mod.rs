@@ -152,13 +152,23 @@ pub enum Outgoing {
     Empty,
 }
 
+/// What the gateway asks of the upstream for one request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ask {
+    /// An uncompressed answer: the filters read it.
+    pub identity: bool,
+    /// URLs in the upstream's own terms: the gateway rewrites this answer's URLs from
+    /// `server.public_url`, so `X-Forwarded-Host`/`-Proto` are not sent (an upstream
+    /// honouring them would mix the gateway's host with its own paths).
+    pub own_urls: bool,
+}
+
 /// The forward stage: checks the body against the path's size limit, builds the
 /// upstream request and sends it with the path's client.
 ///
 /// A body whose declared length is over `max_body_bytes` is refused (413) before
 /// anything reaches the upstream; one that turns out longer while streaming is
-/// cut there, the upstream exchange is aborted, and the client gets 413 too. With
-/// `identity`, the upstream is asked for an uncompressed answer (the filters read it).
+/// cut there, the upstream exchange is aborted, and the client gets 413 too.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     upstream: &Upstream,
@@ -168,7 +178,7 @@ pub async fn forward(
     target: Uri,
     permit: &Permit,
     ctx: &ForwardContext<'_>,
-    identity: bool,
+    ask: Ask,
 ) -> Result<Response<Incoming>, Reject> {
     let limit = ctx.config.max_body_bytes(&path.id);
     let too_large = || Reject::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -212,8 +222,13 @@ pub async fn forward(
             req
         }
     };
-    if identity {
-        upstream_req.headers_mut().insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+    let h = upstream_req.headers_mut();
+    if ask.identity {
+        h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+    }
+    if ask.own_urls {
+        h.remove("x-forwarded-host");
+        h.remove("x-forwarded-proto");
     }
     match upstream.send(upstream_req, ctx.config.upstream.response_timeout, &path.id).await {
         Err(_) if cut.load(Ordering::Acquire) => Err(too_large()),
@@ -228,8 +243,14 @@ fn assemble(
     permit: &Permit,
     ctx: &ForwardContext<'_>,
 ) -> Request<Body> {
+    // The Host the client asked for (HTTP/2: the authority), before sanitizing drops it.
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()));
     headers::sanitize_request(&mut parts.headers);
-    headers::set_forwarded(&mut parts.headers, ctx);
+    headers::set_forwarded(&mut parts.headers, ctx, host);
     headers::set_identity(&mut parts.headers, permit);
     parts.uri = target;
     Request::from_parts(parts, body)

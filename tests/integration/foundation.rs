@@ -215,6 +215,8 @@ async fn spoofed_identity_and_hop_by_hop_headers_are_stripped() {
     assert!(!seen.headers.contains_key("forwarded"));
     assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1", "an untrusted client's X-Forwarded-For is replaced");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], gw.addr.to_string().as_str(), "the Host the client asked for");
+    assert_eq!(seen.headers["host"], gw.upstream.addr.to_string().as_str(), "the upstream gets its own Host");
     assert_eq!(seen.headers["accept"], "application/json");
     assert!(!r.headers.contains_key("keep-alive"), "hop-by-hop headers from the upstream are dropped too");
     assert_eq!(r.headers["x-upstream"], "yes");

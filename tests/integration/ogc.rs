@@ -153,6 +153,12 @@ async fn capabilities_point_at_the_gateway_and_hide_other_layers() {
     assert!(!text.contains(&gw.upstream.addr.to_string()), "upstream address left: {text}");
     assert!(text.contains("https://maps.example.org/ogc/wms/roads?"), "{text}");
     assert!(text.contains("<Name>osm</Name>") && !text.contains("<Name>secret</Name>"), "{text}");
+    let seen = gw.upstream.last();
+    assert!(
+        !seen.headers.contains_key("x-forwarded-host") && !seen.headers.contains_key("x-forwarded-proto"),
+        "the upstream is asked for its own URLs where the gateway rewrites them"
+    );
+    assert!(seen.headers.contains_key("x-forwarded-for"));
 
     let r = gw
         .send(

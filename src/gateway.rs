@@ -28,7 +28,7 @@ use crate::ops::{self, Ops, RequestLabels};
 use crate::policy::{self, Denial, Extent, Grant, Operation, Permit, Surface, Tier, TokenId};
 use crate::proxy::{self, ForwardContext, Outgoing, Upstream};
 use crate::respond::{self, Body, Reject};
-use crate::route::{self, BadPath, OgcFamily, Route};
+use crate::route::{self, BadPath, Route};
 use crate::spatial::TileCoord;
 use crate::store::{GrantCache, Resolved};
 use crate::token::{self, Extracted, TokenSecret};
@@ -350,19 +350,11 @@ async fn classify(
 async fn classify_ogc(
     config: &Config,
     path: Arc<PathConfig>,
-    family: OgcFamily,
+    protocol: Protocol,
     rest: &str,
     parts: &http::request::Parts,
     body: Incoming,
 ) -> Result<(Target, Outgoing), Reject> {
-    let protocol = match family {
-        OgcFamily::Wms => Protocol::Wms,
-        OgcFamily::Wmts => Protocol::Wmts,
-        OgcFamily::Wfs => Protocol::Wfs,
-        OgcFamily::Wcs => Protocol::Wcs,
-        OgcFamily::Api => Protocol::Api,
-        OgcFamily::Mvt => Protocol::Mvt,
-    };
     let up = &path.upstream;
     let rest_wmts = protocol == Protocol::Wmts && !matches!(rest, "" | "/");
     let base: Option<String> = match protocol {
@@ -417,7 +409,7 @@ async fn classify_ogc(
             Some(http::HeaderValue::from_static("application/x-www-form-urlencoded")),
         ),
     };
-    let public = format!("{}/ogc/{}/{}", config.server.public_url, family.as_str(), path.id);
+    let public = format!("{}/ogc/{}/{}", config.server.public_url, protocol.as_str(), path.id);
     Ok((Target { path, op, uri, response: Some(classified.response), upstream_base: base, public }, body))
 }
 

@@ -5,6 +5,7 @@
 //! decision and for the upstream URL, so no two stages can read the path
 //! differently. The query never takes part in routing.
 
+use crate::ogc::Protocol;
 use crate::spatial::{TileCoord, TileError};
 
 /// Why a request path is refused before routing (always a 400).
@@ -158,30 +159,6 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// The OGC endpoint families under `/ogc/{family}/{pathId}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OgcFamily {
-    Wms,
-    Wmts,
-    Wfs,
-    Wcs,
-    Api,
-    Mvt,
-}
-
-impl OgcFamily {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OgcFamily::Wms => "wms",
-            OgcFamily::Wmts => "wmts",
-            OgcFamily::Wfs => "wfs",
-            OgcFamily::Wcs => "wcs",
-            OgcFamily::Api => "api",
-            OgcFamily::Mvt => "mvt",
-        }
-    }
-}
-
 /// What a normalized path addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
@@ -205,7 +182,7 @@ pub enum Route<'a> {
     },
     /// `/ogc/{family}/{pathId}[/rest]`: classified by the OGC module.
     Ogc {
-        family: OgcFamily,
+        family: Protocol,
         path_id: &'a str,
         rest: &'a str,
     },
@@ -249,15 +226,10 @@ pub fn route(path: &str) -> Result<Route<'_>, BadPath> {
             if path_id.is_empty() {
                 return Ok(Route::Unknown);
             }
-            let family = match family {
-                "xyz" => return xyz(path_id, rest.unwrap_or("")),
-                "wms" => OgcFamily::Wms,
-                "wmts" => OgcFamily::Wmts,
-                "wfs" => OgcFamily::Wfs,
-                "wcs" => OgcFamily::Wcs,
-                "api" => OgcFamily::Api,
-                "mvt" => OgcFamily::Mvt,
-                _ => return Ok(Route::Unknown),
+            let family = match Protocol::from_segment(family) {
+                Some(Protocol::Xyz) => return xyz(path_id, rest.unwrap_or("")),
+                Some(p) => p,
+                None => return Ok(Route::Unknown),
             };
             // `rest` keeps its leading slash so OGC API paths read naturally.
             let rest = &after[path_id.len()..];
@@ -529,10 +501,10 @@ mod tests {
         assert!(matches!(route("/ogc/xyz/osm/1/0/0/0"), Err(BadPath::TileNotNumeric(_))));
         assert!(matches!(route("/ogc/xyz/osm/1/-1/0"), Err(BadPath::TileNotNumeric(_))));
         assert!(matches!(route("/ogc/xyz/osm/1/0/0."), Err(BadPath::TileNotNumeric(_))));
-        assert_eq!(route("/ogc/wms/osm").unwrap(), Route::Ogc { family: OgcFamily::Wms, path_id: "osm", rest: "" });
+        assert_eq!(route("/ogc/wms/osm").unwrap(), Route::Ogc { family: Protocol::Wms, path_id: "osm", rest: "" });
         assert_eq!(
             route("/ogc/api/osm/collections/a/items").unwrap(),
-            Route::Ogc { family: OgcFamily::Api, path_id: "osm", rest: "/collections/a/items" }
+            Route::Ogc { family: Protocol::Api, path_id: "osm", rest: "/collections/a/items" }
         );
         assert_eq!(route("/ogc/nope/osm").unwrap(), Route::Unknown);
         assert_eq!(route("/ogc/wms").unwrap(), Route::Unknown);

@@ -60,6 +60,9 @@ pub enum Reject {
     PayloadTooLarge(usize),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// 406: the answer would be in a format the gateway cannot check (HTML pages).
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
     /// 422 with a list of `{loc, msg, type}` problems (the token API).
     #[error("validation failed")]
     Unprocessable(serde_json::Value),
@@ -92,6 +95,7 @@ impl Reject {
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reject::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Reject::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Reject::Forbidden(_) => StatusCode::FORBIDDEN,
             Reject::RateLimited(_) | Reject::TooManyFailedAuthentications(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -110,6 +114,7 @@ impl Reject {
             Reject::MethodNotAllowed(_) => "method_not_allowed",
             Reject::PayloadTooLarge(_) => "payload_too_large",
             Reject::UnsupportedMediaType(_) => "unsupported_media_type",
+            Reject::NotAcceptable(_) => "not_acceptable",
             Reject::Unprocessable(_) => "validation_failed",
             Reject::Forbidden(_) => "forbidden",
             Reject::RateLimited(_) => "rate_limited",
@@ -131,7 +136,7 @@ impl Reject {
             }
             Reject::MethodNotAllowed(allowed) => format!("this endpoint accepts {allowed}"),
             Reject::PayloadTooLarge(limit) => format!("the request body is larger than the {limit}-byte limit"),
-            Reject::UnsupportedMediaType(m) => m.clone(),
+            Reject::UnsupportedMediaType(m) | Reject::NotAcceptable(m) => m.clone(),
             Reject::Unprocessable(_) => "the request body is not valid".into(),
             Reject::RateLimited(_) => "too many requests; slow down and retry after the `Retry-After` seconds".into(),
             Reject::TooManyFailedAuthentications(_) => {
@@ -288,6 +293,7 @@ mod tests {
             (Reject::MethodNotAllowed("GET"), 405),
             (Reject::PayloadTooLarge(10), 413),
             (Reject::UnsupportedMediaType("x".into()), 415),
+            (Reject::NotAcceptable("x".into()), 406),
             (Reject::Unprocessable(serde_json::json!([])), 422),
             (Reject::Forbidden("x".into()), 403),
             (Reject::RateLimited(std::time::Duration::from_millis(1500)), 429),

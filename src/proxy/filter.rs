@@ -75,6 +75,13 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         return Ok(super::relay(res));
     }
     let properties = ctx.obligations.properties.as_ref();
+    let api = ctx.rewrite_links || matches!(ctx.kind, ResponseKind::Capabilities(Protocol::Api));
+    if api && is_html(&res) {
+        // HTML pages carry the upstream's URLs and no structure the gateway can rewrite.
+        return Err(Reject::NotAcceptable(
+            "OGC API HTML pages are not served through the gateway; ask for JSON with `f=json` or `Accept: application/json`".into(),
+        ));
+    }
     match ctx.kind {
         ResponseKind::Capabilities(protocol) => {
             let (parts, body) = whole(res).await?;
@@ -183,6 +190,13 @@ fn trim_property_schemas(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Rej
         serde_json::from_slice(json).map_err(|e| bad_document(format!("OGC API metadata: {e}")))?;
     walk(&mut doc, allowed);
     serde_json::to_vec(&doc).map_err(|e| Reject::Internal(format!("re-encoding OGC API metadata: {e}")))
+}
+
+fn is_html(res: &Response<Incoming>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
 }
 
 fn bad_document(message: String) -> Reject {

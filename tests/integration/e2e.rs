@@ -178,6 +178,11 @@ async fn owslib_reads_ogc_api_features_and_refusals_reach_the_client() {
     let landing = gw.get("/ogc/api/places/?f=json", &reader).await;
     assert_eq!(landing.status, StatusCode::OK, "{}", landing.text());
     assert!(!landing.text().contains(&format!("127.0.0.1:{}", pg.port)), "{}", landing.text());
+    for html in ["/ogc/api/places/?f=html", "/ogc/api/places/collections/places/items?f=html"] {
+        let r = gw.get(html, &reader).await;
+        assert_eq!((r.status, r.reason().as_str()), (StatusCode::NOT_ACCEPTABLE, "not_acceptable"), "{html}");
+        assert!(!r.text().contains(&format!("127.0.0.1:{}", pg.port)));
+    }
     let collections = gw.get("/ogc/api/places/collections?f=json", &reader).await;
     assert!(collections.text().contains(&gw.url("/ogc/api/places/collections/places")), "{}", collections.text());
 }

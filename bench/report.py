@@ -241,7 +241,7 @@ def print_table(meta, fig, flat, targets, m4_fill, rounds):
     lines.append(fixed(["M7 1k-tile fence CPU-s / 100k", "—", "—", "—",
                   f"{fmt(flat['m7_fence1k_cpu_s_per_100k'])} vs {fmt(flat['m7_nofence_cpu_s_per_100k'])} unfenced", "—"]))
     lines.append(fixed(["M7 fence overhead", "—", "—", "—", fmt(flat["m7_fence1k_overhead_pct"], 1, " %"), "—"]))
-    lines.append(fixed(["M7 GeoJSON property filter", "—", "—", "—", "n/a (not implemented yet)", "—"]))
+    lines.append(fixed(["M7 GeoJSON property filter", "—", "—", "—", "cargo bench --bench geojson", "—"]))
     widths = [max(len(str(l[i])) for l in lines + [head]) for i in range(len(head))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

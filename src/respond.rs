@@ -164,7 +164,9 @@ impl Reject {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let body = match &self {
-            Reject::Denied(d) if d.is_fixed() => fixed_denial_body(d),
+            Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| {
+                Bytes::from(serde_json::json!({ "detail": self.detail(), "reason": self.reason() }).to_string())
+            }),
             Reject::Unprocessable(detail) => Bytes::from(serde_json::json!({ "detail": detail }).to_string()),
             _ => Bytes::from(serde_json::json!({ "detail": self.detail(), "reason": self.reason() }).to_string()),
         };
@@ -187,9 +189,10 @@ impl Reject {
     }
 }
 
-/// The JSON body of a denial whose text never changes, serialized once per process
-/// (building a `serde_json::Value` per refusal was a fifth of the cost of a 401).
-fn fixed_denial_body(d: &Denial) -> Bytes {
+/// The JSON body of a denial listed in [`Denial::FIXED`], serialized once per process
+/// (building a `serde_json::Value` per refusal was a fifth of the cost of a 401);
+/// `None` for the others, which are built per refusal.
+fn cached_denial_body(d: &Denial) -> Option<Bytes> {
     static BODIES: std::sync::OnceLock<Vec<(&'static str, Bytes)>> = std::sync::OnceLock::new();
     let bodies = BODIES.get_or_init(|| {
         Denial::FIXED
@@ -202,12 +205,7 @@ fn fixed_denial_body(d: &Denial) -> Bytes {
             })
             .collect()
     });
-    bodies
-        .iter()
-        .find(|(reason, _)| *reason == d.reason())
-        .map(|(_, body)| body.clone())
-        // INVARIANT: callers check `is_fixed`, and FIXED lists every fixed denial.
-        .unwrap_or_default()
+    bodies.iter().find(|(reason, _)| *reason == d.reason()).map(|(_, body)| body.clone())
 }
 
 fn denial_status(d: &Denial) -> StatusCode {
@@ -323,14 +321,17 @@ mod tests {
     fn cached_denial_bodies_equal_freshly_built_ones() {
         use http_body_util::BodyExt;
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        for d in Denial::FIXED {
-            assert!(d.is_fixed(), "{d:?}");
+        let varying = [Denial::PropertyFenced("p".into()), Denial::TierTooLow { needed: Tier::Edit, held: Tier::View }];
+        for d in Denial::FIXED.into_iter().chain(varying) {
             let want = serde_json::json!({ "detail": denial_detail(&d), "reason": d.reason() }).to_string();
             let got =
                 rt.block_on(Reject::Denied(d.clone()).into_response().into_body().collect()).expect("body").to_bytes();
             assert_eq!(got, want.as_bytes(), "{d:?}");
         }
-        assert!(!Denial::PropertyFenced("p".into()).is_fixed());
+        assert!(
+            cached_denial_body(&Denial::PropertyFenced("p".into())).is_none(),
+            "messages that vary are built per refusal"
+        );
     }
 
     #[test]

@@ -109,7 +109,8 @@ pub enum Denial {
 }
 
 impl Denial {
-    /// Every denial whose message never varies (the others name a tier, layer or property).
+    /// Every denial whose message never varies (the others name a tier, layer or
+    /// property); their response bodies are built once.
     pub const FIXED: [Denial; 14] = [
         Denial::MissingToken,
         Denial::MalformedToken,
@@ -126,11 +127,6 @@ impl Denial {
         Denial::UnboundedFeatureRequest,
         Denial::FenceUnverifiable,
     ];
-
-    /// True when the denial's message never varies.
-    pub fn is_fixed(&self) -> bool {
-        !matches!(self, Denial::TierTooLow { .. } | Denial::LayerNotCovered(_) | Denial::PropertyFenced(_))
-    }
 
     /// The snake_case reason used in bodies, logs and metrics.
     pub fn reason(&self) -> &'static str {

@@ -13,12 +13,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
 use crate::admin;
@@ -30,7 +29,7 @@ use crate::proxy::{self, ForwardContext, Outgoing, Upstream};
 use crate::respond::{self, Body, Reject};
 use crate::route::{self, BadPath, Route};
 use crate::spatial::TileCoord;
-use crate::store::{GrantCache, Resolved};
+use crate::store::{now_unix, GrantCache, Resolved};
 use crate::token::{self, Extracted, TokenSecret};
 
 /// Shared gateway state: the current config (swapped on reload), the grant cache
@@ -154,7 +153,7 @@ impl Gateway {
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
-        let permit = policy::decide(&grant, &target.op, &target.path, unix_now())?;
+        let permit = policy::decide(&grant, &target.op, &target.path, now_unix())?;
         if let Some(kind) = &target.response {
             proxy::filter::precheck(kind, permit.obligations())?;
         }
@@ -290,10 +289,6 @@ fn bad_path(e: BadPath) -> Reject {
     Reject::BadRequest(e.to_string())
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// The classify stage: which path, which operation, which upstream URL, and the
 /// body to send (the client's stream, or bytes the classifier judged).
 ///
@@ -371,7 +366,7 @@ async fn classify_ogc(
     let header = |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let content_type = header(http::header::CONTENT_TYPE);
     let judged = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
-        Some(read_bounded(body, &parts.headers, MAX_OGC_BODY_BYTES).await?)
+        Some(proxy::read_body(body, &parts.headers, MAX_OGC_BODY_BYTES).await?)
     } else {
         None
     };
@@ -447,20 +442,6 @@ fn join(base: &str, path: &str, query: &str) -> Result<Uri, Reject> {
         url.push_str(&queries.join("&"));
     }
     url.parse().map_err(|_| Reject::BadRequest("the request cannot be forwarded as a valid URL".into()))
-}
-
-/// Reads a request body up to `limit` bytes (413 beyond).
-async fn read_bounded(body: Incoming, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
-    if let Some(len) = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if len > limit {
-            return Err(Reject::PayloadTooLarge(limit));
-        }
-    }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
-        Err(e) => Err(Reject::BadRequest(format!("the request body could not be read: {e}"))),
-    }
 }
 
 /// Fills `{z}`, `{x}`, `{y}` (or `{-y}`, the TMS row) in a tile URL template.

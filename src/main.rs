@@ -411,9 +411,7 @@ fn access_text(t: &TokenRecord) -> String {
 }
 
 fn time_text(t: Option<i64>) -> String {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "-".into())
+    t.and_then(tilegate::store::rfc3339).unwrap_or_else(|| "-".into())
 }
 
 async fn audit(config: &Config, token: Option<String>, since: Option<String>) -> Result<()> {

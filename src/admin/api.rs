@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
@@ -68,7 +68,8 @@ async fn create(
     if !is_json {
         return Err(Reject::BadRequest("send the token request as JSON with `Content-Type: application/json`".into()));
     }
-    let bytes = read_body(req, config.api.max_body_bytes).await?;
+    let (parts, body) = req.into_parts();
+    let bytes = crate::proxy::read_body(body, &parts.headers, config.api.max_body_bytes).await?;
     let now = now_unix();
     let request = match body::parse_create(&bytes, &config.paths, now) {
         Ok(r) => r,
@@ -93,19 +94,6 @@ async fn create(
     let mut out = token_json(&record);
     out["token"] = json!(minted.secret.expose());
     Ok(respond::json(StatusCode::CREATED, &out))
-}
-
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Reject> {
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if len > limit {
-            return Err(Reject::PayloadTooLarge(limit));
-        }
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
-        Err(e) => Err(Reject::BadRequest(format!("the request body could not be read: {e}"))),
-    }
 }
 
 async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) -> Result<Response<Body>, Reject> {
@@ -222,10 +210,7 @@ async fn revoke(
 }
 
 fn rfc3339(t: i64) -> Value {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
+    crate::store::rfc3339(t).map_or(Value::Null, Value::String)
 }
 
 /// A token as the API shows it: never the secret.
@@ -234,11 +219,7 @@ pub fn token_json(r: &TokenRecord) -> Value {
         .access
         .iter()
         .map(|a| {
-            let tiles: Option<Vec<Value>> = a.fence.tiles().map(|t| {
-                let mut v: Vec<_> = t.map(|t| (t.z(), t.x(), t.y())).collect();
-                v.sort_unstable();
-                v.into_iter().map(|(z, x, y)| json!({ "tileX": x, "tileY": y, "zoom": z })).collect()
-            });
+            let tiles = crate::store::tiles_json(&a.fence);
             let geo = if a.fence.is_unlimited() {
                 Value::Null
             } else {

@@ -105,10 +105,6 @@ impl Default for Metrics {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 impl Metrics {
     pub fn new() -> Self {
         Metrics {
@@ -121,7 +117,7 @@ impl Metrics {
             token_api: DashMap::new(),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
-            config_loaded_at: AtomicU64::new(unix_now()),
+            config_loaded_at: AtomicU64::new(crate::store::now_unix() as u64),
             tls_handshakes: std::array::from_fn(|_| AtomicU64::new(0)),
             connections_open: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
@@ -171,7 +167,7 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         if ok {
             self.reloads_ok.fetch_add(1, Ordering::Relaxed);
-            self.config_loaded_at.store(unix_now(), Ordering::Relaxed);
+            self.config_loaded_at.store(crate::store::now_unix() as u64, Ordering::Relaxed);
         } else {
             self.reloads_failed.fetch_add(1, Ordering::Relaxed);
         }

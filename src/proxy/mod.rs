@@ -152,6 +152,20 @@ pub enum Outgoing {
     Empty,
 }
 
+/// Reads a client body up to `limit` bytes: a declared length over it, or a body
+/// that turns out longer, is a 413.
+pub async fn read_body(body: Incoming, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(Reject::PayloadTooLarge(limit));
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
+        Err(e) => Err(Reject::BadRequest(format!("the request body could not be read: {e}"))),
+    }
+}
+
 /// What the gateway asks of the upstream for one request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ask {

@@ -10,7 +10,9 @@ mod records;
 mod schema;
 
 pub use cache::{GrantCache, Resolved};
-pub use records::{access_json, now_unix, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord};
+pub use records::{
+    access_json, now_unix, rfc3339, tiles_json, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

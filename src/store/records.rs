@@ -114,16 +114,26 @@ fn id_from(s: &str) -> Result<TokenId, StoreError> {
     s.parse().map_err(|_| StoreError::Corrupt(format!("`{s}` is not a token id")))
 }
 
+/// A fence's tiles as `{tileX, tileY, zoom}` objects in (zoom, x, y) order; `None`
+/// when the fence has no tiles.
+pub fn tiles_json(fence: &Fence) -> Option<Vec<serde_json::Value>> {
+    fence
+        .to_parts()
+        .0
+        .map(|tiles| tiles.into_iter().map(|(z, x, y)| json!({"tileX": x, "tileY": y, "zoom": z})).collect())
+}
+
+/// A unix time as RFC 3339 (`2026-11-22T08:00:00Z`).
+pub fn rfc3339(t: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(t).ok()?.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
 /// The access list as JSON, for the audit trail.
 pub fn access_json(access: &[AccessSpec]) -> serde_json::Value {
     access
         .iter()
         .map(|a| {
-            let tiles: Option<Vec<_>> = a.fence.tiles().map(|t| {
-                let mut v: Vec<_> = t.map(|t| (t.z(), t.x(), t.y())).collect();
-                v.sort_unstable();
-                v.into_iter().map(|(z, x, y)| json!({"zoom": z, "tileX": x, "tileY": y})).collect()
-            });
+            let tiles = tiles_json(&a.fence);
             json!({
                 "pathId": a.path_id,
                 "accessTier": a.tier.as_str(),

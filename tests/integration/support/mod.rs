@@ -8,7 +8,6 @@ pub mod upstream;
 pub mod upstreams;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -208,16 +207,4 @@ impl TestGateway {
             .output()
             .expect("run tilegate")
     }
-}
-
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            drop(r);
-        }
-    }
-}
-
-pub fn arc<T>(t: T) -> Arc<T> {
-    Arc::new(t)
 }

@@ -21,10 +21,11 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use crate::admin;
-use crate::config::{Config, LogFormat, PathConfig, TileTemplate};
-use crate::ogc::{self, DataFormat, ForwardBody, OgcError, OgcRequest, Protocol, ResponseKind};
+use crate::config::{Config, LogFormat};
+use crate::ogc::{self, DataFormat, ForwardBody, OgcRequest, Protocol, ResponseKind};
 use crate::ops::{self, Ops, RequestLabels};
-use crate::policy::{self, Denial, Extent, Grant, Operation, Permit, Surface, Tier, TokenId};
+use crate::paths::{PathConfig, TileTemplate};
+use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier, TokenId};
 use crate::proxy::{self, ForwardContext, Outgoing, Upstream};
 use crate::respond::{self, Body, Reject};
 use crate::route::{self, BadPath, Route};
@@ -50,16 +51,36 @@ pub enum Listener {
     Api,
 }
 
-/// Where a permitted request goes and what it is.
+/// Where a request goes and what it is: what `decide` judges, and (wrapped in
+/// [`Permitted`]) the only thing `forward` sends.
 pub struct Target {
     pub path: Arc<PathConfig>,
     pub op: Operation,
     pub uri: Uri,
+    /// The OGC protocol it came through; `None` for `/path/…` pass-through.
+    pub protocol: Option<Protocol>,
     /// What the filter stage does with the answer; `None` relays it as it is.
     pub response: Option<ResponseKind>,
     /// For capabilities rewriting: the upstream endpoint and the public URL for it.
     pub upstream_base: String,
     pub public: String,
+}
+
+impl Judged for Target {
+    fn operation(&self) -> &Operation {
+        &self.op
+    }
+
+    fn path(&self) -> &PathConfig {
+        &self.path
+    }
+}
+
+impl Target {
+    /// OGC API answers carry `links[].href` that the filter stage rewrites.
+    fn rewrites_links(&self) -> bool {
+        self.protocol == Some(Protocol::Api)
+    }
 }
 
 /// The largest OGC POST body the gateway reads to classify (WFS XML, forms, OGC API items).
@@ -151,16 +172,16 @@ impl Gateway {
         }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
-        log.path_id = Some(target.path.id.clone());
+        log.path_id = Some(target.path.id.to_string());
         log.operation = target.op.name;
-        let permit = policy::decide(&grant, &target.op, &target.path, now_unix())?;
-        if let Some(kind) = &target.response {
-            proxy::filter::precheck(kind, permit.obligations())?;
+        let permitted = policy::decide(&grant, target, now_unix())?;
+        if let Some(kind) = &permitted.target().response {
+            proxy::filter::precheck(kind, permitted.permit().obligations())?;
         }
         let started = Instant::now();
-        let response = self.forward(config, parts, body, &target, &permit, peer, tls).await;
+        let response = self.forward(config, parts, body, &permitted, peer, tls).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        self.filter(response?, &target, &permit, &token).await
+        self.filter(response?, &permitted, &token).await
     }
 
     /// The token API, with its metrics.
@@ -221,44 +242,43 @@ impl Gateway {
     }
 
     /// The forward stage (body limits, upstream clients and timeouts live in `proxy`).
-    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         config: &Config,
         parts: http::request::Parts,
         body: Outgoing,
-        target: &Target,
-        permit: &Permit,
+        permitted: &Permitted<Target>,
         peer: SocketAddr,
         tls: bool,
     ) -> Result<Response<Incoming>, Reject> {
+        let target = permitted.target();
         let ctx = ForwardContext { peer, tls, config };
         let ask = proxy::Ask {
             identity: target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other),
-            own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || rewrites_links(&target.op),
+            own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
-        proxy::forward(&self.upstream, &target.path, parts, body, target.uri.clone(), permit, &ctx, ask).await
+        let uri = target.uri.clone();
+        proxy::forward(&self.upstream, &target.path, parts, body, uri, permitted.permit(), &ctx, ask).await
     }
 
     /// The filter stage: the permit's obligations applied to the answer.
     async fn filter(
         &self,
         response: Response<Incoming>,
-        target: &Target,
-        permit: &Permit,
+        permitted: &Permitted<Target>,
         token: &Extracted,
     ) -> Result<Response<Body>, Reject> {
+        let target = permitted.target();
         let Some(kind) = &target.response else { return Ok(proxy::relay(response)) };
         let ctx = proxy::filter::FilterContext {
             kind,
-            obligations: permit.obligations(),
+            obligations: permitted.permit().obligations(),
             upstream: &target.upstream_base,
             public: &target.public,
             token_query: token.from_query.then(|| token.secret.expose()),
             layers: &target.path.layers,
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
-            single_feature: target.op.name == "api.item",
-            rewrite_links: rewrites_links(&target.op),
+            rewrite_links: target.rewrites_links(),
         };
         proxy::filter::apply(response, &ctx).await
     }
@@ -312,7 +332,16 @@ async fn classify(
         return Err(Denial::PathNotFound.into());
     }
     let plain = |path: Arc<PathConfig>, op: Operation, uri: Uri, body: Outgoing| {
-        (Target { path, op, uri, response: None, upstream_base: String::new(), public: String::new() }, body)
+        let target = Target {
+            path,
+            op,
+            uri,
+            protocol: None,
+            response: None,
+            upstream_base: String::new(),
+            public: String::new(),
+        };
+        (target, body)
     };
     match *route {
         Route::Xyz { tile, .. } => {
@@ -323,7 +352,9 @@ async fn classify(
             }
             let uri = fill_template(template, tile)?;
             let op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, Extent::Tile(tile));
-            Ok(plain(path, op, uri, Outgoing::Empty))
+            let (mut target, body) = plain(path, op, uri, Outgoing::Empty);
+            target.protocol = Some(Protocol::Xyz);
+            Ok((target, body))
         }
         Route::Path { rest, .. } => {
             let base = path.upstream.base.as_ref().ok_or(Denial::PathNotFound)?;
@@ -351,18 +382,7 @@ async fn classify_ogc(
     body: Incoming,
 ) -> Result<(Target, Outgoing), Reject> {
     let up = &path.upstream;
-    let rest_wmts = protocol == Protocol::Wmts && !matches!(rest, "" | "/");
-    let base: Option<String> = match protocol {
-        Protocol::Wms => up.wms.as_ref().map(ToString::to_string),
-        Protocol::Wmts if rest_wmts => up.wmts_rest.as_ref().or(up.wmts.as_ref()).map(ToString::to_string),
-        Protocol::Wmts => up.wmts.as_ref().map(ToString::to_string),
-        Protocol::Wfs => up.wfs.as_ref().map(ToString::to_string),
-        Protocol::Wcs => up.wcs.as_ref().map(ToString::to_string),
-        Protocol::Api => up.ogcapi.as_ref().map(ToString::to_string),
-        Protocol::Mvt => up.mvt.as_ref().map(|t| t.0.clone()),
-        Protocol::Xyz => up.xyz.as_ref().map(|t| t.0.clone()),
-    };
-    let base = base.ok_or(Denial::PathNotFound)?;
+    let base = ogc::service(protocol).endpoint(up, rest).ok_or(Denial::PathNotFound)?;
     let header = |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let content_type = header(http::header::CONTENT_TYPE);
     let judged = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
@@ -380,9 +400,9 @@ async fn classify_ogc(
         accept: header(http::header::ACCEPT),
         body: judged.as_deref(),
     };
-    let classified = ogc::classify_with(&request, &path, &path.ogc_options()).map_err(ogc_reject)?;
+    let classified = ogc::classify(&request, &path)?;
     let mut op = classified.op;
-    let filterable = matches!(classified.response, ResponseKind::Features(DataFormat::Json));
+    let filterable = classified.response.feature_format() == Some(&DataFormat::Json);
     if op.extent == Extent::Unbounded && filterable {
         // The filter stage drops features outside the fence, so no bound is needed.
         op.extent = Extent::GeometryFiltered;
@@ -405,19 +425,8 @@ async fn classify_ogc(
         ),
     };
     let public = format!("{}/ogc/{}/{}", config.server.public_url, protocol.as_str(), path.id);
-    Ok((Target { path, op, uri, response: Some(classified.response), upstream_base: base, public }, body))
-}
-
-/// Maps a classifier error to its reject (the statuses the classifier documents).
-fn ogc_reject(e: OgcError) -> Reject {
-    match e {
-        OgcError::BadRequest(m) => Reject::BadRequest(m),
-        OgcError::NotSupported(m) => Reject::BadRequest(format!("{m} (not supported through the gateway)")),
-        OgcError::MethodNotAllowed { allowed, .. } => Reject::MethodNotAllowed(allowed),
-        OgcError::UnsupportedMediaType(m) => Reject::UnsupportedMediaType(m),
-        // Same reason as a fenced property, so a token cannot tell the two apart.
-        OgcError::UnknownProperty(p) => Reject::Denied(Denial::PropertyFenced(p)),
-    }
+    let response = Some(classified.response);
+    Ok((Target { path, op, uri, protocol: Some(protocol), response, upstream_base: base, public }, body))
 }
 
 /// `base` (which may carry its own query, e.g. MapServer `?map=`) + `path` + `query`.
@@ -520,11 +529,6 @@ impl RequestLog {
             client = %self.peer.ip(),
         );
     }
-}
-
-/// OGC API answers carry `links[].href` that the filter stage rewrites.
-fn rewrites_links(op: &Operation) -> bool {
-    op.name.starts_with("api.")
 }
 
 /// True when the access log is on (`RUST_LOG` includes `tilegate::access` at info);

@@ -29,6 +29,7 @@
 //! | status codes and error bodies | [`respond`] |
 //! | the token API and minting | [`admin`] |
 //! | metrics, rate limits, reload | [`ops`] |
+//! | declared paths (folders, layers, upstream endpoints) | [`paths`] |
 //! | configuration | [`config`] |
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,7 @@ pub mod filter;
 pub mod gateway;
 pub mod ogc;
 pub mod ops;
+pub mod paths;
 pub mod policy;
 pub mod proxy;
 pub mod respond;

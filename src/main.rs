@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use tilegate::admin::{self, Minter};
-use tilegate::config::{self, Config, LogFormat, PathKind};
+use tilegate::config::{self, Config, LogFormat};
+use tilegate::paths::PathKind;
 use tilegate::policy::{Scope, Tier, TokenId};
 use tilegate::spatial::Fence;
 use tilegate::store::{AccessSpec, Page, Store, TokenRecord};

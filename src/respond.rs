@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 
+use crate::ogc::OgcError;
 use crate::policy::Denial;
 
 /// Errors carried by streamed bodies.
@@ -49,6 +50,10 @@ pub enum Reject {
     Denied(Denial),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 400 `unsupported_request`: well-formed OGC that the gateway does not pass
+    /// (WCS 1.x, stored queries, DescribeLayer, KVP Transaction…).
+    #[error("unsupported request: {0}")]
+    Unsupported(String),
     #[error("not found")]
     NotFound,
     /// 404 with a specific detail (the token API's "no such token").
@@ -86,11 +91,25 @@ impl From<Denial> for Reject {
     }
 }
 
+/// The classifier's errors, mapped here and nowhere else.
+impl From<OgcError> for Reject {
+    fn from(e: OgcError) -> Self {
+        match e {
+            OgcError::BadRequest(m) => Reject::BadRequest(m),
+            OgcError::NotSupported(m) => Reject::Unsupported(m),
+            OgcError::MethodNotAllowed { allowed, .. } => Reject::MethodNotAllowed(allowed),
+            OgcError::UnsupportedMediaType(m) => Reject::UnsupportedMediaType(m),
+            // Same reason as a fenced property, so a token cannot tell the two apart.
+            OgcError::UnknownProperty(p) => Reject::Denied(Denial::PropertyFenced(p)),
+        }
+    }
+}
+
 impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::Denied(d) => denial_status(d),
-            Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::BadRequest(_) | Reject::Unsupported(_) => StatusCode::BAD_REQUEST,
             Reject::NotFound | Reject::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,6 +129,7 @@ impl Reject {
         match self {
             Reject::Denied(d) => d.reason(),
             Reject::BadRequest(_) => "bad_request",
+            Reject::Unsupported(_) => "unsupported_request",
             Reject::NotFound | Reject::NotFoundDetail(_) => "not_found",
             Reject::MethodNotAllowed(_) => "method_not_allowed",
             Reject::PayloadTooLarge(_) => "payload_too_large",
@@ -131,6 +151,7 @@ impl Reject {
         match self {
             Reject::Denied(d) => denial_detail(d),
             Reject::BadRequest(m) | Reject::Forbidden(m) | Reject::NotFoundDetail(m) => m.clone(),
+            Reject::Unsupported(m) => format!("{m} (not supported through the gateway)"),
             Reject::NotFound => {
                 "nothing is served at this path; see /openapi.json and the README for the URL scheme".into()
             }
@@ -286,6 +307,7 @@ mod tests {
     fn every_other_reject_maps_to_its_status() {
         let table: Vec<(Reject, u16)> = vec![
             (Reject::BadRequest("x".into()), 400),
+            (Reject::Unsupported("x".into()), 400),
             (Reject::NotFound, 404),
             (Reject::NotFoundDetail("x".into()), 404),
             (Reject::MethodNotAllowed("GET"), 405),

@@ -130,7 +130,7 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
                 Some(a) => return Err(Denial::TierTooLow { needed: Tier::FullView, held: a.tier }.into()),
                 None => return Err(Denial::PathNotFound.into()),
             }
-            Page::Granting { paths: path.lineage.clone(), after, limit: page_size + 1 }
+            Page::Granting { paths: path.lineage().map(str::to_owned).collect(), after, limit: page_size + 1 }
         }
         None => Page::Below { creator: caller.token_id, after, limit: page_size + 1 },
     };

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 
 use super::delegate::Requested;
-use crate::config::{PathKind, PathTable};
+use crate::paths::{PathKind, PathTable};
 use crate::policy::{Scope, Tier};
 use crate::spatial::{Fence, FenceError, TileCoord, MAX_FENCE_TILES, MAX_FENCE_ZOOM};
 
@@ -293,7 +293,7 @@ fn access_entry(c: &mut Checker, at: &[Value], entry: &Value, paths: &PathTable)
         }
     };
     Some(Requested {
-        path_id: path?.id.clone(),
+        path_id: path?.id.to_string(),
         tier: tier?,
         fence: if fence_ok { fence } else { return None },
         properties,

@@ -7,7 +7,7 @@
 //! expiry be no later than the caller's. An omitted fence under a fenced caller
 //! inherits the caller's, so "omitted" can never mean "wider".
 
-use crate::config::PathTable;
+use crate::paths::PathTable;
 use crate::policy::{Grant, Tier};
 use crate::spatial::Fence;
 use crate::store::AccessSpec;
@@ -156,8 +156,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::{PathConfig, PathKind};
-    use crate::policy::{decide, Access, Extent, Operation, Scope, Surface, TokenId};
+    use crate::paths::{PathConfig, PathId, PathKind};
+    use crate::policy::{judge, Access, Extent, Operation, Scope, Surface, TokenId};
     use crate::spatial::TileCoord;
 
     struct Rng(u64);
@@ -178,7 +178,7 @@ mod tests {
 
     fn paths() -> PathTable {
         let p = |id: &str, lineage: &[&str], kind| PathConfig {
-            lineage: lineage.iter().map(|s| (*s).to_owned()).collect(),
+            lineage: lineage.iter().map(|s| PathId::from(*s)).collect(),
             ..PathConfig::new(id, kind)
         };
         PathTable::new([
@@ -263,8 +263,8 @@ mod tests {
                 let mut op = Operation::simple("probe", Surface::Ogc, random_tier(&mut rng), Extent::Tile(tile));
                 op.properties = PROPS.iter().filter(|_| rng.below(3) == 0).map(|s| (*s).to_owned()).collect();
                 let now = rng.below(1500) as i64;
-                if let Ok(permit) = decide(&child, &op, path, now) {
-                    assert!(decide(&caller, &op, path, now).is_ok(), "child wider than parent: {op:?} on {}", path.id);
+                if let Ok(permit) = judge(&child, &op, path, now) {
+                    assert!(judge(&caller, &op, path, now).is_ok(), "child wider than parent: {op:?} on {}", path.id);
                     let child_props = permit.obligations().properties.clone();
                     if let Some(parent_props) = caller.access_for(path).and_then(|a| a.properties.clone()) {
                         let child_props = child_props.expect("a fenced parent gives a fenced child");

@@ -14,9 +14,10 @@ use ipnet::IpNet;
 
 use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
 use super::{
-    tls, Api, Config, FailedAuth, Limits, Log, LogFormat, Ops, PathConfig, PathKind, PathLimits, PathTable, Rate,
-    Server, ServerTls, Store, TileTemplate, Tokens, UpstreamLimits, UpstreamTls, Upstreams,
+    tls, Api, Config, FailedAuth, Limits, Log, LogFormat, Ops, PathLimits, Rate, Server, ServerTls, Store, Tokens,
+    UpstreamLimits, UpstreamTls,
 };
+use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
 
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -500,7 +501,7 @@ impl Validator {
                 0
             }
             Some(n) => n,
-            None => crate::ogc::MAX_IMAGE_SIZE,
+            None => crate::paths::MAX_IMAGE_SIZE,
         };
         if let Some(l) = &p.limits {
             let limits = self.path_limits(&format!("{key}.limits"), l);
@@ -512,9 +513,9 @@ impl Validator {
             }
         }
         Some(PathConfig {
-            id: p.id.clone(),
+            id: p.id.as_str().into(),
             kind,
-            lineage,
+            lineage: lineage.into_iter().map(PathId::from).collect(),
             upstream,
             layers: p.layers.clone(),
             allow_params,

@@ -1,26 +1,24 @@
-//! Response filters and property references: the property fence and the geometry
-//! filter of DESIGN.md §5, applied to what comes back from an upstream.
+//! Response bodies only: the property fence and the geometry filter of DESIGN.md §5,
+//! applied to what comes back from an upstream. (What a *request's* filter expression
+//! names is read by [`ogc::common::expr`](crate::ogc::common::expr).)
 //!
-//! - [`props`]: which properties a request's filter expression names (FES XML, CQL2
-//!   text/ECQL, CQL2 JSON), so that the policy can refuse hidden ones.
 //! - [`geojson`]: a streaming GeoJSON filter that drops hidden keys from every
 //!   feature's `properties` and, under a tile fence, drops features outside it.
 //! - [`mvt`]: re-encodes a Mapbox Vector Tile without the hidden attributes.
 //! - [`schema`]: trims DescribeFeatureType XML and OGC API queryables/schema JSON.
 //!
 //! This is the "filter response" stage. Everything here is pure: bytes in, bytes
-//! out, no I/O, no clocks, no logging. It must never pass on data it could not read:
+//! out, no I/O, no clocks, no logging, decoding bounded in size and depth. It must
+//! never pass on data it could not read:
 //! every unreadable input is a [`FilterError`] (the gateway answers 502), never a
 //! best-effort pass-through.
 
 pub mod geojson;
 pub mod mvt;
-pub mod props;
 pub mod schema;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, LinkRewrite, MAX_DEPTH, MAX_FEATURE_BYTES, MAX_HREF_BYTES};
 pub use mvt::{filter_tile, MAX_TILE_BYTES};
-pub use props::{cql2_json_properties, cql2_text_properties, fes_properties, UnreadableFilter};
 pub use schema::{trim_describe_feature_type, trim_queryables};
 
 /// Why an upstream response could not be filtered. The response is not forwarded.

@@ -4,7 +4,8 @@
 //! `/ogc/…`: it turns one request (method, the path after `/ogc/{proto}/{pathId}`, the
 //! query, the bounded POST body) into the [`Operation`] that [`decide`](crate::policy::decide)
 //! judges, tells the gateway what to do with the response ([`ResponseKind`]), and says
-//! exactly what to forward ([`Forward`]). Capabilities rewriting lives in [`capabilities`].
+//! exactly what to forward ([`Forward`]), and rewrites what the protocol's capabilities
+//! advertise on the way back.
 //!
 //! Pure code: no I/O, no clocks, no logging. Anything it cannot read is an [`OgcError`],
 //! never a pass (DESIGN.md §5: "anything the gateway cannot parse is denied").
@@ -20,57 +21,74 @@
 //! known and the path visible to it, so that a 400 never tells a stranger that a path id
 //! exists (DESIGN.md §5: invisible paths are 404).
 //!
+//! **One folder per protocol.** Each protocol module holds its classifier and its
+//! capabilities rewriter side by side, behind one [`Service`]; [`service`] is the one
+//! registry the gateway and the filter stage go through, so no other module matches on
+//! [`Protocol`] to find a protocol's rules. What several protocols share (KVP parsing,
+//! the percent decoder, the hardened XML reader, the matrix-set table, filter
+//! expressions) lives once in [`common`]; the URL-rewriting machinery every
+//! capabilities document goes through lives in [`capabilities`].
+//!
 //! | protocol | module | what |
 //! |---|---|---|
-//! | WMS 1.1.1/1.3.0 | `wms` | GetCapabilities, GetMap, GetFeatureInfo, GetLegendGraphic |
-//! | WMTS 1.0 | `wmts` | KVP GetCapabilities/GetTile/GetFeatureInfo, REST capabilities and tiles |
-//! | WFS 1.0/1.1/2.0 | `wfs`, `wfs_xml` | KVP and XML POST: GetCapabilities … Transaction |
-//! | WCS 2.0 | `wcs` | GetCapabilities, DescribeCoverage, GetCoverage |
-//! | OGC API | `api` | Features and Tiles paths, item writes |
-//! | MVT / XYZ | `tiles` | `/{z}/{x}/{y}` tiles |
+//! | WMS 1.1.1/1.3.0 | [`wms`] | GetCapabilities, GetMap, GetFeatureInfo, GetLegendGraphic |
+//! | WMTS 1.0 | [`wmts`] | KVP GetCapabilities/GetTile/GetFeatureInfo, REST capabilities and tiles |
+//! | WFS 1.0/1.1/2.0 | [`wfs`] | KVP and XML POST: GetCapabilities … Transaction |
+//! | WCS 2.0 | [`wcs`] | GetCapabilities, DescribeCoverage, GetCoverage |
+//! | OGC API | [`api`] | Features and Tiles paths, item writes, JSON documents |
+//! | MVT / XYZ | [`tiles`] | `/{z}/{x}/{y}` tiles |
 
+pub mod api;
 pub mod capabilities;
-pub mod kvp;
+pub mod common;
+pub mod tiles;
+pub mod wcs;
+pub mod wfs;
+pub mod wms;
+pub mod wmts;
 
-mod api;
-mod geo;
-mod tiles;
-mod wcs;
-mod wfs;
-mod wfs_xml;
-mod wms;
-mod wmts;
-
-pub use kvp::{Dialect, Kvp, Pair};
+pub use common::kvp::{Dialect, Kvp, Pair};
 pub use wmts::{validate_rest_template, DEFAULT_WMTS_REST_TEMPLATE};
 
 use http::Method;
 
-use crate::config::PathConfig;
-use crate::filter::props::{cql2_text_properties, fes_properties, UnreadableFilter};
+use crate::paths::{PathConfig, Upstreams};
 use crate::policy::{Extent, Operation, Surface, Tier};
+use capabilities::{CapabilitiesError, Rewrite};
+use common::{bad, media_essence, shown};
 
-/// The GetCapabilities parameters of OWS Common (WMTS, WFS 1.1+/2.0, WCS 2.0).
-pub(crate) const OWS_CAPABILITIES: &[&str] = &[
-    "SERVICE",
-    "VERSION",
-    "REQUEST",
-    "ACCEPTVERSIONS",
-    "SECTIONS",
-    "UPDATESEQUENCE",
-    "ACCEPTFORMATS",
-    "ACCEPTLANGUAGES",
-];
+/// One OGC protocol, its facts side by side: where its upstream endpoint is, what it
+/// accepts (the classifier) and what its capabilities advertise (the rewriter). Both
+/// halves read the same tables in [`common`] (matrix sets, layer names), and each
+/// protocol's tests walk its rewritten capabilities through its classifier.
+pub trait Service: Sync {
+    fn protocol(&self) -> Protocol;
 
-/// The default largest WIDTH or HEIGHT (pixels) a WMS GetMap/GetFeatureInfo/GetLegendGraphic
-/// may ask for; override per call with [`Options::max_image_size`].
-pub const MAX_IMAGE_SIZE: u32 = 4096;
+    /// The upstream URL (base, or tile template for MVT/XYZ) a request with this `rest`
+    /// (the path after `/ogc/{proto}/{pathId}`) goes to; `None` when the path does not
+    /// configure the protocol, which the gateway answers exactly like a missing path.
+    fn endpoint(&self, upstream: &Upstreams, rest: &str) -> Option<String>;
 
-/// Tile matrix set names that are always taken to be the Web Mercator quad tree with
-/// 256-pixel tiles, matrix `n` = zoom `n`, rows counted from the north. Compared
-/// ASCII case-insensitively. Paths may add more with [`Options::webmercator_matrix_sets`].
-pub const WEB_MERCATOR_MATRIX_SETS: &[&str] =
-    &["GoogleMapsCompatible", "WebMercatorQuad", "EPSG:3857", "EPSG:900913", "GLOBAL_WEBMERCATOR"];
+    /// Judges one request: see [`classify`].
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError>;
+
+    /// Rewrites the protocol's capabilities document for one request (URLs, layers,
+    /// fence); `None` for protocols that have none (MVT, XYZ).
+    fn rewrite_capabilities(&self, doc: &[u8], rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>>;
+}
+
+/// The registry: the one place that maps a [`Protocol`] to its [`Service`].
+pub fn service(protocol: Protocol) -> &'static dyn Service {
+    match protocol {
+        Protocol::Wms => &wms::Wms,
+        Protocol::Wmts => &wmts::Wmts,
+        Protocol::Wfs => &wfs::Wfs,
+        Protocol::Wcs => &wcs::Wcs,
+        Protocol::Api => &api::Api,
+        Protocol::Mvt => &tiles::Mvt,
+        Protocol::Xyz => &tiles::Xyz,
+    }
+}
 
 /// Which `/ogc/{proto}/…` family a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,40 +160,6 @@ pub struct OgcRequest<'a> {
     pub body: Option<&'a [u8]>,
 }
 
-/// Per-path settings the classifier needs beyond [`PathConfig`]. Each field is a proposed
-/// path config key (see the field docs); until config carries them, callers use the defaults.
-#[derive(Clone, Copy, Debug)]
-pub struct Options<'a> {
-    /// Largest WMS WIDTH/HEIGHT. Proposed key: `max_image_size` (default [`MAX_IMAGE_SIZE`]).
-    pub max_image_size: u32,
-    /// Extra tile matrix set names that are Web Mercator quad trees (matrix ids = zoom).
-    /// Proposed key: `webmercator_matrix_sets`.
-    pub webmercator_matrix_sets: &'a [String],
-    /// The upstream's WMTS RESTful ResourceURL template, relative to the WMTS base.
-    /// Proposed key: `wmts_rest_template` (default [`DEFAULT_WMTS_REST_TEMPLATE`]).
-    pub wmts_rest_template: Option<&'a str>,
-    /// True when the path covers every collection upstream, so that dataset-level OGC API
-    /// tiles (`/tiles/…`, `/map/tiles/…`), which mix collections, may be served.
-    /// Proposed key: `dataset_tiles` (default false: such paths are refused).
-    pub dataset_tiles: bool,
-    /// The layer's geometry property names. The property fence never hides geometry
-    /// (`[]` means geometry only), so these are dropped from [`Operation::properties`].
-    /// Proposed key: `geometry_properties` (default none).
-    pub geometry_properties: &'a [String],
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Options {
-            max_image_size: MAX_IMAGE_SIZE,
-            webmercator_matrix_sets: &[],
-            wmts_rest_template: None,
-            dataset_tiles: false,
-            geometry_properties: &[],
-        }
-    }
-}
-
 /// What a classified request is, what to do with its response, and what to forward.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Classified {
@@ -228,6 +212,9 @@ pub enum ResponseKind {
     /// GetFeatureInfo): filter properties and geometry; formats the gateway cannot filter
     /// are refused for fenced tokens.
     Features(DataFormat),
+    /// One feature asked for by id (OGC API `/items/{featureId}`): filtered like
+    /// [`ResponseKind::Features`], but held whole, and a 404 when it lies outside the fence.
+    Feature(DataFormat),
     /// Schemas (DescribeFeatureType, OGC API queryables/schema/sortables): trim hidden properties.
     Schema(DataFormat),
     /// A Mapbox vector tile: re-encode without hidden properties.
@@ -247,6 +234,16 @@ pub enum DataFormat {
     Mvt,
     /// Anything else (CSV, shapefile, KML, HTML, text…), as the client named it.
     Other(String),
+}
+
+impl ResponseKind {
+    /// The feature format, for the two kinds that carry features.
+    pub fn feature_format(&self) -> Option<&DataFormat> {
+        match self {
+            ResponseKind::Features(f) | ResponseKind::Feature(f) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 impl DataFormat {
@@ -302,8 +299,9 @@ impl DataFormat {
     }
 }
 
-/// Why a request cannot be classified. The `respond` module chooses the status; the
-/// intended mapping is in each variant's docs and in [`OgcError::reason`].
+/// Why a request cannot be classified. The `respond` module is the one place that
+/// chooses the status and reason (`impl From<OgcError> for Reject`); each variant's docs
+/// say what it answers.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OgcError {
     /// 400 `bad_request`: malformed, unknown or disallowed parameters, paths or bodies.
@@ -326,82 +324,18 @@ pub enum OgcError {
     UnknownProperty(String),
 }
 
+#[cfg(test)]
 impl OgcError {
-    /// The snake_case reason for bodies, logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            OgcError::BadRequest(_) => "bad_request",
-            OgcError::NotSupported(_) => "unsupported_request",
-            OgcError::MethodNotAllowed { .. } => "method_not_allowed",
-            OgcError::UnsupportedMediaType(_) => "unsupported_media_type",
-            OgcError::UnknownProperty(_) => "property_fenced",
-        }
+    /// The status production answers with, through `respond` (the one mapping), so
+    /// that the classifier's tests pin what a client really sees.
+    pub(crate) fn status(&self) -> u16 {
+        crate::respond::Reject::from(self.clone()).status().as_u16()
     }
 
-    /// The HTTP status this error is meant to answer with.
-    pub fn status(&self) -> u16 {
-        match self {
-            OgcError::BadRequest(_) | OgcError::NotSupported(_) => 400,
-            OgcError::MethodNotAllowed { .. } => 405,
-            OgcError::UnsupportedMediaType(_) => 415,
-            OgcError::UnknownProperty(_) => 403,
-        }
+    /// The reason production answers with, through `respond`.
+    pub(crate) fn reason(&self) -> &'static str {
+        crate::respond::Reject::from(self.clone()).reason()
     }
-}
-
-/// Shorthand for a 400.
-pub(crate) fn bad(message: impl Into<String>) -> OgcError {
-    OgcError::BadRequest(message.into())
-}
-
-/// Shorthand for an unsupported-request 400.
-pub(crate) fn unsupported(message: impl Into<String>) -> OgcError {
-    OgcError::NotSupported(message.into())
-}
-
-/// A value shortened for an error message (values are user input and may be long).
-pub(crate) fn shown(value: &str) -> String {
-    const MAX: usize = 64;
-    match value.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_owned(),
-    }
-}
-
-/// Classifies one request with default [`Options`].
-pub fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
-    classify_with(req, path, &Options::default())
-}
-
-/// Classifies one request: which operation it is, which tier it needs, which layers,
-/// extent and properties it touches, what to do with the response and what to forward.
-///
-/// Property names outside `path.properties` (when declared) are refused here with
-/// [`OgcError::UnknownProperty`].
-pub fn classify_with(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'_>) -> Result<Classified, OgcError> {
-    let mut classified = match req.protocol {
-        Protocol::Wms | Protocol::Wfs | Protocol::Wcs => {
-            if !matches!(req.rest, "" | "/") {
-                return Err(bad(format!(
-                    "`{}` is not a {} endpoint; send KVP requests to the path itself",
-                    shown(req.rest),
-                    req.protocol.as_str().to_ascii_uppercase()
-                )));
-            }
-            classify_kvp_endpoint(req, path, opts)?
-        }
-        Protocol::Wmts => {
-            if matches!(req.rest, "" | "/") {
-                classify_kvp_endpoint(req, path, opts)?
-            } else {
-                wmts::classify_rest(req, path, opts)?
-            }
-        }
-        Protocol::Api => api::classify(req, path, opts)?,
-        Protocol::Mvt | Protocol::Xyz => tiles::classify(req, path)?,
-    };
-    finish_properties(&mut classified.op, path, opts)?;
-    Ok(classified)
 }
 
 /// The judged parts of a request, before the forward is built.
@@ -447,24 +381,53 @@ enum KvpSource {
     Form,
 }
 
-/// WMS, WFS, WCS and WMTS KVP: GET/HEAD query, form POST, or (WFS) XML POST.
-fn classify_kvp_endpoint(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'_>) -> Result<Classified, OgcError> {
+/// Classifies one request: which operation it is, which tier it needs, which layers,
+/// extent and properties it touches, what to do with the response and what to forward.
+///
+/// Property names outside `path.properties` (when declared) are refused here with
+/// [`OgcError::UnknownProperty`]; the path's geometry properties are never fenced.
+pub fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+    let mut classified = service(req.protocol).classify(req, path)?;
+    finish_properties(&mut classified.op, path)?;
+    Ok(classified)
+}
+
+/// A KVP endpoint (WMS, WFS, WCS, WMTS) refuses any path below it.
+pub(crate) fn kvp_only(req: &OgcRequest<'_>) -> Result<(), OgcError> {
+    if matches!(req.rest, "" | "/") {
+        return Ok(());
+    }
+    Err(bad(format!(
+        "`{}` is not a {} endpoint; send KVP requests to the path itself",
+        shown(req.rest),
+        req.protocol.as_str().to_ascii_uppercase()
+    )))
+}
+
+/// WMS, WFS, WCS and WMTS KVP: GET/HEAD query or form POST, judged by the protocol's
+/// `judge`; a WFS XML POST goes to `xml` instead (`None` elsewhere: 415).
+pub(crate) fn kvp_endpoint(
+    req: &OgcRequest<'_>,
+    path: &PathConfig,
+    judge: impl FnOnce(&Kvp) -> Result<Parts, OgcError>,
+    xml: Option<fn(&OgcRequest<'_>, &PathConfig) -> Result<Classified, OgcError>>,
+) -> Result<Classified, OgcError> {
     let dialect = Dialect::for_protocol(req.protocol);
     let (mut kvp, source) = match *req.method {
         Method::GET | Method::HEAD => (Kvp::parse(req.query, dialect)?, KvpSource::Query),
         Method::POST if req.protocol != Protocol::Wmts => {
             let media = media_essence(req.content_type);
+            if let (Some(classify), "text/xml" | "application/xml") = (xml, media.as_str()) {
+                return classify(req, path);
+            }
             match media.as_str() {
                 "application/x-www-form-urlencoded" => {
                     let body = std::str::from_utf8(req.body.unwrap_or_default())
                         .map_err(|_| bad("the form body is not valid UTF-8"))?;
                     (Kvp::parse_parts(&[req.query, body], dialect)?, KvpSource::Form)
                 }
-                "text/xml" | "application/xml" if req.protocol == Protocol::Wfs => {
-                    return wfs_xml::classify(req, path);
-                }
                 _ => {
-                    let accepted = if req.protocol == Protocol::Wfs {
+                    let accepted = if xml.is_some() {
                         "application/x-www-form-urlencoded, text/xml or application/xml"
                     } else {
                         "application/x-www-form-urlencoded"
@@ -492,12 +455,7 @@ fn classify_kvp_endpoint(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options
         // upstream reads the request as the protocol it was judged as.
         None => kvp.insert_first("SERVICE", service),
     }
-    let parts = match req.protocol {
-        Protocol::Wms => wms::classify(&kvp, path, opts)?,
-        Protocol::Wfs => wfs::classify(&kvp, path)?,
-        Protocol::Wcs => wcs::classify(&kvp, path)?,
-        _ => wmts::classify_kvp(&kvp, path, opts)?,
-    };
+    let parts = judge(&kvp)?;
     let forward = match source {
         KvpSource::Query => Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::None },
         KvpSource::Form => Forward { path: String::new(), query: String::new(), body: ForwardBody::Form(kvp.encode()) },
@@ -505,246 +463,12 @@ fn classify_kvp_endpoint(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options
     Ok(parts.into_classified(forward))
 }
 
-/// The lower-cased media type without parameters (`""` when absent).
-pub(crate) fn media_essence(content_type: Option<&str>) -> String {
-    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
-}
-
-/// The canonical name of a KVP `REQUEST` value among `known` (matched ASCII
-/// case-insensitively). `refused` lists real operations the gateway does not pass.
-pub(crate) fn request_name(
-    kvp: &Kvp,
-    service: &str,
-    known: &[&'static str],
-    refused: &[(&str, &str)],
-) -> Result<&'static str, OgcError> {
-    let request = kvp
-        .get_nonempty("REQUEST")
-        .ok_or_else(|| bad(format!("REQUEST is required; {service} requests: {}", known.join(", "))))?;
-    if let Some(name) = known.iter().find(|k| k.eq_ignore_ascii_case(request)) {
-        return Ok(name);
-    }
-    if let Some((name, why)) = refused.iter().find(|(k, _)| k.eq_ignore_ascii_case(request)) {
-        return Err(unsupported(format!("{service} {name} is not supported by the gateway: {why}")));
-    }
-    Err(bad(format!(
-        "REQUEST: `{}` is not a {service} request the gateway knows; known: {}",
-        shown(request),
-        known.join(", ")
-    )))
-}
-
-/// Parameters that read or filter data (or make the upstream fetch URLs) and are only
-/// passed when the path's `allow_params` names them.
-const DATA_READING: &[&str] = &[
-    "CQL_FILTER",
-    "FILTER",
-    "VIEWPARAMS",
-    "ENV",
-    "SLD",
-    "SLD_BODY",
-    "FEATUREID",
-    "RESOURCEID",
-    "STOREDQUERY_ID",
-    "RESOLVE",
-    "MAP",
-    "FORMAT_OPTIONS",
-    "SORTBY",
-    "PROPERTYNAME",
-];
-
-/// Refuses any pair whose name is not allowed for this operation: in `allowed`, starting
-/// with one of `prefixes`, or listed in the path's `allow_params`.
-pub(crate) fn check_allowed(
-    kvp: &Kvp,
-    allowed: &[&str],
-    prefixes: &[&str],
-    path: &PathConfig,
-    op_name: &str,
-) -> Result<(), OgcError> {
-    for pair in kvp.pairs() {
-        let key = pair.key();
-        if allowed.contains(&key)
-            || prefixes.iter().any(|p| key.starts_with(p))
-            || path_allows(path, key)
-            || path_allows(path, &pair.name().to_ascii_uppercase())
-        {
-            continue;
-        }
-        let hint = match key {
-            "NAMESPACES" => {
-                "it rebinds type name prefixes to namespaces the gateway cannot check, and is refused unless the path's `allow_params` lists it"
-            }
-            k if DATA_READING.contains(&k) => {
-                "it can read or filter data and is refused unless the path's `allow_params` lists it"
-            }
-            _ => "not in the operation's parameters and not in the path's `allow_params`",
-        };
-        return Err(bad(format!("parameter `{}` is not allowed for {op_name}: {hint}", pair.name())));
-    }
-    Ok(())
-}
-
-/// True when the path's `allow_params` lists this (upper-case) name.
-pub(crate) fn path_allows(path: &PathConfig, upper: &str) -> bool {
-    path.allow_params.iter().any(|a| a.eq_ignore_ascii_case(upper))
-}
-
-/// Splits a comma list of layer-like names; empty items are an error.
-pub(crate) fn name_list(value: &str, param: &str) -> Result<Vec<String>, OgcError> {
-    value
-        .split(',')
-        .map(|n| {
-            if n.is_empty() {
-                Err(bad(format!("{param}: `{}` has an empty name", shown(value))))
-            } else {
-                Ok(n.to_owned())
-            }
-        })
-        .collect()
-}
-
-/// Splits a WFS 2.0 parenthesised list `(a,b)(c)` into its groups; a value without a
-/// leading `(` is one group.
-///
-/// Unbalanced or nested parentheses are an error.
-pub(crate) fn paren_groups<'v>(value: &'v str, param: &str) -> Result<Vec<&'v str>, OgcError> {
-    if !value.starts_with('(') {
-        if value.contains(['(', ')']) {
-            return Err(bad(format!("{param}: unbalanced parentheses in `{}`", shown(value))));
-        }
-        return Ok(vec![value]);
-    }
-    let mut groups = Vec::new();
-    let mut rest = value;
-    while !rest.is_empty() {
-        let inner = rest
-            .strip_prefix('(')
-            .and_then(|r| r.split_once(')'))
-            .filter(|(g, _)| !g.contains('('))
-            .ok_or_else(|| bad(format!("{param}: unbalanced parentheses in `{}`", shown(value))))?;
-        groups.push(inner.0);
-        rest = inner.1;
-    }
-    Ok(groups)
-}
-
-/// Collects the properties named by `FILTER` (FES XML; WFS 2.0 parenthesised lists of
-/// filters are read one by one) and `CQL_FILTER` (CQL2 text / ECQL). Whether these
-/// parameters are allowed at all was decided by the allowlist before; here a filter
-/// the readers cannot read is refused.
-pub(crate) fn kvp_filter_properties(kvp: &Kvp, out: &mut Vec<String>) -> Result<(), OgcError> {
-    if let Some(filter) = kvp.get_nonempty("FILTER") {
-        let trimmed = filter.trim();
-        let groups: Vec<&str> = match trimmed.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-            Some(inner) => inner.split(")(").collect(),
-            None => vec![trimmed],
-        };
-        for group in groups {
-            wfs_xml::check_fes_functions(group, "FILTER")?;
-            for p in fes_properties(group).map_err(|e| filter_error("FILTER", e))? {
-                out.push(xml_property(&p, "FILTER")?);
-            }
-        }
-    }
-    if let Some(cql) = kvp.get_nonempty("CQL_FILTER") {
-        check_text_functions(cql, "CQL_FILTER")?;
-        out.extend(cql2_text_properties(cql).map_err(|e| filter_error("CQL_FILTER", e))?);
-    }
-    Ok(())
-}
-
-/// Filter functions that read *other* layers (GeoServer's `querySingle`,
-/// `queryCollection`): a filter naming them could reach data the path does not cover.
-pub(crate) const CROSS_LAYER_FUNCTIONS: &[&str] = &["querysingle", "querycollection"];
-
-/// Refuses a text filter (CQL, CQL2) that mentions a cross-layer function anywhere,
-/// in any case. Blunt on purpose: a literal containing the name is refused too.
-pub(crate) fn check_text_functions(text: &str, param: &str) -> Result<(), OgcError> {
-    let lower = text.to_ascii_lowercase();
-    match CROSS_LAYER_FUNCTIONS.iter().find(|f| lower.contains(*f)) {
-        Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
-        None => Ok(()),
-    }
-}
-
-/// What a rendering operation (WMS GetMap/GetLegendGraphic, WMTS GetTile, map tiles)
-/// may return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rendered {
-    Image,
-    Mvt,
-}
-
-/// Checks that a rendering operation asks for an image (`image/*` or a raster file
-/// extension) or, when `allow_mvt`, a vector tile. Servers also render GeoJSON, UTFGrid,
-/// KML or vector tiles through GetMap/GetTile, which would hand raw attributes to a
-/// `view` token; those formats are refused.
-pub(crate) fn rendered_format(format: &str, param: &str, op_name: &str, allow_mvt: bool) -> Result<Rendered, OgcError> {
-    let lower = format.trim().to_ascii_lowercase();
-    if lower.starts_with("image/")
-        || matches!(lower.as_str(), "png" | "png8" | "jpg" | "jpeg" | "gif" | "webp" | "tif" | "tiff")
-    {
-        return Ok(Rendered::Image);
-    }
-    if allow_mvt && DataFormat::from_media_type(&lower) == DataFormat::Mvt {
-        return Ok(Rendered::Mvt);
-    }
-    let what = if allow_mvt { "an image or vector tile" } else { "an image" };
-    Err(bad(format!("{param}: `{}` is not {what} format; {op_name} serves rendered output only", shown(format))))
-}
-
-/// Percent-decodes one path segment (layer, collection, matrix set names); the result
-/// must be UTF-8 without `/`, `\` or control characters.
-pub(crate) fn decode_segment(segment: &str, what: &str) -> Result<String, OgcError> {
-    let decoded = percent_encoding::percent_decode_str(segment)
-        .decode_utf8()
-        .map_err(|_| bad(format!("{what}: `{}` is not valid UTF-8 once decoded", shown(segment))))?;
-    if decoded.is_empty() || decoded.contains(['/', '\\']) || decoded.chars().any(char::is_control) {
-        return Err(bad(format!("{what}: `{}` is not a valid name", shown(segment))));
-    }
-    Ok(decoded.into_owned())
-}
-
-/// Converts an `UnreadableFilter` into a 400 naming the parameter.
-pub(crate) fn filter_error(param: &str, err: UnreadableFilter) -> OgcError {
-    bad(format!("{param}: {err}"))
-}
-
-/// A WFS/FES property reference reduced to the property name: one namespace prefix is
-/// dropped (`topp:NAME` → `NAME`); XPath steps, attributes and predicates are refused,
-/// because the gateway cannot judge what they reach.
-///
-/// ```text
-/// "NAME" → NAME; "topp:NAME" → NAME; "a/b", "@gml:id", "a[1]" → refused
-/// ```
-pub(crate) fn xml_property(raw: &str, param: &str) -> Result<String, OgcError> {
-    let name = raw.trim();
-    let local = match name.split_once(':') {
-        Some((prefix, local)) if is_ncname(prefix) => local,
-        _ => name,
-    };
-    if !is_ncname(local) {
-        return Err(bad(format!(
-            "{param}: `{}` is not a plain property name; the gateway cannot judge XPath expressions",
-            shown(raw)
-        )));
-    }
-    Ok(local.to_owned())
-}
-
-fn is_ncname(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
 /// Deduplicates the operation's properties, drops the geometry properties, and refuses
 /// names outside the layer's declared schema.
-fn finish_properties(op: &mut Operation, path: &PathConfig, opts: &Options<'_>) -> Result<(), OgcError> {
+fn finish_properties(op: &mut Operation, path: &PathConfig) -> Result<(), OgcError> {
     let mut kept: Vec<String> = Vec::with_capacity(op.properties.len());
     for p in op.properties.drain(..) {
-        if !kept.contains(&p) && !opts.geometry_properties.contains(&p) {
+        if !kept.contains(&p) && !path.geometry_properties.contains(&p) {
             kept.push(p);
         }
     }
@@ -761,7 +485,7 @@ fn finish_properties(op: &mut Operation, path: &PathConfig, opts: &Options<'_>) 
 pub(crate) mod test_support {
     //! Builders shared by the protocol tests.
     use super::*;
-    use crate::config::{PathKind, Upstreams};
+    use crate::paths::{PathKind, Upstreams};
 
     pub fn path() -> PathConfig {
         PathConfig {
@@ -803,6 +527,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use super::common::{paren_groups, xml_property};
     use super::test_support::*;
     use super::*;
 
@@ -941,14 +666,13 @@ mod tests {
     fn geometry_properties_are_not_fenced_properties() {
         let mut p = path();
         p.properties = Some(vec!["name".into()]);
-        let geometry = vec!["geom".to_owned()];
-        let opts = Options { geometry_properties: &geometry, ..Options::default() };
         let req = get(
             Protocol::Wfs,
             "",
             "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&PROPERTYNAME=name,geom",
         );
-        assert_eq!(classify_with(&req, &p, &opts).unwrap().op.properties, vec!["name"]);
         assert_eq!(classify(&req, &p).unwrap_err(), OgcError::UnknownProperty("geom".into()));
+        p.geometry_properties = vec!["geom".to_owned()];
+        assert_eq!(classify(&req, &p).unwrap().op.properties, vec!["name"]);
     }
 }

@@ -8,7 +8,7 @@ use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::spatial::Fence;
 
 use super::Tier;

@@ -1,9 +1,10 @@
 //! The decision stage: may this token make this request?
 //!
-//! [`decide`] is pure: it takes the token's [`Grant`], the classified [`Operation`],
-//! the path being asked for and the current time, and returns a [`Permit`] or a
-//! [`Denial`]. It does no I/O, locking or logging. Only this module can build a
-//! `Permit`, and forwarding requires one, so nothing reaches an upstream undecided.
+//! [`decide`] is pure: it takes the token's [`Grant`], the classified target (its
+//! [`Operation`] and path, see [`Judged`]) and the current time, and returns the
+//! target wrapped in [`Permitted`] with its [`Permit`], or a [`Denial`]. It does no
+//! I/O, locking or logging. Only this module can build a `Permitted`, and forwarding
+//! requires one, so nothing reaches an upstream undecided or other than judged.
 
 mod grant;
 mod tier;
@@ -13,7 +14,7 @@ pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::spatial::{BBox, Fence, FenceDenial, TileCoord};
 
 /// Which family of endpoints a request came through; scope is judged on this.
@@ -182,7 +183,41 @@ impl Permit {
     }
 }
 
-/// Decides one request. `now` is unix seconds.
+/// What [`decide`] judges: a classified request on one path. The gateway's forward
+/// target implements it, so the permit comes back wrapped around exactly the target
+/// that was judged.
+pub trait Judged {
+    fn operation(&self) -> &Operation;
+    fn path(&self) -> &PathConfig;
+}
+
+/// A target that [`decide`] allowed, with its [`Permit`] (linkerd2-proxy's
+/// `Permitted<T>`). Only `decide` builds one and forwarding requires one, so nothing
+/// is forwarded but the target that was judged, and nothing undecided.
+#[derive(Debug)]
+pub struct Permitted<T> {
+    target: T,
+    permit: Permit,
+}
+
+impl<T> Permitted<T> {
+    pub fn target(&self) -> &T {
+        &self.target
+    }
+
+    pub fn permit(&self) -> &Permit {
+        &self.permit
+    }
+}
+
+/// Decides one request: [`judge`] on the target's operation and path, the permit
+/// wrapped around the target. `now` is unix seconds.
+pub fn decide<T: Judged>(grant: &Grant, target: T, now: i64) -> Result<Permitted<T>, Denial> {
+    let permit = judge(grant, target.operation(), target.path(), now)?;
+    Ok(Permitted { target, permit })
+}
+
+/// The decision itself, on a bare operation. `now` is unix seconds.
 ///
 /// The order is fixed and deliberate (DESIGN.md §5):
 /// 1. expiry first, so an expired token learns nothing else;
@@ -191,7 +226,7 @@ impl Permit {
 /// 3. scope, then tier: coarse refusals before request details;
 /// 4. layers, then the geofence, then the property fence: the detailed checks, each
 ///    of which assumes the ones before it passed.
-pub fn decide(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Result<Permit, Denial> {
+pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Result<Permit, Denial> {
     if grant.expires_at.is_some_and(|at| at <= now) {
         return Err(Denial::Expired);
     }
@@ -245,11 +280,11 @@ fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PathKind;
+    use crate::paths::{PathId, PathKind};
 
     fn path(id: &str, lineage: &[&str], layers: &[&str]) -> PathConfig {
         PathConfig {
-            lineage: lineage.iter().map(|s| (*s).to_owned()).collect(),
+            lineage: lineage.iter().map(|s| PathId::from(*s)).collect(),
             layers: layers.iter().map(|s| (*s).to_owned()).collect(),
             ..PathConfig::new(id, PathKind::Raster)
         }
@@ -291,7 +326,7 @@ mod tests {
         for held in Tier::ALL {
             let g = grant(&[("osm", held)], Fence::default(), Scope::All);
             for op in &ops {
-                let got = decide(&g, op, &osm, 0);
+                let got = judge(&g, op, &osm, 0);
                 if held >= op.tier {
                     let permit = got.unwrap_or_else(|d| panic!("{held} on {}: {d:?}", op.name));
                     assert_eq!(permit.tier(), held);
@@ -310,30 +345,30 @@ mod tests {
         let mut op = Operation::simple("path.write", Surface::Full, Tier::Edit, tile(1, 1, 1));
         op.layers = vec!["other".into()];
         g.expires_at = Some(10);
-        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::Expired));
+        assert_eq!(judge(&g, &op, &osm, 10).err(), Some(Denial::Expired));
         g.expires_at = Some(11);
         let elsewhere = path("secret", &["secret"], &[]);
-        assert_eq!(decide(&g, &op, &elsewhere, 10).err(), Some(Denial::PathNotFound));
-        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::ScopeOgcOnly));
+        assert_eq!(judge(&g, &op, &elsewhere, 10).err(), Some(Denial::PathNotFound));
+        assert_eq!(judge(&g, &op, &osm, 10).err(), Some(Denial::ScopeOgcOnly));
         op.surface = Surface::Ogc;
-        assert!(matches!(decide(&g, &op, &osm, 10), Err(Denial::TierTooLow { .. })));
+        assert!(matches!(judge(&g, &op, &osm, 10), Err(Denial::TierTooLow { .. })));
         op.tier = Tier::View;
-        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::LayerNotCovered("other".into())));
+        assert_eq!(judge(&g, &op, &osm, 10).err(), Some(Denial::LayerNotCovered("other".into())));
         op.layers = vec!["osm".into()];
-        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::OutsideGeofence));
+        assert_eq!(judge(&g, &op, &osm, 10).err(), Some(Denial::OutsideGeofence));
         op.extent = tile(4, 0, 0);
-        assert_eq!(decide(&g, &op, &osm, 10).err(), Some(Denial::ZoomAboveMax));
+        assert_eq!(judge(&g, &op, &osm, 10).err(), Some(Denial::ZoomAboveMax));
         op.extent = tile(3, 1, 1);
-        assert!(decide(&g, &op, &osm, 10).is_ok());
+        assert!(judge(&g, &op, &osm, 10).is_ok());
     }
 
     #[test]
     fn folder_grants_are_inherited_and_the_nearest_wins() {
         let osm = path("osm", &["osm", "world"], &[]);
         let op = Operation::simple("path.read", Surface::Full, Tier::ViewPlus, Extent::Opaque);
-        assert!(decide(&grant(&[("world", Tier::ViewPlus)], Fence::default(), Scope::All), &op, &osm, 0).is_ok());
+        assert!(judge(&grant(&[("world", Tier::ViewPlus)], Fence::default(), Scope::All), &op, &osm, 0).is_ok());
         let narrowed = grant(&[("world", Tier::Admin), ("osm", Tier::View)], Fence::default(), Scope::All);
-        assert!(matches!(decide(&narrowed, &op, &osm, 0), Err(Denial::TierTooLow { .. })));
+        assert!(matches!(judge(&narrowed, &op, &osm, 0), Err(Denial::TierTooLow { .. })));
     }
 
     #[test]
@@ -343,9 +378,9 @@ mod tests {
             grant(&[("osm", Tier::Admin)], Fence::new(Some(&[(1, 0, 0)]), Some(5)).expect("fence"), Scope::All);
         let zoom_only = grant(&[("osm", Tier::Admin)], Fence::new(None, Some(5)).expect("fence"), Scope::All);
         let unbounded = Operation::simple("x", Surface::Ogc, Tier::View, Extent::Unbounded);
-        assert!(decide(&zoom_only, &unbounded, &osm, 0).is_ok(), "a maxZoom-only fence bounds no features");
+        assert!(judge(&zoom_only, &unbounded, &osm, 0).is_ok(), "a maxZoom-only fence bounds no features");
         let filtered = Operation::simple("x", Surface::Ogc, Tier::View, Extent::GeometryFiltered);
-        let permit = decide(&fenced, &filtered, &osm, 0).expect("filtered by geometry");
+        let permit = judge(&fenced, &filtered, &osm, 0).expect("filtered by geometry");
         assert!(permit.obligations().fence.is_some(), "the fence becomes the filter's obligation");
         let open = grant(&[("osm", Tier::Admin)], Fence::default(), Scope::All);
         for (extent, denial) in [
@@ -354,11 +389,11 @@ mod tests {
             (Extent::ForeignCrs, Denial::UnsupportedCrs),
         ] {
             let op = Operation::simple("x", Surface::Ogc, Tier::View, extent);
-            assert_eq!(decide(&fenced, &op, &osm, 0).err(), Some(denial));
-            assert!(decide(&open, &op, &osm, 0).is_ok());
+            assert_eq!(judge(&fenced, &op, &osm, 0).err(), Some(denial));
+            assert!(judge(&open, &op, &osm, 0).is_ok());
         }
         let op = Operation::simple("x", Surface::Ogc, Tier::View, Extent::None);
-        assert!(decide(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
+        assert!(judge(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
     }
 
     #[test]
@@ -379,9 +414,9 @@ mod tests {
         g.access[0].properties = Some(vec!["name".to_owned()].into());
         let mut op = Operation::simple("x", Surface::Ogc, Tier::ViewPlus, Extent::None);
         op.properties = vec!["name".into(), "secret".into()];
-        assert_eq!(decide(&g, &op, &places, 0).err(), Some(Denial::PropertyFenced("secret".into())));
+        assert_eq!(judge(&g, &op, &places, 0).err(), Some(Denial::PropertyFenced("secret".into())));
         op.properties = vec!["name".into()];
-        let permit = decide(&g, &op, &places, 0).expect("permit");
+        let permit = judge(&g, &op, &places, 0).expect("permit");
         assert_eq!(permit.obligations().properties.as_deref(), Some(&["name".to_owned()][..]));
     }
 }

@@ -25,8 +25,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
-use crate::ogc::capabilities::{self, FenceView, LinkMap, Rewrite, TileLimits};
-use crate::ogc::{DataFormat, Protocol, ResponseKind};
+use crate::ogc::capabilities::{FenceView, LinkMap, Rewrite, TileLimits};
+use crate::ogc::{self, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
 use crate::spatial::Fence;
@@ -46,8 +46,6 @@ pub struct FilterContext<'a> {
     pub token_query: Option<&'a str>,
     pub layers: &'a [String],
     pub quad_matrix_sets: &'a [String],
-    /// One feature asked for by id: held whole, and a 404 when outside the fence.
-    pub single_feature: bool,
     /// OGC API item pages carry upstream `links[].href`: rewrite them while streaming.
     pub rewrite_links: bool,
 }
@@ -57,7 +55,7 @@ pub struct FilterContext<'a> {
 pub fn precheck(kind: &ResponseKind, obligations: &Obligations) -> Result<(), Reject> {
     let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
     match kind {
-        ResponseKind::Features(format)
+        ResponseKind::Features(format) | ResponseKind::Feature(format)
             if (obligations.properties.is_some() || fenced) && *format != DataFormat::Json =>
         {
             Err(unfilterable(format))
@@ -94,14 +92,10 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 fence,
                 quad_matrix_sets: ctx.quad_matrix_sets,
             };
-            let out = match protocol {
-                Protocol::Wms => capabilities::rewrite_wms(&body, &rw),
-                Protocol::Wmts => capabilities::rewrite_wmts(&body, &rw),
-                Protocol::Wfs => capabilities::rewrite_wfs(&body, &rw),
-                Protocol::Wcs => capabilities::rewrite_wcs(&body, &rw),
-                Protocol::Api | Protocol::Mvt | Protocol::Xyz => capabilities::rewrite_ogcapi_json(&body, &rw),
-            }
-            .map_err(|e| bad_document(format!("capabilities: {e}")))?;
+            let out = ogc::service(*protocol)
+                .rewrite_capabilities(&body, &rw)
+                .ok_or_else(|| Reject::Internal(format!("{} has no capabilities document", protocol.as_str())))?
+                .map_err(|e| bad_document(format!("capabilities: {e}")))?;
             let out = match (protocol, properties) {
                 (Protocol::Api, Some(allowed)) => trim_property_schemas(&out, allowed)?,
                 _ => out,
@@ -111,7 +105,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         ResponseKind::ApiDefinition => Err(Reject::Forbidden(
             "the upstream's OGC API definition names every collection it serves; it is not passed through. Use /collections".into(),
         )),
-        ResponseKind::Features(format) => {
+        ResponseKind::Features(format) | ResponseKind::Feature(format) => {
             let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
             let links = (ctx.rewrite_links && *format == DataFormat::Json)
                 .then(|| LinkMap::new(ctx.upstream, ctx.public, ctx.token_query))
@@ -127,7 +121,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             if let Some(links) = links {
                 filter = filter.with_links(Arc::new(links));
             }
-            if ctx.single_feature {
+            if matches!(ctx.kind, ResponseKind::Feature(_)) {
                 let (parts, body) = whole(res).await?;
                 let out = filter.filter_all(&body).map_err(|e| match e {
                     FilterError::FeatureOutsideFence => Reject::Denied(crate::policy::Denial::PathNotFound),

@@ -25,7 +25,9 @@ use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::config::{tls, Config, PathConfig, UpstreamTls};
+use crate::config::{tls, Config, UpstreamTls};
+
+use crate::paths::PathConfig;
 use crate::policy::Permit;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
 

@@ -13,11 +13,11 @@ use super::xml::Element;
 use super::FenceView;
 
 /// `[min_x, min_y, max_x, max_y]`, x first (longitude or easting).
-pub(super) type Box4 = [f64; 4];
+pub(crate) type Box4 = [f64; 4];
 
 /// A fence's extent in both CRSs the gateway reasons about.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Bounds {
+pub(crate) struct Bounds {
     lonlat: Box4,
     mercator: Box4,
 }
@@ -33,7 +33,7 @@ fn lonlat_to_mercator(b: Box4) -> Box4 {
 
 impl Bounds {
     /// The fence's extent, `None` when it has no tiles (only a maxZoom).
-    pub(super) fn of(fence: &dyn FenceView) -> Option<Bounds> {
+    pub(crate) fn of(fence: &dyn FenceView) -> Option<Bounds> {
         let lonlat = fence.bounds_lonlat()?;
         let mercator = fence.bounds_mercator().unwrap_or_else(|| lonlat_to_mercator(lonlat));
         Some(Bounds { lonlat, mercator })
@@ -47,12 +47,12 @@ impl Bounds {
     }
 
     /// True when a lon/lat box touches the fence.
-    pub(super) fn intersects_lonlat(&self, b: Box4) -> bool {
+    pub(crate) fn intersects_lonlat(&self, b: Box4) -> bool {
         self.clip_lonlat(b).is_some()
     }
 
     /// A lon/lat box cut down to the fence; `None` when it lies outside.
-    pub(super) fn clip_lonlat(&self, b: Box4) -> Option<Box4> {
+    pub(crate) fn clip_lonlat(&self, b: Box4) -> Option<Box4> {
         intersect(b, self.lonlat)
     }
 }
@@ -71,7 +71,7 @@ fn fmt(v: f64) -> String {
 
 /// What happened to one bounding-box element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     /// Shrunk to (or already inside) the fence.
     Shrunk,
     /// Wholly outside the fence; the caller removes it.
@@ -82,14 +82,14 @@ pub(super) enum Outcome {
 
 /// One bounding-box element processed: whether it is geographic, and the outcome.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct BoxResult {
+pub(crate) struct BoxResult {
     pub geographic: bool,
     pub outcome: Outcome,
 }
 
 /// How a protocol reads axis order for a `BoundingBox` CRS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Axes {
+pub(crate) enum Axes {
     /// WMS 1.1.1: always x,y whatever the authority says.
     AlwaysXY,
     /// WMS 1.3.0 and OWS: the authority's order (EPSG:4326 is lat,lon).
@@ -207,7 +207,7 @@ fn read_box(el: &Element, axes: Axes) -> Option<Option<Declared>> {
 }
 
 /// Shrinks `el` to the fence when it is a bounding-box element; `None` when it is not one.
-pub(super) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option<BoxResult> {
+pub(crate) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option<BoxResult> {
     let Some(declared) = read_box(el, axes)? else {
         return Some(BoxResult { geographic: false, outcome: Outcome::Unknown });
     };
@@ -227,7 +227,7 @@ pub(super) fn fence_box(el: &mut Element, bounds: &Bounds, axes: Axes) -> Option
 /// Whether an item (layer, feature type, coverage) lies in the fence, judged by its own
 /// geographic boxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Placement {
+pub(crate) enum Placement {
     /// Some geographic box of its own touches the fence.
     Inside,
     /// Every geographic box of its own is outside the fence.
@@ -238,7 +238,7 @@ pub(super) enum Placement {
 
 /// Shrinks the bounding boxes that are direct children of `item`, removes the ones
 /// wholly outside the fence, and says where the item lies.
-pub(super) fn fence_item(item: &mut Element, bounds: &Bounds, axes: Axes) -> Placement {
+pub(crate) fn fence_item(item: &mut Element, bounds: &Bounds, axes: Axes) -> Placement {
     let (mut geo, mut geo_outside) = (0usize, 0usize);
     item.retain_elements(|child| match fence_box(child, bounds, axes) {
         None => true,
@@ -258,7 +258,7 @@ pub(super) fn fence_item(item: &mut Element, bounds: &Bounds, axes: Axes) -> Pla
 }
 
 /// The geographic (lon/lat) extent an item declares itself, read without changing it.
-pub(super) fn own_lonlat(item: &Element, axes: Axes) -> Option<Box4> {
+pub(crate) fn own_lonlat(item: &Element, axes: Axes) -> Option<Box4> {
     item.elements()
         .filter_map(|child| read_box(child, axes).flatten())
         .find(|d| d.crs == Crs::Wgs84)
@@ -267,8 +267,8 @@ pub(super) fn own_lonlat(item: &Element, axes: Axes) -> Option<Box4> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::xml::{Doc, DocTypePolicy};
     use super::*;
+    use crate::ogc::common::xml::{Doc, DocTypePolicy};
 
     fn bounds() -> Bounds {
         // Fence tile 1/1/0 at zoom 1: the north-east quarter of the world.

@@ -21,27 +21,17 @@
 //! Pure functions: no I/O, no logging, no clock. The token only ever appears in the query
 //! of a rewritten URL, never in an error.
 
-mod bbox;
-mod json;
-mod ows;
-mod url;
-mod wms;
-mod wmts;
-mod xml;
+pub(crate) mod bbox;
+pub(crate) mod ows;
+pub(crate) mod url;
 
 #[cfg(test)]
 mod tests;
 
 pub use url::{LinkMap, LinkMapped};
-pub use wmts::tile_matrix_zoom;
 
+use crate::ogc::common::xml::{self, Doc, Element, Node};
 use url::UrlMap;
-use xml::{Doc, DocTypePolicy, Element, Node};
-
-/// Tile matrix set identifiers taken as Web Mercator quad sets (more come from
-/// [`Rewrite::quad_matrix_sets`], e.g. MapProxy's `GLOBAL_WEBMERCATOR`). The policy must
-/// use the same list: only these sets have their tiles mapped to z/x/y.
-pub const WEB_MERCATOR_QUAD_SETS: [&str; 4] = ["GoogleMapsCompatible", "WebMercatorQuad", "EPSG:3857", "EPSG:900913"];
 
 /// Which tiles of one zoom level a fence lets through, as a column/row rectangle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +91,8 @@ pub struct Rewrite<'a> {
     /// The token's geofence on this path, if any.
     pub fence: Option<&'a dyn FenceView>,
     /// More WMTS tile matrix set identifiers to treat as Web Mercator quad sets, besides
-    /// [`WEB_MERCATOR_QUAD_SETS`] (e.g. MapProxy's `GLOBAL_WEBMERCATOR`); the policy
-    /// must be given the same list.
+    /// [`WEB_MERCATOR_QUAD_SETS`](crate::ogc::common::matrix::WEB_MERCATOR_QUAD_SETS):
+    /// the path's `webmercator_matrix_sets`, which the classifier reads too.
     pub quad_matrix_sets: &'a [String],
 }
 
@@ -112,20 +102,20 @@ impl<'a> Rewrite<'a> {
         Rewrite { upstream, public, token_query: None, layers, fence: None, quad_matrix_sets: &[] }
     }
 
-    fn covers(&self, name: &str) -> bool {
+    pub(crate) fn covers(&self, name: &str) -> bool {
         self.layers.iter().any(|l| l == name)
     }
 
     /// The fence, when it limits anything.
-    fn limiting_fence(&self) -> Option<&'a dyn FenceView> {
+    pub(crate) fn limiting_fence(&self) -> Option<&'a dyn FenceView> {
         self.fence.filter(|f| f.max_zoom().is_some() || f.bounds_lonlat().is_some())
     }
 
-    fn bounds(&self) -> Option<bbox::Bounds> {
+    pub(crate) fn bounds(&self) -> Option<bbox::Bounds> {
         self.limiting_fence().and_then(bbox::Bounds::of)
     }
 
-    fn url_map(&self) -> Result<UrlMap, CapabilitiesError> {
+    pub(crate) fn url_map(&self) -> Result<UrlMap, CapabilitiesError> {
         UrlMap::new(self.upstream, self.public, self.token_query)
     }
 }
@@ -182,96 +172,8 @@ pub enum CapabilitiesError {
     Write(String),
 }
 
-/// Rewrites a WMS 1.1.1 or 1.3.0 GetCapabilities document.
-///
-/// Layers: a layer whose `<Name>` is covered stays (its children are judged on their
-/// own). A layer that is not covered but has covered descendants stays as an unnamed
-/// container (its `<Name>` and `<Style>`s removed, so it cannot be requested and names
-/// no legend); otherwise it is removed. The root layer always stays (WMS needs one).
-/// With a fence, bounding boxes shrink and layers whose geographic extent (own or
-/// inherited) lies outside the fence count as not covered, and WMS 1.3.0 layers get a
-/// `MinScaleDenominator` matching maxZoom.
-///
-/// ```
-/// use tilegate::ogc::capabilities::{rewrite_wms, Rewrite};
-///
-/// let layers = vec!["osm".to_owned()];
-/// let rw = Rewrite {
-///     token_query: Some("tg_abc"),
-///     ..Rewrite::new("http://127.0.0.1:9001/service", "https://maps.example.org/ogc/wms/osm", &layers)
-/// };
-/// let upstream = br#"<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms"
-///     xmlns:xlink="http://www.w3.org/1999/xlink">
-///   <Service><OnlineResource xlink:href="http://127.0.0.1:9001/service?"/></Service>
-///   <Capability><Layer><Title>root</Title>
-///     <Layer><Name>osm</Name><Title>OSM</Title></Layer>
-///     <Layer><Name>secret</Name><Title>Secret</Title></Layer>
-///   </Layer></Capability>
-/// </WMS_Capabilities>"#;
-/// let out = String::from_utf8(rewrite_wms(upstream, &rw)?).expect("UTF-8 in, UTF-8 out");
-/// assert!(out.contains(r#"xlink:href="https://maps.example.org/ogc/wms/osm?token=tg_abc&amp;""#));
-/// assert!(out.contains("<Name>osm</Name>") && !out.contains("secret"));
-/// # Ok::<(), tilegate::ogc::capabilities::CapabilitiesError>(())
-/// ```
-pub fn rewrite_wms(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
-    let map = rw.url_map()?;
-    let mut doc = Doc::parse(xml, DocTypePolicy::AllowWithoutEntities)?;
-    wms::filter(&mut doc, rw, &map)?;
-    finish(doc, &map)
-}
-
-/// Rewrites a WMTS 1.0 GetCapabilities document (KVP and RESTful).
-///
-/// Layers are kept by `<ows:Identifier>`; `<Themes>` lose references to removed layers
-/// and themes left empty. `ResourceURL` templates are rewritten, or removed when the
-/// gateway cannot reach them. For fenced tokens: links to Web Mercator quad sets (by
-/// identifier, see [`WEB_MERCATOR_QUAD_SETS`]) get `TileMatrixSetLimits` (one
-/// `TileMatrixLimits` per matrix at or below maxZoom that the fence reaches, intersected
-/// with limits the upstream declared; matrices the fence does not reach are left out),
-/// links to other sets are removed (the policy cannot check their tiles), layers left
-/// without a link or outside the fence are removed, and quad set definitions lose
-/// matrices above maxZoom. A matrix's zoom is [`tile_matrix_zoom`] of its identifier,
-/// provided its `MatrixWidth`/`MatrixHeight` are 2^zoom.
-pub fn rewrite_wmts(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
-    let map = rw.url_map()?;
-    let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;
-    wmts::filter(&mut doc, rw, &map)?;
-    finish(doc, &map)
-}
-
-/// Rewrites a WFS 1.0, 1.1 or 2.0 GetCapabilities document: `<FeatureType>`s are kept by
-/// `<Name>` exactly as written (with its prefix), `typeName(s)` parameter value lists
-/// are trimmed, and for fenced tokens boxes shrink and types outside the fence go.
-pub fn rewrite_wfs(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
-    let map = rw.url_map()?;
-    let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;
-    ows::filter_wfs(&mut doc, rw)?;
-    finish(doc, &map)
-}
-
-/// Rewrites a WCS 2.0 (also 1.0 and 1.1) GetCapabilities document: coverages are kept by
-/// `<wcs:CoverageId>` (2.0), `<ows:Identifier>` (1.1) or `<name>` (1.0); for fenced
-/// tokens OWS boxes shrink and coverages outside the fence go.
-pub fn rewrite_wcs(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
-    let map = rw.url_map()?;
-    let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;
-    ows::filter_wcs(&mut doc, rw)?;
-    finish(doc, &map)
-}
-
-/// Rewrites an OGC API JSON document (landing page, conformance, collections, one
-/// collection, tilesets, items): entries of a `collections` array whose `id` is not
-/// covered are removed, and so are links into removed collections
-/// (`…/collections/{id}…`) and templated links the gateway cannot reach. Every string
-/// holding an upstream URL is rewritten. Key order is kept. For fenced tokens,
-/// `extent.spatial.bbox` shrinks and collections outside the fence are removed.
-pub fn rewrite_ogcapi_json(json: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
-    let map = rw.url_map()?;
-    json::rewrite(json, rw, &map)
-}
-
 /// Rewrites URLs everywhere, refuses to pass on a leftover upstream URL, and writes.
-fn finish(mut doc: Doc, map: &UrlMap) -> Result<Vec<u8>, CapabilitiesError> {
+pub(crate) fn finish(mut doc: Doc, map: &UrlMap) -> Result<Vec<u8>, CapabilitiesError> {
     for node in doc.nodes_mut() {
         rewrite_node(node, map);
     }

@@ -3,8 +3,13 @@
 //! (WCS 2.0) and pygeoapi (OGC API) produce; fixtures live in
 //! `tests/fixtures/capabilities/`.
 
-use super::xml::{Doc, DocTypePolicy, Element};
 use super::*;
+use crate::ogc::api::capabilities::rewrite as rewrite_ogcapi_json;
+use crate::ogc::common::xml::{Doc, DocTypePolicy, Element};
+use crate::ogc::wcs::capabilities::rewrite as rewrite_wcs;
+use crate::ogc::wfs::capabilities::rewrite as rewrite_wfs;
+use crate::ogc::wms::capabilities::rewrite as rewrite_wms;
+use crate::ogc::wmts::capabilities::rewrite as rewrite_wmts;
 
 const PUBLIC_WMS: &str = "https://maps.example.org/ogc/wms/osm";
 const PUBLIC_WMTS: &str = "https://maps.example.org/ogc/wmts/osm";
@@ -527,11 +532,20 @@ fn wmts_fence_writes_tile_matrix_limits_and_drops_deep_matrices() {
           <TileMatrixLimits>
             <TileMatrix>05</TileMatrix>";
     assert!(s.contains(generated), "{s}");
-    // Without MapProxy's grid in the quad list the policy maps none of its tiles, so a
-    // fenced token is offered no layer at all rather than layers that only answer 403.
+}
+
+/// Regression: the classifier took MapProxy's `GLOBAL_WEBMERCATOR` as a quad grid
+/// while the capabilities rewriter needed `webmercator_matrix_sets` to say so, so a
+/// fenced token's capabilities lost every layer the gateway would in fact serve. Both
+/// now read the one table in `ogc::common::matrix`.
+#[test]
+fn mapproxy_global_webmercator_gets_limits_without_webmercator_matrix_sets() {
+    let layers = names(&["osm", "roads", "geodetic_only"]);
+    let fence = europe();
     let rw = Rewrite { fence: Some(&fence), ..Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMTS, &layers) };
     let root = reparse(&rewrite_wmts(fixture!("wmts_100_mapproxy_kvp.xml"), &rw).expect("rewrites"));
-    assert!(all(&root, "Layer").is_empty());
+    let osm = wmts_layer(&root, "osm").expect("osm stays");
+    assert!(wmts_limits(osm, "GLOBAL_WEBMERCATOR").is_some_and(|l| !l.is_empty()), "limits written");
 }
 
 #[test]

@@ -9,9 +9,9 @@
 //! Pure string code: it never resolves names, never logs, and never puts the token
 //! anywhere but the query of a URL it rewrote.
 
-use std::borrow::Cow;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use crate::ogc::common::percent;
 
 use super::CapabilitiesError;
 use crate::filter::geojson::LinkRewrite;
@@ -63,7 +63,7 @@ fn next_url(text: &str, mut from: usize) -> Option<(usize, usize, usize)> {
 
 /// Where a URL points, seen from the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Mapped {
+pub(crate) enum Mapped {
     /// Under the upstream base: the exact public counterpart.
     Under(String),
     /// On the upstream host and port but outside the base. `fallback` is the public base
@@ -76,7 +76,7 @@ pub(super) enum Mapped {
 
 impl Mapped {
     /// The public URL to write in place of an upstream one, whatever its kind.
-    pub(super) fn into_public(self) -> Option<String> {
+    pub(crate) fn into_public(self) -> Option<String> {
         match self {
             Mapped::Under(url) | Mapped::Outside { fallback: url, .. } => Some(url),
             Mapped::Foreign => None,
@@ -159,14 +159,14 @@ fn split_rest(rest: &str) -> (&str, Option<&str>, &str) {
 /// A query pair's name and value, percent-decoded, the name lower-cased.
 fn decode_pair(pair: &str) -> (String, String) {
     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-    let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| percent::decode_lossy(s, true).into_owned();
     (decode(name).to_lowercase(), decode(value))
 }
 
 /// Maps upstream URLs of one protocol endpoint to the gateway's public URL.
 ///
 /// No `Debug`: it holds the client's token.
-pub(super) struct UrlMap {
+pub(crate) struct UrlMap {
     scheme: String,
     host: String,
     port: u16,
@@ -183,7 +183,7 @@ pub(super) struct UrlMap {
 }
 
 impl UrlMap {
-    pub(super) fn new(upstream: &str, public: &str, token: Option<&str>) -> Result<UrlMap, CapabilitiesError> {
+    pub(crate) fn new(upstream: &str, public: &str, token: Option<&str>) -> Result<UrlMap, CapabilitiesError> {
         let bad_upstream = || CapabilitiesError::BadUrl {
             which: "upstream",
             url: upstream.to_owned(),
@@ -237,7 +237,7 @@ impl UrlMap {
     /// http://up:9001/other?SERVICE=WMS&            → https://gw/ogc/wms/osm?SERVICE=WMS&   (Outside)
     /// http://schemas.opengis.net/…                 → unchanged                             (Foreign)
     /// ```
-    pub(super) fn map(&self, url: &str) -> Mapped {
+    pub(crate) fn map(&self, url: &str) -> Mapped {
         let Some(parts) = split_url(url) else {
             return Mapped::Foreign;
         };
@@ -255,7 +255,7 @@ impl UrlMap {
     }
 
     /// The path below the upstream base of a URL that is under it (`""` or `/…`).
-    pub(super) fn path_under_base<'u>(&self, url: &'u str) -> Option<&'u str> {
+    pub(crate) fn path_under_base<'u>(&self, url: &'u str) -> Option<&'u str> {
         let parts = split_url(url)?;
         if !self.is_upstream_origin(&parts) {
             return None;
@@ -293,7 +293,7 @@ impl UrlMap {
     /// changed. A value without whitespace is one URL; otherwise URLs are found in the
     /// text and end at whitespace, quotes or angle brackets (trailing sentence
     /// punctuation excluded).
-    pub(super) fn rewrite_value(&self, value: &str) -> Option<String> {
+    pub(crate) fn rewrite_value(&self, value: &str) -> Option<String> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
             return None;
@@ -338,14 +338,14 @@ impl UrlMap {
     /// rewrite on purpose: it is the last guard before a document leaves the gateway.
     /// Always false when the public URL shares that origin (the check would be
     /// meaningless).
-    pub(super) fn leaks(&self, text: &str) -> bool {
+    pub(crate) fn leaks(&self, text: &str) -> bool {
         if self.public_same_origin {
             return false;
         }
         if self.names_upstream(text) {
             return true;
         }
-        text.contains('%') && self.names_upstream(&percent_decode_str(text).decode_utf8_lossy())
+        text.contains('%') && self.names_upstream(&percent::decode_lossy(text, false))
     }
 
     fn names_upstream(&self, text: &str) -> bool {
@@ -368,7 +368,7 @@ impl UrlMap {
     }
 
     /// True when `url` (any form) is an upstream URL.
-    pub(super) fn is_upstream(&self, url: &str) -> bool {
+    pub(crate) fn is_upstream(&self, url: &str) -> bool {
         !matches!(self.map(url.trim()), Mapped::Foreign)
     }
 }
@@ -454,11 +454,6 @@ impl LinkRewrite for LinkMap {
     fn leaks(&self, href: &str) -> bool {
         LinkMap::leaks(self, href)
     }
-}
-
-/// Percent-decodes one path segment for comparing with a layer name.
-pub(super) fn decode_segment(segment: &str) -> Cow<'_, str> {
-    percent_decode_str(segment).decode_utf8_lossy()
 }
 
 #[cfg(test)]

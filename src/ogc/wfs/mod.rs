@@ -23,7 +23,7 @@
 //!
 //! **Properties.** PROPERTYNAME (also per-type `(a,b)(c)` lists; `*` names nothing),
 //! SORTBY (`name ASC`, `name+D`…), VALUEREFERENCE, FILTER (FES, through
-//! [`crate::filter::props::fes_properties`]) and, when the path allows it, CQL_FILTER.
+//! [`crate::ogc::common::expr::fes_properties`]) and, when the path allows it, CQL_FILTER.
 //! A namespace prefix is dropped (`topp:NAME` → `NAME`); XPath steps are refused.
 //!
 //! Refused: KVP Transaction (send XML), stored queries (STOREDQUERY_ID and the stored
@@ -33,14 +33,44 @@
 //! (`topp:roads`) to another workspace's namespace URI, reaching a same-named type the
 //! path does not cover. Pure code.
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 
-use super::geo::{bbox, check_ordered, number, uint, wfs_crs};
-use super::{
-    bad, check_allowed, kvp_filter_properties, name_list, paren_groups, request_name, shown, unsupported, xml_property,
-    DataFormat, Kvp, OgcError, Parts, Protocol, ResponseKind,
-};
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::expr::kvp_filter_properties;
+use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_crs};
+use crate::ogc::common::kvp::Kvp;
+use crate::ogc::common::{bad, check_allowed, name_list, paren_groups, request_name, shown, unsupported, xml_property};
+use crate::ogc::{DataFormat, OgcError, Parts, Protocol, ResponseKind};
+
+pub mod capabilities;
+mod xml;
+
+/// WFS 1.0 / 1.1 / 2.0: KVP GET and form POST, and XML POST bodies, at the endpoint itself.
+pub struct Wfs;
+
+impl Service for Wfs {
+    fn protocol(&self) -> Protocol {
+        Protocol::Wfs
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
+        upstream.wfs.as_ref().map(ToString::to_string)
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        kvp_only(req)?;
+        kvp_endpoint(req, path, |kvp| classify_kvp(kvp, path), Some(xml::classify))
+    }
+
+    fn rewrite_capabilities(&self, doc: &[u8], rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        Some(capabilities::rewrite(doc, rw))
+    }
+}
+
+use crate::ogc::{kvp_endpoint, kvp_only, Service};
+use crate::ogc::{Classified, OgcRequest};
+use crate::paths::Upstreams;
 
 const KNOWN: &[&str] =
     &["GetCapabilities", "DescribeFeatureType", "GetFeature", "GetPropertyValue", "GetFeatureWithLock", "LockFeature"];
@@ -55,7 +85,7 @@ const REFUSED: &[(&str, &str)] = &[
 pub(crate) const VERSIONS: &[&str] = &["1.0.0", "1.1.0", "2.0.0", "2.0.2"];
 
 /// OWS Common GetCapabilities parameters.
-const CAPABILITIES: &[&str] = super::OWS_CAPABILITIES;
+const CAPABILITIES: &[&str] = crate::ogc::common::OWS_CAPABILITIES;
 const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "TYPENAMES", "OUTPUTFORMAT"];
 const QUERY: &[&str] = &[
     "SERVICE",
@@ -89,7 +119,7 @@ const LOCK: &[&str] = &[
     "LOCKACTION",
 ];
 
-pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
+fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let request = request_name(kvp, "WFS", KNOWN, REFUSED)?;
     if request == "GetCapabilities" {
         check_allowed(kvp, CAPABILITIES, &[], path, "wfs.GetCapabilities")?;
@@ -275,9 +305,9 @@ fn sort_properties(value: &str) -> Result<Vec<String>, OgcError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{OgcError, Protocol, ResponseKind};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{OgcError, Protocol, ResponseKind};
     use crate::spatial::Crs;
 
     const BASE20: &str = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads";

@@ -22,15 +22,46 @@
 //! `view` token. `FORMAT_OPTIONS` is accepted with `dpi` and `antialias` keys only (QGIS sends
 //! `dpi:96`), or anything when allowed. Pure code.
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder};
 
-use super::geo::{bbox, check_ordered, numbers, uint};
-use super::{
-    bad, check_allowed, kvp_filter_properties, name_list, path_allows, rendered_format, request_name, shown,
-    unsupported, DataFormat, Kvp, OgcError, Options, Parts, Protocol, ResponseKind,
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::expr::kvp_filter_properties;
+use crate::ogc::common::geo::{bbox, check_ordered, numbers, uint};
+use crate::ogc::common::kvp::Kvp;
+use crate::ogc::common::{
+    bad, check_allowed, name_list, path_allows, rendered_format, request_name, shown, unsupported,
 };
+use crate::ogc::{DataFormat, OgcError, Parts, Protocol, ResponseKind};
+
+pub mod capabilities;
+
+/// WMS 1.1.1 / 1.3.0: KVP GET and form POST at the endpoint itself.
+pub struct Wms;
+
+impl Service for Wms {
+    fn protocol(&self) -> Protocol {
+        Protocol::Wms
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
+        upstream.wms.as_ref().map(ToString::to_string)
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        kvp_only(req)?;
+        kvp_endpoint(req, path, |kvp| classify_kvp(kvp, path), None)
+    }
+
+    fn rewrite_capabilities(&self, doc: &[u8], rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        Some(capabilities::rewrite(doc, rw))
+    }
+}
+
+use crate::ogc::{kvp_endpoint, kvp_only, Service};
+use crate::ogc::{Classified, OgcRequest};
+use crate::paths::Upstreams;
 
 const KNOWN: &[&str] = &["GetCapabilities", "GetMap", "GetFeatureInfo", "GetLegendGraphic"];
 const REFUSED: &[(&str, &str)] = &[
@@ -84,7 +115,7 @@ const LEGEND: &[&str] = &[
 /// Dimension parameters (WMS 1.3.0 `DIM_name`).
 const PREFIXES: &[&str] = &["DIM_"];
 
-pub(super) fn classify(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Result<Parts, OgcError> {
+fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let request = request_name(kvp, "WMS", KNOWN, REFUSED)?;
     match request {
         "GetCapabilities" => {
@@ -105,7 +136,7 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Resu
                 rendered_format(format, "FORMAT", "wms.GetMap", false)?;
             }
             let layers = name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?;
-            let (extent, _) = map_extent(kvp, "wms.GetMap", opts)?;
+            let (extent, _) = map_extent(kvp, "wms.GetMap", path)?;
             let mut properties = Vec::new();
             kvp_filter_properties(kvp, &mut properties)?;
             Ok(Parts::new("wms.GetMap", Tier::View, layers, extent, ResponseKind::Other)
@@ -122,7 +153,7 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Resu
                     layers.push(layer);
                 }
             }
-            let (extent, (width, height)) = map_extent(kvp, "wms.GetFeatureInfo", opts)?;
+            let (extent, (width, height)) = map_extent(kvp, "wms.GetFeatureInfo", path)?;
             let i = uint(kvp.require("I", "wms.GetFeatureInfo")?, "I")?;
             let j = uint(kvp.require("J", "wms.GetFeatureInfo")?, "J")?;
             if i >= u64::from(width) || j >= u64::from(height) {
@@ -149,7 +180,7 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Resu
             let layers = name_list(kvp.require("LAYER", "wms.GetLegendGraphic")?, "LAYER")?;
             for key in ["WIDTH", "HEIGHT"] {
                 if let Some(v) = kvp.get_nonempty(key) {
-                    pixels(v, key, opts)?;
+                    pixels(v, key, path)?;
                 }
             }
             Ok(Parts::new("wms.GetLegendGraphic", Tier::View, layers, Extent::None, ResponseKind::Other)
@@ -159,7 +190,7 @@ pub(super) fn classify(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Resu
 }
 
 /// The judged map extent and the image size, from VERSION, CRS/SRS, BBOX, WIDTH, HEIGHT.
-fn map_extent(kvp: &Kvp, op_name: &str, opts: &Options<'_>) -> Result<(Extent, (u32, u32)), OgcError> {
+fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<(Extent, (u32, u32)), OgcError> {
     let version = kvp.require("VERSION", op_name)?;
     let wms13 = match version {
         "1.3.0" => true,
@@ -168,8 +199,8 @@ fn map_extent(kvp: &Kvp, op_name: &str, opts: &Options<'_>) -> Result<(Extent, (
             return Err(unsupported(format!("VERSION: WMS `{}` is not supported; use 1.1.1 or 1.3.0", shown(other))))
         }
     };
-    let width = pixels(kvp.require("WIDTH", op_name)?, "WIDTH", opts)?;
-    let height = pixels(kvp.require("HEIGHT", op_name)?, "HEIGHT", opts)?;
+    let width = pixels(kvp.require("WIDTH", op_name)?, "WIDTH", path)?;
+    let height = pixels(kvp.require("HEIGHT", op_name)?, "HEIGHT", path)?;
     let crs_name = if wms13 { "CRS" } else { "SRS" };
     let crs_id = kvp.get_nonempty("CRS").ok_or_else(|| bad(format!("{crs_name} is required for {op_name}")))?;
     let values = numbers::<4>(kvp.require("BBOX", op_name)?, "BBOX")?;
@@ -194,10 +225,10 @@ fn map_extent(kvp: &Kvp, op_name: &str, opts: &Options<'_>) -> Result<(Extent, (
 }
 
 /// A WIDTH or HEIGHT: 1 ..= max_image_size.
-fn pixels(raw: &str, key: &str, opts: &Options<'_>) -> Result<u32, OgcError> {
+fn pixels(raw: &str, key: &str, path: &PathConfig) -> Result<u32, OgcError> {
     let n = uint(raw, key)?;
-    if n == 0 || n > u64::from(opts.max_image_size) {
-        return Err(bad(format!("{key}: {n} is outside 1..={}", opts.max_image_size)));
+    if n == 0 || n > u64::from(path.max_image_size) {
+        return Err(bad(format!("{key}: {n} is outside 1..={}", path.max_image_size)));
     }
     Ok(n as u32)
 }
@@ -224,9 +255,9 @@ fn check_format_options(kvp: &Kvp, path: &PathConfig) -> Result<(), OgcError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{classify_with, OgcError, Protocol, ResponseKind};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{classify, OgcError, Protocol, ResponseKind};
     use crate::spatial::Crs;
 
     const OWSLIB_111: &str = "service=WMS&version=1.1.1&request=GetMap&layers=roads&styles=&srs=EPSG%3A4326&bbox=5.0%2C50.0%2C6.0%2C51.0&format=image%2Fpng&width=256&height=256&transparent=TRUE&bgcolor=0xFFFFFF&exceptions=application%2Fvnd.ogc.se_xml";
@@ -343,8 +374,8 @@ mod tests {
     fn max_image_size_is_overridable() {
         let q = "REQUEST=GetMap&VERSION=1.3.0&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=5000&HEIGHT=10";
         assert!(run(Protocol::Wms, q).is_err());
-        let opts = Options { max_image_size: 8192, ..Options::default() };
-        assert!(classify_with(&get(Protocol::Wms, "", q), &path(), &opts).is_ok());
+        let p = PathConfig { max_image_size: 8192, ..path() };
+        assert!(classify(&get(Protocol::Wms, "", q), &p).is_ok());
     }
 
     #[test]

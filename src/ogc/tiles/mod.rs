@@ -2,60 +2,102 @@
 //! routes, and the tile-matrix rules WMTS and OGC API Tiles share.
 //!
 //! A tile matrix set is judged as XYZ tiles only when it is a Web Mercator quad tree
-//! ([`WEB_MERCATOR_MATRIX_SETS`] or the path's `webmercator_matrix_sets`); its matrix ids
-//! name the zoom (`5`, `05`, `EPSG:3857:5`). Other sets give [`Extent::ForeignCrs`].
+//! ([`matrix::WEB_MERCATOR_QUAD_SETS`] or the path's `webmercator_matrix_sets`); its
+//! matrix ids name the zoom (`5`, `05`, `EPSG:3857:5` in set `EPSG:3857`). Other sets
+//! give [`Extent::ForeignCrs`].
 //! Pure code.
 
 use http::Method;
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 use crate::spatial::TileCoord;
 
-use super::geo::uint;
-use super::{
-    bad, check_allowed, shown, Classified, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options, Parts,
-    Protocol, ResponseKind, WEB_MERCATOR_MATRIX_SETS,
-};
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::geo::uint;
+use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::matrix;
+use crate::ogc::common::{bad, check_allowed, shown};
+use crate::ogc::{Classified, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
 
-/// True when `name` is a Web Mercator quad matrix set for this path.
-pub(crate) fn is_web_mercator_set(name: &str, opts: &Options<'_>) -> bool {
-    WEB_MERCATOR_MATRIX_SETS.iter().any(|s| s.eq_ignore_ascii_case(name))
-        || opts.webmercator_matrix_sets.iter().any(|s| s == name)
+/// Vector tiles at `/ogc/mvt/{pathId}/{z}/{x}/{y}`, forwarded through the `mvt` template.
+pub struct Mvt;
+
+/// Raster tiles at `/ogc/xyz/{pathId}/{z}/{x}/{y}[.ext]`, forwarded through the `xyz`
+/// template (`{-y}` for TMS rows).
+pub struct Xyz;
+
+impl Service for Mvt {
+    fn protocol(&self) -> Protocol {
+        Protocol::Mvt
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
+        upstream.mvt.as_ref().map(|t| t.0.clone())
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        classify_tile(req, path)
+    }
+
+    fn rewrite_capabilities(&self, _doc: &[u8], _rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        None
+    }
 }
 
-/// The zoom a Web Mercator matrix id names: the digits after the last `:`.
-///
-/// `"5"`, `"05"`, `"EPSG:3857:5"`, `"EPSG:900913:05"` → 5.
-pub(crate) fn matrix_zoom(id: &str, param: &str) -> Result<u32, OgcError> {
-    let digits = id.rsplit(':').next().unwrap_or(id);
-    let z = uint(digits, param)
-        .map_err(|_| bad(format!("{param}: `{}` is not a zoom level of a Web Mercator matrix set", shown(id))))?;
-    u32::try_from(z).map_err(|_| bad(format!("{param}: `{}` is too large", shown(id))))
+impl Service for Xyz {
+    fn protocol(&self) -> Protocol {
+        Protocol::Xyz
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
+        upstream.xyz.as_ref().map(|t| t.0.clone())
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        classify_tile(req, path)
+    }
+
+    fn rewrite_capabilities(&self, _doc: &[u8], _rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        None
+    }
 }
 
-/// The extent of a tile addressed by matrix set, matrix, row and column.
+use crate::ogc::Service;
+use crate::paths::Upstreams;
+
+/// The extent of a tile addressed by matrix set, matrix, row and column (WMTS, OGC API
+/// Tiles): a z/x/y tile in a Web Mercator quad set ([`matrix::is_quad_set`], with the
+/// matrix's zoom from [`matrix::matrix_zoom`], the same two functions the WMTS
+/// capabilities rewriter uses), [`Extent::ForeignCrs`] in any other set.
 pub(crate) fn matrix_tile_extent(
     set: &str,
-    matrix: &str,
+    matrix_id: &str,
     row: &str,
     col: &str,
     params: [&str; 3],
-    opts: &Options<'_>,
+    path: &PathConfig,
 ) -> Result<Extent, OgcError> {
     let row_n = uint(row, params[1])?;
     let col_n = uint(col, params[2])?;
-    if !is_web_mercator_set(set, opts) {
+    if !matrix::is_quad_set(set, &path.webmercator_matrix_sets) {
         return Ok(Extent::ForeignCrs);
     }
-    let z = matrix_zoom(matrix, params[0])?;
-    let tile = TileCoord::new(z, col_n, row_n).map_err(|e| bad(format!("{}: {e}", params[0])))?;
+    let z = matrix::matrix_zoom(set, matrix_id).ok_or_else(|| {
+        bad(format!(
+            "{}: `{}` is not a zoom level of the Web Mercator matrix set `{}`",
+            params[0],
+            shown(matrix_id),
+            shown(set)
+        ))
+    })?;
+    let tile = TileCoord::new(u32::from(z), col_n, row_n).map_err(|e| bad(format!("{}: {e}", params[0])))?;
     Ok(Extent::Tile(tile))
 }
 
 /// `/{z}/{x}/{y}` with an optional extension (`.pbf`/`.mvt` for MVT, any short
 /// alphanumeric one for XYZ).
-pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+fn classify_tile(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
     if !matches!(*req.method, Method::GET | Method::HEAD) {
         return Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed: "GET, HEAD" });
     }
@@ -102,9 +144,9 @@ fn parse_zxy(rest: &str, protocol: Protocol) -> Result<(TileCoord, Option<&str>)
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{classify, OgcError, Protocol, ResponseKind};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{classify, OgcError, Protocol, ResponseKind};
 
     fn tile(protocol: Protocol, rest: &'static str) -> Result<TileCoord, OgcError> {
         let c = classify(&get(protocol, rest, ""), &path())?;
@@ -149,32 +191,38 @@ mod tests {
     }
 
     #[test]
-    fn matrix_ids_name_the_zoom() {
-        for (id, z) in [("5", 5), ("05", 5), ("EPSG:3857:5", 5), ("EPSG:900913:12", 12)] {
-            assert_eq!(matrix_zoom(id, "TILEMATRIX").unwrap(), z, "{id}");
+    fn matrix_ids_name_the_zoom_only_in_their_own_set() {
+        let names = ["TILEMATRIX", "TILEROW", "TILECOL"];
+        let at = |set: &str, id: &str| matrix_tile_extent(set, id, "0", "0", names, &path());
+        for (set, id, z) in [
+            ("EPSG:3857", "5", 5),
+            ("EPSG:3857", "05", 5),
+            ("EPSG:3857", "EPSG:3857:5", 5),
+            ("EPSG:900913", "EPSG:900913:12", 12),
+        ] {
+            assert_eq!(at(set, id).unwrap(), Extent::Tile(TileCoord::new(z, 0, 0).unwrap()), "{id}");
         }
-        for id in ["", "z5", "EPSG:3857:", "5.0", "-1"] {
-            assert!(matrix_zoom(id, "TILEMATRIX").is_err(), "{id}");
+        for id in ["", "z5", "EPSG:3857:", "5.0", "-1", "foo:3", "EPSG:4326:3"] {
+            assert!(at("EPSG:3857", id).is_err(), "{id}");
         }
     }
 
     #[test]
     fn matrix_sets() {
-        let opts = Options::default();
-        assert!(is_web_mercator_set("GoogleMapsCompatible", &opts));
-        assert!(is_web_mercator_set("webmercatorquad", &opts));
-        assert!(is_web_mercator_set("EPSG:900913", &opts));
-        assert!(!is_web_mercator_set("EPSG:4326", &opts));
-        let extra = vec!["osm_grid".to_owned()];
-        let opts = Options { webmercator_matrix_sets: &extra, ..Options::default() };
-        assert!(is_web_mercator_set("osm_grid", &opts));
         let names = ["TILEMATRIX", "TILEROW", "TILECOL"];
+        let mut p = path();
+        assert_eq!(matrix_tile_extent("osm_grid", "2", "1", "3", names, &p).unwrap(), Extent::ForeignCrs);
+        p.webmercator_matrix_sets = vec!["osm_grid".to_owned()];
         assert_eq!(
-            matrix_tile_extent("osm_grid", "2", "1", "3", names, &opts).unwrap(),
+            matrix_tile_extent("osm_grid", "2", "1", "3", names, &p).unwrap(),
             Extent::Tile(TileCoord::new(2, 3, 1).unwrap())
         );
-        assert_eq!(matrix_tile_extent("EPSG:4326", "2", "1", "3", names, &opts).unwrap(), Extent::ForeignCrs);
-        assert!(matrix_tile_extent("EPSG:4326", "2", "-1", "3", names, &opts).is_err());
-        assert!(matrix_tile_extent("WebMercatorQuad", "2", "4", "0", names, &opts).is_err());
+        assert_eq!(
+            matrix_tile_extent("global_webmercator", "2", "1", "3", names, &p).unwrap(),
+            Extent::Tile(TileCoord::new(2, 3, 1).unwrap())
+        );
+        assert_eq!(matrix_tile_extent("EPSG:4326", "2", "1", "3", names, &p).unwrap(), Extent::ForeignCrs);
+        assert!(matrix_tile_extent("EPSG:4326", "2", "-1", "3", names, &p).is_err());
+        assert!(matrix_tile_extent("WebMercatorQuad", "2", "4", "0", names, &p).is_err());
     }
 }

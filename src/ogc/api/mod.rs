@@ -40,18 +40,46 @@
 use http::Method;
 use serde_json::Value;
 
-use crate::config::{PathConfig, PathKind};
-use crate::filter::props::{cql2_json_properties, cql2_text_properties};
+use crate::ogc::common::expr::{cql2_json_properties, cql2_text_properties};
+use crate::paths::{PathConfig, PathKind};
 use crate::policy::{Extent, Tier};
 use crate::spatial::{crs_from_identifier, AxisOrder, Crs};
 
-use super::geo::{bbox, number, uint};
-use super::tiles::matrix_tile_extent;
-use super::{
-    bad, check_text_functions, decode_segment, filter_error, media_essence, name_list, path_allows, rendered_format,
-    shown, unsupported, Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options,
-    Parts, Protocol, ResponseKind,
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::expr::{check_text_functions, filter_error};
+use crate::ogc::common::geo::{bbox, number, uint};
+use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::{
+    bad, decode_segment, media_essence, name_list, path_allows, rendered_format, shown, unsupported,
 };
+use crate::ogc::tiles::matrix_tile_extent;
+use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+
+pub mod capabilities;
+
+/// OGC API Features and Tiles below `ogcapi`, JSON only.
+pub struct Api;
+
+impl Service for Api {
+    fn protocol(&self) -> Protocol {
+        Protocol::Api
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
+        upstream.ogcapi.as_ref().map(ToString::to_string)
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        classify_request(req, path)
+    }
+
+    fn rewrite_capabilities(&self, doc: &[u8], rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        Some(capabilities::rewrite(doc, rw))
+    }
+}
+
+use crate::ogc::Service;
+use crate::paths::Upstreams;
 
 const META: &[&str] = &["f", "lang"];
 const ITEMS: &[&str] = &[
@@ -135,7 +163,7 @@ fn tiles_route<'s>(mut at: TilesAt<'s>, segments: &[&'s str]) -> Option<Route<'s
     })
 }
 
-pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'_>) -> Result<Classified, OgcError> {
+fn classify_request(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
     let trimmed = req.rest.strip_suffix('/').unwrap_or(req.rest);
     let segments: Vec<&str> = match trimmed {
         "" => Vec::new(),
@@ -148,7 +176,7 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'
     let route = route(&segments)
         .ok_or_else(|| bad(format!("`{}` is not an OGC API path the gateway knows", shown(req.rest))))?;
     let kvp = Kvp::parse(req.query, Dialect::API)?;
-    let parts = classify_route(&route, req, &kvp, path, opts)?;
+    let parts = classify_route(&route, req, &kvp, path)?;
     let body = match *req.method {
         Method::POST | Method::PUT | Method::PATCH => ForwardBody::Original,
         _ => ForwardBody::None,
@@ -156,13 +184,7 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig, opts: &Options<'
     Ok(parts.into_classified(Forward { path: req.rest.to_owned(), query: kvp.encode(), body }))
 }
 
-fn classify_route(
-    route: &Route<'_>,
-    req: &OgcRequest<'_>,
-    kvp: &Kvp,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Parts, OgcError> {
+fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let read = matches!(*req.method, Method::GET | Method::HEAD);
     let only_read = |allowed: &'static str| -> Result<(), OgcError> {
         if read {
@@ -211,15 +233,9 @@ fn classify_route(
                 Method::GET | Method::HEAD => {
                     check_params(kvp, ITEM, path, "api.item", false)?;
                     let properties = list_properties(kvp)?;
-                    Ok(Parts::new(
-                        "api.item",
-                        Tier::ViewPlus,
-                        layers,
-                        Extent::Unbounded,
-                        ResponseKind::Features(format),
-                    )
-                    .with_format(f)
-                    .with_properties(properties))
+                    Ok(Parts::new("api.item", Tier::ViewPlus, layers, Extent::Unbounded, ResponseKind::Feature(format))
+                        .with_format(f)
+                        .with_properties(properties))
                 }
                 Method::PUT => write(req, kvp, path, "api.replaceItem", layers, Some(Body::Replace)),
                 Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
@@ -238,7 +254,7 @@ fn classify_route(
                     vec![collection(c)?]
                 }
                 None => {
-                    if !opts.dataset_tiles {
+                    if !path.dataset_tiles {
                         return Err(unsupported(
                             "dataset-level tiles mix every upstream collection; request /collections/{collectionId}/tiles/… instead",
                         ));
@@ -266,7 +282,7 @@ fn classify_route(
                     if let Some(f) = f.filter(|_| at.map) {
                         rendered_format(f, "f", tile_name, false)?;
                     }
-                    let extent = matrix_tile_extent(&tms, z, row, col, ["tileMatrix", "tileRow", "tileCol"], opts)?;
+                    let extent = matrix_tile_extent(&tms, z, row, col, ["tileMatrix", "tileRow", "tileCol"], path)?;
                     let response = match (at.map, path.kind, f.map(|_| &format)) {
                         (true, _, _) | (false, PathKind::Raster, _) => ResponseKind::Other,
                         (false, _, None) | (false, _, Some(DataFormat::Mvt)) => ResponseKind::Mvt,
@@ -510,9 +526,9 @@ fn feature_keys(feature: &Value, out: &mut Vec<String>) -> Result<(), OgcError> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{classify, classify_with, OgcError, Protocol};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{classify, OgcError, Protocol};
     use crate::spatial::TileCoord;
 
     fn api(rest: &'static str, query: &'static str) -> Result<Classified, OgcError> {
@@ -678,9 +694,9 @@ mod tests {
         for rest in ["/tiles", "/tiles/WebMercatorQuad/0/0/0", "/map/tiles/WebMercatorQuad/0/0/0"] {
             assert!(matches!(api(rest, ""), Err(OgcError::NotSupported(_))), "{rest}");
         }
-        let opts = Options { dataset_tiles: true, ..Options::default() };
+        let p = PathConfig { dataset_tiles: true, ..path() };
         let req = get(Protocol::Api, "/tiles/WebMercatorQuad/1/0/1", "collections=roads,rivers");
-        let c = classify_with(&req, &path(), &opts).unwrap();
+        let c = classify(&req, &p).unwrap();
         assert_eq!(c.op.layers, vec!["roads", "rivers"]);
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 1, 0).unwrap()));
     }

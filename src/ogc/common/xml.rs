@@ -19,10 +19,10 @@ use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesPI, BytesStart, By
 use quick_xml::name::QName;
 use quick_xml::{Reader, Writer};
 
-use super::CapabilitiesError;
+use crate::ogc::capabilities::CapabilitiesError;
 
 /// The deepest element nesting accepted; real capabilities stay far below.
-pub(super) const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// How the input bytes were encoded; the output is written the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ enum Encoding {
 
 /// One attribute: its raw (escaped) value as written and its unescaped value.
 #[derive(Debug, Clone)]
-pub(super) struct Attr {
+pub(crate) struct Attr {
     pub key: String,
     raw: String,
     pub value: String,
@@ -44,24 +44,24 @@ pub(super) struct Attr {
 
 /// A text node (text and entity references merged), raw and unescaped.
 #[derive(Debug, Clone)]
-pub(super) struct Text {
+pub(crate) struct Text {
     raw: String,
     pub value: String,
 }
 
 impl Text {
     /// Text content needs only `<`, `>` and `&` escaped; quotes stay as they are.
-    pub(super) fn new(value: &str) -> Text {
+    pub(crate) fn new(value: &str) -> Text {
         Text { raw: partial_escape(value).into_owned(), value: value.to_owned() }
     }
-    pub(super) fn set(&mut self, value: String) {
+    pub(crate) fn set(&mut self, value: String) {
         self.raw = partial_escape(value.as_str()).into_owned();
         self.value = value;
     }
 }
 
 #[derive(Debug, Clone)]
-pub(super) enum Node {
+pub(crate) enum Node {
     Element(Element),
     Text(Text),
     CData(String),
@@ -75,7 +75,7 @@ pub(super) enum Node {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Element {
+pub(crate) struct Element {
     /// The qualified name as written (`ows:Identifier`).
     pub name: String,
     pub attrs: Vec<Attr>,
@@ -87,49 +87,49 @@ pub(super) struct Element {
 }
 
 /// The part of a qualified name after the prefix.
-pub(super) fn local(name: &str) -> &str {
+pub(crate) fn local(name: &str) -> &str {
     name.rsplit_once(':').map_or(name, |(_, l)| l)
 }
 
 /// The prefix of a qualified name with its colon (`ows:`), or `""`.
-pub(super) fn prefix(name: &str) -> &str {
+pub(crate) fn prefix(name: &str) -> &str {
     name.rsplit_once(':').map_or("", |(p, _)| &name[..p.len() + 1])
 }
 
 impl Element {
     /// A new element with no attributes.
-    pub(super) fn new(name: String) -> Element {
+    pub(crate) fn new(name: String) -> Element {
         Element { name, attrs: Vec::new(), children: Vec::new(), raw_start: None, empty: true }
     }
 
     /// A new element holding one text node.
-    pub(super) fn with_text(name: String, text: &str) -> Element {
+    pub(crate) fn with_text(name: String, text: &str) -> Element {
         let mut el = Element::new(name);
         el.children.push(Node::Text(Text::new(text)));
         el
     }
 
-    pub(super) fn local(&self) -> &str {
+    pub(crate) fn local(&self) -> &str {
         local(&self.name)
     }
 
-    pub(super) fn is(&self, local_name: &str) -> bool {
+    pub(crate) fn is(&self, local_name: &str) -> bool {
         self.local() == local_name
     }
 
     /// The unescaped value of the first attribute with this local name.
-    pub(super) fn attr(&self, local_name: &str) -> Option<&str> {
+    pub(crate) fn attr(&self, local_name: &str) -> Option<&str> {
         self.attrs.iter().find(|a| local(&a.key) == local_name).map(|a| a.value.as_str())
     }
 
     /// Replaces the value of the first attribute with this local name, if present.
-    pub(super) fn set_attr(&mut self, local_name: &str, value: String) {
+    pub(crate) fn set_attr(&mut self, local_name: &str, value: String) {
         if let Some(index) = self.attrs.iter().position(|a| local(&a.key) == local_name) {
             self.set_attr_at(index, value);
         }
     }
 
-    pub(super) fn set_attr_at(&mut self, index: usize, value: String) {
+    pub(crate) fn set_attr_at(&mut self, index: usize, value: String) {
         if let Some(attr) = self.attrs.get_mut(index) {
             attr.raw = escape(value.as_str()).into_owned();
             attr.value = value;
@@ -137,21 +137,21 @@ impl Element {
         }
     }
 
-    pub(super) fn remove_attr_at(&mut self, index: usize) {
+    pub(crate) fn remove_attr_at(&mut self, index: usize) {
         if index < self.attrs.len() {
             self.attrs.remove(index);
             self.raw_start = None;
         }
     }
 
-    pub(super) fn elements(&self) -> impl Iterator<Item = &Element> {
+    pub(crate) fn elements(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
             _ => None,
         })
     }
 
-    pub(super) fn elements_mut(&mut self) -> impl Iterator<Item = &mut Element> {
+    pub(crate) fn elements_mut(&mut self) -> impl Iterator<Item = &mut Element> {
         self.children.iter_mut().filter_map(|n| match n {
             Node::Element(e) => Some(e),
             _ => None,
@@ -159,21 +159,21 @@ impl Element {
     }
 
     /// The first child element with this local name.
-    pub(super) fn child(&self, local_name: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, local_name: &str) -> Option<&Element> {
         self.elements().find(|e| e.is(local_name))
     }
 
-    pub(super) fn child_mut(&mut self, local_name: &str) -> Option<&mut Element> {
+    pub(crate) fn child_mut(&mut self, local_name: &str) -> Option<&mut Element> {
         self.elements_mut().find(|e| e.is(local_name))
     }
 
     /// The text content of the first child element with this local name, trimmed.
-    pub(super) fn child_text(&self, local_name: &str) -> Option<String> {
+    pub(crate) fn child_text(&self, local_name: &str) -> Option<String> {
         self.child(local_name).map(|c| c.text().trim().to_owned())
     }
 
     /// The concatenated unescaped text and CDATA of direct children.
-    pub(super) fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         for node in &self.children {
             match node {
@@ -186,18 +186,18 @@ impl Element {
     }
 
     /// Appends a child element (no whitespace around it).
-    pub(super) fn push(&mut self, el: Element) {
+    pub(crate) fn push(&mut self, el: Element) {
         self.children.push(Node::Element(el));
     }
 
     /// Replaces the content with one text node.
-    pub(super) fn set_text(&mut self, value: &str) {
+    pub(crate) fn set_text(&mut self, value: &str) {
         self.children = vec![Node::Text(Text::new(value))];
     }
 
     /// Keeps child elements for which `keep` answers true; other nodes stay. The
     /// whitespace before a dropped element goes with it, so no blank lines remain.
-    pub(super) fn retain_elements(&mut self, mut keep: impl FnMut(&mut Element) -> bool) {
+    pub(crate) fn retain_elements(&mut self, mut keep: impl FnMut(&mut Element) -> bool) {
         let old = std::mem::take(&mut self.children);
         let mut kept: Vec<Node> = Vec::with_capacity(old.len());
         for mut node in old {
@@ -225,7 +225,7 @@ impl Element {
     /// Inserts `el` right after the child at `index`, preceded by the same whitespace
     /// that precedes that child and laid out one element per line below it, so
     /// generated markup is indented like its neighbours.
-    pub(super) fn insert_after(&mut self, index: usize, mut el: Element) {
+    pub(crate) fn insert_after(&mut self, index: usize, mut el: Element) {
         let at = (index + 1).min(self.children.len());
         match self.indent_before(index) {
             Some(indent) => {
@@ -238,7 +238,7 @@ impl Element {
     }
 
     /// Inserts `el` right before the child at `index`, indented like that child.
-    pub(super) fn insert_before(&mut self, index: usize, mut el: Element) {
+    pub(crate) fn insert_before(&mut self, index: usize, mut el: Element) {
         let at = index.min(self.children.len());
         match self.indent_before(index) {
             Some(indent) => {
@@ -251,7 +251,7 @@ impl Element {
     }
 
     /// Appends `el` after the last child element, indented like it.
-    pub(super) fn append_element(&mut self, el: Element) {
+    pub(crate) fn append_element(&mut self, el: Element) {
         match self.children.iter().rposition(|n| matches!(n, Node::Element(_))) {
             Some(last) => self.insert_after(last, el),
             None => self.children.push(Node::Element(el)),
@@ -259,7 +259,7 @@ impl Element {
     }
 
     /// The position of the first child element with one of these local names.
-    pub(super) fn position_of(&self, local_names: &[&str]) -> Option<usize> {
+    pub(crate) fn position_of(&self, local_names: &[&str]) -> Option<usize> {
         self.children.iter().position(|n| matches!(n, Node::Element(e) if local_names.contains(&e.local())))
     }
 
@@ -285,7 +285,7 @@ impl Element {
     }
 
     /// Visits this element and every descendant element, parents first.
-    pub(super) fn walk_mut(&mut self, f: &mut impl FnMut(&mut Element)) {
+    pub(crate) fn walk_mut(&mut self, f: &mut impl FnMut(&mut Element)) {
         f(self);
         for child in self.elements_mut() {
             child.walk_mut(f);
@@ -293,13 +293,13 @@ impl Element {
     }
 
     /// True when some descendant element has this local name.
-    pub(super) fn has_descendant(&self, local_name: &str) -> bool {
+    pub(crate) fn has_descendant(&self, local_name: &str) -> bool {
         self.elements().any(|c| c.is(local_name) || c.has_descendant(local_name))
     }
 
     /// The namespace URI bound to `prefix` (without colon; `""` for the default) on this
     /// element itself.
-    pub(super) fn namespace_declared(&self, prefix: &str) -> Option<&str> {
+    pub(crate) fn namespace_declared(&self, prefix: &str) -> Option<&str> {
         self.attrs
             .iter()
             .find(|a| if prefix.is_empty() { a.key == "xmlns" } else { a.key.strip_prefix("xmlns:") == Some(prefix) })
@@ -309,7 +309,7 @@ impl Element {
 
 /// A parsed document: nodes before the root, the root, nodes after it.
 #[derive(Debug, Clone)]
-pub(super) struct Doc {
+pub(crate) struct Doc {
     pub before: Vec<Node>,
     pub root: Element,
     pub after: Vec<Node>,
@@ -406,7 +406,7 @@ fn push_text(nodes: &mut Vec<Node>, raw: &str, value: &str) {
 
 /// Which DOCTYPEs a caller accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum DocTypePolicy {
+pub(crate) enum DocTypePolicy {
     Refuse,
     /// Accept one without entity declarations or parameter entities (WMS 1.1.1 ships a
     /// DOCTYPE with an `<!ELEMENT …>` internal subset). Entities are never expanded.
@@ -415,7 +415,7 @@ pub(super) enum DocTypePolicy {
 
 impl Doc {
     /// Reads a whole document into a tree; any well-formedness problem is an error.
-    pub(super) fn parse(input: &[u8], doctype: DocTypePolicy) -> Result<Doc, CapabilitiesError> {
+    pub(crate) fn parse(input: &[u8], doctype: DocTypePolicy) -> Result<Doc, CapabilitiesError> {
         let (text, encoding) = decode(input)?;
         let mut reader = Reader::from_str(&text);
         let config = reader.config_mut();
@@ -533,7 +533,7 @@ impl Doc {
     }
 
     /// The DOCTYPE node, if any.
-    pub(super) fn doctype_mut(&mut self) -> Option<&mut String> {
+    pub(crate) fn doctype_mut(&mut self) -> Option<&mut String> {
         self.before.iter_mut().find_map(|n| match n {
             Node::DocType(d) => Some(d),
             _ => None,
@@ -541,14 +541,14 @@ impl Doc {
     }
 
     /// The namespace URI of the root element.
-    pub(super) fn root_namespace(&self) -> Option<&str> {
+    pub(crate) fn root_namespace(&self) -> Option<&str> {
         let name = &self.root.name;
         let p = prefix(name).trim_end_matches(':');
         self.root.namespace_declared(p)
     }
 
     /// Writes the document back, encoded as it was read.
-    pub(super) fn write(&self) -> Result<Vec<u8>, CapabilitiesError> {
+    pub(crate) fn write(&self) -> Result<Vec<u8>, CapabilitiesError> {
         let mut writer = Writer::new(Vec::new());
         for node in &self.before {
             write_node(&mut writer, node)?;
@@ -566,7 +566,7 @@ impl Doc {
     }
 
     /// Every node of the document, for checks that look at everything.
-    pub(super) fn visit(&self, f: &mut impl FnMut(NodeRef<'_>)) {
+    pub(crate) fn visit(&self, f: &mut impl FnMut(NodeRef<'_>)) {
         for node in self.before.iter().chain(self.after.iter()) {
             visit_node(node, f);
         }
@@ -574,13 +574,13 @@ impl Doc {
     }
 
     /// Every node of the document, mutably.
-    pub(super) fn nodes_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+    pub(crate) fn nodes_mut(&mut self) -> impl Iterator<Item = &mut Node> {
         self.before.iter_mut().chain(self.after.iter_mut())
     }
 }
 
 /// A read-only view of one piece of a document that can hold a URL.
-pub(super) enum NodeRef<'a> {
+pub(crate) enum NodeRef<'a> {
     Attr(&'a Attr),
     Text(&'a str),
 }

@@ -14,6 +14,10 @@ use std::sync::LazyLock;
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
+
+use super::kvp::Kvp;
+use super::{bad, unsupported, xml_property};
+use crate::ogc::OgcError;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A filter expression the gateway cannot read; the request is refused.
@@ -51,7 +55,7 @@ fn push_unique(names: &mut Vec<String>, name: &str) {
 /// DOCTYPE declarations and entities other than the five predefined ones.
 ///
 /// ```
-/// use tilegate::filter::fes_properties;
+/// use tilegate::ogc::common::expr::fes_properties;
 /// let xml = r#"<Filter xmlns="http://www.opengis.net/fes/2.0">
 ///   <PropertyIsEqualTo><ValueReference>ns:name</ValueReference><Literal>x</Literal></PropertyIsEqualTo>
 /// </Filter>"#;
@@ -195,7 +199,7 @@ fn fes_local_name(text: &str) -> Result<&str, UnreadableFilter> {
 /// a backslash before a quote — is refused.
 ///
 /// ```
-/// use tilegate::filter::cql2_text_properties;
+/// use tilegate::ogc::common::expr::cql2_text_properties;
 /// let names = cql2_text_properties(r#"name LIKE 'A%' AND S_INTERSECTS(geom, POINT(1 2)) AND "pop" > 5"#);
 /// assert_eq!(names.unwrap(), vec!["name", "geom", "pop"]);
 /// ```
@@ -535,7 +539,7 @@ fn is_duration(tokens: &[Tok<'_>], i: usize, word: &str) -> bool {
 /// is not a string is refused.
 ///
 /// ```
-/// use tilegate::filter::cql2_json_properties;
+/// use tilegate::ogc::common::expr::cql2_json_properties;
 /// let json = r#"{"op":"=","args":[{"property":"name"},"x"]}"#;
 /// assert_eq!(cql2_json_properties(json).unwrap(), vec!["name"]);
 /// ```
@@ -607,6 +611,92 @@ impl<'de> Visitor<'de> for Walk<'_> {
             }
         }
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// KVP filter parameters (the OGC classifiers' entry points)
+// ---------------------------------------------------------------------------------
+
+/// Collects the properties named by `FILTER` (FES XML; WFS 2.0 parenthesised lists of
+/// filters are read one by one) and `CQL_FILTER` (CQL2 text / ECQL). Whether these
+/// parameters are allowed at all was decided by the allowlist before; here a filter
+/// the readers cannot read is refused.
+pub(crate) fn kvp_filter_properties(kvp: &Kvp, out: &mut Vec<String>) -> Result<(), OgcError> {
+    if let Some(filter) = kvp.get_nonempty("FILTER") {
+        let trimmed = filter.trim();
+        let groups: Vec<&str> = match trimmed.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            Some(inner) => inner.split(")(").collect(),
+            None => vec![trimmed],
+        };
+        for group in groups {
+            check_fes_functions(group, "FILTER")?;
+            for p in fes_properties(group).map_err(|e| filter_error("FILTER", e))? {
+                out.push(xml_property(&p, "FILTER")?);
+            }
+        }
+    }
+    if let Some(cql) = kvp.get_nonempty("CQL_FILTER") {
+        check_text_functions(cql, "CQL_FILTER")?;
+        out.extend(cql2_text_properties(cql).map_err(|e| filter_error("CQL_FILTER", e))?);
+    }
+    Ok(())
+}
+
+/// Filter functions that read *other* layers (GeoServer's `querySingle`,
+/// `queryCollection`): a filter naming them could reach data the path does not cover.
+pub(crate) const CROSS_LAYER_FUNCTIONS: &[&str] = &["querysingle", "querycollection"];
+
+/// Refuses a text filter (CQL, CQL2) that mentions a cross-layer function anywhere,
+/// in any case. Blunt on purpose: a literal containing the name is refused too.
+pub(crate) fn check_text_functions(text: &str, param: &str) -> Result<(), OgcError> {
+    let lower = text.to_ascii_lowercase();
+    match CROSS_LAYER_FUNCTIONS.iter().find(|f| lower.contains(*f)) {
+        Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
+        None => Ok(()),
+    }
+}
+
+/// Converts an `UnreadableFilter` into a 400 naming the parameter.
+pub(crate) fn filter_error(param: &str, err: UnreadableFilter) -> OgcError {
+    bad(format!("{param}: {err}"))
+}
+
+/// Refuses FES `Function` elements that read other layers (see [`CROSS_LAYER_FUNCTIONS`])
+/// in a filter given as a KVP value; DOCTYPE and unknown entities are refused too.
+pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Err(e) => return Err(bad(format!("{param}: the filter is not well-formed XML: {e}"))),
+            Ok(Event::DocType(_)) => return Err(bad(format!("{param}: DOCTYPE declarations are refused"))),
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"Function" => {
+                let mut name = String::new();
+                for attr in e.attributes() {
+                    let attr = attr.map_err(|e| bad(format!("{param}: the filter is not well-formed XML: {e}")))?;
+                    if attr.key.local_name().as_ref() == b"name" {
+                        let value = attr
+                            .unescape_value()
+                            .map_err(|e| bad(format!("{param}: the filter is not well-formed XML: {e}")))?;
+                        if !name.is_empty() {
+                            return Err(bad(format!("{param}: a Function names itself twice")));
+                        }
+                        name = value.into_owned();
+                    }
+                }
+                check_function_name(&name, param)?;
+            }
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+}
+
+pub(crate) fn check_function_name(name: &str, param: &str) -> Result<(), OgcError> {
+    let name = name.to_ascii_lowercase();
+    match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
+        Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
+        None => Ok(()),
     }
 }
 

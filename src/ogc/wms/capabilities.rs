@@ -2,10 +2,10 @@
 //! 1.1.1 DOCTYPE kept safe, bounding boxes shrunk to a fence. URLs are rewritten by the
 //! shared pass in `mod.rs` afterwards. Pure code.
 
-use super::bbox::{fence_item, own_lonlat, Axes, Bounds, Box4, Placement};
-use super::url::UrlMap;
-use super::xml::{prefix, Doc, Element};
-use super::{CapabilitiesError, Rewrite};
+use crate::ogc::capabilities::bbox::{fence_item, own_lonlat, Axes, Bounds, Box4, Placement};
+use crate::ogc::capabilities::url::UrlMap;
+use crate::ogc::capabilities::{finish, CapabilitiesError, Rewrite};
+use crate::ogc::common::xml::{prefix, Doc, DocTypePolicy, Element};
 
 /// The DTD every WMS 1.1.1 document names; it replaces a DTD served by the upstream.
 const WMS_111_DTD: &str = "http://schemas.opengis.net/wms/1.1.1/WMS_MS_Capabilities.dtd";
@@ -22,7 +22,7 @@ struct Ctx<'r, 'a> {
     min_scale: Option<f64>,
 }
 
-pub(super) fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), CapabilitiesError> {
+fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), CapabilitiesError> {
     let axes = match doc.root.local() {
         "WMT_MS_Capabilities" => Axes::AlwaysXY,
         "WMS_Capabilities" => Axes::Authority,
@@ -114,4 +114,43 @@ fn limit_scale(layer: &mut Element, min_scale: f64) {
         Some(at) => layer.insert_before(at, el),
         None => layer.append_element(el),
     }
+}
+
+/// Rewrites a WMS 1.1.1 or 1.3.0 GetCapabilities document.
+///
+/// Layers: a layer whose `<Name>` is covered stays (its children are judged on their
+/// own). A layer that is not covered but has covered descendants stays as an unnamed
+/// container (its `<Name>` and `<Style>`s removed, so it cannot be requested and names
+/// no legend); otherwise it is removed. The root layer always stays (WMS needs one).
+/// With a fence, bounding boxes shrink and layers whose geographic extent (own or
+/// inherited) lies outside the fence count as not covered, and WMS 1.3.0 layers get a
+/// `MinScaleDenominator` matching maxZoom.
+///
+/// ```
+/// use tilegate::ogc::capabilities::Rewrite;
+/// use tilegate::ogc::wms::capabilities::rewrite;
+///
+/// let layers = vec!["osm".to_owned()];
+/// let rw = Rewrite {
+///     token_query: Some("tg_abc"),
+///     ..Rewrite::new("http://127.0.0.1:9001/service", "https://maps.example.org/ogc/wms/osm", &layers)
+/// };
+/// let upstream = br#"<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms"
+///     xmlns:xlink="http://www.w3.org/1999/xlink">
+///   <Service><OnlineResource xlink:href="http://127.0.0.1:9001/service?"/></Service>
+///   <Capability><Layer><Title>root</Title>
+///     <Layer><Name>osm</Name><Title>OSM</Title></Layer>
+///     <Layer><Name>secret</Name><Title>Secret</Title></Layer>
+///   </Layer></Capability>
+/// </WMS_Capabilities>"#;
+/// let out = String::from_utf8(rewrite(upstream, &rw)?).expect("UTF-8 in, UTF-8 out");
+/// assert!(out.contains(r#"xlink:href="https://maps.example.org/ogc/wms/osm?token=tg_abc&amp;""#));
+/// assert!(out.contains("<Name>osm</Name>") && !out.contains("secret"));
+/// # Ok::<(), tilegate::ogc::capabilities::CapabilitiesError>(())
+/// ```
+pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
+    let map = rw.url_map()?;
+    let mut doc = Doc::parse(xml, DocTypePolicy::AllowWithoutEntities)?;
+    filter(&mut doc, rw, &map)?;
+    finish(doc, &map)
 }

@@ -20,7 +20,9 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{bad, shown, OgcError, Protocol};
+use super::percent::{self, Malformed};
+use super::{bad, shown};
+use crate::ogc::{OgcError, Protocol};
 
 /// Characters left unencoded when re-encoding: RFC 3986 unreserved plus `,` `:` `/` `(` `)`,
 /// which OGC values use as separators and which every server reads literally. `+` is always
@@ -245,32 +247,13 @@ impl Kvp {
     }
 }
 
-/// Decodes one name or value: `+` is a space, `%XX` a byte; the result must be UTF-8
-/// without NUL. A `%` not followed by two hex digits is refused.
+/// Decodes one name or value strictly ([`percent::decode`], `+` as a space).
 fn decode(raw: &str) -> Result<String, OgcError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex
-                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| bad(format!("malformed percent-encoding in `{}`", shown(raw))))?;
-                out.push(byte);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    if out.contains(&0) {
-        return Err(bad(format!("`{}` contains a NUL character", shown(raw))));
-    }
-    String::from_utf8(out).map_err(|_| bad(format!("`{}` is not valid UTF-8 once decoded", shown(raw))))
+    percent::decode(raw, true).map(std::borrow::Cow::into_owned).map_err(|e| match e {
+        Malformed::Escape => bad(format!("malformed percent-encoding in `{}`", shown(raw))),
+        Malformed::Nul => bad(format!("`{}` contains a NUL character", shown(raw))),
+        Malformed::Utf8 => bad(format!("`{}` is not valid UTF-8 once decoded", shown(raw))),
+    })
 }
 
 #[cfg(test)]

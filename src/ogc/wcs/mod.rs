@@ -12,19 +12,48 @@
 //!
 //! WCS 1.x is refused (unsupported). Pure code.
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 use crate::spatial::{crs_from_identifier, BBox, Crs, MERCATOR_HALF_WORLD};
 
-use super::geo::number;
-use super::{
-    bad, check_allowed, name_list, request_name, shown, unsupported, Kvp, OgcError, Parts, Protocol, ResponseKind,
-};
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::geo::number;
+use crate::ogc::common::kvp::Kvp;
+use crate::ogc::common::{bad, check_allowed, name_list, request_name, shown, unsupported};
+use crate::ogc::{OgcError, Parts, Protocol, ResponseKind};
+
+pub mod capabilities;
+
+/// WCS 2.0: KVP GET and form POST at the endpoint itself.
+pub struct Wcs;
+
+impl Service for Wcs {
+    fn protocol(&self) -> Protocol {
+        Protocol::Wcs
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
+        upstream.wcs.as_ref().map(ToString::to_string)
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        kvp_only(req)?;
+        kvp_endpoint(req, path, |kvp| classify_kvp(kvp, path), None)
+    }
+
+    fn rewrite_capabilities(&self, doc: &[u8], rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        Some(capabilities::rewrite(doc, rw))
+    }
+}
+
+use crate::ogc::{kvp_endpoint, kvp_only, Service};
+use crate::ogc::{Classified, OgcRequest};
+use crate::paths::Upstreams;
 
 const KNOWN: &[&str] = &["GetCapabilities", "DescribeCoverage", "GetCoverage"];
 const VERSIONS: &[&str] = &["2.0.0", "2.0.1"];
 /// OWS Common GetCapabilities parameters.
-const CAPABILITIES: &[&str] = super::OWS_CAPABILITIES;
+const CAPABILITIES: &[&str] = crate::ogc::common::OWS_CAPABILITIES;
 const DESCRIBE: &[&str] = &["SERVICE", "VERSION", "REQUEST", "COVERAGEID"];
 const GET_COVERAGE: &[&str] = &[
     "SERVICE",
@@ -46,7 +75,7 @@ const GET_COVERAGE: &[&str] = &[
 /// GeoTIFF encoding options (`GEOTIFF:COMPRESSION`, `GEOTIFF:TILING`…).
 const PREFIXES: &[&str] = &["GEOTIFF:"];
 
-pub(super) fn classify(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
+fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let request = request_name(kvp, "WCS", KNOWN, &[])?;
     if request == "GetCapabilities" {
         check_allowed(kvp, CAPABILITIES, &[], path, "wcs.GetCapabilities")?;
@@ -182,9 +211,9 @@ fn subset_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{OgcError, Protocol};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{OgcError, Protocol};
 
     const BASE: &str = "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage&COVERAGEID=roads";
 

@@ -8,9 +8,10 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use super::bbox::{Bounds, Placement};
-use super::url::{decode_segment, Mapped, UrlMap};
-use super::{CapabilitiesError, Rewrite};
+use crate::ogc::capabilities::bbox::{Bounds, Placement};
+use crate::ogc::capabilities::url::{Mapped, UrlMap};
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::percent;
 
 /// A JSON value whose objects keep their key order (and duplicate keys).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +133,7 @@ struct Ctx<'r, 'a> {
     bounds: Option<Bounds>,
 }
 
-pub(super) fn rewrite(input: &[u8], rw: &Rewrite<'_>, map: &UrlMap) -> Result<Vec<u8>, CapabilitiesError> {
+fn rewrite_with(input: &[u8], rw: &Rewrite<'_>, map: &UrlMap) -> Result<Vec<u8>, CapabilitiesError> {
     let mut doc: Json = serde_json::from_slice(input).map_err(CapabilitiesError::Json)?;
     if !matches!(doc, Json::Object(_)) {
         return Err(CapabilitiesError::JsonRoot);
@@ -197,7 +198,9 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
         }
     };
     let segments: Vec<&str> = path.split('/').collect();
-    !segments.windows(2).any(|w| w[0] == "collections" && !w[1].is_empty() && !ctx.rw.covers(&decode_segment(w[1])))
+    !segments.windows(2).any(|w| {
+        w[0] == "collections" && !w[1].is_empty() && !percent::decode_name(w[1]).is_ok_and(|c| ctx.rw.covers(&c))
+    })
 }
 
 /// Shrinks `extent.spatial.bbox` (CRS84) of an object to the fence. The first box is the
@@ -266,6 +269,17 @@ fn leaks(value: &Json, map: &UrlMap) -> bool {
         Json::Object(entries) => entries.iter().any(|(k, v)| map.leaks(k) || leaks(v, map)),
         _ => false,
     }
+}
+
+/// Rewrites an OGC API JSON document (landing page, conformance, collections, one
+/// collection, tilesets, items): entries of a `collections` array whose `id` is not
+/// covered are removed, and so are links into removed collections
+/// (`…/collections/{id}…`) and templated links the gateway cannot reach. Every string
+/// holding an upstream URL is rewritten. Key order is kept. For fenced tokens,
+/// `extent.spatial.bbox` shrinks and collections outside the fence are removed.
+pub fn rewrite(json: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
+    let map = rw.url_map()?;
+    rewrite_with(json, rw, &map)
 }
 
 #[cfg(test)]

@@ -20,15 +20,51 @@
 
 use http::Method;
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 
-use super::geo::uint;
-use super::tiles::matrix_tile_extent;
-use super::{
-    bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported, Classified, DataFormat,
-    Dialect, Forward, ForwardBody, Kvp, OgcError, OgcRequest, Options, Parts, Protocol, Rendered, ResponseKind,
+use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::common::geo::uint;
+use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::{
+    bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported, Rendered,
 };
+use crate::ogc::tiles::matrix_tile_extent;
+use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+
+pub mod capabilities;
+
+/// WMTS 1.0: KVP at the endpoint itself (`wmts`), RESTful capabilities and tiles below
+/// it (`wmts_rest`, else `wmts`) in the path's `wmts_rest_template`.
+pub struct Wmts;
+
+impl Service for Wmts {
+    fn protocol(&self) -> Protocol {
+        Protocol::Wmts
+    }
+
+    fn endpoint(&self, upstream: &Upstreams, rest: &str) -> Option<String> {
+        let rest_api = !matches!(rest, "" | "/");
+        let base =
+            if rest_api { upstream.wmts_rest.as_ref().or(upstream.wmts.as_ref()) } else { upstream.wmts.as_ref() };
+        base.map(ToString::to_string)
+    }
+
+    fn classify(&self, req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
+        if matches!(req.rest, "" | "/") {
+            kvp_endpoint(req, path, |kvp| classify_kvp(kvp, path), None)
+        } else {
+            classify_rest(req, path)
+        }
+    }
+
+    fn rewrite_capabilities(&self, doc: &[u8], rw: &Rewrite<'_>) -> Option<Result<Vec<u8>, CapabilitiesError>> {
+        Some(capabilities::rewrite(doc, rw))
+    }
+}
+
+use crate::ogc::{kvp_endpoint, Service};
+use crate::paths::Upstreams;
 
 /// The RESTful tile template used when the path sets none (the OGC WMTS 1.0 example form).
 pub const DEFAULT_WMTS_REST_TEMPLATE: &str =
@@ -36,7 +72,7 @@ pub const DEFAULT_WMTS_REST_TEMPLATE: &str =
 
 const KNOWN: &[&str] = &["GetCapabilities", "GetTile", "GetFeatureInfo"];
 /// OWS Common GetCapabilities parameters.
-const CAPABILITIES: &[&str] = super::OWS_CAPABILITIES;
+const CAPABILITIES: &[&str] = crate::ogc::common::OWS_CAPABILITIES;
 const TILE: &[&str] = &[
     "SERVICE",
     "VERSION",
@@ -70,7 +106,7 @@ const FEATURE_INFO: &[&str] = &[
 ];
 const MATRIX_PARAMS: [&str; 3] = ["TILEMATRIX", "TILEROW", "TILECOL"];
 
-pub(super) fn classify_kvp(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> Result<Parts, OgcError> {
+fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let request = request_name(kvp, "WMTS", KNOWN, &[])?;
     if request != "GetCapabilities" {
         if let Some(v) = kvp.get_nonempty("VERSION").filter(|v| *v != "1.0.0") {
@@ -90,7 +126,7 @@ pub(super) fn classify_kvp(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> 
         }
         "GetTile" => {
             check_allowed(kvp, TILE, &[], path, "wmts.GetTile")?;
-            let (layer, extent) = tile_of(kvp, "wmts.GetTile", opts)?;
+            let (layer, extent) = tile_of(kvp, "wmts.GetTile", path)?;
             let response = tile_response(kvp.get_nonempty("FORMAT"), "FORMAT")?;
             Ok(Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response)
                 .with_format(kvp.get_nonempty("FORMAT")))
@@ -98,7 +134,7 @@ pub(super) fn classify_kvp(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> 
         _ => {
             let name = "wmts.GetFeatureInfo";
             check_allowed(kvp, FEATURE_INFO, &[], path, name)?;
-            let (layer, extent) = tile_of(kvp, name, opts)?;
+            let (layer, extent) = tile_of(kvp, name, path)?;
             uint(kvp.require("I", name)?, "I")?;
             uint(kvp.require("J", name)?, "J")?;
             let info = kvp.require("INFOFORMAT", name)?;
@@ -114,7 +150,7 @@ pub(super) fn classify_kvp(kvp: &Kvp, path: &PathConfig, opts: &Options<'_>) -> 
     }
 }
 
-fn tile_of(kvp: &Kvp, name: &str, opts: &Options<'_>) -> Result<(String, Extent), OgcError> {
+fn tile_of(kvp: &Kvp, name: &str, path: &PathConfig) -> Result<(String, Extent), OgcError> {
     let layer = kvp.require("LAYER", name)?.to_owned();
     let extent = matrix_tile_extent(
         kvp.require("TILEMATRIXSET", name)?,
@@ -122,17 +158,13 @@ fn tile_of(kvp: &Kvp, name: &str, opts: &Options<'_>) -> Result<(String, Extent)
         kvp.require("TILEROW", name)?,
         kvp.require("TILECOL", name)?,
         MATRIX_PARAMS,
-        opts,
+        path,
     )?;
     Ok((layer, extent))
 }
 
 /// RESTful WMTS: capabilities documents and tiles through the path's template.
-pub(super) fn classify_rest(
-    req: &OgcRequest<'_>,
-    path: &PathConfig,
-    opts: &Options<'_>,
-) -> Result<Classified, OgcError> {
+fn classify_rest(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
     if !matches!(*req.method, Method::GET | Method::HEAD) {
         return Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed: "GET, HEAD" });
     }
@@ -149,7 +181,7 @@ pub(super) fn classify_rest(
         );
         return Ok(parts.into_classified(forward));
     }
-    let template_text = opts.wmts_rest_template.unwrap_or(DEFAULT_WMTS_REST_TEMPLATE);
+    let template_text = path.wmts_rest_template.as_deref().unwrap_or(DEFAULT_WMTS_REST_TEMPLATE);
     let template = Template::parse(template_text)
         .map_err(|e| unsupported(format!("the path's WMTS REST template is invalid: {e}")))?;
     let values = template
@@ -168,7 +200,7 @@ pub(super) fn classify_rest(
         value("TileRow"),
         value("TileCol"),
         ["TileMatrix", "TileRow", "TileCol"],
-        opts,
+        path,
     )?;
     let ext = values.iter().find(|(n, _)| n.eq_ignore_ascii_case("Format")).map(|(_, v)| *v);
     let query_format = kvp.get_nonempty("FORMAT");
@@ -295,9 +327,9 @@ impl<'t> Template<'t> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{classify_with, OgcError, Protocol, ResponseKind};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{OgcError, Protocol, ResponseKind};
     use crate::spatial::TileCoord;
 
     const OWSLIB_GETTILE: &str = "SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=roads&STYLE=default&TILEMATRIXSET=GoogleMapsCompatible&TILEMATRIX=3&TILEROW=2&TILECOL=5&FORMAT=image%2Fpng";
@@ -324,10 +356,9 @@ mod tests {
             "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=EPSG:4326&TILEMATRIX=EPSG:4326:4&TILEROW=1&TILECOL=31",
         );
         assert_eq!(c.op.extent, Extent::ForeignCrs);
-        let extra = vec!["GLOBAL_MERCATOR_NW".to_owned()];
-        let opts = Options { webmercator_matrix_sets: &extra, ..Options::default() };
+        let p = PathConfig { webmercator_matrix_sets: vec!["GLOBAL_MERCATOR_NW".to_owned()], ..path() };
         let q = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=GLOBAL_MERCATOR_NW&TILEMATRIX=01&TILEROW=1&TILECOL=0";
-        let c = classify_with(&get(Protocol::Wmts, "", q), &path(), &opts).unwrap();
+        let c = classify(&get(Protocol::Wmts, "", q), &p).unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 0, 1).unwrap()));
     }
 
@@ -411,12 +442,11 @@ mod tests {
     /// The same URL under MapProxy's template (column before row) is another tile.
     #[test]
     fn rest_tile_with_mapproxys_template_swaps_row_and_col() {
-        let opts = Options {
-            wmts_rest_template: Some("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}"),
-            ..Options::default()
+        let p = PathConfig {
+            wmts_rest_template: Some("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}".into()),
+            ..path()
         };
-        let c =
-            classify_with(&get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""), &path(), &opts).unwrap();
+        let c = classify(&get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""), &p).unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(3, 5, 2).unwrap()));
         // The default (6 segments) does not match MapProxy's 5-segment URL at all.
         assert!(classify(&get(Protocol::Wmts, "/roads/GLOBAL_WEBMERCATOR/03/5/2.png", ""), &path()).is_err());
@@ -424,19 +454,15 @@ mod tests {
 
     #[test]
     fn rest_dimension_segments_are_tolerated_when_templated() {
-        let opts = Options {
-            wmts_rest_template: Some("/{Layer}/{Style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png"),
-            ..Options::default()
+        let p = PathConfig {
+            wmts_rest_template: Some(
+                "/{Layer}/{Style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png".into(),
+            ),
+            ..path()
         };
-        let c = classify_with(
-            &get(Protocol::Wmts, "/roads/default/2024-01-01/WebMercatorQuad/1/1/0.png", ""),
-            &path(),
-            &opts,
-        )
-        .unwrap();
+        let c = classify(&get(Protocol::Wmts, "/roads/default/2024-01-01/WebMercatorQuad/1/1/0.png", ""), &p).unwrap();
         assert_eq!(c.op.extent, Extent::Tile(TileCoord::new(1, 0, 1).unwrap()));
-        assert!(classify_with(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/1/1/0.png", ""), &path(), &opts)
-            .is_err());
+        assert!(classify(&get(Protocol::Wmts, "/roads/default/WebMercatorQuad/1/1/0.png", ""), &p).is_err());
     }
 
     #[test]

@@ -28,16 +28,16 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
-use crate::config::PathConfig;
+use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 use crate::spatial::BBox;
 
-use super::geo::{bbox, check_ordered, number, union, wfs_crs};
-use super::wfs::{check_resource_id, VERSIONS};
-use super::{
-    bad, check_allowed, shown, unsupported, xml_property, Classified, DataFormat, Dialect, Forward, ForwardBody, Kvp,
-    OgcError, OgcRequest, Parts, Protocol, ResponseKind, CROSS_LAYER_FUNCTIONS,
-};
+use super::{check_resource_id, VERSIONS};
+use crate::ogc::common::expr::check_function_name;
+use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
+use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
+use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
 
 const WFS_NAMESPACES: &[&str] = &["http://www.opengis.net/wfs", "http://www.opengis.net/wfs/2.0"];
 const GML_NAMESPACES: &[&str] = &["http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2"];
@@ -388,7 +388,7 @@ impl Walker {
             // property fence never hides.
             "PropertyName" | "ValueReference" if parents.last().is_some_and(|p| SPATIAL_OPERATORS.contains(p)) => {}
             "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
-            "Function" => check_function_name(attrs, "Filter")?,
+            "Function" => check_function_name(find_attr(attrs, "name").unwrap_or_default(), "Filter")?,
             "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
             "ResourceId" | "FeatureId" | "GmlObjectId" => {
                 let id = attr("rid").or_else(|| attr("fid")).or_else(|| attr("id")).unwrap_or("");
@@ -516,31 +516,6 @@ fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
     Ok(out)
 }
 
-/// Refuses FES `Function` elements that read other layers (see [`CROSS_LAYER_FUNCTIONS`])
-/// in a filter given as a KVP value; DOCTYPE and unknown entities are refused too.
-pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError> {
-    let mut reader = quick_xml::Reader::from_str(xml);
-    loop {
-        match reader.read_event() {
-            Err(e) => return Err(bad(format!("{param}: the filter is not well-formed XML: {e}"))),
-            Ok(Event::DocType(_)) => return Err(bad(format!("{param}: DOCTYPE declarations are refused"))),
-            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"Function" => {
-                check_function_name(&attributes(&e)?, param)?;
-            }
-            Ok(Event::Eof) => return Ok(()),
-            Ok(_) => {}
-        }
-    }
-}
-
-fn check_function_name(attrs: &[(String, String)], param: &str) -> Result<(), OgcError> {
-    let name = find_attr(attrs, "name").unwrap_or_default().to_ascii_lowercase();
-    match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
-        Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
-        None => Ok(()),
-    }
-}
-
 fn find_attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -601,9 +576,9 @@ fn envelope_extent(corners: &[String], srs: Option<&str>) -> Result<Extent, OgcE
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{classify, OgcError, Protocol};
     use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{classify, OgcError, Protocol};
     use crate::spatial::Crs;
     use http::Method;
 

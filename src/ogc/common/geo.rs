@@ -6,7 +6,8 @@
 
 use crate::spatial::{crs_from_identifier, AxisOrder, BBox, Crs};
 
-use super::{bad, shown, OgcError};
+use super::{bad, shown};
+use crate::ogc::OgcError;
 
 /// A finite decimal number.
 ///

@@ -3,13 +3,11 @@
 //! `TileMatrixSetLimits` written for Web Mercator quad sets. URLs are rewritten by the
 //! shared pass in `mod.rs` afterwards. Pure code.
 
-use super::bbox::{fence_item, Axes, Placement};
-use super::url::{Mapped, UrlMap};
-use super::xml::{prefix, Doc, Element};
-use super::{CapabilitiesError, FenceView, Rewrite, TileLimits, WEB_MERCATOR_QUAD_SETS};
-
-/// The deepest quad zoom whose tile indices fit the arithmetic below.
-const MAX_QUAD_ZOOM: u8 = 30;
+use crate::ogc::capabilities::bbox::{fence_item, Axes, Placement};
+use crate::ogc::capabilities::url::{Mapped, UrlMap};
+use crate::ogc::capabilities::{finish, CapabilitiesError, FenceView, Rewrite, TileLimits};
+use crate::ogc::common::matrix::{is_quad_set, matrix_zoom, MAX_QUAD_ZOOM};
+use crate::ogc::common::xml::{prefix, Doc, DocTypePolicy, Element};
 
 /// One tile matrix of a set definition and the zoom it stands for: `None` when its
 /// identifier names no zoom or its size is not that zoom's 2^z × 2^z.
@@ -34,30 +32,11 @@ fn number<T: std::str::FromStr>(el: &Element, child: &str) -> Option<T> {
     el.child_text(child)?.parse().ok()
 }
 
-/// The zoom a tile matrix identifier names: the digits after its last `:`
-/// (`5`, `05`, `EPSG:3857:5`). The policy maps WMTS `TILEMATRIX` the same way.
-///
-/// ```
-/// use tilegate::ogc::capabilities::tile_matrix_zoom;
-/// assert_eq!(tile_matrix_zoom("05"), Some(5));
-/// assert_eq!(tile_matrix_zoom("EPSG:3857:12"), Some(12));
-/// assert_eq!(tile_matrix_zoom("level-a"), None);
-/// assert_eq!(tile_matrix_zoom("256"), None);
-/// ```
-pub fn tile_matrix_zoom(identifier: &str) -> Option<u8> {
-    let digits = identifier.trim().rsplit(':').next()?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// A matrix's zoom, when its identifier names one and its declared size agrees.
-fn matrix_zoom(m: &Element) -> Option<u8> {
-    let zoom = tile_matrix_zoom(&m.child_text("Identifier")?)?;
-    if zoom > MAX_QUAD_ZOOM {
-        return None;
-    }
+/// A matrix's zoom, when its identifier names one in `set` (the one parser the
+/// classifier uses too) and its declared size agrees.
+fn declared_zoom(set: &str, m: &Element) -> Option<u8> {
+    let zoom = matrix_zoom(set, m.child_text("Identifier")?.trim())?;
+    debug_assert!(zoom <= MAX_QUAD_ZOOM);
     let side = 1u64 << zoom;
     let fits = |name: &str| number::<u64>(m, name).is_none_or(|n| n == side);
     (fits("MatrixWidth") && fits("MatrixHeight")).then_some(zoom)
@@ -66,17 +45,17 @@ fn matrix_zoom(m: &Element) -> Option<u8> {
 impl MatrixSet {
     fn read(el: &Element, extra_quad: &[String]) -> Option<MatrixSet> {
         let id = el.child_text("Identifier")?;
-        let quad = WEB_MERCATOR_QUAD_SETS.contains(&id.as_str()) || extra_quad.iter().any(|q| q == &id);
+        let quad = is_quad_set(&id, extra_quad);
         let matrices = el
             .elements()
             .filter(|m| m.is("TileMatrix"))
-            .map(|m| Matrix { id: m.child_text("Identifier").unwrap_or_default(), zoom: matrix_zoom(m) })
+            .map(|m| Matrix { id: m.child_text("Identifier").unwrap_or_default(), zoom: declared_zoom(&id, m) })
             .collect();
         Some(MatrixSet { id, quad, matrices })
     }
 }
 
-pub(super) fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), CapabilitiesError> {
+fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), CapabilitiesError> {
     let is_wmts = doc.root.is("Capabilities")
         && doc.root_namespace().is_some_and(|ns| ns.starts_with("http://www.opengis.net/wmts/1.0"));
     if !is_wmts {
@@ -241,4 +220,23 @@ fn filter_themes(root: &mut Element, kept: &[String]) {
     if empty {
         root.retain_elements(|e| !e.is("Themes"));
     }
+}
+
+/// Rewrites a WMTS 1.0 GetCapabilities document (KVP and RESTful).
+///
+/// Layers are kept by `<ows:Identifier>`; `<Themes>` lose references to removed layers
+/// and themes left empty. `ResourceURL` templates are rewritten, or removed when the
+/// gateway cannot reach them. For fenced tokens: links to Web Mercator quad sets (by
+/// identifier, see [`WEB_MERCATOR_QUAD_SETS`](crate::ogc::common::matrix::WEB_MERCATOR_QUAD_SETS)) get `TileMatrixSetLimits` (one
+/// `TileMatrixLimits` per matrix at or below maxZoom that the fence reaches, intersected
+/// with limits the upstream declared; matrices the fence does not reach are left out),
+/// links to other sets are removed (the policy cannot check their tiles), layers left
+/// without a link or outside the fence are removed, and quad set definitions lose
+/// matrices above maxZoom. A matrix's zoom is [`matrix_zoom`](crate::ogc::common::matrix::matrix_zoom) of its identifier,
+/// provided its `MatrixWidth`/`MatrixHeight` are 2^zoom.
+pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
+    let map = rw.url_map()?;
+    let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;
+    filter(&mut doc, rw, &map)?;
+    finish(doc, &map)
 }

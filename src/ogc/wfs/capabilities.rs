@@ -1,0 +1,32 @@
+//! WFS (1.0, 1.1, 2.0) capabilities: feature types filtered to the path's layers,
+//! `typename` value lists trimmed, bounding boxes shrunk to a fence. URLs are rewritten
+//! by the shared pass in [`capabilities`](crate::ogc::capabilities) afterwards. Pure code.
+
+use crate::ogc::capabilities::ows::{filter_parameter_values, inside_fence};
+use crate::ogc::capabilities::{finish, CapabilitiesError, Rewrite};
+use crate::ogc::common::xml::{Doc, DocTypePolicy};
+
+fn filter_wfs(doc: &mut Doc, rw: &Rewrite<'_>) -> Result<(), CapabilitiesError> {
+    if !doc.root.is("WFS_Capabilities") {
+        return Err(CapabilitiesError::WrongRoot { found: doc.root.name.clone(), expected: "WFS" });
+    }
+    let bounds = rw.bounds();
+    if let Some(list) = doc.root.child_mut("FeatureTypeList") {
+        list.retain_elements(|ft| {
+            !ft.is("FeatureType")
+                || (ft.child_text("Name").is_some_and(|n| rw.covers(&n)) && inside_fence(ft, bounds.as_ref()))
+        });
+    }
+    filter_parameter_values(&mut doc.root, rw, &["typename", "typenames"]);
+    Ok(())
+}
+
+/// Rewrites a WFS 1.0, 1.1 or 2.0 GetCapabilities document: `<FeatureType>`s are kept by
+/// `<Name>` exactly as written (with its prefix), `typeName(s)` parameter value lists
+/// are trimmed, and for fenced tokens boxes shrink and types outside the fence go.
+pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
+    let map = rw.url_map()?;
+    let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;
+    filter_wfs(&mut doc, rw)?;
+    finish(doc, &map)
+}

@@ -330,6 +330,39 @@ mod tests {
         }
     }
 
+    /// Every reason a client can receive is listed in README's "Decisions and errors"
+    /// table, so operators can look up what they see.
+    #[test]
+    fn every_reason_is_documented_in_the_readme() {
+        const README: &str = include_str!("../README.md");
+        let table = README.split("## Decisions and errors").nth(1).and_then(|s| s.split("\n## ").next()).unwrap_or("");
+        let denials = Denial::FIXED.into_iter().chain([
+            Denial::TierTooLow { needed: Tier::Edit, held: Tier::View },
+            Denial::LayerNotCovered("x".into()),
+            Denial::PropertyFenced("p".into()),
+        ]);
+        let others = [
+            Reject::BadRequest("x".into()),
+            Reject::Unsupported("x".into()),
+            Reject::NotFound,
+            Reject::MethodNotAllowed("GET"),
+            Reject::PayloadTooLarge(1),
+            Reject::UnsupportedMediaType("x".into()),
+            Reject::NotAcceptable("x".into()),
+            Reject::Unprocessable(serde_json::json!([])),
+            Reject::Forbidden("x".into()),
+            Reject::RateLimited(std::time::Duration::from_secs(1)),
+            Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(1)),
+            Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
+            Reject::Upstream(UpstreamError::BadDocument("x".into())),
+            Reject::Upstream(UpstreamError::Connect("x".into())),
+            Reject::Internal("x".into()),
+        ];
+        for reason in denials.map(|d| d.reason()).chain(others.iter().map(Reject::reason)) {
+            assert!(table.contains(&format!("`{reason}`")), "README's reason table lacks `{reason}`");
+        }
+    }
+
     #[test]
     fn refusals_for_too_many_requests_say_when_to_retry() {
         let res = Reject::RateLimited(std::time::Duration::from_millis(1500)).into_response();

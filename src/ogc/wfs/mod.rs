@@ -523,8 +523,8 @@ mod tests {
             ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&VIEWPARAMS=a:1", false),
             ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&COUNT=-1", false),
             ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&RESULTTYPE=all", false),
-            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=roads&TYPENAMES=roads", false),
-            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&MAXFEATURES=1&COUNT=1", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=roads&TYPENAMES=rivers", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&MAXFEATURES=1&COUNT=2", false),
         ] {
             let e = run(Protocol::Wfs, query).unwrap_err();
             assert_eq!(matches!(e, OgcError::NotSupported(_)), unsupported, "{query}: {e}");
@@ -559,5 +559,17 @@ mod tests {
             assert!(matches!(e, OgcError::NotSupported(_)), "{filter}: {e}");
         }
         assert!(run(Protocol::Wfs, q("FILTER=%3C!DOCTYPE%20x%3E%3CFilter%2F%3E")).is_err());
+    }
+
+    /// Regression (QGIS's default WFS 2.0 connection): `TYPENAMES` and `TYPENAME` with the
+    /// same value were refused as duplicates; with different values they still are.
+    #[test]
+    fn qgis_wfs20_typenames_and_typename_twins_are_one_parameter() {
+        let q = "SERVICE=WFS&REQUEST=DescribeFeatureType&VERSION=2.0.0&TYPENAMES=roads&TYPENAME=roads";
+        let c = ok(Protocol::Wfs, q);
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.forward.query, q, "both twins are forwarded as judged");
+        let e = err(Protocol::Wfs, "SERVICE=WFS&REQUEST=DescribeFeatureType&VERSION=2.0.0&TYPENAMES=roads&TYPENAME=secret");
+        assert!(e.to_string().contains("same parameter"), "{e}");
     }
 }

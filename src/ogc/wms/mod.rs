@@ -436,7 +436,7 @@ mod tests {
         for bad in [
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=256&J=20",
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=20",
-            "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=2&X=1",
+            "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=2&X=3",
         ] {
             assert!(run(Protocol::Wms, bad).is_err(), "{bad}");
         }

@@ -569,7 +569,8 @@ mod tests {
         let c = ok(Protocol::Wfs, q);
         assert_eq!(c.op.layers, vec!["roads"]);
         assert_eq!(c.forward.query, q, "both twins are forwarded as judged");
-        let e = err(Protocol::Wfs, "SERVICE=WFS&REQUEST=DescribeFeatureType&VERSION=2.0.0&TYPENAMES=roads&TYPENAME=secret");
+        let e =
+            err(Protocol::Wfs, "SERVICE=WFS&REQUEST=DescribeFeatureType&VERSION=2.0.0&TYPENAMES=roads&TYPENAME=secret");
         assert!(e.to_string().contains("same parameter"), "{e}");
     }
 }

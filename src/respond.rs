@@ -172,6 +172,14 @@ impl Reject {
         }
     }
 
+    /// `{"detail", "reason"}`, with anything token-shaped in the detail redacted: details
+    /// echo user input (a token pasted into `LAYERS=` or a tile address).
+    fn body(&self) -> Bytes {
+        let detail = self.detail();
+        let detail = crate::token::redact(&detail);
+        Bytes::from(serde_json::json!({ "detail": detail, "reason": self.reason() }).to_string())
+    }
+
     /// The operator-facing cause of a failure that is ours or the upstream's, for
     /// the log (never for the body); `None` for client faults.
     pub fn cause(&self) -> Option<String> {
@@ -185,11 +193,9 @@ impl Reject {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let body = match &self {
-            Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| {
-                Bytes::from(serde_json::json!({ "detail": self.detail(), "reason": self.reason() }).to_string())
-            }),
+            Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| self.body()),
             Reject::Unprocessable(detail) => Bytes::from(serde_json::json!({ "detail": detail }).to_string()),
-            _ => Bytes::from(serde_json::json!({ "detail": self.detail(), "reason": self.reason() }).to_string()),
+            _ => self.body(),
         };
         let mut res = Response::new(full(body));
         *res.status_mut() = status;
@@ -387,6 +393,25 @@ mod tests {
             cached_denial_body(&Denial::PropertyFenced("p".into())).is_none(),
             "messages that vary are built per refusal"
         );
+    }
+
+    /// Regression: a token pasted where a name belongs (`LAYERS=<token>`, a tile
+    /// address, a bbox) came back in the error body.
+    #[test]
+    fn a_misplaced_token_is_redacted_from_error_bodies() {
+        use http_body_util::BodyExt;
+        let token = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdef";
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        for r in [
+            Reject::BadRequest(format!("BBOX: `{token}` is not a number")),
+            Reject::Denied(Denial::LayerNotCovered(token.into())),
+            Reject::Denied(Denial::PropertyFenced(token.into())),
+            Reject::NotFoundDetail(format!("no {token}")),
+        ] {
+            let body = rt.block_on(r.into_response().into_body().collect()).expect("body").to_bytes();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains(token) && text.contains("<redacted>"), "{text}");
+        }
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("token store row is corrupt: {0}")]
     Corrupt(String),
+    /// A stored value that does not read back (or encode) as its type; `what`
+    /// names the row and column.
+    #[error("token store row is corrupt: {what}")]
+    CorruptValue { what: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("token store worker failed: {0}")]
     Worker(String),
     /// The blocking task running a query panicked or was cancelled.

@@ -168,6 +168,32 @@ mod tests {
         let keys = known_keys(&path).expect("a table");
         assert!(keys.contains(&"xyz") && keys.contains(&"tls"), "{keys:?}");
         assert!(known_keys(&[]).expect("top").contains(&"path"));
+        // Every table has its list (a raw type that stopped being a plain struct
+        // would give an empty one and lose its suggestions).
+        let tables = [
+            "server",
+            "server.tls",
+            "store",
+            "tokens",
+            "upstream",
+            "log",
+            "api",
+            "limits",
+            "limits.per_token",
+            "limits.per_ip",
+            "limits.failed_auth",
+            "ops",
+            "path",
+            "path.upstream",
+            "path.upstream.tls",
+            "path.limits",
+            "path.limits.per_token",
+            "path.limits.per_ip",
+        ];
+        for t in tables {
+            let segs: Vec<Segment> = t.split('.').map(|k| Segment::Key(k.into())).collect();
+            assert!(known_keys(&segs).is_some_and(|k| !k.is_empty()), "{t}");
+        }
     }
 
     #[test]

@@ -723,6 +723,22 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
     }
 
     #[test]
+    fn unknown_keys_in_inline_tables_are_named_by_their_full_path() {
+        let text = format!(
+            "{GOOD}[path.limits]\nper_ip = {{ rate = 5, brust = 10 }}\n[limits]\nfailed_auth = {{ max = 5, cooldwn = \"1m\" }}\n"
+        );
+        let mut e = errors(&text);
+        e.sort();
+        assert_eq!(
+            e,
+            [
+                "limits.failed_auth.cooldwn: `cooldwn` is not a key of `limits.failed_auth`; did you mean `cooldown`?",
+                "path[1].limits.per_ip.brust: `brust` is not a key of `path[1].limits.per_ip`; did you mean `burst`?",
+            ],
+        );
+    }
+
+    #[test]
     fn a_misspelled_array_of_tables_is_refused_with_a_suggestion() {
         let e = errors(&GOOD.replace("[[path]]", "[[paths]]").replace("[path.upstream]", "[paths.upstream]"));
         assert_eq!(e, ["paths: `paths` is not a key of the top level; did you mean `path`?"]);

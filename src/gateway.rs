@@ -236,7 +236,7 @@ impl Gateway {
             Ok(Resolved::Revoked) => Err(Denial::Revoked.into()),
             Err(e) => {
                 self.ops.metrics.store_error();
-                Err(Reject::Internal(format!("token lookup failed: {e}")))
+                Err(Reject::internal("token lookup failed", e))
             }
         }
     }
@@ -457,7 +457,7 @@ fn join(base: &str, path: &str, query: &str) -> Result<Uri, Reject> {
 fn fill_template(template: &TileTemplate, tile: TileCoord) -> Result<Uri, Reject> {
     // One pass, one allocation (route::fill_tile_template); was four `replace`s.
     route::fill_tile_template(&template.0, tile)
-        .ok_or_else(|| Reject::Internal(format!("tile template `{}` gives an invalid URL", template.0)))
+        .ok_or_else(|| Reject::internal_bug(format!("tile template `{}` gives an invalid URL", template.0)))
 }
 
 /// Per-request state for the one access-log line. Never holds a token.

@@ -77,6 +77,12 @@ fn loc(parts: &[Value], more: impl Into<Value>) -> Vec<Value> {
 pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRequest, BodyError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    check_create(&value, paths, now)
+}
+
+/// Validates a create request already parsed as JSON: the one set of rules for
+/// the token API and `tilegate token create` (see [`super::cli`]).
+pub fn check_create(value: &Value, paths: &PathTable, now: i64) -> Result<CreateRequest, BodyError> {
     let mut c = Checker { problems: Vec::new() };
     let Some(obj) = value.as_object() else {
         c.push(&[], "the body must be a JSON object", "type_error.dict");

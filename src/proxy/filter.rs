@@ -94,7 +94,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             };
             let out = ogc::service(*protocol)
                 .rewrite_capabilities(&body, &rw)
-                .ok_or_else(|| Reject::Internal(format!("{} has no capabilities document", protocol.as_str())))?
+                .ok_or_else(|| Reject::internal_bug(format!("{} has no capabilities document", protocol.as_str())))?
                 .map_err(|e| bad_document(format!("capabilities: {e}")))?;
             let out = match (protocol, properties) {
                 (Protocol::Api, Some(allowed)) => trim_property_schemas(&out, allowed)?,
@@ -110,7 +110,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             let links = (ctx.rewrite_links && *format == DataFormat::Json)
                 .then(|| LinkMap::new(ctx.upstream, ctx.public, ctx.token_query))
                 .transpose()
-                .map_err(|e| Reject::Internal(format!("cannot map upstream links: {e}")))?;
+                .map_err(|e| Reject::internal("cannot map upstream links", e))?;
             if properties.is_none() && fence.is_none() && links.is_none() {
                 return Ok(super::relay(res));
             }
@@ -183,7 +183,7 @@ fn trim_property_schemas(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Rej
     let mut doc: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| bad_document(format!("OGC API metadata: {e}")))?;
     walk(&mut doc, allowed);
-    serde_json::to_vec(&doc).map_err(|e| Reject::Internal(format!("re-encoding OGC API metadata: {e}")))
+    serde_json::to_vec(&doc).map_err(|e| Reject::internal("re-encoding OGC API metadata", e))
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {

@@ -75,8 +75,8 @@ fn loc(parts: &[Value], more: impl Into<Value>) -> Vec<Value> {
 
 /// Parses and validates a create request body.
 pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRequest, BodyError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = crate::json::parse_strict(body)
+        .map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
     check_create(&value, paths, now)
 }
 

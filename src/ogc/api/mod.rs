@@ -488,7 +488,7 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcE
         )));
     }
     let body = req.body.filter(|b| !b.is_empty()).ok_or_else(|| bad("the request has no body"))?;
-    let value: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = crate::json::parse_strict(body).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
     let mut out = Vec::new();
     match (kind, value.get("type").and_then(Value::as_str)) {
         (Body::Create, Some("FeatureCollection")) => {

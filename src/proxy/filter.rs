@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 
 use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
 use crate::ogc::capabilities::{FenceView, LinkMap, Rewrite, TileLimits};
-use crate::ogc::{self, DataFormat, Protocol, ResponseKind};
+use crate::ogc::{self, AnswerCrs, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
 use crate::spatial::Fence;
@@ -48,12 +48,18 @@ pub struct FilterContext<'a> {
     pub quad_matrix_sets: &'a [String],
     /// OGC API item pages carry upstream `links[].href`: rewrite them while streaming.
     pub rewrite_links: bool,
+    /// The coordinates the answer's geometries are written in.
+    pub answer_crs: AnswerCrs,
 }
 
 /// Refuses, before anything is forwarded, a request whose answer the filter stage
 /// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
-pub fn precheck(kind: &ResponseKind, obligations: &Obligations) -> Result<(), Reject> {
+pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obligations) -> Result<(), Reject> {
     let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
+    if fenced && kind.feature_format().is_some() && answer_crs == AnswerCrs::Unknown {
+        // The geometry filter could not read the answer's coordinates.
+        return Err(Reject::Denied(crate::policy::Denial::UnsupportedCrs));
+    }
     match kind {
         ResponseKind::Features(format) | ResponseKind::Feature(format)
             if (obligations.properties.is_some() || fenced) && *format != DataFormat::Json =>
@@ -117,7 +123,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             if *format != DataFormat::Json {
                 return Err(unfilterable(format));
             }
-            let mut filter = GeoJsonFilter::new(properties.cloned(), fence);
+            let mut filter = GeoJsonFilter::new(properties.cloned(), fence).with_answer_crs(ctx.answer_crs);
             if let Some(links) = links {
                 filter = filter.with_links(Arc::new(links));
             }

@@ -53,7 +53,9 @@ use crate::ogc::common::{
     bad, decode_segment, media_essence, name_list, path_allows, rendered_format, shown, unsupported,
 };
 use crate::ogc::tiles::matrix_tile_extent;
-use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+use crate::ogc::{
+    AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
+};
 
 pub mod capabilities;
 
@@ -235,7 +237,8 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
                     let properties = list_properties(kvp)?;
                     Ok(Parts::new("api.item", Tier::ViewPlus, layers, Extent::Unbounded, ResponseKind::Feature(format))
                         .with_format(f)
-                        .with_properties(properties))
+                        .with_properties(properties)
+                        .with_answer_crs(answer_crs(kvp)))
                 }
                 Method::PUT => write(req, kvp, path, "api.replaceItem", layers, Some(Body::Replace)),
                 Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
@@ -401,7 +404,14 @@ fn items(
     }
     Ok(Parts::new("api.items", Tier::ViewPlus, layers, extent, ResponseKind::Features(format))
         .with_format(f)
-        .with_properties(properties))
+        .with_properties(properties)
+        .with_answer_crs(answer_crs(kvp)))
+}
+
+/// The coordinates of the answer for `crs` (OGC API Features Part 2; CRS84 when absent):
+/// pygeoapi writes `…/EPSG/0/4326` latitude first.
+fn answer_crs(kvp: &Kvp) -> AnswerCrs {
+    kvp.get_nonempty("CRS").map_or(AnswerCrs::LonLat, |id| AnswerCrs::from_crs(crs_from_identifier(id)))
 }
 
 /// `properties=a,b`: the properties a response should carry.

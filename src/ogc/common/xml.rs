@@ -289,11 +289,6 @@ impl<'a> Hardened<'a> {
         self.reader.buffer_position() + self.base
     }
 
-    /// How many elements are open.
-    pub(crate) fn depth(&self) -> usize {
-        self.open.len()
-    }
-
     /// Resolves a qualified name (an element name or a QName-valued attribute) against
     /// the namespace bindings in scope.
     pub(crate) fn resolve_element<'n>(&self, name: QName<'n>) -> (ResolveResult<'_>, LocalName<'n>) {

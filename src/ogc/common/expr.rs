@@ -676,6 +676,12 @@ pub(crate) fn check_function_name(name: &str, param: &str) -> Result<(), OgcErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ogc::common::kvp::Dialect;
+
+    /// A filter as a percent-encoded query value.
+    fn query(filter: &str) -> String {
+        percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
 
     fn fes(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
         fes_properties(xml)
@@ -736,6 +742,41 @@ mod tests {
         for xml in cases {
             assert!(fes(xml).is_err(), "{xml} should be refused");
         }
+    }
+
+    const BILLION_LAUGHS: &str = r#"<!DOCTYPE Filter [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><Filter><PropertyName>&l2;</PropertyName></Filter>"#;
+
+    #[test]
+    fn fes_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let e = fes(BILLION_LAUGHS).unwrap_err();
+        assert_eq!(e.to_string(), "cannot read the FES expression: DOCTYPE declarations are refused at byte 0");
+        let e = fes("<Filter><PropertyName>&l2;</PropertyName></Filter>").unwrap_err();
+        assert!(e.to_string().contains("the entity `&l2;` is not declared"), "{e}");
+        // The KVP entry point says which parameter it was.
+        let kvp = Kvp::parse(&format!("FILTER={}", query(BILLION_LAUGHS)), Dialect::WFS);
+        let err = kvp_filter_properties(&kvp.unwrap(), &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&err, OgcError::BadRequest(m) if m.starts_with("FILTER: cannot read the FES expression: DOCTYPE")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn fes_filter_with_a_second_root_or_text_after_it_is_refused() {
+        // The FES reader accepted both before the readers were unified.
+        assert!(fes("<Filter/><Filter><PropertyName>secret</PropertyName></Filter>").is_err());
+        assert!(fes("<Filter><PropertyName>name</PropertyName></Filter>trailing").is_err());
+        assert!(fes("<Filter><Literal a='&e;'>x</Literal></Filter>").is_err(), "an entity in an attribute");
+    }
+
+    #[test]
+    fn cross_layer_functions_in_a_filter_parameter_are_refused_in_the_same_pass() {
+        let filter = r#"<Filter><PropertyIsEqualTo><Function name="querySingle"><Literal>x</Literal></Function><PropertyName>name</PropertyName></PropertyIsEqualTo></Filter>"#;
+        let kvp = Kvp::parse(&format!("FILTER={}", query(filter)), Dialect::WFS).unwrap();
+        let err = kvp_filter_properties(&kvp, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, OgcError::NotSupported(_)), "{err:?}");
+        let twice = r#"<Filter><Function name="a" fes:name="querySingle" xmlns:fes="x"/></Filter>"#;
+        assert!(fes(twice).is_err(), "a Function named twice");
     }
 
     fn cql(text: &str) -> Vec<String> {

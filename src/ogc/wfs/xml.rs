@@ -795,6 +795,33 @@ mod tests {
     }
 
     #[test]
+    fn wfs_body_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let bomb = r#"<!DOCTYPE GetFeature [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&l2;"/></GetFeature>"#;
+        let e = post(bomb).unwrap_err();
+        assert_eq!(e.to_string(), OgcError::BadRequest("the XML body cannot be read: DOCTYPE declarations are refused at byte 0".into()).to_string());
+        let e = post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&l2;"/></GetFeature>"#).unwrap_err();
+        assert!(matches!(&e, OgcError::BadRequest(m) if m.contains("the entity `&l2;` is not declared")), "{e:?}");
+    }
+
+    #[test]
+    fn wfs_body_nested_deeper_than_max_depth_is_refused() {
+        // Unbounded before the readers were unified.
+        let body = format!(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"><Filter>{}{}</Filter></Query></GetFeature>"#,
+            "<And>".repeat(300),
+            "</And>".repeat(300)
+        );
+        let e = post(body.leak()).unwrap_err();
+        assert!(matches!(&e, OgcError::BadRequest(m) if m.contains("nest deeper than 256")), "{e:?}");
+    }
+
+    #[test]
+    fn wfs_body_with_a_bom_and_utf8_declaration_is_read() {
+        let body = "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetFeature version=\"2.0.0\" xmlns=\"http://www.opengis.net/wfs/2.0\"><Query typeNames=\"roads\"/></GetFeature>";
+        assert_eq!(post(body).unwrap().op.layers, vec!["roads"]);
+    }
+
+    #[test]
     fn character_references_and_cdata_are_read() {
         let c = post(
             r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="ro&#97;ds"><PropertyName>n&#x61;me</PropertyName><PropertyName><![CDATA[lanes]]></PropertyName></Query></GetFeature>"#,

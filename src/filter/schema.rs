@@ -498,9 +498,11 @@ mod tests {
         // The removed declaration used to be skipped unread.
         let xsd = r#"<schema><complexType><sequence><element name="secret"><annotation>&e;</annotation></element></sequence></complexType></schema>"#;
         assert!(trim_describe_feature_type(xsd.as_bytes(), &[]).is_err());
-        let two_roots = r#"<schema><complexType><sequence><element name="a"/></sequence></complexType></schema><schema/>"#;
+        let two_roots =
+            r#"<schema><complexType><sequence><element name="a"/></sequence></complexType></schema><schema/>"#;
         assert!(trim_describe_feature_type(two_roots.as_bytes(), &[]).is_err(), "a second root");
-        let bom = "\u{feff}<schema><complexType><sequence>\n  <element name=\"secret\"/></sequence></complexType></schema>";
+        let bom =
+            "\u{feff}<schema><complexType><sequence>\n  <element name=\"secret\"/></sequence></complexType></schema>";
         let out = trim_describe_feature_type(bom.as_bytes(), &[]).unwrap();
         assert_eq!(out, "\u{feff}<schema><complexType><sequence></sequence></complexType></schema>".as_bytes());
     }

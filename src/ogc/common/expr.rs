@@ -75,7 +75,8 @@ struct Fes {
 /// Reads a FES document once, through the shared hardened reader (no DOCTYPE, no
 /// entities beyond the predefined ones, one root, bounded depth).
 fn read_fes(xml: &str) -> Result<Fes, UnreadableFilter> {
-    let mut reader = Hardened::new(xml.as_bytes(), DocTypePolicy::Refuse).map_err(|e| unreadable(FES, e.to_string()))?;
+    let mut reader =
+        Hardened::new(xml.as_bytes(), DocTypePolicy::Refuse).map_err(|e| unreadable(FES, e.to_string()))?;
     let mut fes = Fes { properties: Vec::new(), functions: Vec::new() };
     // Text of the PropertyName/ValueReference element being read, if inside one.
     let mut current: Option<String> = None;

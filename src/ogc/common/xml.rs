@@ -215,8 +215,7 @@ fn reference_value(name: &str) -> Option<char> {
         return None;
     }
     let c = char::from_u32(u32::from_str_radix(digits, radix).ok()?)?;
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-        .then_some(c)
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..).then_some(c)
 }
 
 /// The error for a reference that [`reference_value`] does not read.
@@ -727,7 +726,9 @@ impl From<XmlError> for CapabilitiesError {
         let position = e.offset;
         match e.kind {
             XmlErrorKind::Syntax(source) => CapabilitiesError::Xml { position, source },
-            XmlErrorKind::InvalidUtf8 => CapabilitiesError::InvalidUtf8(usize::try_from(position).unwrap_or(usize::MAX)),
+            XmlErrorKind::InvalidUtf8 => {
+                CapabilitiesError::InvalidUtf8(usize::try_from(position).unwrap_or(usize::MAX))
+            }
             XmlErrorKind::Encoding(label) => CapabilitiesError::Encoding(label),
             XmlErrorKind::DocType => CapabilitiesError::DocType,
             XmlErrorKind::EntityDeclaration => CapabilitiesError::EntityDeclaration,
@@ -816,7 +817,10 @@ impl Doc {
                     // INVARIANT: the hardened reader matches every end tag against an
                     // open element, so the stack is not empty; guard anyway.
                     let Some(done) = stack.pop() else {
-                        return Err(CapabilitiesError::Malformed { position: at, message: "unexpected end tag".into() });
+                        return Err(CapabilitiesError::Malformed {
+                            position: at,
+                            message: "unexpected end tag".into(),
+                        });
                     };
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(Node::Element(done)),
@@ -1135,11 +1139,15 @@ mod tests {
         );
         let e = refusal("<a x='1&e;'/>", DocTypePolicy::Refuse);
         assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "e"), "in an attribute: {e}");
-        for bad in ["<a>&#0;</a>", "<a>&#1;</a>", "<a>&#xFFFE;</a>", "<a>&#X41;</a>", "<a>&#+65;</a>", "<a x='&#0;'/>"] {
+        for bad in ["<a>&#0;</a>", "<a>&#1;</a>", "<a>&#xFFFE;</a>", "<a>&#X41;</a>", "<a>&#+65;</a>", "<a x='&#0;'/>"]
+        {
             assert!(matches!(refusal(bad, DocTypePolicy::Refuse).kind, XmlErrorKind::InvalidCharRef(_)), "{bad}");
         }
         assert!(matches!(refusal("<a x='a & b;'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::UndeclaredEntity(_)));
-        assert!(matches!(refusal("<a x='a &amp'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::Syntax(_)), "unterminated");
+        assert!(
+            matches!(refusal("<a x='a &amp'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::Syntax(_)),
+            "unterminated"
+        );
         let ok = "<a x='&lt;&#233;&#x1F600;'>&amp;&lt;&gt;&quot;&apos;&#9;&#xE9;</a>";
         assert!(harden(ok.as_bytes(), DocTypePolicy::Refuse).is_ok());
     }
@@ -1201,7 +1209,9 @@ mod tests {
         let e = refusal("<a><b>", DocTypePolicy::Refuse);
         assert!(matches!(&e.kind, XmlErrorKind::Unclosed(n) if n == "b"), "{e}");
         assert_eq!(e.to_string(), "`<b>` is never closed at byte 6");
-        for bad in ["</a>", "<a x='1' x='2'/>", "<a x/>", "<1a/>", "<a 1x='1'/>", "<a><!-- x -- y --></a>", "<a>x &</a>"] {
+        for bad in
+            ["</a>", "<a x='1' x='2'/>", "<a x/>", "<1a/>", "<a 1x='1'/>", "<a><!-- x -- y --></a>", "<a>x &</a>"]
+        {
             assert!(harden(bad.as_bytes(), DocTypePolicy::Refuse).is_err(), "{bad}");
         }
     }

@@ -798,7 +798,11 @@ mod tests {
     fn wfs_body_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
         let bomb = r#"<!DOCTYPE GetFeature [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&l2;"/></GetFeature>"#;
         let e = post(bomb).unwrap_err();
-        assert_eq!(e.to_string(), OgcError::BadRequest("the XML body cannot be read: DOCTYPE declarations are refused at byte 0".into()).to_string());
+        assert_eq!(
+            e.to_string(),
+            OgcError::BadRequest("the XML body cannot be read: DOCTYPE declarations are refused at byte 0".into())
+                .to_string()
+        );
         let e = post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&l2;"/></GetFeature>"#).unwrap_err();
         assert!(matches!(&e, OgcError::BadRequest(m) if m.contains("the entity `&l2;` is not declared")), "{e:?}");
     }

@@ -279,10 +279,6 @@ impl<'a> Hardened<'a> {
         Hardened { reader, base, encoding, doctype, open: Vec::new(), root_seen: false, doctype_seen: false }
     }
 
-    pub(crate) fn encoding(&self) -> Encoding {
-        self.encoding
-    }
-
     /// The byte offset of the next token (after the last one read).
     pub(crate) fn position(&self) -> u64 {
         self.reader.buffer_position() + self.base

@@ -35,7 +35,7 @@ use super::{check_resource_id, VERSIONS};
 use crate::ogc::common::expr::check_function_name;
 use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
-use crate::ogc::common::xml::{DocTypePolicy, Encoding, Hardened, Token, XmlError};
+use crate::ogc::common::xml::{DocTypePolicy, Hardened, Token, XmlError};
 use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
 use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
 
@@ -225,9 +225,6 @@ fn unreadable(e: XmlError) -> OgcError {
 /// entities, one root, bounded depth); the body must be UTF-8.
 fn read(body: &[u8]) -> Result<Summary, OgcError> {
     let mut reader = Hardened::new(body, DocTypePolicy::Refuse).map_err(unreadable)?;
-    if reader.encoding() == Encoding::Latin1 {
-        return Err(bad("the XML body must be UTF-8"));
-    }
     let mut walker = Walker::default();
     loop {
         let (resolved, token) = reader.next_resolved().map_err(unreadable)?;
@@ -251,7 +248,17 @@ fn read(body: &[u8]) -> Result<Summary, OgcError> {
             Token::Text(t) => walker.text(&t.decode().map_err(malformed)?),
             Token::CData(t) => walker.text(&t.decode().map_err(malformed)?),
             Token::Ref { value, .. } => walker.text(value.encode_utf8(&mut [0; 4])),
-            Token::Decl(_) | Token::PI(_) | Token::Comment(_) | Token::DocType(_) => {}
+            Token::Decl(d) => {
+                // Stricter than the shared reader: a declared encoding must say `UTF-8`
+                // (the reader also reads `utf8` and ISO-8859-1).
+                if let Some(enc) = d.encoding() {
+                    let enc = enc.map_err(malformed)?;
+                    if !utf8(&enc)?.eq_ignore_ascii_case("utf-8") {
+                        return Err(bad("the XML body must be UTF-8"));
+                    }
+                }
+            }
+            Token::PI(_) | Token::Comment(_) | Token::DocType(_) => {}
             Token::Eof => break,
         }
     }
@@ -823,6 +830,14 @@ mod tests {
     fn wfs_body_with_a_bom_and_utf8_declaration_is_read() {
         let body = "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetFeature version=\"2.0.0\" xmlns=\"http://www.opengis.net/wfs/2.0\"><Query typeNames=\"roads\"/></GetFeature>";
         assert_eq!(post(body).unwrap().op.layers, vec!["roads"]);
+        // Labels the shared reader accepts for upstream documents stay refused here.
+        for label in ["utf8", "ISO-8859-1", "us-ascii"] {
+            let body = format!(
+                r#"<?xml version="1.0" encoding="{label}"?><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#
+            );
+            let e = post(body.leak()).unwrap_err();
+            assert!(matches!(&e, OgcError::BadRequest(m) if m == "the XML body must be UTF-8"), "{label}: {e:?}");
+        }
     }
 
     #[test]

@@ -182,6 +182,14 @@ pub(crate) fn sniff(input: &[u8]) -> Result<Encoding, XmlError> {
     }
 }
 
+/// Bytes in `encoding` as text; `None` for invalid UTF-8.
+fn decode(encoding: Encoding, bytes: &[u8]) -> Option<Cow<'_, str>> {
+    match encoding {
+        Encoding::Utf8 { .. } => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Encoding::Latin1 => Some(Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())),
+    }
+}
+
 /// True for a well-formed XML name (ASCII rules; any non-ASCII byte is accepted).
 fn valid_name(name: &[u8]) -> bool {
     let mut bytes = name.iter();
@@ -326,12 +334,7 @@ impl<'a> Hardened<'a> {
 
     /// Bytes of the input as text in its encoding.
     fn decode<'b>(&self, bytes: &'b [u8], at: u64) -> Result<Cow<'b, str>, XmlError> {
-        match self.encoding {
-            Encoding::Utf8 { .. } => {
-                std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|_| refused(at, XmlErrorKind::InvalidUtf8))
-            }
-            Encoding::Latin1 => Ok(Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())),
-        }
+        decode(self.encoding, bytes).ok_or_else(|| refused(at, XmlErrorKind::InvalidUtf8))
     }
 
     fn check(&mut self, event: Event<'a>, at: u64) -> Result<Token<'a>, XmlError> {
@@ -741,23 +744,33 @@ fn utf8(bytes: &[u8]) -> Result<&str, CapabilitiesError> {
     std::str::from_utf8(bytes).map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))
 }
 
+/// Token bytes as text: the tree holds UTF-8 whatever the document's encoding.
+fn text(bytes: &[u8], encoding: Encoding, at: u64) -> Result<Cow<'_, str>, CapabilitiesError> {
+    decode(encoding, bytes).ok_or(CapabilitiesError::InvalidUtf8(usize::try_from(at).unwrap_or(usize::MAX)))
+}
+
 fn xml_error(position: u64, source: impl Into<quick_xml::Error>) -> CapabilitiesError {
     CapabilitiesError::Xml { position, source: source.into() }
 }
 
 /// The element for a start tag (at byte `at`), attributes unescaped; the hardened reader
 /// already checked names and references.
-fn element_from(start: &BytesStart<'_>, empty: bool, at: u64) -> Result<Element, CapabilitiesError> {
-    let name = utf8(start.name().as_ref())?.to_owned();
+fn element_from(
+    start: &BytesStart<'_>,
+    empty: bool,
+    encoding: Encoding,
+    at: u64,
+) -> Result<Element, CapabilitiesError> {
+    let name = text(start.name().as_ref(), encoding, at)?.into_owned();
     let mut attrs = Vec::new();
     for attr in start.attributes().with_checks(true) {
         let attr = attr.map_err(|e| xml_error(at, e))?;
-        let key = utf8(attr.key.as_ref())?.to_owned();
-        let raw = utf8(&attr.value)?.to_owned();
+        let key = text(attr.key.as_ref(), encoding, at)?.into_owned();
+        let raw = text(&attr.value, encoding, at)?.into_owned();
         let value = unescape(&raw).map_err(|e| xml_error(at, e))?.into_owned();
         attrs.push(Attr { key, raw, value });
     }
-    let raw_start = Some(utf8(start)?.to_owned());
+    let raw_start = Some(text(start, encoding, at)?.into_owned());
     Ok(Element { name, attrs, children: Vec::new(), raw_start, empty })
 }
 
@@ -776,15 +789,7 @@ impl Doc {
     /// refuses is an error.
     pub(crate) fn parse(input: &[u8], doctype: DocTypePolicy) -> Result<Doc, CapabilitiesError> {
         let encoding = sniff(input)?;
-        // The tree holds UTF-8; a Latin-1 document is read from its UTF-8 copy.
-        let latin1: String;
-        let mut reader = match encoding {
-            Encoding::Latin1 => {
-                latin1 = input.iter().map(|&b| char::from(b)).collect();
-                Hardened::over(latin1.as_bytes(), Encoding::Utf8 { bom: false }, doctype)
-            }
-            Encoding::Utf8 { .. } => Hardened::over(input, encoding, doctype),
-        };
+        let mut reader = Hardened::over(input, encoding, doctype);
 
         let mut before: Vec<Node> = Vec::new();
         let mut root: Option<Element> = None;
@@ -801,9 +806,9 @@ impl Doc {
                 None => &mut before,
             };
             match token {
-                Token::Start(start) => stack.push(element_from(&start, false, at)?),
+                Token::Start(start) => stack.push(element_from(&start, false, encoding, at)?),
                 Token::Empty(start) => {
-                    let el = element_from(&start, true, at)?;
+                    let el = element_from(&start, true, encoding, at)?;
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(Node::Element(el)),
                         None => root = Some(el),
@@ -824,19 +829,29 @@ impl Doc {
                     }
                 }
                 Token::Text(t) => {
-                    let raw = utf8(&t)?;
-                    let value = unescape(raw).map_err(|e| xml_error(at, e))?;
-                    push_text(nodes, raw, &value);
+                    let raw = text(&t, encoding, at)?;
+                    let value = unescape(&raw).map_err(|e| xml_error(at, e))?;
+                    push_text(nodes, &raw, &value);
                 }
                 Token::Ref { reference, value } => {
-                    let name = utf8(&reference)?;
+                    let name = text(&reference, encoding, at)?;
                     push_text(nodes, &format!("&{name};"), value.encode_utf8(&mut [0; 4]));
                 }
-                Token::CData(c) => nodes.push(Node::CData(utf8(&c)?.to_owned())),
-                Token::Comment(c) => nodes.push(Node::Comment(utf8(&c)?.to_owned())),
-                Token::PI(pi) => nodes.push(Node::PI(utf8(&pi)?.to_owned())),
-                Token::Decl(decl) => nodes.push(Node::Decl(decl.into_owned())),
-                Token::DocType(dt) => nodes.push(Node::DocType(utf8(&dt)?.to_owned())),
+                Token::CData(c) => nodes.push(Node::CData(text(&c, encoding, at)?.into_owned())),
+                Token::Comment(c) => nodes.push(Node::Comment(text(&c, encoding, at)?.into_owned())),
+                Token::PI(pi) => nodes.push(Node::PI(text(&pi, encoding, at)?.into_owned())),
+                Token::Decl(decl) => {
+                    // Written back into the UTF-8 output as it was read, so a Latin-1
+                    // declaration must be ASCII.
+                    if encoding == Encoding::Latin1 && !decl.is_ascii() {
+                        return Err(CapabilitiesError::Malformed {
+                            position: at,
+                            message: "the XML declaration is not ASCII".into(),
+                        });
+                    }
+                    nodes.push(Node::Decl(decl.into_owned()));
+                }
+                Token::DocType(dt) => nodes.push(Node::DocType(text(&dt, encoding, at)?.into_owned())),
                 Token::Eof => break,
             }
         }
@@ -1065,6 +1080,14 @@ mod tests {
         assert_eq!(doc.write().expect("writes"), input);
         input.extend_from_slice(b"\xff");
         assert!(Doc::parse(&input, DocTypePolicy::Refuse).is_err(), "text after the root");
+    }
+
+    #[test]
+    fn latin1_error_offsets_count_the_original_bytes() {
+        let input = b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a><b/>";
+        let at = input.len() as u64 - 4;
+        let e = Doc::parse(input, DocTypePolicy::Refuse).expect_err("two roots");
+        assert!(matches!(e, CapabilitiesError::Malformed { position, .. } if position == at), "{e:?}");
     }
 
     #[test]

@@ -61,8 +61,8 @@ pub(crate) struct XmlError {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum XmlErrorKind {
-    /// What quick-xml refuses: mismatched or unclosed tags, bad attributes, `--` in
-    /// comments, an undeclared namespace binding of `xml`/`xmlns`…
+    /// What quick-xml refuses: mismatched end tags, malformed or repeated attributes,
+    /// `--` in comments, a binding of the reserved `xml`/`xmlns` prefixes…
     #[error("not well-formed: {0}")]
     Syntax(quick_xml::Error),
     #[error("not valid UTF-8")]

@@ -135,7 +135,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 })?;
                 return Ok(rebuild(parts, out));
             }
-            stream_geojson(res, filter)
+            stream_geojson(res, filter).await
         }
         ResponseKind::Schema(format) => {
             let Some(allowed) = properties else { return Ok(super::relay(res)) };
@@ -283,8 +283,10 @@ fn rebuild(mut parts: http::response::Parts, body: Vec<u8>) -> Response<Body> {
 
 /// Streams a GeoJSON body through the filter: bounded memory per frame (plus one
 /// feature when a geometry filter holds it), chunked to the client. A content coding
-/// the gateway cannot undo is a 502 before anything is sent.
-fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Result<Response<Body>, Reject> {
+/// the gateway cannot undo, or a body whose first frame already fails the filter (an
+/// upstream error page sent with 200), is a 502 before the response head is sent; a
+/// failure later in the stream cuts it.
+async fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Result<Response<Body>, Reject> {
     let (mut parts, body) = res.into_parts();
     super::headers::sanitize_response(&mut parts.headers);
     let coding = parts.headers.remove(header::CONTENT_ENCODING);
@@ -296,7 +298,12 @@ fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Result<Resp
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::ETAG);
-    let body = FilteredBody { inner: body, filter, decoder, pending: Bytes::new(), done: false };
+    let mut body = FilteredBody { inner: body, filter, decoder, pending: Bytes::new(), ready: None, done: false };
+    body.ready = match body.frame().await {
+        None => None,
+        Some(Ok(frame)) => frame.into_data().ok(),
+        Some(Err(e)) => return Err(bad_document(format!("GeoJSON: {e}"))),
+    };
     Ok(Response::from_parts(parts, body.boxed()))
 }
 
@@ -373,6 +380,8 @@ struct FilteredBody {
     decoder: Decoder,
     /// Input received but not yet decoded and filtered (coded input goes a step at a time).
     pending: Bytes,
+    /// The first frame, produced before the response head was sent.
+    ready: Option<Bytes>,
     done: bool,
 }
 
@@ -403,6 +412,9 @@ impl http_body::Body for FilteredBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(first) = this.ready.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
         loop {
             if this.done {
                 return Poll::Ready(None);

@@ -27,6 +27,7 @@ parent = "maps"
 kind = "vector"
 layers = ["osm"]
 properties = ["name", "owner"]
+allow_params = ["CQL_FILTER", "FILTER"]
 [path.upstream]
 base = "http://{up}/roads/"
 wms = "http://{up}/wms"
@@ -196,4 +197,109 @@ async fn a_token_in_the_wrong_place_is_never_echoed() {
         assert!(r.status.is_client_error(), "{path}: {}", r.status);
         assert!(!r.text().contains(&token), "{path}: the body echoes the token: {}", r.text());
     }
+}
+
+/// GeoTools evaluates filter functions: `property('owner')` reads a property by a name
+/// the gateway never saw as a property, `env`, `querySingle` and the CVE-2023-25157 /
+/// CVE-2024-36401 families reach further. Only the standard predicates pass.
+#[tokio::test]
+async fn filter_functions_that_read_hidden_properties() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let minted = tilegate::admin::mint(
+        "tg",
+        "t".into(),
+        Scope::All,
+        tilegate::store::now_unix(),
+        None,
+        vec![tilegate::store::AccessSpec {
+            path_id: "roads".into(),
+            tier: Tier::ViewPlus,
+            fence: Fence::default(),
+            properties: Some(vec!["name".into()]),
+        }],
+        tilegate::admin::Minter { creator: None, client: "t".into() },
+    )
+    .expect("mint");
+    gw.store().create(minted.row).await.expect("create");
+    let token = minted.secret.expose().to_owned();
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let wfs = "/ogc/wfs/roads?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm&OUTPUTFORMAT=application/json";
+    let fes = r#"<fes:Filter xmlns:fes="http://www.opengis.net/fes/2.0"><fes:PropertyIsLike wildCard="*" singleChar="." escapeChar="!"><fes:Function name="property"><fes:Literal>owner</fes:Literal></fes:Function><fes:Literal>a*</fes:Literal></fes:PropertyIsLike></fes:Filter>"#;
+    let post = r#"<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="application/json" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><wfs:Query typeNames="osm"><fes:Filter><fes:PropertyIsEqualTo><fes:Function name="property"><fes:Literal>owner</fes:Literal></fes:Function><fes:Literal>x</fes:Literal></fes:PropertyIsEqualTo></fes:Filter></wfs:Query></wfs:GetFeature>"#;
+    refused_before_the_upstream(
+        &gw,
+        &token,
+        vec![
+            get(
+                "CQL property()",
+                format!("{wfs}&CQL_FILTER={}", enc("property('owner') LIKE 'a%'")),
+                400,
+                "bad_request",
+            ),
+            get("CQL env()", format!("{wfs}&CQL_FILTER={}", enc("env('x') = 'y'")), 400, "bad_request"),
+            get(
+                "CQL injection (CVE-2023-25157)",
+                format!("{wfs}&CQL_FILTER={}", enc("strEndsWith(name,'x'') = true OR 1=1 --') = true")),
+                400,
+                "bad_request",
+            ),
+            get("FES Function in FILTER", format!("{wfs}&FILTER={}", enc(fes)), 400, "unsupported_request"),
+            get(
+                "OGC API filter property()",
+                format!("/ogc/api/roads/collections/osm/items?f=json&filter={}", enc("property('owner') = 'x'")),
+                400,
+                "bad_request",
+            ),
+            Case {
+                class: "FES Function in an XML POST",
+                method: Method::POST,
+                path: "/ogc/wfs/roads".into(),
+                content_type: Some("text/xml"),
+                body: post,
+                status: 400,
+                reason: "unsupported_request",
+            },
+        ],
+    )
+    .await;
+    // The standard predicates still pass (an unfenced token: the recording upstream
+    // answers plain text, which the property filter would refuse), with their
+    // properties fenced.
+    let open = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    let ok = gw.get(&format!("{wfs}&CQL_FILTER={}", enc("name LIKE 'a%' AND CASEI(name) = casei('x')")), &open).await;
+    assert_eq!(ok.status.as_u16(), 200, "{}", ok.text());
+    let hidden = gw.get(&format!("{wfs}&CQL_FILTER={}", enc("owner LIKE 'a%'")), &token).await;
+    assert_eq!((hidden.status.as_u16(), hidden.reason().as_str()), (403, "property_fenced"));
+}
+
+/// Regression: an upstream answering a filtered GeoJSON request with something else
+/// (an error page sent with 200) got a 200 head and then a dropped connection; the
+/// first frame is filtered before the head is sent, so it is a clean 502.
+#[tokio::test]
+async fn an_unfilterable_answer_is_a_502_not_a_dropped_connection() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let minted = tilegate::admin::mint(
+        "tg",
+        "t".into(),
+        Scope::All,
+        tilegate::store::now_unix(),
+        None,
+        vec![tilegate::store::AccessSpec {
+            path_id: "roads".into(),
+            tier: Tier::ViewPlus,
+            fence: Fence::default(),
+            properties: Some(vec!["name".into()]),
+        }],
+        tilegate::admin::Minter { creator: None, client: "t".into() },
+    )
+    .expect("mint");
+    gw.store().create(minted.row).await.expect("create");
+    let token = minted.secret.expose().to_owned();
+    let r = gw
+        .get(
+            "/ogc/wfs/roads?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm&OUTPUTFORMAT=application/json",
+            &token,
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_bad_document"), "{}", r.text());
 }

@@ -381,6 +381,116 @@ const WKT_WORDS: &[&str] = &[
 
 const DISTANCE_UNITS: &[&str] = &["METERS", "KILOMETERS", "FEET", "MILES", "NAUTICAL MILES", "STATUTE MILES"];
 
+/// What may stand before `(` in CQL2 text / ECQL: keywords that take a parenthesised
+/// list, WKT geometry literals, and the standard predicates and functions whose
+/// arguments are operands the gateway reads (properties are collected and fenced).
+/// Anything else (GeoServer's `property`, `env`, `querySingle`, `strEndsWith`, `exec`,
+/// the CVE-2023-25157 and CVE-2024-36401 families) is refused: deny by default.
+const CQL_CALLS: &[&str] = &[
+    "NOT",
+    "AND",
+    "OR",
+    "IN",
+    "POINT",
+    "LINESTRING",
+    "POLYGON",
+    "MULTIPOINT",
+    "MULTILINESTRING",
+    "MULTIPOLYGON",
+    "GEOMETRYCOLLECTION",
+    "ENVELOPE",
+    "BBOX",
+    "INTERSECTS",
+    "DISJOINT",
+    "CONTAINS",
+    "WITHIN",
+    "TOUCHES",
+    "CROSSES",
+    "OVERLAPS",
+    "EQUALS",
+    "RELATE",
+    "DWITHIN",
+    "BEYOND",
+    "S_INTERSECTS",
+    "S_DISJOINT",
+    "S_CONTAINS",
+    "S_WITHIN",
+    "S_TOUCHES",
+    "S_CROSSES",
+    "S_OVERLAPS",
+    "S_EQUALS",
+    "T_AFTER",
+    "T_BEFORE",
+    "T_CONTAINS",
+    "T_DISJOINT",
+    "T_DURING",
+    "T_EQUALS",
+    "T_FINISHEDBY",
+    "T_FINISHES",
+    "T_INTERSECTS",
+    "T_MEETS",
+    "T_METBY",
+    "T_OVERLAPPEDBY",
+    "T_OVERLAPS",
+    "T_STARTEDBY",
+    "T_STARTS",
+    "TIMESTAMP",
+    "DATE",
+    "INTERVAL",
+    "A_EQUALS",
+    "A_CONTAINS",
+    "A_CONTAINEDBY",
+    "A_OVERLAPS",
+    "CASEI",
+    "ACCENTI",
+];
+
+/// CQL2 JSON `op` values: the same standard set, in CQL2 JSON's spelling.
+const CQL2_JSON_OPS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "=",
+    "<>",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "like",
+    "between",
+    "in",
+    "isnull",
+    "casei",
+    "accenti",
+    "s_intersects",
+    "s_disjoint",
+    "s_contains",
+    "s_within",
+    "s_touches",
+    "s_crosses",
+    "s_overlaps",
+    "s_equals",
+    "t_after",
+    "t_before",
+    "t_contains",
+    "t_disjoint",
+    "t_during",
+    "t_equals",
+    "t_finishedby",
+    "t_finishes",
+    "t_intersects",
+    "t_meets",
+    "t_metby",
+    "t_overlappedby",
+    "t_overlaps",
+    "t_startedby",
+    "t_starts",
+    "a_equals",
+    "a_contains",
+    "a_containedby",
+    "a_overlaps",
+];
+
 /// Words that may follow an operand; after them an operand is expected.
 const INFIX_WORDS: &[&str] =
     &["AND", "OR", "LIKE", "ILIKE", "BETWEEN", "IN", "IS", "DIV", "BEFORE", "AFTER", "DURING", "TEQUALS"];
@@ -407,7 +517,16 @@ fn classify_cql(tokens: &[Tok<'_>]) -> Result<Vec<String>, UnreadableFilter> {
                 let next = tokens.get(i + 1);
                 if next == Some(&Tok::LParen) {
                     // A function call, a WKT literal, `IN (…)`, `NOT (…)`: the name is
-                    // not a property; the arguments are scanned.
+                    // not a property; the arguments are scanned. Only functions whose
+                    // arguments the gateway can judge are passed (see `CQL_CALLS`).
+                    if !CQL_CALLS.contains(&upper.as_str()) {
+                        return Err(unreadable(
+                            CQL2_TEXT,
+                            format!(
+                                "function `{word}` is not passed through the gateway: functions can read properties by name, other layers or the server's environment; the standard spatial, temporal and array predicates, CASEI and ACCENTI are"
+                            ),
+                        ));
+                    }
                     parens.push(Paren { function: Some(Cow::Owned(upper)), argument: 0 });
                     expect_operand = true;
                     i += 2;
@@ -554,6 +673,53 @@ pub fn cql2_json_properties(json: &str) -> Result<Vec<String>, UnreadableFilter>
     Ok(names)
 }
 
+/// A CQL2 JSON `function` object: `name` must be one of the standard functions
+/// (`casei`, `accenti`); its `args` are walked for properties like any expression.
+struct Function<'n> {
+    names: &'n mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Function<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Function<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CQL2 JSON function object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut named, mut seen_args) = (false, false);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" if !named => {
+                    let name: Cow<'de, str> = map.next_value()?;
+                    if !matches!(name.to_ascii_lowercase().as_str(), "casei" | "accenti") {
+                        return Err(de::Error::custom(format!(
+                            "function `{name}` is not passed through the gateway; CASEI and ACCENTI are"
+                        )));
+                    }
+                    named = true;
+                }
+                "args" if !seen_args => {
+                    map.next_value_seed(Walk { names: &mut *self.names })?;
+                    seen_args = true;
+                }
+                other => return Err(de::Error::custom(format!("unexpected member `{other}` in a function"))),
+            }
+        }
+        if !named {
+            return Err(de::Error::custom("a function without a name"));
+        }
+        Ok(())
+    }
+}
+
 /// Visits a JSON value without building it, collecting `property` members.
 struct Walk<'n> {
     names: &'n mut Vec<String>,
@@ -605,7 +771,18 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 return Err(de::Error::custom(format!("member `{key}` is given twice in one object")));
             }
             seen.push(key.clone());
-            if key == "property" {
+            if key == "op" {
+                let op: Cow<'de, str> =
+                    map.next_value().map_err(|_| de::Error::custom("an `op` member whose value is not a string"))?;
+                if !CQL2_JSON_OPS.iter().any(|o| o.eq_ignore_ascii_case(&op)) {
+                    return Err(de::Error::custom(format!(
+                        "operator `{op}` is not passed through the gateway; the standard CQL2 operators are"
+                    )));
+                }
+            } else if key == "function" {
+                // The older CQL2 JSON form `{"function":{"name":"casei","args":[…]}}`.
+                map.next_value_seed(Function { names: &mut *self.names })?;
+            } else if key == "property" {
                 let name: Cow<'de, str> = map
                     .next_value()
                     .map_err(|_| de::Error::custom("a `property` member whose value is not a string"))?;
@@ -672,11 +849,18 @@ pub(crate) fn filter_error(param: &str, err: UnreadableFilter) -> OgcError {
     bad(format!("{param}: {err}"))
 }
 
+/// FES `<Function>` elements are refused, whatever their name: GeoTools evaluates
+/// them, and they read properties by name (`property`), other layers (`querySingle`),
+/// the server's environment (`env`) or run what CVE-2024-36401 ran. The cross-layer
+/// ones get their own message.
 pub(crate) fn check_function_name(name: &str, param: &str) -> Result<(), OgcError> {
-    let name = name.to_ascii_lowercase();
-    match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
+    let lower = name.to_ascii_lowercase();
+    match CROSS_LAYER_FUNCTIONS.iter().find(|f| lower.contains(*f)) {
         Some(f) => Err(unsupported(format!("{param}: the `{f}` function reads other layers and is refused"))),
-        None => Ok(()),
+        None => Err(unsupported(format!(
+            "{param}: filter function `{}` is refused; functions can read properties by name, other layers or the server's environment",
+            crate::ogc::common::shown(name)
+        ))),
     }
 }
 
@@ -836,7 +1020,6 @@ mod tests {
             ("include = 1", &["include"]),
             ("meters = 1", &["meters"]),
             ("name = 'x' AND name = 'y'", &["name"]),
-            ("strToLowerCase(name) = 'x'", &["name"]),
             ("NOT (a = 1)", &["a"]),
         ];
         for (text, expected) in cases {
@@ -847,6 +1030,13 @@ mod tests {
     #[test]
     fn cql2_text_refuses_what_it_cannot_read_safely() {
         let cases = [
+            // Functions outside the standard set (deny by default): GeoServer evaluates
+            // `property('owner')` as the hidden property `owner`.
+            "property('owner') LIKE 'a%'",
+            "strToLowerCase(name) = 'x'",
+            "strEndsWith(name, 'x'') = true OR 1=1 --') = true",
+            "env('secret') = 'x'",
+            "exec(java.lang.Runtime.getRuntime(), 'id') = 1",
             "name = 'x",
             "\"name = 1",
             "name = 'a\\' OR secret = 1 OR b = ''",
@@ -893,6 +1083,9 @@ mod tests {
     #[test]
     fn cql2_json_refuses_what_it_cannot_read() {
         let cases = [
+            r#"{"op":"property","args":["owner"]}"#,
+            r#"{"op":"=","args":[{"function":{"name":"property","args":["owner"]}},"x"]}"#,
+            r#"{"op":"=","args":[{"function":{"args":[]}},"x"]}"#,
             r#"{"op":"=","args":[{"property":"first","property":"second"},1]}"#,
             r#"{"op":"=","args":[{"property":1},1]}"#,
             r#"{"op":"=","args":[{"property":{"property":"x"}},1]}"#,

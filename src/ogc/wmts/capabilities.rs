@@ -77,10 +77,12 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
             let Some(id) = layer.child_text("Identifier").filter(|id| rw.covers(id)) else {
                 return false;
             };
-            // A template outside the upstream base cannot be reached through the gateway.
+            // A template outside the upstream base cannot be reached through the gateway,
+            // and the classifier serves RESTful tiles only (REST GetFeatureInfo is a 400).
             layer.retain_elements(|c| {
                 !(c.is("ResourceURL")
-                    && c.attr("template").is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. })))
+                    && (c.attr("resourceType").is_some_and(|t| t != "tile")
+                        || c.attr("template").is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. }))))
             });
             if bounds.is_some_and(|b| fence_item(layer, &b, Axes::Authority) == Placement::Outside) {
                 return false;
@@ -226,7 +228,8 @@ fn filter_themes(root: &mut Element, kept: &[String]) {
 ///
 /// Layers are kept by `<ows:Identifier>`; `<Themes>` lose references to removed layers
 /// and themes left empty. `ResourceURL` templates are rewritten, or removed when the
-/// gateway cannot reach them. For fenced tokens: links to Web Mercator quad sets (by
+/// gateway cannot reach them or serve them (any `resourceType` but `tile`: the classifier
+/// refuses RESTful GetFeatureInfo). For fenced tokens: links to Web Mercator quad sets (by
 /// identifier, see [`WEB_MERCATOR_QUAD_SETS`](crate::ogc::common::matrix::WEB_MERCATOR_QUAD_SETS)) get `TileMatrixSetLimits` (one
 /// `TileMatrixLimits` per matrix at or below maxZoom that the fence reaches, intersected
 /// with limits the upstream declared; matrices the fence does not reach are left out),

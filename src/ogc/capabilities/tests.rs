@@ -216,7 +216,7 @@ fn wms_111_uncovered_layers_go_and_groups_become_containers() {
 }
 
 #[test]
-fn wms_111_fence_shrinks_lat_lon_boxes_and_keeps_other_crs() {
+fn wms_111_fence_shrinks_lat_lon_boxes_and_drops_crs_it_cannot_judge() {
     let layers = names(&["osm", "roads", "cadastre"]);
     let fence = europe();
     let rw = Rewrite { fence: Some(&fence), ..Rewrite::new("http://127.0.0.1:9001/service", PUBLIC_WMS, &layers) };
@@ -228,8 +228,9 @@ fn wms_111_fence_shrinks_lat_lon_boxes_and_keeps_other_crs() {
     assert!(close(ll.attr("maxx").expect("maxx"), 22.5));
     assert!(close(ll.attr("miny").expect("miny"), tile_lat(6, 4)));
     assert!(close(ll.attr("maxy").expect("maxy"), tile_lat(5, 4)));
-    let utm = osm.elements().find(|e| e.attr("SRS") == Some("EPSG:25832")).expect("EPSG:25832 stays");
-    assert_eq!(utm.attr("minx"), Some("-5120763.26"));
+    // A fenced token's maps in EPSG:25832 are refused (`unsupported_crs`): not advertised.
+    assert!(osm.elements().all(|e| e.attr("SRS") != Some("EPSG:25832")), "the UTM box is gone");
+    assert!(all(&root, "SRS").iter().all(|e| e.text().trim() != "EPSG:25832"), "and the UTM CRS");
     let merc = osm.elements().find(|e| e.attr("SRS") == Some("EPSG:900913")).expect("mercator box");
     assert!(close(merc.attr("minx").expect("minx"), 0.0));
     assert!(close(merc.attr("maxx").expect("maxx"), crate::spatial::MERCATOR_HALF_WORLD / 8.0));

@@ -84,6 +84,9 @@ fn ogcapi_documents_link_only_to_what_the_gateway_serves() {
     let w = Walk::new(Protocol::Api, api_path(), None);
     let n = every_document(&w);
     assert!(n >= 20, "{n} links walked");
+    // pygeoapi's tiling-schemes link (`/TileMatrixSets`, capital T) is served, so it stays.
+    let landing = String::from_utf8(w.rewrite(&fixture("ogcapi_landing_pygeoapi.json"), UPSTREAM)).expect("UTF-8");
+    assert!(landing.contains(&format!("{}/TileMatrixSets?f=json", w.public)), "{landing}");
     let e = w.refuses(&format!("{}/collections/cadastre/items?f=json", w.public));
     assert!(e.contains("layer_not_covered"), "{e}");
 }

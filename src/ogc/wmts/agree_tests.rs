@@ -43,15 +43,26 @@ fn ranges(link: &Element, contents: &Element) -> Vec<Range> {
         })
         .collect();
     match link.child("TileMatrixSetLimits") {
-        Some(limits) => all(limits, "TileMatrixLimits")
-            .into_iter()
-            .map(|l| {
-                let id = l.child_text("TileMatrix").expect("limits name a matrix");
-                assert!(defined.iter().any(|(d, ..)| *d == id), "limits for `{id}`, which `{set}` no longer defines");
-                let n = |c: &str| l.child_text(c).and_then(|v| v.trim().parse::<u64>().ok()).expect("a limit");
-                (id, n("MinTileCol"), n("MaxTileCol"), n("MinTileRow"), n("MaxTileRow"))
-            })
-            .collect(),
+        Some(limits) => {
+            let listed: Vec<String> =
+                all(limits, "TileMatrixLimits").iter().filter_map(|l| l.child_text("TileMatrix")).collect();
+            for (id, ..) in &defined {
+                // Clients read a defined matrix without limits as wholly available.
+                assert!(listed.contains(id), "`{set}` defines matrix `{id}`, which the link's limits leave out");
+            }
+            all(limits, "TileMatrixLimits")
+                .into_iter()
+                .map(|l| {
+                    let id = l.child_text("TileMatrix").expect("limits name a matrix");
+                    assert!(
+                        defined.iter().any(|(d, ..)| *d == id),
+                        "limits for `{id}`, which `{set}` no longer defines"
+                    );
+                    let n = |c: &str| l.child_text(c).and_then(|v| v.trim().parse::<u64>().ok()).expect("a limit");
+                    (id, n("MinTileCol"), n("MaxTileCol"), n("MinTileRow"), n("MaxTileRow"))
+                })
+                .collect()
+        }
         None => defined.into_iter().map(|(id, w, h)| (id, 0, w - 1, 0, h - 1)).collect(),
     }
 }

@@ -96,7 +96,11 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
             kept.push(id);
             true
         });
-        if let Some(max) = fence.and_then(|f| f.max_zoom()) {
+        if let Some(fence) = fence {
+            let max = fence.max_zoom().unwrap_or(MAX_QUAD_ZOOM);
+            // A matrix above maxZoom, or at a zoom where the fence lets no tile through
+            // (above every fence tile), could only be asked for tiles that are refused.
+            let usable = |z: u8| z <= max && fence.tile_limits(z) != TileLimits::Nothing;
             for set_el in contents.elements_mut().filter(|e| e.is("TileMatrixSet")) {
                 let Some(set) = set_el.child_text("Identifier").and_then(|id| sets.iter().find(|s| s.id == id)) else {
                     continue;
@@ -106,9 +110,8 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
                 }
                 set_el.retain_elements(|m| {
                     !m.is("TileMatrix")
-                        || m.child_text("Identifier").is_some_and(|mid| {
-                            set.matrices.iter().any(|x| x.id == mid && x.zoom.is_some_and(|z| z <= max))
-                        })
+                        || m.child_text("Identifier")
+                            .is_some_and(|mid| set.matrices.iter().any(|x| x.id == mid && x.zoom.is_some_and(usable)))
                 });
             }
         }
@@ -235,7 +238,7 @@ fn filter_themes(root: &mut Element, kept: &[String]) {
 /// with limits the upstream declared; matrices the fence does not reach are left out),
 /// links to other sets are removed (the policy cannot check their tiles), layers left
 /// without a link or outside the fence are removed, and quad set definitions lose
-/// matrices above maxZoom. A matrix's zoom is [`matrix_zoom`](crate::ogc::common::matrix::matrix_zoom) of its identifier,
+/// matrices above maxZoom and those at zooms where the fence lets no tile through. A matrix's zoom is [`matrix_zoom`](crate::ogc::common::matrix::matrix_zoom) of its identifier,
 /// provided its `MatrixWidth`/`MatrixHeight` are 2^zoom.
 pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let map = rw.url_map()?;

@@ -406,13 +406,16 @@ pub(crate) fn kvp_only(req: &OgcRequest<'_>) -> Result<(), OgcError> {
     )))
 }
 
+/// A protocol's classifier for XML POST bodies (WFS).
+pub(crate) type XmlClassifier = fn(&OgcRequest<'_>, &PathConfig) -> Result<Classified, OgcError>;
+
 /// WMS, WFS, WCS and WMTS KVP: GET/HEAD query or form POST, judged by the protocol's
 /// `judge`; a WFS XML POST goes to `xml` instead (`None` elsewhere: 415).
 pub(crate) fn kvp_endpoint(
     req: &OgcRequest<'_>,
     path: &PathConfig,
     judge: impl FnOnce(&Kvp) -> Result<Parts, OgcError>,
-    xml: Option<fn(&OgcRequest<'_>, &PathConfig) -> Result<Classified, OgcError>>,
+    xml: Option<XmlClassifier>,
 ) -> Result<Classified, OgcError> {
     let dialect = Dialect::for_protocol(req.protocol);
     let (mut kvp, source) = match *req.method {

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 
 use crate::admin;
 use crate::config::{Config, LogFormat};
-use crate::ogc::{self, DataFormat, ForwardBody, OgcRequest, Protocol, ResponseKind};
+use crate::ogc::{self, AnswerCrs, DataFormat, ForwardBody, OgcRequest, Protocol, ResponseKind};
 use crate::ops::{self, Ops, RequestLabels};
 use crate::paths::{PathConfig, TileTemplate};
 use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier, TokenId};
@@ -61,6 +61,8 @@ pub struct Target {
     pub protocol: Option<Protocol>,
     /// What the filter stage does with the answer; `None` relays it as it is.
     pub response: Option<ResponseKind>,
+    /// The coordinates the answer's geometries are written in.
+    pub answer_crs: AnswerCrs,
     /// For capabilities rewriting: the upstream endpoint and the public URL for it.
     pub upstream_base: String,
     pub public: String,
@@ -176,7 +178,7 @@ impl Gateway {
         log.operation = target.op.name;
         let permitted = policy::decide(&grant, target, now_unix())?;
         if let Some(kind) = &permitted.target().response {
-            proxy::filter::precheck(kind, permitted.permit().obligations())?;
+            proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
         }
         let started = Instant::now();
         let response = self.forward(config, parts, body, &permitted, peer, tls).await;
@@ -236,7 +238,7 @@ impl Gateway {
             Ok(Resolved::Revoked) => Err(Denial::Revoked.into()),
             Err(e) => {
                 self.ops.metrics.store_error();
-                Err(Reject::Internal(format!("token lookup failed: {e}")))
+                Err(Reject::internal("token lookup failed", e))
             }
         }
     }
@@ -279,6 +281,7 @@ impl Gateway {
             layers: &target.path.layers,
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
+            answer_crs: target.answer_crs,
         };
         proxy::filter::apply(response, &ctx).await
     }
@@ -338,6 +341,7 @@ async fn classify(
             uri,
             protocol: None,
             response: None,
+            answer_crs: AnswerCrs::LonLat,
             upstream_base: String::new(),
             public: String::new(),
         };
@@ -425,8 +429,8 @@ async fn classify_ogc(
         ),
     };
     let public = format!("{}/ogc/{}/{}", config.server.public_url, protocol.as_str(), path.id);
-    let response = Some(classified.response);
-    Ok((Target { path, op, uri, protocol: Some(protocol), response, upstream_base: base, public }, body))
+    let (response, answer_crs) = (Some(classified.response), classified.answer_crs);
+    Ok((Target { path, op, uri, protocol: Some(protocol), response, answer_crs, upstream_base: base, public }, body))
 }
 
 /// `base` (which may carry its own query, e.g. MapServer `?map=`) + `path` + `query`.
@@ -457,7 +461,7 @@ fn join(base: &str, path: &str, query: &str) -> Result<Uri, Reject> {
 fn fill_template(template: &TileTemplate, tile: TileCoord) -> Result<Uri, Reject> {
     // One pass, one allocation (route::fill_tile_template); was four `replace`s.
     route::fill_tile_template(&template.0, tile)
-        .ok_or_else(|| Reject::Internal(format!("tile template `{}` gives an invalid URL", template.0)))
+        .ok_or_else(|| Reject::internal_bug(format!("tile template `{}` gives an invalid URL", template.0)))
 }
 
 /// Per-request state for the one access-log line. Never holds a token.

@@ -38,6 +38,7 @@ pub mod config;
 pub mod demo;
 pub mod filter;
 pub mod gateway;
+pub mod json;
 pub mod ogc;
 pub mod ops;
 pub mod paths;

@@ -12,13 +12,13 @@ use clap::{Args, Parser, Subcommand};
 
 use tilegate::admin::{self, Minter};
 use tilegate::config::{self, Config, LogFormat};
-use tilegate::paths::PathKind;
-use tilegate::policy::{Scope, Tier, TokenId};
-use tilegate::spatial::Fence;
-use tilegate::store::{AccessSpec, Page, Store, TokenRecord};
+use tilegate::policy::TokenId;
+use tilegate::store::{Page, Store, TokenRecord};
 
 /// Exit code for configuration errors (EX_CONFIG).
 const EXIT_CONFIG: u8 = 64;
+/// Exit code for flags that are refused (clap's own usage errors are 2 too).
+const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
 #[command(name = "tilegate", version, about = "An authorization gateway for map tile and feature servers")]
@@ -100,10 +100,13 @@ struct CreateArgs {
     /// `all` (default) or `ogc` (only the /ogc/… endpoints).
     #[arg(long, default_value = "all")]
     scope: String,
-    /// Seconds until the token expires; never when absent.
-    #[arg(long)]
+    /// Seconds until the token expires (at most ten years); never when absent.
+    #[arg(long, conflicts_with = "expires_at")]
     valid_for: Option<u64>,
-    /// The deepest zoom the token may request on every granted path.
+    /// When the token expires, RFC 3339 (2027-01-31T12:00:00Z); in the future, at most ten years away.
+    #[arg(long)]
+    expires_at: Option<String>,
+    /// The deepest zoom the token may request on every granted path (0 to 24).
     #[arg(long)]
     max_zoom: Option<u32>,
     /// A fence tile `Z/X/Y` (repeatable); the token only reaches tiles inside one.
@@ -245,106 +248,33 @@ async fn wait_for_signals(_running: &tilegate::server::Running) -> Result<()> {
 }
 
 async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
-    let mut problems = Vec::new();
-    if args.paths.len() != args.tiers.len() {
-        problems.push(format!(
-            "{} --path but {} --tier; give one --tier after each --path",
-            args.paths.len(),
-            args.tiers.len()
-        ));
-    }
-    let scope = Scope::parse(&args.scope);
-    if scope.is_none() {
-        problems.push(format!("--scope `{}` is not a scope; valid: all, ogc", args.scope));
-    }
-    let description = args.description.trim().to_owned();
-    if description.is_empty() || description.chars().count() > 128 {
-        problems.push("--description must be 1 to 128 characters".into());
-    }
-    let mut tiles = Vec::new();
-    for t in &args.tiles {
-        match parse_zxy(t) {
-            Some(t) => tiles.push(t),
-            None => problems.push(format!("--tile `{t}` is not Z/X/Y with whole numbers, such as 5/16/10")),
-        }
-    }
-    let fence = match Fence::new((!args.tiles.is_empty()).then_some(&tiles[..]), args.max_zoom) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            problems.push(format!("geofence: {e}"));
-            None
-        }
+    let flags = admin::cli::CreateFlags {
+        paths: args.paths,
+        tiers: args.tiers,
+        scope: args.scope,
+        valid_for: args.valid_for,
+        expires_at: args.expires_at,
+        max_zoom: args.max_zoom,
+        tiles: args.tiles,
+        properties: args.properties,
+        no_properties: args.no_properties,
+        description: args.description,
     };
-    let properties = if args.no_properties {
-        Some(Vec::new())
-    } else if args.properties.is_empty() {
-        None
-    } else {
-        Some(args.properties.clone())
-    };
-    let mut access = Vec::new();
-    for (i, (path_id, tier)) in args.paths.iter().zip(&args.tiers).enumerate() {
-        let tier: Option<Tier> = match tier.parse() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                problems.push(format!("--tier #{}: {e}", i + 1));
-                None
-            }
-        };
-        let Some(path) = config.paths.get(path_id) else {
-            let mut ids: Vec<&str> = config.paths.iter().map(|p| p.id.as_str()).collect();
-            ids.sort_unstable();
-            problems.push(format!(
-                "--path `{path_id}` is not declared in {}; declared: {}",
-                "the config",
-                ids.join(", ")
-            ));
-            continue;
-        };
-        if properties.is_some() && path.kind != PathKind::Vector {
-            problems.push(format!(
-                "--property: `{path_id}` is a {} path; property fences apply to vector layers",
-                path.kind.as_str()
-            ));
-        }
-        if args.paths[..i].contains(path_id) {
-            problems.push(format!("--path `{path_id}` is given twice"));
-        }
-        if let (Some(tier), Some(fence)) = (tier, &fence) {
-            access.push(AccessSpec {
-                path_id: path_id.clone(),
-                tier,
-                fence: fence.clone(),
-                properties: properties.clone(),
-            });
-        }
-    }
-    let expires_in = match args.valid_for {
-        Some(0) => {
-            problems.push("--valid-for must be a positive number of seconds".into());
-            None
-        }
-        other => other,
-    };
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("error: {p}");
-        }
-        return Ok(ExitCode::from(2));
-    }
-    let store = open_store(config)?;
     let now = tilegate::store::now_unix();
-    let expires_at = expires_in.map(|s| now.saturating_add(s as i64));
-    let minted = admin::mint(
-        &config.tokens.prefix,
-        description,
-        scope.unwrap_or(Scope::All),
-        now,
-        expires_at,
-        access,
-        Minter { creator: None, client: "cli".into() },
-    )
-    .context("cannot read OS randomness")?;
+    let token = match admin::cli::check_create(&flags, &config.paths, now) {
+        Ok(t) => t,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let store = open_store(config)?;
+    let minter = Minter { creator: None, client: "cli".into() };
+    let minted =
+        admin::mint(&config.tokens.prefix, token.description, token.scope, now, token.expires_at, token.access, minter)
+            .context("cannot read OS randomness")?;
     let record = store.create(minted.row).await?;
     // One write for both lines: a reader that closes the pipe after the first line
     // (`| head -n1`) must not turn a created token into a crash.
@@ -353,14 +283,6 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
-}
-
-fn parse_zxy(s: &str) -> Option<(u32, u64, u64)> {
-    let mut it = s.split('/');
-    let z = it.next()?.parse().ok()?;
-    let x = it.next()?.parse().ok()?;
-    let y = it.next()?.parse().ok()?;
-    it.next().is_none().then_some((z, x, y))
 }
 
 async fn list(config: &Config) -> Result<()> {

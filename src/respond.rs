@@ -31,14 +31,16 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 }
 
 /// Why an upstream exchange failed. The detail is logged, never sent to the client.
+/// `Connect` and `Protocol` keep the client's error as their `source()`; their
+/// `Display` is the context only, so [`ErrorChain`] prints each message once.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot connect to the upstream: {0}")]
-    Connect(String),
+    #[error("cannot connect to the upstream")]
+    Connect(#[source] BoxError),
     #[error("the upstream did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    #[error("the upstream exchange failed: {0}")]
-    Protocol(String),
+    #[error("the upstream exchange failed")]
+    Protocol(#[source] BoxError),
     #[error("the upstream sent a document the gateway cannot read: {0}")]
     BadDocument(String),
 }
@@ -82,7 +84,45 @@ pub enum Reject {
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(InternalError),
+}
+
+/// A failure of the gateway itself: what it was doing, and the error that made it
+/// fail when there is one (its `source()`). Logged whole, never sent to a client.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct InternalError {
+    context: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Reject {
+    /// A 500 caused by `source` while doing `context` (`token lookup failed`).
+    pub fn internal(context: impl Into<String>, source: impl Into<BoxError>) -> Reject {
+        Reject::Internal(InternalError { context: context.into(), source: Some(source.into()) })
+    }
+
+    /// A 500 with no underlying error (a broken invariant, such as a bad template).
+    pub fn internal_bug(context: impl Into<String>) -> Reject {
+        Reject::Internal(InternalError { context: context.into(), source: None })
+    }
+}
+
+/// Displays an error and every `source()` under it, joined with `: `, for logs:
+/// `tracing::warn!(error = %ErrorChain(&e), …)`.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cur = self.0.source();
+        while let Some(e) = cur {
+            write!(f, ": {e}")?;
+            cur = e.source();
+        }
+        Ok(())
+    }
 }
 
 impl From<Denial> for Reject {
@@ -172,12 +212,21 @@ impl Reject {
         }
     }
 
-    /// The operator-facing cause of a failure that is ours or the upstream's, for
-    /// the log (never for the body); `None` for client faults.
+    /// `{"detail", "reason"}`, with anything token-shaped in the detail redacted: details
+    /// echo user input (a token pasted into `LAYERS=` or a tile address).
+    fn body(&self) -> Bytes {
+        let detail = self.detail();
+        let detail = crate::token::redact(&detail);
+        Bytes::from(serde_json::json!({ "detail": detail, "reason": self.reason() }).to_string())
+    }
+
+    /// The operator-facing cause of a failure that is ours or the upstream's, with
+    /// its whole source chain, for the log (never for the body); `None` for client
+    /// faults.
     pub fn cause(&self) -> Option<String> {
         match self {
-            Reject::Upstream(e) => Some(e.to_string()),
-            Reject::Internal(e) => Some(e.clone()),
+            Reject::Upstream(e) => Some(ErrorChain(e).to_string()),
+            Reject::Internal(e) => Some(ErrorChain(e).to_string()),
             _ => None,
         }
     }
@@ -185,11 +234,9 @@ impl Reject {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let body = match &self {
-            Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| {
-                Bytes::from(serde_json::json!({ "detail": self.detail(), "reason": self.reason() }).to_string())
-            }),
+            Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| self.body()),
             Reject::Unprocessable(detail) => Bytes::from(serde_json::json!({ "detail": detail }).to_string()),
-            _ => Bytes::from(serde_json::json!({ "detail": self.detail(), "reason": self.reason() }).to_string()),
+            _ => self.body(),
         };
         let mut res = Response::new(full(body));
         *res.status_mut() = status;
@@ -322,11 +369,44 @@ mod tests {
             (Reject::Upstream(UpstreamError::Protocol("reset".into())), 502),
             (Reject::Upstream(UpstreamError::BadDocument("xml".into())), 502),
             (Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))), 504),
-            (Reject::Internal("boom".into()), 500),
+            (Reject::internal_bug("boom"), 500),
         ];
         for (r, status) in table {
             let reason = r.reason();
             assert_eq!(r.into_response().status().as_u16(), status, "{reason}");
+        }
+    }
+
+    /// Every reason a client can receive is listed in README's "Decisions and errors"
+    /// table, so operators can look up what they see.
+    #[test]
+    fn every_reason_is_documented_in_the_readme() {
+        const README: &str = include_str!("../README.md");
+        let table = README.split("## Decisions and errors").nth(1).and_then(|s| s.split("\n## ").next()).unwrap_or("");
+        let denials = Denial::FIXED.into_iter().chain([
+            Denial::TierTooLow { needed: Tier::Edit, held: Tier::View },
+            Denial::LayerNotCovered("x".into()),
+            Denial::PropertyFenced("p".into()),
+        ]);
+        let others = [
+            Reject::BadRequest("x".into()),
+            Reject::Unsupported("x".into()),
+            Reject::NotFound,
+            Reject::MethodNotAllowed("GET"),
+            Reject::PayloadTooLarge(1),
+            Reject::UnsupportedMediaType("x".into()),
+            Reject::NotAcceptable("x".into()),
+            Reject::Unprocessable(serde_json::json!([])),
+            Reject::Forbidden("x".into()),
+            Reject::RateLimited(std::time::Duration::from_secs(1)),
+            Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(1)),
+            Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
+            Reject::Upstream(UpstreamError::BadDocument("x".into())),
+            Reject::Upstream(UpstreamError::Connect("x".into())),
+            Reject::internal_bug("x"),
+        ];
+        for reason in denials.map(|d| d.reason()).chain(others.iter().map(Reject::reason)) {
+            assert!(table.contains(&format!("`{reason}`")), "README's reason table lacks `{reason}`");
         }
     }
 
@@ -356,9 +436,48 @@ mod tests {
         );
     }
 
+    /// Regression: a token pasted where a name belongs (`LAYERS=<token>`, a tile
+    /// address, a bbox) came back in the error body.
+    #[test]
+    fn a_misplaced_token_is_redacted_from_error_bodies() {
+        use http_body_util::BodyExt;
+        let token = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdef";
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        for r in [
+            Reject::BadRequest(format!("BBOX: `{token}` is not a number")),
+            Reject::Denied(Denial::LayerNotCovered(token.into())),
+            Reject::Denied(Denial::PropertyFenced(token.into())),
+            Reject::NotFoundDetail(format!("no {token}")),
+        ] {
+            let body = rt.block_on(r.into_response().into_body().collect()).expect("body").to_bytes();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains(token) && text.contains("<redacted>"), "{text}");
+        }
+    }
+
+    fn body_text(r: Reject) -> String {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let bytes = rt.block_on(r.into_response().into_body().collect()).expect("body").to_bytes();
+        String::from_utf8(bytes.to_vec()).expect("utf8")
+    }
+
     #[test]
     fn upstream_details_stay_out_of_the_body() {
         let r = Reject::Upstream(UpstreamError::Connect("10.1.2.3:9000 refused".into()));
-        assert!(!r.detail().contains("10.1.2.3"));
+        assert_eq!(r.cause().as_deref(), Some("cannot connect to the upstream: 10.1.2.3:9000 refused"));
+        assert!(!body_text(r).contains("10.1.2.3"));
+    }
+
+    #[test]
+    fn an_internal_error_from_sqlite_logs_the_whole_chain_and_tells_the_client_neither() {
+        let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+        let sqlite = conn.execute("DELETE FROM tokens", []).expect_err("no such table");
+        let r = Reject::internal("token lookup failed", crate::store::StoreError::from(sqlite));
+        let cause = r.cause().expect("a cause");
+        assert!(cause.starts_with("token lookup failed: token store query failed: no such table: tokens"), "{cause}");
+        let body = body_text(r);
+        assert!(!body.contains("token store") && !body.contains("no such table"), "{body}");
+        assert!(body.contains("internal_error"), "{body}");
     }
 }

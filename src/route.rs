@@ -25,6 +25,13 @@ pub enum BadPath {
     Backslash,
     #[error("the path has a malformed percent escape; `%` must be followed by two hex digits")]
     BadEscape,
+    /// Servlet containers (Tomcat, Jetty) read `;…` as a path parameter and strip it,
+    /// so `/..;/` is `/../` to them: a path the gateway would judge differently.
+    #[error("the path has a `;` (or `%3B`); path parameters are not passed through the gateway")]
+    PathParameter,
+    /// An upstream that decodes twice would read `%252e` as `.`.
+    #[error("the path has an encoded `%` (`%25`); send the name without it")]
+    EncodedPercent,
     #[error("the tile address is not valid: {0}")]
     Tile(#[from] TileError),
     #[error("the tile address `{0}` is not numeric; use /ogc/xyz/{{pathId}}/{{z}}/{{x}}/{{y}}[.ext]")]
@@ -42,6 +49,10 @@ pub enum BadPath {
 /// assert_eq!(normalize("/path/osm/%2e%2e/x"), Err(BadPath::EncodedSeparator));
 /// assert_eq!(normalize("/path/osm/../x"), Err(BadPath::DotSegment));
 /// assert_eq!(normalize("/path//osm"), Err(BadPath::EmptySegment));
+/// // what a servlet container or a double-decoding upstream would read another way
+/// assert_eq!(normalize("/path/osm/..;/other"), Err(BadPath::PathParameter));
+/// assert_eq!(normalize("/path/osm/a%3bb"), Err(BadPath::PathParameter));
+/// assert_eq!(normalize("/path/osm/%252e%252e/x"), Err(BadPath::EncodedPercent));
 /// ```
 pub fn normalize(raw: &str) -> Result<String, BadPath> {
     let rest = raw.strip_prefix('/').ok_or(BadPath::NotAbsolute)?;
@@ -91,7 +102,7 @@ fn is_normal(raw: &[u8]) -> bool {
                 return false;
             }
             start = i + 1;
-        } else if !(0x20..0x7f).contains(&b) || b == b'%' || b == b'\\' {
+        } else if !(0x20..0x7f).contains(&b) || b == b'%' || b == b'\\' || b == b';' {
             return false;
         }
     }
@@ -116,6 +127,8 @@ fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
                     | hex_value(hex[1]).ok_or(BadPath::BadEscape)?;
                 match value {
                     b'/' | b'\\' | b'.' => return Err(BadPath::EncodedSeparator),
+                    b';' => return Err(BadPath::PathParameter),
+                    b'%' => return Err(BadPath::EncodedPercent),
                     0..=0x1f | 0x7f => return Err(BadPath::ControlCharacter),
                     v if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' || v == b'~' => out.push(char::from(v)),
                     v => {
@@ -128,6 +141,7 @@ fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
                 run = i;
             }
             b'\\' => return Err(BadPath::Backslash),
+            b';' => return Err(BadPath::PathParameter),
             0..=0x1f | 0x7f => return Err(BadPath::ControlCharacter),
             0x80.. => {
                 // hyper only admits visible ASCII in the path; anything else is kept
@@ -378,6 +392,15 @@ mod tests {
             ("/path/osm/%zz", Err(BadPath::BadEscape)),
             ("/path/osm/%4", Err(BadPath::BadEscape)),
             ("path/osm", Err(BadPath::NotAbsolute)),
+            // Servlet path parameters: Tomcat and Jetty strip `;…`, so `..;` is `..`.
+            ("/path/osm/..;/..;/other/", Err(BadPath::PathParameter)),
+            ("/path/osm/.;/x", Err(BadPath::PathParameter)),
+            ("/path/osm;jsessionid=1/x", Err(BadPath::PathParameter)),
+            ("/ogc/wmts/osm/osm;x/default/g/0/0/0.png", Err(BadPath::PathParameter)),
+            ("/path/osm/%3B", Err(BadPath::PathParameter)),
+            // A double-decoding upstream would read `%252e%252e` as `..`.
+            ("/path/osm/%252e%252e/other", Err(BadPath::EncodedPercent)),
+            ("/path/osm/100%25", Err(BadPath::EncodedPercent)),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input).as_deref(), want.as_ref().map(|s| *s), "{input}");
@@ -404,7 +427,8 @@ mod tests {
             "/x\\y",
             "/a/\u{e9}",
             "/a\u{7f}",
-            "/a/~-_.!$&'()*+,;=:@",
+            "/a/~-_.!$&'()*+,=:@",
+            "/a/b;c",
         ];
         for p in paths {
             let mut slow = String::new();

@@ -85,10 +85,9 @@ async fn create(
         })?;
     let minter = Minter { creator: Some(caller.token_id), client: peer.ip().to_string() };
     let minted = mint(&config.tokens.prefix, request.description, request.scope, now, expires_at, access, minter)
-        .map_err(|e| Reject::Internal(format!("cannot read OS randomness: {e}")))?;
+        .map_err(|e| Reject::internal("cannot read OS randomness", e))?;
     let hash = minted.row.hash;
-    let record =
-        cache.store().create(minted.row).await.map_err(|e| Reject::Internal(format!("token create failed: {e}")))?;
+    let record = cache.store().create(minted.row).await.map_err(|e| Reject::internal("token create failed", e))?;
     // A token made up before it existed may sit in the negative cache.
     cache.evict(&[hash]);
     let mut out = token_json(&record);
@@ -135,8 +134,7 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
         None => Page::Below { creator: caller.token_id, after, limit: page_size + 1 },
     };
     // One row more than the page tells whether another page exists.
-    let mut records =
-        cache.store().list(page).await.map_err(|e| Reject::Internal(format!("token list failed: {e}")))?;
+    let mut records = cache.store().list(page).await.map_err(|e| Reject::internal("token list failed", e))?;
     let more = records.len() > page_size;
     records.truncate(page_size);
     let next = if more { records.last().map(|r| r.seq.to_string()) } else { None };
@@ -148,6 +146,10 @@ fn query_problem(name: &str, msg: String) -> Value {
     json!({ "loc": ["query", name], "msg": msg, "type": "value_error" })
 }
 
+/// The one 404 for a token id that does not exist, is malformed, or is not visible
+/// to the caller: the three cannot be told apart.
+const NOT_VISIBLE: &str = "no token with this id is visible to the calling token";
+
 /// Finds a token the caller may see; anything else is the same 404.
 async fn visible(
     cache: &GrantCache,
@@ -156,11 +158,11 @@ async fn visible(
     caller: &Grant,
     need: Tier,
 ) -> Result<TokenRecord, Reject> {
-    let not_found = || Reject::Forbidden(String::new());
+    let not_found = || Reject::NotFoundDetail(NOT_VISIBLE.into());
     let id: TokenId = id.parse().map_err(|_| not_found())?;
     let store = cache.store();
-    let record = store.get(id).await.map_err(|e| Reject::Internal(e.to_string()))?.ok_or_else(not_found)?;
-    let below = store.descendants(caller.token_id).await.map_err(|e| Reject::Internal(e.to_string()))?;
+    let record = store.get(id).await.map_err(|e| Reject::internal("token read failed", e))?.ok_or_else(not_found)?;
+    let below = store.descendants(caller.token_id).await.map_err(|e| Reject::internal("token read failed", e))?;
     if below.contains(&id) {
         return Ok(record);
     }
@@ -176,15 +178,8 @@ async fn visible(
     }
 }
 
-fn hide(r: Reject) -> Reject {
-    match r {
-        Reject::Forbidden(_) => Reject::NotFoundDetail("no token with this id is visible to the calling token".into()),
-        other => other,
-    }
-}
-
 async fn read(cache: &GrantCache, config: &Config, id: &str, caller: &Grant) -> Result<Response<Body>, Reject> {
-    let record = visible(cache, config, id, caller, Tier::FullView).await.map_err(hide)?;
+    let record = visible(cache, config, id, caller, Tier::FullView).await?;
     Ok(respond::json(StatusCode::OK, &token_json(&record)))
 }
 
@@ -195,12 +190,12 @@ async fn revoke(
     caller: &Grant,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Reject> {
-    let record = visible(cache, config, id, caller, Tier::Admin).await.map_err(hide)?;
+    let record = visible(cache, config, id, caller, Tier::Admin).await?;
     let hashes = cache
         .store()
         .revoke(record.id, Some(caller.token_id), peer.ip().to_string())
         .await
-        .map_err(|e| Reject::Internal(format!("token revoke failed: {e}")))?;
+        .map_err(|e| Reject::internal("token revoke failed", e))?;
     // INVARIANT: evicted before answering, so the very next request with any of
     // these tokens is refused.
     cache.evict(&hashes);

@@ -75,8 +75,14 @@ fn loc(parts: &[Value], more: impl Into<Value>) -> Vec<Value> {
 
 /// Parses and validates a create request body.
 pub fn parse_create(body: &[u8], paths: &PathTable, now: i64) -> Result<CreateRequest, BodyError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = crate::json::parse_strict(body)
+        .map_err(|e| BodyError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    check_create(&value, paths, now)
+}
+
+/// Validates a create request already parsed as JSON: the one set of rules for
+/// the token API and `tilegate token create` (see [`super::cli`]).
+pub fn check_create(value: &Value, paths: &PathTable, now: i64) -> Result<CreateRequest, BodyError> {
     let mut c = Checker { problems: Vec::new() };
     let Some(obj) = value.as_object() else {
         c.push(&[], "the body must be a JSON object", "type_error.dict");

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod body;
+pub mod cli;
 pub mod delegate;
 
 use crate::policy::{Scope, TokenId};

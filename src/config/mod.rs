@@ -6,6 +6,7 @@
 
 pub mod raw;
 pub mod tls;
+mod unknown;
 mod validate;
 
 pub use validate::{load, parse, ConfigError, ConfigErrors};

@@ -2,11 +2,13 @@
 //!
 //! Nothing outside `config` reads these types; `validate` turns them into
 //! the runtime [`Config`](super::Config). Defaults live here, next to the keys.
+//! Unknown keys are not refused with `deny_unknown_fields` (which stops at the
+//! first): [`super::unknown`] collects every key these types do not read, and
+//! each one is an error.
 
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
@@ -29,7 +31,6 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawServer {
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -89,7 +90,6 @@ fn default_shutdown_grace() -> String {
 
 /// `[server.tls]`: serve HTTPS instead of cleartext HTTP.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawServerTls {
     pub cert: String,
     pub key: String,
@@ -103,7 +103,6 @@ fn default_handshake_timeout() -> String {
 
 /// `[limits]`: request body size, rate limits and the failed-authentication guard.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLimits {
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
@@ -124,14 +123,12 @@ fn default_max_body_bytes() -> u64 {
 
 /// A token bucket: `rate` requests per second on average, `burst` at once.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRate {
     pub rate: f64,
     pub burst: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawFailedAuth {
     pub max: u64,
     #[serde(default = "default_failed_auth_window")]
@@ -149,14 +146,12 @@ fn default_failed_auth_cooldown() -> String {
 
 /// `[ops]`: the metrics and health listener.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawOps {
     pub listen: Option<String>,
 }
 
 /// `[path.limits]`: overrides of `[limits]` for one path and the paths under it.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawPathLimits {
     pub max_body_bytes: Option<u64>,
     pub per_token: Option<RawRate>,
@@ -165,7 +160,6 @@ pub struct RawPathLimits {
 
 /// `[path.upstream.tls]`: how to check an `https://` upstream and present ourselves.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUpstreamTls {
     pub ca: Option<String>,
     pub client_cert: Option<String>,
@@ -174,7 +168,6 @@ pub struct RawUpstreamTls {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawStore {
     #[serde(default = "default_store_path")]
     pub path: String,
@@ -191,7 +184,6 @@ fn default_store_path() -> String {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawTokens {
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -213,7 +205,6 @@ fn default_true() -> bool {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUpstreamLimits {
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: String,
@@ -235,7 +226,6 @@ fn default_response_timeout() -> String {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLog {
     #[serde(default = "default_log_format")]
     pub format: String,
@@ -252,7 +242,6 @@ fn default_log_format() -> String {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawApi {
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -272,7 +261,6 @@ fn default_api_body_limit() -> u64 {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawPath {
     pub id: String,
     pub kind: String,
@@ -296,7 +284,6 @@ pub struct RawPath {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUpstreams {
     pub base: Option<String>,
     pub xyz: Option<String>,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
+use super::unknown;
 use super::{
     tls, Api, Config, FailedAuth, Limits, Log, LogFormat, Ops, PathLimits, Rate, Server, ServerTls, Store, Tokens,
     UpstreamLimits, UpstreamTls,
@@ -63,13 +64,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates config text; `base` is the folder relative paths start from.
+/// Unknown keys, a value of the wrong type and semantic problems are all reported
+/// together (only a TOML syntax error stops before the rest is read).
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let de = toml::Deserializer::parse(text).map_err(|e| single("config.toml", toml_message(&e)))?;
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        single(if key == "." { "config.toml" } else { &key }, toml_message(e.inner()))
-    })?;
-    let mut v = Validator { base: base.to_path_buf(), ..Validator::default() };
+    let mut ignored = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| ignored.push(unknown::segments(&path));
+    let parsed: Result<RawConfig, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut record));
+    let mut errors: Vec<ConfigError> = ignored.iter().map(|s| unknown::error(s)).collect();
+    let raw = match parsed {
+        Ok(raw) => raw,
+        Err(e) => {
+            let key = e.path().to_string();
+            errors.push(ConfigError {
+                key: if key == "." { "config.toml".into() } else { key },
+                message: toml_message(e.inner()),
+            });
+            return Err(ConfigErrors(errors));
+        }
+    };
+    let mut v = Validator { base: base.to_path_buf(), errors, ..Validator::default() };
     let config = v.config(raw, base);
     match config {
         Some(config) if v.errors.is_empty() => Ok(config),
@@ -657,9 +672,77 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
     #[test]
     fn a_misspelled_key_is_an_error_naming_its_path() {
         let e = errors(&GOOD.replace("layers = [\"osm\"]", "layerz = [\"osm\"]"));
-        assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("path[1]"), "{e:?}");
-        assert!(e[0].contains("layerz"), "{e:?}");
+        assert_eq!(e, ["path[1].layerz: `layerz` is not a key of `path[1]`; did you mean `layers`?"]);
+    }
+
+    #[test]
+    fn misspelled_keys_in_three_tables_are_three_errors_in_one_run() {
+        let text = GOOD
+            .replace("trusted_proxies", "trusted_proxy")
+            .replace("path = \"tilegate.db\"", "pth = \"tilegate.db\"")
+            .replace("xyz = ", "xzy = ");
+        let mut e = errors(&text);
+        e.sort();
+        assert_eq!(
+            e,
+            [
+                "path[1].upstream.xzy: `xzy` is not a key of `path[1].upstream`; did you mean `xyz`?",
+                "server.trusted_proxy: `trusted_proxy` is not a key of `server`; did you mean `trusted_proxies`?",
+                "store.pth: `pth` is not a key of `store`; did you mean `path`?",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_path_names_the_path_index() {
+        let text = format!("{GOOD}[[path]]\nid = \"roads\"\nkind = \"vector\"\ngeoFence = true\n[path.upstream]\nwfs = \"http://127.0.0.1:9000/wfs\"\n");
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].starts_with("path[2].geoFence: `geoFence` is not a key of `path[2]`; valid: `id`, `kind`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_nested_table_names_the_whole_path() {
+        let text = format!("{GOOD}[path.upstream.tls]\nca = \"ca.pem\"\nserver_nme = \"maps\"\n");
+        let e = errors(&text);
+        assert!(
+            e.contains(&"path[1].upstream.tls.server_nme: `server_nme` is not a key of `path[1].upstream.tls`; did you mean `server_name`?".to_owned()),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_semantic_errors_are_reported_together() {
+        let text = GOOD.replace("parent = \"world\"", "parent = \"wrld\"\ngeofence = 1");
+        let e = errors(&text);
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e[0].starts_with("path[1].geofence:"), "{e:?}");
+        assert!(e[1].starts_with("path[1].parent: `wrld`"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_keys_in_inline_tables_are_named_by_their_full_path() {
+        let text = format!(
+            "{GOOD}[path.limits]\nper_ip = {{ rate = 5, brust = 10 }}\n[limits]\nfailed_auth = {{ max = 5, cooldwn = \"1m\" }}\n"
+        );
+        let mut e = errors(&text);
+        e.sort();
+        assert_eq!(
+            e,
+            [
+                "limits.failed_auth.cooldwn: `cooldwn` is not a key of `limits.failed_auth`; did you mean `cooldown`?",
+                "path[1].limits.per_ip.brust: `brust` is not a key of `path[1].limits.per_ip`; did you mean `burst`?",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_misspelled_array_of_tables_is_refused_with_a_suggestion() {
+        let e = errors(&GOOD.replace("[[path]]", "[[paths]]").replace("[path.upstream]", "[paths.upstream]"));
+        assert_eq!(e, ["paths: `paths` is not a key of the top level; did you mean `path`?"]);
     }
 
     #[test]

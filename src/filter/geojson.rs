@@ -70,7 +70,7 @@ use geo::{Coord, Geometry, GeometryCollection, LineString, MultiLineString, Mult
 use serde_json::Value;
 
 use super::FilterError;
-use crate::spatial::Fence;
+use crate::spatial::{AnswerCrs, Fence};
 
 /// The largest feature the geometry filter holds in memory while it reads it.
 pub const MAX_FEATURE_BYTES: usize = 16 << 20;
@@ -196,15 +196,26 @@ impl AllowedSet {
 
 /// Decides whether a feature's geometry may be shown.
 enum GeometryTest {
-    Fence(Arc<Fence>),
+    /// The fence, and the order the answer writes coordinates in.
+    Fence(Arc<Fence>, AnswerCrs),
     #[cfg(test)]
     Predicate(fn(&Geometry<f64>) -> bool),
 }
 
 impl GeometryTest {
     fn admits(&self, geometry: &Geometry<f64>) -> bool {
+        use geo::MapCoords;
         match self {
-            GeometryTest::Fence(fence) => fence.intersects_lonlat(geometry),
+            GeometryTest::Fence(fence, AnswerCrs::LonLat) => fence.intersects_lonlat(geometry),
+            GeometryTest::Fence(fence, AnswerCrs::LatLon) => {
+                fence.intersects_lonlat(&geometry.map_coords(|c| geo::Coord { x: c.y, y: c.x }))
+            }
+            GeometryTest::Fence(fence, AnswerCrs::WebMercator) => fence.intersects_lonlat(&geometry.map_coords(|c| {
+                let (lon, lat) = crate::spatial::lonlat_from_mercator(c.x, c.y);
+                geo::Coord { x: lon, y: lat }
+            })),
+            // Refused before forwarding (`precheck`); admit nothing if it ever gets here.
+            GeometryTest::Fence(_, AnswerCrs::Unknown) => false,
             #[cfg(test)]
             GeometryTest::Predicate(test) => test(geometry),
         }
@@ -298,7 +309,16 @@ impl GeoJsonFilter {
     /// has tiles, only features whose geometry intersects it.
     pub fn new(properties: Option<Arc<[String]>>, fence: Option<Arc<Fence>>) -> Self {
         let fence = fence.filter(|f| f.tiles().is_some());
-        Self::with_test(properties, fence.map(GeometryTest::Fence))
+        Self::with_test(properties, fence.map(|f| GeometryTest::Fence(f, AnswerCrs::LonLat)))
+    }
+
+    /// Reads geometries in `crs` (the order the request asked the upstream to write
+    /// them in) when testing them against the fence; RFC 7946 lon/lat by default.
+    pub fn with_answer_crs(mut self, crs: AnswerCrs) -> Self {
+        if let Some(GeometryTest::Fence(_, order)) = &mut self.geometry_test {
+            *order = crs;
+        }
+        self
     }
 
     fn with_test(properties: Option<Arc<[String]>>, geometry_test: Option<GeometryTest>) -> Self {

@@ -162,6 +162,8 @@ pub struct OgcRequest<'a> {
     pub body: Option<&'a [u8]>,
 }
 
+pub use crate::spatial::AnswerCrs;
+
 /// What a classified request is, what to do with its response, and what to forward.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Classified {
@@ -169,6 +171,8 @@ pub struct Classified {
     pub op: Operation,
     /// What the gateway must do with the upstream response.
     pub response: ResponseKind,
+    /// The coordinates of the answer's geometries (features only).
+    pub answer_crs: AnswerCrs,
     /// The output format the client asked for, as written (`OUTPUTFORMAT`, `INFO_FORMAT`,
     /// `FORMAT`, `f`, a REST extension), if it named one.
     pub format: Option<String>,
@@ -345,6 +349,7 @@ pub(crate) struct Parts {
     pub op: Operation,
     pub response: ResponseKind,
     pub format: Option<String>,
+    pub answer_crs: AnswerCrs,
 }
 
 impl Parts {
@@ -359,7 +364,13 @@ impl Parts {
             op: Operation { name, surface: Surface::Ogc, tier, layers, extent, properties: Vec::new() },
             response,
             format: None,
+            answer_crs: AnswerCrs::LonLat,
         }
+    }
+
+    pub(crate) fn with_answer_crs(mut self, crs: AnswerCrs) -> Parts {
+        self.answer_crs = crs;
+        self
     }
 
     pub(crate) fn with_format(mut self, format: Option<&str>) -> Parts {
@@ -373,7 +384,7 @@ impl Parts {
     }
 
     pub(crate) fn into_classified(self, forward: Forward) -> Classified {
-        Classified { op: self.op, response: self.response, format: self.format, forward }
+        Classified { op: self.op, response: self.response, answer_crs: self.answer_crs, format: self.format, forward }
     }
 }
 

@@ -128,7 +128,7 @@ impl Walk {
         }
         let permit = judge(&self.grant, &op, &self.path, 0).map_err(|d| format!("judge: {}", d.reason()))?;
         let obligations: &Obligations = permit.obligations();
-        precheck(&c.response, obligations).map_err(|r| format!("precheck: {}", r.reason()))?;
+        precheck(&c.response, c.answer_crs, obligations).map_err(|r| format!("precheck: {}", r.reason()))?;
         if c.response == ResponseKind::ApiDefinition {
             // `proxy::filter::apply` refuses it whatever the upstream answers.
             return Err("filter: the OGC API definition is never passed through (403)".into());

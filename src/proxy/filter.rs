@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 
 use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
 use crate::ogc::capabilities::{FenceView, LinkMap, Rewrite, TileLimits};
-use crate::ogc::{self, DataFormat, Protocol, ResponseKind};
+use crate::ogc::{self, AnswerCrs, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
 use crate::spatial::Fence;
@@ -48,12 +48,18 @@ pub struct FilterContext<'a> {
     pub quad_matrix_sets: &'a [String],
     /// OGC API item pages carry upstream `links[].href`: rewrite them while streaming.
     pub rewrite_links: bool,
+    /// The coordinates the answer's geometries are written in.
+    pub answer_crs: AnswerCrs,
 }
 
 /// Refuses, before anything is forwarded, a request whose answer the filter stage
 /// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
-pub fn precheck(kind: &ResponseKind, obligations: &Obligations) -> Result<(), Reject> {
+pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obligations) -> Result<(), Reject> {
     let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
+    if fenced && kind.feature_format().is_some() && answer_crs == AnswerCrs::Unknown {
+        // The geometry filter could not read the answer's coordinates.
+        return Err(Reject::Denied(crate::policy::Denial::UnsupportedCrs));
+    }
     match kind {
         ResponseKind::Features(format) | ResponseKind::Feature(format)
             if (obligations.properties.is_some() || fenced) && *format != DataFormat::Json =>
@@ -94,7 +100,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             };
             let out = ogc::service(*protocol)
                 .rewrite_capabilities(&body, &rw)
-                .ok_or_else(|| Reject::Internal(format!("{} has no capabilities document", protocol.as_str())))?
+                .ok_or_else(|| Reject::internal_bug(format!("{} has no capabilities document", protocol.as_str())))?
                 .map_err(|e| bad_document(format!("capabilities: {e}")))?;
             let out = match (protocol, properties) {
                 (Protocol::Api, Some(allowed)) => trim_property_schemas(&out, allowed)?,
@@ -110,14 +116,14 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             let links = (ctx.rewrite_links && *format == DataFormat::Json)
                 .then(|| LinkMap::new(ctx.upstream, ctx.public, ctx.token_query))
                 .transpose()
-                .map_err(|e| Reject::Internal(format!("cannot map upstream links: {e}")))?;
+                .map_err(|e| Reject::internal("cannot map upstream links", e))?;
             if properties.is_none() && fence.is_none() && links.is_none() {
                 return Ok(super::relay(res));
             }
             if *format != DataFormat::Json {
                 return Err(unfilterable(format));
             }
-            let mut filter = GeoJsonFilter::new(properties.cloned(), fence);
+            let mut filter = GeoJsonFilter::new(properties.cloned(), fence).with_answer_crs(ctx.answer_crs);
             if let Some(links) = links {
                 filter = filter.with_links(Arc::new(links));
             }
@@ -183,7 +189,7 @@ fn trim_property_schemas(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Rej
     let mut doc: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| bad_document(format!("OGC API metadata: {e}")))?;
     walk(&mut doc, allowed);
-    serde_json::to_vec(&doc).map_err(|e| Reject::Internal(format!("re-encoding OGC API metadata: {e}")))
+    serde_json::to_vec(&doc).map_err(|e| Reject::internal("re-encoding OGC API metadata", e))
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {

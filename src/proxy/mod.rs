@@ -89,8 +89,8 @@ impl Upstream {
         };
         match tokio::time::timeout(response_timeout, client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(response_timeout)),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
-            Ok(Err(e)) => Err(UpstreamError::Protocol(error_chain(&e))),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e.into())),
+            Ok(Err(e)) => Err(UpstreamError::Protocol(e.into())),
             Ok(Ok(res)) => Ok(res),
         }
     }
@@ -124,17 +124,6 @@ fn client(connect_timeout: Duration, settings: Option<&UpstreamTls>) -> HttpsCli
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(connector)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 /// Per-request facts the forwarded headers are built from.

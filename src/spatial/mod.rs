@@ -43,6 +43,49 @@ pub struct BBox {
     pub max_y: f64,
 }
 
+/// The coordinates the answer's geometries are written in, as the request asked for
+/// them (OGC API `crs`, WFS `SRSNAME`). The geometry filter reads the answer in this
+/// order; a fenced token's request for anything else is refused (`unsupported_crs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AnswerCrs {
+    /// Longitude, latitude (RFC 7946 GeoJSON, CRS84, the default).
+    #[default]
+    LonLat,
+    /// Latitude, longitude (EPSG:4326 in its authority's axis order: pygeoapi with
+    /// `crs=…/EPSG/0/4326`, WFS with a URN `SRSNAME`).
+    LatLon,
+    /// EPSG:3857 easting, northing in metres.
+    WebMercator,
+    /// A CRS or axis order the gateway cannot read.
+    Unknown,
+}
+
+impl AnswerCrs {
+    /// The answer CRS a CRS identifier names, with the identifier's axis order.
+    pub fn from_crs(resolved: Option<(Crs, AxisOrder)>) -> AnswerCrs {
+        match resolved {
+            Some((Crs::Wgs84, AxisOrder::XY)) => AnswerCrs::LonLat,
+            Some((Crs::Wgs84, AxisOrder::YX)) => AnswerCrs::LatLon,
+            Some((Crs::WebMercator, _)) => AnswerCrs::WebMercator,
+            None => AnswerCrs::Unknown,
+        }
+    }
+}
+
+/// EPSG:3857 easting and northing in metres to longitude and latitude in degrees.
+///
+/// ```
+/// use tilegate::spatial::lonlat_from_mercator;
+/// let (lon, lat) = lonlat_from_mercator(20_037_508.342_789_244, 0.0);
+/// assert!((lon - 180.0).abs() < 1e-9 && lat.abs() < 1e-9);
+/// ```
+pub fn lonlat_from_mercator(x: f64, y: f64) -> (f64, f64) {
+    (
+        mercator::lon_from_unit_x(mercator::unit_x_from_easting(x)),
+        mercator::lat_from_unit_y(mercator::unit_y_from_northing(y)),
+    )
+}
+
 /// Recognizes a CRS identifier and the axis order its authority defines for it.
 ///
 /// Accepts `EPSG:code`, the OGC URNs (`urn:ogc:def:crs:EPSG:[version]:code`, also

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::{Lookup, Store, StoreError};
 use crate::policy::{Access, AccessList, Grant};
+use crate::respond::ErrorChain;
 use crate::spatial::Fence;
 use crate::token::TokenHash;
 
@@ -189,7 +190,7 @@ impl GrantCache {
         let mut seq = match self.store.latest_seq().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the audit log; revocations by other processes are not seen");
+                tracing::error!(error = %ErrorChain(&e), "cannot read the audit log; revocations by other processes are not seen");
                 return;
             }
         };
@@ -206,7 +207,7 @@ impl GrantCache {
                     seq = newest;
                     version = v;
                 }
-                Err(e) => tracing::warn!(error = %e, "token store poll failed; retrying"),
+                Err(e) => tracing::warn!(error = %ErrorChain(&e), "token store poll failed; retrying"),
             }
         }
     }

@@ -2,7 +2,8 @@
 //! grant cache in front of it.
 //!
 //! Every blocking SQLite call goes through `Store::run` (`spawn_blocking`), so
-//! the reactor never waits on the disk. Token writes are durable (`synchronous =
+//! the reactor never waits on the disk. [`StoreError`] keeps the SQLite error as
+//! its `source()`; its `Display` is the context only. Token writes are durable (`synchronous =
 //! FULL`, WAL): a create that returned success survives a crash.
 
 mod cache;
@@ -25,16 +26,23 @@ use crate::token::TokenHash;
 /// A store failure. Never carries a token secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the token store `{path}`: {source}; check `store.path` and that its folder is writable")]
+    #[error("cannot open the token store `{path}` (check `store.path` and that its folder is writable)")]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("the token store `{path}` has schema version {found}, newer than this tilegate understands ({supported}); upgrade tilegate")]
     TooNew { path: PathBuf, found: i64, supported: i64 },
-    #[error("token store query failed: {0}")]
+    #[error("token store query failed")]
     Sqlite(#[from] rusqlite::Error),
     #[error("token store row is corrupt: {0}")]
     Corrupt(String),
+    /// A stored value that does not read back (or encode) as its type; `what`
+    /// names the row and column.
+    #[error("token store row is corrupt: {what}")]
+    CorruptValue { what: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("token store worker failed: {0}")]
     Worker(String),
+    /// The blocking task running a query panicked or was cancelled.
+    #[error("token store worker failed")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 /// A handle to the SQLite store; cheap to clone.
@@ -89,8 +97,7 @@ impl Store {
                 lock.lock().map_err(|_| StoreError::Worker("a store connection was poisoned by a panic".into()))?;
             f(&mut conn)
         })
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))?
+        .await?
     }
 
     /// Runs `f` on the writer connection on the current thread (CLI use).

@@ -162,12 +162,9 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
         ],
     )?;
     for a in &new.access {
-        let properties = a
-            .properties
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let properties = a.properties.as_ref().map(serde_json::to_string).transpose().map_err(|e| {
+            StoreError::CorruptValue { what: format!("property fence on {}", a.path_id), source: e.into() }
+        })?;
         let tiles: Vec<_> = a.fence.tiles().map(|t| t.collect()).unwrap_or_default();
         tx.execute(
             "INSERT INTO grants (token_id, path_id, tier, max_zoom, has_tiles, property_fence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -376,7 +373,10 @@ fn finish_record(conn: &Connection, partial: PartialRecord) -> Result<TokenRecor
     let mut tiles_stmt =
         conn.prepare_cached("SELECT zoom, x, y FROM fence_tiles WHERE token_id = ?1 AND path_id = ?2")?;
     for (path_id, tier, max_zoom, has_tiles, properties) in rows {
-        let tier: Tier = tier.parse().map_err(|e: crate::policy::UnknownTier| StoreError::Corrupt(e.to_string()))?;
+        let tier: Tier = tier.parse().map_err(|e: crate::policy::UnknownTier| StoreError::CorruptValue {
+            what: format!("tier of {id} on {path_id}"),
+            source: e.into(),
+        })?;
         let tiles: Option<Vec<(u32, u64, u64)>> = if has_tiles {
             let t = tiles_stmt.query_map(params![id, path_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Some(t.collect::<Result<_, _>>()?)
@@ -384,11 +384,10 @@ fn finish_record(conn: &Connection, partial: PartialRecord) -> Result<TokenRecor
             None
         };
         let fence = Fence::new(tiles.as_deref(), max_zoom)
-            .map_err(|e| StoreError::Corrupt(format!("fence of {id} on {path_id}: {e}")))?;
-        let properties = properties
-            .map(|p| serde_json::from_str::<Vec<String>>(&p))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("property fence of {id} on {path_id}: {e}")))?;
+            .map_err(|e| StoreError::CorruptValue { what: format!("fence of {id} on {path_id}"), source: e.into() })?;
+        let properties = properties.map(|p| serde_json::from_str::<Vec<String>>(&p)).transpose().map_err(|e| {
+            StoreError::CorruptValue { what: format!("property fence of {id} on {path_id}"), source: e.into() }
+        })?;
         record.access.push(AccessSpec { path_id, tier, fence, properties });
     }
     Ok(record)

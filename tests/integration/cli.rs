@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
+use serde_json::json;
+use tilegate::policy::Tier;
 
 use crate::support::TestGateway;
 
@@ -47,7 +49,10 @@ async fn cli_create_prints_the_token_then_the_id_and_list_never_shows_it() {
 }
 
 #[tokio::test]
-async fn cli_revocation_reaches_a_running_gateway_within_a_second() {
+async fn a_token_revoked_by_the_cli_is_refused_by_a_running_gateway() {
+    // How fast the revocation arrives (250 ms by design) is a benchmark figure, not
+    // a test assertion: on a loaded machine any bound here would be flaky. The test
+    // checks that it arrives at all, while the gateway holds the token as valid.
     let gw = TestGateway::start().await;
     let out = gw.cli(&["token", "create", "--path", "osm", "--tier", "view", "--description", "soon revoked"]);
     let stdout = String::from_utf8(out.stdout).expect("utf8");
@@ -62,9 +67,69 @@ async fn cli_revocation_reaches_a_running_gateway_within_a_second() {
         if status == StatusCode::UNAUTHORIZED {
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(1), "still {status} one second after the CLI revoked it");
+        assert!(revoked_at.elapsed() < Duration::from_secs(30), "still {status} 30 s after the CLI revoked it");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(gw.get("/ogc/xyz/osm/0/0/0", token).await.reason(), "revoked_token");
+}
+
+#[tokio::test]
+async fn token_create_refuses_what_the_token_api_refuses_with_the_same_message() {
+    let gw = TestGateway::start().await;
+    let root = gw.token(&[("world", Tier::Admin)]).await;
+    let tile = |z: u64, x: u64, y: u64| json!({ "zoom": z, "tileX": x, "tileY": y });
+    let cases: Vec<(&str, Vec<&str>, serde_json::Value)> = vec![
+        ("a tile outside its zoom", vec!["--tile", "5/40/3"], json!({ "geoFence": { "tiles": [tile(5, 40, 3)] } })),
+        ("maxZoom above the fence maximum", vec!["--max-zoom", "31"], json!({ "geoFence": { "maxZoom": 31 } })),
+        (
+            "a tile above maxZoom",
+            vec!["--max-zoom", "3", "--tile", "5/1/1"],
+            json!({ "geoFence": { "maxZoom": 3, "tiles": [tile(5, 1, 1)] } }),
+        ),
+        ("a property fence on a raster path", vec!["--property", "name"], json!({ "propertyFence": ["name"] })),
+    ];
+    for (name, flags, fence) in cases {
+        let mut access = fence;
+        access["accessTier"] = json!("view");
+        let api = gw
+            .create(&root, json!({ "accessList": [{ "pathId": "osm", "access": access }], "description": "x" }))
+            .await;
+        assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {}", api.text());
+        let msg = api.json()["detail"][0]["msg"].as_str().expect("msg").to_owned();
+        let mut args = vec!["token", "create", "--path", "osm", "--tier", "view", "--description", "x"];
+        args.extend(flags);
+        let out = gw.cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&msg), "{name}: the CLI does not say {msg:?}:\n{err}");
+        assert!(out.stdout.is_empty(), "{name}: no token is printed");
+    }
+
+    // Body-level rules: an unknown path and an expiry in the past.
+    let api = gw
+        .create(&root, json!({ "accessList": [{ "pathId": "nope", "access": { "accessTier": "view" } }], "description": "x", "expiresAt": "2020-01-01T00:00:00Z" }))
+        .await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", api.text());
+    let out = gw.cli(&[
+        "token",
+        "create",
+        "--path",
+        "nope",
+        "--tier",
+        "view",
+        "--expires-at",
+        "2020-01-01T00:00:00Z",
+        "--description",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for problem in api.json()["detail"].as_array().expect("problems") {
+        let msg = problem["msg"].as_str().expect("msg");
+        assert!(err.contains(msg), "the CLI does not say {msg:?}:\n{err}");
+    }
+    assert!(err.contains("--expires-at: must be in the future"), "{err}");
+    assert!(err.contains("--path `nope`: `nope` is not a declared path"), "{err}");
 }
 
 #[tokio::test]
@@ -74,9 +139,9 @@ async fn cli_input_errors_are_exit_2_and_config_errors_exit_64() {
         gw.cli(&["token", "create", "--path", "nope", "--tier", "viewplus", "--tile", "1/2/0", "--description", "x"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("`nope` is not declared"), "{err}");
-    assert!(err.contains("`viewplus` is not an access tier"), "{err}");
-    assert!(err.contains("tiles[0]"), "{err}");
+    assert!(err.contains("--path `nope`: `nope` is not a declared path; declared: `down`, `osm`"), "{err}");
+    assert!(err.contains("--tier `viewplus`: `viewplus` is not an access tier"), "{err}");
+    assert!(err.contains("--tile `1/2/0`: tile 2/0 does not exist at zoom 1"), "{err}");
 
     let out = gw.cli(&["check-config"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

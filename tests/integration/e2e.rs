@@ -299,3 +299,59 @@ async fn a_property_fenced_token_sees_only_its_properties() {
     assert!(!pg.requests().iter().any(|q| q.query.contains("5.4321")), "refused before anything reached pygeoapi");
     assert!(r.text().contains("application/geo+json"), "{}", r.text());
 }
+
+/// Regression (HIGH): with `crs=…/EPSG/0/4326` pygeoapi answers latitude first, and the
+/// geometry filter read it longitude first, so a feature outside the fence (Tromsø,
+/// north of the fence tile) was delivered and one inside (Mumbai) dropped. The filter
+/// now reads the answer in the CRS the request asked for; a CRS it cannot read is
+/// refused for a fenced token.
+#[tokio::test]
+async fn a_fenced_token_gets_the_same_features_whatever_crs_it_asks_for() {
+    let (gw, _, _) = gateway().await;
+    let fence = Fence::new(Some(&[(2, 2, 1)]), None).expect("fence");
+    let (token, _) = gw.token_with(&[("places", Tier::ViewPlus)], fence, Scope::All, None).await;
+    let names = |crs: &str| {
+        let path = format!("/ogc/api/places/collections/places/items?f=json&limit=100{crs}");
+        let gw = &gw;
+        let token = token.clone();
+        async move {
+            let r = gw.get(&path, &token).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+            let mut names: Vec<String> = r.json()["features"]
+                .as_array()
+                .expect("features")
+                .iter()
+                .map(|f| f["properties"]["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let lonlat = names("").await;
+    assert!(lonlat.contains(&"Mumbai".to_owned()) && !lonlat.contains(&"Tromso".to_owned()), "{lonlat:?}");
+    for crs in [
+        "&crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        "&crs=http://www.opengis.net/def/crs/EPSG/0/4326",
+        "&crs=http://www.opengis.net/def/crs/EPSG/0/3857",
+    ] {
+        assert_eq!(names(crs).await, lonlat, "{crs}");
+    }
+    let outside = gw
+        .get(
+            "/ogc/api/places/collections/places/items/tromso?f=json&crs=http://www.opengis.net/def/crs/EPSG/0/4326",
+            &token,
+        )
+        .await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND, "{}", outside.text());
+    let inside = gw
+        .get(
+            "/ogc/api/places/collections/places/items/mumbai?f=json&crs=http://www.opengis.net/def/crs/EPSG/0/4326",
+            &token,
+        )
+        .await;
+    assert_eq!(inside.status, StatusCode::OK, "{}", inside.text());
+    let r = gw
+        .get("/ogc/api/places/collections/places/items?f=json&crs=http://www.opengis.net/def/crs/EPSG/0/27700", &token)
+        .await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "unsupported_crs"), "{}", r.text());
+}

@@ -43,6 +43,8 @@ async fn a_slowloris_client_and_a_silent_one_are_disconnected_after_the_header_r
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
     let dripping = async {
         for i in 0..100 {
+            // Not a wait for a condition: the pause between header lines is the
+            // attack (a head that never completes, however long the client drips).
             tokio::time::sleep(Duration::from_millis(100)).await;
             if slow.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes()).await.is_err() {
                 return;

@@ -5,7 +5,9 @@
 
 mod support;
 
+mod attacks;
 mod cli;
+mod config;
 mod e2e;
 mod foundation;
 mod limits;

@@ -53,7 +53,9 @@ use crate::ogc::common::{
     bad, decode_segment, media_essence, name_list, path_allows, rendered_format, shown, unsupported,
 };
 use crate::ogc::tiles::matrix_tile_extent;
-use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+use crate::ogc::{
+    AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
+};
 
 pub mod capabilities;
 
@@ -261,7 +263,8 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
                     let properties = list_properties(kvp)?;
                     Ok(Parts::new("api.item", Tier::ViewPlus, layers, Extent::Unbounded, ResponseKind::Feature(format))
                         .with_format(f)
-                        .with_properties(properties))
+                        .with_properties(properties)
+                        .with_answer_crs(answer_crs(kvp)))
                 }
                 Method::PUT => write(req, kvp, path, "api.replaceItem", layers, Some(Body::Replace)),
                 Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
@@ -427,7 +430,14 @@ fn items(
     }
     Ok(Parts::new("api.items", Tier::ViewPlus, layers, extent, ResponseKind::Features(format))
         .with_format(f)
-        .with_properties(properties))
+        .with_properties(properties)
+        .with_answer_crs(answer_crs(kvp)))
+}
+
+/// The coordinates of the answer for `crs` (OGC API Features Part 2; CRS84 when absent):
+/// pygeoapi writes `…/EPSG/0/4326` latitude first.
+fn answer_crs(kvp: &Kvp) -> AnswerCrs {
+    kvp.get_nonempty("CRS").map_or(AnswerCrs::LonLat, |id| AnswerCrs::from_crs(crs_from_identifier(id)))
 }
 
 /// `properties=a,b`: the properties a response should carry.
@@ -514,7 +524,7 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcE
         )));
     }
     let body = req.body.filter(|b| !b.is_empty()).ok_or_else(|| bad("the request has no body"))?;
-    let value: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = crate::json::parse_strict(body).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
     let mut out = Vec::new();
     match (kind, value.get("type").and_then(Value::as_str)) {
         (Body::Create, Some("FeatureCollection")) => {

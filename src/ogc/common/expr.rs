@@ -597,7 +597,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Parsers differ on which of two same-named members wins (see `crate::json`).
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format!("member `{key}` is given twice in one object")));
+            }
+            seen.push(key.clone());
             if key == "property" {
                 let name: Cow<'de, str> = map
                     .next_value()
@@ -860,7 +866,6 @@ mod tests {
             ),
             (r#"{"op":"=","args":[{"property":"a"},{"property":"a"}]}"#, &["a"]),
             (r#"{"op":"=","args":[{"propert\u0079":"secret"},1]}"#, &["secret"]),
-            (r#"{"op":"=","args":[{"property":"first","property":"second"},1]}"#, &["first", "second"]),
             (r#"{"op":"=","args":["property",{"value":"property"}]}"#, &[]),
             (r#"{"op":"=","args":[{"property":"na\"me"},1]}"#, &["na\"me"]),
             ("true", &[]),
@@ -873,6 +878,7 @@ mod tests {
     #[test]
     fn cql2_json_refuses_what_it_cannot_read() {
         let cases = [
+            r#"{"op":"=","args":[{"property":"first","property":"second"},1]}"#,
             r#"{"op":"=","args":[{"property":1},1]}"#,
             r#"{"op":"=","args":[{"property":{"property":"x"}},1]}"#,
             r#"{"op":"=","args":[{"property":""},1]}"#,
@@ -883,5 +889,12 @@ mod tests {
         for json in cases {
             assert!(cql2_json_properties(json).is_err(), "{json} should be refused");
         }
+    }
+
+    /// Regression: a repeated member is read differently by different parsers.
+    #[test]
+    fn cql2_json_with_a_repeated_member_is_unreadable() {
+        let dup = r#"{"op":"=","args":[{"property":"name"},"a"],"args":[{"property":"owner"},"b"]}"#;
+        assert!(cql2_json_properties(dup).is_err());
     }
 }

@@ -10,7 +10,8 @@
 //!   (so that no Unicode case folding upstream can turn an unknown name into a known one);
 //!   values keep their case;
 //! - each protocol's aliases ([`Dialect`]) map to one canonical key; a name given twice
-//!   after folding, or an alias together with its twin, is refused;
+//!   after folding, or an alias together with a twin of another value, is refused
+//!   (twins with the same value are one parameter, and both are forwarded);
 //! - keys listed as repeatable (WCS `SUBSET`) may repeat and are read with [`Kvp::all`].
 //!
 //! [`Kvp::encode`] writes the pairs back in their original order and spelling, so the
@@ -132,9 +133,12 @@ impl Kvp {
     /// let kvp = Kvp::parse("LAYER%53=a+b", Dialect::WMS).unwrap();
     /// assert_eq!(kvp.get("LAYERS"), Some("a b"));
     ///
-    /// // duplicates after case folding, and alias twins, are refused
+    /// // duplicates after case folding, and alias twins that disagree, are refused
     /// assert!(Kvp::parse("LAYERS=a&layers=b", Dialect::WMS).is_err());
+    /// assert!(Kvp::parse("LAYERS=a&layers=a", Dialect::WMS).is_err());
     /// assert!(Kvp::parse("TYPENAME=a&TYPENAMES=b", Dialect::WFS).is_err());
+    /// // alias twins that agree are one parameter (QGIS sends both in WFS 2.0)
+    /// assert_eq!(Kvp::parse("TYPENAMES=ms:lakes&TYPENAME=ms:lakes", Dialect::WFS).unwrap().get("TYPENAMES"), Some("ms:lakes"));
     /// // ...except keys the protocol repeats
     /// assert_eq!(Kvp::parse("SUBSET=Lat(1,2)&subset=Long(3,4)", Dialect::WCS).unwrap().all("SUBSET").count(), 2);
     ///
@@ -175,6 +179,13 @@ impl Kvp {
         let key = dialect.canonical(&upper).to_owned();
         if !dialect.repeatable.contains(&key.as_str()) {
             if let Some(prev) = self.pairs.iter().find(|p| p.key == key) {
+                // QGIS sends WFS 2.0 `TYPENAMES=a&TYPENAME=a`: alias twins that say the
+                // same thing are one parameter (both are forwarded; they agree).
+                let twin = !prev.name.eq_ignore_ascii_case(&name) && prev.value == value;
+                if twin && !self.pairs.iter().any(|p| p.key == key && p.name.eq_ignore_ascii_case(&name)) {
+                    self.pairs.push(Pair { name, key, value });
+                    return Ok(());
+                }
                 return Err(if prev.name.eq_ignore_ascii_case(&name) {
                     bad(format!("parameter `{upper}` is given more than once"))
                 } else {
@@ -285,11 +296,15 @@ mod tests {
             "LAYERS=a&layers=b",
             "LAYERS=a&LAYERS=a",
             "LAYERS=a&LAYER%53=b",
-            "SRS=EPSG:4326&CRS=EPSG:4326",
-            "X=1&I=1",
-            "y=1&J=1",
+            "SRS=EPSG:4326&CRS=EPSG:3857",
+            "X=1&I=2",
+            "y=1&J=2",
+            "X=1&I=1&x=1",
         ] {
             assert!(matches!(parse(q), Err(OgcError::BadRequest(_))), "{q}");
+        }
+        for q in ["SRS=EPSG:4326&CRS=EPSG:4326", "X=1&I=1"] {
+            assert_eq!(parse(q).expect("twins that agree").pairs().len(), 2, "{q}");
         }
         let e = parse("SRS=a&crs=b").unwrap_err().to_string();
         assert!(e.contains("`SRS` and `CRS` are the same parameter"), "{e}");

@@ -189,22 +189,69 @@ pub(crate) enum Rendered {
     Mvt,
 }
 
-/// Checks that a rendering operation asks for an image (`image/*` or a raster file
-/// extension) or, when `allow_mvt`, a vector tile. Servers also render GeoJSON, UTFGrid,
-/// KML or vector tiles through GetMap/GetTile, which would hand raw attributes to a
-/// `view` token; those formats are refused.
+/// Raster image subtypes (`image/<subtype>`) and bare format keywords a rendering
+/// operation may return. Vector image formats (SVG, PDF) carry the features' geometry
+/// and often their attributes, so they count as data, not as rendered output.
+const RASTER_SUBTYPES: &[&str] = &[
+    "png",
+    "png8",
+    "png24",
+    "png32",
+    "jpeg",
+    "jpg",
+    "gif",
+    "webp",
+    "tiff",
+    "tif",
+    "geotiff",
+    "bmp",
+    "vnd.jpeg-png",
+    "vnd.jpeg-png8",
+];
+
+/// Checks that a rendering operation asks for a raster image or, when `allow_mvt`, a
+/// vector tile. The media type is parsed exactly (`type/subtype` tokens, then
+/// `;`-separated `name=value` parameters): `image/../application/json` and
+/// `image/svg+xml` are not images. Servers also render GeoJSON, UTFGrid, KML, SVG, PDF
+/// or vector tiles through GetMap/GetTile, which would hand raw attributes to a `view`
+/// token; those formats are refused.
+///
+/// ```text
+/// image/png, image/png; mode=8bit, IMAGE/JPEG, png8 → image
+/// image/svg+xml, application/pdf, image/../application/json, image/png/x → refused
+/// ```
 pub(crate) fn rendered_format(format: &str, param: &str, op_name: &str, allow_mvt: bool) -> Result<Rendered, OgcError> {
     let lower = format.trim().to_ascii_lowercase();
-    if lower.starts_with("image/")
-        || matches!(lower.as_str(), "png" | "png8" | "jpg" | "jpeg" | "gif" | "webp" | "tif" | "tiff")
-    {
+    if is_raster_image(&lower) {
         return Ok(Rendered::Image);
     }
     if allow_mvt && DataFormat::from_media_type(&lower) == DataFormat::Mvt {
         return Ok(Rendered::Mvt);
     }
-    let what = if allow_mvt { "an image or vector tile" } else { "an image" };
+    let what = if allow_mvt { "a raster image or vector tile" } else { "a raster image" };
     Err(bad(format!("{param}: `{}` is not {what} format; {op_name} serves rendered output only", shown(format))))
+}
+
+/// True for `image/<raster subtype>` with well-formed parameters, or a bare raster keyword.
+fn is_raster_image(lower: &str) -> bool {
+    let mut parts = lower.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    let params_ok = parts.all(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        let v = v.trim().trim_matches('"');
+        is_token(k.trim()) && !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:+".contains(&b))
+    });
+    let subtype = match essence.split_once('/') {
+        Some(("image", sub)) => sub,
+        Some(_) => return false,
+        None => essence,
+    };
+    params_ok && RASTER_SUBTYPES.contains(&subtype)
+}
+
+/// An RFC 9110 token (media type and parameter names).
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Strictly percent-decodes one path segment that names something (layer, collection,
@@ -241,4 +288,37 @@ fn is_ncname(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    /// Regression: `FORMAT` was a prefix match, so `image/../application/json` and
+    /// `image/svg+xml` (vector output with the features' geometry) passed as images.
+    #[test]
+    fn rendered_formats_are_parsed_exactly() {
+        for ok in ["image/png", "image/png; mode=8bit", "IMAGE/JPEG", "png8", "image/vnd.jpeg-png", "image/webp"] {
+            assert_eq!(rendered_format(ok, "FORMAT", "wms.GetMap", false).unwrap(), Rendered::Image, "{ok}");
+        }
+        for refused in [
+            "image/svg+xml",
+            "image/svg",
+            "application/pdf",
+            "image/../application/json",
+            "image/png/x",
+            "image/png;",
+            "image/png; a=<b>",
+            "image/",
+            "image/x-anything",
+            "application/json",
+            "text/html",
+        ] {
+            assert!(rendered_format(refused, "FORMAT", "wms.GetMap", false).is_err(), "{refused}");
+        }
+        assert_eq!(
+            rendered_format("application/vnd.mapbox-vector-tile", "FORMAT", "wmts.GetTile", true).unwrap(),
+            Rendered::Mvt
+        );
+    }
 }

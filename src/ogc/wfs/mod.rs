@@ -41,7 +41,7 @@ use crate::ogc::common::expr::kvp_filter_properties;
 use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_crs};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{bad, check_allowed, name_list, paren_groups, request_name, shown, unsupported, xml_property};
-use crate::ogc::{DataFormat, OgcError, Parts, Protocol, ResponseKind};
+use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
 
 pub mod capabilities;
 mod xml;
@@ -183,7 +183,26 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
         return Err(bad("VALUEREFERENCE is required for wfs.GetPropertyValue"));
     }
     kvp_filter_properties(kvp, &mut properties)?;
-    Ok(Parts::new(name, tier, layers, extent, response).with_format(output).with_properties(properties))
+    let answer_crs = kvp.get_nonempty("SRSNAME").map_or(AnswerCrs::LonLat, |srs| answer_crs(srs, version));
+    Ok(Parts::new(name, tier, layers, extent, response)
+        .with_format(output)
+        .with_properties(properties)
+        .with_answer_crs(answer_crs))
+}
+
+/// The coordinates a GeoJSON answer is written in for `SRSNAME`. The URN and
+/// `http://www.opengis.net/def/crs/…` forms follow the authority's axis order on every
+/// server; the short `EPSG:4326` form does not (GeoServer writes longitude first,
+/// MapServer latitude first in WFS 1.1 and 2.0), so for a fenced token it is
+/// [`AnswerCrs::Unknown`] and refused; in WFS 1.0 it is longitude first everywhere.
+/// Without `SRSNAME` the answer is taken as longitude first.
+pub(crate) fn answer_crs(srs: &str, version: &str) -> AnswerCrs {
+    let short = srs.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
+    match AnswerCrs::from_crs(crate::spatial::crs_from_identifier(srs)) {
+        AnswerCrs::LonLat | AnswerCrs::LatLon if short && version != "1.0.0" => AnswerCrs::Unknown,
+        AnswerCrs::LatLon if short => AnswerCrs::LonLat,
+        other => other,
+    }
 }
 
 /// VERSION, required outside GetCapabilities: it decides parameter names and axis order.
@@ -526,8 +545,8 @@ mod tests {
             ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&VIEWPARAMS=a:1", false),
             ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&COUNT=-1", false),
             ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&RESULTTYPE=all", false),
-            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=roads&TYPENAMES=roads", false),
-            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&MAXFEATURES=1&COUNT=1", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=roads&TYPENAMES=rivers", false),
+            ("SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&MAXFEATURES=1&COUNT=2", false),
         ] {
             let e = run(Protocol::Wfs, query).unwrap_err();
             assert_eq!(matches!(e, OgcError::NotSupported(_)), unsupported, "{query}: {e}");
@@ -562,5 +581,40 @@ mod tests {
             assert!(matches!(e, OgcError::NotSupported(_)), "{filter}: {e}");
         }
         assert!(run(Protocol::Wfs, q("FILTER=%3C!DOCTYPE%20x%3E%3CFilter%2F%3E")).is_err());
+    }
+
+    /// Regression (QGIS's default WFS 2.0 connection): `TYPENAMES` and `TYPENAME` with the
+    /// same value were refused as duplicates; with different values they still are.
+    #[test]
+    fn qgis_wfs20_typenames_and_typename_twins_are_one_parameter() {
+        let q = "SERVICE=WFS&REQUEST=DescribeFeatureType&VERSION=2.0.0&TYPENAMES=roads&TYPENAME=roads";
+        let c = ok(Protocol::Wfs, q);
+        assert_eq!(c.op.layers, vec!["roads"]);
+        assert_eq!(c.forward.query, q, "both twins are forwarded as judged");
+        let e =
+            err(Protocol::Wfs, "SERVICE=WFS&REQUEST=DescribeFeatureType&VERSION=2.0.0&TYPENAMES=roads&TYPENAME=secret");
+        assert!(e.to_string().contains("same parameter"), "{e}");
+    }
+
+    /// The geometry filter reads a GeoJSON answer in the order `SRSNAME` asked for; the
+    /// short `EPSG:4326` form is written differently by GeoServer and MapServer.
+    #[test]
+    fn srsname_decides_how_the_answer_is_read() {
+        let q = |srs: &str, v: &str| {
+            let query = format!("SERVICE=WFS&VERSION={v}&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json&SRSNAME={srs}");
+            ok(Protocol::Wfs, Box::leak(query.into_boxed_str())).answer_crs
+        };
+        assert_eq!(
+            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads").answer_crs,
+            AnswerCrs::LonLat
+        );
+        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "2.0.0"), AnswerCrs::LatLon);
+        assert_eq!(q("http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), AnswerCrs::LatLon);
+        assert_eq!(q("urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0"), AnswerCrs::LonLat);
+        assert_eq!(q("EPSG:3857", "2.0.0"), AnswerCrs::WebMercator);
+        assert_eq!(q("EPSG:4326", "2.0.0"), AnswerCrs::Unknown);
+        assert_eq!(q("EPSG:4326", "1.1.0"), AnswerCrs::Unknown);
+        assert_eq!(q("EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
+        assert_eq!(q("EPSG:27700", "2.0.0"), AnswerCrs::Unknown);
     }
 }

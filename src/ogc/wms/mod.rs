@@ -28,7 +28,7 @@ use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::expr::kvp_filter_properties;
-use crate::ogc::common::geo::{bbox, check_ordered, numbers, uint};
+use crate::ogc::common::geo::{bbox, check_ordered, number, numbers, uint};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{
     bad, check_allowed, name_list, path_allows, rendered_format, request_name, shown, unsupported,
@@ -212,7 +212,8 @@ fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<(Extent, (u
     let extent = match judged_crs(crs_id, wms13) {
         Some((crs, order)) => {
             let b = bbox(crs, order, values, false, "BBOX")?;
-            Extent::BBox { bbox: b, zoom: Some(effective_zoom(&b, width, height)) }
+            let zoom = effective_zoom(&b, width, height) + dpi_zoom_offset(kvp)?;
+            Extent::BBox { bbox: b, zoom: Some(zoom) }
         }
         None => {
             check_ordered(values, "BBOX")?;
@@ -233,6 +234,38 @@ pub(crate) fn judged_crs(crs_id: &str, wms13: bool) -> Option<(crate::spatial::C
     let simple =
         crs_id.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:")) || crs_id.eq_ignore_ascii_case("CRS:84");
     crs_from_identifier(crs_id).filter(|_| simple).map(|(crs, _)| (crs, AxisOrder::XY))
+}
+
+/// The OGC standard rendering pixel, 0.28 mm, as dots per inch.
+const STANDARD_DPI: f64 = 25.4 / 0.28;
+
+/// How many zoom levels finer than its pixels a map is rendered when the request asks
+/// for a resolution below the OGC standard: servers compute the map scale from the
+/// pixel size, so `DPI=45` on a zoom-10 box renders zoom-11 detail (scale-dependent
+/// layers, labels). Read from every spelling the mainstream servers accept — `DPI`
+/// (GeoServer, QGIS Server), `MAP_RESOLUTION` (MapServer, QGIS Server) and
+/// `FORMAT_OPTIONS=dpi:N` (GeoServer) — taking the lowest. A DPI at or above the
+/// standard renders no finer than the pixels, so it adds nothing.
+fn dpi_zoom_offset(kvp: &Kvp) -> Result<f64, OgcError> {
+    let format_dpi = kvp.get_nonempty("FORMAT_OPTIONS").into_iter().flat_map(|v| v.split(';')).filter_map(|o| {
+        let (k, v) = o.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("dpi").then_some(v)
+    });
+    let mut lowest = STANDARD_DPI;
+    for (raw, param) in kvp
+        .get_nonempty("DPI")
+        .map(|v| (v, "DPI"))
+        .into_iter()
+        .chain(kvp.get_nonempty("MAP_RESOLUTION").map(|v| (v, "MAP_RESOLUTION")))
+        .chain(format_dpi.map(|v| (v, "FORMAT_OPTIONS")))
+    {
+        let dpi = number(raw.trim(), param)?;
+        if !(1.0..=10_000.0).contains(&dpi) {
+            return Err(bad(format!("{param}: `{}` is not a resolution between 1 and 10000 dpi", shown(raw))));
+        }
+        lowest = lowest.min(dpi);
+    }
+    Ok((STANDARD_DPI / lowest).log2())
 }
 
 /// A WIDTH or HEIGHT: 1 ..= max_image_size.
@@ -447,7 +480,7 @@ mod tests {
         for bad in [
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=256&J=20",
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=20",
-            "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=2&X=1",
+            "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=2&X=3",
         ] {
             assert!(run(Protocol::Wms, bad).is_err(), "{bad}");
         }
@@ -501,5 +534,33 @@ mod tests {
             assert!(e.to_string().starts_with("FORMAT:"), "{format}: {e}");
         }
         assert!(run(Protocol::Wms, "REQUEST=GetLegendGraphic&LAYER=roads&FORMAT=application/json").is_err());
+    }
+
+    /// Regression: `DPI`, `MAP_RESOLUTION` and `FORMAT_OPTIONS=dpi:` change the scale a
+    /// server renders at, so a low DPI drew finer detail than maxZoom allows.
+    #[test]
+    fn a_low_dpi_raises_the_effective_zoom() {
+        let base = "VERSION=1.3.0&REQUEST=GetMap&LAYERS=roads&STYLES=&CRS=EPSG:3857&BBOX=0,0,39135.76,39135.76&WIDTH=256&HEIGHT=256&FORMAT=image/png";
+        let zoom = |extra: &str| match run(Protocol::Wms, Box::leak(format!("{base}{extra}").into_boxed_str())) {
+            Ok(c) => match c.op.extent {
+                Extent::BBox { zoom: Some(z), .. } => Ok(z),
+                other => panic!("{other:?}"),
+            },
+            Err(e) => Err(e),
+        };
+        let plain = zoom("").unwrap();
+        assert!((plain - 10.0).abs() < 0.01, "{plain}");
+        for extra in
+            ["&DPI=45.35", "&MAP_RESOLUTION=45.35", "&FORMAT_OPTIONS=dpi:45.35", "&DPI=200&MAP_RESOLUTION=45.35"]
+        {
+            let z = zoom(extra).unwrap();
+            assert!((z - 11.0).abs() < 0.01, "{extra}: {z}");
+        }
+        for extra in ["&DPI=96", "&DPI=300", "&FORMAT_OPTIONS=antialias:full;dpi:180"] {
+            assert!((zoom(extra).unwrap() - plain).abs() < 1e-9, "{extra}");
+        }
+        for extra in ["&DPI=0", "&DPI=abc", "&MAP_RESOLUTION=-5", "&FORMAT_OPTIONS=dpi:1e9"] {
+            assert!(zoom(extra).is_err(), "{extra}");
+        }
     }
 }

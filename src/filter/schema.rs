@@ -10,12 +10,12 @@
 
 use std::ops::Range;
 
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::BytesStart;
 use quick_xml::name::{QName, ResolveResult};
-use quick_xml::NsReader;
 use serde_json::Value;
 
 use super::FilterError;
+use crate::ogc::common::xml::{DocTypePolicy, Hardened, Token, XmlError};
 
 /// GML property types that hold geometry (GML 2, 3.1, 3.2).
 const GML_GEOMETRY_TYPES: &[&[u8]] = &[
@@ -53,8 +53,9 @@ const GML_GEOMETRY_TYPES: &[&[u8]] = &[
 /// inside a property's own inline type go or stay with that property.
 ///
 /// Top-level element declarations, imports and everything else are kept byte for
-/// byte; a removed declaration takes its leading whitespace with it. DOCTYPE
-/// declarations are refused.
+/// byte; a removed declaration takes its leading whitespace with it. The document is
+/// read through the shared hardened reader (`ogc::common::xml::Hardened`): DOCTYPE
+/// declarations, undeclared entities, a second root and deep nesting are refused.
 ///
 /// ```
 /// use tilegate::filter::trim_describe_feature_type;
@@ -69,33 +70,26 @@ const GML_GEOMETRY_TYPES: &[&[u8]] = &[
 /// assert!(out.contains(r#"name="geom""#) && out.contains(r#"name="name""#) && !out.contains("secret"));
 /// ```
 pub fn trim_describe_feature_type(xml: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterError> {
-    let mut reader = NsReader::from_reader(xml);
+    let mut reader = Hardened::new(xml, DocTypePolicy::Refuse).map_err(invalid)?;
     let mut out = Vec::with_capacity(xml.len());
     let mut copied = 0usize;
     // For each open element: is it a complexType.
     let mut open: Vec<bool> = Vec::new();
-    let mut saw_root = false;
-    let invalid =
-        |reader: &NsReader<&[u8]>, reason: String| FilterError::InvalidXml { offset: reader.error_position(), reason };
     loop {
-        let before = to_usize(reader.buffer_position());
-        let event = reader.read_event().map_err(|e| invalid(&reader, e.to_string()))?;
-        let after = to_usize(reader.buffer_position());
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                saw_root = true;
-                let is_empty = matches!(event, Event::Empty(_));
+        let before = to_usize(reader.position());
+        let token = reader.next().map_err(invalid)?;
+        let after = to_usize(reader.position());
+        match token {
+            Token::Start(ref start) | Token::Empty(ref start) => {
+                let is_empty = matches!(token, Token::Empty(_));
                 let local = start.local_name();
                 // A property declaration is an element inside exactly one complexType:
                 // the feature type, named or anonymous. Deeper ones belong to a property.
                 let is_property = local.as_ref() == b"element" && open.iter().filter(|&&c| c).count() == 1;
                 if is_property && !keep_declaration(&reader, start, allowed)? {
-                    let end = if is_empty {
-                        after
-                    } else {
-                        reader.read_to_end(start.name()).map_err(|e| invalid(&reader, e.to_string()))?;
-                        to_usize(reader.buffer_position())
-                    };
+                    // A removed declaration is still read through: nothing it holds
+                    // escapes the hardened reader's checks.
+                    let end = if is_empty { after } else { to_usize(reader.skip_element().map_err(invalid)?) };
                     let mut from = before;
                     while from > copied && xml.get(from - 1).is_some_and(u8::is_ascii_whitespace) {
                         from -= 1;
@@ -108,24 +102,20 @@ pub fn trim_describe_feature_type(xml: &[u8], allowed: &[String]) -> Result<Vec<
                     open.push(local.as_ref() == b"complexType");
                 }
             }
-            Event::End(_) => {
+            Token::End(_) => {
                 open.pop();
             }
-            Event::DocType(_) => {
-                return Err(invalid(&reader, "DOCTYPE declarations are not accepted".into()));
-            }
-            Event::Eof => break,
+            Token::Eof => break,
             _ => {}
         }
     }
-    if !saw_root || !open.is_empty() {
-        return Err(FilterError::InvalidXml {
-            offset: to_usize(reader.buffer_position()) as u64,
-            reason: "the document has no complete root element".into(),
-        });
-    }
     out.extend_from_slice(xml.get(copied..).unwrap_or_default());
     Ok(out)
+}
+
+/// The hardened reader's refusal, with its byte offset.
+fn invalid(e: XmlError) -> FilterError {
+    FilterError::InvalidXml { offset: e.offset, reason: e.kind.to_string() }
 }
 
 fn to_usize(position: u64) -> usize {
@@ -133,14 +123,14 @@ fn to_usize(position: u64) -> usize {
 }
 
 /// Whether a property declaration stays: its name is allowed or it holds geometry.
-fn keep_declaration(reader: &NsReader<&[u8]>, start: &BytesStart<'_>, allowed: &[String]) -> Result<bool, FilterError> {
+fn keep_declaration(reader: &Hardened<'_>, start: &BytesStart<'_>, allowed: &[String]) -> Result<bool, FilterError> {
     let attribute = |name: &str| -> Result<Option<String>, FilterError> {
         let attr = start
             .try_get_attribute(name)
-            .map_err(|e| FilterError::InvalidXml { offset: reader.buffer_position(), reason: e.to_string() })?;
+            .map_err(|e| FilterError::InvalidXml { offset: reader.position(), reason: e.to_string() })?;
         attr.map(|a| {
             a.unescape_value().map(|v| v.into_owned()).map_err(|e| FilterError::InvalidXml {
-                offset: reader.buffer_position(),
+                offset: reader.position(),
                 reason: format!("attribute `{name}`: {e}"),
             })
         })
@@ -492,6 +482,29 @@ mod tests {
         ] {
             assert!(trim_describe_feature_type(xml.as_bytes(), &[]).is_err(), "{xml}");
         }
+    }
+
+    #[test]
+    fn describe_feature_type_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let bomb = r#"<!DOCTYPE schema [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><schema><complexType><sequence><element name="&l2;"/></sequence></complexType></schema>"#;
+        let e = trim_describe_feature_type(bomb.as_bytes(), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "upstream schema is not readable XML at byte 0: DOCTYPE declarations are refused");
+        let e = trim_describe_feature_type(br#"<schema><x a="&l2;"/></schema>"#, &[]).unwrap_err();
+        assert!(matches!(&e, FilterError::InvalidXml { offset: 8, reason } if reason.contains("`&l2;`")), "{e}");
+    }
+
+    #[test]
+    fn describe_feature_type_with_an_entity_inside_a_removed_declaration_is_refused() {
+        // The removed declaration used to be skipped unread.
+        let xsd = r#"<schema><complexType><sequence><element name="secret"><annotation>&e;</annotation></element></sequence></complexType></schema>"#;
+        assert!(trim_describe_feature_type(xsd.as_bytes(), &[]).is_err());
+        let two_roots =
+            r#"<schema><complexType><sequence><element name="a"/></sequence></complexType></schema><schema/>"#;
+        assert!(trim_describe_feature_type(two_roots.as_bytes(), &[]).is_err(), "a second root");
+        let bom =
+            "\u{feff}<schema><complexType><sequence>\n  <element name=\"secret\"/></sequence></complexType></schema>";
+        let out = trim_describe_feature_type(bom.as_bytes(), &[]).unwrap();
+        assert_eq!(out, "\u{feff}<schema><complexType><sequence></sequence></complexType></schema>".as_bytes());
     }
 
     const PYGEOAPI_QUERYABLES: &str = r#"{

@@ -417,7 +417,7 @@ pub(crate) fn kvp_only(req: &OgcRequest<'_>) -> Result<(), OgcError> {
     )))
 }
 
-/// A protocol's classifier for XML POST bodies (WFS).
+/// A protocol's reader for XML POST bodies.
 pub(crate) type XmlClassifier = fn(&OgcRequest<'_>, &PathConfig) -> Result<Classified, OgcError>;
 
 /// WMS, WFS, WCS and WMTS KVP: GET/HEAD query or form POST, judged by the protocol's

@@ -135,7 +135,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 })?;
                 return Ok(rebuild(parts, out));
             }
-            Ok(stream_geojson(res, filter))
+            stream_geojson(res, filter)
         }
         ResponseKind::Schema(format) => {
             let Some(allowed) = properties else { return Ok(super::relay(res)) };
@@ -281,45 +281,75 @@ fn rebuild(mut parts: http::response::Parts, body: Vec<u8>) -> Response<Body> {
     Response::from_parts(parts, crate::respond::full(body))
 }
 
-/// Streams a GeoJSON body through the filter: constant memory per chunk (plus one
-/// feature when a geometry filter holds it), chunked to the client.
-fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Response<Body> {
+/// Streams a GeoJSON body through the filter: bounded memory per frame (plus one
+/// feature when a geometry filter holds it), chunked to the client. A content coding
+/// the gateway cannot undo is a 502 before anything is sent.
+fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Result<Response<Body>, Reject> {
     let (mut parts, body) = res.into_parts();
     super::headers::sanitize_response(&mut parts.headers);
-    let decoder = match parts.headers.remove(header::CONTENT_ENCODING).as_ref().and_then(|v| v.to_str().ok()) {
+    let coding = parts.headers.remove(header::CONTENT_ENCODING);
+    let decoder = match coding.as_ref().and_then(|v| v.to_str().ok()).map(str::trim) {
         Some("gzip" | "x-gzip") => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
         Some("deflate") => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
         None | Some("identity") => Decoder::Identity,
-        Some(_) => Decoder::Unsupported,
+        Some(other) => return Err(bad_document(format!("content coding `{other}` cannot be filtered"))),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::ETAG);
-    let body = FilteredBody { inner: body, filter, decoder, done: false };
-    Response::from_parts(parts, body.boxed())
+    let body = FilteredBody { inner: body, filter, decoder, pending: Bytes::new(), done: false };
+    Ok(Response::from_parts(parts, body.boxed()))
 }
+
+/// How much compressed input is inflated at a time: deflate expands at most about
+/// 1032:1, so one step produces about a megabyte at the most.
+const INFLATE_STEP: usize = 1024;
+/// A frame is sent once this much filtered output has gathered.
+const FRAME_BYTES: usize = 256 << 10;
 
 enum Decoder {
     Identity,
     Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
     Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
-    Unsupported,
 }
 
 impl Decoder {
-    /// Decoded bytes of `chunk` (borrowed when there is no coding).
-    fn decode(&mut self, chunk: Bytes) -> Result<Bytes, FilterStreamError> {
+    /// Decoded bytes of one step of input (borrowed when there is no coding).
+    fn decode(&mut self, input: Bytes) -> Result<Bytes, FilterStreamError> {
         let take = |w: &mut Vec<u8>| Bytes::from(std::mem::take(w));
         match self {
-            Decoder::Identity => Ok(chunk),
+            Decoder::Identity => Ok(input),
             Decoder::Gzip(d) => {
-                d.write_all(&chunk).map_err(FilterStreamError::Decode)?;
+                d.write_all(&input).map_err(FilterStreamError::Decode)?;
                 Ok(take(d.get_mut()))
             }
             Decoder::Deflate(d) => {
-                d.write_all(&chunk).map_err(FilterStreamError::Decode)?;
+                d.write_all(&input).map_err(FilterStreamError::Decode)?;
                 Ok(take(d.get_mut()))
             }
-            Decoder::Unsupported => Err(FilterStreamError::Decode(std::io::Error::other("unsupported content coding"))),
+        }
+    }
+
+    /// What the decoder still holds at the end of the stream (a truncated stream is an error).
+    fn finish(&mut self) -> Result<Bytes, FilterStreamError> {
+        let take = |w: &mut Vec<u8>| Bytes::from(std::mem::take(w));
+        match self {
+            Decoder::Identity => Ok(Bytes::new()),
+            Decoder::Gzip(d) => {
+                d.try_finish().map_err(FilterStreamError::Decode)?;
+                Ok(take(d.get_mut()))
+            }
+            Decoder::Deflate(d) => {
+                d.try_finish().map_err(FilterStreamError::Decode)?;
+                Ok(take(d.get_mut()))
+            }
+        }
+    }
+
+    /// Identity input passes whole; coded input is inflated a step at a time.
+    fn step(&self) -> usize {
+        match self {
+            Decoder::Identity => usize::MAX,
+            Decoder::Gzip(_) | Decoder::Deflate(_) => INFLATE_STEP,
         }
     }
 }
@@ -341,7 +371,30 @@ struct FilteredBody {
     inner: Incoming,
     filter: GeoJsonFilter,
     decoder: Decoder,
+    /// Input received but not yet decoded and filtered (coded input goes a step at a time).
+    pending: Bytes,
     done: bool,
+}
+
+impl FilteredBody {
+    /// Decodes and filters pending input until a frame's worth of output gathered.
+    fn drain(&mut self, out: &mut Vec<u8>) -> Result<(), FilterStreamError> {
+        while !self.pending.is_empty() && out.len() < FRAME_BYTES {
+            let n = self.pending.len().min(self.decoder.step());
+            let input = self.pending.split_to(n);
+            let decoded = self.decoder.decode(input)?;
+            self.filter.push(&decoded, out)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the upstream body: what the decoder held, then the filter's tail.
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), FilterStreamError> {
+        let tail = self.decoder.finish()?;
+        self.filter.push(&tail, out)?;
+        self.filter.finish(out)?;
+        Ok(())
+    }
 }
 
 impl http_body::Body for FilteredBody {
@@ -354,24 +407,26 @@ impl http_body::Body for FilteredBody {
             if this.done {
                 return Poll::Ready(None);
             }
-            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(f) => f,
-            };
             let mut out = Vec::new();
-            let step: Result<(), FilterStreamError> = match frame {
-                None => {
-                    this.done = true;
-                    this.filter.finish(&mut out).map_err(Into::into)
-                }
-                Some(Err(e)) => Err(e.into()),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        this.decoder.decode(data).and_then(|d| this.filter.push(&d, &mut out).map_err(Into::into))
+            let step: Result<(), FilterStreamError> = if this.pending.is_empty() {
+                match Pin::new(&mut this.inner).poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => {
+                        this.done = true;
+                        this.end(&mut out)
                     }
-                    // Trailers carry no features; they are not forwarded after a rewrite.
-                    Err(_) => Ok(()),
-                },
+                    Poll::Ready(Some(Err(e))) => Err(e.into()),
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => {
+                            this.pending = data;
+                            this.drain(&mut out)
+                        }
+                        // Trailers carry no features; they are not forwarded after a rewrite.
+                        Err(_) => Ok(()),
+                    },
+                }
+            } else {
+                this.drain(&mut out)
             };
             if let Err(e) = step {
                 this.done = true;

@@ -47,6 +47,22 @@ pub(crate) fn unit_y_from_northing(y: f64) -> f64 {
     ((MERCATOR_HALF_WORLD - y) / (2.0 * MERCATOR_HALF_WORLD)).clamp(0.0, 1.0)
 }
 
+/// Longitude and latitude in degrees to EPSG:3857 easting and northing in metres.
+/// Latitudes beyond ±[`MAX_MERCATOR_LAT`] land on the edge of the square; longitudes
+/// are not wrapped.
+///
+/// ```
+/// use tilegate::spatial::{mercator_from_lonlat, MAX_MERCATOR_LAT, MERCATOR_HALF_WORLD as H};
+/// assert_eq!(mercator_from_lonlat(0.0, 0.0), (0.0, 0.0));
+/// assert_eq!(mercator_from_lonlat(180.0, 90.0), (H, H));
+/// assert_eq!(mercator_from_lonlat(-180.0, -MAX_MERCATOR_LAT), (-H, -H));
+/// let (x, y) = mercator_from_lonlat(13.4, 52.5);
+/// assert!((x - 1_491_681.18).abs() < 0.01 && (y - 6_891_041.72).abs() < 0.01);
+/// ```
+pub fn mercator_from_lonlat(lon: f64, lat: f64) -> (f64, f64) {
+    (easting_from_unit_x(unit_x_from_lon(lon)), northing_from_unit_y(unit_y_from_lat(lat)))
+}
+
 pub(crate) fn lon_from_unit_x(u: f64) -> f64 {
     u * 360.0 - 180.0
 }

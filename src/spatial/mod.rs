@@ -10,7 +10,7 @@ mod tile;
 mod union;
 
 pub use fence::{Fence, FenceDenial, FenceError, FenceParts, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE};
-pub use mercator::MAX_MERCATOR_LAT;
+pub use mercator::{mercator_from_lonlat, MAX_MERCATOR_LAT};
 pub use tile::{TileCoord, TileError, MAX_FENCE_ZOOM, MAX_TILE_ZOOM};
 
 /// A coordinate reference system the gateway can reason about.

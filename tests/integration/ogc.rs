@@ -300,3 +300,72 @@ async fn a_response_far_larger_than_the_filter_buffers_streams_in_bounded_memory
         "the gateway's peak memory was {peak_kb} kB while filtering ~95 MB: it must not grow with the response"
     );
 }
+
+/// Regression: a gzip or deflate GeoJSON answer through the filter arrived as an empty
+/// 200 (the decompressor was never finished); a coding the gateway cannot undo must
+/// be a 502, never the body as it is.
+#[tokio::test]
+async fn compressed_geojson_answers_are_filtered_whole() {
+    let config = r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://maps.example.org"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "gz"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/gzip"
+[[path]]
+id = "zlib"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/deflate"
+[[path]]
+id = "br"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/br"
+"#;
+    let gw = TestGateway::with_config(config).await;
+    for path in ["gz", "zlib", "br"] {
+        let access = vec![AccessSpec {
+            path_id: path.into(),
+            tier: Tier::ViewPlus,
+            fence: Fence::new(Some(&[(1, 1, 0)]), None).expect("fence"),
+            properties: Some(vec!["name".into()]),
+        }];
+        let minted = tilegate::admin::mint(
+            "tg",
+            "t".into(),
+            Scope::All,
+            now_unix(),
+            None,
+            access,
+            tilegate::admin::Minter { creator: None, client: "t".into() },
+        )
+        .expect("mint");
+        gw.store().create(minted.row).await.expect("create");
+        let token = minted.secret.expose().to_owned();
+        let r = gw.get(&format!("/ogc/api/{path}/collections/c/items?f=json"), &token).await;
+        if path == "br" {
+            assert_eq!(r.status.as_u16(), 502, "{path}: {}", r.text());
+            assert!(!r.text().contains("secret_note"), "{path}");
+            continue;
+        }
+        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.text());
+        assert!(r.headers.get("content-encoding").is_none(), "{path}: the answer is sent decoded");
+        let doc = r.json();
+        let features = doc["features"].as_array().expect("features");
+        // Points at lon 0.5..89.5, lat 0.5..59.5: all inside tile 1/1/0 (lon 0..180, lat 0..85).
+        assert_eq!(features.len(), 2000, "{path}: every feature, decoded to the end");
+        assert!(!r.text().contains("secret_note"), "{path}: hidden property filtered");
+    }
+}

@@ -7,7 +7,7 @@
 //! fence; a box in any other CRS is left as declared (it only describes, the fence still
 //! decides every request). Pure code.
 
-use crate::spatial::{crs_from_identifier, AxisOrder, Crs, MERCATOR_HALF_WORLD};
+use crate::spatial::{crs_from_identifier, mercator_from_lonlat, AxisOrder, Crs};
 
 use super::xml::Element;
 use super::FenceView;
@@ -22,13 +22,11 @@ pub(crate) struct Bounds {
     mercator: Box4,
 }
 
+/// A lon/lat box in Web Mercator metres (latitudes clamped onto the square's edge).
 fn lonlat_to_mercator(b: Box4) -> Box4 {
-    let x = |lon: f64| lon * MERCATOR_HALF_WORLD / 180.0;
-    let y = |lat: f64| {
-        let lat = lat.clamp(-85.051_128_779_806_6, 85.051_128_779_806_6).to_radians();
-        (std::f64::consts::FRAC_PI_4 + lat / 2.0).tan().ln() * MERCATOR_HALF_WORLD / std::f64::consts::PI
-    };
-    [x(b[0]), y(b[1]), x(b[2]), y(b[3])]
+    let (min_x, min_y) = mercator_from_lonlat(b[0], b[1]);
+    let (max_x, max_y) = mercator_from_lonlat(b[2], b[3]);
+    [min_x, min_y, max_x, max_y]
 }
 
 impl Bounds {
@@ -269,6 +267,7 @@ pub(crate) fn own_lonlat(item: &Element, axes: Axes) -> Option<Box4> {
 mod tests {
     use super::*;
     use crate::ogc::common::xml::{Doc, DocTypePolicy};
+    use crate::spatial::MERCATOR_HALF_WORLD;
 
     fn bounds() -> Bounds {
         // Fence tile 1/1/0 at zoom 1: the north-east quarter of the world.

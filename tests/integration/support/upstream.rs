@@ -94,6 +94,9 @@ impl TestUpstream {
         if path.ends_with("/wms") && query.to_ascii_uppercase().contains("REQUEST=GETCAPABILITIES") {
             return typed("text/xml", self.wms_capabilities());
         }
+        if let Some(coding) = path.strip_prefix("/coded/").and_then(|r| r.split('/').next()) {
+            return coded(coding);
+        }
         if path.contains("/collections/") && path.ends_with("/items") {
             let limit =
                 query.split('&').find_map(|p| p.strip_prefix("limit=")).and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -185,6 +188,42 @@ impl TestUpstream {
         });
         Response::new(BodyExt::boxed(ChannelBody(rx)))
     }
+}
+
+/// Under `/coded/{gzip|deflate|br}/…`: a GeoJSON FeatureCollection of 2,000 points (two
+/// properties each, one of them `secret_note`) sent with that content coding whatever
+/// the request's `Accept-Encoding` (as upstreams serving pre-compressed files do). `br`
+/// is not really compressed: the gateway must refuse it, not read it.
+fn coded(coding: &str) -> Response<Body> {
+    use std::io::Write as _;
+    let features: Vec<String> = (0..2000)
+        .map(|i| {
+            format!(
+                r#"{{"type":"Feature","id":{i},"geometry":{{"type":"Point","coordinates":[{},{}]}},"properties":{{"name":"place {i}","secret_note":"hidden {i}"}}}}"#,
+                (i % 90) as f64 + 0.5,
+                (i % 60) as f64 + 0.5
+            )
+        })
+        .collect();
+    let plain = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","));
+    let body = match coding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(plain.as_bytes()).expect("gzip");
+            e.finish().expect("gzip")
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(plain.as_bytes()).expect("deflate");
+            e.finish().expect("deflate")
+        }
+        _ => plain.into_bytes(),
+    };
+    let mut res = typed("application/geo+json", body);
+    if let Ok(v) = http::HeaderValue::from_str(coding) {
+        res.headers_mut().insert("content-encoding", v);
+    }
+    res
 }
 
 fn typed(content_type: &'static str, body: Vec<u8>) -> Response<Body> {

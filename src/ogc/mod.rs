@@ -41,6 +41,8 @@
 pub mod api;
 pub mod capabilities;
 pub mod common;
+#[cfg(test)]
+pub(crate) mod test_walk;
 pub mod tiles;
 pub mod wcs;
 pub mod wfs;

@@ -12,6 +12,7 @@ use crate::ogc::capabilities::bbox::{Bounds, Placement};
 use crate::ogc::capabilities::url::{Mapped, UrlMap};
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::percent;
+use crate::ogc::DataFormat;
 
 /// A JSON value whose objects keep their key order (and duplicate keys).
 #[derive(Debug, Clone, PartialEq)]
@@ -178,8 +179,10 @@ fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
     }
 }
 
-/// False for a link into a collection the path does not cover, and for a templated
-/// upstream link outside the base (no public URL reaches it).
+/// False for a link into a collection the path does not cover, for a templated
+/// upstream link outside the base (no public URL reaches it), and for a link on the
+/// upstream the gateway would refuse: an HTML page (answered 406), or a route the
+/// classifier does not serve (`/processes`, `/jobs`, the API definition…).
 fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     let Some(href) = link.get("href").and_then(Json::as_str) else {
         return true;
@@ -197,9 +200,37 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
             None => return true,
         }
     };
+    if !relative && (is_html(link, href) || !crate::ogc::api::serves_route(path)) {
+        return false;
+    }
+    if !relative && ctx.bounds.is_some() && crate::ogc::api::is_feature_route(path) && !is_geojson(link, href) {
+        // A fenced token's features are served only as GeoJSON (filtered by the fence).
+        return false;
+    }
     let segments: Vec<&str> = path.split('/').collect();
     !segments.windows(2).any(|w| {
         w[0] == "collections" && !w[1].is_empty() && !percent::decode_name(w[1]).is_ok_and(|c| ctx.rw.covers(&c))
+    })
+}
+
+/// A link to an HTML page: `"type": "text/html"` or `f=html` in its query.
+fn is_html(link: &Json, href: &str) -> bool {
+    let typed = link.get("type").and_then(Json::as_str).is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html"));
+    let query = href.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+    typed || query.split('&').any(|p| p.eq_ignore_ascii_case("f=html"))
+}
+
+/// A link whose answer is GeoJSON: its `f=` (else its `type`, else the JSON default).
+fn is_geojson(link: &Json, href: &str) -> bool {
+    let query = href.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+    let format = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("f="))
+        .map(str::to_owned)
+        .or_else(|| link.get("type").and_then(Json::as_str).map(str::to_owned));
+    format.is_none_or(|f| {
+        let decoded = percent::decode_name(&f).map(|d| d.into_owned()).unwrap_or_else(|_| f.clone());
+        DataFormat::from_media_type(&decoded) == DataFormat::Json
     })
 }
 
@@ -274,7 +305,10 @@ fn leaks(value: &Json, map: &UrlMap) -> bool {
 /// Rewrites an OGC API JSON document (landing page, conformance, collections, one
 /// collection, tilesets, items): entries of a `collections` array whose `id` is not
 /// covered are removed, and so are links into removed collections
-/// (`…/collections/{id}…`) and templated links the gateway cannot reach. Every string
+/// (`…/collections/{id}…`), templated links the gateway cannot reach, and upstream links
+/// the gateway would refuse (HTML pages, routes it does not serve such as `/processes`,
+/// `/jobs` and the API definition). For fenced tokens, links to items in any format but
+/// GeoJSON go too. Every string
 /// holding an upstream URL is rewritten. Key order is kept. For fenced tokens,
 /// `extent.spatial.bbox` shrinks and collections outside the fence are removed.
 pub fn rewrite(json: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {

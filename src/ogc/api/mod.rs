@@ -14,7 +14,7 @@
 //! | `/collections/{c}/queryables`, `/schema`, `/sortables` | GET | `api.queryables`… | viewPlus | none |
 //! | `/collections/{c}[/map]/tiles[/{tms}[/metadata]]` | GET | `api.tilesets`, `api.tileset` (map: `api.mapTile…`) | view | none |
 //! | `/collections/{c}[/map]/tiles/{tms}/{z}/{row}/{col}` | GET | `api.tile`, `api.mapTile` | view | tile or foreign CRS |
-//! | `/tileMatrixSets[/{id}]` | GET | `api.tileMatrixSets`, `api.tileMatrixSet` | view | none |
+//! | `/tileMatrixSets[/{id}]` (also pygeoapi's `/TileMatrixSets`) | GET | `api.tileMatrixSets`, `api.tileMatrixSet` | view | none |
 //! | `/tiles/…`, `/map/tiles/…` (dataset tiles) | GET | as above, layers from `collections` | view | as above |
 //!
 //! GET includes HEAD. Dataset-level tiles mix every collection upstream, so they are
@@ -58,6 +58,9 @@ use crate::ogc::{
 };
 
 pub mod capabilities;
+
+#[cfg(test)]
+mod agree_tests;
 
 /// OGC API Features and Tiles below `ogcapi`, JSON only.
 pub struct Api;
@@ -130,6 +133,28 @@ enum Route<'s> {
     MatrixSet(&'s str),
 }
 
+/// True when a GET of `path` (below the OGC API base: `""` or `/…`, no query) names a
+/// route the gateway serves: the capabilities rewriter keeps only links to those. The
+/// API definition is classified but never passed through (`proxy::filter`), so it
+/// counts as not served.
+pub(crate) fn serves_route(path: &str) -> bool {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = match trimmed.strip_prefix('/') {
+        None if trimmed.is_empty() => Vec::new(),
+        None => return false,
+        Some(t) => t.split('/').collect(),
+    };
+    route(&segments).is_some_and(|r| !matches!(r, Route::Definition))
+}
+
+/// True when `path` (as for [`serves_route`]) is an items or item route: a fenced token
+/// is served features there only as GeoJSON.
+pub(crate) fn is_feature_route(path: &str) -> bool {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = trimmed.strip_prefix('/').map(|t| t.split('/').collect()).unwrap_or_default();
+    matches!(route(&segments), Some(Route::Items(_) | Route::Item(..)))
+}
+
 fn route<'s>(segments: &[&'s str]) -> Option<Route<'s>> {
     Some(match segments {
         [] => Route::Landing,
@@ -143,8 +168,9 @@ fn route<'s>(segments: &[&'s str]) -> Option<Route<'s>> {
         ["collections", c, "schema"] => Route::Described(c, "api.schema"),
         ["collections", c, "sortables"] => Route::Described(c, "api.sortables"),
         ["collections", c, rest @ ..] => tiles_route(TilesAt { collection: Some(c), map: false }, rest)?,
-        ["tileMatrixSets"] => Route::MatrixSets,
-        ["tileMatrixSets", id] => Route::MatrixSet(id),
+        // pygeoapi serves and links them as `/TileMatrixSets`.
+        ["tileMatrixSets" | "TileMatrixSets"] => Route::MatrixSets,
+        ["tileMatrixSets" | "TileMatrixSets", id] => Route::MatrixSet(id),
         rest => tiles_route(TilesAt { collection: None, map: false }, rest)?,
     })
 }

@@ -24,6 +24,9 @@ use crate::ogc::{OgcError, Parts, Protocol, ResponseKind};
 
 pub mod capabilities;
 
+#[cfg(test)]
+mod agree_tests;
+
 /// WCS 2.0: KVP GET and form POST at the endpoint itself.
 pub struct Wcs;
 

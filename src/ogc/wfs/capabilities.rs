@@ -4,7 +4,8 @@
 
 use crate::ogc::capabilities::ows::{filter_parameter_values, inside_fence};
 use crate::ogc::capabilities::{finish, CapabilitiesError, Rewrite};
-use crate::ogc::common::xml::{Doc, DocTypePolicy};
+use crate::ogc::common::xml::{Doc, DocTypePolicy, Element};
+use crate::ogc::DataFormat;
 
 fn filter_wfs(doc: &mut Doc, rw: &Rewrite<'_>) -> Result<(), CapabilitiesError> {
     if !doc.root.is("WFS_Capabilities") {
@@ -18,12 +19,39 @@ fn filter_wfs(doc: &mut Doc, rw: &Rewrite<'_>) -> Result<(), CapabilitiesError> 
         });
     }
     filter_parameter_values(&mut doc.root, rw, &["typename", "typenames"]);
+    if bounds.is_some() {
+        if let Some(ops) = doc.root.child_mut("OperationsMetadata") {
+            limit_feature_formats(ops);
+        }
+    }
     Ok(())
+}
+
+/// For a token with fence tiles, features pass the filter stage only as GeoJSON
+/// (`proxy::filter::precheck` refuses the rest before forwarding), so the feature
+/// operations' `outputFormat` lists keep only GeoJSON values; a list left empty goes
+/// (an empty `AllowedValues` is not valid). Schemas (DescribeFeatureType) keep theirs.
+fn limit_feature_formats(ops: &mut Element) {
+    ops.retain_elements(|el| {
+        if el.is("Operation") && el.attr("name") != Some("DescribeFeatureType") {
+            limit_feature_formats(el);
+            return true;
+        }
+        if !(el.is("Parameter") && el.attr("name").is_some_and(|n| n.eq_ignore_ascii_case("outputFormat"))) {
+            return true;
+        }
+        el.walk_mut(&mut |e| {
+            e.retain_elements(|v| !v.is("Value") || DataFormat::from_media_type(&v.text()) == DataFormat::Json)
+        });
+        el.has_descendant("Value")
+    });
 }
 
 /// Rewrites a WFS 1.0, 1.1 or 2.0 GetCapabilities document: `<FeatureType>`s are kept by
 /// `<Name>` exactly as written (with its prefix), `typeName(s)` parameter value lists
-/// are trimmed, and for fenced tokens boxes shrink and types outside the fence go.
+/// are trimmed, and for fenced tokens boxes shrink, types outside the fence go, and the
+/// feature operations' `outputFormat` lists keep only GeoJSON (the one format the
+/// gateway can filter by the fence).
 pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let map = rw.url_map()?;
     let mut doc = Doc::parse(xml, DocTypePolicy::Refuse)?;

@@ -46,6 +46,9 @@ use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind}
 pub mod capabilities;
 mod xml;
 
+#[cfg(test)]
+mod agree_tests;
+
 /// WFS 1.0 / 1.1 / 2.0: KVP GET and form POST, and XML POST bodies, at the endpoint itself.
 pub struct Wfs;
 

@@ -6,6 +6,8 @@ use crate::ogc::capabilities::bbox::{fence_item, own_lonlat, Axes, Bounds, Box4,
 use crate::ogc::capabilities::url::UrlMap;
 use crate::ogc::capabilities::{finish, CapabilitiesError, Rewrite};
 use crate::ogc::common::xml::{prefix, Doc, DocTypePolicy, Element};
+use crate::ogc::wms::judged_crs;
+use crate::ogc::DataFormat;
 
 /// The DTD every WMS 1.1.1 document names; it replaces a DTD served by the upstream.
 const WMS_111_DTD: &str = "http://schemas.opengis.net/wms/1.1.1/WMS_MS_Capabilities.dtd";
@@ -54,7 +56,33 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
         first = false;
         keep
     });
+    if ctx.bounds.is_some() {
+        limit_feature_info(capability);
+    }
     Ok(())
+}
+
+/// For a token with fence tiles, feature answers pass the filter stage only as GeoJSON
+/// (`proxy::filter::precheck` refuses the rest before forwarding), so other
+/// GetFeatureInfo formats are not advertised; with none left, neither is GetFeatureInfo,
+/// and no layer is `queryable`.
+fn limit_feature_info(capability: &mut Element) {
+    let mut none_left = false;
+    if let Some(info) = capability.child_mut("Request").and_then(|r| r.child_mut("GetFeatureInfo")) {
+        info.retain_elements(|f| !f.is("Format") || DataFormat::from_media_type(&f.text()) == DataFormat::Json);
+        none_left = info.child("Format").is_none();
+    }
+    if !none_left {
+        return;
+    }
+    if let Some(request) = capability.child_mut("Request") {
+        request.retain_elements(|op| !op.is("GetFeatureInfo"));
+    }
+    capability.walk_mut(&mut |layer| {
+        if layer.is("Layer") && layer.attr("queryable").is_some() {
+            layer.set_attr("queryable", "0".to_owned());
+        }
+    });
 }
 
 /// The 1.1.1 DOCTYPE pointing at the OGC's DTD, keeping the internal subset (which
@@ -66,6 +94,9 @@ fn canonical_doctype(doctype: &str) -> String {
 
 /// Filters one layer and its sub-layers; true when it stays.
 fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>) -> bool {
+    if ctx.rw.limiting_fence().is_some() {
+        drop_foreign_crs(layer, ctx.axes);
+    }
     // Read before shrinking: children inherit the declared extent.
     let extent = own_lonlat(layer, ctx.axes).or(inherited);
     let inside = match &ctx.bounds {
@@ -99,6 +130,29 @@ fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>)
     keep
 }
 
+/// A fenced token's maps in a CRS the gateway cannot judge are refused
+/// (`unsupported_crs`), so such CRSs and their bounding boxes are not advertised to it:
+/// a client then reprojects from one it may use instead of failing on every map.
+fn drop_foreign_crs(layer: &mut Element, axes: Axes) {
+    let wms13 = axes == Axes::Authority;
+    let judged = |id: &str| judged_crs(id.trim(), wms13).is_some();
+    layer.retain_elements(|el| {
+        if el.is("SRS") || el.is("CRS") {
+            // WMS 1.1.1 allows several identifiers in one element, space-separated.
+            let text = el.text();
+            let kept: Vec<&str> = text.split_whitespace().filter(|id| judged(id)).collect();
+            if kept.len() != text.split_whitespace().count() && !kept.is_empty() {
+                el.set_text(&kept.join(" "));
+            }
+            !kept.is_empty()
+        } else if el.is("BoundingBox") {
+            el.attr("SRS").or(el.attr("CRS")).is_none_or(judged)
+        } else {
+            true
+        }
+    });
+}
+
 /// Raises (or adds) a WMS 1.3.0 layer's `MinScaleDenominator` so clients stop
 /// requesting maps above the fence's maxZoom. Written before `MaxScaleDenominator` and
 /// sub-layers, where the schema wants it.
@@ -124,7 +178,9 @@ fn limit_scale(layer: &mut Element, min_scale: f64) {
 /// no legend); otherwise it is removed. The root layer always stays (WMS needs one).
 /// With a fence, bounding boxes shrink and layers whose geographic extent (own or
 /// inherited) lies outside the fence count as not covered, and WMS 1.3.0 layers get a
-/// `MinScaleDenominator` matching maxZoom.
+/// `MinScaleDenominator` matching maxZoom, and CRSs the gateway cannot judge (with
+/// their bounding boxes) are not advertised. With fence tiles, GetFeatureInfo keeps only
+/// its GeoJSON formats (the only ones the gateway can filter), or goes when it has none.
 ///
 /// ```
 /// use tilegate::ogc::capabilities::Rewrite;

@@ -37,6 +37,9 @@ use crate::ogc::{DataFormat, OgcError, Parts, Protocol, ResponseKind};
 
 pub mod capabilities;
 
+#[cfg(test)]
+mod agree_tests;
+
 /// WMS 1.1.1 / 1.3.0: KVP GET and form POST at the endpoint itself.
 pub struct Wms;
 
@@ -100,6 +103,8 @@ const LEGEND: &[&str] = &[
     "REQUEST",
     "LAYER",
     "STYLE",
+    // MapProxy writes `styles=` into the LegendURLs it advertises.
+    "STYLES",
     "FORMAT",
     "WIDTH",
     "HEIGHT",
@@ -204,14 +209,7 @@ fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<(Extent, (u
     let crs_name = if wms13 { "CRS" } else { "SRS" };
     let crs_id = kvp.get_nonempty("CRS").ok_or_else(|| bad(format!("{crs_name} is required for {op_name}")))?;
     let values = numbers::<4>(kvp.require("BBOX", op_name)?, "BBOX")?;
-    let resolved = if wms13 {
-        crs_from_identifier(crs_id)
-    } else {
-        let simple =
-            crs_id.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:")) || crs_id.eq_ignore_ascii_case("CRS:84");
-        crs_from_identifier(crs_id).filter(|_| simple).map(|(crs, _)| (crs, AxisOrder::XY))
-    };
-    let extent = match resolved {
+    let extent = match judged_crs(crs_id, wms13) {
         Some((crs, order)) => {
             let b = bbox(crs, order, values, false, "BBOX")?;
             let zoom = effective_zoom(&b, width, height) + dpi_zoom_offset(kvp)?;
@@ -223,6 +221,19 @@ fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<(Extent, (u
         }
     };
     Ok((extent, (width, height)))
+}
+
+/// The CRS and axis order a WMS `CRS`/`SRS` value is judged in; `None` for one the
+/// gateway cannot judge ([`Extent::ForeignCrs`]: refused for fenced tokens, which is
+/// why the capabilities rewriter advertises only these to them). 1.1.x is always x,y
+/// and judges only `EPSG:` codes and `CRS:84`.
+pub(crate) fn judged_crs(crs_id: &str, wms13: bool) -> Option<(crate::spatial::Crs, AxisOrder)> {
+    if wms13 {
+        return crs_from_identifier(crs_id);
+    }
+    let simple =
+        crs_id.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:")) || crs_id.eq_ignore_ascii_case("CRS:84");
+    crs_from_identifier(crs_id).filter(|_| simple).map(|(crs, _)| (crs, AxisOrder::XY))
 }
 
 /// The OGC standard rendering pixel, 0.28 mm, as dots per inch.

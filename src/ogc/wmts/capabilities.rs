@@ -77,10 +77,12 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
             let Some(id) = layer.child_text("Identifier").filter(|id| rw.covers(id)) else {
                 return false;
             };
-            // A template outside the upstream base cannot be reached through the gateway.
+            // A template outside the upstream base cannot be reached through the gateway,
+            // and the classifier serves RESTful tiles only (REST GetFeatureInfo is a 400).
             layer.retain_elements(|c| {
                 !(c.is("ResourceURL")
-                    && c.attr("template").is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. })))
+                    && (c.attr("resourceType").is_some_and(|t| t != "tile")
+                        || c.attr("template").is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. }))))
             });
             if bounds.is_some_and(|b| fence_item(layer, &b, Axes::Authority) == Placement::Outside) {
                 return false;
@@ -94,7 +96,11 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
             kept.push(id);
             true
         });
-        if let Some(max) = fence.and_then(|f| f.max_zoom()) {
+        if let Some(fence) = fence {
+            let max = fence.max_zoom().unwrap_or(MAX_QUAD_ZOOM);
+            // A matrix above maxZoom, or at a zoom where the fence lets no tile through
+            // (above every fence tile), could only be asked for tiles that are refused.
+            let usable = |z: u8| z <= max && fence.tile_limits(z) != TileLimits::Nothing;
             for set_el in contents.elements_mut().filter(|e| e.is("TileMatrixSet")) {
                 let Some(set) = set_el.child_text("Identifier").and_then(|id| sets.iter().find(|s| s.id == id)) else {
                     continue;
@@ -104,9 +110,8 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
                 }
                 set_el.retain_elements(|m| {
                     !m.is("TileMatrix")
-                        || m.child_text("Identifier").is_some_and(|mid| {
-                            set.matrices.iter().any(|x| x.id == mid && x.zoom.is_some_and(|z| z <= max))
-                        })
+                        || m.child_text("Identifier")
+                            .is_some_and(|mid| set.matrices.iter().any(|x| x.id == mid && x.zoom.is_some_and(usable)))
                 });
             }
         }
@@ -226,13 +231,14 @@ fn filter_themes(root: &mut Element, kept: &[String]) {
 ///
 /// Layers are kept by `<ows:Identifier>`; `<Themes>` lose references to removed layers
 /// and themes left empty. `ResourceURL` templates are rewritten, or removed when the
-/// gateway cannot reach them. For fenced tokens: links to Web Mercator quad sets (by
+/// gateway cannot reach them or serve them (any `resourceType` but `tile`: the classifier
+/// refuses RESTful GetFeatureInfo). For fenced tokens: links to Web Mercator quad sets (by
 /// identifier, see [`WEB_MERCATOR_QUAD_SETS`](crate::ogc::common::matrix::WEB_MERCATOR_QUAD_SETS)) get `TileMatrixSetLimits` (one
 /// `TileMatrixLimits` per matrix at or below maxZoom that the fence reaches, intersected
 /// with limits the upstream declared; matrices the fence does not reach are left out),
 /// links to other sets are removed (the policy cannot check their tiles), layers left
 /// without a link or outside the fence are removed, and quad set definitions lose
-/// matrices above maxZoom. A matrix's zoom is [`matrix_zoom`](crate::ogc::common::matrix::matrix_zoom) of its identifier,
+/// matrices above maxZoom and those at zooms where the fence lets no tile through. A matrix's zoom is [`matrix_zoom`](crate::ogc::common::matrix::matrix_zoom) of its identifier,
 /// provided its `MatrixWidth`/`MatrixHeight` are 2^zoom.
 pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let map = rw.url_map()?;

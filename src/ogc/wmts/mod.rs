@@ -34,6 +34,9 @@ use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequ
 
 pub mod capabilities;
 
+#[cfg(test)]
+mod agree_tests;
+
 /// WMTS 1.0: KVP at the endpoint itself (`wmts`), RESTful capabilities and tiles below
 /// it (`wmts_rest`, else `wmts`) in the path's `wmts_rest_template`.
 pub struct Wmts;

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 
 use crate::admin;
 use crate::config::{Config, LogFormat};
-use crate::ogc::{self, AnswerCrs, DataFormat, ForwardBody, OgcRequest, Protocol, ResponseKind};
+use crate::ogc::{self, AnswerCrs, ForwardBody, OgcRequest, Protocol, ResponseKind};
 use crate::ops::{self, Ops, RequestLabels};
 use crate::paths::{PathConfig, TileTemplate};
 use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier, TokenId};
@@ -405,12 +405,7 @@ async fn classify_ogc(
         body: judged.as_deref(),
     };
     let classified = ogc::classify(&request, &path)?;
-    let mut op = classified.op;
-    let filterable = classified.response.feature_format() == Some(&DataFormat::Json);
-    if op.extent == Extent::Unbounded && filterable {
-        // The filter stage drops features outside the fence, so no bound is needed.
-        op.extent = Extent::GeometryFiltered;
-    }
+    let op = classified.op;
     let uri = match (protocol, op.extent) {
         (Protocol::Mvt, Extent::Tile(tile)) => fill_template(up.mvt.as_ref().ok_or(Denial::PathNotFound)?, tile)?,
         (Protocol::Mvt, _) => {

@@ -17,9 +17,9 @@ use http::Method;
 
 use crate::ogc::capabilities::{FenceView, Rewrite};
 use crate::ogc::common::xml::{Doc, DocTypePolicy, Element};
-use crate::ogc::{classify, DataFormat, OgcRequest, Protocol, ResponseKind};
+use crate::ogc::{classify, OgcRequest, Protocol, ResponseKind};
 use crate::paths::PathConfig;
-use crate::policy::{judge, Access, Extent, Grant, Obligations, Scope, Tier, TokenId};
+use crate::policy::{judge, Access, Grant, Obligations, Scope, Tier, TokenId};
 use crate::proxy::filter::precheck;
 use crate::spatial::Fence;
 
@@ -121,11 +121,7 @@ impl Walk {
             body: None,
         };
         let c = classify(&req, &self.path).map_err(|e| format!("classify: {e}"))?;
-        let mut op = c.op;
-        // As the gateway does: GeoJSON answers are filtered by the fence's geometry.
-        if op.extent == Extent::Unbounded && c.response.feature_format() == Some(&DataFormat::Json) {
-            op.extent = Extent::GeometryFiltered;
-        }
+        let op = c.op;
         let permit = judge(&self.grant, &op, &self.path, 0).map_err(|d| format!("judge: {}", d.reason()))?;
         let obligations: &Obligations = permit.obligations();
         precheck(&c.response, c.answer_crs, obligations).map_err(|r| format!("precheck: {}", r.reason()))?;

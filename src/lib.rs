@@ -28,10 +28,12 @@
 //! | forwarding hygiene and the filter stage | [`proxy`], [`filter`] |
 //! | status codes and error bodies | [`respond`] |
 //! | the token API and minting | [`admin`] |
+//! | the logging phase: access log, request ids | [`access`] |
 //! | metrics, rate limits, reload | [`ops`] |
 //! | configuration | [`config`] |
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod demo;

@@ -147,7 +147,7 @@ impl RequestLog {
                     if matches!(reject, Reject::Upstream(_) | Reject::Internal(_)) { "error" } else { "deny" };
                 self.reason = reject.reason();
                 if let Some(cause) = reject.cause() {
-                    span.in_scope(|| tracing::warn!(error = %cause, "request failed"));
+                    span.in_scope(|| tracing::warn!(target: "tilegate::gateway", error = %cause, "request failed"));
                 }
                 reject.into_response()
             }
@@ -155,9 +155,9 @@ impl RequestLog {
     }
 
     /// The metric labels for this request.
-    fn labels(&mut self, status: u16) -> RequestLabels {
+    fn labels(&self, status: u16) -> RequestLabels {
         RequestLabels {
-            path_id: self.path_id.take().unwrap_or_else(|| "-".into()),
+            path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
             operation: self.operation,
             decision: self.decision,
             reason: self.reason,
@@ -197,14 +197,14 @@ impl Drop for RequestLog {
         let status = self.status.map_or(499, |s| s.as_u16());
         let outcome = self.outcome.unwrap_or(Outcome::Cut);
         let elapsed = self.started.elapsed();
-        self.write(status, outcome, elapsed);
+        // Metrics first: whoever reads the line can count on them.
         let upstream = self.upstream_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0));
         let labels = self.labels(status);
         if outcome == Outcome::Cut {
             self.ops.metrics.response_cut(&labels.path_id);
         }
-        let (ops, config) = (self.ops.clone(), self.config.clone());
-        ops.record(&config, labels, elapsed, upstream, self.client);
+        self.ops.record(&self.config, labels, elapsed, upstream, self.client);
+        self.write(status, outcome, elapsed);
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access_log;
 mod cli;
 mod e2e;
 mod foundation;

@@ -436,3 +436,29 @@ async fn a_trusted_proxys_request_id_is_kept_and_an_odd_one_replaced() {
         "a denial carries it too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_the_response_head_is_logged_once_as_499_cut() {
+    let up = TestUpstream::start().await;
+    let gw = Gateway::start("json", "tilegate::access=info", up.addr, "").await;
+    let token = gw.token();
+    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
+    let req = format!("GET /path/osm/slow HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("send");
+    eventually(LONG, "the request to reach the upstream", || async {
+        up.seen().iter().any(|s| s.uri.ends_with("/slow")).then_some(())
+    })
+    .await;
+    drop(stream);
+
+    let lines = gw.wait_lines("json", 1).await;
+    let line = &lines[0];
+    assert_eq!((line.status, line.outcome.as_str()), (499, "cut"), "{}", line.raw);
+    let metrics = scrape(gw.ops).await;
+    assert_eq!(metrics.get("tilegate_responses_cut_total{path_id=\"osm\"}"), 1.0);
+    // A later request's line comes after it, and no second line for the first.
+    let (_, res) = send(gw.addr, Method::GET, "/healthz", &[]).await;
+    let lines = gw.wait_lines("json", 2).await;
+    let ids: Vec<&str> = lines.iter().map(|l| l.request_id.as_str()).collect();
+    assert_eq!(ids, [line.request_id.as_str(), id_of(&res).as_str()], "{}", gw.log());
+}

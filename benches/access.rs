@@ -1,0 +1,80 @@
+//! Criterion benches for the logging phase: what one request pays for its access
+//! line, metrics, request id and spans, with the access log off and on. Run with
+//! `cargo bench --bench access`.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, Method, Response};
+use hyper::body::Body as _;
+use tilegate::access::{self, RequestLog};
+use tilegate::ops::Ops;
+use tilegate::respond;
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://maps.example.org"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "osm"
+kind = "raster"
+[path.upstream]
+xyz = "http://127.0.0.1:1/tiles/{z}/{x}/{y}.png"
+"#;
+
+/// One request's logging phase: id, log, span, response, body drained to its end.
+fn phase(ops: &Arc<Ops>, config: &Arc<tilegate::config::Config>, peer: SocketAddr, body: &'static [u8]) {
+    let mut headers = HeaderMap::new();
+    let id = tilegate::proxy::headers::request_id(&mut headers, false);
+    let mut log = RequestLog::new(&Method::GET, peer, peer.ip(), id, ops.clone(), config.clone());
+    let span = log.span();
+    let response = log.respond(Ok(Response::new(respond::full(body))), &span);
+    let mut response = access::finish(response, log);
+    let body = response.body_mut();
+    while let Some(frame) = next_ready_frame(body) {
+        black_box(frame);
+    }
+}
+
+/// Polls a ready body frame by frame without a runtime (every bench body is ready).
+fn next_ready_frame(body: &mut respond::Body) -> Option<bytes::Bytes> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(body).poll_frame(&mut cx) {
+        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().ok(),
+        _ => None,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let config = Arc::new(tilegate::config::parse(CONFIG, std::path::Path::new(".")).expect("bench config"));
+    let ops = Arc::new(Ops::new());
+    let peer: SocketAddr = "203.0.113.7:40000".parse().expect("addr");
+
+    c.bench_function("request_id/new", |b| b.iter(|| black_box(access::new_request_id())));
+    c.bench_function("logging_phase/log_off", |b| b.iter(|| phase(&ops, &config, peer, b"tile bytes")));
+
+    let sink = tracing_subscriber::fmt()
+        .with_env_filter("tilegate::access=info")
+        .with_writer(std::io::sink)
+        .json()
+        .flatten_event(true)
+        .finish();
+    tracing::subscriber::with_default(sink, || {
+        c.bench_function("logging_phase/access_log_json", |b| b.iter(|| phase(&ops, &config, peer, b"tile bytes")));
+    });
+
+    let info = tracing_subscriber::fmt().with_env_filter("info").with_writer(std::io::sink).finish();
+    tracing::subscriber::with_default(info, || {
+        c.bench_function("logging_phase/info_spans_and_access_log_plain", |b| {
+            b.iter(|| phase(&ops, &config, peer, b"tile bytes"))
+        });
+    });
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);

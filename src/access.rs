@@ -308,8 +308,11 @@ pub fn new_request_id() -> HeaderValue {
     let mut buf = [0u8; 32];
     hex(prefix, &mut buf[..16]);
     hex(n, &mut buf[16..]);
+    // One allocation (the owner, with its reference count), shared by the upstream
+    // request, the response and the log; `from_bytes` would copy, then allocate
+    // again at the first clone.
     // INVARIANT: hex digits are visible ASCII, always a valid header value.
-    HeaderValue::from_bytes(&buf).expect("hex digits are a valid header value")
+    HeaderValue::from_maybe_shared(Bytes::from_owner(buf)).expect("hex digits are a valid header value")
 }
 
 fn hex(mut v: u64, out: &mut [u8]) {

@@ -364,6 +364,68 @@ pub fn redact_path(path: &str) -> String {
 mod tests {
     use super::*;
 
+    fn log(method: Method, ops: &Arc<Ops>) -> RequestLog {
+        let config = crate::config::parse(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"t.db\"\n",
+            std::path::Path::new("."),
+        )
+        .expect("config");
+        let peer: SocketAddr = "192.0.2.1:1000".parse().expect("addr");
+        RequestLog::new(&method, peer, peer.ip(), new_request_id(), ops.clone(), Arc::new(config))
+    }
+
+    /// Two data frames, the second never polled in these tests.
+    struct TwoChunks(u8);
+
+    impl HttpBody for TwoChunks {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            self.0 += 1;
+            Poll::Ready((self.0 <= 2).then(|| Ok(Frame::data(Bytes::from_static(b"abc")))))
+        }
+    }
+
+    fn two_chunks() -> Body {
+        Body::new(TwoChunks(0))
+    }
+
+    fn counts(ops: &Ops) -> (bool, bool) {
+        let text = ops.metrics.render((0, 0, 0), 0);
+        let requests = text.lines().any(|l| l.starts_with("tilegate_requests_total{") && l.ends_with(" 1"));
+        (requests, text.contains("tilegate_responses_cut_total{path_id=\"-\"} 1"))
+    }
+
+    fn first_frame(body: &mut Body) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(matches!(Pin::new(body).poll_frame(&mut cx), Poll::Ready(Some(Ok(_)))));
+    }
+
+    #[test]
+    fn a_body_with_no_data_is_recorded_at_once_as_complete() {
+        let ops = Arc::new(Ops::new());
+        let res = finish(Response::new(crate::respond::full(Bytes::new())), log(Method::GET, &ops));
+        assert_eq!(counts(&ops), (true, false), "recorded before the body is even polled");
+        assert!(res.headers().contains_key(REQUEST_ID));
+    }
+
+    #[test]
+    fn a_body_dropped_before_its_end_is_recorded_once_as_cut() {
+        let ops = Arc::new(Ops::new());
+        let mut res = finish(Response::new(two_chunks()), log(Method::GET, &ops));
+        first_frame(res.body_mut());
+        assert_eq!(counts(&ops), (false, false), "nothing recorded while the body is still sending");
+        drop(res);
+        assert_eq!(counts(&ops), (true, true));
+    }
+
+    #[test]
+    fn a_head_response_dropped_unread_is_complete() {
+        let ops = Arc::new(Ops::new());
+        drop(finish(Response::new(two_chunks()), log(Method::HEAD, &ops)));
+        assert_eq!(counts(&ops), (true, false));
+    }
+
     #[test]
     fn request_ids_are_unique_hex_with_one_prefix() {
         let ids: Vec<HeaderValue> = (0..1000).map(|_| new_request_id()).collect();

@@ -8,8 +8,8 @@
 //! ```
 //!
 //! `Gateway::pipeline` is the whole flow on one screen. Each stage is a named
-//! function with typed input and output; a `RequestLog` carries per-request state
-//! for the one access-log line.
+//! function with typed input and output; a [`RequestLog`] carries per-request state
+//! for the one access-log line, which [`crate::access`] writes when the body ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,13 +19,15 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 
+use crate::access::{self, access_log_enabled, RequestLog};
 use crate::admin;
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::ogc::{self, AnswerCrs, ForwardBody, OgcRequest, Protocol, ResponseKind};
-use crate::ops::{self, Ops, RequestLabels};
+use crate::ops::{self, Ops};
 use crate::paths::{PathConfig, TileTemplate};
-use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier, TokenId};
+use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier};
 use crate::proxy::{self, ForwardContext, Outgoing, Upstream};
 use crate::respond::{self, Body, Reject};
 use crate::route::{self, BadPath, Route};
@@ -113,35 +115,24 @@ impl Gateway {
         &self.ops
     }
 
-    /// Handles one request and writes its access-log line.
+    /// Handles one request; its access-log line and metrics are written when the
+    /// response body ends (see [`crate::access`]).
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
         tls: bool,
         listener: Listener,
     ) -> Response<Body> {
         let config = self.config.load_full();
-        let client = proxy::headers::client_ip(req.headers(), peer.ip(), &config.server.trusted_proxies);
-        let mut log = RequestLog::new(req.method(), peer, client);
-        let response = match self.pipeline(&config, req, peer, tls, listener, &mut log).await {
-            Ok(res) => {
-                log.decision = if log.token_id.is_some() { "allow" } else { "public" };
-                res
-            }
-            Err(reject) => {
-                log.decision =
-                    if matches!(reject, Reject::Upstream(_) | Reject::Internal(_)) { "error" } else { "deny" };
-                log.reason = reject.reason();
-                if let Some(cause) = reject.cause() {
-                    tracing::warn!(error = %cause, "request failed");
-                }
-                reject.into_response()
-            }
-        };
-        log.write(config.log.format, response.status());
-        self.ops.record(&config, log.labels(response.status()), log.started.elapsed(), log.upstream(), client);
-        response
+        let trusted = &config.server.trusted_proxies;
+        let client = proxy::headers::client_ip(req.headers(), peer.ip(), trusted);
+        let id = proxy::headers::request_id(req.headers_mut(), trusted.iter().any(|n| n.contains(&peer.ip())));
+        let mut log = RequestLog::new(req.method(), peer, client, id, self.ops.clone(), config.clone());
+        let span = log.span();
+        let result = self.pipeline(&config, req, peer, tls, listener, &mut log).instrument(span.clone()).await;
+        let response = log.respond(result, &span);
+        access::finish(response, log)
     }
 
     /// The stages in order. Returning early is the only way to skip a stage.
@@ -176,6 +167,7 @@ impl Gateway {
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
         log.path_id = Some(target.path.id.to_string());
         log.operation = target.op.name;
+        tracing::Span::current().record("path.id", target.path.id.as_str());
         let permitted = policy::decide(&grant, target, now_unix())?;
         if let Some(kind) = &permitted.target().response {
             proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
@@ -459,91 +451,3 @@ fn fill_template(template: &TileTemplate, tile: TileCoord) -> Result<Uri, Reject
         .ok_or_else(|| Reject::internal_bug(format!("tile template `{}` gives an invalid URL", template.0)))
 }
 
-/// Per-request state for the one access-log line. Never holds a token.
-struct RequestLog {
-    started: Instant,
-    method: Method,
-    peer: SocketAddr,
-    /// The client address rate limits apply to (the peer, or the forwarded
-    /// address behind a trusted proxy).
-    client: std::net::IpAddr,
-    path: Option<String>,
-    path_id: Option<String>,
-    operation: &'static str,
-    token_id: Option<TokenId>,
-    decision: &'static str,
-    reason: &'static str,
-    upstream_ms: Option<f64>,
-}
-
-impl RequestLog {
-    fn new(method: &Method, peer: SocketAddr, client: std::net::IpAddr) -> Self {
-        RequestLog {
-            started: Instant::now(),
-            method: method.clone(),
-            peer,
-            client,
-            path: None,
-            path_id: None,
-            operation: "-",
-            token_id: None,
-            decision: "-",
-            reason: "-",
-            upstream_ms: None,
-        }
-    }
-
-    /// The metric labels for this request.
-    fn labels(&self, status: StatusCode) -> RequestLabels {
-        RequestLabels {
-            path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
-            operation: self.operation,
-            decision: self.decision,
-            reason: self.reason,
-            status: status.as_u16(),
-        }
-    }
-
-    fn upstream(&self) -> Option<std::time::Duration> {
-        self.upstream_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
-    }
-
-    fn write(&self, _format: LogFormat, status: StatusCode) {
-        if !access_log_enabled() {
-            return;
-        }
-        let path = self.path.as_deref().map(redact_path);
-        tracing::info!(
-            target: "tilegate::access",
-            method = %self.method,
-            path = path.as_deref().unwrap_or("-"),
-            path.id = self.path_id.as_deref().unwrap_or("-"),
-            operation = self.operation,
-            token.id = %self.token_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-            decision = self.decision,
-            deny.reason = self.reason,
-            status = status.as_u16(),
-            upstream.ms = self.upstream_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
-            duration.ms = (self.started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
-            client = %self.peer.ip(),
-        );
-    }
-}
-
-/// True when the access log is on (`RUST_LOG` includes `tilegate::access` at info);
-/// when off, the request's path is neither copied nor redacted.
-fn access_log_enabled() -> bool {
-    tracing::enabled!(target: "tilegate::access", tracing::Level::INFO)
-}
-
-/// Replaces any path segment that is a well-formed token, so a token pasted into
-/// a URL path never reaches the log.
-fn redact_path(path: &str) -> String {
-    if !path.contains('_') {
-        return path.to_owned();
-    }
-    path.split('/')
-        .map(|seg| if seg.len() >= 51 && TokenSecret::parse(seg).is_ok() { "<redacted>" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
-}

@@ -28,11 +28,13 @@
 //! | forwarding hygiene and the filter stage | [`proxy`], [`filter`] |
 //! | status codes and error bodies | [`respond`] |
 //! | the token API and minting | [`admin`] |
+//! | the logging phase: access log, request ids | [`access`] |
 //! | metrics, rate limits, reload | [`ops`] |
 //! | declared paths (folders, layers, upstream endpoints) | [`paths`] |
 //! | configuration | [`config`] |
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod demo;

@@ -78,6 +78,7 @@ pub struct Metrics {
     connections_open: AtomicI64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    responses_cut: DashMap<String, AtomicU64>,
 }
 
 /// How a TLS handshake ended.
@@ -122,10 +123,11 @@ impl Metrics {
             connections_open: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            responses_cut: DashMap::new(),
         }
     }
 
-    /// One finished request (called once per request, after the response head).
+    /// One finished request (called once per request, when its response body ended).
     pub fn request(&self, labels: RequestLabels, total: Duration, upstream: Option<Duration>) {
         if let Some(up) = upstream {
             match self.upstream_duration.get(&labels.path_id) {
@@ -150,6 +152,15 @@ impl Metrics {
                 self.requests.entry(labels).or_default().fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// A response that did not reach its end (body error, client gone), by path id
+    /// (`-` before routing found one). Also counted in `tilegate_requests_total`.
+    pub fn response_cut(&self, path_id: &str) {
+        match self.responses_cut.get(path_id) {
+            Some(c) => c.fetch_add(1, Ordering::Relaxed),
+            None => self.responses_cut.entry(path_id.to_owned()).or_default().fetch_add(1, Ordering::Relaxed),
+        };
     }
 
     /// A token store query failed.
@@ -230,7 +241,7 @@ impl Metrics {
 
         let _ = writeln!(
             out,
-            "# HELP tilegate_request_duration_seconds Time from request head to response head.\n# TYPE tilegate_request_duration_seconds histogram"
+            "# HELP tilegate_request_duration_seconds Time from request head to the end of the response body.\n# TYPE tilegate_request_duration_seconds histogram"
         );
         self.request_duration.render(&mut out, "tilegate_request_duration_seconds", "");
         let _ = writeln!(
@@ -243,6 +254,18 @@ impl Metrics {
             if let Some(h) = self.upstream_duration.get(&id) {
                 h.render(&mut out, "tilegate_upstream_duration_seconds", &format!("path_id=\"{}\"", escape(&id)));
             }
+        }
+
+        counter(
+            &mut out,
+            "tilegate_responses_cut_total",
+            "Responses that did not reach their end (body error, or the client went away), by path id.",
+        );
+        let mut cut: Vec<(String, u64)> =
+            self.responses_cut.iter().map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed))).collect();
+        cut.sort();
+        for (id, n) in cut {
+            let _ = writeln!(out, "tilegate_responses_cut_total{{path_id=\"{}\"}} {n}", escape(&id));
         }
 
         counter(
@@ -354,11 +377,13 @@ mod tests {
         m.token_api("create", 201);
         m.reload(false);
         m.handshake(Handshake::Ok);
+        m.response_cut("osm");
         let text = m.render((5, 2, 1), 3);
         for want in [
             "tilegate_requests_total{path_id=\"osm\",operation=\"xyz.tile\",decision=\"allow\",reason=\"-\",status=\"200\"} 2",
             "tilegate_requests_total{path_id=\"osm\",operation=\"xyz.tile\",decision=\"error\",reason=\"upstream_timeout\",status=\"504\"} 1",
             "tilegate_upstream_errors_total{path_id=\"osm\",kind=\"timeout\"} 1",
+            "tilegate_responses_cut_total{path_id=\"osm\"} 1",
             "tilegate_request_duration_seconds_bucket{le=\"0.005\"} 1",
             "tilegate_request_duration_seconds_bucket{le=\"+Inf\"} 3",
             "tilegate_request_duration_seconds_count 3",

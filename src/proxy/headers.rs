@@ -4,7 +4,8 @@
 //! every credential header is dropped before the upstream; client-sent
 //! `X-Tilegate-*` headers (any case, `_` or `-`) are dropped before the gateway
 //! sets its own; `X-Forwarded-*` and `Forwarded` from the client are kept only
-//! when the peer is a trusted proxy.
+//! when the peer is a trusted proxy; `X-Request-Id` is the gateway's own id for
+//! the request (a trusted proxy's sane one is kept, anyone else's replaced).
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -220,6 +221,26 @@ fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
+/// Settles the request's id and writes it into `headers` (which become the
+/// upstream request's): a client's `X-Request-Id` is kept only from a trusted proxy
+/// and only when [sane](crate::access::sane_request_id); otherwise a new id
+/// replaces it, so an untrusted client's value never reaches the upstream.
+pub fn request_id(headers: &mut HeaderMap, trusted_peer: bool) -> HeaderValue {
+    let mut values = headers.get_all(crate::access::REQUEST_ID).iter();
+    let kept = match (values.next(), values.next()) {
+        (Some(v), None) if trusted_peer && crate::access::sane_request_id(v.as_bytes()) => Some(v.clone()),
+        _ => None,
+    };
+    match kept {
+        Some(v) => v,
+        None => {
+            let id = crate::access::new_request_id();
+            headers.insert(crate::access::REQUEST_ID, id.clone());
+            id
+        }
+    }
+}
+
 /// Adds the gateway's identity headers for the upstream (after spoofed ones were dropped).
 pub fn set_identity(headers: &mut HeaderMap, permit: &Permit) {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -266,6 +287,35 @@ mod tests {
         let stranger: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
         assert_eq!(client_ip(&h, stranger, &trusted), stranger, "a forwarded header from anyone else is ignored");
         assert_eq!(client_ip(&HeaderMap::new(), lb, &trusted), lb);
+    }
+
+    #[test]
+    fn a_request_id_is_kept_only_from_a_trusted_proxy_and_only_when_sane() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-request-id", HeaderValue::from_static(v));
+            h
+        };
+        let mut h = with("lb-1234");
+        assert_eq!(request_id(&mut h, true), "lb-1234");
+        assert_eq!(h.get("x-request-id").expect("kept"), "lb-1234");
+
+        let mut h = with("client-chosen");
+        let id = request_id(&mut h, false);
+        assert_ne!(id, "client-chosen");
+        assert_eq!(h.get_all("x-request-id").iter().collect::<Vec<_>>(), [&id], "replaced, not added");
+
+        let mut h = with("has space");
+        assert_ne!(request_id(&mut h, true), "has space", "an odd id from a trusted proxy is replaced too");
+
+        let mut h = with("a");
+        h.append("x-request-id", HeaderValue::from_static("b"));
+        let id = request_id(&mut h, true);
+        assert_eq!(h.get_all("x-request-id").iter().collect::<Vec<_>>(), [&id], "two ids are one too many");
+
+        let mut h = HeaderMap::new();
+        let id = request_id(&mut h, false);
+        assert_eq!(h.get("x-request-id"), Some(&id));
     }
 
     #[test]

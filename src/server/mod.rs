@@ -12,6 +12,10 @@
 //! Nothing binds before the configuration validated and the store opened. On
 //! shutdown the listener closes first, then in-flight requests get up to the
 //! deadline to finish; whatever is still open then is closed.
+//!
+//! Each connection runs inside a `conn` span (`peer.addr`, `tls`, `listener`, at
+//! info), HTTP/2 streams included (they are spawned inside it), so a warning
+//! logged while serving it names the connection.
 
 pub mod reload;
 pub mod tls;
@@ -32,6 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
 
 use crate::config::{Config, ConfigErrors};
 use crate::gateway::{Gateway, Listener};
@@ -191,14 +196,14 @@ async fn sweep(gateway: Arc<Gateway>) {
 /// reload changes it. Connections keep the settings they started with.
 struct Settings {
     config: Arc<Config>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<SpanExecutor>>,
     limit: Arc<Semaphore>,
 }
 
 impl Settings {
     fn new(config: Arc<Config>, previous: Option<&Settings>) -> Settings {
         let server = &config.server;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(SpanExecutor(TokioExecutor::new()));
         builder
             .http1()
             .timer(TokioTimer::new())
@@ -264,7 +269,13 @@ async fn accept_loop(
                     _slot: slot,
                 };
                 let tls = tls.clone().map(|a| (a, settings.config.server.tls.as_ref().map_or(Duration::from_secs(10), |t| t.handshake_timeout)));
-                conns.spawn(conn.run(stream, tls));
+                let span = tracing::info_span!(
+                    "conn",
+                    peer.addr = %peer,
+                    tls = tls.is_some(),
+                    listener = match listener_role { Listener::Main => "main", Listener::Api => "api" },
+                );
+                conns.spawn(conn.run(stream, tls).instrument(span));
             }
         }
     }
@@ -280,12 +291,27 @@ async fn wait_for(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Spawns what hyper spawns (HTTP/2 streams) inside the current span, so a
+/// stream's logs carry its connection's fields.
+#[derive(Clone)]
+struct SpanExecutor(TokioExecutor);
+
+impl<F> hyper::rt::Executor<F> for SpanExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        self.0.execute(fut.in_current_span());
+    }
+}
+
 /// One client connection.
 struct Conn {
     peer: SocketAddr,
     role: Listener,
     gateway: Arc<Gateway>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<SpanExecutor>>,
     header_read_timeout: Duration,
     idle_timeout: Duration,
     shutdown: watch::Receiver<bool>,

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access_log;
 mod attacks;
 mod cli;
 mod config;

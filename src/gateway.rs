@@ -173,7 +173,8 @@ impl Gateway {
             proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
         }
         let started = Instant::now();
-        let response = self.forward(config, parts, body, &permitted, peer, tls).await;
+        let ctx = ForwardContext { peer, tls, config, token: token.secret.expose() };
+        let response = self.forward(parts, body, &permitted, &ctx).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         self.filter(response?, &permitted, &token).await
     }
@@ -238,21 +239,18 @@ impl Gateway {
     /// The forward stage (body limits, upstream clients and timeouts live in `proxy`).
     async fn forward(
         &self,
-        config: &Config,
         parts: http::request::Parts,
         body: Outgoing,
         permitted: &Permitted<Target>,
-        peer: SocketAddr,
-        tls: bool,
+        ctx: &ForwardContext<'_>,
     ) -> Result<Response<Incoming>, Reject> {
         let target = permitted.target();
-        let ctx = ForwardContext { peer, tls, config };
         let ask = proxy::Ask {
             identity: target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other),
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
         let uri = target.uri.clone();
-        proxy::forward(&self.upstream, &target.path, parts, body, uri, permitted.permit(), &ctx, ask).await
+        proxy::forward(&self.upstream, &target.path, parts, body, uri, permitted.permit(), ctx, ask).await
     }
 
     /// The filter stage: the permit's obligations applied to the answer.
@@ -450,4 +448,3 @@ fn fill_template(template: &TileTemplate, tile: TileCoord) -> Result<Uri, Reject
     route::fill_tile_template(&template.0, tile)
         .ok_or_else(|| Reject::internal_bug(format!("tile template `{}` gives an invalid URL", template.0)))
 }
-

@@ -34,8 +34,6 @@ const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-access-token");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const FORWARDED: HeaderName = header::FORWARDED;
 /// Credentials and the client's `Host`, dropped before the upstream (bits 9–11 of
 /// the mask that [`present`] returns).
@@ -48,19 +46,37 @@ const TOKEN_ID_NAME: HeaderName = HeaderName::from_static(TOKEN_ID_HEADER);
 const TIER_NAME: HeaderName = HeaderName::from_static(TIER_HEADER);
 
 /// Which of `HOP_BY_HOP` (bits 0–8) and `REQUEST_ONLY` (bits 9–11) the map holds,
-/// and whether it holds an `x-tilegate-*` name: one pass over the names instead of
-/// a hash lookup per candidate.
+/// and whether it holds a name that is always dropped ([`always_dropped`]): one pass
+/// over the names instead of a hash lookup per candidate.
 fn present(headers: &HeaderMap) -> (u16, bool) {
     let mut mask = 0u16;
     let mut spoofed = false;
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().chain(REQUEST_ONLY.iter()).position(|h| h == name) {
             mask |= 1 << i;
-        } else if is_gateway_identity(name) {
+        } else if always_dropped(name) {
             spoofed = true;
         }
     }
     (mask, spoofed)
+}
+
+/// Request headers that override what the upstream serves or believes about the
+/// request: servlet and framework rewrites (`X-Original-URL`, `X-Rewrite-URL`) and
+/// method overrides. They are never forwarded.
+const OVERRIDES: [&str; 5] =
+    ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-method-override", "x-http-method"];
+
+/// Dropped from every client request whoever sent it:
+/// - a name with `_` or `.`: CGI, WSGI and PHP upstreams fold `_`, `.` and `-`
+///   together (`X_Forwarded_For` is `X-Forwarded-For` to them), so such a spelling
+///   could smuggle any identity or override header past the checks below; nginx drops
+///   them too by default (`underscores_in_headers off`);
+/// - the gateway's own `x-tilegate-*` identity headers;
+/// - the [`OVERRIDES`].
+fn always_dropped(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.bytes().any(|b| b == b'_' || b == b'.') || is_gateway_identity(name) || OVERRIDES.contains(&n)
 }
 
 fn drop_hop_by_hop(headers: &mut HeaderMap, mask: u16) {
@@ -121,7 +137,7 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
         }
     }
     if spoofed {
-        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_gateway_identity(n)).cloned().collect();
+        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| always_dropped(n)).cloned().collect();
         for name in spoofed {
             headers.remove(name);
         }
@@ -145,10 +161,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, host: Op
             headers.insert(X_FORWARDED_PROTO, proto);
         }
     } else {
-        const CLIENT_FORWARDING: [HeaderName; 4] = [FORWARDED, X_FORWARDED_HOST, X_FORWARDED_PORT, X_REAL_IP];
-        // One pass over the (few) names instead of four lookups that usually miss.
-        if headers.keys().any(|n| CLIENT_FORWARDING.contains(n)) {
-            for name in CLIENT_FORWARDING {
+        // One pass over the (few) names; removal only when one is there.
+        if headers.keys().any(is_client_forwarding) {
+            let names: Vec<HeaderName> = headers.keys().filter(|n| is_client_forwarding(n)).cloned().collect();
+            for name in names {
                 headers.remove(name);
             }
         }
@@ -160,6 +176,41 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, host: Op
     if !headers.contains_key(&X_FORWARDED_HOST) {
         if let Some(host) = host {
             headers.insert(X_FORWARDED_HOST, host);
+        }
+    }
+}
+
+/// What only a trusted proxy may tell the upstream about the client and the URL it
+/// used: `Forwarded`, every `X-Forwarded-*` (`-Host`, `-Port`, `-Prefix`, `-Server`,
+/// `-Uri`, `-Scheme`, `-Ssl`…; `-For` and `-Proto` are then set by the gateway), and
+/// the client-address headers upstreams and their frameworks read.
+fn is_client_forwarding(name: &HeaderName) -> bool {
+    const OTHERS: [&str; 7] = [
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "x-cluster-client-ip",
+        "cf-connecting-ip",
+        "x-original-host",
+        "x-host",
+    ];
+    let n = name.as_str();
+    name == FORWARDED || n.starts_with("x-forwarded-") || OTHERS.contains(&n)
+}
+
+/// Removes every header whose value holds a copy of the request's token (a
+/// `Referer` with `?token=…`, a `Cookie`, a custom header): the upstream never
+/// receives it, in any header.
+pub fn drop_token_copies(headers: &mut HeaderMap, token: &str) {
+    if token.is_empty() {
+        return;
+    }
+    let needle = token.as_bytes();
+    let holds = |v: &HeaderValue| v.as_bytes().windows(needle.len()).any(|w| w == needle);
+    if headers.values().any(holds) {
+        let names: Vec<HeaderName> = headers.iter().filter(|(_, v)| holds(v)).map(|(n, _)| n.clone()).collect();
+        for name in names {
+            headers.remove(name);
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct ForwardContext<'a> {
     pub peer: SocketAddr,
     pub tls: bool,
     pub config: &'a Config,
+    /// The request's token: no header that carries a copy of it (a `Referer` with
+    /// `?token=`, a `Cookie`) is forwarded.
+    pub token: &'a str,
 }
 
 /// The request body to forward.
@@ -255,6 +258,7 @@ fn assemble(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()));
     headers::sanitize_request(&mut parts.headers);
+    headers::drop_token_copies(&mut parts.headers, ctx.token);
     headers::set_forwarded(&mut parts.headers, ctx, host);
     headers::set_identity(&mut parts.headers, permit);
     parts.uri = target;

@@ -303,3 +303,45 @@ async fn an_unfilterable_answer_is_a_502_not_a_dropped_connection() {
         .await;
     assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_bad_document"), "{}", r.text());
 }
+
+/// Headers that would tell the upstream something else about the request (identity,
+/// URL, method) or carry the token: none of them reaches it, in any spelling.
+#[tokio::test]
+async fn identity_override_and_token_carrying_headers_never_reach_the_upstream() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    let auth = format!("Bearer {token}");
+    let referer = format!("https://app.example.org/map?token={token}");
+    let cookie = format!("session=1; tg={token}");
+    let smuggled = [
+        ("x_forwarded_for", "10.9.9.9"),
+        ("X_Real_IP", "10.9.9.9"),
+        ("x-forwarded_for", "10.9.9.9"),
+        ("x.tilegate.tier", "admin"),
+        ("x_tilegate_token_id", "00000000-0000-0000-0000-000000000000"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-server", "internal"),
+        ("x-forwarded-uri", "/other/secret"),
+        ("x-original-url", "/other/secret"),
+        ("x-rewrite-url", "/other/secret"),
+        ("x-http-method-override", "DELETE"),
+        ("x-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-real-ip", "10.9.9.9"),
+        ("true-client-ip", "10.9.9.9"),
+    ];
+    let mut headers: Vec<(&str, &str)> = vec![("authorization", &auth), ("referer", &referer), ("cookie", &cookie)];
+    headers.extend(smuggled);
+    let r = gw.send(Method::GET, "/path/roads/x", &headers, Bytes::new()).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = gw.upstream.last();
+    for (name, _) in smuggled {
+        assert!(!seen.headers.contains_key(name), "{name} reached the upstream");
+    }
+    for (name, value) in &seen.headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        assert!(!value.contains(&token), "{name} carries the token to the upstream");
+        assert!(!value.contains("10.9.9.9") && !value.contains("DELETE"), "{name}: {value}");
+    }
+    assert_eq!(seen.headers["x-tilegate-tier"], "viewPlus", "the gateway's own identity headers are set");
+}

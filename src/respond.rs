@@ -83,6 +83,9 @@ pub enum Reject {
     TooManyFailedAuthentications(std::time::Duration),
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
+    /// The upstream answered with this 5xx status; its body is not relayed.
+    #[error("the upstream answered {0}")]
+    UpstreamStatus(StatusCode),
     #[error("internal error: {0}")]
     Internal(InternalError),
 }
@@ -159,6 +162,7 @@ impl Reject {
             Reject::Forbidden(_) => StatusCode::FORBIDDEN,
             Reject::RateLimited(_) | Reject::TooManyFailedAuthentications(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Reject::UpstreamStatus(status) => *status,
             Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
             Reject::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -180,6 +184,7 @@ impl Reject {
             Reject::RateLimited(_) => "rate_limited",
             Reject::TooManyFailedAuthentications(_) => "too_many_failed_authentications",
             Reject::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
+            Reject::UpstreamStatus(_) => "upstream_error",
             Reject::Upstream(UpstreamError::BadDocument(_)) => "upstream_bad_document",
             Reject::Upstream(_) => "upstream_unavailable",
             Reject::Internal(_) => "internal_error",
@@ -202,6 +207,9 @@ impl Reject {
             Reject::RateLimited(_) => "too many requests; slow down and retry after the `Retry-After` seconds".into(),
             Reject::TooManyFailedAuthentications(_) => {
                 "too many requests with invalid access tokens from this address; retry after the `Retry-After` seconds with a valid token".into()
+            }
+            Reject::UpstreamStatus(status) => {
+                format!("the upstream server failed (HTTP {}); the operator can find the cause in its log", status.as_u16())
             }
             Reject::Upstream(UpstreamError::Timeout(_)) => "the upstream server did not answer in time".into(),
             Reject::Upstream(UpstreamError::BadDocument(_)) => {
@@ -402,6 +410,7 @@ mod tests {
             Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(1)),
             Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
             Reject::Upstream(UpstreamError::BadDocument("x".into())),
+            Reject::UpstreamStatus(StatusCode::SERVICE_UNAVAILABLE),
             Reject::Upstream(UpstreamError::Connect("x".into())),
             Reject::internal_bug("x"),
         ];

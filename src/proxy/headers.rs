@@ -302,10 +302,31 @@ pub fn set_identity(headers: &mut HeaderMap, permit: &Permit) {
     headers.insert(TIER_NAME, HeaderValue::from_static(permit.tier().as_str()));
 }
 
+/// Response headers that can carry an upstream URL: dropped when they hold an
+/// absolute one (`scheme://` or `//host`), which would tell the client the upstream's
+/// address and send it around the gateway.
+const URL_HEADERS: [HeaderName; 4] =
+    [header::LOCATION, header::CONTENT_LOCATION, header::LINK, HeaderName::from_static("refresh")];
+
+/// True when a header value holds an absolute URL: `scheme://…`, or `//host` at its
+/// start or after `<`, `,` or a space (network-path references in `Link`).
+fn names_an_origin(value: &HeaderValue) -> bool {
+    let v = value.as_bytes();
+    v.windows(3).any(|w| w == b"://")
+        || v.windows(2)
+            .enumerate()
+            .any(|(i, w)| w == b"//" && (i == 0 || matches!(v[i - 1], b'<' | b',' | b' ' | b'\t')))
+}
+
 /// Cleans an upstream response's headers for the client.
 pub fn sanitize_response(headers: &mut HeaderMap) {
     let (mask, _) = present(headers);
     drop_hop_by_hop(headers, mask);
+    for name in URL_HEADERS {
+        if headers.get_all(&name).iter().any(names_an_origin) {
+            headers.remove(&name);
+        }
+    }
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {

@@ -308,9 +308,19 @@ impl http_body::Body for LimitedBody {
     }
 }
 
-/// Cleans the upstream response's headers and boxes its body for the client.
+/// Cleans the upstream response's headers and boxes its body for the client. An
+/// upstream 5xx keeps its status but not its body (stack traces, internal addresses,
+/// exception documents naming the upstream): the gateway answers with its own.
 pub fn relay(res: Response<Incoming>) -> Response<Body> {
     let (mut parts, body) = res.into_parts();
+    if parts.status.is_server_error() {
+        let retry_after = parts.headers.remove(http::header::RETRY_AFTER);
+        let mut own = Reject::UpstreamStatus(parts.status).into_response();
+        if let Some(v) = retry_after {
+            own.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        return own;
+    }
     headers::sanitize_response(&mut parts.headers);
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
 }

@@ -345,3 +345,23 @@ async fn identity_override_and_token_carrying_headers_never_reach_the_upstream()
     }
     assert_eq!(seen.headers["x-tilegate-tier"], "viewPlus", "the gateway's own identity headers are set");
 }
+
+/// Upstream addresses and internals reach clients through error pages and URL
+/// headers: a 5xx body is replaced by the gateway's, absolute `Location`/`Link`
+/// headers are dropped (a relative one stays).
+#[tokio::test]
+async fn upstream_error_pages_and_url_headers_do_not_reach_the_client() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    let r = gw.get("/path/roads/fail500", &token).await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (500, "upstream_error"), "{}", r.text());
+    assert!(!r.text().contains("10.0.0.5") && !r.text().contains("NullPointer"), "{}", r.text());
+    let r = gw.get("/path/roads/redirect", &token).await;
+    assert_eq!(r.status.as_u16(), 302);
+    let up = gw.upstream.addr.to_string();
+    for (name, value) in &r.headers {
+        assert!(!String::from_utf8_lossy(value.as_bytes()).contains(&up), "{name} names the upstream");
+    }
+    assert!(r.headers.get("location").is_none() && r.headers.get("link").is_none());
+    assert_eq!(r.headers["content-location"], "/osm/here", "a relative reference stays");
+}

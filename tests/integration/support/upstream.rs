@@ -94,6 +94,21 @@ impl TestUpstream {
         if path.ends_with("/wms") && query.to_ascii_uppercase().contains("REQUEST=GETCAPABILITIES") {
             return typed("text/xml", self.wms_capabilities());
         }
+        if path.ends_with("/fail500") {
+            let mut res = typed("text/html", b"<pre>java.lang.NullPointerException\n\tat org.geoserver.Dispatcher (http://10.0.0.5:8080/geoserver/ows)</pre>".to_vec());
+            *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            return res;
+        }
+        if path.ends_with("/redirect") {
+            let mut res = typed("text/plain", b"moved".to_vec());
+            *res.status_mut() = http::StatusCode::FOUND;
+            let up = self.addr;
+            let h = res.headers_mut();
+            h.insert("location", http::HeaderValue::from_str(&format!("http://{up}/secret/")).expect("value"));
+            h.insert("link", http::HeaderValue::from_str(&format!("<//{up}/next>; rel=next")).expect("value"));
+            h.insert("content-location", http::HeaderValue::from_static("/osm/here"));
+            return res;
+        }
         if let Some(coding) = path.strip_prefix("/coded/").and_then(|r| r.split('/').next()) {
             return coded(coding);
         }

@@ -133,17 +133,36 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
         }
         None => Page::Below { creator: caller.token_id, after, limit: page_size + 1 },
     };
+    let granting = matches!(page, Page::Granting { .. });
     // One row more than the page tells whether another page exists.
     let mut records = cache.store().list(page).await.map_err(|e| Reject::internal("token list failed", e))?;
     let more = records.len() > page_size;
     records.truncate(page_size);
     let next = if more { records.last().map(|r| r.seq.to_string()) } else { None };
-    let result: Vec<Value> = records.iter().map(token_json).collect();
+    // A list shows exactly what the caller could read one by one (`GET /{id}`): a
+    // token granting the parent folder is not listed for a `pathId` under it. A page
+    // may then hold fewer than `pageSize` tokens; `nextPageStart` still goes on.
+    let below = if granting {
+        cache.store().descendants(caller.token_id).await.map_err(|e| Reject::internal("token read failed", e))?
+    } else {
+        Vec::new()
+    };
+    let readable = |r: &&TokenRecord| !granting || below.contains(&r.id) || covered(config, &caller, r, Tier::FullView);
+    let result: Vec<Value> = records.iter().filter(readable).map(token_json).collect();
     Ok(respond::json(StatusCode::OK, &json!({ "result": result, "nextPageStart": next })))
 }
 
 fn query_problem(name: &str, msg: String) -> Value {
     json!({ "loc": ["query", name], "msg": msg, "type": "value_error" })
+}
+
+/// True when the caller holds `need` on every path `record` grants (how a token that
+/// is not below the caller becomes readable to it).
+fn covered(config: &Config, caller: &Grant, record: &TokenRecord, need: Tier) -> bool {
+    !record.access.is_empty()
+        && record.access.iter().all(|a| {
+            config.paths.get(&a.path_id).and_then(|p| caller.access_for(p)).is_some_and(|held| held.tier >= need)
+        })
 }
 
 /// The one 404 for a token id that does not exist, is malformed, or is not visible
@@ -166,12 +185,7 @@ async fn visible(
     if below.contains(&id) {
         return Ok(record);
     }
-    // Otherwise the caller needs `need` on every path the token grants.
-    let covered = !record.access.is_empty()
-        && record.access.iter().all(|a| {
-            config.paths.get(&a.path_id).and_then(|p| caller.access_for(p)).is_some_and(|held| held.tier >= need)
-        });
-    if covered {
+    if covered(config, caller, &record, need) {
         Ok(record)
     } else {
         Err(not_found())

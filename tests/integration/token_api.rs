@@ -532,3 +532,26 @@ async fn the_token_api_can_live_on_its_own_loopback_listener() {
     assert_eq!(send(Method::GET, "/readyz", None).await.expect("response").status(), StatusCode::OK);
     assert_eq!(gw.get("/ogc/xyz/osm/0/0/0", &root).await.status, StatusCode::OK);
 }
+
+/// Regression: `?pathId=osm` with fullView on `osm` listed tokens granting the whole
+/// parent folder `world`, with their access lists, although `GET /{id}` answers 404 for
+/// each. A list shows exactly what the caller could read one by one.
+#[tokio::test]
+async fn a_path_listing_shows_only_tokens_the_caller_could_read_one_by_one() {
+    let gw = TestGateway::start().await;
+    let caller = gw.token(&[("osm", Tier::FullView)]).await;
+    let (_, folder_id) = gw.token_with(&[("world", Tier::View)], Fence::default(), Scope::All, None).await;
+    let (_, osm_id) = gw.token_with(&[("osm", Tier::View)], Fence::default(), Scope::All, None).await;
+    let r = gw.api(Method::GET, "/account/security/accessToken?pathId=osm", &caller, None).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let ids: Vec<String> = r.json()["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(ids.contains(&osm_id), "{ids:?}");
+    assert!(!ids.contains(&folder_id), "the folder token is not readable one by one: {ids:?}");
+    let one = gw.api(Method::GET, &format!("/account/security/accessToken/{folder_id}"), &caller, None).await;
+    assert_eq!(one.status.as_u16(), 404, "and indeed GET /{{id}} hides it");
+}

@@ -365,3 +365,30 @@ async fn upstream_error_pages_and_url_headers_do_not_reach_the_client() {
     assert!(r.headers.get("location").is_none() && r.headers.get("link").is_none());
     assert_eq!(r.headers["content-location"], "/osm/here", "a relative reference stays");
 }
+
+/// RFC 9112 §6.3: a request with both `Content-Length` and `Transfer-Encoding` is how
+/// requests are smuggled. hyper reads it as chunked, removes `Content-Length` before
+/// the gateway sees it, and closes the connection after answering, so the upstream
+/// gets one request with one framing and the smuggled second request is never read.
+#[tokio::test]
+async fn a_request_with_two_framings_smuggles_nothing() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::Edit)]).await;
+    let before = gw.upstream.seen().len();
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.expect("connect");
+    let request = format!(
+        "POST /path/roads/x HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /path/other/ HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "one answer, then the connection closes: {answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    let seen = gw.upstream.seen();
+    assert_eq!(seen.len(), before + 1, "exactly one request reached the upstream: {seen:?}");
+    let last = seen.last().expect("one");
+    assert!(last.uri.ends_with("/roads/x"), "{}", last.uri);
+    assert!(!last.headers.contains_key("content-length"), "one framing upstream: {:?}", last.headers);
+}

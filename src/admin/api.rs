@@ -147,7 +147,7 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
     } else {
         Vec::new()
     };
-    let readable = |r: &&TokenRecord| !granting || below.contains(&r.id) || covered(config, &caller, r, Tier::FullView);
+    let readable = |r: &&TokenRecord| !granting || below.contains(&r.id) || covered(config, caller, r, Tier::FullView);
     let result: Vec<Value> = records.iter().filter(readable).map(token_json).collect();
     Ok(respond::json(StatusCode::OK, &json!({ "result": result, "nextPageStart": next })))
 }

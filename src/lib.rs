@@ -36,6 +36,8 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod ogc;
 pub mod ops;

@@ -83,7 +83,10 @@ pub fn kvp_parts(inputs: &[&str], protocol: Protocol) -> Result<(Vec<KvpPair>, S
 /// The path config every classified request is judged against: a vector path covering
 /// [`LAYERS`], no declared properties, defaults otherwise.
 pub fn path() -> PathConfig {
-    PathConfig { layers: LAYERS.iter().map(|l| (*l).to_owned()).collect(), ..PathConfig::new(PATH_ID, PathKind::Vector) }
+    PathConfig {
+        layers: LAYERS.iter().map(|l| (*l).to_owned()).collect(),
+        ..PathConfig::new(PATH_ID, PathKind::Vector)
+    }
 }
 
 /// One request for the classifier, as the gateway hands it over.
@@ -353,7 +356,10 @@ mod tests {
         let out = geojson_filter(&[br#"{"type":"Feature","properties":{"name":"a","se"#, br#"cret":1}}"#], false);
         assert_eq!(out.expect("valid GeoJSON"), br#"{"type":"Feature","properties":{"name":"a"}}"#);
         assert!(rewrite_capabilities(Capabilities::OgcApiJson, br#"{"links":[]}"#, true).is_ok());
-        assert_eq!(extract_token(&[(b"x-access-token", b"nope")], None, false), Err(ExtractFailure::Denied("MalformedToken".into())));
+        assert_eq!(
+            extract_token(&[(b"x-access-token", b"nope")], None, false),
+            Err(ExtractFailure::Denied("MalformedToken".into()))
+        );
         let body = br#"{"description":"d","accessList":[{"pathId":"osm","access":{"accessTier":"view"}}]}"#;
         assert_eq!(parse_create(body).expect("a valid body").path_ids, vec!["osm".to_owned()]);
     }

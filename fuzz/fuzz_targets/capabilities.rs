@@ -22,7 +22,9 @@ fn names(text: &str, authority: &str) -> bool {
         lower.match_indices("//").any(|(i, _)| {
             let after = &lower[i + 2..];
             let end = after
-                .find(|c: char| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':' | '@' | '%' | '[' | ']')))
+                .find(|c: char| {
+                    !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':' | '@' | '%' | '[' | ']'))
+                })
                 .unwrap_or(after.len());
             let host = after[..end].rsplit('@').next().unwrap_or("").trim_end_matches('.');
             host == authority
@@ -69,7 +71,8 @@ fn check_xml(kind: Capabilities, out: &[u8]) {
                     if key == "xmlns" || key.starts_with("xmlns:") {
                         continue;
                     }
-                    let value = attr.unescape_value().unwrap_or_else(|err| panic!("{kind:?}: attribute `{key}`: {err}"));
+                    let value =
+                        attr.unescape_value().unwrap_or_else(|err| panic!("{kind:?}: attribute `{key}`: {err}"));
                     leak(kind, "attribute", &value, doc);
                 }
             }

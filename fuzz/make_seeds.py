@@ -149,6 +149,8 @@ GJ = [
 ]
 for i, g in enumerate(GJ):
     write("geojson_filter", f"{i:02}", bytes([i * 37 % 256]) + g.encode())
+# Found by the fuzzer: a number beyond f64 (valid JSON, refused by serde_json's reader).
+write("geojson_filter", "11-huge-exponent", b'J{"type":"Feature","goometry":{"type":"Polygon","coordin;tes":[[[16,401],[23,40],[23,41],[22E841],[22,40]]]}}')
 with open(os.path.join(FIX, "ogcapi_items_pygeoapi.json"), "rb") as f:
     write("geojson_filter", "10-pygeoapi-items", b"\x07" + f.read())
 

@@ -34,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
         let shown = String::from_utf8_lossy(&out);
         let value: Value = match serde_json::from_slice(&out) {
             Ok(v) => v,
+            // RFC 8259 puts no limit on numbers (`22E841`) and the filter copies their
+            // spelling; serde_json refuses only after reading a well-formed one. Such an
+            // output is not checked for hidden keys (a known gap of this oracle).
+            Err(e) if e.to_string().starts_with("number out of range") => continue,
             Err(e) => panic!("fenced={fenced}: the output is not JSON ({e}): {shown}"),
         };
         assert_no_hidden(value.get("properties"), &shown);

@@ -39,6 +39,8 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod json;
 pub mod ogc;

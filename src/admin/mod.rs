@@ -4,7 +4,7 @@
 //! only its hash. Nothing here logs or stores a secret.
 
 pub mod api;
-mod body;
+pub(crate) mod body;
 pub mod cli;
 pub mod delegate;
 

@@ -7,12 +7,16 @@
 //!
 //! ```text
 //! accept ─► TLS (rustls, optional) ─► normalize path ─► route (path id, endpoint family)
-//!    ─► extract token ─► lookup grant (cache → SQLite) ─► classify (Operation)
+//!    ─► extract token ─► lookup grant (cache → SQLite) ─► classify (Target: Operation, uri)
 //!    ─► decide (pure) ──Denial──► respond (status + JSON)
-//!            │ Permit (+ obligations)
+//!            │ Permitted<Target> (the permit around the judged target)
 //!            ▼
 //!    forward (pooled hyper-util client) ─► filter (capabilities, GeoJSON, MVT, schemas) ─► respond
+//!    ─► access log line and metrics when the response body ends
 //! ```
+//!
+//! `ARCHITECTURE.md` at the repository root is the design: module map, invariants,
+//! where each protocol's facts live, and the decisions with their reasons.
 //!
 //! Modules in pipeline order:
 //!
@@ -32,6 +36,7 @@
 //! | metrics, rate limits, reload | [`ops`] |
 //! | declared paths (folders, layers, upstream endpoints) | [`paths`] |
 //! | configuration | [`config`] |
+//! | strict JSON for judged bodies (duplicate members refused) | [`json`] |
 #![forbid(unsafe_code)]
 
 pub mod access;

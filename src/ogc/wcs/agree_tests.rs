@@ -58,6 +58,8 @@ fn walk(w: &Walk, out: &[u8]) -> Vec<String> {
                     ("FORMAT", format.as_str()),
                     ("SUBSET", long.as_str()),
                     ("SUBSET", lat.as_str()),
+                    // A maxZoom-limited token must name the output grid (as GDAL does).
+                    ("SCALESIZE", "Long(256),Lat(256)"),
                 ]);
                 assert_eq!(w.accepts(&kvp(h, &pairs)), "wcs.GetCoverage");
             }
@@ -78,6 +80,7 @@ fn get_coverage(w: &Walk, id: &str, long: &str, lat: &str) -> String {
             ("FORMAT", "image/tiff"),
             ("SUBSET", long),
             ("SUBSET", lat),
+            ("SCALESIZE", "Long(256),Lat(256)"),
         ],
     )
 }

@@ -17,7 +17,7 @@ use crate::policy::{Extent, Tier};
 use crate::spatial::{crs_from_identifier, BBox, Crs, MERCATOR_HALF_WORLD};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
-use crate::ogc::common::geo::number;
+use crate::ogc::common::geo::{number, uint};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{bad, check_allowed, name_list, request_name, shown, unsupported};
 use crate::ogc::{OgcError, Parts, Protocol, ResponseKind};
@@ -104,9 +104,72 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     if coverages.len() != 1 {
         return Err(bad("COVERAGEID: GetCoverage takes exactly one coverage"));
     }
-    let extent = subset_extent(kvp)?;
+    let extent = with_scale(subset_extent(kvp)?, kvp)?;
     let format = kvp.get_nonempty("FORMAT");
     Ok(Parts::new(name, Tier::ViewPlus, coverages, extent, ResponseKind::Other).with_format(format))
+}
+
+/// The zoom a GetCoverage is judged at when its output resolution is relative to the
+/// coverage's native one (`SCALEFACTOR`, `SCALEAXES`, an axis left unscaled, no
+/// scaling at all), which the gateway does not know: finer than any maxZoom, so a
+/// maxZoom-limited token is refused (`zoom_above_max`) and any other token is not
+/// concerned.
+const UNKNOWN_RESOLUTION_ZOOM: f64 = 99.0;
+
+/// Adds the effective zoom to a GetCoverage's extent, as WMS does from WIDTH/HEIGHT:
+/// the output grid is `SCALESIZE=x(w),y(h)` or `SCALEEXTENT=x(lo:hi),y(lo:hi)` on both
+/// horizontal axes; anything else gives [`UNKNOWN_RESOLUTION_ZOOM`]. A GetCoverage with
+/// no spatial subset is the whole coverage: judged as the whole world in WGS 84.
+fn with_scale(extent: Extent, kvp: &Kvp) -> Result<Extent, OgcError> {
+    let bbox = match extent {
+        Extent::BBox { bbox, .. } => bbox,
+        Extent::Unbounded => BBox { crs: Crs::Wgs84, min_x: -180.0, min_y: -90.0, max_x: 180.0, max_y: 90.0 },
+        other => return Ok(other),
+    };
+    let relative = kvp.contains("SCALEFACTOR") || kvp.contains("SCALEAXES");
+    let size = match (kvp.get_nonempty("SCALESIZE"), kvp.get_nonempty("SCALEEXTENT")) {
+        (Some(_), Some(_)) => return Err(bad("SCALESIZE and SCALEEXTENT: give one of them")),
+        (Some(v), None) => grid_size(v, "SCALESIZE", false)?,
+        (None, Some(v)) => grid_size(v, "SCALEEXTENT", true)?,
+        (None, None) => None,
+    };
+    let zoom = match size {
+        Some((w, h)) if !relative => crate::spatial::effective_zoom(&bbox, w, h),
+        _ => UNKNOWN_RESOLUTION_ZOOM,
+    };
+    Ok(Extent::BBox { bbox, zoom: Some(zoom) })
+}
+
+/// The output width and height from `axis(n)` (`SCALESIZE`) or `axis(lo:hi)`
+/// (`SCALEEXTENT`) items; `None` unless both horizontal axes are given.
+fn grid_size(value: &str, param: &str, extent: bool) -> Result<Option<(u32, u32)>, OgcError> {
+    let (mut w, mut h) = (None, None);
+    for item in value.split(',') {
+        let malformed =
+            || bad(format!("{param}: `{}` is not `axis({})`", shown(item), if extent { "low:high" } else { "n" }));
+        let (axis, rest) = item.trim().split_once('(').ok_or_else(malformed)?;
+        let inner = rest.strip_suffix(')').ok_or_else(malformed)?;
+        let n = if extent {
+            let (lo, hi) = inner.split_once(':').ok_or_else(malformed)?;
+            let (lo, hi) = (uint(lo.trim(), param)?, uint(hi.trim(), param)?);
+            hi.checked_sub(lo).map(|d| d + 1).ok_or_else(malformed)?
+        } else {
+            uint(inner.trim(), param)?
+        };
+        let n = u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=1 << 20).contains(n))
+            .ok_or_else(|| bad(format!("{param}: `{}` is not an image size between 1 and 1048576", shown(item))))?;
+        let slot = match axis.trim().to_ascii_lowercase().as_str() {
+            "long" | "lon" | "longitude" | "e" | "x" | "i" => &mut w,
+            "lat" | "latitude" | "n" | "y" | "j" => &mut h,
+            _ => continue,
+        };
+        if slot.replace(n).is_some() {
+            return Err(bad(format!("{param}: axis `{}` is given twice", shown(axis.trim()))));
+        }
+    }
+    Ok(w.zip(h))
 }
 
 /// One `SUBSET` value.
@@ -234,7 +297,9 @@ mod tests {
             ("wcs.DescribeCoverage", Tier::ViewPlus, vec!["roads".to_string(), "dem".to_string()])
         );
         let c = ok(Protocol::Wcs, q("FORMAT=image/tiff&GEOTIFF:COMPRESSION=LZW"));
-        assert_eq!((c.op.name, c.op.tier, c.op.extent), ("wcs.GetCoverage", Tier::ViewPlus, Extent::Unbounded));
+        let world = BBox { crs: Crs::Wgs84, min_x: -180.0, min_y: -90.0, max_x: 180.0, max_y: 90.0 };
+        let whole = Extent::BBox { bbox: world, zoom: Some(UNKNOWN_RESOLUTION_ZOOM) };
+        assert_eq!((c.op.name, c.op.tier, c.op.extent), ("wcs.GetCoverage", Tier::ViewPlus, whole));
         assert_eq!(c.format.as_deref(), Some("image/tiff"));
         assert!(matches!(
             run(Protocol::Wcs, "SERVICE=WCS&VERSION=1.0.0&REQUEST=GetCoverage&COVERAGE=roads"),
@@ -289,6 +354,35 @@ mod tests {
             "SUBSET=Lat((1,2))",
         ] {
             assert!(run(Protocol::Wcs, q(bad)).is_err(), "{bad}");
+        }
+    }
+
+    /// Regression: `SCALESIZE`, `SCALEFACTOR`, `SCALEAXES`, `SCALEEXTENT` (and no scaling)
+    /// passed a maxZoom-limited token whatever resolution they asked for.
+    #[test]
+    fn the_output_grid_gives_the_effective_zoom() {
+        let zoom = |extra: &'static str| match ok(Protocol::Wcs, extra).op.extent {
+            Extent::BBox { zoom: Some(z), .. } => z,
+            other => panic!("{other:?}"),
+        };
+        // 1°×1° at 256 px is about zoom 8.5; at 4096 px about zoom 12.5.
+        let box1 = "SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage&COVERAGEID=roads&SUBSET=Long(5,6)&SUBSET=Lat(50,51)";
+        let small = zoom(Box::leak(format!("{box1}&SCALESIZE=Long(256),Lat(256)").into_boxed_str()));
+        let large = zoom(Box::leak(format!("{box1}&SCALESIZE=Long(4096),Lat(4096)").into_boxed_str()));
+        assert!((large - small - 4.0).abs() < 0.01, "{small} {large}");
+        let extent = zoom(Box::leak(format!("{box1}&SCALEEXTENT=i(0:255),j(0:255)").into_boxed_str()));
+        assert!((extent - small).abs() < 1e-9);
+        for relative in ["&SCALEFACTOR=2", "&SCALEAXES=Long(2),Lat(2)", "&SCALESIZE=Long(256)", ""] {
+            let z = zoom(Box::leak(format!("{box1}{relative}").into_boxed_str()));
+            assert_eq!(z, UNKNOWN_RESOLUTION_ZOOM, "{relative}: the native resolution cannot be judged");
+        }
+        for bad_size in [
+            "&SCALESIZE=Long(0),Lat(1)",
+            "&SCALESIZE=Long(x)",
+            "&SCALEEXTENT=i(5:1),j(0:1)",
+            "&SCALESIZE=Long(1),Long(2)",
+        ] {
+            assert!(run(Protocol::Wcs, Box::leak(format!("{box1}{bad_size}").into_boxed_str())).is_err(), "{bad_size}");
         }
     }
 }

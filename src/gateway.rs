@@ -104,12 +104,14 @@ impl Gateway {
         let response = match self.pipeline(&config, req, peer, tls, listener, &mut log).await {
             Ok(res) => {
                 log.decision = if log.token_id.is_some() { "allow" } else { "public" };
+                log.outcome = ops::Outcome::answered(log.token_id.is_some());
                 res
             }
             Err(reject) => {
                 log.decision =
                     if matches!(reject, Reject::Upstream(_) | Reject::Internal(_)) { "error" } else { "deny" };
                 log.reason = reject.reason();
+                log.outcome = ops::Outcome::rejected(&reject);
                 if let Some(cause) = reject.cause() {
                     tracing::warn!(error = %cause, "request failed");
                 }
@@ -190,21 +192,21 @@ impl Gateway {
         result
     }
 
-    /// Health and readiness answer without a token.
+    /// Health and readiness answer without a token, as on the ops listener
+    /// ([`ops::health`]: `/readyz` is 503 while draining here too).
     async fn operations(&self, route: &Route<'_>, method: &Method) -> Result<Option<Response<Body>>, Reject> {
-        let ready = match route {
+        let probe = match route {
             Route::OpenApi => return Ok(Some(openapi())),
-            Route::Healthz => true,
-            Route::Readyz => self.cache.store().ping().await,
+            Route::Healthz => ops::Probe::Liveness,
+            Route::Readyz => ops::Probe::Readiness,
             Route::Unknown => return Err(Reject::NotFound),
             _ => return Ok(None),
         };
         if method != Method::GET && method != Method::HEAD {
             return Err(Reject::MethodNotAllowed("GET or HEAD"));
         }
-        let (status, text) =
-            if ready { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "store unavailable") };
-        Ok(Some(respond::json(status, &serde_json::json!({ "status": text }))))
+        let paths = self.config.load().paths.len();
+        Ok(Some(ops::health(probe, &self.ops, self.cache.store(), paths).await))
     }
 
     /// The lookup stage: token → grant, through the cache.
@@ -465,6 +467,8 @@ struct RequestLog {
     token_id: Option<TokenId>,
     decision: &'static str,
     reason: &'static str,
+    /// What became of the request, typed (for metrics and the failed-auth guard).
+    outcome: ops::Outcome,
     upstream_ms: Option<f64>,
 }
 
@@ -481,6 +485,7 @@ impl RequestLog {
             token_id: None,
             decision: "-",
             reason: "-",
+            outcome: ops::Outcome::Public,
             upstream_ms: None,
         }
     }
@@ -490,8 +495,7 @@ impl RequestLog {
         RequestLabels {
             path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
             operation: self.operation,
-            decision: self.decision,
-            reason: self.reason,
+            outcome: self.outcome,
             status: status.as_u16(),
         }
     }

@@ -28,9 +28,9 @@ fn record(c: &mut Criterion) {
     c.bench_function("metrics/histogram observe (tilegate, atomics)", |b| {
         b.iter(|| ours.observe(black_box(Duration::from_millis(3))))
     });
-    let theirs = prometheus_client::metrics::histogram::Histogram::new(
-        [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
-    );
+    let theirs = prometheus_client::metrics::histogram::Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]);
     c.bench_function("metrics/histogram observe (prometheus-client, mutex)", |b| {
         b.iter(|| theirs.observe(black_box(Duration::from_millis(3)).as_secs_f64()))
     });
@@ -42,9 +42,7 @@ fn admit(c: &mut Criterion) {
     let rate = Rate { per_second: 1e6, burst: u32::MAX };
     let token = TokenId::new_random();
     let ip: IpAddr = "192.0.2.7".parse().expect("ip");
-    c.bench_function("limits/admit token (existing bucket)", |b| {
-        b.iter(|| l.take_token("*", black_box(token), rate))
-    });
+    c.bench_function("limits/admit token (existing bucket)", |b| b.iter(|| l.take_token("*", black_box(token), rate)));
     c.bench_function("limits/admit ip (existing bucket)", |b| b.iter(|| l.take_ip("*", black_box(ip), rate)));
 }
 

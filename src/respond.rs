@@ -177,8 +177,7 @@ impl Reject {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
         }
         if let Reject::RateLimited(wait) | Reject::TooManyFailedAuthentications(wait) = &self {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*wait)));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*wait)));
         }
         if let Reject::MethodNotAllowed(allowed) = &self {
             if let Ok(v) = HeaderValue::from_str(&allowed.replace(" or ", ", ")) {

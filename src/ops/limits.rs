@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::DashMapStateStore;
 use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::{FailedAuth, Rate};
@@ -53,7 +53,13 @@ type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<<C as 
 
 /// One keyed limiter per scope, each with the rate it was built for.
 struct Buckets<K: Hash + Eq + Clone, C: Clock> {
-    scopes: DashMap<Box<str>, (Rate, Arc<Keyed<K, C>>)>,
+    scopes: DashMap<Box<str>, Scoped<K, C>>,
+}
+
+/// A scope's limiter and the rate it was built for.
+struct Scoped<K: Hash + Eq + Clone, C: Clock> {
+    rate: Rate,
+    limiter: Arc<Keyed<K, C>>,
 }
 
 impl<K: Hash + Eq + Clone, C: Clock + Clone> Buckets<K, C> {
@@ -64,12 +70,12 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> Buckets<K, C> {
     /// The limiter of `scope` for `rate`, made (or remade, after a rate change) if needed.
     fn limiter(&self, scope: &str, rate: Rate, clock: &C) -> Arc<Keyed<K, C>> {
         if let Some(entry) = self.scopes.get(scope) {
-            if entry.0 == rate {
-                return entry.1.clone();
+            if entry.rate == rate {
+                return entry.limiter.clone();
             }
         }
         let limiter = Arc::new(RateLimiter::dashmap_with_clock(quota(rate), clock.clone()));
-        self.scopes.insert(scope.into(), (rate, limiter.clone()));
+        self.scopes.insert(scope.into(), Scoped { rate, limiter: limiter.clone() });
         limiter
     }
 
@@ -80,15 +86,18 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> Buckets<K, C> {
 
     fn sweep(&self) {
         for entry in self.scopes.iter() {
-            entry.1.retain_recent();
-            entry.1.shrink_to_fit();
+            entry.limiter.retain_recent();
+            entry.limiter.shrink_to_fit();
         }
-        self.scopes.retain(|_, (_, limiter)| !limiter.is_empty());
+        // A take racing this can land in a limiter just dropped; its client then
+        // starts from a full bucket, as it had one a moment ago: at most one extra
+        // request per sweep, never an unbounded one.
+        self.scopes.retain(|_, scoped| !scoped.limiter.is_empty());
         self.scopes.shrink_to_fit();
     }
 
     fn len(&self) -> usize {
-        self.scopes.iter().map(|e| e.1.len()).sum()
+        self.scopes.iter().map(|e| e.limiter.len()).sum()
     }
 }
 

@@ -327,7 +327,11 @@ impl Metrics {
             "Token lookups answered by the grant cache",
             ConstCounter::new(cache.0),
         );
-        scrape.register("tilegate_grant_cache_misses", "Token lookups that went to the store", ConstCounter::new(cache.1));
+        scrape.register(
+            "tilegate_grant_cache_misses",
+            "Token lookups that went to the store",
+            ConstCounter::new(cache.1),
+        );
         scrape.register("tilegate_grant_cache_entries", "Grants held in the cache", ConstGauge::new(cache.2 as i64));
         scrape.register("tilegate_config_paths", "Paths declared in the config in use", ConstGauge::new(paths as i64));
         let mut out = String::with_capacity(8192);

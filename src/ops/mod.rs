@@ -260,8 +260,7 @@ pub async fn answer(ops: &Ops, cache: &GrantCache, paths: usize, method: &Method
             let (hits, misses) = cache.stats();
             let text = ops.metrics.render((hits, misses, cache.len()), paths);
             let mut res = Response::new(respond::full(text));
-            res.headers_mut()
-                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(metrics::CONTENT_TYPE));
+            res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(metrics::CONTENT_TYPE));
             res
         }
         "/healthz" => health(Probe::Liveness, ops, cache.store(), paths).await,
@@ -314,7 +313,10 @@ mod tests {
         let bad = Outcome::rejected(&Reject::Upstream(UpstreamError::BadDocument("x".into())));
         assert_eq!(bad.upstream_failure(), Some(UpstreamFailure::BadDocument));
         let down = Outcome::rejected(&Reject::Upstream(UpstreamError::Connect("refused".into())));
-        assert_eq!((down.reason(), down.upstream_failure()), ("upstream_unavailable", Some(UpstreamFailure::Unavailable)));
+        assert_eq!(
+            (down.reason(), down.upstream_failure()),
+            ("upstream_unavailable", Some(UpstreamFailure::Unavailable))
+        );
         let ours = Outcome::rejected(&Reject::Internal("boom".into()));
         assert_eq!((ours.decision(), ours.reason(), ours.upstream_failure()), ("error", "internal_error", None));
         assert_eq!((Outcome::answered(true).decision(), Outcome::answered(false).decision()), ("allow", "public"));

@@ -76,8 +76,7 @@ fn benches(c: &mut Criterion) {
             let labels = RequestLabels {
                 path_id: "-".into(),
                 operation: "-",
-                decision: "public",
-                reason: "-",
+                outcome: tilegate::ops::Outcome::Public,
                 status: response.status().as_u16(),
             };
             black_box(access::access_log_enabled());

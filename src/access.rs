@@ -33,7 +33,7 @@ use http::{HeaderValue, Method, Response, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::config::Config;
-use crate::ops::{Ops, RequestLabels};
+use crate::ops::{self, Ops, RequestLabels};
 use crate::policy::TokenId;
 use crate::respond::{Body, BoxError, Reject};
 use crate::token::TokenSecret;
@@ -76,8 +76,9 @@ pub struct RequestLog {
     pub(crate) path_id: Option<String>,
     pub(crate) operation: &'static str,
     pub(crate) token_id: Option<TokenId>,
-    pub(crate) decision: &'static str,
-    pub(crate) reason: &'static str,
+    /// What became of the request (allowed, denied and why, failed): the `decision`
+    /// and `deny.reason` of the line and the metric labels.
+    pub(crate) verdict: ops::Outcome,
     pub(crate) upstream_ms: Option<f64>,
     /// `None` until the response head exists.
     status: Option<StatusCode>,
@@ -108,8 +109,7 @@ impl RequestLog {
             path_id: None,
             operation: "-",
             token_id: None,
-            decision: "-",
-            reason: "-",
+            verdict: ops::Outcome::Public,
             upstream_ms: None,
             status: None,
             bytes: 0,
@@ -139,13 +139,11 @@ impl RequestLog {
         }
         match result {
             Ok(res) => {
-                self.decision = if self.token_id.is_some() { "allow" } else { "public" };
+                self.verdict = ops::Outcome::answered(self.token_id.is_some());
                 res
             }
             Err(reject) => {
-                self.decision =
-                    if matches!(reject, Reject::Upstream(_) | Reject::Internal(_)) { "error" } else { "deny" };
-                self.reason = reject.reason();
+                self.verdict = ops::Outcome::rejected(&reject);
                 if let Some(cause) = reject.cause() {
                     span.in_scope(|| tracing::warn!(target: "tilegate::gateway", error = %cause, "request failed"));
                 }
@@ -159,8 +157,7 @@ impl RequestLog {
         RequestLabels {
             path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
             operation: self.operation,
-            decision: self.decision,
-            reason: self.reason,
+            outcome: self.verdict,
             status,
         }
     }
@@ -177,8 +174,8 @@ impl RequestLog {
             path.id = self.path_id.as_deref().unwrap_or("-"),
             operation = self.operation,
             token.id = %self.token_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-            decision = self.decision,
-            deny.reason = self.reason,
+            decision = self.verdict.decision(),
+            deny.reason = self.verdict.reason(),
             status,
             outcome = outcome.as_str(),
             bytes = self.bytes,

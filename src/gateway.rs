@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
@@ -206,21 +206,21 @@ impl Gateway {
         result
     }
 
-    /// Health and readiness answer without a token.
+    /// Health and readiness answer without a token, as on the ops listener
+    /// ([`ops::health`]: `/readyz` is 503 while draining here too).
     async fn operations(&self, route: &Route<'_>, method: &Method) -> Result<Option<Response<Body>>, Reject> {
-        let ready = match route {
+        let probe = match route {
             Route::OpenApi => return Ok(Some(openapi())),
-            Route::Healthz => true,
-            Route::Readyz => self.cache.store().ping().await,
+            Route::Healthz => ops::Probe::Liveness,
+            Route::Readyz => ops::Probe::Readiness,
             Route::Unknown => return Err(Reject::NotFound),
             _ => return Ok(None),
         };
         if method != Method::GET && method != Method::HEAD {
             return Err(Reject::MethodNotAllowed("GET or HEAD"));
         }
-        let (status, text) =
-            if ready { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "store unavailable") };
-        Ok(Some(respond::json(status, &serde_json::json!({ "status": text }))))
+        let paths = self.config.load().paths.len();
+        Ok(Some(ops::health(probe, &self.ops, self.cache.store(), paths).await))
     }
 
     /// The lookup stage: token → grant, through the cache.

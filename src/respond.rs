@@ -253,8 +253,7 @@ impl Reject {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
         }
         if let Reject::RateLimited(wait) | Reject::TooManyFailedAuthentications(wait) = &self {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(crate::ops::limits::retry_after_secs(*wait)));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*wait)));
         }
         if let Reject::MethodNotAllowed(allowed) = &self {
             if let Ok(v) = HeaderValue::from_str(&allowed.replace(" or ", ", ")) {
@@ -263,6 +262,12 @@ impl Reject {
         }
         res
     }
+}
+
+/// Whole seconds for `Retry-After`: rounded up, at least 1 (a client that waits
+/// the whole seconds is never early).
+pub fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// The JSON body of a denial listed in [`Denial::FIXED`], serialized once per process
@@ -329,6 +334,15 @@ fn denial_detail(d: &Denial) -> String {
 mod tests {
     use super::*;
     use crate::policy::Tier;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        use std::time::Duration;
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1000)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+    }
 
     #[test]
     fn every_denial_maps_to_its_status() {

@@ -151,6 +151,29 @@ impl Denial {
             Denial::PropertyFenced(_) => "property_fenced",
         }
     }
+
+    /// True when a token was sent and it was no good (malformed, unknown, revoked,
+    /// expired): what the failed-authentication guard counts. A request without a
+    /// token, or with two, is not an attempt; a refusal of a good token is not one
+    /// either. Exhaustive on purpose: a new denial must decide here.
+    pub fn is_failed_authentication(&self) -> bool {
+        match self {
+            Denial::MalformedToken | Denial::UnknownToken | Denial::Revoked | Denial::Expired => true,
+            Denial::MissingToken
+            | Denial::ConflictingTokens
+            | Denial::QueryTokenDisabled
+            | Denial::PathNotFound
+            | Denial::ScopeOgcOnly
+            | Denial::TierTooLow { .. }
+            | Denial::LayerNotCovered(_)
+            | Denial::ZoomAboveMax
+            | Denial::OutsideGeofence
+            | Denial::UnsupportedCrs
+            | Denial::UnboundedFeatureRequest
+            | Denial::FenceUnverifiable
+            | Denial::PropertyFenced(_) => false,
+        }
+    }
 }
 
 /// What must still happen to a permitted request on its way back.

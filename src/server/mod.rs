@@ -491,7 +491,11 @@ async fn ops_loop(listener: TcpListener, gateway: Arc<Gateway>) {
                 conns.spawn(async move {
                     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let gw = gw.clone();
-                        async move { Ok::<_, Infallible>(crate::ops::answer(&gw, req.method(), req.uri().path()).await) }
+                        async move {
+                            let paths = gw.config().paths.len();
+                            let answer = crate::ops::answer(gw.ops(), gw.cache(), paths, req.method(), req.uri().path());
+                            Ok::<_, Infallible>(answer.await)
+                        }
                     });
                     let mut builder = hyper::server::conn::http1::Builder::new();
                     builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));

@@ -1,9 +1,13 @@
 //! The ops listener: Prometheus `/metrics` that moves as requests are made,
 //! `/healthz` and `/readyz`; and nothing of it on the public listener.
 
-use http::StatusCode;
+use std::time::Duration;
 
-use crate::support::ops::{get, scrape, Scrape};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::ops::{eventually, get, scrape, Scrape};
 use crate::support::{TestGateway, CONFIG};
 use tilegate::policy::Tier;
 
@@ -23,7 +27,6 @@ async fn metrics_are_prometheus_text_and_count_every_request_by_outcome() {
     let ops = gw.running.as_ref().expect("running").ops_addr.expect("ops listener");
     let token = gw.token(&[("osm", Tier::View)]).await;
     let before = scrape(ops).await;
-    assert_eq!(before.types.get("tilegate_requests_total").map(String::as_str), Some("counter"));
     assert_eq!(before.types.get("tilegate_request_duration_seconds").map(String::as_str), Some("histogram"));
 
     for _ in 0..2 {
@@ -35,6 +38,8 @@ async fn metrics_are_prometheus_text_and_count_every_request_by_outcome() {
     assert_eq!(gw.get("/path/down/x", &down).await.status, StatusCode::BAD_GATEWAY);
 
     let after = scrape(ops).await;
+    // A labelled family is declared once it has a series (prometheus-client omits empty families).
+    assert_eq!(after.types.get("tilegate_requests_total").map(String::as_str), Some("counter"));
     let delta = |path, op, decision, reason, status| {
         requests(&after, path, op, decision, reason, status) - requests(&before, path, op, decision, reason, status)
     };
@@ -70,6 +75,62 @@ async fn health_and_readiness_answer_on_the_ops_listener_and_metrics_stay_off_th
 
     let public = gw.send(http::Method::GET, "/metrics", &[], bytes::Bytes::new()).await;
     assert_eq!(public.status, StatusCode::NOT_FOUND, "metrics are only on the ops listener");
+}
+
+#[tokio::test]
+async fn health_and_readiness_bodies_are_the_same_on_both_listeners() {
+    let gw = TestGateway::with_config(&with_ops()).await;
+    let ops = gw.running.as_ref().expect("running").ops_addr.expect("ops listener");
+    for path in ["/healthz", "/readyz"] {
+        let main = gw.send(http::Method::GET, path, &[], bytes::Bytes::new()).await;
+        let (status, body) = get(ops, path).await;
+        assert_eq!((main.status, main.text()), (status, body), "{path} answers alike on both listeners");
+    }
+    let main = gw.send(http::Method::GET, "/readyz", &[], bytes::Bytes::new()).await;
+    assert_eq!(main.json()["config"]["paths"], 6, "the main listener's /readyz carries the config state too");
+}
+
+/// Reads an HTTP/1.1 answer until the server closes the connection; (status, body).
+async fn answer_until_closed(conn: &mut TcpStream) -> (u16, String) {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut seen))
+        .await
+        .expect("the gateway answers and closes in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status: {text}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn readyz_on_the_main_listener_is_503_while_draining() {
+    let mut gw = TestGateway::with_config(&with_ops()).await;
+    let ops = gw.running.as_ref().expect("running").ops_addr.expect("ops listener");
+    // A load balancer's check that is in flight when shutdown begins: connected,
+    // its request head not yet finished, so the drain waits for it.
+    let mut check = TcpStream::connect(gw.addr).await.expect("connect");
+    check.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    eventually(Duration::from_secs(10), "the gateway to accept the check's connection", || async {
+        (scrape(ops).await.get("tilegate_connections_open") >= 1.0).then_some(())
+    })
+    .await;
+
+    let running = gw.running.take().expect("running");
+    let shutdown = tokio::spawn(running.shutdown(Duration::from_secs(20)));
+    let (_, on_ops) = eventually(Duration::from_secs(10), "shutdown to begin draining", || async {
+        let (status, body) = get(ops, "/readyz").await;
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some((status, body))
+    })
+    .await;
+
+    check.write_all(b"\r\n").await.expect("finish the request head");
+    let (status, body) = answer_until_closed(&mut check).await;
+    assert_eq!(status, 503, "the main listener's /readyz is not ready while draining: {body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(ready["status"], "shutting down");
+    assert_eq!(body, on_ops, "both listeners give the same body");
+    tokio::time::timeout(Duration::from_secs(20), shutdown).await.expect("shutdown ends").expect("task");
 }
 
 #[tokio::test]

@@ -250,7 +250,11 @@ impl Reject {
         *res.status_mut() = status;
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
+            // Both schemes the gateway accepts, so clients that only send a password
+            // after a Basic challenge (GDAL_HTTP_AUTH=ANY, ArcGIS Pro, browsers) do.
+            let h = res.headers_mut();
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
+            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tilegate\", charset=\"UTF-8\""));
         }
         if let Reject::RateLimited(wait) | Reject::TooManyFailedAuthentications(wait) = &self {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*wait)));
@@ -369,6 +373,11 @@ mod tests {
             let res = Reject::Denied(d.clone()).into_response();
             assert_eq!(res.status().as_u16(), *status, "{d:?}");
             assert_eq!(res.headers().contains_key(header::WWW_AUTHENTICATE), *status == 401, "{d:?}");
+            if *status == 401 {
+                let schemes: Vec<&str> =
+                    res.headers().get_all(header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).collect();
+                assert!(schemes[0].starts_with("Bearer ") && schemes[1].starts_with("Basic "), "{schemes:?}");
+            }
         }
     }
 

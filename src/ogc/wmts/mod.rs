@@ -174,7 +174,10 @@ fn classify_rest(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, 
     let kvp = Kvp::parse(req.query, Dialect::WMTS)?;
     let forward = Forward { path: req.rest.to_owned(), query: kvp.encode(), body: ForwardBody::None };
     if matches!(req.rest, "/1.0.0/WMTSCapabilities.xml" | "/WMTSCapabilities.xml") {
-        check_allowed(&kvp, &[], &[], path, "wmts.GetCapabilities")?;
+        // OWSLib appends `?service=WMTS&request=GetCapabilities&version=1.0.0` to the
+        // RESTful URL: parameters that merely restate what the URL is are accepted.
+        restates(&kvp, &[("SERVICE", "WMTS"), ("REQUEST", "GetCapabilities"), ("VERSION", "1.0.0")])?;
+        check_allowed(&kvp, &["SERVICE", "REQUEST", "VERSION"], &[], path, "wmts.GetCapabilities")?;
         let parts = Parts::new(
             "wmts.GetCapabilities",
             Tier::View,
@@ -213,6 +216,19 @@ fn classify_rest(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, 
     }
     let parts = Parts::new("wmts.GetTile", Tier::View, vec![layer], extent, response).with_format(query_format.or(ext));
     Ok(parts.into_classified(forward))
+}
+
+/// Refuses a parameter among `expected` whose value differs (case-insensitively) from
+/// what the RESTful URL already says.
+fn restates(kvp: &Kvp, expected: &[(&str, &str)]) -> Result<(), OgcError> {
+    for (key, value) in expected {
+        if let Some(v) = kvp.get(key) {
+            if !v.eq_ignore_ascii_case(value) {
+                return Err(bad(format!("{key}: `{}` contradicts the RESTful capabilities URL (`{value}`)", shown(v))));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The response of a tile in `format`: an image, or a vector tile to filter. Other
@@ -519,5 +535,20 @@ mod tests {
             &path()
         )
         .is_err());
+    }
+
+    /// Regression (OWSLib on the RESTful capabilities URL): parameters that restate
+    /// what the URL is were a 400; parameters that contradict it still are.
+    #[test]
+    fn rest_capabilities_accept_parameters_that_restate_the_url() {
+        let c = classify(
+            &get(Protocol::Wmts, "/1.0.0/WMTSCapabilities.xml", "service=WMTS&request=GetCapabilities&version=1.0.0"),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.op.name, "wmts.GetCapabilities");
+        for q in ["service=WMS", "request=GetTile", "version=2.0.0", "foo=1"] {
+            assert!(classify(&get(Protocol::Wmts, "/1.0.0/WMTSCapabilities.xml", q), &path()).is_err(), "{q}");
+        }
     }
 }

@@ -34,10 +34,11 @@ pub enum Malformed {
 /// assert_eq!(decode("%4", false), Err(Malformed::Escape));
 /// assert_eq!(decode("%ff", false), Err(Malformed::Utf8));
 /// assert_eq!(decode("a%00", false), Err(Malformed::Nul));
+/// assert_eq!(decode("a\0b", true), Err(Malformed::Nul));
 /// ```
 pub fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, Malformed> {
     let bytes = raw.as_bytes();
-    if !bytes.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
+    if !bytes.iter().any(|&b| b == b'%' || b == 0 || (plus_is_space && b == b'+')) {
         return Ok(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -98,6 +99,13 @@ mod tests {
     #[test]
     fn borrowed_when_there_is_nothing_to_decode() {
         assert!(matches!(decode("plain", true), Ok(Cow::Borrowed("plain"))));
+    }
+
+    /// Regression (found by fuzz/classify): a raw NUL with no `%` in the value took the
+    /// no-escape fast path and passed, so the forwarded query did not re-parse.
+    #[test]
+    fn a_raw_nul_is_refused_without_any_escape() {
+        assert_eq!(decode("EPSG!\0\0\06", true), Err(Malformed::Nul));
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn wms_111_uncovered_layers_go_and_groups_become_containers() {
     let root = reparse(&out);
     assert_eq!(wms_layer_names(&root), ["osm", "roads"]);
     let titles: Vec<String> = child_texts(&root, "Layer", "Title");
-    assert_eq!(titles, ["MapProxy WMS Proxy", "OpenStreetMap", "Basemaps", "Roads"]);
+    assert_eq!(titles, ["MapProxy WMS Proxy", "OpenStreetMap", "Layers", "Roads"]);
     let s = text(&out);
     assert!(!s.contains("layer=basemaps"), "the demoted group's legend is gone");
     assert!(!s.contains("Cadastre") && !s.contains("internal/cadastre"));

@@ -50,7 +50,7 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
         if !el.is("Layer") {
             return true;
         }
-        let keep = filter_layer(el, &ctx, None);
+        let keep = filter_layer(el, &ctx, None, true);
         // WMS needs its one root layer, even when nothing under it is left.
         let keep = keep || first;
         first = false;
@@ -93,7 +93,7 @@ fn canonical_doctype(doctype: &str) -> String {
 }
 
 /// Filters one layer and its sub-layers; true when it stays.
-fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>) -> bool {
+fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>, root: bool) -> bool {
     if ctx.rw.limiting_fence().is_some() {
         drop_foreign_crs(layer, ctx.axes);
     }
@@ -114,14 +114,33 @@ fn filter_layer(layer: &mut Element, ctx: &Ctx<'_, '_>, inherited: Option<Box4>)
         if !child.is("Layer") {
             return true;
         }
-        let keep = filter_layer(child, ctx, extent);
+        let keep = filter_layer(child, ctx, extent, false);
         any_child |= keep;
         keep
     });
     if !covered && name.is_some() {
         // An uncovered group layer that only holds covered layers: it may not be
-        // requested itself, and its styles (legends) describe it, so both go.
-        layer.retain_elements(|c| !c.is("Name") && !c.is("Style"));
+        // requested itself, and what describes it (styles and legends, abstract,
+        // keywords, metadata and data links, attribution, identifiers) names what the
+        // token does not cover, so it all goes; the required Title becomes neutral.
+        const DESCRIBING: [&str; 10] = [
+            "Name",
+            "Style",
+            "Abstract",
+            "KeywordList",
+            "MetadataURL",
+            "DataURL",
+            "FeatureListURL",
+            "Attribution",
+            "AuthorityURL",
+            "Identifier",
+        ];
+        // The root layer's title and abstract describe the service, and stay.
+        let describing: &[&str] = if root { &DESCRIBING[..2] } else { &DESCRIBING };
+        layer.retain_elements(|c| !describing.iter().any(|d| c.is(d)));
+        if let (false, Some(title)) = (root, layer.child_mut("Title")) {
+            title.set_text("Layers");
+        }
     }
     let keep = covered || any_child;
     if let (true, Some(min_scale)) = (keep, ctx.min_scale) {

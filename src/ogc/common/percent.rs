@@ -105,7 +105,7 @@ mod tests {
     /// no-escape fast path and passed, so the forwarded query did not re-parse.
     #[test]
     fn a_raw_nul_is_refused_without_any_escape() {
-        assert_eq!(decode("EPSG!\0\0\06", true), Err(Malformed::Nul));
+        assert_eq!(decode("EPSG!\0\0\x006", true), Err(Malformed::Nul));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod schema;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, LinkRewrite, MAX_DEPTH, MAX_FEATURE_BYTES, MAX_HREF_BYTES};
 pub use mvt::{filter_tile, MAX_TILE_BYTES};
-pub use schema::{trim_describe_feature_type, trim_queryables};
+pub use schema::{trim_describe_feature_type, trim_json_schema, trim_queryables};
 
 /// Why an upstream response could not be filtered. The response is not forwarded.
 ///

@@ -154,6 +154,34 @@ fn keep_declaration(reader: &Hardened<'_>, start: &BytesStart<'_>, allowed: &[St
     Ok(in_gml && GML_GEOMETRY_TYPES.contains(&local.as_ref()))
 }
 
+/// Trims a JSON DescribeFeatureType (GeoServer's `outputFormat=application/json`:
+/// `featureTypes[].properties[]`, each with a `name`) to the allowed properties and the
+/// geometry ones (a `type` in the `gml:` namespace); any other JSON schema document goes
+/// to [`trim_queryables`].
+///
+/// ```
+/// use tilegate::filter::trim_json_schema;
+/// let json = br#"{"featureTypes":[{"typeName":"states","properties":[{"name":"the_geom","type":"gml:MultiPolygon"},{"name":"STATE_NAME","type":"xsd:string"},{"name":"owner","type":"xsd:string"}]}]}"#;
+/// let out = String::from_utf8(trim_json_schema(json, &["STATE_NAME".to_string()]).unwrap()).unwrap();
+/// assert!(out.contains("the_geom") && out.contains("STATE_NAME") && !out.contains("owner"));
+/// ```
+pub fn trim_json_schema(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterError> {
+    let mut doc: Value = crate::json::parse_strict(json).map_err(FilterError::InvalidSchemaJson)?;
+    let Some(types) = doc.get_mut("featureTypes") else {
+        return trim_queryables(json, allowed);
+    };
+    let types = types.as_array_mut().ok_or(FilterError::SchemaNotObject)?;
+    for feature_type in types.iter_mut() {
+        let Some(properties) = feature_type.get_mut("properties").and_then(Value::as_array_mut) else { continue };
+        properties.retain(|p| {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+            let geometry = p.get("type").and_then(Value::as_str).is_some_and(|t| t.starts_with("gml:"));
+            geometry || allowed.iter().any(|a| a == name)
+        });
+    }
+    serde_json::to_vec(&doc).map_err(FilterError::InvalidSchemaJson)
+}
+
 /// Trims an OGC API `/queryables` or `/schema` JSON Schema: removes the members of
 /// the root `properties` object that are not allowed, and their names from the root
 /// `required` array.

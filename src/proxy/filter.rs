@@ -24,8 +24,9 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::filter::LinkRewrite;
 use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
-use crate::ogc::capabilities::{FenceView, LinkMap, Rewrite, TileLimits};
+use crate::ogc::capabilities::{FenceView, LinkMap, LinkMapped, Rewrite, TileLimits};
 use crate::ogc::{self, AnswerCrs, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
@@ -141,7 +142,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             let Some(allowed) = properties else { return Ok(super::relay(res)) };
             let (parts, body) = whole(res).await?;
             let out = match format {
-                DataFormat::Json => schema::trim_queryables(&body, allowed),
+                DataFormat::Json => schema::trim_json_schema(&body, allowed),
                 DataFormat::Xml => schema::trim_describe_feature_type(&body, allowed),
                 other => return Err(unfilterable(other)),
             }
@@ -449,6 +450,21 @@ impl http_body::Body for FilteredBody {
                 return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
             }
         }
+    }
+}
+
+/// The URL mapper as the GeoJSON filter sees it (implemented here, where both meet, so
+/// that `ogc` does not depend on `filter`).
+impl LinkRewrite for LinkMap {
+    fn rewrite(&self, href: &str) -> Option<String> {
+        match self.map(href) {
+            LinkMapped::Unchanged => None,
+            LinkMapped::Rewritten(url) | LinkMapped::Unreachable { fallback: url } => Some(url),
+        }
+    }
+
+    fn leaks(&self, href: &str) -> bool {
+        LinkMap::leaks(self, href)
     }
 }
 

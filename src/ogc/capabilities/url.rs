@@ -14,7 +14,6 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use crate::ogc::common::percent;
 
 use super::CapabilitiesError;
-use crate::filter::geojson::LinkRewrite;
 
 /// Everything but RFC 3986 unreserved characters is encoded in an appended token value.
 const TOKEN_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -443,22 +442,10 @@ impl LinkMap {
 /// The streaming GeoJSON filter's view of a [`LinkMap`]. A link the gateway cannot reach
 /// gets the fallback rather than being removed, unlike in whole documents: by the time
 /// a streamed link's `href` is read, the members before it have been sent.
-impl LinkRewrite for LinkMap {
-    fn rewrite(&self, href: &str) -> Option<String> {
-        match self.map(href) {
-            LinkMapped::Unchanged => None,
-            LinkMapped::Rewritten(url) | LinkMapped::Unreachable { fallback: url } => Some(url),
-        }
-    }
-
-    fn leaks(&self, href: &str) -> bool {
-        LinkMap::leaks(self, href)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::geojson::LinkRewrite;
 
     fn map(token: Option<&str>) -> UrlMap {
         UrlMap::new("http://127.0.0.1:9001/service", "https://maps.example.org/ogc/wms/osm/", token)

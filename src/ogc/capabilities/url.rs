@@ -140,7 +140,67 @@ fn host_port(authority: &str, scheme: &str) -> Option<(String, u16)> {
         None | Some("") => default_port(scheme),
         Some(p) => p.parse().ok()?,
     };
-    Some((host.to_ascii_lowercase(), port))
+    Some((canonical_host(&host.to_ascii_lowercase()), port))
+}
+
+/// One spelling per host, so that another spelling of the upstream's address passes
+/// neither the rewrite nor the leak guard: IPv4 in any form a resolver accepts
+/// (`127.1`, `0x7f.0.0.1`, `0177.0.0.1`, `2130706433`) becomes dotted decimal,
+/// IPv4-mapped IPv6 (`[::ffff:127.0.0.1]`) its IPv4, IPv6 its compressed form, and
+/// every loopback spelling (`localhost`, `127.0.0.0/8`, `[::1]`) the one word
+/// `loopback`: any of them reaches the same host as a loopback upstream.
+///
+/// ```text
+/// 127.1, 0x7f.0.0.1, 2130706433, [::ffff:127.0.0.1], localhost, [::1] → loopback
+/// 0xc0.0250.1 → 192.168.0.1; [2001:DB8::0:1] → [2001:db8::1]; maps.example.org → itself
+/// ```
+fn canonical_host(host: &str) -> String {
+    let ip: Option<std::net::IpAddr> = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().ok().map(|v6| match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(v6),
+        })
+    } else {
+        inet_aton(host).map(std::net::IpAddr::V4)
+    };
+    match ip {
+        Some(ip) if ip.is_loopback() => "loopback".to_owned(),
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        None if host == "localhost" || host.ends_with(".localhost") => "loopback".to_owned(),
+        None => host.to_owned(),
+    }
+}
+
+/// IPv4 the way `inet_aton` reads it: one to four parts, each decimal, `0x` hex or
+/// `0`-led octal, the last filling the remaining bytes.
+fn inet_aton(host: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut values = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (digits, radix) = match part.strip_prefix("0x") {
+            Some(hex) => (hex, 16),
+            None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            None => (*part, 10),
+        };
+        if digits.is_empty() && radix != 16 {
+            return None;
+        }
+        let value = if digits.is_empty() { 0 } else { u64::from_str_radix(digits, radix).ok()? };
+        values.push(value);
+    }
+    let (last, head) = values.split_last()?;
+    if head.iter().any(|v| *v > 255) || *last >= 1u64 << (8 * (4 - head.len())) {
+        return None;
+    }
+    let mut n: u64 = *last;
+    for (i, v) in head.iter().enumerate() {
+        n |= v << (8 * (3 - i));
+    }
+    Some(std::net::Ipv4Addr::from(u32::try_from(n).ok()?))
 }
 
 /// Splits `path?query#fragment`.
@@ -446,6 +506,46 @@ impl LinkMap {
 mod tests {
     use super::*;
     use crate::filter::geojson::LinkRewrite;
+
+    /// Regression: other spellings of the upstream host passed both the rewrite and
+    /// the leak guard.
+    #[test]
+    fn every_spelling_of_a_loopback_upstream_is_the_upstream() {
+        let map = UrlMap::new("http://127.0.0.1:9001/service", "https://gw/ogc/wms/osm", None).expect("map");
+        for url in [
+            "http://localhost:9001/x",
+            "http://LOCALHOST:9001/x",
+            "http://localhost.:9001/x",
+            "http://127.1:9001/x",
+            "http://0x7f.0.0.1:9001/x",
+            "http://0177.0.0.1:9001/x",
+            "http://2130706433:9001/x",
+            "http://[::ffff:127.0.0.1]:9001/x",
+            "http://[::1]:9001/x",
+            "http://127.0.0.2:9001/x",
+        ] {
+            assert!(map.is_upstream(url), "{url}");
+            assert!(map.leaks(url), "{url}");
+        }
+        assert!(!map.is_upstream("http://127.0.0.1:9002/x"), "another port is another server");
+        assert!(!map.is_upstream("http://maps.example.org:9001/x"));
+    }
+
+    #[test]
+    fn hosts_have_one_spelling() {
+        for (host, canonical) in [
+            ("0xc0.0250.1", "192.168.0.1"),
+            ("3232235521", "192.168.0.1"),
+            ("192.168.0.1", "192.168.0.1"),
+            ("[2001:db8::0:1]", "[2001:db8::1]"),
+            ("maps.example.org", "maps.example.org"),
+            ("1.2.3.4.5", "1.2.3.4.5"),
+            ("256.1.1.1", "256.1.1.1"),
+            ("08.1.1.1", "08.1.1.1"),
+        ] {
+            assert_eq!(canonical_host(host), canonical, "{host}");
+        }
+    }
 
     fn map(token: Option<&str>) -> UrlMap {
         UrlMap::new("http://127.0.0.1:9001/service", "https://maps.example.org/ogc/wms/osm/", token)

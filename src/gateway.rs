@@ -24,7 +24,7 @@ use tracing::Instrument as _;
 use crate::access::{self, access_log_enabled, RequestLog};
 use crate::admin;
 use crate::config::Config;
-use crate::ogc::{self, AnswerCrs, ForwardBody, OgcRequest, Protocol, ResponseKind};
+use crate::ogc::{self, AnswerCrs, DataFormat, ForwardBody, OgcRequest, Protocol, ResponseKind};
 use crate::ops::{self, Ops};
 use crate::paths::{PathConfig, TileTemplate};
 use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier};
@@ -84,6 +84,24 @@ impl Target {
     /// OGC API answers carry `links[].href` that the filter stage rewrites.
     fn rewrites_links(&self) -> bool {
         self.protocol == Some(Protocol::Api)
+    }
+
+    /// The `Accept` sent upstream for an OGC API answer the gateway reads as JSON: the
+    /// judged format, never the client's (pygeoapi answers `application/ld+json`, with
+    /// the properties flattened out of reach of the filter, when asked for it).
+    fn pinned_accept(&self) -> Option<&'static str> {
+        if self.protocol != Some(Protocol::Api) {
+            return None;
+        }
+        match self.response.as_ref()? {
+            ResponseKind::Features(DataFormat::Json) | ResponseKind::Feature(DataFormat::Json) => {
+                Some("application/geo+json, application/json;q=0.9")
+            }
+            ResponseKind::Capabilities(_) | ResponseKind::Schema(DataFormat::Json) => {
+                Some("application/json, application/schema+json;q=0.9")
+            }
+            _ => None,
+        }
     }
 }
 
@@ -247,6 +265,7 @@ impl Gateway {
         let target = permitted.target();
         let ask = proxy::Ask {
             identity: target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other),
+            accept: target.pinned_accept(),
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
         let uri = target.uri.clone();

@@ -706,7 +706,10 @@ impl GeoJsonFilter {
             if kind != Kind::Object {
                 return Err(self.not_geojson(i, "the document root is not a JSON object"));
             }
-            if self.geometry_test.is_some() {
+            // Under any fence the root is held until it shows itself a FeatureCollection
+            // (its `features` member starts) or a Feature: a root that is neither is
+            // refused whole, never relayed (its members would be unfiltered data).
+            if self.geometry_test.is_some() || self.allowed.is_some() {
                 self.cut(chunk, i, out);
                 self.buffering = true;
                 self.root_pending = true;
@@ -858,7 +861,11 @@ impl GeoJsonFilter {
                     self.cut(chunk, e, out);
                     self.root_pending = false;
                     self.buffering = false;
-                    if self.root_is_feature && !self.keep_feature()? {
+                    if !self.root_is_feature {
+                        self.held.clear();
+                        return Err(self.not_geojson(e, "the root is neither a FeatureCollection nor a Feature"));
+                    }
+                    if !self.keep_feature()? {
                         self.held.clear();
                         return Err(FilterError::FeatureOutsideFence);
                     }

@@ -79,6 +79,10 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
     if !res.status().is_success() {
         return Ok(super::relay(res));
     }
+    if res.status() == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
+        // `Range` is not forwarded for these; a slice of a document cannot be filtered.
+        return Err(bad_document("a partial answer (206) to a request the gateway filters".into()));
+    }
     let properties = ctx.obligations.properties.as_ref();
     let api = ctx.rewrite_links || matches!(ctx.kind, ResponseKind::Capabilities(Protocol::Api));
     if api && is_html(&res) {
@@ -123,6 +127,11 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             }
             if *format != DataFormat::Json {
                 return Err(unfilterable(format));
+            }
+            if !is_geojson_type(&res) {
+                // What was judged is GeoJSON: any other answer (JSON-LD, HTML, text) is
+                // refused, not read as if it were.
+                return Err(bad_document("the upstream answered a GeoJSON request with another media type".into()));
             }
             let mut filter = GeoJsonFilter::new(properties.cloned(), fence).with_answer_crs(ctx.answer_crs);
             if let Some(links) = links {
@@ -191,6 +200,17 @@ fn trim_property_schemas(json: &[u8], allowed: &[String]) -> Result<Vec<u8>, Rej
         serde_json::from_slice(json).map_err(|e| bad_document(format!("OGC API metadata: {e}")))?;
     walk(&mut doc, allowed);
     serde_json::to_vec(&doc).map_err(|e| Reject::internal("re-encoding OGC API metadata", e))
+}
+
+/// The answer says it is GeoJSON or plain JSON (`application/geo+json`,
+/// `application/vnd.geo+json`, `application/json`, with any parameters).
+fn is_geojson_type(res: &Response<Incoming>) -> bool {
+    let essence = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    matches!(essence.as_deref(), Some("application/geo+json" | "application/vnd.geo+json" | "application/json"))
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {

@@ -163,8 +163,12 @@ pub async fn read_body(body: Incoming, headers: &http::HeaderMap, limit: usize) 
 /// What the gateway asks of the upstream for one request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ask {
-    /// An uncompressed answer: the filters read it.
+    /// A whole, uncompressed answer: the filters read it (no `Accept-Encoding`, no
+    /// `Range`/`If-Range`: a slice of a document cannot be filtered).
     pub identity: bool,
+    /// The `Accept` to send instead of the client's: the format that was judged
+    /// (OGC API negotiates by `Accept`; `application/ld+json` would bypass the filters).
+    pub accept: Option<&'static str>,
     /// URLs in the upstream's own terms: the gateway rewrites this answer's URLs from
     /// `server.public_url`, so `X-Forwarded-Host`/`-Proto` are not sent (an upstream
     /// honouring them would mix the gateway's host with its own paths).
@@ -233,6 +237,11 @@ pub async fn forward(
     let h = upstream_req.headers_mut();
     if ask.identity {
         h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+        h.remove(http::header::RANGE);
+        h.remove(http::header::IF_RANGE);
+    }
+    if let Some(accept) = ask.accept {
+        h.insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
     }
     if ask.own_urls {
         h.remove("x-forwarded-host");

@@ -35,6 +35,20 @@ wmts = "http://{up}/wmts"
 wfs = "http://{up}/wfs"
 ogcapi = "http://{up}/api"
 [[path]]
+id = "partial"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/partial"
+[[path]]
+id = "jsonld"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/jsonld"
+[[path]]
 id = "other"
 kind = "raster"
 [path.upstream]
@@ -391,4 +405,52 @@ async fn a_request_with_two_framings_smuggles_nothing() {
     let last = seen.last().expect("one");
     assert!(last.uri.ends_with("/roads/x"), "{}", last.uri);
     assert!(!last.headers.contains_key("content-length"), "one framing upstream: {:?}", last.headers);
+}
+
+/// Found by an outside attacker: `Range` reached the upstream, and the filter relayed a
+/// JSON root that is neither a FeatureCollection nor a Feature, so a property-fenced
+/// token read slices of the unfiltered document; `Accept: application/ld+json` made
+/// pygeoapi answer JSON-LD, whose flattened properties the filter does not see.
+#[tokio::test]
+async fn slices_and_other_media_types_of_a_filtered_answer_are_refused() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let mut tokens = Vec::new();
+    for path in ["roads", "partial", "jsonld"] {
+        let minted = tilegate::admin::mint(
+            "tg",
+            "t".into(),
+            Scope::All,
+            tilegate::store::now_unix(),
+            None,
+            vec![tilegate::store::AccessSpec {
+                path_id: path.into(),
+                tier: Tier::ViewPlus,
+                fence: Fence::default(),
+                properties: Some(vec!["name".into()]),
+            }],
+            tilegate::admin::Minter { creator: None, client: "t".into() },
+        )
+        .expect("mint");
+        gw.store().create(minted.row).await.expect("create");
+        tokens.push(minted.secret.expose().to_owned());
+    }
+    // The request side: neither `Range` nor the client's `Accept` reaches the upstream.
+    let auth = format!("Bearer {}", tokens[0]);
+    let _ = gw
+        .send(
+            Method::GET,
+            "/ogc/api/roads/collections/osm/items?f=json&limit=3",
+            &[("authorization", &auth), ("range", "bytes=10-50"), ("if-range", "x"), ("accept", "application/ld+json")],
+            Bytes::new(),
+        )
+        .await;
+    let seen = gw.upstream.last();
+    assert!(!seen.headers.contains_key("range") && !seen.headers.contains_key("if-range"), "{:?}", seen.headers);
+    assert!(seen.headers["accept"].to_str().unwrap_or("").starts_with("application/geo+json"), "{:?}", seen.headers);
+    // The answer side: a 206 slice and a JSON-LD answer are 502, never relayed.
+    for (token, path) in [(&tokens[1], "partial"), (&tokens[2], "jsonld")] {
+        let r = gw.get(&format!("/ogc/api/{path}/collections/c/items?f=json"), token).await;
+        assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_bad_document"), "{path}: {}", r.text());
+        assert!(!r.text().contains("hidden"), "{path}");
+    }
 }

@@ -355,3 +355,45 @@ async fn a_fenced_token_gets_the_same_features_whatever_crs_it_asks_for() {
         .await;
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "unsupported_crs"), "{}", r.text());
 }
+
+/// Found by an outside attacker: with `Accept: application/ld+json` pygeoapi answered
+/// JSON-LD, with the properties flattened to the top level where the property filter
+/// did not look. The gateway now asks the upstream for the format it judged.
+#[tokio::test]
+async fn an_accept_header_cannot_choose_a_format_the_filter_does_not_read() {
+    let (gw, _, _) = gateway().await;
+    let minted = tilegate::admin::mint(
+        "tg",
+        "fenced".into(),
+        Scope::All,
+        tilegate::store::now_unix(),
+        None,
+        vec![tilegate::store::AccessSpec {
+            path_id: "places".into(),
+            tier: Tier::ViewPlus,
+            fence: Fence::default(),
+            properties: Some(vec!["name".into()]),
+        }],
+        tilegate::admin::Minter { creator: None, client: "t".into() },
+    )
+    .expect("mint");
+    gw.store().create(minted.row).await.expect("create");
+    let auth = format!("Bearer {}", minted.secret.expose());
+    for path in ["/ogc/api/places/collections/places/items/paris", "/ogc/api/places/collections/places/items?limit=5"] {
+        let r = gw
+            .send(
+                http::Method::GET,
+                path,
+                &[("authorization", &auth), ("accept", "application/ld+json")],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        let text = r.text();
+        assert!(
+            !text.contains("secret_note") && !text.contains("population") && !text.contains("rendezvous"),
+            "{path}: {text}"
+        );
+        assert!(!text.contains("\"@context\""), "{path}: JSON-LD came through: {text}");
+    }
+}

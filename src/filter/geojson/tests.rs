@@ -178,11 +178,21 @@ fn a_single_feature_root_is_filtered() {
     );
 }
 
+/// Regression (an outside attacker, with `Range`): a root that is neither a
+/// FeatureCollection nor a Feature was relayed whole under a property or geometry
+/// fence, so `{"name":"far","secret":"S2"}` (a slice of a collection) leaked hidden
+/// data. Under a fence it is refused; with no fence (links only) it passes unchanged.
 #[test]
-fn a_root_without_features_or_properties_passes_unchanged() {
+fn a_root_without_features_or_properties_is_refused_under_a_fence() {
     let doc = "{\n  \"id\": \"roads\",\n  \"links\": [{\"href\": \"x\", \"rel\": \"items\"}],\n  \"extent\": {\"spatial\": {\"bbox\": [[-180, -90, 180, 90]]}}\n}\n";
-    assert_eq!(filter(doc, &[]), doc);
-    assert_eq!(run_fenced(doc, names(&[])).unwrap(), doc);
+    let unfenced = GeoJsonFilter::new(None, None).filter_all(doc.as_bytes()).expect("passes");
+    assert_eq!(unfenced, doc.as_bytes());
+    let slice = r#"{"name": "far", "secret": "S2", "pop": 7}"#;
+    for d in [doc, slice] {
+        let err = filter_geojson(d.as_bytes(), names(&["name"]), None).unwrap_err();
+        assert!(matches!(err, FilterError::NotGeoJson { .. }), "{d}: {err}");
+        assert!(run_fenced(d, names(&[])).is_err(), "{d}");
+    }
 }
 
 #[test]

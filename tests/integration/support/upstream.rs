@@ -234,6 +234,19 @@ fn coded(coding: &str) -> Response<Body> {
         }
         _ => plain.into_bytes(),
     };
+    if coding == "partial" {
+        // What a Range-honouring upstream or cache answers: a slice of the collection.
+        let mut res = typed("application/geo+json", br#"{"name":"place 1","secret_note":"hidden 1"}"#.to_vec());
+        *res.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+        res.headers_mut().insert("content-range", http::HeaderValue::from_static("bytes 294-334/489"));
+        return res;
+    }
+    if coding == "jsonld" {
+        let mut res =
+            typed("application/ld+json", br#"{"@context":{},"name":"place 1","secret_note":"hidden 1"}"#.to_vec());
+        *res.status_mut() = http::StatusCode::OK;
+        return res;
+    }
     let mut res = typed("application/geo+json", body);
     if let Ok(v) = http::HeaderValue::from_str(coding) {
         res.headers_mut().insert("content-encoding", v);

@@ -83,7 +83,8 @@ pub enum Reject {
     TooManyFailedAuthentications(std::time::Duration),
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
-    /// The upstream answered with this 5xx status; its body is not relayed.
+    /// The upstream answered with this status (any 5xx; a 3xx or 4xx to a request
+    /// whose answer the gateway filters or rewrites); its body is not relayed.
     #[error("the upstream answered {0}")]
     UpstreamStatus(StatusCode),
     #[error("internal error: {0}")]
@@ -209,7 +210,10 @@ impl Reject {
                 "too many requests with invalid access tokens from this address; retry after the `Retry-After` seconds with a valid token".into()
             }
             Reject::UpstreamStatus(status) => {
-                format!("the upstream server failed (HTTP {}); the operator can find the cause in its log", status.as_u16())
+                format!(
+                    "the upstream server answered HTTP {}; its answer is not passed on (the operator can find the cause in its log)",
+                    status.as_u16()
+                )
             }
             Reject::Upstream(UpstreamError::Timeout(_)) => "the upstream server did not answer in time".into(),
             Reject::Upstream(UpstreamError::BadDocument(_)) => {
@@ -243,7 +247,11 @@ impl Reject {
         let status = self.status();
         let body = match &self {
             Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| self.body()),
-            Reject::Unprocessable(detail) => Bytes::from(serde_json::json!({ "detail": detail }).to_string()),
+            // The validation messages echo the body's values: redacted like every detail.
+            Reject::Unprocessable(detail) => {
+                let text = serde_json::json!({ "detail": detail }).to_string();
+                Bytes::from(crate::token::redact(&text).into_owned())
+            }
             _ => self.body(),
         };
         let mut res = Response::new(full(body));

@@ -56,6 +56,9 @@ pub struct FilterContext<'a> {
 /// Refuses, before anything is forwarded, a request whose answer the filter stage
 /// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
 pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obligations) -> Result<(), Reject> {
+    if *kind == ResponseKind::ApiDefinition {
+        return Err(api_definition_refused());
+    }
     let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
     if fenced && kind.feature_format().is_some() && answer_crs == AnswerCrs::Unknown {
         // The geometry filter could not read the answer's coordinates.
@@ -76,8 +79,24 @@ pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obliga
 
 /// Applies the filter stage to an upstream response.
 pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<Response<Body>, Reject> {
-    if !res.status().is_success() {
-        return Ok(super::relay(res));
+    let status = res.status();
+    if !status.is_success() {
+        // An answer the gateway would filter or rewrite is not relayed unread when it
+        // is an error or a redirect: its body may hold the very data or upstream URLs
+        // the filter exists for. Its status stays, its body is the gateway's. A feature
+        // the upstream does not have answers exactly like one outside the fence.
+        if status == http::StatusCode::NOT_MODIFIED || *ctx.kind == ResponseKind::Other {
+            return Ok(super::relay(res));
+        }
+        if status == http::StatusCode::NOT_FOUND && matches!(ctx.kind, ResponseKind::Feature(_)) {
+            return Err(Reject::Denied(crate::policy::Denial::PathNotFound));
+        }
+        let retry_after = res.headers().get(header::RETRY_AFTER).cloned();
+        let mut own = Reject::UpstreamStatus(status).into_response();
+        if let Some(v) = retry_after {
+            own.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(own);
     }
     if res.status() == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
         // `Range` is not forwarded for these; a slice of a document cannot be filtered.
@@ -113,9 +132,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             };
             Ok(rebuild(parts, out))
         }
-        ResponseKind::ApiDefinition => Err(Reject::Forbidden(
-            "the upstream's OGC API definition names every collection it serves; it is not passed through. Use /collections".into(),
-        )),
+        ResponseKind::ApiDefinition => Err(api_definition_refused()),
         ResponseKind::Features(format) | ResponseKind::Feature(format) => {
             let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
             let links = (ctx.rewrite_links && *format == DataFormat::Json)
@@ -218,6 +235,14 @@ fn is_html(res: &Response<Incoming>) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
+}
+
+/// The upstream's OGC API definition names every collection it serves: refused before
+/// anything is forwarded.
+fn api_definition_refused() -> Reject {
+    Reject::Forbidden(
+        "the upstream's OGC API definition names every collection it serves; it is not passed through. Use /collections".into(),
+    )
 }
 
 fn bad_document(message: String) -> Reject {

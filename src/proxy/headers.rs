@@ -64,8 +64,40 @@ fn present(headers: &HeaderMap) -> (u16, bool) {
 /// Request headers that override what the upstream serves or believes about the
 /// request: servlet and framework rewrites (`X-Original-URL`, `X-Rewrite-URL`) and
 /// method overrides. They are never forwarded.
-const OVERRIDES: [&str; 5] =
-    ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-method-override", "x-http-method"];
+const OVERRIDES: [&str; 24] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-envoy-original-path",
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+    // httpoxy: CGI upstreams (MapServer, QGIS Server) turn `Proxy` into HTTP_PROXY.
+    "proxy",
+    // Identities that header-authenticating upstreams trust (GeoServer's header
+    // proxy filter reads `sec-username`/`sec-roles` by default).
+    "remote-user",
+    "x-remote-user",
+    "x-forwarded-user",
+    "x-webauth-user",
+    "x-user",
+    "x-auth-user",
+    "sec-username",
+    "sec-roles",
+    // TLS facts a terminating proxy would vouch for.
+    "ssl-client-cert",
+    "x-ssl-client-cert",
+    "x-ssl-client-verify",
+    "x-client-cert",
+    "x-arr-ssl",
+    "front-end-https",
+    "x-url-scheme",
+];
+
+/// Name prefixes dropped from every client request, for the same reasons as
+/// [`OVERRIDES`] (oauth2-proxy's `x-auth-request-*`, TLS client facts).
+const OVERRIDE_PREFIXES: [&str; 3] = ["x-auth-request-", "x-ssl-client-", "x-client-cert-"];
 
 /// Dropped from every client request whoever sent it:
 /// - a name with `_` or `.`: CGI, WSGI and PHP upstreams fold `_`, `.` and `-`
@@ -76,7 +108,10 @@ const OVERRIDES: [&str; 5] =
 /// - the [`OVERRIDES`].
 fn always_dropped(name: &HeaderName) -> bool {
     let n = name.as_str();
-    n.bytes().any(|b| b == b'_' || b == b'.') || is_gateway_identity(name) || OVERRIDES.contains(&n)
+    n.bytes().any(|b| b == b'_' || b == b'.')
+        || is_gateway_identity(name)
+        || OVERRIDES.contains(&n)
+        || OVERRIDE_PREFIXES.iter().any(|p| n.starts_with(p))
 }
 
 fn drop_hop_by_hop(headers: &mut HeaderMap, mask: u16) {
@@ -185,12 +220,17 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, host: Op
 /// `-Uri`, `-Scheme`, `-Ssl`…; `-For` and `-Proto` are then set by the gateway), and
 /// the client-address headers upstreams and their frameworks read.
 fn is_client_forwarding(name: &HeaderName) -> bool {
-    const OTHERS: [&str; 7] = [
+    const OTHERS: [&str; 12] = [
         "x-real-ip",
         "x-client-ip",
+        "client-ip",
         "true-client-ip",
         "x-cluster-client-ip",
         "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-remote-addr",
+        "forwarded-for",
+        "x-forwarded",
         "x-original-host",
         "x-host",
     ];
@@ -308,20 +348,26 @@ pub fn set_identity(headers: &mut HeaderMap, permit: &Permit) {
 const URL_HEADERS: [HeaderName; 4] =
     [header::LOCATION, header::CONTENT_LOCATION, header::LINK, HeaderName::from_static("refresh")];
 
-/// True when a header value holds an absolute URL: `scheme://…`, or `//host` at its
-/// start or after `<`, `,` or a space (network-path references in `Link`).
+/// True when a header value may name another origin: anything with a `:` before its
+/// first `/` (a scheme; browsers read `http:/\host` as absolute), `//` or `\`
+/// anywhere (network-path references, backslashes browsers read as slashes).
 fn names_an_origin(value: &HeaderValue) -> bool {
     let v = value.as_bytes();
-    v.windows(3).any(|w| w == b"://")
-        || v.windows(2)
-            .enumerate()
-            .any(|(i, w)| w == b"//" && (i == 0 || matches!(v[i - 1], b'<' | b',' | b' ' | b'\t')))
+    let scheme = v.iter().position(|b| *b == b':').is_some_and(|c| !v[..c].contains(&b'/'));
+    scheme || v.windows(2).any(|w| w == b"//") || v.contains(&b'\\')
 }
+
+/// Upstream response headers that describe the upstream's software and the proxies in
+/// front of it: the client learns nothing about what is behind the gateway.
+const UPSTREAM_IDENTITY: [HeaderName; 3] = [header::SERVER, HeaderName::from_static("x-powered-by"), header::VIA];
 
 /// Cleans an upstream response's headers for the client.
 pub fn sanitize_response(headers: &mut HeaderMap) {
     let (mask, _) = present(headers);
     drop_hop_by_hop(headers, mask);
+    for name in UPSTREAM_IDENTITY {
+        headers.remove(name);
+    }
     for name in URL_HEADERS {
         if headers.get_all(&name).iter().any(names_an_origin) {
             headers.remove(&name);

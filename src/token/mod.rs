@@ -24,6 +24,7 @@ pub use secret::{Malformed, TokenHash, TokenSecret};
 /// assert_eq!(redact(&format!("layer `{t}` is not part of this path")), "layer `<redacted>` is not part of this path");
 /// assert_eq!(redact("layer `roads` is fine"), "layer `roads` is fine");
 /// assert_eq!(redact("snake_case_words_are_kept"), "snake_case_words_are_kept");
+/// assert_eq!(redact(&format!("parameter `FOO_{t}` is not allowed")), "parameter `FOO_<redacted>` is not allowed");
 /// ```
 pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     const MIN_BODY: usize = 40;
@@ -33,7 +34,8 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         // A candidate starts at a word boundary with a lower-case prefix and `_`.
-        let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric() && bytes[i - 1] != b'_';
+        // `_` counts as a boundary: `FOO_tg_…` (a token glued to a parameter name).
+        let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
         if !boundary || !(bytes[i].is_ascii_lowercase() || bytes[i].is_ascii_digit()) {
             i += 1;
             continue;

@@ -42,6 +42,13 @@ properties = ["name", "secret_note"]
 [path.upstream]
 ogcapi = "http://{up}/coded/partial"
 [[path]]
+id = "err404"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/err404"
+[[path]]
 id = "jsonld"
 kind = "vector"
 layers = ["c"]
@@ -343,6 +350,26 @@ async fn identity_override_and_token_carrying_headers_never_reach_the_upstream()
         ("x-http-method", "DELETE"),
         ("x-real-ip", "10.9.9.9"),
         ("true-client-ip", "10.9.9.9"),
+        // Found by an outside attacker: httpoxy, header-auth identities, more
+        // client-address and original-URL spellings, TLS client facts.
+        ("proxy", "http://10.9.9.9:3128"),
+        ("sec-username", "admin"),
+        ("sec-roles", "ADMIN"),
+        ("remote-user", "admin"),
+        ("x-remote-user", "admin"),
+        ("x-webauth-user", "admin"),
+        ("x-auth-request-user", "admin"),
+        ("client-ip", "10.9.9.9"),
+        ("fastly-client-ip", "10.9.9.9"),
+        ("x-remote-addr", "10.9.9.9"),
+        ("forwarded-for", "10.9.9.9"),
+        ("x-forwarded", "10.9.9.9"),
+        ("x-original-uri", "/other/secret"),
+        ("x-original-method", "DELETE"),
+        ("x-envoy-original-path", "/other/secret"),
+        ("front-end-https", "on"),
+        ("ssl-client-cert", "x"),
+        ("x-ssl-client-verify", "SUCCESS"),
     ];
     let mut headers: Vec<(&str, &str)> = vec![("authorization", &auth), ("referer", &referer), ("cookie", &cookie)];
     headers.extend(smuggled);
@@ -376,7 +403,8 @@ async fn upstream_error_pages_and_url_headers_do_not_reach_the_client() {
     for (name, value) in &r.headers {
         assert!(!String::from_utf8_lossy(value.as_bytes()).contains(&up), "{name} names the upstream");
     }
-    assert!(r.headers.get("location").is_none() && r.headers.get("link").is_none());
+    assert!(r.headers.get("location").is_none() && r.headers.get("link").is_none(), "{:?}", r.headers);
+    assert!(r.headers.get("server").is_none() && r.headers.get("x-powered-by").is_none(), "{:?}", r.headers);
     assert_eq!(r.headers["content-location"], "/osm/here", "a relative reference stays");
 }
 
@@ -453,4 +481,53 @@ async fn slices_and_other_media_types_of_a_filtered_answer_are_refused() {
         assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_bad_document"), "{path}: {}", r.text());
         assert!(!r.text().contains("hidden"), "{path}");
     }
+}
+
+/// Found by an outside attacker: an upstream 3xx/4xx answer to a filtered request was
+/// relayed unfiltered (hidden properties, features outside the fence); a token pasted
+/// into a token-API field came back in the 422; the OGC API definition was fetched
+/// upstream before being refused.
+#[tokio::test]
+async fn error_answers_validation_messages_and_refused_definitions_leak_nothing() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let minted = tilegate::admin::mint(
+        "tg",
+        "t".into(),
+        Scope::All,
+        tilegate::store::now_unix(),
+        None,
+        vec![tilegate::store::AccessSpec {
+            path_id: "err404".into(),
+            tier: Tier::ViewPlus,
+            fence: Fence::default(),
+            properties: Some(vec!["name".into()]),
+        }],
+        tilegate::admin::Minter { creator: None, client: "t".into() },
+    )
+    .expect("mint");
+    gw.store().create(minted.row).await.expect("create");
+    let fenced = minted.secret.expose().to_owned();
+    let r = gw.get("/ogc/api/err404/collections/c/items?f=json", &fenced).await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (404, "upstream_error"), "{}", r.text());
+    assert!(!r.text().contains("hidden"), "{}", r.text());
+    let r = gw.get("/ogc/api/err404/collections/c/items/7?f=json", &fenced).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason().as_str()),
+        (404, "path_not_found"),
+        "a missing feature answers like one outside the fence"
+    );
+
+    let admin = gw.token(&[("maps", Tier::Admin)]).await;
+    let body = serde_json::json!({"description": "x", "accessList": [{"pathId": admin, "accessTier": admin}]});
+    let r = gw.create(&admin, body).await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.text());
+    assert!(!r.text().contains(&admin) && r.text().contains("<redacted>"), "{}", r.text());
+
+    let viewer = gw.token(&[("roads", Tier::View)]).await;
+    refused_before_the_upstream(
+        &gw,
+        &viewer,
+        vec![get("OGC API definition", "/ogc/api/roads/api?f=json", 403, "forbidden")],
+    )
+    .await;
 }

@@ -104,7 +104,10 @@ impl TestUpstream {
             *res.status_mut() = http::StatusCode::FOUND;
             let up = self.addr;
             let h = res.headers_mut();
-            h.insert("location", http::HeaderValue::from_str(&format!("http://{up}/secret/")).expect("value"));
+            // `http:/\host`: browsers read it as absolute.
+            h.insert("location", http::HeaderValue::from_str(&format!("http:/\\{up}/secret/")).expect("value"));
+            h.insert("server", http::HeaderValue::from_static("GeoServer/2.24 Jetty"));
+            h.insert("x-powered-by", http::HeaderValue::from_static("pygeoapi 0.21.0"));
             h.insert("link", http::HeaderValue::from_str(&format!("<//{up}/next>; rel=next")).expect("value"));
             h.insert("content-location", http::HeaderValue::from_static("/osm/here"));
             return res;
@@ -239,6 +242,11 @@ fn coded(coding: &str) -> Response<Body> {
         let mut res = typed("application/geo+json", br#"{"name":"place 1","secret_note":"hidden 1"}"#.to_vec());
         *res.status_mut() = http::StatusCode::PARTIAL_CONTENT;
         res.headers_mut().insert("content-range", http::HeaderValue::from_static("bytes 294-334/489"));
+        return res;
+    }
+    if coding == "err404" {
+        let mut res = typed("application/geo+json", br#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"name":"x","secret_note":"hidden 1"}}]}"#.to_vec());
+        *res.status_mut() = http::StatusCode::NOT_FOUND;
         return res;
     }
     if coding == "jsonld" {

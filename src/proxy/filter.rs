@@ -165,14 +165,34 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             stream_geojson(res, filter).await
         }
         ResponseKind::Schema(format) => {
-            let Some(allowed) = properties else { return Ok(super::relay(res)) };
+            // OGC API schemas (queryables, schema, sortables) carry upstream URLs
+            // (`$id`, links): rewritten whatever the fence.
+            let api_json = ctx.rewrite_links && *format == DataFormat::Json;
+            if properties.is_none() && !api_json {
+                return Ok(super::relay(res));
+            }
             let (parts, body) = whole(res).await?;
-            let out = match format {
-                DataFormat::Json => schema::trim_json_schema(&body, allowed),
-                DataFormat::Xml => schema::trim_describe_feature_type(&body, allowed),
-                other => return Err(unfilterable(other)),
+            let trimmed = match (format, properties) {
+                (_, None) => Ok(body),
+                (DataFormat::Json, Some(allowed)) => schema::trim_json_schema(&body, allowed),
+                (DataFormat::Xml, Some(allowed)) => schema::trim_describe_feature_type(&body, allowed),
+                (other, Some(_)) => return Err(unfilterable(other)),
             }
             .map_err(|e| bad_document(format!("schema: {e}")))?;
+            let out = if api_json {
+                let rw = Rewrite {
+                    upstream: ctx.upstream,
+                    public: ctx.public,
+                    token_query: ctx.token_query,
+                    layers: ctx.layers,
+                    fence: None,
+                    quad_matrix_sets: ctx.quad_matrix_sets,
+                };
+                crate::ogc::api::capabilities::rewrite(&trimmed, &rw)
+                    .map_err(|e| bad_document(format!("schema: {e}")))?
+            } else {
+                trimmed
+            };
             Ok(rebuild(parts, out))
         }
         ResponseKind::Mvt => {

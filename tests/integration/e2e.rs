@@ -397,3 +397,21 @@ async fn an_accept_header_cannot_choose_a_format_the_filter_does_not_read() {
         assert!(!text.contains("\"@context\""), "{path}: JSON-LD came through: {text}");
     }
 }
+
+/// Found by an outside attacker: `/TileMatrixSets` links and the `$id` of queryables and
+/// schemas named pygeoapi's own address. Every OGC API JSON document is rewritten.
+#[tokio::test]
+async fn ogc_api_schemas_and_tile_matrix_sets_name_no_upstream() {
+    let (gw, _, pg) = gateway().await;
+    let token = gw.token(&[("places", Tier::ViewPlus)]).await;
+    let upstream = pg.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    for path in [
+        "/ogc/api/places/TileMatrixSets?f=json",
+        "/ogc/api/places/collections/places/queryables?f=json",
+        "/ogc/api/places/collections/places/schema?f=json",
+    ] {
+        let r = gw.get(path, &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        assert!(!r.text().contains(&upstream), "{path} names the upstream {upstream}: {}", r.text());
+    }
+}

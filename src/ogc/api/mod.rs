@@ -235,10 +235,12 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
         Route::Definition => meta("api.definition", Vec::new(), ResponseKind::ApiDefinition),
         Route::Collections => meta("api.collections", Vec::new(), links),
         Route::Collection(c) => meta("api.collection", vec![collection(c)?], links),
-        Route::MatrixSets => meta("api.tileMatrixSets", Vec::new(), ResponseKind::Other),
+        // Tile matrix set documents link to the upstream's own URLs: rewritten like
+        // every OGC API JSON document.
+        Route::MatrixSets => meta("api.tileMatrixSets", Vec::new(), links.clone()),
         Route::MatrixSet(id) => {
             decode_segment(id, "tileMatrixSetId")?;
-            meta("api.tileMatrixSet", Vec::new(), ResponseKind::Other)
+            meta("api.tileMatrixSet", Vec::new(), links.clone())
         }
         Route::Described(c, name) => {
             only_read("GET, HEAD")?;

@@ -80,6 +80,7 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
         if matches!(&out[start..], "." | "..") {
             return Err(BadPath::DotSegment);
         }
+        check_decoded(&out[start..])?;
     }
     Ok(out)
 }
@@ -160,6 +161,29 @@ fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
     }
     if run < bytes.len() {
         out.push_str(&segment[run..]);
+    }
+    Ok(())
+}
+
+/// What an upstream that decodes the segment would see: it must be UTF-8 (an overlong
+/// `%C0%AE` is a `.` to lenient decoders), and not a dot segment spelled with
+/// look-alike dots that Unicode normalisation (NFKC) folds into `.` (`．．`, `‥`, `﹒`).
+fn check_decoded(segment: &str) -> Result<(), BadPath> {
+    if !segment.contains('%') {
+        return Ok(());
+    }
+    let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().map_err(|_| BadPath::BadEscape)?;
+    let dots: usize = decoded
+        .chars()
+        .map(|c| match c {
+            '.' | '\u{FF0E}' | '\u{2024}' | '\u{FE52}' => Some(1),
+            '\u{2025}' => Some(2),
+            _ => None,
+        })
+        .sum::<Option<usize>>()
+        .unwrap_or(0);
+    if matches!(dots, 1 | 2) {
+        return Err(BadPath::DotSegment);
     }
     Ok(())
 }
@@ -403,6 +427,12 @@ mod tests {
             // A double-decoding upstream would read `%252e%252e` as `..`.
             ("/path/osm/%252e%252e/other", Err(BadPath::EncodedPercent)),
             ("/path/osm/100%25", Err(BadPath::EncodedPercent)),
+            // Found by an outside attacker: look-alike dots and overlong UTF-8 dots.
+            ("/path/osm/%C0%AE%C0%AE/x", Err(BadPath::BadEscape)),
+            ("/path/osm/%EF%BC%8E%EF%BC%8E/x", Err(BadPath::DotSegment)),
+            ("/path/osm/%E2%80%A5/x", Err(BadPath::DotSegment)),
+            ("/path/osm/%EF%BC%8E/x", Err(BadPath::DotSegment)),
+            ("/path/osm/a%EF%BC%8Eb/x", Ok("/path/osm/a%EF%BC%8Eb/x")),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input).as_deref(), want.as_ref().map(|s| *s), "{input}");

@@ -116,6 +116,9 @@ async fn path_segments_an_upstream_would_read_as_another_path() {
             get("OGC API item id", "/ogc/api/roads/collections/osm/items/1;x", 400, "bad_request"),
             // A double-decoding upstream reads `%252e` as `.`.
             get("double encoding", "/path/roads/%252e%252e/other/", 400, "bad_request"),
+            // Lenient decoders read overlong UTF-8 as `.`; NFKC folds look-alike dots.
+            get("overlong UTF-8 dots", "/path/roads/%C0%AE%C0%AE/other/", 400, "bad_request"),
+            get("fullwidth dots", "/path/roads/%EF%BC%8E%EF%BC%8E/other/", 400, "bad_request"),
             // Encoded separators and dot segments (the earlier classes, kept here).
             get("encoded dot segment", "/path/roads/%2e%2e/other/", 400, "bad_request"),
             get("encoded slash", "/path/roads%2F..%2Fother/", 400, "bad_request"),

@@ -229,23 +229,7 @@ async fn a_token_in_the_wrong_place_is_never_echoed() {
 #[tokio::test]
 async fn filter_functions_that_read_hidden_properties() {
     let gw = TestGateway::with_config(CONFIG).await;
-    let minted = tilegate::admin::mint(
-        "tg",
-        "t".into(),
-        Scope::All,
-        tilegate::store::now_unix(),
-        None,
-        vec![tilegate::store::AccessSpec {
-            path_id: "roads".into(),
-            tier: Tier::ViewPlus,
-            fence: Fence::default(),
-            properties: Some(vec!["name".into()]),
-        }],
-        tilegate::admin::Minter { creator: None, client: "t".into() },
-    )
-    .expect("mint");
-    gw.store().create(minted.row).await.expect("create");
-    let token = minted.secret.expose().to_owned();
+    let token = gw.token_fenced("roads", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
     let wfs = "/ogc/wfs/roads?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm&OUTPUTFORMAT=application/json";
     let fes = r#"<fes:Filter xmlns:fes="http://www.opengis.net/fes/2.0"><fes:PropertyIsLike wildCard="*" singleChar="." escapeChar="!"><fes:Function name="property"><fes:Literal>owner</fes:Literal></fes:Function><fes:Literal>a*</fes:Literal></fes:PropertyIsLike></fes:Filter>"#;
@@ -302,23 +286,7 @@ async fn filter_functions_that_read_hidden_properties() {
 #[tokio::test]
 async fn an_unfilterable_answer_is_a_502_not_a_dropped_connection() {
     let gw = TestGateway::with_config(CONFIG).await;
-    let minted = tilegate::admin::mint(
-        "tg",
-        "t".into(),
-        Scope::All,
-        tilegate::store::now_unix(),
-        None,
-        vec![tilegate::store::AccessSpec {
-            path_id: "roads".into(),
-            tier: Tier::ViewPlus,
-            fence: Fence::default(),
-            properties: Some(vec!["name".into()]),
-        }],
-        tilegate::admin::Minter { creator: None, client: "t".into() },
-    )
-    .expect("mint");
-    gw.store().create(minted.row).await.expect("create");
-    let token = minted.secret.expose().to_owned();
+    let token = gw.token_fenced("roads", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
     let r = gw
         .get(
             "/ogc/wfs/roads?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm&OUTPUTFORMAT=application/json",
@@ -447,23 +415,7 @@ async fn slices_and_other_media_types_of_a_filtered_answer_are_refused() {
     let gw = TestGateway::with_config(CONFIG).await;
     let mut tokens = Vec::new();
     for path in ["roads", "partial", "jsonld"] {
-        let minted = tilegate::admin::mint(
-            "tg",
-            "t".into(),
-            Scope::All,
-            tilegate::store::now_unix(),
-            None,
-            vec![tilegate::store::AccessSpec {
-                path_id: path.into(),
-                tier: Tier::ViewPlus,
-                fence: Fence::default(),
-                properties: Some(vec!["name".into()]),
-            }],
-            tilegate::admin::Minter { creator: None, client: "t".into() },
-        )
-        .expect("mint");
-        gw.store().create(minted.row).await.expect("create");
-        tokens.push(minted.secret.expose().to_owned());
+        tokens.push(gw.token_fenced(path, Tier::ViewPlus, Fence::default(), Some(&["name"])).await);
     }
     // The request side: neither `Range` nor the client's `Accept` reaches the upstream.
     let auth = format!("Bearer {}", tokens[0]);
@@ -493,23 +445,7 @@ async fn slices_and_other_media_types_of_a_filtered_answer_are_refused() {
 #[tokio::test]
 async fn error_answers_validation_messages_and_refused_definitions_leak_nothing() {
     let gw = TestGateway::with_config(CONFIG).await;
-    let minted = tilegate::admin::mint(
-        "tg",
-        "t".into(),
-        Scope::All,
-        tilegate::store::now_unix(),
-        None,
-        vec![tilegate::store::AccessSpec {
-            path_id: "err404".into(),
-            tier: Tier::ViewPlus,
-            fence: Fence::default(),
-            properties: Some(vec!["name".into()]),
-        }],
-        tilegate::admin::Minter { creator: None, client: "t".into() },
-    )
-    .expect("mint");
-    gw.store().create(minted.row).await.expect("create");
-    let fenced = minted.secret.expose().to_owned();
+    let fenced = gw.token_fenced("err404", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
     let r = gw.get("/ogc/api/err404/collections/c/items?f=json", &fenced).await;
     assert_eq!((r.status.as_u16(), r.reason().as_str()), (404, "upstream_error"), "{}", r.text());
     assert!(!r.text().contains("hidden"), "{}", r.text());

@@ -235,23 +235,14 @@ async fn a_fenced_token_gets_tiles_inside_and_403_outside_on_every_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_property_fenced_token_sees_only_its_properties() {
     let (gw, _, pg) = gateway().await;
-    let minted = tilegate::admin::mint(
-        "tg",
-        "fenced".into(),
-        Scope::All,
-        tilegate::store::now_unix(),
-        None,
-        vec![tilegate::store::AccessSpec {
-            path_id: "places".into(),
-            tier: Tier::ViewPlus,
-            fence: Fence::new(Some(&[(2, 2, 1)]), None).expect("fence"),
-            properties: Some(vec!["name".into(), "population".into()]),
-        }],
-        tilegate::admin::Minter { creator: None, client: "t".into() },
-    )
-    .expect("mint");
-    gw.store().create(minted.row).await.expect("create");
-    let token = minted.secret.expose().to_owned();
+    let token = gw
+        .token_fenced(
+            "places",
+            Tier::ViewPlus,
+            Fence::new(Some(&[(2, 2, 1)]), None).expect("fence"),
+            Some(&["name", "population"]),
+        )
+        .await;
 
     let items = gw.get("/ogc/api/places/collections/places/items?f=json&limit=100", &token).await;
     assert_eq!(items.status, StatusCode::OK, "{}", items.text());
@@ -362,23 +353,8 @@ async fn a_fenced_token_gets_the_same_features_whatever_crs_it_asks_for() {
 #[tokio::test]
 async fn an_accept_header_cannot_choose_a_format_the_filter_does_not_read() {
     let (gw, _, _) = gateway().await;
-    let minted = tilegate::admin::mint(
-        "tg",
-        "fenced".into(),
-        Scope::All,
-        tilegate::store::now_unix(),
-        None,
-        vec![tilegate::store::AccessSpec {
-            path_id: "places".into(),
-            tier: Tier::ViewPlus,
-            fence: Fence::default(),
-            properties: Some(vec!["name".into()]),
-        }],
-        tilegate::admin::Minter { creator: None, client: "t".into() },
-    )
-    .expect("mint");
-    gw.store().create(minted.row).await.expect("create");
-    let auth = format!("Bearer {}", minted.secret.expose());
+    let token = gw.token_fenced("places", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
+    let auth = format!("Bearer {token}");
     for path in ["/ogc/api/places/collections/places/items/paris", "/ogc/api/places/collections/places/items?limit=5"] {
         let r = gw
             .send(

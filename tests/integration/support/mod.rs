@@ -163,6 +163,29 @@ impl TestGateway {
         (minted.secret.expose().to_owned(), record.id.to_string())
     }
 
+    /// Creates a token with one access entry, a fence and an optional property fence;
+    /// returns the secret.
+    pub async fn token_fenced(&self, path: &str, tier: Tier, fence: Fence, properties: Option<&[&str]>) -> String {
+        let access = vec![AccessSpec {
+            path_id: path.into(),
+            tier,
+            fence,
+            properties: properties.map(|p| p.iter().map(|s| (*s).to_owned()).collect()),
+        }];
+        let minted = admin::mint(
+            "tg",
+            "test".into(),
+            Scope::All,
+            now_unix(),
+            None,
+            access,
+            Minter { creator: None, client: "test".into() },
+        )
+        .expect("randomness");
+        self.store().create(minted.row).await.expect("create");
+        minted.secret.expose().to_owned()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.send(Method::GET, path, &[("authorization", &format!("Bearer {token}"))], Bytes::new()).await
     }

@@ -225,6 +225,10 @@ pub enum ResponseKind {
     Schema(DataFormat),
     /// A Mapbox vector tile: re-encode without hidden properties.
     Mvt,
+    /// The answer to an item write (OGC API POST/PUT/PATCH/DELETE): servers may echo
+    /// the stored feature, hidden properties included, so for a fenced or
+    /// property-fenced token its body is dropped (status and headers stay).
+    Written,
     /// Nothing to filter: images, coverages, legends, conformance, write results.
     Other,
 }

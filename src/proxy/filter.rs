@@ -204,6 +204,22 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             res.headers_mut().remove(header::CONTENT_ENCODING);
             Ok(res)
         }
+        ResponseKind::Written => {
+            let fenced = properties.is_some() || ctx.obligations.fence.is_some();
+            if !fenced {
+                return Ok(super::relay(res));
+            }
+            let (mut parts, _body) = res.into_parts();
+            super::headers::sanitize_response(&mut parts.headers);
+            parts.headers.remove(header::CONTENT_TYPE);
+            parts.headers.remove(header::CONTENT_ENCODING);
+            let no_content = parts.status == http::StatusCode::NO_CONTENT;
+            let mut res = rebuild(parts, Vec::new());
+            if no_content {
+                res.headers_mut().remove(header::CONTENT_LENGTH);
+            }
+            Ok(res)
+        }
         ResponseKind::Other => Ok(super::relay(res)),
     }
 }

@@ -470,3 +470,26 @@ async fn error_answers_validation_messages_and_refused_definitions_leak_nothing(
     )
     .await;
 }
+
+/// Found by an outside attacker: a server that echoes the stored feature after a write
+/// handed a property-fenced editor the hidden properties of the answer. For a fenced
+/// token the answer's body is dropped; status and headers stay.
+#[tokio::test]
+async fn write_answers_give_a_fenced_editor_no_data() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let fenced = gw.token_fenced("roads", Tier::Edit, Fence::default(), Some(&["name"])).await;
+    let open = gw.token(&[("roads", Tier::Edit)]).await;
+    let feature = r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{"name":"x"}}"#;
+    for (token, echoed) in [(&fenced, false), (&open, true)] {
+        let r = gw
+            .send(
+                Method::POST,
+                "/ogc/api/roads/collections/osm/items",
+                &[("authorization", &format!("Bearer {token}")), ("content-type", "application/geo+json")],
+                Bytes::from_static(feature.as_bytes()),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        assert_eq!(r.text().contains("secret_note"), echoed, "{}", r.text());
+    }
+}

@@ -507,7 +507,7 @@ fn write(
         Some(kind) => body_properties(req, kind)?,
         None => Vec::new(),
     };
-    Ok(Parts::new(name, Tier::Edit, layers, Extent::Opaque, ResponseKind::Other).with_properties(properties))
+    Ok(Parts::new(name, Tier::Edit, layers, Extent::Opaque, ResponseKind::Written).with_properties(properties))
 }
 
 /// The property names a GeoJSON write body sets.

@@ -42,6 +42,13 @@ properties = ["name", "secret_note"]
 [path.upstream]
 ogcapi = "http://{up}/coded/partial"
 [[path]]
+id = "empty"
+kind = "vector"
+layers = ["c"]
+properties = ["name", "secret_note"]
+[path.upstream]
+ogcapi = "http://{up}/coded/empty"
+[[path]]
 id = "err404"
 kind = "vector"
 layers = ["c"]
@@ -293,6 +300,11 @@ async fn an_unfilterable_answer_is_a_502_not_a_dropped_connection() {
             &token,
         )
         .await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_bad_document"), "{}", r.text());
+    // An empty answer (MapServer's RESULTTYPE=hits in GeoJSON) is a 502 too, not a
+    // dropped connection.
+    let empty = gw.token_fenced("empty", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
+    let r = gw.get("/ogc/api/empty/collections/c/items?f=json", &empty).await;
     assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_bad_document"), "{}", r.text());
 }
 

@@ -244,6 +244,10 @@ fn coded(coding: &str) -> Response<Body> {
         res.headers_mut().insert("content-range", http::HeaderValue::from_static("bytes 294-334/489"));
         return res;
     }
+    if coding == "empty" {
+        // MapServer's answer to `RESULTTYPE=hits` in GeoJSON: nothing at all.
+        return typed("application/geo+json", Vec::new());
+    }
     if coding == "err404" {
         let mut res = typed("application/geo+json", br#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"name":"x","secret_note":"hidden 1"}}]}"#.to_vec());
         *res.status_mut() = http::StatusCode::NOT_FOUND;

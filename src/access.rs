@@ -34,9 +34,9 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::config::Config;
 use crate::ops::{self, Ops, RequestLabels};
+use crate::paths::PathId;
 use crate::policy::TokenId;
 use crate::respond::{Body, BoxError, Reject};
-use crate::token::TokenSecret;
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: http::header::HeaderName = http::header::HeaderName::from_static("x-request-id");
@@ -73,7 +73,7 @@ pub struct RequestLog {
     pub(crate) request_id: HeaderValue,
     /// The normalized path, copied only when the access log is on.
     pub(crate) path: Option<String>,
-    pub(crate) path_id: Option<String>,
+    pub(crate) path_id: Option<PathId>,
     pub(crate) operation: &'static str,
     pub(crate) token_id: Option<TokenId>,
     /// What became of the request (allowed, denied and why, failed): the `decision`
@@ -134,9 +134,6 @@ impl RequestLog {
     /// The pipeline's result as a response, with the decision and deny reason
     /// noted; a failure's cause is logged here (inside the request span).
     pub fn respond(&mut self, result: Result<Response<Body>, Reject>, span: &tracing::Span) -> Response<Body> {
-        if let Some(id) = &self.path_id {
-            span.record("path.id", id.as_str());
-        }
         match result {
             Ok(res) => {
                 self.verdict = ops::Outcome::answered(self.token_id.is_some());
@@ -155,7 +152,7 @@ impl RequestLog {
     /// The metric labels for this request.
     fn labels(&self, status: u16) -> RequestLabels {
         RequestLabels {
-            path_id: self.path_id.clone().unwrap_or_else(|| "-".into()),
+            path_id: self.path_id.as_ref().map_or_else(|| "-".into(), PathId::to_string),
             operation: self.operation,
             outcome: self.verdict,
             status,
@@ -340,21 +337,16 @@ pub fn access_log_enabled() -> bool {
     tracing::enabled!(target: "tilegate::access", tracing::Level::INFO)
 }
 
-/// Replaces any path segment that is a well-formed token, so a token pasted into
-/// a URL path never reaches the log.
+/// Replaces anything token-shaped in the path ([`crate::token::redact`], the one
+/// redaction error bodies use too), so a token pasted into a URL path, whole or with
+/// an extension (`/3/4/<token>.png`), never reaches the log.
 ///
 /// ```
 /// use tilegate::access::redact_path;
 /// assert_eq!(redact_path("/xyz/osm/1/2/3.png"), "/xyz/osm/1/2/3.png");
 /// ```
 pub fn redact_path(path: &str) -> String {
-    if !path.contains('_') {
-        return path.to_owned();
-    }
-    path.split('/')
-        .map(|seg| if seg.len() >= 51 && TokenSecret::parse(seg).is_ok() { "<redacted>" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
+    crate::token::redact(path).into_owned()
 }
 
 #[cfg(test)]
@@ -446,8 +438,10 @@ mod tests {
 
     #[test]
     fn a_token_pasted_into_a_path_is_redacted() {
-        let secret = TokenSecret::generate("tg").expect("randomness");
+        let secret = crate::token::TokenSecret::generate("tg").expect("randomness");
         let path = format!("/osm/{}/tile.png", secret.expose());
         assert_eq!(redact_path(&path), "/osm/<redacted>/tile.png");
+        let tile = format!("/ogc/xyz/osm/3/4/{}.png", secret.expose());
+        assert_eq!(redact_path(&tile), "/ogc/xyz/osm/3/4/<redacted>.png");
     }
 }

@@ -119,7 +119,7 @@ pub struct Classified {
     pub forward_original: bool,
 }
 
-/// `ogc::classify_with` against [`path`] with its options. `Err` also for a method that
+/// `ogc::classify` against [`path`]. `Err` also for a method that
 /// is not a method token.
 pub fn classify(req: &Request<'_>) -> Result<Classified, String> {
     let method = Method::from_bytes(req.method.as_bytes()).map_err(|e| e.to_string())?;

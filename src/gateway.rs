@@ -183,7 +183,7 @@ impl Gateway {
         }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
-        log.path_id = Some(target.path.id.to_string());
+        log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         tracing::Span::current().record("path.id", target.path.id.as_str());
         let permitted = policy::decide(&grant, target, now_unix())?;

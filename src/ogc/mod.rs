@@ -64,8 +64,6 @@ use common::{bad, media_essence, shown};
 /// halves read the same tables in [`common`] (matrix sets, layer names), and each
 /// protocol's tests walk its rewritten capabilities through its classifier.
 pub trait Service: Sync {
-    fn protocol(&self) -> Protocol;
-
     /// The upstream URL (base, or tile template for MVT/XYZ) a request with this `rest`
     /// (the path after `/ogc/{proto}/{pathId}`) goes to; `None` when the path does not
     /// configure the protocol, which the gateway answers exactly like a missing path.

@@ -53,6 +53,21 @@ pub struct FilterContext<'a> {
     pub answer_crs: AnswerCrs,
 }
 
+impl<'a> FilterContext<'a> {
+    /// How this request's documents are rewritten: its URLs, layers, query token and
+    /// matrix sets, with `fence` for the documents that follow the fence.
+    fn rewrite(&self, fence: Option<&'a dyn FenceView>) -> Rewrite<'a> {
+        Rewrite {
+            upstream: self.upstream,
+            public: self.public,
+            token_query: self.token_query,
+            layers: self.layers,
+            fence,
+            quad_matrix_sets: self.quad_matrix_sets,
+        }
+    }
+}
+
 /// Refuses, before anything is forwarded, a request whose answer the filter stage
 /// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
 pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obligations) -> Result<(), Reject> {
@@ -91,14 +106,9 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         if status == http::StatusCode::NOT_FOUND && matches!(ctx.kind, ResponseKind::Feature(_)) {
             return Err(Reject::Denied(crate::policy::Denial::PathNotFound));
         }
-        let retry_after = res.headers().get(header::RETRY_AFTER).cloned();
-        let mut own = Reject::UpstreamStatus(status).into_response();
-        if let Some(v) = retry_after {
-            own.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(own);
+        return Ok(super::replaced(&res));
     }
-    if res.status() == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
+    if status == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
         // `Range` is not forwarded for these; a slice of a document cannot be filtered.
         return Err(bad_document("a partial answer (206) to a request the gateway filters".into()));
     }
@@ -114,14 +124,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         ResponseKind::Capabilities(protocol) => {
             let (parts, body) = whole(res).await?;
             let fence = ctx.obligations.fence.as_deref().map(|f| f as &dyn FenceView);
-            let rw = Rewrite {
-                upstream: ctx.upstream,
-                public: ctx.public,
-                token_query: ctx.token_query,
-                layers: ctx.layers,
-                fence,
-                quad_matrix_sets: ctx.quad_matrix_sets,
-            };
+            let rw = ctx.rewrite(fence);
             let out = ogc::service(*protocol)
                 .rewrite_capabilities(&body, &rw)
                 .ok_or_else(|| Reject::internal_bug(format!("{} has no capabilities document", protocol.as_str())))?
@@ -180,15 +183,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             }
             .map_err(|e| bad_document(format!("schema: {e}")))?;
             let out = if api_json {
-                let rw = Rewrite {
-                    upstream: ctx.upstream,
-                    public: ctx.public,
-                    token_query: ctx.token_query,
-                    layers: ctx.layers,
-                    fence: None,
-                    quad_matrix_sets: ctx.quad_matrix_sets,
-                };
-                crate::ogc::api::capabilities::rewrite(&trimmed, &rw)
+                crate::ogc::api::capabilities::rewrite(&trimmed, &ctx.rewrite(None))
                     .map_err(|e| bad_document(format!("schema: {e}")))?
             } else {
                 trimmed

@@ -321,15 +321,20 @@ impl http_body::Body for LimitedBody {
 /// upstream 5xx keeps its status but not its body (stack traces, internal addresses,
 /// exception documents naming the upstream): the gateway answers with its own.
 pub fn relay(res: Response<Incoming>) -> Response<Body> {
-    let (mut parts, body) = res.into_parts();
-    if parts.status.is_server_error() {
-        let retry_after = parts.headers.remove(http::header::RETRY_AFTER);
-        let mut own = Reject::UpstreamStatus(parts.status).into_response();
-        if let Some(v) = retry_after {
-            own.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
-        return own;
+    if res.status().is_server_error() {
+        return replaced(&res);
     }
+    let (mut parts, body) = res.into_parts();
     headers::sanitize_response(&mut parts.headers);
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
+/// The gateway's own answer in place of an upstream answer whose body is not passed
+/// on (`upstream_error`): the upstream's status, and its `Retry-After`.
+pub(crate) fn replaced(res: &Response<Incoming>) -> Response<Body> {
+    let mut own = Reject::UpstreamStatus(res.status()).into_response();
+    if let Some(v) = res.headers().get(http::header::RETRY_AFTER) {
+        own.headers_mut().insert(http::header::RETRY_AFTER, v.clone());
+    }
+    own
 }

@@ -66,10 +66,6 @@ mod agree_tests;
 pub struct Api;
 
 impl Service for Api {
-    fn protocol(&self) -> Protocol {
-        Protocol::Api
-    }
-
     fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
         upstream.ogcapi.as_ref().map(ToString::to_string)
     }

@@ -28,10 +28,6 @@ pub struct Mvt;
 pub struct Xyz;
 
 impl Service for Mvt {
-    fn protocol(&self) -> Protocol {
-        Protocol::Mvt
-    }
-
     fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
         upstream.mvt.as_ref().map(|t| t.0.clone())
     }
@@ -46,10 +42,6 @@ impl Service for Mvt {
 }
 
 impl Service for Xyz {
-    fn protocol(&self) -> Protocol {
-        Protocol::Xyz
-    }
-
     fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
         upstream.xyz.as_ref().map(|t| t.0.clone())
     }

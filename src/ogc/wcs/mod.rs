@@ -31,10 +31,6 @@ mod agree_tests;
 pub struct Wcs;
 
 impl Service for Wcs {
-    fn protocol(&self) -> Protocol {
-        Protocol::Wcs
-    }
-
     fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
         upstream.wcs.as_ref().map(ToString::to_string)
     }

@@ -1,4 +1,4 @@
-//! WFS 1.0 / 1.1 / 2.0 KVP (GET and form POST); XML POST bodies are in `wfs_xml`.
+//! WFS 1.0 / 1.1 / 2.0 KVP (GET and form POST); XML POST bodies are in [`xml`].
 //!
 //! | request | tier | extent | response |
 //! |---|---|---|---|
@@ -53,10 +53,6 @@ mod agree_tests;
 pub struct Wfs;
 
 impl Service for Wfs {
-    fn protocol(&self) -> Protocol {
-        Protocol::Wfs
-    }
-
     fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
         upstream.wfs.as_ref().map(ToString::to_string)
     }

@@ -44,10 +44,6 @@ mod agree_tests;
 pub struct Wms;
 
 impl Service for Wms {
-    fn protocol(&self) -> Protocol {
-        Protocol::Wms
-    }
-
     fn endpoint(&self, upstream: &Upstreams, _rest: &str) -> Option<String> {
         upstream.wms.as_ref().map(ToString::to_string)
     }

@@ -42,10 +42,6 @@ mod agree_tests;
 pub struct Wmts;
 
 impl Service for Wmts {
-    fn protocol(&self) -> Protocol {
-        Protocol::Wmts
-    }
-
     fn endpoint(&self, upstream: &Upstreams, rest: &str) -> Option<String> {
         let rest_api = !matches!(rest, "" | "/");
         let base =

@@ -34,7 +34,8 @@ fn phase(ops: &Arc<Ops>, config: &Arc<tilegate::config::Config>, peer: SocketAdd
     let id = tilegate::proxy::headers::request_id(headers, false);
     let mut log = RequestLog::new(&Method::GET, peer, peer.ip(), id, ops.clone(), config.clone());
     let span = log.span();
-    let response = log.respond(Ok(tile()), &span);
+    let uri = http::Uri::from_static("/ogc/xyz/osm/1/0/0.png");
+    let response = log.respond(Ok(tile()), &span, &uri);
     let mut response = access::finish(response, log);
     let body = response.body_mut();
     while let Some(frame) = next_ready_frame(body) {

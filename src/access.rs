@@ -133,18 +133,25 @@ impl RequestLog {
 
     /// The pipeline's result as a response, with the decision and deny reason
     /// noted; a failure's cause is logged here (inside the request span).
-    pub fn respond(&mut self, result: Result<Response<Body>, Reject>, span: &tracing::Span) -> Response<Body> {
+    /// Errors are written in the format the client of `uri` reads
+    /// ([`crate::respond::ErrorFormat::of`]: OGC exceptions, problem JSON, JSON).
+    pub fn respond(
+        &mut self,
+        result: Result<Response<Body>, Reject>,
+        span: &tracing::Span,
+        uri: &http::Uri,
+    ) -> Response<Body> {
         match result {
             Ok(res) => {
                 self.verdict = ops::Outcome::answered(self.token_id.is_some());
-                res
+                crate::respond::localize(res, uri)
             }
             Err(reject) => {
                 self.verdict = ops::Outcome::rejected(&reject);
                 if let Some(cause) = reject.cause() {
                     span.in_scope(|| tracing::warn!(target: "tilegate::gateway", error = %cause, "request failed"));
                 }
-                reject.into_response()
+                reject.into_response_as(&crate::respond::ErrorFormat::of(uri))
             }
         }
     }

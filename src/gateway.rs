@@ -148,8 +148,10 @@ impl Gateway {
         let id = proxy::headers::request_id(req.headers_mut(), trusted.iter().any(|n| n.contains(&peer.ip())));
         let mut log = RequestLog::new(req.method(), peer, client, id, self.ops.clone(), config.clone());
         let span = log.span();
+        // Kept for the error format (OGC exception, problem JSON); a cheap clone of shared bytes.
+        let uri = req.uri().clone();
         let result = self.pipeline(&config, req, peer, tls, listener, &mut log).instrument(span.clone()).await;
-        let response = log.respond(result, &span);
+        let response = log.respond(result, &span, &uri);
         access::finish(response, log)
     }
 

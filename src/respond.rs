@@ -4,13 +4,37 @@
 //! maps it to a status and a JSON body `{"detail": "…", "reason": "snake_case"}`.
 //! Client faults are 4xx, upstream faults 502/504, our own 500. Bodies never carry
 //! a token or upstream details.
+//!
+//! The body is written in the format the client that asked can read
+//! ([`ErrorFormat::of`] the request's URI, [`Reject::into_response_as`]); the status,
+//! the `reason` and the headers are the same in every format:
+//!
+//! | endpoint | body |
+//! |---|---|
+//! | token API, `/path/…`, XYZ, MVT | `{"detail", "reason"}` (`application/json`) |
+//! | OGC API (`/ogc/api/…`) | RFC 9457 problem: `type` (`about:blank`), `title`, `status`, `detail`, `reason` (`application/problem+json`) |
+//! | WMS 1.1.1 (and 1.0/1.1.0) | `ServiceExceptionReport` 1.1.1 (`application/vnd.ogc.se_xml`) |
+//! | WMS 1.3.0 (and no `VERSION`) | `ServiceExceptionReport` 1.3.0, `ogc` namespace (`text/xml`) |
+//! | WMS `GetMap` with `EXCEPTIONS=INIMAGE` / `BLANK` (either version's spelling) | a PNG of `WIDTH`×`HEIGHT` with the message / empty (`image/png`) |
+//! | WFS 1.0.0 | `ServiceExceptionReport` 1.2.0, `ogc` namespace (`text/xml`) |
+//! | WFS 1.1.0 | OWS 1.0 `ExceptionReport` (`application/xml`) |
+//! | WFS 2.0 (and no `VERSION`), WMTS 1.0.0 (KVP and REST) | OWS 1.1 `ExceptionReport` (`application/xml`) |
+//! | WCS 2.0 | OWS 2.0 `ExceptionReport` (`application/xml`) |
+//!
+//! In the OGC documents the `reason` is the exception's `code` (`exceptionCode`), and
+//! the text is the human detail followed by `(reason: …)`, since some clients show
+//! only the text. The `locator` is not used: it names a request parameter, and the
+//! gateway's reasons are not about one parameter.
+
+use std::io::Write as _;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode, Uri};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 
-use crate::ogc::OgcError;
+use crate::ogc::{OgcError, Protocol};
 use crate::policy::Denial;
+use crate::route::{self, Route};
 
 /// Errors carried by streamed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -243,20 +267,51 @@ impl Reject {
         }
     }
 
+    /// The answer in the gateway's own JSON (`{"detail", "reason"}`).
     pub fn into_response(self) -> Response<Body> {
+        self.into_response_as(&ErrorFormat::Json)
+    }
+
+    /// The answer in the format the client that asked reads: the same status,
+    /// reason and headers in every format (see the module docs).
+    pub fn into_response_as(self, format: &ErrorFormat) -> Response<Body> {
         let status = self.status();
-        let body = match &self {
-            Reject::Denied(d) => cached_denial_body(d).unwrap_or_else(|| self.body()),
+        let (body, content_type) = match (format, &self) {
+            (ErrorFormat::Json, Reject::Denied(d)) => (cached_denial_body(d).unwrap_or_else(|| self.body()), JSON),
             // The validation messages echo the body's values: redacted like every detail.
-            Reject::Unprocessable(detail) => {
+            (ErrorFormat::Json, Reject::Unprocessable(detail)) => {
                 let text = serde_json::json!({ "detail": detail }).to_string();
-                Bytes::from(crate::token::redact(&text).into_owned())
+                (Bytes::from(crate::token::redact(&text).into_owned()), JSON)
             }
-            _ => self.body(),
+            (ErrorFormat::Json, _) => (self.body(), JSON),
+            (ErrorFormat::Problem, _) => {
+                let detail = self.detail();
+                let problem = serde_json::json!({
+                    "type": "about:blank",
+                    "title": status.canonical_reason().unwrap_or("Error"),
+                    "status": status.as_u16(),
+                    "detail": crate::token::redact(&detail),
+                    "reason": self.reason(),
+                });
+                (Bytes::from(problem.to_string()), "application/problem+json")
+            }
+            (ErrorFormat::Ogc(exception), _) => {
+                let detail = self.detail();
+                let text = format!("{} (reason: {})", crate::token::redact(&detail), self.reason());
+                match exception.image {
+                    Some(image) => (Bytes::from(image.render(&text)), "image/png"),
+                    None => (Bytes::from(exception.report.render(self.reason(), &text)), exception.report.media_type()),
+                }
+            }
         };
         let mut res = Response::new(full(body));
         *res.status_mut() = status;
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Reject::UpstreamStatus(status) = &self {
+            // Lets `localize` write an upstream status the proxy replaced (`proxy::replaced`)
+            // in the request's format too.
+            res.extensions_mut().insert(ReplacedStatus(*status));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // Both schemes the gateway accepts, so clients that only send a password
             // after a Basic challenge (GDAL_HTTP_AUTH=ANY, ArcGIS Pro, browsers) do.
@@ -274,6 +329,386 @@ impl Reject {
         }
         res
     }
+}
+
+const JSON: &str = "application/json";
+
+/// Marks a response built for [`Reject::UpstreamStatus`], so that [`localize`] can
+/// write it again in the request's format.
+#[derive(Clone, Copy, Debug)]
+struct ReplacedStatus(StatusCode);
+
+/// A response the gateway answers in place of an upstream error
+/// ([`Reject::UpstreamStatus`], built where the request is no longer known) written
+/// again in the request's format; any other response as it is.
+pub fn localize(res: Response<Body>, uri: &Uri) -> Response<Body> {
+    let Some(&ReplacedStatus(status)) = res.extensions().get::<ReplacedStatus>() else { return res };
+    let format = ErrorFormat::of(uri);
+    if format == ErrorFormat::Json {
+        return res;
+    }
+    let mut own = Reject::UpstreamStatus(status).into_response_as(&format);
+    if let Some(v) = res.headers().get(header::RETRY_AFTER) {
+        own.headers_mut().insert(header::RETRY_AFTER, v.clone());
+    }
+    own
+}
+
+/// How a refusal is written for the client that asked (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"detail", "reason"}`: the token API, `/path/…`, XYZ and MVT tiles.
+    Json,
+    /// RFC 9457 problem details: OGC API.
+    Problem,
+    /// An OGC exception document, or image: the KVP and WMTS REST endpoints.
+    Ogc(Exception),
+}
+
+/// An OGC exception: the document, or (WMS `GetMap` with `EXCEPTIONS=INIMAGE` or
+/// `BLANK`) the image that replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exception {
+    pub report: Report,
+    pub image: Option<ImageException>,
+}
+
+/// The exception document each protocol version defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// WMS 1.1.1 `ServiceExceptionReport` (`application/vnd.ogc.se_xml`).
+    Wms111,
+    /// WMS 1.3.0 `ServiceExceptionReport` in `http://www.opengis.net/ogc` (`text/xml`).
+    Wms130,
+    /// WFS 1.0.0 `ServiceExceptionReport` 1.2.0 in `http://www.opengis.net/ogc`.
+    Wfs100,
+    /// OWS Common 1.0 `ExceptionReport` (WFS 1.1.0), with the service version.
+    Ows10(&'static str),
+    /// OWS Common 1.1 `ExceptionReport` (WMTS 1.0.0, WFS 2.0).
+    Ows11(&'static str),
+    /// OWS Common 2.0 `ExceptionReport` (WCS 2.0).
+    Ows20(&'static str),
+}
+
+/// WMS image exceptions: the size asked for, and whether the message is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageException {
+    pub width: u32,
+    pub height: u32,
+    /// `BLANK`: no message, only the background.
+    pub blank: bool,
+    /// `TRANSPARENT=TRUE`: a transparent background.
+    pub transparent: bool,
+    /// `BGCOLOR` (default white).
+    pub background: [u8; 3],
+}
+
+/// The largest image exception drawn, per side; a larger `WIDTH`/`HEIGHT` gets the
+/// XML document instead (a refusal must not cost more than a small tile).
+pub const MAX_EXCEPTION_IMAGE: u32 = 2048;
+
+impl ErrorFormat {
+    /// The format for a request to `uri`: by the endpoint (the route), then for the
+    /// KVP endpoints by `SERVICE` version and `EXCEPTIONS`. A path that does not
+    /// normalise or route answers JSON. Read leniently: this runs for requests that
+    /// may be malformed, and must not fail.
+    pub fn of(uri: &Uri) -> ErrorFormat {
+        let Ok(path) = route::normalize(uri.path()) else { return ErrorFormat::Json };
+        let Ok(Route::Ogc { family, .. }) = route::route(&path) else { return ErrorFormat::Json };
+        let query = Query::parse(uri.query().unwrap_or(""));
+        let report = match family {
+            Protocol::Api => return ErrorFormat::Problem,
+            Protocol::Mvt | Protocol::Xyz => return ErrorFormat::Json,
+            Protocol::Wms => match query.get("VERSION").or_else(|| query.get("WMTVER")) {
+                Some(v) if v.starts_with("1.0") || v.starts_with("1.1") => Report::Wms111,
+                _ => Report::Wms130,
+            },
+            Protocol::Wmts => Report::Ows11("1.0.0"),
+            Protocol::Wfs => match query.get("VERSION") {
+                Some("1.0.0") => Report::Wfs100,
+                Some("1.1.0") => Report::Ows10("1.1.0"),
+                _ => Report::Ows11("2.0.0"),
+            },
+            Protocol::Wcs => Report::Ows20("2.0.1"),
+        };
+        let image = match family {
+            Protocol::Wms => ImageException::from_query(&query),
+            _ => None,
+        };
+        ErrorFormat::Ogc(Exception { report, image })
+    }
+}
+
+/// The first value of each query parameter, names folded to upper case.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: &str) -> Query {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let k = k.to_ascii_uppercase();
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v.trim().to_owned()));
+            }
+        }
+        Query(pairs)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl ImageException {
+    /// For a WMS `GetMap` asking for image exceptions with a size that can be drawn.
+    fn from_query(query: &Query) -> Option<ImageException> {
+        if !query.get("REQUEST").is_some_and(|r| r.eq_ignore_ascii_case("GetMap") || r.eq_ignore_ascii_case("map")) {
+            return None;
+        }
+        let blank = match query.get("EXCEPTIONS")?.to_ascii_lowercase().as_str() {
+            "inimage" | "application/vnd.ogc.se_inimage" => false,
+            "blank" | "application/vnd.ogc.se_blank" => true,
+            _ => return None,
+        };
+        let side = |name| query.get(name)?.parse::<u32>().ok().filter(|n| (1..=MAX_EXCEPTION_IMAGE).contains(n));
+        let background = query
+            .get("BGCOLOR")
+            .and_then(|c| c.strip_prefix("0x").or_else(|| c.strip_prefix("0X")))
+            .filter(|hex| hex.len() == 6)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .map_or([255, 255, 255], |rgb| [(rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8]);
+        Some(ImageException {
+            width: side("WIDTH")?,
+            height: side("HEIGHT")?,
+            blank,
+            transparent: query.get("TRANSPARENT").is_some_and(|t| t.eq_ignore_ascii_case("true")),
+            background,
+        })
+    }
+
+    /// A PNG (1-bit palette: background, black text) with `text` drawn from the top
+    /// left, wrapped at the image's width, upper-cased in a 5×7 bitmap font.
+    pub fn render(&self, text: &str) -> Vec<u8> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let stride = w.div_ceil(8);
+        let mut bits = vec![0u8; stride * h];
+        if !self.blank {
+            let columns = (w.saturating_sub(2 * MARGIN) / CELL_W).max(1);
+            for (line, row) in wrap(text, columns).iter().zip(0..) {
+                let top = MARGIN + row * CELL_H;
+                if top + GLYPH_H > h {
+                    break;
+                }
+                for (ch, col) in line.chars().zip(0..) {
+                    let left = MARGIN + col * CELL_W;
+                    for (dy, pattern) in glyph(ch).iter().enumerate() {
+                        for (dx, cell) in pattern.bytes().enumerate() {
+                            let (x, y) = (left + dx, top + dy);
+                            if cell == b'#' && x < w && y < h {
+                                bits[y * stride + x / 8] |= 0x80 >> (x % 8);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        png(self, &bits, stride)
+    }
+}
+
+const MARGIN: usize = 4;
+const GLYPH_H: usize = 7;
+const CELL_W: usize = 6;
+const CELL_H: usize = 10;
+
+/// `text` in lines of at most `columns` characters, broken at spaces where it can be.
+fn wrap(text: &str, columns: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > columns {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..columns).collect());
+        }
+        let word: String = word.into_iter().collect();
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > columns {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// A 1-bit palette PNG: index 0 the background (transparent when asked), 1 black.
+fn png(image: &ImageException, bits: &[u8], stride: usize) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        // INVARIANT: chunks are at most a few MiB (MAX_EXCEPTION_IMAGE), far below u32::MAX.
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::with_capacity(13);
+    header.extend_from_slice(&image.width.to_be_bytes());
+    header.extend_from_slice(&image.height.to_be_bytes());
+    header.extend_from_slice(&[1, 3, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &header);
+    let [r, g, b] = image.background;
+    chunk(&mut out, b"PLTE", &[r, g, b, 0, 0, 0]);
+    if image.transparent {
+        chunk(&mut out, b"tRNS", &[0]);
+    }
+    let mut raw = Vec::with_capacity((stride + 1) * image.height as usize);
+    for row in bits.chunks(stride) {
+        raw.push(0);
+        raw.extend_from_slice(row);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let data = z.write_all(&raw).and_then(|()| z.finish()).unwrap_or_default();
+    chunk(&mut out, b"IDAT", &data);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// The 5×7 pattern of a character (upper-cased); `?` for what the font lacks.
+fn glyph(ch: char) -> &'static [&'static str; 7] {
+    let ch = ch.to_ascii_uppercase();
+    FONT.iter().find(|(c, _)| *c == ch).or_else(|| FONT.iter().find(|(c, _)| *c == '?')).map_or(&BLANK_GLYPH, |(_, g)| g)
+}
+
+const BLANK_GLYPH: [&str; 7] = ["....."; 7];
+
+#[rustfmt::skip]
+const FONT: &[(char, [&str; 7])] = &[
+    (' ', BLANK_GLYPH),
+    ('A', [".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"]),
+    ('B', ["####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."]),
+    ('C', [".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."]),
+    ('D', ["####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."]),
+    ('E', ["#####", "#....", "#....", "####.", "#....", "#....", "#####"]),
+    ('F', ["#####", "#....", "#....", "####.", "#....", "#....", "#...."]),
+    ('G', [".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".####"]),
+    ('H', ["#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"]),
+    ('I', [".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."]),
+    ('J', ["..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."]),
+    ('K', ["#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"]),
+    ('L', ["#....", "#....", "#....", "#....", "#....", "#....", "#####"]),
+    ('M', ["#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"]),
+    ('N', ["#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"]),
+    ('O', [".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."]),
+    ('P', ["####.", "#...#", "#...#", "####.", "#....", "#....", "#...."]),
+    ('Q', [".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"]),
+    ('R', ["####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"]),
+    ('S', [".####", "#....", "#....", ".###.", "....#", "....#", "####."]),
+    ('T', ["#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."]),
+    ('U', ["#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."]),
+    ('V', ["#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."]),
+    ('W', ["#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."]),
+    ('X', ["#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"]),
+    ('Y', ["#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."]),
+    ('Z', ["#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"]),
+    ('0', [".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."]),
+    ('1', ["..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."]),
+    ('2', [".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"]),
+    ('3', ["#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."]),
+    ('4', ["...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."]),
+    ('5', ["#####", "#....", "####.", "....#", "....#", "#...#", ".###."]),
+    ('6', ["..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."]),
+    ('7', ["#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."]),
+    ('8', [".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."]),
+    ('9', [".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."]),
+    ('.', [".....", ".....", ".....", ".....", ".....", ".##..", ".##.."]),
+    (',', [".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."]),
+    (':', [".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."]),
+    (';', [".....", ".##..", ".##..", ".....", ".##..", "..#..", ".#..."]),
+    ('-', [".....", ".....", ".....", "#####", ".....", ".....", "....."]),
+    ('_', [".....", ".....", ".....", ".....", ".....", ".....", "#####"]),
+    ('/', [".....", "....#", "...#.", "..#..", ".#...", "#....", "....."]),
+    ('(', ["...#.", "..#..", ".#...", ".#...", ".#...", "..#..", "...#."]),
+    (')', [".#...", "..#..", "...#.", "...#.", "...#.", "..#..", ".#..."]),
+    ('\'', ["..#..", "..#..", ".#...", ".....", ".....", ".....", "....."]),
+    ('`', ["..#..", "..#..", "...#.", ".....", ".....", ".....", "....."]),
+    ('"', [".#.#.", ".#.#.", ".....", ".....", ".....", ".....", "....."]),
+    ('=', [".....", ".....", "#####", ".....", "#####", ".....", "....."]),
+    ('+', [".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."]),
+    ('!', ["..#..", "..#..", "..#..", "..#..", "..#..", ".....", "..#.."]),
+    ('?', [".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."]),
+    ('<', ["...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."]),
+    ('>', [".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."]),
+    ('{', ["..##.", ".#...", ".#...", "#....", ".#...", ".#...", "..##."]),
+    ('}', [".##..", "...#.", "...#.", "....#", "...#.", "...#.", ".##.."]),
+];
+
+impl Report {
+    /// The media type the protocol version gives its exception reports.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Report::Wms111 => "application/vnd.ogc.se_xml",
+            Report::Wms130 | Report::Wfs100 => "text/xml",
+            Report::Ows10(_) | Report::Ows11(_) | Report::Ows20(_) => "application/xml",
+        }
+    }
+
+    /// The exception document: `code` (`exceptionCode`) is the reason, the text the message.
+    pub fn render(self, code: &str, text: &str) -> String {
+        let (code, text) = (xml_escape(code), xml_escape(text));
+        let decl = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+        match self {
+            Report::Wms111 => format!(
+                "{decl}\n<!DOCTYPE ServiceExceptionReport SYSTEM \"http://schemas.opengis.net/wms/1.1.1/exception_1_1_1.dtd\">\n<ServiceExceptionReport version=\"1.1.1\"><ServiceException code=\"{code}\">{text}</ServiceException></ServiceExceptionReport>\n"
+            ),
+            Report::Wms130 | Report::Wfs100 => {
+                let version = if self == Report::Wms130 { "1.3.0" } else { "1.2.0" };
+                format!(
+                    "{decl}\n<ServiceExceptionReport version=\"{version}\" xmlns=\"http://www.opengis.net/ogc\"><ServiceException code=\"{code}\">{text}</ServiceException></ServiceExceptionReport>\n"
+                )
+            }
+            Report::Ows10(version) | Report::Ows11(version) | Report::Ows20(version) => {
+                let ns = match self {
+                    Report::Ows10(_) => "http://www.opengis.net/ows",
+                    Report::Ows11(_) => "http://www.opengis.net/ows/1.1",
+                    _ => "http://www.opengis.net/ows/2.0",
+                };
+                format!(
+                    "{decl}\n<ows:ExceptionReport xmlns:ows=\"{ns}\" version=\"{version}\" xml:lang=\"en\"><ows:Exception exceptionCode=\"{code}\"><ows:ExceptionText>{text}</ows:ExceptionText></ows:Exception></ows:ExceptionReport>\n"
+                )
+            }
+        }
+    }
+}
+
+/// `text` escaped for XML character data and attribute values; characters XML 1.0
+/// cannot hold (most control characters) become U+FFFD.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whole seconds for `Retry-After`: rounded up, at least 1 (a client that waits

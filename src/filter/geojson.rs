@@ -35,7 +35,15 @@
 //!   feature is dropped unless `Fence::intersects_lonlat` says it touches the fence.
 //!   A null or missing geometry is dropped. A duplicated `geometry` member must
 //!   intersect in every copy. A single-Feature root outside the fence is
-//!   [`FilterError::FeatureOutsideFence`]. Geometries are read as RFC 7946 lon/lat.
+//!   [`FilterError::FeatureOutsideFence`]. Geometries are read as RFC 7946 lon/lat
+//!   unless the request asked for another order ([`GeoJsonFilter::with_answer_crs`]).
+//! - Under the geometry filter the upstream's counts would be wrong, and would tell
+//!   how many features lie outside the fence: the root's `numberMatched`,
+//!   `numberReturned` and `totalFeatures` members are dropped wherever they come
+//!   (before or after `features`), and a collection that had any of them ends with
+//!   `"numberReturned": n`, the features on the page. The root's other members are
+//!   re-emitted compactly; a member whose name is too long to read is dropped. The
+//!   property filter alone removes no feature and leaves the counts as they are.
 //! - With a link rewriter ([`GeoJsonFilter::with_links`]), the string value of every
 //!   member named `href` outside feature `properties` (top-level and per-feature
 //!   `links`, nested link objects, foreign members) is unescaped and handed to the
@@ -84,6 +92,9 @@ const MAX_COLLECTION_DEPTH: usize = 16;
 const LITERALS: [&[u8]; 3] = [b"true", b"false", b"null"];
 /// Keys longer than this (escaped) are never compared with a member name.
 const MIN_KEY_CAP: usize = 64;
+/// Root members that count features (OGC API Features, WFS 2.0 GeoJSON, GeoServer):
+/// dropped under a geometry filter, which writes its own `numberReturned`.
+const COUNT_MEMBERS: [&[u8]; 3] = [b"numberMatched", b"numberReturned", b"totalFeatures"];
 
 /// An open array or object, and what it means to the filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +301,16 @@ pub struct GeoJsonFilter {
     /// Under a fence, the root is held until it turns out to be a collection or ends.
     root_pending: bool,
     root_is_feature: bool,
+    /// Under a geometry filter the root's members are re-emitted one by one (counts
+    /// dropped): whether the current one is kept, and whether one was written.
+    root_member_kept: bool,
+    root_emitted: bool,
+    /// The root has a `features` member (a collection, not a single Feature).
+    root_is_collection: bool,
+    /// The root had a count member (`numberReturned`, `numberMatched`, `totalFeatures`).
+    root_had_count: bool,
+    /// Features kept by the geometry filter so far.
+    kept_features: u64,
     /// Under a fence: the stack depth of the member whose value is a `geometry`.
     geometry_depth: Option<usize>,
     geometry_start: usize,
@@ -352,6 +373,11 @@ impl GeoJsonFilter {
             features_emitted: false,
             root_pending: false,
             root_is_feature: false,
+            root_member_kept: false,
+            root_emitted: false,
+            root_is_collection: false,
+            root_had_count: false,
+            kept_features: 0,
             geometry_depth: None,
             geometry_start: 0,
             geometries: Vec::new(),
@@ -715,8 +741,16 @@ impl GeoJsonFilter {
                 self.root_pending = true;
                 self.feature_offset = self.consumed + i as u64;
             }
-            return self.push_frame(Frame::Root, i);
+            self.push_frame(Frame::Root, i)?;
+            if self.hides_counts() {
+                // The root's members are re-emitted one by one (see `end_key`).
+                self.set_emitting(chunk, i + 1, out, false);
+            }
+            return Ok(());
         };
+        if top == Frame::Root && self.hides_counts() {
+            self.set_emitting(chunk, i, out, self.root_member_kept);
+        }
         match top {
             Frame::Features => {
                 if kind != Kind::Object {
@@ -884,17 +918,21 @@ impl GeoJsonFilter {
                         }
                         out.extend_from_slice(&self.held);
                         self.features_emitted = true;
+                        self.kept_features += 1;
                     }
                     self.held.clear();
                     self.geometries.clear();
                     self.emitting = false;
                 }
             }
-            Some(Frame::Root | Frame::Feature) => {
+            Some(&top @ (Frame::Root | Frame::Feature)) => {
                 if self.geometry_depth == Some(self.stack.len()) {
                     self.cut(chunk, e, out);
                     self.geometries.push((self.geometry_start, self.held.len()));
                     self.geometry_depth = None;
+                }
+                if top == Frame::Root && self.hides_counts() {
+                    self.set_emitting(chunk, e, out, false);
                 }
             }
             Some(Frame::Object | Frame::Array) => {}
@@ -905,6 +943,17 @@ impl GeoJsonFilter {
     fn close_object(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
         match self.stack.last() {
             Some(Frame::Properties) => self.set_emitting(chunk, i, out, true),
+            Some(Frame::Root) if self.hides_counts() => {
+                self.set_emitting(chunk, i, out, true);
+                if self.root_is_collection && self.root_had_count {
+                    // The one count the filter knows: what is on this page.
+                    let count = format!("\"numberReturned\":{}", self.kept_features);
+                    if self.root_emitted {
+                        self.write(out, b",");
+                    }
+                    self.write(out, count.as_bytes());
+                }
+            }
             Some(frame) if frame.is_object() => {}
             _ => return Err(self.invalid(i, "a `}` that closes no object")),
         }
@@ -982,6 +1031,27 @@ impl GeoJsonFilter {
                     }
                     _ => self.feature_role(name),
                 };
+                if self.hides_counts() {
+                    self.root_is_collection |= self.next_role == Role::Features;
+                    let count = COUNT_MEMBERS.contains(&name);
+                    self.root_had_count |= count;
+                    // A key too long to read is no member the filter knows: dropped.
+                    self.root_member_kept = !count && !self.key_overflow;
+                    if self.root_member_kept {
+                        self.cut(chunk, q + 1, out);
+                        let key = std::mem::take(&mut self.key);
+                        if self.root_emitted {
+                            self.write(out, b",");
+                        }
+                        self.write(out, b"\"");
+                        self.write(out, &key);
+                        self.write(out, b"\":");
+                        self.key = key;
+                        self.root_emitted = true;
+                    } else {
+                        self.next_role = Role::Other;
+                    }
+                }
                 if self.next_role == Role::Features && self.root_pending {
                     // A FeatureCollection: what was held of the root goes out, and
                     // each feature is held on its own from now on.
@@ -1015,6 +1085,13 @@ impl GeoJsonFilter {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Under a geometry filter features may be dropped, so the upstream's counts
+    /// would be wrong and would tell how many features lie outside the fence.
+    #[inline]
+    fn hides_counts(&self) -> bool {
+        self.geometry_test.is_some()
     }
 
     fn feature_role(&self, name: &[u8]) -> Role {

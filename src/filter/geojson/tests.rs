@@ -395,7 +395,7 @@ fn the_geometry_filter_drops_features_outside_and_keeps_commas_valid() {
     let kept: Vec<i64> =
         value["features"].as_array().unwrap().iter().map(|f| f["properties"]["i"].as_i64().unwrap()).collect();
     assert_eq!(kept, vec![1, 3]);
-    assert!(out.ends_with(r#"],"numberReturned":7}"#), "{out}");
+    assert!(out.ends_with(r#"],"numberReturned":2}"#), "{out}");
 }
 
 #[test]
@@ -462,7 +462,38 @@ fn the_geometry_filter_and_the_property_filter_work_together() {
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(value["features"].as_array().unwrap().len(), 1);
     assert_eq!(value["features"][0]["properties"], serde_json::json!({"name": "Main St"}));
-    assert_eq!(value["numberMatched"], 2);
+    assert!(value.get("numberMatched").is_none(), "{out}");
+}
+
+/// Regression (#13.5, #12 M3): a fenced page of 3, 0, 0 features kept the upstream's
+/// `numberMatched: 7` and `numberReturned: 3, 3, 1`, so `ogrinfo -so` reported 7
+/// features and a token could count features outside its fence.
+#[test]
+fn counts_under_a_geometry_filter_say_what_is_on_the_page() {
+    let features = r#"[{"geometry":{"type":"Point","coordinates":[1,0]}},{"geometry":{"type":"Point","coordinates":[50,0]}},{"geometry":{"type":"Point","coordinates":[2,0]}}]"#;
+    for doc in [
+        format!(r#"{{"type":"FeatureCollection","numberMatched":7,"numberReturned":3,"features":{features},"links":[]}}"#),
+        format!(r#"{{"type":"FeatureCollection","features":{features},"numberMatched":7,"numberReturned":3}}"#),
+        format!(
+            r#"{{ "totalFeatures" : 7 , "features" : {features} , "numberMatched" : 7 , "numberReturned" : 3 , "crs" : null }}"#
+        ),
+    ] {
+        let out = run_fenced(&doc, None).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["features"].as_array().unwrap().len(), 2, "{out}");
+        assert_eq!(value["numberReturned"], 2, "{out}");
+        assert!(value.get("numberMatched").is_none() && value.get("totalFeatures").is_none(), "{out}");
+        assert_split_invariant(doc.as_bytes(), || fenced(None));
+    }
+    // No count upstream, none invented; a page the fence empties says 0.
+    let out = run_fenced(&format!(r#"{{"features":{features}}}"#), None).unwrap();
+    assert!(!out.contains("number"), "{out}");
+    let out = run_fenced(r#"{"numberReturned":1,"features":[{"geometry":{"type":"Point","coordinates":[50,0]}}]}"#, None)
+        .unwrap();
+    assert_eq!(out, r#"{"features":[],"numberReturned":0}"#);
+    // Without a geometry filter no feature goes, and the counts stay exact.
+    let out = filter(r#"{"numberMatched":7,"features":[{"properties":{"a":1}}],"numberReturned":1}"#, &["a"]);
+    assert_eq!(out, r#"{"numberMatched":7,"features":[{"properties":{"a":1}}],"numberReturned":1}"#);
 }
 
 #[test]
@@ -628,14 +659,21 @@ fn reference(mut doc: serde_json::Value, allowed: &[&str], fence: bool) -> serde
     if let Some(properties) = doc.get_mut("properties") {
         trim(properties, allowed);
     }
+    let mut kept = None;
     if let Some(features) = doc.get_mut("features").and_then(|f| f.as_array_mut()) {
         if fence {
             features.retain(admitted);
+            kept = Some(features.len());
         }
         for feature in features {
             if let Some(properties) = feature.get_mut("properties") {
                 trim(properties, allowed);
             }
+        }
+    }
+    if let (Some(kept), Some(root)) = (kept, doc.as_object_mut()) {
+        if root.remove("numberReturned").is_some() {
+            root.insert("numberReturned".into(), kept.into());
         }
     }
     doc

@@ -937,6 +937,209 @@ mod tests {
         String::from_utf8(bytes.to_vec()).expect("utf8")
     }
 
+    fn exception_format(uri: &str) -> ErrorFormat {
+        ErrorFormat::of(&uri.parse().expect("uri"))
+    }
+
+    fn report(uri: &str) -> Report {
+        match exception_format(uri) {
+            ErrorFormat::Ogc(e) => e.report,
+            other => panic!("{uri}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_endpoint_answers_errors_in_its_own_format() {
+        assert_eq!(exception_format("/tokens"), ErrorFormat::Json);
+        assert_eq!(exception_format("/path/osm/a/b?x=1"), ErrorFormat::Json);
+        assert_eq!(exception_format("/ogc/xyz/osm/1/0/0.png"), ErrorFormat::Json);
+        assert_eq!(exception_format("/ogc/mvt/osm/1/0/0"), ErrorFormat::Json);
+        assert_eq!(exception_format("/ogc/../x"), ErrorFormat::Json);
+        assert_eq!(exception_format("/ogc/api/obs/collections/a/items?bbox=1"), ErrorFormat::Problem);
+        let table = [
+            ("/ogc/wms/osm?SERVICE=WMS&REQUEST=GetMap&VERSION=1.1.1", Report::Wms111),
+            ("/ogc/wms/osm?service=wms&request=GetCapabilities&wmtver=1.0.0", Report::Wms111),
+            ("/ogc/wms/osm?version=1.3.0&request=GetMap", Report::Wms130),
+            ("/ogc/wms/osm?request=GetCapabilities", Report::Wms130),
+            ("/ogc/wms/osm?VERSION=%zz&&=&x", Report::Wms130),
+            ("/ogc/wmts/osm?SERVICE=WMTS&REQUEST=GetTile", Report::Ows11("1.0.0")),
+            ("/ogc/wmts/osm/1.0.0/layer/default/g/3/1/2.png", Report::Ows11("1.0.0")),
+            ("/ogc/wfs/lakes?SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature", Report::Wfs100),
+            ("/ogc/wfs/lakes?SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature", Report::Ows10("1.1.0")),
+            ("/ogc/wfs/lakes?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature", Report::Ows11("2.0.0")),
+            ("/ogc/wfs/lakes", Report::Ows11("2.0.0")),
+            ("/ogc/wcs/dem?SERVICE=WCS&VERSION=2.0.1&REQUEST=GetCoverage", Report::Ows20("2.0.1")),
+        ];
+        for (uri, want) in table {
+            assert_eq!(report(uri), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn wms_image_exceptions_follow_exceptions_width_height_and_transparent() {
+        let image = |uri: &str| match exception_format(uri) {
+            ErrorFormat::Ogc(e) => e.image,
+            other => panic!("{uri}: {other:?}"),
+        };
+        let base = "/ogc/wms/osm?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&WIDTH=256&HEIGHT=128";
+        let got = image(&format!("{base}&EXCEPTIONS=INIMAGE")).expect("an image");
+        assert_eq!((got.width, got.height, got.blank, got.transparent), (256, 128, false, false));
+        assert_eq!(got.background, [255, 255, 255]);
+        let got = image(&format!("{base}&exceptions=application/vnd.ogc.se_blank&TRANSPARENT=TRUE&BGCOLOR=0x102030"))
+            .expect("an image");
+        assert!(got.blank && got.transparent && got.background == [0x10, 0x20, 0x30]);
+        assert!(image(&format!("{base}&EXCEPTIONS=XML")).is_none());
+        assert!(image(base).is_none());
+        // Not a map, or a size the gateway will not draw: the XML document instead.
+        assert!(image("/ogc/wms/osm?REQUEST=GetFeatureInfo&WIDTH=256&HEIGHT=256&EXCEPTIONS=INIMAGE").is_none());
+        assert!(image("/ogc/wms/osm?REQUEST=GetMap&WIDTH=99999&HEIGHT=256&EXCEPTIONS=INIMAGE").is_none());
+        assert!(image("/ogc/wms/osm?REQUEST=GetMap&WIDTH=0&HEIGHT=256&EXCEPTIONS=INIMAGE").is_none());
+    }
+
+    fn response_text(res: Response<Body>) -> (StatusCode, String, String) {
+        use http_body_util::BodyExt;
+        let status = res.status();
+        let content_type = res.headers()[header::CONTENT_TYPE].to_str().expect("ascii").to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let bytes = rt.block_on(res.into_body().collect()).expect("body").to_bytes();
+        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Regression (#13.8): GDAL printed `HTTP status code: 403, error: (null)` and QGIS
+    /// "Forbidden", since they only show OGC exception documents.
+    #[test]
+    fn ogc_exception_documents_carry_the_status_the_reason_and_the_message() {
+        let cases = [
+            ("/ogc/wms/osm?VERSION=1.1.1&REQUEST=GetMap", "application/vnd.ogc.se_xml", "ServiceExceptionReport"),
+            ("/ogc/wms/osm?VERSION=1.3.0&REQUEST=GetMap", "text/xml", "ServiceExceptionReport"),
+            ("/ogc/wfs/l?VERSION=1.0.0&REQUEST=GetFeature", "text/xml", "ServiceExceptionReport"),
+            ("/ogc/wfs/l?VERSION=1.1.0&REQUEST=GetFeature", "application/xml", "ExceptionReport"),
+            ("/ogc/wfs/l?VERSION=2.0.0&REQUEST=GetFeature", "application/xml", "ExceptionReport"),
+            ("/ogc/wmts/osm?REQUEST=GetTile", "application/xml", "ExceptionReport"),
+            ("/ogc/wcs/dem?REQUEST=GetCoverage", "application/xml", "ExceptionReport"),
+        ];
+        for (uri, media, root) in cases {
+            let format = exception_format(uri);
+            let (status, content_type, body) =
+                response_text(Reject::Denied(Denial::OutsideGeofence).into_response_as(&format));
+            assert_eq!((status, content_type.as_str()), (StatusCode::FORBIDDEN, media), "{uri}");
+            let doc = roxmltree_like_root(&body);
+            assert_eq!(doc, root, "{uri}: {body}");
+            assert!(body.contains(r#"ode="outside_geofence""#), "{uri}: {body}");
+            assert!(body.contains("not wholly inside the token&apos;s geofence (reason: outside_geofence)"), "{body}");
+            // A 401 keeps its challenges in every format.
+            let res = Reject::Denied(Denial::MissingToken).into_response_as(&format);
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(res.headers().get_all(header::WWW_AUTHENTICATE).iter().count(), 2, "{uri}");
+        }
+        // What the detail echoes is escaped, and a token in it redacted.
+        let token = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdef";
+        let format = exception_format("/ogc/wms/osm?VERSION=1.3.0");
+        let (_, _, body) = response_text(
+            Reject::BadRequest(format!("LAYERS: `<x a=\"&\">{token}` \u{1} is unknown")).into_response_as(&format),
+        );
+        assert!(body.contains("`&lt;x a=&quot;&amp;&quot;&gt;&lt;redacted&gt;` \u{FFFD} is unknown"), "{body}");
+        assert!(!body.contains(token));
+        roxmltree_like_root(&body);
+    }
+
+    /// The root element's local name, after checking the document is well-formed XML.
+    fn roxmltree_like_root(xml: &str) -> String {
+        let mut reader = quick_xml::Reader::from_str(xml);
+        let mut root = None;
+        let mut depth = 0usize;
+        loop {
+            match reader.read_event().unwrap_or_else(|e| panic!("{e}: {xml}")) {
+                quick_xml::events::Event::Start(e) => {
+                    if depth == 0 {
+                        root = Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                    }
+                    depth += 1;
+                }
+                quick_xml::events::Event::End(_) => depth -= 1,
+                quick_xml::events::Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert_eq!(depth, 0, "{xml}");
+        root.expect("a root element")
+    }
+
+    #[test]
+    fn ogc_api_errors_are_problem_details() {
+        let (status, content_type, body) =
+            response_text(Reject::Denied(Denial::PropertyFenced("owner".into())).into_response_as(&ErrorFormat::Problem));
+        assert_eq!((status, content_type.as_str()), (StatusCode::FORBIDDEN, "application/problem+json"));
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["type"], "about:blank");
+        assert_eq!(v["title"], "Forbidden");
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["reason"], "property_fenced");
+        assert_eq!(v["detail"], "property `owner` is not visible to this token");
+    }
+
+    #[test]
+    fn image_exceptions_are_pngs_of_the_requested_size() {
+        use std::io::Read as _;
+        let decode = |png: &[u8]| -> (u32, u32, Vec<u8>) {
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+            let width = u32::from_be_bytes(png[16..20].try_into().expect("4"));
+            let height = u32::from_be_bytes(png[20..24].try_into().expect("4"));
+            let mut at = 8;
+            let mut data = Vec::new();
+            while at < png.len() {
+                let len = u32::from_be_bytes(png[at..at + 4].try_into().expect("4")) as usize;
+                let kind = &png[at + 4..at + 8];
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&png[at + 4..at + 8 + len]);
+                assert_eq!(crc.finalize().to_be_bytes(), png[at + 8 + len..at + 12 + len], "crc");
+                if kind == b"IDAT" {
+                    data.extend_from_slice(&png[at + 8..at + 8 + len]);
+                }
+                at += 12 + len;
+            }
+            let mut raw = Vec::new();
+            flate2::read::ZlibDecoder::new(&data[..]).read_to_end(&mut raw).expect("zlib");
+            (width, height, raw)
+        };
+        let image = ImageException { width: 100, height: 30, blank: false, transparent: true, background: [1, 2, 3] };
+        let (w, h, raw) = decode(&image.render("outside the fence (reason: outside_geofence)"));
+        assert_eq!((w, h), (100, 30));
+        assert_eq!(raw.len(), (100usize.div_ceil(8) + 1) * 30);
+        assert!(raw.iter().any(|b| *b != 0), "the message is drawn");
+        let blank = ImageException { blank: true, ..image };
+        let (_, _, raw) = decode(&blank.render("anything"));
+        assert!(raw.iter().all(|b| *b == 0), "nothing is drawn");
+        let res = Reject::Denied(Denial::ZoomAboveMax).into_response_as(&ErrorFormat::Ogc(Exception {
+            report: Report::Wms130,
+            image: Some(image),
+        }));
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "image/png");
+    }
+
+    #[test]
+    fn text_wraps_at_spaces_and_splits_long_words() {
+        assert_eq!(wrap("ab cd ef", 5), vec!["ab cd", "ef"]);
+        assert_eq!(wrap("abcdefgh i", 3), vec!["abc", "def", "gh", "i"]);
+        assert_eq!(wrap("abcdefg hi", 4), vec!["abcd", "efg", "hi"]);
+        assert_eq!(wrap("  ", 3), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_upstream_status_the_proxy_replaced_is_written_in_the_request_format() {
+        let mut replaced = Reject::UpstreamStatus(StatusCode::SERVICE_UNAVAILABLE).into_response();
+        replaced.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        let res = localize(replaced, &"/ogc/wms/osm?VERSION=1.1.1".parse().expect("uri"));
+        assert_eq!(res.headers()[header::RETRY_AFTER], "7");
+        let (status, content_type, body) = response_text(res);
+        assert_eq!((status, content_type.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "application/vnd.ogc.se_xml"));
+        assert!(body.contains(r#"code="upstream_error""#), "{body}");
+        // Any other answer is left alone.
+        let res = localize(Response::new(full("tile")), &"/ogc/wms/osm?VERSION=1.1.1".parse().expect("uri"));
+        assert!(!res.headers().contains_key(header::CONTENT_TYPE));
+    }
+
     #[test]
     fn upstream_details_stay_out_of_the_body() {
         let r = Reject::Upstream(UpstreamError::Connect("10.1.2.3:9000 refused".into()));

@@ -144,14 +144,15 @@ impl RequestLog {
         match result {
             Ok(res) => {
                 self.verdict = ops::Outcome::answered(self.token_id.is_some());
-                crate::respond::localize(res, uri)
+                crate::respond::localize(res, uri, self.config.ogc.exception_status)
             }
             Err(reject) => {
                 self.verdict = ops::Outcome::rejected(&reject);
                 if let Some(cause) = reject.cause() {
                     span.in_scope(|| tracing::warn!(target: "tilegate::gateway", error = %cause, "request failed"));
                 }
-                reject.into_response_as(&crate::respond::ErrorFormat::of(uri))
+                let format = crate::respond::ErrorFormat::of(uri).with_status(self.config.ogc.exception_status);
+                reject.into_response_as(&format)
             }
         }
     }

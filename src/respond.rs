@@ -32,6 +32,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode, Uri};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 
+use crate::config::ExceptionStatus;
 use crate::ogc::{OgcError, Protocol};
 use crate::policy::Denial;
 use crate::route::{self, Route};
@@ -305,7 +306,7 @@ impl Reject {
             }
         };
         let mut res = Response::new(full(body));
-        *res.status_mut() = status;
+        *res.status_mut() = format.status(status);
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         if let Reject::UpstreamStatus(status) = &self {
             // Lets `localize` write an upstream status the proxy replaced (`proxy::replaced`)
@@ -341,9 +342,9 @@ struct ReplacedStatus(StatusCode);
 /// A response the gateway answers in place of an upstream error
 /// ([`Reject::UpstreamStatus`], built where the request is no longer known) written
 /// again in the request's format; any other response as it is.
-pub fn localize(res: Response<Body>, uri: &Uri) -> Response<Body> {
+pub fn localize(res: Response<Body>, uri: &Uri, exception_status: ExceptionStatus) -> Response<Body> {
     let Some(&ReplacedStatus(status)) = res.extensions().get::<ReplacedStatus>() else { return res };
-    let format = ErrorFormat::of(uri);
+    let format = ErrorFormat::of(uri).with_status(exception_status);
     if format == ErrorFormat::Json {
         return res;
     }
@@ -371,6 +372,8 @@ pub enum ErrorFormat {
 pub struct Exception {
     pub report: Report,
     pub image: Option<ImageException>,
+    /// `ogc.exception_status = "ok"`: answered 200 (except 401 and 429).
+    pub ok: bool,
 }
 
 /// The exception document each protocol version defines.
@@ -435,7 +438,27 @@ impl ErrorFormat {
             Protocol::Wms => ImageException::from_query(&query),
             _ => None,
         };
-        ErrorFormat::Ogc(Exception { report, image })
+        ErrorFormat::Ogc(Exception { report, image, ok: false })
+    }
+
+    /// With `ogc.exception_status`: OGC exceptions answered 200 when it is `ok`.
+    pub fn with_status(self, status: ExceptionStatus) -> ErrorFormat {
+        match self {
+            ErrorFormat::Ogc(e) => ErrorFormat::Ogc(Exception { ok: status == ExceptionStatus::Ok, ..e }),
+            other => other,
+        }
+    }
+
+    /// The status sent for a refusal with `status`.
+    fn status(&self, status: StatusCode) -> StatusCode {
+        match self {
+            ErrorFormat::Ogc(Exception { ok: true, .. })
+                if status != StatusCode::UNAUTHORIZED && status != StatusCode::TOO_MANY_REQUESTS =>
+            {
+                StatusCode::OK
+            }
+            _ => status,
+        }
     }
 }
 
@@ -1113,9 +1136,25 @@ mod tests {
         let res = Reject::Denied(Denial::ZoomAboveMax).into_response_as(&ErrorFormat::Ogc(Exception {
             report: Report::Wms130,
             image: Some(image),
+            ok: false,
         }));
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(res.headers()[header::CONTENT_TYPE], "image/png");
+    }
+
+    #[test]
+    fn exception_status_ok_answers_200_but_keeps_challenges_and_back_off() {
+        let wms = exception_format("/ogc/wms/osm?VERSION=1.3.0");
+        let ok = wms.with_status(ExceptionStatus::Ok);
+        assert_eq!(Reject::Denied(Denial::OutsideGeofence).into_response_as(&ok).status(), StatusCode::OK);
+        assert_eq!(Reject::Denied(Denial::OutsideGeofence).into_response_as(&wms).status(), StatusCode::FORBIDDEN);
+        assert_eq!(Reject::UpstreamStatus(StatusCode::BAD_GATEWAY).into_response_as(&ok).status(), StatusCode::OK);
+        assert_eq!(Reject::Denied(Denial::Revoked).into_response_as(&ok).status(), StatusCode::UNAUTHORIZED);
+        let limited = Reject::RateLimited(std::time::Duration::from_secs(2)).into_response_as(&ok);
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Only OGC exceptions: OGC API and the token API keep their statuses.
+        let api = exception_format("/ogc/api/x/").with_status(ExceptionStatus::Ok);
+        assert_eq!(Reject::NotFound.into_response_as(&api).status(), StatusCode::NOT_FOUND);
     }
 
     #[test]
@@ -1130,13 +1169,17 @@ mod tests {
     fn an_upstream_status_the_proxy_replaced_is_written_in_the_request_format() {
         let mut replaced = Reject::UpstreamStatus(StatusCode::SERVICE_UNAVAILABLE).into_response();
         replaced.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        let res = localize(replaced, &"/ogc/wms/osm?VERSION=1.1.1".parse().expect("uri"));
+        let res = localize(replaced, &"/ogc/wms/osm?VERSION=1.1.1".parse().expect("uri"), ExceptionStatus::Refusal);
         assert_eq!(res.headers()[header::RETRY_AFTER], "7");
         let (status, content_type, body) = response_text(res);
         assert_eq!((status, content_type.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "application/vnd.ogc.se_xml"));
         assert!(body.contains(r#"code="upstream_error""#), "{body}");
         // Any other answer is left alone.
-        let res = localize(Response::new(full("tile")), &"/ogc/wms/osm?VERSION=1.1.1".parse().expect("uri"));
+        let res = localize(
+            Response::new(full("tile")),
+            &"/ogc/wms/osm?VERSION=1.1.1".parse().expect("uri"),
+            ExceptionStatus::Refusal,
+        );
         assert!(!res.headers().contains_key(header::CONTENT_TYPE));
     }
 

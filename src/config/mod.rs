@@ -33,6 +33,7 @@ pub struct Config {
     pub api: Api,
     pub limits: Limits,
     pub ops: Ops,
+    pub ogc: Ogc,
     pub paths: PathTable,
     /// `[path.limits]` by path id (only paths that set some).
     pub path_limits: HashMap<String, PathLimits>,
@@ -178,6 +179,24 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Log {
     pub format: LogFormat,
+}
+
+/// `[ogc]`: how the OGC endpoints answer refusals.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ogc {
+    pub exception_status: ExceptionStatus,
+}
+
+/// The HTTP status of an OGC exception document (`ogc.exception_status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExceptionStatus {
+    /// The refusal's own status (403, 404, 400, 502…).
+    #[default]
+    Refusal,
+    /// 200, as GeoServer and MapServer answer exceptions: GDAL (3.6) and QGIS show
+    /// the exception's text only then. 401 and 429 keep theirs (the challenge, the
+    /// back-off).
+    Ok,
 }
 
 /// What identifies one version of a file.

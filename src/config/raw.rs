@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub ops: RawOps,
+    #[serde(default)]
+    pub ogc: RawOgc,
     #[serde(default, rename = "path")]
     pub paths: Vec<RawPath>,
 }
@@ -239,6 +241,23 @@ impl Default for RawLog {
 
 fn default_log_format() -> String {
     "plain".into()
+}
+
+/// `[ogc]`: how the OGC endpoints answer refusals.
+#[derive(Debug, Deserialize)]
+pub struct RawOgc {
+    #[serde(default = "default_exception_status")]
+    pub exception_status: String,
+}
+
+impl Default for RawOgc {
+    fn default() -> Self {
+        RawOgc { exception_status: default_exception_status() }
+    }
+}
+
+fn default_exception_status() -> String {
+    "refusal".into()
 }
 
 #[derive(Debug, Deserialize)]

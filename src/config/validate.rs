@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
 use super::unknown;
 use super::{
-    tls, Api, Config, FailedAuth, Limits, Log, LogFormat, Ops, PathLimits, Rate, Server, ServerTls, Store, Tokens,
+    tls, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server, ServerTls, Store, Tokens,
     UpstreamLimits, UpstreamTls,
 };
 use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
@@ -157,6 +157,17 @@ impl Validator {
                 None
             }
         };
+        let exception_status = match raw.ogc.exception_status.as_str() {
+            "refusal" => Some(ExceptionStatus::Refusal),
+            "ok" => Some(ExceptionStatus::Ok),
+            other => {
+                self.err(
+                    "ogc.exception_status",
+                    format!("`{other}` is not an exception status; valid: `refusal` (the refusal's own), `ok` (200)"),
+                );
+                None
+            }
+        };
         let api_listen = raw.api.listen.as_deref().and_then(|a| self.addr("api.listen", a));
         if raw.api.max_body_bytes == 0 {
             self.err("api.max_body_bytes", "`0` would refuse every token request; the default is 1048576");
@@ -200,6 +211,7 @@ impl Validator {
             api: Api { enabled: raw.api.enabled, listen: api_listen, max_body_bytes: raw.api.max_body_bytes as usize },
             limits: limits?,
             ops: Ops { listen: ops_listen },
+            ogc: Ogc { exception_status: exception_status? },
             paths,
             path_limits: std::mem::take(&mut self.path_limits),
             upstream_tls: std::mem::take(&mut self.upstream_tls),

@@ -94,7 +94,21 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// The refusal's `reason`: from the JSON body, or from the `code` / `exceptionCode`
+    /// of an OGC exception document (the OGC KVP endpoints answer those).
     pub fn reason(&self) -> String {
+        let xml = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("xml"));
+        if xml {
+            let text = self.text();
+            return ["exceptionCode=\"", "code=\""]
+                .iter()
+                .find_map(|attr| text.split_once(attr).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_owned()))
+                .unwrap_or_default();
+        }
         self.json()["reason"].as_str().unwrap_or_default().to_owned()
     }
 }

@@ -100,6 +100,7 @@ impl Target {
             ResponseKind::Capabilities(_) | ResponseKind::Schema(DataFormat::Json) => {
                 Some("application/json, application/schema+json;q=0.9")
             }
+            ResponseKind::ApiDefinition => Some("application/vnd.oai.openapi+json;version=3.0, application/json;q=0.9"),
             _ => None,
         }
     }

@@ -209,8 +209,9 @@ pub enum ResponseKind {
     /// landing page, collection lists, collection and tileset metadata): rewrite upstream
     /// URLs and remove layers/collections outside the path.
     Capabilities(Protocol),
-    /// The OGC API definition (`/api`, `/openapi`): it names every upstream collection;
-    /// serve only if it can be trimmed, or when the path covers the whole upstream.
+    /// The OGC API definition (`/api`, `/openapi`): it names every upstream collection,
+    /// so it is served trimmed to the path's collections and the token's properties
+    /// (`ogc::api::capabilities::rewrite_definition`).
     ApiDefinition,
     /// Feature data (WFS GetFeature/GetPropertyValue, OGC API items, WMS/WMTS
     /// GetFeatureInfo): filter properties and geometry; formats the gateway cannot filter

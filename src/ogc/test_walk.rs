@@ -17,7 +17,7 @@ use http::Method;
 
 use crate::ogc::capabilities::{FenceView, Rewrite};
 use crate::ogc::common::xml::{Doc, DocTypePolicy, Element};
-use crate::ogc::{classify, OgcRequest, Protocol, ResponseKind};
+use crate::ogc::{classify, OgcRequest, Protocol};
 use crate::paths::PathConfig;
 use crate::policy::{judge, Access, Grant, Obligations, Scope, Tier, TokenId};
 use crate::proxy::filter::precheck;
@@ -125,10 +125,6 @@ impl Walk {
         let permit = judge(&self.grant, &op, &self.path, 0).map_err(|d| format!("judge: {}", d.reason()))?;
         let obligations: &Obligations = permit.obligations();
         precheck(&c.response, c.answer_crs, obligations).map_err(|r| format!("precheck: {}", r.reason()))?;
-        if c.response == ResponseKind::ApiDefinition {
-            // `proxy::filter::apply` refuses it whatever the upstream answers.
-            return Err("filter: the OGC API definition is never passed through (403)".into());
-        }
         Ok(op.name)
     }
 

@@ -71,9 +71,6 @@ impl<'a> FilterContext<'a> {
 /// Refuses, before anything is forwarded, a request whose answer the filter stage
 /// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
 pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obligations) -> Result<(), Reject> {
-    if *kind == ResponseKind::ApiDefinition {
-        return Err(api_definition_refused());
-    }
     let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
     if fenced && kind.feature_format().is_some() && answer_crs == AnswerCrs::Unknown {
         // The geometry filter could not read the answer's coordinates.
@@ -135,7 +132,17 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             };
             Ok(rebuild(parts, out))
         }
-        ResponseKind::ApiDefinition => Err(api_definition_refused()),
+        ResponseKind::ApiDefinition => {
+            // Served trimmed to the path's collections and the token's properties.
+            let (parts, body) = whole(res).await?;
+            let out = crate::ogc::api::capabilities::rewrite_definition(
+                &body,
+                &ctx.rewrite(None),
+                properties.map(|p| &p[..]),
+            )
+            .map_err(|e| bad_document(format!("API definition: {e}")))?;
+            Ok(rebuild(parts, out))
+        }
         ResponseKind::Features(format) | ResponseKind::Feature(format) => {
             let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
             let links = (ctx.rewrite_links && *format == DataFormat::Json)
@@ -266,14 +273,6 @@ fn is_html(res: &Response<Incoming>) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
-}
-
-/// The upstream's OGC API definition names every collection it serves: refused before
-/// anything is forwarded.
-fn api_definition_refused() -> Reject {
-    Reject::Forbidden(
-        "the upstream's OGC API definition names every collection it serves; it is not passed through. Use /collections".into(),
-    )
 }
 
 fn bad_document(message: String) -> Reject {

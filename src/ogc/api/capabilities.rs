@@ -316,9 +316,305 @@ pub fn rewrite(json: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesErr
     rewrite_with(json, rw, &map)
 }
 
+/// Query parameters the gateway's OGC API classifier knows by name on some route; any
+/// other query parameter in an API definition is a queryable property.
+const STANDARD_PARAMETERS: &[&str] = &[
+    "f",
+    "lang",
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "datetime",
+    "properties",
+    "sortby",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "skipGeometry",
+    "resulttype",
+    "collections",
+    "profile",
+];
+
+/// The HTTP methods of an OpenAPI path item the gateway classifies (`options` and
+/// `trace` are refused).
+const SERVED_METHODS: &[&str] = &["get", "head", "post", "put", "patch", "delete"];
+
+/// Rewrites the upstream's OGC API definition (OpenAPI 3, `/api`, `/openapi`) for one
+/// token, so that what QGIS and GDAL read from it names only what the token can use:
+///
+/// - `servers` is the gateway's public URL for the path, alone;
+/// - `paths` keeps only routes the gateway serves (not `/processes`, `/jobs`, `/stac`…)
+///   into collections the path covers, and of their operations only the methods the
+///   gateway passes; `tags` naming a removed collection go;
+/// - for a property-fenced token (`properties`), query parameters naming a hidden
+///   property (pygeoapi lists every queryable as one, QGIS reads them) are removed, and
+///   the `enum` lists of `properties` and `sortby` parameters are cut to the allowed names;
+/// - `components` entries no kept part refers to (`$ref`, transitively) are removed, so
+///   a removed collection's parameters and schemas go with it;
+/// - every upstream URL is rewritten, and the document is refused if one is left.
+pub fn rewrite_definition(
+    json: &[u8],
+    rw: &Rewrite<'_>,
+    properties: Option<&[String]>,
+) -> Result<Vec<u8>, CapabilitiesError> {
+    let map = rw.url_map()?;
+    let mut doc: Json = serde_json::from_slice(json).map_err(CapabilitiesError::Json)?;
+    let Json::Object(entries) = &mut doc else { return Err(CapabilitiesError::JsonRoot) };
+    let mut removed_collections: Vec<String> = Vec::new();
+    for (key, value) in entries.iter_mut() {
+        match (key.as_str(), value) {
+            ("servers", servers) => *servers = Json::Array(vec![Json::Object(vec![("url".into(), Json::String(rw.public.into()))])]),
+            ("paths", Json::Object(paths)) => paths.retain_mut(|(path, item)| {
+                let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+                if let ["collections", c, ..] = segments.as_slice() {
+                    let covered = c.starts_with('{') || percent::decode_name(c).is_ok_and(|c| rw.covers(&c));
+                    if !covered {
+                        removed_collections.push((*c).to_owned());
+                        return false;
+                    }
+                }
+                if !crate::ogc::api::serves_route(path.trim_end_matches('/')) {
+                    return false;
+                }
+                if let Json::Object(operations) = item {
+                    operations.retain(|(method, _)| {
+                        SERVED_METHODS.contains(&method.as_str()) || !is_http_method(method)
+                    });
+                }
+                true
+            }),
+            _ => {}
+        }
+    }
+    if let Some(Json::Array(tags)) = doc.get_mut("tags") {
+        tags.retain(|t| t.get("name").and_then(Json::as_str).is_none_or(|n| !removed_collections.iter().any(|c| c == n)));
+    }
+    if let Some(allowed) = properties {
+        let components = doc.get("components").cloned();
+        if let Some(Json::Object(paths)) = doc.get_mut("paths") {
+            for (_, item) in paths.iter_mut() {
+                fence_parameters(item, allowed, components.as_ref());
+            }
+        }
+        if let Some(Json::Object(parameters)) = doc.get_mut("components").and_then(|c| c.get_mut("parameters")) {
+            for (_, parameter) in parameters.iter_mut() {
+                trim_name_enums(parameter, allowed);
+            }
+        }
+    }
+    drop_unreferenced_components(&mut doc);
+    rewrite_strings(&mut doc, &map);
+    if leaks(&doc, &map) {
+        return Err(CapabilitiesError::Leak);
+    }
+    serde_json::to_vec(&doc).map_err(CapabilitiesError::Json)
+}
+
+fn is_http_method(name: &str) -> bool {
+    matches!(name, "get" | "head" | "post" | "put" | "patch" | "delete" | "options" | "trace")
+}
+
+/// In a path item (its operations' and its own `parameters`), removes query
+/// parameters that name a hidden property and cuts property-name `enum`s.
+fn fence_parameters(item: &mut Json, allowed: &[String], components: Option<&Json>) {
+    let Json::Object(entries) = item else { return };
+    for (key, value) in entries.iter_mut() {
+        if key == "parameters" {
+            if let Json::Array(parameters) = value {
+                parameters.retain(|p| {
+                    let resolved = resolve_local(p, components).unwrap_or(p);
+                    let query = resolved.get("in").and_then(Json::as_str) == Some("query");
+                    let name = resolved.get("name").and_then(Json::as_str).unwrap_or("");
+                    !query || STANDARD_PARAMETERS.contains(&name) || allowed.iter().any(|a| a == name)
+                });
+                parameters.iter_mut().for_each(|p| trim_name_enums(p, allowed));
+            }
+        } else if is_http_method(key) {
+            fence_parameters(value, allowed, components);
+        }
+    }
+}
+
+/// A `{"$ref": "#/components/parameters/x"}` resolved in `components`.
+fn resolve_local<'a>(parameter: &Json, components: Option<&'a Json>) -> Option<&'a Json> {
+    let name = parameter.get("$ref")?.as_str()?.strip_prefix("#/components/parameters/")?;
+    components?.get("parameters")?.get(name)
+}
+
+/// The `enum` lists under a `properties` or `sortby` parameter cut to the allowed
+/// names (`sortby` items may carry a `+`/`-`).
+fn trim_name_enums(parameter: &mut Json, allowed: &[String]) {
+    fn walk(v: &mut Json, allowed: &[String]) {
+        match v {
+            Json::Object(entries) => {
+                for (k, child) in entries.iter_mut() {
+                    if let ("enum", Json::Array(items)) = (k.as_str(), &mut *child) {
+                        items.retain(|i| {
+                            i.as_str().is_none_or(|n| {
+                                let n = n.trim_start_matches(['+', '-']);
+                                allowed.iter().any(|a| a == n)
+                            })
+                        });
+                    } else {
+                        walk(child, allowed);
+                    }
+                }
+            }
+            Json::Array(items) => items.iter_mut().for_each(|i| walk(i, allowed)),
+            _ => {}
+        }
+    }
+    if matches!(parameter.get("name").and_then(Json::as_str), Some("properties" | "sortby")) {
+        walk(parameter, allowed);
+    }
+}
+
+/// Removes `components` entries that nothing outside `components` refers to, directly
+/// or through other kept components.
+fn drop_unreferenced_components(doc: &mut Json) {
+    fn refs(v: &Json, out: &mut Vec<String>) {
+        match v {
+            Json::Object(entries) => {
+                for (k, child) in entries {
+                    if let ("$ref", Json::String(r)) = (k.as_str(), child) {
+                        if let Some(local) = r.strip_prefix("#/components/") {
+                            out.push(local.to_owned());
+                        }
+                    }
+                    refs(child, out);
+                }
+            }
+            Json::Array(items) => items.iter().for_each(|i| refs(i, out)),
+            _ => {}
+        }
+    }
+    let Json::Object(entries) = doc else { return };
+    let mut wanted = Vec::new();
+    for (k, v) in entries.iter() {
+        if k != "components" {
+            refs(v, &mut wanted);
+        }
+    }
+    let Some((_, components)) = entries.iter_mut().find(|(k, _)| k == "components") else { return };
+    let mut kept: Vec<String> = Vec::new();
+    while let Some(r) = wanted.pop() {
+        if kept.contains(&r) {
+            continue;
+        }
+        let mut parts = r.splitn(2, '/');
+        let (Some(section), Some(name)) = (parts.next(), parts.next()) else { continue };
+        if let Some(target) = components.get(section).and_then(|s| s.get(name)) {
+            refs(target, &mut wanted);
+        }
+        kept.push(r);
+    }
+    if let Json::Object(sections) = components {
+        for (section, members) in sections.iter_mut() {
+            if let Json::Object(members) = members {
+                members.retain(|(name, _)| kept.iter().any(|k| *k == format!("{section}/{name}")));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFINITION: &str = r##"{
+      "openapi": "3.0.2",
+      "servers": [{"url": "http://up:5000", "description": "x"}],
+      "tags": [{"name": "server"}, {"name": "places"}, {"name": "secret_sites"}],
+      "paths": {
+        "/": {"get": {"operationId": "landing"}},
+        "/openapi": {"get": {"parameters": [{"$ref": "#/components/parameters/f"}]}},
+        "/conformance": {"get": {}},
+        "/collections/places/items": {
+          "get": {"parameters": [
+            {"$ref": "#/components/parameters/f"},
+            {"$ref": "#/components/parameters/bbox"},
+            {"name": "limit", "in": "query", "style": "form", "explode": false, "schema": {"type": "integer", "maximum": 1000}},
+            {"name": "properties", "in": "query", "schema": {"items": {"enum": ["name", "secret_note"], "type": "string"}, "type": "array"}},
+            {"name": "name", "in": "query", "style": "form", "explode": false, "schema": {"type": "string"}},
+            {"name": "secret_note", "in": "query", "style": "form", "explode": false, "schema": {"type": "string"}},
+            {"$ref": "#/components/parameters/owner"}
+          ]},
+          "options": {"summary": "Options for Places items"}
+        },
+        "/collections/places/items/{featureId}": {"get": {}},
+        "/collections/secret_sites/items": {"get": {"summary": "Get Secret Sites", "parameters": [{"$ref": "#/components/parameters/secretOnly"}]}},
+        "/jobs": {"get": {"summary": "jobs"}},
+        "/processes/hello": {"post": {}}
+      },
+      "components": {
+        "parameters": {
+          "f": {"name": "f", "in": "query", "schema": {"type": "string"}},
+          "bbox": {"name": "bbox", "in": "query", "schema": {"$ref": "#/components/schemas/box"}},
+          "owner": {"name": "owner", "in": "query", "schema": {"type": "string"}},
+          "secretOnly": {"name": "vault", "in": "query", "description": "Secret Sites vault", "schema": {"type": "string"}},
+          "unused": {"name": "x", "in": "query"}
+        },
+        "schemas": {"box": {"type": "array"}, "orphan": {"description": "http://up:5000/jobs"}}
+      }
+    }"##;
+
+    fn definition(properties: Option<&[&str]>) -> serde_json::Value {
+        let layers = vec!["places".to_string()];
+        let rw = Rewrite {
+            upstream: "http://up:5000",
+            public: "https://gw/ogc/api/obs",
+            token_query: None,
+            layers: &layers,
+            fence: None,
+            quad_matrix_sets: &[],
+        };
+        let allowed: Option<Vec<String>> = properties.map(|p| p.iter().map(|s| s.to_string()).collect());
+        let out = rewrite_definition(DEFINITION.as_bytes(), &rw, allowed.as_deref()).expect("rewrites");
+        serde_json::from_slice(&out).expect("json")
+    }
+
+    /// Regression (#13.1): the API definition was refused (403), so QGIS could open no
+    /// OGC API Features layer through the gateway ("Download of API page failed").
+    #[test]
+    fn the_api_definition_names_only_what_the_token_can_use() {
+        let doc = definition(None);
+        let text = doc.to_string();
+        assert_eq!(doc["servers"], serde_json::json!([{"url": "https://gw/ogc/api/obs"}]));
+        // (serde_json's map sorts the keys.)
+        let paths: Vec<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            ["/", "/collections/places/items", "/collections/places/items/{featureId}", "/conformance", "/openapi"]
+        );
+        assert!(doc["paths"]["/collections/places/items"].get("options").is_none());
+        assert!(!text.contains("secret_sites") && !text.contains("Secret Sites") && !text.contains("vault"), "{text}");
+        assert!(!text.contains("http://up:5000"), "{text}");
+        let parameters = doc["components"]["parameters"].as_object().expect("parameters");
+        assert_eq!(parameters.keys().collect::<Vec<_>>(), ["bbox", "f", "owner"]);
+        assert_eq!(doc["components"]["schemas"], serde_json::json!({"box": {"type": "array"}}));
+        // QGIS reads the limit and the simple queryables from the items path.
+        let names: Vec<&str> = doc["paths"]["/collections/places/items"]["get"]["parameters"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["limit", "properties", "name", "secret_note"]);
+    }
+
+    #[test]
+    fn a_property_fenced_token_sees_no_hidden_property_in_the_api_definition() {
+        let doc = definition(Some(&["name"]));
+        let text = doc.to_string();
+        assert!(!text.contains("secret_note") && !text.contains("owner"), "{text}");
+        let items = &doc["paths"]["/collections/places/items"]["get"]["parameters"];
+        let names: Vec<&str> = items.as_array().expect("array").iter().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(names, ["limit", "properties", "name"]);
+        assert_eq!(items[3]["schema"]["items"]["enum"], serde_json::json!(["name"]));
+    }
 
     #[test]
     fn key_order_and_duplicates_survive() {

@@ -130,9 +130,8 @@ enum Route<'s> {
 }
 
 /// True when a GET of `path` (below the OGC API base: `""` or `/…`, no query) names a
-/// route the gateway serves: the capabilities rewriter keeps only links to those. The
-/// API definition is classified but never passed through (`proxy::filter`), so it
-/// counts as not served.
+/// route the gateway serves: the capabilities rewriter keeps only links to those (the
+/// API definition included: it is served trimmed, `capabilities::rewrite_definition`).
 pub(crate) fn serves_route(path: &str) -> bool {
     let trimmed = path.strip_suffix('/').unwrap_or(path);
     let segments: Vec<&str> = match trimmed.strip_prefix('/') {
@@ -140,7 +139,7 @@ pub(crate) fn serves_route(path: &str) -> bool {
         None => return false,
         Some(t) => t.split('/').collect(),
     };
-    route(&segments).is_some_and(|r| !matches!(r, Route::Definition))
+    route(&segments).is_some()
 }
 
 /// True when `path` (as for [`serves_route`]) is an items or item route: a fenced token
@@ -227,7 +226,8 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
     let links = ResponseKind::Capabilities(Protocol::Api);
     let parts = match *route {
         Route::Landing => meta("api.landing", Vec::new(), links),
-        Route::Conformance => meta("api.conformance", Vec::new(), ResponseKind::Other),
+        // Rewritten like every OGC API JSON document (its links named the upstream).
+        Route::Conformance => meta("api.conformance", Vec::new(), links.clone()),
         Route::Definition => meta("api.definition", Vec::new(), ResponseKind::ApiDefinition),
         Route::Collections => meta("api.collections", Vec::new(), links),
         Route::Collection(c) => meta("api.collection", vec![collection(c)?], links),

@@ -781,11 +781,13 @@ fn ogcapi_landing_page_links_point_at_the_gateway_in_order() {
     let h = hrefs(&v);
     assert_eq!(h[0], "https://example.org", "foreign links stay");
     assert_eq!(h[1], "https://maps.example.org/ogc/api/obs?f=json");
-    // HTML pages (406), the API definition (403), /processes and /jobs (not served) are gone.
+    // HTML pages (406), /processes and /jobs (not served) are gone; the API definition
+    // stays (served trimmed: QGIS reads it first).
     assert_eq!(
         h[2..],
         [
             "https://maps.example.org/ogc/api/obs?f=jsonld",
+            "https://maps.example.org/ogc/api/obs/openapi",
             "https://maps.example.org/ogc/api/obs/conformance",
             "https://maps.example.org/ogc/api/obs/collections",
             "https://maps.example.org/ogc/api/obs/TileMatrixSets?f=json",
@@ -807,7 +809,8 @@ fn ogcapi_token_is_appended_to_links() {
     let h = hrefs(&v);
     assert_eq!(h[0], "https://example.org");
     assert_eq!(h[1], "https://maps.example.org/ogc/api/obs?f=json&token=tg_api");
-    assert_eq!(h[3], "https://maps.example.org/ogc/api/obs/conformance?token=tg_api");
+    assert_eq!(h[3], "https://maps.example.org/ogc/api/obs/openapi?token=tg_api");
+    assert_eq!(h[4], "https://maps.example.org/ogc/api/obs/conformance?token=tg_api");
 }
 
 #[test]

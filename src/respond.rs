@@ -308,6 +308,10 @@ impl Reject {
         let mut res = Response::new(full(body));
         *res.status_mut() = format.status(status);
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if res.status() != status {
+            // A refusal dressed as a 200 must never be cached in place of the answer.
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if let Reject::UpstreamStatus(status) = &self {
             // Lets `localize` write an upstream status the proxy replaced (`proxy::replaced`)
             // in the request's format too.
@@ -611,7 +615,10 @@ fn png(image: &ImageException, bits: &[u8], stride: usize) -> Vec<u8> {
 /// The 5×7 pattern of a character (upper-cased); `?` for what the font lacks.
 fn glyph(ch: char) -> &'static [&'static str; 7] {
     let ch = ch.to_ascii_uppercase();
-    FONT.iter().find(|(c, _)| *c == ch).or_else(|| FONT.iter().find(|(c, _)| *c == '?')).map_or(&BLANK_GLYPH, |(_, g)| g)
+    FONT.iter()
+        .find(|(c, _)| *c == ch)
+        .or_else(|| FONT.iter().find(|(c, _)| *c == '?'))
+        .map_or(&BLANK_GLYPH, |(_, g)| g)
 }
 
 const BLANK_GLYPH: [&str; 7] = ["....."; 7];
@@ -1090,8 +1097,9 @@ mod tests {
 
     #[test]
     fn ogc_api_errors_are_problem_details() {
-        let (status, content_type, body) =
-            response_text(Reject::Denied(Denial::PropertyFenced("owner".into())).into_response_as(&ErrorFormat::Problem));
+        let (status, content_type, body) = response_text(
+            Reject::Denied(Denial::PropertyFenced("owner".into())).into_response_as(&ErrorFormat::Problem),
+        );
         assert_eq!((status, content_type.as_str()), (StatusCode::FORBIDDEN, "application/problem+json"));
         let v: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(v["type"], "about:blank");
@@ -1146,7 +1154,8 @@ mod tests {
     fn exception_status_ok_answers_200_but_keeps_challenges_and_back_off() {
         let wms = exception_format("/ogc/wms/osm?VERSION=1.3.0");
         let ok = wms.with_status(ExceptionStatus::Ok);
-        assert_eq!(Reject::Denied(Denial::OutsideGeofence).into_response_as(&ok).status(), StatusCode::OK);
+        let res = Reject::Denied(Denial::OutsideGeofence).into_response_as(&ok);
+        assert_eq!((res.status(), &res.headers()[header::CACHE_CONTROL]), (StatusCode::OK, &"no-store"));
         assert_eq!(Reject::Denied(Denial::OutsideGeofence).into_response_as(&wms).status(), StatusCode::FORBIDDEN);
         assert_eq!(Reject::UpstreamStatus(StatusCode::BAD_GATEWAY).into_response_as(&ok).status(), StatusCode::OK);
         assert_eq!(Reject::Denied(Denial::Revoked).into_response_as(&ok).status(), StatusCode::UNAUTHORIZED);

@@ -15,8 +15,8 @@ use ipnet::IpNet;
 use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
 use super::unknown;
 use super::{
-    tls, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server, ServerTls, Store, Tokens,
-    UpstreamLimits, UpstreamTls,
+    tls, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server,
+    ServerTls, Store, Tokens, UpstreamLimits, UpstreamTls,
 };
 use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
 

@@ -144,6 +144,13 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             Ok(rebuild(parts, out))
         }
         ResponseKind::Features(format) | ResponseKind::Feature(format) => {
+            if ctx.rewrite_links && *format != DataFormat::Json {
+                // JSON-LD names the upstream in `@id`s the streaming filter does not
+                // rewrite (an open token got them), CSV and others cannot be read.
+                return Err(Reject::NotAcceptable(
+                    "OGC API features are served as GeoJSON through the gateway; ask for `f=json` or `Accept: application/geo+json`".into(),
+                ));
+            }
             let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
             let links = (ctx.rewrite_links && *format == DataFormat::Json)
                 .then(|| LinkMap::new(ctx.upstream, ctx.public, ctx.token_query))

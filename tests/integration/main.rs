@@ -9,6 +9,7 @@ mod access_log;
 mod attacks;
 mod cli;
 mod config;
+mod documents;
 mod e2e;
 mod foundation;
 mod limits;

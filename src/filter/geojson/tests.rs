@@ -472,7 +472,9 @@ fn the_geometry_filter_and_the_property_filter_work_together() {
 fn counts_under_a_geometry_filter_say_what_is_on_the_page() {
     let features = r#"[{"geometry":{"type":"Point","coordinates":[1,0]}},{"geometry":{"type":"Point","coordinates":[50,0]}},{"geometry":{"type":"Point","coordinates":[2,0]}}]"#;
     for doc in [
-        format!(r#"{{"type":"FeatureCollection","numberMatched":7,"numberReturned":3,"features":{features},"links":[]}}"#),
+        format!(
+            r#"{{"type":"FeatureCollection","numberMatched":7,"numberReturned":3,"features":{features},"links":[]}}"#
+        ),
         format!(r#"{{"type":"FeatureCollection","features":{features},"numberMatched":7,"numberReturned":3}}"#),
         format!(
             r#"{{ "totalFeatures" : 7 , "features" : {features} , "numberMatched" : 7 , "numberReturned" : 3 , "crs" : null }}"#
@@ -488,8 +490,9 @@ fn counts_under_a_geometry_filter_say_what_is_on_the_page() {
     // No count upstream, none invented; a page the fence empties says 0.
     let out = run_fenced(&format!(r#"{{"features":{features}}}"#), None).unwrap();
     assert!(!out.contains("number"), "{out}");
-    let out = run_fenced(r#"{"numberReturned":1,"features":[{"geometry":{"type":"Point","coordinates":[50,0]}}]}"#, None)
-        .unwrap();
+    let out =
+        run_fenced(r#"{"numberReturned":1,"features":[{"geometry":{"type":"Point","coordinates":[50,0]}}]}"#, None)
+            .unwrap();
     assert_eq!(out, r#"{"features":[],"numberReturned":0}"#);
     // Without a geometry filter no feature goes, and the counts stay exact.
     let out = filter(r#"{"numberMatched":7,"features":[{"properties":{"a":1}}],"numberReturned":1}"#, &["a"]);

@@ -366,7 +366,9 @@ pub fn rewrite_definition(
     let mut removed_collections: Vec<String> = Vec::new();
     for (key, value) in entries.iter_mut() {
         match (key.as_str(), value) {
-            ("servers", servers) => *servers = Json::Array(vec![Json::Object(vec![("url".into(), Json::String(rw.public.into()))])]),
+            ("servers", servers) => {
+                *servers = Json::Array(vec![Json::Object(vec![("url".into(), Json::String(rw.public.into()))])])
+            }
             ("paths", Json::Object(paths)) => paths.retain_mut(|(path, item)| {
                 let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
                 if let ["collections", c, ..] = segments.as_slice() {
@@ -380,9 +382,8 @@ pub fn rewrite_definition(
                     return false;
                 }
                 if let Json::Object(operations) = item {
-                    operations.retain(|(method, _)| {
-                        SERVED_METHODS.contains(&method.as_str()) || !is_http_method(method)
-                    });
+                    operations
+                        .retain(|(method, _)| SERVED_METHODS.contains(&method.as_str()) || !is_http_method(method));
                 }
                 true
             }),
@@ -390,7 +391,9 @@ pub fn rewrite_definition(
         }
     }
     if let Some(Json::Array(tags)) = doc.get_mut("tags") {
-        tags.retain(|t| t.get("name").and_then(Json::as_str).is_none_or(|n| !removed_collections.iter().any(|c| c == n)));
+        tags.retain(|t| {
+            t.get("name").and_then(Json::as_str).is_none_or(|n| !removed_collections.iter().any(|c| c == n))
+        });
     }
     if let Some(allowed) = properties {
         let components = doc.get("components").cloned();

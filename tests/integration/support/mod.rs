@@ -106,7 +106,9 @@ impl Reply {
             let text = self.text();
             return ["exceptionCode=\"", "code=\""]
                 .iter()
-                .find_map(|attr| text.split_once(attr).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_owned()))
+                .find_map(|attr| {
+                    text.split_once(attr).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_owned())
+                })
                 .unwrap_or_default();
         }
         self.json()["reason"].as_str().unwrap_or_default().to_owned()

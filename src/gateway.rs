@@ -186,6 +186,9 @@ impl Gateway {
         }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
+        if proxy::headers::carries_token(&target.uri, &body, token.secret.expose()) {
+            return Err(Reject::TokenCopied);
+        }
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         tracing::Span::current().record("path.id", target.path.id.as_str());

@@ -100,6 +100,10 @@ pub enum Reject {
     Unprocessable(serde_json::Value),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 400 `token_in_request`: a copy of the request's token is somewhere the gateway
+    /// would forward (a path segment, another parameter, the body).
+    #[error("the request carries a copy of its token")]
+    TokenCopied,
     /// 429: a per-token or per-IP rate limit; retry after the duration.
     #[error("rate limited")]
     RateLimited(std::time::Duration),
@@ -178,7 +182,7 @@ impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::Denied(d) => denial_status(d),
-            Reject::BadRequest(_) | Reject::Unsupported(_) => StatusCode::BAD_REQUEST,
+            Reject::BadRequest(_) | Reject::Unsupported(_) | Reject::TokenCopied => StatusCode::BAD_REQUEST,
             Reject::NotFound | Reject::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -207,6 +211,7 @@ impl Reject {
             Reject::NotAcceptable(_) => "not_acceptable",
             Reject::Unprocessable(_) => "validation_failed",
             Reject::Forbidden(_) => "forbidden",
+            Reject::TokenCopied => "token_in_request",
             Reject::RateLimited(_) => "rate_limited",
             Reject::TooManyFailedAuthentications(_) => "too_many_failed_authentications",
             Reject::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
@@ -230,6 +235,7 @@ impl Reject {
             Reject::PayloadTooLarge(limit) => format!("the request body is larger than the {limit}-byte limit"),
             Reject::UnsupportedMediaType(m) | Reject::NotAcceptable(m) => m.clone(),
             Reject::Unprocessable(_) => "the request body is not valid".into(),
+            Reject::TokenCopied => "the request carries its access token where the gateway would pass it on (a path segment, another parameter or the body); the token is never forwarded: send it only as the credential (header, basic auth or `token=`)".into(),
             Reject::RateLimited(_) => "too many requests; slow down and retry after the `Retry-After` seconds".into(),
             Reject::TooManyFailedAuthentications(_) => {
                 "too many requests with invalid access tokens from this address; retry after the `Retry-After` seconds with a valid token".into()
@@ -867,6 +873,7 @@ mod tests {
             (Reject::NotAcceptable("x".into()), 406),
             (Reject::Unprocessable(serde_json::json!([])), 422),
             (Reject::Forbidden("x".into()), 403),
+            (Reject::TokenCopied, 400),
             (Reject::RateLimited(std::time::Duration::from_millis(1500)), 429),
             (Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(300)), 429),
             (Reject::Upstream(UpstreamError::Connect("refused".into())), 502),
@@ -902,6 +909,7 @@ mod tests {
             Reject::NotAcceptable("x".into()),
             Reject::Unprocessable(serde_json::json!([])),
             Reject::Forbidden("x".into()),
+            Reject::TokenCopied,
             Reject::RateLimited(std::time::Duration::from_secs(1)),
             Reject::TooManyFailedAuthentications(std::time::Duration::from_secs(1)),
             Reject::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
@@ -1155,7 +1163,8 @@ mod tests {
         let wms = exception_format("/ogc/wms/osm?VERSION=1.3.0");
         let ok = wms.with_status(ExceptionStatus::Ok);
         let res = Reject::Denied(Denial::OutsideGeofence).into_response_as(&ok);
-        assert_eq!((res.status(), &res.headers()[header::CACHE_CONTROL]), (StatusCode::OK, &"no-store"));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(Reject::Denied(Denial::OutsideGeofence).into_response_as(&wms).status(), StatusCode::FORBIDDEN);
         assert_eq!(Reject::UpstreamStatus(StatusCode::BAD_GATEWAY).into_response_as(&ok).status(), StatusCode::OK);
         assert_eq!(Reject::Denied(Denial::Revoked).into_response_as(&ok).status(), StatusCode::UNAUTHORIZED);

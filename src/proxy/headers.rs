@@ -478,3 +478,109 @@ mod tests {
         assert!(h.contains_key("accept"));
     }
 }
+
+/// True when what the gateway is about to forward holds a copy of the request's token:
+/// in the upstream URL (a path segment, another query parameter) or in a judged body
+/// (a WFS XML POST, a form, an OGC API item), as written or once or twice decoded
+/// (percent escapes, XML character references, JSON `\u` escapes). The token's own
+/// places (headers, the `token` parameter) are removed before this is asked; a
+/// streamed body (`/path/…` writes) is not read.
+pub fn carries_token(uri: &http::Uri, body: &super::Outgoing, token: &str) -> bool {
+    let in_body = match body {
+        super::Outgoing::Judged(bytes, _) => holds_copy(bytes, token),
+        super::Outgoing::Stream(_) | super::Outgoing::Empty => false,
+    };
+    in_body || uri.path_and_query().is_some_and(|pq| holds_copy(pq.as_str().as_bytes(), token))
+}
+
+/// `haystack` holds `token`, as written or after up to two rounds of decoding.
+fn holds_copy(haystack: &[u8], token: &str) -> bool {
+    let needle = token.as_bytes();
+    if needle.is_empty() {
+        return false;
+    }
+    let mut text = std::borrow::Cow::Borrowed(haystack);
+    for _ in 0..3 {
+        if text.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        match decode_once(&text) {
+            Some(decoded) => text = std::borrow::Cow::Owned(decoded),
+            None => return false,
+        }
+    }
+    false
+}
+
+/// One round of `%XX`, `&#NN;` / `&#xHH;` and `\uXXXX` decoding; `None` when there is
+/// nothing to decode.
+fn decode_once(text: &[u8]) -> Option<Vec<u8>> {
+    let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| u32::from_str_radix(s, 16).ok());
+    if !text.iter().any(|b| matches!(b, b'%' | b'&' | b'\\')) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let decoded = match rest {
+            [b'%', a, b, ..] => hex(&[*a, *b]).map(|c| (c, 3)),
+            [b'\\', b'u', ..] if rest.len() >= 6 => hex(&rest[2..6]).map(|c| (c, 6)),
+            [b'&', b'#', ..] => rest.iter().position(|b| *b == b';').filter(|end| *end <= 12).and_then(|end| {
+                let digits = &rest[2..end];
+                let code = match digits.first() {
+                    Some(b'x' | b'X') => hex(&digits[1..]),
+                    _ => std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()),
+                };
+                code.map(|c| (c, end + 1))
+            }),
+            _ => None,
+        };
+        match decoded.and_then(|(c, len)| char::from_u32(c).map(|c| (c, len))) {
+            Some((c, len)) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                changed = true;
+                i += len;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+
+    const T: &str = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdef";
+
+    #[test]
+    fn a_copy_of_the_token_is_found_however_it_is_escaped() {
+        let encoded: String = T.bytes().map(|b| format!("%{b:02X}")).collect();
+        let twice = encoded.replace('%', "%25");
+        let xml: String = T.chars().map(|c| format!("&#{};", c as u32)).collect();
+        let xml_hex: String = T.chars().map(|c| format!("&#x{:x};", c as u32)).collect();
+        let json: String = T.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        for text in [
+            format!("/wms?STYLES={T}"),
+            format!("/x/{T}/y"),
+            format!("a=%74{}", &T[1..]),
+            encoded,
+            twice,
+            format!("<fes:Literal>{xml}</fes:Literal>"),
+            xml_hex,
+            format!(r#"{{"properties":{{"note":"{json}"}}}}"#),
+        ] {
+            assert!(holds_copy(text.as_bytes(), T), "{text}");
+        }
+        for text in ["/wms?LAYERS=osm", "tg_0123456789", "%zz&#;\\u12"] {
+            assert!(!holds_copy(text.as_bytes(), T), "{text}");
+        }
+        assert!(!holds_copy(b"anything", ""));
+    }
+}

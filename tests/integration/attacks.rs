@@ -497,3 +497,52 @@ async fn write_answers_give_a_fenced_editor_no_data() {
         assert_eq!(r.text().contains("secret_note"), echoed, "{}", r.text());
     }
 }
+
+/// Found by an outside attacker (L5, #12): a copy of the token in another query value,
+/// a path segment or a judged body was forwarded, so the upstream (and its logs) saw
+/// the credential. Every spelling the upstream would decode is refused, before it.
+#[tokio::test]
+async fn a_copy_of_the_token_never_reaches_the_upstream() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::Admin)]).await;
+    let percent: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let json: String = token.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    let xml: String = token.chars().map(|c| format!("&#{};", c as u32)).collect();
+    let styles = MAP.replace("STYLES=", &format!("STYLES={token}"));
+    let post = format!(
+        r#"<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="application/json" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><wfs:Query typeNames="osm"><fes:Filter><fes:PropertyIsEqualTo><fes:ValueReference>name</fes:ValueReference><fes:Literal>{xml}</fes:Literal></fes:PropertyIsEqualTo></fes:Filter></wfs:Query></wfs:GetFeature>"#
+    );
+    let feature = format!(
+        r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[1,2]}},"properties":{{"name":"{json}"}}}}"#
+    );
+    let cases: Vec<(&str, Method, String, &str, String)> = vec![
+        ("another query value", Method::GET, format!("/path/roads/x?q={token}"), "", String::new()),
+        ("percent-encoded", Method::GET, format!("/path/roads/x?q={percent}"), "", String::new()),
+        ("a path segment", Method::GET, format!("/path/roads/{token}/x"), "", String::new()),
+        ("an OGC parameter value", Method::GET, format!("/ogc/wms/roads?{styles}"), "", String::new()),
+        ("a WFS XML body", Method::POST, "/ogc/wfs/roads".into(), "application/xml", post),
+        (
+            "an OGC API item",
+            Method::POST,
+            "/ogc/api/roads/collections/osm/items".into(),
+            "application/geo+json",
+            feature,
+        ),
+    ];
+    let auth = format!("Bearer {token}");
+    for (class, method, path, content_type, body) in cases {
+        let before = gw.upstream.seen().len();
+        let mut headers = vec![("authorization", auth.as_str())];
+        if !content_type.is_empty() {
+            headers.push(("content-type", content_type));
+        }
+        let r = gw.send(method, &path, &headers, Bytes::from(body)).await;
+        assert_eq!((r.status.as_u16(), r.reason().as_str()), (400, "token_in_request"), "{class}: {}", r.text());
+        assert!(!r.text().contains(&token), "{class}: the refusal echoes no token");
+        assert_eq!(gw.upstream.seen().len(), before, "{class}: the upstream must see nothing");
+    }
+    // In its own places the token works, and is not forwarded.
+    let r = gw.send(Method::GET, &format!("/path/roads/x?token={token}&q=1"), &[], Bytes::new()).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert!(!gw.upstream.last().uri.contains(&token));
+}

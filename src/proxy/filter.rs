@@ -9,8 +9,11 @@
 //! - schemas (DescribeFeatureType, queryables): hidden properties trimmed.
 //!
 //! A document that does not parse is a 502, never passed through. Only successful
-//! (2xx) answers are filtered; error answers pass as they are, with their bodies
-//! capped, since they carry no layer data.
+//! (2xx) answers are filtered. Error answers keep their status; their bodies are the
+//! gateway's (`upstream_error`, in the request's error format) for 5xx, for 3xx/4xx
+//! answers to requests the gateway filters or rewrites, and for 4xx answers to the
+//! other OGC requests (maps, tiles, coverages: upstream exception documents name
+//! internal URLs and files). Redirects of those pass, their `Location` sanitised.
 
 use std::io::Write as _;
 use std::pin::Pin;
@@ -97,7 +100,10 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         // is an error or a redirect: its body may hold the very data or upstream URLs
         // the filter exists for. Its status stays, its body is the gateway's. A feature
         // the upstream does not have answers exactly like one outside the fence.
-        if status == http::StatusCode::NOT_MODIFIED || *ctx.kind == ResponseKind::Other {
+        // An OGC answer that is not filtered (a map, a tile, a coverage) keeps its
+        // redirects, but not a 4xx body: upstream exception documents name internal
+        // URLs (`schemaLocation`), file paths and layers the path does not cover.
+        if status == http::StatusCode::NOT_MODIFIED || (*ctx.kind == ResponseKind::Other && !status.is_client_error()) {
             return Ok(super::relay(res));
         }
         if status == http::StatusCode::NOT_FOUND && matches!(ctx.kind, ResponseKind::Feature(_)) {

@@ -67,6 +67,13 @@ id = "other"
 kind = "raster"
 [path.upstream]
 base = "http://{up}/other/"
+[[path]]
+id = "exceptional"
+kind = "raster"
+layers = ["osm"]
+[path.upstream]
+wms = "http://{up}/exception400"
+wmts = "http://{up}/exception400"
 "#;
 
 const MAP: &str = "SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=osm&STYLES=&CRS=EPSG:3857&BBOX=0,0,39135.76,39135.76&WIDTH=256&HEIGHT=256&FORMAT=image/png";
@@ -545,4 +552,29 @@ async fn a_copy_of_the_token_never_reaches_the_upstream() {
     let r = gw.send(Method::GET, &format!("/path/roads/x?token={token}&q=1"), &[], Bytes::new()).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     assert!(!gw.upstream.last().uri.contains(&token));
+}
+
+/// #12 (9, the rest): an upstream's 4xx exception document on an image request
+/// (MapServer's `msDrawMap(): … (/srv/secret/roads.shp)`, a `schemaLocation` on the
+/// upstream) was relayed as it was. Its status stays; the body is the gateway's, in the
+/// request's exception format.
+#[tokio::test]
+async fn an_upstream_exception_on_an_image_request_is_replaced() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("exceptional", Tier::View)]).await;
+    let fenced =
+        gw.token_fenced("exceptional", Tier::View, Fence::new(Some(&[(1, 1, 0)]), None).expect("fence"), None).await;
+    let up = gw.upstream.addr.to_string();
+    for (who, t) in [("open", &token), ("fenced", &fenced)] {
+        for path in [
+            format!("/ogc/wms/exceptional?{MAP}"),
+            "/ogc/wmts/exceptional?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&TILEMATRIXSET=GoogleMapsCompatible&TILEMATRIX=1&TILEROW=0&TILECOL=1&FORMAT=image/png".to_owned(),
+        ] {
+            let r = gw.get(&path, t).await;
+            let text = r.text();
+            assert_eq!((r.status.as_u16(), r.reason().as_str()), (400, "upstream_error"), "{who} {path}: {text}");
+            assert!(!text.contains(&up) && !text.contains("/srv/secret"), "{who} {path}: {text}");
+            assert!(text.contains("ExceptionReport"), "in the OGC format: {text}");
+        }
+    }
 }

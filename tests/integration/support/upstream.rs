@@ -94,6 +94,16 @@ impl TestUpstream {
         if path.ends_with("/wms") && query.to_ascii_uppercase().contains("REQUEST=GETCAPABILITIES") {
             return typed("text/xml", self.wms_capabilities());
         }
+        if path.ends_with("/exception400") {
+            // MapServer/GeoServer style: an exception naming the upstream and a file path.
+            let up = self.addr;
+            let body = format!(
+                r#"<?xml version="1.0"?><ServiceExceptionReport version="1.3.0" xmlns="http://www.opengis.net/ogc" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.opengis.net/ogc http://{up}/schemas/exceptions_1_3_0.xsd"><ServiceException>msDrawMap(): Unable to access file. (/srv/secret/roads.shp)</ServiceException></ServiceExceptionReport>"#
+            );
+            let mut res = typed("text/xml", body.into_bytes());
+            *res.status_mut() = http::StatusCode::BAD_REQUEST;
+            return res;
+        }
         if path.ends_with("/fail500") {
             let mut res = typed("text/html", b"<pre>java.lang.NullPointerException\n\tat org.geoserver.Dispatcher (http://10.0.0.5:8080/geoserver/ows)</pre>".to_vec());
             *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;

@@ -84,6 +84,8 @@ use crate::spatial::{AnswerCrs, Fence};
 pub const MAX_FEATURE_BYTES: usize = 16 << 20;
 /// The longest `href` string (as written, escapes included) the link rewriter reads.
 pub const MAX_HREF_BYTES: usize = 64 << 10;
+/// The largest `links` array the link rewriter holds to drop links it does not serve.
+pub const MAX_LINKS_BYTES: usize = 1 << 20;
 /// The deepest nesting of JSON arrays and objects accepted.
 pub const MAX_DEPTH: usize = 512;
 /// The deepest nesting of GeometryCollections accepted in a geometry.
@@ -131,6 +133,9 @@ enum Role {
     Geometry,
     /// A link target, rewritten when links are.
     Href,
+    /// A `links` array of the root or a feature: held, and its links the gateway does
+    /// not serve removed, when links are rewritten.
+    Links,
 }
 
 /// The kind of value that starts at a byte.
@@ -244,6 +249,12 @@ pub trait LinkRewrite: Send + Sync {
     /// True when a link target about to be sent still names the upstream: the filter
     /// then abandons the response.
     fn leaks(&self, href: &str) -> bool;
+    /// Whether a member of a `links` array (as it will be sent, `href` rewritten) is
+    /// kept: false for a link the gateway would not answer (an HTML page, a route it
+    /// does not serve). Everything is kept by default.
+    fn serves(&self, _link: &Value) -> bool {
+        true
+    }
 }
 
 /// A streaming filter for one GeoJSON response body. See the module docs for the rules.
@@ -323,6 +334,17 @@ pub struct GeoJsonFilter {
 
     /// An incomplete UTF-8 sequence at the end of the last chunk.
     utf8_carry: Vec<u8>,
+
+    // A `links` array held while links are rewritten (the sink is `captured` then).
+    capturing: bool,
+    captured: Vec<u8>,
+    /// The stack depth of the object holding the `links` member.
+    capture_depth: usize,
+    /// Whether the array was being emitted when it started.
+    capture_emitting: bool,
+    /// Where each member of the array starts and ends in `captured`.
+    capture_items: Vec<(usize, usize)>,
+    capture_item_start: usize,
 }
 
 impl GeoJsonFilter {
@@ -384,6 +406,12 @@ impl GeoJsonFilter {
             feature_offset: 0,
             data_depth: None,
             utf8_carry: Vec::with_capacity(4),
+            capturing: false,
+            captured: Vec::new(),
+            capture_depth: 0,
+            capture_emitting: false,
+            capture_items: Vec::new(),
+            capture_item_start: 0,
         }
     }
 
@@ -450,6 +478,7 @@ impl GeoJsonFilter {
         self.held = Vec::new();
         self.stack = Vec::new();
         self.href = Vec::new();
+        self.captured = Vec::new();
     }
 
     fn invalid(&self, i: usize, reason: &'static str) -> FilterError {
@@ -678,6 +707,9 @@ impl GeoJsonFilter {
         if self.buffering && self.held.len() > MAX_FEATURE_BYTES {
             return Err(FilterError::FeatureTooLarge { offset: self.feature_offset, limit: MAX_FEATURE_BYTES });
         }
+        if self.capturing && self.captured.len() > MAX_LINKS_BYTES {
+            return Err(FilterError::LinkTooLong { offset: self.consumed, limit: MAX_LINKS_BYTES });
+        }
         Ok(())
     }
 
@@ -686,7 +718,9 @@ impl GeoJsonFilter {
     fn cut(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) {
         if self.emitting && i > self.start {
             let bytes = &chunk[self.start..i];
-            if self.buffering {
+            if self.capturing {
+                self.captured.extend_from_slice(bytes);
+            } else if self.buffering {
                 self.held.extend_from_slice(bytes);
             } else {
                 out.extend_from_slice(bytes);
@@ -703,7 +737,9 @@ impl GeoJsonFilter {
 
     /// Writes bytes that are not in the input; call after [`Self::cut`].
     fn write(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
-        if self.buffering {
+        if self.capturing {
+            self.captured.extend_from_slice(bytes);
+        } else if self.buffering {
             self.held.extend_from_slice(bytes);
         } else {
             out.extend_from_slice(bytes);
@@ -750,6 +786,11 @@ impl GeoJsonFilter {
         };
         if top == Frame::Root && self.hides_counts() {
             self.set_emitting(chunk, i, out, self.root_member_kept);
+        }
+        if self.capturing && self.stack.len() == self.capture_depth + 1 {
+            // A member of the held `links` array starts.
+            self.cut(chunk, i, out);
+            self.capture_item_start = self.captured.len();
         }
         match top {
             Frame::Features => {
@@ -812,6 +853,17 @@ impl GeoJsonFilter {
                 }
                 Role::Href => {
                     self.begin_href(chunk, i, out);
+                    self.push_container(kind, i)
+                }
+                Role::Links => {
+                    if kind == Kind::Array && !self.capturing {
+                        self.cut(chunk, i, out);
+                        self.capturing = true;
+                        self.captured.clear();
+                        self.capture_items.clear();
+                        self.capture_depth = self.stack.len();
+                        self.capture_emitting = self.emitting;
+                    }
                     self.push_container(kind, i)
                 }
                 Role::Other => self.push_container(kind, i),
@@ -888,6 +940,13 @@ impl GeoJsonFilter {
     /// A value ended just before `chunk[e]`.
     fn end_value(&mut self, chunk: &[u8], e: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
         self.state = State::AfterValue;
+        if self.capturing && self.stack.len() == self.capture_depth + 1 {
+            self.cut(chunk, e, out);
+            self.capture_items.push((self.capture_item_start, self.captured.len()));
+        } else if self.capturing && self.stack.len() == self.capture_depth {
+            self.cut(chunk, e, out);
+            self.end_links(out);
+        }
         match self.stack.last() {
             None => {
                 self.state = State::Done;
@@ -971,6 +1030,42 @@ impl GeoJsonFilter {
         self.leave_data();
         self.stack.pop();
         self.end_value(chunk, i + 1, out)
+    }
+
+    /// The held `links` array ended: writes it with the links the gateway serves, compactly.
+    fn end_links(&mut self, out: &mut Vec<u8>) {
+        self.capturing = false;
+        let captured = std::mem::take(&mut self.captured);
+        if self.capture_emitting {
+            let mut kept = Vec::with_capacity(captured.len());
+            kept.push(b'[');
+            let mut dropped = false;
+            for &(from, to) in &self.capture_items {
+                let link = &captured[from..to];
+                // The bytes parsed as JSON on the way in; a link that does not read as a
+                // value is kept rather than guessed at.
+                let serves = match (&self.links, serde_json::from_slice::<Value>(link)) {
+                    (Some(links), Ok(value)) => links.serves(&value),
+                    _ => true,
+                };
+                if serves {
+                    if kept.len() > 1 {
+                        kept.push(b',');
+                    }
+                    kept.extend_from_slice(link);
+                } else {
+                    dropped = true;
+                }
+            }
+            kept.push(b']');
+            // Nothing dropped: the array goes as it came (scalar members are not links,
+            // and are only kept here).
+            let whole = !dropped && self.capture_items.len() == count_members(&captured);
+            self.write(out, if whole { &captured } else { &kept });
+        }
+        self.captured = captured;
+        self.captured.clear();
+        self.capture_items.clear();
     }
 
     /// Called before a container closes: past a feature's `properties`, keys are
@@ -1100,6 +1195,7 @@ impl GeoJsonFilter {
             b"properties" if self.links.is_some() => Role::Data,
             b"geometry" if self.geometry_test.is_some() => Role::Geometry,
             b"href" if self.links.is_some() => Role::Href,
+            b"links" if self.links.is_some() => Role::Links,
             _ => Role::Other,
         }
     }
@@ -1148,6 +1244,41 @@ impl GeoJsonFilter {
             self.utf8_carry.extend_from_slice(&rest[valid..]);
         }
         Ok(())
+    }
+}
+
+/// How many members a compact-or-not JSON array (as held, valid) has at its top level.
+fn count_members(array: &[u8]) -> usize {
+    let (mut depth, mut in_str, mut escaped, mut members, mut any) = (0usize, false, false, 0usize, false);
+    for &b in array {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_str = true;
+                any |= depth == 1;
+            }
+            b'[' | b'{' => {
+                any |= depth == 1;
+                depth += 1;
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => members += 1,
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            _ => any |= depth == 1,
+        }
+    }
+    if any {
+        members + 1
+    } else {
+        0
     }
 }
 

@@ -554,6 +554,13 @@ impl LinkRewrite for LinkMap {
     fn leaks(&self, href: &str) -> bool {
         LinkMap::leaks(self, href)
     }
+
+    fn serves(&self, link: &serde_json::Value) -> bool {
+        match link.get("href").and_then(serde_json::Value::as_str) {
+            Some(href) => self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str)),
+            None => true,
+        }
+    }
 }
 
 /// The fence as the capabilities rewriter sees it.

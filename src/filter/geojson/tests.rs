@@ -728,8 +728,51 @@ fn matches_a_reference_filter_on_random_documents() {
 const UPSTREAM: &str = "http://127.0.0.1:5000/oapi";
 const PUBLIC: &str = "https://maps.example.org/ogc/api/obs";
 
-fn link_map(token: Option<&str>) -> Arc<crate::ogc::capabilities::LinkMap> {
-    Arc::new(crate::ogc::capabilities::LinkMap::new(UPSTREAM, PUBLIC, token).expect("valid urls"))
+/// The gateway's link mapper, keeping every link (what it drops is tested on its own:
+/// `links_the_gateway_does_not_serve_are_dropped_from_links_arrays`).
+struct KeepAll(crate::ogc::capabilities::LinkMap);
+
+impl LinkRewrite for KeepAll {
+    fn rewrite(&self, href: &str) -> Option<String> {
+        LinkRewrite::rewrite(&self.0, href)
+    }
+    fn leaks(&self, href: &str) -> bool {
+        self.0.leaks(href)
+    }
+}
+
+fn link_map(token: Option<&str>) -> Arc<KeepAll> {
+    Arc::new(KeepAll(crate::ogc::capabilities::LinkMap::new(UPSTREAM, PUBLIC, token).expect("valid urls")))
+}
+
+/// Regression (#13.1): items pages advertised their HTML and JSON-LD alternates, which
+/// the gateway answers 406. Under any filter, in any chunking, they are dropped.
+#[test]
+fn links_the_gateway_does_not_serve_are_dropped_from_links_arrays() {
+    let doc = r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{"a":1},"links":[{"rel":"alternate","type":"text/html","href":"http://127.0.0.1:5000/oapi/collections/obs/items/1?f=html"},{"rel":"self","href":"http://127.0.0.1:5000/oapi/collections/obs/items/1?f=json"}]}],
+      "links" : [ {"rel":"self","type":"application/geo+json","href":"http://127.0.0.1:5000/oapi/collections/obs/items?f=json"},
+        {"rel":"alternate","type":"application/ld+json","href":"http://127.0.0.1:5000/oapi/collections/obs/items?f=jsonld"},
+        {"rel":"alternate","type":"text/html","href":"http://127.0.0.1:5000/oapi/collections/obs/items?f=html"},
+        {"rel":"processes","href":"http://127.0.0.1:5000/oapi/processes"},
+        {"rel":"license","type":"text/html","href":"https://creativecommons.org/licenses/by/4.0/"},
+        {"rel":"collection","type":"application/json","href":"http://127.0.0.1:5000/oapi/collections/obs"} ],
+      "numberMatched": 1}"#;
+    let map = || Arc::new(crate::ogc::capabilities::LinkMap::new(UPSTREAM, PUBLIC, None).expect("valid urls"));
+    let makers: [Box<dyn Fn() -> GeoJsonFilter>; 3] = [
+        Box::new(move || GeoJsonFilter::new(None, None).with_links(map())),
+        Box::new(move || GeoJsonFilter::new(names(&["a"]), None).with_links(map())),
+        Box::new(move || fenced(names(&["a"])).with_links(map())),
+    ];
+    for make in makers {
+        let out = run(make(), doc.as_bytes()).expect("filters");
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let rels: Vec<&str> =
+            value["links"].as_array().expect("links").iter().map(|l| l["rel"].as_str().expect("rel")).collect();
+        assert_eq!(rels, ["self", "license", "collection"], "{}", String::from_utf8_lossy(&out));
+        let feature_links = value["features"][0]["links"].as_array().expect("feature links");
+        assert_eq!(feature_links.len(), 1, "{}", String::from_utf8_lossy(&out));
+        assert_split_invariant(doc.as_bytes(), &make);
+    }
 }
 
 fn linked(allowed: Option<Arc<[String]>>, token: Option<&str>) -> GeoJsonFilter {
@@ -1077,13 +1120,13 @@ fn links_match_a_reference_on_random_documents() {
             if let Some(features) = expected["features"].as_array_mut() {
                 for feature in features {
                     let properties = feature.as_object_mut().and_then(|f| f.remove("properties"));
-                    reference_links(feature, &links, false);
+                    reference_links(feature, &links.0, false);
                     if let Some(properties) = properties {
                         feature["properties"] = properties;
                     }
                 }
             }
-            reference_links(&mut expected["links"], &links, false);
+            reference_links(&mut expected["links"], &links.0, false);
             assert_eq!(got, expected, "round {round} fence {fence}\n{text}");
         }
     }

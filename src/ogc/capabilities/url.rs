@@ -497,6 +497,49 @@ impl LinkMap {
     pub fn leaks(&self, text: &str) -> bool {
         self.map.leaks(text)
     }
+
+    /// Whether an OGC API link, as sent (`href` already on the gateway), leads to
+    /// something the gateway answers: not an HTML page (406), not a route it does not
+    /// serve, not features in another format than GeoJSON (406: JSON-LD, CSV). Links
+    /// elsewhere are kept.
+    ///
+    /// ```
+    /// use tilegate::ogc::capabilities::LinkMap;
+    /// let links = LinkMap::new("http://up:5000", "https://gw/ogc/api/obs", None)?;
+    /// assert!(links.serves_link("https://gw/ogc/api/obs/collections/c/items?f=json", Some("application/geo+json")));
+    /// assert!(!links.serves_link("https://gw/ogc/api/obs/collections/c/items?f=html", None));
+    /// assert!(!links.serves_link("https://gw/ogc/api/obs/collections/c/items?f=jsonld", None));
+    /// assert!(!links.serves_link("https://gw/ogc/api/obs/processes", Some("application/json")));
+    /// assert!(links.serves_link("https://gw/ogc/api/obs/collections/c", Some("application/json")));
+    /// assert!(links.serves_link("https://example.org/about", Some("text/html")));
+    /// # Ok::<(), tilegate::ogc::capabilities::CapabilitiesError>(())
+    /// ```
+    pub fn serves_link(&self, href: &str, media_type: Option<&str>) -> bool {
+        let href = href.trim();
+        let Some(rest) = href.strip_prefix(self.map.public.as_str()) else { return true };
+        if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
+            return true;
+        }
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, q.split('#').next().unwrap_or("")),
+            None => (rest.split('#').next().unwrap_or(""), ""),
+        };
+        let f = query.split('&').find_map(|p| p.strip_prefix("f=")).map(|f| f.to_ascii_lowercase());
+        let media = media_type.map(|t| t.trim().to_ascii_lowercase());
+        let html = f.as_deref() == Some("html") || media.as_deref().is_some_and(|m| m.starts_with("text/html"));
+        if html || !crate::ogc::api::serves_route(path) {
+            return false;
+        }
+        if crate::ogc::api::is_feature_route(path) {
+            let geojson = match (f.as_deref(), media.as_deref()) {
+                (Some(f), _) => matches!(f, "json" | "geojson") || f.contains("json") && !f.contains("ld"),
+                (None, Some(m)) => m.starts_with("application/geo+json") || m.starts_with("application/json"),
+                (None, None) => true,
+            };
+            return geojson;
+        }
+        true
+    }
 }
 
 /// The streaming GeoJSON filter's view of a [`LinkMap`]. A link the gateway cannot reach

@@ -118,9 +118,10 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
     let properties = ctx.obligations.properties.as_ref();
     let api = ctx.rewrite_links || matches!(ctx.kind, ResponseKind::Capabilities(Protocol::Api));
     if api && is_html(&res) {
-        // HTML pages carry the upstream's URLs and no structure the gateway can rewrite.
+        // HTML pages carry the upstream's URLs and no structure the gateway can rewrite;
+        // JSON-LD puts them anywhere (`@id`, schema.org `url`s), links and data alike.
         return Err(Reject::NotAcceptable(
-            "OGC API HTML pages are not served through the gateway; ask for JSON with `f=json` or `Accept: application/json`".into(),
+            "OGC API HTML and JSON-LD documents are not served through the gateway; ask for JSON with `f=json` or `Accept: application/json`".into(),
         ));
     }
     match ctx.kind {
@@ -282,10 +283,10 @@ fn is_geojson_type(res: &Response<Incoming>) -> bool {
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
+    res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let v = v.trim_start().to_ascii_lowercase();
+        v.starts_with("text/html") || v.starts_with("application/ld+json")
+    })
 }
 
 fn bad_document(message: String) -> Reject {

@@ -203,8 +203,9 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     if !relative && (is_html(link, href) || !crate::ogc::api::serves_route(path)) {
         return false;
     }
-    if !relative && ctx.bounds.is_some() && crate::ogc::api::is_feature_route(path) && !is_geojson(link, href) {
-        // A fenced token's features are served only as GeoJSON (filtered by the fence).
+    if !relative && crate::ogc::api::is_feature_route(path) && !is_geojson(link, href) {
+        // Features are served only as GeoJSON (JSON-LD `@id`s name the upstream; a
+        // fence filters GeoJSON only): other formats answer 406.
         return false;
     }
     let segments: Vec<&str> = path.split('/').collect();
@@ -213,11 +214,16 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     })
 }
 
-/// A link to an HTML page: `"type": "text/html"` or `f=html` in its query.
+/// A link to an HTML page or a JSON-LD document (both answered 406: their URLs sit
+/// where the rewriter cannot tell links from data): `"type": "text/html"` or
+/// `application/ld+json`, or `f=html` / `f=jsonld` in its query.
 fn is_html(link: &Json, href: &str) -> bool {
-    let typed = link.get("type").and_then(Json::as_str).is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html"));
+    let typed = link.get("type").and_then(Json::as_str).is_some_and(|t| {
+        let t = t.trim().to_ascii_lowercase();
+        t.starts_with("text/html") || t.starts_with("application/ld+json")
+    });
     let query = href.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
-    typed || query.split('&').any(|p| p.eq_ignore_ascii_case("f=html"))
+    typed || query.split('&').any(|p| p.eq_ignore_ascii_case("f=html") || p.eq_ignore_ascii_case("f=jsonld"))
 }
 
 /// A link whose answer is GeoJSON: its `f=` (else its `type`, else the JSON default).
@@ -306,9 +312,8 @@ fn leaks(value: &Json, map: &UrlMap) -> bool {
 /// collection, tilesets, items): entries of a `collections` array whose `id` is not
 /// covered are removed, and so are links into removed collections
 /// (`…/collections/{id}…`), templated links the gateway cannot reach, and upstream links
-/// the gateway would refuse (HTML pages, routes it does not serve such as `/processes`,
-/// `/jobs` and the API definition). For fenced tokens, links to items in any format but
-/// GeoJSON go too. Every string
+/// the gateway would refuse (HTML pages, routes it does not serve such as `/processes`
+/// and `/jobs`, items in any format but GeoJSON). Every string
 /// holding an upstream URL is rewritten. Key order is kept. For fenced tokens,
 /// `extent.spatial.bbox` shrinks and collections outside the fence are removed.
 pub fn rewrite(json: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {

@@ -781,12 +781,11 @@ fn ogcapi_landing_page_links_point_at_the_gateway_in_order() {
     let h = hrefs(&v);
     assert_eq!(h[0], "https://example.org", "foreign links stay");
     assert_eq!(h[1], "https://maps.example.org/ogc/api/obs?f=json");
-    // HTML pages (406), /processes and /jobs (not served) are gone; the API definition
-    // stays (served trimmed: QGIS reads it first).
+    // HTML and JSON-LD pages (406), /processes and /jobs (not served) are gone; the API
+    // definition stays (served trimmed: QGIS reads it first).
     assert_eq!(
         h[2..],
         [
-            "https://maps.example.org/ogc/api/obs?f=jsonld",
             "https://maps.example.org/ogc/api/obs/openapi",
             "https://maps.example.org/ogc/api/obs/conformance",
             "https://maps.example.org/ogc/api/obs/collections",
@@ -809,8 +808,8 @@ fn ogcapi_token_is_appended_to_links() {
     let h = hrefs(&v);
     assert_eq!(h[0], "https://example.org");
     assert_eq!(h[1], "https://maps.example.org/ogc/api/obs?f=json&token=tg_api");
-    assert_eq!(h[3], "https://maps.example.org/ogc/api/obs/openapi?token=tg_api");
-    assert_eq!(h[4], "https://maps.example.org/ogc/api/obs/conformance?token=tg_api");
+    assert_eq!(h[2], "https://maps.example.org/ogc/api/obs/openapi?token=tg_api");
+    assert_eq!(h[3], "https://maps.example.org/ogc/api/obs/conformance?token=tg_api");
 }
 
 #[test]
@@ -824,7 +823,7 @@ fn ogcapi_collections_are_filtered_with_their_links() {
         v["collections"].as_array().expect("array").iter().map(|c| c["id"].as_str().expect("id")).collect();
     assert_eq!(ids, ["obs", "lakes"]);
     let obs = hrefs(&v["collections"][0]);
-    assert_eq!(obs.len(), 8, "the three HTML links are gone");
+    assert_eq!(obs.len(), 6, "the three HTML links and the two JSON-LD links are gone");
     assert!(obs.contains(&"https://maps.example.org/ogc/api/obs/collections/obs/items?f=json".to_owned()));
     assert!(!text(&out).contains("cadastre"));
 }
@@ -879,11 +878,11 @@ fn ogcapi_tile_templates_keep_their_placeholders() {
     let v = json(&out);
     let h = hrefs(&v);
     assert_eq!(
-        h[2],
+        h[1],
         "https://maps.example.org/ogc/api/lakes/collections/lakes/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}?f=mvt&token=t1"
     );
     assert_eq!(
-        h[3], "http://127.0.0.1:5001/tiles/lakes/{tileMatrix}/{tileCol}/{tileRow}.pbf",
+        h[2], "http://127.0.0.1:5001/tiles/lakes/{tileMatrix}/{tileCol}/{tileRow}.pbf",
         "another server: untouched"
     );
     assert_eq!(
@@ -900,8 +899,9 @@ fn ogcapi_items_links_and_property_urls_are_rewritten() {
     assert_no_upstream(&out, PYGEOAPI);
     let v = json(&out);
     let h = hrefs(&v);
-    assert_eq!(h[2], "https://maps.example.org/ogc/api/obs/collections/obs/items?offset=1&limit=1&token=tq");
-    assert_eq!(h[3], "https://maps.example.org/ogc/api/obs/collections/obs?token=tq");
+    // (The JSON-LD alternate is gone: 406.)
+    assert_eq!(h[1], "https://maps.example.org/ogc/api/obs/collections/obs/items?offset=1&limit=1&token=tq");
+    assert_eq!(h[2], "https://maps.example.org/ogc/api/obs/collections/obs?token=tq");
     assert_eq!(
         v["features"][0]["properties"]["photo"],
         "https://maps.example.org/ogc/api/obs/static/img/371.jpg?token=tq"

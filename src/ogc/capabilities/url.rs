@@ -526,7 +526,8 @@ impl LinkMap {
         };
         let f = query.split('&').find_map(|p| p.strip_prefix("f=")).map(|f| f.to_ascii_lowercase());
         let media = media_type.map(|t| t.trim().to_ascii_lowercase());
-        let html = f.as_deref() == Some("html") || media.as_deref().is_some_and(|m| m.starts_with("text/html"));
+        let html = matches!(f.as_deref(), Some("html" | "jsonld"))
+            || media.as_deref().is_some_and(|m| m.starts_with("text/html") || m.starts_with("application/ld+json"));
         if html || !crate::ogc::api::serves_route(path) {
             return false;
         }

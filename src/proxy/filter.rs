@@ -117,7 +117,9 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
     }
     let properties = ctx.obligations.properties.as_ref();
     let api = ctx.rewrite_links || matches!(ctx.kind, ResponseKind::Capabilities(Protocol::Api));
-    if api && is_html(&res) {
+    let documents = !matches!(ctx.kind, ResponseKind::Features(_) | ResponseKind::Feature(_));
+    // (Features answered in another media type than the judged GeoJSON are a 502 below.)
+    if api && (is_html(&res) || documents && is_jsonld(&res)) {
         // HTML pages carry the upstream's URLs and no structure the gateway can rewrite;
         // JSON-LD puts them anywhere (`@id`, schema.org `url`s), links and data alike.
         return Err(Reject::NotAcceptable(
@@ -283,10 +285,18 @@ fn is_geojson_type(res: &Response<Incoming>) -> bool {
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {
-    res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        let v = v.trim_start().to_ascii_lowercase();
-        v.starts_with("text/html") || v.starts_with("application/ld+json")
-    })
+    content_type_starts(res, "text/html")
+}
+
+fn is_jsonld(res: &Response<Incoming>) -> bool {
+    content_type_starts(res, "application/ld+json")
+}
+
+fn content_type_starts(res: &Response<Incoming>, prefix: &str) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with(prefix))
 }
 
 fn bad_document(message: String) -> Reject {

@@ -292,7 +292,6 @@ wmts = "http://{up}/wmts"
 "#,
     )
     .await;
-    let viewer = gw.token(&[("maps", Tier::View)]).await;
     let fenced = gw.token_fenced("maps", Tier::View, Fence::new(Some(&[(3, 4, 2)]), None).expect("fence"), None).await;
     let map = "/ogc/wms/maps?SERVICE=WMS&REQUEST=GetMap&LAYERS=osm&STYLES=&FORMAT=image/png&WIDTH=256&HEIGHT=256";
     let cases = [
@@ -324,5 +323,4 @@ wmts = "http://{up}/wmts"
     let r = gw.send(http::Method::GET, &format!("{map}&VERSION=1.1.1"), &[], bytes::Bytes::new()).await;
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::UNAUTHORIZED, "missing_token"));
     assert_eq!(r.headers.get_all(http::header::WWW_AUTHENTICATE).iter().count(), 2);
-    let _ = viewer;
 }

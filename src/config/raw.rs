@@ -50,6 +50,12 @@ pub struct RawServer {
     #[serde(default = "default_true")]
     pub watch_config: bool,
     pub tls: Option<RawServerTls>,
+    // Admission and body timeouts (src/server/admission.rs, src/server/body.rs).
+    pub max_connections_per_ip: Option<u64>,
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: String,
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_rate: u64,
 }
 
 impl Default for RawServer {
@@ -65,6 +71,9 @@ impl Default for RawServer {
             shutdown_grace: default_shutdown_grace(),
             watch_config: true,
             tls: None,
+            max_connections_per_ip: None,
+            body_read_timeout: default_body_read_timeout(),
+            body_min_rate: default_body_min_rate(),
         }
     }
 }
@@ -86,6 +95,12 @@ fn default_max_header_bytes() -> u64 {
 }
 fn default_shutdown_grace() -> String {
     "30s".into()
+}
+fn default_body_read_timeout() -> String {
+    "10s".into()
+}
+fn default_body_min_rate() -> u64 {
+    500
 }
 
 /// `[server.tls]`: serve HTTPS instead of cleartext HTTP.

@@ -15,5 +15,6 @@ mod limits;
 mod metrics;
 mod ogc;
 mod reload;
+mod saturation;
 mod tls;
 mod token_api;

@@ -158,7 +158,8 @@ pub async fn read_body(body: RequestBody, headers: &http::HeaderMap, limit: usiz
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
-        Err(e) => Err(Reject::BadRequest(format!("the request body could not be read: {e}"))),
+        Err(e) => Err(crate::server::body::too_slow(&*e)
+            .unwrap_or_else(|| Reject::BadRequest(format!("the request body could not be read: {e}")))),
     }
 }
 
@@ -251,7 +252,8 @@ pub async fn forward(
     }
     match upstream.send(upstream_req, ctx.config.upstream.response_timeout, &path.id).await {
         Err(_) if cut.load(Ordering::Acquire) => Err(too_large()),
-        other => Ok(other?),
+        Err(e) => Err(crate::server::body::too_slow(&e).unwrap_or_else(|| e.into())),
+        Ok(res) => Ok(res),
     }
 }
 

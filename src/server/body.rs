@@ -91,6 +91,28 @@ pub enum BodyError {
     Timeout(#[from] BodyTimeout),
 }
 
+/// The [`BodyTimeout`] somewhere in `error`'s source chain, if the error came
+/// from a body cut for being too slow (as the token API, the OGC body reader and
+/// the upstream client report it, each wrapping it in its own error).
+pub fn timed_out<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(BodyError::Timeout(t)) = e.downcast_ref::<BodyError>() {
+            return Some(t);
+        }
+        if let Some(t) = e.downcast_ref::<BodyTimeout>() {
+            return Some(t);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// 408 `request_body_timeout` when `error` came from a body cut for being too slow.
+pub fn too_slow(error: &(dyn std::error::Error + 'static)) -> Option<crate::respond::Reject> {
+    timed_out(error).map(|t| crate::respond::Reject::BodyTimeout(t.to_string()))
+}
+
 /// Told when a body timed out (the connection closes an HTTP/1.1 connection, counts it).
 pub trait OnTimeout: Send + Sync {
     fn timed_out(&self);

@@ -73,6 +73,8 @@ pub struct Limits {
     pub per_token: Option<Rate>,
     pub per_ip: Option<Rate>,
     pub failed_auth: Option<FailedAuth>,
+    /// `limits.failed_auth.exempt`: client networks never locked out.
+    pub failed_auth_exempt: Vec<IpNet>,
 }
 
 /// A token bucket: `per_second` on average, at most `burst` at once.

@@ -150,6 +150,9 @@ pub struct RawFailedAuth {
     pub window: String,
     #[serde(default = "default_failed_auth_cooldown")]
     pub cooldown: String,
+    /// Client networks the guard never locks out (an office NAT, a partner's egress).
+    #[serde(default)]
+    pub exempt: Vec<String>,
 }
 
 fn default_failed_auth_window() -> String {

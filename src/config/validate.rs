@@ -255,7 +255,13 @@ impl Validator {
             Some(f) => Some(self.failed_auth(f)?),
             None => None,
         };
-        Some(Limits { max_body_bytes: raw.max_body_bytes, per_token, per_ip, failed_auth })
+        let failed_auth_exempt = raw
+            .failed_auth
+            .iter()
+            .flat_map(|f| f.exempt.iter().enumerate())
+            .filter_map(|(i, s)| self.cidr(&format!("limits.failed_auth.exempt[{i}]"), s))
+            .collect();
+        Some(Limits { max_body_bytes: raw.max_body_bytes, per_token, per_ip, failed_auth, failed_auth_exempt })
     }
 
     fn rate(&mut self, key: &str, raw: &RawRate) -> Option<Rate> {

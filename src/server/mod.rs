@@ -1,8 +1,10 @@
 //! The listeners: bind, accept, TLS, serve HTTP/1.1 and HTTP/2, reload, shut
 //! down gracefully.
 //!
-//! Limits enforced here, per connection: `server.max_connections` (a semaphore;
-//! connections over the limit are closed at once), the TLS handshake timeout,
+//! Limits enforced here, per connection: admission ([`admission`]:
+//! `server.max_connections`, shedding the connection costing most for least
+//! rather than refusing the newcomer, and `server.max_connections_per_ip`), the
+//! request body read timeout ([`body`]), the TLS handshake timeout,
 //! the header read timeout (hyper closes an HTTP/1.1 connection whose request
 //! head is not complete in time; a connection that sends nothing at all is
 //! closed by the watchdog below), the idle timeout (no traffic either way) and
@@ -10,8 +12,10 @@
 //! included, so a slow handshake never holds up the accept loop.
 //!
 //! Nothing binds before the configuration validated and the store opened. On
-//! shutdown the listener closes first, then in-flight requests get up to the
-//! deadline to finish; whatever is still open then is closed.
+//! shutdown the listener closes first, connections with no request in flight
+//! (idle keep-alives, half-sent heads, TLS handshakes) are closed at once, then
+//! in-flight requests get up to the deadline to finish; whatever is still open
+//! then is closed.
 //!
 //! Each connection runs inside a `conn` span (`peer.addr`, `tls`, `listener`, at
 //! info), HTTP/2 streams included (they are spawned inside it), so a warning

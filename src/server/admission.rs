@@ -219,7 +219,13 @@ impl Admission {
 
     /// Admits a connection from `peer`, shedding another if the listener is full.
     pub fn admit(self: &Arc<Self>, peer: IpAddr, limits: &Limits) -> Result<(Ticket, Admitted), Refused> {
-        let key = (!limits.trusted_proxies.iter().any(|n| n.contains(&peer))).then(|| client_key(peer));
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`; the trusted
+        // list names them as IPv4.
+        let canonical = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            IpAddr::V4(_) => peer,
+        };
+        let key = (!limits.trusted_proxies.iter().any(|n| n.contains(&canonical))).then(|| client_key(peer));
         if let (Some(key), Some(max)) = (key, limits.max_per_ip) {
             let mut count = self.per_ip.entry(key).or_insert(0);
             if *count >= max {
@@ -482,6 +488,7 @@ mod tests {
         assert_eq!(a.admit(ip("2001:db8::ffff:1"), &l).err(), Some(Refused::PerIp), "the same /64");
         assert!(a.admit(ip("2001:db8:0:1::1"), &l).is_ok(), "another /64");
         let _p: Vec<_> = (0..5).map(|_| a.admit(ip("10.1.2.3"), &l).expect("a trusted proxy is exempt")).collect();
+        let _m: Vec<_> = (0..5).map(|_| a.admit(ip("::ffff:10.1.2.3"), &l).expect("also seen dual-stack")).collect();
         let first = a.admit(ip("192.0.2.9"), &l).expect("room");
         let second = a.admit(ip("192.0.2.9"), &l).expect("room");
         assert!(a.admit(ip("192.0.2.9"), &l).is_err());

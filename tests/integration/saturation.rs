@@ -356,7 +356,8 @@ async fn the_connection_limit_warnings_are_summarised_while_the_metrics_count_ev
     }
     // 200 from other addresses: each beyond max_connections sheds one.
     for i in 0..200u32 {
-        let from = Ipv4Addr::new(127, 0, 1, (i % 50) as u8 + 1);
+        // One connection per address, so the per-address cap never applies to them.
+        let from = Ipv4Addr::new(127, 0, 1 + (i / 200) as u8, (i % 200) as u8 + 1);
         if let Ok(mut s) = connect_from(from, gw.addr).await {
             let _ = s.write_all(b"GET / HTTP/1.1\r\n").await;
             held.push(s);

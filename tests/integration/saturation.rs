@@ -389,3 +389,41 @@ async fn the_connection_limit_warnings_are_summarised_while_the_metrics_count_ev
     let status = crate::support::ops::get(gw.ops, "/healthz").await.0;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn at_the_limit_an_idle_keep_alive_is_shed_and_a_request_in_flight_never_is() {
+    let gw = TestGateway::with_config(&config("max_connections = 2\nidle_timeout = \"60s\"", "")).await;
+    let ops = ops(&gw);
+    let token = gw.token(&[("osm", Tier::ViewPlus)]).await;
+    // A: a request in flight (the upstream's `/slow` answers after 3 s).
+    let mut busy = TcpStream::connect(gw.addr).await.expect("connect");
+    busy.write_all(
+        format!("GET /path/osm/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("write");
+    // B: an idle keep-alive after one answered request.
+    let mut idle = TcpStream::connect(gw.addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.expect("answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    eventually(LONG, "both connections open", || async {
+        (scrape(ops).await.get("tilegate_connections_open") >= 2.0).then_some(())
+    })
+    .await;
+    // C: a new client at the limit is served; B made room.
+    assert!(legit_request(gw.addr).await, "the newcomer was admitted");
+    let r = tokio::time::timeout(LONG, idle.read(&mut buf)).await.expect("B closed");
+    assert!(matches!(r, Ok(0) | Err(_)), "the idle keep-alive was shed");
+    let m = scrape(ops).await;
+    assert_eq!(m.get("tilegate_connections_shed_total{state=\"idle\"}"), 1.0);
+    let mut answer = Vec::new();
+    tokio::time::timeout(LONG, busy.read_to_end(&mut answer)).await.expect("answered").expect("read");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "the request in flight finished: {}",
+        String::from_utf8_lossy(&answer)
+    );
+}

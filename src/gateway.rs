@@ -19,6 +19,8 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
+// The client's request body, read under the server's body timeout.
+use crate::server::body::RequestBody;
 use tracing::Instrument as _;
 
 use crate::access::{self, access_log_enabled, RequestLog};
@@ -138,7 +140,7 @@ impl Gateway {
     /// response body ends (see [`crate::access`]).
     pub async fn handle(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         peer: SocketAddr,
         tls: bool,
         listener: Listener,
@@ -160,7 +162,7 @@ impl Gateway {
     async fn pipeline(
         &self,
         config: &Config,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         peer: SocketAddr,
         tls: bool,
         listener: Listener,
@@ -207,7 +209,7 @@ impl Gateway {
     async fn token_api(
         &self,
         config: &Config,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         grant: Arc<Grant>,
         peer: SocketAddr,
         id: Option<&str>,
@@ -336,7 +338,7 @@ async fn classify(
     config: &Config,
     route: &Route<'_>,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: RequestBody,
     grant: &Grant,
 ) -> Result<(Target, Outgoing), Reject> {
     let path_id = match *route {
@@ -398,7 +400,7 @@ async fn classify_ogc(
     protocol: Protocol,
     rest: &str,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<(Target, Outgoing), Reject> {
     let up = &path.upstream;
     let base = ogc::service(protocol).endpoint(up, rest).ok_or(Denial::PathNotFound)?;

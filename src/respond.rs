@@ -90,6 +90,10 @@ pub enum Reject {
     MethodNotAllowed(&'static str),
     #[error("request body too large")]
     PayloadTooLarge(usize),
+    /// 408 `request_body_timeout`: the body arrived slower than
+    /// `server.body_read_timeout` / `server.body_min_rate` allow (the detail says which).
+    #[error("request body too slow: {0}")]
+    BodyTimeout(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     /// 406: the answer would be in a format the gateway cannot check (HTML pages).
@@ -186,6 +190,7 @@ impl Reject {
             Reject::NotFound | Reject::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Reject::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Reject::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -207,6 +212,7 @@ impl Reject {
             Reject::NotFound | Reject::NotFoundDetail(_) => "not_found",
             Reject::MethodNotAllowed(_) => "method_not_allowed",
             Reject::PayloadTooLarge(_) => "payload_too_large",
+            Reject::BodyTimeout(_) => "request_body_timeout",
             Reject::UnsupportedMediaType(_) => "unsupported_media_type",
             Reject::NotAcceptable(_) => "not_acceptable",
             Reject::Unprocessable(_) => "validation_failed",
@@ -233,6 +239,7 @@ impl Reject {
             }
             Reject::MethodNotAllowed(allowed) => format!("this endpoint accepts {allowed}"),
             Reject::PayloadTooLarge(limit) => format!("the request body is larger than the {limit}-byte limit"),
+            Reject::BodyTimeout(m) => m.clone(),
             Reject::UnsupportedMediaType(m) | Reject::NotAcceptable(m) => m.clone(),
             Reject::Unprocessable(_) => "the request body is not valid".into(),
             Reject::TokenCopied => "the request carries its access token where the gateway would pass it on (a path segment, another parameter or the body); the token is never forwarded: send it only as the credential (header, basic auth or `token=`)".into(),
@@ -869,6 +876,7 @@ mod tests {
             (Reject::NotFoundDetail("x".into()), 404),
             (Reject::MethodNotAllowed("GET"), 405),
             (Reject::PayloadTooLarge(10), 413),
+            (Reject::BodyTimeout("x".into()), 408),
             (Reject::UnsupportedMediaType("x".into()), 415),
             (Reject::NotAcceptable("x".into()), 406),
             (Reject::Unprocessable(serde_json::json!([])), 422),
@@ -905,6 +913,7 @@ mod tests {
             Reject::NotFound,
             Reject::MethodNotAllowed("GET"),
             Reject::PayloadTooLarge(1),
+            Reject::BodyTimeout("x".into()),
             Reject::UnsupportedMediaType("x".into()),
             Reject::NotAcceptable("x".into()),
             Reject::Unprocessable(serde_json::json!([])),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 
-use hyper::body::Incoming;
+use crate::server::body::RequestBody;
 use serde_json::{json, Value};
 
 use super::body::{self, BodyError};
@@ -32,7 +32,7 @@ pub const MAX_PAGE_SIZE: usize = 100;
 pub async fn handle(
     cache: &GrantCache,
     config: &Config,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     caller: Arc<Grant>,
     peer: SocketAddr,
     id: Option<&str>,
@@ -56,7 +56,7 @@ pub async fn handle(
 async fn create(
     cache: &GrantCache,
     config: &Config,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     caller: &Grant,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Reject> {

@@ -74,6 +74,8 @@ pub struct Limits {
     pub per_token: Option<Rate>,
     pub per_ip: Option<Rate>,
     pub failed_auth: Option<FailedAuth>,
+    /// `limits.failed_auth.exempt`: client networks never locked out.
+    pub failed_auth_exempt: Vec<IpNet>,
 }
 
 /// A token bucket: `per_second` on average, at most `burst` at once.
@@ -150,6 +152,12 @@ pub struct Server {
     /// Poll the config file (and the files it names) for changes.
     pub watch_config: bool,
     pub tls: Option<ServerTls>,
+    /// Connections one client address may hold (IPv6 by /64; trusted proxies exempt).
+    pub max_connections_per_ip: Option<usize>,
+    /// The longest wait for request body bytes, and the allowance before `body_min_rate` applies.
+    pub body_read_timeout: Duration,
+    /// Bytes per second a request body must average after `body_read_timeout`.
+    pub body_min_rate: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -52,6 +52,12 @@ pub struct RawServer {
     #[serde(default = "default_true")]
     pub watch_config: bool,
     pub tls: Option<RawServerTls>,
+    // Admission and body timeouts (src/server/admission.rs, src/server/body.rs).
+    pub max_connections_per_ip: Option<u64>,
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: String,
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_rate: u64,
 }
 
 impl Default for RawServer {
@@ -67,6 +73,9 @@ impl Default for RawServer {
             shutdown_grace: default_shutdown_grace(),
             watch_config: true,
             tls: None,
+            max_connections_per_ip: None,
+            body_read_timeout: default_body_read_timeout(),
+            body_min_rate: default_body_min_rate(),
         }
     }
 }
@@ -88,6 +97,12 @@ fn default_max_header_bytes() -> u64 {
 }
 fn default_shutdown_grace() -> String {
     "30s".into()
+}
+fn default_body_read_timeout() -> String {
+    "10s".into()
+}
+fn default_body_min_rate() -> u64 {
+    500
 }
 
 /// `[server.tls]`: serve HTTPS instead of cleartext HTTP.
@@ -137,6 +152,9 @@ pub struct RawFailedAuth {
     pub window: String,
     #[serde(default = "default_failed_auth_cooldown")]
     pub cooldown: String,
+    /// Client networks the guard never locks out (an office NAT, a partner's egress).
+    #[serde(default)]
+    pub exempt: Vec<String>,
 }
 
 fn default_failed_auth_window() -> String {

@@ -174,6 +174,13 @@ impl Validator {
         }
         let idle_timeout = self.duration("server.idle_timeout", &raw.server.idle_timeout);
         let shutdown_grace = self.duration("server.shutdown_grace", &raw.server.shutdown_grace);
+        let body_read_timeout = self.duration("server.body_read_timeout", &raw.server.body_read_timeout);
+        if raw.server.max_connections_per_ip == Some(0) {
+            self.err(
+                "server.max_connections_per_ip",
+                "`0` would refuse every connection; use a positive number such as 64, or remove the key for no cap",
+            );
+        }
         if !(8192..=16 * 1024 * 1024).contains(&raw.server.max_header_bytes) {
             self.err(
                 "server.max_header_bytes",
@@ -203,6 +210,9 @@ impl Validator {
                 shutdown_grace: shutdown_grace?,
                 watch_config: raw.server.watch_config,
                 tls,
+                max_connections_per_ip: raw.server.max_connections_per_ip.map(|n| n as usize),
+                body_read_timeout: body_read_timeout?,
+                body_min_rate: raw.server.body_min_rate,
             },
             store: Store { path: resolve(base, &raw.store.path) },
             tokens: Tokens { prefix, allow_query_token: raw.tokens.allow_query_token },
@@ -257,7 +267,13 @@ impl Validator {
             Some(f) => Some(self.failed_auth(f)?),
             None => None,
         };
-        Some(Limits { max_body_bytes: raw.max_body_bytes, per_token, per_ip, failed_auth })
+        let failed_auth_exempt = raw
+            .failed_auth
+            .iter()
+            .flat_map(|f| f.exempt.iter().enumerate())
+            .filter_map(|(i, s)| self.cidr(&format!("limits.failed_auth.exempt[{i}]"), s))
+            .collect();
+        Some(Limits { max_body_bytes: raw.max_body_bytes, per_token, per_ip, failed_auth, failed_auth_exempt })
     }
 
     fn rate(&mut self, key: &str, raw: &RawRate) -> Option<Rate> {

@@ -16,6 +16,15 @@
 //! whole cooldown.
 //!
 //! IPv6 clients are keyed by their /64, since one host usually holds a whole /64.
+//!
+//! The guard is keyed by client address, so every client behind one address (a
+//! NAT, an office, a carrier-grade NAT) shares one record: one of them flooding
+//! bad tokens locks all of them out for the cooldown. That is the price of
+//! stopping a token-guessing flood from one address whatever tokens it makes up;
+//! keying by the presented token instead would give every made-up token a fresh
+//! record and stop nothing. `limits.failed_auth.exempt` lists networks the guard
+//! never counts or refuses (an office NAT the operator trusts); the per-IP rate
+//! limit still applies to them.
 //! Nothing here does I/O, and nothing here ever sees a token secret.
 
 use std::hash::Hash;
@@ -191,6 +200,13 @@ impl<C: Clock + Clone> Limiter<C> {
     pub fn sizes(&self) -> (usize, usize) {
         (self.ip.len() + self.token.len(), self.failures.len())
     }
+}
+
+/// Whether `ip` is in one of `networks` (`limits.failed_auth.exempt`): the
+/// failed-authentication guard neither counts nor refuses it.
+pub fn exempt(networks: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let ip = client_key(ip);
+    networks.iter().any(|n| n.contains(&ip))
 }
 
 /// The key a client address is limited by: IPv4 as is, IPv6 by its /64.

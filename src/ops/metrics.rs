@@ -121,6 +121,11 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -140,6 +145,10 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_total: Counter,
     connections_refused: Counter,
+    // Saturation (src/server/admission.rs, src/server/body.rs).
+    connections_refused_per_ip: Counter,
+    connections_shed: Family<StateLabels, Counter>,
+    body_timeouts: Counter,
     responses_cut: Family<PathLabels, Counter>,
 }
 
@@ -246,6 +255,27 @@ impl Metrics {
             "Client connections closed at once because server.max_connections was reached",
             connections_refused.clone(),
         );
+        let connections_refused_per_ip = Counter::default();
+        registry.register(
+            "tilegate_connections_refused_per_ip",
+            "Client connections closed at once because their address held server.max_connections_per_ip",
+            connections_refused_per_ip.clone(),
+        );
+        let connections_shed = Family::<StateLabels, Counter>::default();
+        for state in ["head", "idle"] {
+            let _ = connections_shed.get_or_create(&StateLabels { state });
+        }
+        registry.register(
+            "tilegate_connections_shed",
+            "Connections closed at server.max_connections to admit a new one, by state (head: no complete request head yet; idle: no request in flight)",
+            connections_shed.clone(),
+        );
+        let body_timeouts = Counter::default();
+        registry.register(
+            "tilegate_request_body_timeouts",
+            "Request bodies cut for arriving slower than server.body_read_timeout and server.body_min_rate allow",
+            body_timeouts.clone(),
+        );
         let responses_cut = Family::default();
         registry.register(
             "tilegate_responses_cut",
@@ -266,6 +296,9 @@ impl Metrics {
             connections_open,
             connections_total,
             connections_refused,
+            connections_refused_per_ip,
+            connections_shed,
+            body_timeouts,
             responses_cut,
         }
     }
@@ -326,9 +359,25 @@ impl Metrics {
         }
     }
 
-    /// A connection was closed at once because `server.max_connections` was reached.
+    /// A connection was closed at once because `server.max_connections` was reached
+    /// and no open connection could be shed.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// A connection was closed at once because its address held `server.max_connections_per_ip`.
+    pub fn connection_refused_per_ip(&self) {
+        self.connections_refused_per_ip.inc();
+    }
+
+    /// A connection was shed at `server.max_connections`; `state` is `head` or `idle`.
+    pub fn connection_shed(&self, state: &'static str) {
+        self.connections_shed.get_or_create(&StateLabels { state }).inc();
+    }
+
+    /// A request body was cut for being too slow.
+    pub fn body_timeout(&self) {
+        self.body_timeouts.inc();
     }
 
     /// The text exposition. `cache` is (hits, misses, entries) of the grant cache

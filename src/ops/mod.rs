@@ -150,7 +150,7 @@ impl Ops {
     /// Before the token is looked up: refuses a client in a failed-authentication
     /// cooldown, then takes from its per-IP bucket.
     pub fn admit_client(&self, config: &Config, path_id: Option<&str>, client: IpAddr) -> Result<(), Reject> {
-        if config.limits.failed_auth.is_some() {
+        if config.limits.failed_auth.is_some() && !limits::exempt(&config.limits.failed_auth_exempt, client) {
             if let Some(wait) = self.limiter.auth_blocked(client, Instant::now()) {
                 return Err(Reject::TooManyFailedAuthentications(wait));
             }
@@ -182,7 +182,7 @@ impl Ops {
         upstream: Option<Duration>,
         client: IpAddr,
     ) {
-        if labels.outcome.is_failed_authentication() {
+        if labels.outcome.is_failed_authentication() && !limits::exempt(&config.limits.failed_auth_exempt, client) {
             if let Some(rule) = config.limits.failed_auth {
                 if self.limiter.auth_failed(client, rule, Instant::now()) {
                     tracing::warn!(

@@ -21,6 +21,8 @@ use http::{Request, Response, Uri, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+// The client's request body, read under the server's body timeout.
+use crate::server::body::RequestBody;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -139,7 +141,7 @@ pub struct ForwardContext<'a> {
 /// The request body to forward.
 pub enum Outgoing {
     /// The client's body, streamed as it arrives.
-    Stream(Incoming),
+    Stream(RequestBody),
     /// A body the gateway read and judged (OGC POST), with its content type.
     Judged(Bytes, Option<http::HeaderValue>),
     /// No body.
@@ -148,7 +150,7 @@ pub enum Outgoing {
 
 /// Reads a client body up to `limit` bytes: a declared length over it, or a body
 /// that turns out longer, is a 413.
-pub async fn read_body(body: Incoming, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
+pub async fn read_body(body: RequestBody, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(Reject::PayloadTooLarge(limit));
@@ -156,7 +158,8 @@ pub async fn read_body(body: Incoming, headers: &http::HeaderMap, limit: usize) 
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
-        Err(e) => Err(Reject::BadRequest(format!("the request body could not be read: {e}"))),
+        Err(e) => Err(crate::server::body::too_slow(&*e)
+            .unwrap_or_else(|| Reject::BadRequest(format!("the request body could not be read: {e}")))),
     }
 }
 
@@ -249,7 +252,8 @@ pub async fn forward(
     }
     match upstream.send(upstream_req, ctx.config.upstream.response_timeout, &path.id).await {
         Err(_) if cut.load(Ordering::Acquire) => Err(too_large()),
-        other => Ok(other?),
+        Err(e) => Err(crate::server::body::too_slow(&e).unwrap_or_else(|| e.into())),
+        Ok(res) => Ok(res),
     }
 }
 
@@ -281,7 +285,7 @@ pub struct BodyTooLarge;
 
 /// A request body that counts its bytes and ends with an error past the limit.
 struct LimitedBody {
-    inner: Incoming,
+    inner: RequestBody,
     remaining: u64,
     cut: Arc<AtomicBool>,
 }

@@ -1,8 +1,10 @@
 //! The listeners: bind, accept, TLS, serve HTTP/1.1 and HTTP/2, reload, shut
 //! down gracefully.
 //!
-//! Limits enforced here, per connection: `server.max_connections` (a semaphore;
-//! connections over the limit are closed at once), the TLS handshake timeout,
+//! Limits enforced here, per connection: admission ([`admission`]:
+//! `server.max_connections`, shedding the connection costing most for least
+//! rather than refusing the newcomer, and `server.max_connections_per_ip`), the
+//! request body read timeout ([`body`]), the TLS handshake timeout,
 //! the header read timeout (hyper closes an HTTP/1.1 connection whose request
 //! head is not complete in time; a connection that sends nothing at all is
 //! closed by the watchdog below), the idle timeout (no traffic either way) and
@@ -10,13 +12,17 @@
 //! included, so a slow handshake never holds up the accept loop.
 //!
 //! Nothing binds before the configuration validated and the store opened. On
-//! shutdown the listener closes first, then in-flight requests get up to the
-//! deadline to finish; whatever is still open then is closed.
+//! shutdown the listener closes first, connections with no request in flight
+//! (idle keep-alives, half-sent heads, TLS handshakes) are closed at once, then
+//! in-flight requests get up to the deadline to finish; whatever is still open
+//! then is closed.
 //!
 //! Each connection runs inside a `conn` span (`peer.addr`, `tls`, `listener`, at
 //! info), HTTP/2 streams included (they are spawned inside it), so a warning
 //! logged while serving it names the connection.
 
+pub mod admission;
+pub mod body;
 pub mod reload;
 pub mod tls;
 
@@ -33,7 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
@@ -42,6 +48,8 @@ use crate::config::{Config, ConfigErrors};
 use crate::gateway::{Gateway, Listener};
 use crate::ops::Handshake;
 use crate::store::{GrantCache, Store, StoreError};
+use admission::{Admission, Ticket};
+use body::{BodyRate, InFlightBody, OnTimeout, RequestBody};
 use reload::Reloader;
 use tls::CertStore;
 
@@ -158,12 +166,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let gateway = Arc::new(Gateway::new(config, cache.clone()));
     let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
     let (shutdown, watch_rx) = watch::channel(false);
+    // One admission state per listener, shared by whatever accept loops serve it.
+    let (main_admission, api_admission) = (Arc::new(Admission::new()), Arc::new(Admission::new()));
 
     let api_addr = api_listener.map(|(l, a)| {
-        (tokio::spawn(accept_loop(l, gateway.clone(), acceptor.clone(), watch_rx.clone(), Listener::Api)), a)
+        let loop_ =
+            accept_loop(l, gateway.clone(), acceptor.clone(), watch_rx.clone(), Listener::Api, api_admission.clone());
+        (tokio::spawn(loop_), a)
     });
-    let accept = tokio::spawn(accept_loop(listener, gateway.clone(), acceptor, watch_rx.clone(), Listener::Main));
-    let mut background = vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone()))];
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        gateway.clone(),
+        acceptor,
+        watch_rx.clone(),
+        Listener::Main,
+        main_admission.clone(),
+    ));
+    let admissions = vec![main_admission, api_admission];
+    let mut background =
+        vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone(), admissions))];
     let api_addr = api_addr.map(|(task, a)| {
         background.push(task);
         a
@@ -183,12 +204,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     Ok(Running { addr, ops_addr, api_addr, gateway, certs, reloader, shutdown, accept: Some(accept), background })
 }
 
-async fn sweep(gateway: Arc<Gateway>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
+async fn sweep(gateway: Arc<Gateway>, admissions: Vec<Arc<Admission>>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY.min(admission::WARN_EVERY));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         gateway.ops().sweep(&gateway.config());
+        for a in &admissions {
+            a.flush_warnings();
+        }
     }
 }
 
@@ -197,11 +221,12 @@ async fn sweep(gateway: Arc<Gateway>) {
 struct Settings {
     config: Arc<Config>,
     builder: Arc<auto::Builder<SpanExecutor>>,
-    limit: Arc<Semaphore>,
+    limits: admission::Limits,
+    body_rate: BodyRate,
 }
 
 impl Settings {
-    fn new(config: Arc<Config>, previous: Option<&Settings>) -> Settings {
+    fn new(config: Arc<Config>) -> Settings {
         let server = &config.server;
         let mut builder = auto::Builder::new(SpanExecutor(TokioExecutor::new()));
         builder
@@ -213,13 +238,15 @@ impl Settings {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
-        // The connection limit keeps counting the connections already open
-        // unless the limit itself changed.
-        let limit = match previous {
-            Some(p) if p.config.server.max_connections == server.max_connections => p.limit.clone(),
-            _ => Arc::new(Semaphore::new(server.max_connections)),
+        // The admission state outlives settings: a reload changes the limits,
+        // and the connections already open keep counting against them.
+        let limits = admission::Limits {
+            max_connections: server.max_connections,
+            max_per_ip: server.max_connections_per_ip,
+            trusted_proxies: server.trusted_proxies.clone(),
         };
-        Settings { config, builder: Arc::new(builder), limit }
+        let body_rate = BodyRate { timeout: server.body_read_timeout, min_rate: server.body_min_rate };
+        Settings { config, builder: Arc::new(builder), limits, body_rate }
     }
 }
 
@@ -231,8 +258,10 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
     listener_role: Listener,
+    admission: Arc<Admission>,
 ) {
-    let mut settings = Settings::new(gateway.config(), None);
+    let mut settings = Settings::new(gateway.config());
+    let body_timeouts: Arc<dyn OnTimeout> = Arc::new(CountTimeouts(gateway.clone()));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -250,11 +279,9 @@ async fn accept_loop(
                 };
                 let config = gateway.config();
                 if !Arc::ptr_eq(&config, &settings.config) {
-                    settings = Settings::new(config, Some(&settings));
+                    settings = Settings::new(config);
                 }
-                let Ok(slot) = settings.limit.clone().try_acquire_owned() else {
-                    gateway.ops().metrics.connection_refused();
-                    tracing::warn!(client = %peer.ip(), "connection limit reached; closing the new connection");
+                let Some(ticket) = admission.admit_logged(peer.ip(), &settings.limits, &gateway.ops().metrics) else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -266,7 +293,9 @@ async fn accept_loop(
                     header_read_timeout: settings.config.server.header_read_timeout,
                     idle_timeout: settings.config.server.idle_timeout,
                     shutdown: shutdown.clone(),
-                    _slot: slot,
+                    ticket,
+                    body_rate: settings.body_rate,
+                    body_timeouts: body_timeouts.clone(),
                 };
                 let tls = tls.clone().map(|a| (a, settings.config.server.tls.as_ref().map_or(Duration::from_secs(10), |t| t.handshake_timeout)));
                 let span = tracing::info_span!(
@@ -315,7 +344,20 @@ struct Conn {
     header_read_timeout: Duration,
     idle_timeout: Duration,
     shutdown: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    /// The connection's admission place: shed through it, freed when dropped.
+    ticket: Ticket,
+    body_rate: BodyRate,
+    body_timeouts: Arc<dyn OnTimeout>,
+}
+
+/// Counts request bodies cut for being too slow.
+struct CountTimeouts(Arc<Gateway>);
+
+impl OnTimeout for CountTimeouts {
+    fn timed_out(&self) {
+        self.0.ops().metrics.body_timeout();
+        tracing::debug!("request body too slow (server.body_read_timeout, server.body_min_rate); cutting it");
+    }
 }
 
 /// Counts the connection as open while it lives.
@@ -328,14 +370,22 @@ impl Drop for OpenGuard {
 }
 
 impl Conn {
-    async fn run(self, stream: TcpStream, tls: Option<(TlsAcceptor, Duration)>) {
+    async fn run(mut self, stream: TcpStream, tls: Option<(TlsAcceptor, Duration)>) {
         self.gateway.ops().metrics.connection(true);
         let _open = OpenGuard(self.gateway.clone());
         let Some((acceptor, timeout)) = tls else {
             return self.serve(stream, false).await;
         };
-        let metrics = &self.gateway.ops().metrics;
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        let gateway = self.gateway.clone();
+        let metrics = &gateway.ops().metrics;
+        let slot = self.ticket.slot().clone();
+        // A handshake holds no request: shedding and draining close it at once.
+        let handshake = tokio::select! {
+            r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+            () = slot.shed() => return,
+            () = wait_for(&mut self.shutdown) => return,
+        };
+        match handshake {
             Ok(Ok(stream)) => {
                 metrics.handshake(Handshake::Ok);
                 self.serve(stream, true).await;
@@ -360,16 +410,25 @@ impl Conn {
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
         let (gw, peer, role) = (self.gateway.clone(), self.peer, self.role);
-        let service = service_fn(move |req| {
+        let slot = self.ticket.slot().clone();
+        let (rule, on_timeout) = (self.body_rate, self.body_timeouts.clone());
+        let in_flight = slot.clone();
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let gw = gw.clone();
-            async move { Ok::<_, Infallible>(gw.handle(req, peer, tls, role).await) }
+            // Marked in flight from the complete head to the end of the answer.
+            let mark = in_flight.request();
+            let req = req.map(|b| RequestBody::new(b, rule, Some(on_timeout.clone())));
+            async move {
+                let res = gw.handle(req, peer, tls, role).await;
+                Ok::<_, Infallible>(res.map(|b| InFlightBody::new(b, mark)))
+            }
         });
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let mut draining = false;
         if *self.shutdown.borrow_and_update() {
-            conn.as_mut().graceful_shutdown();
-            draining = true;
+            // Accepted as shutdown began: no request can be in flight yet.
+            return;
         }
         let every = (self.header_read_timeout.min(self.idle_timeout) / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -383,7 +442,16 @@ impl Conn {
                     }
                     return;
                 }
+                () = slot.shed() => {
+                    tracing::debug!(client = %peer.ip(), "shed to admit a new connection at server.max_connections");
+                    return;
+                }
                 _ = self.shutdown.changed(), if !draining => {
+                    // Draining closes what holds no request (an idle keep-alive, a
+                    // half-sent head) at once; the rest finish their request first.
+                    if !slot.busy() {
+                        return;
+                    }
                     conn.as_mut().graceful_shutdown();
                     draining = true;
                 }

@@ -147,6 +147,34 @@ async fn repeated_bad_tokens_lock_the_client_out_for_the_cooldown() {
 }
 
 #[tokio::test]
+async fn an_exempt_network_behind_one_address_is_not_locked_out_by_one_clients_bad_tokens() {
+    // An office NAT: one client floods bad tokens, a colleague behind the same
+    // address keeps working because the operator exempted the network.
+    let text = config("", "[limits]\nfailed_auth = { max = 3, cooldown = \"2m\", exempt = [\"127.0.0.0/8\"] }\n");
+    let gw = TestGateway::with_config(&text).await;
+    let good = gw.token(&[("osm", Tier::View)]).await;
+    for _ in 0..6 {
+        let guess = tilegate::token::TokenSecret::generate("tg").expect("random");
+        assert_eq!(gw.get("/ogc/xyz/osm/0/0/0", guess.expose()).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        gw.get("/ogc/xyz/osm/0/0/0", &good).await.status,
+        StatusCode::OK,
+        "the exempt network is not locked out"
+    );
+    let err = tilegate::config::parse(
+        &text.replace("127.0.0.0/8", "127.0.0.0/40").replace("{up}", "127.0.0.1:9"),
+        std::path::Path::new("."),
+    )
+    .err()
+    .map(|e| e.to_string());
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("limits.failed_auth.exempt[0]: `127.0.0.0/40`")),
+        "a bad network names its key: {err:?}"
+    );
+}
+
+#[tokio::test]
 async fn request_bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
     let text = config(
         "",

@@ -16,5 +16,6 @@ mod limits;
 mod metrics;
 mod ogc;
 mod reload;
+mod saturation;
 mod tls;
 mod token_api;

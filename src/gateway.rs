@@ -264,7 +264,12 @@ impl Gateway {
     ) -> Result<Response<Incoming>, Reject> {
         let target = permitted.target();
         let ask = proxy::Ask {
-            identity: target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other),
+            // An image is read only when it must be clipped; otherwise it is relayed.
+            identity: target.response.as_ref().is_some_and(|k| match k {
+                ResponseKind::Other => false,
+                ResponseKind::Image => permitted.permit().obligations().clip.is_some(),
+                _ => true,
+            }),
             accept: target.pinned_accept(),
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
@@ -291,6 +296,8 @@ impl Gateway {
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
             answer_crs: target.answer_crs,
+            max_image_size: target.path.max_image_size,
+            clips_partial: target.path.partial == crate::paths::Partial::Clip,
         };
         proxy::filter::apply(response, &ctx).await
     }

@@ -14,8 +14,9 @@ pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
 
-use crate::paths::PathConfig;
-use crate::spatial::{BBox, Fence, FenceDenial, TileCoord};
+use crate::paths::{PathConfig, Partial};
+pub use crate::spatial::ClipArea;
+use crate::spatial::{BBox, Fence, FenceDenial, Overlap, TileCoord};
 
 /// Which family of endpoints a request came through; scope is judged on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +63,49 @@ pub struct Operation {
     /// Property names the request names (selects, filters, sorts); each must be
     /// inside the token's property fence.
     pub properties: Vec<String>,
+    /// Whether the filter stage can clip the answer to a fence it only partly overlaps.
+    pub clippable: Clippable,
 }
 
 impl Operation {
     /// An operation with no layers and no properties.
     pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
-        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new() }
+        Operation {
+            name,
+            surface,
+            tier,
+            layers: Vec::new(),
+            extent,
+            properties: Vec::new(),
+            clippable: Clippable::No,
+        }
     }
+}
+
+/// What the answer to an operation is, as far as clipping to a fence goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clippable {
+    /// Data the gateway cannot cut (features, coverages, metadata): a partial overlap
+    /// is refused.
+    #[default]
+    No,
+    /// A rendered image (PNG, JPEG, WebP): pixels outside the fence are masked.
+    /// `background` is the request's own colour for opaque formats (WMS `BGCOLOR`).
+    Image { background: Option<[u8; 3]> },
+    /// A Mapbox vector tile: features outside are dropped, geometries cut at the fence.
+    VectorTile,
+}
+
+/// The obligation to clip an answer that only partly overlaps the fence (the fence
+/// itself is [`Obligations::fence`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clip {
+    /// Where the answer lies: a Web Mercator tile, or a map's bounding box.
+    pub area: ClipArea,
+    /// Outside the fence in formats without transparency (JPEG).
+    pub background: [u8; 3],
+    /// A vector tile rather than an image.
+    pub vector: bool,
 }
 
 /// Why a request is refused. A closed set: `respond` maps each to a status and body.
@@ -183,6 +220,8 @@ pub struct Obligations {
     pub properties: Option<Arc<[String]>>,
     /// The fence features must intersect; `None` = no geometry filter.
     pub fence: Option<Arc<Fence>>,
+    /// The answer only partly overlaps `fence` and must be clipped to it.
+    pub clip: Option<Clip>,
 }
 
 /// Proof that [`decide`] allowed a request. Cannot be built outside this module.
@@ -263,7 +302,10 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
     if let Some(layer) = op.layers.iter().find(|l| !path.covers_layer(l)) {
         return Err(Denial::LayerNotCovered(layer.clone()));
     }
-    check_extent(&access.fence, &op.extent)?;
+    let clip = match check_extent(&access.fence, &op.extent)? {
+        Overlap::Inside => None,
+        Overlap::Partial => Some(clip_of(op, path).ok_or(Denial::OutsideGeofence)?),
+    };
     if let Some(allowed) = &access.properties {
         if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
             return Err(Denial::PropertyFenced(hidden.clone()));
@@ -275,22 +317,47 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
         obligations: Obligations {
             properties: access.properties.clone(),
             fence: (!access.fence.is_unlimited()).then(|| access.fence.clone()),
+            clip,
         },
     })
 }
 
-fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
+/// The clip obligation for an answer that partly overlaps the fence, or `None` when
+/// it must be refused: the path says `partial = "deny"`, or the answer is not one the
+/// filter stage can cut.
+fn clip_of(op: &Operation, path: &PathConfig) -> Option<Clip> {
+    if path.partial == Partial::Deny {
+        return None;
+    }
+    let area = match op.extent {
+        Extent::Tile(tile) => ClipArea::Tile(tile),
+        Extent::BBox { bbox, .. } => ClipArea::BBox(bbox),
+        _ => return None,
+    };
+    match op.clippable {
+        Clippable::No => None,
+        Clippable::Image { background } => {
+            Some(Clip { area, background: background.unwrap_or(path.background), vector: false })
+        }
+        // A vector tile is cut in its own tile coordinates: only a tile can be.
+        Clippable::VectorTile => {
+            matches!(area, ClipArea::Tile(_)).then_some(Clip { area, background: path.background, vector: true })
+        }
+    }
+}
+
+fn check_extent(fence: &Fence, extent: &Extent) -> Result<Overlap, Denial> {
     if fence.is_unlimited() {
-        return Ok(());
+        return Ok(Overlap::Inside);
     }
     let verdict = match extent {
-        Extent::None => Ok(()),
-        Extent::Tile(tile) => fence.check_tile(*tile),
-        Extent::BBox { bbox, zoom } => fence.check_bbox(bbox, *zoom),
+        Extent::None => Ok(Overlap::Inside),
+        Extent::Tile(tile) => fence.tile_overlap(*tile),
+        Extent::BBox { bbox, zoom } => fence.bbox_overlap(bbox, *zoom),
         // Only tiles bound space; a maxZoom-only fence has nothing to bound features by.
-        Extent::Unbounded if fence.tiles().is_none() => Ok(()),
+        Extent::Unbounded if fence.tiles().is_none() => Ok(Overlap::Inside),
         Extent::Unbounded => return Err(Denial::UnboundedFeatureRequest),
-        Extent::GeometryFiltered => Ok(()),
+        Extent::GeometryFiltered => Ok(Overlap::Inside),
         Extent::Opaque => return Err(Denial::FenceUnverifiable),
         Extent::ForeignCrs => return Err(Denial::UnsupportedCrs),
     };

@@ -673,4 +673,122 @@ mod tests {
         let err = filter_tile(&bomb, &allowed(&["name"])).unwrap_err();
         assert!(matches!(err, FilterError::TileTooLarge { .. }), "{err}");
     }
+
+    /// Fence: the western half of tile 1/0/0 (zoom-2 tiles 0/0 and 0/1), so in that
+    /// tile's coordinates x < 2048 is inside.
+    fn west_half() -> (Fence, TileCoord) {
+        (Fence::new(Some(&[(2, 0, 0), (2, 0, 1)]), None).unwrap(), TileCoord::new(1, 0, 0).unwrap())
+    }
+
+    fn clip_run(tile: &Tile, fence: &Fence, at: TileCoord, allowed: Option<&[String]>) -> Tile {
+        let filter = TileFilter { allowed, layers: None, clip: Some((fence, at)) };
+        Tile::decode(filter_tile_with(&tile.encode_to_vec(), &filter).unwrap().as_slice()).unwrap()
+    }
+
+    fn layer_of(features: Vec<Feature>, keys: &[&str], values: Vec<Value>) -> Layer {
+        Layer { version: 2, name: "l".into(), features, keys: allowed(keys), values, extent: Some(4096) }
+    }
+
+    fn line(points: &[(i64, i64)]) -> Feature {
+        Feature {
+            geometry: encode_parts(&[points.to_vec()], false),
+            r#type: Some(GeomType::LineString as i32),
+            ..Default::default()
+        }
+    }
+
+    fn polygon(ring: &[(i64, i64)]) -> Feature {
+        Feature { geometry: encode_parts(&[ring.to_vec()], true), r#type: Some(GeomType::Polygon as i32), ..Default::default() }
+    }
+
+    fn vertices(f: &Feature) -> Vec<(i64, i64)> {
+        decode_geometry(&f.geometry, f.r#type.unwrap()).unwrap().into_iter().flatten().collect()
+    }
+
+    #[test]
+    fn a_line_crossing_the_fence_ends_at_the_fence() {
+        let (fence, at) = west_half();
+        let tile = Tile { layers: vec![layer_of(vec![line(&[(1000, 100), (3000, 100)])], &[], vec![])] };
+        let out = clip_run(&tile, &fence, at, None);
+        assert_eq!(vertices(&out.layers[0].features[0]), vec![(1000, 100), (2048, 100)]);
+    }
+
+    #[test]
+    fn a_polygon_crossing_the_fence_is_cut_and_keeps_mvt_winding() {
+        let (fence, at) = west_half();
+        // Clockwise on screen (y down): exterior.
+        let square = [(1000, 1000), (3000, 1000), (3000, 2000), (1000, 2000)];
+        let tile = Tile { layers: vec![layer_of(vec![polygon(&square)], &[], vec![])] };
+        let out = clip_run(&tile, &fence, at, None);
+        let f = &out.layers[0].features[0];
+        let ring = decode_geometry(&f.geometry, GeomType::Polygon as i32).unwrap().remove(0);
+        assert!(ring.iter().all(|&(x, _)| (1000..=2048).contains(&x)), "{ring:?}");
+        assert!(ring.contains(&(2048, 1000)) && ring.contains(&(2048, 2000)));
+        let area: i64 = (0..ring.len()).map(|i| {
+            let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+            a.0 * b.1 - b.0 * a.1
+        }).sum();
+        assert_eq!(area, 2 * 1048 * 1000, "exterior: positive area in y-down coordinates");
+    }
+
+    #[test]
+    fn features_outside_are_dropped_with_their_values() {
+        let (fence, at) = west_half();
+        let pt = |x: i64, y: i64, tags: Vec<u32>| Feature {
+            geometry: encode_points(&[(x, y)]),
+            r#type: Some(GeomType::Point as i32),
+            tags,
+            id: None,
+        };
+        let features = vec![
+            pt(100, 100, vec![0, 0]),
+            pt(3000, 100, vec![0, 1]),
+            line(&[(2500, 10), (4000, 10)]),
+            polygon(&[(2500, 10), (3500, 10), (3500, 900), (2500, 900)]),
+        ];
+        let tile = Tile { layers: vec![layer_of(features, &["name"], vec![text("inside"), text("outside secret")])] };
+        let out = clip_run(&tile, &fence, at, None);
+        let l = &out.layers[0];
+        assert_eq!(l.features.len(), 1);
+        assert_eq!(vertices(&l.features[0]), vec![(100, 100)]);
+        assert_eq!(l.values, vec![text("inside")], "an outside feature's values leave with it");
+        // The property fence runs in the same pass.
+        let out = clip_run(&tile, &fence, at, Some(&[]));
+        assert!(out.layers[0].keys.is_empty() && out.layers[0].values.is_empty());
+    }
+
+    #[test]
+    fn the_buffer_keeps_what_lies_inside_the_fence_next_door() {
+        // Fence 1/1/0 is the tile east of 1/0/0: the buffer past x = 4096 is inside it.
+        let fence = Fence::new(Some(&[(1, 0, 0), (1, 1, 0)]), None).unwrap();
+        let at = TileCoord::new(2, 1, 0).unwrap(); // inside 1/0/0, at its east edge
+        let tile = Tile { layers: vec![layer_of(vec![line(&[(4000, 100), (4150, 100)])], &[], vec![])] };
+        let out = clip_run(&tile, &fence, at, None);
+        assert_eq!(vertices(&out.layers[0].features[0]), vec![(4000, 100), (4150, 100)]);
+        // With only 2/1/0 fenced, the buffer east of the tile is cut off.
+        let fence = Fence::new(Some(&[(2, 1, 0), (3, 2, 2)]), None).unwrap();
+        let out = clip_run(&tile, &fence, at, None);
+        assert_eq!(vertices(&out.layers[0].features[0]), vec![(4000, 100), (4096, 100)]);
+    }
+
+    #[test]
+    fn layers_the_path_does_not_cover_are_dropped() {
+        let filter = TileFilter { allowed: None, layers: Some(&["pois".to_string()]), clip: None };
+        let out = Tile::decode(filter_tile_with(&fixture().encode_to_vec(), &filter).unwrap().as_slice()).unwrap();
+        assert_eq!(out.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), vec!["pois"]);
+        assert_eq!(out.layers[0], fixture().layers[1], "a kept layer is untouched");
+    }
+
+    #[test]
+    fn geometry_that_does_not_decode_is_refused_when_clipping() {
+        let (fence, at) = west_half();
+        for geometry in [vec![9, 4], vec![10, 2, 2], vec![(1 << 3) | 3], vec![(2 << 3) | 7], vec![9, 4000, 4000, 3 << 3 | 2, 1, 1]] {
+            let mut f = line(&[(0, 0), (1, 1)]);
+            f.geometry = geometry.clone();
+            let tile = Tile { layers: vec![layer_of(vec![f], &[], vec![])] };
+            let filter = TileFilter { allowed: None, layers: None, clip: Some((&fence, at)) };
+            let err = filter_tile_with(&tile.encode_to_vec(), &filter).unwrap_err();
+            assert!(matches!(err, FilterError::MvtGeometry { .. }), "{geometry:?}: {err}");
+        }
+    }
 }

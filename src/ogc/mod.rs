@@ -404,6 +404,11 @@ impl Parts {
         self
     }
 
+    pub(crate) fn with_clippable(mut self, clippable: Clippable) -> Parts {
+        self.op.clippable = clippable;
+        self
+    }
+
     pub(crate) fn with_properties(mut self, properties: Vec<String>) -> Parts {
         self.op.properties = properties;
         self

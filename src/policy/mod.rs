@@ -94,6 +94,10 @@ pub enum Clippable {
     Image { background: Option<[u8; 3]> },
     /// A Mapbox vector tile: features outside are dropped, geometries cut at the fence.
     VectorTile,
+    /// Features the filter stage bounds by geometry (WMTS GetFeatureInfo as GeoJSON):
+    /// a tile partly inside is served, features outside the fence dropped; nothing
+    /// else to clip.
+    FeaturesFiltered,
 }
 
 /// The obligation to clip an answer that only partly overlaps the fence (the fence
@@ -304,6 +308,7 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
     }
     let clip = match check_extent(&access.fence, &op.extent)? {
         Overlap::Inside => None,
+        Overlap::Partial if op.clippable == Clippable::FeaturesFiltered && path.partial == Partial::Clip => None,
         Overlap::Partial => Some(clip_of(op, path).ok_or(Denial::OutsideGeofence)?),
     };
     if let Some(allowed) = &access.properties {
@@ -335,7 +340,7 @@ fn clip_of(op: &Operation, path: &PathConfig) -> Option<Clip> {
         _ => return None,
     };
     match op.clippable {
-        Clippable::No => None,
+        Clippable::No | Clippable::FeaturesFiltered => None,
         Clippable::Image { background } => {
             Some(Clip { area, background: background.unwrap_or(path.background), vector: false })
         }
@@ -508,5 +513,43 @@ mod tests {
         op.properties = vec!["name".into()];
         let permit = judge(&g, &op, &places, 0).expect("permit");
         assert_eq!(permit.obligations().properties.as_deref(), Some(&["name".to_owned()][..]));
+    }
+
+    #[test]
+    fn a_partial_overlap_is_clipped_when_the_answer_can_be_and_the_path_allows_it() {
+        let mut osm = path("osm", &["osm"], &[]);
+        let fence = Fence::new(Some(&[(3, 4, 2)]), Some(10)).expect("fence");
+        let g = grant(&[("osm", Tier::View)], fence, Scope::All);
+        let mut op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, tile(1, 1, 0));
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence), "data is never clipped");
+        op.clippable = Clippable::Image { background: None };
+        let permit = judge(&g, &op, &osm, 0).expect("clipped");
+        let clip = permit.obligations().clip.expect("a clip obligation");
+        assert_eq!(clip.area, ClipArea::Tile(TileCoord::new(1, 1, 0).expect("tile")));
+        assert_eq!((clip.background, clip.vector), ([255, 255, 255], false));
+        op.clippable = Clippable::Image { background: Some([1, 2, 3]) };
+        assert_eq!(judge(&g, &op, &osm, 0).expect("clipped").obligations().clip.map(|c| c.background), Some([1, 2, 3]));
+        op.extent = tile(3, 4, 2);
+        assert!(judge(&g, &op, &osm, 0).expect("inside").obligations().clip.is_none(), "inside: relayed as is");
+        op.extent = tile(1, 0, 0);
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence), "wholly outside");
+        op.extent = tile(11, 1024, 512);
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::ZoomAboveMax));
+        op.extent = tile(1, 1, 0);
+        osm.partial = Partial::Deny;
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence), "partial = deny");
+    }
+
+    #[test]
+    fn a_vector_tile_is_clipped_only_as_a_tile() {
+        let osm = path("osm", &["osm"], &[]);
+        let fence = Fence::new(Some(&[(3, 4, 2)]), None).expect("fence");
+        let g = grant(&[("osm", Tier::View)], fence, Scope::All);
+        let mut op = Operation::simple("mvt.tile", Surface::Ogc, Tier::View, tile(2, 2, 1));
+        op.clippable = Clippable::VectorTile;
+        assert!(judge(&g, &op, &osm, 0).expect("clipped").obligations().clip.is_some_and(|c| c.vector));
+        let bbox = BBox { crs: crate::spatial::Crs::Wgs84, min_x: -10.0, min_y: 0.0, max_x: 100.0, max_y: 80.0 };
+        op.extent = Extent::BBox { bbox, zoom: None };
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence));
     }
 }

@@ -623,9 +623,9 @@ async fn off_the_reactor<T: Send + 'static>(
 
 /// The fence as the capabilities rewriter sees it, for a path that clips partial
 /// overlaps (`clips`) or refuses them.
-struct Clipping<'a> {
-    fence: &'a Fence,
-    clips: bool,
+pub(crate) struct Clipping<'a> {
+    pub fence: &'a Fence,
+    pub clips: bool,
 }
 
 impl FenceView for Clipping<'_> {

@@ -271,9 +271,10 @@ mod tests {
 
     #[test]
     fn a_tile_edge_falls_exactly_on_a_pixel_boundary() {
-        // Fence 4/8/8 inside tile 2/2/2: its west edge is at 1/4 of the tile width
-        // (x pixel 64 of 256), its north edge at 1/4 of the height (row 64).
-        let fence = Fence::new(Some(&[(4, 8, 8)]), None).unwrap();
+        // Fence 4/9/9 inside tile 2/2/2 (zoom-4 tiles 8‥11 on each axis): its west
+        // edge is at 1/4 of the tile width (x pixel 64 of 256), its north edge at 1/4
+        // of the height (row 64), its east and south edges at pixel 128.
+        let fence = Fence::new(Some(&[(4, 9, 9)]), None).unwrap();
         let mask = PixelMask::new(&fence, &ClipArea::Tile(tile(2, 2, 2)), 256, 256).unwrap();
         assert!(!mask.is_inside(63, 64), "the last pixel west of the edge is out");
         assert!(mask.is_inside(64, 64), "the first pixel east of it is in");

@@ -592,4 +592,29 @@ mod tests {
             assert!(zoom(extra).is_err(), "{extra}");
         }
     }
+
+    #[test]
+    fn get_feature_info_is_judged_at_the_queried_pixel_not_the_map() {
+        // Map 0..256 m wide, 256 px: pixel (10, 20) has its centre at x 10.5, y 256 − 20.5.
+        let c = ok(
+            Protocol::Wms,
+            "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,256,256&WIDTH=256&HEIGHT=256&I=10&J=20&INFO_FORMAT=application/json",
+        );
+        let b = bbox_of(&c);
+        assert_eq!((b.min_x, b.max_x, b.min_y, b.max_y), (10.5, 10.5, 235.5, 235.5));
+        assert!(matches!(c.op.extent, Extent::BBox { zoom: Some(_), .. }), "the map's zoom still counts");
+        assert_eq!(c.op.clippable, crate::policy::Clippable::No, "features are filtered, never clipped");
+    }
+
+    #[test]
+    fn bgcolor_is_the_clipped_background_and_must_be_a_colour() {
+        let base = "VERSION=1.3.0&REQUEST=GetMap&LAYERS=roads&STYLES=&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&FORMAT=image/jpeg";
+        let c = ok(Protocol::Wms, format!("{base}&BGCOLOR=0x102030").leak());
+        assert_eq!(c.op.clippable, crate::policy::Clippable::Image { background: Some([16, 32, 48]) });
+        let c = ok(Protocol::Wms, base);
+        assert_eq!(c.op.clippable, crate::policy::Clippable::Image { background: None });
+        for bad in ["0x10203", "red", "0x1020304"] {
+            assert_eq!(err(Protocol::Wms, format!("{base}&BGCOLOR={bad}").leak()).status(), 400, "{bad}");
+        }
+    }
 }

@@ -144,6 +144,10 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
                 extent,
                 ResponseKind::Features(DataFormat::from_media_type(info)),
             )
+            // The tile's pixel size is not in the request, so the pixel cannot be
+            // placed: a tile partly inside is answered with the features the GeoJSON
+            // filter finds inside the fence (other formats are refused under a fence).
+            .with_clippable(crate::policy::Clippable::FeaturesFiltered)
             .with_format(Some(info)))
         }
     }

@@ -371,9 +371,12 @@ async fn classify(
                 return Err(Reject::MethodNotAllowed("GET or HEAD"));
             }
             let uri = fill_template(template, tile)?;
-            let op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, Extent::Tile(tile));
+            let mut op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, Extent::Tile(tile));
+            // A tile straddling the fence is served clipped (filter stage, `Image`).
+            op.clippable = policy::Clippable::Image { background: None };
             let (mut target, body) = plain(path, op, uri, Outgoing::Empty);
             target.protocol = Some(Protocol::Xyz);
+            target.response = Some(ResponseKind::Image);
             Ok((target, body))
         }
         Route::Path { rest, .. } => {

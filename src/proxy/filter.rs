@@ -5,7 +5,11 @@
 //!   outside the path and the fence disappear (whole document, bounded);
 //! - GeoJSON features: hidden properties and features outside the fence are dropped
 //!   while the body streams (bounded memory, any size);
-//! - vector tiles: re-encoded without hidden properties (whole tile, bounded);
+//! - vector tiles: re-encoded without hidden properties and the layers the path does
+//!   not cover, and clipped to the fence when they straddle it (whole tile, bounded);
+//! - images (tiles, WMS maps) that straddle the fence: masked outside it (the `Clip`
+//!   obligation); wholly inside ones are relayed byte for byte, never decoded. Clips
+//!   run on the blocking pool, at most one per core at a time;
 //! - schemas (DescribeFeatureType, queryables): hidden properties trimmed.
 //!
 //! A document that does not parse is a 502, never passed through. Only successful

@@ -29,7 +29,13 @@ fn map_tile() -> RgbaImage {
         if road {
             Rgba([250, 250, 250, 255])
         } else {
-            [Rgba([200 + n, 230, 180, 255]), Rgba([170, 200 + n, 240, 255]), Rgba([230, 220 + n, 200, 255]), Rgba([190, 190, 190 + n, 255]), Rgba([220 + n, 180, 160, 255])][block as usize]
+            [
+                Rgba([200 + n, 230, 180, 255]),
+                Rgba([170, 200 + n, 240, 255]),
+                Rgba([230, 220 + n, 200, 255]),
+                Rgba([190, 190, 190 + n, 255]),
+                Rgba([220 + n, 180, 160, 255]),
+            ][block as usize]
         }
     })
 }
@@ -64,7 +70,12 @@ fn vector_tile() -> Vec<u8> {
     for i in 0..600u32 {
         let (x, y) = (next(), next());
         let f = match i % 3 {
-            0 => Feature { id: Some(u64::from(i)), tags: vec![0, i % 4], r#type: Some(1), geometry: vec![9, zz(x), zz(y)] },
+            0 => Feature {
+                id: Some(u64::from(i)),
+                tags: vec![0, i % 4],
+                r#type: Some(1),
+                geometry: vec![9, zz(x), zz(y)],
+            },
             1 => {
                 let mut g = vec![9, zz(x), zz(y), 2 | (8 << 3)];
                 for _ in 0..8 {
@@ -106,8 +117,12 @@ fn raster(c: &mut Criterion) {
         b.iter(|| black_box(fence.tile_overlap(black_box(inside))))
     });
     g.bench_function("mask_only", |b| b.iter(|| black_box(PixelMask::new(&fence, &clip.area, 256, 256))));
-    g.bench_function("png_clip", |b| b.iter(|| black_box(clip_image(black_box(&png), &fence, &clip, 4096).expect("clip"))));
-    g.bench_function("jpeg_clip", |b| b.iter(|| black_box(clip_image(black_box(&jpeg), &fence, &clip, 4096).expect("clip"))));
+    g.bench_function("png_clip", |b| {
+        b.iter(|| black_box(clip_image(black_box(&png), &fence, &clip, 4096).expect("clip")))
+    });
+    g.bench_function("jpeg_clip", |b| {
+        b.iter(|| black_box(clip_image(black_box(&jpeg), &fence, &clip, 4096).expect("clip")))
+    });
     g.finish();
 }
 
@@ -118,7 +133,9 @@ fn vector(c: &mut Criterion) {
     let names = vec!["name".to_owned()];
     let mut g = c.benchmark_group("mvt_600_features");
     g.sample_size(30);
-    g.bench_function("property_fence_only", |b| b.iter(|| black_box(filter_tile(black_box(&mvt), &names).expect("filter"))));
+    g.bench_function("property_fence_only", |b| {
+        b.iter(|| black_box(filter_tile(black_box(&mvt), &names).expect("filter")))
+    });
     g.bench_function("clip_and_property_fence", |b| {
         let filter = TileFilter { allowed: Some(&names), layers: None, clip: Some((&fence, tile)) };
         b.iter(|| black_box(filter_tile_with(black_box(&mvt), &filter).expect("clip")))

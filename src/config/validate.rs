@@ -522,14 +522,20 @@ impl Validator {
             None | Some("clip") => crate::paths::Partial::Clip,
             Some("deny") => crate::paths::Partial::Deny,
             Some(other) => {
-                self.err(format!("{key}.partial"), format!("`{other}` is not a mode; use `clip` (the default) or `deny`"));
+                self.err(
+                    format!("{key}.partial"),
+                    format!("`{other}` is not a mode; use `clip` (the default) or `deny`"),
+                );
                 crate::paths::Partial::Deny
             }
         };
         let background = match p.background.as_deref() {
             None => crate::paths::DEFAULT_BACKGROUND,
             Some(text) => crate::filter::raster::parse_colour(text).unwrap_or_else(|| {
-                self.err(format!("{key}.background"), format!("`{text}` is not a colour; write `#rrggbb`, e.g. `#ffffff`"));
+                self.err(
+                    format!("{key}.background"),
+                    format!("`{text}` is not a colour; write `#rrggbb`, e.g. `#ffffff`"),
+                );
                 crate::paths::DEFAULT_BACKGROUND
             }),
         };

@@ -179,7 +179,7 @@ pub fn filter_tile_with(data: &[u8], filter: &TileFilter<'_>) -> Result<Vec<u8>,
     };
     let mut tile = Tile::decode(protobuf).map_err(FilterError::MvtDecode)?;
     if let Some(kept) = filter.layers {
-        tile.layers.retain(|l| kept.iter().any(|k| *k == l.name));
+        tile.layers.retain(|l| kept.contains(&l.name));
     }
     for layer in &mut tile.layers {
         if let Some((fence, address)) = filter.clip {
@@ -269,20 +269,14 @@ fn clip_layer(layer: &mut Layer, fence: &Fence, address: TileCoord) -> Result<()
             continue;
         }
         let region = region.get_or_insert_with(|| {
-            let cells: Vec<Polygon<f64>> = rects
-                .rects
-                .iter()
-                .map(|r| geo::Rect::new((r[0], r[1]), (r[2], r[3])).to_polygon())
-                .collect();
+            let cells: Vec<Polygon<f64>> =
+                rects.rects.iter().map(|r| geo::Rect::new((r[0], r[1]), (r[2], r[3])).to_polygon()).collect();
             geo::unary_union(&cells)
         });
         let clipped = match GeomType::try_from(kind) {
             Ok(GeomType::Point) => {
-                let points: Vec<(i64, i64)> = parts
-                    .into_iter()
-                    .flatten()
-                    .filter(|&(x, y)| rects.contains(x as f64, y as f64))
-                    .collect();
+                let points: Vec<(i64, i64)> =
+                    parts.into_iter().flatten().filter(|&(x, y)| rects.contains(x as f64, y as f64)).collect();
                 if points.is_empty() {
                     continue;
                 }
@@ -698,7 +692,11 @@ mod tests {
     }
 
     fn polygon(ring: &[(i64, i64)]) -> Feature {
-        Feature { geometry: encode_parts(&[ring.to_vec()], true), r#type: Some(GeomType::Polygon as i32), ..Default::default() }
+        Feature {
+            geometry: encode_parts(&[ring.to_vec()], true),
+            r#type: Some(GeomType::Polygon as i32),
+            ..Default::default()
+        }
     }
 
     fn vertices(f: &Feature) -> Vec<(i64, i64)> {
@@ -724,10 +722,12 @@ mod tests {
         let ring = decode_geometry(&f.geometry, GeomType::Polygon as i32).unwrap().remove(0);
         assert!(ring.iter().all(|&(x, _)| (1000..=2048).contains(&x)), "{ring:?}");
         assert!(ring.contains(&(2048, 1000)) && ring.contains(&(2048, 2000)));
-        let area: i64 = (0..ring.len()).map(|i| {
-            let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
-            a.0 * b.1 - b.0 * a.1
-        }).sum();
+        let area: i64 = (0..ring.len())
+            .map(|i| {
+                let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+                a.0 * b.1 - b.0 * a.1
+            })
+            .sum();
         assert_eq!(area, 2 * 1048 * 1000, "exterior: positive area in y-down coordinates");
     }
 
@@ -782,7 +782,9 @@ mod tests {
     #[test]
     fn geometry_that_does_not_decode_is_refused_when_clipping() {
         let (fence, at) = west_half();
-        for geometry in [vec![9, 4], vec![10, 2, 2], vec![(1 << 3) | 3], vec![(2 << 3) | 7], vec![9, 4000, 4000, 3 << 3 | 2, 1, 1]] {
+        for geometry in
+            [vec![9, 4], vec![10, 2, 2], vec![(1 << 3) | 3], vec![(2 << 3) | 7], vec![9, 4000, 4000, 3 << 3 | 2, 1, 1]]
+        {
             let mut f = line(&[(0, 0), (1, 1)]);
             f.geometry = geometry.clone();
             let tile = Tile { layers: vec![layer_of(vec![f], &[], vec![])] };

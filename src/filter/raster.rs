@@ -132,7 +132,10 @@ pub fn clip_image(data: &[u8], fence: &Fence, clip: &Clip, max_side: u32) -> Res
             let mut out = Vec::new();
             let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
             let result = match image {
-                DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) | DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
+                DynamicImage::ImageLuma16(_)
+                | DynamicImage::ImageLumaA16(_)
+                | DynamicImage::ImageRgb16(_)
+                | DynamicImage::ImageRgba16(_) => {
                     let mut rgba = image.into_rgba16();
                     for_outside(&mask, |x, y| rgba.put_pixel(x, y, image::Rgba([0; 4])));
                     let bytes: Vec<u8> = rgba.as_raw().iter().flat_map(|v| v.to_be_bytes()).collect();
@@ -244,7 +247,8 @@ mod tests {
         let fence = Fence::new(Some(&[(1, 1, 0)]), None).unwrap();
         let bbox = BBox { crs: Crs::Wgs84, min_x: -10.0, min_y: -10.0, max_x: 10.0, max_y: 10.0 };
         let clip = Clip { area: ClipArea::BBox(bbox), background: [0; 3], vector: false };
-        let png = encode(&DynamicImage::ImageRgba8(RgbaImage::from_pixel(20, 20, Rgba([9, 9, 9, 255]))), ImageFormat::Png);
+        let png =
+            encode(&DynamicImage::ImageRgba8(RgbaImage::from_pixel(20, 20, Rgba([9, 9, 9, 255]))), ImageFormat::Png);
         let img = image::load_from_memory(&clip_image(&png, &fence, &clip, 4096).unwrap().body).unwrap().to_rgba8();
         assert_eq!(img.get_pixel(10, 9), &Rgba([9, 9, 9, 255]));
         assert_eq!(img.get_pixel(9, 9)[3], 0);
@@ -255,7 +259,9 @@ mod tests {
     fn what_cannot_be_decoded_is_refused() {
         let fence = quarter();
         let clip = tile_clip(2, 1, 1);
-        for body in [&b""[..], b"GIF89a....", b"<ServiceExceptionReport/>", b"\x89PNG\r\n\x1a\ntruncated", b"\xFF\xD8\xFFnot"] {
+        for body in
+            [&b""[..], b"GIF89a....", b"<ServiceExceptionReport/>", b"\x89PNG\r\n\x1a\ntruncated", b"\xFF\xD8\xFFnot"]
+        {
             let err = clip_image(body, &fence, &clip, 4096).unwrap_err();
             assert!(matches!(err, FilterError::Image(_)), "{err}");
         }

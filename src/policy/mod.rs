@@ -14,7 +14,7 @@ pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
 
-use crate::paths::{PathConfig, Partial};
+use crate::paths::{Partial, PathConfig};
 pub use crate::spatial::ClipArea;
 use crate::spatial::{BBox, Fence, FenceDenial, Overlap, TileCoord};
 
@@ -70,15 +70,7 @@ pub struct Operation {
 impl Operation {
     /// An operation with no layers and no properties.
     pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
-        Operation {
-            name,
-            surface,
-            tier,
-            layers: Vec::new(),
-            extent,
-            properties: Vec::new(),
-            clippable: Clippable::No,
-        }
+        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new(), clippable: Clippable::No }
     }
 }
 

@@ -54,7 +54,9 @@ impl PixelMask {
         }
         let cells = 1u64 << d;
         let (cols, rows): (Vec<u32>, Vec<u32>) = match area {
-            ClipArea::Tile(tile) => (tile_cells(tile.x(), tile.z(), d, width), tile_cells(tile.y(), tile.z(), d, height)),
+            ClipArea::Tile(tile) => {
+                (tile_cells(tile.x(), tile.z(), d, width), tile_cells(tile.y(), tile.z(), d, height))
+            }
             ClipArea::BBox(b) => {
                 let (span_x, x_at) = match b.crs {
                     Crs::Wgs84 => {

@@ -11,9 +11,7 @@ mod tile;
 mod union;
 
 pub use clip::{ClipArea, PixelMask, TileRects};
-pub use fence::{
-    Fence, FenceDenial, FenceError, FenceParts, Overlap, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE,
-};
+pub use fence::{Fence, FenceDenial, FenceError, FenceParts, Overlap, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE};
 pub use mercator::{mercator_from_lonlat, MAX_MERCATOR_LAT};
 pub use tile::{TileCoord, TileError, MAX_FENCE_ZOOM, MAX_TILE_ZOOM};
 

@@ -267,7 +267,8 @@ async fn an_image_the_gateway_cannot_decode_is_a_502_never_passed_unclipped() {
 fn crafted_tile() -> Vec<u8> {
     let zz = |v: i32| ((v << 1) ^ (v >> 31)) as u32;
     let s = |v: &str| Value { string_value: Some(v.into()), ..Value::default() };
-    let feature = |kind: i32, geometry: Vec<u32>, tags: Vec<u32>| Feature { id: None, tags, r#type: Some(kind), geometry };
+    let feature =
+        |kind: i32, geometry: Vec<u32>, tags: Vec<u32>| Feature { id: None, tags, r#type: Some(kind), geometry };
     let places = Layer {
         version: 2,
         name: "places".into(),

@@ -793,4 +793,23 @@ mod tests {
             assert!(matches!(err, FilterError::MvtGeometry { .. }), "{geometry:?}: {err}");
         }
     }
+
+    #[test]
+    fn the_clipper_survives_every_fuzz_seed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/mvt");
+        let fence = Fence::new(Some(&[(3, 4, 2)]), None).unwrap();
+        let at = TileCoord::new(2, 2, 1).unwrap();
+        let names = allowed(&["name"]);
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let filter = TileFilter { allowed: Some(&names), layers: None, clip: Some((&fence, at)) };
+            if let Ok(out) = filter_tile_with(&data, &filter) {
+                let raw = if out.starts_with(&GZIP_MAGIC) { gunzip(&out).unwrap() } else { out };
+                Tile::decode(raw.as_slice()).expect("a clipped tile decodes");
+            }
+            seeds += 1;
+        }
+        assert!(seeds > 0);
+    }
 }

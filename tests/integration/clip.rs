@@ -174,10 +174,13 @@ async fn gdal_builds_a_wmts_overview_for_a_fenced_token() {
     let source = format!("WMTS:{}", gw.url("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities"));
     let out_s = out.to_string_lossy().into_owned();
     let header = format!("Authorization: Bearer {token}");
+    let cache = dir.path().join("gdalwmscache");
     let run = tokio::task::spawn_blocking(move || {
         std::process::Command::new("gdal_translate")
             .args(["-q", "-of", "PNG", "-outsize", "128", "128", &source, &out_s])
             .env("GDAL_HTTP_HEADERS", header)
+            // GDAL caches WMTS tiles under ./gdalwmscache unless told otherwise.
+            .env("GDAL_DEFAULT_WMS_CACHE_PATH", &cache)
             .env("GDAL_HTTP_TIMEOUT", "60")
             .output()
             .expect("gdal_translate runs (Debian gdal-bin)")

@@ -194,9 +194,18 @@ pub fn geojson_filter(chunks: &[&[u8]], fenced: bool) -> Result<Vec<u8>, String>
     Ok(out)
 }
 
-/// `filter::filter_tile` showing [`ALLOWED_PROPERTIES`].
+/// `filter::filter_tile` showing [`ALLOWED_PROPERTIES`]; tiles of an odd length
+/// are also clipped as tile 2/2/1, which [`fence`] only partly covers (the clipper's
+/// geometry decoder, boolean operations and encoder).
 pub fn mvt_filter(tile: &[u8]) -> Result<Vec<u8>, String> {
     let allowed: Vec<String> = ALLOWED_PROPERTIES.iter().map(|p| (*p).to_owned()).collect();
+    if tile.len() % 2 == 1 {
+        let fence = fence();
+        // INVARIANT: 2/2/1 is a valid tile.
+        let at = crate::spatial::TileCoord::new(2, 2, 1).expect("a valid tile");
+        let filter = crate::filter::mvt::TileFilter { allowed: Some(&allowed), layers: None, clip: Some((&fence, at)) };
+        return crate::filter::mvt::filter_tile_with(tile, &filter).map_err(|e| e.to_string());
+    }
     crate::filter::filter_tile(tile, &allowed).map_err(|e| e.to_string())
 }
 

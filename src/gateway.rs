@@ -272,7 +272,12 @@ impl Gateway {
     ) -> Result<Response<Incoming>, Reject> {
         let target = permitted.target();
         let ask = proxy::Ask {
-            identity: target.response.as_ref().is_some_and(|k| *k != ResponseKind::Other),
+            // An image is read only when it must be clipped; otherwise it is relayed.
+            identity: target.response.as_ref().is_some_and(|k| match k {
+                ResponseKind::Other => false,
+                ResponseKind::Image => permitted.permit().obligations().clip.is_some(),
+                _ => true,
+            }),
             accept: target.pinned_accept(),
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
@@ -299,6 +304,8 @@ impl Gateway {
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
             answer_crs: target.answer_crs,
+            max_image_size: target.path.max_image_size,
+            clips_partial: target.path.partial == crate::paths::Partial::Clip,
         };
         proxy::filter::apply(response, &ctx).await
     }
@@ -372,9 +379,12 @@ async fn classify(
                 return Err(Reject::MethodNotAllowed("GET or HEAD"));
             }
             let uri = fill_template(template, tile)?;
-            let op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, Extent::Tile(tile));
+            let mut op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, Extent::Tile(tile));
+            // A tile straddling the fence is served clipped (filter stage, `Image`).
+            op.clippable = policy::Clippable::Image { background: None };
             let (mut target, body) = plain(path, op, uri, Outgoing::Empty);
             target.protocol = Some(Protocol::Xyz);
+            target.response = Some(ResponseKind::Image);
             Ok((target, body))
         }
         Route::Path { rest, .. } => {

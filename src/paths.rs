@@ -163,9 +163,28 @@ pub struct PathConfig {
     pub dataset_tiles: bool,
     /// Geometry property names, never hidden by a property fence.
     pub geometry_properties: Vec<String>,
-    /// The largest WMS WIDTH/HEIGHT.
+    /// The largest WMS WIDTH/HEIGHT, and the largest decoded image side the clipper accepts.
     pub max_image_size: u32,
+    /// What a fenced token gets for a tile or map that only partly overlaps its fence.
+    pub partial: Partial,
+    /// The colour outside the fence in clipped JPEG answers (no transparency there).
+    pub background: [u8; 3],
 }
+
+/// What a fenced token gets for a tile or map that only partly overlaps its fence
+/// (`[path] partial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Partial {
+    /// Forwarded, and the answer clipped: pixels outside the fence masked, vector
+    /// features outside dropped or cut at the fence.
+    #[default]
+    Clip,
+    /// Refused (`outside_geofence`), as a pass-through proxy must.
+    Deny,
+}
+
+/// The default JPEG background outside the fence: white.
+pub const DEFAULT_BACKGROUND: [u8; 3] = [255, 255, 255];
 
 impl PathConfig {
     /// A path with no parent, no upstream and every optional key at its default
@@ -184,6 +203,8 @@ impl PathConfig {
             dataset_tiles: false,
             geometry_properties: Vec::new(),
             max_image_size: MAX_IMAGE_SIZE,
+            partial: Partial::Clip,
+            background: DEFAULT_BACKGROUND,
         }
     }
 

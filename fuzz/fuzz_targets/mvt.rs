@@ -1,4 +1,5 @@
-//! The MVT re-encoder (`filter/mvt.rs`) showing `name` and `kept`: on success the
+//! The MVT re-encoder (`filter/mvt.rs`) showing `name` and `kept` (odd-length inputs also
+//! clipped to a fence that straddles the tile): on success the
 //! output (gunzipped when it is gzip) decodes with prost, every layer's `keys` are
 //! allowed, and every feature's tags are pairs of valid key and value indices.
 #![no_main]

@@ -317,6 +317,10 @@ pub struct RawPath {
     #[serde(default)]
     pub geometry_properties: Vec<String>,
     pub max_image_size: Option<u32>,
+    /// `clip` (default) or `deny`: tiles and maps partly inside a token's fence.
+    pub partial: Option<String>,
+    /// `#rrggbb`: outside the fence in clipped JPEG answers (default white).
+    pub background: Option<String>,
     pub limits: Option<RawPathLimits>,
 }
 

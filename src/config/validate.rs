@@ -546,6 +546,27 @@ impl Validator {
             Some(n) => n,
             None => crate::paths::MAX_IMAGE_SIZE,
         };
+        let partial = match p.partial.as_deref() {
+            None | Some("clip") => crate::paths::Partial::Clip,
+            Some("deny") => crate::paths::Partial::Deny,
+            Some(other) => {
+                self.err(
+                    format!("{key}.partial"),
+                    format!("`{other}` is not a mode; use `clip` (the default) or `deny`"),
+                );
+                crate::paths::Partial::Deny
+            }
+        };
+        let background = match p.background.as_deref() {
+            None => crate::paths::DEFAULT_BACKGROUND,
+            Some(text) => crate::filter::raster::parse_colour(text).unwrap_or_else(|| {
+                self.err(
+                    format!("{key}.background"),
+                    format!("`{text}` is not a colour; write `#rrggbb`, e.g. `#ffffff`"),
+                );
+                crate::paths::DEFAULT_BACKGROUND
+            }),
+        };
         if let Some(l) = &p.limits {
             let limits = self.path_limits(&format!("{key}.limits"), l);
             self.path_limits.insert(p.id.clone(), limits);
@@ -568,6 +589,8 @@ impl Validator {
             dataset_tiles: p.dataset_tiles,
             geometry_properties: p.geometry_properties.clone(),
             max_image_size,
+            partial,
+            background,
         })
     }
 

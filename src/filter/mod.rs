@@ -4,7 +4,9 @@
 //!
 //! - [`geojson`]: a streaming GeoJSON filter that drops hidden keys from every
 //!   feature's `properties` and, under a tile fence, drops features outside it.
-//! - [`mvt`]: re-encodes a Mapbox Vector Tile without the hidden attributes.
+//! - [`mvt`]: re-encodes a Mapbox Vector Tile without the hidden attributes and the
+//!   layers the path does not cover, clipped to the fence when it straddles it.
+//! - [`raster`]: masks the pixels of a PNG, JPEG or WebP tile or map outside the fence.
 //! - [`schema`]: trims DescribeFeatureType XML and OGC API queryables/schema JSON.
 //!
 //! This is the "filter response" stage. Everything here is pure: bytes in, bytes
@@ -15,6 +17,7 @@
 
 pub mod geojson;
 pub mod mvt;
+pub mod raster;
 pub mod schema;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, LinkRewrite, MAX_DEPTH, MAX_FEATURE_BYTES, MAX_HREF_BYTES};
@@ -61,6 +64,10 @@ pub enum FilterError {
     MvtDecode(#[source] prost::DecodeError),
     #[error("upstream vector tile layer `{layer}` feature {feature}: {reason}")]
     MvtTags { layer: String, feature: usize, reason: String },
+    #[error("upstream image cannot be clipped to the geofence: {0}")]
+    Image(String),
+    #[error("upstream vector tile layer `{layer}` feature {feature} has geometry the clipper cannot read: {reason}")]
+    MvtGeometry { layer: String, feature: usize, reason: String },
     #[error("upstream schema is not readable XML at byte {offset}: {reason}")]
     InvalidXml { offset: u64, reason: String },
     #[error("upstream schema is not valid JSON: {0}")]

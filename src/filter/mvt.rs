@@ -1,5 +1,19 @@
 //! The vector tile filter: re-encodes a Mapbox Vector Tile (2.1) without the
-//! attributes outside a token's property fence.
+//! attributes outside a token's property fence, without the layers the path does
+//! not cover, and — for a tile that only partly overlaps the token's geofence —
+//! clipped to the fence, all in one pass ([`filter_tile_with`]).
+//!
+//! Clipping works in the tile's own integer coordinates (`0..extent`, y down),
+//! against the fence as rectangles over the tile and its eight neighbours
+//! ([`TileRects`]), so geometry in the tile's buffer that lies inside the fence
+//! stays: points outside are dropped; lines and polygons whose bounding box lies in
+//! one fence rectangle pass untouched, those that meet none are dropped, the rest
+//! are cut with `geo`'s boolean operations (i_overlay: line clipping and polygon
+//! intersection, even-odd, so rings need no classification on the way in) and
+//! rounded back onto the integer grid (a cut vertex moves by at most half a unit).
+//! Polygon rings are written back in the winding MVT 2.1 requires (exterior
+//! clockwise on screen). A geometry the decoder cannot read is an error, never
+//! passed on.
 //!
 //! [`filter_tile`] decodes the tile (gunzipping it first when it starts with the
 //! gzip magic bytes, bounded by [`MAX_TILE_BYTES`]), drops from every feature the
@@ -19,9 +33,11 @@ use std::io::{Read, Write};
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use geo::{BooleanOps, Coord, LineString, MultiLineString, MultiPolygon, Polygon};
 use prost::Message;
 
 use super::FilterError;
+use crate::spatial::{Fence, TileCoord, TileRects};
 
 /// The largest tile, once decompressed, the filter accepts.
 pub const MAX_TILE_BYTES: usize = 64 << 20;
@@ -113,6 +129,46 @@ pub enum GeomType {
 /// assert_eq!(out.layers[0].features[0].tags, vec![0, 0]);
 /// ```
 pub fn filter_tile(data: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterError> {
+    filter_tile_with(data, &TileFilter { allowed: Some(allowed), layers: None, clip: None })
+}
+
+/// What [`filter_tile_with`] does to a tile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TileFilter<'a> {
+    /// The attributes shown; `None` shows every attribute.
+    pub allowed: Option<&'a [String]>,
+    /// The layers kept; `None` keeps every layer.
+    pub layers: Option<&'a [String]>,
+    /// The fence and the tile's address, for a tile that only partly overlaps it.
+    pub clip: Option<(&'a Fence, TileCoord)>,
+}
+
+/// Re-encodes a tile: layers not in `filter.layers` dropped, attributes not in
+/// `filter.allowed` dropped, and with `filter.clip` every feature clipped to the fence.
+///
+/// ```
+/// use prost::Message;
+/// use tilegate::filter::mvt::{filter_tile_with, Feature, Layer, Tile, TileFilter};
+/// use tilegate::spatial::{Fence, TileCoord};
+///
+/// let point = |x: u32, y: u32| Feature { geometry: vec![9, x << 1, y << 1], r#type: Some(1), ..Default::default() };
+/// let layer = |name: &str| Layer {
+///     version: 2, name: name.into(), extent: Some(4096), keys: vec![], values: vec![],
+///     features: vec![point(100, 100), point(3000, 100)],
+/// };
+/// let tile = Tile { layers: vec![layer("roads"), layer("secret")] };
+/// // The fence is the western half of tile 1/0/0.
+/// let fence = Fence::new(Some(&[(2, 0, 0), (2, 0, 1)]), None).unwrap();
+/// let filter = TileFilter {
+///     allowed: None,
+///     layers: Some(&["roads".to_string()]),
+///     clip: Some((&fence, TileCoord::new(1, 0, 0).unwrap())),
+/// };
+/// let out = Tile::decode(filter_tile_with(&tile.encode_to_vec(), &filter).unwrap().as_slice()).unwrap();
+/// assert_eq!(out.layers.len(), 1);
+/// assert_eq!(out.layers[0].features, vec![point(100, 100)]);
+/// ```
+pub fn filter_tile_with(data: &[u8], filter: &TileFilter<'_>) -> Result<Vec<u8>, FilterError> {
     let gzipped = data.starts_with(&GZIP_MAGIC);
     let raw;
     let protobuf = if gzipped {
@@ -122,9 +178,21 @@ pub fn filter_tile(data: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterErr
         data
     };
     let mut tile = Tile::decode(protobuf).map_err(FilterError::MvtDecode)?;
-    for layer in &mut tile.layers {
-        filter_layer(layer, allowed)?;
+    if let Some(kept) = filter.layers {
+        tile.layers.retain(|l| kept.contains(&l.name));
     }
+    for layer in &mut tile.layers {
+        if let Some((fence, address)) = filter.clip {
+            clip_layer(layer, fence, address)?;
+        }
+        match filter.allowed {
+            Some(allowed) => filter_layer(layer, |key| allowed.iter().any(|a| a == key))?,
+            // Clipping dropped features: their values leave the tables with them.
+            None if filter.clip.is_some() => filter_layer(layer, |_| true)?,
+            None => {}
+        }
+    }
+    tile.layers.retain(|l| !l.features.is_empty() || filter.clip.is_none());
     let encoded = tile.encode_to_vec();
     if gzipped {
         gzip(&encoded)
@@ -135,9 +203,9 @@ pub fn filter_tile(data: &[u8], allowed: &[String]) -> Result<Vec<u8>, FilterErr
 
 /// Drops hidden tags and compacts the layer's tables. Fails on a tag that points
 /// outside them, before anything is changed in the layer.
-fn filter_layer(layer: &mut Layer, allowed: &[String]) -> Result<(), FilterError> {
+fn filter_layer(layer: &mut Layer, allowed: impl Fn(&str) -> bool) -> Result<(), FilterError> {
     const UNUSED: u32 = u32::MAX;
-    let key_allowed: Vec<bool> = layer.keys.iter().map(|k| allowed.iter().any(|a| a == k)).collect();
+    let key_allowed: Vec<bool> = layer.keys.iter().map(|k| allowed(k)).collect();
     let mut key_map = vec![UNUSED; layer.keys.len()];
     let mut value_map = vec![UNUSED; layer.values.len()];
     for (index, feature) in layer.features.iter().enumerate() {
@@ -178,6 +246,207 @@ fn filter_layer(layer: &mut Layer, allowed: &[String]) -> Result<(), FilterError
         feature.tags = kept;
     }
     Ok(())
+}
+
+/// Clips every feature of `layer` to the fence around tile `address`; features left
+/// with no geometry are dropped.
+fn clip_layer(layer: &mut Layer, fence: &Fence, address: TileCoord) -> Result<(), FilterError> {
+    let extent = f64::from(layer.extent.unwrap_or(4096).max(1));
+    let rects = TileRects::new(fence, address, extent);
+    let mut region: Option<MultiPolygon<f64>> = None;
+    let features = std::mem::take(&mut layer.features);
+    let mut kept = Vec::with_capacity(features.len());
+    for (index, mut feature) in features.into_iter().enumerate() {
+        let bad = |reason: String| FilterError::MvtGeometry { layer: layer.name.clone(), feature: index, reason };
+        let kind = feature.r#type.unwrap_or(0);
+        let parts = decode_geometry(&feature.geometry, kind).map_err(bad)?;
+        let Some(bounds) = bounds(&parts) else { continue };
+        if rects.holds(bounds) {
+            kept.push(feature);
+            continue;
+        }
+        if !rects.meets(bounds) {
+            continue;
+        }
+        let region = region.get_or_insert_with(|| {
+            let cells: Vec<Polygon<f64>> =
+                rects.rects.iter().map(|r| geo::Rect::new((r[0], r[1]), (r[2], r[3])).to_polygon()).collect();
+            geo::unary_union(&cells)
+        });
+        let clipped = match GeomType::try_from(kind) {
+            Ok(GeomType::Point) => {
+                let points: Vec<(i64, i64)> =
+                    parts.into_iter().flatten().filter(|&(x, y)| rects.contains(x as f64, y as f64)).collect();
+                if points.is_empty() {
+                    continue;
+                }
+                encode_points(&points)
+            }
+            Ok(GeomType::LineString) => {
+                let lines = MultiLineString::new(parts.iter().map(|p| line_string(p)).collect());
+                let cut = region.clip(&lines, false);
+                let parts: Vec<Vec<(i64, i64)>> =
+                    cut.0.iter().map(|l| snap(l.coords())).filter(|p| p.len() >= 2).collect();
+                if parts.is_empty() {
+                    continue;
+                }
+                encode_parts(&parts, false)
+            }
+            Ok(GeomType::Polygon) => {
+                // Each ring as a polygon of its own: the even-odd rule makes holes holes.
+                let rings = MultiPolygon::new(parts.iter().map(|p| Polygon::new(line_string(p), vec![])).collect());
+                let cut = region.intersection(&rings);
+                let mut rings_out = Vec::new();
+                for polygon in &cut.0 {
+                    if let Some(ring) = oriented_ring(polygon.exterior(), true) {
+                        rings_out.push(ring);
+                        rings_out.extend(polygon.interiors().iter().filter_map(|r| oriented_ring(r, false)));
+                    }
+                }
+                if rings_out.is_empty() {
+                    continue;
+                }
+                encode_parts(&rings_out, true)
+            }
+            // An unknown geometry type cannot be judged against the fence.
+            _ => return Err(bad(format!("geometry type {kind} cannot be clipped"))),
+        };
+        feature.geometry = clipped;
+        kept.push(feature);
+    }
+    layer.features = kept;
+    Ok(())
+}
+
+/// The parts of an MVT geometry in tile coordinates: one per MoveTo for lines and
+/// polygon rings (rings without the closing point), all points in one for points.
+fn decode_geometry(geometry: &[u32], kind: i32) -> Result<Vec<Vec<(i64, i64)>>, String> {
+    let zigzag = |v: u32| i64::from((v >> 1) as i32 ^ -((v & 1) as i32));
+    let (mut x, mut y) = (0i64, 0i64);
+    let mut parts: Vec<Vec<(i64, i64)>> = Vec::new();
+    let mut i = 0;
+    while i < geometry.len() {
+        let (command, count) = (geometry[i] & 7, (geometry[i] >> 3) as usize);
+        i += 1;
+        match command {
+            1 | 2 => {
+                if geometry.len() - i < 2 * count {
+                    return Err("the geometry ends inside a command".into());
+                }
+                if command == 2 && parts.is_empty() {
+                    return Err("LineTo before any MoveTo".into());
+                }
+                for pair in geometry[i..i + 2 * count].chunks_exact(2) {
+                    x += zigzag(pair[0]);
+                    y += zigzag(pair[1]);
+                    if command == 1 && (kind != GeomType::Point as i32 || parts.is_empty()) {
+                        parts.push(Vec::new());
+                    }
+                    // INVARIANT: a part was pushed above or before.
+                    if let Some(part) = parts.last_mut() {
+                        part.push((x, y));
+                    }
+                }
+                i += 2 * count;
+            }
+            7 if count == 1 => {}
+            other => return Err(format!("command {other} with count {count} is not MVT 2.1")),
+        }
+    }
+    Ok(parts)
+}
+
+/// `[min_x, min_y, max_x, max_y]` of every vertex, `None` for no vertex.
+fn bounds(parts: &[Vec<(i64, i64)>]) -> Option<[f64; 4]> {
+    let mut points = parts.iter().flatten();
+    let &(x, y) = points.next()?;
+    let mut b = [x, y, x, y];
+    for &(x, y) in points {
+        b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+    }
+    Some(b.map(|v| v as f64))
+}
+
+fn line_string(part: &[(i64, i64)]) -> LineString<f64> {
+    LineString::new(part.iter().map(|&(x, y)| Coord { x: x as f64, y: y as f64 }).collect())
+}
+
+/// Coordinates rounded onto the integer grid, repeated points removed.
+fn snap<'c>(coords: impl Iterator<Item = &'c Coord<f64>>) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for c in coords {
+        let p = (c.x.round() as i64, c.y.round() as i64);
+        if out.last() != Some(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A ring on the integer grid without its closing point, wound as MVT 2.1 wants it
+/// (exterior: positive area in y-down coordinates); `None` when it collapsed.
+fn oriented_ring(ring: &LineString<f64>, exterior: bool) -> Option<Vec<(i64, i64)>> {
+    let mut points = snap(ring.coords());
+    if points.len() > 1 && points.first() == points.last() {
+        points.pop();
+    }
+    if points.len() < 3 {
+        return None;
+    }
+    let area: i128 = (0..points.len())
+        .map(|i| {
+            let (a, b) = (points[i], points[(i + 1) % points.len()]);
+            i128::from(a.0) * i128::from(b.1) - i128::from(b.0) * i128::from(a.1)
+        })
+        .sum();
+    if area == 0 {
+        return None;
+    }
+    if (area > 0) != exterior {
+        points.reverse();
+    }
+    Some(points)
+}
+
+fn command(id: u32, count: usize) -> u32 {
+    // INVARIANT: counts come from geometries decoded from u32 commands, far below 2^29.
+    (id & 7) | ((count as u32) << 3)
+}
+
+fn zigzag(v: i64) -> u32 {
+    // INVARIANT: deltas between tile coordinates that came from i32 deltas, rounded.
+    let v = v as i32;
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+fn encode_points(points: &[(i64, i64)]) -> Vec<u32> {
+    let mut out = vec![command(1, points.len())];
+    let mut cursor = (0i64, 0i64);
+    for &p in points {
+        out.extend([zigzag(p.0 - cursor.0), zigzag(p.1 - cursor.1)]);
+        cursor = p;
+    }
+    out
+}
+
+/// Lines (`close` false) or polygon rings (`close` true) as MVT commands.
+fn encode_parts(parts: &[Vec<(i64, i64)>], close: bool) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut cursor = (0i64, 0i64);
+    for part in parts {
+        let Some((&first, rest)) = part.split_first() else { continue };
+        out.extend([command(1, 1), zigzag(first.0 - cursor.0), zigzag(first.1 - cursor.1)]);
+        cursor = first;
+        out.push(command(2, rest.len()));
+        for &p in rest {
+            out.extend([zigzag(p.0 - cursor.0), zigzag(p.1 - cursor.1)]);
+            cursor = p;
+        }
+        if close {
+            out.push(command(7, 1));
+        }
+    }
+    out
 }
 
 /// Keeps the entries marked used (`map[i] != u32::MAX`), in order, and rewrites
@@ -397,5 +666,150 @@ mod tests {
         let bomb = member.repeat((MAX_TILE_BYTES >> 20) + 1);
         let err = filter_tile(&bomb, &allowed(&["name"])).unwrap_err();
         assert!(matches!(err, FilterError::TileTooLarge { .. }), "{err}");
+    }
+
+    /// Fence: the western half of tile 1/0/0 (zoom-2 tiles 0/0 and 0/1), so in that
+    /// tile's coordinates x < 2048 is inside.
+    fn west_half() -> (Fence, TileCoord) {
+        (Fence::new(Some(&[(2, 0, 0), (2, 0, 1)]), None).unwrap(), TileCoord::new(1, 0, 0).unwrap())
+    }
+
+    fn clip_run(tile: &Tile, fence: &Fence, at: TileCoord, allowed: Option<&[String]>) -> Tile {
+        let filter = TileFilter { allowed, layers: None, clip: Some((fence, at)) };
+        Tile::decode(filter_tile_with(&tile.encode_to_vec(), &filter).unwrap().as_slice()).unwrap()
+    }
+
+    fn layer_of(features: Vec<Feature>, keys: &[&str], values: Vec<Value>) -> Layer {
+        Layer { version: 2, name: "l".into(), features, keys: allowed(keys), values, extent: Some(4096) }
+    }
+
+    fn line(points: &[(i64, i64)]) -> Feature {
+        Feature {
+            geometry: encode_parts(&[points.to_vec()], false),
+            r#type: Some(GeomType::LineString as i32),
+            ..Default::default()
+        }
+    }
+
+    fn polygon(ring: &[(i64, i64)]) -> Feature {
+        Feature {
+            geometry: encode_parts(&[ring.to_vec()], true),
+            r#type: Some(GeomType::Polygon as i32),
+            ..Default::default()
+        }
+    }
+
+    fn vertices(f: &Feature) -> Vec<(i64, i64)> {
+        decode_geometry(&f.geometry, f.r#type.unwrap()).unwrap().into_iter().flatten().collect()
+    }
+
+    #[test]
+    fn a_line_crossing_the_fence_ends_at_the_fence() {
+        let (fence, at) = west_half();
+        let tile = Tile { layers: vec![layer_of(vec![line(&[(1000, 100), (3000, 100)])], &[], vec![])] };
+        let out = clip_run(&tile, &fence, at, None);
+        assert_eq!(vertices(&out.layers[0].features[0]), vec![(1000, 100), (2048, 100)]);
+    }
+
+    #[test]
+    fn a_polygon_crossing_the_fence_is_cut_and_keeps_mvt_winding() {
+        let (fence, at) = west_half();
+        // Clockwise on screen (y down): exterior.
+        let square = [(1000, 1000), (3000, 1000), (3000, 2000), (1000, 2000)];
+        let tile = Tile { layers: vec![layer_of(vec![polygon(&square)], &[], vec![])] };
+        let out = clip_run(&tile, &fence, at, None);
+        let f = &out.layers[0].features[0];
+        let ring = decode_geometry(&f.geometry, GeomType::Polygon as i32).unwrap().remove(0);
+        assert!(ring.iter().all(|&(x, _)| (1000..=2048).contains(&x)), "{ring:?}");
+        assert!(ring.contains(&(2048, 1000)) && ring.contains(&(2048, 2000)));
+        let area: i64 = (0..ring.len())
+            .map(|i| {
+                let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+                a.0 * b.1 - b.0 * a.1
+            })
+            .sum();
+        assert_eq!(area, 2 * 1048 * 1000, "exterior: positive area in y-down coordinates");
+    }
+
+    #[test]
+    fn features_outside_are_dropped_with_their_values() {
+        let (fence, at) = west_half();
+        let pt = |x: i64, y: i64, tags: Vec<u32>| Feature {
+            geometry: encode_points(&[(x, y)]),
+            r#type: Some(GeomType::Point as i32),
+            tags,
+            id: None,
+        };
+        let features = vec![
+            pt(100, 100, vec![0, 0]),
+            pt(3000, 100, vec![0, 1]),
+            line(&[(2500, 10), (4000, 10)]),
+            polygon(&[(2500, 10), (3500, 10), (3500, 900), (2500, 900)]),
+        ];
+        let tile = Tile { layers: vec![layer_of(features, &["name"], vec![text("inside"), text("outside secret")])] };
+        let out = clip_run(&tile, &fence, at, None);
+        let l = &out.layers[0];
+        assert_eq!(l.features.len(), 1);
+        assert_eq!(vertices(&l.features[0]), vec![(100, 100)]);
+        assert_eq!(l.values, vec![text("inside")], "an outside feature's values leave with it");
+        // The property fence runs in the same pass.
+        let out = clip_run(&tile, &fence, at, Some(&[]));
+        assert!(out.layers[0].keys.is_empty() && out.layers[0].values.is_empty());
+    }
+
+    #[test]
+    fn the_buffer_keeps_what_lies_inside_the_fence_next_door() {
+        // Fence 1/1/0 is the tile east of 1/0/0: the buffer past x = 4096 is inside it.
+        let fence = Fence::new(Some(&[(1, 0, 0), (1, 1, 0)]), None).unwrap();
+        let at = TileCoord::new(2, 1, 0).unwrap(); // inside 1/0/0, at its east edge
+        let tile = Tile { layers: vec![layer_of(vec![line(&[(4000, 100), (4150, 100)])], &[], vec![])] };
+        let out = clip_run(&tile, &fence, at, None);
+        assert_eq!(vertices(&out.layers[0].features[0]), vec![(4000, 100), (4150, 100)]);
+        // With only 2/1/0 fenced, the buffer east of the tile is cut off.
+        let fence = Fence::new(Some(&[(2, 1, 0), (3, 2, 2)]), None).unwrap();
+        let out = clip_run(&tile, &fence, at, None);
+        assert_eq!(vertices(&out.layers[0].features[0]), vec![(4000, 100), (4096, 100)]);
+    }
+
+    #[test]
+    fn layers_the_path_does_not_cover_are_dropped() {
+        let filter = TileFilter { allowed: None, layers: Some(&["pois".to_string()]), clip: None };
+        let out = Tile::decode(filter_tile_with(&fixture().encode_to_vec(), &filter).unwrap().as_slice()).unwrap();
+        assert_eq!(out.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), vec!["pois"]);
+        assert_eq!(out.layers[0], fixture().layers[1], "a kept layer is untouched");
+    }
+
+    #[test]
+    fn geometry_that_does_not_decode_is_refused_when_clipping() {
+        let (fence, at) = west_half();
+        for geometry in
+            [vec![9, 4], vec![10, 2, 2], vec![(1 << 3) | 3], vec![(2 << 3) | 7], vec![9, 4000, 4000, 3 << 3 | 2, 1, 1]]
+        {
+            let mut f = line(&[(0, 0), (1, 1)]);
+            f.geometry = geometry.clone();
+            let tile = Tile { layers: vec![layer_of(vec![f], &[], vec![])] };
+            let filter = TileFilter { allowed: None, layers: None, clip: Some((&fence, at)) };
+            let err = filter_tile_with(&tile.encode_to_vec(), &filter).unwrap_err();
+            assert!(matches!(err, FilterError::MvtGeometry { .. }), "{geometry:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_clipper_survives_every_fuzz_seed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/mvt");
+        let fence = Fence::new(Some(&[(3, 4, 2)]), None).unwrap();
+        let at = TileCoord::new(2, 2, 1).unwrap();
+        let names = allowed(&["name"]);
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let filter = TileFilter { allowed: Some(&names), layers: None, clip: Some((&fence, at)) };
+            if let Ok(out) = filter_tile_with(&data, &filter) {
+                let raw = if out.starts_with(&GZIP_MAGIC) { gunzip(&out).unwrap() } else { out };
+                Tile::decode(raw.as_slice()).expect("a clipped tile decodes");
+            }
+            seeds += 1;
+        }
+        assert!(seeds > 0);
     }
 }

@@ -55,7 +55,7 @@ pub use wmts::{validate_rest_template, DEFAULT_WMTS_REST_TEMPLATE};
 use http::Method;
 
 use crate::paths::{PathConfig, Upstreams};
-use crate::policy::{Extent, Operation, Surface, Tier};
+use crate::policy::{Clippable, Extent, Operation, Surface, Tier};
 use capabilities::{CapabilitiesError, Rewrite};
 use common::{bad, media_essence, shown};
 
@@ -222,8 +222,12 @@ pub enum ResponseKind {
     Feature(DataFormat),
     /// Schemas (DescribeFeatureType, OGC API queryables/schema/sortables): trim hidden properties.
     Schema(DataFormat),
-    /// A Mapbox vector tile: re-encode without hidden properties.
+    /// A Mapbox vector tile: re-encode without hidden properties and layers the path
+    /// does not cover; clip to the fence when it only partly overlaps it.
     Mvt,
+    /// A rendered image (tiles, WMS maps): relayed as it is, or, when it only partly
+    /// overlaps the fence, decoded, masked outside the fence and encoded again.
+    Image,
     /// The answer to an item write (OGC API POST/PUT/PATCH/DELETE): servers may echo
     /// the stored feature, hidden properties included, so for a fenced or
     /// property-fenced token its body is dropped (status and headers stay).
@@ -364,7 +368,19 @@ impl Parts {
         response: ResponseKind,
     ) -> Parts {
         Parts {
-            op: Operation { name, surface: Surface::Ogc, tier, layers, extent, properties: Vec::new() },
+            op: Operation {
+                name,
+                surface: Surface::Ogc,
+                tier,
+                layers,
+                extent,
+                properties: Vec::new(),
+                clippable: match response {
+                    ResponseKind::Image => Clippable::Image { background: None },
+                    ResponseKind::Mvt => Clippable::VectorTile,
+                    _ => Clippable::No,
+                },
+            },
             response,
             format: None,
             answer_crs: AnswerCrs::LonLat,
@@ -378,6 +394,19 @@ impl Parts {
 
     pub(crate) fn with_format(mut self, format: Option<&str>) -> Parts {
         self.format = format.map(str::to_owned);
+        self
+    }
+
+    /// The request's own background colour for a clipped opaque image (WMS `BGCOLOR`).
+    pub(crate) fn with_background(mut self, background: Option<[u8; 3]>) -> Parts {
+        if let Clippable::Image { background: b } = &mut self.op.clippable {
+            *b = background;
+        }
+        self
+    }
+
+    pub(crate) fn with_clippable(mut self, clippable: Clippable) -> Parts {
+        self.op.clippable = clippable;
         self
     }
 

@@ -81,7 +81,9 @@ impl Walk {
 
     /// Rewrites `doc` as the gateway does for this walk's token, from `upstream`.
     pub fn rewrite(&self, doc: &[u8], upstream: &str) -> Vec<u8> {
-        let fence = self.fence.as_ref().map(|f| f as &dyn FenceView);
+        let clips = self.path.partial == crate::paths::Partial::Clip;
+        let view = self.fence.as_ref().map(|fence| crate::proxy::filter::Clipping { fence, clips });
+        let fence = view.as_ref().map(|v| v as &dyn FenceView);
         let rw = Rewrite {
             fence,
             quad_matrix_sets: &self.path.webmercator_matrix_sets,

@@ -14,8 +14,9 @@ pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
 
-use crate::paths::PathConfig;
-use crate::spatial::{BBox, Fence, FenceDenial, TileCoord};
+use crate::paths::{Partial, PathConfig};
+pub use crate::spatial::ClipArea;
+use crate::spatial::{BBox, Fence, FenceDenial, Overlap, TileCoord};
 
 /// Which family of endpoints a request came through; scope is judged on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +63,45 @@ pub struct Operation {
     /// Property names the request names (selects, filters, sorts); each must be
     /// inside the token's property fence.
     pub properties: Vec<String>,
+    /// Whether the filter stage can clip the answer to a fence it only partly overlaps.
+    pub clippable: Clippable,
 }
 
 impl Operation {
     /// An operation with no layers and no properties.
     pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
-        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new() }
+        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new(), clippable: Clippable::No }
     }
+}
+
+/// What the answer to an operation is, as far as clipping to a fence goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clippable {
+    /// Data the gateway cannot cut (features, coverages, metadata): a partial overlap
+    /// is refused.
+    #[default]
+    No,
+    /// A rendered image (PNG, JPEG, WebP): pixels outside the fence are masked.
+    /// `background` is the request's own colour for opaque formats (WMS `BGCOLOR`).
+    Image { background: Option<[u8; 3]> },
+    /// A Mapbox vector tile: features outside are dropped, geometries cut at the fence.
+    VectorTile,
+    /// Features the filter stage bounds by geometry (WMTS GetFeatureInfo as GeoJSON):
+    /// a tile partly inside is served, features outside the fence dropped; nothing
+    /// else to clip.
+    FeaturesFiltered,
+}
+
+/// The obligation to clip an answer that only partly overlaps the fence (the fence
+/// itself is [`Obligations::fence`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clip {
+    /// Where the answer lies: a Web Mercator tile, or a map's bounding box.
+    pub area: ClipArea,
+    /// Outside the fence in formats without transparency (JPEG).
+    pub background: [u8; 3],
+    /// A vector tile rather than an image.
+    pub vector: bool,
 }
 
 /// Why a request is refused. A closed set: `respond` maps each to a status and body.
@@ -183,6 +216,8 @@ pub struct Obligations {
     pub properties: Option<Arc<[String]>>,
     /// The fence features must intersect; `None` = no geometry filter.
     pub fence: Option<Arc<Fence>>,
+    /// The answer only partly overlaps `fence` and must be clipped to it.
+    pub clip: Option<Clip>,
 }
 
 /// Proof that [`decide`] allowed a request. Cannot be built outside this module.
@@ -263,7 +298,11 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
     if let Some(layer) = op.layers.iter().find(|l| !path.covers_layer(l)) {
         return Err(Denial::LayerNotCovered(layer.clone()));
     }
-    check_extent(&access.fence, &op.extent)?;
+    let clip = match check_extent(&access.fence, &op.extent)? {
+        Overlap::Inside => None,
+        Overlap::Partial if op.clippable == Clippable::FeaturesFiltered && path.partial == Partial::Clip => None,
+        Overlap::Partial => Some(clip_of(op, path).ok_or(Denial::OutsideGeofence)?),
+    };
     if let Some(allowed) = &access.properties {
         if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
             return Err(Denial::PropertyFenced(hidden.clone()));
@@ -275,22 +314,47 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
         obligations: Obligations {
             properties: access.properties.clone(),
             fence: (!access.fence.is_unlimited()).then(|| access.fence.clone()),
+            clip,
         },
     })
 }
 
-fn check_extent(fence: &Fence, extent: &Extent) -> Result<(), Denial> {
+/// The clip obligation for an answer that partly overlaps the fence, or `None` when
+/// it must be refused: the path says `partial = "deny"`, or the answer is not one the
+/// filter stage can cut.
+fn clip_of(op: &Operation, path: &PathConfig) -> Option<Clip> {
+    if path.partial == Partial::Deny {
+        return None;
+    }
+    let area = match op.extent {
+        Extent::Tile(tile) => ClipArea::Tile(tile),
+        Extent::BBox { bbox, .. } => ClipArea::BBox(bbox),
+        _ => return None,
+    };
+    match op.clippable {
+        Clippable::No | Clippable::FeaturesFiltered => None,
+        Clippable::Image { background } => {
+            Some(Clip { area, background: background.unwrap_or(path.background), vector: false })
+        }
+        // A vector tile is cut in its own tile coordinates: only a tile can be.
+        Clippable::VectorTile => {
+            matches!(area, ClipArea::Tile(_)).then_some(Clip { area, background: path.background, vector: true })
+        }
+    }
+}
+
+fn check_extent(fence: &Fence, extent: &Extent) -> Result<Overlap, Denial> {
     if fence.is_unlimited() {
-        return Ok(());
+        return Ok(Overlap::Inside);
     }
     let verdict = match extent {
-        Extent::None => Ok(()),
-        Extent::Tile(tile) => fence.check_tile(*tile),
-        Extent::BBox { bbox, zoom } => fence.check_bbox(bbox, *zoom),
+        Extent::None => Ok(Overlap::Inside),
+        Extent::Tile(tile) => fence.tile_overlap(*tile),
+        Extent::BBox { bbox, zoom } => fence.bbox_overlap(bbox, *zoom),
         // Only tiles bound space; a maxZoom-only fence has nothing to bound features by.
-        Extent::Unbounded if fence.tiles().is_none() => Ok(()),
+        Extent::Unbounded if fence.tiles().is_none() => Ok(Overlap::Inside),
         Extent::Unbounded => return Err(Denial::UnboundedFeatureRequest),
-        Extent::GeometryFiltered => Ok(()),
+        Extent::GeometryFiltered => Ok(Overlap::Inside),
         Extent::Opaque => return Err(Denial::FenceUnverifiable),
         Extent::ForeignCrs => return Err(Denial::UnsupportedCrs),
     };
@@ -441,5 +505,43 @@ mod tests {
         op.properties = vec!["name".into()];
         let permit = judge(&g, &op, &places, 0).expect("permit");
         assert_eq!(permit.obligations().properties.as_deref(), Some(&["name".to_owned()][..]));
+    }
+
+    #[test]
+    fn a_partial_overlap_is_clipped_when_the_answer_can_be_and_the_path_allows_it() {
+        let mut osm = path("osm", &["osm"], &[]);
+        let fence = Fence::new(Some(&[(3, 4, 2)]), Some(10)).expect("fence");
+        let g = grant(&[("osm", Tier::View)], fence, Scope::All);
+        let mut op = Operation::simple("xyz.tile", Surface::Ogc, Tier::View, tile(1, 1, 0));
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence), "data is never clipped");
+        op.clippable = Clippable::Image { background: None };
+        let permit = judge(&g, &op, &osm, 0).expect("clipped");
+        let clip = permit.obligations().clip.expect("a clip obligation");
+        assert_eq!(clip.area, ClipArea::Tile(TileCoord::new(1, 1, 0).expect("tile")));
+        assert_eq!((clip.background, clip.vector), ([255, 255, 255], false));
+        op.clippable = Clippable::Image { background: Some([1, 2, 3]) };
+        assert_eq!(judge(&g, &op, &osm, 0).expect("clipped").obligations().clip.map(|c| c.background), Some([1, 2, 3]));
+        op.extent = tile(3, 4, 2);
+        assert!(judge(&g, &op, &osm, 0).expect("inside").obligations().clip.is_none(), "inside: relayed as is");
+        op.extent = tile(1, 0, 0);
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence), "wholly outside");
+        op.extent = tile(11, 1024, 512);
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::ZoomAboveMax));
+        op.extent = tile(1, 1, 0);
+        osm.partial = Partial::Deny;
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence), "partial = deny");
+    }
+
+    #[test]
+    fn a_vector_tile_is_clipped_only_as_a_tile() {
+        let osm = path("osm", &["osm"], &[]);
+        let fence = Fence::new(Some(&[(3, 4, 2)]), None).expect("fence");
+        let g = grant(&[("osm", Tier::View)], fence, Scope::All);
+        let mut op = Operation::simple("mvt.tile", Surface::Ogc, Tier::View, tile(2, 2, 1));
+        op.clippable = Clippable::VectorTile;
+        assert!(judge(&g, &op, &osm, 0).expect("clipped").obligations().clip.is_some_and(|c| c.vector));
+        let bbox = BBox { crs: crate::spatial::Crs::Wgs84, min_x: -10.0, min_y: 0.0, max_x: 100.0, max_y: 80.0 };
+        op.extent = Extent::BBox { bbox, zoom: None };
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence));
     }
 }

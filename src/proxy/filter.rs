@@ -5,7 +5,11 @@
 //!   outside the path and the fence disappear (whole document, bounded);
 //! - GeoJSON features: hidden properties and features outside the fence are dropped
 //!   while the body streams (bounded memory, any size);
-//! - vector tiles: re-encoded without hidden properties (whole tile, bounded);
+//! - vector tiles: re-encoded without hidden properties and the layers the path does
+//!   not cover, and clipped to the fence when they straddle it (whole tile, bounded);
+//! - images (tiles, WMS maps) that straddle the fence: masked outside it (the `Clip`
+//!   obligation); wholly inside ones are relayed byte for byte, never decoded. Clips
+//!   run on the blocking pool, at most one per core at a time;
 //! - schemas (DescribeFeatureType, queryables): hidden properties trimmed.
 //!
 //! A document that does not parse is a 502, never passed through. Only successful
@@ -28,12 +32,12 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::filter::LinkRewrite;
-use crate::filter::{mvt, schema, FilterError, GeoJsonFilter};
+use crate::filter::{mvt, raster, schema, FilterError, GeoJsonFilter};
 use crate::ogc::capabilities::{FenceView, LinkMap, LinkMapped, Rewrite, TileLimits};
 use crate::ogc::{self, AnswerCrs, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
-use crate::spatial::Fence;
+use crate::spatial::{ClipArea, Fence};
 
 /// The largest capabilities document or schema the gateway rewrites.
 pub const MAX_DOCUMENT_BYTES: usize = 32 << 20;
@@ -54,6 +58,11 @@ pub struct FilterContext<'a> {
     pub rewrite_links: bool,
     /// The coordinates the answer's geometries are written in.
     pub answer_crs: AnswerCrs,
+    /// The largest image side the clipper decodes (the path's `max_image_size`).
+    pub max_image_size: u32,
+    /// The path clips partial overlaps (`partial = "clip"`): capabilities advertise
+    /// every tile matrix up to maxZoom, limited to the fence's footprint.
+    pub clips_partial: bool,
 }
 
 impl<'a> FilterContext<'a> {
@@ -100,16 +109,24 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         // is an error or a redirect: its body may hold the very data or upstream URLs
         // the filter exists for. Its status stays, its body is the gateway's. A feature
         // the upstream does not have answers exactly like one outside the fence.
-        // An OGC answer that is not filtered (a map, a tile, a coverage) keeps its
-        // redirects, but not a 4xx body: upstream exception documents name internal
-        // URLs (`schemaLocation`), file paths and layers the path does not cover.
-        if status == http::StatusCode::NOT_MODIFIED || (*ctx.kind == ResponseKind::Other && !status.is_client_error()) {
+        // An OGC answer that is not filtered (a map, a tile, a coverage, an image that
+        // needs no clipping) keeps its redirects, but not a 4xx body: upstream exception
+        // documents name internal URLs (`schemaLocation`), file paths and layers the
+        // path does not cover.
+        let unclipped_image = *ctx.kind == ResponseKind::Image && ctx.obligations.clip.is_none();
+        if status == http::StatusCode::NOT_MODIFIED
+            || ((*ctx.kind == ResponseKind::Other || unclipped_image) && !status.is_client_error())
+        {
             return Ok(super::relay(res));
         }
         if status == http::StatusCode::NOT_FOUND && matches!(ctx.kind, ResponseKind::Feature(_)) {
             return Err(Reject::Denied(crate::policy::Denial::PathNotFound));
         }
         return Ok(super::replaced(&res));
+    }
+    if *ctx.kind == ResponseKind::Image && ctx.obligations.clip.is_none() {
+        // Wholly inside the fence (or no fence): relayed byte for byte, never decoded.
+        return Ok(super::relay(res));
     }
     if status == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
         // `Range` is not forwarded for these; a slice of a document cannot be filtered.
@@ -129,7 +146,8 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
     match ctx.kind {
         ResponseKind::Capabilities(protocol) => {
             let (parts, body) = whole(res).await?;
-            let fence = ctx.obligations.fence.as_deref().map(|f| f as &dyn FenceView);
+            let view = ctx.obligations.fence.as_deref().map(|fence| Clipping { fence, clips: ctx.clips_partial });
+            let fence = view.as_ref().map(|v| v as &dyn FenceView);
             let rw = ctx.rewrite(fence);
             let out = ogc::service(*protocol)
                 .rewrite_capabilities(&body, &rw)
@@ -213,10 +231,54 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             };
             Ok(rebuild(parts, out))
         }
-        ResponseKind::Mvt => {
-            let Some(allowed) = properties else { return Ok(super::relay(res)) };
+        ResponseKind::Image => {
+            let (Some(clip), Some(fence)) = (ctx.obligations.clip, ctx.obligations.fence.clone()) else {
+                return Ok(super::relay(res));
+            };
+            if clip.vector {
+                return Err(Reject::internal_bug("a vector-tile clip obligation on an image answer"));
+            }
             let (parts, body) = whole(res).await?;
-            let out = mvt::filter_tile(&body, allowed).map_err(|e| bad_document(format!("vector tile: {e}")))?;
+            let max_side = ctx.max_image_size;
+            let out = off_the_reactor(move || raster::clip_image(&body, &fence, &clip, max_side)).await?;
+            let mut res = rebuild(parts, out.body);
+            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(out.content_type));
+            Ok(res)
+        }
+        ResponseKind::Mvt => {
+            // A path that declares its layers keeps only those; one that declares none
+            // serves its whole tile template.
+            let layers = (!ctx.layers.is_empty()).then_some(ctx.layers);
+            let clip = match (ctx.obligations.clip, &ctx.obligations.fence) {
+                (Some(crate::policy::Clip { area: ClipArea::Tile(tile), vector: true, .. }), Some(fence)) => {
+                    Some((fence.clone(), tile))
+                }
+                (Some(_), _) => return Err(Reject::internal_bug("a vector tile clip without its tile")),
+                (None, _) => None,
+            };
+            if properties.is_none() && layers.is_none() && clip.is_none() {
+                return Ok(super::relay(res));
+            }
+            let (parts, body) = whole(res).await?;
+            let out = match clip {
+                None => {
+                    let filter = mvt::TileFilter { allowed: properties.map(|p| &p[..]), layers, clip: None };
+                    mvt::filter_tile_with(&body, &filter).map_err(|e| bad_document(format!("vector tile: {e}")))?
+                }
+                Some((fence, tile)) => {
+                    let allowed = properties.cloned();
+                    let layers = layers.map(<[String]>::to_vec);
+                    off_the_reactor(move || {
+                        let filter = mvt::TileFilter {
+                            allowed: allowed.as_deref(),
+                            layers: layers.as_deref(),
+                            clip: Some((&fence, tile)),
+                        };
+                        mvt::filter_tile_with(&body, &filter)
+                    })
+                    .await?
+                }
+            };
             let mut res = rebuild(parts, out);
             // filter_tile keeps the tile's own gzip framing; the HTTP layer must not claim more.
             res.headers_mut().remove(header::CONTENT_ENCODING);
@@ -574,7 +636,60 @@ impl LinkRewrite for LinkMap {
     }
 }
 
-/// The fence as the capabilities rewriter sees it.
+/// How many clips (image or vector tile decodes) run at once; the rest wait.
+fn clip_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores.clamp(1, 16))
+    })
+}
+
+/// Runs a clip on the blocking pool, at most [`clip_slots`] at a time, so that
+/// decoding and encoding never hold an async worker.
+async fn off_the_reactor<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, FilterError> + Send + 'static,
+) -> Result<T, Reject> {
+    let _slot = clip_slots().acquire().await.map_err(|e| Reject::internal("the clip slots are closed", e))?;
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(bad_document(e.to_string())),
+        Err(e) => Err(Reject::internal("a clip task failed", e)),
+    }
+}
+
+/// The fence as the capabilities rewriter sees it, for a path that clips partial
+/// overlaps (`clips`) or refuses them.
+pub(crate) struct Clipping<'a> {
+    pub fence: &'a Fence,
+    pub clips: bool,
+}
+
+impl FenceView for Clipping<'_> {
+    fn max_zoom(&self) -> Option<u8> {
+        self.fence.max_zoom()
+    }
+    fn bounds_lonlat(&self) -> Option<[f64; 4]> {
+        FenceView::bounds_lonlat(self.fence)
+    }
+    fn bounds_mercator(&self) -> Option<[f64; 4]> {
+        FenceView::bounds_mercator(self.fence)
+    }
+    fn tile_limits(&self, z: u8) -> TileLimits {
+        if !self.clips {
+            return FenceView::tile_limits(self.fence, z);
+        }
+        // Every tile that meets the fence is served, clipped: the footprint at every zoom.
+        match Fence::tile_limits(self.fence, z) {
+            Some((min_col, max_col, min_row, max_row)) => TileLimits::Range { min_col, max_col, min_row, max_row },
+            None if self.fence.tiles().is_none() => TileLimits::All,
+            None => TileLimits::Nothing,
+        }
+    }
+}
+
+/// The fence as the capabilities rewriter sees it, for a path that refuses partial
+/// overlaps: only the zooms at and below the shallowest fence tile.
 impl FenceView for Fence {
     fn max_zoom(&self) -> Option<u8> {
         Fence::max_zoom(self)

@@ -74,6 +74,15 @@ pub enum FenceDenial {
     OutsideGeofence,
 }
 
+/// How a permitted request's area meets the fence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    /// Wholly inside (or the fence has no tiles): the answer passes as it is.
+    Inside,
+    /// Partly inside: the answer may only be served clipped to the fence.
+    Partial,
+}
+
 /// Why a fence as given is not valid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FenceError {
@@ -223,6 +232,110 @@ impl Fence {
             Some(tiles) if has_tile_or_ancestor(tiles, &self.levels, tile) => Ok(()),
             Some(_) => Err(FenceDenial::OutsideGeofence),
         }
+    }
+
+    /// Like [`check_tile`](Self::check_tile), but tells a tile that only partly
+    /// overlaps the union of the fence tiles ([`Overlap::Partial`]) from one wholly
+    /// inside it; a tile that touches no fence tile is outside. A tile covered by
+    /// several smaller fence tiles together is inside. One binary search.
+    ///
+    /// ```
+    /// use tilegate::spatial::{Fence, FenceDenial, Overlap, TileCoord};
+    /// let fence = Fence::new(Some(&[(10, 550, 335)]), Some(16)).unwrap();
+    /// let tile = |z, x, y| TileCoord::new(z, x, y).unwrap();
+    /// assert_eq!(fence.tile_overlap(tile(12, 2201, 1343)), Ok(Overlap::Inside));
+    /// assert_eq!(fence.tile_overlap(tile(9, 275, 167)), Ok(Overlap::Partial));
+    /// assert_eq!(fence.tile_overlap(tile(0, 0, 0)), Ok(Overlap::Partial));
+    /// assert_eq!(fence.tile_overlap(tile(10, 551, 335)), Err(FenceDenial::OutsideGeofence));
+    /// assert_eq!(fence.tile_overlap(tile(17, 70400, 42880)), Err(FenceDenial::ZoomAboveMax));
+    /// ```
+    pub fn tile_overlap(&self, tile: TileCoord) -> Result<Overlap, FenceDenial> {
+        if self.max_zoom.is_some_and(|max| tile.z() > max) {
+            return Err(FenceDenial::ZoomAboveMax);
+        }
+        if self.tiles.is_none() {
+            return Ok(Overlap::Inside);
+        }
+        if tile.z() > MAX_FENCE_ZOOM {
+            // Below the deepest fence zoom a tile is wholly in one fence tile or outside.
+            return self.check_tile(tile).map(|()| Overlap::Inside);
+        }
+        match self.union.coverage(tile.z(), tile.x(), tile.y()) {
+            Coverage::Full => Ok(Overlap::Inside),
+            Coverage::Partial => Ok(Overlap::Partial),
+            Coverage::Empty => Err(FenceDenial::OutsideGeofence),
+        }
+    }
+
+    /// Like [`check_bbox`](Self::check_bbox), but a box that is not wholly inside and
+    /// still meets the union of the fence tiles is [`Overlap::Partial`]. maxZoom is
+    /// judged first, as there. A box that only touches the fence's edge counts as
+    /// partial (its clipped answer is empty).
+    ///
+    /// ```
+    /// use tilegate::spatial::{BBox, Crs, Fence, FenceDenial, Overlap};
+    /// let fence = Fence::new(Some(&[(1, 1, 0)]), Some(10)).unwrap(); // 0..180°E, 0..85°N
+    /// let lonlat = |min_x, min_y, max_x, max_y| BBox { crs: Crs::Wgs84, min_x, min_y, max_x, max_y };
+    /// assert_eq!(fence.bbox_overlap(&lonlat(10.0, 10.0, 20.0, 20.0), None), Ok(Overlap::Inside));
+    /// assert_eq!(fence.bbox_overlap(&lonlat(-10.0, 10.0, 20.0, 20.0), None), Ok(Overlap::Partial));
+    /// assert_eq!(fence.bbox_overlap(&lonlat(-20.0, 10.0, -10.0, 20.0), None), Err(FenceDenial::OutsideGeofence));
+    /// // Across the antimeridian, reaching into the fence from the east.
+    /// assert_eq!(fence.bbox_overlap(&lonlat(170.0, 10.0, -170.0, 20.0), None), Ok(Overlap::Partial));
+    /// assert_eq!(fence.bbox_overlap(&lonlat(-10.0, 10.0, 20.0, 20.0), Some(11.0)), Err(FenceDenial::ZoomAboveMax));
+    /// ```
+    pub fn bbox_overlap(&self, bbox: &BBox, effective_zoom: Option<f64>) -> Result<Overlap, FenceDenial> {
+        match self.check_bbox(bbox, effective_zoom) {
+            Ok(()) => Ok(Overlap::Inside),
+            Err(FenceDenial::OutsideGeofence) if self.meets_bbox(bbox) => Ok(Overlap::Partial),
+            Err(denial) => Err(denial),
+        }
+    }
+
+    /// True when `bbox` meets the union of the fence tiles (edges included).
+    fn meets_bbox(&self, bbox: &BBox) -> bool {
+        let coords = [bbox.min_x, bbox.min_y, bbox.max_x, bbox.max_y];
+        if !coords.iter().all(|v| v.is_finite()) || bbox.min_y > bbox.max_y {
+            return false;
+        }
+        let (west, south, east, north) = match bbox.crs {
+            Crs::Wgs84 => (bbox.min_x, bbox.min_y, bbox.max_x, bbox.max_y),
+            Crs::WebMercator => {
+                if bbox.min_x > bbox.max_x {
+                    return false;
+                }
+                let (w, s) = super::lonlat_from_mercator(bbox.min_x, bbox.min_y);
+                let (e, n) = super::lonlat_from_mercator(bbox.max_x, bbox.max_y);
+                (w, s, e, n)
+            }
+        };
+        let rect = |w: f64, e: f64| geo::Geometry::Rect(Rect::new((w, south), (e, north)));
+        if west > east {
+            // Across the antimeridian (WGS 84 only): both halves.
+            self.intersects_lonlat(&rect(west, 180.0)) || self.intersects_lonlat(&rect(-180.0, east))
+        } else {
+            self.intersects_lonlat(&rect(west, east))
+        }
+    }
+
+    /// The zoom of the finest fence tiles, `None` when the fence has no tiles. At this
+    /// zoom every tile is wholly inside the fence or wholly outside it
+    /// ([`covers_cell`](Self::covers_cell)).
+    pub fn cell_zoom(&self) -> Option<u8> {
+        self.tiles.as_ref().map(|_| self.union.deepest())
+    }
+
+    /// True when tile `x`, `y` at [`cell_zoom`](Self::cell_zoom) lies inside the fence
+    /// (also true for any tile when the fence has no tiles). One binary search.
+    pub fn covers_cell(&self, x: u32, y: u32) -> bool {
+        self.tiles.is_none() || self.union.coverage(self.union.deepest(), x, y) == Coverage::Full
+    }
+
+    /// How tile `z/x/y` (z ≤ 24) meets the fence tiles (for the clippers' descents).
+    pub(crate) fn coverage(&self, z: u8, x: u32, y: u32) -> Coverage {
+        if self.tiles.is_none() {
+            return Coverage::Full;
+        }
+        self.union.coverage(z, x, y)
     }
 
     /// Allows a bounding box only when the union of the fence tiles covers it wholly

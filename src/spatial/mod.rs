@@ -4,12 +4,14 @@
 //! whether a tile or a bounding box lies inside it; the token API asks whether one
 //! fence lies inside another (delegation may only narrow).
 
+mod clip;
 mod fence;
 mod mercator;
 mod tile;
 mod union;
 
-pub use fence::{Fence, FenceDenial, FenceError, FenceParts, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE};
+pub use clip::{ClipArea, PixelMask, TileRects};
+pub use fence::{Fence, FenceDenial, FenceError, FenceParts, Overlap, EDGE_TOLERANCE, MAX_FENCE_TILES, ZOOM_TOLERANCE};
 pub use mercator::{mercator_from_lonlat, MAX_MERCATOR_LAT};
 pub use tile::{TileCoord, TileError, MAX_FENCE_ZOOM, MAX_TILE_ZOOM};
 

@@ -8,6 +8,7 @@ mod support;
 mod access_log;
 mod attacks;
 mod cli;
+mod clip;
 mod config;
 mod documents;
 mod e2e;

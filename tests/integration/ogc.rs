@@ -23,7 +23,7 @@ kind = "folder"
 id = "roads"
 parent = "maps"
 kind = "vector"
-layers = ["osm"]
+layers = ["osm", "places"]
 properties = ["name", "secret_note", "population"]
 [path.upstream]
 wms = "http://{up}/wms"
@@ -218,8 +218,8 @@ async fn vector_tiles_lose_hidden_properties_and_broken_tiles_are_502() {
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "a tile that does not decode is never passed through");
     assert_eq!(
         gw.get("/ogc/mvt/broken/3/4/2", &broken).await.status,
-        StatusCode::OK,
-        "unfenced tokens get the tile as it is"
+        StatusCode::BAD_GATEWAY,
+        "a path that declares its layers reads every tile to drop the others, so an unreadable one is refused"
     );
 }
 

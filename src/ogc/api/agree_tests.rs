@@ -103,3 +103,23 @@ fn ogcapi_fenced_documents_link_only_to_what_the_fence_lets_through() {
     let e = w.refuses(&format!("{}/collections/cadastre/tiles/WebMercatorQuad/5/10/16?f=mvt", w.public));
     assert!(e.contains("layer_not_covered"), "{e}");
 }
+
+#[test]
+fn ogcapi_fenced_tiles_are_served_at_every_zoom_to_max_zoom() {
+    // `partial = "clip"`: above the fence tiles' zoom a tile straddling the fence is
+    // served clipped, so a client zooming out from the fence still gets a map. One
+    // tile per zoom, the fence tile 5/16/10's ancestor or descendant; at maxZoom + 1
+    // it is refused.
+    let w = Walk::new(Protocol::Api, api_path(), Some(fence()));
+    for z in 0..=crate::ogc::test_walk::MAX_ZOOM {
+        let (col, row) = if z <= 5 { (16 >> (5 - z), 10 >> (5 - z)) } else { (16 << (z - 5), 10 << (z - 5)) };
+        for kind in ["", "/map"] {
+            let url = format!("{}/collections/lakes{kind}/tiles/WebMercatorQuad/{z}/{row}/{col}", w.public);
+            assert_eq!(w.accepts(&url), if kind.is_empty() { "api.tile" } else { "api.mapTile" }, "{url}");
+        }
+    }
+    let path = PathConfig { partial: crate::paths::Partial::Deny, ..api_path() };
+    let w = Walk::new(Protocol::Api, path, Some(fence()));
+    let e = w.refuses(&format!("{}/collections/lakes/tiles/WebMercatorQuad/4/5/8", w.public));
+    assert!(e.contains("outside_geofence"), "partial = deny: {e}");
+}

@@ -311,7 +311,7 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
                     }
                     let extent = matrix_tile_extent(&tms, z, row, col, ["tileMatrix", "tileRow", "tileCol"], path)?;
                     let response = match (at.map, path.kind, f.map(|_| &format)) {
-                        (true, _, _) | (false, PathKind::Raster, _) => ResponseKind::Other,
+                        (true, _, _) | (false, PathKind::Raster, _) => ResponseKind::Image,
                         (false, _, None) | (false, _, Some(DataFormat::Mvt)) => ResponseKind::Mvt,
                         (false, _, Some(other)) => ResponseKind::Features(other.clone()),
                     };
@@ -716,7 +716,7 @@ mod tests {
             ResponseKind::Features(DataFormat::Json)
         );
         let c = op("/collections/roads/map/tiles/WebMercatorQuad/3/2/5", "f=png");
-        assert_eq!((c.op.name, c.response), ("api.mapTile", ResponseKind::Other));
+        assert_eq!((c.op.name, c.response), ("api.mapTile", ResponseKind::Image));
         assert_eq!(op("/collections/roads/tiles/WorldCRS84Quad/3/2/5", "").op.extent, Extent::ForeignCrs);
         assert!(api("/collections/roads/tiles/WebMercatorQuad/3/8/5", "").is_err());
         assert!(api("/collections/roads/tiles/WebMercatorQuad/3/2", "").is_err());

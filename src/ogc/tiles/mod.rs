@@ -95,7 +95,7 @@ fn classify_tile(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, 
     }
     let (name, response) = match req.protocol {
         Protocol::Mvt => ("mvt.tile", ResponseKind::Mvt),
-        _ => ("xyz.tile", ResponseKind::Other),
+        _ => ("xyz.tile", ResponseKind::Image),
     };
     let (tile, ext) = parse_zxy(req.rest, req.protocol)?;
     let kvp = Kvp::parse(req.query, Dialect::WMTS)?;

@@ -202,3 +202,30 @@ fn wms_130_fenced_capabilities_advertise_only_what_the_fence_lets_through() {
     let e = w.refuses(&get_map(&w.public, "1.3.0", "CRS", "secret_parcels", "CRS:84", "5,50,6,51", "image/png"));
     assert!(e.contains("layer_not_covered"), "{e}");
 }
+
+#[test]
+fn wms_fenced_maps_straddling_the_fence_are_served_clipped_in_every_judged_crs() {
+    // A zoomed-out map of Europe reaches past the fence (lon 0‥22.5, lat 48.9‥55.8):
+    // served clipped under `partial = "clip"`, refused under `deny`; a map wholly
+    // outside stays refused.
+    let maps = [
+        ("1.3.0", "CRS", "EPSG:3857", "-2000000,4000000,5000000,9000000"),
+        ("1.3.0", "CRS", "EPSG:4326", "35,-20,70,40"),
+        ("1.3.0", "CRS", "CRS:84", "-20,35,40,70"),
+        ("1.1.1", "SRS", "EPSG:4326", "-20,35,40,70"),
+    ];
+    let deny = PathConfig { partial: crate::paths::Partial::Deny, ..wms130_path() };
+    for (clips, path) in [(true, wms130_path()), (false, deny)] {
+        let w = Walk::new(Protocol::Wms, path, Some(fence()));
+        for (version, key, crs, bbox) in maps {
+            let url = get_map(&w.public, version, key, "osm", crs, bbox, "image/png");
+            if clips {
+                assert_eq!(w.accepts(&url), "wms.GetMap", "{url}");
+            } else {
+                assert!(w.refuses(&url).contains("outside_geofence"), "{url}");
+            }
+        }
+        let e = w.refuses(&get_map(&w.public, "1.3.0", "CRS", "osm", "CRS:84", "-40,-40,-20,-20", "image/png"));
+        assert!(e.contains("outside_geofence"), "{e}");
+    }
+}

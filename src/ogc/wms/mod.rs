@@ -140,8 +140,10 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             let (extent, _) = map_extent(kvp, "wms.GetMap", path)?;
             let mut properties = Vec::new();
             kvp_filter_properties(kvp, &mut properties)?;
-            Ok(Parts::new("wms.GetMap", Tier::View, layers, extent, ResponseKind::Other)
+            let background = background_colour(kvp)?;
+            Ok(Parts::new("wms.GetMap", Tier::View, layers, extent, ResponseKind::Image)
                 .with_format(kvp.get_nonempty("FORMAT"))
+                .with_background(background)
                 .with_properties(properties))
         }
         "GetFeatureInfo" => {
@@ -160,6 +162,9 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             if i >= u64::from(width) || j >= u64::from(height) {
                 return Err(bad(format!("I/J: pixel {i},{j} is outside the {width}x{height} map")));
             }
+            // The queried pixel, not the map, must lie inside the fence: maps are clipped,
+            // so a client may ask about any pixel it was shown.
+            let extent = pixel_extent(extent, i as f64, j as f64, width, height);
             if let Some(count) = kvp.get_nonempty("FEATURE_COUNT") {
                 uint(count, "FEATURE_COUNT")?;
             }
@@ -264,6 +269,33 @@ fn dpi_zoom_offset(kvp: &Kvp) -> Result<f64, OgcError> {
     Ok((STANDARD_DPI / lowest).log2())
 }
 
+/// The centre of pixel `i`, `j` of a `width`×`height` map over `extent` (column 0 at
+/// the west, row 0 at the north), as a point with the map's zoom. Any other extent
+/// (a foreign CRS) stays as it is.
+fn pixel_extent(extent: Extent, i: f64, j: f64, width: u32, height: u32) -> Extent {
+    let Extent::BBox { bbox, zoom } = extent else { return extent };
+    let span_x = if bbox.crs == crate::spatial::Crs::Wgs84 && bbox.min_x > bbox.max_x {
+        bbox.max_x + 360.0 - bbox.min_x
+    } else {
+        bbox.max_x - bbox.min_x
+    };
+    let mut x = bbox.min_x + (i + 0.5) / f64::from(width) * span_x;
+    if bbox.crs == crate::spatial::Crs::Wgs84 && x > 180.0 {
+        x -= 360.0;
+    }
+    let y = bbox.max_y - (j + 0.5) / f64::from(height) * (bbox.max_y - bbox.min_y);
+    Extent::BBox { bbox: crate::spatial::BBox { min_x: x, max_x: x, min_y: y, max_y: y, ..bbox }, zoom }
+}
+
+/// WMS `BGCOLOR` (`0xRRGGBB`): the colour a clipped JPEG map gets outside the fence.
+fn background_colour(kvp: &Kvp) -> Result<Option<[u8; 3]>, OgcError> {
+    let Some(raw) = kvp.get_nonempty("BGCOLOR") else { return Ok(None) };
+    let hex = raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")).unwrap_or(raw);
+    crate::filter::raster::parse_colour(&format!("#{hex}"))
+        .map(Some)
+        .ok_or_else(|| bad(format!("BGCOLOR: `{}` is not a colour; write 0xRRGGBB", shown(raw))))
+}
+
 /// A WIDTH or HEIGHT: 1 ..= max_image_size.
 fn pixels(raw: &str, key: &str, path: &PathConfig) -> Result<u32, OgcError> {
     let n = uint(raw, key)?;
@@ -309,7 +341,8 @@ mod tests {
         assert_eq!(c.op.tier, Tier::View);
         assert_eq!(c.op.layers, vec!["roads"]);
         assert_eq!(c.format.as_deref(), Some("image/png"));
-        assert_eq!(c.response, ResponseKind::Other);
+        assert_eq!(c.response, ResponseKind::Image);
+        assert_eq!(c.op.clippable, crate::policy::Clippable::Image { background: Some([255, 255, 255]) });
         let b = bbox_of(&c);
         assert_eq!((b.crs, b.min_x, b.min_y, b.max_x, b.max_y), (Crs::Wgs84, 5.0, 50.0, 6.0, 51.0));
         // Forwarded as judged.
@@ -557,6 +590,31 @@ mod tests {
         }
         for extra in ["&DPI=0", "&DPI=abc", "&MAP_RESOLUTION=-5", "&FORMAT_OPTIONS=dpi:1e9"] {
             assert!(zoom(extra).is_err(), "{extra}");
+        }
+    }
+
+    #[test]
+    fn get_feature_info_is_judged_at_the_queried_pixel_not_the_map() {
+        // Map 0..256 m wide, 256 px: pixel (10, 20) has its centre at x 10.5, y 256 − 20.5.
+        let c = ok(
+            Protocol::Wms,
+            "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,256,256&WIDTH=256&HEIGHT=256&I=10&J=20&INFO_FORMAT=application/json",
+        );
+        let b = bbox_of(&c);
+        assert_eq!((b.min_x, b.max_x, b.min_y, b.max_y), (10.5, 10.5, 235.5, 235.5));
+        assert!(matches!(c.op.extent, Extent::BBox { zoom: Some(_), .. }), "the map's zoom still counts");
+        assert_eq!(c.op.clippable, crate::policy::Clippable::No, "features are filtered, never clipped");
+    }
+
+    #[test]
+    fn bgcolor_is_the_clipped_background_and_must_be_a_colour() {
+        let base = "VERSION=1.3.0&REQUEST=GetMap&LAYERS=roads&STYLES=&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&FORMAT=image/jpeg";
+        let c = ok(Protocol::Wms, format!("{base}&BGCOLOR=0x102030").leak());
+        assert_eq!(c.op.clippable, crate::policy::Clippable::Image { background: Some([16, 32, 48]) });
+        let c = ok(Protocol::Wms, base);
+        assert_eq!(c.op.clippable, crate::policy::Clippable::Image { background: None });
+        for bad in ["0x10203", "red", "0x1020304"] {
+            assert_eq!(err(Protocol::Wms, format!("{base}&BGCOLOR={bad}").leak()).status(), 400, "{bad}");
         }
     }
 }

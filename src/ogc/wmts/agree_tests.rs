@@ -273,12 +273,35 @@ fn wmts_kvp_capabilities_advertise_only_what_the_gateway_serves() {
     assert!(e.contains("layer_not_covered"), "{e}");
 }
 
+/// The zooms of the advertised Web Mercator ranges of layer `osm`, ascending, distinct.
+fn zooms(seen: &Seen) -> Vec<u8> {
+    let mut z: Vec<u8> =
+        seen.ranges.iter().filter(|(l, ..)| l == "osm").filter_map(|(_, _, r)| r.0.parse::<u8>().ok()).collect();
+    z.sort_unstable();
+    z.dedup();
+    z
+}
+
 #[test]
-fn wmts_kvp_fenced_capabilities_advertise_only_tiles_inside_the_fence() {
+fn wmts_kvp_fenced_capabilities_advertise_every_zoom_to_max_zoom_clipped() {
+    // `partial = "clip"` (the default): zooms 0‥4 hold tiles that straddle the fence,
+    // served clipped, so every matrix up to maxZoom is advertised (gdal_translate
+    // builds its overviews from them), limited to the fence's footprint, and a
+    // corner tile of each is served.
     let w = Walk::new(Protocol::Wmts, wmts_path(), Some(fence()));
     let seen = walk(&w, &w.rewrite(&fixture("wmts_100_mapproxy_kvp.xml"), KVP_UPSTREAM), false);
     assert_eq!(seen.layers, ["osm", "roads"], "the geodetic-only layer cannot be fenced");
-    assert!(seen.ranges.iter().all(|(_, _, r)| r.0.parse::<u8>().is_ok_and(|z| (5..=MAX_ZOOM).contains(&z))));
+    assert_eq!(zooms(&seen), (0..=MAX_ZOOM).collect::<Vec<_>>());
+    refuse_unadvertised(&w, &seen, false, &format!("{}?", w.public));
+}
+
+#[test]
+fn wmts_kvp_fenced_capabilities_with_partial_deny_advertise_only_tiles_inside_the_fence() {
+    let path = PathConfig { partial: crate::paths::Partial::Deny, ..wmts_path() };
+    let w = Walk::new(Protocol::Wmts, path, Some(fence()));
+    let seen = walk(&w, &w.rewrite(&fixture("wmts_100_mapproxy_kvp.xml"), KVP_UPSTREAM), false);
+    assert_eq!(seen.layers, ["osm", "roads"]);
+    assert_eq!(zooms(&seen), (5..=MAX_ZOOM).collect::<Vec<_>>());
     refuse_unadvertised(&w, &seen, false, &format!("{}?", w.public));
 }
 
@@ -295,5 +318,6 @@ fn wmts_rest_fenced_capabilities_advertise_only_tiles_inside_the_fence() {
     let w = Walk::new(Protocol::Wmts, wmts_path(), Some(fence()));
     let seen = walk(&w, &w.rewrite(&fixture("wmts_100_mapproxy_rest.xml"), REST_UPSTREAM), true);
     assert_eq!(seen.layers, ["osm", "roads"]);
+    assert_eq!(zooms(&seen), (0..=MAX_ZOOM).collect::<Vec<_>>(), "clipped: every zoom to maxZoom");
     refuse_unadvertised(&w, &seen, true, "");
 }

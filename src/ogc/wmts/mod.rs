@@ -144,6 +144,10 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
                 extent,
                 ResponseKind::Features(DataFormat::from_media_type(info)),
             )
+            // The tile's pixel size is not in the request, so the pixel cannot be
+            // placed: a tile partly inside is answered with the features the GeoJSON
+            // filter finds inside the fence (other formats are refused under a fence).
+            .with_clippable(crate::policy::Clippable::FeaturesFiltered)
             .with_format(Some(info)))
         }
     }
@@ -231,7 +235,7 @@ fn restates(kvp: &Kvp, expected: &[(&str, &str)]) -> Result<(), OgcError> {
 /// formats (GeoJSON, UTFGrid…) would hand raw attributes to a `view` token.
 fn tile_response(format: Option<&str>, param: &str) -> Result<ResponseKind, OgcError> {
     Ok(match format.map(|f| rendered_format(f, param, "wmts.GetTile", true)).transpose()? {
-        None | Some(Rendered::Image) => ResponseKind::Other,
+        None | Some(Rendered::Image) => ResponseKind::Image,
         Some(Rendered::Mvt) => ResponseKind::Mvt,
     })
 }
@@ -515,7 +519,7 @@ mod tests {
         let base = "REQUEST=GetTile&LAYER=roads&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=0&TILEROW=0&TILECOL=0";
         let c = ok(Protocol::Wmts, format!("{base}&FORMAT=application/vnd.mapbox-vector-tile").leak());
         assert_eq!(c.response, ResponseKind::Mvt);
-        assert_eq!(ok(Protocol::Wmts, format!("{base}&FORMAT=image/jpeg").leak()).response, ResponseKind::Other);
+        assert_eq!(ok(Protocol::Wmts, format!("{base}&FORMAT=image/jpeg").leak()).response, ResponseKind::Image);
         for format in ["application/json;type=geojson", "application/json;type=utfgrid", "text/html"] {
             assert!(run(Protocol::Wmts, format!("{base}&FORMAT={format}").leak()).is_err(), "{format}");
         }

@@ -1,0 +1,355 @@
+//! Clip instead of refuse (issue #14): tiles, maps and vector tiles that straddle a
+//! token's geofence are served clipped, through the real gateway.
+//!
+//! Raster: real MapProxy tiles (its debug source), compared pixel by pixel with what
+//! MapProxy itself answers; a fake upstream for the corrupt image. Vector: a fake
+//! upstream serving a crafted tile, read back with tilegate's decoder and with GDAL's
+//! MVT driver (`ogrinfo`). GDAL's WMTS driver builds a 128×128 overview through the
+//! gateway for a fenced token.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use image::{Rgba, RgbaImage};
+use prost::Message as _;
+use tokio::net::TcpListener;
+
+use crate::support::upstreams::{self, MapProxy};
+use crate::support::TestGateway;
+use tilegate::filter::mvt::{Feature, Layer, Tile, Value};
+use tilegate::policy::Tier;
+use tilegate::spatial::Fence;
+
+/// The fence of the raster tests: zoom-4 tile 4/8/4, the north-west quarter of tile
+/// 3/4/2 (pixels x 0‥127, y 0‥127 of a 256-pixel tile). MapProxy's debug source
+/// writes the tile's address across its top rows, so the fence edge cuts the text.
+fn quarter_fence() -> Fence {
+    Fence::new(Some(&[(4, 8, 4)]), Some(8)).expect("fence")
+}
+
+fn inside_quarter(x: u32, y: u32) -> bool {
+    x < 128 && y < 128
+}
+
+async fn mapproxy_gateway() -> (TestGateway, &'static MapProxy) {
+    let mp = tokio::task::spawn_blocking(MapProxy::shared).await.expect("MapProxy starts");
+    // `public_url` is the gateway's real address: GDAL follows the capabilities' URLs.
+    let port = crate::support::ops::free_port();
+    let config = format!(
+        r##"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "basemap"
+kind = "raster"
+layers = ["osm"]
+webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
+background = "#ff0000"
+[path.upstream]
+wms = "{mp}/service"
+wmts = "{mp}/service"
+xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
+[[path]]
+id = "basemap-deny"
+kind = "raster"
+layers = ["osm"]
+partial = "deny"
+[path.upstream]
+xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
+"##,
+        mp = mp.base
+    );
+    (TestGateway::with_config(&config).await, mp)
+}
+
+fn upstream_body(mp: &MapProxy, path: &str) -> Vec<u8> {
+    let r = upstreams::http_get(&mp.url(path)).expect("MapProxy answers");
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.body
+}
+
+fn rgba(png: &[u8]) -> RgbaImage {
+    image::load_from_memory(png).expect("an image").to_rgba8()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapproxy_tile_straddling_the_fence_is_transparent_outside_and_pixel_identical_inside() {
+    let (gw, mp) = mapproxy_gateway().await;
+    let token = gw.token_fenced("basemap", Tier::View, quarter_fence(), None).await;
+    let upstream = rgba(&upstream_body(mp, "/tiles/osm/GLOBAL_WEBMERCATOR/3/4/2.png"));
+
+    let r = gw.get("/ogc/xyz/basemap/3/4/2.png", &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "image/png");
+    if let Some(out) = std::env::var_os("TILEGATE_WRITE_CLIPPED_TILE") {
+        // How docs/clipped-tile.png (the README's picture) is made.
+        std::fs::write(out, &r.body).expect("write the clipped tile");
+    }
+    let clipped = rgba(&r.body);
+    assert_eq!(clipped.dimensions(), upstream.dimensions());
+    let (mut inside, mut drawn_inside, mut hidden) = (0, 0, 0);
+    for (x, y, p) in clipped.enumerate_pixels() {
+        if inside_quarter(x, y) {
+            assert_eq!(p, upstream.get_pixel(x, y), "inside pixel {x},{y} is MapProxy's");
+            inside += 1;
+            drawn_inside += usize::from(p[3] > 0);
+        } else {
+            assert_eq!(p, &Rgba([0, 0, 0, 0]), "outside pixel {x},{y} is transparent");
+            hidden += usize::from(upstream.get_pixel(x, y)[3] > 0);
+        }
+    }
+    assert_eq!(inside, 128 * 128);
+    assert!(drawn_inside > 100 && hidden > 100, "the fence edge cuts MapProxy's text: {drawn_inside} / {hidden}");
+    // The edge, pinned: column 127 and row 127 in, column 128 and row 128 out.
+    assert_eq!(clipped.get_pixel(127, 127), upstream.get_pixel(127, 127));
+    assert_eq!(clipped.get_pixel(128, 127)[3], 0);
+    assert_eq!(clipped.get_pixel(127, 128)[3], 0);
+
+    // The same tile through WMTS KVP is clipped the same way.
+    let r = gw
+        .get(
+            "/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&FORMAT=image/png&TILEMATRIXSET=GLOBAL_WEBMERCATOR&TILEMATRIX=03&TILEROW=2&TILECOL=4",
+            &token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let wmts = rgba(&r.body);
+    assert_eq!(wmts.as_raw(), clipped.as_raw(), "WMTS and XYZ clip the same tile the same way");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_wholly_inside_are_relayed_byte_for_byte_and_wholly_outside_stay_refused() {
+    let (gw, mp) = mapproxy_gateway().await;
+    let token = gw.token_fenced("basemap", Tier::View, quarter_fence(), None).await;
+    let r = gw.get("/ogc/xyz/basemap/5/16/8.png", &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.body.as_ref(), upstream_body(mp, "/tiles/osm/GLOBAL_WEBMERCATOR/5/16/8.png").as_slice());
+    let r = gw.get("/ogc/xyz/basemap/3/0/0.png", &token).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "outside_geofence"));
+    let r = gw.get("/ogc/xyz/basemap/9/256/160.png", &token).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "zoom_above_max"));
+    // `partial = "deny"` refuses the straddling tile, as before clipping existed.
+    let deny = gw.token_fenced("basemap-deny", Tier::View, quarter_fence(), None).await;
+    let r = gw.get("/ogc/xyz/basemap-deny/3/4/2.png", &deny).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "outside_geofence"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jpeg_map_gets_the_background_outside_the_fence() {
+    let (gw, mp) = mapproxy_gateway().await;
+    let token = gw.token_fenced("basemap", Tier::View, quarter_fence(), None).await;
+    // Tile 3/4/2 in EPSG:3857 metres: x 0‥5009377.09, y 5009377.09‥10018754.17.
+    let q = "SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=osm&STYLES=&CRS=EPSG:3857&BBOX=0,5009377.085697312,5009377.085697312,10018754.171394624&WIDTH=256&HEIGHT=256&FORMAT=image/jpeg";
+    let upstream = image::load_from_memory(&upstream_body(mp, &format!("/service?{q}"))).expect("jpeg").to_rgb8();
+    let near = |a: &image::Rgb<u8>, b: &image::Rgb<u8>| a.0.iter().zip(b.0).all(|(x, y)| x.abs_diff(y) <= 24);
+    for (query, background) in [(q.to_owned(), [255, 0, 0]), (format!("{q}&BGCOLOR=0x0000FF"), [0, 0, 255])] {
+        let r = gw.get(&format!("/ogc/wms/basemap?{query}"), &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.headers["content-type"], "image/jpeg");
+        let map = image::load_from_memory(&r.body).expect("jpeg").to_rgb8();
+        // Away from the edge (JPEG blocks blur it), outside is the background.
+        for (x, y) in [(200, 60), (250, 250), (20, 200), (200, 120)] {
+            assert!(near(map.get_pixel(x, y), &image::Rgb(background)), "{x},{y}: {:?}", map.get_pixel(x, y));
+        }
+        for (x, y) in [(20, 100), (100, 60), (60, 120)] {
+            assert!(near(map.get_pixel(x, y), upstream.get_pixel(x, y)), "{x},{y} inside is the map");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gdal_builds_a_wmts_overview_for_a_fenced_token() {
+    let (gw, _) = mapproxy_gateway().await;
+    let token = gw.token_fenced("basemap", Tier::View, quarter_fence(), None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("overview.png");
+    let source = format!("WMTS:{}", gw.url("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities"));
+    let out_s = out.to_string_lossy().into_owned();
+    let header = format!("Authorization: Bearer {token}");
+    let cache = dir.path().join("gdalwmscache");
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("gdal_translate")
+            .args(["-q", "-of", "PNG", "-outsize", "128", "128", &source, &out_s])
+            .env("GDAL_HTTP_HEADERS", header)
+            // GDAL caches WMTS tiles under ./gdalwmscache unless told otherwise.
+            .env("GDAL_DEFAULT_WMS_CACHE_PATH", &cache)
+            .env("GDAL_HTTP_TIMEOUT", "60")
+            .output()
+            .expect("gdal_translate runs (Debian gdal-bin)")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        run.status.success(),
+        "gdal_translate failed: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let img = rgba(&std::fs::read(&out).expect("the overview is written"));
+    assert_eq!(img.dimensions(), (128, 128));
+}
+
+/// A fake upstream answering every request with `body` as `content_type`.
+async fn fixed_upstream(content_type: &'static str, body: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = Bytes::from(body);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        let mut res = http::Response::new(Full::new(body));
+                        res.headers_mut().insert("content-type", http::HeaderValue::from_static(content_type));
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn fake_gateway(up: SocketAddr) -> TestGateway {
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://maps.example.org"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "tiles"
+kind = "raster"
+[path.upstream]
+xyz = "http://{up}/tiles/{{z}}/{{x}}/{{y}}.png"
+[[path]]
+id = "vector"
+kind = "vector"
+layers = ["places"]
+properties = ["name", "secret"]
+[path.upstream]
+mvt = "http://{up}/mvt/{{z}}/{{x}}/{{y}}"
+"#
+    );
+    TestGateway::with_config(&config).await
+}
+
+#[tokio::test]
+async fn an_image_the_gateway_cannot_decode_is_a_502_never_passed_unclipped() {
+    for body in [b"<ServiceExceptionReport>no</ServiceExceptionReport>".to_vec(), b"\x89PNG\r\n\x1a\ncorrupt".to_vec()]
+    {
+        let gw = fake_gateway(fixed_upstream("image/png", body.clone()).await).await;
+        let token = gw.token_fenced("tiles", Tier::View, quarter_fence(), None).await;
+        let r = gw.get("/ogc/xyz/tiles/3/4/2.png", &token).await;
+        assert_eq!((r.status, r.reason().as_str()), (StatusCode::BAD_GATEWAY, "upstream_bad_document"));
+        assert!(!r.body.windows(4).any(|w| w == b"PNG\r" || w == b"Serv"), "nothing of the upstream body leaks");
+        // Wholly inside, the same body is relayed untouched (it is never decoded).
+        let r = gw.get("/ogc/xyz/tiles/5/16/8.png", &token).await;
+        assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, body.as_slice()));
+    }
+}
+
+/// Tile 1/0/0 with a covered layer `places` (a point inside and one outside the
+/// fence, a line and a polygon crossing its edge at x = 2048) and an uncovered
+/// layer `private`. The fence is the west half of the tile.
+fn crafted_tile() -> Vec<u8> {
+    let zz = |v: i32| ((v << 1) ^ (v >> 31)) as u32;
+    let s = |v: &str| Value { string_value: Some(v.into()), ..Value::default() };
+    let feature =
+        |kind: i32, geometry: Vec<u32>, tags: Vec<u32>| Feature { id: None, tags, r#type: Some(kind), geometry };
+    let places = Layer {
+        version: 2,
+        name: "places".into(),
+        keys: vec!["name".into(), "secret".into()],
+        values: vec![s("west"), s("east"), s("hidden")],
+        features: vec![
+            feature(1, vec![9, zz(100), zz(100)], vec![0, 0, 1, 2]),
+            feature(1, vec![9, zz(3000), zz(100)], vec![0, 1, 1, 2]),
+            feature(2, vec![9, zz(1000), zz(500), 10, zz(2000), 0], vec![0, 0]),
+            // Clockwise square 1000‥3000 × 1000‥2000.
+            feature(3, vec![9, zz(1000), zz(1000), 26, zz(2000), 0, 0, zz(1000), zz(-2000), 0, 15], vec![0, 0]),
+        ],
+        extent: Some(4096),
+    };
+    let private = Layer {
+        version: 2,
+        name: "private".into(),
+        keys: vec!["owner".into()],
+        values: vec![s("someone")],
+        features: vec![feature(1, vec![9, zz(10), zz(10)], vec![0, 0])],
+        extent: Some(4096),
+    };
+    Tile { layers: vec![places, private] }.encode_to_vec()
+}
+
+#[tokio::test]
+async fn a_vector_tile_straddling_the_fence_is_cut_at_the_fence_and_reads_in_gdal() {
+    let gw = fake_gateway(fixed_upstream("application/vnd.mapbox-vector-tile", crafted_tile()).await).await;
+    let west = Fence::new(Some(&[(2, 0, 0), (2, 0, 1)]), None).expect("fence");
+    let token = gw.token_fenced("vector", Tier::View, west, Some(&["name"])).await;
+    let r = gw.get("/ogc/mvt/vector/1/0/0", &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let tile = Tile::decode(r.body.as_ref()).expect("a valid tile");
+    assert_eq!(tile.layers.len(), 1, "the uncovered layer is gone");
+    let places = &tile.layers[0];
+    assert_eq!(places.name, "places");
+    assert_eq!(places.keys, ["name"], "hidden properties are gone");
+    assert_eq!(places.values, [Value { string_value: Some("west".into()), ..Value::default() }]);
+    assert_eq!(places.features.len(), 3, "the point outside is gone");
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(!text.contains("hidden") && !text.contains("someone") && !text.contains("east"));
+
+    // A real MVT reader: GDAL's driver georeferences a `z/x/y.pbf` file by its name.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("1/0/0.pbf");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&file, &r.body).expect("write");
+    let out = std::process::Command::new("ogrinfo")
+        .args(["-ro", "-al", "-q"])
+        .arg(&file)
+        .output()
+        .expect("ogrinfo runs (Debian gdal-bin)");
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ogrinfo failed: {info}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(info.contains("places") && !info.contains("private"), "{info}");
+    assert!(!info.contains("secret") && !info.contains("hidden"), "{info}");
+    assert!(info.contains("LINESTRING") && info.contains("POLYGON"), "{info}");
+    // Tile 1/0/0 spans x −20037508‥0 m; the fence ends at its middle, −10018754 m.
+    let xs = eastings(&info);
+    assert!(!xs.is_empty(), "{info}");
+    assert!(xs.iter().all(|&x| x <= -10_018_754.0 + 5_000.0), "every vertex ends at the fence: {xs:?}");
+    assert!(xs.iter().any(|&x| (x + 10_018_754.0).abs() < 5_000.0), "the crossing geometries reach the fence: {xs:?}");
+}
+
+/// The x coordinate of every vertex in ogrinfo's WKT output.
+fn eastings(info: &str) -> Vec<f64> {
+    let mut xs = Vec::new();
+    for line in info.lines().map(str::trim) {
+        let Some(open) = line.find('(') else { continue };
+        if !["POINT", "LINESTRING", "POLYGON", "MULTI"].iter().any(|k| line.starts_with(k)) {
+            continue;
+        }
+        let coords = line[open..].replace(['(', ')'], "");
+        for pair in coords.split(',') {
+            if let Some(x) = pair.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+                xs.push(x);
+            }
+        }
+    }
+    xs
+}

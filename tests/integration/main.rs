@@ -8,6 +8,7 @@ mod support;
 mod access_log;
 mod attacks;
 mod cli;
+mod clients;
 mod config;
 mod e2e;
 mod foundation;

@@ -1,0 +1,510 @@
+//! Real clients, unchanged, through the real gateway (#13): QGIS 3.22 headless
+//! (`tests/e2e/qgis_client.py` under Debian's `/usr/bin/python3`), GDAL/OGR 3.6
+//! (`gdalinfo`, `gdal_translate`, `ogrinfo`, `ogr2ogr`) and OWSLib
+//! (`tests/e2e/owslib_client.py`), in front of MapProxy (WMS, WMTS, XYZ), MapServer 8
+//! (WMS, WFS 1.1 and 2.0) and pygeoapi (OGC API Features), each with the seven kinds of
+//! token a deployment hands out (see [`Kind`]).
+//!
+//! The upstreams start once per test binary (`shared()`); each test starts its own
+//! gateway (milliseconds) and runs each client as few times as it can (QGIS once per
+//! test, with every layer as one job list). A missing tool fails the test with the
+//! command that installs it (`scripts/e2e-setup`); nothing is skipped. Tests that need
+//! another engineer's part of #13 carry `#[ignore = "needs #13.N (engineer)"]`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+use crate::support::upstreams::{self, MapProxy, MapServer, PyGeoApi};
+use crate::support::TestGateway;
+use tilegate::admin::{self, Minter};
+use tilegate::policy::{Scope, Tier};
+use tilegate::spatial::Fence;
+use tilegate::store::{now_unix, AccessSpec};
+
+/// The kinds of token a deployment hands to partners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `admin` on the folder, scope `all`: sees everything.
+    Unrestricted,
+    /// `view` on the folder: maps and tiles, no feature data (403).
+    View,
+    /// `viewPlus` with the fence tile 2/2/1 (lon 0..90, lat 0..66.5) and maxZoom 8.
+    Fenced,
+    /// `viewPlus` seeing only the properties `name` and `population`.
+    PropertyFenced,
+    /// `viewPlus`, scope `ogc`: every OGC endpoint, as unrestricted as `viewPlus` is.
+    OgcScope,
+    /// Revoked after it was minted: 401 everywhere.
+    Revoked,
+    /// Expired a second before the test: 401 everywhere.
+    Expired,
+}
+
+const KINDS: [Kind; 7] =
+    [Kind::Unrestricted, Kind::View, Kind::Fenced, Kind::PropertyFenced, Kind::OgcScope, Kind::Revoked, Kind::Expired];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Unrestricted => "unrestricted",
+            Kind::View => "view",
+            Kind::Fenced => "fenced",
+            Kind::PropertyFenced => "property-fenced",
+            Kind::OgcScope => "ogc-scope",
+            Kind::Revoked => "revoked",
+            Kind::Expired => "expired",
+        }
+    }
+
+    /// Whether the token is accepted at all (else every request is a 401).
+    fn valid(self) -> bool {
+        !matches!(self, Kind::Revoked | Kind::Expired)
+    }
+
+    /// Whether the token reads feature data (else a 403 or 401).
+    fn reads_features(self) -> bool {
+        self.valid() && self != Kind::View
+    }
+
+    /// The status of a refused feature read.
+    fn refusal(self) -> u16 {
+        if self.valid() {
+            403
+        } else {
+            401
+        }
+    }
+}
+
+/// The fence of [`Kind::Fenced`]: tile 2/2/1 covers lon 0..90, lat 0..66.51.
+fn fence() -> Fence {
+    Fence::new(Some(&[(2, 2, 1)]), Some(8)).expect("fence")
+}
+
+/// Features of `places.geojson` inside the fence: Paris, Brussels, Amsterdam,
+/// Frankfurt, Lyon, Zurich, Luxembourg, Strasbourg, Rome, Mumbai and the Benelux zone.
+const FENCED_POINTS: usize = 10;
+const ALL_POINTS: usize = 23;
+const FENCED_ZONES: usize = 1;
+const ALL_ZONES: usize = 2;
+/// The property fence of [`Kind::PropertyFenced`].
+const VISIBLE: [&str; 2] = ["name", "population"];
+/// Every property MapServer serves (OGR makes the GeoJSON `id` a field).
+const MS_FIELDS: [&str; 5] = ["id", "name", "population", "country", "secret_note"];
+
+/// The gateway in front of the three shared upstreams, its tokens and a scratch folder.
+struct Clients {
+    gw: TestGateway,
+    mp: &'static MapProxy,
+    pg: &'static PyGeoApi,
+    ms: &'static MapServer,
+    tokens: Vec<(Kind, String)>,
+    scratch: tempfile::TempDir,
+}
+
+impl Clients {
+    fn token(&self, kind: Kind) -> &str {
+        self.tokens.iter().find(|(k, _)| *k == kind).map(|(_, t)| t.as_str()).expect("every kind is minted")
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.gw.url(path)
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    /// The upstreams' own addresses, none of which may reach a client.
+    fn upstream_hosts(&self) -> [String; 3] {
+        [self.mp.port, self.pg.port, self.ms.port].map(|p| format!("127.0.0.1:{p}"))
+    }
+
+    fn assert_no_upstream(&self, what: &str, text: &str) {
+        for host in self.upstream_hosts() {
+            assert!(!text.contains(&host), "{what}: an upstream address ({host}) reached the client:\n{text}");
+        }
+    }
+}
+
+async fn clients() -> Clients {
+    let (mp, pg, ms) = tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared(), MapServer::shared()))
+        .await
+        .expect("upstreams start");
+    let port = crate::support::ops::free_port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "world"
+kind = "folder"
+[[path]]
+id = "basemap"
+parent = "world"
+kind = "raster"
+layers = ["osm"]
+webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
+wmts_rest_template = "/{{Layer}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.{{Format}}"
+[path.upstream]
+wms = "{mp}/service"
+wmts = "{mp}/service"
+wmts_rest = "{mp}/wmts"
+xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
+[[path]]
+id = "places"
+parent = "world"
+kind = "vector"
+layers = ["places"]
+properties = ["name", "population", "country", "secret_note"]
+[path.upstream]
+ogcapi = "{pg}"
+[[path]]
+id = "ms"
+parent = "world"
+kind = "vector"
+layers = ["places", "zones", "ms:places", "ms:zones"]
+properties = ["id", "name", "population", "country", "secret_note"]
+geometry_properties = ["msGeometry"]
+[path.upstream]
+wms = "{ms}/mapserv"
+wfs = "{ms}/mapserv"
+"#,
+        mp = mp.base,
+        pg = pg.base,
+        ms = ms.base
+    );
+    let gw = TestGateway::with_config(&config).await;
+    let mut tokens = Vec::new();
+    for kind in KINDS {
+        let (tier, fence, properties, scope, expires) = match kind {
+            Kind::Unrestricted => (Tier::Admin, Fence::default(), None, Scope::All, None),
+            Kind::View => (Tier::View, Fence::default(), None, Scope::All, None),
+            Kind::Fenced => (Tier::ViewPlus, fence(), None, Scope::All, None),
+            Kind::PropertyFenced => {
+                (Tier::ViewPlus, Fence::default(), Some(VISIBLE.map(str::to_owned).to_vec()), Scope::All, None)
+            }
+            Kind::OgcScope => (Tier::ViewPlus, Fence::default(), None, Scope::Ogc, None),
+            Kind::Revoked => (Tier::Admin, Fence::default(), None, Scope::All, None),
+            Kind::Expired => (Tier::Admin, Fence::default(), None, Scope::All, Some(now_unix() - 1)),
+        };
+        let access = vec![AccessSpec { path_id: "world".into(), tier, fence, properties }];
+        let minted = admin::mint(
+            "tg",
+            kind.name().into(),
+            scope,
+            now_unix() - 10,
+            expires,
+            access,
+            Minter { creator: None, client: "test".into() },
+        )
+        .expect("randomness");
+        let record = gw.store().create(minted.row).await.expect("create");
+        if kind == Kind::Revoked {
+            let hashes = gw.store().revoke(record.id, None, "test".into()).await.expect("revoke");
+            gw.running.as_ref().expect("running").gateway.cache().evict(&hashes);
+        }
+        tokens.push((kind, minted.secret.expose().to_owned()));
+    }
+    let scratch = tempfile::Builder::new().prefix("tilegate-clients-").tempdir().expect("scratch dir");
+    Clients { gw, mp, pg, ms, tokens, scratch }
+}
+
+/// Runs client programs, four at a time; a missing one fails the test, naming the
+/// installer. Returns the outputs in the order given.
+async fn run_all(cmds: Vec<(String, Command)>) -> Vec<(String, Output)> {
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let mut cmds = cmds.into_iter().peekable();
+        while cmds.peek().is_some() {
+            let batch: Vec<(String, Command)> = cmds.by_ref().take(4).collect();
+            let done: Vec<(String, Output)> = std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .into_iter()
+                    .map(|(label, mut cmd)| {
+                        s.spawn(move || {
+                            let output = cmd.output().unwrap_or_else(|e| {
+                                panic!(
+                                    "{label}: cannot run {cmd:?}: {e}; install the e2e clients with \
+                                     scripts/e2e-setup (Debian gdal-bin, python3-qgis, cgi-mapserver)"
+                                )
+                            });
+                            (label, output)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+            });
+            out.extend(done);
+        }
+        out
+    })
+    .await
+    .expect("clients run")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// ---------------------------------------------------------------------------------
+// GDAL/OGR
+// ---------------------------------------------------------------------------------
+
+/// How a GDAL command presents the token.
+#[derive(Clone, Copy, Debug)]
+enum Auth {
+    /// `GDAL_HTTP_HEADERS=Authorization: Bearer <token>`
+    Header,
+    /// `GDAL_HTTP_AUTH=ANY` and `GDAL_HTTP_USERPWD=tilegate:<token>`: GDAL sends the
+    /// password only after a 401 that offers Basic.
+    Basic,
+    /// `?token=<token>` in the connection URL.
+    Query,
+}
+
+/// A GDAL/OGR command with the token presented as `auth`; `url` gets `token=` for
+/// [`Auth::Query`]. Caches are off, so one token's answer never serves another.
+fn gdal(program: &str, auth: Auth, token: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("GDAL_HTTP_TIMEOUT", "60")
+        .env("GDAL_HTTP_MAX_RETRY", "0")
+        .env("GDAL_ENABLE_WMS_CACHE", "NO")
+        .env("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+        .env("CPL_VSIL_CURL_USE_CACHE", "NO")
+        .env("GDAL_PAM_ENABLED", "NO")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY");
+    match auth {
+        Auth::Header => {
+            cmd.env("GDAL_HTTP_HEADERS", format!("Authorization: Bearer {token}"));
+        }
+        Auth::Basic => {
+            cmd.env("GDAL_HTTP_AUTH", "ANY").env("GDAL_HTTP_USERPWD", format!("tilegate:{token}"));
+        }
+        Auth::Query => {}
+    }
+    cmd
+}
+
+/// `url` with `token=` appended for [`Auth::Query`].
+fn with_token(url: &str, auth: Auth, token: &str) -> String {
+    match auth {
+        Auth::Query => format!("{url}{}token={token}", if url.contains('?') { '&' } else { '?' }),
+        _ => url.to_owned(),
+    }
+}
+
+/// `Feature Count: N` lines of `ogrinfo -so`, by layer.
+fn feature_counts(ogrinfo: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let mut layer = String::new();
+    for line in ogrinfo.lines() {
+        if let Some(name) = line.strip_prefix("Layer name: ") {
+            layer = name.trim().to_owned();
+        } else if let Some(n) = line.strip_prefix("Feature Count: ") {
+            out.push((layer.clone(), n.trim().parse().unwrap_or(-2)));
+        }
+    }
+    out
+}
+
+/// A GeoJSON file written by `ogr2ogr`: (feature count, property names).
+fn read_geojson(path: &Path) -> (usize, Vec<String>) {
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).expect("ogr2ogr wrote its output"))
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    let features = doc["features"].as_array().expect("features");
+    let mut props: Vec<String> = features
+        .iter()
+        .filter_map(|f| f["properties"].as_object())
+        .flat_map(|p| p.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()))
+        .collect();
+    props.sort();
+    props.dedup();
+    (features.len(), props)
+}
+
+/// The property names a token of `kind` may see, of those `all` a layer has.
+fn visible(kind: Kind, all: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> =
+        all.iter().filter(|p| kind != Kind::PropertyFenced || VISIBLE.contains(p)).map(|p| (*p).to_owned()).collect();
+    v.sort();
+    v
+}
+
+/// The client failed and said why: GDAL's `HTTP error code : 403`, owslib_client's
+/// `HTTP 403` (a bare number could be part of a token in a printed URL).
+fn refused_with(out: &Output, status: u16) -> bool {
+    let err = String::from_utf8_lossy(&out.stderr);
+    !out.status.success()
+        && (err.contains(&format!("HTTP error code : {status}")) || err.contains(&format!("HTTP {status}\n")))
+}
+
+
+/// The WMS subdataset GDAL lists for the MapProxy layer, in the gateway's words.
+fn gdal_wms_subdataset(c: &Clients, auth: Auth, token: &str) -> String {
+    let url = with_token(&c.url("/ogc/wms/basemap?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=osm&SRS=EPSG:3857&BBOX=-20037508.342789244,-20037508.342789244,20037508.342789244,20037508.342789244"), auth, token);
+    format!("WMS:{url}")
+}
+
+/// `gdalinfo` and `gdal_translate` on WMS (MapProxy) and WMTS (MapProxy), every kind
+/// of token with the header; the unrestricted token also with Basic and `?token=`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gdal_reads_wms_and_wmts_with_every_kind_of_token() {
+    let c = clients().await;
+    let mut cases: Vec<(Kind, Auth)> = KINDS.iter().map(|k| (*k, Auth::Header)).collect();
+    cases.extend([(Kind::Unrestricted, Auth::Basic), (Kind::Unrestricted, Auth::Query), (Kind::Fenced, Auth::Query)]);
+    let mut cmds = Vec::new();
+    for (kind, auth) in &cases {
+        let (kind, auth) = (*kind, *auth);
+        let token = c.token(kind);
+        let tag = format!("{}-{auth:?}", kind.name());
+        let wms_caps = format!(
+            "WMS:{}",
+            with_token(&c.url("/ogc/wms/basemap?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetCapabilities"), auth, token)
+        );
+        let wmts = format!(
+            "WMTS:{}",
+            with_token(&c.url("/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetCapabilities"), auth, token)
+        );
+        let mut cmd = gdal("gdalinfo", auth, token);
+        cmd.arg(&wms_caps);
+        cmds.push((format!("{tag} gdalinfo WMS"), cmd));
+        let mut cmd = gdal("gdal_translate", auth, token);
+        // Paris to Berlin in Web Mercator: inside the fence, at zoom 5 to 6.
+        cmd.args(["-q", "-of", "PNG", "-outsize", "256", "256", "-projwin", "1000000", "6000000", "2000000", "5000000"])
+            .arg(gdal_wms_subdataset(&c, auth, token))
+            .arg(c.out(&format!("{tag}-wms.png")));
+        cmds.push((format!("{tag} gdal_translate WMS"), cmd));
+        let mut cmd = gdal("gdalinfo", auth, token);
+        cmd.arg(&wmts);
+        cmds.push((format!("{tag} gdalinfo WMTS"), cmd));
+        // The whole layer at 128 pixels: GDAL picks the coarsest matrix advertised.
+        let mut cmd = gdal("gdal_translate", auth, token);
+        cmd.args(["-q", "-of", "PNG", "-outsize", "128", "128"]).arg(&wmts).arg(c.out(&format!("{tag}-wmts.png")));
+        cmds.push((format!("{tag} gdal_translate WMTS overview"), cmd));
+        let mut cmd = gdal("gdal_translate", auth, token);
+        cmd.args(["-q", "-of", "PNG", "-outsize", "256", "256", "-projwin", "1000000", "6000000", "2000000", "5000000"])
+            .arg(&wmts)
+            .arg(c.out(&format!("{tag}-wmts-paris.png")));
+        cmds.push((format!("{tag} gdal_translate WMTS window"), cmd));
+    }
+    let outputs = run_all(cmds).await;
+    for (i, (kind, auth)) in cases.iter().enumerate() {
+        let tag = format!("{}-{auth:?}", kind.name());
+        let runs = &outputs[i * 5..i * 5 + 5];
+        for (label, out) in runs {
+            if kind.valid() {
+                assert!(out.status.success(), "{label}: {}", text(out));
+            } else {
+                assert!(refused_with(out, 401), "{label}: expected a 401: {}", text(out));
+            }
+        }
+        if !kind.valid() {
+            continue;
+        }
+        let info = String::from_utf8_lossy(&runs[0].1.stdout);
+        assert!(info.contains("LAYERS=osm") && !info.contains("aerial"), "{tag}: only the covered layer: {info}");
+        assert!(info.contains(&c.url("/ogc/wms/basemap")), "{tag}: subdatasets name the gateway: {info}");
+        c.assert_no_upstream(&tag, &info);
+        if matches!(auth, Auth::Query) {
+            assert!(info.contains("token="), "{tag}: the query token is kept in the advertised URLs: {info}");
+        }
+        let wmts_info = String::from_utf8_lossy(&runs[2].1.stdout);
+        assert!(wmts_info.contains("Driver: WMTS"), "{tag}: {wmts_info}");
+        for png in ["wms.png", "wmts.png", "wmts-paris.png"] {
+            let bytes = std::fs::read(c.out(&format!("{tag}-{png}"))).unwrap_or_default();
+            assert!(bytes.starts_with(b"\x89PNG"), "{tag}: {png} was written");
+        }
+    }
+    // Nothing any GDAL request sent carried the token to MapProxy.
+    for (_, token) in &c.tokens {
+        assert!(!c.mp.requests().iter().any(|r| r.query.contains(&token[3..20])), "MapProxy saw a token");
+    }
+}
+
+/// `ogr2ogr` and `ogrinfo` on `OAPIF:` (pygeoapi) and `WFS:` (MapServer 2.0 and 1.1,
+/// asking for GeoJSON), every kind of token: counts and fields are what the token may
+/// see. The unrestricted token also with Basic and `?token=`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ogr_reads_oapif_and_wfs_with_every_kind_of_token() {
+    let c = clients().await;
+    let mut cases: Vec<(Kind, Auth)> = KINDS.iter().map(|k| (*k, Auth::Header)).collect();
+    cases.extend([
+        (Kind::Unrestricted, Auth::Basic),
+        (Kind::Unrestricted, Auth::Query),
+        (Kind::PropertyFenced, Auth::Basic),
+        (Kind::Fenced, Auth::Query),
+    ]);
+    let mut cmds = Vec::new();
+    for (kind, auth) in &cases {
+        let (kind, auth) = (*kind, *auth);
+        let token = c.token(kind);
+        let tag = format!("{}-{auth:?}", kind.name());
+        let oapif = format!("OAPIF:{}", with_token(&c.url("/ogc/api/places"), auth, token));
+        let mut cmd = gdal("ogr2ogr", auth, token);
+        cmd.args(["-f", "GeoJSON"]).arg(c.out(&format!("{tag}-oapif.json"))).arg(&oapif).arg("places");
+        cmds.push((format!("{tag} ogr2ogr OAPIF"), cmd));
+        for (version, layer) in [("2.0.0", "ms:places"), ("1.1.0", "ms:zones")] {
+            let wfs = format!(
+                "WFS:{}",
+                with_token(&c.url(&format!("/ogc/wfs/ms?VERSION={version}&OUTPUTFORMAT=geojson")), auth, token)
+            );
+            let mut cmd = gdal("ogr2ogr", auth, token);
+            cmd.args(["-f", "GeoJSON"]).arg(c.out(&format!("{tag}-wfs-{version}.json"))).arg(&wfs).arg(layer);
+            cmds.push((format!("{tag} ogr2ogr WFS {version} {layer}"), cmd));
+        }
+        let mut cmd = gdal("ogrinfo", auth, token);
+        cmd.args(["-ro", "-so", "-al"]).arg(&oapif);
+        cmds.push((format!("{tag} ogrinfo OAPIF"), cmd));
+    }
+    let outputs = run_all(cmds).await;
+    for (i, (kind, auth)) in cases.iter().enumerate() {
+        let kind = *kind;
+        let tag = format!("{}-{auth:?}", kind.name());
+        let runs = &outputs[i * 4..i * 4 + 4];
+        if !kind.valid() {
+            for (label, out) in runs {
+                assert!(refused_with(out, 401), "{label}: expected a 401: {}", text(out));
+            }
+            continue;
+        }
+        if kind == Kind::View {
+            for (label, out) in &runs[..3] {
+                assert!(refused_with(out, 403), "{label}: a view token reads no features: {}", text(out));
+            }
+            continue;
+        }
+        for (label, out) in runs {
+            assert!(out.status.success(), "{label}: {}", text(out));
+        }
+        let fenced = kind == Kind::Fenced;
+        let (n, props) = read_geojson(&c.out(&format!("{tag}-oapif.json")));
+        assert_eq!(n, if fenced { FENCED_POINTS + FENCED_ZONES } else { ALL_POINTS + ALL_ZONES }, "{tag}: OAPIF features");
+        // OGR turns the feature id into an `id` field.
+        let mut want = visible(kind, &["name", "population", "country", "secret_note"]);
+        want.push("id".into());
+        want.sort();
+        assert_eq!(props, want, "{tag}: OAPIF fields");
+        let (n, props) = read_geojson(&c.out(&format!("{tag}-wfs-2.0.0.json")));
+        assert_eq!(n, if fenced { FENCED_POINTS } else { ALL_POINTS }, "{tag}: WFS 2.0 ms:places");
+        assert_eq!(props.iter().filter(|p| *p != "gml_id").cloned().collect::<Vec<_>>(), visible(kind, &MS_FIELDS), "{tag}: WFS 2.0 fields");
+        let (n, _) = read_geojson(&c.out(&format!("{tag}-wfs-1.1.0.json")));
+        assert_eq!(n, if fenced { FENCED_ZONES } else { ALL_ZONES }, "{tag}: WFS 1.1 ms:zones");
+        if !fenced {
+            let info = String::from_utf8_lossy(&runs[3].1.stdout);
+            assert_eq!(feature_counts(&info), [("places".to_owned(), 25)], "{tag}: {info}");
+        }
+    }
+}

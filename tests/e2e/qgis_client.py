@@ -21,7 +21,7 @@ A job:
      "features": true}              optional: iterate the features (vector layers)
 
 A result:
-    {"name", "valid": bool, "error": "...",   the layer's error summary when invalid
+    {"name", "valid": bool, "error": "...",   why the layer is invalid (QGIS log messages)
      "features": N | null,                     features QGIS iterated (vector, features=true)
      "fields": [...],                          field names (vector layers)
      "crs": "EPSG:...", "extent": [...],
@@ -43,6 +43,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qgis.core import (  # noqa: E402
     QgsApplication,
+    QgsCredentialsNone,
     QgsMapRendererSequentialJob,
     QgsMapSettings,
     QgsNetworkAccessManager,
@@ -107,11 +108,11 @@ def run_job(job):
         "rendered": None,
     }
     if not layer.isValid():
-        err = layer.error().summary()
-        provider_obj = layer.dataProvider()
-        if provider_obj is not None and provider_obj.error().summary():
-            err = (err + " " + provider_obj.error().summary()).strip()
-        result["error"] = err
+        # Not layer.error(): for an invalid layer it reads the provider, which is
+        # gone (QGIS 3.22 segfaults). The provider's reasons ("Download of
+        # capabilities failed: …") are in the message log.
+        settle()
+        result["error"] = " | ".join(MESSAGES) or "invalid layer"
     else:
         result["crs"] = layer.crs().authid()
         e = layer.extent()
@@ -132,12 +133,14 @@ def run_job(job):
             size = int(job.get("size", 256))
             settings.setOutputSize(QSize(size, size))
             settings.setBackgroundColor(QColor(255, 255, 255))
-            # Load remote tiles in the render thread and wait for them: without it a
-            # headless WMTS/XYZ render finishes before its tiles arrive (blank image).
-            settings.setFlag(QgsMapSettings.RenderBlocking, True)
             render = QgsMapRendererSequentialJob(settings)
             render.start()
-            render.waitForFinished()
+            # Keep the main thread's event loop turning while the layer renders: a
+            # 401 makes the render thread hand the authentication request to the main
+            # thread and wait for it, so waitForFinished() would deadlock.
+            while render.isActive():
+                QgsApplication.processEvents()
+                time.sleep(0.005)
             image = render.renderedImage()
             image.save(job["render"], "PNG")
             result["rendered"] = {
@@ -162,6 +165,10 @@ def main():
         jobs = json.load(fh)
     app = QgsApplication([], True)
     app.initQgis()
+    # A 401 makes QGIS ask its credentials interface for a user name and password;
+    # headless there is none to ask and the request waits forever. This one answers
+    # "no credentials" at once (as a user cancelling the dialog), so the layer fails.
+    credentials = QgsCredentialsNone()  # noqa: F841 - must stay alive (setInstance)
     QgsApplication.messageLog().messageReceived.connect(on_message)
     QgsNetworkAccessManager.instance().finished.connect(on_finished)
     # A loopback gateway: never a proxy, short timeouts so a hung request fails the job.

@@ -39,6 +39,8 @@ import os
 import sys
 import time
 
+T0 = time.monotonic()
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qgis.core import (  # noqa: E402
@@ -173,6 +175,7 @@ def main():
     QgsNetworkAccessManager.instance().finished.connect(on_finished)
     # A loopback gateway: never a proxy, short timeouts so a hung request fails the job.
     QgsNetworkAccessManager.instance().setTimeout(30000)
+    print("qgis_client: QGIS ready in %.2fs" % (time.monotonic() - T0), file=sys.stderr, flush=True)
     for job in jobs:
         print("qgis_client: %s" % job.get("name", ""), file=sys.stderr, flush=True)
         print(json.dumps(run_job(job)), flush=True)

@@ -62,20 +62,6 @@ impl Kind {
     fn valid(self) -> bool {
         !matches!(self, Kind::Revoked | Kind::Expired)
     }
-
-    /// Whether the token reads feature data (else a 403 or 401).
-    fn reads_features(self) -> bool {
-        self.valid() && self != Kind::View
-    }
-
-    /// The status of a refused feature read.
-    fn refusal(self) -> u16 {
-        if self.valid() {
-            403
-        } else {
-            401
-        }
-    }
 }
 
 /// The fence of [`Kind::Fenced`]: tile 2/2/1 covers lon 0..90, lat 0..66.51.
@@ -355,7 +341,6 @@ fn refused_with(out: &Output, status: u16) -> bool {
             .any(|m| err.contains(m.as_str()))
 }
 
-
 /// The WMS subdataset GDAL lists for the MapProxy layer, in the gateway's words.
 fn gdal_wms_subdataset(c: &Clients, auth: Auth, token: &str) -> String {
     let url = with_token(&c.url("/ogc/wms/basemap?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=osm&SRS=EPSG:3857&BBOX=-20037508.342789244,-20037508.342789244,20037508.342789244,20037508.342789244"), auth, token);
@@ -387,9 +372,11 @@ async fn gdal_reads_wms_and_wmts_with_every_kind_of_token() {
         cmds.push((format!("{tag} gdalinfo WMS"), cmd));
         let mut cmd = gdal("gdal_translate", auth, token);
         // Paris to Berlin in Web Mercator: inside the fence, at zoom 5 to 6.
-        cmd.args(["-q", "-of", "PNG", "-outsize", "256", "256", "-projwin", "1000000", "6000000", "2000000", "5000000"])
-            .arg(gdal_wms_subdataset(&c, auth, token))
-            .arg(c.out(&format!("{tag}-wms.png")));
+        cmd.args([
+            "-q", "-of", "PNG", "-outsize", "256", "256", "-projwin", "1000000", "6000000", "2000000", "5000000",
+        ])
+        .arg(gdal_wms_subdataset(&c, auth, token))
+        .arg(c.out(&format!("{tag}-wms.png")));
         cmds.push((format!("{tag} gdal_translate WMS"), cmd));
         let mut cmd = gdal("gdalinfo", auth, token);
         cmd.arg(&wmts);
@@ -399,9 +386,11 @@ async fn gdal_reads_wms_and_wmts_with_every_kind_of_token() {
         cmd.args(["-q", "-of", "PNG", "-outsize", "128", "128"]).arg(&wmts).arg(c.out(&format!("{tag}-wmts.png")));
         cmds.push((format!("{tag} gdal_translate WMTS overview"), cmd));
         let mut cmd = gdal("gdal_translate", auth, token);
-        cmd.args(["-q", "-of", "PNG", "-outsize", "256", "256", "-projwin", "1000000", "6000000", "2000000", "5000000"])
-            .arg(&wmts)
-            .arg(c.out(&format!("{tag}-wmts-paris.png")));
+        cmd.args([
+            "-q", "-of", "PNG", "-outsize", "256", "256", "-projwin", "1000000", "6000000", "2000000", "5000000",
+        ])
+        .arg(&wmts)
+        .arg(c.out(&format!("{tag}-wmts-paris.png")));
         cmds.push((format!("{tag} gdal_translate WMTS window"), cmd));
     }
     let outputs = run_all(cmds).await;
@@ -495,7 +484,11 @@ async fn ogr_reads_oapif_and_wfs_with_every_kind_of_token() {
         }
         let fenced = kind == Kind::Fenced;
         let (n, props) = read_geojson(&c.out(&format!("{tag}-oapif.json")));
-        assert_eq!(n, if fenced { FENCED_POINTS + FENCED_ZONES } else { ALL_POINTS + ALL_ZONES }, "{tag}: OAPIF features");
+        assert_eq!(
+            n,
+            if fenced { FENCED_POINTS + FENCED_ZONES } else { ALL_POINTS + ALL_ZONES },
+            "{tag}: OAPIF features"
+        );
         // OGR turns the feature id into an `id` field.
         let mut want = visible(kind, &["name", "population", "country", "secret_note"]);
         want.push("id".into());
@@ -503,7 +496,11 @@ async fn ogr_reads_oapif_and_wfs_with_every_kind_of_token() {
         assert_eq!(props, want, "{tag}: OAPIF fields");
         let (n, props) = read_geojson(&c.out(&format!("{tag}-wfs-2.0.0.json")));
         assert_eq!(n, if fenced { FENCED_POINTS } else { ALL_POINTS }, "{tag}: WFS 2.0 ms:places");
-        assert_eq!(props.iter().filter(|p| *p != "gml_id").cloned().collect::<Vec<_>>(), visible(kind, &MS_FIELDS), "{tag}: WFS 2.0 fields");
+        assert_eq!(
+            props.iter().filter(|p| *p != "gml_id").cloned().collect::<Vec<_>>(),
+            visible(kind, &MS_FIELDS),
+            "{tag}: WFS 2.0 fields"
+        );
         let (n, _) = read_geojson(&c.out(&format!("{tag}-wfs-1.1.0.json")));
         assert_eq!(n, if fenced { FENCED_ZONES } else { ALL_ZONES }, "{tag}: WFS 1.1 ms:zones");
         if !fenced {
@@ -550,7 +547,8 @@ fn qgis_jobs(c: &Clients, kind: Kind, auth: QAuth, dir: &Path) -> Vec<Value> {
     let token = c.token(kind);
     let q = |url: String| if auth == QAuth::Query { with_token(&url, Auth::Query, token) } else { url };
     let kvp_basic = if auth == QAuth::Basic { format!("&username=tilegate&password={token}") } else { String::new() };
-    let wfs_basic = if auth == QAuth::Basic { format!(" username='tilegate' password='{token}'") } else { String::new() };
+    let wfs_basic =
+        if auth == QAuth::Basic { format!(" username='tilegate' password='{token}'") } else { String::new() };
     let tag = format!("{}-{auth:?}", kind.name());
     let png = |p: &str| dir.join(format!("{tag}-{p}.png")).to_string_lossy().into_owned();
     vec![
@@ -585,71 +583,97 @@ fn qgis_oapif_job(c: &Clients, kind: Kind, auth: QAuth) -> Value {
     json!({"name": "oapif", "provider": "OAPIF", "uri": format!("typename='places' url='{url}'{basic}")})
 }
 
-/// Runs `jobs` in QGIS, one process per call with a fresh profile (QGIS caches HTTP
-/// answers by URL alone, so two tokens in one session would share answers). A job that
-/// crashes QGIS is recorded as `{"name", "crashed": true}` and the rest run in a new
-/// process.
+/// Runs `jobs` in QGIS (see [`qgis_groups`]).
 async fn qgis(c: &Clients, tag: &str, jobs: Vec<Value>) -> Vec<Value> {
-    let home = c.out(&format!("qgis-home-{tag}"));
-    std::fs::create_dir_all(&home).expect("QGIS home");
+    qgis_groups(c, vec![(tag.to_owned(), jobs)]).await.remove(0)
+}
+
+/// Runs each group of jobs in its own QGIS process with a fresh profile (QGIS caches
+/// HTTP answers by URL alone, so two tokens in one session would share answers), up to
+/// four processes at once. A job that crashes QGIS is recorded as `{"name", "crashed":
+/// true}` and the rest of its group runs in a new process. Returns the results by group.
+async fn qgis_groups(c: &Clients, groups: Vec<(String, Vec<Value>)>) -> Vec<Vec<Value>> {
     let script = upstreams::e2e_dir().join("qgis_client.py");
-    let mut results: Vec<Value> = Vec::new();
-    while results.len() < jobs.len() {
-        let rest = &jobs[results.len()..];
-        let file = home.join(format!("jobs-{}.json", results.len()));
-        std::fs::write(&file, serde_json::to_vec(rest).expect("jobs")).expect("write jobs");
-        // A hung QGIS fails the test after five minutes instead of hanging CI.
-        let mut cmd = Command::new("timeout");
-        cmd.args(["--signal=KILL", "300", "/usr/bin/python3"])
-            .arg(&script)
-            .arg(&file)
-            .env("QT_QPA_PLATFORM", "offscreen")
-            .env("HOME", &home)
-            .env("XDG_RUNTIME_DIR", &home)
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env_remove("http_proxy")
-            .env_remove("HTTP_PROXY");
-        let (_, out) = run_all(vec![(format!("QGIS {tag}"), cmd)]).await.remove(0);
-        let before = results.len();
-        for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')) {
-            results.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("QGIS {tag}: bad result line {line}: {e}")));
+    let mut results: Vec<Vec<Value>> = vec![Vec::new(); groups.len()];
+    loop {
+        let pending: Vec<usize> = (0..groups.len()).filter(|&g| results[g].len() < groups[g].1.len()).collect();
+        if pending.is_empty() {
+            break;
         }
-        if results.len() < jobs.len() {
-            // `timeout` dies of the signal that ended QGIS (or exits 128 + it); KILL
-            // is its own, on the time limit.
-            use std::os::unix::process::ExitStatusExt;
-            let signal = out.status.signal().or_else(|| out.status.code().filter(|c| *c > 128).map(|c| c - 128));
-            assert_ne!(signal, Some(9), "QGIS {tag} timed out: {}", text(&out));
-            assert!(
-                signal.is_some(),
-                "QGIS {tag} stopped without crashing after {} of {} jobs (is python3-qgis installed? \
-                 run scripts/e2e-setup): {}",
-                results.len(),
-                jobs.len(),
-                text(&out)
-            );
-            let crashed = &jobs[results.len()];
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-            results.push(json!({"name": crashed["name"], "crashed": true, "signal": signal, "stderr": tail}));
+        let mut cmds = Vec::new();
+        for &g in &pending {
+            let (tag, jobs) = &groups[g];
+            let home = c.out(&format!("qgis-home-{tag}"));
+            std::fs::create_dir_all(&home).expect("QGIS home");
+            let file = home.join(format!("jobs-{}.json", results[g].len()));
+            std::fs::write(&file, serde_json::to_vec(&jobs[results[g].len()..]).expect("jobs")).expect("write jobs");
+            // A hung QGIS fails the test after five minutes instead of hanging CI.
+            let mut cmd = Command::new("timeout");
+            cmd.args(["--signal=KILL", "300", "/usr/bin/python3"])
+                .arg(&script)
+                .arg(&file)
+                .env("QT_QPA_PLATFORM", "offscreen")
+                .env("HOME", &home)
+                .env("XDG_RUNTIME_DIR", &home)
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env("XDG_DATA_HOME", home.join("data"))
+                .env("XDG_CACHE_HOME", home.join("cache"))
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .env_remove("http_proxy")
+                .env_remove("HTTP_PROXY");
+            cmds.push((format!("QGIS {tag}"), cmd));
         }
-        assert!(results.len() > before, "QGIS {tag} made no progress: {}", text(&out));
+        let started = std::time::Instant::now();
+        let outs = run_all(cmds).await;
+        eprintln!("QGIS: {} processes in {:?}", pending.len(), started.elapsed());
+        for (&g, (_, out)) in pending.iter().zip(outs) {
+            let (tag, jobs) = &groups[g];
+            let got = &mut results[g];
+            let before = got.len();
+            if let Some(l) = String::from_utf8_lossy(&out.stderr).lines().find(|l| l.contains("QGIS ready")) {
+                eprintln!("QGIS {tag}: {l}");
+            }
+            for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')) {
+                got.push(
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("QGIS {tag}: bad result line {line}: {e}")),
+                );
+            }
+            if got.len() < jobs.len() {
+                // `timeout` dies of the signal that ended QGIS (or exits 128 + it); KILL
+                // is its own, on the time limit.
+                use std::os::unix::process::ExitStatusExt;
+                let signal = out.status.signal().or_else(|| out.status.code().filter(|c| *c > 128).map(|c| c - 128));
+                assert_ne!(signal, Some(9), "QGIS {tag} timed out: {}", text(&out));
+                assert!(
+                    signal.is_some(),
+                    "QGIS {tag} stopped without crashing after {} of {} jobs (is python3-qgis installed? \
+                     run scripts/e2e-setup): {}",
+                    got.len(),
+                    jobs.len(),
+                    text(&out)
+                );
+                let crashed = &jobs[got.len()];
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+                got.push(json!({"name": crashed["name"], "crashed": true, "signal": signal, "stderr": tail}));
+            }
+            assert!(got.len() > before, "QGIS {tag} made no progress: {}", text(&out));
+        }
     }
-    for r in &results {
-        eprintln!(
-            "QGIS {tag} {}: valid {} crashed {} features {} fields {} painted {} in {}s, HTTP {:?}",
-            r["name"],
-            r["valid"],
-            r["crashed"],
-            r["features"],
-            r["fields"],
-            painted(r),
-            r["seconds"],
-            statuses(r)
-        );
+    for ((tag, _), rs) in groups.iter().zip(&results) {
+        for r in rs {
+            eprintln!(
+                "QGIS {tag} {}: valid {} crashed {} features {} fields {} painted {} in {}s, HTTP {:?}",
+                r["name"],
+                r["valid"],
+                r["crashed"],
+                r["features"],
+                r["fields"],
+                painted(r),
+                r["seconds"],
+                statuses(r)
+            );
+        }
     }
     results
 }
@@ -668,8 +692,10 @@ fn painted(r: &Value) -> u64 {
 }
 
 fn fields(r: &Value) -> Vec<String> {
-    let mut v: Vec<String> =
-        r["fields"].as_array().map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let mut v: Vec<String> = r["fields"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -685,9 +711,11 @@ async fn qgis_opens_maps_tiles_and_wfs_with_every_kind_of_token() {
     std::fs::create_dir_all(&dir).expect("png dir");
     let mut cases: Vec<(Kind, QAuth)> = KINDS.iter().map(|k| (*k, QAuth::Basic)).collect();
     cases.extend([(Kind::Unrestricted, QAuth::Query), (Kind::Fenced, QAuth::Query), (Kind::Revoked, QAuth::Query)]);
-    for (kind, auth) in cases {
+    let groups =
+        cases.iter().map(|(k, a)| (format!("{}-{a:?}", k.name()), qgis_jobs(&c, *k, *a, &dir))).collect::<Vec<_>>();
+    let all = qgis_groups(&c, groups).await;
+    for ((kind, auth), results) in cases.into_iter().zip(all) {
         let tag = format!("{}-{auth:?}", kind.name());
-        let results = qgis(&c, &tag, qgis_jobs(&c, kind, auth, &dir)).await;
         for name in ["wms", "wms-mapserver", "wmts", "xyz"] {
             let r = job(&results, name);
             if kind.valid() {
@@ -704,7 +732,11 @@ async fn qgis_opens_maps_tiles_and_wfs_with_every_kind_of_token() {
             let r = job(&results, name);
             match kind {
                 Kind::Unrestricted | Kind::OgcScope => {
-                    assert_eq!((&r["valid"], r["features"].as_u64()), (&json!(true), Some(all as u64)), "{tag} {name}: {r}");
+                    assert_eq!(
+                        (&r["valid"], r["features"].as_u64()),
+                        (&json!(true), Some(all as u64)),
+                        "{tag} {name}: {r}"
+                    );
                     assert_eq!(fields(r), visible(kind, &MS_FIELDS), "{tag} {name}");
                 }
                 Kind::View => {
@@ -762,10 +794,12 @@ async fn qgis_wfs_with_a_fenced_or_property_fenced_token_shows_what_the_token_ma
 #[ignore = "needs #13.1 (docs)"]
 async fn qgis_opens_ogc_api_features_with_every_kind_of_token() {
     let c = clients().await;
-    for kind in KINDS {
-        for auth in [QAuth::Basic, QAuth::Query] {
+    let cases: Vec<(Kind, QAuth)> = KINDS.iter().flat_map(|k| [(*k, QAuth::Basic), (*k, QAuth::Query)]).collect();
+    let groups = cases.iter().map(|(k, a)| (format!("{}-{a:?}", k.name()), vec![qgis_oapif_job(&c, *k, *a)])).collect();
+    let all = qgis_groups(&c, groups).await;
+    for ((kind, auth), results) in cases.into_iter().zip(all) {
+        {
             let tag = format!("{}-{auth:?}", kind.name());
-            let results = qgis(&c, &tag, vec![qgis_oapif_job(&c, kind, auth)]).await;
             let r = job(&results, "oapif");
             assert!(r["crashed"] != true, "{tag}: QGIS crashed: {r}");
             let n = match kind {
@@ -817,11 +851,8 @@ async fn owslib_reads_every_protocol_with_every_kind_of_token() {
     let c = clients().await;
     let mut cases: Vec<(Kind, Auth)> = KINDS.iter().map(|k| (*k, Auth::Header)).collect();
     cases.extend([(Kind::Unrestricted, Auth::Basic), (Kind::Unrestricted, Auth::Query), (Kind::Fenced, Auth::Basic)]);
-    let (wms, wmts, rest) = (
-        c.url("/ogc/wms/basemap"),
-        c.url("/ogc/wmts/basemap"),
-        c.url("/ogc/wmts/basemap/1.0.0/WMTSCapabilities.xml"),
-    );
+    let (wms, wmts, rest) =
+        (c.url("/ogc/wms/basemap"), c.url("/ogc/wmts/basemap"), c.url("/ogc/wmts/basemap/1.0.0/WMTSCapabilities.xml"));
     let (api, wfs) = (c.url("/ogc/api/places"), c.url("/ogc/wfs/ms"));
     let runs: [Vec<&str>; 6] = [
         vec!["wms-layers", &wms],
@@ -870,12 +901,17 @@ async fn owslib_reads_every_protocol_with_every_kind_of_token() {
         let items: Value = serde_json::from_slice(&outs[3].1.stdout).expect("items JSON");
         let features = items["features"].as_array().expect("features");
         assert_eq!(features.len(), if fenced { FENCED_POINTS + FENCED_ZONES } else { ALL_POINTS + ALL_ZONES }, "{tag}");
-        let mut props: Vec<String> =
-            features.iter().flat_map(|f| f["properties"].as_object().into_iter().flat_map(|p| p.keys().cloned())).collect();
+        let mut props: Vec<String> = features
+            .iter()
+            .flat_map(|f| f["properties"].as_object().into_iter().flat_map(|p| p.keys().cloned()))
+            .collect();
         props.sort();
         props.dedup();
         assert_eq!(props, visible(kind, &["name", "population", "country", "secret_note"]), "{tag}: OAPIF properties");
-        for (out, n) in [(&outs[4].1, if fenced { FENCED_POINTS } else { ALL_POINTS }), (&outs[5].1, if fenced { FENCED_ZONES } else { ALL_ZONES })] {
+        for (out, n) in [
+            (&outs[4].1, if fenced { FENCED_POINTS } else { ALL_POINTS }),
+            (&outs[5].1, if fenced { FENCED_ZONES } else { ALL_ZONES }),
+        ] {
             let summary: Value = serde_json::from_slice(&out.stdout).expect("wfs-features JSON");
             assert_eq!(summary["features"], n, "{tag}: {summary}");
             let props: Vec<String> = serde_json::from_value(summary["properties"].clone()).expect("properties");
@@ -933,7 +969,8 @@ async fn ogrinfo_counts_what_a_fenced_token_gets_from_oapif() {
     let info = String::from_utf8_lossy(&out.stdout);
     let counts = feature_counts(&info);
     assert!(
-        counts == [("places".to_owned(), (FENCED_POINTS + FENCED_ZONES) as i64)] || counts == [("places".to_owned(), -1)],
+        counts == [("places".to_owned(), (FENCED_POINTS + FENCED_ZONES) as i64)]
+            || counts == [("places".to_owned(), -1)],
         "{label}: {info}"
     );
 }
@@ -970,10 +1007,17 @@ async fn gdal_shows_the_reason_of_a_wms_or_wfs_refusal() {
     cmd.arg(format!("WMS:{}", c.url("/ogc/wms/basemap?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetCapabilities")));
     cmds.push(("revoked gdalinfo WMS".to_owned(), cmd));
     let mut cmd = gdal("ogr2ogr", Auth::Header, c.token(Kind::View));
-    cmd.args(["-f", "GeoJSON"]).arg(c.out("view.json")).arg(format!("WFS:{}", c.url("/ogc/wfs/ms?VERSION=2.0.0"))).arg("ms:places");
+    cmd.args(["-f", "GeoJSON"])
+        .arg(c.out("view.json"))
+        .arg(format!("WFS:{}", c.url("/ogc/wfs/ms?VERSION=2.0.0")))
+        .arg("ms:places");
     cmds.push(("view ogr2ogr WFS".to_owned(), cmd));
     for ((label, out), reason) in run_all(cmds).await.iter().zip(["revoked_token", "tier_too_low"]) {
         assert!(!out.status.success(), "{label}: {}", text(out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains(reason), "{label}: the reason {reason} is shown: {}", text(out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(reason),
+            "{label}: the reason {reason} is shown: {}",
+            text(out)
+        );
     }
 }

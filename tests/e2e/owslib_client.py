@@ -11,11 +11,17 @@ or the gateway's URL in front of it):
   collections URL                                collection ids, one per line
   features URL COLLECTION [--bbox B] [--limit N] items as one JSON document
   feature URL COLLECTION ID                      one item as JSON
+  wfs-types URL                                  feature type names, one per line
+  wfs-features URL TYPENAME [--bbox B] [--format F] [--limit N]
+                                                 GetFeature; prints one JSON object
+                                                 {"features": N, "properties": [...],
+                                                  "ids": [...]} (GeoJSON or GML answer)
 
 Options (anywhere after the subcommand):
   --header 'Name: value'   extra request header, given to OWSLib (headers=),
                            repeatable, e.g. --header 'Authorization: Bearer X'
-  --version V              protocol version (WMS default 1.3.0, WMTS 1.0.0)
+  --basic USER:PASSWORD    HTTP Basic credentials, given to OWSLib (auth=)
+  --version V              protocol version (WMS default 1.3.0, WMTS 1.0.0, WFS 2.0.0)
 
 BBOX is 'minx,miny,maxx,maxy' in x/y (lon/lat) order for every SRS and
 version: OWSLib itself swaps it to lat,lon on the wire for WMS 1.3.0 with a
@@ -91,14 +97,14 @@ def write_image(resp, outfile):
 
 def cmd_wms_layers(a, headers):
     from owslib.wms import WebMapService
-    wms = WebMapService(a.url, version=a.version or "1.3.0", headers=headers)
+    wms = WebMapService(a.url, version=a.version or "1.3.0", headers=headers, auth=auth_of(a))
     for name in wms.contents:
         print(name)
 
 
 def cmd_wms_getmap(a, headers):
     from owslib.wms import WebMapService
-    wms = WebMapService(a.url, version=a.version or "1.3.0", headers=headers)
+    wms = WebMapService(a.url, version=a.version or "1.3.0", headers=headers, auth=auth_of(a))
     bbox = tuple(float(v) for v in a.bbox.split(","))
     w, h = (int(v) for v in a.size.lower().split("x"))
     img = wms.getmap(layers=[a.layer], styles=[""], srs=a.srs, bbox=bbox,
@@ -108,14 +114,14 @@ def cmd_wms_getmap(a, headers):
 
 def cmd_wmts_layers(a, headers):
     from owslib.wmts import WebMapTileService
-    wmts = WebMapTileService(a.url, version=a.version or "1.0.0", headers=headers)
+    wmts = WebMapTileService(a.url, version=a.version or "1.0.0", headers=headers, auth=auth_of(a))
     for name in wmts.contents:
         print(name)
 
 
 def cmd_wmts_tile(a, headers):
     from owslib.wmts import WebMapTileService
-    wmts = WebMapTileService(a.url, version=a.version or "1.0.0", headers=headers)
+    wmts = WebMapTileService(a.url, version=a.version or "1.0.0", headers=headers, auth=auth_of(a))
     tile = wmts.gettile(layer=a.layer, tilematrixset=a.tms, tilematrix=a.matrix,
                         row=int(a.row), column=int(a.col), format=a.format)
     write_image(tile, a.outfile)
@@ -123,7 +129,7 @@ def cmd_wmts_tile(a, headers):
 
 def features_api(a, headers):
     from owslib.ogcapi.features import Features
-    return Features(a.url, headers=headers)
+    return Features(a.url, headers=headers, auth=auth_of(a))
 
 
 def cmd_collections(a, headers):
@@ -148,11 +154,81 @@ def cmd_feature(a, headers):
     print(json.dumps(api.collection_item(a.collection, a.id)))
 
 
+def auth_of(a):
+    if not a.basic:
+        return None
+    from owslib.util import Authentication
+    user, _, password = a.basic.partition(":")
+    return Authentication(username=user, password=password)
+
+
+def wfs_service(a, headers):
+    from owslib.wfs import WebFeatureService
+    return WebFeatureService(a.url, version=a.version or "2.0.0", headers=headers,
+                             auth=auth_of(a))
+
+
+def cmd_wfs_types(a, headers):
+    for name in wfs_service(a, headers).contents:
+        print(name)
+
+
+def summarise_gml(data):
+    """Feature count, property element names and gml:ids of a GML FeatureCollection."""
+    from lxml import etree
+    root = etree.fromstring(data)
+    if not etree.QName(root).localname == "FeatureCollection":
+        raise WrongContent("expected a wfs:FeatureCollection, got %s: %s"
+                           % (root.tag, data[:300].decode("utf-8", "replace")))
+    features, props, ids = 0, set(), []
+    for member in root:
+        local = etree.QName(member).localname
+        if local not in ("member", "featureMember", "featureMembers"):
+            continue
+        for feature in member:
+            if not isinstance(feature.tag, str):
+                continue
+            features += 1
+            for k, v in feature.attrib.items():
+                if etree.QName(k).localname in ("id", "fid"):
+                    ids.append(v)
+            for child in feature:
+                if isinstance(child.tag, str):
+                    name = etree.QName(child).localname
+                    if name not in ("boundedBy", "msGeometry"):
+                        props.add(name)
+    return {"features": features, "properties": sorted(props), "ids": ids}
+
+
+def cmd_wfs_features(a, headers):
+    wfs = wfs_service(a, headers)
+    kwargs = {"typename": [a.typename]}
+    if a.format:
+        kwargs["outputFormat"] = a.format
+    if a.bbox:
+        kwargs["bbox"] = tuple(float(v) for v in a.bbox.split(","))
+    if a.limit is not None:
+        kwargs["maxfeatures"] = a.limit
+    data = wfs.getfeature(**kwargs).read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if data.lstrip()[:1] == b"{":
+        doc = json.loads(data)
+        if doc.get("type") != "FeatureCollection":
+            raise WrongContent("expected a FeatureCollection: %s" % data[:300])
+        props = sorted({k for f in doc["features"] for k in (f.get("properties") or {})})
+        ids = [f.get("id") or (f.get("properties") or {}).get("id") for f in doc["features"]]
+        print(json.dumps({"features": len(doc["features"]), "properties": props, "ids": ids}))
+    else:
+        print(json.dumps(summarise_gml(data)))
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--header", action="append", default=[],
                         help="'Name: value', repeatable")
     common.add_argument("--version", default=None, help="protocol version")
+    common.add_argument("--basic", default=None, help="USER:PASSWORD for HTTP Basic")
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +271,18 @@ def build_parser():
     p.add_argument("collection")
     p.add_argument("id")
     p.set_defaults(func=cmd_feature)
+
+    p = sub.add_parser("wfs-types", parents=[common])
+    p.add_argument("url")
+    p.set_defaults(func=cmd_wfs_types)
+
+    p = sub.add_parser("wfs-features", parents=[common])
+    p.add_argument("url")
+    p.add_argument("typename")
+    p.add_argument("--bbox", default=None, help="minx,miny,maxx,maxy (OWSLib's order)")
+    p.add_argument("--format", default=None, help="OUTPUTFORMAT, default the server's GML")
+    p.add_argument("--limit", type=int, default=None)
+    p.set_defaults(func=cmd_wfs_features)
     return ap
 
 

@@ -3,9 +3,12 @@
 
     serve.py mapproxy --workdir DIR [--port N] [--exit-on-stdin-eof]
     serve.py pygeoapi --workdir DIR [--port N] [--url PUBLIC_URL] [--exit-on-stdin-eof]
+    serve.py mapserver --workdir DIR [--port N] [--exit-on-stdin-eof]
 
-Both servers run in this single process under waitress (threaded WSGI, no
-reloader, no child processes), so killing this process stops the server.
+Every server runs in this single process under waitress (threaded WSGI, no
+reloader), so killing this process stops the server. MapProxy and pygeoapi are
+WSGI apps; MapServer is the CGI `mapserv` (Debian `cgi-mapserver`), run once per
+request by a small WSGI-to-CGI bridge (`MapServerCgi`) at `/mapserv`.
 
 * --port 0 (the default) binds a free loopback port itself: no race between
   choosing a port and binding it.
@@ -103,7 +106,94 @@ def load_pygeoapi(workdir: Path, port: int, url: str):
     return APP
 
 
-LOADERS = {"mapproxy": load_mapproxy, "pygeoapi": load_pygeoapi}
+class MapServerCgi:
+    """WSGI app running the CGI `mapserv` once per request (RFC 3875 environment).
+
+    The mapfile is fixed by a MapServer 8 config file (MAPSERVER_CONFIG_FILE with
+    ENV MS_MAPFILE), so requests need no MAP= parameter and cannot name another
+    mapfile. Only `/mapserv` is served; anything else is a 404.
+    """
+
+    def __init__(self, binary: str, config: Path):
+        self.binary = binary
+        self.config = config
+
+    def __call__(self, environ, start_response):
+        import subprocess
+        if environ.get("PATH_INFO", "") != "/mapserv":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: only /mapserv is served\n"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "MAPSERVER_CONFIG_FILE": str(self.config),
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_PROTOCOL": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            "SERVER_SOFTWARE": "tilegate-e2e",
+            "REQUEST_METHOD": environ.get("REQUEST_METHOD", "GET"),
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "SCRIPT_NAME": "/mapserv",
+            "PATH_INFO": "",
+            "SERVER_NAME": environ.get("SERVER_NAME", "127.0.0.1"),
+            "SERVER_PORT": str(environ.get("SERVER_PORT", "")),
+            "REMOTE_ADDR": environ.get("REMOTE_ADDR", "127.0.0.1"),
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+        }
+        for k, v in environ.items():
+            if k.startswith("HTTP_"):
+                env[k] = v
+        proc = subprocess.run([self.binary], input=body, env=env,
+                              capture_output=True, timeout=60)
+        out = proc.stdout
+        sep = min((i for i in (out.find(b"\r\n\r\n"), out.find(b"\n\n")) if i >= 0),
+                  default=-1)
+        if proc.returncode != 0 and sep < 0:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"mapserv failed: " + proc.stderr[-2000:]]
+        head = out[:sep].decode("latin-1") if sep >= 0 else ""
+        if sep < 0:
+            body_start = 0
+        elif out[sep:sep + 4] == b"\r\n\r\n":
+            body_start = sep + 4
+        else:
+            body_start = sep + 2
+        rest = out[body_start:]
+        status = "200 OK"
+        headers = []
+        for line in head.splitlines():
+            if ":" not in line:
+                continue
+            name, value = line.split(":", 1)
+            if name.strip().lower() == "status":
+                status = value.strip()
+            else:
+                headers.append((name.strip(), value.strip()))
+        headers.append(("Content-Length", str(len(rest))))
+        if proc.stderr:
+            sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
+        start_response(status, headers)
+        return [rest]
+
+
+def load_mapserver(workdir: Path, port: int, url: str):
+    import shutil
+    binary = shutil.which("mapserv") or "/usr/lib/cgi-bin/mapserv"
+    if not os.access(binary, os.X_OK):
+        raise SystemExit("serve.py: mapserv not found (Debian cgi-mapserver); run scripts/e2e-setup")
+    mapfile = render(HERE / "mapserver.map", workdir / "e2e.map", {
+        "URL": url,
+        "DATA": HERE / "places.geojson",
+    })
+    config = workdir / "mapserver.conf"
+    config.write_text(
+        "CONFIG\n  ENV\n    MS_MAPFILE \"%s\"\n    MS_ERRORFILE \"stderr\"\n  END\nEND\n" % mapfile,
+        encoding="utf-8")
+    return MapServerCgi(binary, config)
+
+
+LOADERS = {"mapproxy": load_mapproxy, "pygeoapi": load_pygeoapi, "mapserver": load_mapserver}
 
 
 def main():

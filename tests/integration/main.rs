@@ -9,6 +9,7 @@ mod access_log;
 mod attacks;
 mod cli;
 mod clip;
+mod clients;
 mod config;
 mod documents;
 mod e2e;

@@ -1,7 +1,8 @@
 //! Real OGC upstream servers for tilegate's end-to-end tests.
 //!
 //! [`MapProxy`] (WMS 1.1.1/1.3.0, WMTS KVP + REST, TMS, all rendered by its
-//! `debug` source) and [`PyGeoApi`] (OGC API Features, collection `places`)
+//! `debug` source), [`PyGeoApi`] (OGC API Features, collection `places`) and
+//! [`MapServer`] (WMS and WFS 1.0/1.1/2.0 over the same places, Debian's `mapserv`)
 //! run from the Python virtual environment that `scripts/e2e-setup` creates
 //! (`$TILEGATE_E2E_VENV`, default `<repo>/.venv-e2e`), each launched by
 //! `tests/e2e/serve.py` under waitress on a free loopback port it binds
@@ -358,6 +359,49 @@ impl PyGeoApi {
     /// `base` + `path_and_query` (which starts with `/`).
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{}", self.base, path_and_query)
+    }
+
+    /// Requests that reached this server so far, oldest first.
+    pub fn requests(&self) -> Vec<UpstreamRequest> {
+        self.server.requests()
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.server.stderr()
+    }
+}
+
+/// MapServer 8 (Debian `cgi-mapserver`) serving `tests/e2e/mapserver.map`: WMS 1.1.1 /
+/// 1.3.0 and WFS 1.0 / 1.1 / 2.0 at `/mapserv` (the CGI run once per request by
+/// `serve.py`). Layers `places` (the 23 Points of `places.geojson`) and `zones` (its 2
+/// Polygons); WFS type names `ms:places`, `ms:zones`; fields `id`, `name`, `population`,
+/// `country`, `secret_note`, geometry `msGeometry`; GetFeature formats GML and `geojson`.
+/// Capabilities advertise `http://127.0.0.1:PORT/mapserv?`.
+pub struct MapServer {
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base: String,
+    server: Server,
+}
+
+impl MapServer {
+    /// Starts a fresh MapServer; blocks until it answers a WMS GetCapabilities. Panics
+    /// (never skips) when `mapserv` is missing: run `scripts/e2e-setup`.
+    pub fn start() -> MapServer {
+        let server = Server::start("mapserver", &[], "/mapserv?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0");
+        MapServer { port: server.port, base: server.base(), server }
+    }
+
+    /// One MapServer for the whole test process (see [`MapProxy::shared`]).
+    pub fn shared() -> &'static MapServer {
+        static SHARED: OnceLock<MapServer> = OnceLock::new();
+        SHARED.get_or_init(MapServer::start)
+    }
+
+    /// The WMS / WFS endpoint: `{base}/mapserv`.
+    pub fn endpoint(&self) -> String {
+        format!("{}/mapserv", self.base)
     }
 
     /// Requests that reached this server so far, oldest first.

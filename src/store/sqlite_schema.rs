@@ -50,6 +50,13 @@ CREATE TABLE audit (
     detail    TEXT NOT NULL                           -- JSON: the granted access
 );
 CREATE INDEX audit_target ON audit(target_id);
+"#, r#"
+-- The write probe's row: readiness writes it every few seconds, so a full disk or
+-- a read-only file shows as `store.write` failing before a client's create does.
+CREATE TABLE write_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
 "#];
 
 /// Brings the schema to the current version.

@@ -115,6 +115,9 @@ impl Reject {
     /// is at fault and a retry may succeed (unreachable, timed out, locked, full,
     /// read-only, stale cache), else 500.
     pub fn store(context: impl Into<String>, e: crate::store::StoreError) -> Reject {
+        if matches!(e, crate::store::StoreError::CreatorRevoked) {
+            return Reject::Denied(Denial::Revoked);
+        }
         if e.is_unavailable() {
             Reject::StoreUnavailable(InternalError { context: context.into(), source: Some(e.into()) })
         } else {

@@ -265,9 +265,13 @@ pub async fn store_migrate(flags: &MigrateFlags) -> Result<crate::store::Migrate
     let Some(pg) = store.postgres else {
         return Err("--to must be a postgres:// URL".into());
     };
-    crate::store::migrate_sqlite_to_postgres(std::path::Path::new(from), &pg, store.query_timeout.max(std::time::Duration::from_secs(30)))
-        .await
-        .map_err(|e| crate::respond::ErrorChain(&e).to_string())
+    crate::store::migrate_sqlite_to_postgres(
+        std::path::Path::new(from),
+        &pg,
+        store.query_timeout.max(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .map_err(|e| crate::respond::ErrorChain(&e).to_string())
 }
 
 #[cfg(test)]

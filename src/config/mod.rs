@@ -162,6 +162,9 @@ pub struct Store {
     pub max_stale: std::time::Duration,
     /// How long one store call may take before it counts as failed (503).
     pub query_timeout: std::time::Duration,
+    /// How often the watcher polls the store's revision (PostgreSQL: the backstop
+    /// behind `LISTEN`).
+    pub poll_interval: std::time::Duration,
 }
 
 /// `store.url` and its companions, checked and ready to connect. `Debug` never

@@ -183,6 +183,8 @@ pub struct RawStore {
     pub max_stale: String,
     #[serde(default = "default_query_timeout")]
     pub query_timeout: String,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: String,
 }
 
 impl Default for RawStore {
@@ -196,6 +198,7 @@ impl Default for RawStore {
             pool_size: default_pool_size(),
             max_stale: default_max_stale(),
             query_timeout: default_query_timeout(),
+            poll_interval: default_poll_interval(),
         }
     }
 }
@@ -212,8 +215,12 @@ fn default_max_stale() -> String {
     "30s".into()
 }
 
+fn default_poll_interval() -> String {
+    "250ms".into()
+}
+
 fn default_query_timeout() -> String {
-    "2s".into()
+    "5s".into()
 }
 
 #[derive(Debug, Deserialize)]

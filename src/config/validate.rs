@@ -373,6 +373,7 @@ impl Validator {
     fn store(&mut self, raw: &super::raw::RawStore, base: &Path) -> Option<Store> {
         let max_stale = self.duration("store.max_stale", &raw.max_stale);
         let query_timeout = self.duration("store.query_timeout", &raw.query_timeout);
+        let poll_interval = self.duration("store.poll_interval", &raw.poll_interval);
         let path = resolve(base, raw.path.as_deref().unwrap_or(&super::raw::default_store_path()));
         let Some(url) = &raw.url else {
             for (key, set) in [
@@ -384,16 +385,31 @@ impl Validator {
                     self.err(key, "only used with `store.url` (PostgreSQL); remove it, or set `store.url`");
                 }
             }
-            return Some(Store { path, postgres: None, max_stale: max_stale?, query_timeout: query_timeout? });
+            return Some(Store {
+                path,
+                postgres: None,
+                max_stale: max_stale?,
+                query_timeout: query_timeout?,
+                poll_interval: poll_interval?,
+            });
         };
         if raw.path.is_some() {
             self.err("store.path", "`store.path` (SQLite) and `store.url` (PostgreSQL) are both set; keep one");
         }
         if !(1..=1000).contains(&raw.pool_size) {
-            self.err("store.pool_size", format!("`{}` is out of range; use 1 to 1000 (the default is 16)", raw.pool_size));
+            self.err(
+                "store.pool_size",
+                format!("`{}` is out of range; use 1 to 1000 (the default is 16)", raw.pool_size),
+            );
         }
         let postgres = self.postgres(url, raw);
-        Some(Store { path, postgres: Some(postgres?), max_stale: max_stale?, query_timeout: query_timeout? })
+        Some(Store {
+            path,
+            postgres: Some(postgres?),
+            max_stale: max_stale?,
+            query_timeout: query_timeout?,
+            poll_interval: poll_interval?,
+        })
     }
 
     /// Parses `store.url` and finds the password. No message echoes the URL as
@@ -406,7 +422,10 @@ impl Validator {
         let mut config: tokio_postgres::Config = match url.parse() {
             Ok(c) => c,
             Err(e) => {
-                self.err("store.url", format!("cannot be read ({e}); use `postgres://USER@HOST:PORT/DATABASE?sslmode=require`"));
+                self.err(
+                    "store.url",
+                    format!("cannot be read ({e}); use `postgres://USER@HOST:PORT/DATABASE?sslmode=require`"),
+                );
                 return None;
             }
         };
@@ -414,7 +433,8 @@ impl Validator {
             self.err("store.url", "names no user; use `postgres://USER@HOST/DATABASE`");
         }
         let from_url = config.get_password().is_some();
-        let sources = usize::from(from_url) + usize::from(raw.password_file.is_some()) + usize::from(raw.password_env.is_some());
+        let sources =
+            usize::from(from_url) + usize::from(raw.password_file.is_some()) + usize::from(raw.password_env.is_some());
         if sources > 1 {
             self.err(
                 "store.password_file",
@@ -427,7 +447,10 @@ impl Validator {
                 Ok(text) => {
                     let pw = text.trim_end_matches(['\r', '\n']);
                     if pw.is_empty() {
-                        self.err("store.password_file", format!("`{}` is empty; write the password into it", file.display()));
+                        self.err(
+                            "store.password_file",
+                            format!("`{}` is empty; write the password into it", file.display()),
+                        );
                     }
                     config.password(pw);
                 }
@@ -439,7 +462,10 @@ impl Validator {
                 Ok(pw) if !pw.is_empty() => {
                     config.password(pw);
                 }
-                _ => self.err("store.password_env", format!("the environment variable `{var}` is not set or empty; export it before starting tilegate")),
+                _ => self.err(
+                    "store.password_env",
+                    format!("the environment variable `{var}` is not set or empty; export it before starting tilegate"),
+                ),
             }
         }
         let ca = raw.ca_file.as_deref().map(|c| self.file(c));

@@ -361,7 +361,10 @@ impl Metrics {
         if let Some(health) = store {
             let family = Family::<StoreFailureLabels, Counter>::default();
             for (write, kind, n) in health.errors() {
-                let c = family.get_or_create(&StoreFailureLabels { op: if write { "write" } else { "read" }, kind: kind.as_str() });
+                let c = family.get_or_create(&StoreFailureLabels {
+                    op: if write { "write" } else { "read" },
+                    kind: kind.as_str(),
+                });
                 c.inc_by(n);
             }
             scrape.register(
@@ -373,7 +376,11 @@ impl Metrics {
             let report = health.report();
             up.get_or_create(&StoreUpLabels { op: "read" }).set(i64::from(report.read.is_ok()));
             up.get_or_create(&StoreUpLabels { op: "write" }).set(i64::from(report.write.is_ok()));
-            scrape.register("tilegate_store_up", "1 when the token store can be read (op=read) or written (op=write) now", up);
+            scrape.register(
+                "tilegate_store_up",
+                "1 when the token store can be read (op=read) or written (op=write) now",
+                up,
+            );
             scrape.register(
                 "tilegate_store_stale",
                 "1 while the grant cache is older than store.max_stale (cached grants refused)",

@@ -205,6 +205,19 @@ impl GrantCache {
         Grant { access, ..grant }
     }
 
+    /// Forgets that these hashes were unknown (they were created since), keeping
+    /// their grants if cached: a creation narrows nothing.
+    pub fn forget_unknown(&self, hashes: &[TokenHash]) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for hash in hashes {
+            let (slot, fp) = negative_slot(hash);
+            let seen = self.negative[slot].load(Ordering::Acquire);
+            if seen == fp {
+                let _ = self.negative[slot].compare_exchange(seen, 0, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Forgets everything known about these hashes (after a create or revoke).
     pub fn evict(&self, hashes: &[TokenHash]) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -221,8 +234,10 @@ impl GrantCache {
     /// Watches the store for changes made by any connection (this process, the
     /// CLI, other nodes) and evicts the tokens they touched; probes writes; keeps
     /// the staleness flag. Polls every `every`, and at once on a PostgreSQL
-    /// notification. Runs until the task is dropped (the `LISTEN` task with it).
+    /// notification. `every` applies unless the store has `store.poll_interval`.
+    /// Runs until the task is dropped (the `LISTEN` task with it).
     pub async fn poll(self: Arc<Self>, every: Duration) {
+        let every = self.store.poll_interval().unwrap_or(every);
         let health = self.health.clone();
         let max_stale = self.store.max_stale();
         let mut rev = loop {
@@ -256,9 +271,14 @@ impl GrantCache {
             health.probing(false);
             let result = self.store.changes_since(rev, Some(permit)).await;
             match result {
-                Ok((newest, hashes)) => {
-                    if !hashes.is_empty() {
-                        self.evict(&hashes);
+                Ok((newest, changes)) => {
+                    let (revoked, created): (Vec<super::Change>, Vec<super::Change>) =
+                        changes.iter().partition(|c| c.narrowing);
+                    if !revoked.is_empty() {
+                        self.evict(&revoked.iter().map(|c| c.hash).collect::<Vec<_>>());
+                    }
+                    if !created.is_empty() {
+                        self.forget_unknown(&created.iter().map(|c| c.hash).collect::<Vec<_>>());
                     }
                     rev = newest;
                     health.synced();

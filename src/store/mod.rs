@@ -30,7 +30,7 @@ pub use health::{Health, HealthReport, State};
 pub use migrate::{migrate_sqlite_to_postgres, MigrateReport};
 pub use postgres::{describe as describe_postgres, LISTEN_APPLICATION};
 pub use records::{
-    access_json, now_unix, rfc3339, tiles_json, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord,
+    access_json, now_unix, rfc3339, tiles_json, AccessSpec, AuditEntry, Change, Lookup, NewToken, Page, TokenRecord,
 };
 
 use std::future::Future;
@@ -117,10 +117,15 @@ pub enum StoreError {
     Pool(String),
     #[error("the token store did not answer within {0:?} (`store.query_timeout`)")]
     Timeout(Duration),
-    #[error("the token store could not be reached for longer than `store.max_stale` ({0:?}); cached grants are not served")]
+    #[error(
+        "the token store could not be reached for longer than `store.max_stale` ({0:?}); cached grants are not served"
+    )]
     Stale(Duration),
     #[error("token store row is corrupt: {0}")]
     Corrupt(String),
+    /// A token was to be created by a token that is revoked (or gone) by now.
+    #[error("the creating token was revoked")]
+    CreatorRevoked,
     /// A stored value that does not read back (or encode) as its type; `what`
     /// names the row and column.
     #[error("token store row is corrupt: {what}")]
@@ -140,7 +145,7 @@ impl StoreError {
             StoreError::Stale(_) => ErrorKind::Stale,
             StoreError::Pool(_) | StoreError::Connect { .. } => ErrorKind::Unreachable,
             StoreError::Open { source, .. } | StoreError::Sqlite(source) => match source.sqlite_error_code() {
-                Some(C::DatabaseBusy | C::DatabaseLocked) => ErrorKind::Busy,
+                Some(C::DatabaseBusy | C::DatabaseLocked | C::FileLockingProtocolFailed) => ErrorKind::Busy,
                 Some(C::DiskFull) => ErrorKind::Full,
                 Some(C::ReadOnly) => ErrorKind::ReadOnly,
                 Some(C::CannotOpen | C::SystemIoFailure | C::PermissionDenied) => ErrorKind::Unreachable,
@@ -149,7 +154,9 @@ impl StoreError {
             },
             StoreError::Postgres(e) => postgres::kind(e),
             StoreError::Corrupt(_) | StoreError::CorruptValue { .. } => ErrorKind::Corrupt,
-            StoreError::TooNew { .. } | StoreError::Worker(_) | StoreError::Join(_) => ErrorKind::Other,
+            StoreError::TooNew { .. } | StoreError::Worker(_) | StoreError::Join(_) | StoreError::CreatorRevoked => {
+                ErrorKind::Other
+            }
         }
     }
 
@@ -173,10 +180,12 @@ pub struct Store {
     health: Arc<Health>,
     timeout: Duration,
     max_stale: Duration,
+    /// `store.poll_interval`; `None` for a store opened without a config.
+    poll: Option<Duration>,
 }
 
 /// The default `store.query_timeout`.
-pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default `store.max_stale`.
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(30);
 
@@ -185,7 +194,7 @@ impl Store {
     /// Blocking: call before serving or from a blocking context.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let sqlite = sqlite::Sqlite::open(path, DEFAULT_QUERY_TIMEOUT)?;
-        Ok(Store::new(Backend::Sqlite(Arc::new(sqlite)), DEFAULT_QUERY_TIMEOUT, DEFAULT_MAX_STALE))
+        Ok(Store::new(Backend::Sqlite(Arc::new(sqlite)), DEFAULT_QUERY_TIMEOUT, DEFAULT_MAX_STALE, None))
     }
 
     /// Opens the store the config names (`store.path` or `store.url`), migrating
@@ -201,11 +210,16 @@ impl Store {
             }
             Some(pg) => Backend::Postgres(Arc::new(postgres::Postgres::connect(pg, config.query_timeout).await?)),
         };
-        Ok(Store::new(backend, config.query_timeout, config.max_stale))
+        Ok(Store::new(backend, config.query_timeout, config.max_stale, Some(config.poll_interval)))
     }
 
-    fn new(backend: Backend, timeout: Duration, max_stale: Duration) -> Store {
-        Store { backend, health: Arc::new(Health::new()), timeout, max_stale }
+    fn new(backend: Backend, timeout: Duration, max_stale: Duration, poll: Option<Duration>) -> Store {
+        Store { backend, health: Arc::new(Health::new()), timeout, max_stale, poll }
+    }
+
+    /// `store.poll_interval`, when the store was opened from a config.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        self.poll
     }
 
     /// The SQLite file, when this is a SQLite store.
@@ -332,14 +346,14 @@ impl Store {
         }
     }
 
-    /// The token hashes touched (created or revoked) after revision `rev`, with the
-    /// newest revision. Also the read probe: it always reads the store.
+    /// The changes (creations, revocations) after revision `rev`, with the newest
+    /// revision. Also the read probe: it always reads the store.
     /// `permit` is held until the query has really finished (see [`Store::lookup`]).
     pub async fn changes_since(
         &self,
         rev: i64,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Result<(i64, Vec<TokenHash>), StoreError> {
+    ) -> Result<(i64, Vec<Change>), StoreError> {
         let r = match &self.backend {
             Backend::Sqlite(s) => self.call(false, s.changes_since(rev, permit)).await,
             Backend::Postgres(p) => self.call(false, p.changes_since(rev)).await,

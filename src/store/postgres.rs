@@ -114,9 +114,7 @@ pub(super) fn kind(e: &tokio_postgres::Error) -> ErrorKind {
         Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => ErrorKind::ReadOnly,
         Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::OUT_OF_MEMORY => ErrorKind::Full,
         Some(c) if *c == SqlState::QUERY_CANCELED => ErrorKind::Timeout,
-        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_SERIALIZATION_FAILURE => {
-            ErrorKind::Busy
-        }
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_SERIALIZATION_FAILURE => ErrorKind::Busy,
         Some(c)
             if *c == SqlState::ADMIN_SHUTDOWN
                 || *c == SqlState::CRASH_SHUTDOWN
@@ -169,7 +167,11 @@ impl Postgres {
         if config.get_options().is_none() {
             // The server gives up first (see `Store::call`): a write stuck on a lock
             // fails there, rolled back, instead of committing after a 503.
-            config.options(format!("-c statement_timeout={} -c lock_timeout={}", timeout.as_millis(), timeout.as_millis()));
+            config.options(format!(
+                "-c statement_timeout={} -c lock_timeout={}",
+                timeout.as_millis(),
+                timeout.as_millis()
+            ));
         }
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));
@@ -190,7 +192,9 @@ impl Postgres {
             .map_err(|e| StoreError::Connect { target: describe.clone(), source: e.to_string().into() })?;
         let pg = Postgres { pool, config, tls, describe, notify: Notify::new() };
         pg.migrate().await.map_err(|e| match e {
-            StoreError::Postgres(source) => StoreError::Connect { target: pg.describe.clone(), source: Box::new(source) },
+            StoreError::Postgres(source) => {
+                StoreError::Connect { target: pg.describe.clone(), source: Box::new(source) }
+            }
             other => other,
         })?;
         Ok(pg)
@@ -214,7 +218,10 @@ impl Postgres {
         let mut client = self.pool.get().await.map_err(|e| connect_error(Box::new(e)))?;
         let tx = client.transaction().await?;
         tx.query_one("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS tilegate_schema (version integer NOT NULL)").await?;
+        let exists: bool = tx.query_one("SELECT to_regclass('tilegate_schema') IS NOT NULL", &[]).await?.get(0);
+        if !exists {
+            tx.batch_execute("CREATE TABLE tilegate_schema (version integer NOT NULL)").await?;
+        }
         let version: Option<i32> = tx.query_opt("SELECT version FROM tilegate_schema", &[]).await?.map(|r| r.get(0));
         let supported = MIGRATIONS.len() as i32;
         let found = version.unwrap_or(0);
@@ -298,7 +305,19 @@ impl Postgres {
     pub(super) async fn create(&self, new: NewToken) -> Result<TokenRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let rev: i64 = tx.query_one("UPDATE revision SET rev = rev + 1 WHERE id = 1 RETURNING rev", &[]).await?.get(0);
+        // A creation narrows nothing, so it takes no revision (creates run in
+        // parallel): its audit row carries the revision current now. The creator's
+        // row is share-locked and must not be revoked: a revoke of it waits for
+        // this commit (and then finds this token), or this waits for the revoke
+        // (and is refused).
+        if let Some(creator) = new.creator {
+            let row =
+                tx.query_opt("SELECT revoked_at FROM tokens WHERE id = $1 FOR SHARE", &[&creator.to_string()]).await?;
+            if !matches!(row.map(|r| r.get::<_, Option<i64>>(0)), Some(None)) {
+                return Err(StoreError::CreatorRevoked);
+            }
+        }
+        let rev: i64 = tx.query_one("SELECT rev FROM revision WHERE id = 1", &[]).await?.get(0);
         let id = new.id.to_string();
         let seq: i64 = tx
             .query_one(
@@ -352,7 +371,6 @@ impl Postgres {
             ],
         )
         .await?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &rev.to_string()]).await?;
         tx.commit().await?;
         Ok(TokenRecord {
             seq,
@@ -380,26 +398,42 @@ impl Postgres {
         // this reads the descendants, or waits until this has committed.
         let rev: i64 = tx.query_one("UPDATE revision SET rev = rev + 1 WHERE id = 1 RETURNING rev", &[]).await?.get(0);
         let now = records::now_unix();
-        let mut ids = vec![id];
-        ids.extend(descendants(&tx, id).await?);
+        // Mark, then look below again until nothing new turns up: a child created
+        // (under a token not yet marked) while this runs has committed by the next
+        // look (creates share-lock their creator), and one under a marked token
+        // waits for this commit and is then refused.
+        let mut seen = std::collections::HashSet::new();
+        let mut frontier = vec![id];
         let mut hashes = Vec::new();
-        for target in ids {
-            let row = tx
-                .query_opt(
-                    "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING hash",
-                    &[&now, &target.to_string()],
+        loop {
+            for target in frontier.drain(..) {
+                if !seen.insert(target) {
+                    continue;
+                }
+                let row = tx
+                    .query_opt(
+                        "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING hash",
+                        &[&now, &target.to_string()],
+                    )
+                    .await?;
+                let Some(row) = row else { continue };
+                let hash: Vec<u8> = row.get(0);
+                hashes.push(records::hash_from(&hash)?);
+                let detail = if target == id {
+                    json!({"cascade": false})
+                } else {
+                    json!({"cascade": true, "root": id.to_string()})
+                };
+                tx.execute(
+                    "INSERT INTO audit (rev, at, action, actor_id, target_id, client, detail) VALUES ($1, $2, 'revoke', $3, $4, $5, $6)",
+                    &[&rev, &now, &actor.map(|a| a.to_string()), &target.to_string(), &client_addr, &detail.to_string()],
                 )
                 .await?;
-            let Some(row) = row else { continue };
-            let hash: Vec<u8> = row.get(0);
-            hashes.push(records::hash_from(&hash)?);
-            let detail =
-                if target == id { json!({"cascade": false}) } else { json!({"cascade": true, "root": id.to_string()}) };
-            tx.execute(
-                "INSERT INTO audit (rev, at, action, actor_id, target_id, client, detail) VALUES ($1, $2, 'revoke', $3, $4, $5, $6)",
-                &[&rev, &now, &actor.map(|a| a.to_string()), &target.to_string(), &client_addr, &detail.to_string()],
-            )
-            .await?;
+            }
+            frontier = descendants(&tx, id).await?.into_iter().filter(|t| !seen.contains(t)).collect();
+            if frontier.is_empty() {
+                break;
+            }
         }
         if hashes.is_empty() {
             // Nothing changed: the revision is not spent.
@@ -411,7 +445,11 @@ impl Postgres {
         Ok(hashes)
     }
 
-    pub(super) async fn audit(&self, token: Option<TokenId>, since: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+    pub(super) async fn audit(
+        &self,
+        token: Option<TokenId>,
+        since: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -428,7 +466,7 @@ impl Postgres {
         Ok(client.query_one("SELECT rev FROM revision WHERE id = 1", &[]).await?.get(0))
     }
 
-    pub(super) async fn changes_since(&self, rev: i64) -> Result<(i64, Vec<TokenHash>), StoreError> {
+    pub(super) async fn changes_since(&self, rev: i64) -> Result<(i64, Vec<records::Change>), StoreError> {
         let client = self.client().await?;
         let newest: i64 = client.query_one("SELECT rev FROM revision WHERE id = 1", &[]).await?.get(0);
         if newest <= rev {
@@ -437,11 +475,17 @@ impl Postgres {
         // Every audit row up to `newest` committed with the counter's value.
         let rows = client
             .query(
-                "SELECT t.hash FROM audit a JOIN tokens t ON t.id = a.target_id WHERE a.rev > $1 AND a.rev <= $2",
+                "SELECT t.hash, a.action FROM audit a JOIN tokens t ON t.id = a.target_id WHERE a.rev > $1 AND a.rev <= $2",
                 &[&rev, &newest],
             )
             .await?;
-        let hashes = rows.iter().map(|r| records::hash_from(&r.get::<_, Vec<u8>>(0))).collect::<Result<_, _>>()?;
+        let hashes = rows
+            .iter()
+            .map(|r| {
+                let hash = records::hash_from(&r.get::<_, Vec<u8>>(0))?;
+                Ok(records::Change { hash, narrowing: r.get::<_, &str>(1) != "create" })
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok((newest, hashes))
     }
 
@@ -576,13 +620,12 @@ impl Postgres {
         let count = |r: Row| r.get::<_, i64>(0) as usize;
         report.tokens = count(tx.query_one("SELECT count(*) FROM tokens WHERE id = ANY($1)", &[&ids]).await?);
         report.grants = count(tx.query_one("SELECT count(*) FROM grants WHERE token_id = ANY($1)", &[&ids]).await?);
-        report.tiles =
-            count(tx.query_one("SELECT count(*) FROM fence_tiles WHERE token_id = ANY($1)", &[&ids]).await?);
+        report.tiles = count(tx.query_one("SELECT count(*) FROM fence_tiles WHERE token_id = ANY($1)", &[&ids]).await?);
         report.audit = count(tx.query_one("SELECT count(*) FROM audit WHERE migrated_from IS NOT NULL", &[]).await?);
-        let revoked: Vec<&str> =
-            dump.tokens.iter().filter(|t| t.revoked_at.is_some()).map(|t| t.id.as_str()).collect();
+        let revoked: Vec<&str> = dump.tokens.iter().filter(|t| t.revoked_at.is_some()).map(|t| t.id.as_str()).collect();
         report.revoked = count(
-            tx.query_one("SELECT count(*) FROM tokens WHERE id = ANY($1) AND revoked_at IS NOT NULL", &[&revoked]).await?,
+            tx.query_one("SELECT count(*) FROM tokens WHERE id = ANY($1) AND revoked_at IS NOT NULL", &[&revoked])
+                .await?,
         );
         let expected = (dump.tokens.len(), dump.grants.len(), dump.tiles.len(), dump.audit.len(), revoked.len());
         let found = (report.tokens, report.grants, report.tiles, report.audit, report.revoked);

@@ -83,6 +83,15 @@ pub enum Lookup {
     Unknown,
 }
 
+/// One entry of the change log: a token hash and whether the change narrowed
+/// access (a revocation: evict the grant) or not (a creation: forget only that the
+/// token was unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub hash: TokenHash,
+    pub narrowing: bool,
+}
+
 /// Which tokens to list, and where to start.
 #[derive(Debug, Clone)]
 pub enum Page {
@@ -206,6 +215,16 @@ pub fn access_json(access: &[AccessSpec]) -> serde_json::Value {
 
 pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecord, StoreError> {
     let tx = conn.transaction()?;
+    if let Some(creator) = new.creator {
+        // Revoked since the caller's token was looked up: a revocation cascades to
+        // everything made from the token, so nothing new may be made from it.
+        let revoked: Option<Option<i64>> = tx
+            .query_row("SELECT revoked_at FROM tokens WHERE id = ?1", params![creator.to_string()], |r| r.get(0))
+            .optional()?;
+        if !matches!(revoked, Some(None)) {
+            return Err(StoreError::CreatorRevoked);
+        }
+    }
     tx.execute(
         "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -87,7 +87,11 @@ impl Sqlite {
         .await?
     }
 
-    pub(super) async fn lookup(&self, hash: TokenHash, permit: Option<OwnedSemaphorePermit>) -> Result<Lookup, StoreError> {
+    pub(super) async fn lookup(
+        &self,
+        hash: TokenHash,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Lookup, StoreError> {
         self.run(false, permit, move |c| records::lookup(c, &hash)).await
     }
 
@@ -116,7 +120,11 @@ impl Sqlite {
         self.run(false, None, move |c| records::descendants(c, id)).await
     }
 
-    pub(super) async fn audit(&self, token: Option<TokenId>, since: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+    pub(super) async fn audit(
+        &self,
+        token: Option<TokenId>,
+        since: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         self.run(false, None, move |c| records::audit(c, token, since)).await
     }
 
@@ -130,22 +138,24 @@ impl Sqlite {
         &self,
         seq: i64,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<(i64, Vec<TokenHash>), StoreError> {
+    ) -> Result<(i64, Vec<records::Change>), StoreError> {
         self.run(false, permit, move |c| {
             let newest: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?;
             if newest <= seq {
                 return Ok((seq, Vec::new()));
             }
             let mut stmt = c.prepare_cached(
-                "SELECT a.seq, t.hash FROM audit a JOIN tokens t ON t.id = a.target_id WHERE a.seq > ?1 ORDER BY a.seq",
+                "SELECT a.seq, t.hash, a.action FROM audit a JOIN tokens t ON t.id = a.target_id WHERE a.seq > ?1 ORDER BY a.seq",
             )?;
             let mut newest = seq;
             let mut hashes = Vec::new();
-            let rows = stmt.query_map(params![seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+            let rows = stmt.query_map(params![seq], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+            })?;
             for row in rows {
-                let (s, h) = row?;
+                let (s, h, action) = row?;
                 newest = newest.max(s);
-                hashes.push(records::hash_from(&h)?);
+                hashes.push(records::Change { hash: records::hash_from(&h)?, narrowing: action != "create" });
             }
             Ok((newest, hashes))
         })

@@ -15,5 +15,7 @@ mod limits;
 mod metrics;
 mod ogc;
 mod reload;
+mod store;
+mod store_nodes;
 mod tls;
 mod token_api;

@@ -252,7 +252,6 @@ pub async fn health(probe: Probe, ops: &Ops, store: &Store, paths: usize) -> Res
             "read": report.read.as_str(),
             "write": report.write.as_str(),
             "stale": report.stale,
-            "since_sync_ms": report.since_sync.map(|d| d.as_millis() as u64),
         },
         "config": { "loaded": true, "paths": paths },
     });

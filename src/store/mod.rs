@@ -214,7 +214,12 @@ impl Store {
     }
 
     fn new(backend: Backend, timeout: Duration, max_stale: Duration, poll: Option<Duration>) -> Store {
-        Store { backend, health: Arc::new(Health::new()), timeout, max_stale, poll }
+        let health = Arc::new(Health::new());
+        // Opening read and wrote the store (schema check, migrations, the SQLite
+        // write probe): both work as of now.
+        health.succeeded(false);
+        health.succeeded(true);
+        Store { backend, health, timeout, max_stale, poll }
     }
 
     /// `store.poll_interval`, when the store was opened from a config.

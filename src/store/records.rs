@@ -214,7 +214,9 @@ pub fn access_json(access: &[AccessSpec]) -> serde_json::Value {
 }
 
 pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecord, StoreError> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock first, so reading before writing cannot fail with
+    // SQLITE_BUSY_SNAPSHOT when another process wrote in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if let Some(creator) = new.creator {
         // Revoked since the caller's token was looked up: a revocation cascades to
         // everything made from the token, so nothing new may be made from it.
@@ -347,7 +349,9 @@ pub(super) fn revoke(
     actor: Option<TokenId>,
     client: &str,
 ) -> Result<Vec<TokenHash>, StoreError> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock first, so reading before writing cannot fail with
+    // SQLITE_BUSY_SNAPSHOT when another process wrote in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = now_unix();
     let mut ids = vec![id];
     ids.extend(descendants(&tx, id)?);

@@ -92,9 +92,9 @@ impl Cluster {
         self.run("resume");
     }
 
-    /// The server's self-signed certificate (the CA to trust for TLS).
+    /// The cluster's CA certificate (the root to trust for TLS).
     pub fn ca(&self) -> PathBuf {
-        self.dir.join("server.crt")
+        self.dir.join("ca.crt")
     }
 }
 

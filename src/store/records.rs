@@ -120,12 +120,14 @@ pub struct AuditEntry {
 pub struct Dump {
     /// In creation order (so a creator is inserted before the tokens it made).
     pub tokens: Vec<DumpToken>,
-    /// (token_id, path_id, tier, max_zoom, has_tiles, property_fence)
-    pub grants: Vec<(String, String, String, Option<i64>, bool, Option<String>)>,
+    pub grants: Vec<DumpGrant>,
     /// (token_id, path_id, zoom, x, y)
     pub tiles: Vec<(String, String, i64, i64, i64)>,
     pub audit: Vec<AuditEntry>,
 }
+
+/// One grant row as stored: (token_id, path_id, tier, max_zoom, has_tiles, property_fence).
+pub type DumpGrant = (String, String, String, Option<i64>, bool, Option<String>);
 
 /// One token row as stored.
 #[derive(Debug, Clone)]

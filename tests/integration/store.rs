@@ -126,7 +126,7 @@ async fn suite(store: Store) {
     );
     // Nothing is made from a revoked token (a create racing the revocation).
     let (late, _) = new_token(Some(child_id), vec![spec("osm", Tier::View)]);
-    let err = store.create(late).await.err().expect("refused");
+    let err = store.create(late).await.expect_err("refused");
     assert!(matches!(err, tilegate::store::StoreError::CreatorRevoked), "{err:?}");
     assert_eq!(store.revision().await.expect("revision"), after, "a revoke that changed nothing is no revision");
 
@@ -225,7 +225,7 @@ async fn the_password_comes_from_a_file_or_the_environment_and_is_never_shown() 
 #[test]
 fn store_config_errors_name_the_key_and_never_echo_the_url() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = |text: &str| tilegate::config::parse(text, dir.path()).err().expect("refused").to_string();
+    let err = |text: &str| tilegate::config::parse(text, dir.path()).expect_err("refused").to_string();
     let both = err("[store]\npath = \"a.db\"\nurl = \"postgres://u@h/db\"\n");
     assert!(both.contains("store.path") && both.contains("keep one"), "{both}");
     let bad = err("[store]\nurl = \"mysql://u:hunter2@h/db\"\n");

@@ -95,6 +95,10 @@ pub struct GrantCache {
     /// Bumped by every eviction, so a lookup that raced one does not re-insert a
     /// stale grant.
     generation: AtomicU64,
+    /// Bumped when tokens were created elsewhere ([`GrantCache::forget_unknown`]),
+    /// so a lookup that raced the creation does not remember it as unknown; kept
+    /// apart from `generation` so creations never stop a grant from being cached.
+    unknown_generation: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -112,6 +116,7 @@ impl GrantCache {
             write_gate: Arc::new(Semaphore::new(1)),
             negative: (0..NEGATIVE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             generation: AtomicU64::new(0),
+            unknown_generation: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -159,6 +164,7 @@ impl GrantCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let before = self.generation.load(Ordering::Acquire);
+        let unknown_before = self.unknown_generation.load(Ordering::Acquire);
         let found = {
             let wait = self.store.query_timeout();
             let permit = match tokio::time::timeout(wait, self.lookups.clone().acquire_owned()).await {
@@ -185,7 +191,9 @@ impl GrantCache {
                 Resolved::Revoked
             }
             Lookup::Unknown => {
-                if self.generation.load(Ordering::Acquire) == before {
+                if self.generation.load(Ordering::Acquire) == before
+                    && self.unknown_generation.load(Ordering::Acquire) == unknown_before
+                {
                     self.negative[slot].store(fp, Ordering::Release);
                 }
                 Resolved::Unknown
@@ -208,7 +216,7 @@ impl GrantCache {
     /// Forgets that these hashes were unknown (they were created since), keeping
     /// their grants if cached: a creation narrows nothing.
     pub fn forget_unknown(&self, hashes: &[TokenHash]) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.unknown_generation.fetch_add(1, Ordering::AcqRel);
         for hash in hashes {
             let (slot, fp) = negative_slot(hash);
             let seen = self.negative[slot].load(Ordering::Acquire);

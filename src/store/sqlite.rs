@@ -78,8 +78,9 @@ impl Sqlite {
             let _permit = permit;
             let mut conn =
                 lock.lock().map_err(|_| StoreError::Worker("a store connection was poisoned by a panic".into()))?;
-            // Queued behind a call that waited out a lock: the caller has given up.
-            if Instant::now() > deadline {
+            // A read queued behind one that waited out a lock: the caller has given
+            // up. (Writes queue behind this process's writer; they are not cut.)
+            if !write && Instant::now() > deadline {
                 return Err(StoreError::Timeout(busy));
             }
             f(&mut conn)

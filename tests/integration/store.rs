@@ -160,9 +160,9 @@ async fn the_store_suite_passes_on_postgres() {
 
 /// A PostgreSQL store from a `[store]` table (`url` plus `extra` lines).
 async fn connect(url: &str, extra: &str) -> Store {
-    let text = format!("[store]\nurl = \"{url}\"\n{extra}");
+    let text = format!("[store]\nurl = \"{url}\"\npool_size = 4\n{extra}");
     let config = tilegate::config::parse(&text, std::path::Path::new(".")).expect("config");
-    Store::connect(&config.store).await.expect("connect")
+    Store::connect(&config.store).await.unwrap_or_else(|e| panic!("connect: {}", tilegate::respond::ErrorChain(&e)))
 }
 
 #[tokio::test]

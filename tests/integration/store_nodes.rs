@@ -23,7 +23,7 @@ const LONG: Duration = Duration::from_secs(30);
 
 /// The standard test config on the PostgreSQL store `url`, with `extra` `[store]` lines.
 fn node_config(url: &str, extra: &str) -> String {
-    CONFIG.replace("[store]\npath = \"tilegate.db\"", &format!("[store]\nurl = \"{url}\"\n{extra}"))
+    CONFIG.replace("[store]\npath = \"tilegate.db\"", &format!("[store]\nurl = \"{url}\"\npool_size = 4\n{extra}"))
 }
 
 async fn nodes(url: &str, extra: &str, n: usize) -> Vec<TestGateway> {

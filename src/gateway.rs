@@ -226,7 +226,7 @@ impl Gateway {
         let result = admin::api::handle(&self.cache, config, req, grant, peer, id).await;
         let status = result.as_ref().map_or_else(|r| r.status(), |res| res.status());
         self.ops.metrics.token_api(action, status.as_u16());
-        if let Err(Reject::Internal(_)) = &result {
+        if let Err(Reject::Internal(_) | Reject::StoreUnavailable(_)) = &result {
             self.ops.metrics.store_error();
         }
         result
@@ -257,7 +257,7 @@ impl Gateway {
             Ok(Resolved::Revoked) => Err(Denial::Revoked.into()),
             Err(e) => {
                 self.ops.metrics.store_error();
-                Err(Reject::internal("token lookup failed", e))
+                Err(Reject::store("token lookup failed", e))
             }
         }
     }

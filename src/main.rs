@@ -44,6 +44,9 @@ enum Command {
     /// Make TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Manage the token store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print the audit trail of token creations and revocations.
     Audit {
         /// Only entries about this token id (as target or actor).
@@ -52,6 +55,29 @@ enum Command {
         /// Only entries at or after this time (RFC 3339, or unix seconds).
         #[arg(long)]
         since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a SQLite store (tokens, grants, audit trail) into PostgreSQL, verifying
+    /// the counts; safe to run again (copies only what is new, carries revocations).
+    Migrate {
+        /// The SQLite file: `sqlite:PATH`.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL store: `postgres://USER@HOST:PORT/DATABASE?sslmode=require`.
+        #[arg(long)]
+        to: String,
+        /// A file holding the PostgreSQL password (instead of one in the URL).
+        #[arg(long)]
+        password_file: Option<String>,
+        /// An environment variable holding the PostgreSQL password.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// PEM roots for TLS to PostgreSQL (default: public and system roots).
+        #[arg(long)]
+        ca_file: Option<String>,
     },
 }
 
@@ -164,6 +190,28 @@ key = \"{}\"",
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Store(StoreCommand::Migrate { from, to, password_file, password_env, ca_file }) = &cli.command {
+        let flags = admin::cli::MigrateFlags {
+            from: from.clone(),
+            to: to.clone(),
+            password_file: password_file.clone(),
+            password_env: password_env.clone(),
+            ca_file: ca_file.clone(),
+        };
+        return match admin::cli::store_migrate(&flags).await {
+            Ok(r) => {
+                println!(
+                    "copied {} token row(s) and {} audit row(s); PostgreSQL now holds all {} token(s) ({} revoked), {} grant(s), {} fence tile(s) and {} audit row(s) of the SQLite store",
+                    r.tokens_written, r.audit_written, r.tokens, r.revoked, r.grants, r.tiles, r.audit
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
     let config = match config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -185,7 +233,7 @@ key = \"{}\"",
             let id: TokenId = id.parse().map_err(|_| {
                 anyhow::anyhow!("`{id}` is not a token id; use the UUID printed by `token create` or `token list`")
             })?;
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             if store.get(id).await?.is_none() {
                 bail!("no token has id `{id}`");
             }
@@ -193,7 +241,7 @@ key = \"{}\"",
             println!("revoked {} token(s)", revoked.len());
         }
         Command::Audit { token, since } => audit(&config, token, since).await?,
-        Command::Demo(_) | Command::Certs(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Certs(_) | Command::Store(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -207,8 +255,12 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.store.path).with_context(|| format!("store.path = {}", config.store.path.display()))
+async fn open_store(config: &Config) -> Result<Store> {
+    let key = match &config.store.postgres {
+        Some(pg) => format!("store.url = {}", tilegate::store::describe_postgres(&pg.config)),
+        None => format!("store.path = {}", config.store.path.display()),
+    };
+    Store::connect(&config.store).await.with_context(|| key)
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -270,7 +322,7 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let minter = Minter { creator: None, client: "cli".into() };
     let minted =
         admin::mint(&config.tokens.prefix, token.description, token.scope, now, token.expires_at, token.access, minter)
@@ -286,7 +338,7 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
 }
 
 async fn list(config: &Config) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     println!(
         "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<40}  description",
         "id", "displayKey", "scope", "created", "expires", "revoked", "access"
@@ -355,7 +407,7 @@ async fn audit(config: &Config, token: Option<String>, since: Option<String>) ->
                 })
         })
         .transpose()?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     for e in store.audit(token, since).await? {
         println!(
             "{}  {:<6}  target={}  actor={}  client={}  {}",

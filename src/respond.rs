@@ -122,6 +122,10 @@ pub enum Reject {
     UpstreamStatus(StatusCode),
     #[error("internal error: {0}")]
     Internal(InternalError),
+    /// 503: the token store cannot be reached (or the cache is older than
+    /// `store.max_stale`); nothing was written.
+    #[error("token store unavailable: {0}")]
+    StoreUnavailable(InternalError),
 }
 
 /// A failure of the gateway itself: what it was doing, and the error that made it
@@ -138,6 +142,20 @@ impl Reject {
     /// A 500 caused by `source` while doing `context` (`token lookup failed`).
     pub fn internal(context: impl Into<String>, source: impl Into<BoxError>) -> Reject {
         Reject::Internal(InternalError { context: context.into(), source: Some(source.into()) })
+    }
+
+    /// A store failure while doing `context`: 503 `store_unavailable` when the store
+    /// is at fault and a retry may succeed (unreachable, timed out, locked, full,
+    /// read-only, stale cache), else 500.
+    pub fn store(context: impl Into<String>, e: crate::store::StoreError) -> Reject {
+        if matches!(e, crate::store::StoreError::CreatorRevoked) {
+            return Reject::Denied(Denial::Revoked);
+        }
+        if e.is_unavailable() {
+            Reject::StoreUnavailable(InternalError { context: context.into(), source: Some(e.into()) })
+        } else {
+            Reject::internal(context, e)
+        }
     }
 
     /// A 500 with no underlying error (a broken invariant, such as a bad template).
@@ -200,6 +218,7 @@ impl Reject {
             Reject::UpstreamStatus(status) => *status,
             Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
             Reject::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Reject::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -225,6 +244,7 @@ impl Reject {
             Reject::Upstream(UpstreamError::BadDocument(_)) => "upstream_bad_document",
             Reject::Upstream(_) => "upstream_unavailable",
             Reject::Internal(_) => "internal_error",
+            Reject::StoreUnavailable(_) => "store_unavailable",
         }
     }
 
@@ -259,6 +279,9 @@ impl Reject {
             }
             Reject::Upstream(_) => "the upstream server is not reachable".into(),
             Reject::Internal(_) => "the gateway failed; the operator can find the cause in its log".into(),
+            Reject::StoreUnavailable(_) => {
+                "the token store cannot be reached, so the token cannot be checked or changed now; retry shortly".into()
+            }
         }
     }
 
@@ -276,7 +299,7 @@ impl Reject {
     pub fn cause(&self) -> Option<String> {
         match self {
             Reject::Upstream(e) => Some(ErrorChain(e).to_string()),
-            Reject::Internal(e) => Some(ErrorChain(e).to_string()),
+            Reject::Internal(e) | Reject::StoreUnavailable(e) => Some(ErrorChain(e).to_string()),
             _ => None,
         }
     }

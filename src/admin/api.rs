@@ -87,7 +87,7 @@ async fn create(
     let minted = mint(&config.tokens.prefix, request.description, request.scope, now, expires_at, access, minter)
         .map_err(|e| Reject::internal("cannot read OS randomness", e))?;
     let hash = minted.row.hash;
-    let record = cache.store().create(minted.row).await.map_err(|e| Reject::internal("token create failed", e))?;
+    let record = cache.store().create(minted.row).await.map_err(|e| Reject::store("token create failed", e))?;
     // A token made up before it existed may sit in the negative cache.
     cache.evict(&[hash]);
     let mut out = token_json(&record);
@@ -135,7 +135,7 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
     };
     let granting = matches!(page, Page::Granting { .. });
     // One row more than the page tells whether another page exists.
-    let mut records = cache.store().list(page).await.map_err(|e| Reject::internal("token list failed", e))?;
+    let mut records = cache.store().list(page).await.map_err(|e| Reject::store("token list failed", e))?;
     let more = records.len() > page_size;
     records.truncate(page_size);
     let next = if more { records.last().map(|r| r.seq.to_string()) } else { None };
@@ -143,7 +143,7 @@ async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) 
     // token granting the parent folder is not listed for a `pathId` under it. A page
     // may then hold fewer than `pageSize` tokens; `nextPageStart` still goes on.
     let below = if granting {
-        cache.store().descendants(caller.token_id).await.map_err(|e| Reject::internal("token read failed", e))?
+        cache.store().descendants(caller.token_id).await.map_err(|e| Reject::store("token read failed", e))?
     } else {
         Vec::new()
     };
@@ -180,8 +180,8 @@ async fn visible(
     let not_found = || Reject::NotFoundDetail(NOT_VISIBLE.into());
     let id: TokenId = id.parse().map_err(|_| not_found())?;
     let store = cache.store();
-    let record = store.get(id).await.map_err(|e| Reject::internal("token read failed", e))?.ok_or_else(not_found)?;
-    let below = store.descendants(caller.token_id).await.map_err(|e| Reject::internal("token read failed", e))?;
+    let record = store.get(id).await.map_err(|e| Reject::store("token read failed", e))?.ok_or_else(not_found)?;
+    let below = store.descendants(caller.token_id).await.map_err(|e| Reject::store("token read failed", e))?;
     if below.contains(&id) {
         return Ok(record);
     }
@@ -209,7 +209,7 @@ async fn revoke(
         .store()
         .revoke(record.id, Some(caller.token_id), peer.ip().to_string())
         .await
-        .map_err(|e| Reject::internal("token revoke failed", e))?;
+        .map_err(|e| Reject::store("token revoke failed", e))?;
     // INVARIANT: evicted before answering, so the very next request with any of
     // these tokens is refused.
     cache.evict(&hashes);

@@ -6,6 +6,9 @@
 //! flag it is about (`--tile `5/40/3`: tile 40/3 does not exist at zoom 5; …`).
 //!
 //! Pure: no store, no randomness, no printing (`main` mints and prints).
+//!
+//! `tilegate store migrate` ([`store_migrate`]): the flags become a `[store]`
+//! table checked like the config's, then the store module copies (no SQL here).
 
 use std::sync::Arc;
 
@@ -213,6 +216,62 @@ fn parse_zxy(s: &str) -> Option<(u32, u64, u64)> {
     let x = it.next()?.parse().ok()?;
     let y = it.next()?.parse().ok()?;
     it.next().is_none().then_some((z, x, y))
+}
+
+/// The flags of `tilegate store migrate`, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct MigrateFlags {
+    /// `sqlite:PATH`
+    pub from: String,
+    /// `postgres://USER@HOST:PORT/DATABASE?sslmode=…`
+    pub to: String,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+/// Runs `tilegate store migrate`: checks the flags (the `--to` URL with the same
+/// rules and messages as `store.url`, named by flag), copies and verifies.
+/// Re-runnable: a second run copies only what is new.
+pub async fn store_migrate(flags: &MigrateFlags) -> Result<crate::store::MigrateReport, String> {
+    let Some(from) = flags.from.strip_prefix("sqlite:") else {
+        return Err(format!("--from `{}` is not `sqlite:PATH`", flags.from));
+    };
+    let raw = crate::config::raw::RawStore {
+        url: Some(flags.to.clone()),
+        password_file: flags.password_file.clone(),
+        password_env: flags.password_env.clone(),
+        ca_file: flags.ca_file.clone(),
+        ..Default::default()
+    };
+    let cwd = std::path::PathBuf::from(".");
+    let store = crate::config::validate_store(&raw, &cwd).map_err(|errors| {
+        errors
+            .0
+            .iter()
+            .map(|e| {
+                let flag = match e.key.as_str() {
+                    "store.url" => "--to",
+                    "store.password_file" => "--password-file",
+                    "store.password_env" => "--password-env",
+                    "store.ca_file" => "--ca-file",
+                    other => other,
+                };
+                format!("{flag}: {}", e.message)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let Some(pg) = store.postgres else {
+        return Err("--to must be a postgres:// URL".into());
+    };
+    crate::store::migrate_sqlite_to_postgres(
+        std::path::Path::new(from),
+        &pg,
+        store.query_timeout.max(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .map_err(|e| crate::respond::ErrorChain(&e).to_string())
 }
 
 #[cfg(test)]

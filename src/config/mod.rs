@@ -9,7 +9,7 @@ pub mod tls;
 mod unknown;
 mod validate;
 
-pub use validate::{load, parse, ConfigError, ConfigErrors};
+pub use validate::{load, parse, store as validate_store, ConfigError, ConfigErrors};
 
 use crate::paths::PathTable;
 
@@ -162,8 +162,30 @@ pub struct Server {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Absolute, or relative to the working directory when the config came from a string.
+    /// The SQLite file (unused when `postgres` is set). Absolute, or relative to the
+    /// working directory when the config came from a string.
     pub path: PathBuf,
+    /// `store.url`: the shared PostgreSQL store instead of the SQLite file.
+    pub postgres: Option<Postgres>,
+    /// How long cached grants are served while the store cannot be reached.
+    pub max_stale: std::time::Duration,
+    /// How long one store call may take before it counts as failed (503).
+    pub query_timeout: std::time::Duration,
+    /// How often the watcher polls the store's revision (PostgreSQL: the backstop
+    /// behind `LISTEN`).
+    pub poll_interval: std::time::Duration,
+}
+
+/// `store.url` and its companions, checked and ready to connect. `Debug` never
+/// shows the password (`tokio_postgres::Config` redacts it).
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    /// Parsed from `store.url`, with the password from the URL, `store.password_file`
+    /// or `store.password_env`.
+    pub config: tokio_postgres::Config,
+    /// Roots for TLS to the server: `store.ca_file`, else the public and system roots.
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
+    pub pool_size: usize,
 }
 
 #[derive(Debug, Clone)]

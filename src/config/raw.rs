@@ -187,20 +187,60 @@ pub struct RawUpstreamTls {
     pub server_name: Option<String>,
 }
 
+/// `[store]`: SQLite (`path`) or PostgreSQL (`url`), and how long cached grants
+/// outlive a store outage.
 #[derive(Debug, Deserialize)]
 pub struct RawStore {
-    #[serde(default = "default_store_path")]
-    pub path: String,
+    /// `None`: `tilegate.db` unless `url` is given.
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
+    pub ca_file: Option<String>,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    #[serde(default = "default_max_stale")]
+    pub max_stale: String,
+    #[serde(default = "default_query_timeout")]
+    pub query_timeout: String,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: String,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
-        RawStore { path: default_store_path() }
+        RawStore {
+            path: None,
+            url: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            pool_size: default_pool_size(),
+            max_stale: default_max_stale(),
+            query_timeout: default_query_timeout(),
+            poll_interval: default_poll_interval(),
+        }
     }
 }
 
-fn default_store_path() -> String {
+pub fn default_store_path() -> String {
     "tilegate.db".into()
+}
+
+fn default_pool_size() -> u32 {
+    16
+}
+
+fn default_max_stale() -> String {
+    "30s".into()
+}
+
+fn default_poll_interval() -> String {
+    "250ms".into()
+}
+
+fn default_query_timeout() -> String {
+    "5s".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,6 +92,16 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// Validates a `[store]` table alone (`tilegate store migrate --to`), with the
+/// same checks and messages as in a config file.
+pub fn store(raw: &super::raw::RawStore, base: &Path) -> Result<Store, ConfigErrors> {
+    let mut v = Validator { base: base.to_path_buf(), ..Validator::default() };
+    match v.store(raw, base) {
+        Some(store) if v.errors.is_empty() => Ok(store),
+        _ => Err(ConfigErrors(v.errors)),
+    }
+}
+
 fn single(key: &str, message: String) -> ConfigErrors {
     ConfigErrors(vec![ConfigError { key: key.to_owned(), message }])
 }
@@ -194,6 +204,7 @@ impl Validator {
         let limits = self.limits(&raw.limits);
         let ops_listen = raw.ops.listen.as_deref().and_then(|a| self.addr("ops.listen", a));
         let paths = self.paths(raw.paths);
+        let store = self.store(&raw.store, base);
         let tls = match server_tls {
             Some(t) => Some(t?),
             None => None,
@@ -214,7 +225,7 @@ impl Validator {
                 body_read_timeout: body_read_timeout?,
                 body_min_rate: raw.server.body_min_rate,
             },
-            store: Store { path: resolve(base, &raw.store.path) },
+            store: store?,
             tokens: Tokens { prefix, allow_query_token: raw.tokens.allow_query_token },
             upstream: UpstreamLimits { connect_timeout: connect_timeout?, response_timeout: response_timeout? },
             log: Log { format: format? },
@@ -384,6 +395,118 @@ impl Validator {
                 self.err(key, format!("`{value}` is not an IP network; use CIDR notation such as `10.0.0.0/8`"))
             })
             .ok()
+    }
+
+    /// `[store]`: SQLite by `path` (the default) or PostgreSQL by `url`, never both.
+    fn store(&mut self, raw: &super::raw::RawStore, base: &Path) -> Option<Store> {
+        let max_stale = self.duration("store.max_stale", &raw.max_stale);
+        let query_timeout = self.duration("store.query_timeout", &raw.query_timeout);
+        let poll_interval = self.duration("store.poll_interval", &raw.poll_interval);
+        let path = resolve(base, raw.path.as_deref().unwrap_or(&super::raw::default_store_path()));
+        let Some(url) = &raw.url else {
+            for (key, set) in [
+                ("store.password_file", raw.password_file.is_some()),
+                ("store.password_env", raw.password_env.is_some()),
+                ("store.ca_file", raw.ca_file.is_some()),
+            ] {
+                if set {
+                    self.err(key, "only used with `store.url` (PostgreSQL); remove it, or set `store.url`");
+                }
+            }
+            return Some(Store {
+                path,
+                postgres: None,
+                max_stale: max_stale?,
+                query_timeout: query_timeout?,
+                poll_interval: poll_interval?,
+            });
+        };
+        if raw.path.is_some() {
+            self.err("store.path", "`store.path` (SQLite) and `store.url` (PostgreSQL) are both set; keep one");
+        }
+        if !(1..=1000).contains(&raw.pool_size) {
+            self.err(
+                "store.pool_size",
+                format!("`{}` is out of range; use 1 to 1000 (the default is 16)", raw.pool_size),
+            );
+        }
+        let postgres = self.postgres(url, raw);
+        Some(Store {
+            path,
+            postgres: Some(postgres?),
+            max_stale: max_stale?,
+            query_timeout: query_timeout?,
+            poll_interval: poll_interval?,
+        })
+    }
+
+    /// Parses `store.url` and finds the password. No message echoes the URL as
+    /// given (it may hold the password).
+    fn postgres(&mut self, url: &str, raw: &super::raw::RawStore) -> Option<super::Postgres> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            self.err("store.url", "is not a PostgreSQL URL; use `postgres://USER@HOST:PORT/DATABASE?sslmode=require`");
+            return None;
+        }
+        let mut config: tokio_postgres::Config = match url.parse() {
+            Ok(c) => c,
+            Err(e) => {
+                self.err(
+                    "store.url",
+                    format!("cannot be read ({e}); use `postgres://USER@HOST:PORT/DATABASE?sslmode=require`"),
+                );
+                return None;
+            }
+        };
+        if config.get_user().is_none() {
+            self.err("store.url", "names no user; use `postgres://USER@HOST/DATABASE`");
+        }
+        let from_url = config.get_password().is_some();
+        let sources =
+            usize::from(from_url) + usize::from(raw.password_file.is_some()) + usize::from(raw.password_env.is_some());
+        if sources > 1 {
+            self.err(
+                "store.password_file",
+                "the password is given more than once (in `store.url`, `store.password_file`, `store.password_env`); keep one",
+            );
+        }
+        if let Some(file) = &raw.password_file {
+            let file = self.file(file);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let pw = text.trim_end_matches(['\r', '\n']);
+                    if pw.is_empty() {
+                        self.err(
+                            "store.password_file",
+                            format!("`{}` is empty; write the password into it", file.display()),
+                        );
+                    }
+                    config.password(pw);
+                }
+                Err(e) => self.err("store.password_file", format!("cannot read `{}`: {e}", file.display())),
+            }
+        }
+        if let Some(var) = &raw.password_env {
+            match std::env::var(var) {
+                Ok(pw) if !pw.is_empty() => {
+                    config.password(pw);
+                }
+                _ => self.err(
+                    "store.password_env",
+                    format!("the environment variable `{var}` is not set or empty; export it before starting tilegate"),
+                ),
+            }
+        }
+        let ca = raw.ca_file.as_deref().map(|c| self.file(c));
+        let tls = match super::tls::upstream_client(ca.as_deref(), None) {
+            Ok(t) => std::sync::Arc::new(t),
+            Err(errors) => {
+                for e in errors {
+                    self.err("store.ca_file", e);
+                }
+                return None;
+            }
+        };
+        Some(super::Postgres { config, tls, pool_size: raw.pool_size as usize })
     }
 
     fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {

@@ -126,6 +126,17 @@ struct StateLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StoreFailureLabels {
+    op: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StoreUpLabels {
+    op: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -384,7 +395,47 @@ impl Metrics {
     /// and `paths` the number of paths in the config in use: values read at scrape
     /// time, written after the registered metrics.
     pub fn render(&self, cache: (u64, u64, usize), paths: usize) -> String {
+        self.render_with_store(cache, paths, None)
+    }
+
+    /// [`Metrics::render`] with the store's health: failures by operation and
+    /// kind, and whether reads and writes work now.
+    pub fn render_with_store(
+        &self,
+        cache: (u64, u64, usize),
+        paths: usize,
+        store: Option<&crate::store::Health>,
+    ) -> String {
         let mut scrape = Registry::default();
+        if let Some(health) = store {
+            let family = Family::<StoreFailureLabels, Counter>::default();
+            for (write, kind, n) in health.errors() {
+                let c = family.get_or_create(&StoreFailureLabels {
+                    op: if write { "write" } else { "read" },
+                    kind: kind.as_str(),
+                });
+                c.inc_by(n);
+            }
+            scrape.register(
+                "tilegate_store_failures",
+                "Token store calls that failed, by op (read, write) and kind (timeout, busy, full, read_only, unreachable, stale, corrupt, other)",
+                family,
+            );
+            let up = Family::<StoreUpLabels, Gauge>::default();
+            let report = health.report();
+            up.get_or_create(&StoreUpLabels { op: "read" }).set(i64::from(report.read.is_ok()));
+            up.get_or_create(&StoreUpLabels { op: "write" }).set(i64::from(report.write.is_ok()));
+            scrape.register(
+                "tilegate_store_up",
+                "1 when the token store can be read (op=read) or written (op=write) now",
+                up,
+            );
+            scrape.register(
+                "tilegate_store_stale",
+                "1 while the grant cache is older than store.max_stale (cached grants refused)",
+                ConstGauge::new(i64::from(report.stale)),
+            );
+        }
         scrape.register(
             "tilegate_grant_cache_hits",
             "Token lookups answered by the grant cache",

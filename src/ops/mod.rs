@@ -101,7 +101,7 @@ impl Outcome {
             }
             // Not a reject the pipeline returns (`proxy::relay` answers it), kept exact anyway.
             Reject::UpstreamStatus(_) => Outcome::UpstreamFailed { reason, kind: UpstreamFailure::Unavailable },
-            Reject::Internal(_) => Outcome::Failed { reason },
+            Reject::Internal(_) | Reject::StoreUnavailable(_) => Outcome::Failed { reason },
             _ => Outcome::Denied { reason, failed_authentication: false },
         }
     }
@@ -226,28 +226,36 @@ pub enum Probe {
 }
 
 /// The one answer to `/healthz` and `/readyz`, on every listener: liveness is
-/// always `200 {"status":"ok"}`; readiness is 200 only when the store answers and
-/// shutdown has not begun, else 503, with the store's state and the number of
-/// paths in the config in use. `paths` is that number.
+/// always `200 {"status":"ok"}`; readiness is 200 only when the store can be read
+/// and written, the grant cache is not older than `store.max_stale` and shutdown
+/// has not begun, else 503, with the store's state (`store.read`, `store.write`:
+/// `ok`, `unknown` or the failure kind) and the number of paths in the config in
+/// use. It never waits on the store: the state comes from the outcome of recent
+/// store calls and the watcher's probes (a probe unanswered for a second counts as
+/// failing), so it answers at once while a query is stuck behind a lock.
 pub async fn health(probe: Probe, ops: &Ops, store: &Store, paths: usize) -> Response<Body> {
     if probe == Probe::Liveness {
         return respond::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }));
     }
-    let store = store.ping().await;
-    // Read after the ping, so a check that was waiting on the store when shutdown
-    // began still answers 503.
+    let report = store.health().report();
+    let store_ok = report.read.is_ok() && report.write.is_ok() && !report.stale;
     let draining = ops.is_draining();
-    let status = match (draining, store) {
+    let status = match (draining, store_ok) {
         (true, _) => "shutting down",
         (false, true) => "ok",
         (false, false) => "store unavailable",
     };
     let body = serde_json::json!({
         "status": status,
-        "store": if store { "ok" } else { "unreachable" },
+        "store": {
+            "backend": if store.is_shared() { "postgres" } else { "sqlite" },
+            "read": report.read.as_str(),
+            "write": report.write.as_str(),
+            "stale": report.stale,
+        },
         "config": { "loaded": true, "paths": paths },
     });
-    let ready = store && !draining;
+    let ready = store_ok && !draining;
     respond::json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
 }
 
@@ -260,7 +268,7 @@ pub async fn answer(ops: &Ops, cache: &GrantCache, paths: usize, method: &Method
     match path {
         "/metrics" => {
             let (hits, misses) = cache.stats();
-            let text = ops.metrics.render((hits, misses, cache.len()), paths);
+            let text = ops.metrics.render_with_store((hits, misses, cache.len()), paths, Some(cache.store().health()));
             let mut res = Response::new(respond::full(text));
             res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(metrics::CONTENT_TYPE));
             res

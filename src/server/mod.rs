@@ -146,10 +146,7 @@ async fn bind(key: &'static str, addr: SocketAddr) -> Result<(TcpListener, Socke
 
 /// Opens the store, binds `server.listen` (and `ops.listen`) and serves until shut down.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let path = config.store.path.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&path))
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))??;
+    let store = Store::connect(&config.store).await?;
     let (listener, addr) = bind("server.listen", config.server.listen).await?;
     let ops_listener = match config.ops.listen {
         Some(a) => Some(bind("ops.listen", a).await?),

@@ -1,20 +1,26 @@
-//! The grant cache: token hash → grant, in front of SQLite.
+//! The grant cache: token hash → grant, in front of the store.
 //!
 //! It holds grants, never decisions: expiry and every check run per request.
 //! Unknown and revoked tokens are remembered in a fixed-size, lock-free table so a
-//! flood of made-up tokens (with valid checksums) cannot hammer SQLite. A revocation
-//! through the API evicts before the API answers; one made by another process (the
-//! CLI) is seen by [`GrantCache::poll`] within its interval.
+//! flood of made-up tokens (with valid checksums) cannot hammer the store. A
+//! revocation through the API evicts before the API answers; one made by another
+//! process (the CLI, another node) is seen by the watcher ([`GrantCache::poll`]):
+//! within its interval, and for PostgreSQL at once through `LISTEN`.
+//!
+//! Outages: the watcher records when the cache was last brought up to date; once
+//! that is older than `store.max_stale`, cached grants (and remembered unknown
+//! tokens) are refused with [`StoreError::Stale`] (503) until the store answers
+//! again. The hit path pays one relaxed atomic load for it.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 
-use super::{Lookup, Store, StoreError};
+use super::{Health, Lookup, Store, StoreError};
 use crate::policy::{Access, AccessList, Grant};
 use crate::respond::ErrorChain;
 use crate::spatial::Fence;
@@ -25,11 +31,16 @@ const NEGATIVE_SLOTS: usize = 1 << 16;
 const REVOKED_BIT: u64 = 1;
 /// Distinct access lists (and fences) remembered for sharing between cached grants.
 const SHARED_KINDS: usize = 64;
-/// Store lookups in flight at once. The store has one reader connection behind a
-/// mutex, so more would only park blocking-pool threads on it; each parked thread
-/// costs a stack and, with glibc, a malloc arena (a flood of first-time tokens once
-/// grew ~30 threads and ~10 MB that way).
+/// Store lookups in flight at once. The SQLite store has one reader connection
+/// behind a mutex, so more would only park blocking-pool threads on it; each parked
+/// thread costs a stack and, with glibc, a malloc arena (a flood of first-time
+/// tokens once grew ~30 threads and ~10 MB that way). A lookup keeps its permit
+/// until its query has really finished, so a store stuck on a lock holds at most
+/// this many threads. PostgreSQL lookups are async and may run more at once.
 const STORE_LOOKUPS: usize = 2;
+const PG_LOOKUPS: usize = 32;
+/// How often the watcher writes the probe row (readiness' `store.write`).
+const WRITE_PROBE_EVERY: Duration = Duration::from_secs(5);
 
 /// Hashes a [`TokenHash`] by its first eight bytes: the key is already SHA-256
 /// output, so hashing it again (SipHash) buys nothing. Only tokens present in the
@@ -67,31 +78,45 @@ pub enum Resolved {
 /// The cache. Cheap to share behind an `Arc`.
 pub struct GrantCache {
     store: Store,
+    health: Arc<Health>,
     positive: PositiveMap,
     /// Access lists and fences of recently cached grants: a grant whose list
     /// equals one of these shares it instead of keeping its own copy (most tokens
     /// of a deployment are of a few kinds; 100k cached tokens: ~60 MB → ~25 MB).
     shelf: Mutex<Shelf>,
-    lookups: Semaphore,
+    lookups: Arc<Semaphore>,
+    /// One watcher poll in flight at a time (a SQLite poll that timed out may still
+    /// be waiting on a lock on its blocking thread).
+    poll_gate: Arc<Semaphore>,
+    write_gate: Arc<Semaphore>,
     /// Direct-mapped: slot = low hash bits; value = a 64-bit fingerprint of the
     /// hash with the low bit meaning "revoked", or 0 for empty.
     negative: Box<[AtomicU64]>,
     /// Bumped by every eviction, so a lookup that raced one does not re-insert a
     /// stale grant.
     generation: AtomicU64,
+    /// Bumped when tokens were created elsewhere ([`GrantCache::forget_unknown`]),
+    /// so a lookup that raced the creation does not remember it as unknown; kept
+    /// apart from `generation` so creations never stop a grant from being cached.
+    unknown_generation: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl GrantCache {
     pub fn new(store: Store) -> Self {
+        let lookups = if store.is_shared() { PG_LOOKUPS } else { STORE_LOOKUPS };
         GrantCache {
+            health: store.health().clone(),
             store,
             positive: PositiveMap::default(),
             shelf: Mutex::new(Shelf::default()),
-            lookups: Semaphore::new(STORE_LOOKUPS),
+            lookups: Arc::new(Semaphore::new(lookups)),
+            poll_gate: Arc::new(Semaphore::new(1)),
+            write_gate: Arc::new(Semaphore::new(1)),
             negative: (0..NEGATIVE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             generation: AtomicU64::new(0),
+            unknown_generation: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -115,23 +140,38 @@ impl GrantCache {
     }
 
     /// The grant for a token hash: cache first, then the store (off the reactor).
+    /// While the cache is older than `store.max_stale`, a cached grant or unknown
+    /// token is [`StoreError::Stale`]; a revoked one stays revoked.
     pub async fn resolve(&self, hash: TokenHash) -> Result<Resolved, StoreError> {
         if let Some(grant) = self.positive.get(&hash) {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            if self.health.is_stale() {
+                return Err(StoreError::Stale(self.store.max_stale()));
+            }
             return Ok(Resolved::Grant(grant.clone()));
         }
         let (slot, fp) = negative_slot(&hash);
         let seen = self.negative[slot].load(Ordering::Acquire);
         if seen != 0 && seen & !REVOKED_BIT == fp {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(if seen & REVOKED_BIT != 0 { Resolved::Revoked } else { Resolved::Unknown });
+            if seen & REVOKED_BIT != 0 {
+                return Ok(Resolved::Revoked);
+            }
+            if self.health.is_stale() {
+                return Err(StoreError::Stale(self.store.max_stale()));
+            }
+            return Ok(Resolved::Unknown);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let before = self.generation.load(Ordering::Acquire);
+        let unknown_before = self.unknown_generation.load(Ordering::Acquire);
         let found = {
-            // INVARIANT: the semaphore is never closed, so acquiring only waits.
-            let _permit = self.lookups.acquire().await.ok();
-            self.store.lookup(hash).await?
+            let wait = self.store.query_timeout();
+            let permit = match tokio::time::timeout(wait, self.lookups.clone().acquire_owned()).await {
+                Ok(p) => p.ok(),
+                Err(_) => return Err(StoreError::Timeout(wait)),
+            };
+            self.store.lookup(hash, permit).await?
         };
         Ok(match found {
             Lookup::Found(grant) => {
@@ -151,7 +191,9 @@ impl GrantCache {
                 Resolved::Revoked
             }
             Lookup::Unknown => {
-                if self.generation.load(Ordering::Acquire) == before {
+                if self.generation.load(Ordering::Acquire) == before
+                    && self.unknown_generation.load(Ordering::Acquire) == unknown_before
+                {
                     self.negative[slot].store(fp, Ordering::Release);
                 }
                 Resolved::Unknown
@@ -171,6 +213,19 @@ impl GrantCache {
         Grant { access, ..grant }
     }
 
+    /// Forgets that these hashes were unknown (they were created since), keeping
+    /// their grants if cached: a creation narrows nothing.
+    pub fn forget_unknown(&self, hashes: &[TokenHash]) {
+        self.unknown_generation.fetch_add(1, Ordering::AcqRel);
+        for hash in hashes {
+            let (slot, fp) = negative_slot(hash);
+            let seen = self.negative[slot].load(Ordering::Acquire);
+            if seen == fp {
+                let _ = self.negative[slot].compare_exchange(seen, 0, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Forgets everything known about these hashes (after a create or revoke).
     pub fn evict(&self, hashes: &[TokenHash]) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -184,32 +239,95 @@ impl GrantCache {
         }
     }
 
-    /// Watches the store for changes made by any connection (this process or the
-    /// CLI) and evicts the tokens they touched. Runs until the task is dropped.
+    /// Watches the store for changes made by any connection (this process, the
+    /// CLI, other nodes) and evicts the tokens they touched; probes writes; keeps
+    /// the staleness flag. Polls every `every`, and at once on a PostgreSQL
+    /// notification. `every` applies unless the store has `store.poll_interval`.
+    /// Runs until the task is dropped (the `LISTEN` task with it).
     pub async fn poll(self: Arc<Self>, every: Duration) {
-        let mut seq = match self.store.latest_seq().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %ErrorChain(&e), "cannot read the audit log; revocations by other processes are not seen");
-                return;
+        let every = self.store.poll_interval().unwrap_or(every);
+        let health = self.health.clone();
+        let max_stale = self.store.max_stale();
+        let mut rev = loop {
+            match self.store.revision().await {
+                Ok(r) => break r,
+                Err(e) => {
+                    tracing::error!(error = %ErrorChain(&e), store = %self.store.describe(), "cannot read the store's revision; retrying");
+                    tokio::time::sleep(every).await;
+                }
             }
         };
-        let mut version = -1;
+        health.synced();
+        let _listener = self.store.spawn_listener().map(AbortOnDrop);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_write_probe = Instant::now();
+        let mut failing = false;
         loop {
-            tick.tick().await;
-            match self.store.changes_since(seq, version).await {
-                Ok((newest, v, hashes)) => {
-                    if !hashes.is_empty() {
-                        self.evict(&hashes);
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.store.notified() => {}
+            }
+            health.check_stale(max_stale);
+            if Instant::now() >= next_write_probe {
+                next_write_probe = Instant::now() + WRITE_PROBE_EVERY;
+                self.spawn_write_probe();
+            }
+            // The previous poll may still be waiting on a lock (SQLite): do not
+            // queue another thread behind it.
+            let Ok(permit) = self.poll_gate.clone().try_acquire_owned() else { continue };
+            health.probing(false);
+            let result = self.store.changes_since(rev, Some(permit)).await;
+            match result {
+                Ok((newest, changes)) => {
+                    let (revoked, created): (Vec<super::Change>, Vec<super::Change>) =
+                        changes.iter().partition(|c| c.narrowing);
+                    if !revoked.is_empty() {
+                        self.evict(&revoked.iter().map(|c| c.hash).collect::<Vec<_>>());
                     }
-                    seq = newest;
-                    version = v;
+                    if !created.is_empty() {
+                        self.forget_unknown(&created.iter().map(|c| c.hash).collect::<Vec<_>>());
+                    }
+                    rev = newest;
+                    health.synced();
+                    if failing {
+                        tracing::info!(store = %self.store.describe(), "the token store answers again");
+                        failing = false;
+                    }
                 }
-                Err(e) => tracing::warn!(error = %ErrorChain(&e), "token store poll failed; retrying"),
+                Err(e) => {
+                    let stale = health.check_stale(max_stale);
+                    if !failing {
+                        tracing::warn!(error = %ErrorChain(&e), store = %self.store.describe(), max_stale = ?max_stale, "the token store cannot be read; cached grants are served until store.max_stale");
+                        failing = true;
+                    } else if stale {
+                        tracing::debug!(error = %ErrorChain(&e), "token store still unreadable; cached grants refused");
+                    }
+                }
             }
         }
+    }
+
+    /// Writes the probe row in its own task (one at a time), so a write stuck on a
+    /// lock never delays the read poll.
+    fn spawn_write_probe(self: &Arc<Self>) {
+        let Ok(permit) = self.write_gate.clone().try_acquire_owned() else { return };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            store.health().probing(true);
+            if let Err(e) = store.probe_write(Some(permit)).await {
+                tracing::debug!(error = %ErrorChain(&e), "token store write probe failed");
+            }
+        });
+    }
+}
+
+/// Aborts the task when dropped (the `LISTEN` task ends with its watcher).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

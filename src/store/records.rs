@@ -1,4 +1,5 @@
-//! Rows in and out of the store: the blocking query functions behind [`Store`](super::Store).
+//! Rows in and out of the store: the types both backends share, and SQLite's
+//! blocking query functions behind [`Sqlite`](super::sqlite::Sqlite).
 
 use std::sync::Arc;
 
@@ -82,6 +83,15 @@ pub enum Lookup {
     Unknown,
 }
 
+/// One entry of the change log: a token hash and whether the change narrowed
+/// access (a revocation: evict the grant) or not (a creation: forget only that the
+/// token was unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub hash: TokenHash,
+    pub narrowing: bool,
+}
+
 /// Which tokens to list, and where to start.
 #[derive(Debug, Clone)]
 pub enum Page {
@@ -105,12 +115,72 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A whole store's rows, as `tilegate store migrate` copies them (SQLite → PostgreSQL).
+#[derive(Debug, Default)]
+pub struct Dump {
+    /// In creation order (so a creator is inserted before the tokens it made).
+    pub tokens: Vec<DumpToken>,
+    pub grants: Vec<DumpGrant>,
+    /// (token_id, path_id, zoom, x, y)
+    pub tiles: Vec<(String, String, i64, i64, i64)>,
+    pub audit: Vec<AuditEntry>,
+}
+
+/// One grant row as stored: (token_id, path_id, tier, max_zoom, has_tiles, property_fence).
+pub type DumpGrant = (String, String, String, Option<i64>, bool, Option<String>);
+
+/// One token row as stored.
+#[derive(Debug, Clone)]
+pub struct DumpToken {
+    pub id: String,
+    pub hash: Vec<u8>,
+    pub display_key: String,
+    pub description: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub creator_id: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+pub(super) fn dump(conn: &Connection) -> Result<Dump, StoreError> {
+    let mut d = Dump::default();
+    let mut stmt = conn.prepare(
+        "SELECT id, hash, display_key, description, scope, created_at, expires_at, creator_id, revoked_at
+         FROM tokens ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DumpToken {
+            id: r.get(0)?,
+            hash: r.get(1)?,
+            display_key: r.get(2)?,
+            description: r.get(3)?,
+            scope: r.get(4)?,
+            created_at: r.get(5)?,
+            expires_at: r.get(6)?,
+            creator_id: r.get(7)?,
+            revoked_at: r.get(8)?,
+        })
+    })?;
+    d.tokens = rows.collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT token_id, path_id, tier, max_zoom, has_tiles, property_fence FROM grants ORDER BY token_id, path_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+    d.grants = rows.collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare("SELECT token_id, path_id, zoom, x, y FROM fence_tiles")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    d.tiles = rows.collect::<Result<_, _>>()?;
+    d.audit = audit(conn, None, None)?;
+    Ok(d)
+}
+
 pub(super) fn hash_from(bytes: &[u8]) -> Result<TokenHash, StoreError> {
     let arr: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?;
     Ok(TokenHash(arr))
 }
 
-fn id_from(s: &str) -> Result<TokenId, StoreError> {
+pub(super) fn id_from(s: &str) -> Result<TokenId, StoreError> {
     s.parse().map_err(|_| StoreError::Corrupt(format!("`{s}` is not a token id")))
 }
 
@@ -146,7 +216,19 @@ pub fn access_json(access: &[AccessSpec]) -> serde_json::Value {
 }
 
 pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecord, StoreError> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock first, so reading before writing cannot fail with
+    // SQLITE_BUSY_SNAPSHOT when another process wrote in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(creator) = new.creator {
+        // Revoked since the caller's token was looked up: a revocation cascades to
+        // everything made from the token, so nothing new may be made from it.
+        let revoked: Option<Option<i64>> = tx
+            .query_row("SELECT revoked_at FROM tokens WHERE id = ?1", params![creator.to_string()], |r| r.get(0))
+            .optional()?;
+        if !matches!(revoked, Some(None)) {
+            return Err(StoreError::CreatorRevoked);
+        }
+    }
     tx.execute(
         "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -269,7 +351,9 @@ pub(super) fn revoke(
     actor: Option<TokenId>,
     client: &str,
 ) -> Result<Vec<TokenHash>, StoreError> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock first, so reading before writing cannot fail with
+    // SQLITE_BUSY_SNAPSHOT when another process wrote in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = now_unix();
     let mut ids = vec![id];
     ids.extend(descendants(&tx, id)?);
@@ -297,7 +381,7 @@ pub(super) fn revoke(
 }
 
 pub(super) fn audit(
-    conn: &mut Connection,
+    conn: &Connection,
     token: Option<TokenId>,
     since: Option<i64>,
 ) -> Result<Vec<AuditEntry>, StoreError> {
@@ -329,6 +413,28 @@ const TOKEN_COLUMNS_BY_HASH: &str =
     "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at FROM tokens WHERE hash = ?1";
 const TOKEN_COLUMNS_BY_ID: &str =
     "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at FROM tokens WHERE id = ?1";
+
+/// One stored grant row (and its tiles) as an [`AccessSpec`]; both backends read
+/// through this, so a stored value is judged the same way whichever store holds it.
+pub(super) fn access_from(
+    id: &str,
+    path_id: String,
+    tier: &str,
+    max_zoom: Option<u32>,
+    tiles: Option<Vec<(u32, u64, u64)>>,
+    properties: Option<String>,
+) -> Result<AccessSpec, StoreError> {
+    let tier: Tier = tier.parse().map_err(|e: crate::policy::UnknownTier| StoreError::CorruptValue {
+        what: format!("tier of {id} on {path_id}"),
+        source: e.into(),
+    })?;
+    let fence = Fence::new(tiles.as_deref(), max_zoom)
+        .map_err(|e| StoreError::CorruptValue { what: format!("fence of {id} on {path_id}"), source: e.into() })?;
+    let properties = properties.map(|p| serde_json::from_str::<Vec<String>>(&p)).transpose().map_err(|e| {
+        StoreError::CorruptValue { what: format!("property fence of {id} on {path_id}"), source: e.into() }
+    })?;
+    Ok(AccessSpec { path_id, tier, fence, properties })
+}
 
 /// A token row before its grants are attached.
 struct PartialRecord(TokenRecord);
@@ -373,22 +479,13 @@ fn finish_record(conn: &Connection, partial: PartialRecord) -> Result<TokenRecor
     let mut tiles_stmt =
         conn.prepare_cached("SELECT zoom, x, y FROM fence_tiles WHERE token_id = ?1 AND path_id = ?2")?;
     for (path_id, tier, max_zoom, has_tiles, properties) in rows {
-        let tier: Tier = tier.parse().map_err(|e: crate::policy::UnknownTier| StoreError::CorruptValue {
-            what: format!("tier of {id} on {path_id}"),
-            source: e.into(),
-        })?;
         let tiles: Option<Vec<(u32, u64, u64)>> = if has_tiles {
             let t = tiles_stmt.query_map(params![id, path_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Some(t.collect::<Result<_, _>>()?)
         } else {
             None
         };
-        let fence = Fence::new(tiles.as_deref(), max_zoom)
-            .map_err(|e| StoreError::CorruptValue { what: format!("fence of {id} on {path_id}"), source: e.into() })?;
-        let properties = properties.map(|p| serde_json::from_str::<Vec<String>>(&p)).transpose().map_err(|e| {
-            StoreError::CorruptValue { what: format!("property fence of {id} on {path_id}"), source: e.into() }
-        })?;
-        record.access.push(AccessSpec { path_id, tier, fence, properties });
+        record.access.push(access_from(&id, path_id, &tier, max_zoom, tiles, properties)?);
     }
     Ok(record)
 }

@@ -19,5 +19,7 @@ mod metrics;
 mod ogc;
 mod reload;
 mod saturation;
+mod store;
+mod store_nodes;
 mod tls;
 mod token_api;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ops;
+pub mod pg;
 pub mod upstream;
 pub mod upstreams;
 

@@ -7,7 +7,8 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Each entry migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,   -- creation order, the list cursor
     id           TEXT NOT NULL UNIQUE,                -- public UUID
@@ -50,7 +51,16 @@ CREATE TABLE audit (
     detail    TEXT NOT NULL                           -- JSON: the granted access
 );
 CREATE INDEX audit_target ON audit(target_id);
-"#];
+"#,
+    r#"
+-- The write probe's row: readiness writes it every few seconds, so a full disk or
+-- a read-only file shows as `store.write` failing before a client's create does.
+CREATE TABLE write_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
+"#,
+];
 
 /// Brings the schema to the current version.
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {

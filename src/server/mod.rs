@@ -189,6 +189,7 @@ async fn sweep(gateway: Arc<Gateway>) {
     loop {
         tick.tick().await;
         gateway.ops().sweep(&gateway.config());
+        gateway.upstream().reap();
     }
 }
 

@@ -14,6 +14,7 @@ mod foundation;
 mod limits;
 mod metrics;
 mod ogc;
+mod pool;
 mod reload;
 mod tls;
 mod token_api;

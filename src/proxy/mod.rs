@@ -29,8 +29,8 @@ use crate::config::{tls, Config, UpstreamTls};
 use crate::paths::PathConfig;
 use crate::policy::Permit;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
-pub use pool::UpstreamBody;
 use pool::Pool;
+pub use pool::UpstreamBody;
 
 /// The pooled HTTP(S) connections to upstreams (keep-alive, [`pool`]): one pool for
 /// upstreams checked against the public and system roots, and one per path that

@@ -106,7 +106,7 @@ impl Pool {
         let conn = self.checkout(&origin).await?;
         let req = match self.try_send(conn, req).await {
             Ok(res) => return Ok(res),
-            Err(Unsent(req)) => req,
+            Err(Unsent(req)) => *req,
             Err(Failed(e)) => return Err(e),
         };
         // The reused connection had closed before the request was written: it never
@@ -129,7 +129,7 @@ impl Pool {
                 Ok(res)
             }
             Err(mut e) => match e.take_message() {
-                Some(req) if conn.reused => Err(Unsent(req)),
+                Some(req) if conn.reused => Err(Unsent(Box::new(req))),
                 _ => Err(Failed(UpstreamError::Protocol(e.into_error().into()))),
             },
         }
@@ -215,7 +215,8 @@ impl Pool {
         let origins: Vec<Arc<Origin>> = lock(&self.origins).clone();
         for origin in origins {
             let now = Instant::now();
-            lock(&origin.idle).retain(|i| now.duration_since(i.since) < origin.idle_timeout && !i.conn.sender.is_closed());
+            lock(&origin.idle)
+                .retain(|i| now.duration_since(i.since) < origin.idle_timeout && !i.conn.sender.is_closed());
         }
     }
 
@@ -234,8 +235,9 @@ impl Pool {
 }
 
 enum SendError {
-    /// Handed back unwritten by a reused connection that had closed.
-    Unsent(Request<Body>),
+    /// Handed back unwritten by a reused connection that had closed (boxed: the
+    /// rare case should not size the common one).
+    Unsent(Box<Request<Body>>),
     Failed(UpstreamError),
 }
 use SendError::{Failed, Unsent};
@@ -374,7 +376,11 @@ mod tests {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         let tls = crate::config::tls::default_client().expect("TLS defaults");
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http)
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http)
     }
 
     /// A raw upstream: counts connections; answers each request head with a 2-byte
@@ -465,7 +471,8 @@ mod tests {
     #[tokio::test]
     async fn the_bound_holds_a_request_until_a_connection_comes_back() {
         let up = raw(true).await;
-        let pool = Arc::new(Pool::new(connector(), Limits { max_per_upstream: 2, idle_timeout: Duration::from_secs(90) }));
+        let pool =
+            Arc::new(Pool::new(connector(), Limits { max_per_upstream: 2, idle_timeout: Duration::from_secs(90) }));
         let mut tasks = Vec::new();
         for _ in 0..3 {
             let (pool, addr) = (pool.clone(), up.addr);

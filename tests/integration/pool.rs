@@ -57,7 +57,9 @@ async fn raw(after: After) -> Raw {
                         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                         let len = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
                             .and_then(|v| v.parse::<usize>().ok())
                             .unwrap_or(0);
                         if buf.len() < end + 4 + len {

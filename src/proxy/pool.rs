@@ -179,7 +179,7 @@ impl Pool {
                     tokio::select! {
                         slot = origin.slots.clone().acquire_owned() => match slot {
                             Ok(slot) => slot,
-                            // INVARIANT-free: the semaphore is never closed; treat it as full.
+                            // Only a closed semaphore fails, and the pool never closes it.
                             Err(_) => continue,
                         },
                         () = returned => continue,

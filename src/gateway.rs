@@ -18,7 +18,6 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
-use hyper::body::Incoming;
 // The client's request body, read under the server's body timeout.
 use crate::server::body::RequestBody;
 use tracing::Instrument as _;
@@ -30,7 +29,7 @@ use crate::ogc::{self, AnswerCrs, DataFormat, ForwardBody, OgcRequest, Protocol,
 use crate::ops::{self, Ops};
 use crate::paths::{PathConfig, TileTemplate};
 use crate::policy::{self, Denial, Extent, Grant, Judged, Operation, Permitted, Surface, Tier};
-use crate::proxy::{self, ForwardContext, Outgoing, Upstream};
+use crate::proxy::{self, ForwardContext, Outgoing, Upstream, UpstreamBody};
 use crate::respond::{self, Body, Reject};
 use crate::route::{self, BadPath, Route};
 use crate::spatial::TileCoord;
@@ -131,6 +130,11 @@ impl Gateway {
         &self.cache
     }
 
+    /// The upstream connection pools (the server's sweep reaps their idle connections).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
     /// Metrics and rate limits (the token API records its actions here).
     pub fn ops(&self) -> &Arc<Ops> {
         &self.ops
@@ -146,6 +150,9 @@ impl Gateway {
         listener: Listener,
     ) -> Response<Body> {
         let config = self.config.load_full();
+        // Room for what the gateway adds (`X-Request-Id`, `X-Forwarded-*`, its identity
+        // headers, `Host`): the map grows once here, not at each insert.
+        req.headers_mut().reserve(8);
         let trusted = &config.server.trusted_proxies;
         let client = proxy::headers::client_ip(req.headers(), peer.ip(), trusted);
         let id = proxy::headers::request_id(req.headers_mut(), trusted.iter().any(|n| n.contains(&peer.ip())));
@@ -269,7 +276,7 @@ impl Gateway {
         body: Outgoing,
         permitted: &Permitted<Target>,
         ctx: &ForwardContext<'_>,
-    ) -> Result<Response<Incoming>, Reject> {
+    ) -> Result<Response<UpstreamBody>, Reject> {
         let target = permitted.target();
         let ask = proxy::Ask {
             // An image is read only when it must be clipped; otherwise it is relayed.
@@ -288,7 +295,7 @@ impl Gateway {
     /// The filter stage: the permit's obligations applied to the answer.
     async fn filter(
         &self,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         permitted: &Permitted<Target>,
         token: &Extracted,
     ) -> Result<Response<Body>, Reject> {

@@ -29,7 +29,8 @@ use http::header::{self, HeaderValue};
 use http::Response;
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+// The upstream answer's body (hyper's, plus the pooled connection it came on).
+use crate::proxy::UpstreamBody as Incoming;
 
 use crate::filter::LinkRewrite;
 use crate::filter::{mvt, raster, schema, FilterError, GeoJsonFilter};

@@ -362,15 +362,31 @@ fn names_an_origin(value: &HeaderValue) -> bool {
 const UPSTREAM_IDENTITY: [HeaderName; 3] = [header::SERVER, HeaderName::from_static("x-powered-by"), header::VIA];
 
 /// Cleans an upstream response's headers for the client.
+///
+/// One pass over the names finds what is there (the client-request checks of
+/// [`present`] do not apply to answers); only those are looked up again.
 pub fn sanitize_response(headers: &mut HeaderMap) {
-    let (mask, _) = present(headers);
-    drop_hop_by_hop(headers, mask);
-    for name in UPSTREAM_IDENTITY {
-        headers.remove(name);
+    let (mut mask, mut identity, mut urls) = (0u16, false, false);
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            mask |= 1 << i;
+        } else if UPSTREAM_IDENTITY.contains(name) {
+            identity = true;
+        } else if URL_HEADERS.contains(name) {
+            urls = true;
+        }
     }
-    for name in URL_HEADERS {
-        if headers.get_all(&name).iter().any(names_an_origin) {
-            headers.remove(&name);
+    drop_hop_by_hop(headers, mask);
+    if identity {
+        for name in UPSTREAM_IDENTITY {
+            headers.remove(name);
+        }
+    }
+    if urls {
+        for name in URL_HEADERS {
+            if headers.get_all(&name).iter().any(names_an_origin) {
+                headers.remove(&name);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod filter;
 pub mod headers;
+pub mod pool;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,90 +21,102 @@ use bytes::Bytes;
 use http::{Request, Response, Uri, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 // The client's request body, read under the server's body timeout.
 use crate::server::body::RequestBody;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_rustls::FixedServerNameResolver;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::config::{tls, Config, UpstreamTls};
-
 use crate::paths::PathConfig;
 use crate::policy::Permit;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
+use pool::Pool;
+pub use pool::UpstreamBody;
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
-
-/// The pooled HTTP(S) clients to upstreams (keep-alive): one shared client for
-/// upstreams checked against the public and system roots, and one per path
-/// that sets `[path.upstream.tls]`. Rebuilt on reload.
+/// The pooled HTTP(S) connections to upstreams (keep-alive, [`pool`]): one pool for
+/// upstreams checked against the public and system roots, and one per path that
+/// sets `[path.upstream.tls]`. Rebuilt on reload.
 pub struct Upstream {
-    clients: ArcSwap<Clients>,
+    pools: ArcSwap<Pools>,
 }
 
-struct Clients {
+struct Pools {
     connect_timeout: Duration,
-    default: HttpsClient,
-    by_path: HashMap<String, HttpsClient>,
+    default: Arc<Pool>,
+    by_path: HashMap<String, Arc<Pool>>,
 }
 
 impl Upstream {
     pub fn new(config: &Config) -> Self {
-        let clients = Clients {
+        let pools = Pools {
             connect_timeout: config.upstream.connect_timeout,
-            default: client(config.upstream.connect_timeout, None),
-            by_path: path_clients(config),
+            default: pool(config.upstream.connect_timeout, None),
+            by_path: path_pools(config),
         };
-        Upstream { clients: ArcSwap::from_pointee(clients) }
+        Upstream { pools: ArcSwap::from_pointee(pools) }
     }
 
-    /// Takes a reloaded config's upstream settings. The shared client (and its
-    /// idle connections) is kept unless the connect timeout changed; requests in
-    /// flight keep the client they started with.
+    /// Takes a reloaded config's upstream settings. The shared pool (and its idle
+    /// connections) is kept unless the connect timeout changed; requests in flight
+    /// keep the pool they started with.
     pub fn configure(&self, config: &Config) {
-        let old = self.clients.load();
+        let old = self.pools.load();
         let default = if old.connect_timeout == config.upstream.connect_timeout {
             old.default.clone()
         } else {
-            client(config.upstream.connect_timeout, None)
+            pool(config.upstream.connect_timeout, None)
         };
-        self.clients.store(Arc::new(Clients {
+        self.pools.store(Arc::new(Pools {
             connect_timeout: config.upstream.connect_timeout,
             default,
-            by_path: path_clients(config),
+            by_path: path_pools(config),
         }));
     }
 
     /// Sends `req` (whose headers are already sanitized) to `target`, waiting at most
-    /// `response_timeout` for the response head. The body then streams. `path_id`
-    /// picks the client when the path has its own TLS settings.
+    /// `response_timeout` for the response head (a free connection included). The
+    /// body then streams. `path_id` picks the pool when the path has its own TLS
+    /// settings.
     pub async fn send(
         &self,
         mut req: Request<Body>,
         response_timeout: Duration,
         path_id: &str,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         *req.version_mut() = Version::HTTP_11;
-        let client = {
-            let clients = self.clients.load();
-            clients.by_path.get(path_id).unwrap_or(&clients.default).clone()
+        let pool = {
+            let pools = self.pools.load();
+            // Most configs set no per-path TLS: no hashing of the path id then.
+            let own = if pools.by_path.is_empty() { None } else { pools.by_path.get(path_id) };
+            own.unwrap_or(&pools.default).clone()
         };
-        match tokio::time::timeout(response_timeout, client.request(req)).await {
+        match tokio::time::timeout(response_timeout, pool.send(req)).await {
             Err(_) => Err(UpstreamError::Timeout(response_timeout)),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e.into())),
-            Ok(Err(e)) => Err(UpstreamError::Protocol(e.into())),
-            Ok(Ok(res)) => Ok(res),
+            Ok(result) => result,
         }
+    }
+
+    /// Closes idle upstream connections past their idle timeout (the server's sweep).
+    pub fn reap(&self) {
+        let pools = self.pools.load();
+        pools.default.reap();
+        for p in pools.by_path.values() {
+            p.reap();
+        }
+    }
+
+    /// Open connections per upstream authority in the shared pool (tests, diagnostics).
+    pub fn open_connections(&self) -> Vec<(String, usize)> {
+        self.pools.load().default.open_connections()
     }
 }
 
-fn path_clients(config: &Config) -> HashMap<String, HttpsClient> {
-    config.upstream_tls.iter().map(|(id, t)| (id.clone(), client(config.upstream.connect_timeout, Some(t)))).collect()
+fn path_pools(config: &Config) -> HashMap<String, Arc<Pool>> {
+    config.upstream_tls.iter().map(|(id, t)| (id.clone(), pool(config.upstream.connect_timeout, Some(t)))).collect()
 }
 
-/// A client for `http://` and `https://` upstreams (HTTP/1.1).
-fn client(connect_timeout: Duration, settings: Option<&UpstreamTls>) -> HttpsClient {
+/// A pool for `http://` and `https://` upstreams (HTTP/1.1).
+fn pool(connect_timeout: Duration, settings: Option<&UpstreamTls>) -> Arc<Pool> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
@@ -120,12 +133,7 @@ fn client(connect_timeout: Duration, settings: Option<&UpstreamTls>) -> HttpsCli
         None => builder,
     };
     let connector = builder.enable_http1().wrap_connector(connector);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
+    Arc::new(Pool::new(connector, pool::Limits::default()))
 }
 
 /// Per-request facts the forwarded headers are built from.
@@ -194,10 +202,11 @@ pub async fn forward(
     permit: &Permit,
     ctx: &ForwardContext<'_>,
     ask: Ask,
-) -> Result<Response<Incoming>, Reject> {
+) -> Result<Response<UpstreamBody>, Reject> {
     let limit = ctx.config.max_body_bytes(&path.id);
     let too_large = || Reject::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX));
-    let cut = Arc::new(AtomicBool::new(false));
+    // Set when a streamed body is cut at the limit (no flag without a streamed body).
+    let mut cut: Option<Arc<AtomicBool>> = None;
     let mut upstream_req = match body {
         Outgoing::Stream(body) => {
             let declared = parts
@@ -209,7 +218,8 @@ pub async fn forward(
             if declared > limit {
                 return Err(too_large());
             }
-            let body = LimitedBody { inner: body, remaining: limit, cut: cut.clone() }.boxed();
+            let flag = cut.insert(Arc::new(AtomicBool::new(false))).clone();
+            let body = LimitedBody { inner: body, remaining: limit, cut: flag }.boxed();
             assemble(parts, body, target, permit, ctx)
         }
         Outgoing::Judged(bytes, content_type) => {
@@ -229,7 +239,9 @@ pub async fn forward(
             req
         }
         Outgoing::Empty => {
-            let mut req = assemble(parts, crate::respond::full(Bytes::new()), target, permit, ctx);
+            // `Empty` is zero-sized: boxing it allocates nothing.
+            let empty = http_body_util::Empty::new().map_err(|never| match never {}).boxed();
+            let mut req = assemble(parts, empty, target, permit, ctx);
             let h = req.headers_mut();
             h.remove(http::header::CONTENT_LENGTH);
             h.remove(http::header::TRANSFER_ENCODING);
@@ -251,7 +263,7 @@ pub async fn forward(
         h.remove("x-forwarded-proto");
     }
     match upstream.send(upstream_req, ctx.config.upstream.response_timeout, &path.id).await {
-        Err(_) if cut.load(Ordering::Acquire) => Err(too_large()),
+        Err(_) if cut.is_some_and(|c| c.load(Ordering::Acquire)) => Err(too_large()),
         Err(e) => Err(crate::server::body::too_slow(&e).unwrap_or_else(|| e.into())),
         Ok(res) => Ok(res),
     }
@@ -324,7 +336,7 @@ impl http_body::Body for LimitedBody {
 /// Cleans the upstream response's headers and boxes its body for the client. An
 /// upstream 5xx keeps its status but not its body (stack traces, internal addresses,
 /// exception documents naming the upstream): the gateway answers with its own.
-pub fn relay(res: Response<Incoming>) -> Response<Body> {
+pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
     if res.status().is_server_error() {
         return replaced(&res);
     }
@@ -335,7 +347,7 @@ pub fn relay(res: Response<Incoming>) -> Response<Body> {
 
 /// The gateway's own answer in place of an upstream answer whose body is not passed
 /// on (`upstream_error`): the upstream's status, and its `Retry-After`.
-pub(crate) fn replaced(res: &Response<Incoming>) -> Response<Body> {
+pub(crate) fn replaced(res: &Response<UpstreamBody>) -> Response<Body> {
     let mut own = Reject::UpstreamStatus(res.status()).into_response();
     if let Some(v) = res.headers().get(http::header::RETRY_AFTER) {
         own.headers_mut().insert(http::header::RETRY_AFTER, v.clone());

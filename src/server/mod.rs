@@ -207,6 +207,7 @@ async fn sweep(gateway: Arc<Gateway>, admissions: Vec<Arc<Admission>>) {
     loop {
         tick.tick().await;
         gateway.ops().sweep(&gateway.config());
+        gateway.upstream().reap();
         for a in &admissions {
             a.flush_warnings();
         }

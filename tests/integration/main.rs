@@ -17,6 +17,7 @@ mod foundation;
 mod limits;
 mod metrics;
 mod ogc;
+mod pool;
 mod reload;
 mod saturation;
 mod store;

@@ -209,7 +209,10 @@ impl Gateway {
         let ctx = ForwardContext { peer, tls, config, token: token.secret.expose() };
         let response = self.forward(parts, body, &permitted, &ctx).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        self.filter(response?, &permitted, &token).await
+        let mut res = self.filter(response?, &permitted, &token).await?;
+        let o = permitted.permit().obligations();
+        proxy::headers::cache_for_token(res.headers_mut(), o.properties.is_some() || o.fence.is_some() || o.clip.is_some());
+        Ok(res)
     }
 
     /// The token API, with its metrics.

@@ -391,6 +391,67 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
     }
 }
 
+/// Cache rules for every answer the gateway relays under a token.
+///
+/// Every relayed answer was judged for one token, so no shared cache (a CDN, a
+/// proxy in front of the gateway) may store it: with a header or Basic token the
+/// URL is the same for every caller, tokenless ones included. MapProxy's tiles come
+/// with `public, s-maxage=259200`; `public`, `s-maxage` and `proxy-revalidate` are
+/// removed and `private` added, the other directives (`max-age`, `no-cache`, …)
+/// stay. `Vary: Authorization` keeps a private cache from answering one credential
+/// with another's answer. An answer filtered for the token (property fence,
+/// geometry filter, clipping) is `private, no-store`: QGIS 3.22's cache reuses an
+/// answer by URL alone, and gave a fenced token's layer an unrestricted token's
+/// features.
+pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
+    if filtered {
+        headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    } else if let Some(kept) = shared_cache_directives_removed(headers) {
+        headers.insert(http::header::CACHE_CONTROL, kept);
+    }
+    let varies = headers.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| v.split(',').any(|d| matches!(d.trim(), "*") || d.trim().eq_ignore_ascii_case("authorization")))
+    });
+    if !varies {
+        headers.append(http::header::VARY, HeaderValue::from_static("authorization"));
+    }
+}
+
+/// The answer's `Cache-Control` without what lets a shared cache store it, plus
+/// `private`; `None` when it is already private (or absent and made `private`).
+fn shared_cache_directives_removed(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(http::header::CACHE_CONTROL).iter().peekable();
+    if values.peek().is_none() {
+        return Some(HeaderValue::from_static("private"));
+    }
+    let mut kept = String::from("private");
+    let mut changed = false;
+    for value in values {
+        // A value that is not text cannot be read: replaced by `private` alone.
+        let Ok(text) = value.to_str() else {
+            changed = true;
+            continue;
+        };
+        for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let name = directive.split('=').next().unwrap_or(directive).trim();
+            if ["public", "s-maxage", "proxy-revalidate", "private"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                changed |= !name.eq_ignore_ascii_case("private");
+                continue;
+            }
+            kept.push_str(", ");
+            kept.push_str(directive);
+        }
+    }
+    let already_private = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|t| t.split(',').any(|d| d.trim().eq_ignore_ascii_case("private"))));
+    if !changed && already_private {
+        return None;
+    }
+    HeaderValue::from_str(&kept).ok().or(Some(HeaderValue::from_static("private")))
+}
+
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
@@ -400,6 +461,50 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cache_control(h: &HeaderMap) -> Vec<&str> {
+        h.get_all(http::header::CACHE_CONTROL).iter().map(|v| v.to_str().expect("text")).collect()
+    }
+
+    #[test]
+    fn mapproxy_public_tiles_are_made_private_and_vary_on_authorization() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=259200, s-maxage=259200"));
+        cache_for_token(&mut h, false);
+        assert_eq!(cache_control(&h), ["private, max-age=259200"]);
+        assert_eq!(h[http::header::VARY], "authorization");
+    }
+
+    #[test]
+    fn an_answer_without_cache_headers_is_private() {
+        let mut h = HeaderMap::new();
+        cache_for_token(&mut h, false);
+        assert_eq!(cache_control(&h), ["private"]);
+        assert_eq!(h[http::header::VARY], "authorization");
+    }
+
+    #[test]
+    fn a_filtered_answer_is_never_stored() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+        h.insert(http::header::VARY, HeaderValue::from_static("Accept-Encoding, Authorization"));
+        cache_for_token(&mut h, true);
+        assert_eq!(cache_control(&h), ["private, no-store"]);
+        assert_eq!(h.get_all(http::header::VARY).iter().count(), 1, "Authorization is already there");
+    }
+
+    #[test]
+    fn split_and_odd_cache_control_values_lose_every_shared_directive() {
+        let mut h = HeaderMap::new();
+        h.append(http::header::CACHE_CONTROL, HeaderValue::from_static("max-age=10"));
+        h.append(http::header::CACHE_CONTROL, HeaderValue::from_static("PUBLIC, S-MAXAGE=99, Proxy-Revalidate"));
+        cache_for_token(&mut h, false);
+        assert_eq!(cache_control(&h), ["private, max-age=10"]);
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=5"));
+        cache_for_token(&mut h, false);
+        assert_eq!(cache_control(&h), ["private, max-age=5"], "already private: left as it is");
+    }
 
     #[test]
     fn identity_headers_are_recognised_in_every_spelling() {

@@ -240,6 +240,11 @@ pub enum DataFormat {
     Xml,
     /// A Mapbox vector tile.
     Mvt,
+    /// A WFS GetFeature answer in GML 2, 3.1 or 3.2 (a `wfs:FeatureCollection`), which
+    /// the GML filter reads. Only the WFS classifier gives it ([`DataFormat::from_media_type`]
+    /// says [`DataFormat::Xml`]): other GML answers (WMS GetFeatureInfo, GetPropertyValue's
+    /// value collections) are not feature collections.
+    Gml,
     /// Anything else (CSV, shapefile, KML, HTML, text…), as the client named it.
     Other(String),
 }
@@ -303,7 +308,7 @@ impl DataFormat {
 
     /// True for the formats the gateway's response filters can rewrite.
     pub fn is_filterable(&self) -> bool {
-        matches!(self, DataFormat::Json | DataFormat::Mvt)
+        matches!(self, DataFormat::Json | DataFormat::Mvt | DataFormat::Gml)
     }
 }
 

@@ -37,7 +37,7 @@ use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
 use crate::ogc::common::xml::{DocTypePolicy, Hardened, Token, XmlError};
 use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
-use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+use crate::ogc::{AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
 
 const WFS_NAMESPACES: &[&str] = &["http://www.opengis.net/wfs", "http://www.opengis.net/wfs/2.0"];
 const GML_NAMESPACES: &[&str] = &["http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2"];
@@ -147,6 +147,8 @@ struct Summary {
     properties: Vec<String>,
     /// One extent per query.
     extents: Vec<Extent>,
+    /// Each query's `srsName` (the answer's CRS), as written.
+    srs_names: Vec<String>,
 }
 
 pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
@@ -174,7 +176,23 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     if root != Root::GetCapabilities && summary.layers.is_empty() {
         return Err(bad(format!("the {name} body names no feature type")));
     }
-    let data = summary.output_format.as_deref().map(DataFormat::from_media_type).unwrap_or(DataFormat::Xml);
+    let mut data = summary.output_format.as_deref().map(DataFormat::from_media_type).unwrap_or(DataFormat::Xml);
+    let gml = data == DataFormat::Xml && matches!(root, Root::GetFeature | Root::GetFeatureWithLock);
+    if gml {
+        data = DataFormat::Gml;
+    }
+    // The queries' `srsName` is the answer's CRS (#12.1's class, in XML): one for all, or unknown.
+    let version = summary.version.as_deref().unwrap_or("2.0.0");
+    let srs = match &summary.srs_names[..] {
+        [] => None,
+        [first, rest @ ..] if rest.iter().all(|s| s == first) => Some(first.as_str()),
+        _ => Some(""),
+    };
+    let answer_crs = match (gml, srs) {
+        (true, srs) => super::gml_short_crs(srs, version),
+        (false, None) => AnswerCrs::LonLat,
+        (false, Some(srs)) => super::answer_crs(srs, version),
+    };
     let (extent, response) = match root {
         Root::GetCapabilities => (Extent::None, ResponseKind::Capabilities(Protocol::Wfs)),
         Root::DescribeFeatureType => (Extent::None, ResponseKind::Schema(data)),
@@ -185,7 +203,8 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     };
     let parts = Parts::new(name, root.tier(), summary.layers, extent, response)
         .with_format(summary.output_format.as_deref())
-        .with_properties(summary.properties);
+        .with_properties(summary.properties)
+        .with_answer_crs(answer_crs);
     Ok(parts.into_classified(Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::Original }))
 }
 
@@ -274,6 +293,7 @@ struct Walker {
     layers: Vec<String>,
     properties: Vec<String>,
     extents: Vec<Extent>,
+    srs_names: Vec<String>,
     scope: Option<Scope>,
     /// Depth of the Insert/Replace feature element while inside one.
     feature_depth: Option<usize>,
@@ -342,6 +362,11 @@ impl Walker {
                         }
                     }
                     self.add_layers(&layers);
+                    if local == "Query" {
+                        if let Some(srs) = attr("srsName") {
+                            self.srs_names.push(srs.to_owned());
+                        }
+                    }
                     self.scope = Some(Scope { layers, ..Scope::default() });
                 }
                 "Insert" | "Replace" => self.scope = Some(Scope::default()),
@@ -472,6 +497,7 @@ impl Walker {
             layers: self.layers,
             properties: self.properties,
             extents: self.extents,
+            srs_names: self.srs_names,
         })
     }
 }
@@ -628,7 +654,7 @@ mod tests {
         assert!(c.op.properties.is_empty(), "the BBOX operand is the geometry");
         let b = bbox_of(&c);
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
-        assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml));
+        assert_eq!(c.response, ResponseKind::Features(DataFormat::Gml));
     }
 
     #[test]
@@ -870,6 +896,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, OgcError::NotSupported(_)), "{e}");
+    }
+
+    /// Regression (#12.1's class in XML bodies): a Query's `srsName` asked for a
+    /// latitude-first GeoJSON answer while the geometry filter read it longitude first.
+    #[test]
+    fn query_srsname_decides_how_the_answer_is_read() {
+        let body = |srs: &str, format: &str| -> &'static str {
+            format!(r#"<GetFeature version="2.0.0" {format} xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads" srsName="{srs}"/></GetFeature>"#).leak()
+        };
+        let json = r#"outputFormat="application/json""#;
+        assert_eq!(post(body("urn:ogc:def:crs:EPSG::4326", json)).unwrap().answer_crs, AnswerCrs::LatLon);
+        assert_eq!(post(body("EPSG:4326", json)).unwrap().answer_crs, AnswerCrs::Unknown);
+        assert_eq!(post(body("EPSG:3857", json)).unwrap().answer_crs, AnswerCrs::WebMercator);
+        let gml = post(body("urn:ogc:def:crs:EPSG::4326", "")).unwrap();
+        assert_eq!((gml.response, gml.answer_crs), (ResponseKind::Features(DataFormat::Gml), AnswerCrs::LatLon));
+        let two = post(r#"<GetFeature version="2.0.0" outputFormat="application/json" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads" srsName="EPSG:3857"/><Query typeNames="rivers" srsName="urn:ogc:def:crs:EPSG::4326"/></GetFeature>"#).unwrap();
+        assert_eq!(two.answer_crs, AnswerCrs::Unknown, "two queries in two CRSs");
     }
 
     #[test]

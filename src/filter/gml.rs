@@ -5,7 +5,8 @@
 //! [`GmlFilter`] is a push filter like the GeoJSON one: the gateway feeds it the
 //! upstream body chunk by chunk and forwards what it writes. It holds at most one
 //! feature (bounded by [`MAX_FEATURE_BYTES`]) or one container start tag (bounded by
-//! [`MAX_TAG_BYTES`]) at a time.
+//! [`MAX_TAG_BYTES`]) at a time. Nothing is written before the first feature was read,
+//! so an answer it cannot read fails before the gateway sends the response head.
 //!
 //! # Structure it reads (anything else fails closed)
 //!
@@ -325,6 +326,10 @@ pub struct GmlFilter {
     stack: Vec<Open>,
     held: Option<Held>,
     phase: Phase,
+    /// Output held back until the first feature was read, so that an answer the filter
+    /// cannot read (a geometry in an unknown CRS) fails before the response head is sent.
+    head: Vec<u8>,
+    first_read: bool,
 }
 
 impl GmlFilter {
@@ -348,6 +353,8 @@ impl GmlFilter {
             stack: Vec::new(),
             held: None,
             phase: Phase::Prolog,
+            head: Vec::new(),
+            first_read: false,
         }
     }
 
@@ -372,10 +379,23 @@ impl GmlFilter {
             return Err(FilterError::Poisoned);
         }
         self.buf.extend_from_slice(chunk);
-        let result = self.run(out);
+        let result = if self.first_read {
+            self.run(out)
+        } else {
+            let mut head = std::mem::take(&mut self.head);
+            let result = self.run(&mut head);
+            if self.first_read || self.phase == Phase::Done {
+                self.first_read = true;
+                out.extend_from_slice(&head);
+            } else {
+                self.head = head;
+            }
+            result
+        };
         if result.is_err() {
             self.phase = Phase::Failed;
             self.buf = Vec::new();
+            self.head = Vec::new();
         }
         result
     }
@@ -757,6 +777,7 @@ impl GmlFilter {
                 }
             }
             Unit::Wrapped | Unit::Feature => {
+                self.first_read = true;
                 if let Some(fence) = &self.fence {
                     let inside = !read.geometries.is_empty() && read.geometries.iter().all(|g| fence.intersects_lonlat(g));
                     if !inside {

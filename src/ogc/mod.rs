@@ -409,8 +409,9 @@ enum KvpSource {
 pub fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
     let mut classified = service(req.protocol).classify(req, path)?;
     finish_properties(&mut classified.op, path)?;
-    if classified.op.extent == Extent::Unbounded && classified.response.feature_format() == Some(&DataFormat::Json) {
-        // The filter stage drops GeoJSON features outside the fence, so no bound is needed.
+    let filtered = matches!(classified.response.feature_format(), Some(DataFormat::Json | DataFormat::Gml));
+    if classified.op.extent == Extent::Unbounded && filtered {
+        // The filter stage drops GeoJSON and GML features outside the fence, so no bound is needed.
         classified.op.extent = Extent::GeometryFiltered;
     }
     Ok(classified)

@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod e2e;
 mod foundation;
+mod gml;
 mod limits;
 mod metrics;
 mod ogc;

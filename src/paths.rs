@@ -165,6 +165,9 @@ pub struct PathConfig {
     pub geometry_properties: Vec<String>,
     /// The largest WMS WIDTH/HEIGHT.
     pub max_image_size: u32,
+    /// The namespace URI of each type name prefix the path's WFS layers use (`""`: the
+    /// namespace of unprefixed names): what a WFS XML body may bind them to.
+    pub wfs_namespaces: Vec<(String, String)>,
 }
 
 impl PathConfig {
@@ -184,6 +187,7 @@ impl PathConfig {
             dataset_tiles: false,
             geometry_properties: Vec::new(),
             max_image_size: MAX_IMAGE_SIZE,
+            wfs_namespaces: Vec::new(),
         }
     }
 

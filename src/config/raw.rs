@@ -281,6 +281,9 @@ pub struct RawPath {
     pub geometry_properties: Vec<String>,
     pub max_image_size: Option<u32>,
     pub limits: Option<RawPathLimits>,
+    /// WFS type name prefix → namespace URI (`wfs_namespaces = { ms = "http://…" }`).
+    #[serde(default)]
+    pub wfs_namespaces: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -450,6 +450,20 @@ pub(crate) fn kvp_endpoint(
             }
             match media.as_str() {
                 "application/x-www-form-urlencoded" => {
+                    // The pairs are decoded as UTF-8 and forwarded declared as UTF-8; a
+                    // body declared in another charset would be read differently upstream.
+                    let charset = req.content_type.and_then(|t| {
+                        t.split(';').skip(1).find_map(|p| {
+                            let (k, v) = p.split_once('=')?;
+                            k.trim().eq_ignore_ascii_case("charset").then(|| v.trim().trim_matches('"').to_owned())
+                        })
+                    });
+                    if let Some(charset) = charset.filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
+                        return Err(OgcError::UnsupportedMediaType(format!(
+                            "a form body must be UTF-8; got charset `{}`",
+                            shown(&charset)
+                        )));
+                    }
                     let body = std::str::from_utf8(req.body.unwrap_or_default())
                         .map_err(|_| bad("the form body is not valid UTF-8"))?;
                     (Kvp::parse_parts(&[req.query, body], dialect)?, KvpSource::Form)
@@ -602,6 +616,30 @@ mod tests {
             ForwardBody::Form(f) => assert!(f.starts_with("SERVICE=WMS&REQUEST=GetMap"), "{f}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Unconfirmed lead from the outside attack (form-POST charset): the pairs are read
+    /// as UTF-8, so a body declared in another charset is refused (a servlet upstream
+    /// would decode it in that charset); what is forwarded says `charset=UTF-8`.
+    #[test]
+    fn form_post_in_another_charset_is_refused() {
+        for charset in ["ISO-8859-1", "\"utf-16\"", "windows-1252"] {
+            let ct = format!("application/x-www-form-urlencoded; charset={charset}");
+            let req = OgcRequest {
+                method: &Method::POST,
+                content_type: Some(&ct),
+                body: Some(b"REQUEST=GetCapabilities"),
+                ..get(Protocol::Wms, "", "SERVICE=WMS")
+            };
+            assert_eq!(classify(&req, &path()).unwrap_err().status(), 415, "{charset}");
+        }
+        let req = OgcRequest {
+            method: &Method::POST,
+            content_type: Some("application/x-www-form-urlencoded; charset=\"UTF-8\""),
+            body: Some(b"REQUEST=GetCapabilities"),
+            ..get(Protocol::Wms, "", "SERVICE=WMS")
+        };
+        assert!(classify(&req, &path()).is_ok());
     }
 
     #[test]

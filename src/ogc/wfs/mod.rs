@@ -417,10 +417,11 @@ mod tests {
 
     #[test]
     fn no_bbox_or_ids_only_is_unbounded() {
-        assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::Unbounded);
-        assert_eq!(ok(Protocol::Wfs, q("RESOURCEID=roads.5")).op.extent, Extent::Unbounded);
+        // GML and GeoJSON answers are bounded by the geometry filter; other formats are not.
+        assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::GeometryFiltered);
+        assert_eq!(ok(Protocol::Wfs, q("RESOURCEID=roads.5&OUTPUTFORMAT=csv")).op.extent, Extent::Unbounded);
         assert_eq!(
-            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5")
+            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5&OUTPUTFORMAT=csv")
                 .op
                 .extent,
             Extent::Unbounded
@@ -531,7 +532,7 @@ mod tests {
                 "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeatureWithLock&TYPENAMES=roads&EXPIRY=5",
                 "wfs.GetFeatureWithLock",
                 Tier::Edit,
-                Extent::Unbounded,
+                Extent::GeometryFiltered,
             ),
         ];
         for (query, name, tier, extent) in cases {

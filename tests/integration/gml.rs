@@ -2,6 +2,8 @@
 //! upstream serves captured MapServer 8 answers (`tests/fixtures/gml/`, via the test
 //! upstream's `/gml/{fixture}`), the gateway filters them while they stream.
 
+use bytes::Bytes;
+use http::Method;
 use tilegate::policy::Tier;
 use tilegate::spatial::Fence;
 
@@ -32,6 +34,13 @@ kind = "vector"
 layers = ["lakes"]
 [path.upstream]
 wfs = "http://{up}/gml/mapserver_wfs110_lakes_urn.xml"
+[[path]]
+id = "topp"
+kind = "vector"
+layers = ["topp:roads"]
+wfs_namespaces = { topp = "http://www.openplans.org/topp" }
+[path.upstream]
+wfs = "http://{up}/wfs"
 [[path]]
 id = "schema"
 kind = "vector"
@@ -123,4 +132,42 @@ async fn mapserver_describe_feature_type_is_trimmed_for_a_property_fenced_token(
     let body = reply.text();
     assert!(body.contains(r#"name="msGeometry""#) && body.contains(r#"name="name""#));
     assert!(!body.contains("secret_note") && !body.contains(r#"name="owner""#), "{body}");
+}
+
+/// #12.3 (attack class: tilegate compared prefixed names as strings while GeoServer
+/// resolves them): a WFS XML body that binds the covered prefix to another workspace's
+/// namespace URI, on the root, on `Query` or as a default namespace, never reaches the
+/// upstream; the declared binding does.
+#[tokio::test]
+async fn wfs_xml_namespace_rebinding_never_reaches_the_upstream() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("topp", Tier::ViewPlus)]).await;
+    let auth = format!("Bearer {token}");
+    let post = |body: String| {
+        let gw = &gw;
+        let auth = auth.clone();
+        async move {
+            gw.send(Method::POST, "/ogc/wfs/topp", &[("authorization", &auth), ("content-type", "text/xml")], Bytes::from(body))
+                .await
+        }
+    };
+    let query = |root_ns: &str, query_attrs: &str, name: &str| {
+        format!(
+            r#"<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="application/json" xmlns:wfs="http://www.opengis.net/wfs/2.0" {root_ns}><wfs:Query {query_attrs} typeNames="{name}"/></wfs:GetFeature>"#
+        )
+    };
+    let declared = r#"xmlns:topp="http://www.openplans.org/topp""#;
+    let reply = post(query(declared, "", "topp:roads")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let forwarded = gw.upstream.seen().len();
+    for body in [
+        query(r#"xmlns:topp="http://www.openplans.org/secret""#, "", "topp:roads"),
+        query(declared, r#"xmlns:topp="http://www.openplans.org/secret""#, "topp:roads"),
+        query(declared, r#"xmlns="http://www.openplans.org/secret""#, "roads"),
+        query(declared, r#"xmlns:s="http://www.openplans.org/topp""#, "s:roads"),
+    ] {
+        let reply = post(body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+    }
+    assert_eq!(gw.upstream.seen().len(), forwarded, "no rebinding body reached the upstream");
 }

@@ -759,7 +759,7 @@ impl GmlFilter {
         match unit {
             Unit::Pass => out.extend_from_slice(piece),
             Unit::Bounds => {
-                if !self.fenced() {
+                if !self.fenced() || !read.corners {
                     out.extend_from_slice(piece);
                 } else if read.gml2_box {
                     // GML 2 requires a collection's boundedBy: say it is unknown.
@@ -860,6 +860,8 @@ struct Piece {
     properties: Vec<Property>,
     geometries: Vec<Geometry<f64>>,
     gml2_box: bool,
+    /// It holds an envelope or a box (a collection's `boundedBy` may say `null` instead).
+    corners: bool,
 }
 
 /// Reads a piece (inside its context) through the hardened reader: its properties, its
@@ -900,6 +902,9 @@ fn read_piece(
                 let gml = is_gml(ns.as_deref());
                 if local == "Box" && gml {
                     piece.gml2_box = true;
+                }
+                if gml && matches!(local.as_str(), "Box" | "Envelope") {
+                    piece.corners = true;
                 }
                 if matches!(unit, Unit::Wrapped | Unit::Feature) {
                     if rel == feature_depth {

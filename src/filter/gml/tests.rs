@@ -276,3 +276,24 @@ fn hidden_properties_never_leave_whatever_their_namespace() {
     assert!(!out.contains("owner") && !out.contains("hidden gml name"), "{out}");
     assert!(out.contains(r#"<ms:p gml:id="p.1"><ms:name>kept</ms:name></ms:p>"#), "{out}");
 }
+
+/// The fuzz target's oracle on the captured answers: filtering the output again
+/// changes nothing (so nothing hidden or outside is left for a second pass to remove).
+#[test]
+fn filtering_twice_changes_nothing() {
+    for name in [
+        "mapserver_wfs100_lakes.xml",
+        "mapserver_wfs100_places.xml",
+        "mapserver_wfs110_lakes_urn.xml",
+        "mapserver_wfs200_lakes.xml",
+        "mapserver_wfs200_places_3857.xml",
+        "mapserver_wfs200_two.xml",
+    ] {
+        let short = if name.contains("wfs100") { LONLAT } else { LATLON };
+        for fenced in [None, fence()] {
+            let once = GmlFilter::new(allowed(&["name"]), fenced.clone(), short).filter_all(&fixture(name)).unwrap();
+            let twice = GmlFilter::new(allowed(&["name"]), fenced.clone(), short).filter_all(&once).unwrap();
+            assert_eq!(String::from_utf8_lossy(&twice), String::from_utf8_lossy(&once), "{name}");
+        }
+    }
+}

@@ -287,6 +287,9 @@ enum Phase {
     Failed,
 }
 
+/// A tag read through the hardened reader: its namespace URI, local name and attributes.
+type Resolved = (Option<Vec<u8>>, String, Vec<Attr>);
+
 /// One attribute of a tag read through the hardened reader.
 struct Attr {
     key: Vec<u8>,
@@ -634,7 +637,13 @@ impl GmlFilter {
     }
 
     /// Writes a collection's start tag with its counts and links fixed, and opens it.
-    fn open_collection(&mut self, tag: &[u8], attrs: &[Attr], empty: bool, out: &mut Vec<u8>) -> Result<(), FilterError> {
+    fn open_collection(
+        &mut self,
+        tag: &[u8],
+        attrs: &[Attr],
+        empty: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FilterError> {
         let qname = tag_name(tag).to_vec();
         let mut written = Vec::with_capacity(tag.len());
         written.push(b'<');
@@ -698,7 +707,7 @@ impl GmlFilter {
     /// Reads `tags` (start tags, the last one possibly empty) in the context of the open
     /// containers through the hardened reader: the last tag's namespace, local name and
     /// attributes.
-    fn resolve(&self, tags: &[&[u8]], at: usize) -> Result<(Option<Vec<u8>>, String, Vec<Attr>), FilterError> {
+    fn resolve(&self, tags: &[&[u8]], at: usize) -> Result<Resolved, FilterError> {
         let mut doc = self.decl.clone();
         let mut names: Vec<&[u8]> = Vec::new();
         for open in &self.stack {
@@ -779,7 +788,8 @@ impl GmlFilter {
             Unit::Wrapped | Unit::Feature => {
                 self.first_read = true;
                 if let Some(fence) = &self.fence {
-                    let inside = !read.geometries.is_empty() && read.geometries.iter().all(|g| fence.intersects_lonlat(g));
+                    let inside =
+                        !read.geometries.is_empty() && read.geometries.iter().all(|g| fence.intersects_lonlat(g));
                     if !inside {
                         return Ok(());
                     }
@@ -810,7 +820,7 @@ impl GmlFilter {
         if prop.gml {
             return matches!(prop.local.as_str(), "boundedBy" | "location");
         }
-        allowed.iter().any(|a| *a == prop.local)
+        allowed.contains(&prop.local)
     }
 }
 
@@ -1079,13 +1089,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn start(
-        &mut self,
-        local: &str,
-        gml: bool,
-        e: &BytesStart<'_>,
-        short: AnswerCrs,
-    ) -> Result<(), String> {
+    fn start(&mut self, local: &str, gml: bool, e: &BytesStart<'_>, short: AnswerCrs) -> Result<(), String> {
         if !gml {
             return Err(format!("`{local}` inside a geometry is not GML"));
         }
@@ -1109,7 +1113,8 @@ impl Builder {
             },
             None => parent.and_then(|p| p.dimension),
         };
-        let coordinate = matches!(local, "pos" | "posList" | "coordinates" | "lowerCorner" | "upperCorner" | "X" | "Y" | "Z");
+        let coordinate =
+            matches!(local, "pos" | "posList" | "coordinates" | "lowerCorner" | "upperCorner" | "X" | "Y" | "Z");
         if local == "coordinates" {
             for (name, default) in [("cs", ","), ("ts", " "), ("decimal", ".")] {
                 if attr(name)?.is_some_and(|v| v != default) {
@@ -1122,7 +1127,11 @@ impl Builder {
             || GEOMETRIES.contains(&local)
             || WRAPPERS.contains(&local)
             || matches!(local, "LineStringSegment" | "PolygonPatch" | "name" | "description" | "identifier");
-        if !known || matches!(local, "Solid" | "MultiSolid" | "CompositeSolid" | "GeometricComplex" | "Grid" | "RectifiedGrid")
+        if !known
+            || matches!(
+                local,
+                "Solid" | "MultiSolid" | "CompositeSolid" | "GeometricComplex" | "Grid" | "RectifiedGrid"
+            )
         {
             return Err(format!("the geometry element `gml:{local}` is not read by the gateway"));
         }

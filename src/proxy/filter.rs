@@ -84,7 +84,8 @@ pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obliga
     }
     match kind {
         ResponseKind::Features(format) | ResponseKind::Feature(format)
-            if (obligations.properties.is_some() || fenced) && !matches!(format, DataFormat::Json | DataFormat::Gml) =>
+            if (obligations.properties.is_some() || fenced)
+                && !matches!(format, DataFormat::Json | DataFormat::Gml) =>
         {
             Err(unfilterable(format))
         }

@@ -54,7 +54,8 @@ fn fence() -> Fence {
     Fence::new(Some(&[(6, 32, 21), (6, 44, 28)]), None).expect("fence")
 }
 
-const GET_FEATURE_20: &str = "/ogc/wfs/places?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&SRSNAME=EPSG:3857";
+const GET_FEATURE_20: &str =
+    "/ogc/wfs/places?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&SRSNAME=EPSG:3857";
 
 /// QGIS asks WFS servers for GML only; a fenced, property-fenced token used to get 403.
 #[tokio::test]
@@ -68,7 +69,10 @@ async fn qgis_gml_getfeature_with_a_fenced_property_fenced_token_is_filtered() {
     let ids: Vec<&str> = ids.into_iter().filter(|id| !id.contains('.')).collect();
     assert_eq!(ids, ["brussels", "amsterdam", "mumbai", "benelux_zone"]);
     assert!(!body.contains("secret_note") && !body.contains("<ms:population>"), "hidden properties");
-    assert!(body.contains(r#"numberMatched="unknown""#) && !body.contains("numberReturned"), "counts outside the fence");
+    assert!(
+        body.contains(r#"numberMatched="unknown""#) && !body.contains("numberReturned"),
+        "counts outside the fence"
+    );
     let up = gw.upstream.addr.to_string();
     assert!(!body.contains(&up), "the upstream's address leaked: {body}");
     assert!(body.contains("https://maps.example.org/ogc/wfs/places?SERVICE=WFS"), "schema location mapped");
@@ -125,9 +129,11 @@ async fn formats_still_not_filterable_are_refused_with_a_reason() {
 #[tokio::test]
 async fn mapserver_describe_feature_type_is_trimmed_for_a_property_fenced_token() {
     let gw = TestGateway::with_config(CONFIG).await;
-    let token = gw.token_fenced("schema", Tier::ViewPlus, Fence::new(None, None).expect("fence"), Some(&["name"])).await;
-    let reply =
-        gw.get("/ogc/wfs/schema?SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=lakes,places", &token).await;
+    let token =
+        gw.token_fenced("schema", Tier::ViewPlus, Fence::new(None, None).expect("fence"), Some(&["name"])).await;
+    let reply = gw
+        .get("/ogc/wfs/schema?SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=lakes,places", &token)
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let body = reply.text();
     assert!(body.contains(r#"name="msGeometry""#) && body.contains(r#"name="name""#));
@@ -147,8 +153,13 @@ async fn wfs_xml_namespace_rebinding_never_reaches_the_upstream() {
         let gw = &gw;
         let auth = auth.clone();
         async move {
-            gw.send(Method::POST, "/ogc/wfs/topp", &[("authorization", &auth), ("content-type", "text/xml")], Bytes::from(body))
-                .await
+            gw.send(
+                Method::POST,
+                "/ogc/wfs/topp",
+                &[("authorization", &auth), ("content-type", "text/xml")],
+                Bytes::from(body),
+            )
+            .await
         }
     };
     let query = |root_ns: &str, query_attrs: &str, name: &str| {

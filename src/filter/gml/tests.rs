@@ -46,7 +46,9 @@ fn elements(out: &str) -> Vec<String> {
     let mut names = Vec::new();
     loop {
         match reader.next().unwrap_or_else(|e| panic!("output is not well-formed: {e}\n{out}")) {
-            Token::Start(e) | Token::Empty(e) => names.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned()),
+            Token::Start(e) | Token::Empty(e) => {
+                names.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
             Token::Eof => return names,
             _ => {}
         }
@@ -63,9 +65,12 @@ const INSIDE: &[&str] = &["brussels", "amsterdam", "mumbai", "benelux_zone"];
 
 #[test]
 fn wfs20_mapserver_points_in_web_mercator_are_fenced() {
-    let out = run(GmlFilter::new(allowed(&["name"]), fence(), UNKNOWN), &fixture("mapserver_wfs200_places_3857.xml")).unwrap();
+    let out = run(GmlFilter::new(allowed(&["name"]), fence(), UNKNOWN), &fixture("mapserver_wfs200_places_3857.xml"))
+        .unwrap();
     assert_eq!(ids(&out), INSIDE);
-    assert!(!out.contains("secret_note") && !out.contains("<ms:population>") && out.contains("<ms:name>Brussels</ms:name>"));
+    assert!(
+        !out.contains("secret_note") && !out.contains("<ms:population>") && out.contains("<ms:name>Brussels</ms:name>")
+    );
     assert!(out.contains(r#"numberMatched="unknown""#) && !out.contains("numberReturned"), "{}", &out[..900]);
     assert!(!out.contains("boundedBy>\n      \t<gml:Envelope srsName=\"urn:ogc:def:crs:EPSG::3857\">\n      \t\t<gml:lowerCorner>-11035457"));
     assert!(!out.contains("127.0.0.1"), "the upstream's schema location is dropped");
@@ -90,7 +95,8 @@ fn wfs11_mapserver_short_epsg_4326_is_latitude_first_and_refused() {
 
 #[test]
 fn wfs10_mapserver_gml2_is_longitude_first() {
-    let out = run(GmlFilter::new(allowed(&["name"]), fence(), LONLAT), &fixture("mapserver_wfs100_places.xml")).unwrap();
+    let out =
+        run(GmlFilter::new(allowed(&["name"]), fence(), LONLAT), &fixture("mapserver_wfs100_places.xml")).unwrap();
     let fids: Vec<&str> = out.split("<ms:places fid=\"places.").skip(1).filter_map(|s| s.split('"').next()).collect();
     assert_eq!(fids, INSIDE);
     for city in ["Brussels", "Amsterdam"] {
@@ -145,7 +151,8 @@ fn chunking_does_not_change_the_output() {
 
 #[test]
 fn property_fence_only_keeps_every_feature_and_count() {
-    let out = run(GmlFilter::new(allowed(&["name"]), None, UNKNOWN), &fixture("mapserver_wfs200_places_count.xml")).unwrap();
+    let out =
+        run(GmlFilter::new(allowed(&["name"]), None, UNKNOWN), &fixture("mapserver_wfs200_places_count.xml")).unwrap();
     assert!(out.contains(r#"numberMatched="unknown" numberReturned="3""#), "as MapServer wrote them: {}", &out[..900]);
     assert_eq!(ids(&out).len(), 3);
     assert!(!out.contains("<ms:country>") && !out.contains("<ms:id>"));
@@ -155,7 +162,11 @@ fn property_fence_only_keeps_every_feature_and_count() {
 fn hits_and_empty_collections_pass() {
     let out = run(GmlFilter::new(None, fence(), UNKNOWN), &fixture("mapserver_wfs200_hits.xml")).unwrap();
     assert!(out.contains(r#"numberMatched="unknown""#) && out.trim_end().ends_with("</wfs:FeatureCollection>"));
-    let out = run(GmlFilter::new(None, fence(), UNKNOWN), br#"<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" numberMatched="3" numberReturned="0"/>"#).unwrap();
+    let out = run(
+        GmlFilter::new(None, fence(), UNKNOWN),
+        br#"<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" numberMatched="3" numberReturned="0"/>"#,
+    )
+    .unwrap();
     assert_eq!(out, r#"<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" numberMatched="unknown"/>"#);
 }
 
@@ -179,7 +190,8 @@ fn schema_locations_and_next_links_are_mapped() {
     assert!(!out.contains("previous") && !out.contains("other"), "{out}");
 }
 
-const GML32: &str = r#"xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:gml="http://www.opengis.net/gml/3.2" xmlns:ms="urn:ms""#;
+const GML32: &str =
+    r#"xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:gml="http://www.opengis.net/gml/3.2" xmlns:ms="urn:ms""#;
 
 fn point(lat: f64, lon: f64, owner: &str) -> String {
     format!(
@@ -223,9 +235,15 @@ fn a_feature_with_one_geometry_outside_the_fence_is_dropped() {
 
 #[test]
 fn unreadable_answers_fail_closed() {
-    let member = |inner: &str| format!(r#"<wfs:FeatureCollection {GML32}><wfs:member>{inner}</wfs:member></wfs:FeatureCollection>"#);
+    let member = |inner: &str| {
+        format!(r#"<wfs:FeatureCollection {GML32}><wfs:member>{inner}</wfs:member></wfs:FeatureCollection>"#)
+    };
     let cases: Vec<(String, &str)> = vec![
-        (r#"<!DOCTYPE x [<!ENTITY e "x">]><wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0"/>"#.into(), "DOCTYPE"),
+        (
+            r#"<!DOCTYPE x [<!ENTITY e "x">]><wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0"/>"#
+                .into(),
+            "DOCTYPE",
+        ),
         (r#"<ows:ExceptionReport xmlns:ows="http://www.opengis.net/ows/1.1"/>"#.into(), "root"),
         (r#"<FeatureCollection xmlns="http://evil/wfs"/>"#.into(), "root"),
         (format!(r#"<wfs:FeatureCollection {GML32}>text<wfs:member/></wfs:FeatureCollection>"#), "text"),
@@ -235,10 +253,24 @@ fn unreadable_answers_fail_closed() {
         (member(r#"<wfs:Tuple><wfs:member/></wfs:Tuple>"#), "feature"),
         (member(r#"<ms:p/><ms:q/>"#), "one feature"),
         (member(r#"<ms:p><ms:g><gml:Point><gml:pos>1 2</gml:pos></gml:Point></ms:g></ms:p>"#), "srsName"),
-        (member(r#"<ms:p><ms:g><gml:Point srsName="EPSG:27700"><gml:pos>1 2</gml:pos></gml:Point></ms:g></ms:p>"#), "CRS"),
-        (member(r#"<ms:p><ms:g><gml:Curve srsName="EPSG:3857"><gml:segments><gml:Arc><gml:posList>0 0 1 1 2 0</gml:posList></gml:Arc></gml:segments></gml:Curve></ms:g></ms:p>"#), "Arc"),
-        (member(r#"<ms:p><ms:g><gml:Point srsName="EPSG:3857"><gml:pos>1 x</gml:pos></gml:Point></ms:g></ms:p>"#), "number"),
-        (member(r#"<ms:p><ms:g><gml:Point srsName="EPSG:3857"><gml:pos>&e;</gml:pos></gml:Point></ms:g></ms:p>"#), "entity"),
+        (
+            member(r#"<ms:p><ms:g><gml:Point srsName="EPSG:27700"><gml:pos>1 2</gml:pos></gml:Point></ms:g></ms:p>"#),
+            "CRS",
+        ),
+        (
+            member(
+                r#"<ms:p><ms:g><gml:Curve srsName="EPSG:3857"><gml:segments><gml:Arc><gml:posList>0 0 1 1 2 0</gml:posList></gml:Arc></gml:segments></gml:Curve></ms:g></ms:p>"#,
+            ),
+            "Arc",
+        ),
+        (
+            member(r#"<ms:p><ms:g><gml:Point srsName="EPSG:3857"><gml:pos>1 x</gml:pos></gml:Point></ms:g></ms:p>"#),
+            "number",
+        ),
+        (
+            member(r#"<ms:p><ms:g><gml:Point srsName="EPSG:3857"><gml:pos>&e;</gml:pos></gml:Point></ms:g></ms:p>"#),
+            "entity",
+        ),
         (member(r#"<ms:p><ms:a></ms:b></ms:p>"#), "well-formed"),
         (member(r#"<ms:p>loose text<ms:a/></ms:p>"#), "text"),
     ];

@@ -421,9 +421,12 @@ mod tests {
         assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::GeometryFiltered);
         assert_eq!(ok(Protocol::Wfs, q("RESOURCEID=roads.5&OUTPUTFORMAT=csv")).op.extent, Extent::Unbounded);
         assert_eq!(
-            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5&OUTPUTFORMAT=csv")
-                .op
-                .extent,
+            ok(
+                Protocol::Wfs,
+                "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5&OUTPUTFORMAT=csv"
+            )
+            .op
+            .extent,
             Extent::Unbounded
         );
     }
@@ -545,8 +548,13 @@ mod tests {
         );
         assert_eq!(c.response, ResponseKind::Schema(DataFormat::Json));
         assert_eq!(ok(Protocol::Wfs, BASE20).response, ResponseKind::Features(DataFormat::Gml));
-        let c = ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=a");
-        assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml), "a value collection is not a feature collection");
+        let c =
+            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=a");
+        assert_eq!(
+            c.response,
+            ResponseKind::Features(DataFormat::Xml),
+            "a value collection is not a feature collection"
+        );
         assert_eq!(
             ok(Protocol::Wfs, q("OUTPUTFORMAT=SHAPE-ZIP")).response,
             ResponseKind::Features(DataFormat::Other("SHAPE-ZIP".into()))
@@ -647,8 +655,11 @@ mod tests {
             ok(Protocol::Wfs, Box::leak(query.into_boxed_str())).answer_crs
         };
         assert_eq!(
-            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json")
-                .answer_crs,
+            ok(
+                Protocol::Wfs,
+                "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json"
+            )
+            .answer_crs,
             AnswerCrs::LonLat
         );
         assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "2.0.0"), AnswerCrs::LatLon);

@@ -37,7 +37,9 @@ use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
 use crate::ogc::common::xml::{DocTypePolicy, Hardened, Token, XmlError};
 use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
-use crate::ogc::{AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+use crate::ogc::{
+    AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
+};
 
 const WFS_NAMESPACES: &[&str] = &["http://www.opengis.net/wfs", "http://www.opengis.net/wfs/2.0"];
 const GML_NAMESPACES: &[&str] = &["http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2"];
@@ -240,7 +242,8 @@ fn check_namespaces(bound: &[(String, Option<String>)], path: &PathConfig) -> Re
         if prefix.is_empty() && WFS_NAMESPACES.contains(&namespace.as_str()) {
             continue;
         }
-        let shown_prefix = if prefix.is_empty() { "the default namespace".to_owned() } else { format!("`{}`", shown(prefix)) };
+        let shown_prefix =
+            if prefix.is_empty() { "the default namespace".to_owned() } else { format!("`{}`", shown(prefix)) };
         match path.wfs_namespaces.iter().find(|(p, _)| p == prefix) {
             Some((_, uri)) if uri == namespace => {}
             Some((_, uri)) => {

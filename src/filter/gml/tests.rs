@@ -329,3 +329,55 @@ fn filtering_twice_changes_nothing() {
         }
     }
 }
+
+/// A WFS 2.0 answer of `n` point features (every third inside the fence), as MapServer
+/// writes them.
+fn big_answer(n: usize) -> Vec<u8> {
+    let mut doc = format!(r#"<?xml version='1.0' encoding="UTF-8" ?><wfs:FeatureCollection {GML32} numberMatched="{n}" numberReturned="{n}">"#);
+    for i in 0..n {
+        let (lat, lon) = if i % 3 == 0 { (50.85, 4.35) } else { (-33.9, 151.2) };
+        doc.push_str(&format!(
+            "\n    <wfs:member>\n      <ms:p gml:id=\"p.{i}\">\n        <ms:geom><gml:Point gml:id=\"p.{i}.1\" srsName=\"urn:ogc:def:crs:EPSG::4326\"><gml:pos>{lat} {lon}</gml:pos></gml:Point></ms:geom>\n        <ms:name>place {i}</ms:name>\n        <ms:owner>hidden {i}</ms:owner>\n        <ms:population>{i}</ms:population>\n      </ms:p>\n    </wfs:member>"
+        ));
+    }
+    doc.push_str("\n</wfs:FeatureCollection>\n");
+    doc.into_bytes()
+}
+
+/// Bounded memory: whatever the answer's size, the filter holds one feature (or one
+/// container tag) and the chunk it was given, never the answer.
+#[test]
+fn memory_stays_bounded_by_one_feature_and_one_chunk() {
+    let doc = big_answer(20_000);
+    let mut filter = GmlFilter::new(allowed(&["name"]), fence(), LATLON);
+    let (mut sent, mut most_held) = (0usize, 0usize);
+    for chunk in doc.chunks(64 << 10) {
+        let mut out = Vec::new();
+        filter.push(chunk, &mut out).unwrap();
+        sent += out.len();
+        most_held = most_held.max(filter.buf.len());
+    }
+    let mut out = Vec::new();
+    filter.finish(&mut out).unwrap();
+    assert!(doc.len() > 5 << 20, "{}", doc.len());
+    assert!(most_held < 70 << 10, "held {most_held} bytes of a {}-byte answer", doc.len());
+    assert!(sent > 0 && sent < doc.len() / 2);
+}
+
+/// `cargo test --release --lib gml_throughput -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, run in release"]
+fn gml_throughput() {
+    let doc = big_answer(100_000);
+    for (what, fenced) in [("property fence", None), ("property fence + geofence", fence())] {
+        let start = std::time::Instant::now();
+        let mut filter = GmlFilter::new(allowed(&["name"]), fenced, LATLON);
+        let mut out = Vec::new();
+        for chunk in doc.chunks(64 << 10) {
+            filter.push(chunk, &mut out).unwrap();
+            out.clear();
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        println!("{what}: {} MB in {seconds:.3} s = {:.1} MB/s", doc.len() / 1_000_000, doc.len() as f64 / seconds / 1e6);
+    }
+}

@@ -992,6 +992,12 @@ fn read_piece(
             Token::CData(t) => {
                 if let Some((_, b)) = builder.as_mut() {
                     b.text(&String::from_utf8_lossy(&t));
+                } else if depth > context
+                    && depth - context - 1 <= feature_depth
+                    && !is_space(&t)
+                    && matches!(unit, Unit::Wrapped | Unit::Feature)
+                {
+                    return Err(FilterError::NotGml { offset, reason: "text outside the feature's properties".into() });
                 }
             }
             Token::Ref { value, .. } => {

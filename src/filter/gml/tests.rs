@@ -273,6 +273,7 @@ fn unreadable_answers_fail_closed() {
         ),
         (member(r#"<ms:p><ms:a></ms:b></ms:p>"#), "well-formed"),
         (member(r#"<ms:p>loose text<ms:a/></ms:p>"#), "text"),
+        (member(r#"<ms:p><![CDATA[owner: x]]><ms:a/></ms:p>"#), "text"),
     ];
     for (doc, what) in cases {
         let e = run(GmlFilter::new(allowed(&["name"]), fence(), UNKNOWN), doc.as_bytes()).unwrap_err();

@@ -21,8 +21,14 @@
 //! declared; unknown entities; more than one root; text after it; deep nesting), non-UTF-8
 //! encodings, XInclude, any root child the operation does not define, `StoredQuery`, `Native`,
 //! `Function`s that read other layers (`querySingle`, `queryCollection`),
-//! `resolve` other than `none`, and a URL query other than SERVICE/VERSION/REQUEST that
-//! agree with the body. Pure code.
+//! `resolve` other than `none`, request structure (`Query`, `TypeName`, `Insert`…) nested
+//! below its place and `XlinkPropertyName`, a type name whose prefix (or, unprefixed, the
+//! default namespace other than WFS's) is bound to a namespace URI the path's
+//! `wfs_namespaces` does not give it ([`check_namespaces`]), and a URL query other than
+//! SERVICE/VERSION/REQUEST that agree with the body.
+//!
+//! A Query's `srsName` is the answer's CRS: it sets `answer_crs` as `SRSNAME` does in KVP.
+//! Pure code.
 
 use quick_xml::events::BytesStart;
 use quick_xml::name::{QName, ResolveResult};

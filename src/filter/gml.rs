@@ -304,9 +304,10 @@ struct Attr {
 /// ```
 /// use std::sync::Arc;
 /// use tilegate::filter::GmlFilter;
+/// use tilegate::spatial::AnswerCrs;
 ///
 /// let allowed: Arc<[String]> = Arc::from(vec!["name".to_string()]);
-/// let mut filter = GmlFilter::new(Some(allowed), None, false);
+/// let mut filter = GmlFilter::new(Some(allowed), None, AnswerCrs::Unknown);
 /// let mut out = Vec::new();
 /// filter.push(br#"<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs" xmlns:gml="http://www.opengis.net/gml" xmlns:ms="urn:ms">
 /// <gml:featureMember><ms:lakes><ms:name>A</ms:name><ms:ow"#, &mut out).unwrap();

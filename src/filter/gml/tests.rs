@@ -334,7 +334,9 @@ fn filtering_twice_changes_nothing() {
 /// A WFS 2.0 answer of `n` point features (every third inside the fence), as MapServer
 /// writes them.
 fn big_answer(n: usize) -> Vec<u8> {
-    let mut doc = format!(r#"<?xml version='1.0' encoding="UTF-8" ?><wfs:FeatureCollection {GML32} numberMatched="{n}" numberReturned="{n}">"#);
+    let mut doc = format!(
+        r#"<?xml version='1.0' encoding="UTF-8" ?><wfs:FeatureCollection {GML32} numberMatched="{n}" numberReturned="{n}">"#
+    );
     for i in 0..n {
         let (lat, lon) = if i % 3 == 0 { (50.85, 4.35) } else { (-33.9, 151.2) };
         doc.push_str(&format!(
@@ -379,6 +381,10 @@ fn gml_throughput() {
             out.clear();
         }
         let seconds = start.elapsed().as_secs_f64();
-        println!("{what}: {} MB in {seconds:.3} s = {:.1} MB/s", doc.len() / 1_000_000, doc.len() as f64 / seconds / 1e6);
+        println!(
+            "{what}: {} MB in {seconds:.3} s = {:.1} MB/s",
+            doc.len() / 1_000_000,
+            doc.len() as f64 / seconds / 1e6
+        );
     }
 }

@@ -194,6 +194,21 @@ pub fn geojson_filter(chunks: &[&[u8]], fenced: bool) -> Result<Vec<u8>, String>
     Ok(out)
 }
 
+/// The streaming GML filter showing [`ALLOWED_PROPERTIES`] (and, when `fenced`, only
+/// features touching [`fence`]; a short `EPSG:4326` is read latitude first), fed
+/// `chunks` one by one.
+pub fn gml_filter(chunks: &[&[u8]], fenced: bool) -> Result<Vec<u8>, String> {
+    let properties: Arc<[String]> = ALLOWED_PROPERTIES.iter().map(|p| (*p).to_owned()).collect();
+    let fence = fenced.then(|| Arc::new(fence()));
+    let mut filter = crate::filter::GmlFilter::new(Some(properties), fence, crate::spatial::AnswerCrs::LatLon);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        filter.push(chunk, &mut out).map_err(|e| e.to_string())?;
+    }
+    filter.finish(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
 /// `filter::filter_tile` showing [`ALLOWED_PROPERTIES`]; tiles of an odd length
 /// are also clipped as tile 2/2/1, which [`fence`] only partly covers (the clipper's
 /// geometry decoder, boolean operations and encoder).

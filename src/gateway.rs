@@ -457,7 +457,7 @@ async fn classify_ogc(
         }
         (ForwardBody::Form(form), _) => Outgoing::Judged(
             Bytes::from(form),
-            Some(http::HeaderValue::from_static("application/x-www-form-urlencoded")),
+            Some(http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8")),
         ),
     };
     let public = format!("{}/ogc/{}/{}", config.server.public_url, protocol.as_str(), path.id);

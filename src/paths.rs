@@ -169,6 +169,9 @@ pub struct PathConfig {
     pub partial: Partial,
     /// The colour outside the fence in clipped JPEG answers (no transparency there).
     pub background: [u8; 3],
+    /// The namespace URI of each type name prefix the path's WFS layers use (`""`: the
+    /// namespace of unprefixed names): what a WFS XML body may bind them to.
+    pub wfs_namespaces: Vec<(String, String)>,
 }
 
 /// What a fenced token gets for a tile or map that only partly overlaps its fence
@@ -205,6 +208,7 @@ impl PathConfig {
             max_image_size: MAX_IMAGE_SIZE,
             partial: Partial::Clip,
             background: DEFAULT_BACKGROUND,
+            wfs_namespaces: Vec::new(),
         }
     }
 

@@ -362,6 +362,9 @@ pub struct RawPath {
     /// `#rrggbb`: outside the fence in clipped JPEG answers (default white).
     pub background: Option<String>,
     pub limits: Option<RawPathLimits>,
+    /// WFS type name prefix → namespace URI (`wfs_namespaces = { ms = "http://…" }`).
+    #[serde(default)]
+    pub wfs_namespaces: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

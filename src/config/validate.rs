@@ -699,6 +699,21 @@ impl Validator {
                 self.upstream_tls.insert(p.id.clone(), tls);
             }
         }
+        // WFS type name prefixes and the namespace URIs XML bodies may bind them to.
+        for (prefix, uri) in &p.wfs_namespaces {
+            let ncname = prefix.is_empty()
+                || (prefix.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')));
+            if !ncname {
+                self.err(
+                    format!("{key}.wfs_namespaces"),
+                    format!("`{prefix}` is not a namespace prefix (letters, digits, `_`, `-`, `.`; `\"\"` for unprefixed names)"),
+                );
+            }
+            if uri.trim().is_empty() || uri.trim() != uri {
+                self.err(format!("{key}.wfs_namespaces.{prefix}"), format!("`{uri}` is not a namespace URI"));
+            }
+        }
         Some(PathConfig {
             id: p.id.as_str().into(),
             kind,
@@ -714,6 +729,7 @@ impl Validator {
             max_image_size,
             partial,
             background,
+            wfs_namespaces: p.wfs_namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
     }
 

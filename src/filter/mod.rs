@@ -4,6 +4,8 @@
 //!
 //! - [`geojson`]: a streaming GeoJSON filter that drops hidden keys from every
 //!   feature's `properties` and, under a tile fence, drops features outside it.
+//! - [`gml`]: a streaming GML filter for WFS `FeatureCollection` answers (GML 2, 3.1,
+//!   3.2): hidden property elements and, under a tile fence, features outside it go.
 //! - [`mvt`]: re-encodes a Mapbox Vector Tile without the hidden attributes and the
 //!   layers the path does not cover, clipped to the fence when it straddles it.
 //! - [`raster`]: masks the pixels of a PNG, JPEG or WebP tile or map outside the fence.
@@ -16,11 +18,13 @@
 //! best-effort pass-through.
 
 pub mod geojson;
+pub mod gml;
 pub mod mvt;
 pub mod raster;
 pub mod schema;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, LinkRewrite, MAX_DEPTH, MAX_FEATURE_BYTES, MAX_HREF_BYTES};
+pub use gml::GmlFilter;
 pub use mvt::{filter_tile, MAX_TILE_BYTES};
 pub use schema::{trim_describe_feature_type, trim_json_schema, trim_queryables};
 
@@ -74,6 +78,8 @@ pub enum FilterError {
     InvalidSchemaJson(#[source] serde_json::Error),
     #[error("upstream schema is not a JSON object")]
     SchemaNotObject,
+    #[error("upstream response is not a GML feature collection the filter understands at byte {offset}: {reason}")]
+    NotGml { offset: u64, reason: String },
     #[error("the filter cannot continue after an earlier error on this response")]
     Poisoned,
 }
@@ -98,6 +104,7 @@ mod tests {
             FilterError::MvtTags { layer: "roads".into(), feature: 2, reason: "key index 9 is out of range".into() },
             FilterError::InvalidXml { offset: 5, reason: "unexpected end".into() },
             FilterError::SchemaNotObject,
+            FilterError::NotGml { offset: 3, reason: "a DOCTYPE".into() },
             FilterError::Poisoned,
         ];
         for error in errors {

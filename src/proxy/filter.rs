@@ -3,8 +3,8 @@
 //!
 //! - capabilities (XML, OGC API JSON): upstream URLs become gateway URLs, layers
 //!   outside the path and the fence disappear (whole document, bounded);
-//! - GeoJSON features: hidden properties and features outside the fence are dropped
-//!   while the body streams (bounded memory, any size);
+//! - GeoJSON features and WFS GML feature collections: hidden properties and features
+//!   outside the fence are dropped while the body streams (bounded memory, any size);
 //! - vector tiles: re-encoded without hidden properties and the layers the path does
 //!   not cover, and clipped to the fence when they straddle it (whole tile, bounded);
 //! - images (tiles, WMS maps) that straddle the fence: masked outside it (the `Clip`
@@ -33,7 +33,7 @@ use http_body_util::{BodyExt, Limited};
 use crate::proxy::UpstreamBody as Incoming;
 
 use crate::filter::LinkRewrite;
-use crate::filter::{mvt, raster, schema, FilterError, GeoJsonFilter};
+use crate::filter::{mvt, raster, schema, FilterError, GeoJsonFilter, GmlFilter};
 use crate::ogc::capabilities::{FenceView, LinkMap, LinkMapped, Rewrite, TileLimits};
 use crate::ogc::{self, AnswerCrs, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
@@ -85,13 +85,17 @@ impl<'a> FilterContext<'a> {
 /// would have to filter but cannot (a fenced token asking for GML, CSV, HTML…).
 pub fn precheck(kind: &ResponseKind, answer_crs: AnswerCrs, obligations: &Obligations) -> Result<(), Reject> {
     let fenced = obligations.fence.as_ref().is_some_and(|f| f.tiles().is_some());
-    if fenced && kind.feature_format().is_some() && answer_crs == AnswerCrs::Unknown {
+    // A GML answer names its CRS per geometry (`answer_crs` only says how to read the
+    // short `EPSG:4326` label); the GML filter fails closed on what it cannot read.
+    let gml = kind.feature_format() == Some(&DataFormat::Gml);
+    if fenced && kind.feature_format().is_some() && !gml && answer_crs == AnswerCrs::Unknown {
         // The geometry filter could not read the answer's coordinates.
         return Err(Reject::Denied(crate::policy::Denial::UnsupportedCrs));
     }
     match kind {
         ResponseKind::Features(format) | ResponseKind::Feature(format)
-            if (obligations.properties.is_some() || fenced) && *format != DataFormat::Json =>
+            if (obligations.properties.is_some() || fenced)
+                && !matches!(format, DataFormat::Json | DataFormat::Gml) =>
         {
             Err(unfilterable(format))
         }
@@ -187,6 +191,14 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             if properties.is_none() && fence.is_none() && links.is_none() {
                 return Ok(super::relay(res));
             }
+            if *format == DataFormat::Gml {
+                // A WFS GetFeature answer: its schema locations and paging links name the
+                // upstream, so they are mapped (or dropped) like every relayed URL.
+                let links = LinkMap::new(ctx.upstream, ctx.public, ctx.token_query)
+                    .map_err(|e| Reject::internal("cannot map upstream links", e))?;
+                let filter = GmlFilter::new(properties.cloned(), fence, ctx.answer_crs).with_links(Arc::new(links));
+                return stream_filtered(res, BodyFilter::Gml(Box::new(filter))).await;
+            }
             if *format != DataFormat::Json {
                 return Err(unfilterable(format));
             }
@@ -207,7 +219,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 })?;
                 return Ok(rebuild(parts, out));
             }
-            stream_geojson(res, filter).await
+            stream_filtered(res, BodyFilter::GeoJson(Box::new(filter))).await
         }
         ResponseKind::Schema(format) => {
             // OGC API schemas (queryables, schema, sortables) carry upstream URLs
@@ -369,12 +381,13 @@ fn bad_document(message: String) -> Reject {
 fn unfilterable(format: &DataFormat) -> Reject {
     let named = match format {
         DataFormat::Other(f) => format!("`{f}`"),
-        DataFormat::Xml => "GML/XML".into(),
+        DataFormat::Xml => "this GML/XML answer (only WFS GetFeature feature collections are filtered)".into(),
+        DataFormat::Gml => "GML".into(),
         DataFormat::Mvt => "MVT".into(),
         DataFormat::Json => "JSON".into(),
     };
     Reject::Forbidden(format!(
-        "the token has a property fence or geofence and the gateway cannot filter {named}; ask for application/geo+json or application/json (features) or MVT (tiles)"
+        "the token has a property fence or geofence and the gateway cannot filter {named}; ask for application/geo+json or application/json (features), WFS GetFeature GML, or MVT (tiles)"
     ))
 }
 
@@ -444,12 +457,34 @@ fn rebuild(mut parts: http::response::Parts, body: Vec<u8>) -> Response<Body> {
     Response::from_parts(parts, crate::respond::full(body))
 }
 
-/// Streams a GeoJSON body through the filter: bounded memory per frame (plus one
-/// feature when a geometry filter holds it), chunked to the client. A content coding
+/// A streaming body filter: GeoJSON, or a WFS GML feature collection.
+enum BodyFilter {
+    GeoJson(Box<GeoJsonFilter>),
+    Gml(Box<GmlFilter>),
+}
+
+impl BodyFilter {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
+        match self {
+            BodyFilter::GeoJson(f) => f.push(chunk, out),
+            BodyFilter::Gml(f) => f.push(chunk, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), FilterError> {
+        match self {
+            BodyFilter::GeoJson(f) => f.finish(out),
+            BodyFilter::Gml(f) => f.finish(out),
+        }
+    }
+}
+
+/// Streams a GeoJSON or GML body through its filter: bounded memory per frame (plus
+/// one feature when a filter holds it), chunked to the client. A content coding
 /// the gateway cannot undo, or a body whose first frame already fails the filter (an
 /// upstream error page sent with 200), is a 502 before the response head is sent; a
 /// failure later in the stream cuts it.
-async fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Result<Response<Body>, Reject> {
+async fn stream_filtered(res: Response<Incoming>, filter: BodyFilter) -> Result<Response<Body>, Reject> {
     let (mut parts, body) = res.into_parts();
     super::headers::sanitize_response(&mut parts.headers);
     let coding = parts.headers.remove(header::CONTENT_ENCODING);
@@ -465,7 +500,7 @@ async fn stream_geojson(res: Response<Incoming>, filter: GeoJsonFilter) -> Resul
     body.ready = match body.frame().await {
         None => None,
         Some(Ok(frame)) => frame.into_data().ok(),
-        Some(Err(e)) => return Err(bad_document(format!("GeoJSON: {e}"))),
+        Some(Err(e)) => return Err(bad_document(format!("{e}"))),
     };
     Ok(Response::from_parts(parts, body.boxed()))
 }
@@ -526,20 +561,20 @@ impl Decoder {
 
 #[derive(Debug, thiserror::Error)]
 enum FilterStreamError {
-    #[error("the upstream GeoJSON could not be filtered: {0}")]
+    #[error("the upstream answer could not be filtered: {0}")]
     Filter(#[from] FilterError),
-    #[error("the upstream GeoJSON could not be decompressed: {0}")]
+    #[error("the upstream answer could not be decompressed: {0}")]
     Decode(std::io::Error),
     #[error("the upstream body failed: {0}")]
     Upstream(#[from] hyper::Error),
 }
 
-/// A response body that runs each upstream chunk through the GeoJSON filter. A
+/// A response body that runs each upstream chunk through its filter. A
 /// filter error ends the stream with an error, so the client sees a cut response,
 /// never unfiltered data.
 struct FilteredBody {
     inner: Incoming,
-    filter: GeoJsonFilter,
+    filter: BodyFilter,
     decoder: Decoder,
     /// Input received but not yet decoded and filtered (coded input goes a step at a time).
     pending: Bytes,
@@ -605,7 +640,7 @@ impl http_body::Body for FilteredBody {
             };
             if let Err(e) = step {
                 this.done = true;
-                tracing::warn!(error = %e, "GeoJSON response cut: it could not be filtered");
+                tracing::warn!(error = %e, "filtered response cut: it could not be filtered");
                 return Poll::Ready(Some(Err(Box::new(e))));
             }
             if !out.is_empty() {

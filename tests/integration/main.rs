@@ -14,6 +14,7 @@ mod config;
 mod documents;
 mod e2e;
 mod foundation;
+mod gml;
 mod limits;
 mod metrics;
 mod ogc;

@@ -135,7 +135,7 @@ fn wfs_200_fenced_capabilities_advertise_only_what_the_fence_lets_through() {
     let w = Walk::new(Protocol::Wfs, wfs_path(), Some(fence()));
     let seen = walk(&w, &w.rewrite(&fixture("wfs_200_geoserver.xml"), UPSTREAM));
     assert_eq!(seen.types, ["osm:roads"], "the New York buildings lie outside the fence");
-    assert_eq!(seen.features, 2, "1 type × 2 boxes × GeoJSON only");
+    assert_eq!(seen.features, 4, "1 type × 2 boxes × GeoJSON and GML 3.2");
     let e = w.refuses(&get_feature(&w, "2.0.0", "osm:buildings", "-74.05,40.68,-73.9,40.88,EPSG:4326"));
     assert!(e.contains("outside_geofence"), "{e}");
     let e = w.refuses(&get_feature(&w, "2.0.0", "osm:roads", "5.8,47.2,15.1,55.1,EPSG:4326"));
@@ -159,7 +159,7 @@ fn wfs_110_fenced_capabilities_advertise_only_what_the_fence_lets_through() {
     let w = Walk::new(Protocol::Wfs, wfs_path(), Some(fence()));
     let seen = walk(&w, &w.rewrite(&fixture("wfs_110_geoserver.xml"), UPSTREAM));
     assert_eq!(seen.types, ["osm:roads"]);
-    assert_eq!(seen.features, 2, "1 type × 2 boxes × GeoJSON only");
+    assert_eq!(seen.features, 6, "1 type × 2 boxes × GeoJSON, GML 2 and GML 3.1");
     let e = w.refuses(&get_feature(&w, "1.1.0", "osm:buildings", "-74.05,40.68,-73.9,40.88,EPSG:4326"));
     assert!(e.contains("outside_geofence"), "{e}");
 }

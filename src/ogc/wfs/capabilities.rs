@@ -27,9 +27,9 @@ fn filter_wfs(doc: &mut Doc, rw: &Rewrite<'_>) -> Result<(), CapabilitiesError> 
     Ok(())
 }
 
-/// For a token with fence tiles, features pass the filter stage only as GeoJSON
+/// For a token with fence tiles, features pass the filter stage only as GeoJSON or GML
 /// (`proxy::filter::precheck` refuses the rest before forwarding), so the feature
-/// operations' `outputFormat` lists keep only GeoJSON values; a list left empty goes
+/// operations' `outputFormat` lists keep only GeoJSON and GML values; a list left empty goes
 /// (an empty `AllowedValues` is not valid). Schemas (DescribeFeatureType) keep theirs.
 fn limit_feature_formats(ops: &mut Element) {
     ops.retain_elements(|el| {
@@ -41,7 +41,9 @@ fn limit_feature_formats(ops: &mut Element) {
             return true;
         }
         el.walk_mut(&mut |e| {
-            e.retain_elements(|v| !v.is("Value") || DataFormat::from_media_type(&v.text()) == DataFormat::Json)
+            e.retain_elements(|v| {
+                !v.is("Value") || matches!(DataFormat::from_media_type(&v.text()), DataFormat::Json | DataFormat::Xml)
+            })
         });
         el.has_descendant("Value")
     });
@@ -50,7 +52,7 @@ fn limit_feature_formats(ops: &mut Element) {
 /// Rewrites a WFS 1.0, 1.1 or 2.0 GetCapabilities document: `<FeatureType>`s are kept by
 /// `<Name>` exactly as written (with its prefix), `typeName(s)` parameter value lists
 /// are trimmed, and for fenced tokens boxes shrink, types outside the fence go, and the
-/// feature operations' `outputFormat` lists keep only GeoJSON (the one format the
+/// feature operations' `outputFormat` lists keep only GeoJSON and GML (the formats the
 /// gateway can filter by the fence).
 pub fn rewrite(xml: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let map = rw.url_map()?;

@@ -162,9 +162,12 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let output = kvp.get_nonempty("OUTPUTFORMAT");
     let data = output.map(DataFormat::from_media_type).unwrap_or(DataFormat::Xml);
     let mut properties = Vec::new();
+    let srsname = kvp.get_nonempty("SRSNAME");
+    let gml = data == DataFormat::Xml && matches!(name, "wfs.GetFeature" | "wfs.GetFeatureWithLock");
     let (extent, response) = match name {
         "wfs.DescribeFeatureType" => (Extent::None, ResponseKind::Schema(data)),
         "wfs.LockFeature" => (Extent::Opaque, ResponseKind::Other),
+        _ if gml => (bbox_extent(kvp)?, ResponseKind::Features(DataFormat::Gml)),
         _ => (bbox_extent(kvp)?, ResponseKind::Features(data)),
     };
     if let Some(list) = kvp.get_nonempty("PROPERTYNAME") {
@@ -179,7 +182,11 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
         return Err(bad("VALUEREFERENCE is required for wfs.GetPropertyValue"));
     }
     kvp_filter_properties(kvp, &mut properties)?;
-    let answer_crs = kvp.get_nonempty("SRSNAME").map_or(AnswerCrs::LonLat, |srs| answer_crs(srs, version));
+    let answer_crs = if gml {
+        gml_short_crs(srsname, version)
+    } else {
+        srsname.map_or(AnswerCrs::LonLat, |srs| answer_crs(srs, version))
+    };
     Ok(Parts::new(name, tier, layers, extent, response)
         .with_format(output)
         .with_properties(properties)
@@ -198,6 +205,21 @@ pub(crate) fn answer_crs(srs: &str, version: &str) -> AnswerCrs {
         AnswerCrs::LonLat | AnswerCrs::LatLon if short && version != "1.0.0" => AnswerCrs::Unknown,
         AnswerCrs::LatLon if short => AnswerCrs::LonLat,
         other => other,
+    }
+}
+
+/// For a GML answer, how its short `srsName="EPSG:4326"` is read (each geometry names
+/// its CRS; only this label names no axis order): longitude first in WFS 1.0; in 1.1
+/// and 2.0 latitude first when the request asked for the URN or URI form (MapServer 8
+/// answers WFS 1.1 with the short label, latitude first, whatever it was asked), else
+/// unknown, and the GML filter fails closed on such a geometry.
+pub(crate) fn gml_short_crs(srsname: Option<&str>, version: &str) -> AnswerCrs {
+    if version == "1.0.0" {
+        return AnswerCrs::LonLat;
+    }
+    match srsname.map(|srs| answer_crs(srs, version)) {
+        Some(AnswerCrs::LatLon) => AnswerCrs::LatLon,
+        _ => AnswerCrs::Unknown,
     }
 }
 
@@ -395,12 +417,16 @@ mod tests {
 
     #[test]
     fn no_bbox_or_ids_only_is_unbounded() {
-        assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::Unbounded);
-        assert_eq!(ok(Protocol::Wfs, q("RESOURCEID=roads.5")).op.extent, Extent::Unbounded);
+        // GML and GeoJSON answers are bounded by the geometry filter; other formats are not.
+        assert_eq!(ok(Protocol::Wfs, BASE20).op.extent, Extent::GeometryFiltered);
+        assert_eq!(ok(Protocol::Wfs, q("RESOURCEID=roads.5&OUTPUTFORMAT=csv")).op.extent, Extent::Unbounded);
         assert_eq!(
-            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5")
-                .op
-                .extent,
+            ok(
+                Protocol::Wfs,
+                "SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=roads&FEATUREID=roads.5&OUTPUTFORMAT=csv"
+            )
+            .op
+            .extent,
             Extent::Unbounded
         );
     }
@@ -509,7 +535,7 @@ mod tests {
                 "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeatureWithLock&TYPENAMES=roads&EXPIRY=5",
                 "wfs.GetFeatureWithLock",
                 Tier::Edit,
-                Extent::Unbounded,
+                Extent::GeometryFiltered,
             ),
         ];
         for (query, name, tier, extent) in cases {
@@ -521,7 +547,14 @@ mod tests {
             "SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=roads&OUTPUTFORMAT=application/json",
         );
         assert_eq!(c.response, ResponseKind::Schema(DataFormat::Json));
-        assert_eq!(ok(Protocol::Wfs, BASE20).response, ResponseKind::Features(DataFormat::Xml));
+        assert_eq!(ok(Protocol::Wfs, BASE20).response, ResponseKind::Features(DataFormat::Gml));
+        let c =
+            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=roads&VALUEREFERENCE=a");
+        assert_eq!(
+            c.response,
+            ResponseKind::Features(DataFormat::Xml),
+            "a value collection is not a feature collection"
+        );
         assert_eq!(
             ok(Protocol::Wfs, q("OUTPUTFORMAT=SHAPE-ZIP")).response,
             ResponseKind::Features(DataFormat::Other("SHAPE-ZIP".into()))
@@ -592,6 +625,27 @@ mod tests {
         assert!(e.to_string().contains("same parameter"), "{e}");
     }
 
+    /// A GML answer names its CRS per geometry; the short `EPSG:4326` label is read in
+    /// the order the request asked for (MapServer 8 writes it for WFS 1.1, lat/lon).
+    #[test]
+    fn gml_answers_read_the_short_label_in_the_requested_order() {
+        let q = |extra: &str, v: &str| {
+            let query = format!("SERVICE=WFS&VERSION={v}&REQUEST=GetFeature&TYPENAMES=roads{extra}");
+            let c = ok(Protocol::Wfs, Box::leak(query.into_boxed_str()));
+            assert_eq!(c.response, ResponseKind::Features(DataFormat::Gml));
+            c.answer_crs
+        };
+        assert_eq!(q("", "1.0.0"), AnswerCrs::LonLat);
+        assert_eq!(q("&SRSNAME=EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
+        assert_eq!(q("", "1.1.0"), AnswerCrs::Unknown);
+        assert_eq!(q("&SRSNAME=EPSG:4326", "1.1.0"), AnswerCrs::Unknown);
+        assert_eq!(q("&SRSNAME=urn:ogc:def:crs:EPSG::4326", "1.1.0"), AnswerCrs::LatLon);
+        assert_eq!(q("&SRSNAME=urn:ogc:def:crs:EPSG::4326&OUTPUTFORMAT=GML2", "1.1.0"), AnswerCrs::LatLon);
+        assert_eq!(q("&SRSNAME=http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), AnswerCrs::LatLon);
+        assert_eq!(q("&SRSNAME=EPSG:3857", "2.0.0"), AnswerCrs::Unknown);
+        assert_eq!(q("&SRSNAME=urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0"), AnswerCrs::Unknown);
+    }
+
     /// The geometry filter reads a GeoJSON answer in the order `SRSNAME` asked for; the
     /// short `EPSG:4326` form is written differently by GeoServer and MapServer.
     #[test]
@@ -601,7 +655,11 @@ mod tests {
             ok(Protocol::Wfs, Box::leak(query.into_boxed_str())).answer_crs
         };
         assert_eq!(
-            ok(Protocol::Wfs, "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads").answer_crs,
+            ok(
+                Protocol::Wfs,
+                "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json"
+            )
+            .answer_crs,
             AnswerCrs::LonLat
         );
         assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "2.0.0"), AnswerCrs::LatLon);

@@ -2,8 +2,8 @@
 //!
 //! Paths: `/slow` answers after 3 s; `/big/{bytes}` streams that many bytes in
 //! 64 KiB chunks and holds the last chunk until [`TestUpstream::release`] is
-//! called (so a test can prove the gateway streams); anything else answers 200
-//! with the path in the body.
+//! called (so a test can prove the gateway streams); `/gml/{fixture}` serves a
+//! captured MapServer answer; anything else answers 200 with the path in the body.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -122,6 +122,9 @@ impl TestUpstream {
             h.insert("content-location", http::HeaderValue::from_static("/osm/here"));
             return res;
         }
+        if let Some(name) = path.strip_prefix("/gml/") {
+            return self.gml_fixture(name);
+        }
         if let Some(coding) = path.strip_prefix("/coded/").and_then(|r| r.split('/').next()) {
             return coded(coding);
         }
@@ -194,6 +197,31 @@ impl TestUpstream {
         });
         let mut res = Response::new(BodyExt::boxed(ChannelBody(rx)));
         res.headers_mut().insert("content-type", http::HeaderValue::from_static("application/geo+json"));
+        res
+    }
+
+    /// `/gml/{name}`: the captured MapServer answer `tests/fixtures/gml/{name}`, its
+    /// `http://127.0.0.1:9/cgi-bin/mapserv` online resource replaced by this upstream's
+    /// `/gml/{name}`, sent in 1 KiB frames.
+    fn gml_fixture(&self, name: &str) -> Response<Body> {
+        let path = format!("{}/tests/fixtures/gml/{name}", env!("CARGO_MANIFEST_DIR"));
+        let Ok(doc) = std::fs::read_to_string(&path) else {
+            let mut res = typed("text/plain", b"no such fixture".to_vec());
+            *res.status_mut() = http::StatusCode::NOT_FOUND;
+            return res;
+        };
+        let doc = doc.replace("127.0.0.1:9/cgi-bin/mapserv", &format!("{}/gml/{name}", self.addr));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+        tokio::spawn(async move {
+            for chunk in doc.into_bytes().chunks(1024) {
+                if tx.send(Ok(Frame::data(Bytes::copy_from_slice(chunk)))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut res = Response::new(BodyExt::boxed(ChannelBody(rx)));
+        let kind = if name.ends_with(".xsd") { "text/xml; subtype=gml/3.2" } else { "text/xml; subtype=gml/3.1.1" };
+        res.headers_mut().insert("content-type", http::HeaderValue::from_static(kind));
         res
     }
 

@@ -195,7 +195,7 @@ impl Gateway {
         }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
-        if proxy::headers::carries_token(&target.uri, &body, token.secret.expose()) {
+        if proxy::headers::carries_token(&target.uri, &parts, &body, token.secret.expose()) {
             return Err(Reject::TokenCopied);
         }
         log.path_id = Some(target.path.id.clone());
@@ -211,7 +211,10 @@ impl Gateway {
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         let mut res = self.filter(response?, &permitted, &token).await?;
         let o = permitted.permit().obligations();
-        proxy::headers::cache_for_token(res.headers_mut(), o.properties.is_some() || o.fence.is_some() || o.clip.is_some());
+        proxy::headers::cache_for_token(
+            res.headers_mut(),
+            o.properties.is_some() || o.fence.is_some() || o.clip.is_some(),
+        );
         Ok(res)
     }
 

@@ -167,12 +167,21 @@ fn normalize_segment(segment: &str, out: &mut String) -> Result<(), BadPath> {
 
 /// What an upstream that decodes the segment would see: it must be UTF-8 (an overlong
 /// `%C0%AE` is a `.` to lenient decoders), and not a dot segment spelled with
-/// look-alike dots that Unicode normalisation (NFKC) folds into `.` (`．．`, `‥`, `﹒`).
+/// look-alike dots that Unicode normalisation (NFKC) folds into `.` (`．．`, `‥`, `﹒`),
+/// and without a look-alike `/` or `\`.
 fn check_decoded(segment: &str) -> Result<(), BadPath> {
     if !segment.contains('%') {
         return Ok(());
     }
     let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().map_err(|_| BadPath::BadEscape)?;
+    // Look-alike separators NFKC folds into `/` or `\` (`／`, `＼`, `﹨`, and `℀ ℁ ℅ ℆`,
+    // which fold to `a/c`…): a normalising upstream would split the segment there.
+    if decoded
+        .chars()
+        .any(|c| matches!(c, '\u{FF0F}' | '\u{FF3C}' | '\u{FE68}' | '\u{2100}' | '\u{2101}' | '\u{2105}' | '\u{2106}'))
+    {
+        return Err(BadPath::EncodedSeparator);
+    }
     let dots: usize = decoded
         .chars()
         .map(|c| match c {
@@ -433,6 +442,11 @@ mod tests {
             ("/path/osm/%E2%80%A5/x", Err(BadPath::DotSegment)),
             ("/path/osm/%EF%BC%8E/x", Err(BadPath::DotSegment)),
             ("/path/osm/a%EF%BC%8Eb/x", Ok("/path/osm/a%EF%BC%8Eb/x")),
+            // Attacker round 2: fullwidth solidus and reverse solidus (NFKC `/`, `\`).
+            ("/path/osm/..%EF%BC%8F..%EF%BC%8Fother/x", Err(BadPath::EncodedSeparator)),
+            ("/path/osm/a%EF%BC%BCb", Err(BadPath::EncodedSeparator)),
+            ("/path/osm/a%EF%B9%A8b", Err(BadPath::EncodedSeparator)),
+            ("/path/osm/%E2%84%85", Err(BadPath::EncodedSeparator)),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input).as_deref(), want.as_ref().map(|s| *s), "{input}");

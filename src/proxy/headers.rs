@@ -410,7 +410,9 @@ pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
         headers.insert(http::header::CACHE_CONTROL, kept);
     }
     let varies = headers.get_all(http::header::VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| v.split(',').any(|d| matches!(d.trim(), "*") || d.trim().eq_ignore_ascii_case("authorization")))
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|d| matches!(d.trim(), "*") || d.trim().eq_ignore_ascii_case("authorization"))
+        })
     });
     if !varies {
         headers.append(http::header::VARY, HeaderValue::from_static("authorization"));
@@ -606,7 +608,16 @@ mod tests {
 /// (percent escapes, XML character references, JSON `\u` escapes). The token's own
 /// places (headers, the `token` parameter) are removed before this is asked; a
 /// streamed body (`/path/…` writes) is not read.
-pub fn carries_token(uri: &http::Uri, body: &super::Outgoing, token: &str) -> bool {
+///
+/// The client's `Host` (and the HTTP/2 `:authority`) is asked too: an upstream sees
+/// it as `X-Forwarded-Host` and builds URLs from it.
+pub fn carries_token(uri: &http::Uri, client: &http::request::Parts, body: &super::Outgoing, token: &str) -> bool {
+    let in_host = client.headers.get_all(http::header::HOST).iter().any(|h| holds_copy(h.as_bytes(), token))
+        || client.uri.authority().is_some_and(|a| holds_copy(a.as_str().as_bytes(), token));
+    in_host || in_request(uri, body, token)
+}
+
+fn in_request(uri: &http::Uri, body: &super::Outgoing, token: &str) -> bool {
     let in_body = match body {
         super::Outgoing::Judged(bytes, _) => holds_copy(bytes, token),
         super::Outgoing::Stream(_) | super::Outgoing::Empty => false,
@@ -633,11 +644,14 @@ fn holds_copy(haystack: &[u8], token: &str) -> bool {
     false
 }
 
-/// One round of `%XX`, `&#NN;` / `&#xHH;` and `\uXXXX` decoding; `None` when there is
-/// nothing to decode.
+/// One round of `%XX`, `&#NN;` / `&#xHH;` and `\uXXXX` decoding, and of removing the
+/// XML markup a reader joins text across (`<!--…-->`, `<?…?>`, the `<![CDATA[` and
+/// `]]>` delimiters: `tg_…<![CDATA[…]]>` is the token to every XML parser); `None`
+/// when there is nothing to decode.
 fn decode_once(text: &[u8]) -> Option<Vec<u8>> {
     let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| u32::from_str_radix(s, 16).ok());
-    if !text.iter().any(|b| matches!(b, b'%' | b'&' | b'\\')) {
+    let find = |hay: &[u8], end: &[u8]| hay.windows(end.len()).position(|w| w == end);
+    if !text.iter().any(|b| matches!(b, b'%' | b'&' | b'\\' | b'<' | b']')) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len());
@@ -645,6 +659,23 @@ fn decode_once(text: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < text.len() {
         let rest = &text[i..];
+        // Markup a reader drops between two halves of a text: skipped whole.
+        let markup = if rest.starts_with(b"<![CDATA[") {
+            Some(9)
+        } else if rest.starts_with(b"]]>") {
+            Some(3)
+        } else if rest.starts_with(b"<!--") {
+            find(&rest[4..], b"-->").map(|end| 4 + end + 3)
+        } else if rest.starts_with(b"<?") {
+            find(&rest[2..], b"?>").map(|end| 2 + end + 2)
+        } else {
+            None
+        };
+        if let Some(len) = markup {
+            changed = true;
+            i += len;
+            continue;
+        }
         let decoded = match rest {
             [b'%', a, b, ..] => hex(&[*a, *b]).map(|c| (c, 3)),
             [b'\\', b'u', ..] if rest.len() >= 6 => hex(&rest[2..6]).map(|c| (c, 6)),
@@ -696,6 +727,11 @@ mod copy_tests {
             format!("<fes:Literal>{xml}</fes:Literal>"),
             xml_hex,
             format!(r#"{{"properties":{{"note":"{json}"}}}}"#),
+            // Attacker round 2: split by markup every XML reader joins across.
+            format!("<fes:Literal>{}<![CDATA[{}]]></fes:Literal>", &T[..20], &T[20..]),
+            format!("<fes:Literal>{}<!--x-->{}</fes:Literal>", &T[..20], &T[20..]),
+            format!("<fes:Literal>{}<?x y?>{}</fes:Literal>", &T[..20], &T[20..]),
+            format!("FILTER=%3Cfes%3ALiteral%3E{}%3C%21--x--%3E{}", &T[..20], &T[20..]),
         ] {
             assert!(holds_copy(text.as_bytes(), T), "{text}");
         }

@@ -12,7 +12,7 @@ or the gateway's URL in front of it):
   features URL COLLECTION [--bbox B] [--limit N] items as one JSON document
   feature URL COLLECTION ID                      one item as JSON
   wfs-types URL                                  feature type names, one per line
-  wfs-features URL TYPENAME [--bbox B] [--format F] [--limit N]
+  wfs-features URL TYPENAME [--bbox B] [--format F] [--limit N] [--srsname S]
                                                  GetFeature; prints one JSON object
                                                  {"features": N, "properties": [...],
                                                   "ids": [...]} (GeoJSON or GML answer)
@@ -209,6 +209,8 @@ def cmd_wfs_features(a, headers):
         kwargs["bbox"] = tuple(float(v) for v in a.bbox.split(","))
     if a.limit is not None:
         kwargs["maxfeatures"] = a.limit
+    if a.srsname:
+        kwargs["srsname"] = a.srsname
     data = wfs.getfeature(**kwargs).read()
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -282,6 +284,7 @@ def build_parser():
     p.add_argument("--bbox", default=None, help="minx,miny,maxx,maxy (OWSLib's order)")
     p.add_argument("--format", default=None, help="OUTPUTFORMAT, default the server's GML")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--srsname", default=None, help="SRSNAME, e.g. urn:ogc:def:crs:EPSG::4326")
     p.set_defaults(func=cmd_wfs_features)
     return ap
 

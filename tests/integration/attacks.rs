@@ -522,7 +522,13 @@ async fn a_copy_of_the_token_never_reaches_the_upstream() {
     let feature = format!(
         r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[1,2]}},"properties":{{"name":"{json}"}}}}"#
     );
+    // Attacker round 2: split by markup every XML reader joins across.
+    let (head, tail) = token.split_at(20);
+    let cdata = post.replace(&xml, &format!("{head}<![CDATA[{tail}]]>"));
+    let comment = post.replace(&xml, &format!("{head}<!--x-->{tail}"));
     let cases: Vec<(&str, Method, String, &str, String)> = vec![
+        ("split by CDATA in a WFS XML body", Method::POST, "/ogc/wfs/roads".into(), "application/xml", cdata),
+        ("split by a comment in a WFS XML body", Method::POST, "/ogc/wfs/roads".into(), "application/xml", comment),
         ("another query value", Method::GET, format!("/path/roads/x?q={token}"), "", String::new()),
         ("percent-encoded", Method::GET, format!("/path/roads/x?q={percent}"), "", String::new()),
         ("a path segment", Method::GET, format!("/path/roads/{token}/x"), "", String::new()),
@@ -548,6 +554,13 @@ async fn a_copy_of_the_token_never_reaches_the_upstream() {
         assert!(!r.text().contains(&token), "{class}: the refusal echoes no token");
         assert_eq!(gw.upstream.seen().len(), before, "{class}: the upstream must see nothing");
     }
+    // Attacker round 2: the token as the Host, which an upstream sees as X-Forwarded-Host.
+    let before = gw.upstream.seen().len();
+    let r = gw
+        .send(Method::GET, "/path/roads/x", &[("authorization", auth.as_str()), ("host", token.as_str())], Bytes::new())
+        .await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (400, "token_in_request"), "Host: {}", r.text());
+    assert_eq!(gw.upstream.seen().len(), before, "Host: the upstream must see nothing");
     // In its own places the token works, and is not forwarded.
     let r = gw.send(Method::GET, &format!("/path/roads/x?token={token}&q=1"), &[], Bytes::new()).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());

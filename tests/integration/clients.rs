@@ -8,8 +8,7 @@
 //! The upstreams start once per test binary (`shared()`); each test starts its own
 //! gateway (milliseconds) and runs each client as few times as it can (QGIS once per
 //! test, with every layer as one job list). A missing tool fails the test with the
-//! command that installs it (`scripts/e2e-setup`); nothing is skipped. Tests that need
-//! another engineer's part of #13 carry `#[ignore = "needs #13.N (engineer)"]`.
+//! command that installs it (`scripts/e2e-setup`); nothing is skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -749,7 +748,7 @@ async fn qgis_opens_maps_tiles_and_wfs_with_every_kind_of_token() {
                     assert!(r["valid"] == false && statuses(r) == [401], "{tag} {name}: {r}");
                 }
                 Kind::Fenced | Kind::PropertyFenced => {
-                    // GML for fenced tokens: #13.7, asserted in the ignored test below.
+                    // GML for fenced tokens: #13.7, asserted in the test below.
                 }
             }
         }
@@ -766,7 +765,6 @@ async fn qgis_opens_maps_tiles_and_wfs_with_every_kind_of_token() {
 /// QGIS asks WFS servers for GML only, so a fenced or property-fenced token needs the
 /// GML filter (#13.7) to see its features.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs #13.7 (gml)"]
 async fn qgis_wfs_with_a_fenced_or_property_fenced_token_shows_what_the_token_may_see() {
     let c = clients().await;
     let dir = c.out("qgis-png");
@@ -791,7 +789,6 @@ async fn qgis_wfs_with_a_fenced_or_property_fenced_token_shows_what_the_token_ma
 /// QGIS's OGC API Features provider fetches the API definition first (`service-desc`);
 /// the gateway refuses it today, so the layer is invalid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs #13.1 (docs)"]
 async fn qgis_opens_ogc_api_features_with_every_kind_of_token() {
     let c = clients().await;
     let cases: Vec<(Kind, QAuth)> = KINDS.iter().flat_map(|k| [(*k, QAuth::Basic), (*k, QAuth::Query)]).collect();
@@ -921,20 +918,28 @@ async fn owslib_reads_every_protocol_with_every_kind_of_token() {
 }
 
 /// OWSLib's WFS GetFeature defaults to GML, which a fenced or property-fenced token
-/// needs the GML filter (#13.7) for.
+/// needs the GML filter (#13.7) for. MapServer labels WFS 1.1 geometries with the
+/// short `EPSG:4326` (no axis order), so a fenced WFS 1.1 request names its
+/// `SRSNAME` as QGIS does (without it the gateway cannot read the answer: a 502).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs #13.7 (gml)"]
 async fn owslib_wfs_gml_with_a_fenced_or_property_fenced_token() {
     let c = clients().await;
     let wfs = c.url("/ogc/wfs/ms");
     let mut cmds = Vec::new();
     for kind in [Kind::Fenced, Kind::PropertyFenced] {
         for (version, layer) in [("2.0.0", "ms:places"), ("1.1.0", "ms:zones")] {
-            let args = ["wfs-features", &wfs, layer, "--version", version];
+            let mut args = vec!["wfs-features", &wfs, layer, "--version", version];
+            if version == "1.1.0" {
+                args.extend(["--srsname", "urn:ogc:def:crs:EPSG::4326"]);
+            }
             cmds.push((format!("{} {version}", kind.name()), owslib(&c, kind, Auth::Header, &args)));
         }
     }
+    let unlabelled = ["wfs-features", &wfs, "ms:zones", "--version", "1.1.0"];
+    cmds.push(("fenced 1.1.0 without SRSNAME".to_owned(), owslib(&c, Kind::Fenced, Auth::Header, &unlabelled)));
     let outputs = run_all(cmds).await;
+    let (label, out) = &outputs[4];
+    assert!(!out.status.success() && text(out).contains("502"), "{label}: {}", text(out));
     for (i, kind) in [Kind::Fenced, Kind::PropertyFenced].into_iter().enumerate() {
         let fenced = kind == Kind::Fenced;
         for (j, n) in [if fenced { FENCED_POINTS } else { ALL_POINTS }, if fenced { FENCED_ZONES } else { ALL_ZONES }]
@@ -958,7 +963,6 @@ async fn owslib_wfs_gml_with_a_fenced_or_property_fenced_token() {
 /// `ogrinfo -so` reports `numberMatched`; for a fenced token it must be what the token
 /// gets (or absent, so GDAL counts the pages), not the upstream's total.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs #13.5 (docs)"]
 async fn ogrinfo_counts_what_a_fenced_token_gets_from_oapif() {
     let c = clients().await;
     let token = c.token(Kind::Fenced);
@@ -978,7 +982,6 @@ async fn ogrinfo_counts_what_a_fenced_token_gets_from_oapif() {
 /// `ogrinfo` on `WFS:` asks for GML (`RESULTTYPE=hits`, then pages); a fenced or
 /// property-fenced token needs the GML filter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs #13.7 (gml)"]
 async fn ogrinfo_reads_wfs_gml_with_a_fenced_or_property_fenced_token() {
     let c = clients().await;
     let mut cmds = Vec::new();
@@ -993,31 +996,5 @@ async fn ogrinfo_reads_wfs_gml_with_a_fenced_or_property_fenced_token() {
         let features = info.matches("OGRFeature(ms:places)").count();
         assert_eq!(features, if kind == Kind::Fenced { FENCED_POINTS } else { ALL_POINTS }, "{label}: {info}");
         assert!(!info.contains("secret_note") || kind == Kind::Fenced, "{label}: hidden fields: {info}");
-    }
-}
-
-/// GDAL shows only OGC exception documents; a WMS or WFS refusal must carry tilegate's
-/// reason in one so the user sees why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs #13.8 (docs)"]
-async fn gdal_shows_the_reason_of_a_wms_or_wfs_refusal() {
-    let c = clients().await;
-    let mut cmds = Vec::new();
-    let mut cmd = gdal("gdalinfo", Auth::Header, c.token(Kind::Revoked));
-    cmd.arg(format!("WMS:{}", c.url("/ogc/wms/basemap?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetCapabilities")));
-    cmds.push(("revoked gdalinfo WMS".to_owned(), cmd));
-    let mut cmd = gdal("ogr2ogr", Auth::Header, c.token(Kind::View));
-    cmd.args(["-f", "GeoJSON"])
-        .arg(c.out("view.json"))
-        .arg(format!("WFS:{}", c.url("/ogc/wfs/ms?VERSION=2.0.0")))
-        .arg("ms:places");
-    cmds.push(("view ogr2ogr WFS".to_owned(), cmd));
-    for ((label, out), reason) in run_all(cmds).await.iter().zip(["revoked_token", "tier_too_low"]) {
-        assert!(!out.status.success(), "{label}: {}", text(out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(reason),
-            "{label}: the reason {reason} is shown: {}",
-            text(out)
-        );
     }
 }

@@ -345,3 +345,68 @@ async fn a_read_only_store_file_names_store_path_at_start() {
 fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// Issue 19 (7): the store can be read but not written (here another process holds
+/// SQLite's write lock, as a full disk or a stuck writer would leave it). `/readyz`
+/// must say so (`store.write` failing while `store.read` is ok) instead of `ok`, a
+/// create answers 503 and writes nothing, and tokens keep working.
+#[tokio::test]
+async fn readyz_reports_a_store_that_can_be_read_but_not_written() {
+    let gw = TestGateway::with_config(
+        &format!("{CONFIG}[ops]\nlisten = \"127.0.0.1:0\"\n")
+            .replace("[store]\npath = \"tilegate.db\"", "[store]\npath = \"tilegate.db\"\nquery_timeout = \"500ms\""),
+    )
+    .await;
+    let ops = gw.running.as_ref().expect("running").ops_addr.expect("ops listener");
+    let root = gw.token(&[("world", Tier::Admin)]).await;
+    assert_eq!(gw.get("/ogc/xyz/osm/1/0/0.png", &root).await.status, StatusCode::OK);
+    let (status, _) = get(ops, "/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let db = gw.dir.path().join("tilegate.db");
+    let mut writer = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('holding', flush=True)\n\
+             time.sleep(600)\n",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(writer.stdout.as_mut().expect("stdout")), &mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "holding");
+
+    let before: i64 = count_tokens(&db);
+    let body = serde_json::json!({ "accessList": [{ "pathId": "osm", "access": { "accessTier": "view" } }], "description": "during the lock" });
+    let r = gw.api(http::Method::POST, "/account/security/accessToken", &root, Some(body)).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"), "{}", r.text());
+
+    let json = eventually(Duration::from_secs(30), "/readyz to report the store unwritable", || async {
+        let (status, body) = get(ops, "/readyz").await;
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        (status == StatusCode::SERVICE_UNAVAILABLE && json["store"]["write"] != "ok").then_some(json)
+    })
+    .await;
+    assert_eq!(json["store"]["read"], "ok", "reads still work: {json}");
+    assert_eq!(gw.get("/ogc/xyz/osm/1/0/0.png", &root).await.status, StatusCode::OK, "tokens keep working");
+
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert_eq!(count_tokens(&db), before, "the refused create wrote nothing");
+    eventually(Duration::from_secs(60), "/readyz to recover once the writer is gone", || async {
+        (get(ops, "/readyz").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
+fn count_tokens(db: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(db).expect("open");
+    c.busy_timeout(Duration::from_secs(30)).expect("busy timeout");
+    c.query_row("SELECT count(*) FROM tokens", [], |r| r.get(0)).expect("count")
+}

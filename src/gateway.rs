@@ -236,7 +236,12 @@ impl Gateway {
             _ => ("other", "tokens.other"),
         };
         log.operation = operation;
-        let result = admin::api::handle(&self.cache, config, req, grant, peer, id).await;
+        let mut result = admin::api::handle(&self.cache, config, req, grant, peer, id).await;
+        if let Ok(res) = &mut result {
+            // A new token's secret, or what the caller's token may see: never stored.
+            res.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+            res.headers_mut().append(http::header::VARY, http::HeaderValue::from_static("authorization"));
+        }
         let status = result.as_ref().map_or_else(|r| r.status(), |res| res.status());
         self.ops.metrics.token_api(action, status.as_u16());
         if let Err(Reject::Internal(_) | Reject::StoreUnavailable(_)) = &result {

@@ -344,10 +344,9 @@ impl Reject {
         let mut res = Response::new(full(body));
         *res.status_mut() = format.status(status);
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if res.status() != status {
-            // A refusal dressed as a 200 must never be cached in place of the answer.
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
+        // A refusal depends on the token that was (or was not) sent, and one dressed as a
+        // 200 (`ogc.exception_status = "ok"`) must never be cached in place of the answer.
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Reject::UpstreamStatus(status) = &self {
             // Lets `localize` write an upstream status the proxy replaced (`proxy::replaced`)
             // in the request's format too.

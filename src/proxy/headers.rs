@@ -366,10 +366,12 @@ const UPSTREAM_IDENTITY: [HeaderName; 3] = [header::SERVER, HeaderName::from_sta
 /// One pass over the names finds what is there (the client-request checks of
 /// [`present`] do not apply to answers); only those are looked up again.
 pub fn sanitize_response(headers: &mut HeaderMap) {
-    let (mut mask, mut identity, mut urls) = (0u16, false, false);
+    let (mut mask, mut identity, mut urls, mut front) = (0u16, false, false, false);
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             mask |= 1 << i;
+        } else if is_front_proxy_directive(name) {
+            front = true;
         } else if UPSTREAM_IDENTITY.contains(name) {
             identity = true;
         } else if URL_HEADERS.contains(name) {
@@ -377,6 +379,15 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
         }
     }
     drop_hop_by_hop(headers, mask);
+    if front {
+        // Directives to a proxy in front of the gateway (nginx `X-Accel-Redirect` serves
+        // an internal location, Apache/lighttpd `X-Sendfile` a file): never the upstream's
+        // to give.
+        let names: Vec<HeaderName> = headers.keys().filter(|n| is_front_proxy_directive(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
     if identity {
         for name in UPSTREAM_IDENTITY {
             headers.remove(name);
@@ -404,6 +415,17 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
 /// answer by URL alone, and gave a fenced token's layer an unrestricted token's
 /// features.
 pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
+    // The directives CDNs and front proxies obey before `Cache-Control` (RFC 9213
+    // `CDN-Cache-Control` and its vendor forms, `Surrogate-Control`, nginx's
+    // `X-Accel-Expires`, Akamai's `Edge-Control`) and HTTP/1.0's `Expires`/`Pragma`:
+    // the gateway's rule is the only one an answer leaves with (attacker round 3).
+    let overriding = headers.keys().any(overrides_cache_control);
+    if overriding {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| overrides_cache_control(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
     if filtered {
         headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     } else if let Some(kept) = shared_cache_directives_removed(headers) {
@@ -417,6 +439,13 @@ pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
     if !varies {
         headers.append(http::header::VARY, HeaderValue::from_static("authorization"));
     }
+}
+
+/// A header a cache in front of the gateway would obey instead of `Cache-Control`.
+fn overrides_cache_control(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(n, "surrogate-control" | "x-accel-expires" | "edge-control" | "expires" | "pragma" | "age")
+        || n.ends_with("cdn-cache-control")
 }
 
 /// The answer's `Cache-Control` without what lets a shared cache store it, plus
@@ -454,6 +483,11 @@ fn shared_cache_directives_removed(headers: &HeaderMap) -> Option<HeaderValue> {
     HeaderValue::from_str(&kept).ok().or(Some(HeaderValue::from_static("private")))
 }
 
+fn is_front_proxy_directive(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("x-accel-") || n == "x-sendfile" || n == "x-lighttpd-send-file"
+}
+
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
@@ -466,6 +500,31 @@ mod tests {
 
     fn cache_control(h: &HeaderMap) -> Vec<&str> {
         h.get_all(http::header::CACHE_CONTROL).iter().map(|v| v.to_str().expect("text")).collect()
+    }
+
+    #[test]
+    fn cdn_and_front_proxy_directives_never_leave_with_an_answer() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("cdn-cache-control", "public, max-age=86400"),
+            ("cloudflare-cdn-cache-control", "max-age=86400"),
+            ("surrogate-control", "max-age=86400"),
+            ("x-accel-expires", "86400"),
+            ("edge-control", "cache-maxage=86400"),
+            ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ("pragma", "cache"),
+            ("age", "5"),
+            ("x-accel-redirect", "/internal/secret"),
+            ("x-sendfile", "/etc/passwd"),
+            ("content-type", "image/png"),
+        ] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        sanitize_response(&mut h);
+        cache_for_token(&mut h, true);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["cache-control", "content-type", "vary"]);
     }
 
     #[test]

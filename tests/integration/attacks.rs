@@ -591,3 +591,59 @@ async fn an_upstream_exception_on_an_image_request_is_replaced() {
         }
     }
 }
+
+/// Attacker round 3: in a WFS XML body the property named by a spatial operator
+/// (`BBOX`, `Intersects`…, either operand) was never judged, so a property-fenced
+/// token could select features by a hidden property, and an undeclared or XPath name
+/// reached the upstream. KVP `FILTER` and CQL2 already judged it; now XML does too.
+#[tokio::test]
+async fn a_spatial_operator_on_a_hidden_property_in_a_wfs_xml_body_is_refused() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token_fenced("roads", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
+    let body = |op: &str, operand: &str| -> &'static str {
+        format!(
+            r#"<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="application/json" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2"><wfs:Query typeNames="osm"><fes:Filter><fes:{op}>{operand}<gml:Envelope srsName="urn:ogc:def:crs:EPSG::4326"><gml:lowerCorner>0 0</gml:lowerCorner><gml:upperCorner>1 1</gml:upperCorner></gml:Envelope></fes:{op}></fes:Filter></wfs:Query></wfs:GetFeature>"#
+        )
+        .leak()
+    };
+    let post = |class, body, status, reason| Case {
+        class,
+        method: Method::POST,
+        path: "/ogc/wfs/roads".into(),
+        content_type: Some("text/xml"),
+        body,
+        status,
+        reason,
+    };
+    let owner = "<fes:ValueReference>owner</fes:ValueReference>";
+    refused_before_the_upstream(
+        &gw,
+        &token,
+        vec![
+            post("BBOX on a hidden property", body("BBOX", owner), 403, "property_fenced"),
+            post("Intersects on a hidden property", body("Intersects", owner), 403, "property_fenced"),
+            post(
+                "a hidden property as the second operand",
+                body(
+                    "Intersects",
+                    "<fes:ValueReference>name</fes:ValueReference><fes:ValueReference>owner</fes:ValueReference>",
+                ),
+                403,
+                "property_fenced",
+            ),
+            post(
+                "BBOX on an undeclared property",
+                body("BBOX", "<fes:ValueReference>zzz_undeclared</fes:ValueReference>"),
+                403,
+                "property_fenced",
+            ),
+            post(
+                "BBOX on an XPath",
+                body("BBOX", r#"<fes:ValueReference>osm[owner="a"]/geom</fes:ValueReference>"#),
+                400,
+                "bad_request",
+            ),
+        ],
+    )
+    .await;
+}

@@ -8,9 +8,10 @@
 //! - `Query` (`typeName`/`typeNames`), `Lock`, `TypeName`, and the Transaction actions
 //!   `Insert` (its feature elements), `Update`, `Delete`, `Replace` give the layers, written
 //!   as in the document (a `ns:` prefix is part of the name);
-//! - every `PropertyName` / `ValueReference` (selects, sorts, filters, updates) and every
-//!   child of an inserted or replacing feature is a property, except the geometry operand
-//!   of a spatial operator (`BBOX`, `Intersects`…): the property fence never hides geometry;
+//! - every `PropertyName` / `ValueReference` (selects, sorts, filters, updates, the operands
+//!   of spatial operators) and every child of an inserted or replacing feature is a
+//!   property; the path's `geometry_properties` are then exempt from the property fence
+//!   (a spatial operand naming anything else is judged like any property);
 //! - `ResourceId`/`FeatureId`/`GmlObjectId` ids must belong to their query's types;
 //! - a query whose `Filter` is a `BBOX` (or an `And` directly holding one) is bounded by
 //!   its `Envelope` (`lowerCorner`/`upperCorner`) or GML 2 `Box` (`coordinates`), read with
@@ -49,19 +50,6 @@ use crate::ogc::{
 
 const WFS_NAMESPACES: &[&str] = &["http://www.opengis.net/wfs", "http://www.opengis.net/wfs/2.0"];
 const GML_NAMESPACES: &[&str] = &["http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2"];
-const SPATIAL_OPERATORS: &[&str] = &[
-    "BBOX",
-    "Equals",
-    "Disjoint",
-    "Touches",
-    "Within",
-    "Overlaps",
-    "Crosses",
-    "Intersects",
-    "Contains",
-    "DWithin",
-    "Beyond",
-];
 const XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
 /// Request structure, refused below the root's children (in any namespace: MapServer
 /// finds elements by local name); `XlinkPropertyName` resolves links to a depth.
@@ -485,9 +473,9 @@ impl Walker {
         let attr = |name: &str| find_attr(attrs, name);
         let parents: Vec<&str> = self.stack.iter().map(|f| f.local.as_str()).collect();
         match local {
-            // The geometry operand of a spatial operator is the geometry, which the
-            // property fence never hides.
-            "PropertyName" | "ValueReference" if parents.last().is_some_and(|p| SPATIAL_OPERATORS.contains(p)) => {}
+            // Every operand is judged, spatial ones too (attacker round 3: `BBOX` on a
+            // hidden or undeclared property went through): a name the path declares in
+            // `geometry_properties` is dropped from the fence check later, as in KVP.
             "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
             "Function" => check_function_name(find_attr(attrs, "name").unwrap_or_default(), "Filter")?,
             "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
@@ -735,7 +723,9 @@ mod tests {
         let c = post(GETFEATURE_20).unwrap();
         assert_eq!((c.op.name, c.op.tier), ("wfs.GetFeature", Tier::ViewPlus));
         assert_eq!(c.op.layers, vec!["roads"]);
-        assert_eq!(c.op.properties, vec!["name", "lanes", "width"]);
+        // The BBOX operand is judged too; `finish_properties` drops it when the path
+        // declares it in `geometry_properties`.
+        assert_eq!(c.op.properties, vec!["name", "geom", "lanes", "width"]);
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
         let b = bbox_of(&c);
         assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]));
@@ -753,7 +743,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.op.layers, vec!["ns:roads"]);
-        assert!(c.op.properties.is_empty(), "the BBOX operand is the geometry");
+        assert_eq!(c.op.properties.len(), 1, "the BBOX operand is judged like any property: {:?}", c.op.properties);
+        assert!(c.op.properties[0].ends_with("geom"), "{:?}", c.op.properties);
         let b = bbox_of(&c);
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Gml));

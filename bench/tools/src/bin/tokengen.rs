@@ -3,8 +3,8 @@
 //! `tokengen --config F --path ID --tier T --count N --out FILE [--max-zoom Z] [--tile Z/X/Y]... [--unknown]`
 //!
 //! Writes one raw token per line to FILE. The tokens are made exactly as the CLI makes
-//! them (`tilegate::admin::mint`, `Store::create`), only without an fsync per token
-//! (`synchronous = OFF` on this connection), so 100k tokens take seconds, not minutes.
+//! them (`tilegate::admin::mint`, `Store::create`, through the store interface like
+//! every other caller).
 //! `--unknown` writes well-formed tokens with valid checksums that are NOT stored (the
 //! reject path). Never use this on a real store.
 
@@ -76,14 +76,6 @@ fn main() -> ExitCode {
     rt.block_on(async move {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&out).expect("create --out"));
         let store = if unknown { None } else { Some(Store::open(&config.store.path).expect("open store")) };
-        if let Some(store) = &store {
-            store
-                .blocking(|c| {
-                    c.pragma_update(None, "synchronous", "OFF")?;
-                    Ok(())
-                })
-                .expect("pragma");
-        }
         let now = tilegate::store::now_unix();
         for i in 0..count {
             let access = vec![AccessSpec { path_id: path.clone(), tier, fence: fence.clone(), properties: None }];

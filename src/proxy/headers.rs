@@ -370,7 +370,7 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             mask |= 1 << i;
-        } else if is_front_proxy_directive(name) {
+        } else if is_front_directive(name) {
             front = true;
         } else if UPSTREAM_IDENTITY.contains(name) {
             identity = true;
@@ -380,10 +380,7 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
     }
     drop_hop_by_hop(headers, mask);
     if front {
-        // Directives to a proxy in front of the gateway (nginx `X-Accel-Redirect` serves
-        // an internal location, Apache/lighttpd `X-Sendfile` a file): never the upstream's
-        // to give.
-        let names: Vec<HeaderName> = headers.keys().filter(|n| is_front_proxy_directive(n)).cloned().collect();
+        let names: Vec<HeaderName> = headers.keys().filter(|n| is_front_directive(n)).cloned().collect();
         for name in names {
             headers.remove(name);
         }
@@ -415,17 +412,8 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
 /// answer by URL alone, and gave a fenced token's layer an unrestricted token's
 /// features.
 pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
-    // The directives CDNs and front proxies obey before `Cache-Control` (RFC 9213
-    // `CDN-Cache-Control` and its vendor forms, `Surrogate-Control`, nginx's
-    // `X-Accel-Expires`, Akamai's `Edge-Control`) and HTTP/1.0's `Expires`/`Pragma`:
-    // the gateway's rule is the only one an answer leaves with (attacker round 3).
-    let overriding = headers.keys().any(overrides_cache_control);
-    if overriding {
-        let names: Vec<HeaderName> = headers.keys().filter(|n| overrides_cache_control(n)).cloned().collect();
-        for name in names {
-            headers.remove(name);
-        }
-    }
+    // The directives caches obey before `Cache-Control` are already gone
+    // ([`sanitize_response`]), so this is the only rule an answer leaves with.
     if filtered {
         headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     } else if let Some(kept) = shared_cache_directives_removed(headers) {
@@ -441,22 +429,15 @@ pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
     }
 }
 
-/// A header a cache in front of the gateway would obey instead of `Cache-Control`.
-fn overrides_cache_control(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    matches!(n, "surrogate-control" | "x-accel-expires" | "edge-control" | "expires" | "pragma" | "age")
-        || n.ends_with("cdn-cache-control")
-}
-
 /// The answer's `Cache-Control` without what lets a shared cache store it, plus
-/// `private`; `None` when it is already private (or absent and made `private`).
+/// `private`; `None` when it is already private and has nothing to remove.
 fn shared_cache_directives_removed(headers: &HeaderMap) -> Option<HeaderValue> {
     let mut values = headers.get_all(http::header::CACHE_CONTROL).iter().peekable();
     if values.peek().is_none() {
         return Some(HeaderValue::from_static("private"));
     }
     let mut kept = String::from("private");
-    let mut changed = false;
+    let (mut changed, mut private) = (false, false);
     for value in values {
         // A value that is not text cannot be read: replaced by `private` alone.
         let Ok(text) = value.to_str() else {
@@ -465,27 +446,36 @@ fn shared_cache_directives_removed(headers: &HeaderMap) -> Option<HeaderValue> {
         };
         for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
             let name = directive.split('=').next().unwrap_or(directive).trim();
-            if ["public", "s-maxage", "proxy-revalidate", "private"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
-                changed |= !name.eq_ignore_ascii_case("private");
-                continue;
+            if name.eq_ignore_ascii_case("private") {
+                private = true;
+            } else if ["public", "s-maxage", "proxy-revalidate"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                changed = true;
+            } else {
+                kept.push_str(", ");
+                kept.push_str(directive);
             }
-            kept.push_str(", ");
-            kept.push_str(directive);
         }
     }
-    let already_private = headers
-        .get_all(http::header::CACHE_CONTROL)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|t| t.split(',').any(|d| d.trim().eq_ignore_ascii_case("private"))));
-    if !changed && already_private {
+    if private && !changed {
         return None;
     }
     HeaderValue::from_str(&kept).ok().or(Some(HeaderValue::from_static("private")))
 }
 
-fn is_front_proxy_directive(name: &HeaderName) -> bool {
+/// A header the upstream has no business giving to whatever stands in front of the
+/// gateway: directives to a front proxy (nginx `X-Accel-Redirect` serves an internal
+/// location, Apache/lighttpd `X-Sendfile` a file), and the cache directives CDNs and
+/// proxies obey before `Cache-Control` (RFC 9213 `CDN-Cache-Control` and its vendor
+/// forms, `Surrogate-Control`, nginx's `X-Accel-Expires`, Akamai's `Edge-Control`,
+/// HTTP/1.0's `Expires`/`Pragma`, `Age`), which would override [`cache_for_token`].
+fn is_front_directive(name: &HeaderName) -> bool {
     let n = name.as_str();
-    n.starts_with("x-accel-") || n == "x-sendfile" || n == "x-lighttpd-send-file"
+    n.starts_with("x-accel-")
+        || matches!(
+            n,
+            "x-sendfile" | "x-lighttpd-send-file" | "surrogate-control" | "edge-control" | "expires" | "pragma" | "age"
+        )
+        || n.ends_with("cdn-cache-control")
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {

@@ -181,6 +181,9 @@ impl Gateway {
         }
         let route = route::route(&path).map_err(bad_path)?;
         let route = listener_route(config, listener, route);
+        if let Route::Console { asset } = route {
+            return crate::console::serve(config, asset, req.method(), req.headers());
+        }
         if let Some(res) = self.operations(&route, req.method()).await? {
             return Ok(res);
         }
@@ -192,6 +195,10 @@ impl Gateway {
         self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         if let Route::TokenApi { id } = route {
             return self.token_api(config, req, grant, peer, id, log).await;
+        }
+        if let Route::AccountPaths = route {
+            log.operation = "tokens.paths";
+            return admin::api::paths(config, req.method(), &grant, now_unix()).map(no_store);
         }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
@@ -341,13 +348,21 @@ fn openapi() -> Response<Body> {
 /// What a listener serves: with `api.listen` set, the token API lives only there
 /// and the API listener serves nothing else (both answer 404 for the other's routes).
 fn listener_route<'a>(config: &Config, listener: Listener, route: Route<'a>) -> Route<'a> {
-    let api_route = matches!(route, Route::TokenApi { .. } | Route::OpenApi);
+    let api_route =
+        matches!(route, Route::TokenApi { .. } | Route::OpenApi | Route::AccountPaths | Route::Console { .. });
     let health = matches!(route, Route::Healthz | Route::Readyz);
     match (listener, config.api.listen.is_some()) {
         (Listener::Main, true) if api_route => Route::Unknown,
         (Listener::Api, _) if !api_route && !health => Route::Unknown,
         _ => route,
     }
+}
+
+/// The paths answer (what the caller's token may see): never stored.
+fn no_store(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    res.headers_mut().append(http::header::VARY, http::HeaderValue::from_static("authorization"));
+    res
 }
 
 fn bad_path(e: BadPath) -> Reject {
@@ -368,7 +383,13 @@ async fn classify(
 ) -> Result<(Target, Outgoing), Reject> {
     let path_id = match *route {
         Route::Xyz { path_id, .. } | Route::Path { path_id, .. } | Route::Ogc { path_id, .. } => path_id,
-        Route::TokenApi { .. } | Route::OpenApi | Route::Healthz | Route::Readyz | Route::Unknown => {
+        Route::TokenApi { .. }
+        | Route::AccountPaths
+        | Route::Console { .. }
+        | Route::OpenApi
+        | Route::Healthz
+        | Route::Readyz
+        | Route::Unknown => {
             return Err(Reject::NotFound)
         }
     };

@@ -42,6 +42,7 @@
 pub mod access;
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod filter;
 #[doc(hidden)]

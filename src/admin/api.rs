@@ -218,6 +218,25 @@ async fn revoke(
     Ok(res)
 }
 
+/// `GET /account/security/paths`: the paths the calling token can see, its own tier
+/// and fences on each, and their Integrate URLs ([`super::integrate`]). Judged like
+/// the token API (enabled, scope `all`), and an expired token is refused here.
+pub fn paths(config: &Config, method: &Method, caller: &Grant, now: i64) -> Result<Response<Body>, Reject> {
+    if !config.api.enabled {
+        return Err(Reject::NotFound);
+    }
+    if caller.expires_at.is_some_and(|t| t <= now) {
+        return Err(Denial::Expired.into());
+    }
+    if caller.scope != Scope::All {
+        return Err(Denial::ScopeOgcOnly.into());
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Reject::MethodNotAllowed("GET"));
+    }
+    Ok(respond::json(StatusCode::OK, &super::integrate::paths_json(config, caller)))
+}
+
 fn rfc3339(t: i64) -> Value {
     crate::store::rfc3339(t).map_or(Value::Null, Value::String)
 }

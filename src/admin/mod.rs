@@ -5,6 +5,7 @@
 
 pub mod api;
 pub(crate) mod body;
+pub mod integrate;
 pub mod cli;
 pub mod delegate;
 

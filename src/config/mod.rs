@@ -31,6 +31,7 @@ pub struct Config {
     pub upstream: UpstreamLimits,
     pub log: Log,
     pub api: Api,
+    pub admin: Admin,
     pub limits: Limits,
     pub ops: Ops,
     pub ogc: Ogc,
@@ -134,6 +135,12 @@ pub struct Api {
     /// A separate listener for the token API; `None` serves it on the main listener.
     pub listen: Option<SocketAddr>,
     pub max_body_bytes: usize,
+}
+
+/// `[admin]`: the browser console, served at `/admin/` on the token API's listener.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admin {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone)]

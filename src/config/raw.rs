@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub api: RawApi,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
     pub ops: RawOps,
@@ -331,6 +333,14 @@ impl Default for RawApi {
     fn default() -> Self {
         RawApi { enabled: true, listen: None, max_body_bytes: default_api_body_limit() }
     }
+}
+
+/// `[admin]`: the browser console at `/admin/` (see `crate::console`).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAdmin {
+    /// Off unless asked for (ARCHITECTURE decision "the console is opt-in").
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 fn default_api_body_limit() -> u64 {

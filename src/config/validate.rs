@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
 use super::unknown;
 use super::{
-    tls, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server,
+    tls, Admin, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server,
     ServerTls, Store, Tokens, UpstreamLimits, UpstreamTls,
 };
 use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
@@ -182,6 +182,9 @@ impl Validator {
         if raw.api.max_body_bytes == 0 {
             self.err("api.max_body_bytes", "`0` would refuse every token request; the default is 1048576");
         }
+        if raw.admin.enabled && !raw.api.enabled {
+            self.err("admin.enabled", "the console needs the token API; set `api.enabled = true` or `admin.enabled = false`");
+        }
         let idle_timeout = self.duration("server.idle_timeout", &raw.server.idle_timeout);
         let shutdown_grace = self.duration("server.shutdown_grace", &raw.server.shutdown_grace);
         let body_read_timeout = self.duration("server.body_read_timeout", &raw.server.body_read_timeout);
@@ -230,6 +233,7 @@ impl Validator {
             upstream: UpstreamLimits { connect_timeout: connect_timeout?, response_timeout: response_timeout? },
             log: Log { format: format? },
             api: Api { enabled: raw.api.enabled, listen: api_listen, max_body_bytes: raw.api.max_body_bytes as usize },
+            admin: Admin { enabled: raw.admin.enabled },
             limits: limits?,
             ops: Ops { listen: ops_listen },
             ogc: Ogc { exception_status: exception_status? },

@@ -11,6 +11,7 @@ mod cli;
 mod clients;
 mod clip;
 mod config;
+mod console;
 mod documents;
 mod e2e;
 mod foundation;

@@ -247,9 +247,6 @@ async fn console_flows_in_headless_chromium() {
     let (gw, _, _) = real_gateway().await;
     let root = gw.token(&[("maps", Tier::Admin), ("places", Tier::Admin)]).await;
     let viewer = gw.token(&[("maps", Tier::View), ("places", Tier::ViewPlus)]).await;
-    let (short, _) = gw
-        .token_with(&[("maps", Tier::Share), ("places", Tier::Share)], Fence::default(), Scope::All, Some(now_unix() + 20))
-        .await;
     let shots = upstreams::repo_root().join("target").join("console-screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let script = upstreams::e2e_dir().join("console_flows.py");
@@ -260,7 +257,6 @@ async fn console_flows_in_headless_chromium() {
             .env("TG_BASE", base)
             .env("TG_ROOT", root)
             .env("TG_VIEWER", viewer)
-            .env("TG_SHORT", short)
             .env("TG_SHOTS", &shots)
             .env("TG_CHROMEDRIVER", driver)
             .env("PYTHONDONTWRITEBYTECODE", "1")

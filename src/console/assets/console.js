@@ -142,7 +142,7 @@
     for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== id;
     for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === id);
     if (id === "tokens-view") loadTokens();
-    if (id === "create-view" && state.createMap) state.createMap.draw();
+    if (id === "create-view" && state.createMap) { state.createMap.fitCanvas(); state.createMap.draw(); }
   }
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showView(t.dataset.view));
 
@@ -279,6 +279,8 @@
     select.replaceChildren(...paths.map((p) => el("option", { value: p.id, text: p.id + " (" + p.kind + ", you: " + p.access.accessTier + ")" })));
     if (!state.createMap) {
       state.createMap = new window.TileMap($("c-map"), { zoom: 1, onChange: tilesChanged });
+      // For the browser tests: where a place is on the map (only same-origin script runs here).
+      window.tilegateCreateMap = state.createMap;
       const base = baseLayer();
       if (base) {
         state.createMap.base = async (z, x, y) => {
@@ -547,6 +549,7 @@
 
   function preview(t, entry) {
     if (!state.previewMap) state.previewMap = new window.TileMap($("t-map"), { zoom: 1, readOnly: true });
+    state.previewMap.fitCanvas();
     const g = entry.access.geoFence;
     state.previewMap.setTiles(g.tiles || []);
     state.previewMap.fit(g.tiles || []);

@@ -83,17 +83,24 @@
       this.tiles = new Map();
       this.drag = null;
       this.rect = null;
-      if (canvas.clientWidth > 0) {
-        const ratio = canvas.height / canvas.width;
-        canvas.width = Math.round(canvas.clientWidth);
-        canvas.height = Math.round(canvas.width * ratio);
-      }
+      this.fitCanvas();
       loadLand().then((rings) => { this.land = rings; this.draw(); });
       canvas.addEventListener("pointerdown", (e) => this.down(e));
       canvas.addEventListener("pointermove", (e) => this.move(e));
       canvas.addEventListener("pointerup", (e) => this.up(e));
       canvas.addEventListener("wheel", (e) => { e.preventDefault(); this.zoomAt(e.deltaY < 0 ? 1 : -1, this.point(e)); }, { passive: false });
       this.draw();
+    }
+
+    /** Sizes the drawing buffer to the displayed size (call when the map becomes visible). */
+    fitCanvas() {
+      const w = Math.round(this.canvas.clientWidth);
+      if (w > 0 && w !== this.canvas.width) {
+        const ratio = this.canvas.height / this.canvas.width;
+        this.canvas.width = w;
+        this.canvas.height = Math.round(w * ratio);
+        this.draw();
+      }
     }
 
     get scale() { return TILE * Math.pow(2, this.zoom); }
@@ -135,7 +142,7 @@
 
     down(e) {
       const p = this.point(e);
-      this.canvas.setPointerCapture(e.pointerId);
+      try { this.canvas.setPointerCapture(e.pointerId); } catch (_) { /* synthetic pointer */ }
       this.drag = { start: p, last: p, moved: false, rect: !this.readOnly && this.mode === "rect" };
     }
 

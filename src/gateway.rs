@@ -389,9 +389,7 @@ async fn classify(
         | Route::OpenApi
         | Route::Healthz
         | Route::Readyz
-        | Route::Unknown => {
-            return Err(Reject::NotFound)
-        }
+        | Route::Unknown => return Err(Reject::NotFound),
     };
     let path = config.paths.get(path_id).cloned().ok_or(Denial::PathNotFound)?;
     if grant.access_for(&path).is_none() {

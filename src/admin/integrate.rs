@@ -165,11 +165,14 @@ pub fn paths_json(config: &Config, caller: &Grant) -> Value {
             // Only a parent the caller also sees is named: the tree never reveals a
             // folder the token cannot see.
             let parent = p.lineage.get(1).filter(|id| visible.iter().any(|(q, _)| q.id == **id));
-            let geo = if a.fence.is_unlimited() {
-                Value::Null
-            } else {
-                json!({ "tiles": crate::store::tiles_json(&a.fence), "maxZoom": a.fence.max_zoom() })
-            };
+            let mut geo = serde_json::Map::new();
+            if let Some(tiles) = crate::store::tiles_json(&a.fence) {
+                geo.insert("tiles".into(), Value::Array(tiles));
+            }
+            if let Some(z) = a.fence.max_zoom() {
+                geo.insert("maxZoom".into(), json!(z));
+            }
+            let geo = if geo.is_empty() { Value::Null } else { Value::Object(geo) };
             // A property-fenced token is never told the names it cannot see.
             let properties = p.properties.as_ref().map(|all| match &a.properties {
                 Some(seen) => all.iter().filter(|n| seen.contains(n)).cloned().collect::<Vec<_>>(),

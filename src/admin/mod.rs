@@ -5,9 +5,9 @@
 
 pub mod api;
 pub(crate) mod body;
-pub mod integrate;
 pub mod cli;
 pub mod delegate;
+pub mod integrate;
 
 use crate::policy::{Scope, TokenId};
 use crate::store::{AccessSpec, NewToken};

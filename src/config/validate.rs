@@ -183,7 +183,10 @@ impl Validator {
             self.err("api.max_body_bytes", "`0` would refuse every token request; the default is 1048576");
         }
         if raw.admin.enabled && !raw.api.enabled {
-            self.err("admin.enabled", "the console needs the token API; set `api.enabled = true` or `admin.enabled = false`");
+            self.err(
+                "admin.enabled",
+                "the console needs the token API; set `api.enabled = true` or `admin.enabled = false`",
+            );
         }
         let idle_timeout = self.duration("server.idle_timeout", &raw.server.idle_timeout);
         let shutdown_grace = self.duration("server.shutdown_grace", &raw.server.shutdown_grace);

@@ -36,7 +36,12 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 connect-src 'self'; font-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Serves `/admin` (a redirect to `/admin/`) and `/admin/{asset}`.
-pub fn serve(config: &Config, asset: Option<&str>, method: &Method, headers: &HeaderMap) -> Result<Response<Body>, Reject> {
+pub fn serve(
+    config: &Config,
+    asset: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, Reject> {
     if !config.admin.enabled {
         return Err(Reject::NotFound);
     }
@@ -110,7 +115,10 @@ mod tests {
         assert!(!page.contains("<script>"), "inline script");
         assert!(!page.contains("style="), "inline style attribute");
         assert!(!page.contains("<style"), "inline style element");
-        assert!(!page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("//"), "a URL off the gateway");
+        assert!(
+            !page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("//"),
+            "a URL off the gateway"
+        );
         for (name, _, bytes) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js") || n.ends_with(".css")) {
             let text = std::str::from_utf8(bytes).unwrap();
             assert!(!text.contains("https://") && !text.contains("@import"), "{name} reaches off the gateway");

@@ -34,8 +34,11 @@ SHOTS = os.environ["TG_SHOTS"]
 WAIT = 30  # seconds: generous bounds, polled
 
 
+START = time.time()
+
+
 def step(msg):
-    print("step:", msg, flush=True)
+    print("step: [%5.1fs] %s" % (time.time() - START, msg), flush=True)
 
 
 def http(method, path, token=None, body=None):
@@ -328,6 +331,44 @@ def flows(d):
     d.get(BASE + "/admin/")
     text_in(d, "signin-error", "expired")
     shot(d, "09-expired")
+
+    # -- the README's picture: a fence drawn by a rectangle and clicks ------------------
+    step("docs screenshot")
+    d.set_window_size(1400, 1150)
+    sign_in(d, ROOT)
+    visible(d, "app")
+    d.find_element(By.CSS_SELECTOR, '.tab[data-view="create-view"]').click()
+    visible(d, "create-form")
+    Select(d.find_element(By.ID, "c-path")).select_by_value("places")
+    Select(d.find_element(By.ID, "c-tier")).select_by_value("viewPlus")
+    d.find_element(By.ID, "c-desc").send_keys("Partner X: Benelux and the Rhine, z <= 14")
+    pick = d.find_element(By.ID, "c-pick-zoom")
+    pick.clear()
+    pick.send_keys("6")
+    d.find_element(By.ID, "c-desc").click()
+    d.execute_script("const m = window.tilegateCreateMap; m.setZoom(4); m.cx = 0.515; m.cy = 0.335; m.draw()")
+    time.sleep(0.3)
+    d.find_element(By.CSS_SELECTOR, 'input[name=c-mode][value=rect]').click()
+    canvas = d.find_element(By.ID, "c-map")
+    point = lambda lon, lat: d.execute_script(
+        """const m = window.tilegateCreateMap, c = m.canvas, r = c.getBoundingClientRect();
+        const [sx, sy] = m.toScreen(...window.TileMapProject(arguments[0], arguments[1]));
+        return [Math.round(sx * r.width / c.width - r.width / 2), Math.round(sy * r.height / c.height - r.height / 2)];""",
+        lon, lat)
+    (x0, y0), (x1, y1) = point(3.0, 53.0), point(8.0, 49.5)
+    ActionChains(d).move_to_element_with_offset(canvas, x0, y0).click_and_hold().move_by_offset(
+        (x1 - x0) // 2, (y1 - y0) // 2).move_by_offset(x1 - x0 - (x1 - x0) // 2, y1 - y0 - (y1 - y0) // 2).release().perform()
+    d.find_element(By.CSS_SELECTOR, 'input[name=c-mode][value=toggle]').click()
+    click_lonlat(d, 12.5, 41.9)   # Rome
+    click_lonlat(d, 12.57, 55.68)  # Copenhagen
+    d.find_element(By.ID, "c-maxzoom-on").click()
+    d.execute_script("const s = document.getElementById('c-maxzoom'); s.value = '14'; s.dispatchEvent(new Event('input'))")
+    d.find_element(By.ID, "c-props-on").click()
+    d.find_element(By.CSS_SELECTOR, '#c-props input[data-prop="secret_note"]').click()
+    n = len(selected_tiles(d))
+    assert n == 6, selected_tiles(d)  # 2 x 2 from the rectangle, 2 clicked
+    text_in(d, "c-tilecount", "%d tiles selected" % n)
+    shot(d, "create-fence")
 
 
 if __name__ == "__main__":

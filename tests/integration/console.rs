@@ -106,8 +106,9 @@ async fn console_is_off_unless_enabled() {
 #[tokio::test]
 async fn console_lives_on_the_api_listener_when_it_has_its_own() {
     let port = crate::support::ops::free_port();
-    let gw = TestGateway::with_config(&SMALL.replace("[admin]", &format!("[api]\nlisten = \"127.0.0.1:{port}\"\n[admin]")))
-        .await;
+    let gw =
+        TestGateway::with_config(&SMALL.replace("[admin]", &format!("[api]\nlisten = \"127.0.0.1:{port}\"\n[admin]")))
+            .await;
     assert_eq!(gw.send(Method::GET, "/admin/", &[], Bytes::new()).await.status, StatusCode::NOT_FOUND);
     let token = gw.token(&[("world", Tier::Admin)]).await;
     assert_eq!(gw.get("/account/security/paths", &token).await.status, StatusCode::NOT_FOUND);
@@ -136,7 +137,8 @@ async fn paths_shows_only_what_the_token_sees_and_never_an_upstream() {
     assert_eq!(places["access"]["accessTier"], "viewPlus");
     assert_eq!(places["properties"], serde_json::json!(["name"]), "a hidden property's name is not told");
     assert!(!text.contains("secret_note"));
-    let urls: Vec<&str> = places["integrate"].as_array().expect("urls").iter().map(|u| u["url"].as_str().unwrap_or("")).collect();
+    let urls: Vec<&str> =
+        places["integrate"].as_array().expect("urls").iter().map(|u| u["url"].as_str().unwrap_or("")).collect();
     assert_eq!(urls, ["https://maps.example.org/ogc/api/places"]);
     assert_eq!(v["token"]["scope"], "all");
 

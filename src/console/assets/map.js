@@ -283,7 +283,7 @@
       }
       this.cx = (x0 + x1) / 2; this.cy = (y0 + y1) / 2;
       const span = Math.max(x1 - x0, y1 - y0, 1e-9);
-      this.setZoom(Math.max(0, Math.floor(Math.log2(Math.min(this.canvas.width, this.canvas.height) / (TILE * span)))));
+      this.setZoom(Math.max(0, Math.floor(Math.log2(Math.min(this.canvas.width, this.canvas.height) / (TILE * span))) - 1));
     }
 
     baseTile(z, x, y) {

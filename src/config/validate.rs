@@ -646,6 +646,23 @@ impl Validator {
                 );
             }
         }
+        if let Some(m) = &upstream.martin {
+            // martin: `layers` names the source ids the path covers (see `ogc::martin`).
+            if p.layers.is_empty() {
+                self.err(
+                    format!("{key}.layers"),
+                    "a path with `upstream.martin` lists the martin source ids it covers in `layers`",
+                );
+            }
+            for (j, l) in p.layers.iter().enumerate() {
+                if let Err(why) = crate::ogc::martin::check_source_id(l) {
+                    self.err(format!("{key}.layers[{j}]"), format!("`{l}` is not a martin source id here: {why}"));
+                }
+            }
+            if m.query().is_some() {
+                self.err(format!("{key}.upstream.martin"), format!("`{m}` has a query; give martin's base URL"));
+            }
+        }
         if kind == PathKind::Folder && !p.layers.is_empty() {
             self.err(format!("{key}.layers"), "a folder covers no upstream layers itself; list them on its layers");
         }
@@ -749,9 +766,10 @@ impl Validator {
         let wfs = url("wfs", &u.wfs);
         let wcs = url("wcs", &u.wcs);
         let ogcapi = url("ogcapi", &u.ogcapi);
+        let martin = url("martin", &u.martin);
         let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
         let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
-        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi };
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin };
         if [
             u.base.is_none(),
             u.xyz.is_none(),
@@ -761,13 +779,14 @@ impl Validator {
             u.wfs.is_none(),
             u.wcs.is_none(),
             u.ogcapi.is_none(),
+            u.martin.is_none(),
         ]
         .iter()
         .all(|&none| none)
         {
             self.err(
                 key,
-                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`",
+                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`",
             );
         }
         out

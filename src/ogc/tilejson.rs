@@ -15,7 +15,7 @@
 //! | `tiles` | `[view.tiles]` (plus `token=` when the token came in the query) |
 //! | `name`, `description`, `version` | kept when they are strings |
 //! | `attribution` | kept when it is a string without markup (`<`); MapLibre renders it as HTML |
-//! | `scheme` | `"xyz"` is kept; any other scheme is an error (the fence judges XYZ rows) |
+//! | `scheme` | always `"xyz"`: the gateway's tile routes are XYZ whatever the upstream says |
 //! | `minzoom`, `maxzoom` | `maxzoom` limited to the fence's maxZoom, `minzoom` to `maxzoom` |
 //! | `fillzoom` | kept, limited to `maxzoom` |
 //! | `bounds` | intersected with the fence's bounds (the fence's bounds when they do not meet) |
@@ -61,8 +61,6 @@ pub enum TileJsonError {
     NotObject,
     #[error("member `{0}` has the wrong type or an invalid value")]
     Member(&'static str),
-    #[error("scheme `{0}` is not served; the gateway judges tiles in the XYZ scheme")]
-    Scheme(String),
 }
 
 /// Rewrites one upstream TileJSON document for one token (see the module docs for
@@ -115,14 +113,9 @@ pub fn rewrite_value(doc: &Value, view: &TileJsonView<'_>) -> Result<Value, Tile
             out.insert("attribution".into(), a.into());
         }
     }
-    match doc.get("scheme") {
-        None => {}
-        Some(Value::String(s)) if s == "xyz" => {
-            out.insert("scheme".into(), "xyz".into());
-        }
-        Some(Value::String(s)) => return Err(TileJsonError::Scheme(s.clone())),
-        Some(_) => return Err(TileJsonError::Member("scheme")),
-    }
+    // The gateway's tile routes address tiles in the XYZ scheme whatever the upstream
+    // stores (martin flips MBTiles' TMS rows itself and still labels some sources `tms`).
+    out.insert("scheme".into(), "xyz".into());
     let fence_max = view.fence.and_then(Fence::max_zoom).map(u64::from).unwrap_or(MAX_ZOOM);
     let maxzoom = zoom(doc, "maxzoom")?.unwrap_or(MAX_ZOOM).min(fence_max).min(MAX_ZOOM);
     let minzoom = zoom(doc, "minzoom")?.unwrap_or(0).min(maxzoom);
@@ -276,7 +269,7 @@ mod tests {
             "template":"{{x}}","legend":"<b>x</b>","format":"pbf","attribution":"<a href='http://up'>up</a>","name":"A"}"#;
         let out = run(doc, &view(None, None));
         let keys: Vec<&str> = out.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["maxzoom", "minzoom", "name", "tilejson", "tiles"]);
+        assert_eq!(keys, ["maxzoom", "minzoom", "name", "scheme", "tilejson", "tiles"]);
         assert_eq!(out["tiles"], serde_json::json!(["https://gw/ogc/martin/p/a/{z}/{x}/{y}"]));
         assert!(!out.to_string().contains("http://up"), "{out}");
     }
@@ -334,7 +327,6 @@ mod tests {
     fn bad_documents_are_errors() {
         for doc in [
             "[]",
-            r#"{"scheme":"tms"}"#,
             r#"{"maxzoom":31}"#,
             r#"{"maxzoom":"3"}"#,
             r#"{"bounds":[1,2,3]}"#,

@@ -1,6 +1,5 @@
 //! martin as an upstream: the real gateway in front of a real martin (the binary that
-//! `scripts/e2e-setup` installs under `target/tools/martin/bin/martin`, or
-//! `$TILEGATE_MARTIN`), serving MBTiles fixtures this module generates with GDAL's
+//! `scripts/e2e-setup` installs into `$CARGO_HOME/bin`, or `$TILEGATE_MARTIN`), serving MBTiles fixtures this module generates with GDAL's
 //! `ogr2ogr`/`gdal_translate` (two vector sources with several properties, one uncovered
 //! vector source, one raster source), a sprite directory of SVGs and a DejaVu font.
 //!
@@ -24,11 +23,15 @@ use tilegate::spatial::Fence;
 /// The DejaVu font martin serves (Debian `fonts-dejavu-core`, installed by e2e-setup).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-/// The martin binary: `$TILEGATE_MARTIN`, else where `scripts/e2e-setup` installs it.
+/// The martin binary: `$TILEGATE_MARTIN`, else where `scripts/e2e-setup` installs it
+/// (`$CARGO_HOME/bin/martin`, default `~/.cargo/bin/martin`).
 fn martin_bin() -> PathBuf {
     let bin = match std::env::var_os("TILEGATE_MARTIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => crate::support::upstreams::repo_root().join("target/tools/martin/bin/martin"),
+        _ => match std::env::var_os("CARGO_HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home).join("bin/martin"),
+            _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/martin"),
+        },
     };
     assert!(
         bin.is_file(),
@@ -359,4 +362,54 @@ async fn mlt_only_for_unrestricted_tokens_and_unexpected_formats_fail_closed() {
     let raster_open = gw.token(&[("raster", Tier::View)]).await;
     let r = gw.get("/ogc/martin/raster/raster/0/0/0", &raster_open).await;
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::BAD_GATEWAY, "upstream_bad_document"), "{}", r.text());
+}
+
+/// What the gateway asks a martin upstream for, seen by the in-process recording
+/// upstream (no martin needed): a fenced or property-fenced token's `Accept` is pinned
+/// to MVT whatever it sent; an unrestricted token's passes; JSON documents are asked as JSON.
+#[tokio::test]
+async fn fenced_tokens_ask_martin_for_mvt_whatever_they_accept() {
+    let gw = TestGateway::with_config(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://gw.example"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "m"
+kind = "vector"
+layers = ["roads"]
+[path.upstream]
+martin = "http://{up}/mvt"
+"#,
+    )
+    .await;
+    let mlt = [("accept", "application/vnd.maplibre-tile")];
+    let open = gw.token(&[("m", Tier::View)]).await;
+    let props = gw.token_fenced("m", Tier::View, Fence::default(), Some(&["name"])).await;
+    let fenced = gw.token_fenced("m", Tier::View, Fence::new(Some(&[(0, 0, 0)]), Some(3)).expect("fence"), None).await;
+    let accept_seen = |gw: &TestGateway| {
+        let last = gw.upstream.last();
+        assert!(last.uri.ends_with("/mvt/roads/1/1/1"), "{}", last.uri);
+        last.headers.get(http::header::ACCEPT).map(|v| v.to_str().unwrap_or("").to_owned())
+    };
+    let r = get_with(&gw, "/ogc/martin/m/roads/1/1/1", &open, &mlt).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(accept_seen(&gw).as_deref(), Some("application/vnd.maplibre-tile"));
+    for token in [&props, &fenced] {
+        let r = get_with(&gw, "/ogc/martin/m/roads/1/1/1", token, &mlt).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(accept_seen(&gw).as_deref(), Some(tilegate::ogc::martin::MVT_ACCEPT));
+        assert!(r.headers.get_all(http::header::VARY).iter().any(|v| v == "accept"));
+    }
+    // Any path below the martin base other than the routes it reads never reaches it.
+    let before = gw.upstream.seen().len();
+    for p in ["/health", "/metrics", "/_/metrics", "/style/x", "/roads/1/1/1/1", "/roads,roads/0/0/0", "/catalog/x"] {
+        let r = gw.get(&format!("/ogc/martin/m{p}"), &open).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{p}: {}", r.text());
+    }
+    let r = gw.get("/ogc/martin/m/other/0/0/0", &open).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "layer_not_covered"));
+    assert_eq!(gw.upstream.seen().len(), before, "refused requests reached the upstream");
 }

@@ -634,7 +634,7 @@ impl Validator {
             (Some(u), _) => self.upstreams(&format!("{key}.upstream"), u),
             (None, PathKind::Folder) => Upstreams::default(),
             (None, _) => {
-                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`", p.id));
+                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`", p.id));
                 Upstreams::default()
             }
         };

@@ -230,6 +230,16 @@ async fn tilejson_is_rewritten_per_token_and_gdal_reads_the_tiles_it_names() {
     assert!(b[0] >= 0.0 && b[1] >= 0.0, "bounds inside the fence: {b:?}");
     assert_eq!(tj["vector_layers"][0]["fields"], serde_json::json!({"name": "String"}));
 
+    // HEAD says the length a GET gets (regression: it said 0 for a filtered tile, and
+    // GDAL's /vsicurl, which sizes a file by HEAD first, read an empty tile).
+    let path = format!("/ogc/martin/tiles/roads/1/1/0?token={fenced}");
+    let head = gw.send(Method::HEAD, &path, &[], bytes::Bytes::new()).await;
+    let got = gw.send(Method::GET, &path, &[], bytes::Bytes::new()).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.headers.get(http::header::CONTENT_LENGTH), got.headers.get(http::header::CONTENT_LENGTH));
+    assert!(!got.body.is_empty());
+
     // A MapLibre-style client: the tile URL from the TileJSON, read by GDAL's MVT driver.
     let url = tiles.replace("{z}", "1").replace("{x}", "1").replace("{y}", "0");
     let out = tokio::task::spawn_blocking(move || {
@@ -240,7 +250,7 @@ async fn tilejson_is_rewritten_per_token_and_gdal_reads_the_tiles_it_names() {
     .expect("ogrinfo runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "ogrinfo: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("Rhine road"), "{text}");
+    assert!(text.contains("Rhine road"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(!text.contains("secret-co") && !text.contains("owner"), "hidden properties reach the client: {text}");
     assert!(!text.contains("Pampa road"), "a feature outside the fence: {text}");
 }

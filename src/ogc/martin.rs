@@ -161,7 +161,9 @@ fn is_glyph_range(range: &str) -> bool {
 fn is_sprite_file(file: &str) -> bool {
     let Some(stem) = file.strip_suffix(".json").or_else(|| file.strip_suffix(".png")) else { return false };
     let stem = stem.strip_suffix("@2x").unwrap_or(stem);
-    !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b',' | b'.'))
+    !stem.is_empty()
+        && !stem.starts_with('.')
+        && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b',' | b'.'))
 }
 
 /// martin's `/catalog` trimmed to the covered sources: `tiles` keeps only covered
@@ -264,6 +266,7 @@ mod tests {
             "/roads/1/1/1.png",
             "/font/x/abc",
             "/sprite/icons.svg",
+            "/sprite/..json",
             "/roads,,pois/1/1/1",
             "/roads,roads/1/1/1",
             "/,roads",

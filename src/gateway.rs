@@ -303,7 +303,13 @@ impl Gateway {
                 ResponseKind::Image => permitted.permit().obligations().clip.is_some(),
                 _ => true,
             }),
-            accept: target.pinned_accept(),
+            accept: match (target.protocol, &target.response) {
+                // martin: MVT for a token the gateway filters, JSON for documents.
+                (Some(Protocol::Martin), Some(kind)) => {
+                    ogc::martin::pinned_accept(kind, permitted.permit().obligations())
+                }
+                _ => target.pinned_accept(),
+            },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
         let uri = target.uri.clone();
@@ -325,14 +331,24 @@ impl Gateway {
             upstream: &target.upstream_base,
             public: &target.public,
             token_query: token.from_query.then(|| token.secret.expose()),
-            layers: &target.path.layers,
+            // martin paths name sources in `layers`, not the vector layers inside their tiles.
+            layers: if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {
+                &[]
+            } else {
+                &target.path.layers
+            },
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
             answer_crs: target.answer_crs,
             max_image_size: target.path.max_image_size,
             clips_partial: target.path.partial == crate::paths::Partial::Clip,
         };
-        proxy::filter::apply(response, &ctx).await
+        let mut res = proxy::filter::apply(response, &ctx).await?;
+        if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {
+            // martin answers MVT or MLT by `Accept` (and the gateway pins it for fenced tokens).
+            res.headers_mut().append(http::header::VARY, http::HeaderValue::from_static("accept"));
+        }
+        Ok(res)
     }
 }
 

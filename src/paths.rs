@@ -136,6 +136,9 @@ pub struct Upstreams {
     pub wfs: Option<http::Uri>,
     pub wcs: Option<http::Uri>,
     pub ogcapi: Option<http::Uri>,
+    /// A martin tile server's base URL (`/ogc/martin/{id}/…`); the path's `layers`
+    /// name the martin source ids it covers.
+    pub martin: Option<http::Uri>,
 }
 
 /// One declared path (folder or layer).

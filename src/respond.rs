@@ -460,7 +460,7 @@ impl ErrorFormat {
         let query = Query::parse(uri.query().unwrap_or(""));
         let report = match family {
             Protocol::Api => return ErrorFormat::Problem,
-            Protocol::Mvt | Protocol::Xyz => return ErrorFormat::Json,
+            Protocol::Mvt | Protocol::Xyz | Protocol::Martin => return ErrorFormat::Json,
             Protocol::Wms => match query.get("VERSION").or_else(|| query.get("WMTVER")) {
                 Some(v) if v.starts_with("1.0") || v.starts_with("1.1") => Report::Wms111,
                 _ => Report::Wms130,

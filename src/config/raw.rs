@@ -388,5 +388,7 @@ pub struct RawUpstreams {
     pub wfs: Option<String>,
     pub wcs: Option<String>,
     pub ogcapi: Option<String>,
+    /// A martin tile server's base URL; the path's `layers` name its source ids.
+    pub martin: Option<String>,
     pub tls: Option<RawUpstreamTls>,
 }

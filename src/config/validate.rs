@@ -641,7 +641,7 @@ impl Validator {
             (Some(u), _) => self.upstreams(&format!("{key}.upstream"), u),
             (None, PathKind::Folder) => Upstreams::default(),
             (None, _) => {
-                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`", p.id));
+                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`", p.id));
                 Upstreams::default()
             }
         };
@@ -651,6 +651,23 @@ impl Validator {
                     format!("{key}.layers[{j}]"),
                     format!("`{l}` is not an upstream layer name; names are non-empty and contain no comma"),
                 );
+            }
+        }
+        if let Some(m) = &upstream.martin {
+            // martin: `layers` names the source ids the path covers (see `ogc::martin`).
+            if p.layers.is_empty() {
+                self.err(
+                    format!("{key}.layers"),
+                    "a path with `upstream.martin` lists the martin source ids it covers in `layers`",
+                );
+            }
+            for (j, l) in p.layers.iter().enumerate() {
+                if let Err(why) = crate::ogc::martin::check_source_id(l) {
+                    self.err(format!("{key}.layers[{j}]"), format!("`{l}` is not a martin source id here: {why}"));
+                }
+            }
+            if m.query().is_some() {
+                self.err(format!("{key}.upstream.martin"), format!("`{m}` has a query; give martin's base URL"));
             }
         }
         if kind == PathKind::Folder && !p.layers.is_empty() {
@@ -756,9 +773,10 @@ impl Validator {
         let wfs = url("wfs", &u.wfs);
         let wcs = url("wcs", &u.wcs);
         let ogcapi = url("ogcapi", &u.ogcapi);
+        let martin = url("martin", &u.martin);
         let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
         let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
-        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi };
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin };
         if [
             u.base.is_none(),
             u.xyz.is_none(),
@@ -768,13 +786,14 @@ impl Validator {
             u.wfs.is_none(),
             u.wcs.is_none(),
             u.ogcapi.is_none(),
+            u.martin.is_none(),
         ]
         .iter()
         .all(|&none| none)
         {
             self.err(
                 key,
-                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`",
+                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`",
             );
         }
         out

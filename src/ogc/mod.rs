@@ -37,12 +37,17 @@
 //! | WCS 2.0 | [`wcs`] | GetCapabilities, DescribeCoverage, GetCoverage |
 //! | OGC API | [`api`] | Features and Tiles paths, item writes, JSON documents |
 //! | MVT / XYZ | [`tiles`] | `/{z}/{x}/{y}` tiles |
+//! | martin | [`martin`] | sources and composites, TileJSON, the catalog, fonts, sprites |
+//!
+//! [`tilejson`] is the TileJSON rewriter every tile upstream that advertises TileJSON uses.
 
 pub mod api;
 pub mod capabilities;
 pub mod common;
+pub mod martin;
 #[cfg(test)]
 pub(crate) mod test_walk;
+pub mod tilejson;
 pub mod tiles;
 pub mod wcs;
 pub mod wfs;
@@ -87,6 +92,7 @@ pub fn service(protocol: Protocol) -> &'static dyn Service {
         Protocol::Api => &api::Api,
         Protocol::Mvt => &tiles::Mvt,
         Protocol::Xyz => &tiles::Xyz,
+        Protocol::Martin => &martin::Martin,
     }
 }
 
@@ -103,6 +109,8 @@ pub enum Protocol {
     Mvt,
     /// Raster XYZ tiles (`/ogc/xyz/{pathId}/{z}/{x}/{y}[.ext]`).
     Xyz,
+    /// A martin tile server (`/ogc/martin/{pathId}/…`: sources, TileJSON, catalog, fonts, sprites).
+    Martin,
 }
 
 impl Protocol {
@@ -116,6 +124,7 @@ impl Protocol {
             Protocol::Api => "api",
             Protocol::Mvt => "mvt",
             Protocol::Xyz => "xyz",
+            Protocol::Martin => "martin",
         }
     }
 
@@ -127,9 +136,18 @@ impl Protocol {
     /// assert_eq!(Protocol::from_segment("WFS"), None);
     /// ```
     pub fn from_segment(segment: &str) -> Option<Protocol> {
-        [Protocol::Wms, Protocol::Wmts, Protocol::Wfs, Protocol::Wcs, Protocol::Api, Protocol::Mvt, Protocol::Xyz]
-            .into_iter()
-            .find(|p| p.as_str() == segment)
+        [
+            Protocol::Wms,
+            Protocol::Wmts,
+            Protocol::Wfs,
+            Protocol::Wcs,
+            Protocol::Api,
+            Protocol::Mvt,
+            Protocol::Xyz,
+            Protocol::Martin,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == segment)
     }
 
     /// The KVP `SERVICE` value, for the four KVP protocols.
@@ -139,7 +157,7 @@ impl Protocol {
             Protocol::Wmts => Some("WMTS"),
             Protocol::Wfs => Some("WFS"),
             Protocol::Wcs => Some("WCS"),
-            Protocol::Api | Protocol::Mvt | Protocol::Xyz => None,
+            Protocol::Api | Protocol::Mvt | Protocol::Xyz | Protocol::Martin => None,
         }
     }
 }
@@ -232,6 +250,11 @@ pub enum ResponseKind {
     /// the stored feature, hidden properties included, so for a fenced or
     /// property-fenced token its body is dropped (status and headers stay).
     Written,
+    /// A TileJSON document: rewritten for the token by [`tilejson::rewrite`]. `tiles` is
+    /// the gateway's tile URL template relative to the request's public base
+    /// (`/{sources}/{z}/{x}/{y}`); `covers_layers` trims `vector_layers` to the path's
+    /// `layers` (martin paths name sources there, not vector layers, and pass `false`).
+    TileJson { tiles: String, covers_layers: bool },
     /// Nothing to filter: images, coverages, legends, conformance, write results.
     Other,
 }

@@ -262,6 +262,11 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             // A path that declares its layers keeps only those; one that declares none
             // serves its whole tile template.
             let layers = (!ctx.layers.is_empty()).then_some(ctx.layers);
+            // The tile's format, from its type: MVT, or MLT only for a token that needs
+            // no filtering (the gateway cannot read MLT); anything else fails closed.
+            let mlt_ok = properties.is_none() && layers.is_none() && ctx.obligations.fence.is_none();
+            let declared = res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
+            crate::filter::tile_format::check(declared, mlt_ok).map_err(bad_document)?;
             let clip = match (ctx.obligations.clip, &ctx.obligations.fence) {
                 (Some(crate::policy::Clip { area: ClipArea::Tile(tile), vector: true, .. }), Some(fence)) => {
                     Some((fence.clone(), tile))
@@ -295,6 +300,24 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             let mut res = rebuild(parts, out);
             // filter_tile keeps the tile's own gzip framing; the HTTP layer must not claim more.
             res.headers_mut().remove(header::CONTENT_ENCODING);
+            Ok(res)
+        }
+        ResponseKind::TileJson { tiles, covers_layers } => {
+            // TileJSON for this token: tiles at the gateway, bounds, zooms, vector layers
+            // and fields trimmed to the fences (`ogc::tilejson`).
+            let (parts, body) = whole(res).await?;
+            let url = format!("{}{tiles}", ctx.public);
+            let view = crate::ogc::tilejson::TileJsonView {
+                tiles: &url,
+                token_query: ctx.token_query,
+                fence: ctx.obligations.fence.as_deref(),
+                properties: properties.map(|p| &p[..]),
+                layers: covers_layers.then_some(ctx.layers),
+            };
+            let out =
+                crate::ogc::tilejson::rewrite(&body, &view).map_err(|e| bad_document(format!("TileJSON: {e}")))?;
+            let mut res = rebuild(parts, out);
+            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(res)
         }
         ResponseKind::Written => {

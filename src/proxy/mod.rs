@@ -249,6 +249,13 @@ pub async fn forward(
             req
         }
     };
+    if ask.identity && upstream_req.method() == http::Method::HEAD {
+        // An answer the gateway filters is read whole, and a HEAD must carry the length
+        // of what a GET would get (GDAL's /vsicurl sizes a tile by HEAD first; the
+        // upstream's empty HEAD body filtered was `Content-Length: 0`): the upstream is
+        // asked with GET, and hyper sends the client no body for its HEAD.
+        *upstream_req.method_mut() = http::Method::GET;
+    }
     let h = upstream_req.headers_mut();
     if ask.identity {
         h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));

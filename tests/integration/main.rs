@@ -17,6 +17,7 @@ mod e2e;
 mod foundation;
 mod gml;
 mod limits;
+mod martin;
 mod metrics;
 mod ogc;
 mod pool;

@@ -136,6 +136,8 @@ pub struct Upstreams {
     pub wfs: Option<http::Uri>,
     pub wcs: Option<http::Uri>,
     pub ogcapi: Option<http::Uri>,
+    /// TiTiler's root (`titiler.application`), served at `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<http::Uri>,
 }
 
 /// One declared path (folder or layer).
@@ -172,6 +174,9 @@ pub struct PathConfig {
     /// The namespace URI of each type name prefix the path's WFS layers use (`""`: the
     /// namespace of unprefixed names): what a WFS XML body may bind them to.
     pub wfs_namespaces: Vec<(String, String)>,
+    /// The TiTiler datasets this path serves, in canonical form
+    /// (`ogc::titiler::canonical_dataset`): exact URLs, or prefixes ending in `/`.
+    pub titiler_datasets: Vec<String>,
 }
 
 /// What a fenced token gets for a tile or map that only partly overlaps its fence
@@ -209,6 +214,7 @@ impl PathConfig {
             partial: Partial::Clip,
             background: DEFAULT_BACKGROUND,
             wfs_namespaces: Vec::new(),
+            titiler_datasets: Vec::new(),
         }
     }
 

@@ -365,6 +365,9 @@ pub struct RawPath {
     /// WFS type name prefix → namespace URI (`wfs_namespaces = { ms = "http://…" }`).
     #[serde(default)]
     pub wfs_namespaces: std::collections::BTreeMap<String, String>,
+    /// The dataset URLs (or prefixes, ending in `/`) a TiTiler path serves (`url=`).
+    #[serde(default)]
+    pub titiler_datasets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -378,5 +381,7 @@ pub struct RawUpstreams {
     pub wfs: Option<String>,
     pub wcs: Option<String>,
     pub ogcapi: Option<String>,
+    /// TiTiler (`titiler.application`): `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<String>,
     pub tls: Option<RawUpstreamTls>,
 }

@@ -37,6 +37,7 @@
 //! | WCS 2.0 | [`wcs`] | GetCapabilities, DescribeCoverage, GetCoverage |
 //! | OGC API | [`api`] | Features and Tiles paths, item writes, JSON documents |
 //! | MVT / XYZ | [`tiles`] | `/{z}/{x}/{y}` tiles |
+//! | TiTiler | [`titiler`] | `/cog/…` tiles, TileJSON, bbox, point, preview, info, statistics; `url=` judged |
 
 pub mod api;
 pub mod capabilities;
@@ -44,6 +45,7 @@ pub mod common;
 #[cfg(test)]
 pub(crate) mod test_walk;
 pub mod tiles;
+pub mod titiler;
 pub mod wcs;
 pub mod wfs;
 pub mod wms;
@@ -87,6 +89,7 @@ pub fn service(protocol: Protocol) -> &'static dyn Service {
         Protocol::Api => &api::Api,
         Protocol::Mvt => &tiles::Mvt,
         Protocol::Xyz => &tiles::Xyz,
+        Protocol::Titiler => &titiler::Titiler,
     }
 }
 
@@ -103,6 +106,8 @@ pub enum Protocol {
     Mvt,
     /// Raster XYZ tiles (`/ogc/xyz/{pathId}/{z}/{x}/{y}[.ext]`).
     Xyz,
+    /// TiTiler, a dynamic tiler (`/ogc/titiler/{pathId}/cog/…`).
+    Titiler,
 }
 
 impl Protocol {
@@ -116,6 +121,7 @@ impl Protocol {
             Protocol::Api => "api",
             Protocol::Mvt => "mvt",
             Protocol::Xyz => "xyz",
+            Protocol::Titiler => "titiler",
         }
     }
 
@@ -127,8 +133,17 @@ impl Protocol {
     /// assert_eq!(Protocol::from_segment("WFS"), None);
     /// ```
     pub fn from_segment(segment: &str) -> Option<Protocol> {
-        [Protocol::Wms, Protocol::Wmts, Protocol::Wfs, Protocol::Wcs, Protocol::Api, Protocol::Mvt, Protocol::Xyz]
-            .into_iter()
+        [
+            Protocol::Wms,
+            Protocol::Wmts,
+            Protocol::Wfs,
+            Protocol::Wcs,
+            Protocol::Api,
+            Protocol::Mvt,
+            Protocol::Xyz,
+            Protocol::Titiler,
+        ]
+        .into_iter()
             .find(|p| p.as_str() == segment)
     }
 
@@ -139,7 +154,7 @@ impl Protocol {
             Protocol::Wmts => Some("WMTS"),
             Protocol::Wfs => Some("WFS"),
             Protocol::Wcs => Some("WCS"),
-            Protocol::Api | Protocol::Mvt | Protocol::Xyz => None,
+            Protocol::Api | Protocol::Mvt | Protocol::Xyz | Protocol::Titiler => None,
         }
     }
 }
@@ -340,6 +355,9 @@ pub enum OgcError {
     /// token cannot tell a property hidden by its fence from one the layer lacks.
     #[error("the request names property `{0}`, which is not available on this layer")]
     UnknownProperty(String),
+    /// 403 `dataset_not_covered`: a TiTiler `url=` outside the path's `titiler_datasets`.
+    #[error("dataset `{0}` is not served on this path")]
+    DatasetNotCovered(String),
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ impl Dialect {
             Protocol::Wfs => Dialect::WFS,
             Protocol::Wcs => Dialect::WCS,
             Protocol::Api => Dialect::API,
-            Protocol::Wmts | Protocol::Mvt | Protocol::Xyz => Dialect::WMTS,
+            Protocol::Wmts | Protocol::Mvt | Protocol::Xyz | Protocol::Titiler => Dialect::WMTS,
         }
     }
 

@@ -144,7 +144,7 @@ impl Protocol {
             Protocol::Titiler,
         ]
         .into_iter()
-            .find(|p| p.as_str() == segment)
+        .find(|p| p.as_str() == segment)
     }
 
     /// The KVP `SERVICE` value, for the four KVP protocols.

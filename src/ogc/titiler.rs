@@ -114,7 +114,11 @@ pub fn canonical_dataset(raw: &str, prefix: bool) -> Result<String, &'static str
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         if seg.is_empty() && !(last && prefix) {
-            return Err(if last { "ends with `/`; name a dataset, not a folder" } else { "has an empty path segment (`//`)" });
+            return Err(if last {
+                "ends with `/`; name a dataset, not a folder"
+            } else {
+                "has an empty path segment (`//`)"
+            });
         }
         if matches!(*seg, "." | "..") {
             return Err("has a `.` or `..` segment");
@@ -267,9 +271,9 @@ const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_')
 
 /// numexpr functions rio-tiler expressions may call.
 const FUNCTIONS: &[&str] = &[
-    "where", "sqrt", "abs", "log", "log10", "log1p", "exp", "expm1", "sin", "cos", "tan", "arcsin", "arccos",
-    "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "real", "imag", "conj", "floor",
-    "ceil", "mean", "min", "max", "sum", "prod",
+    "where", "sqrt", "abs", "log", "log10", "log1p", "exp", "expm1", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
+    "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "real", "imag", "conj", "floor", "ceil",
+    "mean", "min", "max", "sum", "prod",
 ];
 
 /// An `expression` is band names (`b1`), numbers, operators, parentheses, `;` between
@@ -298,8 +302,25 @@ fn check_expression(e: &str) -> Result<(), OgcError> {
             }
             continue;
         }
-        if !matches!(b, b' ' | b'+' | b'-' | b'*' | b'/' | b'%' | b'(' | b')' | b',' | b';' | b'<' | b'>' | b'=' | b'!' | b'&' | b'|' | b'~')
-        {
+        if !matches!(
+            b,
+            b' ' | b'+'
+                | b'-'
+                | b'*'
+                | b'/'
+                | b'%'
+                | b'('
+                | b')'
+                | b','
+                | b';'
+                | b'<'
+                | b'>'
+                | b'='
+                | b'!'
+                | b'&'
+                | b'|'
+                | b'~'
+        ) {
             return refuse(&format!("`{}` is not allowed", char::from(b)));
         }
         i += 1;
@@ -321,7 +342,8 @@ fn number(s: &str, what: &str) -> Result<f64, OgcError> {
         && int.len() + frac.len() <= 24
         && int.bytes().all(|b| b.is_ascii_digit())
         && frac.bytes().all(|b| b.is_ascii_digit());
-    let n: f64 = if ok { s.parse().map_err(|_| bad(format!("{what}: `{}` is not a number", shown(s))))? } else { f64::NAN };
+    let n: f64 =
+        if ok { s.parse().map_err(|_| bad(format!("{what}: `{}` is not a number", shown(s))))? } else { f64::NAN };
     if !n.is_finite() {
         return Err(bad(format!("{what}: `{}` is not a plain decimal number", shown(s))));
     }
@@ -400,7 +422,8 @@ fn split_ext(s: &str) -> (&str, Option<&str>) {
 
 /// `{w}x{h}`.
 fn size(s: &str) -> Result<(u32, u32), OgcError> {
-    let (w, h) = s.split_once('x').ok_or_else(|| bad(format!("`{}` is not a size `{{width}}x{{height}}`", shown(s))))?;
+    let (w, h) =
+        s.split_once('x').ok_or_else(|| bad(format!("`{}` is not a size `{{width}}x{{height}}`", shown(s))))?;
     match (digits(w), digits(h)) {
         (Some(w), Some(h)) if w > 0 && h > 0 && w <= 8192 && h <= 8192 => Ok((w, h)),
         _ => Err(bad(format!("`{}` is not a size of 1 to 8192 pixels per side", shown(s)))),
@@ -428,7 +451,6 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
     let (Some(z), Some(x), Some(y)) = (digits(z), digits(x), digits(y)) else {
         return Err(bad("a tile address is /cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}[.{format}], numbers only"));
     };
-    let tile = TileCoord::new(z, u64::from(x), u64::from(y)).map_err(|e| bad(e.to_string()))?;
     if !tms.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') || tms.is_empty() {
         return Err(bad(format!("`{}` is not a tile matrix set id", shown(tms))));
     }
@@ -447,22 +469,31 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
         }
     };
     q.uint("padding")?;
-    let extent = if tms != "WebMercatorQuad" {
-        // The gateway judges Web Mercator quad tiles only.
-        Extent::ForeignCrs
-    } else if tilesize == 256 && buffer == 0.0 {
+    let ext_part = ext.map(|e| format!(".{e}")).unwrap_or_default();
+    let fwd = format!("/cog/tiles/{tms}/{z}/{x}/{y}{ext_part}");
+    if tms != "WebMercatorQuad" {
+        // The gateway judges Web Mercator quad tiles only (other sets have other grids).
+        let parts = image_parts("titiler.tile", Extent::ForeignCrs, false).with_format(ext);
+        return Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)));
+    }
+    let tile = TileCoord::new(z, u64::from(x), u64::from(y)).map_err(|e| bad(e.to_string()))?;
+    let extent = if tilesize == 256 && buffer == 0.0 {
         Extent::Tile(tile)
     } else {
         // A larger tile shows finer detail, a buffer reaches beyond the tile: judged as
         // the box and zoom the image really covers.
         let b = tile.bounds_mercator();
         let margin = (b.max_x - b.min_x) * buffer / f64::from(tilesize);
-        let bbox = BBox { min_x: b.min_x - margin, min_y: b.min_y - margin, max_x: b.max_x + margin, max_y: b.max_y + margin, ..b };
+        let bbox = BBox {
+            min_x: b.min_x - margin,
+            min_y: b.min_y - margin,
+            max_x: b.max_x + margin,
+            max_y: b.max_y + margin,
+            ..b
+        };
         let pixels = (f64::from(tilesize) + 2.0 * buffer).ceil() as u32;
         Extent::BBox { bbox, zoom: Some(effective_zoom(&bbox, pixels, pixels)) }
     };
-    let ext_part = ext.map(|e| format!(".{e}")).unwrap_or_default();
-    let fwd = format!("/cog/tiles/{tms}/{}/{}/{}{ext_part}", tile.z(), tile.x(), tile.y());
     let parts = image_parts("titiler.tile", extent, clippable).with_format(ext);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
@@ -475,9 +506,7 @@ fn tilejson(req: &OgcRequest<'_>, path: &PathConfig, tms: &str) -> Result<Classi
     )?;
     q.judge_dataset(path)?;
     if tms != "WebMercatorQuad" {
-        return Err(OgcError::NotSupported(
-            "TileJSON is served for the `WebMercatorQuad` tile matrix set only".into(),
-        ));
+        return Err(OgcError::NotSupported("TileJSON is served for the `WebMercatorQuad` tile matrix set only".into()));
     }
     if let Some(f) = q.get("tile_format") {
         image_format(f)?;
@@ -490,7 +519,13 @@ fn tilejson(req: &OgcRequest<'_>, path: &PathConfig, tms: &str) -> Result<Classi
     q.uint("tilesize")?;
     q.uint("minzoom")?;
     q.uint("maxzoom")?;
-    let parts = Parts::new("titiler.tilejson", Tier::View, Vec::new(), Extent::None, ResponseKind::Capabilities(Protocol::Titiler));
+    let parts = Parts::new(
+        "titiler.tilejson",
+        Tier::View,
+        Vec::new(),
+        Extent::None,
+        ResponseKind::Capabilities(Protocol::Titiler),
+    );
     Ok(parts.into_classified(forward(format!("/cog/{tms}/tilejson.json"), &q, ForwardBody::None)))
 }
 
@@ -510,24 +545,28 @@ fn output_size(q: &Query, in_path: Option<(u32, u32)>) -> Result<Option<(u32, u3
     })
 }
 
+/// The zoom a map at native resolution is judged at: above every maxZoom.
+const NATIVE_ZOOM: f64 = 64.0;
+
 /// The extent of a map over `bbox` (in `coord_crs`), drawn at `pixels`; clippable only
 /// when it is drawn in the CRS it was asked in.
 fn map_extent(q: &Query, coords: [f64; 4], pixels: Option<(u32, u32)>) -> (Extent, bool) {
-    let (Some(crs), Some(dst)) = (crs_param(q, "coord_crs"), q.get("dst_crs").map_or(crs_param(q, "coord_crs"), |_| crs_param(q, "dst_crs"))) else {
+    let (Some(crs), Some(dst)) =
+        (crs_param(q, "coord_crs"), q.get("dst_crs").map_or(crs_param(q, "coord_crs"), |_| crs_param(q, "dst_crs")))
+    else {
         return (Extent::ForeignCrs, false);
     };
     let bbox = BBox { crs, min_x: coords[0], min_y: coords[1], max_x: coords[2], max_y: coords[3] };
-    // No size: native resolution, finer than any maxZoom the gateway could check.
-    let zoom = pixels.map_or(f64::INFINITY, |(w, h)| effective_zoom(&bbox, w, h));
+    // No size: native resolution, unknown here, so finer than any maxZoom. (Not +∞:
+    // the fence reads an infinite zoom as "outside", and a box that meets the fence
+    // would then be clipped and served at native resolution.)
+    let zoom = pixels.map_or(NATIVE_ZOOM, |(w, h)| effective_zoom(&bbox, w, h));
     (Extent::BBox { bbox, zoom: Some(zoom) }, crs == dst)
 }
 
 fn bbox(req: &OgcRequest<'_>, path: &PathConfig, coords: &str, sized: Option<&str>) -> Result<Classified, OgcError> {
-    let mut q = Query::parse(
-        req.query,
-        &[READ, RENDER, &["coord_crs", "dst_crs", "max_size", "width", "height"]],
-        "bbox",
-    )?;
+    let mut q =
+        Query::parse(req.query, &[READ, RENDER, &["coord_crs", "dst_crs", "max_size", "width", "height"]], "bbox")?;
     q.judge_dataset(path)?;
     let (coords, in_path, ext) = match sized {
         None => {
@@ -565,13 +604,12 @@ fn feature(req: &OgcRequest<'_>, path: &PathConfig, last: Option<&str>) -> Resul
     }
     let media = crate::ogc::common::media_essence(req.content_type);
     if !matches!(media.as_str(), "application/json" | "application/geo+json") {
-        return Err(OgcError::UnsupportedMediaType("a TiTiler feature body must be GeoJSON (`application/json`)".into()));
+        return Err(OgcError::UnsupportedMediaType(
+            "a TiTiler feature body must be GeoJSON (`application/json`)".into(),
+        ));
     }
-    let mut q = Query::parse(
-        req.query,
-        &[READ, RENDER, &["coord_crs", "dst_crs", "max_size", "width", "height"]],
-        "feature",
-    )?;
+    let mut q =
+        Query::parse(req.query, &[READ, RENDER, &["coord_crs", "dst_crs", "max_size", "width", "height"]], "feature")?;
     q.judge_dataset(path)?;
     let (in_path, ext) = match last {
         None => (None, None),
@@ -656,11 +694,23 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
             "/cog/statistics".into(),
             &["max_size", "categorical", "c", "p", "histogram_bins", "histogram_range"],
         ),
-        ["cog", "preview"] => ("titiler.preview", Tier::View, ResponseKind::Image, "/cog/preview".into(), &["max_size", "width", "height", "dst_crs"]),
+        ["cog", "preview"] => (
+            "titiler.preview",
+            Tier::View,
+            ResponseKind::Image,
+            "/cog/preview".into(),
+            &["max_size", "width", "height", "dst_crs"],
+        ),
         ["cog", p] => {
             let ext = p.strip_prefix("preview.").unwrap_or_default();
             image_format(ext)?;
-            ("titiler.preview", Tier::View, ResponseKind::Image, format!("/cog/preview.{ext}"), &["max_size", "width", "height", "dst_crs"])
+            (
+                "titiler.preview",
+                Tier::View,
+                ResponseKind::Image,
+                format!("/cog/preview.{ext}"),
+                &["max_size", "width", "height", "dst_crs"],
+            )
         }
         ["cog", "preview", s] => {
             let (s, e) = split_ext(s);
@@ -669,7 +719,12 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
             image_format(ext)?;
             ("titiler.preview", Tier::View, ResponseKind::Image, format!("/cog/preview/{w}x{h}.{ext}"), &["dst_crs"])
         }
-        _ => return Err(OgcError::NotSupported(format!("`{}` is not a TiTiler endpoint the gateway serves", shown(req.rest)))),
+        _ => {
+            return Err(OgcError::NotSupported(format!(
+                "`{}` is not a TiTiler endpoint the gateway serves",
+                shown(req.rest)
+            )))
+        }
     };
     let sets: &[&[&str]] = if response == ResponseKind::Image { &[READ, RENDER, extra] } else { &[READ, extra] };
     let mut q = Query::parse(req.query, sets, name)?;
@@ -699,7 +754,8 @@ pub fn rewrite_tilejson(doc: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, Capabil
         .iter()
         .filter_map(|t| match links.map(t.as_str()?) {
             LinkMapped::Rewritten(url) => {
-                let size = url.split(['?', '&']).find_map(|p| p.strip_prefix("tilesize=")).and_then(digits).unwrap_or(256);
+                let size =
+                    url.split(['?', '&']).find_map(|p| p.strip_prefix("tilesize=")).and_then(digits).unwrap_or(256);
                 extra_zoom = extra_zoom.max(zoom_steps(size));
                 Some(serde_json::Value::String(url))
             }
@@ -729,7 +785,10 @@ pub fn rewrite_tilejson(doc: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, Capabil
             obj.insert("bounds".into(), serde_json::json!(n));
             if obj.contains_key("center") {
                 let z = obj.get("center").and_then(|c| c.get(2)).and_then(serde_json::Value::as_u64).unwrap_or(min);
-                obj.insert("center".into(), serde_json::json!([(n[0] + n[2]) / 2.0, (n[1] + n[3]) / 2.0, z.clamp(min, max)]));
+                obj.insert(
+                    "center".into(),
+                    serde_json::json!([(n[0] + n[2]) / 2.0, (n[1] + n[3]) / 2.0, z.clamp(min, max)]),
+                );
             }
         }
     }
@@ -870,7 +929,7 @@ mod tests {
         let c = run("/cog/bbox/0,0,10,10/256x256.png", "url=/data/cog.tif").unwrap();
         assert!(matches!(c.op.extent, Extent::BBox { zoom: Some(z), .. } if z.is_finite()));
         let c = run("/cog/bbox/0,0,10,10.png", "url=/data/cog.tif").unwrap();
-        assert!(matches!(c.op.extent, Extent::BBox { zoom: Some(z), .. } if z.is_infinite()));
+        assert!(matches!(c.op.extent, Extent::BBox { zoom: Some(z), .. } if z == NATIVE_ZOOM));
         let c = run("/cog/bbox/0,0,10,10.png", "url=/data/cog.tif&dst_crs=EPSG:32631").unwrap();
         assert_eq!(c.op.clippable, Clippable::No);
         assert!(run("/cog/bbox/0,0,1e3,10.png", "url=/data/cog.tif").is_err());
@@ -879,7 +938,18 @@ mod tests {
         for rest in ["/cog/info", "/cog/statistics", "/cog/preview.png", "/cog/preview/100x100.png", "/cog/preview"] {
             assert_eq!(run(rest, "url=/data/cog.tif").unwrap().op.extent, Extent::Opaque, "{rest}");
         }
-        for rest in ["/cog/map", "/cog/WebMercatorQuad/map.html", "/cog/validate", "/cog/stac", "/stac/info", "/mosaicjson/info", "/cog/tiles", "/api", "/docs", "/cog/WebMercatorQuad/WMTSCapabilities.xml"] {
+        for rest in [
+            "/cog/map",
+            "/cog/WebMercatorQuad/map.html",
+            "/cog/validate",
+            "/cog/stac",
+            "/stac/info",
+            "/mosaicjson/info",
+            "/cog/tiles",
+            "/api",
+            "/docs",
+            "/cog/WebMercatorQuad/WMTSCapabilities.xml",
+        ] {
             assert!(run(rest, "url=/data/cog.tif").is_err(), "{rest}");
         }
         let c = run("/cog/WebMercatorQuad/tilejson.json", "url=/data/cog.tif").unwrap();

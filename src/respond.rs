@@ -873,6 +873,7 @@ mod tests {
             (Denial::ScopeOgcOnly, 403),
             (Denial::TierTooLow { needed: Tier::Edit, held: Tier::View }, 403),
             (Denial::LayerNotCovered("x".into()), 403),
+            (Denial::DatasetNotCovered("x".into()), 403),
             (Denial::ZoomAboveMax, 403),
             (Denial::OutsideGeofence, 403),
             (Denial::UnsupportedCrs, 403),
@@ -930,6 +931,7 @@ mod tests {
         let denials = Denial::FIXED.into_iter().chain([
             Denial::TierTooLow { needed: Tier::Edit, held: Tier::View },
             Denial::LayerNotCovered("x".into()),
+            Denial::DatasetNotCovered("file:///x".into()),
             Denial::PropertyFenced("p".into()),
         ]);
         let others = [

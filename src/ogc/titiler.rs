@@ -90,6 +90,9 @@ pub fn canonical_dataset(raw: &str, prefix: bool) -> Result<String, &'static str
     if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b':')) {
         return Err("is not a dataset URL the gateway can judge: only letters, digits, `-._~/` and the `:` of `scheme://` or a port may appear (no escapes, query, fragment, `+`, `!`, spaces)");
     }
+    if raw.to_ascii_lowercase().starts_with("/vsi") {
+        return Err("names a GDAL virtual file system (`/vsi…`); declare the dataset by its URL");
+    }
     let (scheme, rest) = match raw.split_once("://") {
         Some((s, r)) => (s.to_ascii_lowercase(), r),
         None if raw.starts_with('/') => ("file".to_owned(), raw),

@@ -384,3 +384,37 @@ async fn tilejson_is_written_for_each_token_and_its_tiles_answer() {
     let r = gw.send(Method::GET, &local(fill(6, 32, 16)), &[], Bytes::new()).await;
     assert_eq!(r.reason(), "zoom_above_max");
 }
+
+/// A TiTiler path without datasets would open any `url=`; datasets without TiTiler mean
+/// nothing; a declaration the canonical form cannot hold is named with its key.
+#[test]
+fn titiler_paths_must_declare_their_datasets_in_canonical_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let load = |path: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://maps.example.org\"\n[store]\npath = \"t.db\"\n[[path]]\nid = \"dem\"\nkind = \"raster\"\n{path}"
+        );
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, text).expect("write");
+        tilegate::config::load(&file).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let e = load("[path.upstream]\ntitiler = \"http://127.0.0.1:8000\"\n").expect_err("no datasets");
+    assert!(e.contains("path[0].titiler_datasets: a TiTiler path must list the datasets"), "{e}");
+    let e = load(
+        "titiler_datasets = [\"file:///data/a.tif\"]\n[path.upstream]\nxyz = \"http://127.0.0.1:9/{z}/{x}/{y}.png\"\n",
+    )
+    .expect_err("no titiler");
+    assert!(e.contains("add `upstream.titiler`"), "{e}");
+    let e = load(
+        "titiler_datasets = [\"file:///data/ok/\", \"/vsicurl/https://x/a.tif\", \"https://b.example/a%20b.tif\"]\n[path.upstream]\ntitiler = \"http://127.0.0.1:8000\"\n",
+    )
+    .expect_err("bad entries");
+    assert!(
+        e.contains("path[0].titiler_datasets[1]: `/vsicurl/https://x/a.tif` names a GDAL virtual file system"),
+        "{e}"
+    );
+    assert!(e.contains("path[0].titiler_datasets[2]:"), "{e}");
+    assert!(!e.contains("titiler_datasets[0]"), "{e}");
+    load("titiler_datasets = [\"file:///data/ok/\", \"S3://Bucket/cogs/\"]\n[path.upstream]\ntitiler = \"http://127.0.0.1:8000\"\n")
+        .expect("valid");
+}

@@ -437,6 +437,14 @@ fn forward(path: String, q: &Query, body: ForwardBody) -> Forward {
     Forward { path, query: q.encode(), body }
 }
 
+/// An `algorithm` may crop its own border from the image (hillshade and slope drop
+/// `algorithm_params.buffer` pixels), so the image no longer spans the judged area and a
+/// mask computed for that area would be shifted: such answers are not clipped (a
+/// straddling one is refused; one wholly inside passes).
+fn crops(q: &Query) -> bool {
+    q.get("algorithm").is_some()
+}
+
 fn image_parts(name: &'static str, extent: Extent, clippable: bool) -> Parts {
     let parts = Parts::new(name, Tier::View, Vec::new(), extent, ResponseKind::Image);
     if clippable {
@@ -497,7 +505,7 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
         let pixels = (f64::from(tilesize) + 2.0 * buffer).ceil() as u32;
         Extent::BBox { bbox, zoom: Some(effective_zoom(&bbox, pixels, pixels)) }
     };
-    let parts = image_parts("titiler.tile", extent, clippable).with_format(ext);
+    let parts = image_parts("titiler.tile", extent, clippable && !crops(&q)).with_format(ext);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
 
@@ -597,7 +605,7 @@ fn bbox(req: &OgcRequest<'_>, path: &PathConfig, coords: &str, sized: Option<&st
         Some((w, h)) => format!("/cog/bbox/{minx},{miny},{maxx},{maxy}/{w}x{h}.{ext}"),
         None => format!("/cog/bbox/{minx},{miny},{maxx},{maxy}.{ext}"),
     };
-    let parts = image_parts("titiler.bbox", extent, clippable && same_crs).with_format(Some(ext));
+    let parts = image_parts("titiler.bbox", extent, clippable && same_crs && !crops(&q)).with_format(Some(ext));
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
 
@@ -633,7 +641,7 @@ fn feature(req: &OgcRequest<'_>, path: &PathConfig, last: Option<&str>) -> Resul
         (None, Some(e)) => format!("/cog/feature.{e}"),
         _ => "/cog/feature".to_owned(),
     };
-    let parts = image_parts("titiler.feature", extent, clippable && same_crs).with_format(ext);
+    let parts = image_parts("titiler.feature", extent, clippable && same_crs && !crops(&q)).with_format(ext);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::Original)))
 }
 
@@ -920,6 +928,7 @@ mod tests {
     #[test]
     fn formats_the_clipper_cannot_read_are_not_clippable() {
         assert!(matches!(run(T, "url=/data/cog.tif").unwrap().op.clippable, Clippable::Image { .. }));
+        assert_eq!(run(T, "url=/data/cog.tif&algorithm=hillshade").unwrap().op.clippable, Clippable::No);
         let c = run("/cog/tiles/WebMercatorQuad/3/4/2.tif", "url=/data/cog.tif").unwrap();
         assert_eq!(c.op.clippable, Clippable::No);
         assert!(run("/cog/tiles/WebMercatorQuad/3/4/2.svg", "url=/data/cog.tif").is_err());

@@ -752,6 +752,7 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
 /// maxZoom (less the extra zoom of tiles larger than 256 pixels), `minzoom` to at most
 /// `maxzoom`, `bounds` shrink to the fence, `center` is moved inside them, and `minmax`
 /// (statistics of the whole dataset) is dropped for a fenced token.
+// merge: replaced by the shared TileJSON rewriter
 pub fn rewrite_tilejson(doc: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let invalid = |m: &str| CapabilitiesError::Write(m.to_owned());
     let mut json: serde_json::Value = serde_json::from_slice(doc).map_err(CapabilitiesError::Json)?;

@@ -196,6 +196,7 @@ impl From<OgcError> for Reject {
             OgcError::UnsupportedMediaType(m) => Reject::UnsupportedMediaType(m),
             // Same reason as a fenced property, so a token cannot tell the two apart.
             OgcError::UnknownProperty(p) => Reject::Denied(Denial::PropertyFenced(p)),
+            OgcError::DatasetNotCovered(u) => Reject::Denied(Denial::DatasetNotCovered(u)),
         }
     }
 }
@@ -460,7 +461,7 @@ impl ErrorFormat {
         let query = Query::parse(uri.query().unwrap_or(""));
         let report = match family {
             Protocol::Api => return ErrorFormat::Problem,
-            Protocol::Mvt | Protocol::Xyz | Protocol::Martin => return ErrorFormat::Json,
+            Protocol::Mvt | Protocol::Xyz | Protocol::Martin | Protocol::Titiler => return ErrorFormat::Json,
             Protocol::Wms => match query.get("VERSION").or_else(|| query.get("WMTVER")) {
                 Some(v) if v.starts_with("1.0") || v.starts_with("1.1") => Report::Wms111,
                 _ => Report::Wms130,
@@ -816,7 +817,8 @@ fn denial_status(d: &Denial) -> StatusCode {
         | Denial::UnsupportedCrs
         | Denial::UnboundedFeatureRequest
         | Denial::FenceUnverifiable
-        | Denial::PropertyFenced(_) => StatusCode::FORBIDDEN,
+        | Denial::PropertyFenced(_)
+        | Denial::DatasetNotCovered(_) => StatusCode::FORBIDDEN,
     }
 }
 
@@ -839,6 +841,7 @@ fn denial_detail(d: &Denial) -> String {
         Denial::UnboundedFeatureRequest => "the token has a geofence; feature requests must carry a bounding box inside it".into(),
         Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
         Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),
+        Denial::DatasetNotCovered(u) => format!("dataset `{u}` is not served on this path; `url` must name one of the path's datasets"),
     }
 }
 
@@ -870,6 +873,7 @@ mod tests {
             (Denial::ScopeOgcOnly, 403),
             (Denial::TierTooLow { needed: Tier::Edit, held: Tier::View }, 403),
             (Denial::LayerNotCovered("x".into()), 403),
+            (Denial::DatasetNotCovered("x".into()), 403),
             (Denial::ZoomAboveMax, 403),
             (Denial::OutsideGeofence, 403),
             (Denial::UnsupportedCrs, 403),
@@ -927,6 +931,7 @@ mod tests {
         let denials = Denial::FIXED.into_iter().chain([
             Denial::TierTooLow { needed: Tier::Edit, held: Tier::View },
             Denial::LayerNotCovered("x".into()),
+            Denial::DatasetNotCovered("file:///x".into()),
             Denial::PropertyFenced("p".into()),
         ]);
         let others = [

@@ -375,6 +375,9 @@ pub struct RawPath {
     /// WFS type name prefix → namespace URI (`wfs_namespaces = { ms = "http://…" }`).
     #[serde(default)]
     pub wfs_namespaces: std::collections::BTreeMap<String, String>,
+    /// The dataset URLs (or prefixes, ending in `/`) a TiTiler path serves (`url=`).
+    #[serde(default)]
+    pub titiler_datasets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,5 +393,7 @@ pub struct RawUpstreams {
     pub ogcapi: Option<String>,
     /// A martin tile server's base URL; the path's `layers` name its source ids.
     pub martin: Option<String>,
+    /// TiTiler (`titiler.application`): `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<String>,
     pub tls: Option<RawUpstreamTls>,
 }

@@ -641,7 +641,7 @@ impl Validator {
             (Some(u), _) => self.upstreams(&format!("{key}.upstream"), u),
             (None, PathKind::Folder) => Upstreams::default(),
             (None, _) => {
-                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`", p.id));
+                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`, `titiler`", p.id));
                 Upstreams::default()
             }
         };
@@ -738,6 +738,7 @@ impl Validator {
                 self.err(format!("{key}.wfs_namespaces.{prefix}"), format!("`{uri}` is not a namespace URI"));
             }
         }
+        let titiler_datasets = self.titiler_datasets(key, p, &upstream);
         Some(PathConfig {
             id: p.id.as_str().into(),
             kind,
@@ -754,6 +755,7 @@ impl Validator {
             partial,
             background,
             wfs_namespaces: p.wfs_namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            titiler_datasets,
         })
     }
 
@@ -774,9 +776,10 @@ impl Validator {
         let wcs = url("wcs", &u.wcs);
         let ogcapi = url("ogcapi", &u.ogcapi);
         let martin = url("martin", &u.martin);
+        let titiler = url("titiler", &u.titiler);
         let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
         let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
-        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin };
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin, titiler };
         if [
             u.base.is_none(),
             u.xyz.is_none(),
@@ -787,14 +790,41 @@ impl Validator {
             u.wcs.is_none(),
             u.ogcapi.is_none(),
             u.martin.is_none(),
+            u.titiler.is_none(),
         ]
         .iter()
         .all(|&none| none)
         {
             self.err(
                 key,
-                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`",
+                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`, `titiler`",
             );
+        }
+        out
+    }
+}
+
+impl Validator {
+    /// `titiler_datasets`: required with `upstream.titiler` (a TiTiler path without
+    /// them would open any `url=`), meaningless without it; each entry in canonical form.
+    fn titiler_datasets(&mut self, key: &str, p: &RawPath, upstream: &Upstreams) -> Vec<String> {
+        let mut out = Vec::with_capacity(p.titiler_datasets.len());
+        for (j, d) in p.titiler_datasets.iter().enumerate() {
+            match crate::ogc::titiler::canonical_dataset(d, true) {
+                Ok(c) => out.push(c),
+                Err(e) => self.err(format!("{key}.titiler_datasets[{j}]"), format!("`{d}` {e}")),
+            }
+        }
+        match (upstream.titiler.is_some(), p.titiler_datasets.is_empty()) {
+            (true, true) => self.err(
+                format!("{key}.titiler_datasets"),
+                "a TiTiler path must list the datasets it serves (`titiler_datasets = [\"file:///data/cog.tif\", \"https://bucket.example/cogs/\"]`); TiTiler opens whatever `url=` names",
+            ),
+            (false, false) => self.err(
+                format!("{key}.titiler_datasets"),
+                "datasets are served only through a TiTiler upstream; add `upstream.titiler`",
+            ),
+            _ => {}
         }
         out
     }

@@ -38,6 +38,7 @@
 //! | OGC API | [`api`] | Features and Tiles paths, item writes, JSON documents |
 //! | MVT / XYZ | [`tiles`] | `/{z}/{x}/{y}` tiles |
 //! | martin | [`martin`] | sources and composites, TileJSON, the catalog, fonts, sprites |
+//! | TiTiler | [`titiler`] | `/cog/…` tiles, TileJSON, bbox, point, preview, info, statistics; `url=` judged |
 //!
 //! [`tilejson`] is the TileJSON rewriter every tile upstream that advertises TileJSON uses.
 
@@ -49,6 +50,7 @@ pub mod martin;
 pub(crate) mod test_walk;
 pub mod tilejson;
 pub mod tiles;
+pub mod titiler;
 pub mod wcs;
 pub mod wfs;
 pub mod wms;
@@ -93,6 +95,7 @@ pub fn service(protocol: Protocol) -> &'static dyn Service {
         Protocol::Mvt => &tiles::Mvt,
         Protocol::Xyz => &tiles::Xyz,
         Protocol::Martin => &martin::Martin,
+        Protocol::Titiler => &titiler::Titiler,
     }
 }
 
@@ -111,6 +114,8 @@ pub enum Protocol {
     Xyz,
     /// A martin tile server (`/ogc/martin/{pathId}/…`: sources, TileJSON, catalog, fonts, sprites).
     Martin,
+    /// TiTiler, a dynamic tiler (`/ogc/titiler/{pathId}/cog/…`).
+    Titiler,
 }
 
 impl Protocol {
@@ -125,6 +130,7 @@ impl Protocol {
             Protocol::Mvt => "mvt",
             Protocol::Xyz => "xyz",
             Protocol::Martin => "martin",
+            Protocol::Titiler => "titiler",
         }
     }
 
@@ -145,6 +151,7 @@ impl Protocol {
             Protocol::Mvt,
             Protocol::Xyz,
             Protocol::Martin,
+            Protocol::Titiler,
         ]
         .into_iter()
         .find(|p| p.as_str() == segment)
@@ -157,7 +164,7 @@ impl Protocol {
             Protocol::Wmts => Some("WMTS"),
             Protocol::Wfs => Some("WFS"),
             Protocol::Wcs => Some("WCS"),
-            Protocol::Api | Protocol::Mvt | Protocol::Xyz | Protocol::Martin => None,
+            Protocol::Api | Protocol::Mvt | Protocol::Xyz | Protocol::Martin | Protocol::Titiler => None,
         }
     }
 }
@@ -363,6 +370,9 @@ pub enum OgcError {
     /// token cannot tell a property hidden by its fence from one the layer lacks.
     #[error("the request names property `{0}`, which is not available on this layer")]
     UnknownProperty(String),
+    /// 403 `dataset_not_covered`: a TiTiler `url=` outside the path's `titiler_datasets`.
+    #[error("dataset `{0}` is not served on this path")]
+    DatasetNotCovered(String),
 }
 
 #[cfg(test)]

@@ -140,6 +140,8 @@ pub enum Denial {
     FenceUnverifiable,
     /// The request names a property outside the token's property fence.
     PropertyFenced(String),
+    /// A TiTiler `url=` that is not one of the path's `titiler_datasets`.
+    DatasetNotCovered(String),
 }
 
 impl Denial {
@@ -182,6 +184,7 @@ impl Denial {
             Denial::UnboundedFeatureRequest => "unbounded_feature_request",
             Denial::FenceUnverifiable => "fence_unverifiable",
             Denial::PropertyFenced(_) => "property_fenced",
+            Denial::DatasetNotCovered(_) => "dataset_not_covered",
         }
     }
 
@@ -204,7 +207,8 @@ impl Denial {
             | Denial::UnsupportedCrs
             | Denial::UnboundedFeatureRequest
             | Denial::FenceUnverifiable
-            | Denial::PropertyFenced(_) => false,
+            | Denial::PropertyFenced(_)
+            | Denial::DatasetNotCovered(_) => false,
         }
     }
 }

@@ -25,5 +25,6 @@ mod reload;
 mod saturation;
 mod store;
 mod store_nodes;
+mod titiler;
 mod tls;
 mod token_api;

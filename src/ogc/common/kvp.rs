@@ -80,7 +80,7 @@ impl Dialect {
             Protocol::Wfs => Dialect::WFS,
             Protocol::Wcs => Dialect::WCS,
             Protocol::Api => Dialect::API,
-            Protocol::Wmts | Protocol::Mvt | Protocol::Xyz | Protocol::Martin => Dialect::WMTS,
+            Protocol::Wmts | Protocol::Mvt | Protocol::Xyz | Protocol::Martin | Protocol::Titiler => Dialect::WMTS,
         }
     }
 

@@ -816,7 +816,8 @@ fn denial_status(d: &Denial) -> StatusCode {
         | Denial::UnsupportedCrs
         | Denial::UnboundedFeatureRequest
         | Denial::FenceUnverifiable
-        | Denial::PropertyFenced(_) => StatusCode::FORBIDDEN,
+        | Denial::PropertyFenced(_)
+        | Denial::OriginNotAllowed => StatusCode::FORBIDDEN,
     }
 }
 
@@ -839,6 +840,7 @@ fn denial_detail(d: &Denial) -> String {
         Denial::UnboundedFeatureRequest => "the token has a geofence; feature requests must carry a bounding box inside it".into(),
         Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
         Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),
+        Denial::OriginNotAllowed => "this token may only be used from the web pages its allowedOrigins list; the request's Origin (or Referer) is not one of them, or it sent neither".into(),
     }
 }
 
@@ -876,6 +878,7 @@ mod tests {
             (Denial::UnboundedFeatureRequest, 403),
             (Denial::FenceUnverifiable, 403),
             (Denial::PropertyFenced("p".into()), 403),
+            (Denial::OriginNotAllowed, 403),
         ];
         for (d, status) in table {
             let res = Reject::Denied(d.clone()).into_response();

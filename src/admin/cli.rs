@@ -147,6 +147,7 @@ fn root_grant(paths: &PathTable) -> Grant {
         token_id: TokenId(uuid::Uuid::nil()),
         scope: Scope::All,
         expires_at: None,
+        allowed_origins: None,
         access: paths
             .iter()
             .map(|p| Access {

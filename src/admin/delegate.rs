@@ -220,6 +220,7 @@ mod tests {
                 token_id: TokenId::new_random(),
                 scope: Scope::All,
                 expires_at: (rng.below(2) == 0).then(|| 1000 + rng.below(1000) as i64),
+                allowed_origins: None,
                 access: (0..=rng.below(2))
                     .map(|i| Access {
                         path_id: ids[i as usize].into(),
@@ -245,6 +246,7 @@ mod tests {
                 token_id: TokenId::new_random(),
                 scope: Scope::All,
                 expires_at,
+                allowed_origins: None,
                 access: access
                     .iter()
                     .map(|a| Access {

@@ -7,9 +7,11 @@
 //! requires one, so nothing reaches an upstream undecided or other than judged.
 
 mod grant;
+pub mod origin;
 mod tier;
 
 pub use grant::{Access, AccessList, Grant, Scope, TokenId};
+pub use origin::OriginPattern;
 pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
@@ -140,12 +142,15 @@ pub enum Denial {
     FenceUnverifiable,
     /// The request names a property outside the token's property fence.
     PropertyFenced(String),
+    /// The token lists `allowedOrigins` and the request's `Origin` (or `Referer`)
+    /// matches none of them, or it names no origin.
+    OriginNotAllowed,
 }
 
 impl Denial {
     /// Every denial whose message never varies (the others name a tier, layer or
     /// property); their response bodies are built once.
-    pub const FIXED: [Denial; 14] = [
+    pub const FIXED: [Denial; 15] = [
         Denial::MissingToken,
         Denial::MalformedToken,
         Denial::ConflictingTokens,
@@ -160,6 +165,7 @@ impl Denial {
         Denial::UnsupportedCrs,
         Denial::UnboundedFeatureRequest,
         Denial::FenceUnverifiable,
+        Denial::OriginNotAllowed,
     ];
 
     /// The snake_case reason used in bodies, logs and metrics.
@@ -182,6 +188,7 @@ impl Denial {
             Denial::UnboundedFeatureRequest => "unbounded_feature_request",
             Denial::FenceUnverifiable => "fence_unverifiable",
             Denial::PropertyFenced(_) => "property_fenced",
+            Denial::OriginNotAllowed => "origin_not_allowed",
         }
     }
 
@@ -204,7 +211,8 @@ impl Denial {
             | Denial::UnsupportedCrs
             | Denial::UnboundedFeatureRequest
             | Denial::FenceUnverifiable
-            | Denial::PropertyFenced(_) => false,
+            | Denial::PropertyFenced(_)
+            | Denial::OriginNotAllowed => false,
         }
     }
 }
@@ -265,6 +273,19 @@ impl<T> Permitted<T> {
 
     pub fn permit(&self) -> &Permit {
         &self.permit
+    }
+}
+
+/// The checks on the token itself, before the request is classified (and before
+/// the token API): expiry, then the origin ([`origin::check`]). The request's
+/// headers are read only for a token that lists `allowedOrigins`.
+pub fn admit(grant: &Grant, headers: &http::HeaderMap, now: i64) -> Result<(), Denial> {
+    if grant.expires_at.is_some_and(|at| at <= now) {
+        return Err(Denial::Expired);
+    }
+    match &grant.allowed_origins {
+        None => Ok(()),
+        Some(list) => origin::check(Some(list), &origin::presented(headers)),
     }
 }
 
@@ -382,6 +403,7 @@ mod tests {
             token_id: TokenId::new_random(),
             scope,
             expires_at: None,
+            allowed_origins: None,
             access: entries
                 .iter()
                 .map(|(p, t)| Access {

@@ -505,6 +505,54 @@ mod tests {
         assert!(judge(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
     }
 
+    /// The admission table: the token's `allowedOrigins` against what the request
+    /// sends (`Origin`, `Referer`), and expiry before the origin.
+    #[test]
+    fn admission_by_expiry_then_allowed_origins() {
+        let list = |l: &[&str]| -> Option<Arc<[OriginPattern]>> {
+            Some(l.iter().map(|s| OriginPattern::parse(s).expect("origin")).collect())
+        };
+        let site = list(&["https://app.example.org", "https://*.maps.example.org", "http://localhost:3000"]);
+        let ok = Ok(());
+        let no = Err(Denial::OriginNotAllowed);
+        #[rustfmt::skip]
+        let table: &[(Option<Arc<[OriginPattern]>>, Option<&str>, Option<&str>, Result<(), Denial>)] = &[
+            // (allowedOrigins, Origin, Referer, verdict)
+            (None, None, None, ok.clone()),                                              // no list: curl, QGIS
+            (None, Some("https://evil.example"), None, ok.clone()),                      // no list: any site
+            (site.clone(), Some("https://app.example.org"), None, ok.clone()),
+            (site.clone(), Some("HTTPS://APP.EXAMPLE.ORG:443"), None, ok.clone()),       // normalised
+            (site.clone(), Some("https://a.maps.example.org"), None, ok.clone()),
+            (site.clone(), Some("https://a.b.maps.example.org"), None, ok.clone()),
+            (site.clone(), Some("http://localhost:3000"), None, ok.clone()),
+            (site.clone(), None, Some("https://app.example.org/map.html?x=1"), ok.clone()), // <img> tiles
+            (site.clone(), Some("https://maps.example.org"), None, no.clone()),          // the bare domain
+            (site.clone(), Some("http://app.example.org"), None, no.clone()),            // scheme
+            (site.clone(), Some("https://app.example.org:8443"), None, no.clone()),      // port
+            (site.clone(), Some("http://localhost:3001"), None, no.clone()),
+            (site.clone(), Some("https://app.example.org.evil.example"), None, no.clone()),
+            (site.clone(), Some("https://evil.example"), Some("https://app.example.org/"), no.clone()), // Origin wins
+            (site.clone(), Some("null"), Some("https://app.example.org/"), no.clone()),  // sandboxed frame
+            (site.clone(), None, Some("file:///home/me/map.html"), no.clone()),
+            (site.clone(), None, None, no.clone()),                                      // curl, QGIS, a lifted token
+            (site.clone(), Some("https://app.example.org/path"), None, no.clone()),      // not an origin
+        ];
+        for (allowed, origin, referer, verdict) in table {
+            let mut g = grant(&[("osm", Tier::View)], Fence::default(), Scope::All);
+            g.allowed_origins = allowed.clone();
+            let mut headers = http::HeaderMap::new();
+            if let Some(o) = origin {
+                headers.insert(http::header::ORIGIN, o.parse().expect("header"));
+            }
+            if let Some(r) = referer {
+                headers.insert(http::header::REFERER, r.parse().expect("header"));
+            }
+            assert_eq!(admit(&g, &headers, 0), *verdict, "{allowed:?} Origin {origin:?} Referer {referer:?}");
+            g.expires_at = Some(0);
+            assert_eq!(admit(&g, &headers, 0), Err(Denial::Expired), "expiry is judged first");
+        }
+    }
+
     #[test]
     fn writing_a_shared_access_list_copies_it() {
         let a = grant(&[("osm", Tier::View)], Fence::default(), Scope::All);

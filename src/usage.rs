@@ -141,6 +141,11 @@ impl Recorder {
         self.slots.iter().map(|s| s.count.load(Ordering::Relaxed)).sum()
     }
 
+    /// True while the last flush failed (the store refused the write).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
     /// Takes every non-zero delta (the counts become zero) and drops idle slots.
     fn take(&self, now: i64) -> Vec<UsageDelta> {
         self.slots.retain(|_, s| {

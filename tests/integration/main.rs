@@ -25,3 +25,4 @@ mod store;
 mod store_nodes;
 mod tls;
 mod token_api;
+mod usage;

@@ -173,7 +173,7 @@ async fn usage_survives_a_restart_and_token_list_shows_it() {
 /// requests are served throughout.
 #[tokio::test]
 async fn a_store_outage_keeps_the_counts_until_the_store_recovers() {
-    let gw = TestGateway::with_config(&config("usage_flush_interval = \"200ms\"\nquery_timeout = \"300ms\"")).await;
+    let gw = TestGateway::with_config(&config("usage_flush_interval = \"200ms\"\nquery_timeout = \"1s\"")).await;
     let root = gw.token(&[("world", Tier::Admin)]).await;
     let (token, id, _) = create(&gw, &root, json!({})).await;
     assert_eq!(gw.get(TILE, &token).await.status, StatusCode::OK);

@@ -515,8 +515,9 @@ mod tests {
         let site = list(&["https://app.example.org", "https://*.maps.example.org", "http://localhost:3000"]);
         let ok = Ok(());
         let no = Err(Denial::OriginNotAllowed);
+        type Row<'a> = (Option<Arc<[OriginPattern]>>, Option<&'a str>, Option<&'a str>, Result<(), Denial>);
         #[rustfmt::skip]
-        let table: &[(Option<Arc<[OriginPattern]>>, Option<&str>, Option<&str>, Result<(), Denial>)] = &[
+        let table: &[Row] = &[
             // (allowedOrigins, Origin, Referer, verdict)
             (None, None, None, ok.clone()),                                              // no list: curl, QGIS
             (None, Some("https://evil.example"), None, ok.clone()),                      // no list: any site

@@ -4,8 +4,8 @@
 //! graceful shutdown. Never a store write per request.
 //!
 //! What counts: every request whose token was found, not revoked and not expired
-//! (the lookup stage), whether its policy then permits it or refuses it (a fence,
-//! a tier, an origin): the operator reading "last used from" wants to see a leaked
+//! (the lookup stage), whether it is then permitted or refused (a fence, a tier,
+//! an origin, the per-token rate limit): the operator reading "last used from" wants to see a leaked
 //! token being tried as much as one being used. A request with a malformed,
 //! unknown, revoked or expired token never counts.
 //!

@@ -43,6 +43,8 @@ pub struct Gateway {
     cache: Arc<GrantCache>,
     upstream: Upstream,
     ops: Arc<Ops>,
+    /// Token usage, recorded per request and flushed by the server's task.
+    usage: Arc<crate::usage::Recorder>,
 }
 
 /// Which listener a request came in on.
@@ -113,7 +115,8 @@ pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
         let upstream = Upstream::new(&config);
-        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()) }
+        let usage = Arc::new(crate::usage::Recorder::new());
+        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()), usage }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -133,6 +136,11 @@ impl Gateway {
     /// The upstream connection pools (the server's sweep reaps their idle connections).
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// Token usage recorded since the last flush.
+    pub fn usage(&self) -> &Arc<crate::usage::Recorder> {
+        &self.usage
     }
 
     /// Metrics and rate limits (the token API records its actions here).
@@ -192,6 +200,14 @@ impl Gateway {
             .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
+        let now = now_unix();
+        // The token itself (expiry, allowed origins) before anything else, the token
+        // API included; usage counts every request of a live token (crate::usage).
+        let admitted = policy::admit(&grant, req.headers(), now);
+        if !matches!(admitted, Err(Denial::Expired)) {
+            self.usage.record(grant.token_id, log.client, now);
+        }
+        admitted?;
         self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         if let Route::TokenApi { id } = route {
             return self.token_api(config, req, grant, peer, id, log).await;

@@ -818,7 +818,8 @@ fn denial_status(d: &Denial) -> StatusCode {
         | Denial::UnboundedFeatureRequest
         | Denial::FenceUnverifiable
         | Denial::PropertyFenced(_)
-        | Denial::DatasetNotCovered(_) => StatusCode::FORBIDDEN,
+        | Denial::DatasetNotCovered(_)
+        | Denial::OriginNotAllowed => StatusCode::FORBIDDEN,
     }
 }
 
@@ -842,6 +843,7 @@ fn denial_detail(d: &Denial) -> String {
         Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
         Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),
         Denial::DatasetNotCovered(u) => format!("dataset `{u}` is not served on this path; `url` must name one of the path's datasets"),
+        Denial::OriginNotAllowed => "this token may only be used from the web pages its allowedOrigins list; the request's Origin (or Referer) is not one of them, or it sent neither".into(),
     }
 }
 
@@ -880,6 +882,7 @@ mod tests {
             (Denial::UnboundedFeatureRequest, 403),
             (Denial::FenceUnverifiable, 403),
             (Denial::PropertyFenced("p".into()), 403),
+            (Denial::OriginNotAllowed, 403),
         ];
         for (d, status) in table {
             let res = Reject::Denied(d.clone()).into_response();

@@ -409,6 +409,7 @@ impl Validator {
         let max_stale = self.duration("store.max_stale", &raw.max_stale);
         let query_timeout = self.duration("store.query_timeout", &raw.query_timeout);
         let poll_interval = self.duration("store.poll_interval", &raw.poll_interval);
+        let usage_flush_interval = self.usage_flush_interval(&raw.usage_flush_interval);
         let path = resolve(base, raw.path.as_deref().unwrap_or(&super::raw::default_store_path()));
         let Some(url) = &raw.url else {
             for (key, set) in [
@@ -426,6 +427,7 @@ impl Validator {
                 max_stale: max_stale?,
                 query_timeout: query_timeout?,
                 poll_interval: poll_interval?,
+                usage_flush_interval: usage_flush_interval?,
             });
         };
         if raw.path.is_some() {
@@ -444,7 +446,22 @@ impl Validator {
             max_stale: max_stale?,
             query_timeout: query_timeout?,
             poll_interval: poll_interval?,
+            usage_flush_interval: usage_flush_interval?,
         })
+    }
+
+    /// `store.usage_flush_interval`: 100ms to 10m (one batched write per interval;
+    /// shorter would approach a write per request, longer would lose more on a crash).
+    fn usage_flush_interval(&mut self, value: &str) -> Option<Duration> {
+        let d = self.duration("store.usage_flush_interval", value)?;
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&d) {
+            self.err(
+                "store.usage_flush_interval",
+                format!("`{value}` is out of range; use 100ms to 10m (the default is 5s)"),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     /// Parses `store.url` and finds the password. No message echoes the URL as

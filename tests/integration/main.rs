@@ -28,3 +28,4 @@ mod store_nodes;
 mod titiler;
 mod tls;
 mod token_api;
+mod usage;

@@ -269,7 +269,7 @@ impl Reject {
             }
             Reject::UpstreamStatus(status) => {
                 format!(
-                    "the upstream server answered HTTP {}; its answer is not passed on (the operator can find the cause in its log)",
+                    "the upstream server could not answer this request (HTTP {}); its answer is not passed on (the operator can find the cause in its log)",
                     status.as_u16()
                 )
             }

@@ -358,8 +358,36 @@ fn names_an_origin(value: &HeaderValue) -> bool {
 }
 
 /// Upstream response headers that describe the upstream's software and the proxies in
-/// front of it: the client learns nothing about what is behind the gateway.
-const UPSTREAM_IDENTITY: [HeaderName; 3] = [header::SERVER, HeaderName::from_static("x-powered-by"), header::VIA];
+/// front of it, or hand the client upstream state: the client learns nothing about
+/// what is behind the gateway, and no token holder gets the upstream's session.
+///
+/// - `Set-Cookie`/`Set-Cookie2`: an upstream session (GeoServer's `JSESSIONID`, a
+///   load balancer's sticky cookie) would be handed to every token holder, and sent
+///   back by browsers on every request to the gateway's host; no OGC service tilegate
+///   fronts needs one (GeoServer's web admin, which does, is not served);
+/// - `WWW-Authenticate`, `Authentication-Info`: the upstream's own authentication
+///   (`Basic realm="GeoServer Realm"`); the gateway's challenge is its own;
+/// - `Alt-Svc`: would send the client to another host or port for this origin;
+/// - software and timing: `Server`, `X-Powered-By`, `Via`, `Server-Timing`,
+///   `X-AspNet-Version`, `X-AspNetMvc-Version`, `X-Runtime`, `X-Generator`,
+///   `X-Backend-Server`, `X-Served-By`.
+const UPSTREAM_IDENTITY: [HeaderName; 15] = [
+    header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+    header::VIA,
+    header::SET_COOKIE,
+    HeaderName::from_static("set-cookie2"),
+    header::WWW_AUTHENTICATE,
+    HeaderName::from_static("authentication-info"),
+    HeaderName::from_static("alt-svc"),
+    HeaderName::from_static("server-timing"),
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
+    HeaderName::from_static("x-runtime"),
+    HeaderName::from_static("x-generator"),
+    HeaderName::from_static("x-backend-server"),
+    HeaderName::from_static("x-served-by"),
+];
 
 /// Cleans an upstream response's headers for the client.
 ///
@@ -616,6 +644,31 @@ mod tests {
             let ip: IpAddr = ip.parse().expect("ip");
             assert_eq!(ip_value(ip).expect("value").to_str().expect("ascii"), ip.to_string());
         }
+    }
+
+    #[test]
+    fn upstream_sessions_challenges_and_software_never_reach_the_client() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("set-cookie", "JSESSIONID=0123; Path=/geoserver; HttpOnly"),
+            ("set-cookie2", "a=b; Version=1"),
+            ("www-authenticate", "Basic realm=\"GeoServer Realm\""),
+            ("authentication-info", "nextnonce=\"x\""),
+            ("alt-svc", "h2=\"10.0.0.5:8443\""),
+            ("server", "Jetty(9.4)"),
+            ("x-powered-by", "pygeoapi 0.21"),
+            ("server-timing", "db;dur=53"),
+            ("x-aspnet-version", "4.0"),
+            ("x-runtime", "0.1"),
+            ("x-backend-server", "geo-3.internal"),
+            ("content-type", "image/png"),
+        ] {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        h.append(header::SET_COOKIE, HeaderValue::from_static("lb=7"));
+        sanitize_response(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type"]);
     }
 
     #[test]

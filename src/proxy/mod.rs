@@ -335,9 +335,11 @@ impl http_body::Body for LimitedBody {
 
 /// Cleans the upstream response's headers and boxes its body for the client. An
 /// upstream 5xx keeps its status but not its body (stack traces, internal addresses,
-/// exception documents naming the upstream): the gateway answers with its own.
+/// exception documents naming the upstream): the gateway answers with its own. An
+/// upstream 401/407 is the gateway's own credentials failing upstream, not the
+/// client's: a 502, never the upstream's challenge.
 pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
-    if res.status().is_server_error() {
+    if res.status().is_server_error() || asks_for_credentials(res.status()) {
         return replaced(&res);
     }
     let (mut parts, body) = res.into_parts();
@@ -348,9 +350,23 @@ pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
 /// The gateway's own answer in place of an upstream answer whose body is not passed
 /// on (`upstream_error`): the upstream's status, and its `Retry-After`.
 pub(crate) fn replaced(res: &Response<UpstreamBody>) -> Response<Body> {
-    let mut own = Reject::UpstreamStatus(res.status()).into_response();
+    let status = if asks_for_credentials(res.status()) { http::StatusCode::BAD_GATEWAY } else { res.status() };
+    replaced_as(res, status)
+}
+
+/// [`replaced`] with the status the gateway answers (502 for an upstream error
+/// written as a 200).
+pub(crate) fn replaced_as(res: &Response<UpstreamBody>, status: http::StatusCode) -> Response<Body> {
+    let mut own = Reject::UpstreamStatus(status).into_response();
     if let Some(v) = res.headers().get(http::header::RETRY_AFTER) {
         own.headers_mut().insert(http::header::RETRY_AFTER, v.clone());
     }
     own
+}
+
+/// 401 and 407 from an upstream: it wants credentials the gateway does not have (the
+/// client's never reach it). Relayed, its challenge would make clients send their
+/// password for the upstream's realm, and a 401 must carry a challenge.
+fn asks_for_credentials(status: http::StatusCode) -> bool {
+    matches!(status, http::StatusCode::UNAUTHORIZED | http::StatusCode::PROXY_AUTHENTICATION_REQUIRED)
 }

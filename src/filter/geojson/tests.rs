@@ -515,10 +515,15 @@ fn collection_members_before_features_are_not_lost_under_a_fence() {
 /// allow-listed root members are relayed, whatever they are called.
 #[test]
 fn under_a_geometry_filter_only_known_root_members_are_relayed() {
-    let features = r#"[{"geometry":{"type":"Point","coordinates":[1,0]}},{"geometry":{"type":"Point","coordinates":[50,0]}}]"#;
+    let features =
+        r#"[{"geometry":{"type":"Point","coordinates":[1,0]}},{"geometry":{"type":"Point","coordinates":[50,0]}}]"#;
     for doc in [
-        format!(r#"{{"type":"FeatureCollection","context":{{"returned":2,"matched":7,"limit":10}},"features":{features}}}"#),
-        format!(r#"{{"meta":{{"numberMatched":7}},"features":{features},"bbox":[1,0,50,0],"totalCount":{{"value":7}}}}"#),
+        format!(
+            r#"{{"type":"FeatureCollection","context":{{"returned":2,"matched":7,"limit":10}},"features":{features}}}"#
+        ),
+        format!(
+            r#"{{"meta":{{"numberMatched":7}},"features":{features},"bbox":[1,0,50,0],"totalCount":{{"value":7}}}}"#
+        ),
         format!(r#"{{"features":{features},"geometry":{{"type":"Point","coordinates":[50,0]}},"x-count":7}}"#),
     ] {
         let out = run_fenced(&doc, None).unwrap();

@@ -482,10 +482,9 @@ fn list_properties(kvp: &Kvp) -> Result<Vec<String>, OgcError> {
 pub fn narrow_items_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option<http::Uri> {
     let query = uri.query().unwrap_or("");
     let pieces: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    let decoded = |raw: &str| percent_encoding::percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned();
-    let named = |name: &str| {
-        pieces.iter().position(|p| decoded(p.split_once('=').map_or(p, |(n, _)| n)) == name)
-    };
+    let decoded =
+        |raw: &str| percent_encoding::percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let named = |name: &str| pieces.iter().position(|p| decoded(p.split_once('=').map_or(p, |(n, _)| n)) == name);
     let value = |i: usize| decoded(pieces[i].split_once('=').map_or("", |(_, v)| v));
     let (bbox_at, crs_at) = (named("bbox"), named("bbox-crs"));
     let (crs, order) = match crs_at {

@@ -998,3 +998,38 @@ async fn ogrinfo_reads_wfs_gml_with_a_fenced_or_property_fenced_token() {
         assert!(!info.contains("secret_note") || kind == Kind::Fenced, "{label}: hidden fields: {info}");
     }
 }
+
+/// #12 (exceptions in a 200), against real MapServer 8: a GetMap it cannot draw (an
+/// unknown style; `EXCEPTIONS=INIMAGE`) is answered 200 with an exception document
+/// (or the message drawn into the image) that names MapServer's functions and layers.
+/// Through the gateway it is a 502 `upstream_error`, in the exception format the client
+/// asked for, and the client's `EXCEPTIONS` is not forwarded.
+#[tokio::test]
+async fn mapserver_exceptions_answered_200_are_the_gateways_upstream_error() {
+    let c = clients().await;
+    let token = c.token(Kind::Unrestricted);
+    let map = "SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=places&STYLES=no_such_style&SRS=EPSG:4326&BBOX=0,40,20,60&WIDTH=64&HEIGHT=64&FORMAT=image/png";
+    // MapServer itself: a 200 exception document naming its internals.
+    let direct = upstreams::http_get(&format!("{}?{map}", c.ms.endpoint())).expect("mapserver answers");
+    let direct_type = direct.header("content-type").unwrap_or("").to_owned();
+    assert_eq!(direct.status, 200, "{}", direct.text());
+    assert!(direct_type.contains("xml") && direct.text().contains("msWMS"), "{direct_type}: {}", direct.text());
+    for (query, format) in [
+        (map.to_owned(), "ServiceExceptionReport"),
+        (format!("{map}&EXCEPTIONS=application/vnd.ogc.se_xml"), "ServiceExceptionReport"),
+        (format!("{map}&EXCEPTIONS=application/vnd.ogc.se_inimage"), "PNG"),
+    ] {
+        let r = c.gw.get(&format!("/ogc/wms/ms?{query}"), token).await;
+        let text = r.text();
+        assert_eq!(r.status.as_u16(), 502, "{query}: {text}");
+        assert!(text.contains(format) && !text.contains("msWMS") && !text.contains("no_such_style"), "{query}: {text}");
+        c.assert_no_upstream(&query, &text);
+    }
+    assert!(
+        c.ms.requests()
+            .iter()
+            .filter(|q| q.query.contains("no_such_style"))
+            .all(|q| !q.query.to_ascii_uppercase().contains("EXCEPTIONS")),
+        "EXCEPTIONS is not forwarded"
+    );
+}

@@ -115,6 +115,11 @@ impl Clients {
 }
 
 async fn clients() -> Clients {
+    clients_with("").await
+}
+
+/// [`clients`] with more config appended (`[ogc] exception_status = "ok"`).
+async fn clients_with(extra: &str) -> Clients {
     let (mp, pg, ms) = tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared(), MapServer::shared()))
         .await
         .expect("upstreams start");
@@ -163,7 +168,7 @@ wfs = "{ms}/mapserv"
         mp = mp.base,
         pg = pg.base,
         ms = ms.base
-    );
+    ) + extra;
     let gw = TestGateway::with_config(&config).await;
     let mut tokens = Vec::new();
     for kind in KINDS {
@@ -1032,4 +1037,45 @@ async fn mapserver_exceptions_answered_200_are_the_gateways_upstream_error() {
             .all(|q| !q.query.to_ascii_uppercase().contains("EXCEPTIONS")),
         "EXCEPTIONS is not forwarded"
     );
+}
+
+/// #13 (8): what QGIS shows of a refusal. A `view` token may read WFS capabilities
+/// but no features (`tier_too_low`), and OGC API collections but no items. Observed
+/// with QGIS 3.22 (headless), printed by this test:
+/// - default (`exception_status = "refusal"`, 403 + exception document): the WFS
+///   provider reads the exception and logs `WFS exception report (code=tier_too_low
+///   text=this request needs access tier `viewPlus` …)`;
+/// - `exception_status = "ok"` (200 + exception document): the WFS provider reads the
+///   200 as the schema it asked for and logs only "Cannot find schema root element";
+/// - OAPIF, both: the provider logs Qt's "server replied: <reason phrase>" and never
+///   the body, so the gateway's status line says `403 Forbidden (tier_too_low)`
+///   (before: "server replied: Forbidden").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qgis_shows_the_gateways_refusal_reason() {
+    for (label, extra) in [("refusal", ""), ("ok", "\n[ogc]\nexception_status = \"ok\"\n")] {
+        let c = clients_with(extra).await;
+        let dir = c.out("qgis-png");
+        std::fs::create_dir_all(&dir).expect("png dir");
+        let mut jobs: Vec<Value> =
+            qgis_jobs(&c, Kind::View, QAuth::Basic, &dir).into_iter().filter(|j| j["name"] == "wfs-2.0").collect();
+        jobs.push(qgis_oapif_job(&c, Kind::View, QAuth::Basic));
+        let results = qgis(&c, &format!("reason-{label}"), jobs).await;
+        for name in ["wfs-2.0", "oapif"] {
+            let r = job(&results, name);
+            let shown = format!("{} {}", r["error"], r["messages"]);
+            eprintln!("qgis {label} {name}: valid={} features={} shown={shown}", r["valid"], r["features"]);
+            assert_eq!(r["valid"], false, "{label} {name}: {r}");
+            match (label, name) {
+                ("refusal", "wfs-2.0") => assert!(
+                    shown.contains("code=tier_too_low") && shown.contains("viewPlus"),
+                    "{label} {name}: QGIS shows the exception text: {shown}"
+                ),
+                (_, "oapif") => {
+                    assert!(shown.contains("Forbidden (tier_too_low)"), "{label} {name}: the reason phrase: {shown}")
+                }
+                // QGIS 3.22 reads a 200 exception as a schema: the reason is not shown.
+                _ => {}
+            }
+        }
+    }
 }

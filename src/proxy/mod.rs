@@ -220,6 +220,18 @@ pub async fn forward(
             if declared > limit {
                 return Err(too_large());
             }
+            if parts
+                .headers
+                .get_all(http::header::CONTENT_ENCODING)
+                .iter()
+                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            {
+                // A compressed body cannot be scanned for copies of the token, and the
+                // upstream (a servlet filter, a WSGI middleware) may well inflate it.
+                return Err(Reject::UnsupportedMediaType(
+                    "a request body streamed to the upstream must not be compressed (`Content-Encoding`); send it uncompressed".into(),
+                ));
+            }
             let flag = cut.insert(Arc::new(AtomicBool::new(false))).clone();
             let copied_flag = copied.insert(Arc::new(AtomicBool::new(false))).clone();
             let scan = TokenScan::new(ctx.token, copied_flag);

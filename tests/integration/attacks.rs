@@ -759,6 +759,18 @@ async fn a_copy_of_the_token_in_a_streamed_write_body_never_reaches_the_upstream
             assert!(!body.contains(&spelling) && !body.contains(&token), "{spelling}: {body}");
         }
     }
+    // A compressed body cannot be scanned (and the upstream may inflate it): refused.
+    let before = gw.upstream.seen().len();
+    let r = gw
+        .send(
+            Method::POST,
+            "/path/roads/upload",
+            &[("authorization", &format!("Bearer {token}")), ("content-encoding", "gzip")],
+            Bytes::from_static(b"\x1f\x8b\x08\x00"),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (415, "unsupported_media_type"), "{}", r.text());
+    assert_eq!(gw.upstream.seen().len(), before, "the upstream sees nothing");
     // The same body without a copy streams through whole.
     let answer = send(format!(r#"{{"pad":"{pad}","note":"#), r#"hello"}"#.to_owned()).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -328,7 +328,14 @@ impl Gateway {
             },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
-        let uri = target.uri.clone();
+        // A fenced token's OGC API items are asked for within the fence's extent only (#12).
+        let fence = permitted.permit().obligations().fence.as_deref();
+        let uri = match fence {
+            Some(fence) if target.op.name == "api.items" => {
+                crate::ogc::api::narrow_items_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
+            }
+            _ => target.uri.clone(),
+        };
         proxy::forward(&self.upstream, &target.path, parts, body, uri, permitted.permit(), ctx, ask).await
     }
 

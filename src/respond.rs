@@ -270,7 +270,7 @@ impl Reject {
             }
             Reject::UpstreamStatus(status) => {
                 format!(
-                    "the upstream server answered HTTP {}; its answer is not passed on (the operator can find the cause in its log)",
+                    "the upstream server could not answer this request (HTTP {}); its answer is not passed on (the operator can find the cause in its log)",
                     status.as_u16()
                 )
             }
@@ -344,6 +344,16 @@ impl Reject {
         };
         let mut res = Response::new(full(body));
         *res.status_mut() = format.status(status);
+        let answered = res.status();
+        if answered != StatusCode::OK {
+            // HTTP/1.1 status line `403 Forbidden (tier_too_low)`: clients that show only
+            // Qt's or curl's "server replied: <reason phrase>" (QGIS's OAPIF provider)
+            // show the reason too. A snake_case code: always a valid phrase.
+            let phrase = format!("{} ({})", answered.canonical_reason().unwrap_or("Error"), self.reason());
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(phrase) {
+                res.extensions_mut().insert(phrase);
+            }
+        }
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         // A refusal depends on the token that was (or was not) sent, and one dressed as a
         // 200 (`ogc.exception_status = "ok"`) must never be cached in place of the answer.

@@ -561,6 +561,14 @@ pub(crate) fn kvp_endpoint(
         None => kvp.insert_first("SERVICE", service),
     }
     let parts = judge(&kvp)?;
+    if req.protocol == Protocol::Wms {
+        // WMS `EXCEPTIONS` is not forwarded: the upstream answers its default, an XML
+        // exception the filter stage recognises and replaces, and the gateway writes
+        // the exception the client asked for (`respond::ErrorFormat` reads the client's
+        // URI). Forwarded, `INIMAGE` had MapServer draw its message, file paths and
+        // layer names included, into an image that passes as a map (#12).
+        kvp.remove("EXCEPTIONS");
+    }
     let forward = match source {
         KvpSource::Query => Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::None },
         KvpSource::Form => Forward { path: String::new(), query: String::new(), body: ForwardBody::Form(kvp.encode()) },

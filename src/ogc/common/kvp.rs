@@ -237,6 +237,11 @@ impl Kvp {
         self.pairs.insert(0, pair);
     }
 
+    /// Removes every pair with this (upper-case) key.
+    pub fn remove(&mut self, key: &str) {
+        self.pairs.retain(|p| p.key != key);
+    }
+
     /// The pairs re-encoded as a query string, in order, names as the client spelled them.
     ///
     /// ```

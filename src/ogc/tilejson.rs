@@ -27,7 +27,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::spatial::Fence;
+use crate::ogc::capabilities::FenceView;
 
 /// The largest zoom a TileJSON may advertise (the gateway's tile addresses stop there).
 const MAX_ZOOM: u64 = 30;
@@ -36,7 +36,7 @@ const MAX_ZOOM: u64 = 30;
 const MAX_LAT: f64 = 85.051_128_779_806_6;
 
 /// What one token may see, and where the gateway serves the tiles.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct TileJsonView<'a> {
     /// The gateway's tile URL template for this document, with `{z}`, `{x}`, `{y}`
     /// (`https://gw.example/ogc/martin/osm/roads/{z}/{x}/{y}`), without a token.
@@ -45,7 +45,11 @@ pub struct TileJsonView<'a> {
     /// (a client that authenticates by header keeps doing so, and gets no copy).
     pub token_query: Option<&'a str>,
     /// The token's fence (`None`: unlimited).
-    pub fence: Option<&'a Fence>,
+    pub fence: Option<&'a dyn FenceView>,
+    /// How many zoom levels finer than its `z` each tile is drawn (0 for 256-pixel
+    /// tiles; 1 for TiTiler's `tilesize=512`): `maxzoom` stays that much below the
+    /// fence's maxZoom, since the gateway judges such a tile at the zoom of its pixels.
+    pub zoom_offset: u8,
     /// The properties the token may see (`None`: all, empty: none).
     pub properties: Option<&'a [String]>,
     /// The vector layer ids the path covers (`None`: every layer of the document).
@@ -81,6 +85,7 @@ pub enum TileJsonError {
 ///     fence: Some(&fence),
 ///     properties: Some(&props),
 ///     layers: Some(&layers),
+///     zoom_offset: 0,
 /// };
 /// let out: serde_json::Value = serde_json::from_slice(&rewrite(upstream, &view).unwrap()).unwrap();
 /// assert_eq!(out["tiles"][0], "https://gw/ogc/martin/osm/roads/{z}/{x}/{y}?token=tg_abc");
@@ -116,7 +121,11 @@ pub fn rewrite_value(doc: &Value, view: &TileJsonView<'_>) -> Result<Value, Tile
     // The gateway's tile routes address tiles in the XYZ scheme whatever the upstream
     // stores (martin flips MBTiles' TMS rows itself and still labels some sources `tms`).
     out.insert("scheme".into(), "xyz".into());
-    let fence_max = view.fence.and_then(Fence::max_zoom).map(u64::from).unwrap_or(MAX_ZOOM);
+    let fence_max = view
+        .fence
+        .and_then(|f| f.max_zoom())
+        .map(|m| u64::from(m.saturating_sub(view.zoom_offset)))
+        .unwrap_or(MAX_ZOOM);
     let maxzoom = zoom(doc, "maxzoom")?.unwrap_or(MAX_ZOOM).min(fence_max).min(MAX_ZOOM);
     let minzoom = zoom(doc, "minzoom")?.unwrap_or(0).min(maxzoom);
     out.insert("minzoom".into(), minzoom.into());
@@ -128,7 +137,7 @@ pub fn rewrite_value(doc: &Value, view: &TileJsonView<'_>) -> Result<Value, Tile
         None => None,
         Some(b) => Some(numbers::<4>(b).ok_or(TileJsonError::Member("bounds"))?),
     };
-    let fence_bounds = view.fence.and_then(Fence::bounds_lonlat).map(|b| [b.min_x, b.min_y, b.max_x, b.max_y]);
+    let fence_bounds = view.fence.and_then(|f| f.bounds_lonlat());
     let bounds = match (upstream_bounds, fence_bounds) {
         (Some(u), Some(f)) => Some(intersect(u, f).unwrap_or(f)),
         (u, f) => u.or(f),
@@ -248,14 +257,16 @@ fn intersect(a: [f64; 4], b: [f64; 4]) -> Option<[f64; 4]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spatial::Fence;
 
     fn view<'a>(fence: Option<&'a Fence>, props: Option<&'a [String]>) -> TileJsonView<'a> {
         TileJsonView {
             tiles: "https://gw/ogc/martin/p/a/{z}/{x}/{y}",
             token_query: None,
-            fence,
+            fence: fence.map(|f| f as &dyn FenceView),
             properties: props,
             layers: None,
+            zoom_offset: 0,
         }
     }
 

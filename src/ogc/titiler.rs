@@ -744,67 +744,38 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
 
-/// The TileJSON document for one token.
-///
-/// `// merge: replaced by the shared TileJSON rewriter` — until it lands, a local
-/// narrowing: `tiles` URLs point at the gateway (with `token=` when the token came in
-/// the query; URLs it cannot map are dropped), `maxzoom` is lowered to the token's
-/// maxZoom (less the extra zoom of tiles larger than 256 pixels), `minzoom` to at most
-/// `maxzoom`, `bounds` shrink to the fence, `center` is moved inside them, and `minmax`
-/// (statistics of the whole dataset) is dropped for a fenced token.
-// merge: replaced by the shared TileJSON rewriter
+/// The TileJSON document for one token: the shared rewriter ([`crate::ogc::tilejson`])
+/// with TiTiler's tile URL mapped onto the gateway (its `url=` and `tilesize` kept, the
+/// token appended when it came in the query; a URL that cannot be mapped is dropped) and
+/// `maxzoom` kept below the token's maxZoom by the extra zoom of tiles larger than 256
+/// pixels. Whole-dataset members such as `minmax` are dropped with every other member
+/// the rewriter does not know.
 pub fn rewrite_tilejson(doc: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, CapabilitiesError> {
     let invalid = |m: &str| CapabilitiesError::Write(m.to_owned());
-    let mut json: serde_json::Value = serde_json::from_slice(doc).map_err(CapabilitiesError::Json)?;
-    let obj = json.as_object_mut().ok_or(CapabilitiesError::JsonRoot)?;
+    let json: serde_json::Value = serde_json::from_slice(doc).map_err(CapabilitiesError::Json)?;
     let links = LinkMap::new(rw.upstream, rw.public, rw.token_query)?;
-    let mut extra_zoom = 0u8;
-    let tiles: Vec<serde_json::Value> = obj
+    let tiles = json
         .get("tiles")
         .and_then(serde_json::Value::as_array)
         .ok_or_else(|| invalid("TileJSON has no `tiles` array"))?
         .iter()
-        .filter_map(|t| match links.map(t.as_str()?) {
-            LinkMapped::Rewritten(url) => {
-                let size =
-                    url.split(['?', '&']).find_map(|p| p.strip_prefix("tilesize=")).and_then(digits).unwrap_or(256);
-                extra_zoom = extra_zoom.max(zoom_steps(size));
-                Some(serde_json::Value::String(url))
-            }
+        .find_map(|t| match links.map(t.as_str()?) {
+            LinkMapped::Rewritten(url) => Some(url),
             LinkMapped::Unchanged | LinkMapped::Unreachable { .. } => None,
         })
-        .collect();
-    obj.insert("tiles".into(), serde_json::Value::Array(tiles));
-    if let Some(fence) = rw.limiting_fence() {
-        obj.remove("minmax");
-        let mut max = obj.get("maxzoom").and_then(serde_json::Value::as_u64).unwrap_or(30);
-        if let Some(m) = fence.max_zoom() {
-            max = max.min(u64::from(m.saturating_sub(extra_zoom)));
-        }
-        let min = obj.get("minzoom").and_then(serde_json::Value::as_u64).unwrap_or(0).min(max);
-        obj.insert("maxzoom".into(), max.into());
-        obj.insert("minzoom".into(), min.into());
-        if let Some(f) = fence.bounds_lonlat() {
-            let b: Vec<f64> = obj
-                .get("bounds")
-                .and_then(serde_json::Value::as_array)
-                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-                .unwrap_or_default();
-            let mut n = if b.len() == 4 { [b[0].max(f[0]), b[1].max(f[1]), b[2].min(f[2]), b[3].min(f[3])] } else { f };
-            if n[0] > n[2] || n[1] > n[3] {
-                n = f;
-            }
-            obj.insert("bounds".into(), serde_json::json!(n));
-            if obj.contains_key("center") {
-                let z = obj.get("center").and_then(|c| c.get(2)).and_then(serde_json::Value::as_u64).unwrap_or(min);
-                obj.insert(
-                    "center".into(),
-                    serde_json::json!([(n[0] + n[2]) / 2.0, (n[1] + n[3]) / 2.0, z.clamp(min, max)]),
-                );
-            }
-        }
-    }
-    let out = serde_json::to_vec(&json).map_err(|e| invalid(&format!("TileJSON: {e}")))?;
+        .ok_or_else(|| invalid("TileJSON names no tile URL on the upstream"))?;
+    let size = tiles.split(['?', '&']).find_map(|p| p.strip_prefix("tilesize=")).and_then(digits).unwrap_or(256);
+    let view = crate::ogc::tilejson::TileJsonView {
+        tiles: &tiles,
+        // LinkMap already appended the query token to the mapped URL.
+        token_query: None,
+        fence: rw.limiting_fence(),
+        properties: None,
+        layers: None,
+        zoom_offset: zoom_steps(size),
+    };
+    let out = crate::ogc::tilejson::rewrite_value(&json, &view).map_err(|e| invalid(&format!("TileJSON: {e}")))?;
+    let out = serde_json::to_vec(&out).map_err(|e| invalid(&format!("TileJSON: {e}")))?;
     if links.leaks(&String::from_utf8_lossy(&out)) {
         return Err(CapabilitiesError::Leak);
     }

@@ -320,9 +320,10 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             let view = crate::ogc::tilejson::TileJsonView {
                 tiles: &url,
                 token_query: ctx.token_query,
-                fence: ctx.obligations.fence.as_deref(),
+                fence: ctx.obligations.fence.as_deref().map(|f| f as &dyn FenceView),
                 properties: properties.map(|p| &p[..]),
                 layers: covers_layers.then_some(ctx.layers),
+                zoom_offset: 0,
             };
             let out =
                 crate::ogc::tilejson::rewrite(&body, &view).map_err(|e| bad_document(format!("TileJSON: {e}")))?;

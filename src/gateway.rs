@@ -43,6 +43,8 @@ pub struct Gateway {
     cache: Arc<GrantCache>,
     upstream: Upstream,
     ops: Arc<Ops>,
+    /// Token usage, recorded per request and flushed by the server's task.
+    usage: Arc<crate::usage::Recorder>,
 }
 
 /// Which listener a request came in on.
@@ -113,7 +115,8 @@ pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
         let upstream = Upstream::new(&config);
-        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()) }
+        let usage = Arc::new(crate::usage::Recorder::new());
+        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()), usage }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -133,6 +136,11 @@ impl Gateway {
     /// The upstream connection pools (the server's sweep reaps their idle connections).
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// Token usage recorded since the last flush.
+    pub fn usage(&self) -> &Arc<crate::usage::Recorder> {
+        &self.usage
     }
 
     /// Metrics and rate limits (the token API records its actions here).
@@ -192,6 +200,14 @@ impl Gateway {
             .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
+        let now = now_unix();
+        // The token itself (expiry, allowed origins) before anything else, the token
+        // API included; usage counts every request of a live token (crate::usage).
+        let admitted = policy::admit(&grant, req.headers(), now);
+        if !matches!(admitted, Err(Denial::Expired)) {
+            self.usage.record(grant.token_id, log.client, now);
+        }
+        admitted?;
         self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         if let Route::TokenApi { id } = route {
             return self.token_api(config, req, grant, peer, id, log).await;
@@ -303,10 +319,23 @@ impl Gateway {
                 ResponseKind::Image => permitted.permit().obligations().clip.is_some(),
                 _ => true,
             }),
-            accept: target.pinned_accept(),
+            accept: match (target.protocol, &target.response) {
+                // martin: MVT for a token the gateway filters, JSON for documents.
+                (Some(Protocol::Martin), Some(kind)) => {
+                    ogc::martin::pinned_accept(kind, permitted.permit().obligations())
+                }
+                _ => target.pinned_accept(),
+            },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
-        let uri = target.uri.clone();
+        // A fenced token's OGC API items are asked for within the fence's extent only (#12).
+        let fence = permitted.permit().obligations().fence.as_deref();
+        let uri = match fence {
+            Some(fence) if target.op.name == "api.items" => {
+                crate::ogc::api::narrow_items_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
+            }
+            _ => target.uri.clone(),
+        };
         proxy::forward(&self.upstream, &target.path, parts, body, uri, permitted.permit(), ctx, ask).await
     }
 
@@ -325,14 +354,24 @@ impl Gateway {
             upstream: &target.upstream_base,
             public: &target.public,
             token_query: token.from_query.then(|| token.secret.expose()),
-            layers: &target.path.layers,
+            // martin paths name sources in `layers`, not the vector layers inside their tiles.
+            layers: if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {
+                &[]
+            } else {
+                &target.path.layers
+            },
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
             answer_crs: target.answer_crs,
             max_image_size: target.path.max_image_size,
             clips_partial: target.path.partial == crate::paths::Partial::Clip,
         };
-        proxy::filter::apply(response, &ctx).await
+        let mut res = proxy::filter::apply(response, &ctx).await?;
+        if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {
+            // martin answers MVT or MLT by `Accept` (and the gateway pins it for fenced tokens).
+            res.headers_mut().append(http::header::VARY, http::HeaderValue::from_static("accept"));
+        }
+        Ok(res)
     }
 }
 

@@ -27,6 +27,7 @@
 //! | normalize and route | [`route`] |
 //! | token format and extraction | [`token`] |
 //! | store and grant cache | [`store`] |
+//! | token usage (last used, request count), flushed in batches | [`usage`] |
 //! | OGC request classification, capabilities rewriting | [`ogc`] |
 //! | the decision: tiers, scope, fences | [`policy`], [`spatial`] |
 //! | forwarding hygiene and the filter stage | [`proxy`], [`filter`] |
@@ -60,3 +61,4 @@ pub mod server;
 pub mod spatial;
 pub mod store;
 pub mod token;
+pub mod usage;

@@ -136,6 +136,11 @@ pub struct Upstreams {
     pub wfs: Option<http::Uri>,
     pub wcs: Option<http::Uri>,
     pub ogcapi: Option<http::Uri>,
+    /// A martin tile server's base URL (`/ogc/martin/{id}/…`); the path's `layers`
+    /// name the martin source ids it covers.
+    pub martin: Option<http::Uri>,
+    /// TiTiler's root (`titiler.application`), served at `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<http::Uri>,
 }
 
 /// One declared path (folder or layer).
@@ -172,6 +177,9 @@ pub struct PathConfig {
     /// The namespace URI of each type name prefix the path's WFS layers use (`""`: the
     /// namespace of unprefixed names): what a WFS XML body may bind them to.
     pub wfs_namespaces: Vec<(String, String)>,
+    /// The TiTiler datasets this path serves, in canonical form
+    /// (`ogc::titiler::canonical_dataset`): exact URLs, or prefixes ending in `/`.
+    pub titiler_datasets: Vec<String>,
 }
 
 /// What a fenced token gets for a tile or map that only partly overlaps its fence
@@ -209,6 +217,7 @@ impl PathConfig {
             partial: Partial::Clip,
             background: DEFAULT_BACKGROUND,
             wfs_namespaces: Vec::new(),
+            titiler_datasets: Vec::new(),
         }
     }
 

@@ -49,6 +49,8 @@ pub fn mint(
         expires_at,
         creator: minter.creator,
         access,
+        // Set by the caller when asked for (`allowedOrigins`); any origin by default.
+        allowed_origins: None,
         actor: minter.creator,
         client: minter.client,
     };

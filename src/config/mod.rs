@@ -181,6 +181,8 @@ pub struct Store {
     /// How often the watcher polls the store's revision (PostgreSQL: the backstop
     /// behind `LISTEN`).
     pub poll_interval: std::time::Duration,
+    /// `store.usage_flush_interval`: how often recorded token usage is written.
+    pub usage_flush_interval: std::time::Duration,
 }
 
 /// `store.url` and its companions, checked and ready to connect. `Debug` never

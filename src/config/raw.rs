@@ -207,6 +207,9 @@ pub struct RawStore {
     pub query_timeout: String,
     #[serde(default = "default_poll_interval")]
     pub poll_interval: String,
+    /// How often recorded token usage is written to the store (`src/usage.rs`).
+    #[serde(default = "default_usage_flush_interval")]
+    pub usage_flush_interval: String,
 }
 
 impl Default for RawStore {
@@ -221,8 +224,13 @@ impl Default for RawStore {
             max_stale: default_max_stale(),
             query_timeout: default_query_timeout(),
             poll_interval: default_poll_interval(),
+            usage_flush_interval: default_usage_flush_interval(),
         }
     }
+}
+
+fn default_usage_flush_interval() -> String {
+    "5s".into()
 }
 
 pub fn default_store_path() -> String {
@@ -375,6 +383,9 @@ pub struct RawPath {
     /// WFS type name prefix → namespace URI (`wfs_namespaces = { ms = "http://…" }`).
     #[serde(default)]
     pub wfs_namespaces: std::collections::BTreeMap<String, String>,
+    /// The dataset URLs (or prefixes, ending in `/`) a TiTiler path serves (`url=`).
+    #[serde(default)]
+    pub titiler_datasets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -388,5 +399,9 @@ pub struct RawUpstreams {
     pub wfs: Option<String>,
     pub wcs: Option<String>,
     pub ogcapi: Option<String>,
+    /// A martin tile server's base URL; the path's `layers` name its source ids.
+    pub martin: Option<String>,
+    /// TiTiler (`titiler.application`): `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<String>,
     pub tls: Option<RawUpstreamTls>,
 }

@@ -277,3 +277,16 @@ async fn console_flows_in_headless_chromium() {
     assert!(out.status.success(), "console flows failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("ALL FLOWS PASSED"), "{stdout}\n{stderr}");
 }
+
+#[test]
+fn a_console_without_the_token_api_is_a_config_error_naming_both_keys() {
+    let text = SMALL.replace("{up}", "127.0.0.1:9").replace("[admin]", "[api]\nenabled = false\n[admin]");
+    let err = tilegate::config::parse(&text, std::path::Path::new("/tmp")).expect_err("refused").to_string();
+    assert!(err.contains("admin.enabled") && err.contains("api.enabled = true"), "{err}");
+    let text = SMALL.replace("{up}", "127.0.0.1:9");
+    let config = tilegate::config::parse(&text, std::path::Path::new("/tmp")).expect("valid");
+    assert!(config.admin.enabled);
+    let off = tilegate::config::parse(&text.replace("[admin]\nenabled = true\n", ""), std::path::Path::new("/tmp"))
+        .expect("valid");
+    assert!(!off.admin.enabled, "the console is off by default");
+}

@@ -121,6 +121,42 @@ pub fn integrations(base: &str, path: &PathConfig) -> Vec<Integration> {
             url,
         });
     }
+    if u.martin.is_some() {
+        // One entry per covered martin source: its TileJSON (what MapLibre and
+        // OpenLayers are configured with) and the tile template it advertises.
+        for source in &path.layers {
+            let tilejson = format!("{base}/ogc/martin/{id}/{source}");
+            out.push(Integration {
+                protocol: "martin",
+                label: "martin source (TileJSON)",
+                check: tilejson.clone(),
+                qgis: Some(format!(
+                    "Browser ▸ Vector Tiles ▸ New Generic Connection, URL {base}/ogc/martin/{id}/{source}/{{z}}/{{x}}/{{y}}"
+                )),
+                gdal: Some(format!("ogrinfo \"MVT:{base}/ogc/martin/{id}/{source}/0/0/0\"")),
+                url: tilejson,
+            });
+        }
+    }
+    if u.titiler.is_some() {
+        // One entry per declared dataset (a prefix names no single dataset to show).
+        for dataset in path.titiler_datasets.iter().filter(|d| !d.ends_with('/')) {
+            let q = percent_encoding::utf8_percent_encode(dataset, percent_encoding::NON_ALPHANUMERIC);
+            let tilejson = format!("{base}/ogc/titiler/{id}/cog/WebMercatorQuad/tilejson.json?url={q}");
+            out.push(Integration {
+                protocol: "titiler",
+                label: "TiTiler dataset (TileJSON)",
+                check: tilejson.clone(),
+                qgis: Some(format!(
+                    "Browser ▸ XYZ Tiles ▸ New Connection, URL {base}/ogc/titiler/{id}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?url={q}"
+                )),
+                gdal: Some(format!(
+                    "gdal_translate -of PNG \"{base}/ogc/titiler/{id}/cog/tiles/WebMercatorQuad/0/0/0.png?url={q}\" tile.png"
+                )),
+                url: tilejson,
+            });
+        }
+    }
     if u.base.is_some() {
         let url = format!("{base}/path/{id}/");
         out.push(Integration {

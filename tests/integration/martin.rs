@@ -432,3 +432,12 @@ martin = "http://{up}/mvt"
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "layer_not_covered"));
     assert_eq!(gw.upstream.seen().len(), before, "refused requests reached the upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_integrate_url_the_console_offers_for_martin_answers() {
+    let (gw, martin) = setup().await;
+    let token = gw.token(&[("tiles", Tier::View), ("raster", Tier::View)]).await;
+    let checked = crate::support::integrate::every_integrate_url_answers(&gw, &token, &[&martin.base]).await;
+    // One TileJSON per covered source: roads and pois on `tiles`, raster on `raster`.
+    assert_eq!(checked, ["martin", "martin", "martin"]);
+}

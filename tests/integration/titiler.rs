@@ -421,3 +421,12 @@ fn titiler_paths_must_declare_their_datasets_in_canonical_form() {
     load("titiler_datasets = [\"file:///data/ok/\", \"S3://Bucket/cogs/\"]\n[path.upstream]\ntitiler = \"http://127.0.0.1:8000\"\n")
         .expect("valid");
 }
+
+#[tokio::test]
+async fn every_integrate_url_the_console_offers_for_titiler_answers() {
+    let (gw, t) = gateway().await;
+    let token = gw.token(&[("dem", Tier::View)]).await;
+    let checked = crate::support::integrate::every_integrate_url_answers(&gw, &token, &[&t.base]).await;
+    // The declared dataset; the `…/tiles/` prefix names no single dataset to offer.
+    assert_eq!(checked, ["titiler"]);
+}

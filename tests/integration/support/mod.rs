@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod integrate;
 pub mod ops;
 pub mod pg;
 pub mod upstream;

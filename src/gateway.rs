@@ -43,6 +43,8 @@ pub struct Gateway {
     cache: Arc<GrantCache>,
     upstream: Upstream,
     ops: Arc<Ops>,
+    /// PMTiles archives: opened versions and the directory cache (src/pmtiles).
+    archives: crate::pmtiles::Archives,
 }
 
 /// Which listener a request came in on.
@@ -113,7 +115,13 @@ pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
         let upstream = Upstream::new(&config);
-        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()) }
+        Gateway {
+            config: ArcSwap::from_pointee(config),
+            cache,
+            upstream,
+            ops: Arc::new(Ops::new()),
+            archives: crate::pmtiles::Archives::default(),
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -193,6 +201,10 @@ impl Gateway {
         if let Route::TokenApi { id } = route {
             return self.token_api(config, req, grant, peer, id, log).await;
         }
+        // A PMTiles archive answers in place of an upstream (src/pmtiles).
+        if let Some((path, ask)) = crate::pmtiles::serve::ask(config, &route) {
+            return self.archive(config, path, ask?, req, &grant, &token, log).await;
+        }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
         if proxy::headers::carries_token(&target.uri, &parts, &body, token.secret.expose()) {
@@ -210,6 +222,47 @@ impl Gateway {
         let response = self.forward(parts, body, &permitted, &ctx).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         let mut res = self.filter(response?, &permitted, &token).await?;
+        let o = permitted.permit().obligations();
+        proxy::headers::cache_for_token(
+            res.headers_mut(),
+            o.properties.is_some() || o.fence.is_some() || o.clip.is_some(),
+        );
+        Ok(res)
+    }
+
+    /// A PMTiles path: classify against the archive's header, decide, then the tile
+    /// goes through the same filter stage as an upstream's; TileJSON and range reads
+    /// are answered by `pmtiles::serve`.
+    #[allow(clippy::too_many_arguments)]
+    async fn archive(
+        &self,
+        config: &Config,
+        path: &Arc<PathConfig>,
+        ask: crate::pmtiles::serve::Ask,
+        req: Request<RequestBody>,
+        grant: &Grant,
+        token: &Extracted,
+        log: &mut RequestLog,
+    ) -> Result<Response<Body>, Reject> {
+        use crate::pmtiles::serve::{self as archive, Answer};
+        let (parts, _body) = req.into_parts();
+        let io = crate::pmtiles::Io { upstream: &self.upstream, config, path_id: &path.id };
+        let target = archive::classify(&self.archives, &io, path, ask, &parts.method, grant).await?;
+        log.path_id = Some(target.path.id.clone());
+        log.operation = target.op.name;
+        tracing::Span::current().record("path.id", target.path.id.as_str());
+        let permitted = policy::decide(grant, target, now_unix())?;
+        if let Some(kind) = &permitted.target().response {
+            proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
+        }
+        let started = Instant::now();
+        let token_query = token.from_query.then(|| token.secret.expose());
+        let answer = archive::answer(&self.archives, &io, &permitted, ask, &parts, token_query).await;
+        log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        let mut res = match answer? {
+            Answer::Filter(res) => self.filter(res, &permitted, token).await?,
+            Answer::Done(res) => res,
+        };
         let o = permitted.permit().obligations();
         proxy::headers::cache_for_token(
             res.headers_mut(),

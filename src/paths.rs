@@ -136,6 +136,25 @@ pub struct Upstreams {
     pub wfs: Option<http::Uri>,
     pub wcs: Option<http::Uri>,
     pub ogcapi: Option<http::Uri>,
+    /// A PMTiles v3 archive (`[path.upstream] pmtiles`), served by `crate::pmtiles`.
+    pub pmtiles: Option<ArchiveSource>,
+}
+
+/// Where a PMTiles archive lives: a file on disk, or an `http(s)://` URL read with
+/// range requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ArchiveSource {
+    File(std::path::PathBuf),
+    Http(http::Uri),
+}
+
+impl fmt::Display for ArchiveSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArchiveSource::File(p) => write!(f, "file://{}", p.display()),
+            ArchiveSource::Http(u) => write!(f, "{u}"),
+        }
+    }
 }
 
 /// One declared path (folder or layer).
@@ -172,6 +191,9 @@ pub struct PathConfig {
     /// The namespace URI of each type name prefix the path's WFS layers use (`""`: the
     /// namespace of unprefixed names): what a WFS XML body may bind them to.
     pub wfs_namespaces: Vec<(String, String)>,
+    /// `pmtiles_range`: PMTiles-aware clients may read the archive with range
+    /// requests at `/path/{id}/archive.pmtiles` (judged range by range).
+    pub pmtiles_range: bool,
 }
 
 /// What a fenced token gets for a tile or map that only partly overlaps its fence
@@ -209,6 +231,7 @@ impl PathConfig {
             partial: Partial::Clip,
             background: DEFAULT_BACKGROUND,
             wfs_namespaces: Vec::new(),
+            pmtiles_range: false,
         }
     }
 

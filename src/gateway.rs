@@ -143,6 +143,11 @@ impl Gateway {
         &self.upstream
     }
 
+    /// The PMTiles archives and their directory cache (tests, diagnostics).
+    pub fn archives(&self) -> &crate::pmtiles::Archives {
+        &self.archives
+    }
+
     /// Metrics and rate limits (the token API records its actions here).
     pub fn ops(&self) -> &Arc<Ops> {
         &self.ops

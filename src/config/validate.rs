@@ -248,11 +248,17 @@ impl Validator {
     fn pmtiles_cache(&mut self, raw: &super::raw::RawPmtiles) -> Option<super::PmtilesCache> {
         let mut ok = true;
         if raw.cache_entries < 16 {
-            self.err("pmtiles.cache_entries", format!("`{}` is too small; use 16 or more (the default is 4096)", raw.cache_entries));
+            self.err(
+                "pmtiles.cache_entries",
+                format!("`{}` is too small; use 16 or more (the default is 4096)", raw.cache_entries),
+            );
             ok = false;
         }
         if raw.cache_bytes < 1 << 20 {
-            self.err("pmtiles.cache_bytes", format!("`{}` is too small; use 1048576 or more (the default is 67108864)", raw.cache_bytes));
+            self.err(
+                "pmtiles.cache_bytes",
+                format!("`{}` is too small; use 1048576 or more (the default is 67108864)", raw.cache_bytes),
+            );
             ok = false;
         }
         let entries = usize::try_from(raw.cache_entries).unwrap_or(usize::MAX);
@@ -274,7 +280,10 @@ impl Validator {
                 return None;
             }
             None if value.contains("://") => {
-                self.err(key, format!("`{value}` is not a PMTiles location; use `file:///…`, a file path or an `http(s)://` URL"));
+                self.err(
+                    key,
+                    format!("`{value}` is not a PMTiles location; use `file:///…`, a file path or an `http(s)://` URL"),
+                );
                 return None;
             }
             None => resolve(&self.base, value),
@@ -742,7 +751,10 @@ impl Validator {
         // PMTiles range reads hand out raw tile bytes: nothing in them can be dropped.
         if p.pmtiles_range {
             if !p.upstream.as_ref().is_some_and(|u| u.pmtiles.is_some()) {
-                self.err(format!("{key}.pmtiles_range"), format!("`{}` has no `[path.upstream] pmtiles` archive to read", p.id));
+                self.err(
+                    format!("{key}.pmtiles_range"),
+                    format!("`{}` has no `[path.upstream] pmtiles` archive to read", p.id),
+                );
             }
             if !p.layers.is_empty() {
                 self.err(format!("{key}.pmtiles_range"), format!("`{}` declares `layers`; raw tile bytes read by range would carry every layer, so remove `layers` or `pmtiles_range`", p.id));

@@ -203,7 +203,14 @@ impl Archives {
 
     /// The bytes of tile `z/x/y` as stored (maybe gzip-compressed); `None`: the archive
     /// has no such tile.
-    pub async fn tile(&self, io: &Io<'_>, opened: &Opened, z: u8, x: u32, y: u32) -> Result<Option<Bytes>, ArchiveError> {
+    pub async fn tile(
+        &self,
+        io: &Io<'_>,
+        opened: &Opened,
+        z: u8,
+        x: u32,
+        y: u32,
+    ) -> Result<Option<Bytes>, ArchiveError> {
         if z < opened.header.min_zoom || z > opened.header.max_zoom {
             return Ok(None);
         }
@@ -249,8 +256,8 @@ impl Archives {
                 }
                 let raw = read(io, opened, h.metadata_offset, h.metadata_length).await?;
                 let bytes = format::decompress(h.internal_compression, &raw, format::MAX_METADATA_BYTES)?;
-                let value: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|_| FormatError::Directory("the metadata is not JSON"))?;
+                let value: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|_| FormatError::Directory("the metadata is not JSON"))?;
                 Ok(Arc::new(value))
             })
             .await
@@ -305,7 +312,8 @@ fn etag_of(stamp: &Stamp, size: u64) -> String {
         Stamp::File { inode, len, modified } => {
             h.update(inode.to_le_bytes());
             h.update(len.to_le_bytes());
-            let nanos = modified.and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            let nanos =
+                modified.and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
             h.update(nanos.to_le_bytes());
         }
         Stamp::Http { etag, last_modified } => {
@@ -446,9 +454,7 @@ async fn http_range(
         Some((None, Some(modified))) => req = req.header(http::header::IF_UNMODIFIED_SINCE, modified.clone()),
         _ => {}
     }
-    let req = req
-        .body(crate::respond::full(Bytes::new()))
-        .map_err(|e| UpstreamError::Protocol(Box::new(e)))?;
+    let req = req.body(crate::respond::full(Bytes::new())).map_err(|e| UpstreamError::Protocol(Box::new(e)))?;
     let timeout = io.config.upstream.response_timeout;
     let exchange = async {
         let res = io.upstream.send(req, timeout, io.path_id).await?;

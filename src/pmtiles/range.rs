@@ -85,7 +85,8 @@ impl DataIndex {
                     return Err(FormatError::Directory("two tile contents overlap").into());
                 }
                 _ => {
-                    let start = u32::try_from(index.refs.len()).map_err(|_| FormatError::Directory("too many tiles"))?;
+                    let start =
+                        u32::try_from(index.refs.len()).map_err(|_| FormatError::Directory("too many tiles"))?;
                     index.refs.push(id);
                     index.contents.push(Content { offset: e.offset, length: e.length, start, count: 1 });
                 }
@@ -166,7 +167,9 @@ impl From<Stop> for Reject {
     fn from(s: Stop) -> Reject {
         match s {
             Stop::Denied(d) => Reject::Denied(d),
-            Stop::Unmapped => Reject::Forbidden("the range starts in bytes of the archive no tile or directory owns".into()),
+            Stop::Unmapped => {
+                Reject::Forbidden("the range starts in bytes of the archive no tile or directory owns".into())
+            }
             Stop::Budget => Reject::Forbidden(format!(
                 "the range covers more than {MAX_JUDGED_TILES} tiles to judge; ask for a shorter range"
             )),
@@ -288,8 +291,12 @@ mod tests {
     fn a_deduplicated_content_is_allowed_when_any_of_its_tiles_is_inside() {
         let inside = format::tile_id(1, 0, 0);
         let outside = format::tile_id(1, 1, 1);
-        let index = DataIndex::from_entries(vec![entry(inside, 0, 10, 1), entry(outside, 0, 10, 1), entry(outside + 1, 10, 5, 1)])
-            .expect("index");
+        let index = DataIndex::from_entries(vec![
+            entry(inside, 0, 10, 1),
+            entry(outside, 0, 10, 1),
+            entry(outside + 1, 10, 5, 1),
+        ])
+        .expect("index");
         assert_eq!(index.len(), 2);
         let f = fence(&[(1, 0, 0)], None);
         let mut budget = 100;

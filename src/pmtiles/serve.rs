@@ -33,6 +33,10 @@ pub const ARCHIVE_NAME: &str = "archive.pmtiles";
 /// The longest range answered at once (a longer one gets a shorter `206`).
 pub const MAX_RANGE_BYTES: u64 = 16 << 20;
 
+/// What is escaped in a query value (RFC 3986 unreserved characters are not).
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// What a request to a PMTiles path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ask {
@@ -54,7 +58,10 @@ pub enum Answer {
 
 /// The archive request `route` makes on a path with `[path.upstream] pmtiles`;
 /// `None` when the route is not one (another path, or `/path/{id}/…` to `base`).
-pub fn ask<'a>(config: &'a crate::config::Config, route: &Route<'_>) -> Option<(&'a Arc<PathConfig>, Result<Ask, Reject>)> {
+pub fn ask<'a>(
+    config: &'a crate::config::Config,
+    route: &Route<'_>,
+) -> Option<(&'a Arc<PathConfig>, Result<Ask, Reject>)> {
     let (path_id, ask) = match *route {
         Route::Xyz { path_id, tile, .. } => (path_id, Ok(Ask::Tile(tile, Protocol::Xyz))),
         Route::Ogc { family: family @ (Protocol::Xyz | Protocol::Mvt), path_id, rest } => {
@@ -153,7 +160,9 @@ pub async fn answer(
 ) -> Result<Answer, Reject> {
     match ask {
         Ask::Tile(tile, _) => tile_answer(archives, io, permitted, tile).await,
-        Ask::TileJson(protocol) => tilejson_answer(archives, io, permitted, protocol, token_query).await.map(Answer::Done),
+        Ask::TileJson(protocol) => {
+            tilejson_answer(archives, io, permitted, protocol, token_query).await.map(Answer::Done)
+        }
         Ask::Range => range_answer(archives, io, permitted, parts).await.map(Answer::Done),
     }
 }
@@ -179,8 +188,8 @@ async fn tile_answer(
             return Err(ArchiveError::Changed.into());
         }
         if tile_type == TileType::Unknown && (obligations.fence.is_some() || obligations.properties.is_some()) {
-            return Err(Reject::Unsupported(
-                "the archive's tile type is unknown, so its tiles cannot be judged against this token's fence".into(),
+            return Err(Reject::Forbidden(
+                "the archive's tile type is unknown, so its tiles cannot be judged against this token's fences".into(),
             ));
         }
         match archives.tile(io, &opened, tile.z(), tile.x(), tile.y()).await {
@@ -319,11 +328,7 @@ async fn range_answer(
 }
 
 async fn index(archives: &Archives, io: &Io<'_>, opened: &Opened) -> Result<Arc<DataIndex>, ArchiveError> {
-    opened
-        .index
-        .get_or_try_init(|| async { DataIndex::build(archives, io, opened).await.map(Arc::new) })
-        .await
-        .cloned()
+    opened.index.get_or_try_init(|| async { DataIndex::build(archives, io, opened).await.map(Arc::new) }).await.cloned()
 }
 
 fn header_value(s: String) -> Result<HeaderValue, Reject> {
@@ -379,10 +384,11 @@ async fn tilejson_answer(
         (Protocol::Mvt, _) => String::new(),
         (_, t) => format!(".{}", t.extension()),
     };
-    let mut url = format!("{}/ogc/{}/{}/{{z}}/{{x}}/{{y}}{ext}", io.config.server.public_url, protocol.as_str(), path.id);
+    let mut url =
+        format!("{}/ogc/{}/{}/{{z}}/{{x}}/{{y}}{ext}", io.config.server.public_url, protocol.as_str(), path.id);
     if let Some(token) = token_query {
         url.push_str("?token=");
-        url.extend(percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC));
+        url.extend(percent_encoding::utf8_percent_encode(token, QUERY_VALUE));
     }
     let mut doc = serde_json::json!({
         "tilejson": "3.0.0",
@@ -442,7 +448,9 @@ fn narrow_tilejson(doc: &mut serde_json::Value, o: &crate::policy::Obligations, 
     }
     if let Some(serde_json::Value::Array(vl)) = out.get_mut("vector_layers") {
         if !layers.is_empty() {
-            vl.retain(|l| l.get("id").and_then(serde_json::Value::as_str).is_some_and(|id| layers.iter().any(|x| x == id)));
+            vl.retain(|l| {
+                l.get("id").and_then(serde_json::Value::as_str).is_some_and(|id| layers.iter().any(|x| x == id))
+            });
         }
         if let Some(allowed) = o.properties.as_deref() {
             for l in vl.iter_mut() {

@@ -192,18 +192,21 @@ mod tests {
         assert!(h.leaf_length > 0);
         assert_eq!(h.addressed_tiles, tiles.len() as u64);
         let root_raw = &bytes[h.root_offset as usize..(h.root_offset + h.root_length) as usize];
-        let root = format::parse_directory(&format::decompress(h.internal_compression, root_raw, 1 << 20).unwrap()).unwrap();
+        let root =
+            format::parse_directory(&format::decompress(h.internal_compression, root_raw, 1 << 20).unwrap()).unwrap();
         assert!(root.iter().all(|e| e.run_length == 0));
         // z4 is one content in one run of 256 ids.
         let leaf_of = |id: u64| {
             let e = format::find(&root, id).unwrap();
-            let raw = &bytes[(h.leaf_offset + e.offset) as usize..(h.leaf_offset + e.offset + u64::from(e.length)) as usize];
+            let raw =
+                &bytes[(h.leaf_offset + e.offset) as usize..(h.leaf_offset + e.offset + u64::from(e.length)) as usize];
             format::parse_directory(&format::decompress(h.internal_compression, raw, 1 << 20).unwrap()).unwrap()
         };
         let e = format::find(&leaf_of(format::tile_id(4, 9, 9)), format::tile_id(4, 9, 9)).unwrap();
         assert_eq!(e.run_length, 256);
         let e = format::find(&leaf_of(format::tile_id(2, 1, 3)), format::tile_id(2, 1, 3)).unwrap();
-        let stored = &bytes[(h.data_offset + e.offset) as usize..(h.data_offset + e.offset + u64::from(e.length)) as usize];
+        let stored =
+            &bytes[(h.data_offset + e.offset) as usize..(h.data_offset + e.offset + u64::from(e.length)) as usize];
         assert_eq!(format::decompress(format::Compression::Gzip, stored, 100).unwrap(), b"2/1/3");
     }
 }

@@ -18,6 +18,7 @@ mod gml;
 mod limits;
 mod metrics;
 mod ogc;
+mod pmtiles;
 mod pool;
 mod reload;
 mod saturation;

@@ -750,7 +750,7 @@ impl Validator {
         }
         // PMTiles range reads hand out raw tile bytes: nothing in them can be dropped.
         if p.pmtiles_range {
-            if !p.upstream.as_ref().is_some_and(|u| u.pmtiles.is_some()) {
+            if p.upstream.as_ref().is_none_or(|u| u.pmtiles.is_none()) {
                 self.err(
                     format!("{key}.pmtiles_range"),
                     format!("`{}` has no `[path.upstream] pmtiles` archive to read", p.id),

@@ -93,10 +93,13 @@ pub struct Archives {
     generations: AtomicU64,
 }
 
+/// A cached directory and when it was last used.
+type Cached = (Arc<[Entry]>, u64);
+
 /// Leaf directories by (generation, absolute offset), least recently used out first.
 #[derive(Default)]
 struct DirCache {
-    map: HashMap<(u64, u64), (Arc<[Entry]>, u64)>,
+    map: HashMap<(u64, u64), Cached>,
     bytes: usize,
     tick: u64,
 }
@@ -481,7 +484,7 @@ async fn http_range(
         let body = http_body_util::Limited::new(res.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| UpstreamError::Protocol(e))?
+            .map_err(UpstreamError::Protocol)?
             .to_bytes();
         let body = if status == StatusCode::OK {
             let end = usize::try_from((offset + len).min(body.len() as u64)).unwrap_or(usize::MAX);

@@ -26,7 +26,7 @@ use crate::respond::Reject;
 use crate::spatial::{Fence, Overlap, TileCoord};
 
 /// The most tile entries an archive may have for range mode with a fenced token.
-pub const MAX_INDEX_ENTRIES: usize = 4_000_000;
+pub const MAX_INDEX_ENTRIES: usize = 1_000_000;
 /// The most tile ids judged for one request (long runs of ocean tiles).
 pub const MAX_JUDGED_TILES: u64 = 1 << 22;
 

@@ -683,3 +683,56 @@ print(json.dumps(out))
         assert_eq!(some["errors"][key], 403, "{key}: outside or straddling: {some}");
     }
 }
+
+/// protomaps' PMTiles JS reader (npm `pmtiles` 4.5, what MapLibre's `pmtiles://` protocol
+/// runs) under Node, through range mode: its first read is `bytes=0-16383`, which under a
+/// fence is answered shorter (the directories only), and it must still find every tile.
+#[tokio::test]
+async fn protomaps_pmtiles_js_reads_the_archive_through_range_mode() {
+    let dir = upstreams::repo_root().join("tests/e2e/pmtiles-js");
+    assert!(
+        dir.join("node_modules/pmtiles/package.json").exists(),
+        "the PMTiles JS reader is not installed: run scripts/e2e-setup"
+    );
+    let f = fixture().await;
+    let url = f.gw.url("/path/ras/archive.pmtiles");
+    let run = |token: String| {
+        let (dir, url) = (dir.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("node")
+                .arg(dir.join("client.mjs"))
+                .args([url.as_str(), token.as_str(), "0/0/0", "2/0/0", "3/1/1", "3/6/6", "4/2/2", "4/9/9"])
+                .output()
+                .expect("node runs (Node >= 18)");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+        })
+    };
+    let stored = |z, x, y| {
+        let (off, len) = locate(&f.raster, z, x, y);
+        f.raster[off as usize..(off + len) as usize].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let open = run(f.gw.token(&[("ras", Tier::View)]).await).await.expect("reader");
+    assert_eq!(
+        (open["minZoom"].as_u64(), open["maxZoom"].as_u64(), open["tileType"].as_u64()),
+        (Some(0), Some(4), Some(2))
+    );
+    for key in ["0/0/0", "2/0/0", "3/1/1", "3/6/6", "4/2/2", "4/9/9"] {
+        let (z, x, y) = {
+            let v: Vec<u32> = key.split('/').map(|s| s.parse().expect("n")).collect();
+            (v[0] as u8, v[1], v[2])
+        };
+        assert_eq!(open["tiles"][key].as_str(), Some(stored(z, x, y).as_str()), "{key}: {open}");
+    }
+    // The north-west quarter (2/0/0), to zoom 4.
+    let fenced = f.gw.token_fenced("ras", Tier::View, Fence::new(Some(&[(2, 0, 0)]), Some(4)).expect("f"), None).await;
+    let some = run(fenced).await.expect("reader");
+    assert_eq!(some["maxZoom"].as_u64(), Some(4), "the header reads under a fence: {some}");
+    assert_eq!(some["tiles"]["2/0/0"].as_str(), Some(stored(2, 0, 0).as_str()), "{some}");
+    assert_eq!(some["tiles"]["3/1/1"].as_str(), Some(stored(3, 1, 1).as_str()), "{some}");
+    // Zoom 4's one content is a tile inside (4/2/2): served under any of its ids.
+    assert_eq!(some["tiles"]["4/9/9"].as_str(), Some(stored(4, 9, 9).as_str()), "{some}");
+    for key in ["0/0/0", "3/6/6"] {
+        assert!(some["errors"][key].as_str().is_some_and(|e| e.contains("403")), "{key}: {some}");
+    }
+}

@@ -208,7 +208,7 @@ impl Gateway {
         }
         // A PMTiles archive answers in place of an upstream (src/pmtiles).
         if let Some((path, ask)) = crate::pmtiles::serve::ask(config, &route) {
-            return self.archive(config, path, ask?, req, &grant, &token, log).await;
+            return self.archive(config, path, ask, req, &grant, &token, log).await;
         }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
@@ -243,7 +243,7 @@ impl Gateway {
         &self,
         config: &Config,
         path: &Arc<PathConfig>,
-        ask: crate::pmtiles::serve::Ask,
+        ask: Result<crate::pmtiles::serve::Ask, Reject>,
         req: Request<RequestBody>,
         grant: &Grant,
         token: &Extracted,
@@ -252,7 +252,7 @@ impl Gateway {
         use crate::pmtiles::serve::{self as archive, Answer};
         let (parts, _body) = req.into_parts();
         let io = crate::pmtiles::Io { upstream: &self.upstream, config, path_id: &path.id };
-        let target = archive::classify(&self.archives, &io, path, ask, &parts.method, grant).await?;
+        let (target, ask) = archive::classify(&self.archives, &io, path, ask, &parts.method, grant).await?;
         log.path_id = Some(target.path.id.clone());
         log.operation = target.op.name;
         tracing::Span::current().record("path.id", target.path.id.as_str());

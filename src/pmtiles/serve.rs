@@ -83,18 +83,30 @@ pub fn ask<'a>(
 }
 
 /// The classify stage for an archive request: the path's visibility first (nothing is
-/// read for a token that cannot see it), then the archive's header for the tile type.
+/// read, and no malformed request is told apart, for a token that cannot see it), then
+/// the archive's header for the tile type.
 pub async fn classify(
+    archives: &Archives,
+    io: &Io<'_>,
+    path: &Arc<PathConfig>,
+    ask: Result<Ask, Reject>,
+    method: &Method,
+    grant: &Grant,
+) -> Result<(Target, Ask), Reject> {
+    if grant.access_for(path).is_none() {
+        return Err(Denial::PathNotFound.into());
+    }
+    let ask = ask?;
+    judged(archives, io, path, ask, method).await.map(|t| (t, ask))
+}
+
+async fn judged(
     archives: &Archives,
     io: &Io<'_>,
     path: &Arc<PathConfig>,
     ask: Ask,
     method: &Method,
-    grant: &Grant,
 ) -> Result<Target, Reject> {
-    if grant.access_for(path).is_none() {
-        return Err(Denial::PathNotFound.into());
-    }
     if method != Method::GET && method != Method::HEAD {
         return Err(Reject::MethodNotAllowed("GET or HEAD"));
     }

@@ -329,6 +329,10 @@ async fn vector_tiles_from_a_file_archive_are_fenced_clipped_and_property_filter
     let other = f.gw.token(&[("ras", Tier::View)]).await;
     let r = f.gw.get("/ogc/mvt/vec/1/0/0", &other).await;
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::NOT_FOUND, "path_not_found"));
+    // Regression: a malformed tile address was a 400 before the path's visibility was known.
+    let r = f.gw.get("/ogc/mvt/vec/1/0", &other).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::NOT_FOUND, "path_not_found"));
+    assert_eq!(f.gw.get("/ogc/mvt/vec/1/0", &open).await.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

@@ -175,7 +175,8 @@ impl RangeServer {
         let (bytes, version) = self.state.lock().expect("lock").clone();
         let etag = format!("\"v{version}\"");
         let range = req.headers().get("range").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        self.requests.lock().expect("lock").push(range.clone());
+        let if_match = req.headers().get("if-match").and_then(|v| v.to_str().ok()).unwrap_or("");
+        self.requests.lock().expect("lock").push(format!("{range} if-match:{if_match}"));
         let mut res = http::Response::new(Full::new(Bytes::new()));
         res.headers_mut().insert("etag", etag.parse().expect("etag"));
         if req.headers().get("if-match").is_some_and(|v| v.as_bytes() != etag.as_bytes()) {
@@ -365,6 +366,9 @@ async fn an_http_archive_replaced_under_the_gateway_is_reread_never_mixed() {
     let r = f.gw.get("/ogc/xyz/web/3/2/5.png", &token).await;
     assert_eq!(r.body.as_ref(), &f.raster[off as usize..(off + len) as usize]);
     // A new version with other colours (and so other offsets).
+    // Every read after the header names the version it was read with.
+    let seen = f.http.requests.lock().expect("lock").clone();
+    assert!(seen.len() >= 3 && seen[1..].iter().all(|r| r.ends_with("if-match:\"v1\"")), "{seen:?}");
     let new = raster_archive(2, 17);
     f.http.replace(new.clone());
     let (off, len) = locate(&new, 3, 2, 5);

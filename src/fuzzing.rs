@@ -26,8 +26,16 @@ pub use crate::route::Route;
 pub use crate::spatial::{AxisOrder, BBox, Crs};
 
 /// Every protocol family, in `Protocol::from_segment` order.
-pub const PROTOCOLS: [Protocol; 7] =
-    [Protocol::Wms, Protocol::Wmts, Protocol::Wfs, Protocol::Wcs, Protocol::Api, Protocol::Mvt, Protocol::Xyz];
+pub const PROTOCOLS: [Protocol; 8] = [
+    Protocol::Wms,
+    Protocol::Wmts,
+    Protocol::Wfs,
+    Protocol::Wcs,
+    Protocol::Api,
+    Protocol::Mvt,
+    Protocol::Xyz,
+    Protocol::Martin,
+];
 
 /// The path id every fuzzed request goes to.
 pub const PATH_ID: &str = "roads";

@@ -45,6 +45,8 @@ pub struct Gateway {
     ops: Arc<Ops>,
     /// PMTiles archives: opened versions and the directory cache (src/pmtiles).
     archives: crate::pmtiles::Archives,
+    /// Token usage, recorded per request and flushed by the server's task.
+    usage: Arc<crate::usage::Recorder>,
 }
 
 /// Which listener a request came in on.
@@ -115,11 +117,13 @@ pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
         let upstream = Upstream::new(&config);
+        let usage = Arc::new(crate::usage::Recorder::new());
         Gateway {
             config: ArcSwap::from_pointee(config),
             cache,
             upstream,
             ops: Arc::new(Ops::new()),
+            usage,
             archives: crate::pmtiles::Archives::default(),
         }
     }
@@ -146,6 +150,11 @@ impl Gateway {
     /// The PMTiles archives and their directory cache (tests, diagnostics).
     pub fn archives(&self) -> &crate::pmtiles::Archives {
         &self.archives
+    }
+
+    /// Token usage recorded since the last flush.
+    pub fn usage(&self) -> &Arc<crate::usage::Recorder> {
+        &self.usage
     }
 
     /// Metrics and rate limits (the token API records its actions here).
@@ -194,6 +203,9 @@ impl Gateway {
         }
         let route = route::route(&path).map_err(bad_path)?;
         let route = listener_route(config, listener, route);
+        if let Route::Console { asset } = route {
+            return crate::console::serve(config, asset, req.method(), req.headers());
+        }
         if let Some(res) = self.operations(&route, req.method()).await? {
             return Ok(res);
         }
@@ -202,9 +214,21 @@ impl Gateway {
             .ok_or(Denial::MissingToken)?;
         let grant = self.lookup(&token.secret).await?;
         log.token_id = Some(grant.token_id);
+        let now = now_unix();
+        // The token itself (expiry, allowed origins) before anything else, the token
+        // API included; usage counts every request of a live token (crate::usage).
+        let admitted = policy::admit(&grant, req.headers(), now);
+        if !matches!(admitted, Err(Denial::Expired)) {
+            self.usage.record(grant.token_id, log.client, now);
+        }
+        admitted?;
         self.ops.admit_token(config, ops::route_path_id(&route), grant.token_id)?;
         if let Route::TokenApi { id } = route {
             return self.token_api(config, req, grant, peer, id, log).await;
+        }
+        if let Route::AccountPaths = route {
+            log.operation = "tokens.paths";
+            return admin::api::paths(config, req.method(), &grant, now_unix()).map(no_store);
         }
         // A PMTiles archive answers in place of an upstream (src/pmtiles).
         if let Some((path, ask)) = crate::pmtiles::serve::ask(config, &route) {
@@ -354,10 +378,23 @@ impl Gateway {
                 ResponseKind::Image => permitted.permit().obligations().clip.is_some(),
                 _ => true,
             }),
-            accept: target.pinned_accept(),
+            accept: match (target.protocol, &target.response) {
+                // martin: MVT for a token the gateway filters, JSON for documents.
+                (Some(Protocol::Martin), Some(kind)) => {
+                    ogc::martin::pinned_accept(kind, permitted.permit().obligations())
+                }
+                _ => target.pinned_accept(),
+            },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
-        let uri = target.uri.clone();
+        // A fenced token's OGC API items are asked for within the fence's extent only (#12).
+        let fence = permitted.permit().obligations().fence.as_deref();
+        let uri = match fence {
+            Some(fence) if target.op.name == "api.items" => {
+                crate::ogc::api::narrow_items_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
+            }
+            _ => target.uri.clone(),
+        };
         proxy::forward(&self.upstream, &target.path, parts, body, uri, permitted.permit(), ctx, ask).await
     }
 
@@ -376,14 +413,24 @@ impl Gateway {
             upstream: &target.upstream_base,
             public: &target.public,
             token_query: token.from_query.then(|| token.secret.expose()),
-            layers: &target.path.layers,
+            // martin paths name sources in `layers`, not the vector layers inside their tiles.
+            layers: if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {
+                &[]
+            } else {
+                &target.path.layers
+            },
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
             answer_crs: target.answer_crs,
             max_image_size: target.path.max_image_size,
             clips_partial: target.path.partial == crate::paths::Partial::Clip,
         };
-        proxy::filter::apply(response, &ctx).await
+        let mut res = proxy::filter::apply(response, &ctx).await?;
+        if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {
+            // martin answers MVT or MLT by `Accept` (and the gateway pins it for fenced tokens).
+            res.headers_mut().append(http::header::VARY, http::HeaderValue::from_static("accept"));
+        }
+        Ok(res)
     }
 }
 
@@ -399,13 +446,21 @@ fn openapi() -> Response<Body> {
 /// What a listener serves: with `api.listen` set, the token API lives only there
 /// and the API listener serves nothing else (both answer 404 for the other's routes).
 fn listener_route<'a>(config: &Config, listener: Listener, route: Route<'a>) -> Route<'a> {
-    let api_route = matches!(route, Route::TokenApi { .. } | Route::OpenApi);
+    let api_route =
+        matches!(route, Route::TokenApi { .. } | Route::OpenApi | Route::AccountPaths | Route::Console { .. });
     let health = matches!(route, Route::Healthz | Route::Readyz);
     match (listener, config.api.listen.is_some()) {
         (Listener::Main, true) if api_route => Route::Unknown,
         (Listener::Api, _) if !api_route && !health => Route::Unknown,
         _ => route,
     }
+}
+
+/// The paths answer (what the caller's token may see): never stored.
+fn no_store(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    res.headers_mut().append(http::header::VARY, http::HeaderValue::from_static("authorization"));
+    res
 }
 
 fn bad_path(e: BadPath) -> Reject {
@@ -426,9 +481,13 @@ async fn classify(
 ) -> Result<(Target, Outgoing), Reject> {
     let path_id = match *route {
         Route::Xyz { path_id, .. } | Route::Path { path_id, .. } | Route::Ogc { path_id, .. } => path_id,
-        Route::TokenApi { .. } | Route::OpenApi | Route::Healthz | Route::Readyz | Route::Unknown => {
-            return Err(Reject::NotFound)
-        }
+        Route::TokenApi { .. }
+        | Route::AccountPaths
+        | Route::Console { .. }
+        | Route::OpenApi
+        | Route::Healthz
+        | Route::Readyz
+        | Route::Unknown => return Err(Reject::NotFound),
     };
     let path = config.paths.get(path_id).cloned().ok_or(Denial::PathNotFound)?;
     if grant.access_for(&path).is_none() {

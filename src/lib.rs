@@ -27,6 +27,7 @@
 //! | normalize and route | [`route`] |
 //! | token format and extraction | [`token`] |
 //! | store and grant cache | [`store`] |
+//! | token usage (last used, request count), flushed in batches | [`usage`] |
 //! | OGC request classification, capabilities rewriting | [`ogc`] |
 //! | the decision: tiers, scope, fences | [`policy`], [`spatial`] |
 //! | forwarding hygiene and the filter stage | [`proxy`], [`filter`] |
@@ -42,6 +43,7 @@
 pub mod access;
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod filter;
 #[doc(hidden)]
@@ -60,3 +62,4 @@ pub mod server;
 pub mod spatial;
 pub mod store;
 pub mod token;
+pub mod usage;

@@ -147,6 +147,10 @@ struct CreateArgs {
     /// What the token is for (1–128 characters).
     #[arg(long)]
     description: String,
+    /// A web origin the token may be used from (repeatable): `https://app.example.org`
+    /// or `https://*.example.org`. Absent: any origin, and clients that send none.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -311,6 +315,7 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
         properties: args.properties,
         no_properties: args.no_properties,
         description: args.description,
+        allowed_origins: args.allowed_origins,
     };
     let now = tilegate::store::now_unix();
     let token = match admin::cli::check_create(&flags, &config.paths, now) {
@@ -324,9 +329,10 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
     };
     let store = open_store(config).await?;
     let minter = Minter { creator: None, client: "cli".into() };
-    let minted =
+    let mut minted =
         admin::mint(&config.tokens.prefix, token.description, token.scope, now, token.expires_at, token.access, minter)
             .context("cannot read OS randomness")?;
+    minted.row.allowed_origins = token.allowed_origins;
     let record = store.create(minted.row).await?;
     // One write for both lines: a reader that closes the pipe after the first line
     // (`| head -n1`) must not turn a created token into a crash.
@@ -340,8 +346,18 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
 async fn list(config: &Config) -> Result<()> {
     let store = open_store(config).await?;
     println!(
-        "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<40}  description",
-        "id", "displayKey", "scope", "created", "expires", "revoked", "access"
+        "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<20}  {:<39}  {:>8}  {:<40}  {:<30}  description",
+        "id",
+        "displayKey",
+        "scope",
+        "created",
+        "expires",
+        "revoked",
+        "lastUsed",
+        "lastUsedFrom",
+        "requests",
+        "access",
+        "allowedOrigins"
     );
     let mut after = 0;
     loop {
@@ -350,14 +366,18 @@ async fn list(config: &Config) -> Result<()> {
         after = last.seq;
         for t in &page {
             println!(
-                "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<40}  {}",
+                "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<20}  {:<39}  {:>8}  {:<40}  {:<30}  {}",
                 t.id,
                 t.display_key,
                 t.scope.as_str(),
                 time_text(Some(t.created_at)),
                 time_text(t.expires_at),
                 time_text(t.revoked_at),
+                time_text(t.usage.last_used_at),
+                t.usage.last_used_from.as_deref().unwrap_or("-"),
+                t.usage.request_count,
                 access_text(t),
+                origins_text(t),
                 t.description
             );
         }
@@ -383,6 +403,13 @@ fn access_text(t: &TokenRecord) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// `allowedOrigins` for `token list`: `*` for any origin.
+fn origins_text(t: &TokenRecord) -> String {
+    t.allowed_origins
+        .as_ref()
+        .map_or_else(|| "*".into(), |l| l.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
 }
 
 fn time_text(t: Option<i64>) -> String {

@@ -136,6 +136,11 @@ pub struct Upstreams {
     pub wfs: Option<http::Uri>,
     pub wcs: Option<http::Uri>,
     pub ogcapi: Option<http::Uri>,
+    /// A martin tile server's base URL (`/ogc/martin/{id}/…`); the path's `layers`
+    /// name the martin source ids it covers.
+    pub martin: Option<http::Uri>,
+    /// TiTiler's root (`titiler.application`), served at `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<http::Uri>,
     /// A PMTiles v3 archive (`[path.upstream] pmtiles`), served by `crate::pmtiles`.
     pub pmtiles: Option<ArchiveSource>,
 }
@@ -194,6 +199,9 @@ pub struct PathConfig {
     /// `pmtiles_range`: PMTiles-aware clients may read the archive with range
     /// requests at `/path/{id}/archive.pmtiles` (judged range by range).
     pub pmtiles_range: bool,
+    /// The TiTiler datasets this path serves, in canonical form
+    /// (`ogc::titiler::canonical_dataset`): exact URLs, or prefixes ending in `/`.
+    pub titiler_datasets: Vec<String>,
 }
 
 /// What a fenced token gets for a tile or map that only partly overlaps its fence
@@ -232,6 +240,7 @@ impl PathConfig {
             background: DEFAULT_BACKGROUND,
             wfs_namespaces: Vec::new(),
             pmtiles_range: false,
+            titiler_datasets: Vec::new(),
         }
     }
 

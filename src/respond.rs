@@ -196,6 +196,7 @@ impl From<OgcError> for Reject {
             OgcError::UnsupportedMediaType(m) => Reject::UnsupportedMediaType(m),
             // Same reason as a fenced property, so a token cannot tell the two apart.
             OgcError::UnknownProperty(p) => Reject::Denied(Denial::PropertyFenced(p)),
+            OgcError::DatasetNotCovered(u) => Reject::Denied(Denial::DatasetNotCovered(u)),
         }
     }
 }
@@ -269,7 +270,7 @@ impl Reject {
             }
             Reject::UpstreamStatus(status) => {
                 format!(
-                    "the upstream server answered HTTP {}; its answer is not passed on (the operator can find the cause in its log)",
+                    "the upstream server could not answer this request (HTTP {}); its answer is not passed on (the operator can find the cause in its log)",
                     status.as_u16()
                 )
             }
@@ -343,6 +344,16 @@ impl Reject {
         };
         let mut res = Response::new(full(body));
         *res.status_mut() = format.status(status);
+        let answered = res.status();
+        if answered != StatusCode::OK {
+            // HTTP/1.1 status line `403 Forbidden (tier_too_low)`: clients that show only
+            // Qt's or curl's "server replied: <reason phrase>" (QGIS's OAPIF provider)
+            // show the reason too. A snake_case code: always a valid phrase.
+            let phrase = format!("{} ({})", answered.canonical_reason().unwrap_or("Error"), self.reason());
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(phrase) {
+                res.extensions_mut().insert(phrase);
+            }
+        }
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         // A refusal depends on the token that was (or was not) sent, and one dressed as a
         // 200 (`ogc.exception_status = "ok"`) must never be cached in place of the answer.
@@ -460,7 +471,7 @@ impl ErrorFormat {
         let query = Query::parse(uri.query().unwrap_or(""));
         let report = match family {
             Protocol::Api => return ErrorFormat::Problem,
-            Protocol::Mvt | Protocol::Xyz => return ErrorFormat::Json,
+            Protocol::Mvt | Protocol::Xyz | Protocol::Martin | Protocol::Titiler => return ErrorFormat::Json,
             Protocol::Wms => match query.get("VERSION").or_else(|| query.get("WMTVER")) {
                 Some(v) if v.starts_with("1.0") || v.starts_with("1.1") => Report::Wms111,
                 _ => Report::Wms130,
@@ -816,7 +827,9 @@ fn denial_status(d: &Denial) -> StatusCode {
         | Denial::UnsupportedCrs
         | Denial::UnboundedFeatureRequest
         | Denial::FenceUnverifiable
-        | Denial::PropertyFenced(_) => StatusCode::FORBIDDEN,
+        | Denial::PropertyFenced(_)
+        | Denial::DatasetNotCovered(_)
+        | Denial::OriginNotAllowed => StatusCode::FORBIDDEN,
     }
 }
 
@@ -839,6 +852,8 @@ fn denial_detail(d: &Denial) -> String {
         Denial::UnboundedFeatureRequest => "the token has a geofence; feature requests must carry a bounding box inside it".into(),
         Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
         Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),
+        Denial::DatasetNotCovered(u) => format!("dataset `{u}` is not served on this path; `url` must name one of the path's datasets"),
+        Denial::OriginNotAllowed => "this token may only be used from the web pages its allowedOrigins list; the request's Origin (or Referer) is not one of them, or it sent neither".into(),
     }
 }
 
@@ -870,12 +885,14 @@ mod tests {
             (Denial::ScopeOgcOnly, 403),
             (Denial::TierTooLow { needed: Tier::Edit, held: Tier::View }, 403),
             (Denial::LayerNotCovered("x".into()), 403),
+            (Denial::DatasetNotCovered("x".into()), 403),
             (Denial::ZoomAboveMax, 403),
             (Denial::OutsideGeofence, 403),
             (Denial::UnsupportedCrs, 403),
             (Denial::UnboundedFeatureRequest, 403),
             (Denial::FenceUnverifiable, 403),
             (Denial::PropertyFenced("p".into()), 403),
+            (Denial::OriginNotAllowed, 403),
         ];
         for (d, status) in table {
             let res = Reject::Denied(d.clone()).into_response();
@@ -927,6 +944,7 @@ mod tests {
         let denials = Denial::FIXED.into_iter().chain([
             Denial::TierTooLow { needed: Tier::Edit, held: Tier::View },
             Denial::LayerNotCovered("x".into()),
+            Denial::DatasetNotCovered("file:///x".into()),
             Denial::PropertyFenced("p".into()),
         ]);
         let others = [

@@ -218,6 +218,13 @@ pub enum Route<'a> {
     TokenApi {
         id: Option<&'a str>,
     },
+    /// `/account/security/paths`: the paths the calling token can see (the console's tree).
+    AccountPaths,
+    /// `/admin` and `/admin/{asset}`: the browser console's static files (`asset` is
+    /// `None` for `/admin` without the slash, `Some("")` for the page itself).
+    Console {
+        asset: Option<&'a str>,
+    },
     /// `/path/{pathId}/{rest}`: pass-through to `upstream.base`.
     Path {
         path_id: &'a str,
@@ -247,6 +254,9 @@ pub enum Route<'a> {
 /// assert!(matches!(route("/ogc/xyz/osm/3/1/2.png").unwrap(), Route::Xyz { path_id: "osm", ext: Some("png"), .. }));
 /// assert!(route("/ogc/xyz/osm/1/2/0").is_err());
 /// assert_eq!(route("/nothing").unwrap(), Route::Unknown);
+/// assert_eq!(route("/admin/").unwrap(), Route::Console { asset: Some("") });
+/// assert_eq!(route("/admin/a/b").unwrap(), Route::Unknown);
+/// assert_eq!(route("/account/security/paths").unwrap(), Route::AccountPaths);
 /// ```
 pub fn route(path: &str) -> Result<Route<'_>, BadPath> {
     let rest = &path[1..];
@@ -259,9 +269,15 @@ pub fn route(path: &str) -> Result<Route<'_>, BadPath> {
             Some(("security", Some(t))) => match split_first(t) {
                 ("accessToken", None) => Route::TokenApi { id: None },
                 ("accessToken", Some(id)) if !id.is_empty() && !id.contains('/') => Route::TokenApi { id: Some(id) },
+                ("paths", None) => Route::AccountPaths,
                 _ => Route::Unknown,
             },
             _ => Route::Unknown,
+        },
+        "admin" => match tail {
+            None => Route::Console { asset: None },
+            Some(asset) if !asset.contains('/') => Route::Console { asset: Some(asset) },
+            Some(_) => Route::Unknown,
         },
         "path" => match tail.map(split_first) {
             Some((path_id, rest)) if !path_id.is_empty() => Route::Path { path_id, rest: rest.unwrap_or("") },

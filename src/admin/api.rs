@@ -83,9 +83,11 @@ async fn create(
             let text: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.path_id, v.message)).collect();
             Reject::Forbidden(format!("the new token would be wider than the calling token: {}", text.join("; ")))
         })?;
+    let allowed_origins = delegated_origins(caller, request.allowed_origins)?;
     let minter = Minter { creator: Some(caller.token_id), client: peer.ip().to_string() };
-    let minted = mint(&config.tokens.prefix, request.description, request.scope, now, expires_at, access, minter)
+    let mut minted = mint(&config.tokens.prefix, request.description, request.scope, now, expires_at, access, minter)
         .map_err(|e| Reject::internal("cannot read OS randomness", e))?;
+    minted.row.allowed_origins = allowed_origins;
     let hash = minted.row.hash;
     let record = cache.store().create(minted.row).await.map_err(|e| Reject::store("token create failed", e))?;
     // A token made up before it existed may sit in the negative cache.
@@ -93,6 +95,18 @@ async fn create(
     let mut out = token_json(&record);
     out["token"] = json!(minted.secret.expose());
     Ok(respond::json(StatusCode::CREATED, &out))
+}
+
+/// The new token's `allowedOrigins` within the caller's, or 422 naming the entry.
+fn delegated_origins(
+    caller: &Grant,
+    asked: Option<Vec<crate::policy::OriginPattern>>,
+) -> Result<Option<Vec<crate::policy::OriginPattern>>, Reject> {
+    delegate::origins(caller, asked).map_err(|msg| {
+        Reject::Unprocessable(
+            json!([{ "loc": ["body", "allowedOrigins"], "msg": msg, "type": "value_error.delegation" }]),
+        )
+    })
 }
 
 async fn list(cache: &GrantCache, config: &Config, query: &str, caller: &Grant) -> Result<Response<Body>, Reject> {
@@ -218,6 +232,25 @@ async fn revoke(
     Ok(res)
 }
 
+/// `GET /account/security/paths`: the paths the calling token can see, its own tier
+/// and fences on each, and their Integrate URLs ([`super::integrate`]). Judged like
+/// the token API (enabled, scope `all`), and an expired token is refused here.
+pub fn paths(config: &Config, method: &Method, caller: &Grant, now: i64) -> Result<Response<Body>, Reject> {
+    if !config.api.enabled {
+        return Err(Reject::NotFound);
+    }
+    if caller.expires_at.is_some_and(|t| t <= now) {
+        return Err(Denial::Expired.into());
+    }
+    if caller.scope != Scope::All {
+        return Err(Denial::ScopeOgcOnly.into());
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Reject::MethodNotAllowed("GET"));
+    }
+    Ok(respond::json(StatusCode::OK, &super::integrate::paths_json(config, caller)))
+}
+
 fn rfc3339(t: i64) -> Value {
     crate::store::rfc3339(t).map_or(Value::Null, Value::String)
 }
@@ -257,5 +290,16 @@ pub fn token_json(r: &TokenRecord) -> Value {
         "expiresAt": r.expires_at.map_or(Value::Null, rfc3339),
         "revokedAt": r.revoked_at.map_or(Value::Null, rfc3339),
         "createdBy": r.creator.map(|c| c.to_string()),
+        "allowedOrigins": origins_json(r),
+        "lastUsedAt": r.usage.last_used_at.map_or(Value::Null, rfc3339),
+        "lastUsedFrom": r.usage.last_used_from,
+        "requestCount": r.usage.request_count,
     })
+}
+
+/// `allowedOrigins` as stored (normalised), `null` = any origin.
+fn origins_json(r: &TokenRecord) -> Value {
+    r.allowed_origins
+        .as_ref()
+        .map_or(Value::Null, |l| Value::Array(l.iter().map(|p| Value::String(p.to_string())).collect()))
 }

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::delegate::Requested;
 use crate::paths::{PathKind, PathTable};
-use crate::policy::{Scope, Tier};
+use crate::policy::origin::MAX_ALLOWED_ORIGINS;
+use crate::policy::{OriginPattern, Scope, Tier};
 use crate::spatial::{Fence, FenceError, TileCoord, MAX_FENCE_TILES, MAX_FENCE_ZOOM};
 
 /// The longest validity a token may be given: ten years.
@@ -36,6 +37,9 @@ pub struct CreateRequest {
     pub scope: Scope,
     /// Unix seconds; `None` = no expiry asked for.
     pub expires_at: Option<i64>,
+    /// `allowedOrigins`, normalised and without duplicates; `None` = any origin
+    /// (under a creator with a list, delegation refuses that).
+    pub allowed_origins: Option<Vec<OriginPattern>>,
 }
 
 /// Why a body was not accepted.
@@ -88,7 +92,7 @@ pub fn check_create(value: &Value, paths: &PathTable, now: i64) -> Result<Create
         c.push(&[], "the body must be a JSON object", "type_error.dict");
         return Err(BodyError::Invalid(c.problems));
     };
-    c.extra_fields(&[], obj, &["accessList", "description", "validFor", "expiresAt", "scope"]);
+    c.extra_fields(&[], obj, &["accessList", "description", "validFor", "expiresAt", "scope", "allowedOrigins"]);
 
     let description = match obj.get("description") {
         None => {
@@ -193,11 +197,63 @@ pub fn check_create(value: &Value, paths: &PathTable, now: i64) -> Result<Create
         Some(_) => c.push(&[json!("accessList")], "must be a list", "type_error.list"),
     }
 
+    let allowed_origins = allowed_origins(&mut c, obj.get("allowedOrigins"));
+
     if c.problems.is_empty() {
-        Ok(CreateRequest { requested, description, scope, expires_at })
+        Ok(CreateRequest { requested, description, scope, expires_at, allowed_origins })
     } else {
         Err(BodyError::Invalid(c.problems))
     }
+}
+
+/// `allowedOrigins`: absent or null = any origin; else 1 to
+/// [`MAX_ALLOWED_ORIGINS`] origins, each checked by [`OriginPattern::parse`].
+fn allowed_origins(c: &mut Checker, value: Option<&Value>) -> Option<Vec<OriginPattern>> {
+    let at = [json!("allowedOrigins")];
+    let list = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            c.push(
+                &at,
+                "must be a list of origins such as https://app.example.org, or null for any origin",
+                "type_error.list",
+            );
+            return None;
+        }
+    };
+    if list.is_empty() {
+        c.push(
+            &at,
+            "must list at least one origin; leave it out (or null) for a token usable from anywhere",
+            "value_error.list.min_items",
+        );
+        return None;
+    }
+    if list.len() > MAX_ALLOWED_ORIGINS {
+        c.push(
+            &at,
+            format!(
+                "{} origins; at most {MAX_ALLOWED_ORIGINS} are allowed (use a wildcard such as https://*.example.org)",
+                list.len()
+            ),
+            "value_error.list.max_items",
+        );
+        return None;
+    }
+    let mut out: Vec<OriginPattern> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        match item.as_str().map(OriginPattern::parse) {
+            Some(Ok(p)) => {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            Some(Err(e)) => c.push(&loc(&at, i), e.to_string(), "value_error.origin"),
+            None => c.push(&loc(&at, i), "must be a string such as https://app.example.org", "type_error.str"),
+        }
+    }
+    Some(out)
 }
 
 fn access_entry(c: &mut Checker, at: &[Value], entry: &Value, paths: &PathTable) -> Option<Requested> {

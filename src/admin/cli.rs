@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::body::{self, BodyError, Problem};
 use super::delegate;
 use crate::paths::PathTable;
-use crate::policy::{Access, Grant, Scope, Tier, TokenId};
+use crate::policy::{Access, Grant, OriginPattern, Scope, Tier, TokenId};
 use crate::spatial::Fence;
 use crate::store::AccessSpec;
 
@@ -34,6 +34,8 @@ pub struct CreateFlags {
     pub properties: Vec<String>,
     pub no_properties: bool,
     pub description: String,
+    /// `--allowed-origin` (repeatable): the token's `allowedOrigins`; none = any.
+    pub allowed_origins: Vec<String>,
 }
 
 /// A checked root token request, ready to mint.
@@ -43,6 +45,8 @@ pub struct RootToken {
     pub scope: Scope,
     pub expires_at: Option<i64>,
     pub access: Vec<AccessSpec>,
+    /// Set on the minted row (`Minted::row.allowed_origins`); `None` = any origin.
+    pub allowed_origins: Option<Vec<OriginPattern>>,
 }
 
 /// Checks the flags with the token API's rules; every problem at once, each
@@ -90,7 +94,9 @@ pub fn check_create(flags: &CreateFlags, paths: &PathTable, now: i64) -> Result<
         }
         _ => return Err(dedup(problems)),
     };
-    Ok(RootToken { description: checked.description, scope: checked.scope, expires_at, access })
+    // A root caller has no list, so any list (or none) is within it.
+    let allowed_origins = checked.allowed_origins;
+    Ok(RootToken { description: checked.description, scope: checked.scope, expires_at, access, allowed_origins })
 }
 
 /// The token API request body the flags stand for.
@@ -136,6 +142,9 @@ fn request_body(flags: &CreateFlags, tiles: &[(&str, (u32, u64, u64))]) -> Value
     if let Some(t) = &flags.expires_at {
         out["expiresAt"] = json!(t);
     }
+    if !flags.allowed_origins.is_empty() {
+        out["allowedOrigins"] = json!(flags.allowed_origins);
+    }
     out
 }
 
@@ -147,6 +156,7 @@ fn root_grant(paths: &PathTable) -> Grant {
         token_id: TokenId(uuid::Uuid::nil()),
         scope: Scope::All,
         expires_at: None,
+        allowed_origins: None,
         access: paths
             .iter()
             .map(|p| Access {
@@ -181,6 +191,10 @@ fn flag_message(p: &Problem, flags: &CreateFlags, tiles: &[(&str, (u32, u64, u64
             },
             (Some(_), Some("access"), Some("propertyFence"), _) => "--property".to_owned(),
             _ => "--path".to_owned(),
+        },
+        Some("allowedOrigins") => match index(1).and_then(|i| flags.allowed_origins.get(i)) {
+            Some(o) => format!("--allowed-origin `{o}`"),
+            None => "--allowed-origin".to_owned(),
         },
         _ => {
             p.loc.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(".")
@@ -321,5 +335,22 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("--valid-for: must be a whole number of seconds")), "{e:#?}");
         let tile = "--tile `5/40/3`: tile 40/3 does not exist at zoom 5; tileX and tileY must be below 32";
         assert_eq!(e.iter().filter(|m| *m == tile).count(), 1, "{e:#?}");
+    }
+
+    #[test]
+    fn allowed_origins_are_checked_and_normalised_like_the_api() {
+        let f = CreateFlags {
+            allowed_origins: vec!["https://App.Example.org:443".into(), "https://*.example.org".into()],
+            ..flags("osm", "view")
+        };
+        let t = check_create(&f, &paths(), 1_000).expect("valid");
+        let stored: Vec<String> = t.allowed_origins.expect("a list").iter().map(ToString::to_string).collect();
+        assert_eq!(stored, ["https://app.example.org", "https://*.example.org"]);
+        let bad = CreateFlags { allowed_origins: vec!["https://a.example.org/app".into()], ..flags("osm", "view") };
+        let e = check_create(&bad, &paths(), 1_000).expect_err("a path");
+        assert!(
+            e[0].starts_with("--allowed-origin `https://a.example.org/app`: `https://a.example.org/app` has a path"),
+            "{e:#?}"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! inherits the caller's, so "omitted" can never mean "wider".
 
 use crate::paths::PathTable;
-use crate::policy::{Grant, Tier};
+use crate::policy::{origin, Grant, OriginPattern, Tier};
 use crate::spatial::Fence;
 use crate::store::AccessSpec;
 
@@ -38,6 +38,14 @@ fn inherit(child: &Fence, caller: &Fence) -> Result<Fence, crate::spatial::Fence
     let tiles: Option<Vec<(u32, u64, u64)>> =
         child_tiles.or(caller_tiles).map(|t| t.into_iter().map(|(z, x, y)| (z, u64::from(x), u64::from(y))).collect());
     Fence::new(tiles.as_deref(), child_zoom.or(caller_zoom))
+}
+
+/// The `allowedOrigins` to store: the caller's list bounds the new token's (a
+/// caller without one: anything; with one: a non-empty list, each entry within
+/// some entry of the caller's, see [`OriginPattern::within`]). `Err` names the
+/// entry (or the missing list).
+pub fn origins(caller: &Grant, asked: Option<Vec<OriginPattern>>) -> Result<Option<Vec<OriginPattern>>, String> {
+    origin::narrow(caller.allowed_origins.as_deref(), asked)
 }
 
 /// Checks every requested path and returns the access to store, or every violation.
@@ -220,6 +228,7 @@ mod tests {
                 token_id: TokenId::new_random(),
                 scope: Scope::All,
                 expires_at: (rng.below(2) == 0).then(|| 1000 + rng.below(1000) as i64),
+                allowed_origins: None,
                 access: (0..=rng.below(2))
                     .map(|i| Access {
                         path_id: ids[i as usize].into(),
@@ -245,6 +254,7 @@ mod tests {
                 token_id: TokenId::new_random(),
                 scope: Scope::All,
                 expires_at,
+                allowed_origins: None,
                 access: access
                     .iter()
                     .map(|a| Access {

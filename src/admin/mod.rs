@@ -7,6 +7,7 @@ pub mod api;
 pub(crate) mod body;
 pub mod cli;
 pub mod delegate;
+pub mod integrate;
 
 use crate::policy::{Scope, TokenId};
 use crate::store::{AccessSpec, NewToken};
@@ -48,6 +49,8 @@ pub fn mint(
         expires_at,
         creator: minter.creator,
         access,
+        // Set by the caller when asked for (`allowedOrigins`); any origin by default.
+        allowed_origins: None,
         actor: minter.creator,
         client: minter.client,
     };

@@ -31,6 +31,7 @@ pub struct Config {
     pub upstream: UpstreamLimits,
     pub log: Log,
     pub api: Api,
+    pub admin: Admin,
     pub limits: Limits,
     pub ops: Ops,
     pub ogc: Ogc,
@@ -147,6 +148,12 @@ pub struct Api {
     pub max_body_bytes: usize,
 }
 
+/// `[admin]`: the browser console, served at `/admin/` on the token API's listener.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admin {
+    pub enabled: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
@@ -185,6 +192,8 @@ pub struct Store {
     /// How often the watcher polls the store's revision (PostgreSQL: the backstop
     /// behind `LISTEN`).
     pub poll_interval: std::time::Duration,
+    /// `store.usage_flush_interval`: how often recorded token usage is written.
+    pub usage_flush_interval: std::time::Duration,
 }
 
 /// `store.url` and its companions, checked and ready to connect. `Debug` never

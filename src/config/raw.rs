@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub api: RawApi,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
     pub ops: RawOps,
@@ -231,6 +233,9 @@ pub struct RawStore {
     pub query_timeout: String,
     #[serde(default = "default_poll_interval")]
     pub poll_interval: String,
+    /// How often recorded token usage is written to the store (`src/usage.rs`).
+    #[serde(default = "default_usage_flush_interval")]
+    pub usage_flush_interval: String,
 }
 
 impl Default for RawStore {
@@ -245,8 +250,13 @@ impl Default for RawStore {
             max_stale: default_max_stale(),
             query_timeout: default_query_timeout(),
             poll_interval: default_poll_interval(),
+            usage_flush_interval: default_usage_flush_interval(),
         }
     }
+}
+
+fn default_usage_flush_interval() -> String {
+    "5s".into()
 }
 
 pub fn default_store_path() -> String {
@@ -359,6 +369,14 @@ impl Default for RawApi {
     }
 }
 
+/// `[admin]`: the browser console at `/admin/` (see `crate::console`).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAdmin {
+    /// Off unless asked for (ARCHITECTURE decision "the console is opt-in").
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 fn default_api_body_limit() -> u64 {
     1024 * 1024
 }
@@ -394,6 +412,9 @@ pub struct RawPath {
     /// PMTiles range reads through `/path/{id}/archive.pmtiles` (src/pmtiles).
     #[serde(default)]
     pub pmtiles_range: bool,
+    /// The dataset URLs (or prefixes, ending in `/`) a TiTiler path serves (`url=`).
+    #[serde(default)]
+    pub titiler_datasets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -409,5 +430,9 @@ pub struct RawUpstreams {
     pub ogcapi: Option<String>,
     /// A PMTiles v3 archive: `file:///…`, a file path, or an `http(s)://` URL.
     pub pmtiles: Option<String>,
+    /// A martin tile server's base URL; the path's `layers` name its source ids.
+    pub martin: Option<String>,
+    /// TiTiler (`titiler.application`): `/ogc/titiler/{pathId}/cog/…`.
+    pub titiler: Option<String>,
     pub tls: Option<RawUpstreamTls>,
 }

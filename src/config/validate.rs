@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use super::raw::{RawConfig, RawFailedAuth, RawLimits, RawPath, RawPathLimits, RawRate, RawServerTls, RawUpstreams};
 use super::unknown;
 use super::{
-    tls, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server,
+    tls, Admin, Api, Config, ExceptionStatus, FailedAuth, Limits, Log, LogFormat, Ogc, Ops, PathLimits, Rate, Server,
     ServerTls, Store, Tokens, UpstreamLimits, UpstreamTls,
 };
 use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
@@ -182,6 +182,12 @@ impl Validator {
         if raw.api.max_body_bytes == 0 {
             self.err("api.max_body_bytes", "`0` would refuse every token request; the default is 1048576");
         }
+        if raw.admin.enabled && !raw.api.enabled {
+            self.err(
+                "admin.enabled",
+                "the console needs the token API; set `api.enabled = true` or `admin.enabled = false`",
+            );
+        }
         let idle_timeout = self.duration("server.idle_timeout", &raw.server.idle_timeout);
         let shutdown_grace = self.duration("server.shutdown_grace", &raw.server.shutdown_grace);
         let body_read_timeout = self.duration("server.body_read_timeout", &raw.server.body_read_timeout);
@@ -231,6 +237,7 @@ impl Validator {
             upstream: UpstreamLimits { connect_timeout: connect_timeout?, response_timeout: response_timeout? },
             log: Log { format: format? },
             api: Api { enabled: raw.api.enabled, listen: api_listen, max_body_bytes: raw.api.max_body_bytes as usize },
+            admin: Admin { enabled: raw.admin.enabled },
             limits: limits?,
             ops: Ops { listen: ops_listen },
             ogc: Ogc { exception_status: exception_status? },
@@ -451,6 +458,7 @@ impl Validator {
         let max_stale = self.duration("store.max_stale", &raw.max_stale);
         let query_timeout = self.duration("store.query_timeout", &raw.query_timeout);
         let poll_interval = self.duration("store.poll_interval", &raw.poll_interval);
+        let usage_flush_interval = self.usage_flush_interval(&raw.usage_flush_interval);
         let path = resolve(base, raw.path.as_deref().unwrap_or(&super::raw::default_store_path()));
         let Some(url) = &raw.url else {
             for (key, set) in [
@@ -468,6 +476,7 @@ impl Validator {
                 max_stale: max_stale?,
                 query_timeout: query_timeout?,
                 poll_interval: poll_interval?,
+                usage_flush_interval: usage_flush_interval?,
             });
         };
         if raw.path.is_some() {
@@ -486,7 +495,22 @@ impl Validator {
             max_stale: max_stale?,
             query_timeout: query_timeout?,
             poll_interval: poll_interval?,
+            usage_flush_interval: usage_flush_interval?,
         })
+    }
+
+    /// `store.usage_flush_interval`: 100ms to 10m (one batched write per interval;
+    /// shorter would approach a write per request, longer would lose more on a crash).
+    fn usage_flush_interval(&mut self, value: &str) -> Option<Duration> {
+        let d = self.duration("store.usage_flush_interval", value)?;
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&d) {
+            self.err(
+                "store.usage_flush_interval",
+                format!("`{value}` is out of range; use 100ms to 10m (the default is 5s)"),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     /// Parses `store.url` and finds the password. No message echoes the URL as
@@ -683,7 +707,7 @@ impl Validator {
             (Some(u), _) => self.upstreams(&format!("{key}.upstream"), u),
             (None, PathKind::Folder) => Upstreams::default(),
             (None, _) => {
-                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`", p.id));
+                self.err(format!("{key}.upstream"), format!("layer `{}` needs a `[path.upstream]` table with at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`, `titiler`", p.id));
                 Upstreams::default()
             }
         };
@@ -693,6 +717,23 @@ impl Validator {
                     format!("{key}.layers[{j}]"),
                     format!("`{l}` is not an upstream layer name; names are non-empty and contain no comma"),
                 );
+            }
+        }
+        if let Some(m) = &upstream.martin {
+            // martin: `layers` names the source ids the path covers (see `ogc::martin`).
+            if p.layers.is_empty() {
+                self.err(
+                    format!("{key}.layers"),
+                    "a path with `upstream.martin` lists the martin source ids it covers in `layers`",
+                );
+            }
+            for (j, l) in p.layers.iter().enumerate() {
+                if let Err(why) = crate::ogc::martin::check_source_id(l) {
+                    self.err(format!("{key}.layers[{j}]"), format!("`{l}` is not a martin source id here: {why}"));
+                }
+            }
+            if m.query().is_some() {
+                self.err(format!("{key}.upstream.martin"), format!("`{m}` has a query; give martin's base URL"));
             }
         }
         if kind == PathKind::Folder && !p.layers.is_empty() {
@@ -775,6 +816,7 @@ impl Validator {
                 self.err(format!("{key}.wfs_namespaces.{prefix}"), format!("`{uri}` is not a namespace URI"));
             }
         }
+        let titiler_datasets = self.titiler_datasets(key, p, &upstream);
         Some(PathConfig {
             id: p.id.as_str().into(),
             kind,
@@ -792,6 +834,7 @@ impl Validator {
             background,
             wfs_namespaces: p.wfs_namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             pmtiles_range: p.pmtiles_range,
+            titiler_datasets,
         })
     }
 
@@ -811,10 +854,12 @@ impl Validator {
         let wfs = url("wfs", &u.wfs);
         let wcs = url("wcs", &u.wcs);
         let ogcapi = url("ogcapi", &u.ogcapi);
+        let martin = url("martin", &u.martin);
+        let titiler = url("titiler", &u.titiler);
         let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
         let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
         let pmtiles = u.pmtiles.as_deref().and_then(|v| self.archive_source(&format!("{key}.pmtiles"), v));
-        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, pmtiles };
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin, titiler, pmtiles };
         if [
             u.base.is_none(),
             u.xyz.is_none(),
@@ -825,14 +870,42 @@ impl Validator {
             u.wcs.is_none(),
             u.ogcapi.is_none(),
             u.pmtiles.is_none(),
+            u.martin.is_none(),
+            u.titiler.is_none(),
         ]
         .iter()
         .all(|&none| none)
         {
             self.err(
                 key,
-                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `pmtiles`",
+                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`, `titiler`, `pmtiles`",
             );
+        }
+        out
+    }
+}
+
+impl Validator {
+    /// `titiler_datasets`: required with `upstream.titiler` (a TiTiler path without
+    /// them would open any `url=`), meaningless without it; each entry in canonical form.
+    fn titiler_datasets(&mut self, key: &str, p: &RawPath, upstream: &Upstreams) -> Vec<String> {
+        let mut out = Vec::with_capacity(p.titiler_datasets.len());
+        for (j, d) in p.titiler_datasets.iter().enumerate() {
+            match crate::ogc::titiler::canonical_dataset(d, true) {
+                Ok(c) => out.push(c),
+                Err(e) => self.err(format!("{key}.titiler_datasets[{j}]"), format!("`{d}` {e}")),
+            }
+        }
+        match (upstream.titiler.is_some(), p.titiler_datasets.is_empty()) {
+            (true, true) => self.err(
+                format!("{key}.titiler_datasets"),
+                "a TiTiler path must list the datasets it serves (`titiler_datasets = [\"file:///data/cog.tif\", \"https://bucket.example/cogs/\"]`); TiTiler opens whatever `url=` names",
+            ),
+            (false, false) => self.err(
+                format!("{key}.titiler_datasets"),
+                "datasets are served only through a TiTiler upstream; add `upstream.titiler`",
+            ),
+            _ => {}
         }
         out
     }

@@ -97,6 +97,25 @@ const MIN_KEY_CAP: usize = 64;
 /// Root members that count features (OGC API Features, WFS 2.0 GeoJSON, GeoServer):
 /// dropped under a geometry filter, which writes its own `numberReturned`.
 const COUNT_MEMBERS: [&[u8]; 3] = [b"numberMatched", b"numberReturned", b"totalFeatures"];
+/// Under a geometry filter, the only root members relayed: what a FeatureCollection
+/// or a Feature is made of and what describes the page without counting or bounding
+/// it. Anything else may count or bound the upstream's whole answer, outside the fence
+/// included, wherever it nests (`"context":{"matched":…}` of the OGC API drafts,
+/// `"meta":{…}`, a collection `bbox`, a server's foreign members), so it is dropped
+/// rather than recognised: a rule that catches the next one.
+const ROOT_MEMBERS_UNDER_FILTER: [&[u8]; 11] = [
+    b"type",
+    b"features",
+    b"links",
+    b"timeStamp",
+    b"crs",
+    b"coordRefSys",
+    b"name",
+    b"id",
+    b"title",
+    b"description",
+    b"properties",
+];
 
 /// An open array or object, and what it means to the filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1131,7 +1150,11 @@ impl GeoJsonFilter {
                     let count = COUNT_MEMBERS.contains(&name);
                     self.root_had_count |= count;
                     // A key too long to read is no member the filter knows: dropped.
-                    self.root_member_kept = !count && !self.key_overflow;
+                    // A root `geometry` is a Feature's (tested like any feature's); once
+                    // the root is known to be a collection, nothing tests it: dropped.
+                    self.root_member_kept = !self.key_overflow
+                        && (ROOT_MEMBERS_UNDER_FILTER.contains(&name)
+                            || (name == b"geometry" && !self.root_is_collection));
                     if self.root_member_kept {
                         self.cut(chunk, q + 1, out);
                         let key = std::mem::take(&mut self.key);
@@ -1151,6 +1174,11 @@ impl GeoJsonFilter {
                     // A FeatureCollection: what was held of the root goes out, and
                     // each feature is held on its own from now on.
                     self.cut(chunk, q + 1, out);
+                    if !self.geometries.is_empty() && !self.keep_feature()? {
+                        // A collection's own geometry, held before `features` came: it
+                        // would show what lies outside the fence.
+                        return Err(self.not_geojson(q, "a collection's root geometry lies outside the geofence"));
+                    }
                     out.extend_from_slice(&self.held);
                     self.held.clear();
                     self.geometries.clear();

@@ -10,6 +10,8 @@
 //!   layers the path does not cover, clipped to the fence when it straddles it.
 //! - [`raster`]: masks the pixels of a PNG, JPEG or WebP tile or map outside the fence.
 //! - [`schema`]: trims DescribeFeatureType XML and OGC API queryables/schema JSON.
+//! - [`tile_format`]: which vector tile format (MVT, MLT) an answer declares, and
+//!   whether the token may receive it.
 //!
 //! This is the "filter response" stage. Everything here is pure: bytes in, bytes
 //! out, no I/O, no clocks, no logging, decoding bounded in size and depth. It must
@@ -22,6 +24,7 @@ pub mod gml;
 pub mod mvt;
 pub mod raster;
 pub mod schema;
+pub mod tile_format;
 
 pub use geojson::{filter_geojson, GeoJsonFilter, LinkRewrite, MAX_DEPTH, MAX_FEATURE_BYTES, MAX_HREF_BYTES};
 pub use gml::GmlFilter;

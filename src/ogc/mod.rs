@@ -37,13 +37,20 @@
 //! | WCS 2.0 | [`wcs`] | GetCapabilities, DescribeCoverage, GetCoverage |
 //! | OGC API | [`api`] | Features and Tiles paths, item writes, JSON documents |
 //! | MVT / XYZ | [`tiles`] | `/{z}/{x}/{y}` tiles |
+//! | martin | [`martin`] | sources and composites, TileJSON, the catalog, fonts, sprites |
+//! | TiTiler | [`titiler`] | `/cog/…` tiles, TileJSON, bbox, point, preview, info, statistics; `url=` judged |
+//!
+//! [`tilejson`] is the TileJSON rewriter every tile upstream that advertises TileJSON uses.
 
 pub mod api;
 pub mod capabilities;
 pub mod common;
+pub mod martin;
 #[cfg(test)]
 pub(crate) mod test_walk;
+pub mod tilejson;
 pub mod tiles;
+pub mod titiler;
 pub mod wcs;
 pub mod wfs;
 pub mod wms;
@@ -87,6 +94,8 @@ pub fn service(protocol: Protocol) -> &'static dyn Service {
         Protocol::Api => &api::Api,
         Protocol::Mvt => &tiles::Mvt,
         Protocol::Xyz => &tiles::Xyz,
+        Protocol::Martin => &martin::Martin,
+        Protocol::Titiler => &titiler::Titiler,
     }
 }
 
@@ -103,6 +112,10 @@ pub enum Protocol {
     Mvt,
     /// Raster XYZ tiles (`/ogc/xyz/{pathId}/{z}/{x}/{y}[.ext]`).
     Xyz,
+    /// A martin tile server (`/ogc/martin/{pathId}/…`: sources, TileJSON, catalog, fonts, sprites).
+    Martin,
+    /// TiTiler, a dynamic tiler (`/ogc/titiler/{pathId}/cog/…`).
+    Titiler,
 }
 
 impl Protocol {
@@ -116,6 +129,8 @@ impl Protocol {
             Protocol::Api => "api",
             Protocol::Mvt => "mvt",
             Protocol::Xyz => "xyz",
+            Protocol::Martin => "martin",
+            Protocol::Titiler => "titiler",
         }
     }
 
@@ -127,9 +142,19 @@ impl Protocol {
     /// assert_eq!(Protocol::from_segment("WFS"), None);
     /// ```
     pub fn from_segment(segment: &str) -> Option<Protocol> {
-        [Protocol::Wms, Protocol::Wmts, Protocol::Wfs, Protocol::Wcs, Protocol::Api, Protocol::Mvt, Protocol::Xyz]
-            .into_iter()
-            .find(|p| p.as_str() == segment)
+        [
+            Protocol::Wms,
+            Protocol::Wmts,
+            Protocol::Wfs,
+            Protocol::Wcs,
+            Protocol::Api,
+            Protocol::Mvt,
+            Protocol::Xyz,
+            Protocol::Martin,
+            Protocol::Titiler,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == segment)
     }
 
     /// The KVP `SERVICE` value, for the four KVP protocols.
@@ -139,7 +164,7 @@ impl Protocol {
             Protocol::Wmts => Some("WMTS"),
             Protocol::Wfs => Some("WFS"),
             Protocol::Wcs => Some("WCS"),
-            Protocol::Api | Protocol::Mvt | Protocol::Xyz => None,
+            Protocol::Api | Protocol::Mvt | Protocol::Xyz | Protocol::Martin | Protocol::Titiler => None,
         }
     }
 }
@@ -232,6 +257,11 @@ pub enum ResponseKind {
     /// the stored feature, hidden properties included, so for a fenced or
     /// property-fenced token its body is dropped (status and headers stay).
     Written,
+    /// A TileJSON document: rewritten for the token by [`tilejson::rewrite`]. `tiles` is
+    /// the gateway's tile URL template relative to the request's public base
+    /// (`/{sources}/{z}/{x}/{y}`); `covers_layers` trims `vector_layers` to the path's
+    /// `layers` (martin paths name sources there, not vector layers, and pass `false`).
+    TileJson { tiles: String, covers_layers: bool },
     /// Nothing to filter: images, coverages, legends, conformance, write results.
     Other,
 }
@@ -340,6 +370,9 @@ pub enum OgcError {
     /// token cannot tell a property hidden by its fence from one the layer lacks.
     #[error("the request names property `{0}`, which is not available on this layer")]
     UnknownProperty(String),
+    /// 403 `dataset_not_covered`: a TiTiler `url=` outside the path's `titiler_datasets`.
+    #[error("dataset `{0}` is not served on this path")]
+    DatasetNotCovered(String),
 }
 
 #[cfg(test)]
@@ -528,6 +561,14 @@ pub(crate) fn kvp_endpoint(
         None => kvp.insert_first("SERVICE", service),
     }
     let parts = judge(&kvp)?;
+    if req.protocol == Protocol::Wms {
+        // WMS `EXCEPTIONS` is not forwarded: the upstream answers its default, an XML
+        // exception the filter stage recognises and replaces, and the gateway writes
+        // the exception the client asked for (`respond::ErrorFormat` reads the client's
+        // URI). Forwarded, `INIMAGE` had MapServer draw its message, file paths and
+        // layer names included, into an image that passes as a map (#12).
+        kvp.remove("EXCEPTIONS");
+    }
     let forward = match source {
         KvpSource::Query => Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::None },
         KvpSource::Form => Forward { path: String::new(), query: String::new(), body: ForwardBody::Form(kvp.encode()) },

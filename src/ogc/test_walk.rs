@@ -67,6 +67,7 @@ impl Walk {
             token_id: TokenId::new_random(),
             scope: Scope::Ogc,
             expires_at: None,
+            allowed_origins: None,
             access: vec![Access {
                 path_id: path.id.as_str().to_owned(),
                 tier: Tier::ViewPlus,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::paths::PathConfig;
 use crate::spatial::Fence;
 
-use super::Tier;
+use super::{OriginPattern, Tier};
 
 /// A token's public id (a UUID). Safe to log; the secret is never in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +80,9 @@ pub struct Grant {
     /// Unix seconds; `None` never expires.
     pub expires_at: Option<i64>,
     pub access: AccessList,
+    /// `allowedOrigins`: the web origins the token may be used from; `None` = any
+    /// (checked by [`origin::check`](super::origin::check) before anything else).
+    pub allowed_origins: Option<Arc<[OriginPattern]>>,
 }
 
 /// A token's access entries: a slice behind an `Arc`, so the grant cache can let

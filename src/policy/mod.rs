@@ -7,9 +7,11 @@
 //! requires one, so nothing reaches an upstream undecided or other than judged.
 
 mod grant;
+pub mod origin;
 mod tier;
 
 pub use grant::{Access, AccessList, Grant, Scope, TokenId};
+pub use origin::OriginPattern;
 pub use tier::{Tier, UnknownTier};
 
 use std::sync::Arc;
@@ -140,12 +142,17 @@ pub enum Denial {
     FenceUnverifiable,
     /// The request names a property outside the token's property fence.
     PropertyFenced(String),
+    /// A TiTiler `url=` that is not one of the path's `titiler_datasets`.
+    DatasetNotCovered(String),
+    /// The token lists `allowedOrigins` and the request's `Origin` (or `Referer`)
+    /// matches none of them, or it names no origin.
+    OriginNotAllowed,
 }
 
 impl Denial {
     /// Every denial whose message never varies (the others name a tier, layer or
     /// property); their response bodies are built once.
-    pub const FIXED: [Denial; 14] = [
+    pub const FIXED: [Denial; 15] = [
         Denial::MissingToken,
         Denial::MalformedToken,
         Denial::ConflictingTokens,
@@ -160,6 +167,7 @@ impl Denial {
         Denial::UnsupportedCrs,
         Denial::UnboundedFeatureRequest,
         Denial::FenceUnverifiable,
+        Denial::OriginNotAllowed,
     ];
 
     /// The snake_case reason used in bodies, logs and metrics.
@@ -182,6 +190,8 @@ impl Denial {
             Denial::UnboundedFeatureRequest => "unbounded_feature_request",
             Denial::FenceUnverifiable => "fence_unverifiable",
             Denial::PropertyFenced(_) => "property_fenced",
+            Denial::DatasetNotCovered(_) => "dataset_not_covered",
+            Denial::OriginNotAllowed => "origin_not_allowed",
         }
     }
 
@@ -204,7 +214,9 @@ impl Denial {
             | Denial::UnsupportedCrs
             | Denial::UnboundedFeatureRequest
             | Denial::FenceUnverifiable
-            | Denial::PropertyFenced(_) => false,
+            | Denial::PropertyFenced(_)
+            | Denial::DatasetNotCovered(_)
+            | Denial::OriginNotAllowed => false,
         }
     }
 }
@@ -265,6 +277,19 @@ impl<T> Permitted<T> {
 
     pub fn permit(&self) -> &Permit {
         &self.permit
+    }
+}
+
+/// The checks on the token itself, before the request is classified (and before
+/// the token API): expiry, then the origin ([`origin::check`]). The request's
+/// headers are read only for a token that lists `allowedOrigins`.
+pub fn admit(grant: &Grant, headers: &http::HeaderMap, now: i64) -> Result<(), Denial> {
+    if grant.expires_at.is_some_and(|at| at <= now) {
+        return Err(Denial::Expired);
+    }
+    match &grant.allowed_origins {
+        None => Ok(()),
+        Some(list) => origin::check(Some(list), &origin::presented(headers)),
     }
 }
 
@@ -382,6 +407,7 @@ mod tests {
             token_id: TokenId::new_random(),
             scope,
             expires_at: None,
+            allowed_origins: None,
             access: entries
                 .iter()
                 .map(|(p, t)| Access {
@@ -481,6 +507,55 @@ mod tests {
         }
         let op = Operation::simple("x", Surface::Ogc, Tier::View, Extent::None);
         assert!(judge(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
+    }
+
+    /// The admission table: the token's `allowedOrigins` against what the request
+    /// sends (`Origin`, `Referer`), and expiry before the origin.
+    #[test]
+    fn admission_by_expiry_then_allowed_origins() {
+        let list = |l: &[&str]| -> Option<Arc<[OriginPattern]>> {
+            Some(l.iter().map(|s| OriginPattern::parse(s).expect("origin")).collect())
+        };
+        let site = list(&["https://app.example.org", "https://*.maps.example.org", "http://localhost:3000"]);
+        let ok = Ok(());
+        let no = Err(Denial::OriginNotAllowed);
+        type Row<'a> = (Option<Arc<[OriginPattern]>>, Option<&'a str>, Option<&'a str>, Result<(), Denial>);
+        #[rustfmt::skip]
+        let table: &[Row] = &[
+            // (allowedOrigins, Origin, Referer, verdict)
+            (None, None, None, ok.clone()),                                              // no list: curl, QGIS
+            (None, Some("https://evil.example"), None, ok.clone()),                      // no list: any site
+            (site.clone(), Some("https://app.example.org"), None, ok.clone()),
+            (site.clone(), Some("HTTPS://APP.EXAMPLE.ORG:443"), None, ok.clone()),       // normalised
+            (site.clone(), Some("https://a.maps.example.org"), None, ok.clone()),
+            (site.clone(), Some("https://a.b.maps.example.org"), None, ok.clone()),
+            (site.clone(), Some("http://localhost:3000"), None, ok.clone()),
+            (site.clone(), None, Some("https://app.example.org/map.html?x=1"), ok.clone()), // <img> tiles
+            (site.clone(), Some("https://maps.example.org"), None, no.clone()),          // the bare domain
+            (site.clone(), Some("http://app.example.org"), None, no.clone()),            // scheme
+            (site.clone(), Some("https://app.example.org:8443"), None, no.clone()),      // port
+            (site.clone(), Some("http://localhost:3001"), None, no.clone()),
+            (site.clone(), Some("https://app.example.org.evil.example"), None, no.clone()),
+            (site.clone(), Some("https://evil.example"), Some("https://app.example.org/"), no.clone()), // Origin wins
+            (site.clone(), Some("null"), Some("https://app.example.org/"), no.clone()),  // sandboxed frame
+            (site.clone(), None, Some("file:///home/me/map.html"), no.clone()),
+            (site.clone(), None, None, no.clone()),                                      // curl, QGIS, a lifted token
+            (site.clone(), Some("https://app.example.org/path"), None, no.clone()),      // not an origin
+        ];
+        for (allowed, origin, referer, verdict) in table {
+            let mut g = grant(&[("osm", Tier::View)], Fence::default(), Scope::All);
+            g.allowed_origins = allowed.clone();
+            let mut headers = http::HeaderMap::new();
+            if let Some(o) = origin {
+                headers.insert(http::header::ORIGIN, o.parse().expect("header"));
+            }
+            if let Some(r) = referer {
+                headers.insert(http::header::REFERER, r.parse().expect("header"));
+            }
+            assert_eq!(admit(&g, &headers, 0), *verdict, "{allowed:?} Origin {origin:?} Referer {referer:?}");
+            g.expires_at = Some(0);
+            assert_eq!(admit(&g, &headers, 0), Err(Denial::Expired), "expiry is judged first");
+        }
     }
 
     #[test]

@@ -129,6 +129,16 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         }
         return Ok(super::replaced(&res));
     }
+    if matches!(ctx.kind, ResponseKind::Image | ResponseKind::Mvt) && is_error_document(&res) {
+        // MapServer and GeoServer answer a failed GetMap with a 200 exception document
+        // (`application/vnd.ogc.se_xml`, `text/xml`) naming files, layers and schema
+        // locations: it is the upstream error it is, replaced like a 4xx body.
+        tracing::warn!(
+            upstream.content_type = ?res.headers().get(header::CONTENT_TYPE),
+            "the upstream answered an image or tile request with a document; not relayed"
+        );
+        return Ok(super::replaced_as(&res, http::StatusCode::BAD_GATEWAY));
+    }
     if *ctx.kind == ResponseKind::Image && ctx.obligations.clip.is_none() {
         // Wholly inside the fence (or no fence): relayed byte for byte, never decoded.
         return Ok(super::relay(res));
@@ -262,6 +272,11 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             // A path that declares its layers keeps only those; one that declares none
             // serves its whole tile template.
             let layers = (!ctx.layers.is_empty()).then_some(ctx.layers);
+            // The tile's format, from its type: MVT, or MLT only for a token that needs
+            // no filtering (the gateway cannot read MLT); anything else fails closed.
+            let mlt_ok = properties.is_none() && layers.is_none() && ctx.obligations.fence.is_none();
+            let declared = res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
+            crate::filter::tile_format::check(declared, mlt_ok).map_err(bad_document)?;
             let clip = match (ctx.obligations.clip, &ctx.obligations.fence) {
                 (Some(crate::policy::Clip { area: ClipArea::Tile(tile), vector: true, .. }), Some(fence)) => {
                     Some((fence.clone(), tile))
@@ -295,6 +310,25 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             let mut res = rebuild(parts, out);
             // filter_tile keeps the tile's own gzip framing; the HTTP layer must not claim more.
             res.headers_mut().remove(header::CONTENT_ENCODING);
+            Ok(res)
+        }
+        ResponseKind::TileJson { tiles, covers_layers } => {
+            // TileJSON for this token: tiles at the gateway, bounds, zooms, vector layers
+            // and fields trimmed to the fences (`ogc::tilejson`).
+            let (parts, body) = whole(res).await?;
+            let url = format!("{}{tiles}", ctx.public);
+            let view = crate::ogc::tilejson::TileJsonView {
+                tiles: &url,
+                token_query: ctx.token_query,
+                fence: ctx.obligations.fence.as_deref().map(|f| f as &dyn FenceView),
+                properties: properties.map(|p| &p[..]),
+                layers: covers_layers.then_some(ctx.layers),
+                zoom_offset: 0,
+            };
+            let out =
+                crate::ogc::tilejson::rewrite(&body, &view).map_err(|e| bad_document(format!("TileJSON: {e}")))?;
+            let mut res = rebuild(parts, out);
+            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(res)
         }
         ResponseKind::Written => {
@@ -357,6 +391,18 @@ fn is_geojson_type(res: &Response<Incoming>) -> bool {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     matches!(essence.as_deref(), Some("application/geo+json" | "application/vnd.geo+json" | "application/json"))
+}
+
+/// An answer to an image or tile request whose media type is a document, not an image
+/// or a tile: `text/*`, or an `application/*` XML, JSON or HTML type (OGC exceptions
+/// `application/vnd.ogc.se_xml`, `text/xml`, GeoServer's `application/json`
+/// exceptions, problem JSON, error pages). Raster formats with a document syntax
+/// (`image/svg+xml`) are refused before forwarding, so `image/*` is never one.
+fn is_error_document(res: &Response<Incoming>) -> bool {
+    let Some(ct) = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some((kind, sub)) = media.split_once('/') else { return false };
+    kind == "text" || (kind == "application" && ["xml", "json", "html"].iter().any(|w| sub.contains(w)))
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {

@@ -239,14 +239,14 @@ fn is_client_forwarding(name: &HeaderName) -> bool {
 }
 
 /// Removes every header whose value holds a copy of the request's token (a
-/// `Referer` with `?token=…`, a `Cookie`, a custom header): the upstream never
-/// receives it, in any header.
+/// `Referer` with `?token=…`, a `Cookie`, a custom header), however escaped
+/// ([`holds_copy`]): the upstream never receives it, in any header.
 pub fn drop_token_copies(headers: &mut HeaderMap, token: &str) {
     if token.is_empty() {
         return;
     }
-    let needle = token.as_bytes();
-    let holds = |v: &HeaderValue| v.as_bytes().windows(needle.len()).any(|w| w == needle);
+    // Escaped and compatibility spellings too (a `Referer` holds the URL percent-encoded).
+    let holds = |v: &HeaderValue| holds_copy(v.as_bytes(), token);
     if headers.values().any(holds) {
         let names: Vec<HeaderName> = headers.iter().filter(|(_, v)| holds(v)).map(|(n, _)| n.clone()).collect();
         for name in names {
@@ -358,8 +358,36 @@ fn names_an_origin(value: &HeaderValue) -> bool {
 }
 
 /// Upstream response headers that describe the upstream's software and the proxies in
-/// front of it: the client learns nothing about what is behind the gateway.
-const UPSTREAM_IDENTITY: [HeaderName; 3] = [header::SERVER, HeaderName::from_static("x-powered-by"), header::VIA];
+/// front of it, or hand the client upstream state: the client learns nothing about
+/// what is behind the gateway, and no token holder gets the upstream's session.
+///
+/// - `Set-Cookie`/`Set-Cookie2`: an upstream session (GeoServer's `JSESSIONID`, a
+///   load balancer's sticky cookie) would be handed to every token holder, and sent
+///   back by browsers on every request to the gateway's host; no OGC service tilegate
+///   fronts needs one (GeoServer's web admin, which does, is not served);
+/// - `WWW-Authenticate`, `Authentication-Info`: the upstream's own authentication
+///   (`Basic realm="GeoServer Realm"`); the gateway's challenge is its own;
+/// - `Alt-Svc`: would send the client to another host or port for this origin;
+/// - software and timing: `Server`, `X-Powered-By`, `Via`, `Server-Timing`,
+///   `X-AspNet-Version`, `X-AspNetMvc-Version`, `X-Runtime`, `X-Generator`,
+///   `X-Backend-Server`, `X-Served-By`.
+const UPSTREAM_IDENTITY: [HeaderName; 15] = [
+    header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+    header::VIA,
+    header::SET_COOKIE,
+    HeaderName::from_static("set-cookie2"),
+    header::WWW_AUTHENTICATE,
+    HeaderName::from_static("authentication-info"),
+    HeaderName::from_static("alt-svc"),
+    HeaderName::from_static("server-timing"),
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
+    HeaderName::from_static("x-runtime"),
+    HeaderName::from_static("x-generator"),
+    HeaderName::from_static("x-backend-server"),
+    HeaderName::from_static("x-served-by"),
+];
 
 /// Cleans an upstream response's headers for the client.
 ///
@@ -619,6 +647,31 @@ mod tests {
     }
 
     #[test]
+    fn upstream_sessions_challenges_and_software_never_reach_the_client() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("set-cookie", "JSESSIONID=0123; Path=/geoserver; HttpOnly"),
+            ("set-cookie2", "a=b; Version=1"),
+            ("www-authenticate", "Basic realm=\"GeoServer Realm\""),
+            ("authentication-info", "nextnonce=\"x\""),
+            ("alt-svc", "h2=\"10.0.0.5:8443\""),
+            ("server", "Jetty(9.4)"),
+            ("x-powered-by", "pygeoapi 0.21"),
+            ("server-timing", "db;dur=53"),
+            ("x-aspnet-version", "4.0"),
+            ("x-runtime", "0.1"),
+            ("x-backend-server", "geo-3.internal"),
+            ("content-type", "image/png"),
+        ] {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        h.append(header::SET_COOKIE, HeaderValue::from_static("lb=7"));
+        sanitize_response(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type"]);
+    }
+
+    #[test]
     fn response_hop_by_hop_headers_go_and_the_rest_stays() {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("keep-alive"));
@@ -674,16 +727,32 @@ fn in_request(uri: &http::Uri, body: &super::Outgoing, token: &str) -> bool {
     in_body || uri.path_and_query().is_some_and(|pq| holds_copy(pq.as_str().as_bytes(), token))
 }
 
-/// `haystack` holds `token`, as written or after up to two rounds of decoding.
-fn holds_copy(haystack: &[u8], token: &str) -> bool {
+/// `haystack` holds `token`, as written or after up to two rounds of decoding, and
+/// in its NFKC form when it has non-ASCII bytes (`ｔｇ＿…` in fullwidth letters is
+/// the token to anyone who reads the upstream's log, and to any layer that folds
+/// compatibility characters; ASCII text is never normalised, so it costs nothing).
+pub(crate) fn holds_copy(haystack: &[u8], token: &str) -> bool {
+    holds_copy_from(haystack, token, 0)
+}
+
+fn holds_copy_from(haystack: &[u8], token: &str, first_round: usize) -> bool {
     let needle = token.as_bytes();
     if needle.is_empty() {
         return false;
     }
     let mut text = std::borrow::Cow::Borrowed(haystack);
-    for _ in 0..3 {
+    for round in first_round..3 {
         if text.windows(needle.len()).any(|w| w == needle) {
             return true;
+        }
+        if !text.is_ascii() {
+            // NFKC is idempotent: the normalised text normalises to itself, so this
+            // recursion is one level deep per round.
+            if let Some(folded) = nfkc(&text) {
+                if folded.as_bytes() != &*text && holds_copy_from(folded.as_bytes(), token, round) {
+                    return true;
+                }
+            }
         }
         match decode_once(&text) {
             Some(decoded) => text = std::borrow::Cow::Owned(decoded),
@@ -691,6 +760,17 @@ fn holds_copy(haystack: &[u8], token: &str) -> bool {
         }
     }
     false
+}
+
+/// The NFKC form of `text`, when it is text: UTF-8 but for at most a character cut at
+/// each end (a streamed frame's boundaries; those bytes read as U+FFFD). Binary data
+/// (an uploaded file) is not normalised: it is not text any reader folds.
+fn nfkc(text: &[u8]) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization as _;
+    if text.utf8_chunks().filter(|c| !c.invalid().is_empty()).nth(2).is_some() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(text).nfkc().collect())
 }
 
 /// One round of `%XX`, `&#NN;` / `&#xHH;` and `\uXXXX` decoding, and of removing the
@@ -725,8 +805,17 @@ fn decode_once(text: &[u8]) -> Option<Vec<u8>> {
             i += len;
             continue;
         }
+        if let [b'%', a, b, ..] = rest {
+            // A percent escape is a byte (of UTF-8, for a non-ASCII character), not a
+            // code point.
+            if let Some(byte) = hex(&[*a, *b]) {
+                out.push(byte as u8);
+                changed = true;
+                i += 3;
+                continue;
+            }
+        }
         let decoded = match rest {
-            [b'%', a, b, ..] => hex(&[*a, *b]).map(|c| (c, 3)),
             [b'\\', b'u', ..] if rest.len() >= 6 => hex(&rest[2..6]).map(|c| (c, 6)),
             [b'&', b'#', ..] => rest.iter().position(|b| *b == b';').filter(|end| *end <= 12).and_then(|end| {
                 let digits = &rest[2..end];
@@ -784,7 +873,16 @@ mod copy_tests {
         ] {
             assert!(holds_copy(text.as_bytes(), T), "{text}");
         }
-        for text in ["/wms?LAYERS=osm", "tg_0123456789", "%zz&#;\\u12"] {
+        // #12: compatibility spellings (NFKC folds them to the token), also escaped.
+        let fullwidth: String =
+            T.chars().map(|c| char::from_u32(c as u32 - 0x21 + 0xFF01).expect("fullwidth")).collect();
+        let mixed = format!("{}{}", &T[..10], fullwidth.chars().skip(10).collect::<String>());
+        let escaped: String = fullwidth.bytes().map(|b| format!("%{b:02X}")).collect();
+        let math: String = T.chars().map(|c| if c == 'a' { '\u{1D41A}' } else { c }).collect();
+        for text in [fullwidth, mixed, escaped, math] {
+            assert!(holds_copy(text.as_bytes(), T), "{text}");
+        }
+        for text in ["/wms?LAYERS=osm", "tg_0123456789", "%zz&#;\\u12", "ｔｇ＿０１２"] {
             assert!(!holds_copy(text.as_bytes(), T), "{text}");
         }
         assert!(!holds_copy(b"anything", ""));

@@ -207,6 +207,8 @@ pub async fn forward(
     let too_large = || Reject::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX));
     // Set when a streamed body is cut at the limit (no flag without a streamed body).
     let mut cut: Option<Arc<AtomicBool>> = None;
+    // Set when a streamed body turns out to carry a copy of the token.
+    let mut copied: Option<Arc<AtomicBool>> = None;
     let mut upstream_req = match body {
         Outgoing::Stream(body) => {
             let declared = parts
@@ -218,8 +220,22 @@ pub async fn forward(
             if declared > limit {
                 return Err(too_large());
             }
+            if parts
+                .headers
+                .get_all(http::header::CONTENT_ENCODING)
+                .iter()
+                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            {
+                // A compressed body cannot be scanned for copies of the token, and the
+                // upstream (a servlet filter, a WSGI middleware) may well inflate it.
+                return Err(Reject::UnsupportedMediaType(
+                    "a request body streamed to the upstream must not be compressed (`Content-Encoding`); send it uncompressed".into(),
+                ));
+            }
             let flag = cut.insert(Arc::new(AtomicBool::new(false))).clone();
-            let body = LimitedBody { inner: body, remaining: limit, cut: flag }.boxed();
+            let copied_flag = copied.insert(Arc::new(AtomicBool::new(false))).clone();
+            let scan = TokenScan::new(ctx.token, copied_flag);
+            let body = LimitedBody { inner: body, remaining: limit, cut: flag, scan }.boxed();
             assemble(parts, body, target, permit, ctx)
         }
         Outgoing::Judged(bytes, content_type) => {
@@ -249,6 +265,13 @@ pub async fn forward(
             req
         }
     };
+    if ask.identity && upstream_req.method() == http::Method::HEAD {
+        // An answer the gateway filters is read whole, and a HEAD must carry the length
+        // of what a GET would get (GDAL's /vsicurl sizes a tile by HEAD first; the
+        // upstream's empty HEAD body filtered was `Content-Length: 0`): the upstream is
+        // asked with GET, and hyper sends the client no body for its HEAD.
+        *upstream_req.method_mut() = http::Method::GET;
+    }
     let h = upstream_req.headers_mut();
     if ask.identity {
         h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
@@ -263,6 +286,7 @@ pub async fn forward(
         h.remove("x-forwarded-proto");
     }
     match upstream.send(upstream_req, ctx.config.upstream.response_timeout, &path.id).await {
+        Err(_) if copied.is_some_and(|c| c.load(Ordering::Acquire)) => Err(Reject::TokenCopied),
         Err(_) if cut.is_some_and(|c| c.load(Ordering::Acquire)) => Err(too_large()),
         Err(e) => Err(crate::server::body::too_slow(&e).unwrap_or_else(|| e.into())),
         Ok(res) => Ok(res),
@@ -295,11 +319,70 @@ fn assemble(
 #[error("the request body is over the size limit")]
 pub struct BodyTooLarge;
 
-/// A request body that counts its bytes and ends with an error past the limit.
+/// The streamed body carried a copy of the request's token.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body carries a copy of its access token")]
+pub struct TokenInBody;
+
+/// A request body that counts its bytes and ends with an error past the limit, or
+/// when it carries a copy of the token ([`TokenScan`]).
 struct LimitedBody {
     inner: RequestBody,
     remaining: u64,
     cut: Arc<AtomicBool>,
+    scan: Option<TokenScan>,
+}
+
+/// Looks for copies of the token in a streamed body (`/path/…` writes), frame by
+/// frame, before each frame is forwarded: a copy found ends the body with an error,
+/// so hyper aborts the upstream exchange and the upstream never receives the frame
+/// that completes the copy, nor the end of the body (a short `Content-Length` body
+/// or a chunked body without its last chunk, on a connection that is closed).
+///
+/// Each frame is searched whole ([`headers::holds_copy`]: escapes, XML markup,
+/// NFKC), and so is the seam with the frame before it: the last [`TokenScan::window`]
+/// bytes before it joined with its first as many. A copy spelled in more than that
+/// many bytes (a comment of kilobytes between two halves) across a frame boundary is
+/// not found; nothing is buffered beyond the window, so large bodies still stream.
+struct TokenScan {
+    token: Box<str>,
+    tail: Vec<u8>,
+    window: usize,
+    copied: Arc<AtomicBool>,
+}
+
+impl TokenScan {
+    fn new(token: &str, copied: Arc<AtomicBool>) -> Option<TokenScan> {
+        // The longest spelling of one character after two rounds of escaping (a
+        // fullwidth letter percent-encoded twice: 15 bytes), with room for markup.
+        let window = token.len() * 24 + 256;
+        (!token.is_empty()).then(|| TokenScan { token: token.into(), tail: Vec::new(), window, copied })
+    }
+
+    /// True when `data`, or the seam between the bytes before it and it, holds a copy.
+    fn finds(&mut self, data: &[u8]) -> bool {
+        if headers::holds_copy(data, &self.token) {
+            return true;
+        }
+        if !self.tail.is_empty() {
+            let head = &data[..data.len().min(self.window)];
+            let mut seam = Vec::with_capacity(self.tail.len() + head.len());
+            seam.extend_from_slice(&self.tail);
+            seam.extend_from_slice(head);
+            if headers::holds_copy(&seam, &self.token) {
+                return true;
+            }
+        }
+        if data.len() >= self.window {
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[data.len() - self.window..]);
+        } else {
+            self.tail.extend_from_slice(data);
+            let over = self.tail.len().saturating_sub(self.window);
+            self.tail.drain(..over);
+        }
+        false
+    }
 }
 
 impl http_body::Body for LimitedBody {
@@ -320,6 +403,13 @@ impl http_body::Body for LimitedBody {
                 return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
             }
             self.remaining -= len;
+            let this = &mut *self;
+            if let Some(scan) = &mut this.scan {
+                if scan.finds(data) {
+                    scan.copied.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(Box::new(TokenInBody))));
+                }
+            }
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -335,9 +425,11 @@ impl http_body::Body for LimitedBody {
 
 /// Cleans the upstream response's headers and boxes its body for the client. An
 /// upstream 5xx keeps its status but not its body (stack traces, internal addresses,
-/// exception documents naming the upstream): the gateway answers with its own.
+/// exception documents naming the upstream): the gateway answers with its own. An
+/// upstream 401/407 is the gateway's own credentials failing upstream, not the
+/// client's: a 502, never the upstream's challenge.
 pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
-    if res.status().is_server_error() {
+    if res.status().is_server_error() || asks_for_credentials(res.status()) {
         return replaced(&res);
     }
     let (mut parts, body) = res.into_parts();
@@ -348,9 +440,72 @@ pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
 /// The gateway's own answer in place of an upstream answer whose body is not passed
 /// on (`upstream_error`): the upstream's status, and its `Retry-After`.
 pub(crate) fn replaced(res: &Response<UpstreamBody>) -> Response<Body> {
-    let mut own = Reject::UpstreamStatus(res.status()).into_response();
+    let status = if asks_for_credentials(res.status()) { http::StatusCode::BAD_GATEWAY } else { res.status() };
+    replaced_as(res, status)
+}
+
+/// [`replaced`] with the status the gateway answers (502 for an upstream error
+/// written as a 200).
+pub(crate) fn replaced_as(res: &Response<UpstreamBody>, status: http::StatusCode) -> Response<Body> {
+    let mut own = Reject::UpstreamStatus(status).into_response();
     if let Some(v) = res.headers().get(http::header::RETRY_AFTER) {
         own.headers_mut().insert(http::header::RETRY_AFTER, v.clone());
     }
     own
+}
+
+/// 401 and 407 from an upstream: it wants credentials the gateway does not have (the
+/// client's never reach it). Relayed, its challenge would make clients send their
+/// password for the upstream's realm, and a 401 must carry a challenge.
+fn asks_for_credentials(status: http::StatusCode) -> bool {
+    matches!(status, http::StatusCode::UNAUTHORIZED | http::StatusCode::PROXY_AUTHENTICATION_REQUIRED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdefXYZ";
+
+    fn scan() -> TokenScan {
+        TokenScan::new(T, Arc::new(AtomicBool::new(false))).expect("a token")
+    }
+
+    /// #12: a token split across the frames of a streamed `/path/` write is found at
+    /// every cut, in every spelling the whole-body check knows.
+    #[test]
+    fn a_token_split_across_frames_is_found_at_every_cut() {
+        let percent: String = T.bytes().map(|b| format!("%{b:02X}")).collect();
+        let json: String = T.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let fullwidth: String =
+            T.chars().map(|c| char::from_u32(c as u32 - 0x21 + 0xFF01).expect("fullwidth")).collect();
+        let comment = format!("{}<!--x-->{}", &T[..20], &T[20..]);
+        for spelling in [T.to_owned(), percent, json, fullwidth, comment] {
+            let body = format!("{{\"a\":\"{}\",\"note\":\"{spelling}\",\"b\":1}}", "x".repeat(3000));
+            let bytes = body.as_bytes();
+            for cut in (0..bytes.len()).step_by(7) {
+                let mut s = scan();
+                let found = s.finds(&bytes[..cut]) || s.finds(&bytes[cut..]);
+                assert!(found, "cut at {cut}: {spelling}");
+            }
+            // Three frames, the token's spelling cut twice.
+            let start = body.find(&spelling).expect("there");
+            let (a, b) = (start + spelling.len() / 3, start + 2 * spelling.len() / 3);
+            let mut s = scan();
+            assert!(s.finds(&bytes[..a]) || s.finds(&bytes[a..b]) || s.finds(&bytes[b..]), "{spelling}");
+        }
+    }
+
+    #[test]
+    fn a_body_without_the_token_passes_and_the_scan_holds_only_its_window() {
+        let mut s = scan();
+        let frame = vec![b'%'; 64 << 10];
+        for _ in 0..8 {
+            assert!(!s.finds(&frame));
+            assert!(s.tail.len() <= s.window);
+        }
+        let binary: Vec<u8> = (0..=255u8).cycle().take(64 << 10).collect();
+        assert!(!s.finds(&binary));
+        assert!(!s.finds(&T.as_bytes()[..T.len() - 1]), "a part of the token is not the token");
+    }
 }

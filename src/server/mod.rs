@@ -102,6 +102,10 @@ impl Running {
                 let _ = accept.await;
             }
         }
+        // Token usage of the drained requests (waits for a periodic flush in
+        // progress, so the task below is never aborted holding a taken batch).
+        let store = self.gateway.cache().store().clone();
+        self.gateway.usage().flush_at_shutdown(&store, store.query_timeout() * 2).await;
         for t in self.background.drain(..) {
             t.abort();
         }
@@ -159,6 +163,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let certs = config.server.tls.as_ref().map(|t| CertStore::new(t.certified.clone()));
     let acceptor = certs.clone().map(tls::acceptor).transpose()?;
     let watch_file = config.server.watch_config.then(|| config.source.clone()).flatten();
+    let usage_flush = config.store.usage_flush_interval;
     let cache = Arc::new(GrantCache::new(store));
     let gateway = Arc::new(Gateway::new(config, cache.clone()));
     let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
@@ -182,6 +187,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admissions = vec![main_admission, api_admission];
     let mut background =
         vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone(), admissions))];
+    background.push(tokio::spawn(gateway.usage().clone().run(gateway.cache().store().clone(), usage_flush)));
     let api_addr = api_addr.map(|(task, a)| {
         background.push(task);
         a

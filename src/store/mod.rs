@@ -31,6 +31,7 @@ pub use migrate::{migrate_sqlite_to_postgres, MigrateReport};
 pub use postgres::{describe as describe_postgres, LISTEN_APPLICATION};
 pub use records::{
     access_json, now_unix, rfc3339, tiles_json, AccessSpec, AuditEntry, Change, Lookup, NewToken, Page, TokenRecord,
+    Usage, UsageDelta,
 };
 
 use std::future::Future;
@@ -349,6 +350,16 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => self.call(false, s.audit(token, since)).await,
             Backend::Postgres(p) => self.call(false, p.audit(token, since)).await,
+        }
+    }
+
+    /// Adds one flush of recorded usage (see [`crate::usage`]): each token's count
+    /// is added to the stored one and its last use kept when newer, so several
+    /// nodes on one database add up. One transaction (PostgreSQL: one statement).
+    pub async fn add_usage(&self, batch: Vec<UsageDelta>) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => self.call(true, s.add_usage(batch)).await,
+            Backend::Postgres(p) => self.call(true, p.add_usage(batch)).await,
         }
     }
 

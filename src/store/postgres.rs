@@ -25,7 +25,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::records::{self, access_json, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord};
+use super::records::{
+    self, access_json, AccessSpec, AuditEntry, Lookup, NewToken, Page, TokenRecord, Usage, UsageDelta,
+};
 use super::{ErrorKind, StoreError};
 use crate::config;
 use crate::policy::{Scope, TokenId};
@@ -40,7 +42,8 @@ const MIGRATION_LOCK: i64 = 0x7469_6c65_6761_7465;
 pub const LISTEN_APPLICATION: &str = "tilegate-listen";
 
 /// Each entry migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     seq          bigserial PRIMARY KEY,               -- creation order, the list cursor
     id           text NOT NULL UNIQUE,                -- public UUID
@@ -95,7 +98,22 @@ CREATE TABLE write_probe (
     id integer PRIMARY KEY CHECK (id = 1),
     at bigint NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Browser tokens: the web origins a token may be used from (JSON array of
+-- normalised origins; NULL = any origin).
+ALTER TABLE tokens ADD COLUMN allowed_origins text;
+-- Usage, added to by every node's flush (never written per request): each node adds
+-- its delta, the last use is the newest. Its own table, so a flush never waits on a
+-- token row's lock (creates share-lock their creator's, revokes write them).
+CREATE TABLE token_usage (
+    token_id       text PRIMARY KEY,
+    last_used_at   bigint NOT NULL,                   -- unix seconds
+    last_used_from text NOT NULL,                     -- the client address
+    request_count  bigint NOT NULL
+);
+"#,
+];
 
 pub(super) struct Postgres {
     pool: Pool,
@@ -321,8 +339,8 @@ impl Postgres {
         let id = new.id.to_string();
         let seq: i64 = tx
             .query_one(
-                "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+                "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id, allowed_origins)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
                 &[
                     &id,
                     &&new.hash.0[..],
@@ -332,6 +350,7 @@ impl Postgres {
                     &new.created_at,
                     &new.expires_at,
                     &new.creator.map(|c| c.to_string()),
+                    &records::origins_text(&new.allowed_origins),
                 ],
             )
             .await?
@@ -383,7 +402,33 @@ impl Postgres {
             creator: new.creator,
             revoked_at: None,
             access: new.access,
+            allowed_origins: new.allowed_origins,
+            usage: Usage::default(),
         })
+    }
+
+    /// One flush of usage in one statement. Rows are sent in token-id order, so two
+    /// nodes flushing the same tokens lock them in the same order (no deadlock).
+    pub(super) async fn add_usage(&self, mut batch: Vec<UsageDelta>) -> Result<(), StoreError> {
+        batch.sort_unstable_by_key(|d| d.token_id);
+        let ids: Vec<String> = batch.iter().map(|d| d.token_id.to_string()).collect();
+        let at: Vec<i64> = batch.iter().map(|d| d.last_at).collect();
+        let from: Vec<String> = batch.iter().map(|d| d.from.to_string()).collect();
+        let count: Vec<i64> = batch.iter().map(|d| i64::try_from(d.count).unwrap_or(i64::MAX)).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO token_usage (token_id, last_used_at, last_used_from, request_count)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
+                 ON CONFLICT (token_id) DO UPDATE SET
+                   request_count = token_usage.request_count + excluded.request_count,
+                   last_used_from = CASE WHEN excluded.last_used_at >= token_usage.last_used_at
+                                         THEN excluded.last_used_from ELSE token_usage.last_used_from END,
+                   last_used_at = GREATEST(token_usage.last_used_at, excluded.last_used_at)",
+                &[&ids, &at, &from, &count],
+            )
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn revoke(
@@ -569,8 +614,8 @@ impl Postgres {
         for t in &dump.tokens {
             let n = tx
                 .execute(
-                    "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id, revoked_at, allowed_origins)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (id) DO UPDATE SET revoked_at = coalesce(tokens.revoked_at, excluded.revoked_at)
                      WHERE tokens.revoked_at IS NULL AND excluded.revoked_at IS NOT NULL",
                     &[
@@ -583,10 +628,25 @@ impl Postgres {
                         &t.expires_at,
                         &t.creator_id,
                         &t.revoked_at,
+                        &t.allowed_origins,
                     ],
                 )
                 .await?;
             report.tokens_written += n as usize;
+        }
+        // Usage: a second run must not add the same counts twice, so the larger
+        // count and the newer last use are kept.
+        for (token, at, from, count) in &dump.usage {
+            tx.execute(
+                "INSERT INTO token_usage (token_id, last_used_at, last_used_from, request_count) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (token_id) DO UPDATE SET
+                   request_count = GREATEST(token_usage.request_count, excluded.request_count),
+                   last_used_from = CASE WHEN excluded.last_used_at > token_usage.last_used_at
+                                         THEN excluded.last_used_from ELSE token_usage.last_used_from END,
+                   last_used_at = GREATEST(token_usage.last_used_at, excluded.last_used_at)",
+                &[token, at, from, count],
+            )
+            .await?;
         }
         for (token, path, tier, max_zoom, has_tiles, fence) in &dump.grants {
             let max_zoom = max_zoom.map(|z| z as i32);
@@ -640,8 +700,12 @@ impl Postgres {
     }
 }
 
+/// A token row with its recorded use (column names are unique across both tables,
+/// so the callers' `WHERE id = …` / `seq > …` need no alias).
 const TOKEN_COLUMNS: &str =
-    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at FROM tokens";
+    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at, allowed_origins,
+            last_used_at, last_used_from, request_count
+     FROM tokens LEFT JOIN token_usage ON token_usage.token_id = tokens.id";
 
 fn token_row(r: &Row) -> Result<TokenRecord, StoreError> {
     let id: String = r.try_get(1)?;
@@ -658,6 +722,12 @@ fn token_row(r: &Row) -> Result<TokenRecord, StoreError> {
         creator: creator.as_deref().map(records::id_from).transpose()?,
         revoked_at: r.try_get(8)?,
         access: Vec::new(),
+        allowed_origins: records::origins_from(&id, r.try_get(9)?)?,
+        usage: Usage {
+            last_used_at: r.try_get(10)?,
+            last_used_from: r.try_get(11)?,
+            request_count: r.try_get::<_, Option<i64>>(12)?.map_or(0, |n| n.max(0) as u64),
+        },
     })
 }
 

@@ -1,13 +1,14 @@
 //! Rows in and out of the store: the types both backends share, and SQLite's
 //! blocking query functions behind [`Sqlite`](super::sqlite::Sqlite).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::json;
 
 use super::StoreError;
-use crate::policy::{Access, Grant, Scope, Tier, TokenId};
+use crate::policy::{Access, Grant, OriginPattern, Scope, Tier, TokenId};
 use crate::spatial::Fence;
 use crate::token::TokenHash;
 
@@ -33,6 +34,8 @@ pub struct NewToken {
     pub expires_at: Option<i64>,
     pub creator: Option<TokenId>,
     pub access: Vec<AccessSpec>,
+    /// `allowedOrigins`, normalised; `None` = any origin.
+    pub allowed_origins: Option<Vec<OriginPattern>>,
     /// Who made it, for the audit trail: `None` is the CLI.
     pub actor: Option<TokenId>,
     /// The client address, or `cli`.
@@ -52,6 +55,47 @@ pub struct TokenRecord {
     pub creator: Option<TokenId>,
     pub revoked_at: Option<i64>,
     pub access: Vec<AccessSpec>,
+    /// `allowedOrigins`, normalised; `None` = any origin.
+    pub allowed_origins: Option<Vec<OriginPattern>>,
+    /// What the store has recorded of the token's use (flushed every
+    /// `store.usage_flush_interval`, so up to one interval behind).
+    pub usage: Usage,
+}
+
+/// A token's recorded use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Unix seconds of the newest counted request.
+    pub last_used_at: Option<i64>,
+    /// The client address of that request (after `server.trusted_proxies`).
+    pub last_used_from: Option<String>,
+    pub request_count: u64,
+}
+
+/// One token's use since the last flush, as written to the store: the count is
+/// added, the time and address replace the stored ones when newer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub token_id: TokenId,
+    pub count: u64,
+    pub last_at: i64,
+    pub from: IpAddr,
+}
+
+/// `allowedOrigins` as stored: a JSON array of normalised origins, `NULL` = any.
+pub(super) fn origins_text(list: &Option<Vec<OriginPattern>>) -> Option<String> {
+    list.as_ref().map(|l| serde_json::Value::from(l.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string())
+}
+
+/// Reads a stored `allowedOrigins` back; both backends read through this.
+pub(super) fn origins_from(id: &str, text: Option<String>) -> Result<Option<Vec<OriginPattern>>, StoreError> {
+    let Some(text) = text else { return Ok(None) };
+    let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::CorruptValue {
+        what: format!("allowed_origins of {id}"),
+        source,
+    };
+    let list: Vec<String> = serde_json::from_str(&text).map_err(|e| corrupt(e.into()))?;
+    list.iter().map(|s| s.parse::<OriginPattern>().map_err(|e| corrupt(e.into()))).collect::<Result<_, _>>().map(Some)
 }
 
 impl TokenRecord {
@@ -71,6 +115,7 @@ impl TokenRecord {
                     properties: a.properties.as_ref().map(|p| p.clone().into()),
                 })
                 .collect(),
+            allowed_origins: self.allowed_origins.as_ref().map(|l| l.clone().into()),
         }
     }
 }
@@ -124,6 +169,8 @@ pub struct Dump {
     /// (token_id, path_id, zoom, x, y)
     pub tiles: Vec<(String, String, i64, i64, i64)>,
     pub audit: Vec<AuditEntry>,
+    /// (token_id, last_used_at, last_used_from, request_count)
+    pub usage: Vec<(String, i64, String, i64)>,
 }
 
 /// One grant row as stored: (token_id, path_id, tier, max_zoom, has_tiles, property_fence).
@@ -141,12 +188,13 @@ pub struct DumpToken {
     pub expires_at: Option<i64>,
     pub creator_id: Option<String>,
     pub revoked_at: Option<i64>,
+    pub allowed_origins: Option<String>,
 }
 
 pub(super) fn dump(conn: &Connection) -> Result<Dump, StoreError> {
     let mut d = Dump::default();
     let mut stmt = conn.prepare(
-        "SELECT id, hash, display_key, description, scope, created_at, expires_at, creator_id, revoked_at
+        "SELECT id, hash, display_key, description, scope, created_at, expires_at, creator_id, revoked_at, allowed_origins
          FROM tokens ORDER BY seq",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -160,6 +208,7 @@ pub(super) fn dump(conn: &Connection) -> Result<Dump, StoreError> {
             expires_at: r.get(6)?,
             creator_id: r.get(7)?,
             revoked_at: r.get(8)?,
+            allowed_origins: r.get(9)?,
         })
     })?;
     d.tokens = rows.collect::<Result<_, _>>()?;
@@ -172,6 +221,9 @@ pub(super) fn dump(conn: &Connection) -> Result<Dump, StoreError> {
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
     d.tiles = rows.collect::<Result<_, _>>()?;
     d.audit = audit(conn, None, None)?;
+    let mut stmt = conn.prepare("SELECT token_id, last_used_at, last_used_from, request_count FROM token_usage")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    d.usage = rows.collect::<Result<_, _>>()?;
     Ok(d)
 }
 
@@ -230,8 +282,8 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
         }
     }
     tx.execute(
-        "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO tokens (id, hash, display_key, description, scope, created_at, expires_at, creator_id, allowed_origins)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             new.id.to_string(),
             &new.hash.0[..],
@@ -241,6 +293,7 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
             new.created_at,
             new.expires_at,
             new.creator.map(|c| c.to_string()),
+            origins_text(&new.allowed_origins),
         ],
     )?;
     for a in &new.access {
@@ -281,8 +334,32 @@ pub(super) fn create(conn: &mut Connection, new: &NewToken) -> Result<TokenRecor
         creator: new.creator,
         revoked_at: None,
         access: new.access.clone(),
+        allowed_origins: new.allowed_origins.clone(),
+        usage: Usage::default(),
     })
 }
+
+/// Adds one flush of usage in one transaction: counts add up, the last use is the
+/// newest (so several processes on one file add up too).
+pub(super) fn add_usage(conn: &mut Connection, batch: &[UsageDelta]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut stmt = tx.prepare_cached(ADD_USAGE)?;
+        for d in batch {
+            let count = i64::try_from(d.count).unwrap_or(i64::MAX);
+            stmt.execute(params![d.token_id.to_string(), d.last_at, d.from.to_string(), count])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+const ADD_USAGE: &str = "INSERT INTO token_usage (token_id, last_used_at, last_used_from, request_count)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (token_id) DO UPDATE SET
+       request_count = request_count + excluded.request_count,
+       last_used_from = CASE WHEN excluded.last_used_at >= last_used_at THEN excluded.last_used_from ELSE last_used_from END,
+       last_used_at = max(last_used_at, excluded.last_used_at)";
 
 pub(super) fn lookup(conn: &mut Connection, hash: &TokenHash) -> Result<Lookup, StoreError> {
     let row = conn.prepare_cached(TOKEN_COLUMNS_BY_HASH)?.query_row(params![&hash.0[..]], token_row).optional()?;
@@ -407,12 +484,20 @@ pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// A token row with its recorded use (the column names are unique across both
+/// tables, so the callers' `WHERE id = …` / `seq > …` need no alias).
 const TOKEN_COLUMNS: &str =
-    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at FROM tokens";
+    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at, allowed_origins,
+            last_used_at, last_used_from, request_count
+     FROM tokens LEFT JOIN token_usage ON token_usage.token_id = tokens.id";
 const TOKEN_COLUMNS_BY_HASH: &str =
-    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at FROM tokens WHERE hash = ?1";
+    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at, allowed_origins,
+            last_used_at, last_used_from, request_count
+     FROM tokens LEFT JOIN token_usage ON token_usage.token_id = tokens.id WHERE hash = ?1";
 const TOKEN_COLUMNS_BY_ID: &str =
-    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at FROM tokens WHERE id = ?1";
+    "SELECT seq, id, display_key, description, scope, created_at, expires_at, creator_id, revoked_at, allowed_origins,
+            last_used_at, last_used_from, request_count
+     FROM tokens LEFT JOIN token_usage ON token_usage.token_id = tokens.id WHERE id = ?1";
 
 /// One stored grant row (and its tiles) as an [`AccessSpec`]; both backends read
 /// through this, so a stored value is judged the same way whichever store holds it.
@@ -443,6 +528,7 @@ fn token_row(r: &Row<'_>) -> rusqlite::Result<Result<PartialRecord, StoreError>>
     let id: String = r.get(1)?;
     let scope: String = r.get(4)?;
     let creator: Option<String> = r.get(7)?;
+    let origins: Option<String> = r.get(9)?;
     let build = || -> Result<PartialRecord, StoreError> {
         Ok(PartialRecord(TokenRecord {
             seq: r.get(0)?,
@@ -455,6 +541,12 @@ fn token_row(r: &Row<'_>) -> rusqlite::Result<Result<PartialRecord, StoreError>>
             creator: creator.as_deref().map(id_from).transpose()?,
             revoked_at: r.get(8)?,
             access: Vec::new(),
+            allowed_origins: origins_from(&id, origins)?,
+            usage: Usage {
+                last_used_at: r.get(10)?,
+                last_used_from: r.get(11)?,
+                request_count: r.get::<_, Option<i64>>(12)?.map_or(0, |n| n.max(0) as u64),
+            },
         }))
     };
     Ok(build())

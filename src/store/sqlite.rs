@@ -163,6 +163,11 @@ impl Sqlite {
         .await
     }
 
+    /// One flush of recorded usage, in one transaction.
+    pub(super) async fn add_usage(&self, batch: Vec<records::UsageDelta>) -> Result<(), StoreError> {
+        self.run(true, None, move |c| records::add_usage(c, &batch)).await
+    }
+
     /// One small durable write to the probe row.
     pub(super) async fn probe_write(&self, permit: Option<OwnedSemaphorePermit>) -> Result<(), StoreError> {
         self.run(true, permit, |c| probe_write(c)).await

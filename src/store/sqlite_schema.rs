@@ -60,6 +60,20 @@ CREATE TABLE write_probe (
     at INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Browser tokens: the web origins a token may be used from (JSON array of
+-- normalised origins; NULL = any origin).
+ALTER TABLE tokens ADD COLUMN allowed_origins TEXT;
+-- Usage, added to by every gateway's flush (never written per request): counts add
+-- up, the last use is the newest. Its own table, so a flush never takes a lock on a
+-- token row (creates share-lock their creator's, revokes write them).
+CREATE TABLE token_usage (
+    token_id       TEXT PRIMARY KEY,
+    last_used_at   INTEGER NOT NULL,                  -- unix seconds
+    last_used_from TEXT NOT NULL,                     -- the client address
+    request_count  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema to the current version.

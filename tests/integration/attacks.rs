@@ -68,6 +68,14 @@ kind = "raster"
 [path.upstream]
 base = "http://{up}/other/"
 [[path]]
+id = "exc200"
+kind = "raster"
+layers = ["osm"]
+[path.upstream]
+wms = "http://{up}/exception200"
+wmts = "http://{up}/exception200"
+xyz = "http://{up}/t/{z}/{x}/{y}/exception200"
+[[path]]
 id = "exceptional"
 kind = "raster"
 layers = ["osm"]
@@ -646,4 +654,126 @@ async fn a_spatial_operator_on_a_hidden_property_in_a_wfs_xml_body_is_refused() 
         ],
     )
     .await;
+}
+
+/// #12 (exceptions in a 200): MapServer answers a failed GetMap with a 200
+/// `application/vnd.ogc.se_xml` naming its mapfile, layers and host; GeoServer does the
+/// same for WMS 1.1.1. It was relayed as the map. Now it is the upstream error it is:
+/// a 502 `upstream_error` in the exception format the client asked for, and the client's
+/// `EXCEPTIONS` (`INIMAGE` would have had the upstream draw the message into a map) is
+/// not forwarded.
+#[tokio::test]
+async fn an_exception_document_in_a_200_on_an_image_request_is_replaced() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("exc200", Tier::View)]).await;
+    let up = gw.upstream.addr.to_string();
+    let wms111 = "SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=osm&STYLES=&SRS=EPSG:3857&BBOX=0,0,39135.76,39135.76&WIDTH=256&HEIGHT=256&FORMAT=image/png";
+    for (path, format) in [
+        (format!("/ogc/wms/exc200?{MAP}"), "ServiceExceptionReport"),
+        (format!("/ogc/wms/exc200?{wms111}&EXCEPTIONS=application/vnd.ogc.se_xml"), "ServiceExceptionReport"),
+        (format!("/ogc/wms/exc200?{wms111}&EXCEPTIONS=application/vnd.ogc.se_inimage"), "PNG"),
+        (
+            "/ogc/wmts/exc200?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&TILEMATRIXSET=GoogleMapsCompatible&TILEMATRIX=1&TILEROW=0&TILECOL=1&FORMAT=image/png".to_owned(),
+            "ExceptionReport",
+        ),
+        ("/ogc/xyz/exc200/1/1/0.png".to_owned(), "upstream_error"),
+    ] {
+        let r = gw.get(&path, &token).await;
+        let text = r.text();
+        assert_eq!(r.status.as_u16(), 502, "{path}: {text}");
+        assert!(!text.contains(&up) && !text.contains("/srv/secret") && !text.contains("secret_roads"), "{path}: {text}");
+        assert!(text.contains(format), "{path}: in the client's format: {text}");
+        assert!(!gw.upstream.last().uri.to_ascii_uppercase().contains("EXCEPTIONS"), "{path}: not forwarded");
+    }
+}
+
+/// #12 (response headers): an upstream's session cookie (`JSESSIONID`, a load
+/// balancer's sticky cookie) was handed to every token holder, its own `Basic` challenge
+/// (realm and all) and `Alt-Svc` relayed; an upstream 401 reached the client, whose
+/// browser would then offer its password for the upstream's realm.
+#[tokio::test]
+async fn upstream_sessions_challenges_and_identity_do_not_reach_the_client() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    let r = gw.get("/path/roads/session", &token).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    for name in ["set-cookie", "set-cookie2", "www-authenticate", "alt-svc", "x-backend-server"] {
+        assert!(r.headers.get(name).is_none(), "{name}: {:?}", r.headers);
+    }
+    let r = gw.get("/path/roads/auth401", &token).await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (502, "upstream_error"), "{}", r.text());
+    assert!(r.headers.get("www-authenticate").is_none(), "{:?}", r.headers);
+    assert!(!r.text().contains("GeoServer"), "{}", r.text());
+}
+
+/// #12 (write bodies): `/path/` write bodies stream to the upstream and were never
+/// read, so a copy of the token in one (a JSON note, a form field, percent-encoded or
+/// in fullwidth letters) reached the upstream and its logs. Each frame is scanned
+/// before it is forwarded, with the seam to the one before: the request is refused and
+/// the upstream never gets the frame that completes the copy, nor a complete body.
+#[tokio::test]
+async fn a_copy_of_the_token_in_a_streamed_write_body_never_reaches_the_upstream_whole() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::Edit)]).await;
+    let percent: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let fullwidth: String =
+        token.chars().map(|c| char::from_u32(c as u32 - 0x21 + 0xFF01).expect("fullwidth")).collect();
+    let pad = "x".repeat(4000);
+    let send = |first: String, second: String| {
+        let (addr, token) = (gw.addr, token.clone());
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let head = format!(
+                "POST /path/roads/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.expect("head");
+            stream.write_all(format!("{:x}\r\n{first}\r\n", first.len()).as_bytes()).await.expect("first");
+            stream.flush().await.expect("flush");
+            // Two frames at the gateway (not a timing assertion: one frame is found too).
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let _ = stream.write_all(format!("{:x}\r\n{second}\r\n0\r\n\r\n", second.len()).as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    for spelling in [token.clone(), percent, fullwidth] {
+        let before = gw.upstream.seen().len();
+        let cut = spelling.char_indices().nth(spelling.chars().count() / 2).map(|(i, _)| i).expect("half");
+        let answer =
+            send(format!(r#"{{"pad":"{pad}","note":"{}"#, &spelling[..cut]), format!(r#"{}"}}"#, &spelling[cut..]))
+                .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{spelling}: {answer}");
+        assert!(answer.contains("token_in_request") && !answer.contains(&token), "{answer}");
+        // What reached the upstream, if anything: never the whole body, never the copy.
+        for _ in 0..100 {
+            if gw.upstream.seen().len() > before {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for seen in &gw.upstream.seen()[before..] {
+            assert!(!seen.complete, "{spelling}: the upstream got a complete body");
+            let body = String::from_utf8_lossy(&seen.body);
+            assert!(!body.contains(&spelling) && !body.contains(&token), "{spelling}: {body}");
+        }
+    }
+    // A compressed body cannot be scanned (and the upstream may inflate it): refused.
+    let before = gw.upstream.seen().len();
+    let r = gw
+        .send(
+            Method::POST,
+            "/path/roads/upload",
+            &[("authorization", &format!("Bearer {token}")), ("content-encoding", "gzip")],
+            Bytes::from_static(b"\x1f\x8b\x08\x00"),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (415, "unsupported_media_type"), "{}", r.text());
+    assert_eq!(gw.upstream.seen().len(), before, "the upstream sees nothing");
+    // The same body without a copy streams through whole.
+    let answer = send(format!(r#"{{"pad":"{pad}","note":"#), r#"hello"}"#.to_owned()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = gw.upstream.last();
+    assert!(seen.complete && seen.body.ends_with(b"hello\"}"), "{:?}", String::from_utf8_lossy(&seen.body));
 }

@@ -115,6 +115,11 @@ impl Clients {
 }
 
 async fn clients() -> Clients {
+    clients_with("").await
+}
+
+/// [`clients`] with more config appended (`[ogc] exception_status = "ok"`).
+async fn clients_with(extra: &str) -> Clients {
     let (mp, pg, ms) = tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared(), MapServer::shared()))
         .await
         .expect("upstreams start");
@@ -163,7 +168,7 @@ wfs = "{ms}/mapserv"
         mp = mp.base,
         pg = pg.base,
         ms = ms.base
-    );
+    ) + extra;
     let gw = TestGateway::with_config(&config).await;
     let mut tokens = Vec::new();
     for kind in KINDS {
@@ -996,5 +1001,81 @@ async fn ogrinfo_reads_wfs_gml_with_a_fenced_or_property_fenced_token() {
         let features = info.matches("OGRFeature(ms:places)").count();
         assert_eq!(features, if kind == Kind::Fenced { FENCED_POINTS } else { ALL_POINTS }, "{label}: {info}");
         assert!(!info.contains("secret_note") || kind == Kind::Fenced, "{label}: hidden fields: {info}");
+    }
+}
+
+/// #12 (exceptions in a 200), against real MapServer 8: a GetMap it cannot draw (an
+/// unknown style; `EXCEPTIONS=INIMAGE`) is answered 200 with an exception document
+/// (or the message drawn into the image) that names MapServer's functions and layers.
+/// Through the gateway it is a 502 `upstream_error`, in the exception format the client
+/// asked for, and the client's `EXCEPTIONS` is not forwarded.
+#[tokio::test]
+async fn mapserver_exceptions_answered_200_are_the_gateways_upstream_error() {
+    let c = clients().await;
+    let token = c.token(Kind::Unrestricted);
+    let map = "SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=places&STYLES=no_such_style&SRS=EPSG:4326&BBOX=0,40,20,60&WIDTH=64&HEIGHT=64&FORMAT=image/png";
+    // MapServer itself: a 200 exception document naming its internals.
+    let direct = upstreams::http_get(&format!("{}?{map}", c.ms.endpoint())).expect("mapserver answers");
+    let direct_type = direct.header("content-type").unwrap_or("").to_owned();
+    assert_eq!(direct.status, 200, "{}", direct.text());
+    assert!(direct_type.contains("xml") && direct.text().contains("msWMS"), "{direct_type}: {}", direct.text());
+    for (query, format) in [
+        (map.to_owned(), "ServiceExceptionReport"),
+        (format!("{map}&EXCEPTIONS=application/vnd.ogc.se_xml"), "ServiceExceptionReport"),
+        (format!("{map}&EXCEPTIONS=application/vnd.ogc.se_inimage"), "PNG"),
+    ] {
+        let r = c.gw.get(&format!("/ogc/wms/ms?{query}"), token).await;
+        let text = r.text();
+        assert_eq!(r.status.as_u16(), 502, "{query}: {text}");
+        assert!(text.contains(format) && !text.contains("msWMS") && !text.contains("no_such_style"), "{query}: {text}");
+        c.assert_no_upstream(&query, &text);
+    }
+    assert!(
+        c.ms.requests()
+            .iter()
+            .filter(|q| q.query.contains("no_such_style"))
+            .all(|q| !q.query.to_ascii_uppercase().contains("EXCEPTIONS")),
+        "EXCEPTIONS is not forwarded"
+    );
+}
+
+/// #13 (8): what QGIS shows of a refusal. A `view` token may read WFS capabilities
+/// but no features (`tier_too_low`), and OGC API collections but no items. Observed
+/// with QGIS 3.22 (headless), printed by this test:
+/// - default (`exception_status = "refusal"`, 403 + exception document): the WFS
+///   provider reads the exception and logs `WFS exception report (code=tier_too_low
+///   text=this request needs access tier `viewPlus` …)`;
+/// - `exception_status = "ok"` (200 + exception document): the WFS provider reads the
+///   200 as the schema it asked for and logs only "Cannot find schema root element";
+/// - OAPIF, both: the provider logs Qt's "server replied: <reason phrase>" and never
+///   the body, so the gateway's status line says `403 Forbidden (tier_too_low)`
+///   (before: "server replied: Forbidden").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qgis_shows_the_gateways_refusal_reason() {
+    for (label, extra) in [("refusal", ""), ("ok", "\n[ogc]\nexception_status = \"ok\"\n")] {
+        let c = clients_with(extra).await;
+        let dir = c.out("qgis-png");
+        std::fs::create_dir_all(&dir).expect("png dir");
+        let mut jobs: Vec<Value> =
+            qgis_jobs(&c, Kind::View, QAuth::Basic, &dir).into_iter().filter(|j| j["name"] == "wfs-2.0").collect();
+        jobs.push(qgis_oapif_job(&c, Kind::View, QAuth::Basic));
+        let results = qgis(&c, &format!("reason-{label}"), jobs).await;
+        for name in ["wfs-2.0", "oapif"] {
+            let r = job(&results, name);
+            let shown = format!("{} {}", r["error"], r["messages"]);
+            eprintln!("qgis {label} {name}: valid={} features={} shown={shown}", r["valid"], r["features"]);
+            assert_eq!(r["valid"], false, "{label} {name}: {r}");
+            match (label, name) {
+                ("refusal", "wfs-2.0") => assert!(
+                    shown.contains("code=tier_too_low") && shown.contains("viewPlus"),
+                    "{label} {name}: QGIS shows the exception text: {shown}"
+                ),
+                (_, "oapif") => {
+                    assert!(shown.contains("Forbidden (tier_too_low)"), "{label} {name}: the reason phrase: {shown}")
+                }
+                // QGIS 3.22 reads a 200 exception as a schema: the reason is not shown.
+                _ => {}
+            }
+        }
     }
 }

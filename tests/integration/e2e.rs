@@ -391,3 +391,55 @@ async fn ogc_api_schemas_and_tile_matrix_sets_name_no_upstream() {
         assert!(!r.text().contains(&upstream), "{path} names the upstream {upstream}: {}", r.text());
     }
 }
+
+/// #12 (paging under a fence): pygeoapi paged over the whole collection, so a fenced
+/// token walking `next` got pages the filter emptied and `next` links past its last
+/// visible feature, which told it that the upstream holds more features (outside its
+/// fence) for the same query. The gateway now asks pygeoapi only for the fence's
+/// bounding box: with a one-tile fence every page is full and `next` ends with the
+/// last feature inside. Measured on the 25 places, fence lon 0..90 / lat 0..66.5,
+/// `limit=2`: before, 13 pages of 1, 2, 2, 2, 1, 1, 0, 0, 0, 1, 0, 1, 0 features (five
+/// emptied by the filter, the last one too); now 6 full pages holding the same 11.
+#[tokio::test]
+async fn paging_under_a_fence_walks_only_the_fence() {
+    let (gw, _, pg) = gateway().await;
+    let fence = Fence::new(Some(&[(2, 2, 1)]), None).expect("fence");
+    let (token, _) = gw.token_with(&[("places", Tier::ViewPlus)], fence, Scope::All, None).await;
+    let public = gw.url("");
+    let mut next = Some("/ogc/api/places/collections/places/items?f=json&limit=2".to_owned());
+    let (mut pages, mut names) = (Vec::new(), Vec::new());
+    while let Some(path) = next.take() {
+        assert!(pages.len() < 30, "paging does not end: {pages:?}");
+        let r = gw.get(&path, &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        let doc = r.json();
+        let features = doc["features"].as_array().expect("features");
+        pages.push(features.len());
+        names.extend(features.iter().map(|f| f["properties"]["name"].as_str().unwrap_or("").to_owned()));
+        next = doc["links"].as_array().into_iter().flatten().find(|l| l["rel"] == "next").map(|l| {
+            let href = l["href"].as_str().expect("href");
+            href.strip_prefix(public.trim_end_matches('/')).unwrap_or(href).to_owned()
+        });
+    }
+    names.sort();
+    let expected = [
+        "Amsterdam",
+        "Benelux zone",
+        "Brussels",
+        "Frankfurt",
+        "Luxembourg",
+        "Lyon",
+        "Mumbai",
+        "Paris",
+        "Rome",
+        "Strasbourg",
+        "Zurich",
+    ];
+    assert_eq!(names, expected, "pages {pages:?}");
+    assert!(pages.iter().all(|n| *n > 0), "no page the fence emptied: {pages:?}");
+    assert_eq!(pages.len(), 6, "one page per two features inside, and no further `next`: {pages:?}");
+    // What pygeoapi was asked: the fence's box, never the whole collection.
+    let asked: Vec<String> =
+        pg.requests().into_iter().filter(|q| q.query.contains("limit=2")).map(|q| q.query).collect();
+    assert!(!asked.is_empty() && asked.iter().all(|q| q.contains("bbox=")), "{asked:?}");
+}

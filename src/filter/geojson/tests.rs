@@ -501,11 +501,43 @@ fn counts_under_a_geometry_filter_say_what_is_on_the_page() {
 
 #[test]
 fn collection_members_before_features_are_not_lost_under_a_fence() {
-    let doc = r#"{"type":"FeatureCollection","bbox":[0,0,1,1],"geometry":{"type":"Point","coordinates":[50,0]},"features":[{"geometry":{"type":"Point","coordinates":[1,1]},"properties":{"s":1}}],"links":[]}"#;
+    let doc = r#"{"type":"FeatureCollection","title":"t","geometry":{"type":"Point","coordinates":[1,0]},"features":[{"geometry":{"type":"Point","coordinates":[1,1]},"properties":{"s":1}}],"links":[]}"#;
     assert_eq!(
         run_fenced(doc, names(&[])).unwrap(),
-        r#"{"type":"FeatureCollection","bbox":[0,0,1,1],"geometry":{"type":"Point","coordinates":[50,0]},"features":[{"geometry":{"type":"Point","coordinates":[1,1]},"properties":{}}],"links":[]}"#
+        r#"{"type":"FeatureCollection","title":"t","geometry":{"type":"Point","coordinates":[1,0]},"features":[{"geometry":{"type":"Point","coordinates":[1,1]},"properties":{}}],"links":[]}"#
     );
+    assert_split_invariant(doc.as_bytes(), || fenced(names(&[])));
+}
+
+/// #12 (nested counts): under a geometry filter a count nested in another root member
+/// (`"context":{"matched":…}` of the OGC API drafts, `"meta":{…}`), a collection
+/// `bbox` or a root geometry outside the fence told what lies outside it. Only the
+/// allow-listed root members are relayed, whatever they are called.
+#[test]
+fn under_a_geometry_filter_only_known_root_members_are_relayed() {
+    let features =
+        r#"[{"geometry":{"type":"Point","coordinates":[1,0]}},{"geometry":{"type":"Point","coordinates":[50,0]}}]"#;
+    for doc in [
+        format!(
+            r#"{{"type":"FeatureCollection","context":{{"returned":2,"matched":7,"limit":10}},"features":{features}}}"#
+        ),
+        format!(
+            r#"{{"meta":{{"numberMatched":7}},"features":{features},"bbox":[1,0,50,0],"totalCount":{{"value":7}}}}"#
+        ),
+        format!(r#"{{"features":{features},"geometry":{{"type":"Point","coordinates":[50,0]}},"x-count":7}}"#),
+    ] {
+        let out = run_fenced(&doc, None).unwrap();
+        assert!(!out.contains('7') && !out.contains("50"), "{out}");
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["features"].as_array().unwrap().len(), 1, "{out}");
+        assert_split_invariant(doc.as_bytes(), || fenced(None));
+    }
+    // A root geometry before `features`, outside the fence: the document is refused.
+    let doc = format!(r#"{{"geometry":{{"type":"Point","coordinates":[50,0]}},"features":{features}}}"#);
+    assert!(run_fenced(&doc, None).is_err());
+    // Without a geometry filter nothing is dropped.
+    let doc = r#"{"meta":{"numberMatched":7},"features":[{"properties":{"a":1}}]}"#;
+    assert_eq!(filter(doc, &["a"]), doc);
 }
 
 #[test]
@@ -1011,14 +1043,16 @@ fn any_split_of_a_page_with_links_gives_the_same_output() {
 
 #[test]
 fn links_combine_with_the_property_fence_and_the_geometry_fence() {
-    // Root members before `features` are held with the root under a fence.
+    // Root members before `features` are held with the root under a fence (a
+    // GeoJSON 2008 linked `crs`); a member outside the allow-list is dropped.
     let doc = format!(
-        r#"{{"collection":{{"href":"{UPSTREAM}/collections/obs","rel":"up"}},{}"#,
+        r#"{{"crs":{{"href":"{UPSTREAM}/collections/obs","rel":"up"}},"collection":{{"href":"{UPSTREAM}/x"}},{}"#,
         &ITEMS_PAGE.trim_start()[1..]
     );
     let out = run_text(fenced(names(&["name"])).with_links(link_map(Some("tg"))), &doc).unwrap();
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(value["collection"]["href"], format!("{PUBLIC}/collections/obs?token=tg"));
+    assert_eq!(value["crs"]["href"], format!("{PUBLIC}/collections/obs?token=tg"));
+    assert!(value.get("collection").is_none(), "{out}");
     let features = value["features"].as_array().unwrap();
     assert_eq!(features.len(), 1, "feature 8 is east of the fence: {out}");
     assert_eq!(features[0]["properties"], serde_json::json!({"name": "a"}));

@@ -451,6 +451,91 @@ fn list_properties(kvp: &Kvp) -> Result<Vec<String>, OgcError> {
         .collect()
 }
 
+/// The upstream items request of a fenced token, asked only for the fence's extent
+/// (#12): `bbox` becomes its intersection with the fence's bounding box, in the
+/// request's `bbox-crs` and axis order (CRS84 when there is none; a height range is
+/// kept), or the fence's bounding box when the request had none. The upstream then
+/// pages over features that mostly lie inside the fence, so walking `offset` past the
+/// last visible feature no longer tells the token how many features the upstream holds
+/// elsewhere, and pages are not filled with features the filter drops.
+///
+/// `None` leaves the request as judged: no fence tiles, a `bbox` crossing the
+/// antimeridian, a CRS the gateway does not know (a fenced token's request for one is
+/// refused before this), or nothing to intersect (the policy refused such a request).
+/// What still leaks: a fence of far-apart tiles has a bounding box larger than the
+/// fence, and the features between its tiles still count for the upstream's paging.
+///
+/// ```
+/// use tilegate::spatial::Fence;
+/// let fence = Fence::new(Some(&[(1, 1, 0)]), None).unwrap(); // lon 0..180, lat 0..85.05
+/// let narrowed = |q: &str| {
+///     let uri: http::Uri = format!("http://up/collections/c/items?{q}").parse().unwrap();
+///     tilegate::ogc::api::narrow_items_to_fence(&uri, &fence).map(|u| u.query().unwrap().to_owned())
+/// };
+/// assert!(narrowed("f=json").unwrap().starts_with("f=json&bbox=-0.000000001,-0.000000001,180.000000001,85.05"));
+/// assert_eq!(narrowed("bbox=-10,10,20,20&limit=5").unwrap(), "bbox=-0.000000001,10,20,20&limit=5");
+/// let yx = "bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326&bbox=10,-10,20,20";
+/// let expected = "bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326&bbox=10,-0.000000001,20,20";
+/// assert_eq!(narrowed(yx).unwrap(), expected, "latitude first, as asked");
+/// assert_eq!(narrowed("bbox=170,0,-170,10"), None, "across the antimeridian: as judged");
+/// ```
+pub fn narrow_items_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option<http::Uri> {
+    let query = uri.query().unwrap_or("");
+    let pieces: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let decoded =
+        |raw: &str| percent_encoding::percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let named = |name: &str| pieces.iter().position(|p| decoded(p.split_once('=').map_or(p, |(n, _)| n)) == name);
+    let value = |i: usize| decoded(pieces[i].split_once('=').map_or("", |(_, v)| v));
+    let (bbox_at, crs_at) = (named("bbox"), named("bbox-crs"));
+    let (crs, order) = match crs_at {
+        None => (Crs::Wgs84, AxisOrder::XY),
+        Some(i) => crs_from_identifier(&value(i))?,
+    };
+    let fenced = match crs {
+        Crs::Wgs84 => fence.bounds_lonlat()?,
+        Crs::WebMercator => fence.bounds_mercator()?,
+    };
+    // Outward by a hair, so that a feature on the fence's edge is still asked for.
+    let pad = if crs == Crs::Wgs84 { 1e-9 } else { 1e-4 };
+    let mut b = [fenced.min_x - pad, fenced.min_y - pad, fenced.max_x + pad, fenced.max_y + pad];
+    let mut heights = None;
+    if let Some(i) = bbox_at {
+        let raw = value(i);
+        let v: Vec<f64> = raw.split(',').map(|n| n.trim().parse::<f64>()).collect::<Result<_, _>>().ok()?;
+        let (mut xy, z) = match v.as_slice() {
+            [a, b, c, d] => ([*a, *b, *c, *d], None),
+            [a, b, z1, d, e, z2] => ([*a, *b, *d, *e], Some((*z1, *z2))),
+            _ => return None,
+        };
+        if order == AxisOrder::YX {
+            xy = [xy[1], xy[0], xy[3], xy[2]];
+        }
+        if xy[0] > xy[2] {
+            return None;
+        }
+        b = [b[0].max(xy[0]), b[1].max(xy[1]), b[2].min(xy[2]), b[3].min(xy[3])];
+        if b[0] > b[2] || b[1] > b[3] {
+            return None;
+        }
+        heights = z;
+    }
+    let [x0, y0, x1, y1] = b;
+    let (a0, a1, c0, c1) = if order == AxisOrder::YX { (y0, x0, y1, x1) } else { (x0, y0, x1, y1) };
+    let written = match heights {
+        None => format!("bbox={a0},{a1},{c0},{c1}"),
+        Some((z0, z1)) => format!("bbox={a0},{a1},{z0},{c0},{c1},{z1}"),
+    };
+    let mut out: Vec<String> = pieces.iter().map(|p| (*p).to_owned()).collect();
+    match bbox_at {
+        Some(i) => out[i] = written,
+        None => out.push(written),
+    }
+    let pq = format!("{}?{}", uri.path(), out.join("&"));
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
 /// `bbox` in `bbox-crs` (default CRS84, lon/lat).
 fn bbox_extent(raw: &str, crs_id: Option<&str>) -> Result<Extent, OgcError> {
     let parts: Vec<&str> = raw.split(',').collect();

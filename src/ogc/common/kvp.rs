@@ -80,7 +80,7 @@ impl Dialect {
             Protocol::Wfs => Dialect::WFS,
             Protocol::Wcs => Dialect::WCS,
             Protocol::Api => Dialect::API,
-            Protocol::Wmts | Protocol::Mvt | Protocol::Xyz => Dialect::WMTS,
+            Protocol::Wmts | Protocol::Mvt | Protocol::Xyz | Protocol::Martin | Protocol::Titiler => Dialect::WMTS,
         }
     }
 
@@ -235,6 +235,11 @@ impl Kvp {
     pub fn insert_first(&mut self, name: &str, value: &str) {
         let pair = Pair { name: name.to_owned(), key: name.to_ascii_uppercase(), value: value.to_owned() };
         self.pairs.insert(0, pair);
+    }
+
+    /// Removes every pair with this (upper-case) key.
+    pub fn remove(&mut self, key: &str) {
+        self.pairs.retain(|p| p.key != key);
     }
 
     /// The pairs re-encoded as a query string, in order, names as the client spelled them.

@@ -25,6 +25,10 @@ pub struct Seen {
     pub method: http::Method,
     pub uri: String,
     pub headers: HeaderMap,
+    /// The request body as received (up to where it ended or broke).
+    pub body: Vec<u8>,
+    /// The body arrived whole (its framing ended); false when the connection broke.
+    pub complete: bool,
 }
 
 #[derive(Clone)]
@@ -76,12 +80,21 @@ impl TestUpstream {
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        let _ = body.collect().await;
+        let (parts, mut body) = req.into_parts();
+        let mut received = Vec::new();
+        let complete = loop {
+            match body.frame().await {
+                None => break true,
+                Some(Ok(frame)) => received.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+                Some(Err(_)) => break false,
+            }
+        };
         self.seen.lock().expect("lock").push(Seen {
             method: parts.method.clone(),
             uri: parts.uri.to_string(),
             headers: parts.headers.clone(),
+            body: received,
+            complete,
         });
         let path = parts.uri.path().to_owned();
         if path.ends_with("/slow") {
@@ -102,6 +115,33 @@ impl TestUpstream {
             );
             let mut res = typed("text/xml", body.into_bytes());
             *res.status_mut() = http::StatusCode::BAD_REQUEST;
+            return res;
+        }
+        if path.ends_with("/exception200") {
+            // MapServer answers a failed WMS 1.1.1 GetMap 200 `application/vnd.ogc.se_xml`.
+            let body = format!(
+                r#"<?xml version="1.0"?><ServiceExceptionReport version="1.1.1"><ServiceException>msDrawMap(): Image handling error. Failed to draw layer named 'secret_roads'. (/srv/secret/roads.map) http://{}/x</ServiceException></ServiceExceptionReport>"#,
+                self.addr
+            );
+            return typed("application/vnd.ogc.se_xml", body.into_bytes());
+        }
+        if path.ends_with("/session") {
+            // Upstream state and identity: a session cookie, its own challenge, its software.
+            let mut res = typed("image/png", b"png".to_vec());
+            let h = res.headers_mut();
+            h.append("set-cookie", http::HeaderValue::from_static("JSESSIONID=secret-session; Path=/geoserver"));
+            h.append("set-cookie", http::HeaderValue::from_static("AWSALB=sticky; Path=/"));
+            h.insert("set-cookie2", http::HeaderValue::from_static("old=1; Version=1"));
+            h.insert("www-authenticate", http::HeaderValue::from_static("Basic realm=\"GeoServer Realm\""));
+            h.insert("alt-svc", http::HeaderValue::from_static("h2=\"10.0.0.5:8443\""));
+            h.insert("x-backend-server", http::HeaderValue::from_static("geo-3.internal"));
+            return res;
+        }
+        if path.ends_with("/auth401") {
+            let mut res = typed("text/html", b"<h1>HTTP ERROR 401 GeoServer Realm</h1>".to_vec());
+            *res.status_mut() = http::StatusCode::UNAUTHORIZED;
+            res.headers_mut()
+                .insert("www-authenticate", http::HeaderValue::from_static("Basic realm=\"GeoServer Realm\""));
             return res;
         }
         if path.ends_with("/fail500") {

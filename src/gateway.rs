@@ -43,6 +43,8 @@ pub struct Gateway {
     cache: Arc<GrantCache>,
     upstream: Upstream,
     ops: Arc<Ops>,
+    /// PMTiles archives: opened versions and the directory cache (src/pmtiles).
+    archives: crate::pmtiles::Archives,
     /// Token usage, recorded per request and flushed by the server's task.
     usage: Arc<crate::usage::Recorder>,
 }
@@ -116,7 +118,14 @@ impl Gateway {
     pub fn new(config: Config, cache: Arc<GrantCache>) -> Self {
         let upstream = Upstream::new(&config);
         let usage = Arc::new(crate::usage::Recorder::new());
-        Gateway { config: ArcSwap::from_pointee(config), cache, upstream, ops: Arc::new(Ops::new()), usage }
+        Gateway {
+            config: ArcSwap::from_pointee(config),
+            cache,
+            upstream,
+            ops: Arc::new(Ops::new()),
+            usage,
+            archives: crate::pmtiles::Archives::default(),
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -136,6 +145,11 @@ impl Gateway {
     /// The upstream connection pools (the server's sweep reaps their idle connections).
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// The PMTiles archives and their directory cache (tests, diagnostics).
+    pub fn archives(&self) -> &crate::pmtiles::Archives {
+        &self.archives
     }
 
     /// Token usage recorded since the last flush.
@@ -216,6 +230,10 @@ impl Gateway {
             log.operation = "tokens.paths";
             return admin::api::paths(config, req.method(), &grant, now_unix()).map(no_store);
         }
+        // A PMTiles archive answers in place of an upstream (src/pmtiles).
+        if let Some((path, ask)) = crate::pmtiles::serve::ask(config, &route) {
+            return self.archive(config, path, ask, req, &grant, &token, log).await;
+        }
         let (parts, body) = req.into_parts();
         let (target, body) = classify(config, &route, &parts, body, &grant).await?;
         if proxy::headers::carries_token(&target.uri, &parts, &body, token.secret.expose()) {
@@ -233,6 +251,47 @@ impl Gateway {
         let response = self.forward(parts, body, &permitted, &ctx).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         let mut res = self.filter(response?, &permitted, &token).await?;
+        let o = permitted.permit().obligations();
+        proxy::headers::cache_for_token(
+            res.headers_mut(),
+            o.properties.is_some() || o.fence.is_some() || o.clip.is_some(),
+        );
+        Ok(res)
+    }
+
+    /// A PMTiles path: classify against the archive's header, decide, then the tile
+    /// goes through the same filter stage as an upstream's; TileJSON and range reads
+    /// are answered by `pmtiles::serve`.
+    #[allow(clippy::too_many_arguments)]
+    async fn archive(
+        &self,
+        config: &Config,
+        path: &Arc<PathConfig>,
+        ask: Result<crate::pmtiles::serve::Ask, Reject>,
+        req: Request<RequestBody>,
+        grant: &Grant,
+        token: &Extracted,
+        log: &mut RequestLog,
+    ) -> Result<Response<Body>, Reject> {
+        use crate::pmtiles::serve::{self as archive, Answer};
+        let (parts, _body) = req.into_parts();
+        let io = crate::pmtiles::Io { upstream: &self.upstream, config, path_id: &path.id };
+        let (target, ask) = archive::classify(&self.archives, &io, path, ask, &parts.method, grant).await?;
+        log.path_id = Some(target.path.id.clone());
+        log.operation = target.op.name;
+        tracing::Span::current().record("path.id", target.path.id.as_str());
+        let permitted = policy::decide(grant, target, now_unix())?;
+        if let Some(kind) = &permitted.target().response {
+            proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
+        }
+        let started = Instant::now();
+        let token_query = token.from_query.then(|| token.secret.expose());
+        let answer = archive::answer(&self.archives, &io, &permitted, ask, &parts, token_query).await;
+        log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        let mut res = match answer? {
+            Answer::Filter(res) => self.filter(res, &permitted, token).await?,
+            Answer::Done(res) => res,
+        };
         let o = permitted.permit().obligations();
         proxy::headers::cache_for_token(
             res.headers_mut(),

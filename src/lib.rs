@@ -53,6 +53,7 @@ pub mod json;
 pub mod ogc;
 pub mod ops;
 pub mod paths;
+pub mod pmtiles;
 pub mod policy;
 pub mod proxy;
 pub mod respond;

@@ -141,6 +141,25 @@ pub struct Upstreams {
     pub martin: Option<http::Uri>,
     /// TiTiler's root (`titiler.application`), served at `/ogc/titiler/{pathId}/cog/…`.
     pub titiler: Option<http::Uri>,
+    /// A PMTiles v3 archive (`[path.upstream] pmtiles`), served by `crate::pmtiles`.
+    pub pmtiles: Option<ArchiveSource>,
+}
+
+/// Where a PMTiles archive lives: a file on disk, or an `http(s)://` URL read with
+/// range requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ArchiveSource {
+    File(std::path::PathBuf),
+    Http(http::Uri),
+}
+
+impl fmt::Display for ArchiveSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArchiveSource::File(p) => write!(f, "file://{}", p.display()),
+            ArchiveSource::Http(u) => write!(f, "{u}"),
+        }
+    }
 }
 
 /// One declared path (folder or layer).
@@ -177,6 +196,9 @@ pub struct PathConfig {
     /// The namespace URI of each type name prefix the path's WFS layers use (`""`: the
     /// namespace of unprefixed names): what a WFS XML body may bind them to.
     pub wfs_namespaces: Vec<(String, String)>,
+    /// `pmtiles_range`: PMTiles-aware clients may read the archive with range
+    /// requests at `/path/{id}/archive.pmtiles` (judged range by range).
+    pub pmtiles_range: bool,
     /// The TiTiler datasets this path serves, in canonical form
     /// (`ogc::titiler::canonical_dataset`): exact URLs, or prefixes ending in `/`.
     pub titiler_datasets: Vec<String>,
@@ -217,6 +239,7 @@ impl PathConfig {
             partial: Partial::Clip,
             background: DEFAULT_BACKGROUND,
             wfs_namespaces: Vec::new(),
+            pmtiles_range: false,
             titiler_datasets: Vec::new(),
         }
     }

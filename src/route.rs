@@ -313,6 +313,10 @@ fn split_first(s: &str) -> (&str, Option<&str>) {
 }
 
 fn xyz<'a>(path_id: &'a str, rest: &'a str) -> Result<Route<'a>, BadPath> {
+    // A TileJSON beside the tiles (PMTiles paths, src/pmtiles).
+    if rest == "tilejson.json" {
+        return Ok(Route::Ogc { family: Protocol::Xyz, path_id, rest: "/tilejson.json" });
+    }
     let (tile, ext) = parse_zxy(rest)?;
     Ok(Route::Xyz { path_id, tile, ext })
 }

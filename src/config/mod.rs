@@ -50,6 +50,17 @@ pub struct Config {
     /// The stamps of `source` (taken before it was read) and of `files`, in that
     /// order: the versions this config was built from. Empty without a source.
     pub stamps: Vec<FileStamp>,
+    /// `[pmtiles]`: the PMTiles directory cache bounds.
+    pub pmtiles: PmtilesCache,
+}
+
+/// `[pmtiles]`: how much of the archives' headers and directories is kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PmtilesCache {
+    /// At most this many cached directories (all archives together).
+    pub entries: usize,
+    /// At most this many bytes of decoded directory entries.
+    pub bytes: usize,
 }
 
 impl Config {

@@ -32,6 +32,32 @@ pub struct RawConfig {
     pub ogc: RawOgc,
     #[serde(default, rename = "path")]
     pub paths: Vec<RawPath>,
+    // PMTiles archives (src/pmtiles): the header/directory cache bounds.
+    #[serde(default)]
+    pub pmtiles: RawPmtiles,
+}
+
+/// `[pmtiles]`: the bounds of the PMTiles directory cache (src/pmtiles).
+#[derive(Debug, Deserialize)]
+pub struct RawPmtiles {
+    #[serde(default = "default_pmtiles_cache_entries")]
+    pub cache_entries: u64,
+    #[serde(default = "default_pmtiles_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+impl Default for RawPmtiles {
+    fn default() -> Self {
+        RawPmtiles { cache_entries: default_pmtiles_cache_entries(), cache_bytes: default_pmtiles_cache_bytes() }
+    }
+}
+
+fn default_pmtiles_cache_entries() -> u64 {
+    4096
+}
+
+fn default_pmtiles_cache_bytes() -> u64 {
+    64 << 20
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,6 +409,9 @@ pub struct RawPath {
     /// WFS type name prefix → namespace URI (`wfs_namespaces = { ms = "http://…" }`).
     #[serde(default)]
     pub wfs_namespaces: std::collections::BTreeMap<String, String>,
+    /// PMTiles range reads through `/path/{id}/archive.pmtiles` (src/pmtiles).
+    #[serde(default)]
+    pub pmtiles_range: bool,
     /// The dataset URLs (or prefixes, ending in `/`) a TiTiler path serves (`url=`).
     #[serde(default)]
     pub titiler_datasets: Vec<String>,
@@ -399,6 +428,8 @@ pub struct RawUpstreams {
     pub wfs: Option<String>,
     pub wcs: Option<String>,
     pub ogcapi: Option<String>,
+    /// A PMTiles v3 archive: `file:///…`, a file path, or an `http(s)://` URL.
+    pub pmtiles: Option<String>,
     /// A martin tile server's base URL; the path's `layers` name its source ids.
     pub martin: Option<String>,
     /// TiTiler (`titiler.application`): `/ogc/titiler/{pathId}/cog/…`.

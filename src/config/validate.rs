@@ -210,6 +210,7 @@ impl Validator {
         let limits = self.limits(&raw.limits);
         let ops_listen = raw.ops.listen.as_deref().and_then(|a| self.addr("ops.listen", a));
         let paths = self.paths(raw.paths);
+        let pmtiles_cache = self.pmtiles_cache(&raw.pmtiles);
         let store = self.store(&raw.store, base);
         let tls = match server_tls {
             Some(t) => Some(t?),
@@ -246,7 +247,55 @@ impl Validator {
             source: None,
             files: std::mem::take(&mut self.files),
             stamps: Vec::new(),
+            pmtiles: pmtiles_cache?,
         })
+    }
+
+    /// `[pmtiles]` (src/pmtiles): the directory cache bounds.
+    fn pmtiles_cache(&mut self, raw: &super::raw::RawPmtiles) -> Option<super::PmtilesCache> {
+        let mut ok = true;
+        if raw.cache_entries < 16 {
+            self.err(
+                "pmtiles.cache_entries",
+                format!("`{}` is too small; use 16 or more (the default is 4096)", raw.cache_entries),
+            );
+            ok = false;
+        }
+        if raw.cache_bytes < 1 << 20 {
+            self.err(
+                "pmtiles.cache_bytes",
+                format!("`{}` is too small; use 1048576 or more (the default is 67108864)", raw.cache_bytes),
+            );
+            ok = false;
+        }
+        let entries = usize::try_from(raw.cache_entries).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(raw.cache_bytes).unwrap_or(usize::MAX);
+        ok.then_some(super::PmtilesCache { entries, bytes })
+    }
+
+    /// `[path.upstream] pmtiles`: `file:///abs/x.pmtiles`, a file path (relative to
+    /// the config's folder), or an `http(s)://` URL.
+    fn archive_source(&mut self, key: &str, value: &str) -> Option<crate::paths::ArchiveSource> {
+        use crate::paths::ArchiveSource;
+        if value.starts_with("http://") || value.starts_with("https://") {
+            return self.url(key, value).map(ArchiveSource::Http);
+        }
+        let file = match value.strip_prefix("file://") {
+            Some(p) if p.starts_with('/') => PathBuf::from(p),
+            Some(_) => {
+                self.err(key, format!("`{value}` is not a file URL; write `file:///absolute/path.pmtiles`"));
+                return None;
+            }
+            None if value.contains("://") => {
+                self.err(
+                    key,
+                    format!("`{value}` is not a PMTiles location; use `file:///…`, a file path or an `http(s)://` URL"),
+                );
+                return None;
+            }
+            None => resolve(&self.base, value),
+        };
+        Some(ArchiveSource::File(file))
     }
 
     /// A file name from the config, relative to the config's folder, remembered for watching.
@@ -740,6 +789,18 @@ impl Validator {
                 self.upstream_tls.insert(p.id.clone(), tls);
             }
         }
+        // PMTiles range reads hand out raw tile bytes: nothing in them can be dropped.
+        if p.pmtiles_range {
+            if p.upstream.as_ref().is_none_or(|u| u.pmtiles.is_none()) {
+                self.err(
+                    format!("{key}.pmtiles_range"),
+                    format!("`{}` has no `[path.upstream] pmtiles` archive to read", p.id),
+                );
+            }
+            if !p.layers.is_empty() {
+                self.err(format!("{key}.pmtiles_range"), format!("`{}` declares `layers`; raw tile bytes read by range would carry every layer, so remove `layers` or `pmtiles_range`", p.id));
+            }
+        }
         // WFS type name prefixes and the namespace URIs XML bodies may bind them to.
         for (prefix, uri) in &p.wfs_namespaces {
             let ncname = prefix.is_empty()
@@ -772,6 +833,7 @@ impl Validator {
             partial,
             background,
             wfs_namespaces: p.wfs_namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            pmtiles_range: p.pmtiles_range,
             titiler_datasets,
         })
     }
@@ -796,7 +858,8 @@ impl Validator {
         let titiler = url("titiler", &u.titiler);
         let xyz = u.xyz.as_deref().and_then(|t| self.template(&format!("{key}.xyz"), t));
         let mvt = u.mvt.as_deref().and_then(|t| self.template(&format!("{key}.mvt"), t));
-        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin, titiler };
+        let pmtiles = u.pmtiles.as_deref().and_then(|v| self.archive_source(&format!("{key}.pmtiles"), v));
+        let out = Upstreams { base, xyz, mvt, wms, wmts, wmts_rest, wfs, wcs, ogcapi, martin, titiler, pmtiles };
         if [
             u.base.is_none(),
             u.xyz.is_none(),
@@ -806,6 +869,7 @@ impl Validator {
             u.wfs.is_none(),
             u.wcs.is_none(),
             u.ogcapi.is_none(),
+            u.pmtiles.is_none(),
             u.martin.is_none(),
             u.titiler.is_none(),
         ]
@@ -814,7 +878,7 @@ impl Validator {
         {
             self.err(
                 key,
-                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`, `titiler`",
+                "names no upstream; give at least one of `base`, `xyz`, `mvt`, `wms`, `wmts`, `wfs`, `wcs`, `ogcapi`, `martin`, `titiler`, `pmtiles`",
             );
         }
         out

@@ -123,7 +123,7 @@ impl Pool {
         match conn.sender.try_send_request(req).await {
             Ok(res) => {
                 let (parts, inner) = res.into_parts();
-                let body = UpstreamBody { inner, conn: Some(conn) };
+                let body = UpstreamBody { inner: Inner::Hyper(inner), conn: Some(conn) };
                 let mut res = Response::from_parts(parts, body);
                 res.body_mut().give_back_if_done();
                 Ok(res)
@@ -308,14 +308,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// An upstream answer's body: hyper's, plus the connection it came on, which goes back
 /// to the pool once the body has been read to its end (or is dropped after its end).
+/// A body the gateway read itself (a PMTiles tile, `crate::pmtiles`) is
+/// [`UpstreamBody::full`]: the filter stage treats both alike.
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: Inner,
     conn: Option<Conn>,
 }
 
+enum Inner {
+    Hyper(Incoming),
+    /// Bytes already in hand; `None` once sent.
+    Full(Option<Bytes>),
+}
+
 impl UpstreamBody {
+    /// A body of bytes the gateway holds, as if an upstream had sent them.
+    pub fn full(bytes: Bytes) -> UpstreamBody {
+        UpstreamBody { inner: Inner::Full((!bytes.is_empty()).then_some(bytes)), conn: None }
+    }
+
     fn give_back_if_done(&mut self) {
-        if self.inner.is_end_stream() {
+        if self.is_end_stream() {
             if let Some(conn) = self.conn.take() {
                 let origin = conn.origin.clone();
                 origin.give_back(conn);
@@ -329,7 +342,10 @@ impl http_body::Body for UpstreamBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let frame = match &mut self.inner {
+            Inner::Hyper(inner) => std::task::ready!(Pin::new(inner).poll_frame(cx)),
+            Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        };
         match &frame {
             None => {
                 // A chunked body ends here; the connection is reusable.
@@ -346,11 +362,17 @@ impl http_body::Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper(inner) => inner.is_end_stream(),
+            Inner::Full(bytes) => bytes.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper(inner) => inner.size_hint(),
+            Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
     }
 }
 

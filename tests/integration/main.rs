@@ -20,6 +20,7 @@ mod limits;
 mod martin;
 mod metrics;
 mod ogc;
+mod pmtiles;
 mod pool;
 mod reload;
 mod saturation;

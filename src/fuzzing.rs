@@ -20,8 +20,8 @@ use crate::paths::{PathConfig, PathKind, PathTable};
 use crate::policy::Extent;
 use crate::spatial::Fence;
 
-pub use crate::ogc::titiler::{canonical_dataset, covers};
 pub use crate::filter::mvt::Tile as MvtTile;
+pub use crate::ogc::titiler::{canonical_dataset, covers};
 pub use crate::ogc::Protocol;
 pub use crate::route::Route;
 pub use crate::spatial::{AxisOrder, BBox, Crs};

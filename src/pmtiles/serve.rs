@@ -33,10 +33,6 @@ pub const ARCHIVE_NAME: &str = "archive.pmtiles";
 /// The longest range answered at once (a longer one gets a shorter `206`).
 pub const MAX_RANGE_BYTES: u64 = 16 << 20;
 
-/// What is escaped in a query value (RFC 3986 unreserved characters are not).
-const QUERY_VALUE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
 /// What a request to a PMTiles path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ask {
@@ -396,23 +392,17 @@ async fn tilejson_answer(
         (Protocol::Mvt, _) => String::new(),
         (_, t) => format!(".{}", t.extension()),
     };
-    let mut url =
-        format!("{}/ogc/{}/{}/{{z}}/{{x}}/{{y}}{ext}", io.config.server.public_url, protocol.as_str(), path.id);
-    if let Some(token) = token_query {
-        url.push_str("?token=");
-        url.extend(percent_encoding::utf8_percent_encode(token, QUERY_VALUE));
-    }
+    let url = format!("{}/ogc/{}/{}/{{z}}/{{x}}/{{y}}{ext}", io.config.server.public_url, protocol.as_str(), path.id);
+    // The archive's own description, shaped as an upstream TileJSON; the shared rewriter
+    // then narrows it for this token like any other TileJSON upstream's.
     let mut doc = serde_json::json!({
         "tilejson": "3.0.0",
         "tiles": [url],
-        "scheme": "xyz",
         "minzoom": h.min_zoom,
         "maxzoom": h.max_zoom,
         "bounds": h.bounds,
         "center": [h.center[0], h.center[1], h.center_zoom],
-        "format": h.tile_type.extension(),
     });
-    // Only the members clients read; others (`tilestats` lists attribute values) stay out.
     if let (Some(meta), Some(out)) = (metadata.as_object(), doc.as_object_mut()) {
         for key in ["name", "description", "attribution", "version", "vector_layers"] {
             if let Some(v) = meta.get(key) {
@@ -420,56 +410,19 @@ async fn tilejson_answer(
             }
         }
     }
-    narrow_tilejson(&mut doc, permitted.permit().obligations(), &path.layers);
+    let o = permitted.permit().obligations();
+    let view = crate::ogc::tilejson::TileJsonView {
+        tiles: &url,
+        token_query,
+        fence: o.fence.as_deref().map(|f| f as &dyn crate::ogc::capabilities::FenceView),
+        properties: o.properties.as_deref(),
+        layers: (!path.layers.is_empty()).then_some(&path.layers[..]),
+        zoom_offset: 0,
+    };
+    let doc = crate::ogc::tilejson::rewrite_value(&doc, &view)
+        .map_err(|e| Reject::from(respond::UpstreamError::BadDocument(format!("the archive's TileJSON: {e}"))))?;
     let body = serde_json::to_vec(&doc).map_err(|e| Reject::internal("cannot write the TileJSON", e))?;
     let mut res = Response::new(respond::full(body));
     res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(res)
-}
-
-// merge: replaced by the shared TileJSON rewriter
-/// Narrows a TileJSON to what the token may fetch: `bounds` to the fence, `center`
-/// into them, `maxzoom` to the fence's maxZoom, `vector_layers` to the path's layers
-/// and their `fields` to the property fence.
-fn narrow_tilejson(doc: &mut serde_json::Value, o: &crate::policy::Obligations, layers: &[String]) {
-    let Some(out) = doc.as_object_mut() else { return };
-    if let Some(fence) = o.fence.as_deref() {
-        if let Some(max) = fence.max_zoom() {
-            let maxzoom = out.get("maxzoom").and_then(serde_json::Value::as_u64).unwrap_or(u64::from(max));
-            out.insert("maxzoom".into(), maxzoom.min(u64::from(max)).into());
-            let minzoom = out.get("minzoom").and_then(serde_json::Value::as_u64).unwrap_or(0);
-            out.insert("minzoom".into(), minzoom.min(u64::from(max)).into());
-        }
-        if let Some(b) = fence.bounds_lonlat() {
-            let old: Vec<f64> = out
-                .get("bounds")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .filter(|v: &Vec<f64>| v.len() == 4)
-                .unwrap_or_else(|| vec![-180.0, -85.051_128_779_806_6, 180.0, 85.051_128_779_806_6]);
-            let nb = [old[0].max(b.min_x), old[1].max(b.min_y), old[2].min(b.max_x), old[3].min(b.max_y)];
-            let nb = if nb[0] <= nb[2] && nb[1] <= nb[3] { nb } else { [b.min_x, b.min_y, b.max_x, b.max_y] };
-            out.insert("bounds".into(), serde_json::json!(nb));
-            let zoom = out
-                .get("center")
-                .and_then(|c| c.get(2))
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0)
-                .min(out.get("maxzoom").and_then(serde_json::Value::as_f64).unwrap_or(0.0));
-            out.insert("center".into(), serde_json::json!([(nb[0] + nb[2]) / 2.0, (nb[1] + nb[3]) / 2.0, zoom]));
-        }
-    }
-    if let Some(serde_json::Value::Array(vl)) = out.get_mut("vector_layers") {
-        if !layers.is_empty() {
-            vl.retain(|l| {
-                l.get("id").and_then(serde_json::Value::as_str).is_some_and(|id| layers.iter().any(|x| x == id))
-            });
-        }
-        if let Some(allowed) = o.properties.as_deref() {
-            for l in vl.iter_mut() {
-                if let Some(serde_json::Value::Object(fields)) = l.get_mut("fields") {
-                    fields.retain(|k, _| allowed.iter().any(|a| a == k));
-                }
-            }
-        }
-    }
 }

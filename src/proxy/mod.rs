@@ -396,6 +396,11 @@ impl http_body::Body for LimitedBody {
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
+        if frame.is_trailers() {
+            // Request trailers are a header section no hygiene ran on (a token, an
+            // identity header): never forwarded. They come last, so the body ends here.
+            return Poll::Ready(None);
+        }
         if let Some(data) = frame.data_ref() {
             let len = data.len() as u64;
             if len > self.remaining {

@@ -777,3 +777,27 @@ async fn a_copy_of_the_token_in_a_streamed_write_body_never_reaches_the_upstream
     let seen = gw.upstream.last();
     assert!(seen.complete && seen.body.ends_with(b"hello\"}"), "{:?}", String::from_utf8_lossy(&seen.body));
 }
+
+/// Attacker round (leaks): request trailers are a header section after the body, which
+/// no header hygiene read: a chunked `/path/` write could end with a trailer holding
+/// the token or an identity header. Two things keep them from the upstream today, and
+/// this fails only if both go: `Trailer` is hop-by-hop (dropped, so hyper's client
+/// sends no trailers) and the streamed body ends at its trailers (`LimitedBody`).
+#[tokio::test]
+async fn request_trailers_never_reach_the_upstream() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::Edit)]).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.expect("connect");
+    let request = format!(
+        "POST /path/roads/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\nTrailer: X-Remote-User\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Remote-User: admin\r\nX-Note: {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = gw.upstream.last();
+    assert!(seen.complete && seen.body == b"hello", "{:?}", String::from_utf8_lossy(&seen.body));
+    assert!(seen.trailers.is_none(), "trailers reached the upstream: {:?}", seen.trailers);
+}

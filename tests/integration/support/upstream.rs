@@ -29,6 +29,8 @@ pub struct Seen {
     pub body: Vec<u8>,
     /// The body arrived whole (its framing ended); false when the connection broke.
     pub complete: bool,
+    /// Request trailers, if any arrived.
+    pub trailers: Option<HeaderMap>,
 }
 
 #[derive(Clone)]
@@ -81,11 +83,14 @@ impl TestUpstream {
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
         let (parts, mut body) = req.into_parts();
-        let mut received = Vec::new();
+        let (mut received, mut trailers) = (Vec::new(), None);
         let complete = loop {
             match body.frame().await {
                 None => break true,
-                Some(Ok(frame)) => received.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => received.extend_from_slice(&data),
+                    Err(frame) => trailers = frame.into_trailers().ok(),
+                },
                 Some(Err(_)) => break false,
             }
         };
@@ -95,6 +100,7 @@ impl TestUpstream {
             headers: parts.headers.clone(),
             body: received,
             complete,
+            trailers,
         });
         let path = parts.uri.path().to_owned();
         if path.ends_with("/slow") {

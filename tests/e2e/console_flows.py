@@ -247,23 +247,20 @@ def flows(d):
     wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, row_sel)), "the new token in the list")
     status, listed = http("GET", "/account/security/accessToken?pageSize=100", ROOT)
     mine = [t for t in listed["result"] if t["description"] == "e2e partner, western Europe"][0]
-    if "lastUsedAt" in mine:
-        step("  usage fields present: waiting for lastUsedAt")
-        deadline = time.time() + WAIT
-        while True:
-            d.find_element(By.ID, "t-refresh").click()
-            time.sleep(0.5)
-            cell = d.find_element(By.CSS_SELECTOR, row_sel + " td.last-used").text
-            if cell not in ("never", "—", ""):
-                break
-            assert time.time() < deadline, "last used never shown: " + cell
-            time.sleep(1)
-        assert "127.0.0.1" in cell, cell
-        count = d.find_element(By.CSS_SELECTOR, row_sel + " td.requests").text
-        assert count.isdigit() and int(count) >= 1, count
-    else:
-        step("  the API reports no usage fields yet (lastUsedAt): the last-used check is skipped")
-        assert d.find_element(By.CSS_SELECTOR, row_sel + " td.last-used").text == "—"
+    assert "lastUsedAt" in mine and "requestCount" in mine, mine
+    deadline = time.time() + WAIT
+    while True:
+        d.find_element(By.ID, "t-refresh").click()
+        time.sleep(0.5)
+        cell = d.find_element(By.CSS_SELECTOR, row_sel + " td.last-used").text
+        if cell not in ("never", "—", ""):
+            break
+        assert time.time() < deadline, "last used never shown: " + cell
+        time.sleep(1)
+    assert "127.0.0.1" in cell, cell
+    count = d.find_element(By.CSS_SELECTOR, row_sel + " td.requests").text
+    assert count.isdigit() and int(count) >= 1, count
+    step("  last used " + cell + ", " + count + " requests")
     assert "1 tile" in d.find_element(By.CSS_SELECTOR, row_sel).text
     d.find_element(By.CSS_SELECTOR, row_sel + " button.preview").click()
     text_in(d, "t-preview-label", "1 tile")

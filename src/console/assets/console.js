@@ -507,6 +507,9 @@
     for (const t of list) {
       const paths = el("td", {}, ...t.accessList.map((a) => el("div", {}, a.pathId + ": ", el("strong", { text: a.access.accessTier }),
         a.access.propertyFence ? " · props: " + (a.access.propertyFence.join(", ") || "geometry only") : "")));
+      if (Array.isArray(t.allowedOrigins) && t.allowedOrigins.length) {
+        paths.append(el("div", { class: "muted origins", text: "origins: " + t.allowedOrigins.join(", ") }));
+      }
       const fenced = t.accessList.find((a) => a.access.geoFence);
       const actions = el("td", {});
       if (fenced) {

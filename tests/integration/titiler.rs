@@ -319,8 +319,6 @@ async fn other_endpoints_are_judged_against_the_fence_or_refused() {
     assert_eq!(img.get_pixel(10, 32).0[3], 255);
     assert_eq!(img.get_pixel(110, 32).0[3], 0);
     assert_eq!(gw.get(&at("bbox/5,45,40,60/8192x8192.png"), &fenced).await.reason(), "zoom_above_max");
-    // No size: native resolution, which no maxZoom can bound.
-    assert_eq!(gw.get(&at("bbox/5,45,40,60.png"), &fenced).await.reason(), "zoom_above_max");
     assert_eq!(gw.get(&at("bbox/50,45,60,60/64x64.png"), &fenced).await.reason(), "outside_geofence");
     // A feature (POST GeoJSON) is judged by its bounding box.
     let feature = |x: f64| {
@@ -429,4 +427,24 @@ async fn every_integrate_url_the_console_offers_for_titiler_answers() {
     let checked = crate::support::integrate::every_integrate_url_answers(&gw, &token, &[&t.base]).await;
     // The declared dataset; the `…/tiles/` prefix names no single dataset to offer.
     assert_eq!(checked, ["titiler"]);
+}
+
+/// Regression: a bbox map without a size (TiTiler reads it at native resolution) was
+/// judged at an infinite zoom, which the fence reads as "outside"; a box meeting the
+/// fence then counted as straddling it and was served clipped, at native resolution,
+/// past the token's maxZoom.
+#[tokio::test]
+async fn a_bbox_without_a_size_was_served_clipped_at_native_resolution() {
+    let (gw, t) = gateway().await;
+    let url = enc(&t.dataset("cog.tif"));
+    let fenced = gw.token_fenced("dem", Tier::View, fence(), None).await;
+    for rest in ["bbox/5,45,40,60.png", "bbox/0,42,90,66.png"] {
+        let r = gw.get(&format!("/ogc/titiler/dem/cog/{rest}?url={url}"), &fenced).await;
+        assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "zoom_above_max"), "{rest}");
+    }
+    // Without a maxZoom the same map inside the tile fence is served.
+    let tiles_only =
+        gw.token_fenced("dem", Tier::View, Fence::new(Some(&[(3, 4, 2)]), None).expect("fence"), None).await;
+    let r = gw.get(&format!("/ogc/titiler/dem/cog/bbox/5,45,40,60.png?url={url}"), &tiles_only).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }

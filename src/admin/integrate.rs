@@ -121,6 +121,31 @@ pub fn integrations(base: &str, path: &PathConfig) -> Vec<Integration> {
             url,
         });
     }
+    if u.pmtiles.is_some() {
+        // A PMTiles archive: its TileJSON (vector archives under /ogc/mvt, raster under
+        // /ogc/xyz) and, in range mode, the archive itself for PMTiles-aware clients.
+        let family = if path.kind == PathKind::Vector { "mvt" } else { "xyz" };
+        let tilejson = format!("{base}/ogc/{family}/{id}/tilejson.json");
+        out.push(Integration {
+            protocol: "pmtiles",
+            label: "PMTiles archive (TileJSON)",
+            check: tilejson.clone(),
+            qgis: None,
+            gdal: None,
+            url: tilejson,
+        });
+        if path.pmtiles_range {
+            let archive = format!("{base}/path/{id}/archive.pmtiles");
+            out.push(Integration {
+                protocol: "pmtiles_range",
+                label: "PMTiles archive (range requests)",
+                check: archive.clone(),
+                qgis: None,
+                gdal: Some(format!("ogrinfo \"/vsicurl/{archive}\"")),
+                url: archive,
+            });
+        }
+    }
     if u.martin.is_some() {
         // One entry per covered martin source: its TileJSON (what MapLibre and
         // OpenLayers are configured with) and the tile template it advertises.

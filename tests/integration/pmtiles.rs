@@ -744,3 +744,22 @@ async fn protomaps_pmtiles_js_reads_the_archive_through_range_mode() {
         assert!(some["errors"][key].as_str().is_some_and(|e| e.contains("403")), "{key}: {some}");
     }
 }
+
+#[tokio::test]
+async fn every_integrate_url_the_console_offers_for_archives_answers() {
+    let f = fixture().await;
+    let token =
+        f.gw.token(&[("vec", Tier::View), ("vecall", Tier::View), ("ras", Tier::View), ("web", Tier::View)]).await;
+    let checked = crate::support::integrate::every_integrate_url_answers_under(
+        &f.gw,
+        "https://maps.example.org",
+        &token,
+        &[&f.http.addr.to_string()],
+    )
+    .await;
+    // A TileJSON per archive path, and the archive itself where range mode is on.
+    assert_eq!(
+        checked,
+        ["pmtiles", "pmtiles", "pmtiles", "pmtiles", "pmtiles_range", "pmtiles_range", "pmtiles_range"]
+    );
+}

@@ -207,9 +207,10 @@ impl Gateway {
         }
         let started = Instant::now();
         let ctx = ForwardContext { peer, tls, config, token: token.secret.expose() };
+        let head = parts.method == Method::HEAD;
         let response = self.forward(parts, body, &permitted, &ctx).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        let mut res = self.filter(response?, &permitted, &token).await?;
+        let mut res = self.filter(response?, &permitted, &token, head).await?;
         let o = permitted.permit().obligations();
         proxy::headers::cache_for_token(
             res.headers_mut(),
@@ -309,6 +310,7 @@ impl Gateway {
         response: Response<UpstreamBody>,
         permitted: &Permitted<Target>,
         token: &Extracted,
+        head: bool,
     ) -> Result<Response<Body>, Reject> {
         let target = permitted.target();
         let Some(kind) = &target.response else { return Ok(proxy::relay(response)) };
@@ -324,6 +326,7 @@ impl Gateway {
             answer_crs: target.answer_crs,
             max_image_size: target.path.max_image_size,
             clips_partial: target.path.partial == crate::paths::Partial::Clip,
+            head,
         };
         proxy::filter::apply(response, &ctx).await
     }

@@ -64,6 +64,8 @@ pub struct FilterContext<'a> {
     /// The path clips partial overlaps (`partial = "clip"`): capabilities advertise
     /// every tile matrix up to maxZoom, limited to the fence's footprint.
     pub clips_partial: bool,
+    /// The request is a HEAD: the upstream's answer has no body to filter.
+    pub head: bool,
 }
 
 impl<'a> FilterContext<'a> {
@@ -128,6 +130,9 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             return Err(Reject::Denied(crate::policy::Denial::PathNotFound));
         }
         return Ok(super::replaced(&res));
+    }
+    if ctx.head && reads_tile(ctx) {
+        return Ok(tile_head(res));
     }
     if *ctx.kind == ResponseKind::Image && ctx.obligations.clip.is_none() {
         // Wholly inside the fence (or no fence): relayed byte for byte, never decoded.
@@ -315,6 +320,51 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         }
         ResponseKind::Other => Ok(super::relay(res)),
     }
+}
+
+/// Whether a tile's GET answer would be decoded and rewritten: an image to clip, or a
+/// vector tile under a property fence, a clip, or the path's layer list.
+fn reads_tile(ctx: &FilterContext<'_>) -> bool {
+    let o = ctx.obligations;
+    match ctx.kind {
+        ResponseKind::Image => o.clip.is_some(),
+        ResponseKind::Mvt => o.clip.is_some() || o.properties.is_some() || !ctx.layers.is_empty(),
+        _ => false,
+    }
+}
+
+/// The answer to a HEAD on a tile whose GET would be clipped or re-encoded.
+///
+/// Answered from the decision and the upstream's own HEAD answer (forwarded as HEAD):
+/// its status and its sanitised headers, with no `Content-Length` (the clipped size
+/// is known only after a clip, and RFC 9110 §9.3.2 lets a HEAD answer omit it), no
+/// `ETag` and no `Content-Encoding` (the GET answer has neither). Forwarding it as a
+/// GET and clipping to learn the length would make every HEAD cost a full tile and a
+/// clip for a number clients do not need. The clipper keeps the format (PNG, JPEG and
+/// WebP stay themselves, MVT stays MVT), so the `Content-Type` is the upstream's, written
+/// as the clipper writes it for the three image types (`image/png; mode=8bit` →
+/// `image/png`).
+fn tile_head(res: Response<Incoming>) -> Response<Body> {
+    let (mut parts, _empty) = res.into_parts();
+    super::headers::sanitize_response(&mut parts.headers);
+    for name in [header::TRANSFER_ENCODING, header::CONTENT_ENCODING, header::CONTENT_LENGTH, header::ETAG] {
+        parts.headers.remove(name);
+    }
+    let essence = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let image = match essence.as_deref() {
+        Some("image/png") => Some("image/png"),
+        Some("image/jpeg") => Some("image/jpeg"),
+        Some("image/webp") => Some("image/webp"),
+        _ => None,
+    };
+    if let Some(image) = image {
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(image));
+    }
+    Response::from_parts(parts, crate::respond::full(Bytes::new()))
 }
 
 /// OGC API metadata (tilesets' `layers[].propertiesSchema`, collections' `properties`

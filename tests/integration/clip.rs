@@ -244,6 +244,12 @@ layers = ["places"]
 properties = ["name", "secret"]
 [path.upstream]
 mvt = "http://{up}/mvt/{{z}}/{{x}}/{{y}}"
+[[path]]
+id = "api"
+kind = "vector"
+layers = ["places"]
+[path.upstream]
+ogcapi = "http://{up}/ogcapi"
 "#
     );
     TestGateway::with_config(&config).await
@@ -352,4 +358,84 @@ fn eastings(info: &str) -> Vec<f64> {
         }
     }
     xs
+}
+
+/// A HEAD on a straddling tile used to be a 502: the upstream's HEAD answer has no
+/// body, and the clipper (or the MVT re-encoder) read that as a broken image. Now
+/// the upstream's status and headers answer it, without a length the clip would
+/// change; wholly inside tiles are relayed as before, length and all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_a_straddling_tile_answers_its_headers_instead_of_502() {
+    let (gw, _) = mapproxy_gateway().await;
+    let token = gw.token_fenced("basemap", Tier::View, quarter_fence(), None).await;
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let wmts = "/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&FORMAT=image/png&TILEMATRIXSET=GLOBAL_WEBMERCATOR&TILEMATRIX=03&TILEROW=2&TILECOL=4";
+    for path in ["/ogc/xyz/basemap/3/4/2.png", wmts] {
+        let r = gw.send(http::Method::HEAD, path, &auth, Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK, "HEAD {path}: {}", r.text());
+        assert_eq!(r.headers["content-type"], "image/png", "HEAD {path}");
+        assert!(r.headers.get("content-length").is_none(), "HEAD {path}: no length the clip would change");
+        assert!(r.body.is_empty());
+        // The GET that follows is the clipped tile, of the type HEAD named.
+        let get = gw.get(path, &token).await;
+        assert_eq!((get.status, &get.headers["content-type"]), (StatusCode::OK, &r.headers["content-type"]));
+    }
+    // Wholly inside: the upstream's HEAD answer, its length included.
+    let r = gw.send(http::Method::HEAD, "/ogc/xyz/basemap/5/16/8.png", &auth, Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let inside = gw.get("/ogc/xyz/basemap/5/16/8.png", &token).await;
+    assert_eq!(
+        r.headers.get("content-length").map(|v| v.to_str().unwrap().to_owned()),
+        Some(inside.body.len().to_string())
+    );
+    // Wholly outside is still refused.
+    let r = gw.send(http::Method::HEAD, "/ogc/xyz/basemap/3/0/0.png", &auth, Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Vector tiles and OGC API tiles (a fake upstream answering HEAD like GET, body
+    // left out by its HTTP server).
+    let gw = fake_gateway(fixed_upstream("application/vnd.mapbox-vector-tile", crafted_tile()).await).await;
+    let west = Fence::new(Some(&[(2, 0, 0), (2, 0, 1)]), None).expect("fence");
+    for (path, pid, kind) in [
+        ("/ogc/mvt/vector/1/0/0", "vector", "application/vnd.mapbox-vector-tile"),
+        (
+            "/ogc/api/api/collections/places/tiles/WebMercatorQuad/1/0/0?f=mvt",
+            "api",
+            "application/vnd.mapbox-vector-tile",
+        ),
+    ] {
+        let token = gw.token_fenced(pid, Tier::View, west.clone(), None).await;
+        let bearer = format!("Bearer {token}");
+        let r = gw.send(http::Method::HEAD, path, &[("authorization", bearer.as_str())], Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK, "HEAD {path}: {}", r.text());
+        assert_eq!(r.headers["content-type"], kind, "HEAD {path}");
+        assert!(r.headers.get("content-length").is_none(), "HEAD {path}");
+        let get = gw.get(path, &token).await;
+        assert_eq!(get.status, StatusCode::OK, "GET {path}: {}", get.text());
+        assert!(Tile::decode(get.body.as_ref()).is_ok(), "GET {path} is a tile");
+    }
+    let gw = fake_gateway(fixed_upstream("image/png", upstream_png()).await).await;
+    let token = gw.token_fenced("api", Tier::View, quarter_fence(), None).await;
+    let bearer = format!("Bearer {token}");
+    let path = "/ogc/api/api/collections/places/map/tiles/WebMercatorQuad/3/2/4?f=png";
+    let r = gw.send(http::Method::HEAD, path, &[("authorization", bearer.as_str())], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::OK, "HEAD {path}: {}", r.text());
+    assert_eq!(r.headers["content-type"], "image/png");
+    assert!(r.headers.get("content-length").is_none());
+    let get = gw.get(path, &token).await;
+    assert_eq!(
+        (get.status, &get.headers["content-type"]),
+        (StatusCode::OK, &r.headers["content-type"]),
+        "{}",
+        get.text()
+    );
+}
+
+/// A 256×256 opaque grey PNG.
+fn upstream_png() -> Vec<u8> {
+    let img = RgbaImage::from_pixel(256, 256, Rgba([90, 90, 90, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode");
+    out.into_inner()
 }

@@ -279,6 +279,12 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             }
             let (parts, body) = whole(res).await?;
             let out = match clip {
+                // Every layer covered and nothing else to do: relayed as it came.
+                None if properties.is_none()
+                    && layers.is_some_and(|kept| mvt::only_layers(&body, kept).unwrap_or(false)) =>
+                {
+                    body
+                }
                 None => {
                     let filter = mvt::TileFilter { allowed: properties.map(|p| &p[..]), layers, clip: None };
                     mvt::filter_tile_with(&body, &filter).map_err(|e| bad_document(format!("vector tile: {e}")))?

@@ -235,7 +235,7 @@ pub fn only_layers(data: &[u8], layers: &[String]) -> Result<bool, FilterError> 
         let Some((key, body, after)) = next_field(rest) else { return Ok(false) };
         rest = after;
         // Field 3, length-delimited: a layer. Anything else is not read here.
-        let Some(layer) = body.filter(|_| key == (3 << 3 | 2)) else { return Ok(false) };
+        let Some(layer) = body.filter(|_| key == ((3 << 3) | 2)) else { return Ok(false) };
         match layer_name(layer) {
             Some(name) if layers.iter().any(|l| l.as_bytes() == name) => {}
             _ => return Ok(false),
@@ -943,7 +943,7 @@ mod layer_scan_tests {
         l.extend(Layer { name: "private".into(), ..Default::default() }.encode_to_vec().iter().copied().take(9));
         let decoded = Layer::decode(l.as_slice()).unwrap();
         assert_eq!(decoded.name, "private");
-        let mut tile = vec![3 << 3 | 2];
+        let mut tile = vec![(3 << 3) | 2];
         prost::encoding::encode_varint(l.len() as u64, &mut tile);
         tile.extend(&l);
         assert!(!only_layers(&tile, &names(&["roads"])).unwrap());
@@ -962,9 +962,9 @@ mod layer_scan_tests {
         assert!(!only_layers(&extra, &covered).unwrap());
         // Truncated, a group wire type, a layer without a name, garbage.
         assert!(!only_layers(&tile[..tile.len() - 1], &covered).unwrap());
-        assert!(!only_layers(&[3 << 3 | 3, 0], &covered).unwrap());
+        assert!(!only_layers(&[(3 << 3) | 3, 0], &covered).unwrap());
         // A layer holding only `version = 2` (field 15, varint).
-        assert!(!only_layers(&[3 << 3 | 2, 2, 15 << 3, 2], &names(&[""])).unwrap());
+        assert!(!only_layers(&[(3 << 3) | 2, 2, 15 << 3, 2], &names(&[""])).unwrap());
         assert!(!only_layers(b"<html>not a tile</html>", &covered).unwrap());
         assert!(only_layers(b"\x1f\x8bnot gzip", &covered).is_err(), "a broken gzip stream is an error");
     }

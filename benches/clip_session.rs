@@ -25,7 +25,7 @@ use tilegate::policy::{Clip, ClipArea};
 use tilegate::spatial::{Fence, Overlap, TileCoord};
 
 /// The fence: zoom-12 tiles 2100‥2101 × 1360‥1361, maxZoom 18.
-const FENCE_Z: u8 = 12;
+const FENCE_Z: u32 = 12;
 const FENCE_X: u64 = 2100;
 const FENCE_Y: u64 = 1360;
 const VIEW_COLS: i64 = 5;
@@ -62,7 +62,7 @@ fn session() -> Vec<TileCoord> {
     let mut tiles = Vec::new();
     for z in 4u8..=16 {
         // The fence's centre in tile units at zoom z.
-        let centre = |v: u64| (v as f64 + 1.0) * 2f64.powi(i32::from(z) - i32::from(FENCE_Z));
+        let centre = |v: u64| (v as f64 + 1.0) * 2f64.powi(i32::from(z) - FENCE_Z as i32);
         let (cx, cy) = (centre(FENCE_X), centre(FENCE_Y));
         let n = 1i64 << z;
         for (dx, dy) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)] {
@@ -71,7 +71,7 @@ fn session() -> Vec<TileCoord> {
             for y in y0..y0 + VIEW_ROWS {
                 for x in x0..x0 + VIEW_COLS {
                     if (0..n).contains(&x) && (0..n).contains(&y) {
-                        tiles.push(TileCoord::new(z, x as u32, y as u32).expect("tile"));
+                        tiles.push(TileCoord::new(u32::from(z), x as u64, y as u64).expect("tile"));
                     }
                 }
             }

@@ -22,6 +22,9 @@
 //! encodes it again, gzipped again if it came gzipped. Geometry, ids, layer names,
 //! versions and extents are untouched.
 //!
+//! [`only_layers`] reads only the layer names (no feature is decoded), so that a tile
+//! whose layers a path covers, with no other filtering to do, is relayed as it came.
+//!
 //! The message types are written by hand from `vector_tile.proto` 2.1 (no build
 //! script, no protoc). prost does not keep unknown fields or extensions: a tile
 //! that uses them loses them here, which can only remove data, never reveal it.
@@ -265,8 +268,11 @@ fn layer_name(mut layer: &[u8]) -> Option<&[u8]> {
 }
 
 /// One protobuf field: its key, its bytes when length-delimited, and what follows.
-/// `None` for a truncated field, a bad varint or a group (wire types 3 and 4).
-fn next_field(data: &[u8]) -> Option<(u64, Option<&[u8]>, &[u8])> {
+type Field<'a> = (u64, Option<&'a [u8]>, &'a [u8]);
+
+/// The next protobuf field of `data`; `None` for a truncated field, a bad varint or a
+/// group (wire types 3 and 4).
+fn next_field(data: &[u8]) -> Option<Field<'_>> {
     let (key, rest) = varint(data)?;
     match key & 7 {
         0 => varint(rest).map(|(_, after)| (key, None, after)),

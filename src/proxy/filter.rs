@@ -7,6 +7,10 @@
 //!   outside the fence are dropped while the body streams (bounded memory, any size);
 //! - vector tiles: re-encoded without hidden properties and the layers the path does
 //!   not cover, and clipped to the fence when they straddle it (whole tile, bounded);
+//!   a tile whose layers are all covered, with nothing else to do, is relayed as it
+//!   came (its layer names scanned, `mvt::only_layers`);
+//! - HEAD on a tile that would be clipped or re-encoded: the upstream's HEAD answer,
+//!   without a length (`tile_head`);
 //! - images (tiles, WMS maps) that straddle the fence: masked outside it (the `Clip`
 //!   obligation); wholly inside ones are relayed byte for byte, never decoded. Clips
 //!   run on the blocking pool, at most one per core at a time;

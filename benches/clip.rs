@@ -10,7 +10,7 @@ use std::io::Cursor;
 use criterion::{criterion_group, criterion_main, Criterion};
 use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
 use prost::Message;
-use tilegate::filter::mvt::{filter_tile, filter_tile_with, Feature, Layer, Tile, TileFilter, Value};
+use tilegate::filter::mvt::{filter_tile, filter_tile_with, only_layers, Feature, Layer, Tile, TileFilter, Value};
 use tilegate::filter::raster::clip_image;
 use tilegate::policy::{Clip, ClipArea};
 use tilegate::spatial::{Fence, PixelMask, TileCoord};
@@ -143,5 +143,21 @@ fn vector(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, raster, vector);
+/// A path that declares `layers`, an unfenced token, a tile whose layers are all
+/// covered: before, the tile was decoded and re-encoded to drop the other layers
+/// (`reencode`); now its layer names are scanned and it is relayed (`scan`).
+fn vector_layers(c: &mut Criterion) {
+    let mvt = vector_tile();
+    let layers = vec!["places".to_owned(), "roads".to_owned()];
+    let mut g = c.benchmark_group("mvt_600_features_layers_only");
+    g.sample_size(30);
+    g.bench_function("reencode", |b| {
+        let filter = TileFilter { allowed: None, layers: Some(&layers), clip: None };
+        b.iter(|| black_box(filter_tile_with(black_box(&mvt), &filter).expect("filter")))
+    });
+    g.bench_function("scan", |b| b.iter(|| black_box(only_layers(black_box(&mvt), &layers).expect("scan"))));
+    g.finish();
+}
+
+criterion_group!(benches, raster, vector, vector_layers);
 criterion_main!(benches);

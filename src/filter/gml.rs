@@ -23,9 +23,10 @@
 //! A small lexer finds where each container tag and each feature ends; every byte that
 //! is sent was read by the shared hardened reader (`ogc::common::xml::Hardened`: no
 //! DOCTYPE, predefined entities only, bounded depth, matching end tags): a feature is
-//! parsed as a small document made of the XML declaration, the start tags of the
-//! containers around it (so its namespace bindings are the answer's), the feature and
-//! the matching end tags. Comments and processing instructions between members are
+//! parsed as a small document made of the XML declaration, one element per container
+//! around it, the first declaring every namespace binding the containers declare (built
+//! once per container, so its bindings are the answer's without reading the
+//! containers' start tags again for every feature), the feature and the end tags. Comments and processing instructions between members are
 //! dropped; text between members must be whitespace.
 //!
 //! # What is changed
@@ -241,10 +242,22 @@ fn is_wfs(ns: Option<&[u8]>) -> bool {
 
 /// An open container element.
 struct Open {
-    /// Its start tag as the upstream wrote it (the context later pieces are read in).
-    raw: Vec<u8>,
     qname: Vec<u8>,
     kind: Container,
+    /// The namespace declarations in scope inside it (its own and its ancestors',
+    /// innermost winning), as written: `xmlns[:p]` → the escaped value.
+    bindings: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What every piece is read inside: the XML declaration and one synthetic element per
+/// open container (the first declaring every binding in scope), and their end tags.
+/// Built once when a container opens or closes, not per feature: reading the
+/// containers' own start tags again for each feature (a collection's can be kilobytes
+/// of schema locations) was most of the filter's time.
+#[derive(Default)]
+struct Context {
+    open: Vec<u8>,
+    close: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,6 +341,10 @@ pub struct GmlFilter {
     /// The XML declaration, read again in front of every piece.
     decl: Vec<u8>,
     stack: Vec<Open>,
+    /// The context pieces are read in, for the current `stack`.
+    context: Context,
+    /// A buffer the pieces are assembled in, kept between features.
+    scratch: Vec<u8>,
     held: Option<Held>,
     phase: Phase,
     /// Output held back until the first feature was read, so that an answer the filter
@@ -355,6 +372,8 @@ impl GmlFilter {
             consumed: 0,
             decl: Vec::new(),
             stack: Vec::new(),
+            context: Context::default(),
+            scratch: Vec::new(),
             held: None,
             phase: Phase::Prolog,
             head: Vec::new(),
@@ -522,7 +541,9 @@ impl GmlFilter {
                 Item::DocType => return Err(self.not_gml(*pos, "a DOCTYPE".into())),
                 Item::End => {
                     let name = tag_name(bytes).to_vec();
-                    match self.stack.pop() {
+                    let popped = self.stack.pop();
+                    self.recontext();
+                    match popped {
                         Some(open) if open.qname == name => {
                             out.extend_from_slice(b"</");
                             out.extend_from_slice(&name);
@@ -582,9 +603,11 @@ impl GmlFilter {
             Some(Container::Collection) => match (ns, local.as_str()) {
                 (n, "boundedBy") if is_gml(n) || is_wfs(n) => hold(self, Unit::Bounds),
                 (n, "featureMember") if is_gml(n) => hold(self, Unit::Wrapped),
-                (n, "featureMembers") if is_gml(n) => self.push_container(tag, empty, Container::FeatureMembers, out),
+                (n, "featureMembers") if is_gml(n) => {
+                    self.push_container(tag, &attrs, empty, Container::FeatureMembers, out);
+                }
                 (n, "additionalObjects") if is_wfs(n) => {
-                    self.push_container(tag, empty, Container::AdditionalObjects, out);
+                    self.push_container(tag, &attrs, empty, Container::AdditionalObjects, out);
                 }
                 (n, "truncatedResponse") if is_wfs(n) => hold(self, Unit::Pass),
                 (n, "member") if is_wfs(n) => {
@@ -606,7 +629,7 @@ impl GmlFilter {
                     let nested = is_wfs(child_ns.as_deref())
                         && matches!(child_local.as_str(), "FeatureCollection" | "SimpleFeatureCollection");
                     if nested {
-                        self.push_container(tag, false, Container::Member, out);
+                        self.push_container(tag, &attrs, false, Container::Member, out);
                     } else {
                         hold(self, Unit::Wrapped);
                     }
@@ -629,12 +652,50 @@ impl GmlFilter {
         Ok(true)
     }
 
-    fn push_container(&mut self, tag: Vec<u8>, empty: bool, kind: Container, out: &mut Vec<u8>) {
+    fn push_container(&mut self, tag: Vec<u8>, attrs: &[Attr], empty: bool, kind: Container, out: &mut Vec<u8>) {
         out.extend_from_slice(&tag);
         if !empty {
             let qname = tag_name(&tag).to_vec();
-            self.stack.push(Open { raw: tag, qname, kind });
+            self.push_open(qname, kind, attrs);
         }
+    }
+
+    /// Opens a container: its bindings are its parent's with its own declarations.
+    fn push_open(&mut self, qname: Vec<u8>, kind: Container, attrs: &[Attr]) {
+        let mut bindings = self.stack.last().map(|o| o.bindings.clone()).unwrap_or_default();
+        for attr in attrs.iter().filter(|a| a.key == b"xmlns" || a.key.starts_with(b"xmlns:")) {
+            match bindings.iter_mut().find(|(k, _)| *k == attr.key) {
+                Some(binding) => binding.1.clone_from(&attr.raw),
+                None => bindings.push((attr.key.clone(), attr.raw.clone())),
+            }
+        }
+        self.stack.push(Open { qname, kind, bindings });
+        self.recontext();
+    }
+
+    /// Rebuilds the context pieces are read in after the stack changed.
+    fn recontext(&mut self) {
+        let mut open = self.decl.clone();
+        let mut close = Vec::new();
+        if let Some(top) = self.stack.last() {
+            open.extend_from_slice(b"<c");
+            for (key, value) in &top.bindings {
+                open.push(b' ');
+                open.extend_from_slice(key);
+                open.extend_from_slice(b"=\"");
+                open.extend_from_slice(value);
+                open.push(b'"');
+            }
+            open.push(b'>');
+            // As deep as the containers, so the reader's depth bound counts the same.
+            for _ in 1..self.stack.len() {
+                open.extend_from_slice(b"<c>");
+            }
+            for _ in 0..self.stack.len() {
+                close.extend_from_slice(b"</c>");
+            }
+        }
+        self.context = Context { open, close };
     }
 
     /// Writes a collection's start tag with its counts and links fixed, and opens it.
@@ -675,8 +736,8 @@ impl GmlFilter {
                 self.phase = Phase::Done;
             }
         } else {
-            // The context later pieces are read in keeps the upstream's own tag.
-            self.stack.push(Open { raw: tag.to_vec(), qname, kind: Container::Collection });
+            // Later pieces are read with the bindings the upstream's own tag declares.
+            self.push_open(qname, Container::Collection, attrs);
         }
         Ok(())
     }
@@ -709,12 +770,9 @@ impl GmlFilter {
     /// containers through the hardened reader: the last tag's namespace, local name and
     /// attributes.
     fn resolve(&self, tags: &[&[u8]], at: usize) -> Result<Resolved, FilterError> {
-        let mut doc = self.decl.clone();
+        let mut doc = Vec::with_capacity(self.context.open.len() + 256);
+        doc.extend_from_slice(&self.context.open);
         let mut names: Vec<&[u8]> = Vec::new();
-        for open in &self.stack {
-            doc.extend_from_slice(&open.raw);
-            names.push(&open.qname);
-        }
         for (i, tag) in tags.iter().enumerate() {
             doc.extend_from_slice(tag);
             let last = i + 1 == tags.len();
@@ -727,6 +785,7 @@ impl GmlFilter {
             doc.extend_from_slice(name);
             doc.push(b'>');
         }
+        doc.extend_from_slice(&self.context.close);
         let offset = self.consumed + at as u64;
         let invalid = |e: XmlError| FilterError::InvalidXml { offset, reason: e.to_string() };
         let mut reader = Hardened::new(&doc, DocTypePolicy::Refuse).map_err(invalid)?;
@@ -753,19 +812,16 @@ impl GmlFilter {
     /// A complete held element: read, filtered, written (or dropped).
     fn unit(&mut self, unit: Unit, piece: &[u8], at: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
         let offset = self.consumed + at as u64;
-        let mut doc = self.decl.clone();
-        for open in &self.stack {
-            doc.extend_from_slice(&open.raw);
-        }
+        let mut doc = std::mem::take(&mut self.scratch);
+        doc.clear();
+        doc.extend_from_slice(&self.context.open);
         let base = doc.len();
         doc.extend_from_slice(piece);
-        for open in self.stack.iter().rev() {
-            doc.extend_from_slice(b"</");
-            doc.extend_from_slice(&open.qname);
-            doc.push(b'>');
-        }
+        doc.extend_from_slice(&self.context.close);
         let short = self.fence.as_ref().map(|_| self.short);
-        let read = read_piece(&doc, base, self.stack.len(), unit, short, offset)?;
+        let read = read_piece(&doc, base, self.stack.len(), unit, short, offset);
+        self.scratch = doc;
+        let read = read?;
         match unit {
             Unit::Pass => out.extend_from_slice(piece),
             Unit::Bounds => {

@@ -22,6 +22,9 @@
 //! encodes it again, gzipped again if it came gzipped. Geometry, ids, layer names,
 //! versions and extents are untouched.
 //!
+//! [`only_layers`] reads only the layer names (no feature is decoded), so that a tile
+//! whose layers a path covers, with no other filtering to do, is relayed as it came.
+//!
 //! The message types are written by hand from `vector_tile.proto` 2.1 (no build
 //! script, no protoc). prost does not keep unknown fields or extensions: a tile
 //! that uses them loses them here, which can only remove data, never reveal it.
@@ -199,6 +202,101 @@ pub fn filter_tile_with(data: &[u8], filter: &TileFilter<'_>) -> Result<Vec<u8>,
     } else {
         Ok(encoded)
     }
+}
+
+/// Whether every layer of the tile is one of `layers`, read from the layer names
+/// alone, without decoding a feature: then a tile that needs no other filtering can
+/// be relayed as the upstream sent it.
+///
+/// It walks the tile message's top-level fields (field 3, `layers`) and in each layer
+/// only its field 1 (`name`), skipping every other field by its wire type. Anything it
+/// does not read with certainty answers `false`, and the caller re-encodes the tile
+/// (where a malformed tile is an error): a top-level field other than `layers`
+/// (unknown fields and extensions would be relayed unread), a layer without a name or
+/// with two (a protobuf reader takes the last; the first could pass here while a client
+/// reads the other), group wire types, a truncated field. A gzipped tile is gunzipped
+/// (bounded by [`MAX_TILE_BYTES`]) to be read.
+///
+/// ```
+/// use prost::Message;
+/// use tilegate::filter::mvt::{only_layers, Layer, Tile};
+///
+/// let layer = |name: &str| Layer { version: 2, name: name.into(), extent: Some(4096), ..Default::default() };
+/// let tile = Tile { layers: vec![layer("roads"), layer("water")] }.encode_to_vec();
+/// assert!(only_layers(&tile, &["roads".into(), "water".into()]).unwrap());
+/// assert!(!only_layers(&tile, &["roads".into()]).unwrap());
+/// ```
+pub fn only_layers(data: &[u8], layers: &[String]) -> Result<bool, FilterError> {
+    let raw;
+    let mut rest = if data.starts_with(&GZIP_MAGIC) {
+        raw = gunzip(data)?;
+        raw.as_slice()
+    } else {
+        data
+    };
+    while !rest.is_empty() {
+        let Some((key, body, after)) = next_field(rest) else { return Ok(false) };
+        rest = after;
+        // Field 3, length-delimited: a layer. Anything else is not read here.
+        let Some(layer) = body.filter(|_| key == ((3 << 3) | 2)) else { return Ok(false) };
+        match layer_name(layer) {
+            Some(name) if layers.iter().any(|l| l.as_bytes() == name) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// A layer message's one `name` (field 1); `None` without one, with two, or when a
+/// field does not read.
+fn layer_name(mut layer: &[u8]) -> Option<&[u8]> {
+    let mut name = None;
+    while !layer.is_empty() {
+        let (key, body, after) = next_field(layer)?;
+        layer = after;
+        if key >> 3 == 0 {
+            return None;
+        }
+        if key >> 3 == 1 {
+            if name.is_some() || key & 7 != 2 {
+                return None;
+            }
+            name = body;
+        }
+    }
+    name
+}
+
+/// One protobuf field: its key, its bytes when length-delimited, and what follows.
+type Field<'a> = (u64, Option<&'a [u8]>, &'a [u8]);
+
+/// The next protobuf field of `data`; `None` for a truncated field, a bad varint or a
+/// group (wire types 3 and 4).
+fn next_field(data: &[u8]) -> Option<Field<'_>> {
+    let (key, rest) = varint(data)?;
+    match key & 7 {
+        0 => varint(rest).map(|(_, after)| (key, None, after)),
+        1 => rest.get(8..).map(|after| (key, None, after)),
+        5 => rest.get(4..).map(|after| (key, None, after)),
+        2 => {
+            let (len, rest) = varint(rest)?;
+            let len = usize::try_from(len).ok()?;
+            (len <= rest.len()).then(|| (key, Some(&rest[..len]), &rest[len..]))
+        }
+        _ => None,
+    }
+}
+
+/// A base-128 varint (at most 10 bytes) and what follows it.
+fn varint(data: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in data.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, &data[i + 1..]));
+        }
+    }
+    None
 }
 
 /// Drops hidden tags and compacts the layer's tables. Fails on a tag that points
@@ -811,5 +909,69 @@ mod tests {
             seeds += 1;
         }
         assert!(seeds > 0);
+    }
+}
+
+#[cfg(test)]
+mod layer_scan_tests {
+    use super::*;
+
+    fn layer(name: &str) -> Layer {
+        Layer {
+            version: 2,
+            name: name.into(),
+            extent: Some(4096),
+            keys: vec!["k".into()],
+            values: vec![Value { string_value: Some("v".into()), ..Default::default() }],
+            features: vec![Feature { id: Some(1), tags: vec![0, 0], r#type: Some(1), geometry: vec![9, 4, 4] }],
+        }
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn covered_layers_are_read_from_their_names_alone() {
+        let tile = Tile { layers: vec![layer("roads"), layer("water"), layer("roads")] }.encode_to_vec();
+        assert!(only_layers(&tile, &names(&["roads", "water"])).unwrap());
+        assert!(!only_layers(&tile, &names(&["roads"])).unwrap());
+        assert!(!only_layers(&tile, &names(&[])).unwrap());
+        assert!(only_layers(&Tile::default().encode_to_vec(), &names(&["roads"])).unwrap(), "an empty tile");
+        assert!(only_layers(&gzip(&tile).unwrap(), &names(&["roads", "water"])).unwrap(), "gzipped");
+        assert!(!only_layers(&gzip(&tile).unwrap(), &names(&["water"])).unwrap(), "gzipped");
+    }
+
+    #[test]
+    fn a_second_name_in_a_layer_is_not_read_as_the_first() {
+        // prost (and every protobuf reader) takes the last `name`: `private` here.
+        let mut l = layer("roads").encode_to_vec();
+        l.extend(Layer { name: "private".into(), ..Default::default() }.encode_to_vec().iter().copied().take(9));
+        let decoded = Layer::decode(l.as_slice()).unwrap();
+        assert_eq!(decoded.name, "private");
+        let mut tile = vec![(3 << 3) | 2];
+        prost::encoding::encode_varint(l.len() as u64, &mut tile);
+        tile.extend(&l);
+        assert!(!only_layers(&tile, &names(&["roads"])).unwrap());
+        // Re-encoded instead: the layer is read as `private` and dropped.
+        let filter = TileFilter { allowed: None, layers: Some(&names(&["roads"])), clip: None };
+        assert!(Tile::decode(filter_tile_with(&tile, &filter).unwrap().as_slice()).unwrap().layers.is_empty());
+    }
+
+    #[test]
+    fn what_the_scan_cannot_read_goes_to_the_decoder() {
+        let tile = Tile { layers: vec![layer("roads")] }.encode_to_vec();
+        let covered = names(&["roads"]);
+        // An unknown top-level field (an extension would be relayed unread).
+        let mut extra = tile.clone();
+        extra.extend([16 << 3, 1]);
+        assert!(!only_layers(&extra, &covered).unwrap());
+        // Truncated, a group wire type, a layer without a name, garbage.
+        assert!(!only_layers(&tile[..tile.len() - 1], &covered).unwrap());
+        assert!(!only_layers(&[(3 << 3) | 3, 0], &covered).unwrap());
+        // A layer holding only `version = 2` (field 15, varint).
+        assert!(!only_layers(&[(3 << 3) | 2, 2, 15 << 3, 2], &names(&[""])).unwrap());
+        assert!(!only_layers(b"<html>not a tile</html>", &covered).unwrap());
+        assert!(only_layers(b"\x1f\x8bnot gzip", &covered).is_err(), "a broken gzip stream is an error");
     }
 }

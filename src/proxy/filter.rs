@@ -7,6 +7,8 @@
 //!   outside the fence are dropped while the body streams (bounded memory, any size);
 //! - vector tiles: re-encoded without hidden properties and the layers the path does
 //!   not cover, and clipped to the fence when they straddle it (whole tile, bounded);
+//!   a tile whose layers are all covered, with nothing else to do, is relayed as it
+//!   came (its layer names scanned, `mvt::only_layers`);
 //! - images (tiles, WMS maps) that straddle the fence: masked outside it (the `Clip`
 //!   obligation); wholly inside ones are relayed byte for byte, never decoded. Clips
 //!   run on the blocking pool, at most one per core at a time;
@@ -289,6 +291,12 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             }
             let (parts, body) = whole(res).await?;
             let out = match clip {
+                // Every layer covered and nothing else to do: relayed as it came.
+                None if properties.is_none()
+                    && layers.is_some_and(|kept| mvt::only_layers(&body, kept).unwrap_or(false)) =>
+                {
+                    body
+                }
                 None => {
                     let filter = mvt::TileFilter { allowed: properties.map(|p| &p[..]), layers, clip: None };
                     mvt::filter_tile_with(&body, &filter).map_err(|e| bad_document(format!("vector tile: {e}")))?

@@ -120,10 +120,14 @@ impl Pool {
     }
 
     async fn try_send(&self, mut conn: Conn, req: Request<Body>) -> Result<Response<UpstreamBody>, SendError> {
+        // A connection that carried a HEAD is not reused: waitress (MapProxy's and
+        // pygeoapi's usual server) sends the body anyway, and those bytes would be read
+        // as the next request's answer (a 502 for it). Dropping it closes it.
+        let head = req.method() == http::Method::HEAD;
         match conn.sender.try_send_request(req).await {
             Ok(res) => {
                 let (parts, inner) = res.into_parts();
-                let body = UpstreamBody { inner: Inner::Hyper(inner), conn: Some(conn) };
+                let body = UpstreamBody { inner: Inner::Hyper(inner), conn: (!head).then_some(conn) };
                 let mut res = Response::from_parts(parts, body);
                 res.body_mut().give_back_if_done();
                 Ok(res)

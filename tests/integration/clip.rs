@@ -244,6 +244,12 @@ layers = ["places"]
 properties = ["name", "secret"]
 [path.upstream]
 mvt = "http://{up}/mvt/{{z}}/{{x}}/{{y}}"
+[[path]]
+id = "api"
+kind = "vector"
+layers = ["places"]
+[path.upstream]
+ogcapi = "http://{up}/ogcapi"
 "#
     );
     TestGateway::with_config(&config).await
@@ -352,4 +358,131 @@ fn eastings(info: &str) -> Vec<f64> {
         }
     }
     xs
+}
+
+/// A HEAD on a straddling tile used to be a 502: the upstream's HEAD answer has no
+/// body, and the clipper (or the MVT re-encoder) read that as a broken image. Now a
+/// HEAD of an answer the gateway filters is asked upstream as GET, so it carries the
+/// clipped tile's type and length; wholly inside tiles are relayed as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_a_straddling_tile_answers_the_clipped_tiles_headers_instead_of_502() {
+    let (gw, _) = mapproxy_gateway().await;
+    let token = gw.token_fenced("basemap", Tier::View, quarter_fence(), None).await;
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let wmts = "/ogc/wmts/basemap?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=osm&STYLE=default&FORMAT=image/png&TILEMATRIXSET=GLOBAL_WEBMERCATOR&TILEMATRIX=03&TILEROW=2&TILECOL=4";
+    for path in ["/ogc/xyz/basemap/3/4/2.png", wmts] {
+        let r = gw.send(http::Method::HEAD, path, &auth, Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK, "HEAD {path}: {}", r.text());
+        assert_eq!(r.headers["content-type"], "image/png", "HEAD {path}");
+        assert!(r.body.is_empty());
+        // The GET that follows is the clipped tile, of the type and length HEAD named
+        // (GDAL's /vsicurl sizes a file by HEAD first).
+        let get = gw.get(path, &token).await;
+        assert_eq!(
+            (get.status, &get.headers["content-type"]),
+            (StatusCode::OK, &r.headers["content-type"]),
+            "GET {path}: {}",
+            get.text()
+        );
+        assert_eq!(r.headers["content-length"].to_str().unwrap(), get.body.len().to_string(), "HEAD {path}");
+    }
+    // Wholly inside: the upstream's HEAD answer, its length included. MapProxy's
+    // server (waitress) sends the body on a HEAD too; a pooled connection reused after
+    // it read those bytes as the next answer (502 `upstream_unavailable` for the GET
+    // after it, every other time): each pair here is a HEAD then a GET.
+    for _ in 0..6 {
+        let r = gw.send(http::Method::HEAD, "/ogc/xyz/basemap/5/16/8.png", &auth, Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let inside = gw.get("/ogc/xyz/basemap/5/16/8.png", &token).await;
+        assert_eq!(inside.status, StatusCode::OK, "GET after HEAD: {}", inside.text());
+        assert_eq!(
+            r.headers.get("content-length").map(|v| v.to_str().unwrap().to_owned()),
+            Some(inside.body.len().to_string())
+        );
+    }
+    // Wholly outside is still refused.
+    let r = gw.send(http::Method::HEAD, "/ogc/xyz/basemap/3/0/0.png", &auth, Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Vector tiles and OGC API tiles (a fake upstream answering HEAD like GET, body
+    // left out by its HTTP server).
+    let gw = fake_gateway(fixed_upstream("application/vnd.mapbox-vector-tile", crafted_tile()).await).await;
+    let west = Fence::new(Some(&[(2, 0, 0), (2, 0, 1)]), None).expect("fence");
+    for (path, pid, kind) in [
+        ("/ogc/mvt/vector/1/0/0", "vector", "application/vnd.mapbox-vector-tile"),
+        (
+            "/ogc/api/api/collections/places/tiles/WebMercatorQuad/1/0/0?f=mvt",
+            "api",
+            "application/vnd.mapbox-vector-tile",
+        ),
+    ] {
+        let token = gw.token_fenced(pid, Tier::View, west.clone(), None).await;
+        let bearer = format!("Bearer {token}");
+        let r = gw.send(http::Method::HEAD, path, &[("authorization", bearer.as_str())], Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK, "HEAD {path}: {}", r.text());
+        assert_eq!(r.headers["content-type"], kind, "HEAD {path}");
+        let get = gw.get(path, &token).await;
+        assert_eq!(get.status, StatusCode::OK, "GET {path}: {}", get.text());
+        assert!(Tile::decode(get.body.as_ref()).is_ok(), "GET {path} is a tile");
+        assert_eq!(r.headers["content-length"].to_str().unwrap(), get.body.len().to_string(), "HEAD {path}");
+    }
+    let gw = fake_gateway(fixed_upstream("image/png", upstream_png()).await).await;
+    let token = gw.token_fenced("api", Tier::View, quarter_fence(), None).await;
+    let bearer = format!("Bearer {token}");
+    let path = "/ogc/api/api/collections/places/map/tiles/WebMercatorQuad/3/2/4?f=png";
+    let r = gw.send(http::Method::HEAD, path, &[("authorization", bearer.as_str())], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::OK, "HEAD {path}: {}", r.text());
+    assert_eq!(r.headers["content-type"], "image/png");
+    let get = gw.get(path, &token).await;
+    assert_eq!(
+        (get.status, &get.headers["content-type"]),
+        (StatusCode::OK, &r.headers["content-type"]),
+        "{}",
+        get.text()
+    );
+}
+
+/// A 256×256 opaque grey PNG.
+fn upstream_png() -> Vec<u8> {
+    let img = RgbaImage::from_pixel(256, 256, Rgba([90, 90, 90, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode");
+    out.into_inner()
+}
+
+/// A path that declares `layers` used to decode and re-encode every vector tile, even
+/// for an unfenced token, to drop the layers it does not cover. A tile whose layers
+/// are all covered is now relayed as the upstream sent it (its layer names read
+/// without decoding a feature); one with another layer is still re-encoded without it.
+#[tokio::test]
+async fn a_vector_tile_whose_layers_are_all_covered_is_relayed_byte_for_byte() {
+    let mut only_places = Tile::decode(crafted_tile().as_slice()).expect("tile");
+    only_places.layers.retain(|l| l.name == "places");
+    // Written with a field order prost would not produce (extent before name), so a
+    // re-encoded tile could not come out byte-identical by chance.
+    let mut raw = Vec::new();
+    for layer in &only_places.layers {
+        let mut l = Vec::new();
+        prost::encoding::uint32::encode(5, &4096, &mut l);
+        let mut rest = layer.clone();
+        rest.extent = None;
+        l.extend(rest.encode_to_vec());
+        prost::encoding::encode_key(3, prost::encoding::WireType::LengthDelimited, &mut raw);
+        prost::encoding::encode_varint(l.len() as u64, &mut raw);
+        raw.extend(l);
+    }
+    assert_ne!(raw, only_places.encode_to_vec());
+    let gw = fake_gateway(fixed_upstream("application/vnd.mapbox-vector-tile", raw.clone()).await).await;
+    let token = gw.token(&[("vector", Tier::View)]).await;
+    let r = gw.get("/ogc/mvt/vector/1/0/0", &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.body.as_ref(), raw.as_slice(), "relayed as it came");
+
+    let gw = fake_gateway(fixed_upstream("application/vnd.mapbox-vector-tile", crafted_tile()).await).await;
+    let token = gw.token(&[("vector", Tier::View)]).await;
+    let r = gw.get("/ogc/mvt/vector/1/0/0", &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let tile = Tile::decode(r.body.as_ref()).expect("tile");
+    assert_eq!(tile.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["places"], "`private` is dropped");
 }

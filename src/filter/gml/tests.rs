@@ -366,25 +366,3 @@ fn memory_stays_bounded_by_one_feature_and_one_chunk() {
     assert!(most_held < 70 << 10, "held {most_held} bytes of a {}-byte answer", doc.len());
     assert!(sent > 0 && sent < doc.len() / 2);
 }
-
-/// `cargo test --release --lib gml_throughput -- --ignored --nocapture`
-#[test]
-#[ignore = "a measurement, run in release"]
-fn gml_throughput() {
-    let doc = big_answer(100_000);
-    for (what, fenced) in [("property fence", None), ("property fence + geofence", fence())] {
-        let start = std::time::Instant::now();
-        let mut filter = GmlFilter::new(allowed(&["name"]), fenced, LATLON);
-        let mut out = Vec::new();
-        for chunk in doc.chunks(64 << 10) {
-            filter.push(chunk, &mut out).unwrap();
-            out.clear();
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        println!(
-            "{what}: {} MB in {seconds:.3} s = {:.1} MB/s",
-            doc.len() / 1_000_000,
-            doc.len() as f64 / seconds / 1e6
-        );
-    }
-}

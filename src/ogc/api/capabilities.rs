@@ -10,7 +10,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::ogc::capabilities::bbox::{Bounds, Placement};
 use crate::ogc::capabilities::url::{Mapped, UrlMap};
-use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
+use crate::ogc::capabilities::{CapabilitiesError, FenceView, Rewrite, TileLimits};
+use crate::ogc::common::matrix::{is_quad_set, matrix_zoom, MAX_QUAD_ZOOM};
 use crate::ogc::common::percent;
 use crate::ogc::DataFormat;
 
@@ -153,6 +154,9 @@ fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
     match value {
         Json::Object(entries) => {
             let placement = ctx.bounds.as_ref().map_or(Placement::Unknown, |b| shrink_extent(entries, b));
+            if let Some(fence) = ctx.rw.limiting_fence() {
+                limit_tileset(entries, fence, ctx.rw.quad_matrix_sets);
+            }
             for (key, child) in entries.iter_mut() {
                 match (key.as_str(), &mut *child) {
                     ("collections", Json::Array(items)) => items.retain_mut(|c| {
@@ -284,6 +288,88 @@ fn shrink_extent(entries: &mut [(String, Json)], bounds: &Bounds) -> Placement {
         }
     });
     Placement::Inside
+}
+
+/// For a fenced token, a tileset in a Web Mercator quad set (`tileMatrixSetURI` ending in
+/// the set's id, or `tileMatrixSetId`: pygeoapi's tileset documents and `tilesets` list
+/// entries) gets `tileMatrixSetLimits`, as WMTS capabilities get `TileMatrixSetLimits`:
+/// one entry per level from 0 to maxZoom where the fence lets a tile through (its
+/// footprint there; with `partial = "deny"` only the levels at and below the
+/// shallowest fence tile), none above maxZoom. Limits the upstream declared are kept
+/// as a bound: a level it does not list stays unlisted, and its ranges are
+/// intersected with the fence's. So what is advertised is what the classifier and
+/// the policy accept.
+fn limit_tileset(entries: &mut Vec<(String, Json)>, fence: &dyn FenceView, quad_sets: &[String]) {
+    let set = entries.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("tileMatrixSetURI", Json::String(uri)) => uri.trim_end_matches('/').rsplit('/').next().map(str::to_owned),
+        ("tileMatrixSetId", Json::String(id)) => Some(id.clone()),
+        _ => None,
+    });
+    let Some(set) = set.filter(|s| is_quad_set(s, quad_sets)) else {
+        return;
+    };
+    let number = |entry: &Json, key: &str| entry.get(key).and_then(Json::as_f64).map(|v| v as i64);
+    // The upstream's own limits, by zoom: (matrix id, min_col, max_col, min_row, max_row).
+    let declared: Option<Vec<(u8, String, [i64; 4])>> =
+        entries.iter().find(|(k, _)| k == "tileMatrixSetLimits").map(|(_, v)| match v {
+            Json::Array(items) => items
+                .iter()
+                .filter_map(|e| {
+                    let id = e.get("tileMatrix").and_then(Json::as_str)?;
+                    let lim = [
+                        number(e, "minTileCol")?,
+                        number(e, "maxTileCol")?,
+                        number(e, "minTileRow")?,
+                        number(e, "maxTileRow")?,
+                    ];
+                    Some((matrix_zoom(&set, id)?, id.to_owned(), lim))
+                })
+                .collect(),
+            _ => Vec::new(),
+        });
+    let max_zoom = fence.max_zoom().unwrap_or(MAX_QUAD_ZOOM).min(MAX_QUAD_ZOOM);
+    let mut limits = Vec::new();
+    for zoom in 0..=max_zoom {
+        let last = (1i64 << zoom) - 1;
+        let (mut lim, mut id) = match fence.tile_limits(zoom) {
+            TileLimits::All => ([0, last, 0, last], zoom.to_string()),
+            TileLimits::Range { min_col, max_col, min_row, max_row } => (
+                [i64::from(min_col), i64::from(max_col).min(last), i64::from(min_row), i64::from(max_row).min(last)],
+                zoom.to_string(),
+            ),
+            TileLimits::Nothing => continue,
+        };
+        if let Some(declared) = &declared {
+            // The upstream offers nothing outside its own limits.
+            let Some((_, declared_id, d)) = declared.iter().find(|(z, _, _)| *z == zoom) else {
+                continue;
+            };
+            lim = [lim[0].max(d[0]), lim[1].min(d[1]), lim[2].max(d[2]), lim[3].min(d[3])];
+            id.clone_from(declared_id);
+        }
+        if lim[0] > lim[1] || lim[2] > lim[3] {
+            continue;
+        }
+        let n = |v: i64| Json::Number(serde_json::Number::from(v));
+        limits.push(Json::Object(vec![
+            ("tileMatrix".into(), Json::String(id)),
+            ("minTileRow".into(), n(lim[2])),
+            ("maxTileRow".into(), n(lim[3])),
+            ("minTileCol".into(), n(lim[0])),
+            ("maxTileCol".into(), n(lim[1])),
+        ]));
+    }
+    let limits = Json::Array(limits);
+    match entries.iter_mut().find(|(k, _)| k == "tileMatrixSetLimits") {
+        Some((_, v)) => *v = limits,
+        None => {
+            let at = entries
+                .iter()
+                .position(|(k, _)| k == "tileMatrixSetURI" || k == "tileMatrixSetId")
+                .map_or(0, |i| i + 1);
+            entries.insert(at, ("tileMatrixSetLimits".into(), limits));
+        }
+    }
 }
 
 fn rewrite_strings(value: &mut Json, map: &UrlMap) {
@@ -629,5 +715,85 @@ mod tests {
         let input = br#"{"z":1,"a":[true,null,1.5,-2],"m":{"y":"s","b":{}},"z":2}"#;
         let doc: Json = serde_json::from_slice(input).expect("parses");
         assert_eq!(serde_json::to_vec(&doc).expect("writes"), input.to_vec());
+    }
+
+    /// Tile 4/8/5 (central Europe), maxZoom 6, clipping: the footprint at every level.
+    struct Europe;
+
+    impl FenceView for Europe {
+        fn max_zoom(&self) -> Option<u8> {
+            Some(6)
+        }
+        fn bounds_lonlat(&self) -> Option<[f64; 4]> {
+            Some([0.0, 40.98, 22.5, 55.78])
+        }
+        fn bounds_mercator(&self) -> Option<[f64; 4]> {
+            None
+        }
+        fn tile_limits(&self, z: u8) -> TileLimits {
+            if z < 4 {
+                return TileLimits::Range {
+                    min_col: 8 >> (4 - z),
+                    max_col: 8 >> (4 - z),
+                    min_row: 5 >> (4 - z),
+                    max_row: 5 >> (4 - z),
+                };
+            }
+            let s = z - 4;
+            TileLimits::Range { min_col: 8 << s, max_col: (9 << s) - 1, min_row: 5 << s, max_row: (6 << s) - 1 }
+        }
+    }
+
+    fn limits(doc: &serde_json::Value) -> Vec<(String, [i64; 4])> {
+        doc["tileMatrixSetLimits"]
+            .as_array()
+            .expect("limits")
+            .iter()
+            .map(|l| {
+                let n = |k: &str| l[k].as_i64().expect(k);
+                (
+                    l["tileMatrix"].as_str().expect("id").to_owned(),
+                    [n("minTileCol"), n("maxTileCol"), n("minTileRow"), n("maxTileRow")],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fenced_tileset_advertises_the_fence_footprint_up_to_max_zoom() {
+        let layers = vec!["lakes".to_owned()];
+        let fence = Europe;
+        let rw =
+            Rewrite { fence: Some(&fence), ..Rewrite::new("http://127.0.0.1:5000", "https://gw/ogc/api/x", &layers) };
+        // pygeoapi's tileset document: no limits of its own.
+        let tileset = br#"{"title":"lakes","tileMatrixSetURI":"http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad","crs":"http://www.opengis.net/def/crs/EPSG/0/3857","links":[]}"#;
+        let out: serde_json::Value = serde_json::from_slice(&rewrite(tileset, &rw).expect("rewrites")).expect("json");
+        let got = limits(&out);
+        assert_eq!(got.len(), 7, "levels 0..=6, none above maxZoom: {got:?}");
+        assert_eq!(got[0], ("0".to_owned(), [0, 0, 0, 0]));
+        assert_eq!(got[3], ("3".to_owned(), [4, 4, 2, 2]), "the tile holding the fence");
+        assert_eq!(got[4], ("4".to_owned(), [8, 8, 5, 5]));
+        assert_eq!(got[6], ("6".to_owned(), [32, 35, 20, 23]));
+        // The key sits after the set's URI, the rest in the upstream's order.
+        let text = String::from_utf8(rewrite(tileset, &rw).expect("rewrites")).expect("utf-8");
+        assert!(
+            text.find("tileMatrixSetURI") < text.find("tileMatrixSetLimits")
+                && text.find("tileMatrixSetLimits") < text.find("\"crs\"")
+        );
+
+        // Limits the upstream declared bound the fence's: levels it lacks stay out,
+        // levels above maxZoom go.
+        let declared = br#"{"tileMatrixSetId":"WebMercatorQuad","tileMatrixSetLimits":[
+            {"tileMatrix":"2","minTileRow":0,"maxTileRow":3,"minTileCol":0,"maxTileCol":3},
+            {"tileMatrix":"5","minTileRow":0,"maxTileRow":10,"minTileCol":17,"maxTileCol":31},
+            {"tileMatrix":"9","minTileRow":0,"maxTileRow":511,"minTileCol":0,"maxTileCol":511}]}"#;
+        let out: serde_json::Value = serde_json::from_slice(&rewrite(declared, &rw).expect("rewrites")).expect("json");
+        assert_eq!(limits(&out), [("2".to_owned(), [2, 2, 1, 1]), ("5".to_owned(), [17, 17, 10, 10])]);
+
+        // Another tile matrix set, or no fence: untouched.
+        let other = br#"{"tileMatrixSetURI":"http://www.opengis.net/def/tilematrixset/OGC/1.0/WorldCRS84Quad"}"#;
+        assert!(!String::from_utf8(rewrite(other, &rw).unwrap()).unwrap().contains("tileMatrixSetLimits"));
+        let open = Rewrite::new("http://127.0.0.1:5000", "https://gw/ogc/api/x", &layers);
+        assert!(!String::from_utf8(rewrite(tileset, &open).unwrap()).unwrap().contains("tileMatrixSetLimits"));
     }
 }

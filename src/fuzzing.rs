@@ -23,6 +23,11 @@ use crate::spatial::Fence;
 pub use crate::filter::mvt::Tile as MvtTile;
 pub use crate::ogc::titiler::{canonical_dataset, covers};
 pub use crate::ogc::Protocol;
+pub use crate::pmtiles::format::{
+    find as pmtiles_find, parse_directory as pmtiles_directory, tile_id as pmtiles_tile_id, tile_of as pmtiles_tile_of,
+    Header as PmtilesHeader,
+};
+pub use crate::pmtiles::range::{parse_range as pmtiles_range, Asked as PmtilesAsked};
 pub use crate::route::Route;
 pub use crate::spatial::{AxisOrder, BBox, Crs};
 

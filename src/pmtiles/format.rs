@@ -275,7 +275,10 @@ pub fn parse_directory(b: &[u8]) -> Result<Vec<Entry>, FormatError> {
     for i in 0..n {
         let v = varint(b, &mut pos)?;
         entries[i].offset = if v == 0 && i > 0 {
-            entries[i - 1].offset + u64::from(entries[i - 1].length)
+            entries[i - 1]
+                .offset
+                .checked_add(u64::from(entries[i - 1].length))
+                .ok_or(FormatError::Directory("offset overflow"))?
         } else {
             v.checked_sub(1).ok_or(FormatError::Directory("the first offset is 0"))?
         };
@@ -308,7 +311,8 @@ pub fn find(entries: &[Entry], tile_id: u64) -> Option<Entry> {
     if e.run_length == 0 {
         return Some(e);
     }
-    (tile_id < e.tile_id + u64::from(e.run_length)).then_some(e)
+    // `tile_id ≥ e.tile_id` here; subtracting cannot overflow where adding could.
+    (tile_id - e.tile_id < u64::from(e.run_length)).then_some(e)
 }
 
 fn rotate(n: u64, x: &mut u64, y: &mut u64, rx: u64, ry: u64) {

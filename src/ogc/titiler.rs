@@ -130,7 +130,13 @@ pub fn canonical_dataset(raw: &str, prefix: bool) -> Result<String, &'static str
             return Err("has a `:` in its path");
         }
     }
-    Ok(format!("{scheme}://{authority}{path}"))
+    let canonical = format!("{scheme}://{authority}{path}");
+    // The bound holds for the form forwarded too (a bare path grows by `file://`), so
+    // the canonical form is accepted again as it is (fuzz target `titiler_url`).
+    if canonical.len() > 2048 {
+        return Err("is not a dataset URL: empty or longer than 2048 characters");
+    }
+    Ok(canonical)
 }
 
 /// `host[:port]`, lower-cased, without the scheme's default port.
@@ -808,6 +814,17 @@ mod tests {
     }
 
     const T: &str = "/cog/tiles/WebMercatorQuad/3/4/2.png";
+
+    /// Found by the `titiler_url` fuzz target: a bare path of 2040 bytes passed the
+    /// length bound, and its canonical form (`file://` + it) did not pass it again.
+    #[test]
+    fn the_canonical_form_keeps_the_length_bound() {
+        let long = format!("/{}", "a".repeat(2040));
+        assert!(canonical_dataset(&long, false).is_err());
+        let ok = format!("/{}", "a".repeat(2030));
+        let c = canonical_dataset(&ok, false).expect("fits");
+        assert_eq!(canonical_dataset(&c, false), Ok(c.clone()));
+    }
 
     #[test]
     fn a_covered_dataset_passes_and_is_forwarded_canonical() {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::paths::{PathConfig, PathKind};
-use crate::policy::{Access, Grant};
+use crate::policy::{Access, Grant, Scope, Tier};
 
 /// One protocol's Integrate entry: what a client is configured with (`url`, may be a
 /// `{z}/{x}/{y}` template), a concrete request that answers 2xx for a token that may
@@ -211,6 +211,20 @@ impl Integration {
 
 /// The `GET /account/security/paths` answer: the calling token (never its secret)
 /// and every declared path its grant reaches, parents before children.
+/// Whether the caller can use an Integrate entry at all: the pass-through needs scope
+/// `all`, `viewPlus` and no fence of either kind (its answers are relayed unread), the
+/// PMTiles range mode scope `all` and no property fence. Other entries are offered to
+/// every token that sees the path; the gateway judges each request anyway.
+fn usable(i: &Integration, caller: &Grant, a: &Access) -> bool {
+    match i.protocol {
+        "path" => {
+            caller.scope == Scope::All && a.tier >= Tier::ViewPlus && a.fence.is_unlimited() && a.properties.is_none()
+        }
+        "pmtiles_range" => caller.scope == Scope::All && a.properties.is_none(),
+        _ => true,
+    }
+}
+
 pub fn paths_json(config: &Config, caller: &Grant) -> Value {
     let base = config.server.public_url.trim_end_matches('/');
     let mut visible: Vec<(&PathConfig, &Access)> =
@@ -251,7 +265,11 @@ pub fn paths_json(config: &Config, caller: &Grant) -> Value {
                     "geoFence": geo,
                     "propertyFence": a.properties.as_deref(),
                 },
-                "integrate": integrations(base, p).iter().map(Integration::to_json).collect::<Vec<_>>(),
+                "integrate": integrations(base, p)
+                    .iter()
+                    .filter(|i| usable(i, caller, a))
+                    .map(Integration::to_json)
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -328,6 +328,13 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
         Overlap::Partial if op.clippable == Clippable::FeaturesFiltered && path.partial == Partial::Clip => None,
         Overlap::Partial => Some(clip_of(op, path).ok_or(Denial::OutsideGeofence)?),
     };
+    // The pass-through (`/path/`) relays its answers unread: they cannot be
+    // property-filtered any more than geofenced (attacker round 4: a property-fenced
+    // token read every hidden property through `/path/`). OGC operations with an
+    // opaque extent (item writes) judge their properties and drop fenced answers.
+    if access.properties.is_some() && op.surface == Surface::Full && matches!(op.extent, Extent::Opaque) {
+        return Err(Denial::FenceUnverifiable);
+    }
     if let Some(allowed) = &access.properties {
         if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
             return Err(Denial::PropertyFenced(hidden.clone()));
@@ -507,6 +514,22 @@ mod tests {
         }
         let op = Operation::simple("x", Surface::Ogc, Tier::View, Extent::None);
         assert!(judge(&fenced, &op, &osm, 0).is_ok(), "capabilities and legends pass any fence");
+    }
+
+    /// Attacker round 4: a property-fenced token read every hidden property through
+    /// `/path/`, whose answer is relayed unread. An opaque answer is refused under a
+    /// property fence exactly as under a geofence; a judged one still passes.
+    #[test]
+    fn an_opaque_answer_is_refused_under_a_property_fence() {
+        let vec = path("vec", &["vec"], &[]);
+        let mut g = grant(&[("vec", Tier::Admin)], Fence::default(), Scope::All);
+        g.access[0].properties = Some(Arc::from(vec!["name".to_owned()]));
+        let opaque = Operation::simple("path", Surface::Full, Tier::ViewPlus, Extent::Opaque);
+        assert_eq!(judge(&g, &opaque, &vec, 0).err(), Some(Denial::FenceUnverifiable));
+        let judged = Operation::simple("items", Surface::Ogc, Tier::View, Extent::GeometryFiltered);
+        assert!(judge(&g, &judged, &vec, 0).is_ok());
+        let write = Operation::simple("api.createItem", Surface::Ogc, Tier::Edit, Extent::Opaque);
+        assert!(judge(&g, &write, &vec, 0).is_ok(), "an item write judges its properties itself");
     }
 
     /// The admission table: the token's `allowedOrigins` against what the request

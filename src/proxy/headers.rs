@@ -425,6 +425,7 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
             }
         }
     }
+    confine_active_content(headers);
 }
 
 /// Cache rules for every answer the gateway relays under a token.
@@ -498,12 +499,68 @@ fn shared_cache_directives_removed(headers: &HeaderMap) -> Option<HeaderValue> {
 /// HTTP/1.0's `Expires`/`Pragma`, `Age`), which would override [`cache_for_token`].
 fn is_front_directive(name: &HeaderName) -> bool {
     let n = name.as_str();
-    n.starts_with("x-accel-")
+    is_origin_power(n)
+        || n.starts_with("x-accel-")
         || matches!(
             n,
             "x-sendfile" | "x-lighttpd-send-file" | "surrogate-control" | "edge-control" | "expires" | "pragma" | "age"
         )
         || n.ends_with("cdn-cache-control")
+}
+
+/// Upstream response headers that give an answer power over the gateway's origin in
+/// a browser (attacker round 4: a page relayed through `/path/` registered a service
+/// worker for `/` with `Service-Worker-Allowed: /` and read the console's token API
+/// calls): service-worker scope, wiping the origin's storage, the upstream's own
+/// content policy (the gateway sets its own, [`confine_active_content`]), and
+/// reporting endpoints that would make browsers send reports to a URL of the
+/// upstream's choosing.
+fn is_origin_power(n: &str) -> bool {
+    matches!(
+        n,
+        "service-worker-allowed"
+            | "clear-site-data"
+            | "content-security-policy"
+            | "content-security-policy-report-only"
+            | "report-to"
+            | "reporting-endpoints"
+            | "nel"
+            | "speculation-rules"
+            | "origin-agent-cluster"
+            | "x-xss-protection"
+    )
+}
+
+/// Whether an answer of this `Content-Type` is inert in a browser: images (not SVG),
+/// tiles, JSON and binary downloads. Anything else (HTML, XML, which browsers render
+/// with scripts and stylesheets, SVG, JavaScript, text a browser might sniff, no type
+/// at all) is active content.
+fn is_inert(content_type: Option<&HeaderValue>) -> bool {
+    let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let is = |t: &str| essence.eq_ignore_ascii_case(t);
+    (essence.len() > 6 && essence[..6].eq_ignore_ascii_case("image/") && !is("image/svg+xml"))
+        || is("application/json")
+        || is("application/geo+json")
+        || is("application/vnd.mapbox-vector-tile")
+        || is("application/vnd.maplibre-tile")
+        || is("application/x-protobuf")
+        || is("application/octet-stream")
+        || is("application/vnd.pmtiles")
+}
+
+/// Sandboxes active content an upstream answers with (HTML, XML, SVG, scripts): it is
+/// relayed under the gateway's origin, which also serves the console and the token
+/// API, so it must not run as that origin. `Content-Security-Policy: sandbox` gives
+/// the document an opaque origin with no scripts (no `sessionStorage`, no service
+/// worker, no same-origin `fetch`), and `nosniff` keeps a browser from reading an
+/// inert-looking answer as HTML. Called by [`sanitize_response`] after the
+/// upstream's own policy was removed.
+fn confine_active_content(headers: &mut HeaderMap) {
+    if !is_inert(headers.get(header::CONTENT_TYPE)) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {

@@ -801,3 +801,53 @@ async fn request_trailers_never_reach_the_upstream() {
     assert!(seen.complete && seen.body == b"hello", "{:?}", String::from_utf8_lossy(&seen.body));
     assert!(seen.trailers.is_none(), "trailers reached the upstream: {:?}", seen.trailers);
 }
+
+/// Attacker round 4 (high): a page relayed through `/path/` ran as the gateway's
+/// origin, which also serves the console. It registered a service worker for `/`
+/// (the upstream sent `Service-Worker-Allowed: /`) that read every later console
+/// call's `Authorization` header, or simply read the console's `sessionStorage` in
+/// the same tab. Headers that give an answer power over the origin are dropped, and
+/// active content (HTML, XML, SVG, scripts) is sandboxed into an opaque origin.
+#[tokio::test]
+async fn an_upstream_page_never_runs_as_the_gateways_origin() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    for path in ["/path/roads/page.html", "/path/roads/worker.js"] {
+        let r = gw.get(path, &token).await;
+        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.text());
+        for name in ["service-worker-allowed", "clear-site-data", "report-to"] {
+            assert!(r.headers.get(name).is_none(), "{path} {name}: {:?}", r.headers);
+        }
+        assert_eq!(r.headers["content-security-policy"], "sandbox", "{path}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+    }
+    // Inert answers (a tile) are left as they are.
+    let r = gw.get("/path/roads/session", &token).await;
+    assert!(r.headers.get("content-security-policy").is_none(), "{:?}", r.headers);
+}
+
+/// Attacker round 4 (high): a property-fenced token read every hidden property
+/// through `/path/`, whose answers are relayed unread (a geofenced one was already
+/// refused there). An answer the gateway cannot filter is refused under a property
+/// fence too, and the console offers no pass-through URL to such a token.
+#[tokio::test]
+async fn a_property_fenced_token_cannot_read_around_its_fence_through_the_pass_through() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token_fenced("roads", Tier::ViewPlus, tilegate::spatial::Fence::default(), Some(&["name"])).await;
+    let before = gw.upstream.seen().len();
+    let r = gw.get("/path/roads/collections/roads/items?f=json", &token).await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (403, "fence_unverifiable"), "{}", r.text());
+    assert_eq!(gw.upstream.seen().len(), before, "the upstream saw the refused request");
+    let v = gw.get("/account/security/paths", &token).await.json();
+    let offered: Vec<&str> = v["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .flat_map(|p| p["integrate"].as_array().expect("integrate").iter())
+        .filter_map(|i| i["protocol"].as_str())
+        .collect();
+    assert!(!offered.contains(&"path"), "the console offers the pass-through: {offered:?}");
+    let open = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    let v = gw.get("/account/security/paths", &open).await.json();
+    assert!(v.to_string().contains("\"protocol\":\"path\""), "an unfenced viewPlus token is offered it: {v}");
+}

@@ -586,7 +586,26 @@
 
   // ---- start -------------------------------------------------------------------------
 
-  const saved = sessionStorage.getItem(STORE_KEY);
-  if (saved) signIn(saved, false);
-  else showSignIn("");
+  // A service worker registered on this origin (by any page the gateway ever relayed)
+  // would see every token API call and its Authorization header. The gateway refuses
+  // to relay `Service-Worker-Allowed` and sandboxes relayed pages, so none should
+  // exist; if one does, the console removes it and does not sign in under it.
+  async function noServiceWorker() {
+    if (!("serviceWorker" in navigator)) return true;
+    const regs = await navigator.serviceWorker.getRegistrations();
+    await Promise.all(regs.map((r) => r.unregister()));
+    return !navigator.serviceWorker.controller && regs.length === 0;
+  }
+
+  noServiceWorker().then((clean) => {
+    if (!clean) {
+      sessionStorage.removeItem(STORE_KEY);
+      showSignIn("A service worker was controlling this page and has been removed. Reload the page, then sign in again.");
+      for (const e of $("signin").querySelectorAll("input, button, textarea")) e.disabled = true;
+      return;
+    }
+    const saved = sessionStorage.getItem(STORE_KEY);
+    if (saved) signIn(saved, false);
+    else showSignIn("");
+  });
 })();

@@ -131,6 +131,22 @@ impl TestUpstream {
             );
             return typed("application/vnd.ogc.se_xml", body.into_bytes());
         }
+        if path.ends_with("/worker.js") || path.ends_with("/page.html") {
+            // An upstream page that would run as the gateway's origin: a service worker
+            // claiming the whole origin, a wipe of its storage, a loose policy of its own.
+            let (ct, body): (&str, &[u8]) = if path.ends_with(".js") {
+                ("text/javascript", b"self.addEventListener('fetch', e => {});")
+            } else {
+                ("text/html", b"<script>navigator.serviceWorker.register('worker.js', {scope: '/'})</script>")
+            };
+            let mut res = typed(ct, body.to_vec());
+            let h = res.headers_mut();
+            h.insert("service-worker-allowed", http::HeaderValue::from_static("/"));
+            h.insert("clear-site-data", http::HeaderValue::from_static("\"storage\""));
+            h.insert("content-security-policy", http::HeaderValue::from_static("script-src *"));
+            h.insert("report-to", http::HeaderValue::from_static("{\"url\":\"http://10.0.0.5/r\"}"));
+            return res;
+        }
         if path.ends_with("/session") {
             // Upstream state and identity: a session cookie, its own challenge, its software.
             let mut res = typed("image/png", b"png".to_vec());

@@ -175,7 +175,8 @@ pub async fn read_body(body: RequestBody, headers: &http::HeaderMap, limit: usiz
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ask {
     /// A whole, uncompressed answer: the filters read it (no `Accept-Encoding`, no
-    /// `Range`/`If-Range`: a slice of a document cannot be filtered).
+    /// `Range`/`If-Range`: a slice of a document cannot be filtered; no conditionals:
+    /// a 304 would answer for the unfiltered bytes).
     pub identity: bool,
     /// The `Accept` to send instead of the client's: the format that was judged
     /// (OGC API negotiates by `Accept`; `application/ld+json` would bypass the filters).
@@ -277,6 +278,17 @@ pub async fn forward(
         h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
         h.remove(http::header::RANGE);
         h.remove(http::header::IF_RANGE);
+        // A 304 would confirm a guess of the unfiltered answer (its upstream `ETag`
+        // names the unfiltered bytes; attacker round 4), and the gateway's filtered
+        // answers carry no validator a client could send back: no conditionals.
+        for name in [
+            http::header::IF_NONE_MATCH,
+            http::header::IF_MODIFIED_SINCE,
+            http::header::IF_MATCH,
+            http::header::IF_UNMODIFIED_SINCE,
+        ] {
+            h.remove(name);
+        }
     }
     if let Some(accept) = ask.accept {
         h.insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));

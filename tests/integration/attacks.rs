@@ -851,3 +851,29 @@ async fn a_property_fenced_token_cannot_read_around_its_fence_through_the_pass_t
     let v = gw.get("/account/security/paths", &open).await.json();
     assert!(v.to_string().contains("\"protocol\":\"path\""), "an unfenced viewPlus token is offered it: {v}");
 }
+
+/// Attacker round 4 (low): conditional headers reached the upstream for answers the
+/// gateway filters, so a property-fenced token got a 304 for a guess of the
+/// unfiltered answer's `ETag`: an oracle on hidden content. They are removed for
+/// every answer the gateway reads; relayed ones keep them.
+#[tokio::test]
+async fn conditional_requests_never_reach_the_upstream_for_filtered_answers() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let fenced = gw.token_fenced("roads", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
+    let conditionals = [
+        ("if-none-match", "\"unfiltered-etag\""),
+        ("if-modified-since", "Tue, 01 Dec 2026 00:00:00 GMT"),
+        ("if-match", "*"),
+        ("if-unmodified-since", "Tue, 01 Dec 2026 00:00:00 GMT"),
+    ];
+    let bearer = format!("Bearer {fenced}");
+    let mut headers = vec![("authorization", bearer.as_str())];
+    headers.extend(conditionals);
+    let r = gw.send(Method::GET, "/ogc/api/roads/collections/osm/items?f=json", &headers, Bytes::new()).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = gw.upstream.last();
+    assert!(seen.uri.contains("/collections/osm/items"), "{}", seen.uri);
+    for (name, _) in conditionals {
+        assert!(seen.headers.get(name).is_none(), "{name} reached the upstream: {:?}", seen.headers);
+    }
+}

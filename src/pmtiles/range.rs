@@ -202,6 +202,10 @@ pub fn allowed_prefix(
                 }
                 pos = stop;
             }
+            // The metadata names what lies outside the fence too (`tilestats` lists
+            // attribute values, `bounds` the whole extent; attacker round 4): a fenced
+            // token reads the narrowed TileJSON instead.
+            Some((Section::Metadata, ..)) => return (pos, Some(Stop::Denied(Denial::FenceUnverifiable))),
             Some((_, off, len)) => pos = end.min(off + len),
         }
     }

@@ -458,9 +458,22 @@ async fn range_reads_serve_directories_and_only_tiles_wholly_inside_the_fence() 
     assert_eq!(r.body.as_ref(), &f.raster[..127]);
     assert_eq!(r.headers["content-range"], format!("bytes 0-126/{size}"));
     assert!(r.headers["etag"].to_str().expect("etag").starts_with("\"pm-"));
+    // Up to the metadata, which a fenced token may not read raw (attacker round 4:
+    // `tilestats` listed attribute values of features outside the fence); the leaf
+    // directories after it are served.
     let dirs_end = h.data_offset;
     let r = range(&f.gw, url, &token, &format!("bytes=0-{}", dirs_end - 1)).await;
-    assert_eq!((r.status, r.body.len() as u64), (StatusCode::PARTIAL_CONTENT, dirs_end));
+    assert_eq!((r.status, r.body.len() as u64), (StatusCode::PARTIAL_CONTENT, h.metadata_offset));
+    let r = range(&f.gw, url, &token, &format!("bytes={}-{}", h.metadata_offset, h.metadata_offset)).await;
+    assert_eq!((r.status.as_u16(), r.reason().as_str()), (403, "fence_unverifiable"), "{}", r.text());
+    if h.leaf_length > 0 {
+        let (lo, ll) = (h.leaf_offset, h.leaf_length);
+        let r = range(&f.gw, url, &token, &format!("bytes={lo}-{}", lo + ll - 1)).await;
+        assert_eq!((r.status, r.body.len() as u64), (StatusCode::PARTIAL_CONTENT, ll), "leaf directories");
+    }
+    let open = f.gw.token(&[("ras", Tier::View)]).await;
+    let r = range(&f.gw, url, &open, &format!("bytes=0-{}", dirs_end - 1)).await;
+    assert_eq!((r.status, r.body.len() as u64), (StatusCode::PARTIAL_CONTENT, dirs_end), "an unfenced token");
     // A tile wholly inside; one outside; one straddling (cannot be clipped raw).
     let (off, len) = locate(&f.raster, 3, 1, 1);
     let r = range(&f.gw, url, &token, &format!("bytes={off}-{}", off + len - 1)).await;
@@ -475,11 +488,12 @@ async fn range_reads_serve_directories_and_only_tiles_wholly_inside_the_fence() 
     let (off, len) = locate(&f.raster, 1, 0, 0);
     let r = range(&f.gw, url, &token, &format!("bytes={off}-{}", off + len - 1)).await;
     assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "outside_geofence"));
-    // The 16 KiB read protomaps JS starts with: the directories, cut before the first refused tile.
+    // The 16 KiB read protomaps JS starts with: header and root directory, cut where
+    // the metadata starts (the first byte a fenced token may not read raw).
     let r = range(&f.gw, url, &token, "bytes=0-16383").await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     let served = r.body.len() as u64;
-    assert!(served >= dirs_end && served < 16384, "{served}");
+    assert_eq!(served, h.metadata_offset, "{served}");
     assert_eq!(r.headers["content-range"], format!("bytes 0-{}/{size}", served - 1));
     assert_eq!(r.body.as_ref(), &f.raster[..served as usize]);
     // A range from an allowed tile across a refused one is cut where the refused one starts.
@@ -648,7 +662,10 @@ def get_bytes(offset, length):
 reader = Reader(get_bytes)
 h = reader.header()
 out = {"max_zoom": h["max_zoom"], "tiles": {}, "errors": {}}
-out["metadata_layers"] = [l["id"] for l in reader.metadata().get("vector_layers", [])]
+try:
+    out["metadata_layers"] = [l["id"] for l in reader.metadata().get("vector_layers", [])]
+except urllib.error.HTTPError as e:
+    out["metadata_error"] = e.code
 for z, x, y in [(0, 0, 0), (1, 0, 0), (1, 1, 1), (3, 1, 2), (3, 6, 6)]:
     try:
         t = reader.get(z, x, y)
@@ -685,6 +702,9 @@ print(json.dumps(out))
         assert_eq!(all["tiles"][key].as_str(), Some(stored(z, x, y).as_str()), "{key}: the stored bytes");
     }
     let some = run(fenced).await.expect("reader");
+    // The raw metadata names what lies outside the fence (tilestats values, bounds):
+    // a fenced token reads the narrowed TileJSON instead (attacker round 4).
+    assert_eq!(some["metadata_error"], 403, "{some}");
     assert_eq!(some["tiles"]["1/0/0"].as_str(), Some(stored(1, 0, 0).as_str()), "inside the fence");
     assert_eq!(some["tiles"]["3/1/2"].as_str(), Some(stored(3, 1, 2).as_str()));
     for key in ["0/0/0", "1/1/1", "3/6/6"] {

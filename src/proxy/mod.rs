@@ -371,9 +371,24 @@ impl TokenScan {
         (!token.is_empty()).then(|| TokenScan { token: token.into(), tail: Vec::new(), window, copied })
     }
 
+    /// A copy in `bytes`: as UTF-8 and its escapes, or in UTF-16 or UTF-32, whose ASCII
+    /// is the same bytes with NULs between (attacker round 4: a `charset=utf-16le`
+    /// JSON body carried the token to the upstream). Text without a NUL byte is not
+    /// copied again.
+    fn holds(&self, bytes: &[u8]) -> bool {
+        if headers::holds_copy(bytes, &self.token) {
+            return true;
+        }
+        if !bytes.contains(&0) {
+            return false;
+        }
+        let narrow: Vec<u8> = bytes.iter().copied().filter(|&b| b != 0).collect();
+        headers::holds_copy(&narrow, &self.token)
+    }
+
     /// True when `data`, or the seam between the bytes before it and it, holds a copy.
     fn finds(&mut self, data: &[u8]) -> bool {
-        if headers::holds_copy(data, &self.token) {
+        if self.holds(data) {
             return true;
         }
         if !self.tail.is_empty() {
@@ -381,7 +396,7 @@ impl TokenScan {
             let mut seam = Vec::with_capacity(self.tail.len() + head.len());
             seam.extend_from_slice(&self.tail);
             seam.extend_from_slice(head);
-            if headers::holds_copy(&seam, &self.token) {
+            if self.holds(&seam) {
                 return true;
             }
         }
@@ -483,6 +498,29 @@ mod tests {
     use super::*;
 
     const T: &str = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdefXYZ";
+
+    /// Attacker round 4: the token in a UTF-16 (LE, BE) or UTF-32 body, split across
+    /// two frames too.
+    #[test]
+    fn a_copy_in_utf16_or_utf32_is_found() {
+        let wide = |t: &str, w: usize, be: bool| -> Vec<u8> {
+            t.bytes()
+                .flat_map(|b| {
+                    let mut unit = vec![0u8; w];
+                    unit[if be { w - 1 } else { 0 }] = b;
+                    unit
+                })
+                .collect()
+        };
+        for (w, be) in [(2, false), (2, true), (4, false), (4, true)] {
+            let body = [wide("{\"t\":\"", w, be), wide(T, w, be), wide("\"}", w, be)].concat();
+            assert!(scan().finds(&body), "width {w}, big-endian {be}");
+            let mut s = scan();
+            let (a, b) = body.split_at(body.len() / 2);
+            assert!(!s.finds(a) && s.finds(b), "split, width {w}");
+        }
+        assert!(!scan().finds(&wide("no token here", 2, false)));
+    }
 
     fn scan() -> TokenScan {
         TokenScan::new(T, Arc::new(AtomicBool::new(false))).expect("a token")

@@ -35,7 +35,7 @@ fn martin_bin() -> PathBuf {
     };
     assert!(
         bin.is_file(),
-        "martin is not installed at {} — run scripts/e2e-setup (or set TILEGATE_MARTIN)",
+        "martin is not installed at {} — run scripts/martin-setup (or set TILEGATE_MARTIN)",
         bin.display()
     );
     bin

@@ -357,6 +357,44 @@ fn names_an_origin(value: &HeaderValue) -> bool {
     scheme || v.windows(2).any(|w| w == b"//") || v.contains(&b'\\')
 }
 
+/// Whether an upstream response header is one the gateway relays: the representation
+/// (`Content-*`, `Accept-Ranges`), caching and validators (cleaned by
+/// [`cache_for_token`]), `Date`, `Retry-After`, `Allow`, `Warning`, OGC API's
+/// `Content-Crs`, CORS (`Access-Control-*`) and the browser protections an upstream may
+/// add. Every other header is dropped: an upstream's custom headers name its hosts,
+/// proxies and paths. The hop-by-hop, identity, URL and front-proxy families are
+/// handled by their own rules in [`sanitize_response`].
+fn is_relayed(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(
+        n,
+        "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "content-language"
+            | "content-range"
+            | "content-disposition"
+            | "content-crs"
+            | "accept-ranges"
+            | "cache-control"
+            | "etag"
+            | "last-modified"
+            | "vary"
+            | "date"
+            | "retry-after"
+            | "allow"
+            | "warning"
+            | "x-content-type-options"
+            | "x-frame-options"
+            | "referrer-policy"
+            | "permissions-policy"
+            | "cross-origin-resource-policy"
+            | "cross-origin-opener-policy"
+            | "cross-origin-embedder-policy"
+            | "x-request-id"
+    ) || n.starts_with("access-control-")
+}
+
 /// Upstream response headers that describe the upstream's software and the proxies in
 /// front of it, or hand the client upstream state: the client learns nothing about
 /// what is behind the gateway, and no token holder gets the upstream's session.
@@ -394,7 +432,7 @@ const UPSTREAM_IDENTITY: [HeaderName; 15] = [
 /// One pass over the names finds what is there (the client-request checks of
 /// [`present`] do not apply to answers); only those are looked up again.
 pub fn sanitize_response(headers: &mut HeaderMap) {
-    let (mut mask, mut identity, mut urls, mut front) = (0u16, false, false, false);
+    let (mut mask, mut identity, mut urls, mut front, mut unknown) = (0u16, false, false, false, false);
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             mask |= 1 << i;
@@ -404,7 +442,36 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
             identity = true;
         } else if URL_HEADERS.contains(name) {
             urls = true;
+        } else if !is_relayed(name) {
+            unknown = true;
         }
+    }
+    if unknown {
+        // Only what a client of a map server reads leaves (attacker round 4:
+        // `X-Forwarded-Server: int.corp`, `X-Internal-Url` and the like passed a
+        // denylist). Collected only when there is one: no allocation otherwise.
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| {
+                !is_relayed(n)
+                    && !HOP_BY_HOP.contains(n)
+                    && !is_front_directive(n)
+                    && !UPSTREAM_IDENTITY.contains(n)
+                    && !URL_HEADERS.contains(n)
+            })
+            .cloned()
+            .collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+    if headers
+        .get_all(header::CONTENT_DISPOSITION)
+        .iter()
+        .any(|v| v.as_bytes().iter().any(|b| matches!(b, b'/' | b'\\')))
+    {
+        // A file name with a path names the upstream's file system.
+        headers.remove(header::CONTENT_DISPOSITION);
     }
     drop_hop_by_hop(headers, mask);
     if front {
@@ -737,10 +804,16 @@ mod tests {
         h.insert("x-a", HeaderValue::from_static("1"));
         h.insert("content-type", HeaderValue::from_static("image/png"));
         h.insert("x-tilegate-tier", HeaderValue::from_static("view"));
+        // Attacker round 4: custom upstream headers naming its hosts and paths passed.
+        h.insert("x-forwarded-server", HeaderValue::from_static("int.corp"));
+        h.insert("x-internal-url", HeaderValue::from_static("http://10.0.0.5/"));
+        h.insert("content-disposition", HeaderValue::from_static("inline; filename=/srv/secret/path.png"));
+        h.insert("etag", HeaderValue::from_static("\"e\""));
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
         sanitize_response(&mut h);
         let mut names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
         names.sort_unstable();
-        assert_eq!(names, ["content-type", "x-tilegate-tier"]);
+        assert_eq!(names, ["access-control-allow-origin", "content-type", "etag"]);
     }
 
     #[test]

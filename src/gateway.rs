@@ -387,11 +387,15 @@ impl Gateway {
             },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
         };
-        // A fenced token's OGC API items are asked for within the fence's extent only (#12).
+        // A fenced token's OGC API items and WFS KVP features are asked for within the
+        // fence's extent only (#12).
         let fence = permitted.permit().obligations().fence.as_deref();
         let uri = match fence {
             Some(fence) if target.op.name == "api.items" => {
                 crate::ogc::api::narrow_items_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
+            }
+            Some(fence) if matches!(target.op.name, "wfs.GetFeature" | "wfs.GetPropertyValue") => {
+                crate::ogc::wfs::narrow_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
             }
             _ => target.uri.clone(),
         };

@@ -153,6 +153,15 @@ struct CreateArgs {
     allowed_origins: Vec<String>,
 }
 
+/// `println!` for the CLI's output: a write error (the reader closed the pipe, as
+/// `tilegate token list | head` does) is returned, not a panic; [`main`] ends quietly
+/// on a closed pipe, as coreutils do.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -164,11 +173,17 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The reader of our standard output went away (`| head`): nothing is wrong.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -178,8 +193,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     if let Command::Certs(CertsCommand::Dev { out }) = &cli.command {
         let (cert, key) = tilegate::server::tls::write_dev_cert(out)?;
-        println!("wrote {} and {} (self-signed for localhost, 127.0.0.1, ::1)", cert.display(), key.display());
-        println!(
+        out!("wrote {} and {} (self-signed for localhost, 127.0.0.1, ::1)", cert.display(), key.display());
+        out!(
             "use them with:
 
 [server.tls]
@@ -188,7 +203,7 @@ key = \"{}\"",
             cert.display(),
             key.display()
         );
-        println!(
+        out!(
             "\npaths are relative to the config file's folder; clients must trust {} (e.g. curl --cacert)",
             cert.display()
         );
@@ -204,7 +219,7 @@ key = \"{}\"",
         };
         return match admin::cli::store_migrate(&flags).await {
             Ok(r) => {
-                println!(
+                out!(
                     "copied {} token row(s) and {} audit row(s); PostgreSQL now holds all {} token(s) ({} revoked), {} grant(s), {} fence tile(s) and {} audit row(s) of the SQLite store",
                     r.tokens_written, r.audit_written, r.tokens, r.revoked, r.grants, r.tiles, r.audit
                 );
@@ -225,7 +240,7 @@ key = \"{}\"",
     };
     match cli.command {
         Command::CheckConfig => {
-            println!("{}: valid ({} paths)", cli.config.display(), config.paths.len());
+            out!("{}: valid ({} paths)", cli.config.display(), config.paths.len());
         }
         Command::Serve => {
             init_logging(config.log.format);
@@ -242,7 +257,7 @@ key = \"{}\"",
                 bail!("no token has id `{id}`");
             }
             let revoked = store.revoke(id, None, "cli".into()).await?;
-            println!("revoked {} token(s)", revoked.len());
+            out!("revoked {} token(s)", revoked.len());
         }
         Command::Audit { token, since } => audit(&config, token, since).await?,
         Command::Demo(_) | Command::Certs(_) | Command::Store(_) => unreachable!("handled above"),
@@ -345,7 +360,7 @@ async fn create(config: &Config, args: CreateArgs) -> Result<ExitCode> {
 
 async fn list(config: &Config) -> Result<()> {
     let store = open_store(config).await?;
-    println!(
+    out!(
         "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<20}  {:<39}  {:>8}  {:<40}  {:<30}  description",
         "id",
         "displayKey",
@@ -365,7 +380,7 @@ async fn list(config: &Config) -> Result<()> {
         let Some(last) = page.last() else { break };
         after = last.seq;
         for t in &page {
-            println!(
+            out!(
                 "{:<36}  {:<14}  {:<5}  {:<20}  {:<20}  {:<20}  {:<20}  {:<39}  {:>8}  {:<40}  {:<30}  {}",
                 t.id,
                 t.display_key,
@@ -436,7 +451,7 @@ async fn audit(config: &Config, token: Option<String>, since: Option<String>) ->
         .transpose()?;
     let store = open_store(config).await?;
     for e in store.audit(token, since).await? {
-        println!(
+        out!(
             "{}  {:<6}  target={}  actor={}  client={}  {}",
             time_text(Some(e.at)),
             e.action,

@@ -213,7 +213,8 @@ impl Integration {
 /// and every declared path its grant reaches, parents before children.
 /// Whether the caller can use an Integrate entry at all: the pass-through needs scope
 /// `all`, `viewPlus` and no fence of either kind (its answers are relayed unread), the
-/// PMTiles range mode scope `all` and no property fence. Other entries are offered to
+/// PMTiles range mode scope `all` and no property fence, WFS and WCS `viewPlus` (their
+/// data requests need it). Other entries are offered to
 /// every token that sees the path; the gateway judges each request anyway.
 fn usable(i: &Integration, caller: &Grant, a: &Access) -> bool {
     match i.protocol {
@@ -221,6 +222,9 @@ fn usable(i: &Integration, caller: &Grant, a: &Access) -> bool {
             caller.scope == Scope::All && a.tier >= Tier::ViewPlus && a.fence.is_unlimited() && a.properties.is_none()
         }
         "pmtiles_range" => caller.scope == Scope::All && a.properties.is_none(),
+        // What WFS and WCS are opened for (GetFeature, GetCoverage) needs viewPlus; a view
+        // token would get capabilities and then a refusal for every layer it adds.
+        "wfs" | "wcs" => a.tier >= Tier::ViewPlus,
         _ => true,
     }
 }

@@ -14,7 +14,9 @@
 //!   run on the blocking pool, at most one per core at a time;
 //! - schemas (DescribeFeatureType, queryables): hidden properties trimmed.
 //!
-//! A document that does not parse is a 502, never passed through. Only successful
+//! A document that does not parse is a 502, never passed through, and so is an OGC
+//! exception report answered with a success status (`proxy::sniff`: an answer
+//! relayed unread whose media type is XML is read up to its root element first). Only successful
 //! (2xx) answers are filtered. Error answers keep their status; their bodies are the
 //! gateway's (`upstream_error`, in the request's error format) for 5xx, for 3xx/4xx
 //! answers to requests the gateway filters or rewrites, and for 4xx answers to the
@@ -142,8 +144,9 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
         return Ok(super::replaced_as(&res, http::StatusCode::BAD_GATEWAY));
     }
     if *ctx.kind == ResponseKind::Image && ctx.obligations.clip.is_none() {
-        // Wholly inside the fence (or no fence): relayed byte for byte, never decoded.
-        return Ok(super::relay(res));
+        // Wholly inside the fence (or no fence): relayed byte for byte, never decoded,
+        // once its first bytes are an image's (`sniff::relay_image`).
+        return Ok(if is_image_type(&res) { super::sniff::relay_image(res).await } else { super::relay(res) });
     }
     if status == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
         // `Range` is not forwarded for these; a slice of a document cannot be filtered.
@@ -201,7 +204,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 .transpose()
                 .map_err(|e| Reject::internal("cannot map upstream links", e))?;
             if properties.is_none() && fence.is_none() && links.is_none() {
-                return Ok(super::relay(res));
+                return Ok(super::sniff::relay_checked(res).await);
             }
             if *format == DataFormat::Gml {
                 // A WFS GetFeature answer: its schema locations and paging links name the
@@ -238,7 +241,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             // (`$id`, links): rewritten whatever the fence.
             let api_json = ctx.rewrite_links && *format == DataFormat::Json;
             if properties.is_none() && !api_json {
-                return Ok(super::relay(res));
+                return Ok(super::sniff::relay_checked(res).await);
             }
             let (parts, body) = whole(res).await?;
             let trimmed = match (format, properties) {
@@ -355,7 +358,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             }
             Ok(res)
         }
-        ResponseKind::Other => Ok(super::relay(res)),
+        ResponseKind::Other => Ok(super::sniff::relay_checked(res).await),
     }
 }
 
@@ -414,6 +417,15 @@ fn is_error_document(res: &Response<Incoming>) -> bool {
     let has = |word: &str| sub.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word.as_bytes()));
     kind.eq_ignore_ascii_case("text")
         || (kind.eq_ignore_ascii_case("application") && ["xml", "json", "html"].into_iter().any(has))
+}
+
+/// `image/*` or `application/octet-stream` (object stores serving tiles): the types
+/// under which an image answer must carry a raster signature.
+fn is_image_type(res: &Response<Incoming>) -> bool {
+    let Some(ct) = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let media = ct.split(';').next().unwrap_or("").trim();
+    media.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("image/"))
+        || media.eq_ignore_ascii_case("application/octet-stream")
 }
 
 fn is_html(res: &Response<Incoming>) -> bool {
@@ -722,8 +734,12 @@ impl LinkRewrite for LinkMap {
     }
 
     fn serves(&self, link: &serde_json::Value) -> bool {
+        let rel = link.get("rel").and_then(serde_json::Value::as_str);
         match link.get("href").and_then(serde_json::Value::as_str) {
-            Some(href) => self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str)),
+            Some(href) => {
+                self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str))
+                    && !(self.is_elsewhere(href) && rel.is_some_and(crate::ogc::api::is_service_rel))
+            }
             None => true,
         }
     }

@@ -7,6 +7,7 @@
 pub mod filter;
 pub mod headers;
 pub mod pool;
+pub mod sniff;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -478,7 +479,7 @@ pub(crate) fn replaced(res: &Response<UpstreamBody>) -> Response<Body> {
 
 /// [`replaced`] with the status the gateway answers (502 for an upstream error
 /// written as a 200).
-pub(crate) fn replaced_as(res: &Response<UpstreamBody>, status: http::StatusCode) -> Response<Body> {
+pub(crate) fn replaced_as<B>(res: &Response<B>, status: http::StatusCode) -> Response<Body> {
     let mut own = Reject::UpstreamStatus(status).into_response();
     if let Some(v) = res.headers().get(http::header::RETRY_AFTER) {
         own.headers_mut().insert(http::header::RETRY_AFTER, v.clone());

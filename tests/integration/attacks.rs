@@ -76,6 +76,19 @@ wms = "http://{up}/exception200"
 wmts = "http://{up}/exception200"
 xyz = "http://{up}/t/{z}/{x}/{y}/exception200"
 [[path]]
+id = "lying"
+kind = "vector"
+layers = ["osm"]
+[path.upstream]
+wfs = "http://{up}/exception200-wfs"
+[[path]]
+id = "lyingraster"
+kind = "raster"
+layers = ["osm"]
+[path.upstream]
+xyz = "http://{up}/t/{z}/{x}/{y}/mislabelled.png"
+wcs = "http://{up}/coded-xml"
+[[path]]
 id = "exceptional"
 kind = "raster"
 layers = ["osm"]
@@ -684,6 +697,33 @@ async fn an_exception_document_in_a_200_on_an_image_request_is_replaced() {
         assert!(!text.contains(&up) && !text.contains("/srv/secret") && !text.contains("secret_roads"), "{path}: {text}");
         assert!(text.contains(format), "{path}: in the client's format: {text}");
         assert!(!gw.upstream.last().uri.to_ascii_uppercase().contains("EXCEPTIONS"), "{path}: not forwarded");
+    }
+}
+
+/// Attacker round 4: answers relayed unread were relayed whatever they held. A WFS
+/// exception report answered 200 (MapServer, GeoServer: map file, data paths, the
+/// upstream's host in `schemaLocation`) reached an unrestricted token as if it were the
+/// features or the schema; GeoServer gzips its XML, exceptions too; an error page
+/// labelled `image/png` went out as the tile. Each is now the upstream error it is.
+#[tokio::test]
+async fn an_answer_that_is_not_what_it_says_is_the_upstream_error() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token(&[("lying", Tier::ViewPlus), ("lyingraster", Tier::ViewPlus)]).await;
+    let up = gw.upstream.addr.to_string();
+    for path in [
+        "/ogc/wfs/lying?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm",
+        "/ogc/wfs/lying?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm&OUTPUTFORMAT=application/json",
+        "/ogc/wfs/lying?SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=osm",
+        "/ogc/wcs/lyingraster?SERVICE=WCS&VERSION=2.0.1&REQUEST=DescribeCoverage&COVERAGEID=osm",
+        "/ogc/xyz/lyingraster/1/1/0.png",
+    ] {
+        let r = gw.get(path, &token).await;
+        let text = r.text();
+        assert_eq!(r.status.as_u16(), 502, "{path}: {text}");
+        assert_eq!(r.reason(), "upstream_error", "{path}");
+        for secret in [up.as_str(), "/srv/secret", "roads.map", "tiles-3.internal", "java.io"] {
+            assert!(!text.contains(secret), "{path}: {text}");
+        }
     }
 }
 

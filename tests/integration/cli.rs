@@ -49,6 +49,28 @@ async fn cli_create_prints_the_token_then_the_id_and_list_never_shows_it() {
 }
 
 #[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    // `tilegate token list | head -n1`: the reader goes away before the list is written.
+    // The read end is closed before the child has opened its store, so its first write
+    // meets a closed pipe (Rust ignores SIGPIPE, so the write fails with EPIPE).
+    let gw = TestGateway::start().await;
+    for args in [&["token", "list"][..], &["audit"], &["check-config"]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tilegate"))
+            .arg("--config")
+            .arg(&gw.config_path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tilegate");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !stderr.contains("panicked"), "tilegate {args:?}: {:?} {stderr}", out.status);
+    }
+}
+
+#[tokio::test]
 async fn a_token_revoked_by_the_cli_is_refused_by_a_running_gateway() {
     // How fast the revocation arrives (250 ms by design) is a benchmark figure, not
     // a test assertion: on a loaded machine any bound here would be flaky. The test

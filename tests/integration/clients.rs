@@ -1037,6 +1037,18 @@ async fn mapserver_exceptions_answered_200_are_the_gateways_upstream_error() {
             .all(|q| !q.query.to_ascii_uppercase().contains("EXCEPTIONS")),
         "EXCEPTIONS is not forwarded"
     );
+    // WFS 1.1: MapServer answers a GetFeature it cannot serve (an output format it does
+    // not know) 200 `text/xml` with an exception report naming its functions. An
+    // unrestricted token's GetFeature is relayed unread, but not that (attacker round 4).
+    let wfs = "SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=ms:places&OUTPUTFORMAT=no/such-format";
+    let direct = upstreams::http_get(&format!("{}?{wfs}", c.ms.endpoint())).expect("mapserver answers");
+    assert_eq!(direct.status, 200, "{}", direct.text());
+    assert!(direct.text().contains("ExceptionReport") && direct.text().contains("msWFS"), "{}", direct.text());
+    let r = c.gw.get(&format!("/ogc/wfs/ms?{wfs}"), token).await;
+    let text = r.text();
+    assert_eq!((r.status.as_u16(), r.reason()), (502, "upstream_error".to_owned()), "{text}");
+    assert!(!text.contains("msWFS"), "{text}");
+    c.assert_no_upstream(wfs, &text);
 }
 
 /// #13 (8): what QGIS shows of a refusal. A `view` token may read WFS capabilities

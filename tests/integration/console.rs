@@ -44,6 +44,7 @@ layers = ["places"]
 properties = ["name", "secret_note"]
 [path.upstream]
 ogcapi = "http://{up}/api"
+wfs = "http://{up}/wfs"
 [[path]]
 id = "private"
 kind = "raster"
@@ -139,8 +140,20 @@ async fn paths_shows_only_what_the_token_sees_and_never_an_upstream() {
     assert!(!text.contains("secret_note"));
     let urls: Vec<&str> =
         places["integrate"].as_array().expect("urls").iter().map(|u| u["url"].as_str().unwrap_or("")).collect();
-    assert_eq!(urls, ["https://maps.example.org/ogc/api/places"]);
+    assert_eq!(urls, ["https://maps.example.org/ogc/wfs/places", "https://maps.example.org/ogc/api/places"]);
     assert_eq!(v["token"]["scope"], "all");
+
+    // A view token cannot read features: WFS (GetFeature needs viewPlus) is not offered;
+    // the OGC API stays, its tiles and landing page are view-tier.
+    let view = gw.token(&[("places", Tier::View)]).await;
+    let v = gw.get("/account/security/paths", &view).await.json();
+    let protocols: Vec<&str> = v["paths"][0]["integrate"]
+        .as_array()
+        .expect("urls")
+        .iter()
+        .map(|u| u["protocol"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(protocols, ["ogcapi"]);
 
     // A folder grant shows the folder and everything under it, parents first.
     let admin = gw.token(&[("world", Tier::Admin)]).await;

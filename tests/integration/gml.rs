@@ -76,9 +76,18 @@ async fn qgis_gml_getfeature_with_a_fenced_property_fenced_token_is_filtered() {
     let up = gw.upstream.addr.to_string();
     assert!(!body.contains(&up), "the upstream's address leaked: {body}");
     assert!(body.contains("https://maps.example.org/ogc/wfs/places?SERVICE=WFS"), "schema location mapped");
-    // What was judged is what was forwarded: the request reached the upstream as sent.
+    // What was judged is what was forwarded, asked for the fence's box only (#12, WFS
+    // paging: `STARTINDEX` past the last visible feature counted the ones outside): the
+    // box of both fence tiles, latitude first, in the URN every WFS 2.0 server reads so.
     let seen = gw.upstream.last();
-    assert!(seen.uri.ends_with("REQUEST=GetFeature&TYPENAMES=places&SRSNAME=EPSG:3857"), "{}", seen.uri);
+    let (judged, bbox) = seen.uri.split_once("&BBOX=").expect("a BBOX was added");
+    assert!(judged.ends_with("REQUEST=GetFeature&TYPENAMES=places&SRSNAME=EPSG:3857"), "{}", seen.uri);
+    let (numbers, crs) = bbox.rsplit_once(',').expect("a CRS");
+    assert_eq!(crs, "urn:ogc:def:crs:EPSG::4326");
+    let b: Vec<f64> = numbers.split(',').map(|n| n.parse().expect("number")).collect();
+    let lonlat = fence().bounds_lonlat().expect("bounds");
+    let expected = [lonlat.min_y, lonlat.min_x, lonlat.max_y, lonlat.max_x];
+    assert!(b.iter().zip(expected).all(|(got, want)| (got - want).abs() < 1e-6), "{b:?} vs {expected:?}");
 }
 
 #[tokio::test]

@@ -184,7 +184,8 @@ fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
 }
 
 /// False for a link into a collection the path does not cover, for a templated
-/// upstream link outside the base (no public URL reaches it), and for a link on the
+/// upstream link outside the base (no public URL reaches it), for a link to the
+/// service itself on a third host (`ogc::api::is_service_rel`), and for a link on the
 /// upstream the gateway would refuse: an HTML page (answered 406), or a route the
 /// classifier does not serve (`/processes`, `/jobs`, the API definition…).
 fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
@@ -201,7 +202,10 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     } else {
         match ctx.map.path_under_base(href) {
             Some(p) => p,
-            None => return true,
+            // Elsewhere: kept when it leads away by nature or to the gateway itself.
+            None => {
+                return !(ctx.map.is_elsewhere(href) && link_rel(link).is_some_and(crate::ogc::api::is_service_rel))
+            }
         }
     };
     if !relative && (is_html(link, href) || !crate::ogc::api::serves_route(path)) {
@@ -216,6 +220,10 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     !segments.windows(2).any(|w| {
         w[0] == "collections" && !w[1].is_empty() && !percent::decode_name(w[1]).is_ok_and(|c| ctx.rw.covers(&c))
     })
+}
+
+fn link_rel(link: &Json) -> Option<&str> {
+    link.get("rel").and_then(Json::as_str)
 }
 
 /// A link to an HTML page or a JSON-LD document (both answered 406: their URLs sit

@@ -142,6 +142,51 @@ pub(crate) fn serves_route(path: &str) -> bool {
     route(&segments).is_some()
 }
 
+/// True for a link relation that leads to the service itself (its pages, collections,
+/// items, tiles, definitions): such a link is on the upstream or on the gateway, never
+/// on a third host. An absolute link of one of these relations to a host that is
+/// neither names an upstream by another name (pygeoapi's `server.url`, GeoServer's
+/// proxy base URL) and would send the client around the gateway: the rewriters drop
+/// it. Relations that lead away by nature (`license`, `describedby`, `cite-as`,
+/// `related`, `via`…) are kept.
+///
+/// ```
+/// use tilegate::ogc::api::is_service_rel;
+/// assert!(is_service_rel("next") && is_service_rel("ALTERNATE") && is_service_rel("items"));
+/// assert!(is_service_rel("http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"));
+/// assert!(is_service_rel("[ogc-rel:conformance]"));
+/// assert!(!is_service_rel("license") && !is_service_rel("describedby"));
+/// ```
+pub fn is_service_rel(rel: &str) -> bool {
+    let rel = rel.trim();
+    const OGC: [&str; 3] =
+        ["http://www.opengis.net/def/rel/ogc/1.0/", "https://www.opengis.net/def/rel/ogc/1.0/", "[ogc-rel:"];
+    if OGC.iter().any(|p| rel.len() >= p.len() && rel[..p.len()].eq_ignore_ascii_case(p)) {
+        return true;
+    }
+    const IANA: [&str; 18] = [
+        "self",
+        "alternate",
+        "next",
+        "prev",
+        "previous",
+        "first",
+        "last",
+        "root",
+        "up",
+        "start",
+        "items",
+        "collection",
+        "data",
+        "service-desc",
+        "service-doc",
+        "conformance",
+        "tiles",
+        "search",
+    ];
+    IANA.iter().any(|r| rel.eq_ignore_ascii_case(r))
+}
+
 /// True when `path` (as for [`serves_route`]) is an items or item route: a fenced token
 /// is served features there only as GeoJSON.
 pub(crate) fn is_feature_route(path: &str) -> bool {

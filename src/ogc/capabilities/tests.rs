@@ -828,6 +828,35 @@ fn ogcapi_collections_are_filtered_with_their_links() {
     assert!(!text(&out).contains("cadastre"));
 }
 
+/// Attacker round 4: pygeoapi's `server.url` (or GeoServer's proxy base) naming the
+/// upstream by another host than the one the gateway reaches it at put that internal
+/// host in every link; a client following them went around the gateway.
+#[test]
+fn ogcapi_service_links_on_a_third_host_are_removed() {
+    let doc = br#"{"links":[
+        {"rel":"self","href":"http://pygeoapi.internal:5000/?f=json"},
+        {"rel":"next","href":"HTTP://pygeoapi.internal:5000/collections/obs/items?offset=10"},
+        {"rel":"http://www.opengis.net/def/rel/ogc/1.0/conformance","href":"http://10.0.0.7/conformance"},
+        {"rel":"license","href":"https://creativecommons.org/licenses/by/4.0/"},
+        {"rel":"describedby","href":"https://example.org/about"},
+        {"rel":"alternate","href":"https://maps.example.org/ogc/api/obs/collections?f=json"},
+        {"rel":"data","href":"http://127.0.0.1:5000/collections"}
+    ]}"#;
+    let layers = names(&["obs"]);
+    let rw = Rewrite::new("http://127.0.0.1:5000", PUBLIC_API, &layers);
+    let out = rewrite_ogcapi_json(doc, &rw).expect("rewrites");
+    assert_eq!(
+        hrefs(&json(&out)),
+        [
+            "https://creativecommons.org/licenses/by/4.0/",
+            "https://example.org/about",
+            "https://maps.example.org/ogc/api/obs/collections?f=json",
+            "https://maps.example.org/ogc/api/obs/collections",
+        ],
+        "service links stay only on the gateway; links away by nature stay"
+    );
+}
+
 #[test]
 fn ogcapi_links_into_uncovered_collections_are_removed() {
     let doc = br#"{"links":[

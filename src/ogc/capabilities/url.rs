@@ -314,6 +314,14 @@ impl UrlMap {
     }
 
     /// The path below the upstream base of a URL that is under it (`""` or `/…`).
+    /// True for an absolute URL on a third host: neither the upstream (any spelling of
+    /// it) nor the gateway's public URL.
+    pub(crate) fn is_elsewhere(&self, url: &str) -> bool {
+        let on_public =
+            url.strip_prefix(self.public.as_str()).is_some_and(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
+        split_url(url).is_some_and(|parts| !self.is_upstream_origin(&parts)) && !on_public
+    }
+
     pub(crate) fn path_under_base<'u>(&self, url: &'u str) -> Option<&'u str> {
         let parts = split_url(url)?;
         if !self.is_upstream_origin(&parts) {
@@ -490,6 +498,11 @@ impl LinkMap {
                 None => LinkMapped::Unchanged,
             },
         }
+    }
+
+    /// True for an absolute URL on a third host: neither the upstream nor the gateway.
+    pub fn is_elsewhere(&self, url: &str) -> bool {
+        self.map.is_elsewhere(url.trim())
     }
 
     /// True when `text` still names the upstream host and port, also inside another

@@ -313,6 +313,97 @@ fn bbox_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
     }
 }
 
+/// The upstream GetFeature (KVP) of a fenced token, asked only for the fence's extent,
+/// as OGC API items are (`ogc::api::narrow_items_to_fence`): `BBOX` becomes its
+/// intersection with the fence's bounding box, in the request's CRS and axis order, or
+/// the fence's bounding box (`urn:ogc:def:crs:EPSG::4326`, latitude first, as every WFS
+/// 1.1 and 2.0 server reads it) when the request had none. Walking `STARTINDEX` past the
+/// last visible feature then no longer counts the features outside the fence, and pages
+/// are not filled with features the GML or GeoJSON filter drops.
+///
+/// `None` leaves the request as judged: no fence tiles; WFS 1.0 (its `BBOX` names no CRS);
+/// a `FILTER`, `CQL_FILTER` or `RESOURCEID`/`FEATUREID` (KVP cannot add a `BBOX` beside
+/// them: the filter stage still drops what lies outside, the paging still counts it);
+/// a `BBOX` without a CRS or in one the gateway does not know, or crossing the
+/// antimeridian. XML POST bodies are forwarded as judged.
+///
+/// ```
+/// use tilegate::spatial::Fence;
+/// let fence = Fence::new(Some(&[(1, 1, 0)]), None).unwrap(); // lon 0..180, lat 0..85.05
+/// let narrowed = |q: &str| {
+///     let uri: http::Uri = format!("http://up/wfs?{q}").parse().unwrap();
+///     tilegate::ogc::wfs::narrow_to_fence(&uri, &fence).map(|u| u.query().unwrap().to_owned())
+/// };
+/// let q = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=ms:lakes&STARTINDEX=20";
+/// let out = narrowed(q).unwrap(); // latitude first
+/// assert!(out.starts_with(&format!("{q}&BBOX=-0.000000001,-0.000000001,85.05")), "{out}");
+/// assert!(out.ends_with(",180.000000001,urn:ogc:def:crs:EPSG::4326"), "{out}");
+/// let q = "version=1.1.0&request=GetFeature&typename=lakes&bbox=-10,10,20,20,EPSG:4326";
+/// assert_eq!(narrowed(q).unwrap(), "version=1.1.0&request=GetFeature&typename=lakes&bbox=-0.000000001,10,20,20,EPSG:4326");
+/// assert_eq!(narrowed("VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=lakes"), None);
+/// assert_eq!(narrowed("VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=lakes&RESOURCEID=lakes.1"), None);
+/// ```
+pub fn narrow_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option<http::Uri> {
+    use crate::spatial::{AxisOrder, Crs};
+    let query = uri.query().unwrap_or("");
+    let pieces: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let decoded =
+        |raw: &str| percent_encoding::percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let named = |name: &str| {
+        pieces.iter().position(|p| decoded(p.split_once('=').map_or(p, |(n, _)| n)).eq_ignore_ascii_case(name))
+    };
+    let value = |i: usize| decoded(pieces[i].split_once('=').map_or("", |(_, v)| v));
+    if ["FILTER", "CQL_FILTER", "RESOURCEID", "FEATUREID"].iter().any(|n| named(n).is_some()) {
+        return None;
+    }
+    if !named("VERSION").is_some_and(|i| value(i).starts_with("1.1") || value(i).starts_with("2.")) {
+        return None;
+    }
+    let bbox_at = named("BBOX");
+    let given = bbox_at.map(|i| value(i));
+    let (crs, order, crs_text, xy) = match &given {
+        None => (Crs::Wgs84, AxisOrder::YX, "urn:ogc:def:crs:EPSG::4326".to_owned(), None),
+        Some(raw) => {
+            let parts: Vec<&str> = raw.split(',').map(str::trim).collect();
+            let [a, b, c, d, id] = parts.as_slice() else { return None };
+            let (crs, order) = wfs_crs(id)?;
+            let v = [a, b, c, d].map(|n| n.parse::<f64>().ok());
+            let [Some(a), Some(b), Some(c), Some(d)] = v else { return None };
+            let xy = if order == AxisOrder::YX { [b, a, d, c] } else { [a, b, c, d] };
+            (crs, order, (*id).to_owned(), Some(xy))
+        }
+    };
+    let fenced = match crs {
+        Crs::Wgs84 => fence.bounds_lonlat()?,
+        Crs::WebMercator => fence.bounds_mercator()?,
+    };
+    let pad = if crs == Crs::Wgs84 { 1e-9 } else { 1e-4 };
+    let mut b = [fenced.min_x - pad, fenced.min_y - pad, fenced.max_x + pad, fenced.max_y + pad];
+    if let Some(xy) = xy {
+        if xy[0] > xy[2] {
+            return None;
+        }
+        b = [b[0].max(xy[0]), b[1].max(xy[1]), b[2].min(xy[2]), b[3].min(xy[3])];
+        if b[0] > b[2] || b[1] > b[3] {
+            return None;
+        }
+    }
+    let [x0, y0, x1, y1] = b;
+    let (a0, a1, c0, c1) = if order == AxisOrder::YX { (y0, x0, y1, x1) } else { (x0, y0, x1, y1) };
+    let mut out: Vec<String> = pieces.iter().map(|p| (*p).to_owned()).collect();
+    match bbox_at {
+        Some(i) => {
+            let name = pieces[i].split_once('=').map_or(pieces[i], |(n, _)| n);
+            out[i] = format!("{name}={a0},{a1},{c0},{c1},{crs_text}");
+        }
+        None => out.push(format!("BBOX={a0},{a1},{c0},{c1},{crs_text}")),
+    }
+    let pq = format!("{}?{}", uri.path(), out.join("&"));
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
 /// PROPERTYNAME: comma lists, per type in parentheses; `*` names nothing.
 fn property_names(value: &str) -> Result<Vec<String>, OgcError> {
     let mut out = Vec::new();

@@ -131,6 +131,34 @@ impl TestUpstream {
             );
             return typed("application/vnd.ogc.se_xml", body.into_bytes());
         }
+        if path.ends_with("/mislabelled.png") {
+            // An error page labelled as the image that was asked for (a CDN or a broken
+            // tile source does this), naming internal hosts.
+            return typed("image/png", b"<html><body>502 from tiles-3.internal:8080</body></html>".to_vec());
+        }
+        if path.ends_with("/coded-xml") {
+            // GeoServer's gzip filter compresses every XML answer, exceptions included.
+            use std::io::Write as _;
+            let doc = format!(
+                r#"<?xml version="1.0"?><ows:ExceptionReport xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Exception exceptionCode="NoApplicableCode"><ows:ExceptionText>java.io.IOException: http://{}/geoserver/data/secret</ows:ExceptionText></ows:Exception></ows:ExceptionReport>"#,
+                self.addr
+            );
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(doc.as_bytes()).expect("gzip");
+            let mut res = typed("application/xml", e.finish().expect("gzip"));
+            res.headers_mut().insert("content-encoding", http::HeaderValue::from_static("gzip"));
+            return res;
+        }
+        if path.ends_with("/exception200-wfs") {
+            // MapServer answers a failed WFS request 200 `text/xml` with an exception
+            // report naming the map file and the upstream.
+            let body = format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<ows:ExceptionReport xmlns:ows="http://www.opengis.net/ows/1.1" version="2.0.0" xsi:schemaLocation="http://www.opengis.net/ows/1.1 http://{}/schemas/owsExceptionReport.xsd" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><ows:Exception exceptionCode="InvalidParameterValue"><ows:ExceptionText>msWFSGetFeature(): /srv/secret/roads.map</ows:ExceptionText></ows:Exception></ows:ExceptionReport>"#,
+                self.addr
+            );
+            return typed("text/xml; subtype=gml/3.2.1", body.into_bytes());
+        }
         if path.ends_with("/worker.js") || path.ends_with("/page.html") {
             // An upstream page that would run as the gateway's origin: a service worker
             // claiming the whole origin, a wipe of its storage, a loose policy of its own.
@@ -149,7 +177,7 @@ impl TestUpstream {
         }
         if path.ends_with("/session") {
             // Upstream state and identity: a session cookie, its own challenge, its software.
-            let mut res = typed("image/png", b"png".to_vec());
+            let mut res = typed("image/png", b"\x89PNG\r\n\x1a\n(a tile)".to_vec());
             let h = res.headers_mut();
             h.append("set-cookie", http::HeaderValue::from_static("JSESSIONID=secret-session; Path=/geoserver"));
             h.append("set-cookie", http::HeaderValue::from_static("AWSALB=sticky; Path=/"));

@@ -1,0 +1,365 @@
+//! What an answer relayed unread really is, from its first bytes.
+//!
+//! **Images.** An answer to an image or tile request that says `image/*` must start
+//! with a raster signature ([`relay_image`]): an error page, an exception document or
+//! feature data labelled `image/png` is the upstream error it is, never relayed.
+//!
+//! **OGC exception reports answered as a success.**
+//!
+//! MapServer, GeoServer and QGIS Server answer many failed requests with `200 OK` and
+//! an `ows:ExceptionReport` (or WMS's `ServiceExceptionReport`): it names files, data
+//! sources, internal hosts in `schemaLocation`, and with GeoServer's verbose exceptions
+//! a stack trace. The filters fail closed on one (it is not the document they read);
+//! an answer relayed unread (an unrestricted token's GetFeature, DescribeFeatureType,
+//! a coverage) is checked here first: when its media type is XML, the body is read up
+//! to the start of its root element (at most [`PEEK_LIMIT`] bytes, inflated first
+//! when the upstream compressed it) and an exception root is the upstream error it is,
+//! answered by the gateway like a 4xx body. Every other answer is relayed as it came,
+//! the bytes read to decide included.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header;
+use http::Response;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::proxy::UpstreamBody;
+use crate::respond::{Body, BoxError};
+
+/// How much of an XML answer is read to find its root element. A document whose root
+/// starts later (a prolog of comments this long) is refused, not relayed unread.
+pub const PEEK_LIMIT: usize = 16 << 10;
+
+/// What the first bytes of an XML answer say.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Root {
+    /// An OGC exception report: not relayed.
+    Exception,
+    /// Any other root element: relayed.
+    Document,
+    /// No root element in the bytes read yet.
+    NotYet,
+    /// Not XML after all (text before the root): relayed; its type is the upstream's claim.
+    NotXml,
+}
+
+/// Reads the root element's name from the start of an XML document: past a byte order
+/// mark, whitespace, the declaration, processing instructions, comments and a DOCTYPE.
+pub fn root(doc: &[u8]) -> Root {
+    let mut rest = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
+    loop {
+        let start = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len());
+        rest = &rest[start..];
+        if rest.is_empty() {
+            return Root::NotYet;
+        }
+        if rest[0] != b'<' {
+            return Root::NotXml;
+        }
+        let skip = |open: &[u8], close: &[u8], rest: &[u8]| -> Option<Option<usize>> {
+            if !rest.starts_with(open) {
+                return None;
+            }
+            Some(rest[open.len()..].windows(close.len()).position(|w| w == close).map(|i| open.len() + i + close.len()))
+        };
+        let skipped = skip(b"<?", b"?>", rest)
+            .or_else(|| skip(b"<!--", b"-->", rest))
+            .or_else(|| skip(b"<!", b">", rest).filter(|_| rest.len() < 3 || rest[2] != b'-'));
+        match skipped {
+            Some(Some(n)) => rest = &rest[n..],
+            Some(None) => return Root::NotYet,
+            None if rest.len() < 4 && (b"<!--".starts_with(rest) || rest == b"<") => return Root::NotYet,
+            None => break,
+        }
+    }
+    let name_len = rest[1..].iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'>' | b'/'));
+    let Some(len) = name_len else { return Root::NotYet };
+    let name = &rest[1..1 + len];
+    let local = name.iter().rposition(|b| *b == b':').map_or(name, |i| &name[i + 1..]);
+    if local.eq_ignore_ascii_case(b"ExceptionReport") || local.eq_ignore_ascii_case(b"ServiceExceptionReport") {
+        Root::Exception
+    } else {
+        Root::Document
+    }
+}
+
+/// `text/xml`, `application/xml`, `application/gml+xml`, `application/vnd.ogc.se_xml`,
+/// `text/xml; subtype=gml/3.2`…: a `text` or `application` type naming XML.
+fn is_xml(res: &Response<UpstreamBody>) -> bool {
+    let Some(ct) = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let media = ct.split(';').next().unwrap_or("").trim();
+    media.split_once('/').is_some_and(|(kind, sub)| {
+        (kind.eq_ignore_ascii_case("text") || kind.eq_ignore_ascii_case("application"))
+            && sub.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"xml"))
+    })
+}
+
+/// Relays a successful answer the gateway does not filter, unless it is an OGC
+/// exception report (then the gateway's own `upstream_error`, 502).
+pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
+    if !res.status().is_success() || !is_xml(&res) {
+        return super::relay(res);
+    }
+    let coding = res
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let inflate = match coding.as_deref() {
+        None | Some("identity") => Inflate::Identity(Vec::new()),
+        Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
+        Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
+        Some(_) => return refused(&res, "an XML answer in a content coding the gateway cannot read"),
+    };
+    peek(res, inflate, |head, ended| match root(head) {
+        Root::Exception => Peeked::Refuse("the upstream answered with an OGC exception report and a success status"),
+        Root::Document | Root::NotXml => Peeked::Relay,
+        Root::NotYet if ended && head.iter().all(u8::is_ascii_whitespace) => Peeked::Relay,
+        Root::NotYet if ended || head.len() >= PEEK_LIMIT => {
+            Peeked::Refuse("an XML answer whose root element the gateway could not find")
+        }
+        Root::NotYet => Peeked::More,
+    })
+    .await
+}
+
+/// The signatures of the raster formats map servers answer with: PNG, JPEG, GIF, WebP,
+/// TIFF, BMP, JPEG 2000, AVIF. An answer to an image or tile request whose media type
+/// says `image/*` must start with one; an empty body passes (there is nothing in it).
+/// `None`: fewer than 12 bytes that start no signature (read more, if there is more).
+pub fn is_raster(head: &[u8]) -> Option<bool> {
+    const MAGIC: [&[u8]; 8] = [
+        b"\x89PNG\r\n\x1a\n",
+        b"\xFF\xD8\xFF",
+        b"GIF87a",
+        b"GIF89a",
+        b"II*\0",
+        b"MM\0*",
+        b"BM",
+        b"\0\0\0\x0cjP  \r\n\x87\n",
+    ];
+    let webp = head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP";
+    let avif = head.len() >= 12 && &head[4..8] == b"ftyp" && matches!(&head[8..12], b"avif" | b"avis");
+    if webp || avif || MAGIC.iter().any(|m| head.starts_with(m)) {
+        Some(true)
+    } else if head.len() < 12 {
+        None // too short to tell yet
+    } else {
+        Some(false)
+    }
+}
+
+/// Relays an image the gateway does not decode, once its first bytes are a raster
+/// signature ([`is_raster`]): an upstream that labels an error page, an exception or
+/// data `image/png` is not relayed as one. An answer in a content coding is relayed
+/// unread (map servers do not compress images; the coding would hide the signature).
+pub async fn relay_image(res: Response<UpstreamBody>) -> Response<Body> {
+    let coded = res.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity");
+    if !res.status().is_success() || res.status() == http::StatusCode::NO_CONTENT || coded {
+        return super::relay(res);
+    }
+    peek(res, Inflate::Identity(Vec::new()), |head, ended| match is_raster(head) {
+        Some(true) => Peeked::Relay,
+        None if ended && head.is_empty() => Peeked::Relay,
+        None if !ended => Peeked::More,
+        Some(false) | None => Peeked::Refuse("the upstream answered an image request with a body that is no image"),
+    })
+    .await
+}
+
+enum Peeked {
+    Relay,
+    Refuse(&'static str),
+    More,
+}
+
+/// Reads frames until `decide` (given what was read, inflated, and whether the body
+/// ended) relays or refuses; then relays every frame read and the rest, or answers
+/// with the gateway's own error.
+async fn peek(
+    res: Response<UpstreamBody>,
+    mut inflate: Inflate,
+    decide: impl Fn(&[u8], bool) -> Peeked,
+) -> Response<Body> {
+    let (parts, mut body) = res.into_parts();
+    let mut read: Vec<Frame<Bytes>> = Vec::new();
+    let mut ended = false;
+    let refusal = loop {
+        match decide(inflate.output(), ended) {
+            Peeked::Relay => break None,
+            Peeked::Refuse(why) => break Some(why),
+            Peeked::More if ended => break Some("the answer ended before the gateway could check it"),
+            Peeked::More => {}
+        }
+        match body.frame().await {
+            None => ended = true,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the upstream's answer broke off while its first bytes were read");
+                return super::replaced_as(&Response::from_parts(parts, ()), http::StatusCode::BAD_GATEWAY);
+            }
+            Some(Ok(frame)) => {
+                match frame.data_ref() {
+                    Some(data) => {
+                        if inflate.write(data).is_err() {
+                            read.push(frame);
+                            break Some("an answer whose compressed body does not inflate");
+                        }
+                    }
+                    None => ended = true,
+                }
+                read.push(frame);
+            }
+        }
+    };
+    let res = Response::from_parts(parts, ());
+    if let Some(why) = refusal {
+        tracing::warn!(upstream.content_type = ?res.headers().get(header::CONTENT_TYPE), "{why}; not relayed");
+        return own_error(&res);
+    }
+    let (mut parts, ()) = res.into_parts();
+    super::headers::sanitize_response(&mut parts.headers);
+    Response::from_parts(parts, Prefixed { read: read.into_iter(), rest: body }.boxed())
+}
+
+fn own_error<B>(res: &Response<B>) -> Response<Body> {
+    super::replaced_as(res, http::StatusCode::BAD_GATEWAY)
+}
+
+fn refused(res: &Response<UpstreamBody>, why: &str) -> Response<Body> {
+    tracing::warn!(upstream.content_encoding = ?res.headers().get(header::CONTENT_ENCODING), "{why}; not relayed");
+    own_error(res)
+}
+
+enum Inflate {
+    Identity(Vec<u8>),
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
+}
+
+impl Inflate {
+    /// Adds input; the output it gives stays bounded by what [`root`] needs: the
+    /// caller stops at [`PEEK_LIMIT`] of either.
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Inflate::Identity(out) => {
+                let room = PEEK_LIMIT.saturating_sub(out.len());
+                out.extend_from_slice(&data[..data.len().min(room)]);
+                Ok(())
+            }
+            // At most one step of input at a time, so a bomb stops at the limit.
+            Inflate::Gzip(d) => write_bounded(d.as_mut(), data, |d| d.get_ref().len()),
+            Inflate::Deflate(d) => write_bounded(d.as_mut(), data, |d| d.get_ref().len()),
+        }
+    }
+
+    fn output(&self) -> &[u8] {
+        match self {
+            Inflate::Identity(out) => out,
+            Inflate::Gzip(d) => d.get_ref(),
+            Inflate::Deflate(d) => d.get_ref(),
+        }
+    }
+}
+
+fn write_bounded<W: std::io::Write>(w: &mut W, data: &[u8], len: impl Fn(&W) -> usize) -> std::io::Result<()> {
+    for step in data.chunks(1024) {
+        if len(w) >= PEEK_LIMIT {
+            break;
+        }
+        w.write_all(step)?;
+        w.flush()?;
+    }
+    Ok(())
+}
+
+/// The frames read to find the root element, then the rest of the upstream's body.
+struct Prefixed {
+    read: std::vec::IntoIter<Frame<Bytes>>,
+    rest: UpstreamBody,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.read.next() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx).map_err(|e| Box::new(e) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.len() == 0 && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let held: u64 = self.read.as_slice().iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum();
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + held);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    #[test]
+    fn finds_the_root_past_the_prolog() {
+        let cases: &[(&str, Root)] = &[
+            (r#"<?xml version="1.0"?><ows:ExceptionReport version="2.0.0">"#, Root::Exception),
+            ("\u{feff}<?xml version='1.0'?>\n<!-- MapServer -->\n<ServiceExceptionReport>", Root::Exception),
+            (
+                r#"<!DOCTYPE ServiceExceptionReport SYSTEM "x.dtd"><ServiceExceptionReport version="1.1.1">"#,
+                Root::Exception,
+            ),
+            ("<ows:exceptionreport/>", Root::Exception),
+            (r#"<?xml version="1.0"?><wfs:FeatureCollection xmlns:wfs="…">"#, Root::Document),
+            ("<ExceptionReportX/>", Root::Document),
+            ("<!-- ExceptionReport --><Capabilities>", Root::Document),
+            ("<?xml version=\"1.0\"?><!-- not closed", Root::NotYet),
+            ("<?xml version=\"1.0\"?><ows:Exception", Root::NotYet),
+            ("<!-", Root::NotYet),
+            ("  ", Root::NotYet),
+            ("GIF89a", Root::NotXml),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(&root(doc.as_bytes()), want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn raster_signatures() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(is_raster(png), Some(true));
+        assert_eq!(is_raster(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0\x01\x01"), Some(true));
+        assert_eq!(is_raster(b"RIFF\x24\0\0\0WEBPVP8 "), Some(true));
+        assert_eq!(is_raster(b"GIF89a\x01\0\x01\0\x80\0"), Some(true));
+        assert_eq!(is_raster(b"\x89PN"), None, "too short to tell");
+        assert_eq!(is_raster(b"<?xml version=\"1.0\"?><ServiceExceptionReport>"), Some(false));
+        assert_eq!(is_raster(b"<html><body>Internal error"), Some(false));
+        assert_eq!(is_raster(b"{\"type\":\"FeatureCollection\"}"), Some(false));
+    }
+
+    #[test]
+    fn a_compressed_bomb_stops_at_the_limit() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"<?xml version=\"1.0\"?><!--").unwrap();
+        gz.write_all(&vec![b' '; 50 << 20]).unwrap();
+        let packed = gz.finish().unwrap();
+        let mut inflate = Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new())));
+        inflate.write(&packed).unwrap();
+        assert!(inflate.output().len() < PEEK_LIMIT + 1024 * 1100, "{}", inflate.output().len());
+        assert_eq!(root(inflate.output()), Root::NotYet);
+    }
+}

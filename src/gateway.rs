@@ -251,11 +251,7 @@ impl Gateway {
         let response = self.forward(parts, body, &permitted, &ctx).await;
         log.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         let mut res = self.filter(response?, &permitted, &token).await?;
-        let o = permitted.permit().obligations();
-        proxy::headers::cache_for_token(
-            res.headers_mut(),
-            o.properties.is_some() || o.fence.is_some() || o.clip.is_some(),
-        );
+        proxy::headers::cache_for_token(res.headers_mut(), permitted.permit().obligations().shape_the_answer());
         Ok(res)
     }
 
@@ -292,11 +288,7 @@ impl Gateway {
             Answer::Filter(res) => self.filter(res, &permitted, token).await?,
             Answer::Done(res) => res,
         };
-        let o = permitted.permit().obligations();
-        proxy::headers::cache_for_token(
-            res.headers_mut(),
-            o.properties.is_some() || o.fence.is_some() || o.clip.is_some(),
-        );
+        proxy::headers::cache_for_token(res.headers_mut(), permitted.permit().obligations().shape_the_answer());
         Ok(res)
     }
 

@@ -217,14 +217,20 @@ impl Recorder {
     }
 
     /// The background task: a flush every `every`, for ever.
-    pub async fn run(self: std::sync::Arc<Self>, store: Store, every: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+    ///
+    /// `every` is read again at each wake-up, at most a second apart, so a reload that
+    /// changes `store.usage_flush_interval` applies within a second, not after the old
+    /// interval has run out.
+    pub async fn run(self: std::sync::Arc<Self>, store: Store, every: impl Fn() -> Duration) {
+        let mut last = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
-            // A failure is logged (once per outage) and the deltas kept.
-            let _ = self.flush(&store).await;
+            let wait = every().saturating_sub(last.elapsed()).min(Duration::from_secs(1));
+            tokio::time::sleep(wait).await;
+            if last.elapsed() >= every() {
+                last = tokio::time::Instant::now();
+                // A failure is logged (once per outage) and the deltas kept.
+                let _ = self.flush(&store).await;
+            }
         }
     }
 

@@ -232,6 +232,15 @@ pub struct Obligations {
     pub clip: Option<Clip>,
 }
 
+impl Obligations {
+    /// True when what the token is shown may differ from the upstream's answer (a
+    /// property fence, a geofence or a clip): such an answer is the token's own
+    /// (`private, no-store`) and a write's echo is withheld.
+    pub fn shape_the_answer(&self) -> bool {
+        self.properties.is_some() || self.fence.is_some() || self.clip.is_some()
+    }
+}
+
 /// Proof that [`decide`] allowed a request. Cannot be built outside this module.
 #[derive(Clone, Debug)]
 pub struct Permit {

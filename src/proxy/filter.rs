@@ -343,8 +343,7 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
             Ok(res)
         }
         ResponseKind::Written => {
-            let fenced = properties.is_some() || ctx.obligations.fence.is_some();
-            if !fenced {
+            if !ctx.obligations.shape_the_answer() {
                 return Ok(super::relay(res));
             }
             let (mut parts, _body) = res.into_parts();

@@ -163,7 +163,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let certs = config.server.tls.as_ref().map(|t| CertStore::new(t.certified.clone()));
     let acceptor = certs.clone().map(tls::acceptor).transpose()?;
     let watch_file = config.server.watch_config.then(|| config.source.clone()).flatten();
-    let usage_flush = config.store.usage_flush_interval;
     let cache = Arc::new(GrantCache::new(store));
     let gateway = Arc::new(Gateway::new(config, cache.clone()));
     let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
@@ -187,7 +186,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admissions = vec![main_admission, api_admission];
     let mut background =
         vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone(), admissions))];
-    background.push(tokio::spawn(gateway.usage().clone().run(gateway.cache().store().clone(), usage_flush)));
+    let flush_every = {
+        let gateway = gateway.clone();
+        move || gateway.config().store.usage_flush_interval
+    };
+    background.push(tokio::spawn(gateway.usage().clone().run(gateway.cache().store().clone(), flush_every)));
     let api_addr = api_addr.map(|(task, a)| {
         background.push(task);
         a

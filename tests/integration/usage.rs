@@ -168,6 +168,23 @@ async fn usage_survives_a_restart_and_token_list_shows_it() {
     assert!(line.split_whitespace().any(|w| w == "5"), "{line}");
 }
 
+/// `store.usage_flush_interval` is read at every wake-up of the flush task: a reload
+/// from 10 minutes to 200 ms applies at once, not after the 10 minutes.
+#[tokio::test]
+async fn a_reloaded_flush_interval_applies_without_a_restart() {
+    let gw = TestGateway::with_config(&config("usage_flush_interval = \"10m\"")).await;
+    let root = gw.token(&[("world", Tier::Admin)]).await;
+    let (token, id, _) = create(&gw, &root, json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(gw.get(TILE, &token).await.status, StatusCode::OK);
+    }
+    assert_eq!(read(&gw, &root, &id).await["requestCount"], 0, "nothing written yet under 10m");
+    let text = std::fs::read_to_string(&gw.config_path).expect("config");
+    std::fs::write(&gw.config_path, text.replace("usage_flush_interval = \"10m\"", "usage_flush_interval = \"200ms\""))
+        .expect("edit");
+    count_reaches(&gw, &root, &id, 3).await;
+}
+
 /// The store refuses writes (another process holds SQLite's write lock): counts are
 /// kept in memory and arrive once the store takes writes again, none lost or doubled;
 /// requests are served throughout.

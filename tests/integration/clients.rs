@@ -13,6 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use bytes::Bytes;
+use http::Method;
 use serde_json::{json, Value};
 
 use crate::support::upstreams::{self, MapProxy, MapServer, PyGeoApi};
@@ -1049,6 +1051,66 @@ async fn mapserver_exceptions_answered_200_are_the_gateways_upstream_error() {
     assert_eq!((r.status.as_u16(), r.reason()), (502, "upstream_error".to_owned()), "{text}");
     assert!(!text.contains("msWFS"), "{text}");
     c.assert_no_upstream(wfs, &text);
+}
+
+/// Attacker round 5 (critical): MapServer 8 writes WFS GeoJSON longitude first in
+/// CRS84 degrees whatever `SRSNAME` says in two cases — WFS 1.0, which has no `SRSNAME`
+/// (asked for EPSG:3857 the gateway read the degrees as metres: every place near
+/// 0°,0°, the whole layer for a fence in the Gulf of Guinea), and the latitude-first
+/// URN in 1.1/2.0 (read swapped, Nairobi passed a fence in the Atlantic). GeoServer
+/// reprojects and follows the URN. Where the servers disagree a fenced token is refused
+/// (`unsupported_crs`); where they agree the filter holds.
+#[tokio::test]
+async fn wfs_geojson_in_a_crs_the_servers_write_differently_is_refused_under_a_fence() {
+    let c = clients().await;
+    let direct = upstreams::http_get(&format!(
+        "{}?SERVICE=WFS&VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=places&OUTPUTFORMAT=geojson&SRSNAME=EPSG:3857",
+        c.ms.endpoint()
+    ))
+    .expect("mapserver answers");
+    let doc: serde_json::Value = serde_json::from_str(&direct.text()).expect("GeoJSON");
+    let x = doc["features"][0]["geometry"]["coordinates"][0].as_f64().expect("x");
+    assert!(x.abs() <= 180.0, "MapServer wrote degrees for EPSG:3857 in WFS 1.0 (the premise): {x}");
+    let token = c.token(Kind::Fenced);
+    let auth = format!("Bearer {token}");
+    let kvp = "/ogc/wfs/ms?SERVICE=WFS&REQUEST=GetFeature&OUTPUTFORMAT=geojson";
+    for query in [
+        format!("{kvp}&VERSION=1.0.0&TYPENAME=places&SRSNAME=EPSG:3857"),
+        format!("{kvp}&VERSION=1.0.0&TYPENAME=places&SRSNAME=urn:ogc:def:crs:EPSG::4326"),
+        format!("{kvp}&VERSION=2.0.0&TYPENAMES=ms:places&SRSNAME=urn:ogc:def:crs:EPSG::4326"),
+        format!("{kvp}&VERSION=1.1.0&TYPENAME=ms:places&SRSNAME=http://www.opengis.net/def/crs/EPSG/0/4326"),
+    ] {
+        let r = c.gw.get(&query, token).await;
+        assert_eq!((r.status.as_u16(), r.reason()), (403, "unsupported_crs".to_owned()), "{query}: {}", r.text());
+    }
+    let post = r#"<wfs:GetFeature xmlns:wfs="http://www.opengis.net/wfs/2.0" service="WFS" version="2.0.0" outputFormat="geojson"><wfs:Query typeNames="ms:places" srsName="urn:ogc:def:crs:EPSG::4326"/></wfs:GetFeature>"#;
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/xml")];
+    let r = c.gw.send(Method::POST, "/ogc/wfs/ms", &headers, Bytes::from_static(post.as_bytes())).await;
+    assert_eq!((r.status.as_u16(), r.reason()), (403, "unsupported_crs".to_owned()), "XML POST: {}", r.text());
+    // Where MapServer and GeoServer agree (EPSG:3857 in 1.1/2.0: both reproject and
+    // write metres; no SRSNAME: longitude first), the fence holds. (MapServer 8 refuses
+    // the CRS84 URN as an SRSNAME for this layer: 400.)
+    const HALF: f64 = 20_037_508.342_789_244 / 2.0; // tile 2/2/1's side in metres
+    for (query, metres) in [
+        (format!("{kvp}&VERSION=2.0.0&TYPENAMES=ms:places&SRSNAME=EPSG:3857"), true),
+        (format!("{kvp}&VERSION=1.0.0&TYPENAME=places"), false),
+    ] {
+        let r = c.gw.get(&query, token).await;
+        assert_eq!(r.status.as_u16(), 200, "{query}: {}", r.text());
+        let doc = r.json();
+        let features = doc["features"].as_array().expect("features");
+        let inside = |f: &Value| {
+            let p = &f["geometry"]["coordinates"];
+            let (x, y) = (p[0].as_f64().unwrap_or(f64::NAN), p[1].as_f64().unwrap_or(f64::NAN));
+            if metres {
+                (0.0..=HALF + 1.0).contains(&x) && (0.0..=HALF + 1.0).contains(&y)
+            } else {
+                (0.0..=90.0).contains(&x) && (0.0..=66.52).contains(&y)
+            }
+        };
+        assert_eq!(features.len(), FENCED_POINTS, "{query}: {doc}");
+        assert!(features.iter().all(inside), "{query}: {doc}");
+    }
 }
 
 /// #13 (8): what QGIS shows of a refusal. A `view` token may read WFS capabilities

@@ -193,18 +193,34 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
         .with_answer_crs(answer_crs))
 }
 
-/// The coordinates a GeoJSON answer is written in for `SRSNAME`. The URN and
-/// `http://www.opengis.net/def/crs/…` forms follow the authority's axis order on every
-/// server; the short `EPSG:4326` form does not (GeoServer writes longitude first,
-/// MapServer latitude first in WFS 1.1 and 2.0), so for a fenced token it is
-/// [`AnswerCrs::Unknown`] and refused; in WFS 1.0 it is longitude first everywhere.
-/// Without `SRSNAME` the answer is taken as longitude first.
+/// The coordinates a GeoJSON answer is written in for `SRSNAME`, where every mainstream
+/// server agrees; [`AnswerCrs::Unknown`] (a fenced token's request is refused as
+/// `unsupported_crs`) where they do not (attacker round 5):
+///
+/// - **Geographic EPSG:4326 in WFS 1.1 and 2.0, in any spelling**: MapServer (OGR's
+///   GeoJSON writer) writes longitude first whatever the form, URN and URI included;
+///   GeoServer follows the URN's latitude-first order, and writes the short form
+///   longitude first. Read either way, one server's features land elsewhere.
+/// - **Any `SRSNAME` in WFS 1.0**, which has no such parameter: MapServer ignores it and
+///   answers CRS84 degrees (a fence read them as EPSG:3857 metres and let every feature
+///   near 0°,0° through), GeoServer reprojects. Only a longitude-first geographic CRS
+///   reads the same on both.
+///
+/// Agreed: CRS84 (`urn:ogc:def:crs:OGC:1.3:CRS84`, `…/OGC/1.3/CRS84`) and the
+/// `…/gml/srs/epsg.xml#4326` form longitude first, EPSG:3857 (and its aliases) metres;
+/// without `SRSNAME`, RFC 7946 longitude first.
 pub(crate) fn answer_crs(srs: &str, version: &str) -> AnswerCrs {
-    let short = srs.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
-    match AnswerCrs::from_crs(crate::spatial::crs_from_identifier(srs)) {
-        AnswerCrs::LonLat | AnswerCrs::LatLon if short && version != "1.0.0" => AnswerCrs::Unknown,
-        AnswerCrs::LatLon if short => AnswerCrs::LonLat,
-        other => other,
+    use crate::spatial::Crs;
+    let Some((crs, _)) = crate::spatial::crs_from_identifier(srs) else { return AnswerCrs::Unknown };
+    let lower = srs.trim().to_ascii_lowercase();
+    let crs84 = lower.contains("crs84") || lower == "crs:84";
+    let lonlat_form = crs84 || lower.starts_with("http://www.opengis.net/gml/srs/epsg.xml#");
+    match crs {
+        Crs::Wgs84 if version == "1.0.0" && (lonlat_form || lower.starts_with("epsg:")) => AnswerCrs::LonLat,
+        _ if version == "1.0.0" => AnswerCrs::Unknown,
+        Crs::Wgs84 if lonlat_form => AnswerCrs::LonLat,
+        Crs::Wgs84 => AnswerCrs::Unknown,
+        Crs::WebMercator => AnswerCrs::WebMercator,
     }
 }
 
@@ -217,8 +233,9 @@ pub(crate) fn gml_short_crs(srsname: Option<&str>, version: &str) -> AnswerCrs {
     if version == "1.0.0" {
         return AnswerCrs::LonLat;
     }
-    match srsname.map(|srs| answer_crs(srs, version)) {
-        Some(AnswerCrs::LatLon) => AnswerCrs::LatLon,
+    let short = |srs: &str| srs.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
+    match srsname.filter(|srs| !short(srs)).and_then(crate::spatial::crs_from_identifier) {
+        Some((crate::spatial::Crs::Wgs84, crate::spatial::AxisOrder::YX)) => AnswerCrs::LatLon,
         _ => AnswerCrs::Unknown,
     }
 }
@@ -753,13 +770,22 @@ mod tests {
             .answer_crs,
             AnswerCrs::LonLat
         );
-        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "2.0.0"), AnswerCrs::LatLon);
-        assert_eq!(q("http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), AnswerCrs::LatLon);
+        // Attacker round 5: MapServer writes GeoJSON longitude first for the URN and URI
+        // forms too, GeoServer latitude first: no reading holds for both.
+        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "2.0.0"), AnswerCrs::Unknown);
+        assert_eq!(q("http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), AnswerCrs::Unknown);
+        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "1.1.0"), AnswerCrs::Unknown);
+        assert_eq!(q("http://www.opengis.net/gml/srs/epsg.xml%234326", "2.0.0"), AnswerCrs::LonLat);
         assert_eq!(q("urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0"), AnswerCrs::LonLat);
         assert_eq!(q("EPSG:3857", "2.0.0"), AnswerCrs::WebMercator);
+        assert_eq!(q("urn:ogc:def:crs:EPSG::3857", "1.1.0"), AnswerCrs::WebMercator);
         assert_eq!(q("EPSG:4326", "2.0.0"), AnswerCrs::Unknown);
         assert_eq!(q("EPSG:4326", "1.1.0"), AnswerCrs::Unknown);
-        assert_eq!(q("EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
         assert_eq!(q("EPSG:27700", "2.0.0"), AnswerCrs::Unknown);
+        // WFS 1.0 has no SRSNAME: MapServer ignores it (CRS84 degrees), GeoServer reprojects.
+        assert_eq!(q("EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
+        assert_eq!(q("urn:ogc:def:crs:OGC:1.3:CRS84", "1.0.0"), AnswerCrs::LonLat);
+        assert_eq!(q("EPSG:3857", "1.0.0"), AnswerCrs::Unknown);
+        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "1.0.0"), AnswerCrs::Unknown);
     }
 }

@@ -27,7 +27,8 @@
 //! around it, the first declaring every namespace binding the containers declare (built
 //! once per container, so its bindings are the answer's without reading the
 //! containers' start tags again for every feature), the feature and the end tags. Comments and processing instructions between members are
-//! dropped; text between members must be whitespace.
+//! dropped; text between members must be whitespace, and is copied only when no fence
+//! can drop a member (the gaps left would count what was dropped).
 //!
 //! # What is changed
 //!
@@ -511,7 +512,7 @@ impl GmlFilter {
                     if !is_space(rest) {
                         return Err(self.not_gml(*pos, "text between the collection's members".into()));
                     }
-                    if self.phase == Phase::Body {
+                    if self.phase == Phase::Body && self.fence.is_none() {
                         out.extend_from_slice(rest);
                     }
                     *pos = self.buf.len();
@@ -526,7 +527,10 @@ impl GmlFilter {
                     if !is_space(bytes) {
                         return Err(self.not_gml(*pos, "text between the collection's members".into()));
                     }
-                    if self.phase == Phase::Body {
+                    // Under a fence the whitespace between members is not copied: the
+                    // indentation left where a dropped member stood counted the features
+                    // outside the fence, in document order (attacker round 5).
+                    if self.phase == Phase::Body && self.fence.is_none() {
                         out.extend_from_slice(bytes);
                     }
                 }

@@ -736,7 +736,8 @@ impl LinkRewrite for LinkMap {
         let rel = link.get("rel").and_then(serde_json::Value::as_str);
         match link.get("href").and_then(serde_json::Value::as_str) {
             Some(href) => {
-                self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str))
+                !crate::ogc::capabilities::is_misleading_href(href)
+                    && self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str))
                     && !(self.is_elsewhere(href) && rel.is_some_and(crate::ogc::api::is_service_rel))
             }
             None => true,

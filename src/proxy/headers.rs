@@ -350,9 +350,18 @@ const URL_HEADERS: [HeaderName; 4] =
 
 /// True when a header value may name another origin: anything with a `:` before its
 /// first `/` (a scheme; browsers read `http:/\host` as absolute), `//` or `\`
-/// anywhere (network-path references, backslashes browsers read as slashes).
+/// anywhere (network-path references, backslashes browsers read as slashes), read as a
+/// browser's URL parser reads it: without the tabs and line breaks it removes first
+/// (`/<TAB>/evil.example` is `//evil.example`; attacker round 5).
 fn names_an_origin(value: &HeaderValue) -> bool {
-    let v = value.as_bytes();
+    let raw = value.as_bytes();
+    let cleaned: Vec<u8>;
+    let v = if raw.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        cleaned = raw.iter().copied().filter(|b| !matches!(b, b'\t' | b'\n' | b'\r')).collect();
+        &cleaned[..]
+    } else {
+        raw
+    };
     let scheme = v.iter().position(|b| *b == b':').is_some_and(|c| !v[..c].contains(&b'/'));
     scheme || v.windows(2).any(|w| w == b"//") || v.contains(&b'\\')
 }
@@ -767,6 +776,26 @@ mod tests {
         {
             let ip: IpAddr = ip.parse().expect("ip");
             assert_eq!(ip_value(ip).expect("value").to_str().expect("ascii"), ip.to_string());
+        }
+    }
+
+    /// Attacker round 5: `Location: /<TAB>/evil.example/x` passed as relative; browsers
+    /// and urllib drop the tab and follow `//evil.example/x`.
+    #[test]
+    fn a_url_header_names_an_origin_as_a_browser_reads_it() {
+        for v in [
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "/\t/evil.example/x",
+            "ht\ttp://evil.example/",
+            "javascript:alert(1)",
+            "http:/\\evil",
+        ] {
+            let value = HeaderValue::from_bytes(v.as_bytes()).expect("value");
+            assert!(names_an_origin(&value), "{v:?}");
+        }
+        for v in ["/osm/here", "items?offset=10", "../x", "/a/b?c=d:e"] {
+            assert!(!names_an_origin(&HeaderValue::from_static(v)), "{v:?}");
         }
     }
 

@@ -77,6 +77,11 @@ fn wfs20_mapserver_points_in_web_mercator_are_fenced() {
     assert!(out.contains("http://schemas.opengis.net/wfs/2.0/wfs.xsd"));
     let names = elements(&out);
     assert_eq!(names.iter().filter(|n| *n == "member").count(), INSIDE.len());
+    // Attacker round 5: the indentation MapServer writes around each member stayed where
+    // a dropped one had been, one blank line per feature outside the fence.
+    let gaps: Vec<&str> = out.split("</wfs:member>").skip(1).map(|rest| &rest[..rest.find('<').unwrap_or(0)]).collect();
+    assert!(gaps.iter().all(|g| g.is_empty()), "whitespace between members counts the dropped ones: {gaps:?}");
+    assert!(!out.lines().any(|l| l.trim().is_empty()), "a blank line where a member was dropped");
 }
 
 #[test]

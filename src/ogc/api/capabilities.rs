@@ -185,7 +185,8 @@ fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
 
 /// False for a link into a collection the path does not cover, for a templated
 /// upstream link outside the base (no public URL reaches it), for a link to the
-/// service itself on a third host (`ogc::api::is_service_rel`), and for a link on the
+/// service itself on a third host (`ogc::api::is_service_rel`), for a target a browser
+/// reads otherwise than it is written (`is_misleading_href`), and for a link on the
 /// upstream the gateway would refuse: an HTML page (answered 406), or a route the
 /// classifier does not serve (`/processes`, `/jobs`, the API definition…).
 fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
@@ -193,6 +194,9 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
         return true;
     };
     let href = href.trim();
+    if crate::ogc::capabilities::is_misleading_href(href) {
+        return false;
+    }
     if matches!(ctx.map.map(href), Mapped::Outside { templated: true, .. }) {
         return false;
     }

@@ -28,7 +28,7 @@ pub(crate) mod url;
 #[cfg(test)]
 mod tests;
 
-pub use url::{LinkMap, LinkMapped};
+pub use url::{is_misleading_href, LinkMap, LinkMapped};
 
 use crate::ogc::common::xml::{self, Doc, Element, Node};
 use url::UrlMap;

@@ -840,7 +840,11 @@ fn ogcapi_service_links_on_a_third_host_are_removed() {
         {"rel":"license","href":"https://creativecommons.org/licenses/by/4.0/"},
         {"rel":"describedby","href":"https://example.org/about"},
         {"rel":"alternate","href":"https://maps.example.org/ogc/api/obs/collections?f=json"},
-        {"rel":"data","href":"http://127.0.0.1:5000/collections"}
+        {"rel":"data","href":"http://127.0.0.1:5000/collections"},
+        {"rel":"next","href":"/\\evil.example/x"},
+        {"rel":"self","href":"http:\\\\evil.example/x"},
+        {"rel":"alternate","href":"ht\ttp://evil.example/x"},
+        {"rel":"related","href":"javascript:alert(1)"}
     ]}"#;
     let layers = names(&["obs"]);
     let rw = Rewrite::new("http://127.0.0.1:5000", PUBLIC_API, &layers);

@@ -222,6 +222,39 @@ fn decode_pair(pair: &str) -> (String, String) {
     (decode(name).to_lowercase(), decode(value))
 }
 
+/// True for a link target a browser's URL parser would read differently from its text,
+/// or that leads nowhere a map client should go: ASCII tabs and line breaks (removed by
+/// the parser: `ht<TAB>tp://evil` is `http://evil`), backslashes (read as `/`:
+/// `/\evil` is `//evil`), other control characters, and schemes other than `http`,
+/// `https` and `mailto` (`javascript:`, `data:`, `file:`…). Such a link is removed from
+/// the documents the gateway relays (attacker round 5), whatever its relation.
+///
+/// ```
+/// use tilegate::ogc::capabilities::is_misleading_href;
+/// for bad in ["/\\evil.example/x", "\\\\evil/x", "http:\\\\evil/x", "ht\ttp://evil/x", "/\t/evil/x", "javascript:alert(1)", " data:text/html,x", "FILE:///etc/passwd"] {
+///     assert!(is_misleading_href(bad), "{bad:?}");
+/// }
+/// for good in ["https://gw/ogc/api/obs/items?f=json", "items?offset=10", "/collections", "mailto:ops@example.org", "../x#y"] {
+///     assert!(!is_misleading_href(good), "{good:?}");
+/// }
+/// ```
+pub fn is_misleading_href(href: &str) -> bool {
+    let t = href.trim_matches(|c: char| c == ' ' || c.is_ascii_control());
+    if t.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+        return true;
+    }
+    let end = t.find(['/', '?', '#']).unwrap_or(t.len());
+    match t[..end].find(':') {
+        Some(colon) => {
+            let scheme = &t[..colon];
+            !(scheme.eq_ignore_ascii_case("http")
+                || scheme.eq_ignore_ascii_case("https")
+                || scheme.eq_ignore_ascii_case("mailto"))
+        }
+        None => false,
+    }
+}
+
 /// Maps upstream URLs of one protocol endpoint to the gateway's public URL.
 ///
 /// No `Debug`: it holds the client's token.

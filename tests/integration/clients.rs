@@ -946,7 +946,7 @@ fn tile_zooms(r: &Value) -> Vec<u32> {
 }
 
 /// Everything the issue asks of a zoomed-out render, as one verdict: tiles were asked
-/// for at a zoom above the fence's (smaller numbers), none was refused or failed, data
+/// for at zooms below the fence's (0–3, zoomed out), none was refused or failed, data
 /// fills the footprint and nothing is drawn outside it.
 fn zoomed_out_render_shows_the_fence(r: &Value) -> Result<Footprint, String> {
     let mut why = Vec::new();
@@ -955,7 +955,7 @@ fn zoomed_out_render_shows_the_fence(r: &Value) -> Result<Footprint, String> {
     }
     let zooms = tile_zooms(r);
     if zooms.is_empty() || zooms.iter().any(|z| *z >= 4) {
-        why.push(format!("tiles at zooms {zooms:?}, not only above the fence's (4, 5)"));
+        why.push(format!("tiles at zooms {zooms:?}, not only below the fence's 4 and 5"));
     }
     let failed: Vec<&Value> = r["http"]
         .as_array()
@@ -1001,8 +1001,8 @@ fn zoomed_out_render_shows_the_fence(r: &Value) -> Result<Footprint, String> {
 /// all four tiles touch the fence.
 ///
 /// The same renders through `partial = "deny"` must fail, and do: XYZ gets a 403 for
-/// each of its four tiles (an empty map); WMTS capabilities then list no matrix above
-/// zoom 4 (every tile there only partly overlaps), so QGIS falls back to zoom 4 and its
+/// each of its four tiles (an empty map); WMTS capabilities then list no matrix for
+/// zooms 0–3 (every tile there only partly overlaps), so QGIS falls back to zoom 4 and its
 /// tile 4/8/8, which holds the zoom-5 fence tile but is not inside the fence, is a 403
 /// (a hole in the footprint).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

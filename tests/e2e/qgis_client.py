@@ -18,6 +18,8 @@ A job:
      "extent": [xmin, ymin, xmax, ymax],  optional: the map extent to render, in
                                     the layer's CRS (default: the layer's extent)
      "size": 256,                   optional: the square image size in pixels
+     "background": "#ffffff",       optional: the map's background colour (where
+                                    no layer pixel is drawn, or a drawn one is transparent)
      "features": true}              optional: iterate the features (vector layers)
 
 A result:
@@ -26,7 +28,7 @@ A result:
      "fields": [...],                          field names (vector layers)
      "crs": "EPSG:...", "extent": [...],
      "rendered": {"path", "painted": N, "width", "height"} | null,
-                                               painted = pixels that are not the white background
+                                               painted = pixels that are not the background
      "messages": [...],                        QGIS message log lines during the job
      "http": [[status, url], ...]}             every HTTP exchange QGIS made for the job
 
@@ -71,13 +73,13 @@ def on_finished(reply):
     HTTP.append([int(status) if status is not None else 0, reply.request().url().toString()])
 
 
-def painted_pixels(image):
-    """Pixels that are not the white background."""
-    white = QColor(255, 255, 255).rgb()
+def painted_pixels(image, background):
+    """Pixels that are not the background colour."""
+    bg = background.rgb()
     count = 0
     for y in range(image.height()):
         for x in range(image.width()):
-            if image.pixel(x, y) != white:
+            if image.pixel(x, y) != bg:
                 count += 1
     return count
 
@@ -134,7 +136,8 @@ def run_job(job):
                 settings.setExtent(layer.extent())
             size = int(job.get("size", 256))
             settings.setOutputSize(QSize(size, size))
-            settings.setBackgroundColor(QColor(255, 255, 255))
+            background = QColor(job.get("background", "#ffffff"))
+            settings.setBackgroundColor(background)
             render = QgsMapRendererSequentialJob(settings)
             render.start()
             # Keep the main thread's event loop turning while the layer renders: a
@@ -147,7 +150,7 @@ def run_job(job):
             image.save(job["render"], "PNG")
             result["rendered"] = {
                 "path": job["render"],
-                "painted": painted_pixels(image),
+                "painted": painted_pixels(image, background),
                 "width": image.width(),
                 "height": image.height(),
                 "errors": [e.message for e in render.errors()],

@@ -88,11 +88,32 @@ def load_mapproxy(workdir: Path, port: int, url: str):
     return make_wsgi_app(str(conf))
 
 
+def places_tiles(workdir: Path) -> Path:
+    """Vector tiles of places.geojson for pygeoapi's MVT-tippecanoe provider: GDAL's
+    MVT driver writes {z}/{x}/{y}.pbf (uncompressed: pygeoapi relays the files as
+    they are) and metadata.json into DIR/tiles/places (the layer is the directory's
+    name), zoom 0..6, in a fraction of a second."""
+    import shutil
+    import subprocess
+    out = workdir / "tiles" / "places"
+    if (out / "metadata.json").is_file():
+        return out
+    ogr2ogr = shutil.which("ogr2ogr")
+    if ogr2ogr is None:
+        raise SystemExit("serve.py: ogr2ogr not found (Debian gdal-bin); run scripts/e2e-setup")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([ogr2ogr, "-f", "MVT", "-dsco", "MINZOOM=0", "-dsco", "MAXZOOM=6",
+                    "-dsco", "COMPRESS=NO", str(out), str(HERE / "places.geojson")],
+                   check=True)
+    return out
+
+
 def load_pygeoapi(workdir: Path, port: int, url: str):
     conf = render(HERE / "pygeoapi.yml", workdir / "pygeoapi.yml", {
         "PORT": port,
         "URL": url,
         "DATA": HERE / "places.geojson",
+        "TILES": places_tiles(workdir),
     })
     openapi = workdir / "pygeoapi-openapi.yml"
     os.environ["PYGEOAPI_CONFIG"] = str(conf)

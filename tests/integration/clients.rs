@@ -3,7 +3,8 @@
 //! (`gdalinfo`, `gdal_translate`, `ogrinfo`, `ogr2ogr`) and OWSLib
 //! (`tests/e2e/owslib_client.py`), in front of MapProxy (WMS, WMTS, XYZ), MapServer 8
 //! (WMS, WFS 1.1 and 2.0) and pygeoapi (OGC API Features), each with the seven kinds of
-//! token a deployment hands out (see [`Kind`]).
+//! token a deployment hands out (see [`Kind`]); and QGIS rendering the whole world for a
+//! token fenced to a few tiles (#14: straddling tiles are clipped, not refused).
 //!
 //! The upstreams start once per test binary (`shared()`); each test starts its own
 //! gateway (milliseconds) and runs each client as few times as it can (QGIS once per
@@ -820,6 +821,245 @@ async fn qgis_opens_ogc_api_features_with_every_kind_of_token() {
             want.sort();
             assert_eq!(fields(r), want, "{tag}: {r}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// QGIS, zoomed out over a small fence (#14: clip instead of refuse)
+// ---------------------------------------------------------------------------------
+
+/// Half the side of the Web Mercator square, in metres.
+const MERCATOR_HALF: f64 = 20_037_508.342_789_244;
+/// The whole world in EPSG:3857: rendered 512 pixels wide it is zoom 1's resolution
+/// (2 tiles of 256 pixels across), 1024 wide zoom 2's.
+const WORLD: [f64; 4] = [-MERCATOR_HALF, -MERCATOR_HALF, MERCATOR_HALF, MERCATOR_HALF];
+/// The render's background: no tile (or a tile's transparent pixel) leaves this colour.
+const MAGENTA: [u8; 3] = [255, 0, 255];
+
+/// The zoomed-out fence: three zoom-4 tiles and one zoom-5 tile around lon 0, lat 0
+/// (lon −22.5..22.5, lat −21.9..21.9, the south-east quarter only down to 11.2 S,
+/// 11.25 E). Each of them lies in another quadrant of the world, so every tile of
+/// zoom 1 and the four central ones of zoom 2 straddle the fence (and none lies
+/// wholly inside it), and the footprint is not a rectangle.
+const WORLD_FENCE_TILES: [(u32, u64, u64); 4] = [(4, 7, 7), (4, 8, 7), (4, 7, 8), (5, 16, 16)];
+
+fn world_fence() -> Fence {
+    Fence::new(Some(&WORLD_FENCE_TILES), Some(8)).expect("fence")
+}
+
+/// Two raster paths over MapProxy's `opaque` layer (its debug tiles, white with black
+/// text, no transparency): `opaque` clips (the default), `opaque-deny` refuses partial
+/// overlaps as a pass-through proxy must.
+fn opaque_paths(mp: &MapProxy) -> String {
+    let mut out = String::new();
+    for (id, partial) in [("opaque", "clip"), ("opaque-deny", "deny")] {
+        out.push_str(&format!(
+            r#"
+[[path]]
+id = "{id}"
+kind = "raster"
+layers = ["opaque"]
+partial = "{partial}"
+webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
+[path.upstream]
+wmts = "{mp}/service"
+xyz = "{mp}/tiles/opaque/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
+"#,
+            mp = mp.base
+        ));
+    }
+    out
+}
+
+/// Where a pixel of a render of `extent` (EPSG:3857, `width`×`height` pixels) lies
+/// against the fence tiles: `Some(true)` when the whole square `margin` pixels around
+/// its centre is inside the union of the tiles, `Some(false)` when it is wholly
+/// outside, `None` on the edge (where QGIS may blend). Computed from the extent and the
+/// tiles' Web Mercator bounds alone, not from anything the gateway says.
+fn footprint(extent: [f64; 4], width: u32, height: u32, px: u32, py: u32, margin: f64) -> Option<bool> {
+    let [x0, y0, x1, y1] = extent;
+    let (sx, sy) = ((x1 - x0) / f64::from(width), (y1 - y0) / f64::from(height));
+    let inside = |mx: f64, my: f64| {
+        WORLD_FENCE_TILES.iter().any(|&(z, x, y)| {
+            let size = 2.0 * MERCATOR_HALF / f64::from(1u32 << z);
+            let (west, north) = (-MERCATOR_HALF + x as f64 * size, MERCATOR_HALF - y as f64 * size);
+            (west..west + size).contains(&mx) && (north - size..north).contains(&my)
+        })
+    };
+    let (cx, cy) = (f64::from(px) + 0.5, f64::from(py) + 0.5);
+    let corners = [(-margin, -margin), (margin, -margin), (-margin, margin), (margin, margin), (0.0, 0.0)];
+    let hits = corners.iter().filter(|(dx, dy)| inside(x0 + (cx + dx) * sx, y1 - (cy + dy) * sy)).count();
+    match hits {
+        5 => Some(true),
+        0 => Some(false),
+        _ => None,
+    }
+}
+
+/// What a render shows against the fence's footprint.
+#[derive(Debug, Default)]
+struct Footprint {
+    /// Pixels wholly inside the footprint, and those of them left at the background.
+    inside: usize,
+    inside_blank: usize,
+    /// Pixels wholly outside, and those of them where something was drawn.
+    outside: usize,
+    outside_drawn: usize,
+}
+
+fn read_footprint(r: &Value, extent: [f64; 4]) -> Footprint {
+    let path = r["rendered"]["path"].as_str().unwrap_or_else(|| panic!("{}: no render: {r}", r["name"]));
+    let img = image::open(path).unwrap_or_else(|e| panic!("{path}: {e}")).to_rgba8();
+    let mut f = Footprint::default();
+    for (x, y, p) in img.enumerate_pixels() {
+        let blank = p.0[..3] == MAGENTA;
+        match footprint(extent, img.width(), img.height(), x, y, 1.5) {
+            Some(true) => {
+                f.inside += 1;
+                f.inside_blank += usize::from(blank);
+            }
+            Some(false) => {
+                f.outside += 1;
+                f.outside_drawn += usize::from(!blank);
+            }
+            None => {}
+        }
+    }
+    f
+}
+
+/// The zoom levels of the tiles QGIS asked for (WMTS `TILEMATRIX=` or `/ogc/xyz/{z}/`).
+fn tile_zooms(r: &Value) -> Vec<u32> {
+    let mut zooms: Vec<u32> = r["http"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            let url = h[1].as_str()?;
+            if let Some(at) = url.to_ascii_uppercase().find("TILEMATRIX=") {
+                return url[at + 11..].split('&').next()?.parse().ok();
+            }
+            url.split_once("/ogc/xyz/")?.1.split('/').nth(1)?.parse().ok()
+        })
+        .collect();
+    zooms.sort_unstable();
+    zooms.dedup();
+    zooms
+}
+
+/// Everything the issue asks of a zoomed-out render, as one verdict: tiles were asked
+/// for at zooms below the fence's (0–3, zoomed out), none was refused or failed, data
+/// fills the footprint and nothing is drawn outside it.
+fn zoomed_out_render_shows_the_fence(r: &Value) -> Result<Footprint, String> {
+    let mut why = Vec::new();
+    if r["crashed"] == true || r["valid"] != true {
+        return Err(format!("the layer did not load: {r}"));
+    }
+    let zooms = tile_zooms(r);
+    if zooms.is_empty() || zooms.iter().any(|z| *z >= 4) {
+        why.push(format!("tiles at zooms {zooms:?}, not only below the fence's 4 and 5"));
+    }
+    let failed: Vec<&Value> = r["http"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h[0].as_u64().is_none_or(|s| s == 0 || s >= 400))
+        .collect();
+    if !failed.is_empty() {
+        why.push(format!("failed requests: {failed:?}"));
+    }
+    let logged: Vec<&Value> = r["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m.as_str().is_some_and(|m| m.contains("403")))
+        .collect();
+    if !logged.is_empty() {
+        why.push(format!("QGIS logged refusals: {logged:?}"));
+    }
+    let f = read_footprint(r, WORLD);
+    if f.inside == 0 || f.inside_blank > 0 {
+        why.push(format!("{} of {} pixels inside the footprint show no data", f.inside_blank, f.inside));
+    }
+    if f.outside == 0 || f.outside_drawn > 0 {
+        why.push(format!("{} of {} pixels outside the footprint are drawn", f.outside_drawn, f.outside));
+    }
+    if why.is_empty() {
+        Ok(f)
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+/// #14, "a fenced token renders in QGIS (headless) at a zoom well below the fence's and
+/// the PNG shows data only inside the fence". QGIS renders the whole world at zoom 1
+/// (WMTS and XYZ) and zoom 2 (WMTS) for a token fenced to three zoom-4 tiles and a
+/// zoom-5 one ([`WORLD_FENCE_TILES`]), over MapProxy's opaque debug tiles, on a magenta
+/// background. Every tile QGIS asks for straddles the fence: the gateway clips it, so
+/// each pixel inside the fence's footprint (computed here from the render extent) is
+/// MapProxy's white or text, each one outside is magenta, and QGIS saw no refusal. WMTS
+/// is asked for the four quadrants at zoom 1 and only the four central tiles of 16 at
+/// zoom 2 (the capabilities' `TileMatrixSetLimits`); XYZ has no limits, and at zoom 1
+/// all four tiles touch the fence.
+///
+/// The same renders through `partial = "deny"` must fail, and do: XYZ gets a 403 for
+/// each of its four tiles (an empty map); WMTS capabilities then list no matrix for
+/// zooms 0–3 (every tile there only partly overlaps), so QGIS falls back to zoom 4 and its
+/// tile 4/8/8, which holds the zoom-5 fence tile but is not inside the fence, is a 403
+/// (a hole in the footprint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qgis_renders_the_world_for_a_small_fence_with_data_only_inside_it() {
+    let mp = tokio::task::spawn_blocking(MapProxy::shared).await.expect("MapProxy starts");
+    let c = clients_with(&opaque_paths(mp)).await;
+    let dir = c.out("qgis-world");
+    std::fs::create_dir_all(&dir).expect("png dir");
+    let mut groups = Vec::new();
+    for path in ["opaque", "opaque-deny"] {
+        let token = c.gw.token_fenced(path, Tier::View, world_fence(), None).await;
+        let basic = format!("&username=tilegate&password={token}");
+        let png = |name: &str| dir.join(format!("{path}-{name}.png")).to_string_lossy().into_owned();
+        let wmts = format!(
+            "crs=EPSG:3857&dpiMode=7&format=image/png&layers=opaque&styles=default&tileMatrixSet=GLOBAL_WEBMERCATOR&url={}{basic}",
+            enc(&c.url(&format!("/ogc/wmts/{path}?SERVICE=WMTS&REQUEST=GetCapabilities")))
+        );
+        let xyz = format!(
+            "type=xyz&zmin=0&zmax=8&url={}{basic}",
+            enc(&c.url(&format!("/ogc/xyz/{path}/{{z}}/{{x}}/{{y}}.png")))
+        );
+        let job = |name: &str, uri: &str, size: u32| {
+            json!({"name": name, "provider": "wms", "uri": uri, "render": png(name), "extent": WORLD,
+                   "size": size, "background": "#ff00ff"})
+        };
+        groups.push((
+            format!("world-{path}"),
+            vec![job("wmts-z1", &wmts, 512), job("wmts-z2", &wmts, 1024), job("xyz-z1", &xyz, 512)],
+        ));
+    }
+    let all = qgis_groups(&c, groups).await;
+    for name in ["wmts-z1", "wmts-z2", "xyz-z1"] {
+        let r = job(&all[0], name);
+        let f = zoomed_out_render_shows_the_fence(r).unwrap_or_else(|e| panic!("clip {name}: {e}\n{r}"));
+        eprintln!("clip {name}: zooms {:?}, {f:?}", tile_zooms(r));
+        c.assert_no_upstream(name, &r["http"].to_string());
+    }
+    // WMTS asks only for what the limits advertise: the 4 central tiles of zoom 2.
+    let z2 = job(&all[0], "wmts-z2");
+    let tiles = z2["http"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h[1].as_str().is_some_and(|u| u.contains("GetTile")))
+        .count();
+    assert!((1..=4).contains(&tiles), "zoom 2: {tiles} tile requests: {z2}");
+    for name in ["wmts-z1", "wmts-z2", "xyz-z1"] {
+        let r = job(&all[1], name);
+        let verdict = zoomed_out_render_shows_the_fence(r);
+        assert!(
+            verdict.is_err(),
+            "deny {name}: refusing partial tiles must break the zoomed-out map: {verdict:?}\n{r}"
+        );
+        assert!(statuses(r).contains(&403), "deny {name}: the straddling tiles are refused: {r}");
+        eprintln!("deny {name}: zooms {:?}, fails as it must: {}", tile_zooms(r), verdict.err().unwrap_or_default());
     }
 }
 

@@ -5,7 +5,10 @@
 //! MapProxy itself answers; a fake upstream for the corrupt image. Vector: a fake
 //! upstream serving a crafted tile, read back with tilegate's decoder and with GDAL's
 //! MVT driver (`ogrinfo`). GDAL's WMTS driver builds a 128×128 overview through the
-//! gateway for a fenced token.
+//! gateway for a fenced token. OGC API Tiles: real pygeoapi's tilesets (vector tiles GDAL
+//! wrote from the places) advertise the fence's footprint as `tileMatrixSetLimits`, and
+//! every tile they advertise is served. (QGIS rendering the world for a small fence:
+//! `clients.rs`.)
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -485,4 +488,208 @@ async fn a_vector_tile_whose_layers_are_all_covered_is_relayed_byte_for_byte() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let tile = Tile::decode(r.body.as_ref()).expect("tile");
     assert_eq!(tile.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["places"], "`private` is dropped");
+}
+
+/// The fence of the OGC API Tiles walk: zoom-4 tile 4/8/5 and the east half of its
+/// western neighbour (zoom-5 tiles 5/15/10 and 5/15/11): lon −11.25..22.5, lat
+/// 40.98..55.78, from Lyon and Rome to Amsterdam. Two zooms, one rectangle, so every
+/// tile inside the advertised limits meets the fence.
+const TILESET_FENCE: [(u32, u64, u64); 3] = [(4, 8, 5), (5, 15, 10), (5, 15, 11)];
+/// pygeoapi's tiles (`tests/e2e/pygeoapi.yml`) go to zoom 6; the fence too.
+const TILESET_MAX_ZOOM: u32 = 6;
+
+fn tileset_fence() -> Fence {
+    Fence::new(Some(&TILESET_FENCE), Some(TILESET_MAX_ZOOM)).expect("fence")
+}
+
+/// The fence's footprint at zoom `z`, `[min_col, max_col, min_row, max_row]`, from its
+/// tiles alone (a tile above a fence tile is its ancestor, below it its descendants).
+fn footprint_at(z: u32) -> [u64; 4] {
+    let mut lim = [u64::MAX, 0, u64::MAX, 0];
+    for (fz, x, y) in TILESET_FENCE {
+        let (x0, x1, y0, y1) = if z <= fz {
+            let s = fz - z;
+            (x >> s, x >> s, y >> s, y >> s)
+        } else {
+            let s = z - fz;
+            (x << s, ((x + 1) << s) - 1, y << s, ((y + 1) << s) - 1)
+        };
+        lim = [lim[0].min(x0), lim[1].max(x1), lim[2].min(y0), lim[3].max(y1)];
+    }
+    lim
+}
+
+/// The tile of zoom `z` holding lon/lat (Web Mercator, rows from the north).
+fn tile_of(lon: f64, lat: f64, z: u32) -> (u64, u64) {
+    let n = f64::from(1u32 << z);
+    let y = (1.0 - lat.to_radians().tan().asinh() / std::f64::consts::PI) / 2.0;
+    (((lon + 180.0) / 360.0 * n) as u64, (y * n) as u64)
+}
+
+/// The points of a decoded MVT layer, as fractions of the world (0..1, from the
+/// north-west), for tile `z/x/y`.
+fn world_points(layer: &Layer, z: u32, x: u64, y: u64) -> Vec<(f64, f64)> {
+    let extent = f64::from(layer.extent.unwrap_or(4096));
+    let n = f64::from(1u32 << z);
+    let unzz = |v: u32| ((v >> 1) as i32) ^ -((v & 1) as i32);
+    let mut out = Vec::new();
+    for f in layer.features.iter().filter(|f| f.r#type == Some(1)) {
+        let (mut cx, mut cy, mut g) = (0i32, 0i32, f.geometry.iter());
+        while let Some(cmd) = g.next() {
+            assert_eq!(cmd & 7, 1, "a point is MoveTo only");
+            for _ in 0..cmd >> 3 {
+                cx += unzz(*g.next().expect("dx"));
+                cy += unzz(*g.next().expect("dy"));
+                out.push(((x as f64 + f64::from(cx) / extent) / n, (y as f64 + f64::from(cy) / extent) / n));
+            }
+        }
+    }
+    out
+}
+
+/// #14 against real pygeoapi (its `MVT-tippecanoe` provider over tiles GDAL's MVT
+/// driver wrote from `places.geojson`, zoom 0..6): pygeoapi's tileset documents have no
+/// `tileMatrixSetLimits`; through the gateway a fenced token's have the fence's
+/// footprint at every zoom 0..=maxZoom, one column or row further is refused, and a
+/// client walking what is advertised (the tileset's own `item` link template) never
+/// meets a 403: the tiles holding Paris at each zoom and the four corners of every
+/// matrix's limits answer 200 (a tile, clipped above zoom 4: every point it keeps lies in
+/// the fence) or 204 where pygeoapi has no tile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ogc_api_tilesets_from_pygeoapi_advertise_the_fence_footprint_and_every_advertised_tile_is_served() {
+    let pg = tokio::task::spawn_blocking(upstreams::PyGeoApi::shared).await.expect("pygeoapi starts");
+    let port = crate::support::ops::free_port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "places"
+kind = "vector"
+layers = ["places"]
+properties = ["id", "name", "population", "country", "secret_note"]
+[path.upstream]
+ogcapi = "{pg}"
+"#,
+        pg = pg.base
+    );
+    let gw = TestGateway::with_config(&config).await;
+    let token = gw.token_fenced("places", Tier::View, tileset_fence(), None).await;
+    let unfenced = gw.token(&[("places", Tier::View)]).await;
+    let tileset = "/ogc/api/places/collections/places/tiles/WebMercatorQuad?f=json";
+
+    // pygeoapi itself advertises no limits, and an unfenced token gets none either.
+    let upstream = upstreams::http_get(&pg.url("/collections/places/tiles/WebMercatorQuad?f=json")).expect("pygeoapi");
+    assert_eq!(upstream.status, 200, "{}", upstream.text());
+    assert!(!upstream.text().contains("tileMatrixSetLimits"), "{}", upstream.text());
+    let r = gw.get(tileset, &unfenced).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json().get("tileMatrixSetLimits").is_none(), "{}", r.text());
+
+    // The fenced token's tileset document and the collection's `tilesets` list.
+    let r = gw.get(tileset, &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let doc = r.json();
+    let list = gw.get("/ogc/api/places/collections/places/tiles?f=json", &token).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    let list = list.json();
+    let entry = &list["tilesets"][0];
+    assert!(entry["tileMatrixSetURI"].as_str().is_some_and(|u| u.ends_with("/WebMercatorQuad")), "{list}");
+    for limits in [&doc["tileMatrixSetLimits"], &entry["tileMatrixSetLimits"]] {
+        let got: Vec<(u32, [u64; 4])> = limits
+            .as_array()
+            .unwrap_or_else(|| panic!("no tileMatrixSetLimits: {doc}"))
+            .iter()
+            .map(|l| {
+                let n = |k: &str| l[k].as_u64().unwrap_or_else(|| panic!("{k} in {l}"));
+                let z = l["tileMatrix"].as_str().and_then(|z| z.parse().ok()).unwrap_or_else(|| panic!("{l}"));
+                (z, [n("minTileCol"), n("maxTileCol"), n("minTileRow"), n("maxTileRow")])
+            })
+            .collect();
+        let want: Vec<(u32, [u64; 4])> = (0..=TILESET_MAX_ZOOM).map(|z| (z, footprint_at(z))).collect();
+        assert_eq!(got, want, "the limits are the fence's footprint at every zoom 0..=maxZoom");
+    }
+
+    // The tile URL template the tileset advertises, at the gateway.
+    let template = doc["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["rel"] == "item")
+        .and_then(|l| l["href"].as_str())
+        .unwrap_or_else(|| panic!("no item link: {doc}"))
+        .to_owned();
+    let base = gw.url("/ogc/api/places/");
+    assert!(template.starts_with(&base), "the item link is the gateway's: {template}");
+    let tile_path = |z: u32, col: u64, row: u64| {
+        let url = template
+            .replace("{tileMatrix}", &z.to_string())
+            .replace("{tileRow}", &row.to_string())
+            .replace("{tileCol}", &col.to_string());
+        url[base.len() - "/ogc/api/places/".len()..].to_owned()
+    };
+    // The fence as fractions of the world, for the points a tile keeps.
+    let [w, e, n, s] = {
+        let [c0, c1, r0, r1] = footprint_at(5);
+        [c0 as f64 / 32.0, (c1 + 1) as f64 / 32.0, r0 as f64 / 32.0, (r1 + 1) as f64 / 32.0]
+    };
+    let slack = 1.0 / 4096.0;
+    let (mut served, mut empty) = (0, 0);
+    for z in 0..=TILESET_MAX_ZOOM {
+        let [c0, c1, r0, r1] = footprint_at(z);
+        let paris = tile_of(2.3522, 48.8566, z);
+        for (col, row) in [paris, (c0, r0), (c1, r0), (c0, r1), (c1, r1)] {
+            let path = tile_path(z, col, row);
+            let r = gw.get(&path, &token).await;
+            match r.status {
+                StatusCode::OK => {
+                    served += 1;
+                    let tile = Tile::decode(r.body.as_ref()).unwrap_or_else(|e| panic!("{path}: not a tile: {e}"));
+                    let places =
+                        tile.layers.iter().find(|l| l.name == "places").unwrap_or_else(|| panic!("{path}: {tile:?}"));
+                    let points = world_points(places, z, col, row);
+                    assert!(
+                        points
+                            .iter()
+                            .all(|&(x, y)| x >= w - slack && x <= e + slack && y >= n - slack && y <= s + slack),
+                        "{path}: every point kept lies in the fence: {points:?}"
+                    );
+                    if (col, row) == paris {
+                        assert!(!points.is_empty(), "{path}: Paris is there");
+                    }
+                }
+                StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => empty += 1,
+                other => panic!("{path}: an advertised tile answered {other}: {}", r.text()),
+            }
+        }
+        // One column or row beyond the limits is refused: they are the footprint, not more.
+        let last = (1u64 << z) - 1;
+        let beyond = [
+            (c0.checked_sub(1), Some(r0)),
+            ((c1 < last).then_some(c1 + 1), Some(r1)),
+            (Some(c0), r0.checked_sub(1)),
+            (Some(c1), (r1 < last).then_some(r1 + 1)),
+        ];
+        for (col, row) in beyond.into_iter().filter_map(|(c, r)| Some((c?, r?))) {
+            let path = tile_path(z, col, row);
+            let r = gw.get(&path, &token).await;
+            assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "outside_geofence"), "{path}");
+        }
+    }
+    eprintln!("tileset walk: {served} tiles served, {empty} empty (204/404)");
+    assert!(served >= 7, "{served} tiles served, {empty} empty");
+    // Above maxZoom nothing is advertised and nothing is served.
+    let (col, row) = tile_of(2.3522, 48.8566, 7);
+    let r = gw.get(&tile_path(7, col, row), &token).await;
+    assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "zoom_above_max"));
+    // Unfenced, the tile is pygeoapi's, byte for byte (its one layer is covered).
+    let (col, row) = tile_of(2.3522, 48.8566, 3);
+    let r = gw.get(&tile_path(3, col, row), &unfenced).await;
+    let direct =
+        upstreams::http_get(&pg.url(&format!("/collections/places/tiles/WebMercatorQuad/3/{row}/{col}?f=mvt")))
+            .expect("pygeoapi");
+    assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, direct.body.as_slice()));
 }

@@ -252,7 +252,9 @@ impl Drop for Server {
 
 /// MapProxy with the `debug` source (`tests/e2e/mapproxy.yaml`).
 ///
-/// Layers `osm` ("OSM debug") and `aerial` ("Aerial debug"), one grid
+/// Layers `osm` ("OSM debug") and `aerial` ("Aerial debug"): black text on
+/// transparent tiles; `opaque` ("Opaque debug"): the same on opaque white (RGB PNG),
+/// so a client's render shows where tiles were drawn. One grid
 /// `GLOBAL_WEBMERCATOR` (EPSG:3857). WMS SRS: EPSG:3857, EPSG:4326, CRS:84.
 /// Endpoints, relative to [`MapProxy::base`]:
 /// - WMS 1.1.1/1.3.0 and WMTS KVP: `/service` (also `/ows`)
@@ -319,7 +321,12 @@ impl MapProxy {
 /// strings such as `paris`, `benelux_zone`. Paths: `/`, `/conformance`,
 /// `/openapi`, `/collections`, `/collections/places`,
 /// `/collections/places/items`, `/collections/places/items/{id}`,
-/// `/collections/places/queryables` (add `?f=json`; default page size 50).
+/// `/collections/places/queryables` (add `?f=json`; default page size 50), and OGC
+/// API Tiles of the same places (`MVT-tippecanoe` provider over vector tiles GDAL's
+/// MVT driver writes when the server starts, zoom 0..6, layer `places`):
+/// `/collections/places/tiles`, `/collections/places/tiles/WebMercatorQuad` (no
+/// `tileMatrixSetLimits`), `/collections/places/tiles/WebMercatorQuad/{z}/{row}/{col}?f=mvt`
+/// (204 where GDAL wrote no tile).
 pub struct PyGeoApi {
     pub port: u16,
     /// `http://127.0.0.1:PORT`, no trailing slash.

@@ -146,7 +146,12 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
     if *ctx.kind == ResponseKind::Image && ctx.obligations.clip.is_none() {
         // Wholly inside the fence (or no fence): relayed byte for byte, never decoded,
         // once its first bytes are an image's (`sniff::relay_image`).
-        return Ok(if is_image_type(&res) { super::sniff::relay_image(res).await } else { super::relay(res) });
+        return Ok(if is_image_type(&res) {
+            super::sniff::relay_image(res).await
+        } else {
+            // Untyped (a document type was refused above): not an exception report.
+            super::sniff::relay_checked(res).await
+        });
     }
     if status == http::StatusCode::PARTIAL_CONTENT && *ctx.kind != ResponseKind::Other {
         // `Range` is not forwarded for these; a slice of a document cannot be filtered.

@@ -49,6 +49,9 @@ pub enum Root {
 /// Reads the root element's name from the start of an XML document: past a byte order
 /// mark, whitespace, the declaration, processing instructions, comments and a DOCTYPE.
 pub fn root(doc: &[u8]) -> Root {
+    if let Some(ascii) = utf16_ascii(doc) {
+        return root(&ascii);
+    }
     let mut rest = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
     loop {
         let start = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len());
@@ -67,7 +70,7 @@ pub fn root(doc: &[u8]) -> Root {
         };
         let skipped = skip(b"<?", b"?>", rest)
             .or_else(|| skip(b"<!--", b"-->", rest))
-            .or_else(|| skip(b"<!", b">", rest).filter(|_| rest.len() < 3 || rest[2] != b'-'));
+            .or_else(|| doctype(rest).filter(|_| rest.len() < 3 || rest[2] != b'-'));
         match skipped {
             Some(Some(n)) => rest = &rest[n..],
             Some(None) => return Root::NotYet,
@@ -86,6 +89,43 @@ pub fn root(doc: &[u8]) -> Root {
     }
 }
 
+/// `<!DOCTYPE …>` (or another `<!` declaration), an internal subset `[…]` included:
+/// its length, `Some(None)` when it does not end in `rest`, `None` when `rest` is not one.
+fn doctype(rest: &[u8]) -> Option<Option<usize>> {
+    if !rest.starts_with(b"<!") {
+        return None;
+    }
+    let close = rest.iter().position(|b| matches!(b, b'>' | b'['));
+    Some(match close {
+        Some(i) if rest[i] == b'>' => Some(i + 1),
+        Some(i) => rest[i..]
+            .windows(2)
+            .position(|w| w[0] == b']')
+            .and_then(|j| rest[i + j..].iter().position(|b| *b == b'>').map(|k| i + j + k + 1)),
+        None => None,
+    })
+}
+
+/// The ASCII characters at the start of a UTF-16 document (with a byte order mark, or
+/// without one when it starts with `<`), up to the first character outside ASCII: enough
+/// to read its root element's name. `None` for anything else.
+fn utf16_ascii(doc: &[u8]) -> Option<Vec<u8>> {
+    let (body, little) = match doc {
+        [0xFF, 0xFE, rest @ ..] => (rest, true),
+        [0xFE, 0xFF, rest @ ..] => (rest, false),
+        [b'<', 0, ..] => (doc, true),
+        [0, b'<', ..] => (doc, false),
+        _ => return None,
+    };
+    let ascii = body
+        .chunks_exact(2)
+        .map(|pair| if little { (pair[0], pair[1]) } else { (pair[1], pair[0]) })
+        .take_while(|(low, high)| *high == 0 && low.is_ascii())
+        .map(|(low, _)| low)
+        .collect();
+    Some(ascii)
+}
+
 /// `text/xml`, `application/xml`, `application/gml+xml`, `application/vnd.ogc.se_xml`,
 /// `text/xml; subtype=gml/3.2`…: a `text` or `application` type naming XML.
 fn is_xml(res: &Response<UpstreamBody>) -> bool {
@@ -98,11 +138,14 @@ fn is_xml(res: &Response<UpstreamBody>) -> bool {
 }
 
 /// Relays a successful answer the gateway does not filter, unless it is an OGC
-/// exception report (then the gateway's own `upstream_error`, 502).
+/// exception report (then the gateway's own `upstream_error`, 502). Every answer is
+/// looked at, whatever its label: an exception report sent as `text/plain`, JSON, a
+/// binary type or none is still one (attacker round 5).
 pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
-    if !res.status().is_success() || !is_xml(&res) {
+    if !res.status().is_success() {
         return super::relay(res);
     }
+    let untyped_or_xml = is_xml(&res) || !res.headers().contains_key(header::CONTENT_TYPE);
     let coding = res
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -112,7 +155,12 @@ pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
         None | Some("identity") => Inflate::Identity(Vec::new()),
         Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
         Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
-        Some(_) => return refused(&res, "an XML answer in a content coding the gateway cannot read"),
+        Some(_) if untyped_or_xml => {
+            return refused(&res, "an XML or untyped answer in a content coding the gateway cannot read")
+        }
+        // Another type in a coding the gateway cannot inflate: relayed unread (the
+        // gateway asks for no coding it cannot read when it filters; this one it does not).
+        Some(_) => return super::relay(res),
     };
     peek(res, inflate, |head, ended| match root(head) {
         Root::Exception => Peeked::Refuse("the upstream answered with an OGC exception report and a success status"),
@@ -154,14 +202,26 @@ pub fn is_raster(head: &[u8]) -> Option<bool> {
 
 /// Relays an image the gateway does not decode, once its first bytes are a raster
 /// signature ([`is_raster`]): an upstream that labels an error page, an exception or
-/// data `image/png` is not relayed as one. An answer in a content coding is relayed
-/// unread (map servers do not compress images; the coding would hide the signature).
+/// data `image/png` is not relayed as one. An image in gzip or deflate is inflated to
+/// look; one in another coding is refused.
 pub async fn relay_image(res: Response<UpstreamBody>) -> Response<Body> {
-    let coded = res.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity");
-    if !res.status().is_success() || res.status() == http::StatusCode::NO_CONTENT || coded {
+    if !res.status().is_success() || res.status() == http::StatusCode::NO_CONTENT {
         return super::relay(res);
     }
-    peek(res, Inflate::Identity(Vec::new()), |head, ended| match is_raster(head) {
+    let coding = res
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    // A coded image is inflated to look (the client would inflate it too; an exception
+    // document inside was relayed as the tile: attacker round 5).
+    let inflate = match coding.as_deref() {
+        None | Some("identity") => Inflate::Identity(Vec::new()),
+        Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
+        Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
+        Some(_) => return refused(&res, "an image in a content coding the gateway cannot read"),
+    };
+    peek(res, inflate, |head, ended| match is_raster(head) {
         Some(true) => Peeked::Relay,
         None if ended && head.is_empty() => Peeked::Relay,
         None if !ended => Peeked::More,
@@ -336,6 +396,24 @@ mod tests {
         for (doc, want) in cases {
             assert_eq!(&root(doc.as_bytes()), want, "{doc}");
         }
+    }
+
+    #[test]
+    fn utf16_and_internal_subsets_do_not_hide_the_root() {
+        let utf16le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "<?xml version=\"1.0\" encoding=\"UTF-16\"?><ows:ExceptionReport>"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        assert_eq!(root(&utf16le), Root::Exception);
+        let utf16be: Vec<u8> = "<ServiceExceptionReport/>".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(root(&utf16be), Root::Exception);
+        let subset = r#"<!DOCTYPE r [<!ENTITY x "y"> <!ELEMENT r ANY>]><ServiceExceptionReport>"#;
+        assert_eq!(root(subset.as_bytes()), Root::Exception);
+        assert_eq!(root(b"<!DOCTYPE r [<!ENTITY x"), Root::NotYet);
     }
 
     #[test]

@@ -89,6 +89,19 @@ layers = ["osm"]
 xyz = "http://{up}/t/{z}/{x}/{y}/mislabelled.png"
 wcs = "http://{up}/coded-xml"
 [[path]]
+id = "disguised"
+kind = "raster"
+layers = ["osm"]
+[path.upstream]
+xyz = "http://{up}/t/{z}/{x}/{y}/coded-image.png"
+wcs = "http://{up}/plain-exception"
+[[path]]
+id = "untyped"
+kind = "raster"
+layers = ["osm"]
+[path.upstream]
+xyz = "http://{up}/t/{z}/{x}/{y}/untyped-exception"
+[[path]]
 id = "exceptional"
 kind = "raster"
 layers = ["osm"]
@@ -708,9 +721,21 @@ async fn an_exception_document_in_a_200_on_an_image_request_is_replaced() {
 #[tokio::test]
 async fn an_answer_that_is_not_what_it_says_is_the_upstream_error() {
     let gw = TestGateway::with_config(CONFIG).await;
-    let token = gw.token(&[("lying", Tier::ViewPlus), ("lyingraster", Tier::ViewPlus)]).await;
+    let token = gw
+        .token(&[
+            ("lying", Tier::ViewPlus),
+            ("lyingraster", Tier::ViewPlus),
+            ("disguised", Tier::ViewPlus),
+            ("untyped", Tier::ViewPlus),
+        ])
+        .await;
     let up = gw.upstream.addr.to_string();
     for path in [
+        // Attacker round 5: the same exception gzip-coded as `image/png`, untyped, and
+        // as `text/plain` to a WCS request.
+        "/ogc/xyz/disguised/1/1/0.png",
+        "/ogc/xyz/untyped/1/1/0.png",
+        "/ogc/wcs/disguised?SERVICE=WCS&VERSION=2.0.1&REQUEST=DescribeCoverage&COVERAGEID=osm",
         "/ogc/wfs/lying?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm",
         "/ogc/wfs/lying?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=osm&OUTPUTFORMAT=application/json",
         "/ogc/wfs/lying?SERVICE=WFS&VERSION=2.0.0&REQUEST=DescribeFeatureType&TYPENAMES=osm",

@@ -149,6 +149,29 @@ impl TestUpstream {
             res.headers_mut().insert("content-encoding", http::HeaderValue::from_static("gzip"));
             return res;
         }
+        if path.ends_with("/coded-image.png")
+            || path.ends_with("/untyped-exception")
+            || path.ends_with("/plain-exception")
+        {
+            // An exception report dressed as something else: a gzip-coded `image/png`,
+            // no type at all, `text/plain` (attacker round 5).
+            use std::io::Write as _;
+            let doc = format!(
+                r#"<?xml version="1.0"?><ServiceExceptionReport><ServiceException>/srv/secret/roads.map at http://{}/x</ServiceException></ServiceExceptionReport>"#,
+                self.addr
+            );
+            if path.ends_with("/coded-image.png") {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(doc.as_bytes()).expect("gzip");
+                let mut res = typed("image/png", e.finish().expect("gzip"));
+                res.headers_mut().insert("content-encoding", http::HeaderValue::from_static("gzip"));
+                return res;
+            }
+            if path.ends_with("/plain-exception") {
+                return typed("text/plain", doc.into_bytes());
+            }
+            return Response::new(Full::new(Bytes::from(doc)).map_err(|e| match e {}).boxed());
+        }
         if path.ends_with("/exception200-wfs") {
             // MapServer answers a failed WFS request 200 `text/xml` with an exception
             // report naming the map file and the upstream.

@@ -511,8 +511,8 @@ pub fn sanitize_response(headers: &mut HeaderMap) {
 /// URL is the same for every caller, tokenless ones included. MapProxy's tiles come
 /// with `public, s-maxage=259200`; `public`, `s-maxage` and `proxy-revalidate` are
 /// removed and `private` added, the other directives (`max-age`, `no-cache`, …)
-/// stay. `Vary: Authorization` keeps a private cache from answering one credential
-/// with another's answer. An answer filtered for the token (property fence,
+/// stay. `Vary: Authorization, X-Access-Token` keeps a private cache from answering one
+/// credential with another's answer. An answer filtered for the token (property fence,
 /// geometry filter, clipping) is `private, no-store`: QGIS 3.22's cache reuses an
 /// answer by URL alone, and gave a fenced token's layer an unrestricted token's
 /// features.
@@ -524,14 +524,21 @@ pub fn cache_for_token(headers: &mut HeaderMap, filtered: bool) {
     } else if let Some(kept) = shared_cache_directives_removed(headers) {
         headers.insert(http::header::CACHE_CONTROL, kept);
     }
-    let varies = headers.get_all(http::header::VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|d| matches!(d.trim(), "*") || d.trim().eq_ignore_ascii_case("authorization"))
-        })
-    });
-    if !varies {
-        headers.append(http::header::VARY, HeaderValue::from_static("authorization"));
+    // Both headers a token arrives in (`?token=` is in the URL a cache keys on).
+    let (mut authorization, mut access_token) = (false, false);
+    for v in headers.get_all(http::header::VARY).iter().filter_map(|v| v.to_str().ok()) {
+        for d in v.split(',').map(str::trim) {
+            let any = d == "*";
+            authorization |= any || d.eq_ignore_ascii_case("authorization");
+            access_token |= any || d.eq_ignore_ascii_case("x-access-token");
+        }
     }
+    match (authorization, access_token) {
+        (false, false) => headers.append(http::header::VARY, HeaderValue::from_static("authorization, x-access-token")),
+        (false, true) => headers.append(http::header::VARY, HeaderValue::from_static("authorization")),
+        (true, false) => headers.append(http::header::VARY, HeaderValue::from_static("x-access-token")),
+        (true, true) => false,
+    };
 }
 
 /// The answer's `Cache-Control` without what lets a shared cache store it, plus
@@ -684,7 +691,9 @@ mod tests {
         h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=259200, s-maxage=259200"));
         cache_for_token(&mut h, false);
         assert_eq!(cache_control(&h), ["private, max-age=259200"]);
-        assert_eq!(h[http::header::VARY], "authorization");
+        // Attacker round 5: a token in `x-access-token` is a credential a private cache
+        // must key on too.
+        assert_eq!(h[http::header::VARY], "authorization, x-access-token");
     }
 
     #[test]
@@ -692,7 +701,7 @@ mod tests {
         let mut h = HeaderMap::new();
         cache_for_token(&mut h, false);
         assert_eq!(cache_control(&h), ["private"]);
-        assert_eq!(h[http::header::VARY], "authorization");
+        assert_eq!(h[http::header::VARY], "authorization, x-access-token");
     }
 
     #[test]
@@ -702,7 +711,8 @@ mod tests {
         h.insert(http::header::VARY, HeaderValue::from_static("Accept-Encoding, Authorization"));
         cache_for_token(&mut h, true);
         assert_eq!(cache_control(&h), ["private, no-store"]);
-        assert_eq!(h.get_all(http::header::VARY).iter().count(), 1, "Authorization is already there");
+        let vary: Vec<&str> = h.get_all(http::header::VARY).iter().map(|v| v.to_str().unwrap_or("")).collect();
+        assert_eq!(vary, ["Accept-Encoding, Authorization", "x-access-token"], "Authorization is already there");
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
     let inflate = match coding.as_deref() {
-        None | Some("identity") => Inflate::Identity(Vec::new()),
+        None | Some("identity") => Inflate::identity(),
         Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
         Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
         Some(_) if untyped_or_xml => {
@@ -216,7 +216,7 @@ pub async fn relay_image(res: Response<UpstreamBody>) -> Response<Body> {
     // A coded image is inflated to look (the client would inflate it too; an exception
     // document inside was relayed as the tile: attacker round 5).
     let inflate = match coding.as_deref() {
-        None | Some("identity") => Inflate::Identity(Vec::new()),
+        None | Some("identity") => Inflate::identity(),
         Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
         Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
         Some(_) => return refused(&res, "an image in a content coding the gateway cannot read"),
@@ -245,7 +245,8 @@ async fn peek(
     decide: impl Fn(&[u8], bool) -> Peeked,
 ) -> Response<Body> {
     let (parts, mut body) = res.into_parts();
-    let mut read: Vec<Frame<Bytes>> = Vec::new();
+    // The frames read to decide: nearly always one (no allocation for it).
+    let mut read = Read { first: None, more: std::collections::VecDeque::new() };
     let mut ended = false;
     let refusal = loop {
         match decide(inflate.output(), ended) {
@@ -261,16 +262,17 @@ async fn peek(
                 return super::replaced_as(&Response::from_parts(parts, ()), http::StatusCode::BAD_GATEWAY);
             }
             Some(Ok(frame)) => {
-                match frame.data_ref() {
-                    Some(data) => {
-                        if inflate.write(data).is_err() {
-                            read.push(frame);
-                            break Some("an answer whose compressed body does not inflate");
-                        }
+                let broken = match frame.data_ref() {
+                    Some(data) => inflate.write(data).is_err(),
+                    None => {
+                        ended = true;
+                        false
                     }
-                    None => ended = true,
-                }
+                };
                 read.push(frame);
+                if broken {
+                    break Some("an answer whose compressed body does not inflate");
+                }
             }
         }
     };
@@ -281,7 +283,35 @@ async fn peek(
     }
     let (mut parts, ()) = res.into_parts();
     super::headers::sanitize_response(&mut parts.headers);
-    Response::from_parts(parts, Prefixed { read: read.into_iter(), rest: body }.boxed())
+    Response::from_parts(parts, Prefixed { read, rest: body }.boxed())
+}
+
+/// Frames read ahead, in order.
+struct Read {
+    first: Option<Frame<Bytes>>,
+    more: std::collections::VecDeque<Frame<Bytes>>,
+}
+
+impl Read {
+    fn push(&mut self, frame: Frame<Bytes>) {
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(frame);
+        } else {
+            self.more.push_back(frame);
+        }
+    }
+
+    fn next(&mut self) -> Option<Frame<Bytes>> {
+        self.first.take().or_else(|| self.more.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+
+    fn held_bytes(&self) -> u64 {
+        self.first.iter().chain(&self.more).filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum()
+    }
 }
 
 fn own_error<B>(res: &Response<B>) -> Response<Body> {
@@ -294,19 +324,36 @@ fn refused(res: &Response<UpstreamBody>, why: &str) -> Response<Body> {
 }
 
 enum Inflate {
-    Identity(Vec<u8>),
+    /// The first frame's bytes as they came (shared, not copied: a tile's one frame
+    /// costs no allocation), joined into `joined` only when a second frame is needed.
+    Identity {
+        first: Option<Bytes>,
+        joined: Vec<u8>,
+    },
     Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
     Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
 }
 
 impl Inflate {
+    fn identity() -> Inflate {
+        Inflate::Identity { first: None, joined: Vec::new() }
+    }
+
     /// Adds input; the output it gives stays bounded by what [`root`] needs: the
     /// caller stops at [`PEEK_LIMIT`] of either.
-    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, data: &Bytes) -> std::io::Result<()> {
         match self {
-            Inflate::Identity(out) => {
-                let room = PEEK_LIMIT.saturating_sub(out.len());
-                out.extend_from_slice(&data[..data.len().min(room)]);
+            Inflate::Identity { first, joined } => {
+                match first.take() {
+                    None if joined.is_empty() => *first = Some(data.clone()),
+                    held => {
+                        if let Some(held) = held {
+                            joined.extend_from_slice(&held[..held.len().min(PEEK_LIMIT)]);
+                        }
+                        let room = PEEK_LIMIT.saturating_sub(joined.len());
+                        joined.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
                 Ok(())
             }
             // At most one step of input at a time, so a bomb stops at the limit.
@@ -317,7 +364,8 @@ impl Inflate {
 
     fn output(&self) -> &[u8] {
         match self {
-            Inflate::Identity(out) => out,
+            Inflate::Identity { first: Some(first), .. } => &first[..first.len().min(PEEK_LIMIT)],
+            Inflate::Identity { joined, .. } => joined,
             Inflate::Gzip(d) => d.get_ref(),
             Inflate::Deflate(d) => d.get_ref(),
         }
@@ -335,9 +383,9 @@ fn write_bounded<W: std::io::Write>(w: &mut W, data: &[u8], len: impl Fn(&W) -> 
     Ok(())
 }
 
-/// The frames read to find the root element, then the rest of the upstream's body.
+/// The frames read to decide, then the rest of the upstream's body.
 struct Prefixed {
-    read: std::vec::IntoIter<Frame<Bytes>>,
+    read: Read,
     rest: UpstreamBody,
 }
 
@@ -353,11 +401,11 @@ impl http_body::Body for Prefixed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.read.len() == 0 && self.rest.is_end_stream()
+        self.read.is_empty() && self.rest.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let held: u64 = self.read.as_slice().iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum();
+        let held = self.read.held_bytes();
         let rest = self.rest.size_hint();
         let mut hint = SizeHint::new();
         hint.set_lower(rest.lower() + held);
@@ -436,7 +484,7 @@ mod tests {
         gz.write_all(&vec![b' '; 50 << 20]).unwrap();
         let packed = gz.finish().unwrap();
         let mut inflate = Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new())));
-        inflate.write(&packed).unwrap();
+        inflate.write(&Bytes::from(packed)).unwrap();
         assert!(inflate.output().len() < PEEK_LIMIT + 1024 * 1100, "{}", inflate.output().len());
         assert_eq!(root(inflate.output()), Root::NotYet);
     }

@@ -360,7 +360,7 @@ pub fn narrow_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option
         return None;
     }
     let bbox_at = named("BBOX");
-    let given = bbox_at.map(|i| value(i));
+    let given = bbox_at.map(value);
     let (crs, order, crs_text, xy) = match &given {
         None => (Crs::Wgs84, AxisOrder::YX, "urn:ogc:def:crs:EPSG::4326".to_owned(), None),
         Some(raw) => {

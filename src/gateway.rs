@@ -420,6 +420,9 @@ impl Gateway {
             answer_crs: target.answer_crs,
             max_image_size: target.path.max_image_size,
             clips_partial: target.path.partial == crate::paths::Partial::Clip,
+            rest_template: (target.protocol == Some(Protocol::Wmts)).then(|| {
+                target.path.wmts_rest_template.as_deref().unwrap_or(crate::ogc::wmts::DEFAULT_WMTS_REST_TEMPLATE)
+            }),
         };
         let mut res = proxy::filter::apply(response, &ctx).await?;
         if target.protocol == Some(Protocol::Martin) && *kind == ResponseKind::Mvt {

@@ -68,6 +68,9 @@ pub struct FilterContext<'a> {
     /// The path clips partial overlaps (`partial = "clip"`): capabilities advertise
     /// every tile matrix up to maxZoom, limited to the fence's footprint.
     pub clips_partial: bool,
+    /// The WMTS REST tile template the path serves (WMTS capabilities keep only the
+    /// `ResourceURL`s it reads).
+    pub rest_template: Option<&'a str>,
 }
 
 impl<'a> FilterContext<'a> {
@@ -81,6 +84,7 @@ impl<'a> FilterContext<'a> {
             layers: self.layers,
             fence,
             quad_matrix_sets: self.quad_matrix_sets,
+            rest_template: self.rest_template,
         }
     }
 }

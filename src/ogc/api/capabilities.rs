@@ -676,6 +676,7 @@ mod tests {
             layers: &layers,
             fence: None,
             quad_matrix_sets: &[],
+            rest_template: None,
         };
         let allowed: Option<Vec<String>> = properties.map(|p| p.iter().map(|s| s.to_string()).collect());
         let out = rewrite_definition(DEFINITION.as_bytes(), &rw, allowed.as_deref()).expect("rewrites");

@@ -94,12 +94,16 @@ pub struct Rewrite<'a> {
     /// [`WEB_MERCATOR_QUAD_SETS`](crate::ogc::common::matrix::WEB_MERCATOR_QUAD_SETS):
     /// the path's `webmercator_matrix_sets`, which the classifier reads too.
     pub quad_matrix_sets: &'a [String],
+    /// The WMTS RESTful tile template the gateway serves on this path (its
+    /// `wmts_rest_template` or the default): a tile `ResourceURL` whose template does not
+    /// match it would be advertised and then refused, so it is removed. `None`: not checked.
+    pub rest_template: Option<&'a str>,
 }
 
 impl<'a> Rewrite<'a> {
-    /// A rewrite with no query token, no fence and no extra quad sets.
+    /// A rewrite with no query token, no fence, no extra quad sets and no REST template check.
     pub fn new(upstream: &'a str, public: &'a str, layers: &'a [String]) -> Rewrite<'a> {
-        Rewrite { upstream, public, token_query: None, layers, fence: None, quad_matrix_sets: &[] }
+        Rewrite { upstream, public, token_query: None, layers, fence: None, quad_matrix_sets: &[], rest_template: None }
     }
 
     pub(crate) fn covers(&self, name: &str) -> bool {

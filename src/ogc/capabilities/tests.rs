@@ -455,6 +455,29 @@ fn wmts_rest_templates_keep_the_suffix_after_the_wmts_base() {
     assert_eq!(metadata, "https://maps.example.org/ogc/wmts/osm/1.0.0/WMTSCapabilities.xml?token=tg_r");
 }
 
+/// Attacker round 5: with the default REST template (`/{Layer}/{Style}/…/{TileRow}/
+/// {TileCol}.{Format}`) MapProxy's templates were advertised and every tile then
+/// answered 400. Only a template the path's REST route reads is advertised.
+#[test]
+fn wmts_rest_templates_the_gateway_would_refuse_are_not_advertised() {
+    let layers = names(&["osm", "roads"]);
+    let templates = |served: &str| {
+        let rw =
+            Rewrite { rest_template: Some(served), ..Rewrite::new("http://127.0.0.1:9001/wmts", PUBLIC_WMTS, &layers) };
+        attr_values(&reparse(&rewrite_wmts(fixture!("wmts_100_mapproxy_rest.xml"), &rw).expect("rewrites")), "template")
+    };
+    assert!(templates(crate::ogc::wmts::DEFAULT_WMTS_REST_TEMPLATE).is_empty());
+    assert!(
+        templates("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.{Format}").is_empty(),
+        "row and column swapped"
+    );
+    assert_eq!(
+        templates("/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}").len(),
+        2,
+        "MapProxy's form"
+    );
+}
+
 #[test]
 fn wmts_themes_lose_removed_layers_and_empty_themes() {
     let layers = names(&["osm", "roads"]);

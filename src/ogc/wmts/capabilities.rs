@@ -79,10 +79,18 @@ fn filter(doc: &mut Doc, rw: &Rewrite<'_>, map: &UrlMap) -> Result<(), Capabilit
             };
             // A template outside the upstream base cannot be reached through the gateway,
             // and the classifier serves RESTful tiles only (REST GetFeatureInfo is a 400).
+            // A tile template the gateway's REST route does not read would be advertised
+            // and then refused: removed too.
+            let unserved = |t: &str| {
+                rw.rest_template.is_some_and(|served| {
+                    !map.path_under_base(t.trim()).is_some_and(|suffix| super::serves_resource_template(served, suffix))
+                })
+            };
             layer.retain_elements(|c| {
                 !(c.is("ResourceURL")
                     && (c.attr("resourceType").is_some_and(|t| t != "tile")
-                        || c.attr("template").is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. }))))
+                        || c.attr("template")
+                            .is_some_and(|t| matches!(map.map(t.trim()), Mapped::Outside { .. }) || unserved(t))))
             });
             if bounds.is_some_and(|b| fence_item(layer, &b, Axes::Authority) == Placement::Outside) {
                 return false;

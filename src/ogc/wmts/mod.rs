@@ -260,6 +260,24 @@ enum Piece<'t> {
     Var(&'t str),
 }
 
+/// Whether a tile `ResourceURL` template of the upstream's capabilities (`suffix`: its
+/// part below the upstream REST base, placeholders in braces) is one the gateway's
+/// `template` serves: same segments, and every placeholder of the upstream's lands on the
+/// placeholder of the same name (`{TileCol}` where the gateway reads `TileRow` would
+/// fetch the wrong tiles). Attacker round 5: with the default template, MapProxy's
+/// `…/{TileCol}/{TileRow}.png` was advertised and every tile then answered 400.
+pub(crate) fn serves_resource_template(template: &str, suffix: &str) -> bool {
+    let Ok(template) = Template::parse(template) else { return false };
+    let suffix = if suffix.starts_with('/') { suffix.to_owned() } else { format!("/{suffix}") };
+    let path = suffix.split(['?', '#']).next().unwrap_or("");
+    template.matches(path).is_some_and(|values| {
+        values.iter().all(|(name, value)| match value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) {
+            Some(inner) => inner.eq_ignore_ascii_case(name),
+            None => !value.contains(['{', '}']),
+        })
+    })
+}
+
 #[derive(Debug)]
 struct Template<'t> {
     segments: Vec<Vec<Piece<'t>>>,

@@ -146,21 +146,14 @@ pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
         return super::relay(res);
     }
     let untyped_or_xml = is_xml(&res) || !res.headers().contains_key(header::CONTENT_TYPE);
-    let coding = res
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    let inflate = match coding.as_deref() {
-        None | Some("identity") => Inflate::identity(),
-        Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
-        Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
-        Some(_) if untyped_or_xml => {
+    let inflate = match Inflate::for_coding(&res) {
+        Some(inflate) => inflate,
+        None if untyped_or_xml => {
             return refused(&res, "an XML or untyped answer in a content coding the gateway cannot read")
         }
         // Another type in a coding the gateway cannot inflate: relayed unread (the
         // gateway asks for no coding it cannot read when it filters; this one it does not).
-        Some(_) => return super::relay(res),
+        None => return super::relay(res),
     };
     peek(res, inflate, |head, ended| match root(head) {
         Root::Exception => Peeked::Refuse("the upstream answered with an OGC exception report and a success status"),
@@ -208,18 +201,10 @@ pub async fn relay_image(res: Response<UpstreamBody>) -> Response<Body> {
     if !res.status().is_success() || res.status() == http::StatusCode::NO_CONTENT {
         return super::relay(res);
     }
-    let coding = res
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
     // A coded image is inflated to look (the client would inflate it too; an exception
     // document inside was relayed as the tile: attacker round 5).
-    let inflate = match coding.as_deref() {
-        None | Some("identity") => Inflate::identity(),
-        Some("gzip" | "x-gzip") => Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
-        Some("deflate") => Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
-        Some(_) => return refused(&res, "an image in a content coding the gateway cannot read"),
+    let Some(inflate) = Inflate::for_coding(&res) else {
+        return refused(&res, "an image in a content coding the gateway cannot read");
     };
     peek(res, inflate, |head, ended| match is_raster(head) {
         Some(true) => Peeked::Relay,
@@ -337,6 +322,23 @@ enum Inflate {
 impl Inflate {
     fn identity() -> Inflate {
         Inflate::Identity { first: None, joined: Vec::new() }
+    }
+
+    /// The reader for the answer's `Content-Encoding`: none or `identity`, `gzip`
+    /// (`x-gzip`), `deflate`; `None` for any other coding.
+    fn for_coding(res: &Response<UpstreamBody>) -> Option<Inflate> {
+        let Some(value) = res.headers().get(header::CONTENT_ENCODING) else { return Some(Inflate::identity()) };
+        let coding = value.to_str().ok()?.trim();
+        let is = |name: &str| coding.eq_ignore_ascii_case(name);
+        if is("identity") {
+            Some(Inflate::identity())
+        } else if is("gzip") || is("x-gzip") {
+            Some(Inflate::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))))
+        } else if is("deflate") {
+            Some(Inflate::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))))
+        } else {
+            None
+        }
     }
 
     /// Adds input; the output it gives stays bounded by what [`root`] needs: the

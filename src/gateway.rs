@@ -378,6 +378,7 @@ impl Gateway {
                 _ => target.pinned_accept(),
             },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),
+            readable_codings: target.response.is_some(),
         };
         // A fenced token's OGC API items and WFS KVP features are asked for within the
         // fence's extent only (#12).

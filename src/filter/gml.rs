@@ -57,7 +57,8 @@
 //!   before it sent the start tag), and a collection's own envelope is dropped (GML 2,
 //!   where it is required, gets `<gml:null>unknown</gml:null>`): both would tell how
 //!   much lies outside the fence.
-//! - **Links.** `next`/`previous` and the locations of `xsi:schemaLocation` are mapped
+//! - **Links.** `next`/`previous` (dropped under a fence: they count what lies outside)
+//!   and the locations of `xsi:schemaLocation` are mapped
 //!   by the [`LinkRewrite`]; a location it does not map, or that still names the
 //!   upstream, is dropped (with its namespace in `schemaLocation`).
 //!
@@ -721,6 +722,10 @@ impl GmlFilter {
             let value: Option<Vec<u8>> = match local {
                 b"numberMatched" if plain && self.fenced() => Some(b"unknown".to_vec()),
                 b"numberReturned" | b"numberOfFeatures" if plain && self.fenced() => None,
+                // Under a fence a page link says whether the upstream holds more
+                // features, counted over what lies outside too (attacker round 6:
+                // `COUNT=1` and `STARTINDEX` walked `next` over 23 hidden features).
+                b"next" | b"previous" if plain && self.fenced() => None,
                 b"next" | b"previous" if plain => self.link(&attr.value).map(|url| escape(&url)),
                 b"schemaLocation" if attr.namespace.as_deref() == Some(XSI) => self.schema_locations(&attr.value),
                 _ => Some(attr.raw.clone()),

@@ -186,6 +186,10 @@ pub struct Ask {
     /// `server.public_url`, so `X-Forwarded-Host`/`-Proto` are not sent (an upstream
     /// honouring them would mix the gateway's host with its own paths).
     pub own_urls: bool,
+    /// The answer is checked by its first bytes (`sniff`): only content codings the
+    /// gateway can inflate (gzip, deflate) are asked for (attacker round 6: a brotli
+    /// answer was relayed unread).
+    pub readable_codings: bool,
 }
 
 /// The forward stage: checks the body against the path's size limit, builds the
@@ -275,6 +279,9 @@ pub async fn forward(
         *upstream_req.method_mut() = http::Method::GET;
     }
     let h = upstream_req.headers_mut();
+    if !ask.identity && ask.readable_codings {
+        readable_codings_only(h);
+    }
     if ask.identity {
         h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
         h.remove(http::header::RANGE);
@@ -470,6 +477,29 @@ pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
 }
 
+/// Keeps only the codings of the client's `Accept-Encoding` that [`sniff`] can read
+/// (`gzip`, `x-gzip`, `deflate`, `identity`); none left: the header goes.
+fn readable_codings_only(h: &mut http::HeaderMap) {
+    let Some(value) = h.get(http::header::ACCEPT_ENCODING) else { return };
+    let readable = |c: &str| {
+        let name = c.split(';').next().unwrap_or("").trim();
+        ["gzip", "x-gzip", "deflate", "identity"].iter().any(|r| name.eq_ignore_ascii_case(r))
+    };
+    let text = value.to_str().unwrap_or("");
+    if text.split(',').all(readable) {
+        return;
+    }
+    let kept: Vec<&str> = text.split(',').filter(|c| readable(c)).map(str::trim).collect();
+    match http::HeaderValue::from_str(&kept.join(", ")) {
+        Ok(v) if !kept.is_empty() => {
+            h.insert(http::header::ACCEPT_ENCODING, v);
+        }
+        _ => {
+            h.remove(http::header::ACCEPT_ENCODING);
+        }
+    }
+}
+
 /// The gateway's own answer in place of an upstream answer whose body is not passed
 /// on (`upstream_error`): the upstream's status, and its `Retry-After`.
 pub(crate) fn replaced(res: &Response<UpstreamBody>) -> Response<Body> {
@@ -497,6 +527,25 @@ fn asks_for_credentials(status: http::StatusCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attacker round 6: a brotli answer to a WCS or WFS request skipped the first-bytes
+    /// check; the gateway now asks only for codings it can read.
+    #[test]
+    fn only_readable_codings_are_asked_for() {
+        let ask = |client: Option<&'static str>| {
+            let mut h = http::HeaderMap::new();
+            if let Some(v) = client {
+                h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static(v));
+            }
+            readable_codings_only(&mut h);
+            h.get(http::header::ACCEPT_ENCODING).map(|v| v.to_str().unwrap_or("").to_owned())
+        };
+        assert_eq!(ask(Some("gzip, deflate, br, zstd")).as_deref(), Some("gzip, deflate"));
+        assert_eq!(ask(Some("br;q=1.0, GZIP;q=0.5")).as_deref(), Some("GZIP;q=0.5"));
+        assert_eq!(ask(Some("br")), None);
+        assert_eq!(ask(Some("gzip")).as_deref(), Some("gzip"));
+        assert_eq!(ask(None), None);
+    }
 
     const T: &str = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdefXYZ";
 

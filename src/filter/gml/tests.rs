@@ -189,10 +189,15 @@ impl LinkRewrite for Links {
 #[test]
 fn schema_locations_and_next_links_are_mapped() {
     let doc = br#"<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="urn:ms http://127.0.0.1:9/cgi-bin/mapserv?A=1&amp;B=2 urn:other http://other/x.xsd" next="http://127.0.0.1:9/cgi-bin/mapserv?STARTINDEX=10" previous="http://elsewhere/x"/>"#;
-    let out = run(GmlFilter::new(None, fence(), UNKNOWN).with_links(Arc::new(Links)), doc).unwrap();
+    let out = run(GmlFilter::new(allowed(&["name"]), None, UNKNOWN).with_links(Arc::new(Links)), doc).unwrap();
     assert!(out.contains(r#"xsi:schemaLocation="urn:ms https://gw/ogc/wfs/lakes?A=1&amp;B=2""#), "{out}");
     assert!(out.contains(r#"next="https://gw/ogc/wfs/lakes?STARTINDEX=10""#), "{out}");
     assert!(!out.contains("previous") && !out.contains("other"), "{out}");
+    // Attacker round 6: under a fence `next` told whether more features lie beyond the
+    // page, outside the fence included (`COUNT=1` walked over 23 hidden ones).
+    let out = run(GmlFilter::new(None, fence(), UNKNOWN).with_links(Arc::new(Links)), doc).unwrap();
+    assert!(out.contains(r#"xsi:schemaLocation="urn:ms https://gw/ogc/wfs/lakes?A=1&amp;B=2""#), "{out}");
+    assert!(!out.contains("next=") && !out.contains("previous"), "{out}");
 }
 
 const GML32: &str =

@@ -66,6 +66,25 @@ pub fn fes_properties(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
     read_fes(xml).map(|fes| fes.properties)
 }
 
+/// The element's and its attributes' names in their schema's case (MapServer reads
+/// `fes:valuereference` as `ValueReference`: `common::xml::check_name_case`), and no
+/// attribute twice in two cases.
+fn check_fes_names(start: &quick_xml::events::BytesStart<'_>) -> Result<(), UnreadableFilter> {
+    let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+    crate::ogc::common::xml::check_name_case(&local).map_err(|e| unreadable(FES, e))?;
+    let mut seen: Vec<String> = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| unreadable(FES, e.to_string()))?;
+        let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+        if seen.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+            return Err(unreadable(FES, format!("attribute `{key}` is given twice")));
+        }
+        crate::ogc::common::xml::check_name_case(&key).map_err(|e| unreadable(FES, e))?;
+        seen.push(key);
+    }
+    Ok(())
+}
+
 /// What one FES document names: properties, and the `name`s of its `Function`s.
 struct Fes {
     properties: Vec<String>,
@@ -87,12 +106,14 @@ fn read_fes(xml: &str) -> Result<Fes, UnreadableFilter> {
                 return Err(unreadable(FES, "an element inside a property name"));
             }
             Token::Start(start) => {
+                check_fes_names(&start)?;
                 if is_property_element(start.local_name().as_ref()) {
                     current = Some(String::new());
                 }
                 function_name(&start, at, &mut fes.functions)?;
             }
             Token::Empty(start) => {
+                check_fes_names(&start)?;
                 if is_property_element(start.local_name().as_ref()) {
                     return Err(unreadable(FES, "an empty property name"));
                 }

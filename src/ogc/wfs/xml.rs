@@ -357,6 +357,7 @@ struct Walker {
 impl Walker {
     fn open(&mut self, e: &BytesStart<'_>, namespace: Option<&str>, reader: &Hardened<'_>) -> Result<(), OgcError> {
         let local = utf8(e.local_name().as_ref())?.to_owned();
+        crate::ogc::common::xml::check_name_case(&local).map_err(bad)?;
         let qname = utf8(e.name().as_ref())?.to_owned();
         let depth = self.stack.len();
         if namespace == Some(XINCLUDE) {
@@ -594,9 +595,11 @@ fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
             continue;
         }
         let local = key.rsplit(':').next().unwrap_or(key).to_owned();
-        if out.iter().any(|(k, _)| *k == local) {
+        // Compared without regard to case: MapServer reads `srsname` as `srsName`.
+        if out.iter().any(|(k, _): &(String, String)| k.eq_ignore_ascii_case(&local)) {
             return Err(bad(format!("attribute `{}` is given twice", shown(&local))));
         }
+        crate::ogc::common::xml::check_name_case(&local).map_err(bad)?;
         let value = attr.unescape_value().map_err(malformed)?.into_owned();
         out.push((local, value));
     }
@@ -991,6 +994,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, OgcError::NotSupported(_)), "{e}");
+    }
+
+    /// Attacker round 6: MapServer reads XML names without regard to case and takes the
+    /// first match. `srsname` before `srsName` made it answer in degrees what the gateway
+    /// read as metres; `typenames` beside `typeNames` read an uncovered layer; a lowercase
+    /// `fes:valuereference` named a hidden property the gateway did not see.
+    #[test]
+    fn names_in_another_case_are_refused() {
+        let q = |query: &str| -> &'static str {
+            format!(r#"<GetFeature version="2.0.0" service="WFS" outputFormat="application/json" xmlns="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0">{query}</GetFeature>"#).leak()
+        };
+        for body in [
+            q(r#"<Query typeNames="roads" srsname="EPSG:4326" srsName="EPSG:3857"/>"#),
+            q(r#"<Query typenames="rivers" typeNames="roads"/>"#),
+            q(r#"<Query typeNames="roads" SRSNAME="EPSG:3857"/>"#),
+            q(r#"<query typeNames="roads"/>"#),
+            q(
+                r#"<Query typeNames="roads"><fes:Filter><fes:PropertyIsEqualTo><fes:valuereference>secret</fes:valuereference><fes:Literal>x</fes:Literal></fes:PropertyIsEqualTo></fes:Filter></Query>"#,
+            ),
+        ] {
+            let e = post(body).unwrap_err();
+            assert!(matches!(e, OgcError::BadRequest(_)), "{body}: {e}");
+        }
+        // The schema's own spellings, elements and attributes alike, pass.
+        post(q(r#"<Query typeNames="roads" srsName="EPSG:3857"><fes:Filter><fes:PropertyIsEqualTo matchCase="true"><fes:ValueReference>name</fes:ValueReference><fes:Literal>x</fes:Literal></fes:PropertyIsEqualTo></fes:Filter></Query>"#)).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Regression (#12.1's class in XML bodies): a Query's `srsName` asked for a

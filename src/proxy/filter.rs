@@ -742,12 +742,11 @@ impl LinkRewrite for LinkMap {
     }
 
     fn serves(&self, link: &serde_json::Value) -> bool {
-        let rel = link.get("rel").and_then(serde_json::Value::as_str);
         match link.get("href").and_then(serde_json::Value::as_str) {
             Some(href) => {
                 !crate::ogc::capabilities::is_misleading_href(href)
                     && self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str))
-                    && !(self.is_elsewhere(href) && rel.is_some_and(crate::ogc::api::is_service_rel))
+                    && (!self.is_elsewhere(href) || link.get("rel").is_some_and(crate::ogc::api::leads_away))
             }
             None => true,
         }

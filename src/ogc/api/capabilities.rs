@@ -185,7 +185,7 @@ fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
 
 /// False for a link into a collection the path does not cover, for a templated
 /// upstream link outside the base (no public URL reaches it), for a link to the
-/// service itself on a third host (`ogc::api::is_service_rel`), for a target a browser
+/// service itself on a third host (`ogc::api::leads_away`), for a target a browser
 /// reads otherwise than it is written (`is_misleading_href`), and for a link on the
 /// upstream the gateway would refuse: an HTML page (answered 406), or a route the
 /// classifier does not serve (`/processes`, `/jobs`, the API definition…).
@@ -208,7 +208,7 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
             Some(p) => p,
             // Elsewhere: kept when it leads away by nature or to the gateway itself.
             None => {
-                return !(ctx.map.is_elsewhere(href) && link_rel(link).is_some_and(crate::ogc::api::is_service_rel))
+                return !ctx.map.is_elsewhere(href) || rel_leads_away(link.get("rel"));
             }
         }
     };
@@ -226,8 +226,16 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     })
 }
 
-fn link_rel(link: &Json) -> Option<&str> {
-    link.get("rel").and_then(Json::as_str)
+/// `ogc::api::leads_away` on this module's JSON.
+fn rel_leads_away(rel: Option<&Json>) -> bool {
+    match rel {
+        Some(Json::String(s)) => crate::ogc::api::rels_lead_away([s.as_str()]),
+        Some(Json::Array(items)) => {
+            items.iter().all(|r| matches!(r, Json::String(_)))
+                && crate::ogc::api::rels_lead_away(items.iter().filter_map(Json::as_str))
+        }
+        _ => false,
+    }
 }
 
 /// A link to an HTML page or a JSON-LD document (both answered 406: their URLs sit

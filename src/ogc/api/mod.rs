@@ -142,49 +142,64 @@ pub(crate) fn serves_route(path: &str) -> bool {
     route(&segments).is_some()
 }
 
-/// True for a link relation that leads to the service itself (its pages, collections,
-/// items, tiles, definitions): such a link is on the upstream or on the gateway, never
-/// on a third host. An absolute link of one of these relations to a host that is
-/// neither names an upstream by another name (pygeoapi's `server.url`, GeoServer's
-/// proxy base URL) and would send the client around the gateway: the rewriters drop
-/// it. Relations that lead away by nature (`license`, `describedby`, `cite-as`,
-/// `related`, `via`…) are kept.
+/// True for a link that may point at a third host: one whose relations (a `rel` string,
+/// space-separated relations, or an array of them) all lead away from the service by
+/// nature (`license`, `describedby`, `cite-as`, `related`, `via`, `author`, `help`…).
+/// Every other link leads to the service itself (its pages, collections, items, tiles,
+/// definitions; STAC's `parent`, `child`, `item`; a link with no `rel`), so it is on the
+/// upstream or on the gateway, never on a third host: there it names the upstream by
+/// another name (pygeoapi's `server.url`, GeoServer's proxy base URL) and would send the
+/// client around the gateway, and the rewriters drop it (attacker rounds 4 and 6: an
+/// allow-list of service relations missed `next alternate`, arrays, IANA URIs and STAC).
 ///
 /// ```
-/// use tilegate::ogc::api::is_service_rel;
-/// assert!(is_service_rel("next") && is_service_rel("ALTERNATE") && is_service_rel("items"));
-/// assert!(is_service_rel("http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"));
-/// assert!(is_service_rel("[ogc-rel:conformance]"));
-/// assert!(!is_service_rel("license") && !is_service_rel("describedby"));
+/// use serde_json::json;
+/// use tilegate::ogc::api::leads_away;
+/// assert!(leads_away(&json!("license")) && leads_away(&json!("describedby cite-as")));
+/// assert!(leads_away(&json!(["license", "related"])));
+/// assert!(!leads_away(&json!("next")) && !leads_away(&json!("next alternate")));
+/// assert!(!leads_away(&json!(["license", "next"])) && !leads_away(&json!("parent")));
+/// assert!(!leads_away(&json!(null)) && !leads_away(&json!("http://www.iana.org/assignments/relation/next")));
 /// ```
-pub fn is_service_rel(rel: &str) -> bool {
-    let rel = rel.trim();
-    const OGC: [&str; 3] =
-        ["http://www.opengis.net/def/rel/ogc/1.0/", "https://www.opengis.net/def/rel/ogc/1.0/", "[ogc-rel:"];
-    if OGC.iter().any(|p| rel.len() >= p.len() && rel[..p.len()].eq_ignore_ascii_case(p)) {
-        return true;
+pub fn leads_away(rel: &serde_json::Value) -> bool {
+    match rel {
+        serde_json::Value::String(s) => rels_lead_away([s.as_str()]),
+        serde_json::Value::Array(items) => {
+            items.iter().all(serde_json::Value::is_string)
+                && rels_lead_away(items.iter().filter_map(serde_json::Value::as_str))
+        }
+        _ => false,
     }
-    const IANA: [&str; 18] = [
-        "self",
-        "alternate",
-        "next",
-        "prev",
-        "previous",
-        "first",
-        "last",
-        "root",
-        "up",
-        "start",
-        "items",
-        "collection",
-        "data",
-        "service-desc",
-        "service-doc",
-        "conformance",
-        "tiles",
-        "search",
+}
+
+/// [`leads_away`] on the `rel` texts of a link (each may hold several relations).
+pub(crate) fn rels_lead_away<'a>(texts: impl IntoIterator<Item = &'a str>) -> bool {
+    const AWAY: [&str; 16] = [
+        "license",
+        "about",
+        "canonical",
+        "describedby",
+        "cite-as",
+        "related",
+        "via",
+        "author",
+        "help",
+        "copyright",
+        "terms-of-service",
+        "privacy-policy",
+        "icon",
+        "enclosure",
+        "preview",
+        "external",
     ];
-    IANA.iter().any(|r| rel.eq_ignore_ascii_case(r))
+    let mut any = false;
+    for word in texts.into_iter().flat_map(str::split_ascii_whitespace) {
+        if !AWAY.iter().any(|a| word.eq_ignore_ascii_case(a)) {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// True when `path` (as for [`serves_route`]) is an items or item route: a fenced token

@@ -208,10 +208,18 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 ));
             }
             let fence = ctx.obligations.fence.clone().filter(|f| f.tiles().is_some());
-            let links = (ctx.rewrite_links && *format == DataFormat::Json)
+            // GeoJSON `links` name the upstream on WFS and WMS too (MapServer's `next`;
+            // attacker round 6): a GeoJSON answer has them mapped whatever the protocol.
+            // (A JSON request answered in another type is judged below, or relayed checked.)
+            let geojson_links = *format == DataFormat::Json && (ctx.rewrite_links || is_geojson_type(&res));
+            // Under a fence, a WFS or WMS answer's page links count what lies outside (OGC
+            // API items are asked for within the fence: their paging stays).
+            let unpaged = fence.is_some() && !ctx.rewrite_links;
+            let links = geojson_links
                 .then(|| LinkMap::new(ctx.upstream, ctx.public, ctx.token_query))
                 .transpose()
-                .map_err(|e| Reject::internal("cannot map upstream links", e))?;
+                .map_err(|e| Reject::internal("cannot map upstream links", e))?
+                .map(|l| if unpaged { l.without_paging() } else { l });
             if properties.is_none() && fence.is_none() && links.is_none() {
                 return Ok(super::sniff::relay_checked(res).await);
             }
@@ -744,7 +752,8 @@ impl LinkRewrite for LinkMap {
     fn serves(&self, link: &serde_json::Value) -> bool {
         match link.get("href").and_then(serde_json::Value::as_str) {
             Some(href) => {
-                !crate::ogc::capabilities::is_misleading_href(href)
+                self.keeps_rel(link.get("rel").and_then(serde_json::Value::as_str))
+                    && !crate::ogc::capabilities::is_misleading_href(href)
                     && self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str))
                     && (!self.is_elsewhere(href) || link.get("rel").is_some_and(crate::ogc::api::leads_away))
             }

@@ -102,6 +102,12 @@ layers = ["osm"]
 [path.upstream]
 xyz = "http://{up}/t/{z}/{x}/{y}/untyped-exception"
 [[path]]
+id = "wfsjson"
+kind = "vector"
+layers = ["places"]
+[path.upstream]
+wfs = "http://{up}/collections/places/items"
+[[path]]
 id = "exceptional"
 kind = "raster"
 layers = ["osm"]
@@ -750,6 +756,29 @@ async fn an_answer_that_is_not_what_it_says_is_the_upstream_error() {
             assert!(!text.contains(secret), "{path}: {text}");
         }
     }
+}
+
+/// Attacker round 6: WFS GeoJSON `links` (MapServer writes a `next`) were relayed as the
+/// upstream wrote them, its address included, to every token; under a fence `next` told
+/// whether more features lie beyond the page, outside the fence included.
+#[tokio::test]
+async fn wfs_geojson_links_name_no_upstream_and_no_page_under_a_fence() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let up = gw.upstream.addr.to_string();
+    let query =
+        "/ogc/wfs/wfsjson?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&OUTPUTFORMAT=application/json";
+    let open = gw.token(&[("wfsjson", Tier::ViewPlus)]).await;
+    let r = gw.get(query, &open).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert!(!r.text().contains(&up), "the upstream's address: {}", &r.text()[..300.min(r.text().len())]);
+    assert!(r.json()["links"].as_array().is_some_and(|l| l.iter().any(|l| l["rel"] == "next")), "kept, mapped");
+    let fenced =
+        gw.token_fenced("wfsjson", Tier::ViewPlus, Fence::new(Some(&[(1, 1, 0)]), None).expect("fence"), None).await;
+    let r = gw.get(query, &fenced).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let doc = r.json();
+    assert!(!r.text().contains(&up));
+    assert!(doc["links"].as_array().is_none_or(|l| l.iter().all(|l| l["rel"] != "next")), "{}", doc["links"]);
 }
 
 /// #12 (response headers): an upstream's session cookie (`JSESSIONID`, a load

@@ -510,13 +510,31 @@ pub enum LinkMapped {
 /// ```
 pub struct LinkMap {
     map: UrlMap,
+    /// Page links (`next`, `prev`…) are kept ([`LinkMap::without_paging`] drops them).
+    paging: bool,
 }
 
 impl LinkMap {
     /// A mapper from the upstream base URL of an endpoint to the gateway URL that stands
     /// for it; `token_query` is the client's token when it came in the query.
     pub fn new(upstream: &str, public: &str, token_query: Option<&str>) -> Result<LinkMap, CapabilitiesError> {
-        UrlMap::new(upstream, public, token_query).map(|map| LinkMap { map })
+        UrlMap::new(upstream, public, token_query).map(|map| LinkMap { map, paging: true })
+    }
+
+    /// Drops page links: under a fence a WFS answer's `next` tells whether the upstream
+    /// holds more features, outside the fence included (attacker round 6).
+    pub fn without_paging(mut self) -> LinkMap {
+        self.paging = false;
+        self
+    }
+
+    /// Whether a link of relation `rel` may be sent (page links only with paging).
+    pub fn keeps_rel(&self, rel: Option<&str>) -> bool {
+        self.paging
+            || !rel.is_some_and(|r| {
+                r.split_ascii_whitespace()
+                    .any(|w| ["next", "prev", "previous", "first", "last"].iter().any(|p| w.eq_ignore_ascii_case(p)))
+            })
     }
 
     /// Maps one link target. Surrounding whitespace is ignored (and not kept in a

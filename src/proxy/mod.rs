@@ -480,7 +480,12 @@ pub fn relay(res: Response<UpstreamBody>) -> Response<Body> {
 /// Keeps only the codings of the client's `Accept-Encoding` that [`sniff`] can read
 /// (`gzip`, `x-gzip`, `deflate`, `identity`); none left: the header goes.
 fn readable_codings_only(h: &mut http::HeaderMap) {
-    let Some(value) = h.get(http::header::ACCEPT_ENCODING) else { return };
+    // No `Accept-Encoding` lets the upstream choose any coding (RFC 9110): the client
+    // asked for none, so none is asked for (attacker round 7: brotli answers).
+    let Some(value) = h.get(http::header::ACCEPT_ENCODING) else {
+        h.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+        return;
+    };
     let readable = |c: &str| {
         let name = c.split(';').next().unwrap_or("").trim();
         ["gzip", "x-gzip", "deflate", "identity"].iter().any(|r| name.eq_ignore_ascii_case(r))
@@ -544,7 +549,7 @@ mod tests {
         assert_eq!(ask(Some("br;q=1.0, GZIP;q=0.5")).as_deref(), Some("GZIP;q=0.5"));
         assert_eq!(ask(Some("br")), None);
         assert_eq!(ask(Some("gzip")).as_deref(), Some("gzip"));
-        assert_eq!(ask(None), None);
+        assert_eq!(ask(None).as_deref(), Some("identity"), "none asked: none may come");
     }
 
     const T: &str = "tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdefXYZ";

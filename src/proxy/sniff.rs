@@ -151,9 +151,9 @@ pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
         None if untyped_or_xml => {
             return refused(&res, "an XML or untyped answer in a content coding the gateway cannot read")
         }
-        // Another type in a coding the gateway cannot inflate: relayed unread (the
-        // gateway asks for no coding it cannot read when it filters; this one it does not).
-        None => return super::relay(res),
+        // A coding the gateway never asked for (it asks only for gzip and deflate, or
+        // identity): refused whatever the label (attacker round 7: brotli as `image/tiff`).
+        None => return refused(&res, "an answer in a content coding the gateway did not ask for"),
     };
     peek(res, inflate, |head, ended| match root(head) {
         Root::Exception => Peeked::Refuse("the upstream answered with an OGC exception report and a success status"),

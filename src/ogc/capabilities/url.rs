@@ -231,7 +231,7 @@ fn decode_pair(pair: &str) -> (String, String) {
 ///
 /// ```
 /// use tilegate::ogc::capabilities::is_misleading_href;
-/// for bad in ["https:evil.example/x", "http:/evil.example/x", "/\\evil.example/x", "\\\\evil/x", "http:\\\\evil/x", "ht\ttp://evil/x", "/\t/evil/x", "javascript:alert(1)", " data:text/html,x", "FILE:///etc/passwd"] {
+/// for bad in ["https:evil.example/x", "http:/evil.example/x", "http:///evil.example/x", "/\\evil.example/x", "\\\\evil/x", "http:\\\\evil/x", "ht\ttp://evil/x", "/\t/evil/x", "javascript:alert(1)", " data:text/html,x", "FILE:///etc/passwd"] {
 ///     assert!(is_misleading_href(bad), "{bad:?}");
 /// }
 /// for good in ["https://gw/ogc/api/obs/items?f=json", "items?offset=10", "/collections", "mailto:ops@example.org", "../x#y"] {
@@ -250,7 +250,10 @@ pub fn is_misleading_href(href: &str) -> bool {
             let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
             // `https:evil.example/x` and `http:/evil.example/x` have no `//` but a browser
             // on a page of the other scheme resolves them to evil.example (attacker round 6).
-            (web && !t[colon + 1..].starts_with("//")) || !(web || scheme.eq_ignore_ascii_case("mailto"))
+            // `http:///evil` is `http://evil` to a browser too (attacker round 7).
+            let after = &t[colon + 1..];
+            (web && (!after.starts_with("//") || after.starts_with("///")))
+                || !(web || scheme.eq_ignore_ascii_case("mailto"))
         }
         None => false,
     }

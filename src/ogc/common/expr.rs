@@ -75,6 +75,13 @@ fn check_fes_names(start: &quick_xml::events::BytesStart<'_>) -> Result<(), Unre
     let mut seen: Vec<String> = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| unreadable(FES, e.to_string()))?;
+        let raw = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+        if let Some(prefix) = raw.strip_prefix("xmlns:") {
+            if crate::ogc::common::xml::is_ogc_name(prefix) {
+                return Err(unreadable(FES, format!("the namespace prefix `{prefix}` is an OGC name")));
+            }
+            continue;
+        }
         let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
         if seen.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
             return Err(unreadable(FES, format!("attribute `{key}` is given twice")));

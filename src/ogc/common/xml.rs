@@ -638,6 +638,11 @@ const OGC_NAMES: &[&str] = &[
 /// match: `<Query srsname="EPSG:4326" srsName="EPSG:3857">` was read in two CRSs (the
 /// gateway's metres, MapServer's degrees: a whole layer passed an empty fence), and
 /// `typenames` beside `typeNames` read another layer (attacker round 6).
+/// True when `name` is one of [`OGC_NAMES`] in any case.
+pub(crate) fn is_ogc_name(name: &str) -> bool {
+    OGC_NAMES.iter().any(|known| known.eq_ignore_ascii_case(name))
+}
+
 pub(crate) fn check_name_case(local: &str) -> Result<(), String> {
     // Some names are an element in one case and an attribute in another (`Name`/`name`,
     // `PropertyName`/`propertyName`): either spelling is a schema's.

@@ -591,7 +591,18 @@ fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
     for attr in e.attributes() {
         let attr = attr.map_err(malformed)?;
         let key = utf8(attr.key.as_ref())?;
-        if key == "xmlns" || key.starts_with("xmlns:") {
+        if key == "xmlns" {
+            continue;
+        }
+        if let Some(prefix) = key.strip_prefix("xmlns:") {
+            // MapServer strips every prefix, a declaration's too: to it `xmlns:srsName` is
+            // a `srsName`, read before the one the gateway judged (attacker round 7).
+            if crate::ogc::common::xml::is_ogc_name(prefix) {
+                return Err(bad(format!(
+                    "the namespace prefix `{}` is an OGC name; servers that drop prefixes read the declaration as that attribute",
+                    shown(prefix)
+                )));
+            }
             continue;
         }
         let local = key.rsplit(':').next().unwrap_or(key).to_owned();
@@ -1010,6 +1021,8 @@ mod tests {
             q(r#"<Query typenames="rivers" typeNames="roads"/>"#),
             q(r#"<Query typeNames="roads" SRSNAME="EPSG:3857"/>"#),
             q(r#"<query typeNames="roads"/>"#),
+            q(r#"<Query typeNames="roads" xmlns:srsName="EPSG:4326" srsName="EPSG:3857"/>"#),
+            q(r#"<Query xmlns:TYPENAMES="rivers" typeNames="roads"/>"#),
             q(
                 r#"<Query typeNames="roads"><fes:Filter><fes:PropertyIsEqualTo><fes:valuereference>secret</fes:valuereference><fes:Literal>x</fes:Literal></fes:PropertyIsEqualTo></fes:Filter></Query>"#,
             ),

@@ -11,11 +11,11 @@
 //! sources, internal hosts in `schemaLocation`, and with GeoServer's verbose exceptions
 //! a stack trace. The filters fail closed on one (it is not the document they read);
 //! an answer relayed unread (an unrestricted token's GetFeature, DescribeFeatureType,
-//! a coverage) is checked here first: when its media type is XML, the body is read up
-//! to the start of its root element (at most [`PEEK_LIMIT`] bytes, inflated first
-//! when the upstream compressed it) and an exception root is the upstream error it is,
-//! answered by the gateway like a 4xx body. Every other answer is relayed as it came,
-//! the bytes read to decide included.
+//! a coverage) is checked here first, whatever its label: the body is read up to the
+//! start of its root element (at most [`PEEK_LIMIT`] bytes, inflated first when the
+//! upstream compressed it in gzip or deflate; any other coding is refused) and an
+//! exception root is the upstream error it is, answered by the gateway like a 4xx body.
+//! Every other answer is relayed as it came, the bytes read to decide included.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -126,17 +126,6 @@ fn utf16_ascii(doc: &[u8]) -> Option<Vec<u8>> {
     Some(ascii)
 }
 
-/// `text/xml`, `application/xml`, `application/gml+xml`, `application/vnd.ogc.se_xml`,
-/// `text/xml; subtype=gml/3.2`…: a `text` or `application` type naming XML.
-fn is_xml(res: &Response<UpstreamBody>) -> bool {
-    let Some(ct) = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let media = ct.split(';').next().unwrap_or("").trim();
-    media.split_once('/').is_some_and(|(kind, sub)| {
-        (kind.eq_ignore_ascii_case("text") || kind.eq_ignore_ascii_case("application"))
-            && sub.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"xml"))
-    })
-}
-
 /// Relays a successful answer the gateway does not filter, unless it is an OGC
 /// exception report (then the gateway's own `upstream_error`, 502). Every answer is
 /// looked at, whatever its label: an exception report sent as `text/plain`, JSON, a
@@ -145,15 +134,10 @@ pub async fn relay_checked(res: Response<UpstreamBody>) -> Response<Body> {
     if !res.status().is_success() {
         return super::relay(res);
     }
-    let untyped_or_xml = is_xml(&res) || !res.headers().contains_key(header::CONTENT_TYPE);
-    let inflate = match Inflate::for_coding(&res) {
-        Some(inflate) => inflate,
-        None if untyped_or_xml => {
-            return refused(&res, "an XML or untyped answer in a content coding the gateway cannot read")
-        }
-        // A coding the gateway never asked for (it asks only for gzip and deflate, or
-        // identity): refused whatever the label (attacker round 7: brotli as `image/tiff`).
-        None => return refused(&res, "an answer in a content coding the gateway did not ask for"),
+    // A coding the gateway never asked for (it asks only for gzip and deflate, or identity):
+    // refused whatever the label (attacker round 7: brotli as `image/tiff`).
+    let Some(inflate) = Inflate::for_coding(&res) else {
+        return refused(&res, "an answer in a content coding the gateway did not ask for");
     };
     peek(res, inflate, |head, ended| match root(head) {
         Root::Exception => Peeked::Refuse("the upstream answered with an OGC exception report and a success status"),

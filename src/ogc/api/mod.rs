@@ -551,34 +551,20 @@ pub fn narrow_items_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> 
         None => (Crs::Wgs84, AxisOrder::XY),
         Some(i) => crs_from_identifier(&value(i))?,
     };
-    let fenced = match crs {
-        Crs::Wgs84 => fence.bounds_lonlat()?,
-        Crs::WebMercator => fence.bounds_mercator()?,
-    };
-    // Outward by a hair, so that a feature on the fence's edge is still asked for.
-    let pad = if crs == Crs::Wgs84 { 1e-9 } else { 1e-4 };
-    let mut b = [fenced.min_x - pad, fenced.min_y - pad, fenced.max_x + pad, fenced.max_y + pad];
+    let mut given = None;
     let mut heights = None;
     if let Some(i) = bbox_at {
         let raw = value(i);
         let v: Vec<f64> = raw.split(',').map(|n| n.trim().parse::<f64>()).collect::<Result<_, _>>().ok()?;
-        let (mut xy, z) = match v.as_slice() {
+        let (xy, z) = match v.as_slice() {
             [a, b, c, d] => ([*a, *b, *c, *d], None),
             [a, b, z1, d, e, z2] => ([*a, *b, *d, *e], Some((*z1, *z2))),
             _ => return None,
         };
-        if order == AxisOrder::YX {
-            xy = [xy[1], xy[0], xy[3], xy[2]];
-        }
-        if xy[0] > xy[2] {
-            return None;
-        }
-        b = [b[0].max(xy[0]), b[1].max(xy[1]), b[2].min(xy[2]), b[3].min(xy[3])];
-        if b[0] > b[2] || b[1] > b[3] {
-            return None;
-        }
+        given = Some(if order == AxisOrder::YX { [xy[1], xy[0], xy[3], xy[2]] } else { xy });
         heights = z;
     }
+    let b = crate::ogc::common::geo::fence_box_within(fence, crs, given)?;
     let [x0, y0, x1, y1] = b;
     let (a0, a1, c0, c1) = if order == AxisOrder::YX { (y0, x0, y1, x1) } else { (x0, y0, x1, y1) };
     let written = match heights {

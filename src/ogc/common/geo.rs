@@ -97,6 +97,25 @@ pub(crate) fn wfs_crs(id: &str) -> Option<(Crs, AxisOrder)> {
     }
 }
 
+/// The box an upstream feature query of a fenced token is narrowed to, in `crs` and x,y
+/// order: the fence's bounding box, outward by a hair (so that a feature on its edge is
+/// still asked for), intersected with the request's own box `given` when there is one.
+/// `None`: no fence tiles, a `given` box crossing the antimeridian, or nothing in common.
+pub(crate) fn fence_box_within(fence: &crate::spatial::Fence, crs: Crs, given: Option<[f64; 4]>) -> Option<[f64; 4]> {
+    let fenced = match crs {
+        Crs::Wgs84 => fence.bounds_lonlat()?,
+        Crs::WebMercator => fence.bounds_mercator()?,
+    };
+    let pad = if crs == Crs::Wgs84 { 1e-9 } else { 1e-4 };
+    let b = [fenced.min_x - pad, fenced.min_y - pad, fenced.max_x + pad, fenced.max_y + pad];
+    let Some(xy) = given else { return Some(b) };
+    if xy[0] > xy[2] {
+        return None;
+    }
+    let b = [b[0].max(xy[0]), b[1].max(xy[1]), b[2].min(xy[2]), b[3].min(xy[3])];
+    (b[0] <= b[2] && b[1] <= b[3]).then_some(b)
+}
+
 /// The smallest box holding both (same CRS, neither crossing the antimeridian).
 pub(crate) fn union(a: BBox, b: BBox) -> Option<BBox> {
     if a.crs != b.crs || a.min_x > a.max_x || b.min_x > b.max_x {

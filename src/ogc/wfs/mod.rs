@@ -390,21 +390,7 @@ pub fn narrow_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option
             (crs, order, (*id).to_owned(), Some(xy))
         }
     };
-    let fenced = match crs {
-        Crs::Wgs84 => fence.bounds_lonlat()?,
-        Crs::WebMercator => fence.bounds_mercator()?,
-    };
-    let pad = if crs == Crs::Wgs84 { 1e-9 } else { 1e-4 };
-    let mut b = [fenced.min_x - pad, fenced.min_y - pad, fenced.max_x + pad, fenced.max_y + pad];
-    if let Some(xy) = xy {
-        if xy[0] > xy[2] {
-            return None;
-        }
-        b = [b[0].max(xy[0]), b[1].max(xy[1]), b[2].min(xy[2]), b[3].min(xy[3])];
-        if b[0] > b[2] || b[1] > b[3] {
-            return None;
-        }
-    }
+    let b = crate::ogc::common::geo::fence_box_within(fence, crs, xy)?;
     let [x0, y0, x1, y1] = b;
     let (a0, a1, c0, c1) = if order == AxisOrder::YX { (y0, x0, y1, x1) } else { (x0, y0, x1, y1) };
     let mut out: Vec<String> = pieces.iter().map(|p| (*p).to_owned()).collect();

@@ -131,6 +131,8 @@ pub struct Classified {
     pub forward_form: Option<String>,
     /// The body is forwarded as received (`ForwardBody::Original`).
     pub forward_original: bool,
+    /// The XML body re-written in canonical form (`ForwardBody::Xml`).
+    pub forward_xml: Option<String>,
 }
 
 /// `ogc::classify` against [`path`]. `Err` also for a method that
@@ -152,10 +154,11 @@ pub fn classify(req: &Request<'_>) -> Result<Classified, String> {
         Extent::BBox { bbox, zoom } => Some((bbox, zoom)),
         _ => None,
     };
-    let (forward_form, forward_original) = match c.forward.body {
-        ForwardBody::None => (None, false),
-        ForwardBody::Original => (None, true),
-        ForwardBody::Form(form) => (Some(form), false),
+    let (forward_form, forward_original, forward_xml) = match c.forward.body {
+        ForwardBody::None => (None, false, None),
+        ForwardBody::Original => (None, true, None),
+        ForwardBody::Form(form) => (Some(form), false, None),
+        ForwardBody::Xml { body, .. } => (None, false, Some(body)),
     };
     Ok(Classified {
         name: c.op.name,
@@ -166,7 +169,18 @@ pub fn classify(req: &Request<'_>) -> Result<Classified, String> {
         forward_query: c.forward.query,
         forward_form,
         forward_original,
+        forward_xml,
     })
+}
+
+/// `common::xml::canonical`: an XML document in the canonical form the gateway forwards.
+pub fn canonical_xml(input: &[u8], declaration: bool) -> Result<String, String> {
+    crate::ogc::common::xml::canonical(input, declaration).map_err(|e| e.to_string())
+}
+
+/// `common::expr::canonical_filter`: a KVP `FILTER` value as the gateway forwards it.
+pub fn canonical_filter(filter: &str) -> Result<String, String> {
+    crate::ogc::common::expr::canonical_filter(filter).map_err(|e| e.to_string())
 }
 
 /// `spatial::crs_from_identifier`.

@@ -580,6 +580,9 @@ async fn classify_ogc(
         (ForwardBody::Original, Some(bytes)) => {
             Outgoing::Judged(bytes, parts.headers.get(http::header::CONTENT_TYPE).cloned())
         }
+        (ForwardBody::Xml { body, content_type }, _) => {
+            Outgoing::Judged(Bytes::from(body), Some(http::HeaderValue::from_static(content_type)))
+        }
         (ForwardBody::Form(form), _) => Outgoing::Judged(
             Bytes::from(form),
             Some(http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8")),

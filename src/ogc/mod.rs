@@ -220,8 +220,11 @@ pub struct Forward {
 pub enum ForwardBody {
     /// No body (GET, HEAD, DELETE).
     None,
-    /// The request body unchanged (WFS XML, OGC API JSON), with the request's content type.
+    /// The request body unchanged (OGC API JSON, TiTiler), with the request's content type.
     Original,
+    /// An XML body (WFS POST) in the canonical form the gateway judged
+    /// ([`crate::ogc::common::xml::canonical`], decision 81), sent as `content_type`.
+    Xml { body: String, content_type: &'static str },
     /// An `application/x-www-form-urlencoded` body, re-encoded from the judged pairs
     /// (the URL query pairs are merged into it, and [`Forward::query`] is empty).
     Form(String),
@@ -552,6 +555,9 @@ pub(crate) fn kvp_endpoint(
             })
         }
     };
+    if matches!(req.protocol, Protocol::Wfs | Protocol::Wms) {
+        crate::ogc::common::expr::canonical_kvp_filter(&mut kvp)?;
+    }
     let service = req.protocol.service().unwrap_or_default();
     match kvp.get("SERVICE") {
         Some(s) if s.eq_ignore_ascii_case(service) => {}

@@ -1353,6 +1353,53 @@ async fn wfs_geojson_in_a_crs_the_servers_write_differently_is_refused_under_a_f
     }
 }
 
+/// #12, decision 81: a WFS XML body reaches MapServer as the canonical form the gateway
+/// judged. MapServer reads a `BBOX` corner from its first text node, so a corner split by
+/// a comment or a CDATA section after text (`6<!-- -->6`) is something else to it than the `66` the
+/// gateway read: here it refuses the request, and a reader that kept the first node would
+/// read `6`. Through the gateway every spelling is the same request: the body is
+/// re-written (one text node, references written out, no comments) before it is judged,
+/// and MapServer answers it with the fence's features.
+#[tokio::test]
+async fn wfs_xml_bodies_reach_mapserver_as_the_canonical_form_that_was_judged() {
+    let c = clients().await;
+    let body = |upper: &str| {
+        format!(
+            r#"<?xml version='1.0'?><!-- a client's comment -->
+<wfs:GetFeature xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"
+  xmlns:gml="http://www.opengis.net/gml/3.2" service='WFS' version="2.0.0" outputFormat="geojson">
+  <wfs:Query typeNames="ms:places"><fes:Filter><fes:BBOX><fes:ValueReference>msGeometry</fes:ValueReference>
+  <gml:Envelope srsName="urn:ogc:def:crs:EPSG::&#52;326"><gml:lowerCorner>0 0</gml:lowerCorner><gml:upperCorner>{upper}</gml:upperCorner>
+  </gml:Envelope></fes:BBOX></fes:Filter></wfs:Query></wfs:GetFeature>"#
+        )
+    };
+    let plain = body("66 90");
+    let direct = upstreams::http_post(&c.ms.endpoint(), "text/xml", plain.as_bytes()).expect("mapserver answers");
+    let doc: Value = serde_json::from_slice(&direct.body).unwrap_or_else(|_| panic!("GeoJSON: {}", direct.text()));
+    assert_eq!(doc["features"].as_array().map(Vec::len), Some(FENCED_POINTS), "the plain body, straight to MapServer");
+    let token = c.token(Kind::Fenced);
+    let auth = format!("Bearer {token}");
+    for (label, upper, mapserver_reads_it) in [
+        ("plain", "66 90", true),
+        ("a character reference", "6&#54; 90", true),
+        ("a comment", "6<!-- x -->6 90", false),
+        ("a CDATA section", "<![CDATA[6]]>6 90", true),
+        ("text, a CDATA section and a comment", "66 9<![CDATA[0]]><!---->", false),
+    ] {
+        let spelled = body(upper);
+        let direct = upstreams::http_post(&c.ms.endpoint(), "text/xml", spelled.as_bytes()).expect("mapserver");
+        let read = serde_json::from_slice::<Value>(&direct.body).is_ok_and(|d| d["features"].is_array());
+        assert_eq!(read, mapserver_reads_it, "{label}, straight to MapServer (the premise): {}", direct.text());
+        for content_type in ["text/xml", "application/xml; charset=utf-8"] {
+            let headers = [("authorization", auth.as_str()), ("content-type", content_type)];
+            let r = c.gw.send(Method::POST, "/ogc/wfs/ms", &headers, Bytes::from(spelled.clone())).await;
+            assert_eq!(r.status.as_u16(), 200, "{label} ({content_type}), through the gateway: {}", r.text());
+            let features = r.json()["features"].as_array().map(Vec::len);
+            assert_eq!(features, Some(FENCED_POINTS), "{label} ({content_type}): {}", r.text());
+        }
+    }
+}
+
 /// #13 (8): what QGIS shows of a refusal. A `view` token may read WFS capabilities
 /// but no features (`tier_too_low`), and OGC API collections but no items. Observed
 /// with QGIS 3.22 (headless), printed by this test:

@@ -858,6 +858,39 @@ pub(crate) fn kvp_filter_properties(kvp: &Kvp, out: &mut Vec<String>) -> Result<
     Ok(())
 }
 
+/// Re-writes a `FILTER` value (FES XML; a WFS 2.0 parenthesised list read filter by
+/// filter, as [`kvp_filter_properties`] reads it) in the canonical form of
+/// [`crate::ogc::common::xml::canonical`], before it is judged: the filter the gateway
+/// reads is the one it forwards (decision 81).
+pub(crate) fn canonical_kvp_filter(kvp: &mut Kvp) -> Result<(), OgcError> {
+    let Some(filter) = kvp.get_nonempty("FILTER") else { return Ok(()) };
+    let canonical = canonical_filter(filter)?;
+    kvp.set("FILTER", &canonical);
+    Ok(())
+}
+
+/// One `FILTER` value in canonical form (see [`canonical_kvp_filter`]).
+pub(crate) fn canonical_filter(filter: &str) -> Result<String, OgcError> {
+    let trimmed = filter.trim();
+    let (groups, listed): (Vec<&str>, bool) = match trimmed.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => (inner.split(")(").collect(), true),
+        None => (vec![trimmed], false),
+    };
+    let mut out = String::with_capacity(filter.len());
+    for group in groups {
+        let group = crate::ogc::common::xml::canonical(group.as_bytes(), false)
+            .map_err(|e| filter_error("FILTER", unreadable(FES, e.to_string())))?;
+        if listed {
+            out.push('(');
+            out.push_str(&group);
+            out.push(')');
+        } else {
+            out.push_str(&group);
+        }
+    }
+    Ok(out)
+}
+
 /// Filter functions that read *other* layers (GeoServer's `querySingle`,
 /// `queryCollection`): a filter naming them could reach data the path does not cover.
 pub(crate) const CROSS_LAYER_FUNCTIONS: &[&str] = &["querysingle", "querycollection"];

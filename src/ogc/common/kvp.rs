@@ -237,6 +237,13 @@ impl Kvp {
         self.pairs.insert(0, pair);
     }
 
+    /// Replaces the value of every pair with this (upper-case) key.
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
+        for pair in self.pairs.iter_mut().filter(|p| p.key == key) {
+            value.clone_into(&mut pair.value);
+        }
+    }
+
     /// Removes every pair with this (upper-case) key.
     pub fn remove(&mut self, key: &str) {
         self.pairs.retain(|p| p.key != key);

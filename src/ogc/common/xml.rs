@@ -141,7 +141,7 @@ pub(crate) enum Token<'a> {
 const UTF8_BOM: &[u8] = &[0xEF, 0xBB, 0xBF];
 
 /// Reads the declared encoding from the XML declaration, if any.
-fn declared_encoding(bytes: &[u8]) -> Option<String> {
+pub(crate) fn declared_encoding(bytes: &[u8]) -> Option<String> {
     if !bytes.starts_with(b"<?xml") {
         return None;
     }
@@ -1158,6 +1158,150 @@ fn write_element(writer: &mut XmlWriter, el: &Element) -> Result<(), Capabilitie
     write_event(writer, Event::End(BytesEnd::new(el.name.as_str())))
 }
 
+// ---------------------------------------------------------------------------------
+// The canonical form: client XML is forwarded as the gateway read it
+// ---------------------------------------------------------------------------------
+
+/// Re-writes a client's XML document (a WFS POST body, a FES `FILTER` value) in one
+/// spelling of what [`Hardened`] read. The gateway judges this form and forwards it, so
+/// the bytes it judged are the bytes the upstream parses, and every lexical device that
+/// strict and loose parsers read differently is gone before either reads (decision 81):
+///
+/// - UTF-8 without a byte-order mark; the declaration is `<?xml version="1.0"
+///   encoding="UTF-8"?>` when `declaration`, else none;
+/// - comments, processing instructions and whitespace outside the root are dropped;
+/// - each run of character data is one text node: text, CDATA sections and references
+///   merged, line ends normalised (XML 1.0 §2.11), written with `&amp;`, `&lt;`, `&gt;`,
+///   and `&#xD;` for a carriage return a reference wrote; no other reference, no CDATA
+///   (MapServer reads a `PropertyName` from its first text node only);
+/// - tags are `<name a="v">`: names as written, one space before each attribute, double
+///   quotes; values normalised as XML 1.0 §3.3.3 does (a literal tab, CR or LF is a space),
+///   written with `&amp;`, `&lt;`, `&gt;`, `&quot;`, and `&#x9;`, `&#xA;`, `&#xD;` for
+///   whitespace a reference wrote;
+/// - namespace declarations stay where they were written; an empty element stays `<a/>`.
+///
+/// It is idempotent (`canonical(canonical(x)) == canonical(x)`: fuzz target `wfs_xml`).
+/// Refuses what [`Hardened`] refuses (DOCTYPE always).
+pub(crate) fn canonical(input: &[u8], declaration: bool) -> Result<String, XmlError> {
+    let mut reader = Hardened::new(input, DocTypePolicy::Refuse)?;
+    let mut out = String::with_capacity(input.len() + 40);
+    if declaration {
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    }
+    // Character data waiting to be written as one node.
+    let mut text = String::new();
+    loop {
+        let at = reader.position();
+        match reader.next()? {
+            Token::Start(e) => {
+                escape_text(&mut out, &mut text);
+                canonical_start(&mut out, &e, &reader, at)?;
+                out.push('>');
+            }
+            Token::Empty(e) => {
+                escape_text(&mut out, &mut text);
+                canonical_start(&mut out, &e, &reader, at)?;
+                out.push_str("/>");
+            }
+            Token::End(e) => {
+                escape_text(&mut out, &mut text);
+                out.push_str("</");
+                out.push_str(&reader.decode(e.name().as_ref(), at)?);
+                out.push('>');
+            }
+            // Outside the root only whitespace reaches here (the reader refuses the rest).
+            Token::Text(_) if reader.open.is_empty() => {}
+            Token::Text(t) => push_line_ends(&mut text, &reader.decode(&t, at)?),
+            Token::CData(c) => push_line_ends(&mut text, &reader.decode(&c, at)?),
+            Token::Ref { value, .. } => text.push(value),
+            Token::Comment(_) | Token::PI(_) | Token::Decl(_) | Token::DocType(_) => {}
+            Token::Eof => break,
+        }
+    }
+    Ok(out)
+}
+
+/// `<name` and the attributes, canonical (see [`canonical`]).
+fn canonical_start(out: &mut String, e: &BytesStart<'_>, reader: &Hardened<'_>, at: u64) -> Result<(), XmlError> {
+    out.push('<');
+    out.push_str(&reader.decode(e.name().as_ref(), at)?);
+    for attr in e.attributes() {
+        let attr = attr.map_err(|err| refused(at, XmlErrorKind::Syntax(err.into())))?;
+        out.push(' ');
+        out.push_str(&reader.decode(attr.key.as_ref(), at)?);
+        out.push_str("=\"");
+        let raw = reader.decode(&attr.value, at)?;
+        let mut rest: &str = &raw;
+        // References were checked by the reader; literal whitespace is a space.
+        while let Some(amp) = rest.find('&') {
+            push_attr_literal(out, &rest[..amp]);
+            let after = &rest[amp + 1..];
+            let semicolon = after.find(';').ok_or_else(|| unreadable_reference(at, after))?;
+            let value = reference_value(&after[..semicolon]).ok_or_else(|| unreadable_reference(at, after))?;
+            match value {
+                '\t' => out.push_str("&#x9;"),
+                '\n' => out.push_str("&#xA;"),
+                '\r' => out.push_str("&#xD;"),
+                c => push_attr_char(out, c),
+            }
+            rest = &after[semicolon + 1..];
+        }
+        push_attr_literal(out, rest);
+        out.push('"');
+    }
+    Ok(())
+}
+
+/// Literal attribute text: whitespace normalised, markup escaped.
+fn push_attr_literal(out: &mut String, literal: &str) {
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // CR LF is one line end, and a line end in a value is a space.
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\t' | '\n' | '\r' => out.push(' '),
+            c => push_attr_char(out, c),
+        }
+    }
+}
+
+fn push_attr_char(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        c => out.push(c),
+    }
+}
+
+/// Literal character data with its line ends normalised: CR LF and a lone CR are LF.
+fn push_line_ends(text: &mut String, literal: &str) {
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\r' => text.push('\n'),
+            c => text.push(c),
+        }
+    }
+}
+
+/// Writes the waiting character data as one escaped text node; a CR left in it came
+/// from a reference and stays one.
+fn escape_text(out: &mut String, text: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#xD;"),
+            c => out.push(c),
+        }
+    }
+    text.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1165,6 +1309,45 @@ mod tests {
     fn roundtrip(s: &str) -> String {
         let doc = Doc::parse(s.as_bytes(), DocTypePolicy::Refuse).expect("parses");
         String::from_utf8(doc.write().expect("writes")).expect("utf-8")
+    }
+
+    fn canon(s: &str) -> String {
+        canonical(s.as_bytes(), false).expect("canonical")
+    }
+
+    #[test]
+    fn the_canonical_form_has_one_spelling_for_what_was_read() {
+        let cases = [
+            // Comments, PIs and CDATA split nothing: one text node.
+            ("<a>na<!-- x -->me<?pi y?><![CDATA[d]]></a>", "<a>named</a>"),
+            // References written out, markup escaped, quotes left alone in text.
+            ("<a>&#x6E;&#97;me &amp; &lt;&gt; &quot;&apos;</a>", "<a>name &amp; &lt;&gt; \"'</a>"),
+            // Line ends normalised; a CR a reference wrote stays a reference.
+            ("<a>x\r\ny\rz&#13;</a>", "<a>x\ny\nz&#xD;</a>"),
+            // Attributes: one space, double quotes, literal whitespace is a space.
+            ("<a  x='1\"2'\n\ty=\"a\r\nb\tc\" />", "<a x=\"1&quot;2\" y=\"a b c\"/>"),
+            ("<a x='&#10;&#9;&#13;&#x41;&lt;&amp;&gt;'/>", "<a x=\"&#xA;&#x9;&#xD;A&lt;&amp;&gt;\"/>"),
+            // Namespaces stay as declared; whitespace and comments outside the root go.
+            (
+                "\u{feff}<?xml version='1.0'?>\n<!-- c -->\n<p:a xmlns:p=\"urn:x\"><p:b/></p:a>\n<!-- d -->\n",
+                "<p:a xmlns:p=\"urn:x\"><p:b/></p:a>",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(canon(input), want, "{input:?}");
+            assert_eq!(canon(want), want, "canonical form of {want:?} is itself");
+        }
+        assert_eq!(
+            canonical(b"<?xml version='1.0' encoding='ISO-8859-1'?><a>\xe9</a>", true).expect("latin-1"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>\u{e9}</a>"
+        );
+    }
+
+    #[test]
+    fn the_canonical_form_refuses_what_the_reader_refuses() {
+        for bad in ["<!DOCTYPE a><a/>", "<a>&foo;</a>", "<a x='&#0;'/>", "<a/><b/>", "<a>", "<a x='1' x='2'/>"] {
+            assert!(canonical(bad.as_bytes(), false).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -440,9 +440,11 @@ fn sort_properties(value: &str) -> Result<Vec<String>, OgcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ogc::common::kvp::Dialect;
     use crate::ogc::test_support::*;
     use crate::ogc::{OgcError, Protocol, ResponseKind};
     use crate::spatial::Crs;
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
     const BASE20: &str = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads";
 
@@ -595,6 +597,22 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().starts_with("FILTER: "), "{e}");
         assert!(run(Protocol::Wfs, q("FILTER_LANGUAGE=CQL")).is_err());
+    }
+
+    /// Decision 81: a `FILTER` is judged and forwarded in its canonical form, each filter
+    /// of a parenthesised list on its own.
+    #[test]
+    fn a_fes_filter_is_forwarded_as_the_canonical_form_that_was_judged() {
+        let filter = "(<Filter><PropertyIsEqualTo><ValueReference>na<!-- x -->me</ValueReference>\
+                      <Literal><![CDATA[a&b]]></Literal></PropertyIsEqualTo></Filter>)(<Filter \n x='1'/>)";
+        let query = format!("FILTER={}", utf8_percent_encode(filter, NON_ALPHANUMERIC));
+        let c = ok(Protocol::Wfs, q(&query));
+        assert_eq!(c.op.properties, vec!["name"]);
+        let forwarded = Kvp::parse(&c.forward.query, Dialect::WFS).expect("forwarded query parses");
+        assert_eq!(
+            forwarded.get("FILTER"),
+            Some("(<Filter><PropertyIsEqualTo><ValueReference>name</ValueReference><Literal>a&amp;b</Literal></PropertyIsEqualTo></Filter>)(<Filter x=\"1\"/>)")
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! WFS XML POST bodies (GetCapabilities, DescribeFeatureType, GetFeature,
 //! GetPropertyValue, GetFeatureWithLock, LockFeature, Transaction), read with quick-xml
-//! far enough to classify them. The body is forwarded unchanged once it parsed completely.
+//! far enough to classify them. The body is re-written in its canonical form
+//! ([`canonical`]: one text node per run of text, no comments, references or CDATA,
+//! normalised attributes) and that form is what is judged and forwarded (decision 81).
 //!
 //! What is read:
 //! - the root element (in a WFS namespace) names the operation; its `version` is required
@@ -42,7 +44,7 @@ use super::{check_resource_id, VERSIONS};
 use crate::ogc::common::expr::check_function_name;
 use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
-use crate::ogc::common::xml::{DocTypePolicy, Hardened, Token, XmlError};
+use crate::ogc::common::xml::{canonical, declared_encoding, DocTypePolicy, Hardened, Token, XmlError};
 use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
 use crate::ogc::{
     AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
@@ -169,7 +171,17 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     if let Some(s) = kvp.get("SERVICE").filter(|s| !s.eq_ignore_ascii_case("WFS")) {
         return Err(bad(format!("SERVICE: `{}` does not match this WFS endpoint", shown(s))));
     }
-    let summary = read(req.body.unwrap_or_default())?;
+    // What is judged is what is forwarded: the body in its canonical spelling (decision 81).
+    let body = req.body.unwrap_or_default();
+    utf8(body)?;
+    // Stricter than the shared reader: a declared encoding must say `UTF-8` (the reader
+    // also reads `utf8` and ISO-8859-1, which the canonical form would turn into UTF-8).
+    let unmarked = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
+    if declared_encoding(unmarked).is_some_and(|e| !e.eq_ignore_ascii_case("utf-8")) {
+        return Err(bad("the XML body must be UTF-8"));
+    }
+    let canonical = canonical(body, true).map_err(unreadable)?;
+    let summary = read(canonical.as_bytes())?;
     let root = summary.root;
     let name = root.name();
     if let Some(r) = kvp.get_nonempty("REQUEST") {
@@ -218,7 +230,12 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
         .with_format(summary.output_format.as_deref())
         .with_properties(summary.properties)
         .with_answer_crs(answer_crs);
-    Ok(parts.into_classified(Forward { path: String::new(), query: kvp.encode(), body: ForwardBody::Original }))
+    let content_type = match crate::ogc::common::media_essence(req.content_type).as_str() {
+        "application/xml" => "application/xml; charset=UTF-8",
+        _ => "text/xml; charset=UTF-8",
+    };
+    let body = ForwardBody::Xml { body: canonical, content_type };
+    Ok(parts.into_classified(Forward { path: String::new(), query: kvp.encode(), body }))
 }
 
 /// Type names are judged as written (`ms:lakes`), but upstreams resolve them to
@@ -293,8 +310,8 @@ fn unreadable(e: XmlError) -> OgcError {
     bad(format!("the XML body cannot be read: {e}"))
 }
 
-/// Walks the document once, through the shared hardened reader (no DOCTYPE, no
-/// entities, one root, bounded depth); the body must be UTF-8.
+/// Walks the canonical document once, through the shared hardened reader (no DOCTYPE,
+/// no entities, one root, bounded depth).
 fn read(body: &[u8]) -> Result<Summary, OgcError> {
     let mut reader = Hardened::new(body, DocTypePolicy::Refuse).map_err(unreadable)?;
     let mut walker = Walker::default();
@@ -320,17 +337,8 @@ fn read(body: &[u8]) -> Result<Summary, OgcError> {
             Token::Text(t) => walker.text(&t.decode().map_err(malformed)?),
             Token::CData(t) => walker.text(&t.decode().map_err(malformed)?),
             Token::Ref { value, .. } => walker.text(value.encode_utf8(&mut [0; 4])),
-            Token::Decl(d) => {
-                // Stricter than the shared reader: a declared encoding must say `UTF-8`
-                // (the reader also reads `utf8` and ISO-8859-1).
-                if let Some(enc) = d.encoding() {
-                    let enc = enc.map_err(malformed)?;
-                    if !utf8(&enc)?.eq_ignore_ascii_case("utf-8") {
-                        return Err(bad("the XML body must be UTF-8"));
-                    }
-                }
-            }
-            Token::PI(_) | Token::Comment(_) | Token::DocType(_) => {}
+            // The canonical form's declaration says UTF-8 (`classify` checked the input's).
+            Token::Decl(_) | Token::PI(_) | Token::Comment(_) | Token::DocType(_) => {}
             Token::Eof => break,
         }
     }
@@ -692,7 +700,7 @@ mod tests {
         post_to(query, body, &path())
     }
 
-    fn post_to(query: &'static str, body: &'static str, path: &PathConfig) -> Result<Classified, OgcError> {
+    fn post_to(query: &'static str, body: &str, path: &PathConfig) -> Result<Classified, OgcError> {
         let req = OgcRequest {
             method: &Method::POST,
             content_type: Some("text/xml; charset=UTF-8"),
@@ -743,8 +751,34 @@ mod tests {
         assert_eq!(c.response, ResponseKind::Features(DataFormat::Json));
         let b = bbox_of(&c);
         assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]));
-        assert_eq!(c.forward.body, ForwardBody::Original);
+        let ForwardBody::Xml { body, content_type } = &c.forward.body else { panic!("{:?}", c.forward.body) };
+        assert_eq!(*content_type, "text/xml; charset=UTF-8");
+        assert!(body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><wfs:GetFeature "), "{body}");
+        assert!(body.contains("<fes:Literal>2 &amp; more</fes:Literal>"), "{body}");
         assert_eq!(c.forward.query, "");
+    }
+
+    /// What MapServer reads loosely is gone from what is forwarded (decision 81): it
+    /// takes a `PropertyName` from its first text node and a comment splits the text.
+    #[test]
+    fn the_forwarded_body_is_the_canonical_form_that_was_judged() {
+        let c = post(
+            r#"<!-- x --><wfs:GetFeature version='2.0.0' xmlns:wfs='http://www.opengis.net/wfs/2.0'
+   xmlns:fes='http://www.opengis.net/fes/2.0'><wfs:Query typeNames='roads'><fes:Filter><fes:PropertyIsEqualTo>
+   <fes:ValueReference>na<!-- y -->me</fes:ValueReference><fes:Literal><![CDATA[a<b]]>&#x41;</fes:Literal>
+   </fes:PropertyIsEqualTo></fes:Filter></wfs:Query></wfs:GetFeature>"#,
+        )
+        .unwrap();
+        assert_eq!(c.op.properties, vec!["name"]);
+        let ForwardBody::Xml { body, .. } = &c.forward.body else { panic!("{:?}", c.forward.body) };
+        assert!(
+            body.contains("<fes:ValueReference>name</fes:ValueReference><fes:Literal>a&lt;bA</fes:Literal>"),
+            "{body}"
+        );
+        assert!(!body.contains("<!--") && !body.contains("CDATA") && !body.contains('\''), "{body}");
+        // Judging the forwarded body again gives the same request.
+        let again = post_to("", body, &path()).unwrap();
+        assert_eq!((again.op, again.forward), (c.op, c.forward));
     }
 
     #[test]

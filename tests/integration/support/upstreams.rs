@@ -450,6 +450,16 @@ pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
 
 /// [`http_get`] with extra request headers, e.g. `[("Authorization", "Bearer X")]`.
 pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
+    http_request("GET", url, headers, b"")
+}
+
+/// A POST of `body` straight to an upstream (no gateway), e.g. to show what it does
+/// with a body the gateway would have re-written.
+pub fn http_post(url: &str, content_type: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+    http_request("POST", url, &[("Content-Type", content_type)], body)
+}
+
+fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
     use std::io::{Error, ErrorKind};
     let rest = url
         .strip_prefix("http://")
@@ -465,12 +475,16 @@ pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> std::io::Result<Htt
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if method != "GET" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
 

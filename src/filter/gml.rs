@@ -727,7 +727,10 @@ impl GmlFilter {
                 // `COUNT=1` and `STARTINDEX` walked `next` over 23 hidden features).
                 // Any case: XML names are case-sensitive, but a reader of the raw
                 // answer sees the link whatever its attribute is called.
-                l if plain && self.fenced() && (l.eq_ignore_ascii_case(b"next") || l.eq_ignore_ascii_case(b"previous")) => {
+                l if plain
+                    && self.fenced()
+                    && (l.eq_ignore_ascii_case(b"next") || l.eq_ignore_ascii_case(b"previous")) =>
+                {
                     None
                 }
                 b"next" | b"previous" if plain => self.link(&attr.value).map(|url| escape(&url)),

@@ -48,8 +48,8 @@ use crate::spatial::{crs_from_identifier, AxisOrder, Crs};
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::expr::{check_text_functions, filter_error};
 use crate::ogc::common::geo::{bbox, number, uint};
-use crate::ogc::common::rel::Rel;
 use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::rel::Rel;
 use crate::ogc::common::{
     bad, decode_segment, media_essence, name_list, path_allows, rendered_format, shown, unsupported,
 };

@@ -586,7 +586,9 @@ mod tests {
         let fence = crate::spatial::Fence::new(Some(&[(1, 1, 0)]), None).expect("fence");
         let fenced = Obligations { fence: Some(std::sync::Arc::new(fence)), ..Obligations::default() };
         for (v, crs, bbox, expected) in table {
-            for format in ["application/json", "geojson", "application/json;%20subtype=geojson", "application/geo%2Bjson"] {
+            for format in
+                ["application/json", "geojson", "application/json;%20subtype=geojson", "application/geo%2Bjson"]
+            {
                 let c = gfi(v, crs, bbox, format);
                 assert_eq!(c.response, ResponseKind::Features(DataFormat::Json), "{v} {crs} {format}");
                 assert_eq!(c.answer_crs, expected, "{v} {crs} {format}");
@@ -605,8 +607,12 @@ mod tests {
         // GML and other XML feature info is not a WFS GetFeature answer: the GML filter
         // does not read it (MapServer's `msGMLOutput`), so a fenced token is refused in
         // every CRS, before anything is forwarded.
-        for format in ["application/vnd.ogc.gml", "application/vnd.ogc.gml/3.1.1", "text/xml", "GML", "application/gml%2Bxml"] {
-            for (v, crs, bbox) in [("1.1.1", "EPSG:4326", deg), ("1.3.0", "CRS:84", deg), ("1.3.0", "EPSG:3857", metres)] {
+        for format in
+            ["application/vnd.ogc.gml", "application/vnd.ogc.gml/3.1.1", "text/xml", "GML", "application/gml%2Bxml"]
+        {
+            for (v, crs, bbox) in
+                [("1.1.1", "EPSG:4326", deg), ("1.3.0", "CRS:84", deg), ("1.3.0", "EPSG:3857", metres)]
+            {
                 let c = gfi(v, crs, bbox, format);
                 assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml), "{format}");
                 let verdict = crate::proxy::filter::precheck(&c.response, c.answer_crs, &fenced);

@@ -30,7 +30,9 @@ use crate::ogc::common::{
     bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported, Rendered,
 };
 use crate::ogc::tiles::matrix_tile_extent;
-use crate::ogc::{AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+use crate::ogc::{
+    AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
+};
 
 pub mod capabilities;
 

@@ -533,7 +533,7 @@ impl LinkMap {
     }
 
     /// Whether a link of relation `rel` may be sent: not when the `rel` cannot be read
-    /// (decision 81), nor a page link in any spelling without paging.
+    /// (decision 82), nor a page link in any spelling without paging.
     pub fn keeps_rel(&self, rel: &Rel<'_>) -> bool {
         *rel != Rel::Unreadable && (self.paging || !rel.is_paging())
     }

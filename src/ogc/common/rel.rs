@@ -1,6 +1,6 @@
 //! Link relations (`rel`), read one way wherever the gateway judges a link: a link under
 //! a fence loses its page relations, a link on a third host stays only when it leads away
-//! (decision 77), and a `rel` this module cannot read keeps no link (decision 81).
+//! (decision 77), and a `rel` this module cannot read keeps no link (decision 82).
 //!
 //! A `rel` is written as a string of space-separated relations (RFC 8288, OGC API), an
 //! array of such strings (some servers, STAC extensions), in any case, and a registered

@@ -241,7 +241,7 @@ pub(crate) fn judged_crs(crs_id: &str, wms13: bool) -> Option<(crate::spatial::C
 }
 
 /// The coordinates a GetFeatureInfo GeoJSON answer is written in for `CRS`/`SRS`, where
-/// the mainstream servers agree (decision 82), else [`AnswerCrs::Unknown`] (a fenced
+/// the mainstream servers agree (decision 83), else [`AnswerCrs::Unknown`] (a fenced
 /// token's request is refused as `unsupported_crs` before it is forwarded). Every one of
 /// them writes the features in the map's CRS, not RFC 7946's CRS84 (MapServer's OGR
 /// output reprojects to it, GeoServer reprojects to the map CRS, QGIS Server writes the

@@ -848,7 +848,7 @@ fn denial_detail(d: &Denial) -> String {
         Denial::LayerNotCovered(l) => format!("layer `{l}` is not part of this path"),
         Denial::ZoomAboveMax => "the requested zoom is above the token's maxZoom for this path".into(),
         Denial::OutsideGeofence => "the requested area is not wholly inside the token's geofence".into(),
-        Denial::UnsupportedCrs => "the token has a geofence and the request's CRS cannot be checked against it; use EPSG:3857, EPSG:4326 or CRS:84".into(),
+        Denial::UnsupportedCrs => "the token has a geofence and the request's CRS, or the coordinates its features would be written in, cannot be checked against it; use EPSG:3857 or CRS:84 (EPSG:4326 for maps and tiles; for features only in WMS 1.1.1 GetFeatureInfo, WFS 1.0 and OGC API `crs`)".into(),
         Denial::UnboundedFeatureRequest => "the token has a geofence; feature requests must carry a bounding box inside it".into(),
         Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
         Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),

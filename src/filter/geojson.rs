@@ -1061,11 +1061,12 @@ impl GeoJsonFilter {
             let mut dropped = false;
             for &(from, to) in &self.capture_items {
                 let link = &captured[from..to];
-                // The bytes parsed as JSON on the way in; a link that does not read as a
-                // value is kept rather than guessed at.
-                let serves = match (&self.links, serde_json::from_slice::<Value>(link)) {
+                // The bytes parsed as JSON on the way in; a link that does not read as one
+                // value (two `rel` or `href` members: readers keep different ones) is dropped.
+                let serves = match (&self.links, crate::json::parse_strict(link)) {
                     (Some(links), Ok(value)) => links.serves(&value),
-                    _ => true,
+                    (Some(_), Err(_)) => false,
+                    (None, _) => true,
                 };
                 if serves {
                     if kept.len() > 1 {

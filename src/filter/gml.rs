@@ -725,7 +725,14 @@ impl GmlFilter {
                 // Under a fence a page link says whether the upstream holds more
                 // features, counted over what lies outside too (attacker round 6:
                 // `COUNT=1` and `STARTINDEX` walked `next` over 23 hidden features).
-                b"next" | b"previous" if plain && self.fenced() => None,
+                // Any case: XML names are case-sensitive, but a reader of the raw
+                // answer sees the link whatever its attribute is called.
+                l if plain
+                    && self.fenced()
+                    && (l.eq_ignore_ascii_case(b"next") || l.eq_ignore_ascii_case(b"previous")) =>
+                {
+                    None
+                }
                 b"next" | b"previous" if plain => self.link(&attr.value).map(|url| escape(&url)),
                 b"schemaLocation" if attr.namespace.as_deref() == Some(XSI) => self.schema_locations(&attr.value),
                 _ => Some(attr.raw.clone()),

@@ -39,6 +39,7 @@ use crate::proxy::UpstreamBody as Incoming;
 use crate::filter::LinkRewrite;
 use crate::filter::{mvt, raster, schema, FilterError, GeoJsonFilter, GmlFilter};
 use crate::ogc::capabilities::{FenceView, LinkMap, LinkMapped, Rewrite, TileLimits};
+use crate::ogc::common::rel::Rel;
 use crate::ogc::{self, AnswerCrs, DataFormat, Protocol, ResponseKind};
 use crate::policy::Obligations;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
@@ -750,14 +751,15 @@ impl LinkRewrite for LinkMap {
     }
 
     fn serves(&self, link: &serde_json::Value) -> bool {
+        let rel = Rel::of_json(link.get("rel"));
         match link.get("href").and_then(serde_json::Value::as_str) {
             Some(href) => {
-                self.keeps_rel(link.get("rel").and_then(serde_json::Value::as_str))
+                self.keeps_rel(&rel)
                     && !crate::ogc::capabilities::is_misleading_href(href)
                     && self.serves_link(href, link.get("type").and_then(serde_json::Value::as_str))
-                    && (!self.is_elsewhere(href) || link.get("rel").is_some_and(crate::ogc::api::leads_away))
+                    && (!self.is_elsewhere(href) || rel.leads_away())
             }
-            None => true,
+            None => self.keeps_rel(&rel),
         }
     }
 }

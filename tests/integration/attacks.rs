@@ -108,6 +108,12 @@ layers = ["places"]
 [path.upstream]
 wfs = "http://{up}/collections/places/items"
 [[path]]
+id = "pagerels"
+kind = "vector"
+layers = ["places"]
+[path.upstream]
+wfs = "http://{up}/page-rels"
+[[path]]
 id = "exceptional"
 kind = "raster"
 layers = ["osm"]
@@ -779,6 +785,41 @@ async fn wfs_geojson_links_name_no_upstream_and_no_page_under_a_fence() {
     let doc = r.json();
     assert!(!r.text().contains(&up));
     assert!(doc["links"].as_array().is_none_or(|l| l.iter().all(|l| l["rel"] != "next")), "{}", doc["links"]);
+}
+
+/// Attacker round 7 (N8): under a fence page links were dropped only when `rel` was one
+/// string naming `next`, `prev`… in that case; an array, another case, an IANA or OGC URI
+/// or an extension URI kept the link, and a `rel` that was no string at all kept it too.
+#[tokio::test]
+async fn no_spelling_of_a_page_link_survives_a_fence() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let query =
+        "/ogc/wfs/pagerels?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&OUTPUTFORMAT=application/json";
+    let hrefs = |doc: &serde_json::Value| -> Vec<String> {
+        doc["links"].as_array().into_iter().flatten().filter_map(|l| l["href"].as_str()).map(str::to_owned).collect()
+    };
+    let fenced =
+        gw.token_fenced("pagerels", Tier::ViewPlus, Fence::new(Some(&[(1, 1, 0)]), None).expect("fence"), None).await;
+    let r = gw.get(query, &fenced).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let doc = r.json();
+    assert_eq!(doc["features"].as_array().map(Vec::len), Some(1), "the place inside stays: {doc}");
+    let kept = hrefs(&doc);
+    assert!(kept.iter().all(|h| !h.contains("#page-")), "a page link survived the fence: {kept:?}");
+    assert!(kept.iter().any(|h| h.ends_with("#keep-1")) && kept.iter().any(|h| h.ends_with("#keep-2")), "{kept:?}");
+    // Without a fence the page links stay (mapped to the gateway), but a `rel` that is
+    // no string nor array of strings keeps no link for any token.
+    let open = gw.token(&[("pagerels", Tier::ViewPlus)]).await;
+    let r = gw.get(query, &open).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let kept = hrefs(&r.json());
+    for i in 0..12 {
+        assert!(kept.iter().any(|h| h.ends_with(&format!("#page-{i}"))), "page link {i} dropped: {kept:?}");
+    }
+    for i in 12..16 {
+        assert!(!kept.iter().any(|h| h.ends_with(&format!("#page-{i}"))), "unreadable rel {i} kept: {kept:?}");
+    }
+    assert!(!r.text().contains(&gw.upstream.addr.to_string()), "{}", r.text());
 }
 
 /// #12 (response headers): an upstream's session cookie (`JSESSIONID`, a load

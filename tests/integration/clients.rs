@@ -1400,6 +1400,104 @@ async fn wfs_xml_bodies_reach_mapserver_as_the_canonical_form_that_was_judged() 
     }
 }
 
+/// N6: WMS GetFeatureInfo GeoJSON was read longitude first whatever the request's CRS.
+/// MapServer 8 writes it in the map's CRS (metres for EPSG:3857) and longitude first
+/// for EPSG:4326 even in WMS 1.3.0, whose axis order is latitude first and which
+/// GeoServer writes so. Against real MapServer, with the queried pixel just inside the
+/// fence's west edge (lon 0) and London 2 pixels beyond it, within MapServer's 3-pixel
+/// point tolerance: London is never delivered to a fenced token in any CRS or axis
+/// order, a CRS whose axis order the servers disagree on is refused, and Paris, inside,
+/// still answers in CRS:84, 1.1.1 EPSG:4326 and EPSG:3857 (in metres).
+#[tokio::test]
+async fn wms_get_feature_info_geojson_keeps_the_fence_in_every_crs() {
+    let c = clients().await;
+    const R: f64 = 6_378_137.0;
+    let merc = |lon: f64, lat: f64| {
+        (R * lon.to_radians(), R * (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0).tan().ln())
+    };
+    // A 200×100 map, 0.2° (or 22.26 km in EPSG:3857) per pixel, lon -20..20.
+    let (w, h) = (200.0, 100.0);
+    let (x0, _) = merc(-20.0, 0.0);
+    let px = -2.0 * x0 / w;
+    let (_, ymid) = merc(0.0, 50.0);
+    let (y0, y1) = (ymid - px * h / 2.0, ymid + px * h / 2.0);
+    let degrees = |lon: f64, lat: f64| (((lon + 20.0) / 0.2) as u32, ((60.0 - lat) / 0.2) as u32);
+    let metres = |lon: f64, lat: f64| {
+        let (x, y) = merc(lon, lat);
+        (((x - x0) / px) as u32, ((y1 - y) / px) as u32)
+    };
+    let mbox = format!("{x0},{y0},{},{y1}", -x0);
+    // (version, CRS, BBOX, in metres) — the London pixel is the one east of lon 0.2.
+    let variants = [
+        ("1.1.1", "EPSG:4326", "-20,40,20,60".to_owned(), false),
+        ("1.3.0", "CRS:84", "-20,40,20,60".to_owned(), false),
+        ("1.3.0", "EPSG:4326", "40,-20,60,20".to_owned(), false),
+        ("1.1.1", "EPSG:3857", mbox.clone(), true),
+        ("1.3.0", "EPSG:3857", mbox, true),
+    ];
+    let query = |v: &str, crs: &str, bbox: &str, (i, j): (u32, u32)| {
+        let (key, ik, jk) = if v == "1.3.0" { ("CRS", "I", "J") } else { ("SRS", "X", "Y") };
+        format!("SERVICE=WMS&VERSION={v}&REQUEST=GetFeatureInfo&LAYERS=places&QUERY_LAYERS=places&STYLES=&{key}={crs}&BBOX={bbox}&WIDTH={w}&HEIGHT={h}&{ik}={i}&{jk}={j}&INFO_FORMAT=geojson&FEATURE_COUNT=10")
+    };
+    let names = |doc: &Value| -> Vec<String> {
+        doc["features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["properties"]["name"].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+    let fenced = c.token(Kind::Fenced);
+    let open = c.token(Kind::Unrestricted);
+    for (v, crs, bbox, in_metres) in &variants {
+        let pixel = |lon, lat| if *in_metres { metres(lon, lat) } else { degrees(lon, lat) };
+        let (i, j) = pixel(0.3, 51.5);
+        assert!(i >= 101, "{v} {crs}: the London pixel is inside the fence ({i}, {j})");
+        let london = query(v, crs, bbox, pixel(0.3, 51.5));
+        // The premise: MapServer answers London for this pixel, in the map's CRS.
+        let direct = upstreams::http_get(&format!("{}?{london}", c.ms.endpoint())).expect("mapserver answers");
+        let doc: Value =
+            serde_json::from_str(&direct.text()).unwrap_or_else(|e| panic!("{v} {crs}: {e}: {}", direct.text()));
+        assert_eq!(names(&doc), ["London"], "{v} {crs}: {doc}");
+        let x = doc["features"][0]["geometry"]["coordinates"][0].as_f64().expect("x");
+        assert_eq!(x.abs() > 1000.0, crs.ends_with("3857"), "{v} {crs}: MapServer writes the map's CRS: {x}");
+        let r = c.gw.get(&format!("/ogc/wms/ms?{london}"), open).await;
+        assert_eq!((r.status.as_u16(), names(&r.json())), (200, vec!["London".to_owned()]), "{v} {crs}: open token");
+        let r = c.gw.get(&format!("/ogc/wms/ms?{london}"), fenced).await;
+        let lat_first = *v == "1.3.0" && *crs == "EPSG:4326";
+        if lat_first {
+            assert_eq!((r.status.as_u16(), r.reason()), (403, "unsupported_crs".to_owned()), "{v} {crs}: {}", r.text());
+        } else {
+            assert_eq!(r.status.as_u16(), 200, "{v} {crs}: {}", r.text());
+            assert!(names(&r.json()).is_empty(), "{v} {crs}: London, outside the fence, delivered: {}", r.text());
+        }
+        let paris = query(v, crs, bbox, pixel(2.3522, 48.8566));
+        let r = c.gw.get(&format!("/ogc/wms/ms?{paris}"), fenced).await;
+        if lat_first {
+            assert_eq!((r.status.as_u16(), r.reason()), (403, "unsupported_crs".to_owned()), "{v} {crs}: {}", r.text());
+        } else {
+            assert_eq!(
+                (r.status.as_u16(), names(&r.json())),
+                (200, vec!["Paris".to_owned()]),
+                "{v} {crs}: {}",
+                r.text()
+            );
+        }
+    }
+    // The other spellings of latitude-first EPSG:4326 in 1.3.0 are refused the same way.
+    for crs in ["urn:ogc:def:crs:EPSG::4326", "http://www.opengis.net/def/crs/EPSG/0/4326"] {
+        let q = query("1.3.0", crs, "40,-20,60,20", degrees(2.3522, 48.8566));
+        let r = c.gw.get(&format!("/ogc/wms/ms?{q}"), fenced).await;
+        assert_eq!((r.status.as_u16(), r.reason()), (403, "unsupported_crs".to_owned()), "{crs}: {}", r.text());
+    }
+    // GML feature info is not read by the GML filter (`msGMLOutput`): refused under a fence.
+    let q = query("1.1.1", "EPSG:4326", "-20,40,20,60", degrees(2.3522, 48.8566))
+        .replace("INFO_FORMAT=geojson", "INFO_FORMAT=application/vnd.ogc.gml");
+    let r = c.gw.get(&format!("/ogc/wms/ms?{q}"), fenced).await;
+    assert_eq!((r.status.as_u16(), r.reason()), (403, "forbidden".to_owned()), "GML: {}", r.text());
+}
+
 /// #13 (8): what QGIS shows of a refusal. A `view` token may read WFS capabilities
 /// but no features (`tier_too_low`), and OGC API collections but no items. Observed
 /// with QGIS 3.22 (headless), printed by this test:

@@ -932,7 +932,6 @@ fn foreign_and_relative_link_targets_pass_byte_for_byte() {
         {"href": "http://evil.127.0.0.1:5000/oapi/x"},
         {"href": "../items?offset=10\u0026f=json", "rel": "next"},
         {"href": "", "rel": "empty"},
-        {"href": "\ud800", "rel": "lone surrogate"},
         {"href": null}, {"href": 5}, {"href": ["http://127.0.0.1:5000/oapi/in/an/array"]},
         {"href": {"href": "http://127.0.0.1:5000/oapi/nested"}}
     ]}"#;
@@ -940,6 +939,26 @@ fn foreign_and_relative_link_targets_pass_byte_for_byte() {
     // link object's own `href` is.
     let expected = doc.replace(r#""http://127.0.0.1:5000/oapi/nested""#, &format!(r#""{PUBLIC}/nested""#));
     assert_eq!(run(linked(None, None), doc.as_bytes()).unwrap(), expected.as_bytes());
+}
+
+/// Decision 81: a link that does not read as one JSON value keeps no place in the answer
+/// (a lone surrogate anywhere in it, two `rel` members: readers disagree on what it says,
+/// and under a fence it could be a page link); the others stay.
+#[test]
+fn links_that_do_not_read_as_one_value_are_dropped() {
+    for odd in [
+        r#"{"href": "\ud800", "rel": "self"}"#,
+        r#"{"href": "/x", "rel": "next", "title": "\ud800"}"#,
+        r#"{"rel": "license", "rel": "next", "href": "/y"}"#,
+        r#"{"href": "/a", "href": "/b", "rel": "self"}"#,
+    ] {
+        let doc = format!(r#"{{"links":[{odd},{{"href":"/keep","rel":"self"}}],"features":[]}}"#);
+        assert_eq!(
+            run_text(linked(None, None), &doc).unwrap(),
+            r#"{"links":[{"href":"/keep","rel":"self"}],"features":[]}"#,
+            "{odd}"
+        );
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::ogc::capabilities::url::{Mapped, UrlMap};
 use crate::ogc::capabilities::{CapabilitiesError, FenceView, Rewrite, TileLimits};
 use crate::ogc::common::matrix::{is_quad_set, matrix_zoom, MAX_QUAD_ZOOM};
 use crate::ogc::common::percent;
+use crate::ogc::common::rel::Rel;
 use crate::ogc::DataFormat;
 
 /// A JSON value whose objects keep their key order (and duplicate keys).
@@ -190,6 +191,11 @@ fn filter(value: &mut Json, ctx: &Ctx<'_, '_>) -> Placement {
 /// upstream the gateway would refuse: an HTML page (answered 406), or a route the
 /// classifier does not serve (`/processes`, `/jobs`, the API definition…).
 fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
+    let rel = rel_of(link);
+    if rel == Rel::Unreadable {
+        // Decision 81: a relation nobody can read keeps no link.
+        return false;
+    }
     let Some(href) = link.get("href").and_then(Json::as_str) else {
         return true;
     };
@@ -208,7 +214,7 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
             Some(p) => p,
             // Elsewhere: kept when it leads away by nature or to the gateway itself.
             None => {
-                return !ctx.map.is_elsewhere(href) || rel_leads_away(link.get("rel"));
+                return !ctx.map.is_elsewhere(href) || rel.leads_away();
             }
         }
     };
@@ -226,15 +232,20 @@ fn keep_link(link: &Json, ctx: &Ctx<'_, '_>) -> bool {
     })
 }
 
-/// `ogc::api::leads_away` on this module's JSON.
-fn rel_leads_away(rel: Option<&Json>) -> bool {
-    match rel {
-        Some(Json::String(s)) => crate::ogc::api::rels_lead_away([s.as_str()]),
-        Some(Json::Array(items)) => {
-            items.iter().all(|r| matches!(r, Json::String(_)))
-                && crate::ogc::api::rels_lead_away(items.iter().filter_map(Json::as_str))
+/// A link's `rel` in this module's JSON (`common::rel`); two `rel` members in one link
+/// are unreadable (readers disagree on which one counts).
+fn rel_of(link: &Json) -> Rel<'_> {
+    let Json::Object(entries) = link else { return Rel::Absent };
+    let mut rels = entries.iter().filter(|(k, _)| k == "rel").map(|(_, v)| v);
+    match (rels.next(), rels.next()) {
+        (None, _) => Rel::Absent,
+        (Some(_), Some(_)) => Rel::Unreadable,
+        (Some(Json::String(s)), None) => Rel::Text(s),
+        (Some(Json::Array(items)), None) => {
+            let texts: Option<Vec<&str>> = items.iter().map(Json::as_str).collect();
+            texts.map_or(Rel::Unreadable, Rel::List)
         }
-        _ => false,
+        (Some(_), None) => Rel::Unreadable,
     }
 }
 

@@ -49,6 +49,7 @@ use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::expr::{check_text_functions, filter_error};
 use crate::ogc::common::geo::{bbox, number, uint};
 use crate::ogc::common::kvp::{Dialect, Kvp};
+use crate::ogc::common::rel::Rel;
 use crate::ogc::common::{
     bad, decode_segment, media_essence, name_list, path_allows, rendered_format, shown, unsupported,
 };
@@ -143,8 +144,9 @@ pub(crate) fn serves_route(path: &str) -> bool {
 }
 
 /// True for a link that may point at a third host: one whose relations (a `rel` string,
-/// space-separated relations, or an array of them) all lead away from the service by
-/// nature (`license`, `describedby`, `cite-as`, `related`, `via`, `author`, `help`…).
+/// space-separated relations, or an array of them, in any case and any registered
+/// spelling: `common::rel`) all lead away from the service by nature (`license`,
+/// `describedby`, `cite-as`, `related`, `via`, `author`, `help`…).
 /// Every other link leads to the service itself (its pages, collections, items, tiles,
 /// definitions; STAC's `parent`, `child`, `item`; a link with no `rel`), so it is on the
 /// upstream or on the gateway, never on a third host: there it names the upstream by
@@ -156,50 +158,15 @@ pub(crate) fn serves_route(path: &str) -> bool {
 /// use serde_json::json;
 /// use tilegate::ogc::api::leads_away;
 /// assert!(leads_away(&json!("license")) && leads_away(&json!("describedby cite-as")));
-/// assert!(leads_away(&json!(["license", "related"])));
+/// assert!(leads_away(&json!(["license", "related"])) && leads_away(&json!("LICENSE")));
+/// assert!(leads_away(&json!("http://www.iana.org/assignments/relation/license")));
 /// assert!(!leads_away(&json!("next")) && !leads_away(&json!("next alternate")));
 /// assert!(!leads_away(&json!(["license", "next"])) && !leads_away(&json!("parent")));
 /// assert!(!leads_away(&json!(null)) && !leads_away(&json!("http://www.iana.org/assignments/relation/next")));
+/// assert!(!leads_away(&json!(["license", 1])) && !leads_away(&json!("http://evil.example/license")));
 /// ```
 pub fn leads_away(rel: &serde_json::Value) -> bool {
-    match rel {
-        serde_json::Value::String(s) => rels_lead_away([s.as_str()]),
-        serde_json::Value::Array(items) => {
-            items.iter().all(serde_json::Value::is_string)
-                && rels_lead_away(items.iter().filter_map(serde_json::Value::as_str))
-        }
-        _ => false,
-    }
-}
-
-/// [`leads_away`] on the `rel` texts of a link (each may hold several relations).
-pub(crate) fn rels_lead_away<'a>(texts: impl IntoIterator<Item = &'a str>) -> bool {
-    const AWAY: [&str; 16] = [
-        "license",
-        "about",
-        "canonical",
-        "describedby",
-        "cite-as",
-        "related",
-        "via",
-        "author",
-        "help",
-        "copyright",
-        "terms-of-service",
-        "privacy-policy",
-        "icon",
-        "enclosure",
-        "preview",
-        "external",
-    ];
-    let mut any = false;
-    for word in texts.into_iter().flat_map(str::split_ascii_whitespace) {
-        if !AWAY.iter().any(|a| word.eq_ignore_ascii_case(a)) {
-            return false;
-        }
-        any = true;
-    }
-    any
+    Rel::of_json(Some(rel)).leads_away()
 }
 
 /// True when `path` (as for [`serves_route`]) is an items or item route: a fenced token

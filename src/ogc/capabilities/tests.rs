@@ -873,7 +873,13 @@ fn ogcapi_service_links_on_a_third_host_are_removed() {
         {"rel":["license","next"],"href":"http://evil.example/y"},
         {"rel":"child","href":"http://evil.example/stac"},
         {"href":"http://evil.example/no-rel"},
-        {"rel":"license describedby","href":"https://example.org/terms"}
+        {"rel":"license describedby","href":"https://example.org/terms"},
+        {"rel":"http://www.iana.org/assignments/relation/LICENSE","href":"https://example.org/iana"},
+        {"rel":"http://evil.example/rel/license","href":"http://evil.example/ext"},
+        {"rel":"license","rel":"self","href":"http://evil.example/twice"},
+        {"rel":5,"href":"https://example.org/number"},
+        {"rel":null,"href":"http://127.0.0.1:5000/collections"},
+        {"rel":["license",7],"href":"https://example.org/mixed"}
     ]}"#;
     let layers = names(&["obs"]);
     let rw = Rewrite::new("http://127.0.0.1:5000", PUBLIC_API, &layers);
@@ -886,8 +892,10 @@ fn ogcapi_service_links_on_a_third_host_are_removed() {
             "https://maps.example.org/ogc/api/obs/collections?f=json",
             "https://maps.example.org/ogc/api/obs/collections",
             "https://example.org/terms",
+            "https://example.org/iana",
         ],
-        "service links stay only on the gateway; links away by nature stay"
+        "service links stay only on the gateway; links away by nature stay, in any registered spelling; \
+         a rel that is no string nor array of strings (or given twice) keeps no link, even on the upstream"
     );
 }
 

@@ -12,6 +12,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::ogc::common::percent;
+use crate::ogc::common::rel::Rel;
 
 use super::CapabilitiesError;
 
@@ -531,13 +532,10 @@ impl LinkMap {
         self
     }
 
-    /// Whether a link of relation `rel` may be sent (page links only with paging).
-    pub fn keeps_rel(&self, rel: Option<&str>) -> bool {
-        self.paging
-            || !rel.is_some_and(|r| {
-                r.split_ascii_whitespace()
-                    .any(|w| ["next", "prev", "previous", "first", "last"].iter().any(|p| w.eq_ignore_ascii_case(p)))
-            })
+    /// Whether a link of relation `rel` may be sent: not when the `rel` cannot be read
+    /// (decision 82), nor a page link in any spelling without paging.
+    pub fn keeps_rel(&self, rel: &Rel<'_>) -> bool {
+        *rel != Rel::Unreadable && (self.paging || !rel.is_paging())
     }
 
     /// Maps one link target. Surrounding whitespace is ignored (and not kept in a

@@ -11,6 +11,7 @@
 //! | [`matrix`] | the Web Mercator quad matrix-set table and matrix-id → zoom parser |
 //! | [`geo`] | numbers, bounding boxes and CRS names in requests |
 //! | [`expr`] | filter expressions: FES, CQL/ECQL, CQL2 text and JSON |
+//! | [`rel`] | link relations: the one reader of a link's `rel` (paging, leading away) |
 //!
 //! Pure code: no I/O, no clocks, no logging.
 
@@ -19,6 +20,7 @@ pub mod geo;
 pub mod kvp;
 pub mod matrix;
 pub mod percent;
+pub mod rel;
 pub mod xml;
 
 use crate::paths::PathConfig;

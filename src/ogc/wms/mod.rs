@@ -24,7 +24,7 @@
 
 use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
-use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder};
+use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder, Crs};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::expr::kvp_filter_properties;
@@ -33,7 +33,7 @@ use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{
     bad, check_allowed, name_list, path_allows, rendered_format, request_name, shown, unsupported,
 };
-use crate::ogc::{DataFormat, OgcError, Parts, Protocol, ResponseKind};
+use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
 
 pub mod capabilities;
 
@@ -174,9 +174,12 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             let data = info_format
                 .map(DataFormat::from_media_type)
                 .unwrap_or_else(|| DataFormat::Other("the server's default INFO_FORMAT".into()));
+            let wms13 = kvp.get_nonempty("VERSION") == Some("1.3.0");
+            let answer_crs = kvp.get_nonempty("CRS").map_or(AnswerCrs::Unknown, |crs| feature_info_crs(crs, wms13));
             Ok(Parts::new("wms.GetFeatureInfo", Tier::ViewPlus, layers, extent, ResponseKind::Features(data))
                 .with_format(info_format)
-                .with_properties(properties))
+                .with_properties(properties)
+                .with_answer_crs(answer_crs))
         }
         _ => {
             check_allowed(kvp, LEGEND, &[], path, "wms.GetLegendGraphic")?;
@@ -235,6 +238,41 @@ pub(crate) fn judged_crs(crs_id: &str, wms13: bool) -> Option<(crate::spatial::C
     let simple =
         crs_id.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:")) || crs_id.eq_ignore_ascii_case("CRS:84");
     crs_from_identifier(crs_id).filter(|_| simple).map(|(crs, _)| (crs, AxisOrder::XY))
+}
+
+/// The coordinates a GetFeatureInfo GeoJSON answer is written in for `CRS`/`SRS`, where
+/// the mainstream servers agree (decision 83), else [`AnswerCrs::Unknown`] (a fenced
+/// token's request is refused as `unsupported_crs` before it is forwarded). Every one of
+/// them writes the features in the map's CRS, not RFC 7946's CRS84 (MapServer's OGR
+/// output reprojects to it, GeoServer reprojects to the map CRS, QGIS Server writes the
+/// WKT of its feature info, already in the map CRS, untransformed):
+///
+/// - EPSG:3857 and its aliases: easting, northing in metres, in both versions;
+/// - 1.1.x `EPSG:4326` and `CRS:84`, 1.3.0 CRS84 in any spelling: longitude first;
+/// - 1.3.0 `EPSG:4326` in any spelling: **unknown**. Its axis order is latitude first,
+///   and GeoServer writes it so (its GeoJSON writer follows the CRS's axis order);
+///   MapServer 8 writes longitude first (measured: Paris came as `[2.3522, 48.8566]`).
+///   Read either way, one server's features land elsewhere;
+/// - any other CRS (projected ones the gateway does not transform, unknown spellings,
+///   1.3.0's old `…/epsg.xml#4326` form): unknown.
+///
+/// ```
+/// use tilegate::ogc::wms::feature_info_crs;
+/// use tilegate::ogc::AnswerCrs;
+/// assert_eq!(feature_info_crs("EPSG:4326", false), AnswerCrs::LonLat);
+/// assert_eq!(feature_info_crs("CRS:84", true), AnswerCrs::LonLat);
+/// assert_eq!(feature_info_crs("EPSG:4326", true), AnswerCrs::Unknown);
+/// assert_eq!(feature_info_crs("EPSG:3857", true), AnswerCrs::WebMercator);
+/// assert_eq!(feature_info_crs("EPSG:25832", false), AnswerCrs::Unknown);
+/// ```
+pub fn feature_info_crs(crs_id: &str, wms13: bool) -> AnswerCrs {
+    let lower = crs_id.trim().to_ascii_lowercase();
+    let crs84 = lower == "crs:84" || lower.ends_with(":crs84") || lower.ends_with("/crs84");
+    match judged_crs(crs_id, wms13) {
+        Some((Crs::WebMercator, _)) => AnswerCrs::WebMercator,
+        Some((Crs::Wgs84, AxisOrder::XY)) if !wms13 || crs84 => AnswerCrs::LonLat,
+        Some((Crs::Wgs84, _)) | None => AnswerCrs::Unknown,
+    }
 }
 
 /// The OGC standard rendering pixel, 0.28 mm, as dots per inch.
@@ -512,6 +550,74 @@ mod tests {
             "VERSION=1.3.0&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&I=1&J=2&X=3",
         ] {
             assert!(run(Protocol::Wms, bad).is_err(), "{bad}");
+        }
+    }
+
+    /// N6: GetFeatureInfo GeoJSON was read as longitude, latitude whatever the request's
+    /// CRS, so a feature outside the fence, written in metres or latitude first, could be
+    /// judged inside (and one inside dropped).
+    #[test]
+    fn get_feature_info_geojson_is_read_in_the_crs_the_upstream_writes_or_refused() {
+        use crate::policy::{Denial, Obligations};
+        use crate::respond::Reject;
+        let gfi = |v: &str, crs: &str, bbox: &str, format: &str| {
+            let (key, i, j) = if v == "1.3.0" { ("CRS", "I", "J") } else { ("SRS", "X", "Y") };
+            let q = format!("SERVICE=WMS&VERSION={v}&REQUEST=GetFeatureInfo&LAYERS=roads&QUERY_LAYERS=roads&STYLES=&{key}={crs}&BBOX={bbox}&WIDTH=256&HEIGHT=256&{i}=10&{j}=20&INFO_FORMAT={format}");
+            classify(&get(Protocol::Wms, "", Box::leak(q.into_boxed_str())), &path()).expect("classified")
+        };
+        let (deg, lat_first, metres) = ("0,0,10,10", "0,0,10,10", "0,0,100000,100000");
+        let table = [
+            ("1.1.1", "EPSG:4326", deg, AnswerCrs::LonLat),
+            ("1.1.1", "CRS:84", deg, AnswerCrs::LonLat),
+            ("1.1.1", "EPSG:3857", metres, AnswerCrs::WebMercator),
+            ("1.1.1", "EPSG:900913", metres, AnswerCrs::WebMercator),
+            ("1.1.1", "EPSG:25832", metres, AnswerCrs::Unknown),
+            ("1.3.0", "CRS:84", deg, AnswerCrs::LonLat),
+            ("1.3.0", "urn:ogc:def:crs:OGC:1.3:CRS84", deg, AnswerCrs::LonLat),
+            ("1.3.0", "http://www.opengis.net/def/crs/OGC/1.3/CRS84", deg, AnswerCrs::LonLat),
+            ("1.3.0", "EPSG:3857", metres, AnswerCrs::WebMercator),
+            ("1.3.0", "EPSG:4326", lat_first, AnswerCrs::Unknown),
+            ("1.3.0", "epsg:4326", lat_first, AnswerCrs::Unknown),
+            ("1.3.0", "urn:ogc:def:crs:EPSG::4326", lat_first, AnswerCrs::Unknown),
+            ("1.3.0", "http://www.opengis.net/def/crs/EPSG/0/4326", lat_first, AnswerCrs::Unknown),
+            ("1.3.0", "http://www.opengis.net/gml/srs/epsg.xml%234326", deg, AnswerCrs::Unknown),
+            ("1.3.0", "EPSG:25832", metres, AnswerCrs::Unknown),
+        ];
+        let fence = crate::spatial::Fence::new(Some(&[(1, 1, 0)]), None).expect("fence");
+        let fenced = Obligations { fence: Some(std::sync::Arc::new(fence)), ..Obligations::default() };
+        for (v, crs, bbox, expected) in table {
+            for format in
+                ["application/json", "geojson", "application/json;%20subtype=geojson", "application/geo%2Bjson"]
+            {
+                let c = gfi(v, crs, bbox, format);
+                assert_eq!(c.response, ResponseKind::Features(DataFormat::Json), "{v} {crs} {format}");
+                assert_eq!(c.answer_crs, expected, "{v} {crs} {format}");
+                let verdict = crate::proxy::filter::precheck(&c.response, c.answer_crs, &fenced);
+                match expected {
+                    AnswerCrs::Unknown => assert!(
+                        matches!(verdict, Err(Reject::Denied(Denial::UnsupportedCrs))),
+                        "{v} {crs} {format}: {verdict:?}"
+                    ),
+                    _ => assert!(verdict.is_ok(), "{v} {crs} {format}: {verdict:?}"),
+                }
+                // Without a fence the CRS does not matter: nothing is read.
+                assert!(crate::proxy::filter::precheck(&c.response, c.answer_crs, &Obligations::default()).is_ok());
+            }
+        }
+        // GML and other XML feature info is not a WFS GetFeature answer: the GML filter
+        // does not read it (MapServer's `msGMLOutput`), so a fenced token is refused in
+        // every CRS, before anything is forwarded.
+        for format in
+            ["application/vnd.ogc.gml", "application/vnd.ogc.gml/3.1.1", "text/xml", "GML", "application/gml%2Bxml"]
+        {
+            for (v, crs, bbox) in
+                [("1.1.1", "EPSG:4326", deg), ("1.3.0", "CRS:84", deg), ("1.3.0", "EPSG:3857", metres)]
+            {
+                let c = gfi(v, crs, bbox, format);
+                assert_eq!(c.response, ResponseKind::Features(DataFormat::Xml), "{format}");
+                let verdict = crate::proxy::filter::precheck(&c.response, c.answer_crs, &fenced);
+                assert!(matches!(verdict, Err(Reject::Forbidden(_))), "{v} {crs} {format}: {verdict:?}");
+            }
         }
     }
 

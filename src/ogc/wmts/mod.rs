@@ -30,7 +30,9 @@ use crate::ogc::common::{
     bad, check_allowed, decode_segment, rendered_format, request_name, shown, unsupported, Rendered,
 };
 use crate::ogc::tiles::matrix_tile_extent;
-use crate::ogc::{Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind};
+use crate::ogc::{
+    AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
+};
 
 pub mod capabilities;
 
@@ -137,6 +139,11 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             uint(kvp.require("I", name)?, "I")?;
             uint(kvp.require("J", name)?, "J")?;
             let info = kvp.require("INFOFORMAT", name)?;
+            // The upstream answers in the tile matrix set's CRS (GeoServer's GWC and
+            // MapProxy ask their WMS for the tile's box in it): metres for a Web
+            // Mercator quad set, which is all a fenced token can ask for.
+            let answer_crs =
+                if matches!(extent, Extent::Tile(_)) { AnswerCrs::WebMercator } else { AnswerCrs::Unknown };
             Ok(Parts::new(
                 name,
                 Tier::ViewPlus,
@@ -148,7 +155,8 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             // placed: a tile partly inside is answered with the features the GeoJSON
             // filter finds inside the fence (other formats are refused under a fence).
             .with_clippable(crate::policy::Clippable::FeaturesFiltered)
-            .with_format(Some(info)))
+            .with_format(Some(info))
+            .with_answer_crs(answer_crs))
         }
     }
 }

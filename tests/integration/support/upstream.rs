@@ -241,6 +241,9 @@ impl TestUpstream {
         if let Some(coding) = path.strip_prefix("/coded/").and_then(|r| r.split('/').next()) {
             return coded(coding);
         }
+        if path.ends_with("/page-rels") {
+            return typed("application/geo+json", page_rels(self.addr).into_bytes());
+        }
         if path.contains("/collections/") && path.ends_with("/items") {
             let limit =
                 query.split('&').find_map(|p| p.strip_prefix("limit=")).and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -415,6 +418,41 @@ fn coded(coding: &str) -> Response<Body> {
         res.headers_mut().insert("content-encoding", v);
     }
     res
+}
+
+/// `/page-rels`: a GeoJSON page (one place at 10°E 10°N) whose `links` spell page
+/// relations every way a `rel` can be written, each link's `href` ending in `#page-N`;
+/// `#keep-N` links are not page links.
+fn page_rels(up: SocketAddr) -> String {
+    let rels = [
+        r#""next""#,
+        r#"["next"]"#,
+        r#""next nofollow""#,
+        r#""NEXT""#,
+        r#""Prev""#,
+        r#"["self", "last"]"#,
+        r#""http://www.iana.org/assignments/relation/next""#,
+        r#""https://www.iana.org/assignments/relation/previous""#,
+        r#""http://www.opengis.net/def/rel/iana/1.0/first""#,
+        r#""http://www.opengis.net/def/rel/ogc/1.0/next""#,
+        r#""urn:ietf:params:rel:next""#,
+        r#""[next]""#,
+        r#"7"#,
+        r#"null"#,
+        r#"{"next": true}"#,
+        r#"["alternate", 1]"#,
+    ];
+    let mut links: Vec<String> = rels
+        .iter()
+        .enumerate()
+        .map(|(i, rel)| format!(r#"{{"rel":{rel},"href":"http://{up}/page-rels?p={i}#page-{i}"}}"#))
+        .collect();
+    links.push(format!(r#"{{"rel":"self","href":"http://{up}/page-rels#keep-1"}}"#));
+    links.push(format!(r#"{{"rel":"alternate","type":"application/geo+json","href":"http://{up}/page-rels#keep-2"}}"#));
+    format!(
+        r#"{{"type":"FeatureCollection","links":[{}],"features":[{{"type":"Feature","id":1,"geometry":{{"type":"Point","coordinates":[10,10]}},"properties":{{"name":"inside"}}}}]}}"#,
+        links.join(",")
+    )
 }
 
 fn typed(content_type: &'static str, body: Vec<u8>) -> Response<Body> {

@@ -8,12 +8,13 @@ STARTED=()
 log() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench/run: %s\n' "$*" >&2; exit 1; }
 
+# install_tools [COMMAND:PACKAGE…] — installs nginx-light haproxy wrk curl and the extra
+# Debian packages named, each only when its command is missing (a no-op when all are there).
 install_tools() {
-  local missing=()
-  command -v nginx >/dev/null || missing+=(nginx-light)
-  command -v haproxy >/dev/null || missing+=(haproxy)
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v curl >/dev/null || missing+=(curl)
+  local missing=() pair
+  for pair in nginx:nginx-light haproxy:haproxy wrk:wrk curl:curl "$@"; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || die "need ${missing[*]}; install them (apt-get install -y ${missing[*]}) or run as root"
   log "installing ${missing[*]}"
@@ -115,6 +116,21 @@ rss_kb() { status_kb VmRSS $1; }
 record() { # round contender scenario expect cpu_ns kind out user-ticks sys-ticks
   printf '{"round":%s,"contender":"%s","scenario":"%s","expect":%s,"cpu_ns":%s,"kind":"%s","out":"%s","user_ticks":%s,"sys_ticks":%s}\n' \
     "$@" >>"$RAW"
+}
+
+# measure ROUND CONTENDER SCENARIO EXPECT GROUP KIND OUT CMD… — runs CMD (pinned by the
+# caller) with its output in OUT and records the CPU time GROUP's processes spent meanwhile.
+measure() {
+  local round="$1" c="$2" scen="$3" expect="$4" group="$5" kind="$6" out="$7" before after list t0 t1
+  shift 7
+  list="$(pids "$group")"
+  # shellcheck disable=SC2086
+  before="$(cpu_ns $list)" t0="$(ticks $list)"
+  "$@" >"$out" 2>&1 || true
+  # shellcheck disable=SC2086
+  after="$(cpu_ns $list)" t1="$(ticks $list)"
+  record "$round" "$c" "$scen" "$expect" $((after - before)) "$kind" "$out" \
+    $((${t1% *} - ${t0% *})) $((${t1#* } - ${t0#* }))
 }
 
 # run_wrk ROUND CONTENDER SCENARIO EXPECT GROUP WRK-ARGS… — a saturating run (M1, M3, M5, M6, M7).

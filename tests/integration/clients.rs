@@ -1400,6 +1400,69 @@ async fn wfs_xml_bodies_reach_mapserver_as_the_canonical_form_that_was_judged() 
     }
 }
 
+/// Attacker round 8 (critical, high): MapServer finds a request's parts by name as a
+/// child element or an attribute alike, prefixes stripped, and writes a GetFeature answer
+/// in the *last* `srsName` it finds. A first query with `srsName="EPSG:3857"` and a last
+/// one with an `<x:srsName>` element the gateway never read made MapServer write degrees
+/// that the gateway read as metres: every place in the north-east quadrant,
+/// Tokyo included, passed a fence over Europe. An attribute `ValueReference="secret"` on
+/// a comparison or a sort made MapServer compare or sort on a hidden property. Names of
+/// the other kind are refused before the upstream, and a query without `srsName` beside
+/// one with makes the answer's CRS unknown (`unsupported_crs` under a fence).
+#[tokio::test]
+async fn wfs_names_of_the_other_kind_and_mixed_query_crss_never_reach_mapserver() {
+    let c = clients().await;
+    let head = r#"<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="geojson" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:x="urn:x">"#;
+    let first = r#"<wfs:Query typeNames="ms:places" srsName="EPSG:3857"/>"#;
+    let as_element = format!(
+        r#"{head}{first}<wfs:Query typeNames="ms:places"><x:srsName>EPSG:4326</x:srsName></wfs:Query></wfs:GetFeature>"#
+    );
+    let absent = format!(r#"{head}{first}<wfs:Query typeNames="ms:places"/></wfs:GetFeature>"#);
+    // MapServer merges the queries of one layer and writes the last `srsName` it finds;
+    // a query without one keeps the one before (metres here), which the gateway does not
+    // rely on: another server may write that query in its default CRS.
+    {
+        let body = &as_element;
+        let direct = upstreams::http_post(&c.ms.endpoint(), "text/xml", body.as_bytes()).expect("mapserver answers");
+        let doc: Value = serde_json::from_slice(&direct.body).unwrap_or_else(|_| panic!("GeoJSON: {}", direct.text()));
+        let features = doc["features"].as_array().expect("features");
+        let tokyo = features.iter().find(|f| f["properties"]["name"] == "Tokyo").expect("Tokyo");
+        let x = tokyo["geometry"]["coordinates"][0].as_f64().expect("x");
+        assert!((139.0..141.0).contains(&x), "MapServer wrote the last query's degrees (the premise): {tokyo}");
+    }
+    let filtered = |operator: &str| {
+        format!(
+            r#"{head}<wfs:Query typeNames="ms:places"><fes:Filter>{operator}</fes:Filter></wfs:Query></wfs:GetFeature>"#
+        )
+    };
+    let like = filtered(
+        r#"<fes:PropertyIsLike wildCard="*" singleChar="." escapeChar="!" ValueReference="secret_note"><fes:ValueReference>name</fes:ValueReference><fes:Literal>*vault*</fes:Literal></fes:PropertyIsLike>"#,
+    );
+    let sort = format!(
+        r#"{head}<wfs:Query typeNames="ms:places"><fes:SortBy><fes:SortProperty x:ValueReference="secret_note"><fes:ValueReference>name</fes:ValueReference></fes:SortProperty></fes:SortBy></wfs:Query></wfs:GetFeature>"#
+    );
+    // The gateway's own refusals (`reason` set by the gateway, before any upstream).
+    for kind in [Kind::Fenced, Kind::PropertyFenced] {
+        let token = c.token(kind);
+        let auth = format!("Bearer {token}");
+        let headers = [("authorization", auth.as_str()), ("content-type", "text/xml")];
+        for (label, body, status, reason) in [
+            ("an srsName element", &as_element, 400, "bad_request"),
+            ("a ValueReference attribute on a comparison", &like, 400, "bad_request"),
+            ("a ValueReference attribute on a sort", &sort, 400, "bad_request"),
+        ] {
+            let r = c.gw.send(Method::POST, "/ogc/wfs/ms", &headers, Bytes::from(body.clone())).await;
+            assert_eq!((r.status.as_u16(), r.reason()), (status, reason.to_owned()), "{kind:?} {label}: {}", r.text());
+        }
+        let r = c.gw.send(Method::POST, "/ogc/wfs/ms", &headers, Bytes::from(absent.clone())).await;
+        let expected = if kind == Kind::Fenced { (403, "unsupported_crs") } else { (200, "") };
+        assert_eq!(r.status.as_u16(), expected.0, "{kind:?} a query without srsName: {}", r.text());
+        if kind == Kind::Fenced {
+            assert_eq!(r.reason(), expected.1, "{}", r.text());
+        }
+    }
+}
+
 /// N6: WMS GetFeatureInfo GeoJSON was read longitude first whatever the request's CRS.
 /// MapServer 8 writes it in the map's CRS (metres for EPSG:3857) and longitude first
 /// for EPSG:4326 even in WMS 1.3.0, whose axis order is latitude first and which

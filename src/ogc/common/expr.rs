@@ -67,11 +67,13 @@ pub fn fes_properties(xml: &str) -> Result<Vec<String>, UnreadableFilter> {
 }
 
 /// The element's and its attributes' names in their schema's case (MapServer reads
-/// `fes:valuereference` as `ValueReference`: `common::xml::check_name_case`), and no
-/// attribute twice in two cases.
+/// `fes:valuereference` as `ValueReference`: `common::xml::check_name_case`), no attribute
+/// twice in two cases, and elements and attributes of their schema's kind (MapServer
+/// reads a `ValueReference="…"` attribute as the operand: `check_attribute_kind`).
 fn check_fes_names(start: &quick_xml::events::BytesStart<'_>) -> Result<(), UnreadableFilter> {
     let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
     crate::ogc::common::xml::check_name_case(&local).map_err(|e| unreadable(FES, e))?;
+    crate::ogc::common::xml::check_element_kind(&local).map_err(|e| unreadable(FES, e))?;
     let mut seen: Vec<String> = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| unreadable(FES, e.to_string()))?;
@@ -87,6 +89,7 @@ fn check_fes_names(start: &quick_xml::events::BytesStart<'_>) -> Result<(), Unre
             return Err(unreadable(FES, format!("attribute `{key}` is given twice")));
         }
         crate::ogc::common::xml::check_name_case(&key).map_err(|e| unreadable(FES, e))?;
+        crate::ogc::common::xml::check_attribute_kind(&key, &local, None).map_err(|e| unreadable(FES, e))?;
         seen.push(key);
     }
     Ok(())
@@ -987,6 +990,11 @@ mod tests {
             "<!DOCTYPE x [<!ENTITY e \"secret\">]><Filter><PropertyName>&e;</PropertyName></Filter>",
             "<Filter><PropertyName>&e;</PropertyName></Filter>",
             "<Filter><PropertyName>name</Filter>",
+            // Attacker round 8: names of the other kind, which MapServer reads as the operand.
+            "<Filter><PropertyIsLike ValueReference=\"owner\"><ValueReference>name</ValueReference><Literal>a</Literal></PropertyIsLike></Filter>",
+            "<Filter xmlns:x=\"urn:x\"><PropertyIsEqualTo x:PropertyName=\"owner\"><PropertyName>name</PropertyName><Literal>a</Literal></PropertyIsEqualTo></Filter>",
+            "<Filter><PropertyIsEqualTo valueReference=\"owner\"><ValueReference>name</ValueReference><Literal>a</Literal></PropertyIsEqualTo></Filter>",
+            "<Filter><PropertyIsEqualTo><ValueReference>name</ValueReference><srsName>a</srsName></PropertyIsEqualTo></Filter>",
             "<Filter>",
             "",
             "not xml",

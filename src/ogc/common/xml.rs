@@ -491,9 +491,9 @@ pub(crate) struct Element {
 }
 
 /// The part of a qualified name after the prefix.
-/// The element and attribute names of WFS, FES and GML request bodies that the gateway
-/// reads, in their schema's case.
-const OGC_NAMES: &[&str] = &[
+/// The element names of WFS, FES and GML request bodies that the gateway reads, in
+/// their schema's case.
+const OGC_ELEMENTS: &[&str] = &[
     // WFS operations and their parts.
     "GetCapabilities",
     "DescribeFeatureType",
@@ -591,7 +591,11 @@ const OGC_NAMES: &[&str] = &[
     "posList",
     "coordinates",
     "coord",
-    // Attributes.
+];
+
+/// The attribute names of WFS, FES and GML request bodies that the gateway reads, in
+/// their schema's case.
+const OGC_ATTRIBUTES: &[&str] = &[
     "service",
     "version",
     "outputFormat",
@@ -632,29 +636,75 @@ const OGC_NAMES: &[&str] = &[
     "name",
 ];
 
-/// Refuses a name that is one of [`OGC_NAMES`] in another case (`srsname`,
-/// `fes:valuereference`, `TYPENAMES`). XML names are case-sensitive, and the gateway
-/// reads them so, but MapServer compares them without regard to case and takes the first
-/// match: `<Query srsname="EPSG:4326" srsName="EPSG:3857">` was read in two CRSs (the
-/// gateway's metres, MapServer's degrees: a whole layer passed an empty fence), and
-/// `typenames` beside `typeNames` read another layer (attacker round 6).
-/// True when `name` is one of [`OGC_NAMES`] in any case.
-pub(crate) fn is_ogc_name(name: &str) -> bool {
-    OGC_NAMES.iter().any(|known| known.eq_ignore_ascii_case(name))
+fn known(names: &'static [&'static str], name: &str) -> Option<&'static str> {
+    names.iter().find(|known| known.eq_ignore_ascii_case(name)).copied()
 }
 
+/// True when `name` is one of the WFS, FES and GML element or attribute names in any case.
+pub(crate) fn is_ogc_name(name: &str) -> bool {
+    known(OGC_ELEMENTS, name).is_some() || known(OGC_ATTRIBUTES, name).is_some()
+}
+
+/// Refuses a name that is a WFS, FES or GML element or attribute name in another case
+/// (`srsname`, `fes:valuereference`, `TYPENAMES`). XML names are case-sensitive, and the
+/// gateway reads them so, but MapServer compares them without regard to case and takes
+/// the first match: `<Query srsname="EPSG:4326" srsName="EPSG:3857">` was read in two CRSs
+/// (the gateway's metres, MapServer's degrees: a whole layer passed an empty fence), and
+/// `typenames` beside `typeNames` read another layer (attacker round 6).
 pub(crate) fn check_name_case(local: &str) -> Result<(), String> {
     // Some names are an element in one case and an attribute in another (`Name`/`name`,
     // `PropertyName`/`propertyName`): either spelling is a schema's.
-    if OGC_NAMES.contains(&local) {
+    if OGC_ELEMENTS.contains(&local) || OGC_ATTRIBUTES.contains(&local) {
         return Ok(());
     }
-    match OGC_NAMES.iter().find(|known| known.eq_ignore_ascii_case(local)) {
+    match known(OGC_ELEMENTS, local).or_else(|| known(OGC_ATTRIBUTES, local)) {
         Some(known) => Err(format!(
             "`{local}` is `{known}` in another case; OGC XML names are case-sensitive and servers differ on reading them otherwise, so write `{known}`"
         )),
         None => Ok(()),
     }
+}
+
+/// Refuses an element named like a WFS, FES or GML attribute (`<x:srsName>` inside a
+/// `Query`). MapServer finds a request's parts with GDAL's `CPLGetXMLValue`, which matches
+/// a child element and an attribute alike, prefixes stripped: the element was the
+/// `srsName` MapServer wrote the answer in, which the gateway never judged (attacker
+/// round 8: a whole layer read as metres inside a 76 m fence). Element names that are
+/// also an attribute's in another case (`TypeName`, `PropertyName`, `ValueReference`,
+/// `Name`) are elements.
+pub(crate) fn check_element_kind(local: &str) -> Result<(), String> {
+    if OGC_ELEMENTS.contains(&local) {
+        return Ok(());
+    }
+    match known(OGC_ATTRIBUTES, local) {
+        Some(attribute) => Err(format!(
+            "`{local}` is the attribute `{attribute}` written as an element; servers that read elements and attributes alike would read it as that attribute"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an attribute named like a WFS, FES or GML element (`ValueReference="secret"`
+/// on a `PropertyIsLike`, `PropertyName=` on a `SortProperty`): MapServer reads it as the
+/// element, before the child element the gateway judged (attacker round 8: a hidden
+/// property compared and sorted on). The schema's own attributes of those names stay,
+/// where the schema puts them: `valueReference` on a WFS root (`wfs_depth` 0,
+/// GetPropertyValue), `typeName` on a root child (`wfs_depth` 1: `Query`, `Lock`,
+/// `Update`, `Delete`), `name` on a `Function`. `wfs_depth` is `None` in a FES filter.
+pub(crate) fn check_attribute_kind(attribute: &str, element: &str, wfs_depth: Option<usize>) -> Result<(), String> {
+    let Some(as_element) = known(OGC_ELEMENTS, attribute) else { return Ok(()) };
+    let schema = match attribute {
+        "valueReference" => wfs_depth == Some(0),
+        "typeName" => wfs_depth == Some(1),
+        "name" => element == "Function",
+        _ => false,
+    };
+    if schema {
+        return Ok(());
+    }
+    Err(format!(
+        "the attribute `{attribute}` on `{element}` is named like the element `{as_element}`; servers that read elements and attributes alike would read it as that element"
+    ))
 }
 
 pub(crate) fn local(name: &str) -> &str {

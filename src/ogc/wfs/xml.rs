@@ -160,8 +160,8 @@ struct Summary {
     properties: Vec<String>,
     /// One extent per query.
     extents: Vec<Extent>,
-    /// Each query's `srsName` (the answer's CRS), as written.
-    srs_names: Vec<String>,
+    /// Each query's `srsName` (the answer's CRS), as written; `None` for a query without.
+    srs_names: Vec<Option<String>>,
     bound: Vec<(String, Option<String>)>,
 }
 
@@ -206,11 +206,14 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     if gml {
         data = DataFormat::Gml;
     }
-    // The queries' `srsName` is the answer's CRS (#12.1's class, in XML): one for all, or unknown.
+    // The queries' `srsName` is the answer's CRS (#12.1's class, in XML): one for all, or
+    // unknown. A query without one counts as one more CRS: MapServer writes the whole answer
+    // in the last query's (attacker round 8: `srsName="EPSG:3857"` on the first query only,
+    // and the answer came in the layer's degrees).
     let version = summary.version.as_deref().unwrap_or("2.0.0");
     let srs = match &summary.srs_names[..] {
         [] => None,
-        [first, rest @ ..] if rest.iter().all(|s| s == first) => Some(first.as_str()),
+        [first, rest @ ..] if rest.iter().all(|s| s == first) => first.as_deref(),
         _ => Some(""),
     };
     let answer_crs = match (gml, srs) {
@@ -354,7 +357,7 @@ struct Walker {
     layers: Vec<String>,
     properties: Vec<String>,
     extents: Vec<Extent>,
-    srs_names: Vec<String>,
+    srs_names: Vec<Option<String>>,
     /// Every type name with the namespace URI its prefix is bound to where it is written.
     bound: Vec<(String, Option<String>)>,
     scope: Option<Scope>,
@@ -368,10 +371,16 @@ impl Walker {
         crate::ogc::common::xml::check_name_case(&local).map_err(bad)?;
         let qname = utf8(e.name().as_ref())?.to_owned();
         let depth = self.stack.len();
+        // An inserted feature's children are its properties, named by its schema
+        // (`name`, `count`, `id` are common property names).
+        let in_feature = self.feature_depth.is_some_and(|fd| depth > fd);
+        if !in_feature {
+            crate::ogc::common::xml::check_element_kind(&local).map_err(bad)?;
+        }
         if namespace == Some(XINCLUDE) {
             return Err(bad("XInclude is refused in WFS bodies"));
         }
-        let attrs = attributes(e)?;
+        let attrs = attributes(e, &local, depth)?;
         let attr = |name: &str| find_attr(&attrs, name);
         if let Some(resolve) = attr("resolve").filter(|v| *v != "none") {
             return Err(unsupported(format!(
@@ -428,9 +437,7 @@ impl Walker {
                     }
                     self.add_layers(&layers);
                     if local == "Query" {
-                        if let Some(srs) = attr("srsName") {
-                            self.srs_names.push(srs.to_owned());
-                        }
+                        self.srs_names.push(attr("srsName").map(str::to_owned));
                     }
                     self.scope = Some(Scope { layers, ..Scope::default() });
                 }
@@ -593,8 +600,9 @@ impl Walker {
 
 /// Attributes by local name (prefixes dropped; `xmlns` declarations skipped), unescaped.
 /// A local name given twice (`typeNames` and `wfs:typeNames`) is refused: servers differ
-/// on which one they read.
-fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
+/// on which one they read; so is an attribute named like an OGC element, except where
+/// the schema has one (`check_attribute_kind`).
+fn attributes(e: &BytesStart<'_>, element: &str, depth: usize) -> Result<Vec<(String, String)>, OgcError> {
     let mut out = Vec::new();
     for attr in e.attributes() {
         let attr = attr.map_err(malformed)?;
@@ -619,6 +627,7 @@ fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, OgcError> {
             return Err(bad(format!("attribute `{}` is given twice", shown(&local))));
         }
         crate::ogc::common::xml::check_name_case(&local).map_err(bad)?;
+        crate::ogc::common::xml::check_attribute_kind(&local, element, Some(depth)).map_err(bad)?;
         let value = attr.unescape_value().map_err(malformed)?.into_owned();
         out.push((local, value));
     }
@@ -756,6 +765,73 @@ mod tests {
         assert!(body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><wfs:GetFeature "), "{body}");
         assert!(body.contains("<fes:Literal>2 &amp; more</fes:Literal>"), "{body}");
         assert_eq!(c.forward.query, "");
+    }
+
+    /// Attacker round 8: MapServer finds a request's parts by name as a child element or
+    /// an attribute alike (GDAL's `CPLGetXMLValue`), so an element named like an attribute
+    /// and an attribute named like an element are refused; the schema's own spellings
+    /// stay. A query without `srsName` beside one with makes the answer's CRS unknown.
+    #[test]
+    fn names_of_the_other_kind_are_refused() {
+        const HEAD: &str = r#"<wfs:GetFeature service="WFS" version="2.0.0" outputFormat="geojson" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:x="urn:x">"#;
+        for (label, inner, refused_for) in [
+            (
+                "a srsName element",
+                r#"<wfs:Query typeNames="roads"><x:srsName>EPSG:4326</x:srsName></wfs:Query>"#,
+                "srsName",
+            ),
+            (
+                "a count element",
+                r#"<wfs:Query typeNames="roads"><fes:Filter><x:count>9</x:count></fes:Filter></wfs:Query>"#,
+                "count",
+            ),
+            (
+                "a ValueReference attribute on a comparison",
+                r#"<wfs:Query typeNames="roads"><fes:Filter><fes:PropertyIsLike wildCard="*" singleChar="." escapeChar="!" ValueReference="owner"><fes:ValueReference>name</fes:ValueReference><fes:Literal>*a*</fes:Literal></fes:PropertyIsLike></fes:Filter></wfs:Query>"#,
+                "ValueReference",
+            ),
+            (
+                "a prefixed PropertyName attribute on a sort",
+                r#"<wfs:Query typeNames="roads"><fes:SortBy><fes:SortProperty x:PropertyName="owner"><fes:ValueReference>name</fes:ValueReference></fes:SortProperty></fes:SortBy></wfs:Query>"#,
+                "PropertyName",
+            ),
+            (
+                "a valueReference attribute below the root",
+                r#"<wfs:Query typeNames="roads"><fes:Filter><fes:PropertyIsEqualTo valueReference="owner"><fes:ValueReference>name</fes:ValueReference><fes:Literal>a</fes:Literal></fes:PropertyIsEqualTo></fes:Filter></wfs:Query>"#,
+                "valueReference",
+            ),
+            (
+                "a typeName attribute below a query",
+                r#"<wfs:Query typeNames="roads"><fes:Filter typeName="secret"/></wfs:Query>"#,
+                "typeName",
+            ),
+            (
+                "a name attribute off a Function",
+                r#"<wfs:Query typeNames="roads"><fes:Filter><fes:Literal name="owner">a</fes:Literal></fes:Filter></wfs:Query>"#,
+                "name",
+            ),
+        ] {
+            let body = format!("{HEAD}{inner}</wfs:GetFeature>");
+            match post_to("", &body, &path()) {
+                Ok(c) => panic!("{label}: expected a refusal, got {:?}", c.op),
+                Err(e) => assert!(matches!(&e, OgcError::BadRequest(m) if m.contains(refused_for)), "{label}: {e}"),
+            }
+        }
+        // The schema's own: `valueReference` on GetPropertyValue, `typeName` on a 1.1 query,
+        // feature properties named like attributes inside an inserted feature.
+        let c = post(r#"<wfs:GetPropertyValue service="WFS" version="2.0.0" valueReference="name" xmlns:wfs="http://www.opengis.net/wfs/2.0"><wfs:Query typeNames="roads"/></wfs:GetPropertyValue>"#).unwrap();
+        assert_eq!(c.op.properties, vec!["name"]);
+        assert!(post(r#"<wfs:GetFeature service="WFS" version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs"><wfs:Query typeName="roads"/></wfs:GetFeature>"#).is_ok());
+        let insert = post(r#"<wfs:Transaction service="WFS" version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0"><wfs:Insert><roads><name>a</name><count>3</count><id>7</id></roads></wfs:Insert></wfs:Transaction>"#).unwrap();
+        assert_eq!(insert.op.properties, vec!["name", "count", "id"]);
+        // Two queries, one without `srsName`: MapServer writes the last one's CRS.
+        let two = |second: &str| {
+            format!(
+                r#"{HEAD}<wfs:Query typeNames="roads" srsName="EPSG:3857"/><wfs:Query typeNames="roads"{second}/></wfs:GetFeature>"#
+            )
+        };
+        assert_eq!(post_to("", &two(""), &path()).unwrap().answer_crs, AnswerCrs::Unknown);
+        assert_eq!(post_to("", &two(r#" srsName="EPSG:3857""#), &path()).unwrap().answer_crs, AnswerCrs::WebMercator);
     }
 
     /// What MapServer reads loosely is gone from what is forwarded (decision 81): it

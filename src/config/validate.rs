@@ -20,6 +20,10 @@ use super::{
 };
 use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
 
+/// The most `server.workers` a config may ask for (far more threads than any
+/// machine tilegate serves from has cores).
+const MAX_WORKERS: u64 = 1024;
+
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -206,6 +210,26 @@ impl Validator {
                 ),
             );
         }
+        let runtime = match raw.server.runtime.as_str() {
+            "multi-thread" => Some(super::Runtime::MultiThread),
+            "per-core" => Some(super::Runtime::PerCore),
+            other => {
+                self.err(
+                    "server.runtime",
+                    format!("`{other}` is not a runtime; valid: `multi-thread` (the default), `per-core`"),
+                );
+                None
+            }
+        };
+        if raw.server.workers.is_some_and(|n| !(1..=MAX_WORKERS).contains(&n)) {
+            self.err(
+                "server.workers",
+                format!(
+                    "`{}` is out of range; use 1 to {MAX_WORKERS}, or remove the key for one per available core",
+                    raw.server.workers.unwrap_or_default()
+                ),
+            );
+        }
         let server_tls = raw.server.tls.as_ref().map(|t| self.server_tls(t));
         let limits = self.limits(&raw.limits);
         let ops_listen = raw.ops.listen.as_deref().and_then(|a| self.addr("ops.listen", a));
@@ -231,6 +255,8 @@ impl Validator {
                 max_connections_per_ip: raw.server.max_connections_per_ip.map(|n| n as usize),
                 body_read_timeout: body_read_timeout?,
                 body_min_rate: raw.server.body_min_rate,
+                runtime: runtime?,
+                workers: raw.server.workers.map(|n| n as usize),
             },
             store: store?,
             tokens: Tokens { prefix, allow_query_token: raw.tokens.allow_query_token },

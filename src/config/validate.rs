@@ -1023,6 +1023,24 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
     }
 
     #[test]
+    fn the_runtime_is_multi_thread_unless_per_core_is_asked_and_workers_are_bounded() {
+        let c = parse(GOOD, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!((c.server.runtime, c.server.workers), (super::super::Runtime::MultiThread, None));
+        assert!(c.server.worker_count() >= 1, "the available parallelism, at least 1");
+        let per_core = GOOD.replace("[server]\n", "[server]\nruntime = \"per-core\"\nworkers = 3\n");
+        let c = parse(&per_core, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!((c.server.runtime, c.server.worker_count()), (super::super::Runtime::PerCore, 3));
+        let bad = GOOD.replace("[server]\n", "[server]\nruntime = \"thread-per-core\"\nworkers = 0\n");
+        assert_eq!(
+            errors(&bad),
+            [
+                "server.runtime: `thread-per-core` is not a runtime; valid: `multi-thread` (the default), `per-core`",
+                "server.workers: `0` is out of range; use 1 to 1024, or remove the key for one per available core",
+            ]
+        );
+    }
+
+    #[test]
     fn a_misspelled_key_is_an_error_naming_its_path() {
         let e = errors(&GOOD.replace("layers = [\"osm\"]", "layerz = [\"osm\"]"));
         assert_eq!(e, ["path[1].layerz: `layerz` is not a key of `path[1]`; did you mean `layers`?"]);

@@ -118,32 +118,10 @@ pub(super) fn spawn(
         .build()
         .map_err(StartError::Runtime)?;
     let mut loops = Loops { main: Vec::new(), other: Vec::new() };
-    {
-        // Registers the listeners with this worker's reactor, not the caller's.
-        let _inside = runtime.enter();
-        for group in groups.iter_mut() {
-            // INVARIANT: `Group::bind` made one socket per worker, and each worker takes one.
-            let socket = group.sockets.pop().expect("one socket per worker");
-            let key = match group.role {
-                Listener::Main => "server.listen",
-                Listener::Api => "api.listen",
-            };
-            let listener = TcpListener::from_std(socket)
-                .map_err(|source| StartError::Bind { key, addr: group.addr, source })?;
-            let task = runtime.spawn(accept_loop(
-                listener,
-                shared.gateway.clone(),
-                shared.tls.clone(),
-                shared.shutdown.clone(),
-                group.role,
-                group.admission.clone(),
-                accepted.clone(),
-            ));
-            match group.role {
-                Listener::Main => loops.main.push(task),
-                Listener::Api => loops.other.push(task),
-            }
-        }
+    if let Err(e) = register(&runtime, groups, shared, &accepted, &mut loops) {
+        // Not dropped here: dropping a runtime may block, and this is async code.
+        runtime.shutdown_background();
+        return Err(e);
     }
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -158,6 +136,42 @@ pub(super) fn spawn(
         })
         .map_err(StartError::Runtime)?;
     Ok((Worker { stop: Some(stop), thread: Some(thread) }, loops))
+}
+
+/// Starts an accept loop on `runtime` for this worker's socket of every group.
+fn register(
+    runtime: &tokio::runtime::Runtime,
+    groups: &mut [Group],
+    shared: &Shared,
+    accepted: &Arc<AtomicU64>,
+    loops: &mut Loops,
+) -> Result<(), StartError> {
+    // Registers the listeners with this worker's reactor, not the caller's.
+    let _inside = runtime.enter();
+    for group in groups.iter_mut() {
+        // INVARIANT: `Group::bind` made one socket per worker, and each worker takes one.
+        let socket = group.sockets.pop().expect("one socket per worker");
+        let key = match group.role {
+            Listener::Main => "server.listen",
+            Listener::Api => "api.listen",
+        };
+        let listener =
+            TcpListener::from_std(socket).map_err(|source| StartError::Bind { key, addr: group.addr, source })?;
+        let task = runtime.spawn(accept_loop(
+            listener,
+            shared.gateway.clone(),
+            shared.tls.clone(),
+            shared.shutdown.clone(),
+            group.role,
+            group.admission.clone(),
+            accepted.clone(),
+        ));
+        match group.role {
+            Listener::Main => loops.main.push(task),
+            Listener::Api => loops.other.push(task),
+        }
+    }
+    Ok(())
 }
 
 impl Worker {

@@ -191,13 +191,29 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api_listen = config.api.listen.filter(|_| config.api.enabled);
     let mut serving = Vec::new();
     if per_core {
-        let main = workers::Group::bind("server.listen", config.server.listen, workers, Listener::Main, main_admission.clone())?;
+        let main = workers::Group::bind(
+            "server.listen",
+            config.server.listen,
+            workers,
+            Listener::Main,
+            main_admission.clone(),
+        )?;
         serving.push(Bound::Group(main));
         if let Some(a) = api_listen {
-            serving.push(Bound::Group(workers::Group::bind("api.listen", a, workers, Listener::Api, api_admission.clone())?));
+            serving.push(Bound::Group(workers::Group::bind(
+                "api.listen",
+                a,
+                workers,
+                Listener::Api,
+                api_admission.clone(),
+            )?));
         }
     } else {
-        serving.push(Bound::Tokio(bind("server.listen", config.server.listen).await?, Listener::Main, main_admission.clone()));
+        serving.push(Bound::Tokio(
+            bind("server.listen", config.server.listen).await?,
+            Listener::Main,
+            main_admission.clone(),
+        ));
         if let Some(a) = api_listen {
             serving.push(Bound::Tokio(bind("api.listen", a).await?, Listener::Api, api_admission.clone()));
         }

@@ -77,12 +77,13 @@ async fn a_revocation_through_one_worker_is_seen_by_every_worker_on_the_next_req
     assert!(burst(&gw, "/path/osm/x", &token).await.iter().all(|(s, _)| *s == StatusCode::OK));
 
     let auth = format!("Bearer {root}");
-    let (status, body) =
-        send(gw.addr, Method::DELETE, &format!("/account/security/accessToken/{}", id.as_str().expect("id")), &[(
-            "authorization",
-            &auth,
-        )])
-        .await;
+    let (status, body) = send(
+        gw.addr,
+        Method::DELETE,
+        &format!("/account/security/accessToken/{}", id.as_str().expect("id")),
+        &[("authorization", &auth)],
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let before = accepted(&gw);
     for (status, body) in burst(&gw, "/path/osm/x", &token).await {

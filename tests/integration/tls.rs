@@ -301,7 +301,8 @@ fn certs_dev_writes_a_pair_the_config_accepts() {
 async fn per_core_workers_each_serve_https_and_http2_on_their_own_listener() {
     let certs = tempfile::tempdir().expect("tempdir");
     write_dev_cert(certs.path()).expect("dev cert");
-    let config = tls_config(certs.path(), "").replacen("[server]\n", "[server]\nruntime = \"per-core\"\nworkers = 2\n", 1);
+    let config =
+        tls_config(certs.path(), "").replacen("[server]\n", "[server]\nruntime = \"per-core\"\nworkers = 2\n", 1);
     let gw = TestGateway::with_config(&config).await;
     let token = gw.token(&[("osm", Tier::View)]).await;
     let trusted = certs.path().join("dev-cert.pem");

@@ -143,3 +143,40 @@ async fn shutdown_drains_the_requests_in_flight_on_every_worker_then_stops_accep
     }
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no worker listens after the shutdown");
 }
+
+/// `server.runtime = "multi-thread"`, the runtime before per-core became the default.
+fn multi_thread() -> String {
+    per_core().replace("runtime = \"per-core\"\nworkers = 2\n", "runtime = \"multi-thread\"\nworkers = 2\n")
+}
+
+#[tokio::test]
+async fn the_multi_thread_runtime_still_answers_reloads_and_drains() {
+    let mut gw = TestGateway::with_config(&multi_thread()).await;
+    assert_eq!(accepted(&gw).len(), 1, "one runtime, one count");
+    let token = gw.token(&[("world", Tier::ViewPlus)]).await;
+    for (status, body) in burst(&gw, "/path/osm/tile", &token).await {
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "upstream saw /osm/tile"));
+    }
+    assert_eq!(accepted(&gw), [BURST as u64]);
+
+    let up = gw.upstream.addr.to_string();
+    let fresh = format!("\n[[path]]\nid = \"fresh\"\nparent = \"world\"\nkind = \"vector\"\n[path.upstream]\nbase = \"http://{up}/fresh/\"\n");
+    std::fs::write(&gw.config_path, multi_thread().replace("{up}", &up) + &fresh).expect("edit");
+    gw.running.as_ref().expect("running").reload().await.expect("the edited config is valid");
+    assert!(burst(&gw, "/path/fresh/x", &token).await.iter().all(|(s, _)| *s == StatusCode::OK));
+
+    let auth = format!("Bearer {token}");
+    let slow = {
+        let (addr, auth) = (gw.addr, auth.clone());
+        tokio::spawn(async move { send(addr, Method::GET, "/path/osm/slow", &[("authorization", &auth)]).await })
+    };
+    eventually(Duration::from_secs(20), "the slow request to reach the upstream", || async {
+        gw.upstream.seen().iter().any(|s| s.uri.ends_with("/slow")).then_some(())
+    })
+    .await;
+    let running = gw.running.take().expect("running");
+    tokio::time::timeout(Duration::from_secs(30), running.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown returns once the request in flight finished");
+    assert_eq!(slow.await.expect("task"), (StatusCode::OK, "upstream saw /osm/slow".to_owned()), "drained, not cut");
+}

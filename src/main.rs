@@ -164,6 +164,9 @@ macro_rules! out {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve) {
+        return serve_main(&cli.config);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -174,6 +177,48 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tilegate serve`: the config decides the runtime, so it is loaded first.
+///
+/// `server.runtime = "multi-thread"`: one tokio multi-thread runtime serves and runs
+/// the background tasks (`server.workers` threads when set; tokio's default, which
+/// honours `TOKIO_WORKER_THREADS`, otherwise). `"per-core"`: this thread runs a
+/// single-thread control runtime (signals, background tasks, the ops listener) and
+/// the server starts one worker thread per core (src/server/workers.rs).
+fn serve_main(path: &std::path::Path) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("error: {} is not valid: {errors}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(config.log.format);
+    let built = match config.server.runtime {
+        config::Runtime::MultiThread => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = config.server.workers {
+                builder.worker_threads(n);
+            }
+            builder.enable_all().build()
+        }
+        config::Runtime::PerCore => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    let runtime = match built {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -242,10 +287,7 @@ key = \"{}\"",
         Command::CheckConfig => {
             out!("{}: valid ({} paths)", cli.config.display(), config.paths.len());
         }
-        Command::Serve => {
-            init_logging(config.log.format);
-            serve(config).await?;
-        }
+        Command::Serve => unreachable!("served by serve_main"),
         Command::Token(TokenCommand::Create(args)) => return create(&config, args).await,
         Command::Token(TokenCommand::List) => list(&config).await?,
         Command::Token(TokenCommand::Revoke { id }) => {

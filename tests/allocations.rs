@@ -133,9 +133,13 @@ impl Client {
     }
 }
 
+// The multi-thread runtime, whose threads `on_thread_start` marks as counted: per-core
+// worker threads are not that runtime's, so their allocations would go uncounted.
 const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
+runtime = "multi-thread"
+workers = 1
 public_url = "http://127.0.0.1"
 [store]
 path = "tilegate.db"

@@ -176,6 +176,38 @@ pub struct Server {
     pub body_read_timeout: Duration,
     /// Bytes per second a request body must average after `body_read_timeout`.
     pub body_min_rate: u64,
+    /// `server.runtime`: one multi-thread runtime, or one single-thread runtime per core.
+    pub runtime: Runtime,
+    /// `server.workers`: threads serving requests; `None` is the available parallelism
+    /// (see [`Server::worker_count`]).
+    pub workers: Option<usize>,
+}
+
+impl Server {
+    /// The threads that serve requests: `server.workers`, or as many as this process
+    /// may run on at once (its CPU affinity counts: `taskset -c 1` makes it 1).
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+/// `server.runtime`: how connections are scheduled onto threads (src/server/workers.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// One tokio multi-thread runtime: tasks move between its worker threads.
+    MultiThread,
+    /// One single-thread runtime per worker, each with its own `SO_REUSEPORT` listener
+    /// and upstream connections: a connection and its requests never leave their thread.
+    PerCore,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::MultiThread => "multi-thread",
+            Runtime::PerCore => "per-core",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

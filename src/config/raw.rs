@@ -86,6 +86,10 @@ pub struct RawServer {
     pub body_read_timeout: String,
     #[serde(default = "default_body_min_rate")]
     pub body_min_rate: u64,
+    // How requests are scheduled (src/server/workers.rs).
+    #[serde(default = "default_runtime")]
+    pub runtime: String,
+    pub workers: Option<u64>,
 }
 
 impl Default for RawServer {
@@ -104,6 +108,8 @@ impl Default for RawServer {
             max_connections_per_ip: None,
             body_read_timeout: default_body_read_timeout(),
             body_min_rate: default_body_min_rate(),
+            runtime: default_runtime(),
+            workers: None,
         }
     }
 }
@@ -131,6 +137,9 @@ fn default_body_read_timeout() -> String {
 }
 fn default_body_min_rate() -> u64 {
     500
+}
+fn default_runtime() -> String {
+    "per-core".into()
 }
 
 /// `[server.tls]`: serve HTTPS instead of cleartext HTTP.

@@ -20,6 +20,10 @@ use super::{
 };
 use crate::paths::{PathConfig, PathId, PathKind, PathTable, TileTemplate, Upstreams};
 
+/// The most `server.workers` a config may ask for (far more threads than any
+/// machine tilegate serves from has cores).
+const MAX_WORKERS: u64 = 1024;
+
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -206,6 +210,26 @@ impl Validator {
                 ),
             );
         }
+        let runtime = match raw.server.runtime.as_str() {
+            "multi-thread" => Some(super::Runtime::MultiThread),
+            "per-core" => Some(super::Runtime::PerCore),
+            other => {
+                self.err(
+                    "server.runtime",
+                    format!("`{other}` is not a runtime; valid: `per-core` (the default), `multi-thread`"),
+                );
+                None
+            }
+        };
+        if raw.server.workers.is_some_and(|n| !(1..=MAX_WORKERS).contains(&n)) {
+            self.err(
+                "server.workers",
+                format!(
+                    "`{}` is out of range; use 1 to {MAX_WORKERS}, or remove the key for one per available core",
+                    raw.server.workers.unwrap_or_default()
+                ),
+            );
+        }
         let server_tls = raw.server.tls.as_ref().map(|t| self.server_tls(t));
         let limits = self.limits(&raw.limits);
         let ops_listen = raw.ops.listen.as_deref().and_then(|a| self.addr("ops.listen", a));
@@ -231,6 +255,8 @@ impl Validator {
                 max_connections_per_ip: raw.server.max_connections_per_ip.map(|n| n as usize),
                 body_read_timeout: body_read_timeout?,
                 body_min_rate: raw.server.body_min_rate,
+                runtime: runtime?,
+                workers: raw.server.workers.map(|n| n as usize),
             },
             store: store?,
             tokens: Tokens { prefix, allow_query_token: raw.tokens.allow_query_token },
@@ -994,6 +1020,24 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
         assert_eq!(osm.lineage, vec!["osm", "world"]);
         assert_eq!(osm.upstream.base.as_ref().map(ToString::to_string).as_deref(), Some("http://127.0.0.1:9000/"));
         assert!(c.tokens.allow_query_token);
+    }
+
+    #[test]
+    fn the_runtime_is_per_core_unless_multi_thread_is_asked_and_workers_are_bounded() {
+        let c = parse(GOOD, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!((c.server.runtime, c.server.workers), (super::super::Runtime::PerCore, None));
+        assert!(c.server.worker_count() >= 1, "the available parallelism, at least 1");
+        let multi = GOOD.replace("[server]\n", "[server]\nruntime = \"multi-thread\"\nworkers = 3\n");
+        let c = parse(&multi, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!((c.server.runtime, c.server.worker_count()), (super::super::Runtime::MultiThread, 3));
+        let bad = GOOD.replace("[server]\n", "[server]\nruntime = \"thread-per-core\"\nworkers = 0\n");
+        assert_eq!(
+            errors(&bad),
+            [
+                "server.runtime: `thread-per-core` is not a runtime; valid: `per-core` (the default), `multi-thread`",
+                "server.workers: `0` is out of range; use 1 to 1024, or remove the key for one per available core",
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::server::body::RequestBody;
 use hyper_rustls::FixedServerNameResolver;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use crate::config::{tls, Config, UpstreamTls};
+use crate::config::{tls, Config, Runtime, UpstreamTls};
 use crate::paths::PathConfig;
 use crate::policy::Permit;
 use crate::respond::{Body, BoxError, Reject, UpstreamError};
@@ -37,8 +37,15 @@ pub use pool::UpstreamBody;
 /// The pooled HTTP(S) connections to upstreams (keep-alive, [`pool`]): one pool for
 /// upstreams checked against the public and system roots, and one per path that
 /// sets `[path.upstream.tls]`. Rebuilt on reload.
+///
+/// With `server.runtime = "per-core"` each worker thread has its own set of pools (a
+/// lane): an upstream connection is driven by the runtime that opened it, so one
+/// worker's request never waits on another worker's thread, and no connection is
+/// handed between threads. The lane is the calling thread's ([`use_lane`]); threads
+/// that never chose one (the multi-thread runtime's) share lane 0.
 pub struct Upstream {
-    pools: ArcSwap<Pools>,
+    // INVARIANT: never empty (`Upstream::new` makes at least one lane).
+    lanes: Vec<ArcSwap<Pools>>,
 }
 
 struct Pools {
@@ -47,31 +54,60 @@ struct Pools {
     by_path: HashMap<String, Arc<Pool>>,
 }
 
-impl Upstream {
-    pub fn new(config: &Config) -> Self {
-        let pools = Pools {
+impl Pools {
+    fn new(config: &Config) -> Pools {
+        Pools {
             connect_timeout: config.upstream.connect_timeout,
             default: pool(config.upstream.connect_timeout, None),
             by_path: path_pools(config),
+        }
+    }
+}
+
+thread_local! {
+    /// The lane of [`Upstream`] this thread's requests use.
+    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes the calling thread (a per-core worker) use lane `index` of every [`Upstream`].
+pub fn use_lane(index: usize) {
+    LANE.with(|l| l.set(index));
+}
+
+impl Upstream {
+    /// One lane per worker under `server.runtime = "per-core"`, one otherwise.
+    pub fn new(config: &Config) -> Self {
+        let lanes = match config.server.runtime {
+            Runtime::PerCore => config.server.worker_count().max(1),
+            Runtime::MultiThread => 1,
         };
-        Upstream { pools: ArcSwap::from_pointee(pools) }
+        Upstream { lanes: (0..lanes).map(|_| ArcSwap::from_pointee(Pools::new(config))).collect() }
     }
 
-    /// Takes a reloaded config's upstream settings. The shared pool (and its idle
-    /// connections) is kept unless the connect timeout changed; requests in flight
-    /// keep the pool they started with.
+    /// The calling thread's lane.
+    fn lane(&self) -> &ArcSwap<Pools> {
+        let index = LANE.with(std::cell::Cell::get);
+        // INVARIANT: `lanes` is never empty, so index 0 always exists.
+        self.lanes.get(index).unwrap_or(&self.lanes[0])
+    }
+
+    /// Takes a reloaded config's upstream settings, in every lane. The shared pool (and
+    /// its idle connections) is kept unless the connect timeout changed; requests in
+    /// flight keep the pool they started with.
     pub fn configure(&self, config: &Config) {
-        let old = self.pools.load();
-        let default = if old.connect_timeout == config.upstream.connect_timeout {
-            old.default.clone()
-        } else {
-            pool(config.upstream.connect_timeout, None)
-        };
-        self.pools.store(Arc::new(Pools {
-            connect_timeout: config.upstream.connect_timeout,
-            default,
-            by_path: path_pools(config),
-        }));
+        for lane in &self.lanes {
+            let old = lane.load();
+            let default = if old.connect_timeout == config.upstream.connect_timeout {
+                old.default.clone()
+            } else {
+                pool(config.upstream.connect_timeout, None)
+            };
+            lane.store(Arc::new(Pools {
+                connect_timeout: config.upstream.connect_timeout,
+                default,
+                by_path: path_pools(config),
+            }));
+        }
     }
 
     /// Sends `req` (whose headers are already sanitized) to `target`, waiting at most
@@ -86,7 +122,7 @@ impl Upstream {
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         *req.version_mut() = Version::HTTP_11;
         let pool = {
-            let pools = self.pools.load();
+            let pools = self.lane().load();
             // Most configs set no per-path TLS: no hashing of the path id then.
             let own = if pools.by_path.is_empty() { None } else { pools.by_path.get(path_id) };
             own.unwrap_or(&pools.default).clone()
@@ -97,18 +133,31 @@ impl Upstream {
         }
     }
 
-    /// Closes idle upstream connections past their idle timeout (the server's sweep).
+    /// Closes idle upstream connections past their idle timeout, in every lane (the
+    /// server's sweep; dropping an idle connection from another thread only closes it).
     pub fn reap(&self) {
-        let pools = self.pools.load();
-        pools.default.reap();
-        for p in pools.by_path.values() {
-            p.reap();
+        for lane in &self.lanes {
+            let pools = lane.load();
+            pools.default.reap();
+            for p in pools.by_path.values() {
+                p.reap();
+            }
         }
     }
 
-    /// Open connections per upstream authority in the shared pool (tests, diagnostics).
+    /// Open connections per upstream authority in the shared pools, summed over the
+    /// lanes (tests, diagnostics).
     pub fn open_connections(&self) -> Vec<(String, usize)> {
-        self.pools.load().default.open_connections()
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for lane in &self.lanes {
+            for (authority, n) in lane.load().default.open_connections() {
+                match out.iter_mut().find(|(a, _)| *a == authority) {
+                    Some((_, total)) => *total += n,
+                    None => out.push((authority, n)),
+                }
+            }
+        }
+        out
     }
 }
 

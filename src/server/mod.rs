@@ -25,6 +25,7 @@ pub mod admission;
 pub mod body;
 pub mod reload;
 pub mod tls;
+pub mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ pub enum StartError {
     Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot set up TLS from `server.tls`: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("cannot start a worker thread for `server.runtime = \"per-core\"`: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// A running gateway.
@@ -82,8 +85,14 @@ pub struct Running {
     certs: Option<Arc<CertStore>>,
     reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
-    accept: Option<JoinHandle<()>>,
+    /// The accept loops of `server.listen` (one per worker under `per-core`), drained
+    /// on shutdown.
+    accept: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
+    /// The per-core worker threads (none under the multi-thread runtime).
+    workers: Vec<workers::Worker>,
+    /// Connections accepted, per worker (one entry under the multi-thread runtime).
+    accepted: Vec<Arc<AtomicU64>>,
 }
 
 impl Running {
@@ -92,15 +101,22 @@ impl Running {
     pub async fn shutdown(mut self, deadline: Duration) {
         self.gateway.ops().draining.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
-        if let Some(mut accept) = self.accept.take() {
-            if tokio::time::timeout(deadline, &mut accept).await.is_err() {
-                tracing::warn!(
-                    grace = ?deadline,
-                    "in-flight requests did not finish within server.shutdown_grace; closing their connections"
-                );
-                accept.abort();
-                let _ = accept.await;
+        let until = tokio::time::Instant::now() + deadline;
+        let mut late = Vec::new();
+        for mut accept in self.accept.drain(..) {
+            if tokio::time::timeout_at(until, &mut accept).await.is_err() {
+                late.push(accept);
             }
+        }
+        if !late.is_empty() {
+            tracing::warn!(
+                grace = ?deadline,
+                "in-flight requests did not finish within server.shutdown_grace; closing their connections"
+            );
+        }
+        for accept in late {
+            accept.abort();
+            let _ = accept.await;
         }
         // Token usage of the drained requests (waits for a periodic flush in
         // progress, so the task below is never aborted holding a taken batch).
@@ -109,13 +125,23 @@ impl Running {
         for t in self.background.drain(..) {
             t.abort();
         }
+        // Last: a PostgreSQL connection a worker opened is driven by its runtime.
+        for w in self.workers.drain(..) {
+            w.join().await;
+        }
     }
 
-    /// Resolves when the accept loop ends.
+    /// Resolves when the accept loops end.
     pub async fn wait(mut self) {
-        if let Some(accept) = self.accept.as_mut() {
+        for accept in &mut self.accept {
             let _ = accept.await;
         }
+    }
+
+    /// Connections accepted so far by each worker thread (`server.runtime =
+    /// "per-core"`; one entry, the whole runtime, otherwise). Tests, diagnostics.
+    pub fn accepted_per_worker(&self) -> Vec<u64> {
+        self.accepted.iter().map(|a| a.load(Ordering::Relaxed)).collect()
     }
 
     /// Reads the config file again and applies it (as SIGHUP does). An invalid
@@ -133,11 +159,14 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(accept) = self.accept.take() {
+        for accept in self.accept.drain(..) {
             accept.abort();
         }
         for t in self.background.drain(..) {
             t.abort();
+        }
+        for w in &mut self.workers {
+            w.stop();
         }
     }
 }
@@ -149,17 +178,54 @@ async fn bind(key: &'static str, addr: SocketAddr) -> Result<(TcpListener, Socke
 }
 
 /// Opens the store, binds `server.listen` (and `ops.listen`) and serves until shut down.
+///
+/// Under `server.runtime = "per-core"` the listeners are served by worker threads
+/// ([`workers`]); the background tasks (and the ops listener) run on the runtime
+/// this is called on.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let store = Store::connect(&config.store).await?;
-    let (listener, addr) = bind("server.listen", config.server.listen).await?;
+    let per_core = config.server.runtime == crate::config::Runtime::PerCore;
+    let workers = config.server.worker_count();
+    // One admission state per listener, shared by whatever accept loops serve it.
+    let (main_admission, api_admission) = (Arc::new(Admission::new()), Arc::new(Admission::new()));
+    let api_listen = config.api.listen.filter(|_| config.api.enabled);
+    let mut serving = Vec::new();
+    if per_core {
+        let main = workers::Group::bind(
+            "server.listen",
+            config.server.listen,
+            workers,
+            Listener::Main,
+            main_admission.clone(),
+        )?;
+        serving.push(Bound::Group(main));
+        if let Some(a) = api_listen {
+            serving.push(Bound::Group(workers::Group::bind(
+                "api.listen",
+                a,
+                workers,
+                Listener::Api,
+                api_admission.clone(),
+            )?));
+        }
+    } else {
+        serving.push(Bound::Tokio(
+            bind("server.listen", config.server.listen).await?,
+            Listener::Main,
+            main_admission.clone(),
+        ));
+        if let Some(a) = api_listen {
+            serving.push(Bound::Tokio(bind("api.listen", a).await?, Listener::Api, api_admission.clone()));
+        }
+    }
     let ops_listener = match config.ops.listen {
         Some(a) => Some(bind("ops.listen", a).await?),
         None => None,
     };
-    let api_listener = match config.api.listen {
-        Some(a) if config.api.enabled => Some(bind("api.listen", a).await?),
-        _ => None,
-    };
+    let addr_of = |role| serving.iter().find(|b| b.role() == role).map(Bound::addr);
+    let (addr, api_addr) = (addr_of(Listener::Main), addr_of(Listener::Api));
+    // INVARIANT: the main listener was pushed first, above.
+    let addr = addr.expect("server.listen is bound");
     let certs = config.server.tls.as_ref().map(|t| CertStore::new(t.certified.clone()));
     let acceptor = certs.clone().map(tls::acceptor).transpose()?;
     let watch_file = config.server.watch_config.then(|| config.source.clone()).flatten();
@@ -167,34 +233,52 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let gateway = Arc::new(Gateway::new(config, cache.clone()));
     let reloader = Arc::new(Reloader::new(gateway.clone(), certs.clone()));
     let (shutdown, watch_rx) = watch::channel(false);
-    // One admission state per listener, shared by whatever accept loops serve it.
-    let (main_admission, api_admission) = (Arc::new(Admission::new()), Arc::new(Admission::new()));
 
-    let api_addr = api_listener.map(|(l, a)| {
-        let loop_ =
-            accept_loop(l, gateway.clone(), acceptor.clone(), watch_rx.clone(), Listener::Api, api_admission.clone());
-        (tokio::spawn(loop_), a)
-    });
-    let accept = tokio::spawn(accept_loop(
-        listener,
-        gateway.clone(),
-        acceptor,
-        watch_rx.clone(),
-        Listener::Main,
-        main_admission.clone(),
-    ));
+    let mut accept = Vec::new();
+    let mut background = Vec::new();
+    let mut threads = Vec::new();
+    let mut accepted = Vec::new();
+    if per_core {
+        let mut groups: Vec<workers::Group> =
+            serving.into_iter().filter_map(|b| if let Bound::Group(g) = b { Some(g) } else { None }).collect();
+        let shared = workers::Shared { gateway: gateway.clone(), tls: acceptor, shutdown: watch_rx.clone() };
+        for index in 0..workers {
+            let count = Arc::new(AtomicU64::new(0));
+            let (worker, loops) = workers::spawn(index, &mut groups, &shared, count.clone())?;
+            accept.extend(loops.main);
+            background.extend(loops.other);
+            threads.push(worker);
+            accepted.push(count);
+        }
+    } else {
+        let count = Arc::new(AtomicU64::new(0));
+        for bound in serving {
+            if let Bound::Tokio((listener, _), role, admission) = bound {
+                let task = tokio::spawn(accept_loop(
+                    listener,
+                    gateway.clone(),
+                    acceptor.clone(),
+                    watch_rx.clone(),
+                    role,
+                    admission,
+                    count.clone(),
+                ));
+                match role {
+                    Listener::Main => accept.push(task),
+                    Listener::Api => background.push(task),
+                }
+            }
+        }
+        accepted.push(count);
+    }
     let admissions = vec![main_admission, api_admission];
-    let mut background =
-        vec![tokio::spawn(cache.poll(REVOCATION_POLL)), tokio::spawn(sweep(gateway.clone(), admissions))];
+    background.push(tokio::spawn(cache.poll(REVOCATION_POLL)));
+    background.push(tokio::spawn(sweep(gateway.clone(), admissions)));
     let flush_every = {
         let gateway = gateway.clone();
         move || gateway.config().store.usage_flush_interval
     };
     background.push(tokio::spawn(gateway.usage().clone().run(gateway.cache().store().clone(), flush_every)));
-    let api_addr = api_addr.map(|(task, a)| {
-        background.push(task);
-        a
-    });
     if watch_file.is_some() {
         background.push(tokio::spawn(reloader.clone().watch(CONFIG_POLL)));
     }
@@ -203,11 +287,49 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         a
     });
     let scheme = if certs.is_some() { "https" } else { "http" };
+    let runtime = gateway.config().server.runtime.as_str();
+    let threads_serving = if per_core { workers } else { 0 };
     match ops_addr {
-        Some(ops) => tracing::info!(listen = %addr, scheme, ops = %ops, "tilegate is serving"),
-        None => tracing::info!(listen = %addr, scheme, "tilegate is serving"),
+        Some(ops) => {
+            tracing::info!(listen = %addr, scheme, ops = %ops, runtime, workers = threads_serving, "tilegate is serving")
+        }
+        None => tracing::info!(listen = %addr, scheme, runtime, workers = threads_serving, "tilegate is serving"),
     }
-    Ok(Running { addr, ops_addr, api_addr, gateway, certs, reloader, shutdown, accept: Some(accept), background })
+    Ok(Running {
+        addr,
+        ops_addr,
+        api_addr,
+        gateway,
+        certs,
+        reloader,
+        shutdown,
+        accept,
+        background,
+        workers: threads,
+        accepted,
+    })
+}
+
+/// A serving address, bound: one tokio listener (multi-thread runtime), or one socket
+/// per worker (per-core).
+enum Bound {
+    Tokio((TcpListener, SocketAddr), Listener, Arc<Admission>),
+    Group(workers::Group),
+}
+
+impl Bound {
+    fn role(&self) -> Listener {
+        match self {
+            Bound::Tokio(_, role, _) => *role,
+            Bound::Group(g) => g.role,
+        }
+    }
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Bound::Tokio((_, addr), _, _) => *addr,
+            Bound::Group(g) => g.addr,
+        }
+    }
 }
 
 async fn sweep(gateway: Arc<Gateway>, admissions: Vec<Arc<Admission>>) {
@@ -266,6 +388,7 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     listener_role: Listener,
     admission: Arc<Admission>,
+    counted: Arc<AtomicU64>,
 ) {
     let mut settings = Settings::new(gateway.config());
     let body_timeouts: Arc<dyn OnTimeout> = Arc::new(CountTimeouts(gateway.clone()));
@@ -284,6 +407,7 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                counted.fetch_add(1, Ordering::Relaxed);
                 let config = gateway.config();
                 if !Arc::ptr_eq(&config, &settings.config) {
                     settings = Settings::new(config);

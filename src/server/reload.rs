@@ -29,6 +29,8 @@ struct Fixed {
     store: PathBuf,
     tls: bool,
     log_format: config::LogFormat,
+    /// `server.runtime` and the worker count: the threads are made at start.
+    runtime: (config::Runtime, usize),
 }
 
 impl Fixed {
@@ -40,6 +42,7 @@ impl Fixed {
             store: c.store.path.clone(),
             tls: c.server.tls.is_some(),
             log_format: c.log.format,
+            runtime: (c.server.runtime, c.server.worker_count()),
         }
     }
 
@@ -62,6 +65,12 @@ impl Fixed {
         }
         if self.tls != new.tls {
             out.push(("server.tls", tls(self.tls), tls(new.tls)));
+        }
+        if self.runtime.0 != new.runtime.0 {
+            out.push(("server.runtime", self.runtime.0.as_str().into(), new.runtime.0.as_str().into()));
+        }
+        if self.runtime.1 != new.runtime.1 {
+            out.push(("server.workers", self.runtime.1.to_string(), new.runtime.1.to_string()));
         }
         if self.log_format != new.log_format {
             out.push(("log.format", format!("{:?}", self.log_format), format!("{:?}", new.log_format)));
@@ -206,5 +215,12 @@ mod tests {
         let keys: Vec<&str> = diffs.iter().map(|d| d.0).collect();
         assert_eq!(keys, ["server.listen", "store.path"]);
         assert!(Fixed::of(&a).differences(&Fixed::of(&a)).is_empty());
+        // The worker threads are made at start: a reload cannot change them.
+        let c = config::parse("[server]\nlisten = \"127.0.0.1:8080\"\nruntime = \"multi-thread\"\nworkers = 3\n", base)
+            .expect("valid");
+        let diffs = Fixed::of(&a).differences(&Fixed::of(&c));
+        let changed: Vec<(&str, &str)> = diffs.iter().map(|d| (d.0, d.2.as_str())).collect();
+        assert_eq!(changed[0], ("server.runtime", "multi-thread"));
+        assert!(changed.len() == 1 || changed[1] == ("server.workers", "3"), "{changed:?}");
     }
 }

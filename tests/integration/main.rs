@@ -20,6 +20,7 @@ mod limits;
 mod martin;
 mod metrics;
 mod ogc;
+mod per_core;
 mod pmtiles;
 mod pool;
 mod reload;

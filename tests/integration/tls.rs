@@ -296,3 +296,41 @@ fn certs_dev_writes_a_pair_the_config_accepts() {
     let config = "[server.tls]\ncert = \"certs/dev-cert.pem\"\nkey = \"certs/dev-key.pem\"\n";
     assert!(tilegate::config::parse(config, dir.path()).is_ok());
 }
+
+#[tokio::test]
+async fn per_core_workers_each_serve_https_and_http2_on_their_own_listener() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    write_dev_cert(certs.path()).expect("dev cert");
+    let config =
+        tls_config(certs.path(), "").replacen("[server]\n", "[server]\nruntime = \"per-core\"\nworkers = 2\n", 1);
+    let gw = TestGateway::with_config(&config).await;
+    let token = gw.token(&[("osm", Tier::View)]).await;
+    let trusted = certs.path().join("dev-cert.pem");
+    let before = gw.running.as_ref().expect("running").accepted_per_worker();
+    // 48 TLS connections at once, each with one HTTP/2 request (the kernel's hash puts all
+    // of them on one of the two listeners once in 2^47).
+    let tasks: Vec<_> = (0..48)
+        .map(|_| {
+            let (addr, trusted, token) = (gw.addr, trusted.clone(), token.clone());
+            tokio::spawn(async move {
+                let tls = connect(addr, &trusted, &[b"h2"]).await.expect("handshake");
+                let (mut h2, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.expect("h2");
+                tokio::spawn(conn);
+                let req = Request::get("https://localhost/ogc/xyz/osm/2/1/1.png")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("request");
+                let res = h2.send_request(req).await.expect("response");
+                (res.version(), res.status())
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), (Version::HTTP_2, StatusCode::OK));
+    }
+    let after = gw.running.as_ref().expect("running").accepted_per_worker();
+    let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(served.iter().sum::<u64>(), 48, "{served:?}");
+    assert!(served.iter().all(|&n| n > 0), "both workers completed TLS handshakes and HTTP/2 requests: {served:?}");
+}

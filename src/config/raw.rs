@@ -139,7 +139,7 @@ fn default_body_min_rate() -> u64 {
     500
 }
 fn default_runtime() -> String {
-    "per-core".into()
+    "multi-thread".into()
 }
 
 /// `[server.tls]`: serve HTTPS instead of cleartext HTTP.

@@ -216,7 +216,7 @@ impl Validator {
             other => {
                 self.err(
                     "server.runtime",
-                    format!("`{other}` is not a runtime; valid: `per-core` (the default), `multi-thread`"),
+                    format!("`{other}` is not a runtime; valid: `multi-thread` (the default), `per-core`"),
                 );
                 None
             }
@@ -1034,7 +1034,7 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
         assert_eq!(
             errors(&bad),
             [
-                "server.runtime: `thread-per-core` is not a runtime; valid: `per-core` (the default), `multi-thread`",
+                "server.runtime: `thread-per-core` is not a runtime; valid: `multi-thread` (the default), `per-core`",
                 "server.workers: `0` is out of range; use 1 to 1024, or remove the key for one per available core",
             ]
         );

@@ -566,7 +566,13 @@ pub(crate) fn kvp_endpoint(
         // upstream reads the request as the protocol it was judged as.
         None => kvp.insert_first("SERVICE", service),
     }
-    let parts = judge(&kvp)?;
+    let mut parts = judge(&kvp)?;
+    if matches!(req.protocol, Protocol::Wfs | Protocol::Wms) {
+        // A filter the path allows is judged whatever the operation, not only where the
+        // operation's classifier reads one: on GetLegendGraphic or GetCapabilities an
+        // upstream may still apply it (attacker round 8b).
+        crate::ogc::common::expr::kvp_filter_properties(&kvp, &mut parts.op.properties)?;
+    }
     if req.protocol == Protocol::Wms {
         // WMS `EXCEPTIONS` is not forwarded: the upstream answers its default, an XML
         // exception the filter stage recognises and replaces, and the gateway writes

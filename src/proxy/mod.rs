@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response, Uri, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -208,16 +208,51 @@ pub enum Outgoing {
 
 /// Reads a client body up to `limit` bytes: a declared length over it, or a body
 /// that turns out longer, is a 413.
-pub async fn read_body(body: RequestBody, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
+///
+/// Before a 413 the rest of the body is read and dropped, up to [`LINGER_BYTES`] more:
+/// a connection closed with the client's bytes unread is reset by the kernel, and the
+/// reset can reach the client before the 413 does (it saw a broken connection, not the
+/// answer). A larger body is refused without reading; the read timeouts still bound it.
+pub async fn read_body(mut body: RequestBody, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, Reject> {
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
+        if declared.is_some_and(|len| len <= limit.saturating_add(LINGER_BYTES)) {
+            discard(&mut body, limit.saturating_add(LINGER_BYTES)).await;
+        }
         return Err(Reject::PayloadTooLarge(limit));
     }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge(limit)),
-        Err(e) => Err(crate::server::body::too_slow(&*e)
-            .unwrap_or_else(|| Reject::BadRequest(format!("the request body could not be read: {e}")))),
+    let mut collected = BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(collected.freeze()),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue };
+                if collected.len() + data.len() > limit {
+                    discard(&mut body, LINGER_BYTES).await;
+                    return Err(Reject::PayloadTooLarge(limit));
+                }
+                collected.extend_from_slice(&data);
+            }
+            Some(Err(e)) => {
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                return Err(crate::server::body::too_slow(&*e)
+                    .unwrap_or_else(|| Reject::BadRequest(format!("the request body could not be read: {e}"))));
+            }
+        }
+    }
+}
+
+/// How much of an oversized body is read and dropped before its 413 (see [`read_body`]).
+pub const LINGER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads and drops up to `max` bytes of `body`, stopping at its end or its first error.
+async fn discard(body: &mut RequestBody, max: usize) {
+    let mut seen = 0usize;
+    while seen <= max {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 

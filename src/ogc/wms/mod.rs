@@ -528,6 +528,25 @@ mod tests {
         );
     }
 
+    /// Attacker round 8b: an allowed filter is judged on every operation, not only on the
+    /// ones whose classifier reads it (GetLegendGraphic and GetCapabilities too).
+    #[test]
+    fn an_allowed_filter_is_judged_whatever_the_operation() {
+        let mut p = path();
+        p.allow_params = vec!["CQL_FILTER".into(), "FILTER".into()];
+        for q in [
+            "SERVICE=WMS&REQUEST=GetLegendGraphic&VERSION=1.3.0&LAYER=roads&FORMAT=image/png&CQL_FILTER=owner='x'",
+            "SERVICE=WMS&REQUEST=GetCapabilities&CQL_FILTER=owner='x'",
+            "SERVICE=WMS&REQUEST=GetLegendGraphic&VERSION=1.3.0&LAYER=roads&FORMAT=image/png&FILTER=%3CFilter%3E%3CPropertyIsEqualTo%3E%3CValueReference%3Eowner%3C/ValueReference%3E%3CLiteral%3Ex%3C/Literal%3E%3C/PropertyIsEqualTo%3E%3C/Filter%3E",
+        ] {
+            let c = super::super::classify(&get(Protocol::Wms, "", q), &p).expect(q);
+            assert_eq!(c.op.properties, vec!["owner"], "{q}");
+        }
+        let wfs = "SERVICE=WFS&REQUEST=GetCapabilities&CQL_FILTER=owner='x'";
+        let c = super::super::classify(&get(Protocol::Wfs, "", wfs), &p).expect(wfs);
+        assert_eq!(c.op.properties, vec!["owner"]);
+    }
+
     #[test]
     fn getfeatureinfo() {
         let c = ok(

@@ -1023,13 +1023,13 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
     }
 
     #[test]
-    fn the_runtime_is_per_core_unless_multi_thread_is_asked_and_workers_are_bounded() {
+    fn the_runtime_is_multi_thread_unless_per_core_is_asked_and_workers_are_bounded() {
         let c = parse(GOOD, Path::new("/etc/tilegate")).expect("valid");
-        assert_eq!((c.server.runtime, c.server.workers), (super::super::Runtime::PerCore, None));
+        assert_eq!((c.server.runtime, c.server.workers), (super::super::Runtime::MultiThread, None));
         assert!(c.server.worker_count() >= 1, "the available parallelism, at least 1");
-        let multi = GOOD.replace("[server]\n", "[server]\nruntime = \"multi-thread\"\nworkers = 3\n");
-        let c = parse(&multi, Path::new("/etc/tilegate")).expect("valid");
-        assert_eq!((c.server.runtime, c.server.worker_count()), (super::super::Runtime::MultiThread, 3));
+        let per_core = GOOD.replace("[server]\n", "[server]\nruntime = \"per-core\"\nworkers = 3\n");
+        let c = parse(&per_core, Path::new("/etc/tilegate")).expect("valid");
+        assert_eq!((c.server.runtime, c.server.worker_count()), (super::super::Runtime::PerCore, 3));
         let bad = GOOD.replace("[server]\n", "[server]\nruntime = \"thread-per-core\"\nworkers = 0\n");
         assert_eq!(
             errors(&bad),

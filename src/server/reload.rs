@@ -216,11 +216,11 @@ mod tests {
         assert_eq!(keys, ["server.listen", "store.path"]);
         assert!(Fixed::of(&a).differences(&Fixed::of(&a)).is_empty());
         // The worker threads are made at start: a reload cannot change them.
-        let c = config::parse("[server]\nlisten = \"127.0.0.1:8080\"\nruntime = \"multi-thread\"\nworkers = 3\n", base)
+        let c = config::parse("[server]\nlisten = \"127.0.0.1:8080\"\nruntime = \"per-core\"\nworkers = 3\n", base)
             .expect("valid");
         let diffs = Fixed::of(&a).differences(&Fixed::of(&c));
         let changed: Vec<(&str, &str)> = diffs.iter().map(|d| (d.0, d.2.as_str())).collect();
-        assert_eq!(changed[0], ("server.runtime", "multi-thread"));
+        assert_eq!(changed[0], ("server.runtime", "per-core"));
         assert!(changed.len() == 1 || changed[1] == ("server.workers", "3"), "{changed:?}");
     }
 }

@@ -77,17 +77,60 @@ CREATE TABLE token_usage (
 ];
 
 /// Brings the schema to the current version.
+///
+/// Each step runs in an `IMMEDIATE` transaction that reads the version again once it
+/// holds the write lock: two processes opening a new store at once (`serve` and
+/// `token create`) would otherwise both see version 0 and the second fail on
+/// `table tokens already exists`. A store already current takes no lock (a read-only
+/// file still opens).
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let supported = MIGRATIONS.len() as i64;
-    if version > supported {
-        return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, supported });
+    let current = |conn: &Connection| -> Result<i64, StoreError> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > supported {
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, supported });
+        }
+        Ok(version)
+    };
+    if current(conn)? == supported {
+        return Ok(());
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
+    loop {
+        let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        let version = current(&tx)?;
+        let Some(sql) = MIGRATIONS.get(version as usize) else { return Ok(()) };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes opening a new store at the same moment (`serve` beside `token create`,
+    /// attacker round 8b: "table tokens already exists") all find it migrated.
+    #[test]
+    fn opening_a_new_store_from_several_connections_at_once_migrates_it_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tokens.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let opened: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let conn = Connection::open(&path).expect("open");
+                    conn.busy_timeout(std::time::Duration::from_secs(30)).expect("busy timeout");
+                    barrier.wait();
+                    migrate(&conn, &path).map(|()| conn)
+                })
+            })
+            .collect();
+        for handle in opened {
+            let conn = handle.join().expect("thread").expect("migrated");
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+            assert_eq!(version, MIGRATIONS.len() as i64);
+        }
+    }
 }

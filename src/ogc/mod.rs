@@ -568,9 +568,9 @@ pub(crate) fn kvp_endpoint(
     }
     let mut parts = judge(&kvp)?;
     if matches!(req.protocol, Protocol::Wfs | Protocol::Wms) {
-        // A filter the path allows is judged whatever the operation, not only where the
-        // operation's classifier reads one: on GetLegendGraphic or GetCapabilities an
-        // upstream may still apply it (attacker round 8b).
+        // A filter the path allows is judged here, once, whatever the operation: the
+        // classifiers leave it out, so none can forget it (attacker round 8b: GetLegendGraphic
+        // and GetCapabilities forwarded it unjudged).
         crate::ogc::common::expr::kvp_filter_properties(&kvp, &mut parts.op.properties)?;
     }
     if req.protocol == Protocol::Wms {

@@ -420,22 +420,36 @@ impl<'a> Hardened<'a> {
                 return Err(refused(at, XmlErrorKind::InvalidName(self.decode(attr.key.as_ref(), at)?.into_owned())));
             }
             let value = self.decode(&attr.value, at)?;
-            let mut rest: &str = &value;
-            while let Some(amp) = rest.find('&') {
-                let after = &rest[amp + 1..];
-                let Some(semicolon) = after.find(';') else {
-                    let error = quick_xml::escape::EscapeError::UnterminatedEntity(0..value.len());
-                    return Err(refused(at, XmlErrorKind::Syntax(error.into())));
-                };
-                let name = &after[..semicolon];
-                if reference_value(name).is_none() {
-                    return Err(unreadable_reference(at, name));
-                }
-                rest = &after[semicolon + 1..];
-            }
+            attribute_pieces(&value, at, |_| {})?;
         }
         Ok(())
     }
+}
+
+/// One piece of a raw attribute value: literal text, or the character a reference
+/// stands for.
+enum AttrPiece<'v> {
+    Literal(&'v str),
+    Reference(char),
+}
+
+/// Walks a raw attribute value piece by piece; a reference that is not terminated or
+/// that [`reference_value`] does not read is refused (at byte `at`).
+fn attribute_pieces<'v>(value: &'v str, at: u64, mut piece: impl FnMut(AttrPiece<'v>)) -> Result<(), XmlError> {
+    let mut rest = value;
+    while let Some(amp) = rest.find('&') {
+        piece(AttrPiece::Literal(&rest[..amp]));
+        let after = &rest[amp + 1..];
+        let Some(semicolon) = after.find(';') else {
+            let error = quick_xml::escape::EscapeError::UnterminatedEntity(0..value.len());
+            return Err(refused(at, XmlErrorKind::Syntax(error.into())));
+        };
+        let name = &after[..semicolon];
+        piece(AttrPiece::Reference(reference_value(name).ok_or_else(|| unreadable_reference(at, name))?));
+        rest = &after[semicolon + 1..];
+    }
+    piece(AttrPiece::Literal(rest));
+    Ok(())
 }
 
 /// One attribute: its raw (escaped) value as written and its unescaped value.
@@ -1281,22 +1295,14 @@ fn canonical_start(out: &mut String, e: &BytesStart<'_>, reader: &Hardened<'_>, 
         out.push_str(&reader.decode(attr.key.as_ref(), at)?);
         out.push_str("=\"");
         let raw = reader.decode(&attr.value, at)?;
-        let mut rest: &str = &raw;
-        // References were checked by the reader; literal whitespace is a space.
-        while let Some(amp) = rest.find('&') {
-            push_attr_literal(out, &rest[..amp]);
-            let after = &rest[amp + 1..];
-            let semicolon = after.find(';').ok_or_else(|| unreadable_reference(at, after))?;
-            let value = reference_value(&after[..semicolon]).ok_or_else(|| unreadable_reference(at, after))?;
-            match value {
-                '\t' => out.push_str("&#x9;"),
-                '\n' => out.push_str("&#xA;"),
-                '\r' => out.push_str("&#xD;"),
-                c => push_attr_char(out, c),
-            }
-            rest = &after[semicolon + 1..];
-        }
-        push_attr_literal(out, rest);
+        // Literal whitespace is a space; whitespace a reference wrote stays a reference.
+        attribute_pieces(&raw, at, |piece| match piece {
+            AttrPiece::Literal(literal) => push_attr_literal(out, literal),
+            AttrPiece::Reference('\t') => out.push_str("&#x9;"),
+            AttrPiece::Reference('\n') => out.push_str("&#xA;"),
+            AttrPiece::Reference('\r') => out.push_str("&#xD;"),
+            AttrPiece::Reference(c) => push_attr_char(out, c),
+        })?;
         out.push('"');
     }
     Ok(())

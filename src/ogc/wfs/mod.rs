@@ -37,7 +37,6 @@ use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
-use crate::ogc::common::expr::kvp_filter_properties;
 use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_crs};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{bad, check_allowed, name_list, paren_groups, request_name, shown, unsupported, xml_property};
@@ -181,7 +180,7 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     } else if name == "wfs.GetPropertyValue" {
         return Err(bad("VALUEREFERENCE is required for wfs.GetPropertyValue"));
     }
-    kvp_filter_properties(kvp, &mut properties)?;
+    // `FILTER`/`CQL_FILTER` properties are added for every operation by `kvp_endpoint`.
     let answer_crs = if gml {
         gml_short_crs(srsname, version)
     } else {

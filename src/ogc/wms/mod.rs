@@ -27,7 +27,6 @@ use crate::policy::{Extent, Tier};
 use crate::spatial::{crs_from_identifier, effective_zoom, AxisOrder, Crs};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
-use crate::ogc::common::expr::kvp_filter_properties;
 use crate::ogc::common::geo::{bbox, check_ordered, number, numbers, uint};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{
@@ -138,13 +137,11 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             }
             let layers = name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?;
             let (extent, _) = map_extent(kvp, "wms.GetMap", path)?;
-            let mut properties = Vec::new();
-            kvp_filter_properties(kvp, &mut properties)?;
             let background = background_colour(kvp)?;
+            // `FILTER`/`CQL_FILTER` properties: judged for every operation by `kvp_endpoint`.
             Ok(Parts::new("wms.GetMap", Tier::View, layers, extent, ResponseKind::Image)
                 .with_format(kvp.get_nonempty("FORMAT"))
-                .with_background(background)
-                .with_properties(properties))
+                .with_background(background))
         }
         "GetFeatureInfo" => {
             let allowed: Vec<&str> = MAP.iter().chain(FEATURE_INFO_EXTRA).copied().collect();
@@ -168,8 +165,6 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             if let Some(count) = kvp.get_nonempty("FEATURE_COUNT") {
                 uint(count, "FEATURE_COUNT")?;
             }
-            let mut properties = Vec::new();
-            kvp_filter_properties(kvp, &mut properties)?;
             let info_format = kvp.get_nonempty("INFO_FORMAT");
             let data = info_format
                 .map(DataFormat::from_media_type)
@@ -178,7 +173,6 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             let answer_crs = kvp.get_nonempty("CRS").map_or(AnswerCrs::Unknown, |crs| feature_info_crs(crs, wms13));
             Ok(Parts::new("wms.GetFeatureInfo", Tier::ViewPlus, layers, extent, ResponseKind::Features(data))
                 .with_format(info_format)
-                .with_properties(properties)
                 .with_answer_crs(answer_crs))
         }
         _ => {

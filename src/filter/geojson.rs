@@ -17,9 +17,11 @@
 //! unchanged. A root-level `properties` member is filtered even in a collection.
 //! Nothing deeper is touched: a key named `properties` inside a feature's
 //! properties is just a key, and `properties` objects anywhere else (links,
-//! foreign members) are not feature properties. Only `properties` is filtered:
-//! feature `id`s, `bbox`, links and foreign members pass as they are (links are
-//! only rewritten, see below).
+//! foreign members) are not feature properties. Under any fence (properties or
+//! tiles) a feature keeps only `type`, `id`, `geometry`, `properties`, `bbox` and
+//! `links` ([`FEATURE_MEMBERS_UNDER_FENCE`]): foreign members, and anything nested in
+//! them, are dropped, as they may hold values the filter does not read. Feature
+//! `id`s pass as they are (links are only rewritten, see below).
 //!
 //! # What is changed
 //!
@@ -27,9 +29,13 @@
 //!   allowed are removed; kept values pass byte for byte, whatever they hold.
 //!   `"properties": null` stays null; any other non-object `properties` is refused.
 //!   A filtered properties object is re-emitted compactly (its own whitespace and
-//!   commas are rewritten), and so is the `features` array under a fence; every
-//!   other byte of the document — other members, whitespace, number spellings,
+//!   commas are rewritten), and so are, under any fence, each feature object, the
+//!   root object, and the `features` array under a geometry filter; every other byte
+//!   of the document — member values, whitespace inside them, number spellings,
 //!   escapes — is copied.
+//! - Under any fence the root keeps only the members of
+//!   `ROOT_MEMBERS_UNDER_FILTER` (with its counts and `bbox` when there is no
+//!   geometry filter, and its `geometry` while it may be a Feature).
 //! - With a fence that has tiles, each feature is held (up to
 //!   [`MAX_FEATURE_BYTES`]) until it is complete, its `geometry` is parsed and the
 //!   feature is dropped unless `Fence::intersects_lonlat` says it touches the fence.
@@ -116,6 +122,13 @@ const ROOT_MEMBERS_UNDER_FILTER: [&[u8]; 11] = [
     b"description",
     b"properties",
 ];
+
+/// Under any fence, the only members a feature keeps: what RFC 7946 makes a Feature
+/// of, and its links. Anything else — a server's foreign members (GeoServer's
+/// `geometry_name`, JSON-FG's `place` and `time`), a collection nested in a feature —
+/// may carry attribute values or geometries that neither the property filter nor the
+/// geometry test reads, so it is dropped rather than recognised.
+const FEATURE_MEMBERS_UNDER_FENCE: [&[u8]; 6] = [b"type", b"id", b"geometry", b"properties", b"bbox", b"links"];
 
 /// An open array or object, and what it means to the filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,10 +344,14 @@ pub struct GeoJsonFilter {
     /// Under a fence, the root is held until it turns out to be a collection or ends.
     root_pending: bool,
     root_is_feature: bool,
-    /// Under a geometry filter the root's members are re-emitted one by one (counts
-    /// dropped): whether the current one is kept, and whether one was written.
+    /// Under a fence the root's members are re-emitted one by one (counts dropped
+    /// under a geometry filter): whether the current one is kept, and whether one was
+    /// written.
     root_member_kept: bool,
     root_emitted: bool,
+    /// The same for the members of the current feature.
+    feature_member_kept: bool,
+    feature_emitted: bool,
     /// The root has a `features` member (a collection, not a single Feature).
     root_is_collection: bool,
     /// The root had a count member (`numberReturned`, `numberMatched`, `totalFeatures`).
@@ -416,6 +433,8 @@ impl GeoJsonFilter {
             root_is_feature: false,
             root_member_kept: false,
             root_emitted: false,
+            feature_member_kept: false,
+            feature_emitted: false,
             root_is_collection: false,
             root_had_count: false,
             kept_features: 0,
@@ -797,14 +816,16 @@ impl GeoJsonFilter {
                 self.feature_offset = self.consumed + i as u64;
             }
             self.push_frame(Frame::Root, i)?;
-            if self.hides_counts() {
+            if self.reemits_members() {
                 // The root's members are re-emitted one by one (see `end_key`).
                 self.set_emitting(chunk, i + 1, out, false);
             }
             return Ok(());
         };
-        if top == Frame::Root && self.hides_counts() {
-            self.set_emitting(chunk, i, out, self.root_member_kept);
+        match top {
+            Frame::Root if self.reemits_members() => self.set_emitting(chunk, i, out, self.root_member_kept),
+            Frame::Feature if self.reemits_members() => self.set_emitting(chunk, i, out, self.feature_member_kept),
+            _ => {}
         }
         if self.capturing && self.stack.len() == self.capture_depth + 1 {
             // A member of the held `links` array starts.
@@ -825,7 +846,13 @@ impl GeoJsonFilter {
                     self.feature_offset = self.consumed + i as u64;
                     self.emitting = true;
                 }
-                self.push_frame(Frame::Feature, i)
+                self.push_frame(Frame::Feature, i)?;
+                if self.reemits_members() {
+                    // The feature's members are re-emitted one by one (see `end_key`).
+                    self.feature_emitted = false;
+                    self.set_emitting(chunk, i + 1, out, false);
+                }
+                Ok(())
             }
             Frame::Properties => {
                 self.set_emitting(chunk, i, out, self.member_kept);
@@ -1003,13 +1030,13 @@ impl GeoJsonFilter {
                     self.emitting = false;
                 }
             }
-            Some(&top @ (Frame::Root | Frame::Feature)) => {
+            Some(Frame::Root | Frame::Feature) => {
                 if self.geometry_depth == Some(self.stack.len()) {
                     self.cut(chunk, e, out);
                     self.geometries.push((self.geometry_start, self.held.len()));
                     self.geometry_depth = None;
                 }
-                if top == Frame::Root && self.hides_counts() {
+                if self.reemits_members() {
                     self.set_emitting(chunk, e, out, false);
                 }
             }
@@ -1021,9 +1048,10 @@ impl GeoJsonFilter {
     fn close_object(&mut self, chunk: &[u8], i: usize, out: &mut Vec<u8>) -> Result<(), FilterError> {
         match self.stack.last() {
             Some(Frame::Properties) => self.set_emitting(chunk, i, out, true),
-            Some(Frame::Root) if self.hides_counts() => {
+            Some(Frame::Feature) if self.reemits_members() => self.set_emitting(chunk, i, out, true),
+            Some(Frame::Root) if self.reemits_members() => {
                 self.set_emitting(chunk, i, out, true);
-                if self.root_is_collection && self.root_had_count {
+                if self.hides_counts() && self.root_is_collection && self.root_had_count {
                     // The one count the filter knows: what is on this page.
                     let count = format!("\"numberReturned\":{}", self.kept_features);
                     if self.root_emitted {
@@ -1146,27 +1174,26 @@ impl GeoJsonFilter {
                     }
                     _ => self.feature_role(name),
                 };
-                if self.hides_counts() {
+                if self.reemits_members() {
                     self.root_is_collection |= self.next_role == Role::Features;
-                    let count = COUNT_MEMBERS.contains(&name);
-                    self.root_had_count |= count;
+                    // Counts and a collection's `bbox` go under a geometry filter (they
+                    // would count or bound what lies outside); the property filter
+                    // removes no feature, so they stay under it alone.
+                    let count_or_bounds = COUNT_MEMBERS.contains(&name) || name == b"bbox";
+                    if self.hides_counts() {
+                        self.root_had_count |= COUNT_MEMBERS.contains(&name);
+                    }
                     // A key too long to read is no member the filter knows: dropped.
                     // A root `geometry` is a Feature's (tested like any feature's); once
                     // the root is known to be a collection, nothing tests it: dropped.
-                    self.root_member_kept = !self.key_overflow
+                    let kept = !self.key_overflow
                         && (ROOT_MEMBERS_UNDER_FILTER.contains(&name)
-                            || (name == b"geometry" && !self.root_is_collection));
-                    if self.root_member_kept {
-                        self.cut(chunk, q + 1, out);
-                        let key = std::mem::take(&mut self.key);
-                        if self.root_emitted {
-                            self.write(out, b",");
-                        }
-                        self.write(out, b"\"");
-                        self.write(out, &key);
-                        self.write(out, b"\":");
-                        self.key = key;
-                        self.root_emitted = true;
+                            || (name == b"geometry" && !self.root_is_collection)
+                            || (count_or_bounds && !self.hides_counts()));
+                    self.root_member_kept = kept;
+                    if kept {
+                        let emitted = std::mem::replace(&mut self.root_emitted, true);
+                        self.write_key(chunk, q, out, emitted);
                     } else {
                         self.next_role = Role::Other;
                     }
@@ -1188,27 +1215,53 @@ impl GeoJsonFilter {
                     self.root_pending = false;
                 }
             }
-            Some(Frame::Feature) => self.next_role = self.feature_role(name),
+            Some(Frame::Feature) => {
+                self.next_role = self.feature_role(name);
+                if self.reemits_members() {
+                    let kept = !self.key_overflow && FEATURE_MEMBERS_UNDER_FENCE.contains(&name);
+                    self.feature_member_kept = kept;
+                    if kept {
+                        let emitted = std::mem::replace(&mut self.feature_emitted, true);
+                        self.write_key(chunk, q, out, emitted);
+                    } else {
+                        self.next_role = Role::Other;
+                    }
+                }
+            }
             Some(Frame::Object) => self.next_role = if name == b"href" { Role::Href } else { Role::Other },
             Some(Frame::Properties) => {
                 let kept = !self.key_overflow && self.allowed.as_ref().is_some_and(|a| a.contains(name));
                 self.member_kept = kept;
                 if kept {
-                    self.cut(chunk, q + 1, out);
-                    let key = std::mem::take(&mut self.key);
-                    if self.props_emitted {
-                        self.write(out, b",");
-                    }
-                    self.write(out, b"\"");
-                    self.write(out, &key);
-                    self.write(out, b"\":");
-                    self.key = key;
-                    self.props_emitted = true;
+                    let emitted = std::mem::replace(&mut self.props_emitted, true);
+                    self.write_key(chunk, q, out, emitted);
                 }
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Writes the member name just read (its closing quote at `chunk[q]`) and a colon,
+    /// after a comma unless it is the object's first member written; emission is off
+    /// between the members of an object that is re-emitted one member at a time.
+    fn write_key(&mut self, chunk: &[u8], q: usize, out: &mut Vec<u8>, after_another: bool) {
+        self.cut(chunk, q + 1, out);
+        let key = std::mem::take(&mut self.key);
+        if after_another {
+            self.write(out, b",");
+        }
+        self.write(out, b"\"");
+        self.write(out, &key);
+        self.write(out, b"\":");
+        self.key = key;
+    }
+
+    /// Under any fence the root's and the features' members are re-emitted one by one:
+    /// only those the filter knows are kept (see [`FEATURE_MEMBERS_UNDER_FENCE`]).
+    #[inline]
+    fn reemits_members(&self) -> bool {
+        self.geometry_test.is_some() || self.allowed.is_some()
     }
 
     /// Under a geometry filter features may be dropped, so the upstream's counts

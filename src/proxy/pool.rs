@@ -190,7 +190,9 @@ impl Pool {
                     }
                 }
             };
-            return self.connect(origin, slot).await;
+            // Boxed: the connect path (TCP, TLS, handshake) is large and rare; every
+            // request's future would otherwise carry its size.
+            return Box::pin(self.connect(origin, slot)).await;
         }
     }
 

@@ -436,6 +436,11 @@ async fn accept_loop(
                     listener = match listener_role { Listener::Main => "main", Listener::Api => "api" },
                 );
                 conns.spawn(conn.run(stream, tls).instrument(span));
+                // One accept per turn (nginx's `multi_accept off`): the connection just
+                // spawned reads its head before the next accept can shed it as the
+                // oldest without one. A per-core worker is one thread, and a backlog of
+                // a flood would otherwise be accepted up to tokio's budget (128) first.
+                tokio::task::yield_now().await;
             }
         }
     }

@@ -271,6 +271,10 @@ impl Store {
     /// process's one writer connection (a burst of creates is a queue, not a
     /// fault), and another process's lock is bounded by the busy timeout inside.
     async fn call<T>(&self, write: bool, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        // Boxed: a PostgreSQL query's future holds a connect path of several KB, and
+        // every future awaiting a store call (the grant cache's, the request
+        // pipeline's) would carry that size even on a cache hit, which never gets here.
+        let f = Box::pin(f);
         let limit = if write { self.timeout * 2 } else { self.timeout };
         let result = if write && matches!(self.backend, Backend::Sqlite(_)) {
             f.await

@@ -108,6 +108,13 @@ layers = ["places"]
 [path.upstream]
 wfs = "http://{up}/collections/places/items"
 [[path]]
+id = "foreign"
+kind = "vector"
+layers = ["places"]
+properties = ["name", "secret_note"]
+[path.upstream]
+wfs = "http://{up}/foreign-members"
+[[path]]
 id = "pagerels"
 kind = "vector"
 layers = ["places"]
@@ -318,6 +325,15 @@ async fn filter_functions_that_read_hidden_properties() {
                 400,
                 "bad_request",
             ),
+            get(
+                "OGC API CQL2 JSON function()",
+                format!(
+                    "/ogc/api/roads/collections/osm/items?f=json&filter-lang=cql2-json&filter={}",
+                    enc(r#"{"op":"=","args":[{"function":{"name":"property","args":["owner"]}},"x"]}"#)
+                ),
+                400,
+                "bad_request",
+            ),
             Case {
                 class: "FES Function in an XML POST",
                 method: Method::POST,
@@ -337,6 +353,90 @@ async fn filter_functions_that_read_hidden_properties() {
     let ok = gw.get(&format!("{wfs}&CQL_FILTER={}", enc("name LIKE 'a%' AND CASEI(name) = casei('x')")), &open).await;
     assert_eq!(ok.status.as_u16(), 200, "{}", ok.text());
     let hidden = gw.get(&format!("{wfs}&CQL_FILTER={}", enc("owner LIKE 'a%'")), &token).await;
+    assert_eq!((hidden.status.as_u16(), hidden.reason().as_str()), (403, "property_fenced"));
+}
+
+/// #12 (decision 86): under any fence a feature keeps only what RFC 7946 makes it of
+/// (and its links): what an upstream writes beside `properties` — attribute values in a
+/// vendor member, JSON-FG's `place`, a nested collection — never reaches a fenced token.
+#[tokio::test]
+async fn attribute_values_and_geometries_beside_properties_never_reach_a_fenced_token() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let wfs =
+        "/ogc/wfs/foreign?SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&OUTPUTFORMAT=application/json";
+    let fenced_props = gw.token_fenced("foreign", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
+    let fenced_tiles =
+        gw.token_fenced("foreign", Tier::ViewPlus, Fence::new(Some(&[(2, 2, 1)]), None).expect("fence"), None).await;
+    for (who, token) in [("property fence", &fenced_props), ("tile fence", &fenced_tiles)] {
+        let r = gw.get(wfs, token).await;
+        assert_eq!(r.status.as_u16(), 200, "{who}: {}", r.text());
+        let body = r.text();
+        for hidden in ["hidden 2", "hidden 3", "hidden 4", "geometry_name", "120", "vendor", "attributes"] {
+            assert!(!body.contains(hidden), "{who}: `{hidden}` reached the client: {body}");
+        }
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("GeoJSON");
+        let feature = &doc["features"][0];
+        assert_eq!(feature["id"], "places.1", "{who}: {body}");
+        assert_eq!(feature["properties"]["name"], "inside", "{who}: {body}");
+        assert_eq!(
+            feature.as_object().expect("a feature").keys().map(String::as_str).collect::<Vec<_>>(),
+            ["geometry", "id", "properties", "type"],
+            "{who}: nothing but what RFC 7946 makes a Feature of (serde_json sorts the keys)"
+        );
+    }
+    // Without a fence the document is relayed as the upstream wrote it.
+    let open = gw.token(&[("foreign", Tier::ViewPlus)]).await;
+    let r = gw.get(wfs, &open).await;
+    assert_eq!(r.text(), crate::support::upstream::FOREIGN_MEMBERS);
+}
+
+/// #12 (decision 87): a CQL2 JSON object is one of the standard's kinds, its members
+/// spelled exactly. A member no kind has, or an object mixing kinds, is one an upstream
+/// may read as something the gateway did not judge (pygeofilter picks the kind by its
+/// own order of looking), so none reaches the upstream; the standard kinds still pass.
+#[tokio::test]
+async fn cql2_json_objects_outside_the_standard_kinds_never_reach_the_upstream() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let token = gw.token_fenced("roads", Tier::ViewPlus, Fence::default(), Some(&["name"])).await;
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let items =
+        |json: &str| format!("/ogc/api/roads/collections/osm/items?f=json&filter-lang=cql2-json&filter={}", enc(json));
+    let cases = [
+        ("a member in another case", r#"{"op":"=","args":[{"Property":"owner"},"x"]}"#),
+        ("an upper-case member", r#"{"op":"=","args":[{"PROPERTY":"owner"},"x"]}"#),
+        ("pygeofilter's lower()", r#"{"op":"=","args":[{"lower":{"property":"name"}},"x"]}"#),
+        ("a filter wrapper", r#"{"filter":{"op":"=","args":[{"property":"name"},"x"]}}"#),
+        ("a property beside an op", r#"{"op":"=","args":[{"property":"name","op":"like"},"x"]}"#),
+        (
+            "a geometry naming a property",
+            r#"{"op":"s_intersects","args":[{"property":"name"},{"type":"Point","coordinates":[0,0],"property":"owner"}]}"#,
+        ),
+        (
+            "a foreign member on a geometry",
+            r#"{"op":"s_intersects","args":[{"property":"name"},{"type":"Point","coordinates":[0,0],"crs":"EPSG:3857"}]}"#,
+        ),
+        ("an unknown member", r#"{"op":"=","args":[{"property":"name"},"x"],"where":"1=1"}"#),
+    ];
+    refused_before_the_upstream(
+        &gw,
+        &token,
+        cases.iter().map(|(class, json)| get(class, items(json), 400, "bad_request")).collect(),
+    )
+    .await;
+    // Every standard kind passes, the property fence applied to what it names.
+    let standard = r#"{"op":"and","args":[{"op":"=","args":[{"property":"name"},"x"]},
+        {"op":"s_intersects","args":[{"property":"name"},{"bbox":[0,0,1,1]}]},
+        {"op":"s_within","args":[{"property":"name"},{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}]},
+        {"op":"t_after","args":[{"property":"name"},{"timestamp":"2020-01-01T00:00:00Z"}]},
+        {"op":"t_during","args":[{"property":"name"},{"interval":["2020-01-01",".."]}]},
+        {"op":">","args":[{"property":"name"},{"date":"2020-01-01"}]},
+        {"op":"like","args":[{"op":"casei","args":[{"property":"name"}]},"a%"]}]}"#;
+    let open = gw.token(&[("roads", Tier::ViewPlus)]).await;
+    let before = gw.upstream.seen().len();
+    let ok = gw.get(&items(standard), &open).await;
+    assert_eq!(ok.status.as_u16(), 200, "{}", ok.text());
+    assert_eq!(gw.upstream.seen().len(), before + 1);
+    let hidden = gw.get(&items(r#"{"op":"=","args":[{"property":"owner"},"x"]}"#), &token).await;
     assert_eq!((hidden.status.as_u16(), hidden.reason().as_str()), (403, "property_fenced"));
 }
 

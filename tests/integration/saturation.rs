@@ -95,10 +95,27 @@ async fn legit_request(to: SocketAddr) -> bool {
 
 #[tokio::test]
 async fn a_slowloris_flood_above_max_connections_does_not_starve_a_client_opening_a_connection_per_request() {
+    slowloris_flood("").await;
+}
+
+/// The same flood against per-core workers (decision 85), where each worker is one
+/// thread: with per-core as the default, the whole suite under load once let only 20
+/// of 40 legitimate connections in. Not reproduced since (38–40 of 40 under four busy
+/// loops); the suspected cause, an accept loop taking a flood's backlog up to tokio's
+/// budget of 128 before the legitimate connection's task reads its head, is closed by
+/// one accept per turn.
+#[tokio::test]
+async fn a_slowloris_flood_does_not_starve_a_legitimate_client_of_per_core_workers() {
+    slowloris_flood("runtime = \"per-core\"\nworkers = 2").await;
+}
+
+async fn slowloris_flood(runtime: &str) {
     // Several attacking addresses (each below the per-address cap, together far
     // above max_connections) and one greedy address above the cap.
     let gw = TestGateway::with_config(&config(
-        "max_connections = 40\nmax_connections_per_ip = 12\nheader_read_timeout = \"30s\"\nidle_timeout = \"60s\"",
+        &format!(
+            "max_connections = 40\nmax_connections_per_ip = 12\nheader_read_timeout = \"30s\"\nidle_timeout = \"60s\"\n{runtime}"
+        ),
         "",
     ))
     .await;
@@ -129,8 +146,8 @@ async fn a_slowloris_flood_above_max_connections_does_not_starve_a_client_openin
     for t in attack {
         t.abort();
     }
-    println!("{ok} of {tries} legitimate requests succeeded during the flood");
-    assert!(ok * 10 >= tries * 8, "only {ok} of {tries} legitimate requests succeeded during the flood");
+    println!("{ok} of {tries} legitimate requests succeeded during the flood ({runtime})");
+    assert!(ok * 10 >= tries * 8, "only {ok} of {tries} legitimate requests succeeded during the flood ({runtime})");
     assert!(m.get("tilegate_connections_shed_total{state=\"head\"}") > 0.0, "the flood was shed");
     assert!(m.get("tilegate_connections_refused_per_ip_total") > 0.0, "the greedy address was capped");
 }

@@ -48,6 +48,67 @@ async fn connect(addr: SocketAddr, trusted: &Path, alpn: &[&[u8]]) -> std::io::R
     TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost").expect("name"), tcp).await
 }
 
+/// A client configuration of `version` that trusts exactly `trusted`; it keeps the
+/// sessions it is given (rustls's in-memory resumption store).
+fn resuming_client(trusted: &Path, version: &'static rustls::SupportedProtocolVersion) -> Arc<rustls::ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert_der(trusted)).expect("trust anchor");
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .expect("version")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// One HTTP/1.1 request over a new TLS connection made with `config`; returns how the
+/// handshake went. Reading the answer also reads the tickets the server sent after it.
+async fn tls_request(addr: SocketAddr, config: &Arc<rustls::ClientConfig>, token: &str) -> rustls::HandshakeKind {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tls = TlsConnector::from(config.clone())
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    let kind = tls.get_ref().1.handshake_kind().expect("handshake done");
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.expect("h1");
+    tokio::spawn(conn);
+    let req = Request::get("/ogc/xyz/osm/2/1/1.png")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let res = h1.send_request(req).await.expect("response");
+    assert_eq!(res.status(), StatusCode::OK);
+    http_body_util::BodyExt::collect(res.into_body()).await.expect("body");
+    kind
+}
+
+#[tokio::test]
+async fn a_returning_client_resumes_its_session_after_many_other_clients_in_tls13_and_tls12() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    write_dev_cert(certs.path()).expect("dev cert");
+    let gw = TestGateway::with_config(&tls_config(certs.path(), "")).await;
+    let token = gw.token(&[("osm", Tier::View)]).await;
+    let trusted = certs.path().join("dev-cert.pem");
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let returning = resuming_client(&trusted, version);
+        assert_eq!(tls_request(gw.addr, &returning, &token).await, rustls::HandshakeKind::Full);
+        // More new clients than a server-side session cache of rustls's default size
+        // (256) holds: a returning client still resumes, so its session lives in the
+        // ticket it holds, not in the gateway's memory.
+        for _ in 0..300 {
+            let other = resuming_client(&trusted, version);
+            assert_eq!(tls_request(gw.addr, &other, &token).await, rustls::HandshakeKind::Full);
+        }
+        assert_eq!(
+            tls_request(gw.addr, &returning, &token).await,
+            rustls::HandshakeKind::Resumed,
+            "{version:?}: the returning client skips the full handshake"
+        );
+    }
+}
+
 fn peer_leaf(stream: &TlsStream<TcpStream>) -> Vec<u8> {
     stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec()).expect("a peer cert")
 }

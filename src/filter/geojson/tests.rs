@@ -52,18 +52,13 @@ const COLLECTION: &str = r#"{
 }"#;
 
 #[test]
-fn hidden_properties_are_removed_and_everything_else_is_copied() {
+fn hidden_properties_are_removed_and_member_values_are_copied() {
     let out = filter(COLLECTION, &["name", "lanes"]);
-    let expected = r#"{
-  "type": "FeatureCollection",
-  "features": [
-    {"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [1.5, 2]},
-     "properties": {"name":"Main St","lanes":2}},
-    {"type": "Feature", "id": 2, "geometry": {"type": "Point", "coordinates": [20, 2]},
-     "properties": {"name":"Side \"St\"","lanes":null}}
-  ],
-  "numberMatched": 2
-}"#;
+    // The root and each feature are re-emitted member by member; values are copied.
+    let expected = r#"{"type":"FeatureCollection","features":[
+    {"type":"Feature","id":1,"geometry":{"type": "Point", "coordinates": [1.5, 2]},"properties":{"name":"Main St","lanes":2}},
+    {"type":"Feature","id":2,"geometry":{"type": "Point", "coordinates": [20, 2]},"properties":{"name":"Side \"St\"","lanes":null}}
+  ],"numberMatched":2}"#;
     assert_eq!(out, expected);
 }
 
@@ -162,20 +157,17 @@ fn duplicate_properties_members_are_each_filtered() {
 
 #[test]
 fn properties_outside_features_are_not_touched() {
-    let doc = r#"{"type":"FeatureCollection","meta":{"properties":{"s":1}},"features":[{"links":[{"properties":{"s":2}}],"properties":{"s":3}}]}"#;
+    let doc = r#"{"type":"FeatureCollection","links":[{"properties":{"s":1}}],"features":[{"links":[{"properties":{"s":2}}],"properties":{"s":3}}]}"#;
     assert_eq!(
         filter(doc, &[]),
-        r#"{"type":"FeatureCollection","meta":{"properties":{"s":1}},"features":[{"links":[{"properties":{"s":2}}],"properties":{}}]}"#
+        r#"{"type":"FeatureCollection","links":[{"properties":{"s":1}}],"features":[{"links":[{"properties":{"s":2}}],"properties":{}}]}"#
     );
 }
 
 #[test]
 fn a_single_feature_root_is_filtered() {
     let doc = r#"{"type": "Feature", "id": "a.1", "properties": {"name": "x", "secret": 1}, "geometry": null}"#;
-    assert_eq!(
-        filter(doc, &["name"]),
-        r#"{"type": "Feature", "id": "a.1", "properties": {"name":"x"}, "geometry": null}"#
-    );
+    assert_eq!(filter(doc, &["name"]), r#"{"type":"Feature","id":"a.1","properties":{"name":"x"},"geometry":null}"#);
 }
 
 /// Regression (an outside attacker, with `Range`): a root that is neither a
@@ -535,8 +527,8 @@ fn under_a_geometry_filter_only_known_root_members_are_relayed() {
     // A root geometry before `features`, outside the fence: the document is refused.
     let doc = format!(r#"{{"geometry":{{"type":"Point","coordinates":[50,0]}},"features":{features}}}"#);
     assert!(run_fenced(&doc, None).is_err());
-    // Without a geometry filter nothing is dropped.
-    let doc = r#"{"meta":{"numberMatched":7},"features":[{"properties":{"a":1}}]}"#;
+    // Without a geometry filter no feature is dropped: the counts and bbox stay.
+    let doc = r#"{"numberMatched":7,"features":[{"properties":{"a":1}}],"bbox":[1,0,50,0],"totalFeatures":7}"#;
     assert_eq!(filter(doc, &["a"]), doc);
 }
 
@@ -1183,4 +1175,35 @@ fn links_match_a_reference_on_random_documents() {
             assert_eq!(got, expected, "round {round} fence {fence}\n{text}");
         }
     }
+}
+
+/// #12: a property fence does not stop at `properties`. Whatever else a feature (or a
+/// single-Feature root) holds — a server's foreign members, JSON-FG `place`/`time`, a
+/// collection nested in a feature — is dropped under any fence, however it is split.
+#[test]
+fn under_any_fence_features_keep_only_the_members_the_filter_reads() {
+    let doc = r#"{"type":"FeatureCollection","features":[
+      {"type":"Feature","id":"p.1","geometry_name":"the_geom","secret_note":"s1",
+       "geometry":{"type":"Point","coordinates":[1,1]},"place":{"type":"Point","coordinates":[50,50]},
+       "time":{"instant":"2020"},"properties":{"name":"a","secret_note":"s2"},"bbox":[1,1,1,1],
+       "features":[{"type":"Feature","properties":{"secret_note":"s3"},"geometry":{"type":"Point","coordinates":[1,1]}}],
+       "links":[{"href":"https://example.org/x","rel":"self"}]}],
+      "ext":{"secret_note":"s4"}}"#;
+    let expected = r#"{"type":"FeatureCollection","features":[
+      {"type":"Feature","id":"p.1","geometry":{"type":"Point","coordinates":[1,1]},"properties":{"name":"a"},"bbox":[1,1,1,1],"links":[{"href":"https://example.org/x","rel":"self"}]}]}"#;
+    assert_eq!(filter(doc, &["name"]), expected);
+    assert_split_invariant(doc.as_bytes(), || GeoJsonFilter::new(names(&["name"]), None));
+    // Under a geometry filter alone too: the feature inside keeps only what was read.
+    let out = run_fenced(doc, None).unwrap();
+    assert_eq!(out.matches("secret_note").count(), 1, "{out}");
+    assert!(!out.contains("s1") && !out.contains("s3") && !out.contains("s4") && !out.contains("50"), "{out}");
+    assert!(out.contains(r#""secret_note":"s2""#), "properties are not filtered without a property fence: {out}");
+    assert_split_invariant(doc.as_bytes(), || fenced(None));
+    // A single Feature root: the same members.
+    let single =
+        r#"{"type":"Feature","id":1,"secret_note":"s1","properties":{"name":"a"},"geometry":null,"extra":[1]}"#;
+    assert_eq!(filter(single, &["name"]), r#"{"type":"Feature","id":1,"properties":{"name":"a"},"geometry":null}"#);
+    // Without any fence the document passes byte for byte.
+    let open = GeoJsonFilter::new(None, None);
+    assert_eq!(open.filter_all(doc.as_bytes()).unwrap(), doc.as_bytes());
 }

@@ -751,6 +751,41 @@ impl<'de> Visitor<'de> for Function<'_> {
     }
 }
 
+/// The kinds of object a CQL2 JSON expression is built of (OGC 21-065 `cql2.json`
+/// schema), by the members each may hold. An object's members must all belong to one
+/// kind: an upstream picks the kind from the first member it looks for (pygeofilter
+/// takes `type`+`coordinates` before `property` before `op`), so an object mixing
+/// kinds, or holding a member no kind has (`Property`, `lower`, `filter`), could be
+/// read as something the gateway did not judge. Every such object is refused.
+const JSON_SHAPES: &[&[&str]] = &[
+    &["op", "args"],
+    &["property"],
+    &["function"],
+    &["type", "coordinates", "bbox"],
+    &["type", "geometries", "bbox"],
+    &["bbox"],
+    &["date"],
+    &["timestamp"],
+    &["interval"],
+];
+
+/// Whether an object whose members are `seen` and then `key` is one of the
+/// [`JSON_SHAPES`]. Members are compared exactly: JSON names are case-sensitive in
+/// every CQL2 reader.
+fn json_shape(seen: &[Cow<'_, str>], key: &str) -> Result<(), String> {
+    if JSON_SHAPES.iter().any(|shape| shape.contains(&key) && seen.iter().all(|m| shape.contains(&m.as_ref()))) {
+        return Ok(());
+    }
+    if JSON_SHAPES.iter().any(|shape| shape.contains(&key)) {
+        let before = seen.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+        return Err(format!("member `{key}` cannot stand beside {before} in one object; write one object per operand"));
+    }
+    Err(format!(
+        "unknown member `{key}`; a CQL2 JSON object is an operation (`op`, `args`), a `property`, a \
+         `function`, a GeoJSON geometry, a `bbox`, a `date`, a `timestamp` or an `interval`"
+    ))
+}
+
 /// Visits a JSON value without building it, collecting `property` members.
 struct Walk<'n> {
     names: &'n mut Vec<String>,
@@ -801,6 +836,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             if seen.contains(&key) {
                 return Err(de::Error::custom(format!("member `{key}` is given twice in one object")));
             }
+            json_shape(&seen, &key).map_err(de::Error::custom)?;
             seen.push(key.clone());
             if key == "op" {
                 let op: Cow<'de, str> =
@@ -1140,8 +1176,17 @@ mod tests {
             ),
             (r#"{"op":"=","args":[{"property":"a"},{"property":"a"}]}"#, &["a"]),
             (r#"{"op":"=","args":[{"propert\u0079":"secret"},1]}"#, &["secret"]),
-            (r#"{"op":"=","args":["property",{"value":"property"}]}"#, &[]),
+            (r#"{"op":"=","args":["property",{"date":"property"}]}"#, &[]),
             (r#"{"op":"=","args":[{"property":"na\"me"},1]}"#, &["na\"me"]),
+            (
+                r#"{"op":"and","args":[{"op":"s_intersects","args":[{"property":"g"},{"bbox":[0,0,1,1]}]},
+                   {"op":"s_within","args":[{"property":"g"},{"bbox":[0,0,1,1],"type":"Polygon","coordinates":[]}]},
+                   {"op":"s_within","args":[{"property":"g"},{"type":"GeometryCollection","geometries":[]}]},
+                   {"op":"t_intersects","args":[{"property":"t"},{"interval":["2020-01-01",".."]}]},
+                   {"op":">","args":[{"property":"d"},{"date":"2020-01-01"}]},
+                   {"op":">","args":[{"property":"ts"},{"timestamp":"2020-01-01T00:00:00Z"}]}]}"#,
+                &["g", "t", "d", "ts"],
+            ),
             ("true", &[]),
         ];
         for (json, expected) in cases {
@@ -1160,6 +1205,17 @@ mod tests {
             r#"{"op":"=","args":[{"property":{"property":"x"}},1]}"#,
             r#"{"op":"=","args":[{"property":""},1]}"#,
             r#"{"op":"=","args":[{"property":"a"},1]"#,
+            // Members no CQL2 object has, and objects mixing kinds: an upstream picks
+            // one kind by its own order of looking and may read what was not judged.
+            r#"{"op":"=","args":[{"Property":"owner"},"x"]}"#,
+            r#"{"op":"=","args":[{"PROPERTY":"owner"},"x"]}"#,
+            r#"{"op":"=","args":[{"lower":{"property":"name"}},"x"]}"#,
+            r#"{"filter":{"op":"=","args":[{"property":"name"},"x"]}}"#,
+            r#"{"op":"=","args":[{"property":"name","op":"like"},"x"]}"#,
+            r#"{"op":"=","args":[{"type":"Point","coordinates":[0,0],"property":"name"},"x"]}"#,
+            r#"{"op":"s_intersects","args":[{"property":"geom"},{"type":"Point","coordinates":[0,0],"crs":{}}]}"#,
+            r#"{"op":"=","args":[{"date":"2020-01-01","timestamp":"2020-01-01T00:00:00Z"},"x"]}"#,
+            r#"{"op":"=","args":[{"property":"name"},"x"],"filter-lang":"cql2-json"}"#,
             r#"{"op":"="} {"#,
             "",
         ];

@@ -244,6 +244,9 @@ impl TestUpstream {
         if path.ends_with("/page-rels") {
             return typed("application/geo+json", page_rels(self.addr).into_bytes());
         }
+        if path.ends_with("/foreign-members") {
+            return typed("application/geo+json", FOREIGN_MEMBERS.as_bytes().to_vec());
+        }
         if path.contains("/collections/") && path.ends_with("/items") {
             let limit =
                 query.split('&').find_map(|p| p.strip_prefix("limit=")).and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -419,6 +422,12 @@ fn coded(coding: &str) -> Response<Body> {
     }
     res
 }
+
+/// `/foreign-members`: a GeoServer-shaped page (one place at 10°E 10°N) whose feature
+/// carries attribute values and a geometry beside `properties` (a vendor member holding
+/// `secret_note`, GeoServer's `geometry_name`, JSON-FG's `place`, a nested collection),
+/// and whose root carries a vendor member too.
+pub const FOREIGN_MEMBERS: &str = r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":"places.1","geometry":{"type":"Point","coordinates":[10,10]},"geometry_name":"the_geom","properties":{"name":"inside","secret_note":"hidden 1"},"attributes":{"secret_note":"hidden 2"},"place":{"type":"Point","coordinates":[120,-40]},"features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[10,10]},"properties":{"secret_note":"hidden 3"}}]}],"totalFeatures":1,"vendor":{"secret_note":"hidden 4"}}"#;
 
 /// `/page-rels`: a GeoJSON page (one place at 10°E 10°N) whose `links` spell page
 /// relations every way a `rel` can be written, each link's `href` ending in `#page-N`;

@@ -292,8 +292,16 @@ async fn range_answer(
                 "the archive is {size} bytes; read it with `Range` requests of at most {MAX_RANGE_BYTES} bytes"
             )));
         }
+        let tile_data = range::touches_tile_data(&opened.header, start, end);
+        if tile_data && opened.header.tile_type == TileType::Mvt && fence.is_some_and(|f| f.tiles().is_some()) {
+            // A vector tile carries a buffer of geometry beyond its edges (attacker
+            // round 9: London in tile 2/2/1's): raw bytes cannot be clipped to the fence.
+            return Err(Reject::Forbidden(
+                "raw vector tiles read by range carry geometry beyond their edges, which cannot be clipped to a geofence; read tiles at /ogc/mvt/{pathId}/{z}/{x}/{y}".into(),
+            ));
+        }
         let index = match fence {
-            Some(_) if range::touches_tile_data(&opened.header, start, end) => Some(index(archives, io, &opened).await),
+            Some(_) if tile_data => Some(index(archives, io, &opened).await),
             _ => None,
         };
         let index = match index {

@@ -333,6 +333,18 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
         return Err(Denial::LayerNotCovered(layer.clone()));
     }
     let clip = match check_extent(&access.fence, &op.extent)? {
+        // A vector tile carries a buffer of geometry beyond its edges (martin and
+        // PostGIS 64/4096, tippecanoe 5/256): a tile inside the fence may still hold
+        // features outside it (attacker round 9: London in tile 2/2/1's buffer). Under a
+        // tile fence every vector tile is clipped, whatever `partial` says; the clipper
+        // passes features that lie in one fence rectangle untouched.
+        Overlap::Inside if op.clippable == Clippable::VectorTile && access.fence.tiles().is_some() => {
+            match op.extent {
+                Extent::Tile(tile) => Some(Clip { area: ClipArea::Tile(tile), background: path.background, vector: true }),
+                // Vector data not addressed as a tile (a WMS GetMap in MVT) cannot be clipped.
+                _ => return Err(Denial::FenceUnverifiable),
+            }
+        }
         Overlap::Inside => None,
         Overlap::Partial if op.clippable == Clippable::FeaturesFiltered && path.partial == Partial::Clip => None,
         Overlap::Partial => Some(clip_of(op, path).ok_or(Denial::OutsideGeofence)?),
@@ -650,5 +662,32 @@ mod tests {
         let bbox = BBox { crs: crate::spatial::Crs::Wgs84, min_x: -10.0, min_y: 0.0, max_x: 100.0, max_y: 80.0 };
         op.extent = Extent::BBox { bbox, zoom: None };
         assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::OutsideGeofence));
+    }
+
+    /// Attacker round 9: a vector tile's buffer reaches past its edges, so a tile inside
+    /// the fence is clipped too, even where partial overlaps are denied; vector data
+    /// inside the fence but not addressed as a tile cannot be, and is refused.
+    #[test]
+    fn a_vector_tile_inside_the_fence_is_clipped_for_its_buffer() {
+        let mut osm = path("osm", &["osm"], &[]);
+        let fence = Fence::new(Some(&[(2, 2, 1)]), None).expect("fence");
+        let g = grant(&[("osm", Tier::View)], fence, Scope::All);
+        let mut op = Operation::simple("mvt.tile", Surface::Ogc, Tier::View, tile(3, 4, 2));
+        op.clippable = Clippable::VectorTile;
+        for partial in [Partial::Clip, Partial::Deny] {
+            osm.partial = partial;
+            let clip = judge(&g, &op, &osm, 0).expect("inside").obligations().clip;
+            assert!(clip.is_some_and(|c| c.vector && c.area == ClipArea::Tile(TileCoord::new(3, 4, 2).unwrap())));
+        }
+        // A raster tile inside has no buffer: relayed as it is.
+        op.clippable = Clippable::Image { background: None };
+        assert_eq!(judge(&g, &op, &osm, 0).expect("inside").obligations().clip, None);
+        // A maxZoom-only fence bounds no space: nothing to clip.
+        let zoom_only = grant(&[("osm", Tier::View)], Fence::new(None, Some(5)).expect("fence"), Scope::All);
+        op.clippable = Clippable::VectorTile;
+        assert_eq!(judge(&zoom_only, &op, &osm, 0).expect("inside").obligations().clip, None);
+        let bbox = BBox { crs: crate::spatial::Crs::Wgs84, min_x: 10.0, min_y: 10.0, max_x: 20.0, max_y: 20.0 };
+        op.extent = Extent::BBox { bbox, zoom: None };
+        assert_eq!(judge(&g, &op, &osm, 0).err(), Some(Denial::FenceUnverifiable));
     }
 }

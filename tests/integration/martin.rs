@@ -61,14 +61,17 @@ fn run(cmd: &mut Command) {
 }
 
 /// Roads (three lines: Germany, Chile, across the prime meridian) and points of interest
-/// (Frankfurt, Santiago), each with a visible `name` and hidden properties.
+/// (Frankfurt, Santiago, and Greenwich half a degree west of the prime meridian: in
+/// the buffer GDAL writes around tile 1/1/0, 80/4096 of its width), each with a visible
+/// `name` and hidden properties.
 const ROADS: &str = r#"{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"name":"Rhine road","owner":"secret-co","lanes":2},"geometry":{"type":"LineString","coordinates":[[8,48],[9,50],[10,52]]}},
 {"type":"Feature","properties":{"name":"Pampa road","owner":"secret-sa","lanes":1},"geometry":{"type":"LineString","coordinates":[[-70,-30],[-60,-35]]}},
 {"type":"Feature","properties":{"name":"Meridian road","owner":"secret-x","lanes":4},"geometry":{"type":"LineString","coordinates":[[-20,30],[20,30]]}}]}"#;
 const POIS: &str = r#"{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"name":"Frankfurt","secret":"s1"},"geometry":{"type":"Point","coordinates":[8.68,50.11]}},
-{"type":"Feature","properties":{"name":"Santiago","secret":"s2"},"geometry":{"type":"Point","coordinates":[-70.6,-33.4]}}]}"#;
+{"type":"Feature","properties":{"name":"Santiago","secret":"s2"},"geometry":{"type":"Point","coordinates":[-70.6,-33.4]}},
+{"type":"Feature","properties":{"name":"Greenwich","secret":"s3"},"geometry":{"type":"Point","coordinates":[-0.5,51.5]}}]}"#;
 const SECRET: &str = r#"{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"name":"Bunker"},"geometry":{"type":"Point","coordinates":[9,50]}}]}"#;
 
@@ -291,7 +294,20 @@ async fn tiles_inside_outside_above_max_zoom_and_straddling() {
         r.body.to_vec()
     };
     let layers = read_mvt(&body);
+    // Tile 1/1/0 is the fence itself, but martin's tile carries Greenwich in its buffer,
+    // west of the fence: clipped away (attacker round 9), as the open token shows it is there.
     assert_eq!((layers[0].1.clone(), layers[0].2.clone()), (vec!["Frankfurt".to_owned()], vec!["name".to_owned()]));
+    let open = gw.token(&[("tiles", Tier::View)]).await;
+    let r = gw.get("/ogc/martin/tiles/pois/1/1/0", &open).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut plain = Vec::new();
+    let body = if r.body.starts_with(&[0x1f, 0x8b]) {
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut plain).expect("gunzip");
+        &plain[..]
+    } else {
+        &r.body[..]
+    };
+    assert!(read_mvt(body)[0].1.contains(&"Greenwich".to_owned()), "the premise: martin's tile has a buffer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,11 @@
 //! | `GET /cog/point/{lon},{lat}` | viewPlus | the point (like GetFeatureInfo) |
 //! | `GET /cog/preview…`, `/cog/info`, `/cog/info.geojson`, `/cog/statistics` | view / viewPlus | the whole dataset: refused for fenced tokens (`fence_unverifiable`) |
 //!
+//! Images in a raw-value format (`tif`, `jp2`, `npy`, `pngraw`: the bands' values, not a
+//! picture) need `viewPlus` on every image route, as `point` and `statistics` do; the
+//! query's pixel sizes are bounded (`width`, `height`, `max_size` at 8192, `padding` at
+//! 256; [`PIXEL_LIMITS`]).
+//!
 //! Pure code: no I/O, no clock, no logging.
 
 use std::fmt::Write as _;
@@ -190,6 +195,28 @@ const RENDER: &[&str] =
 /// Parameters that may repeat (FastAPI lists).
 const MULTI: &[&str] = &["bidx", "rescale", "p", "c"];
 
+/// The formats that carry the dataset's values rather than a rendered picture (GeoTIFF,
+/// JPEG 2000 and NumPy arrays of the bands; `pngraw` packs them into PNG channels): the
+/// same data as `point` and `statistics`, so the same tier (attacker round 9: a view
+/// token read the raw band array of a tile as `.npy`).
+const RAW_FORMATS: &[&str] = &["tif", "jp2", "npy", "pngraw"];
+
+/// The tier an image in format `ext` needs: `view` for a picture, `viewPlus` for values.
+fn format_tier(ext: Option<&str>) -> Tier {
+    if ext.is_some_and(|e| RAW_FORMATS.contains(&e)) {
+        Tier::ViewPlus
+    } else {
+        Tier::View
+    }
+}
+
+/// Query parameters that set an output size in pixels, with the most each may ask:
+/// the path's `{w}x{h}` is bounded at 8192 a side, and TiTiler allocates what these
+/// ask for (attacker round 9: `width=8500&height=8500` made one request take 1.9 GB,
+/// `width=30000` would take about 25 GB). `tilesize` and `buffer` are checked where
+/// they are read.
+const PIXEL_LIMITS: &[(&str, u32)] = &[("width", 8192), ("height", 8192), ("max_size", 8192), ("padding", 256)];
+
 /// The image formats TiTiler writes (`ImageType`), and whether the clipper reads them.
 fn image_format(ext: &str) -> Result<bool, OgcError> {
     match ext {
@@ -229,6 +256,11 @@ impl Query {
         let query = Query(pairs);
         if let Some(e) = query.get("expression") {
             check_expression(e)?;
+        }
+        for &(name, most) in PIXEL_LIMITS {
+            if query.uint(name)?.is_some_and(|n| n > most) {
+                return Err(bad(format!("`{name}` is at most {most} pixels")));
+            }
         }
         Ok(query)
     }
@@ -451,8 +483,8 @@ fn crops(q: &Query) -> bool {
     q.get("algorithm").is_some()
 }
 
-fn image_parts(name: &'static str, extent: Extent, clippable: bool) -> Parts {
-    let parts = Parts::new(name, Tier::View, Vec::new(), extent, ResponseKind::Image);
+fn image_parts(name: &'static str, extent: Extent, clippable: bool, ext: Option<&str>) -> Parts {
+    let parts = Parts::new(name, format_tier(ext), Vec::new(), extent, ResponseKind::Image).with_format(ext);
     if clippable {
         parts
     } else {
@@ -490,7 +522,7 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
     let fwd = format!("/cog/tiles/{tms}/{z}/{x}/{y}{ext_part}");
     if tms != "WebMercatorQuad" {
         // The gateway judges Web Mercator quad tiles only (other sets have other grids).
-        let parts = image_parts("titiler.tile", Extent::ForeignCrs, false).with_format(ext);
+        let parts = image_parts("titiler.tile", Extent::ForeignCrs, false, ext);
         return Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)));
     }
     let tile = TileCoord::new(z, u64::from(x), u64::from(y)).map_err(|e| bad(e.to_string()))?;
@@ -511,7 +543,7 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
         let pixels = (f64::from(tilesize) + 2.0 * buffer).ceil() as u32;
         Extent::BBox { bbox, zoom: Some(effective_zoom(&bbox, pixels, pixels)) }
     };
-    let parts = image_parts("titiler.tile", extent, clippable && !crops(&q)).with_format(ext);
+    let parts = image_parts("titiler.tile", extent, clippable && !crops(&q), ext);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
 
@@ -611,7 +643,7 @@ fn bbox(req: &OgcRequest<'_>, path: &PathConfig, coords: &str, sized: Option<&st
         Some((w, h)) => format!("/cog/bbox/{minx},{miny},{maxx},{maxy}/{w}x{h}.{ext}"),
         None => format!("/cog/bbox/{minx},{miny},{maxx},{maxy}.{ext}"),
     };
-    let parts = image_parts("titiler.bbox", extent, clippable && same_crs && !crops(&q)).with_format(Some(ext));
+    let parts = image_parts("titiler.bbox", extent, clippable && same_crs && !crops(&q), Some(ext));
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
 
@@ -647,7 +679,7 @@ fn feature(req: &OgcRequest<'_>, path: &PathConfig, last: Option<&str>) -> Resul
         (None, Some(e)) => format!("/cog/feature.{e}"),
         _ => "/cog/feature".to_owned(),
     };
-    let parts = image_parts("titiler.feature", extent, clippable && same_crs && !crops(&q)).with_format(ext);
+    let parts = image_parts("titiler.feature", extent, clippable && same_crs && !crops(&q), ext);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::Original)))
 }
 
@@ -723,7 +755,7 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
             image_format(ext)?;
             (
                 "titiler.preview",
-                Tier::View,
+                format_tier(Some(ext)),
                 ResponseKind::Image,
                 format!("/cog/preview.{ext}"),
                 &["max_size", "width", "height", "dst_crs"],
@@ -734,7 +766,13 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
             let (w, h) = size(s)?;
             let ext = e.ok_or_else(|| bad("a sized preview ends in `.{format}`"))?;
             image_format(ext)?;
-            ("titiler.preview", Tier::View, ResponseKind::Image, format!("/cog/preview/{w}x{h}.{ext}"), &["dst_crs"])
+            (
+                "titiler.preview",
+                format_tier(Some(ext)),
+                ResponseKind::Image,
+                format!("/cog/preview/{w}x{h}.{ext}"),
+                &["dst_crs"],
+            )
         }
         _ => {
             return Err(OgcError::NotSupported(format!(
@@ -824,6 +862,44 @@ mod tests {
         let ok = format!("/{}", "a".repeat(2030));
         let c = canonical_dataset(&ok, false).expect("fits");
         assert_eq!(canonical_dataset(&c, false), Ok(c.clone()));
+    }
+
+    /// Attacker round 9: raw values are `viewPlus` on every image route, pictures `view`.
+    #[test]
+    fn raw_value_formats_need_view_plus_everywhere() {
+        let u = "url=file:///data/cog.tif";
+        for rest in [
+            "/cog/tiles/WebMercatorQuad/3/4/2.npy",
+            "/cog/tiles/WebMercatorQuad/3/4/2.tif",
+            "/cog/tiles/WebMercatorQuad/3/4/2.pngraw",
+            "/cog/tiles/WebMercatorQuad/3/4/2.jp2",
+            "/cog/tiles/WorldCRS84Quad/3/4/2.npy",
+            "/cog/bbox/0,0,10,10.npy",
+            "/cog/bbox/0,0,10,10/256x256.tif",
+            "/cog/preview.npy",
+            "/cog/preview/256x256.tif",
+        ] {
+            assert_eq!(run(rest, u).map(|c| c.op.tier), Ok(Tier::ViewPlus), "{rest}");
+        }
+        for rest in ["/cog/tiles/WebMercatorQuad/3/4/2.png", "/cog/tiles/WebMercatorQuad/3/4/2", "/cog/bbox/0,0,10,10.webp", "/cog/preview.jpg"] {
+            assert_eq!(run(rest, u).map(|c| c.op.tier), Ok(Tier::View), "{rest}");
+        }
+    }
+
+    /// Attacker round 9: query sizes are bounded as the path's `{w}x{h}` is.
+    #[test]
+    fn pixel_sizes_in_the_query_are_bounded() {
+        for q in [
+            "url=file:///data/cog.tif&width=8193&height=10",
+            "url=file:///data/cog.tif&height=30000",
+            "url=file:///data/cog.tif&max_size=100000",
+        ] {
+            assert!(run("/cog/bbox/0,0,10,10.jpg", q).is_err(), "{q}");
+            assert!(run("/cog/preview.png", q).is_err(), "{q}");
+        }
+        assert!(run(T, "url=file:///data/cog.tif&padding=100000").is_err());
+        assert!(run(T, "url=file:///data/cog.tif&padding=256").is_ok());
+        assert!(run("/cog/bbox/0,0,10,10.jpg", "url=file:///data/cog.tif&width=8192&height=8192").is_ok());
     }
 
     #[test]

@@ -264,11 +264,13 @@ async fn tiles_inside_pass_outside_and_above_max_zoom_are_refused_straddling_one
     assert_eq!(img.dimensions(), (288, 288));
     assert_eq!(img.get_pixel(144, 144).0[3], 255);
     assert_eq!(img.get_pixel(280, 144).0[3], 0);
-    // Formats the clipper cannot read: whole tiles inside pass, straddling ones are refused.
-    let r = gw.get(&tile(4, 8, 4, ".tif", t, ""), &fenced).await;
+    // Formats the clipper cannot read (raw values, so `viewPlus`): whole tiles inside
+    // pass, straddling ones are refused.
+    let fenced_plus = gw.token_fenced("dem", Tier::ViewPlus, fence(), None).await;
+    let r = gw.get(&tile(4, 8, 4, ".tif", t, ""), &fenced_plus).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for ext in [".tif", ".npy"] {
-        let r = gw.get(&tile(2, 2, 1, ext, t, ""), &fenced).await;
+        let r = gw.get(&tile(2, 2, 1, ext, t, ""), &fenced_plus).await;
         assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "outside_geofence"), "{ext}");
     }
     // An algorithm may crop the image's border, so the mask would not line up: refused.
@@ -446,5 +448,35 @@ async fn a_bbox_without_a_size_was_served_clipped_at_native_resolution() {
     let tiles_only =
         gw.token_fenced("dem", Tier::View, Fence::new(Some(&[(3, 4, 2)]), None).expect("fence"), None).await;
     let r = gw.get(&format!("/ogc/titiler/dem/cog/bbox/5,45,40,60.png?url={url}"), &tiles_only).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// Attacker round 9: a `view` token got the raw band values of a tile as `.npy` (what
+/// `point` and `statistics` give only to `viewPlus`), and `width`/`height` in the query
+/// made TiTiler allocate 1.9 GB for one map. Raw formats need `viewPlus`; query sizes
+/// are bounded as the path's are, refused by the gateway before TiTiler sees them.
+#[tokio::test]
+async fn raw_values_need_view_plus_and_query_sizes_are_bounded() {
+    let (gw, t) = gateway().await;
+    let view = gw.token(&[("dem", Tier::View)]).await;
+    let plus = gw.token(&[("dem", Tier::ViewPlus)]).await;
+    for ext in [".npy", ".tif", ".pngraw"] {
+        let r = gw.get(&tile(3, 4, 2, ext, t, ""), &view).await;
+        assert_eq!((r.status, r.reason().as_str()), (StatusCode::FORBIDDEN, "tier_too_low"), "{ext}: {}", r.text());
+        let r = gw.get(&tile(3, 4, 2, ext, t, ""), &plus).await;
+        assert_eq!(r.status, StatusCode::OK, "{ext}: {}", r.text());
+    }
+    let r = gw.get(&tile(3, 4, 2, ".png", t, ""), &view).await;
+    assert_eq!(r.status, StatusCode::OK, "a picture stays view: {}", r.text());
+    let bbox = |q: &str| format!("/ogc/titiler/dem/cog/bbox/0,0,10,10.jpg?url={}{q}", enc(&t.dataset("cog.tif")));
+    // The gateway's own refusal (its message), so nothing was forwarded.
+    for q in ["&width=8500&height=8500", "&width=30000&height=10", "&max_size=9000"] {
+        let r = gw.get(&bbox(q), &view).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.text());
+        assert!(r.text().contains("at most 8192 pixels"), "{q}: {}", r.text());
+    }
+    let r = gw.get(&tile(3, 4, 2, ".png", t, "&padding=100000"), &view).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = gw.get(&bbox("&width=512&height=512"), &view).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }

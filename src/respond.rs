@@ -828,6 +828,7 @@ fn denial_status(d: &Denial) -> StatusCode {
         | Denial::UnboundedFeatureRequest
         | Denial::FenceUnverifiable
         | Denial::PropertyFenced(_)
+        | Denial::PropertiesReplaced
         | Denial::DatasetNotCovered(_)
         | Denial::OriginNotAllowed => StatusCode::FORBIDDEN,
     }
@@ -852,6 +853,7 @@ fn denial_detail(d: &Denial) -> String {
         Denial::UnboundedFeatureRequest => "the token has a geofence; feature requests must carry a bounding box inside it".into(),
         Denial::FenceUnverifiable => "the token has a geofence and this endpoint cannot be checked against it; use the /ogc/… endpoints".into(),
         Denial::PropertyFenced(p) => format!("property `{p}` is not visible to this token"),
+        Denial::PropertiesReplaced => "this token sees only some properties, and the request replaces or clears all of a feature's properties (PUT, `\"properties\": null`, WFS-T Replace), which would erase the others; change properties one by one (PATCH, WFS-T Update)".into(),
         Denial::DatasetNotCovered(u) => format!("dataset `{u}` is not served on this path; `url` must name one of the path's datasets"),
         Denial::OriginNotAllowed => "this token may only be used from the web pages its allowedOrigins list; the request's Origin (or Referer) is not one of them, or it sent neither".into(),
     }

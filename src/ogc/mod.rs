@@ -416,6 +416,7 @@ impl Parts {
                 layers,
                 extent,
                 properties: Vec::new(),
+                replaces_properties: false,
                 clippable: match response {
                     ResponseKind::Image => Clippable::Image { background: None },
                     ResponseKind::Mvt => Clippable::VectorTile,
@@ -430,6 +431,12 @@ impl Parts {
 
     pub(crate) fn with_answer_crs(mut self, crs: AnswerCrs) -> Parts {
         self.answer_crs = crs;
+        self
+    }
+
+    /// The request replaces or clears a feature's whole set of properties.
+    pub(crate) fn replacing_properties(mut self, replaces: bool) -> Parts {
+        self.op.replaces_properties = replaces;
         self
     }
 

@@ -67,12 +67,25 @@ pub struct Operation {
     pub properties: Vec<String>,
     /// Whether the filter stage can clip the answer to a fence it only partly overlaps.
     pub clippable: Clippable,
+    /// The request replaces or clears a feature's whole set of properties (OGC API
+    /// PUT, `"properties": null`, WFS-T `Replace`): it would erase what a property
+    /// fence hides, so a property-fenced token may not send it.
+    pub replaces_properties: bool,
 }
 
 impl Operation {
     /// An operation with no layers and no properties.
     pub fn simple(name: &'static str, surface: Surface, tier: Tier, extent: Extent) -> Self {
-        Operation { name, surface, tier, layers: Vec::new(), extent, properties: Vec::new(), clippable: Clippable::No }
+        Operation {
+            name,
+            surface,
+            tier,
+            layers: Vec::new(),
+            extent,
+            properties: Vec::new(),
+            clippable: Clippable::No,
+            replaces_properties: false,
+        }
     }
 }
 
@@ -142,6 +155,8 @@ pub enum Denial {
     FenceUnverifiable,
     /// The request names a property outside the token's property fence.
     PropertyFenced(String),
+    /// A property-fenced token replaces or clears a feature's whole set of properties.
+    PropertiesReplaced,
     /// A TiTiler `url=` that is not one of the path's `titiler_datasets`.
     DatasetNotCovered(String),
     /// The token lists `allowedOrigins` and the request's `Origin` (or `Referer`)
@@ -189,7 +204,7 @@ impl Denial {
             Denial::UnsupportedCrs => "unsupported_crs",
             Denial::UnboundedFeatureRequest => "unbounded_feature_request",
             Denial::FenceUnverifiable => "fence_unverifiable",
-            Denial::PropertyFenced(_) => "property_fenced",
+            Denial::PropertyFenced(_) | Denial::PropertiesReplaced => "property_fenced",
             Denial::DatasetNotCovered(_) => "dataset_not_covered",
             Denial::OriginNotAllowed => "origin_not_allowed",
         }
@@ -215,6 +230,7 @@ impl Denial {
             | Denial::UnboundedFeatureRequest
             | Denial::FenceUnverifiable
             | Denial::PropertyFenced(_)
+            | Denial::PropertiesReplaced
             | Denial::DatasetNotCovered(_)
             | Denial::OriginNotAllowed => false,
         }
@@ -359,6 +375,11 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
     if let Some(allowed) = &access.properties {
         if let Some(hidden) = op.properties.iter().find(|p| !allowed.iter().any(|a| a == *p)) {
             return Err(Denial::PropertyFenced(hidden.clone()));
+        }
+        // Attacker round 9: a PUT of the visible properties, or `"properties": null`,
+        // erased the hidden ones.
+        if op.replaces_properties {
+            return Err(Denial::PropertiesReplaced);
         }
     }
     Ok(Permit {

@@ -651,6 +651,59 @@ async fn write_answers_give_a_fenced_editor_no_data() {
     }
 }
 
+/// Attacker round 9 (F2): a property-fenced editor erased the properties it cannot see
+/// with a PUT of the visible ones, a PATCH or PUT of `"properties": null`, or a WFS-T
+/// `Replace`. Each is refused before the upstream; a PATCH naming visible properties,
+/// an insert and a WFS-T `Update` still pass, and an unfenced editor may replace.
+#[tokio::test]
+async fn a_property_fenced_editor_cannot_replace_or_clear_what_it_cannot_see() {
+    let gw = TestGateway::with_config(CONFIG).await;
+    let fenced = gw.token_fenced("roads", Tier::Edit, Fence::default(), Some(&["name"])).await;
+    let item = "/ogc/api/roads/collections/osm/items/1";
+    let visible = r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{"name":"x"}}"#;
+    let cleared = r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":null}"#;
+    let replace = r#"<wfs:Transaction service="WFS" version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><wfs:Replace><osm><name>x</name></osm><fes:Filter><fes:ResourceId rid="osm.1"/></fes:Filter></wfs:Replace></wfs:Transaction>"#;
+    let case = |class, method, path: &str, ct, body| Case {
+        class,
+        method,
+        path: path.into(),
+        content_type: Some(ct),
+        body,
+        status: 403,
+        reason: "property_fenced",
+    };
+    refused_before_the_upstream(
+        &gw,
+        &fenced,
+        vec![
+            case("PUT of the visible properties", Method::PUT, item, "application/geo+json", visible),
+            case("PUT of null properties", Method::PUT, item, "application/geo+json", cleared),
+            case("PATCH of null properties", Method::PATCH, item, "application/merge-patch+json", r#"{"properties":null}"#),
+            case("WFS-T Replace", Method::POST, "/ogc/wfs/roads", "text/xml", replace),
+        ],
+    )
+    .await;
+    let auth = format!("Bearer {fenced}");
+    let send = |method: Method, path: &'static str, ct: &'static str, body: &'static str| {
+        let auth = auth.clone();
+        let gw = &gw;
+        async move {
+            gw.send(method, path, &[("authorization", auth.as_str()), ("content-type", ct)], Bytes::from_static(body.as_bytes()))
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    let update = r#"<wfs:Transaction service="WFS" version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><wfs:Update typeName="osm"><wfs:Property><wfs:ValueReference>name</wfs:ValueReference><wfs:Value>y</wfs:Value></wfs:Property><fes:Filter><fes:ResourceId rid="osm.1"/></fes:Filter></wfs:Update></wfs:Transaction>"#;
+    assert_eq!(send(Method::PATCH, "/ogc/api/roads/collections/osm/items/1", "application/merge-patch+json", r#"{"properties":{"name":"y"}}"#).await, 200);
+    assert_eq!(send(Method::POST, "/ogc/wfs/roads", "text/xml", update).await, 200);
+    let open = gw.token(&[("roads", Tier::Edit)]).await;
+    let r = gw
+        .send(Method::PUT, item, &[("authorization", &format!("Bearer {open}")), ("content-type", "application/geo+json")], Bytes::from_static(visible.as_bytes()))
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+}
+
 /// Found by an outside attacker (L5, #12): a copy of the token in another query value,
 /// a path segment or a judged body was forwarded, so the upstream (and its logs) saw
 /// the credential. Every spelling the upstream would decode is refused, before it.

@@ -597,15 +597,18 @@ fn write(
     body: Option<Body>,
 ) -> Result<Parts, OgcError> {
     check_params(kvp, &[], path, name, false)?;
-    let properties = match body {
+    let (properties, replaces) = match body {
         Some(kind) => body_properties(req, kind)?,
-        None => Vec::new(),
+        None => (Vec::new(), false),
     };
-    Ok(Parts::new(name, Tier::Edit, layers, Extent::Opaque, ResponseKind::Written).with_properties(properties))
+    Ok(Parts::new(name, Tier::Edit, layers, Extent::Opaque, ResponseKind::Written)
+        .with_properties(properties)
+        .replacing_properties(replaces))
 }
 
-/// The property names a GeoJSON write body sets.
-fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcError> {
+/// The property names a GeoJSON write body sets, and whether it replaces or clears a
+/// feature's whole set of properties (a PUT; `"properties": null` in a PATCH).
+fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<(Vec<String>, bool), OgcError> {
     let media = media_essence(req.content_type);
     let accepted = match kind {
         Body::Patch => {
@@ -642,7 +645,12 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<Vec<String>, OgcE
         }
         _ => return Err(bad("the body must be a GeoJSON Feature (or, to create, a FeatureCollection)")),
     }
-    Ok(out)
+    let replaces = match kind {
+        Body::Replace => true,
+        Body::Patch => value.get("properties").is_some_and(Value::is_null),
+        Body::Create => false,
+    };
+    Ok((out, replaces))
 }
 
 fn feature_keys(feature: &Value, out: &mut Vec<String>) -> Result<(), OgcError> {

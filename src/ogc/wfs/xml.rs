@@ -163,6 +163,8 @@ struct Summary {
     /// Each query's `srsName` (the answer's CRS), as written; `None` for a query without.
     srs_names: Vec<Option<String>>,
     bound: Vec<(String, Option<String>)>,
+    /// A transaction has a `Replace` action (a whole feature, properties and all).
+    replaces: bool,
 }
 
 pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classified, OgcError> {
@@ -232,6 +234,7 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
     let parts = Parts::new(name, root.tier(), summary.layers, extent, response)
         .with_format(summary.output_format.as_deref())
         .with_properties(summary.properties)
+        .replacing_properties(summary.replaces)
         .with_answer_crs(answer_crs);
     let content_type = match crate::ogc::common::media_essence(req.content_type).as_str() {
         "application/xml" => "application/xml; charset=UTF-8",
@@ -361,6 +364,7 @@ struct Walker {
     /// Every type name with the namespace URI its prefix is bound to where it is written.
     bound: Vec<(String, Option<String>)>,
     scope: Option<Scope>,
+    replaces: bool,
     /// Depth of the Insert/Replace feature element while inside one.
     feature_depth: Option<usize>,
 }
@@ -441,7 +445,10 @@ impl Walker {
                     }
                     self.scope = Some(Scope { layers, ..Scope::default() });
                 }
-                "Insert" | "Replace" => self.scope = Some(Scope::default()),
+                "Insert" | "Replace" => {
+                    self.replaces |= local == "Replace";
+                    self.scope = Some(Scope::default());
+                }
                 _ => {}
             }
         } else if let Some(fd) = self.feature_depth {
@@ -593,6 +600,7 @@ impl Walker {
             properties: self.properties,
             extents: self.extents,
             srs_names: self.srs_names,
+            replaces: self.replaces,
             bound: self.bound,
         })
     }

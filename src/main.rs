@@ -435,7 +435,7 @@ async fn list(config: &Config) -> Result<()> {
                 t.usage.request_count,
                 access_text(t),
                 origins_text(t),
-                t.description
+                tilegate::admin::printable(&t.description)
             );
         }
     }

@@ -107,6 +107,13 @@ pub fn check_create(value: &Value, paths: &PathTable, now: i64) -> Result<Create
                     format!("must be 1 to 128 characters; got {n}"),
                     "value_error.str_length",
                 );
+            } else if s.chars().any(crate::admin::unprintable) {
+                // Attacker round 9: `\r\u001b[2K` wiped the operator's `token list` row.
+                c.push(
+                    &[json!("description")],
+                    "must not hold control or bidirectional-override characters (line breaks, escapes, U+202E…)",
+                    "value_error.str_chars",
+                );
             }
             s.clone()
         }

@@ -56,3 +56,35 @@ pub fn mint(
     };
     Ok(Minted { secret, row })
 }
+
+/// Characters a token description may not hold: controls (line breaks, terminal escape
+/// sequences) and the bidirectional overrides and isolates, which reorder what a
+/// terminal or a page shows around them.
+pub fn unprintable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` as a terminal line may show it: unprintable characters (see [`unprintable`])
+/// written as escapes, so a description stored before they were refused, or any text
+/// from the store, cannot move the cursor or rewrite what is printed.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(unprintable) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars().map(|c| if unprintable(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
+    )
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn unprintable_characters_are_shown_as_escapes() {
+        assert_eq!(printable("partner app é"), "partner app é");
+        assert_eq!(printable("\r\u{1b}[2Kx"), "\\u{d}\\u{1b}[2Kx");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        assert!(!printable("a\nb\tc\u{7f}").chars().any(unprintable));
+    }
+}

@@ -881,7 +881,12 @@ mod tests {
         ] {
             assert_eq!(run(rest, u).map(|c| c.op.tier), Ok(Tier::ViewPlus), "{rest}");
         }
-        for rest in ["/cog/tiles/WebMercatorQuad/3/4/2.png", "/cog/tiles/WebMercatorQuad/3/4/2", "/cog/bbox/0,0,10,10.webp", "/cog/preview.jpg"] {
+        for rest in [
+            "/cog/tiles/WebMercatorQuad/3/4/2.png",
+            "/cog/tiles/WebMercatorQuad/3/4/2",
+            "/cog/bbox/0,0,10,10.webp",
+            "/cog/preview.jpg",
+        ] {
             assert_eq!(run(rest, u).map(|c| c.op.tier), Ok(Tier::View), "{rest}");
         }
     }

@@ -356,7 +356,9 @@ pub fn judge(grant: &Grant, op: &Operation, path: &PathConfig, now: i64) -> Resu
         // passes features that lie in one fence rectangle untouched.
         Overlap::Inside if op.clippable == Clippable::VectorTile && access.fence.tiles().is_some() => {
             match op.extent {
-                Extent::Tile(tile) => Some(Clip { area: ClipArea::Tile(tile), background: path.background, vector: true }),
+                Extent::Tile(tile) => {
+                    Some(Clip { area: ClipArea::Tile(tile), background: path.background, vector: true })
+                }
                 // Vector data not addressed as a tile (a WMS GetMap in MVT) cannot be clipped.
                 _ => return Err(Denial::FenceUnverifiable),
             }

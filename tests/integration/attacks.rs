@@ -678,7 +678,13 @@ async fn a_property_fenced_editor_cannot_replace_or_clear_what_it_cannot_see() {
         vec![
             case("PUT of the visible properties", Method::PUT, item, "application/geo+json", visible),
             case("PUT of null properties", Method::PUT, item, "application/geo+json", cleared),
-            case("PATCH of null properties", Method::PATCH, item, "application/merge-patch+json", r#"{"properties":null}"#),
+            case(
+                "PATCH of null properties",
+                Method::PATCH,
+                item,
+                "application/merge-patch+json",
+                r#"{"properties":null}"#,
+            ),
             case("WFS-T Replace", Method::POST, "/ogc/wfs/roads", "text/xml", replace),
         ],
     )
@@ -688,18 +694,37 @@ async fn a_property_fenced_editor_cannot_replace_or_clear_what_it_cannot_see() {
         let auth = auth.clone();
         let gw = &gw;
         async move {
-            gw.send(method, path, &[("authorization", auth.as_str()), ("content-type", ct)], Bytes::from_static(body.as_bytes()))
-                .await
-                .status
-                .as_u16()
+            gw.send(
+                method,
+                path,
+                &[("authorization", auth.as_str()), ("content-type", ct)],
+                Bytes::from_static(body.as_bytes()),
+            )
+            .await
+            .status
+            .as_u16()
         }
     };
     let update = r#"<wfs:Transaction service="WFS" version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0"><wfs:Update typeName="osm"><wfs:Property><wfs:ValueReference>name</wfs:ValueReference><wfs:Value>y</wfs:Value></wfs:Property><fes:Filter><fes:ResourceId rid="osm.1"/></fes:Filter></wfs:Update></wfs:Transaction>"#;
-    assert_eq!(send(Method::PATCH, "/ogc/api/roads/collections/osm/items/1", "application/merge-patch+json", r#"{"properties":{"name":"y"}}"#).await, 200);
+    assert_eq!(
+        send(
+            Method::PATCH,
+            "/ogc/api/roads/collections/osm/items/1",
+            "application/merge-patch+json",
+            r#"{"properties":{"name":"y"}}"#
+        )
+        .await,
+        200
+    );
     assert_eq!(send(Method::POST, "/ogc/wfs/roads", "text/xml", update).await, 200);
     let open = gw.token(&[("roads", Tier::Edit)]).await;
     let r = gw
-        .send(Method::PUT, item, &[("authorization", &format!("Bearer {open}")), ("content-type", "application/geo+json")], Bytes::from_static(visible.as_bytes()))
+        .send(
+            Method::PUT,
+            item,
+            &[("authorization", &format!("Bearer {open}")), ("content-type", "application/geo+json")],
+            Bytes::from_static(visible.as_bytes()),
+        )
         .await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
 }

@@ -269,6 +269,22 @@ async fn every_validation_problem_is_a_422_with_its_location() {
             json!({"accessList": [access("osm", "view")], "description": "x".repeat(129)}),
             vec![json!(["body", "description"])],
         ),
+        // Attacker round 9: a description that rewrote the operator's `token list` line.
+        (
+            "terminal escape in the description",
+            json!({"accessList": [access("osm", "view")], "description": "\r\u{1b}[2K"}),
+            vec![json!(["body", "description"])],
+        ),
+        (
+            "line break in the description",
+            json!({"accessList": [access("osm", "view")], "description": "a\nfake row"}),
+            vec![json!(["body", "description"])],
+        ),
+        (
+            "bidirectional override in the description",
+            json!({"accessList": [access("osm", "view")], "description": "a\u{202e}b"}),
+            vec![json!(["body", "description"])],
+        ),
         (
             "validFor zero",
             json!({"accessList": [access("osm", "view")], "description": "x", "validFor": 0}),

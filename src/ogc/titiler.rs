@@ -718,8 +718,13 @@ fn point(req: &OgcRequest<'_>, path: &PathConfig, coords: &str) -> Result<Classi
     q.judge_dataset(path)?;
     let (lon, lat) = coords.split_once(',').ok_or_else(|| bad("a point is `/cog/point/{lon},{lat}`"))?;
     let (x, y) = (number(lon, "lon")?, number(lat, "lat")?);
+    // A point is read at native resolution, like a map without a size: finer than any
+    // maxZoom (attacker round 9: a maxZoom-1 token sampled values 0.4° apart, and a grid
+    // of points rebuilds the raster).
     let extent = match crs_param(&q, "coord_crs") {
-        Some(crs) => Extent::BBox { bbox: BBox { crs, min_x: x, min_y: y, max_x: x, max_y: y }, zoom: None },
+        Some(crs) => {
+            Extent::BBox { bbox: BBox { crs, min_x: x, min_y: y, max_x: x, max_y: y }, zoom: Some(NATIVE_ZOOM) }
+        }
         None => Extent::ForeignCrs,
     };
     let parts = Parts::new("titiler.point", Tier::ViewPlus, Vec::new(), extent, ResponseKind::Other);

@@ -307,10 +307,17 @@ async fn other_endpoints_are_judged_against_the_fence_or_refused() {
     }
     let r = gw.get(&at("statistics"), &open_view).await;
     assert_eq!(r.reason(), "tier_too_low");
-    // A point is judged where it is, like GetFeatureInfo (viewPlus).
-    let r = gw.get(&at("point/10,50"), &fenced).await;
+    // A point is judged where it is, like GetFeatureInfo (viewPlus), and read at native
+    // resolution: refused under any maxZoom (attacker round 9: a grid of points rebuilt
+    // the raster finer than maxZoom).
+    let tiles_only =
+        gw.token_fenced("dem", Tier::ViewPlus, Fence::new(Some(&[(3, 4, 2)]), None).expect("f"), None).await;
+    let r = gw.get(&at("point/10,50"), &tiles_only).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(gw.get(&at("point/100,50"), &fenced).await.reason(), "outside_geofence");
+    assert_eq!(gw.get(&at("point/100,50"), &tiles_only).await.reason(), "outside_geofence");
+    assert_eq!(gw.get(&at("point/10,50"), &fenced).await.reason(), "zoom_above_max");
+    let zoom_only = gw.token_fenced("dem", Tier::ViewPlus, Fence::new(None, Some(12)).expect("f"), None).await;
+    assert_eq!(gw.get(&at("point/10,50"), &zoom_only).await.reason(), "zoom_above_max");
     assert_eq!(gw.get(&at("point/10,50"), &open_view).await.reason(), "tier_too_low");
     // A bbox map is judged at its zoom; one straddling the fence is clipped.
     let r = gw.get(&at("bbox/5,45,40,60/64x64.png"), &fenced).await;

@@ -382,6 +382,15 @@ impl Gateway {
                 (Some(Protocol::Martin), Some(kind)) => {
                     ogc::martin::pinned_accept(kind, permitted.permit().obligations())
                 }
+                // Any other vector tile the gateway reads (a fence, a property fence,
+                // the path's layer list) is asked for as MVT: the client's `Accept` may
+                // negotiate MLT, which the gateway cannot read (a 502 for every such
+                // token; attacker round 9).
+                (_, Some(ResponseKind::Mvt))
+                    if permitted.permit().obligations().shape_the_answer() || !target.path.layers.is_empty() =>
+                {
+                    Some(ogc::martin::MVT_ACCEPT)
+                }
                 _ => target.pinned_accept(),
             },
             own_urls: matches!(target.response, Some(ResponseKind::Capabilities(_))) || target.rewrites_links(),

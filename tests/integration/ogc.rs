@@ -196,6 +196,23 @@ async fn vector_tiles_lose_hidden_properties_and_broken_tiles_are_502() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(keys(&r.body), ["name"]);
     assert_eq!(r.headers["content-length"], r.body.len().to_string().as_str());
+    // A client negotiating MLT (MapLibre): a tile the gateway reads — under a property
+    // fence, or on a path that declares its layers (`roads` does), whatever the token —
+    // is asked for as MVT, which it can read, not MLT (a 502 for every such token).
+    let mlt = "application/vnd.maplibre-vector-tile, application/vnd.mapbox-vector-tile;q=0.5";
+    for (token, expected) in [(&fenced, tilegate::ogc::martin::MVT_ACCEPT), (&open, tilegate::ogc::martin::MVT_ACCEPT)]
+    {
+        let r = gw
+            .send(
+                Method::GET,
+                "/ogc/mvt/roads/3/4/2",
+                &[("authorization", &format!("Bearer {token}")), ("accept", mlt)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(gw.upstream.last().headers["accept"], expected);
+    }
 
     let broken = gw.token_with(&[("broken", Tier::View)], Fence::default(), Scope::All, None).await.0;
     let minted = tilegate::admin::mint(

@@ -108,11 +108,11 @@ pub fn rewrite_value(doc: &Value, view: &TileJsonView<'_>) -> Result<Value, Tile
     out.insert("tilejson".into(), "3.0.0".into());
     out.insert("tiles".into(), Value::Array(vec![Value::String(tile_url(view))]));
     for key in ["name", "description", "version"] {
-        if let Some(v) = doc.get(key) {
+        if let Some(v) = doc.get(key).filter(|v| !v.is_null()) {
             out.insert(key.into(), Value::String(v.as_str().ok_or(TileJsonError::Member(member(key)))?.to_owned()));
         }
     }
-    if let Some(a) = doc.get("attribution") {
+    if let Some(a) = doc.get("attribution").filter(|a| !a.is_null()) {
         let a = a.as_str().ok_or(TileJsonError::Member("attribution"))?;
         if !a.contains('<') {
             out.insert("attribution".into(), a.into());
@@ -236,14 +236,26 @@ fn zoom(doc: &Map<String, Value>, key: &'static str) -> Result<Option<u64>, Tile
     }
 }
 
+/// `N` finite numbers: a JSON array, or the comma-separated string that tippecanoe's
+/// `metadata.json` writes and pygeoapi relays as its TileJSON (`"bounds":"-99.1,-34.6,…"`).
 fn numbers<const N: usize>(v: &Value) -> Option<[f64; N]> {
-    let items = v.as_array()?;
-    if items.len() != N {
-        return None;
-    }
     let mut out = [0.0; N];
-    for (slot, item) in out.iter_mut().zip(items) {
-        *slot = item.as_f64().filter(|f| f.is_finite())?;
+    match v {
+        Value::Array(items) if items.len() == N => {
+            for (slot, item) in out.iter_mut().zip(items) {
+                *slot = item.as_f64().filter(|f| f.is_finite())?;
+            }
+        }
+        Value::String(text) => {
+            let mut parts = text.split(',');
+            for slot in &mut out {
+                *slot = parts.next()?.trim().parse::<f64>().ok().filter(|f| f.is_finite())?;
+            }
+            if parts.next().is_some() {
+                return None;
+            }
+        }
+        _ => return None,
     }
     Some(out)
 }
@@ -272,6 +284,26 @@ mod tests {
 
     fn run(doc: &str, v: &TileJsonView<'_>) -> Value {
         serde_json::from_slice(&rewrite(doc.as_bytes(), v).unwrap()).unwrap()
+    }
+
+    /// pygeoapi relays tippecanoe's metadata: bounds and center as comma strings, a null
+    /// attribution. Read as numbers, and narrowed like any.
+    #[test]
+    fn pygeoapi_s_string_bounds_and_null_members_are_read() {
+        let doc = r#"{"tilejson":"3.0.0","name":"places","tiles":"http://up/{tileMatrix}","minzoom":0,"maxzoom":6,
+            "bounds":"-99.1332000,-34.6037000,151.2093000,69.6496000","center":"26.03,17.52,0","attribution":null,
+            "vector_layers":[{"id":"places","fields":{"name":"String","secret_note":"String"}}]}"#;
+        let fence = Fence::new(Some(&[(2, 2, 1)]), Some(4)).unwrap();
+        let names = ["name".to_string()];
+        let out = run(doc, &view(Some(&fence), Some(&names)));
+        assert_eq!(out["bounds"][0], 0.0);
+        assert!(out["bounds"][2].as_f64().unwrap() <= 90.0, "{out}");
+        assert_eq!(out["maxzoom"], 4);
+        assert!(out.get("attribution").is_none());
+        assert!(!out.to_string().contains("secret_note"), "{out}");
+        for bad in [r#"{"bounds":"1,2,3"}"#, r#"{"bounds":"1,2,3,4,5"}"#, r#"{"bounds":"a,b,c,d"}"#] {
+            assert!(rewrite(bad.as_bytes(), &view(None, None)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -217,6 +217,21 @@ fn format_tier(ext: Option<&str>) -> Tier {
 /// they are read.
 const PIXEL_LIMITS: &[(&str, u32)] = &[("width", 8192), ("height", 8192), ("max_size", 8192), ("padding", 256)];
 
+/// The most output bands one request may ask for: `bidx` values (repeated) or
+/// `;`-separated `expression`s. Each band is a full array of the output size in
+/// TiTiler (attacker round 9b: 300 copies of `b1` at `tilesize=512` took TiTiler from
+/// 231 MB to 1.2 GB), so sizes are bounded together with bands too ([`MAX_VALUES`]).
+const MAX_BANDS: usize = 16;
+
+/// The most pixel values (pixels × output bands) one image may ask for where its size
+/// is known: a 4096-pixel tile of four bands, an 8192-pixel map of one.
+const MAX_VALUES: u64 = 1 << 26;
+
+/// The most histogram bins a `statistics` request may ask for, as a count or as a list
+/// of edges (attacker round 9b: `histogram_bins=1000000` was a 45 MB answer and 500 MB
+/// in TiTiler, and the cost grows with the number).
+const MAX_HISTOGRAM_BINS: usize = 1024;
+
 /// The image formats TiTiler writes (`ImageType`), and whether the clipper reads them.
 fn image_format(ext: &str) -> Result<bool, OgcError> {
     match ext {
@@ -262,11 +277,50 @@ impl Query {
                 return Err(bad(format!("`{name}` is at most {most} pixels")));
             }
         }
+        if query.bands() > MAX_BANDS {
+            return Err(bad(format!(
+                "at most {MAX_BANDS} output bands (`bidx` values or `;`-separated expressions) per request"
+            )));
+        }
+        if let Some(bins) = query.get("histogram_bins") {
+            let items: Vec<&str> = bins.split(',').collect();
+            let too_many = match items[..] {
+                [one] => digits(one).is_none_or(|n| n as usize > MAX_HISTOGRAM_BINS),
+                _ => items.len() > MAX_HISTOGRAM_BINS + 1,
+            };
+            if too_many {
+                return Err(bad(format!(
+                    "`histogram_bins` is a count of at most {MAX_HISTOGRAM_BINS}, or at most {} bin edges",
+                    MAX_HISTOGRAM_BINS + 1
+                )));
+            }
+        }
         Ok(query)
     }
 
     fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The output bands asked for: `bidx` values, or the `;`-separated expressions
+    /// (at least one: the dataset's own bands are not known here, so a request naming
+    /// none is counted as one).
+    fn bands(&self) -> usize {
+        let bidx = self.0.iter().filter(|(n, _)| n == "bidx").count();
+        let expressions = self.get("expression").map_or(0, |e| e.split(';').filter(|p| !p.trim().is_empty()).count());
+        bidx.max(expressions).max(1)
+    }
+
+    /// Refuses an image of `w` × `h` pixels whose values (pixels × bands) exceed [`MAX_VALUES`].
+    fn check_values(&self, w: u32, h: u32) -> Result<(), OgcError> {
+        let values = u64::from(w) * u64::from(h) * self.bands() as u64;
+        if values > MAX_VALUES {
+            return Err(bad(format!(
+                "{w}x{h} pixels of {} bands is more than {MAX_VALUES} values; ask for fewer bands or a smaller image",
+                self.bands()
+            )));
+        }
+        Ok(())
     }
 
     fn set(&mut self, name: &str, value: String) {
@@ -518,6 +572,8 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
         }
     };
     q.uint("padding")?;
+    let side = (f64::from(tilesize) + 2.0 * buffer).ceil() as u32;
+    q.check_values(side, side)?;
     let ext_part = ext.map(|e| format!(".{e}")).unwrap_or_default();
     let fwd = format!("/cog/tiles/{tms}/{z}/{x}/{y}{ext_part}");
     if tms != "WebMercatorQuad" {
@@ -638,6 +694,9 @@ fn bbox(req: &OgcRequest<'_>, path: &PathConfig, coords: &str, sized: Option<&st
         return Err(bad("a bbox needs minx < maxx and miny < maxy"));
     }
     let pixels = output_size(&q, in_path)?;
+    if let Some((w, h)) = pixels {
+        q.check_values(w, h)?;
+    }
     let (extent, same_crs) = map_extent(&q, c, pixels);
     let fwd = match in_path {
         Some((w, h)) => format!("/cog/bbox/{minx},{miny},{maxx},{maxy}/{w}x{h}.{ext}"),
@@ -673,6 +732,9 @@ fn feature(req: &OgcRequest<'_>, path: &PathConfig, last: Option<&str>) -> Resul
     let doc = crate::json::parse_strict(body).map_err(|e| bad(format!("the GeoJSON body: {e}")))?;
     let c = geojson_bounds(&doc).ok_or_else(|| bad("the body must be one GeoJSON Feature with a geometry"))?;
     let pixels = output_size(&q, in_path)?;
+    if let Some((w, h)) = pixels {
+        q.check_values(w, h)?;
+    }
     let (extent, same_crs) = map_extent(&q, c, pixels);
     let fwd = match (in_path, ext) {
         (Some((w, h)), Some(e)) => format!("/cog/feature/{w}x{h}.{e}"),
@@ -737,6 +799,7 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
         return Err(OgcError::MethodNotAllowed { method: req.method.to_string(), allowed: "GET, HEAD" });
     }
     let last = segs.last().copied().unwrap_or_default();
+    let mut sized = None;
     let (name, tier, response, fwd, extra): (&'static str, Tier, ResponseKind, String, &[&str]) = match segs {
         ["cog", "info"] | ["cog", "info.geojson"] => {
             ("titiler.info", Tier::View, ResponseKind::Other, format!("/cog/{last}"), &[])
@@ -769,6 +832,7 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
         ["cog", "preview", s] => {
             let (s, e) = split_ext(s);
             let (w, h) = size(s)?;
+            sized = Some((w, h));
             let ext = e.ok_or_else(|| bad("a sized preview ends in `.{format}`"))?;
             image_format(ext)?;
             (
@@ -789,6 +853,9 @@ fn whole_dataset(req: &OgcRequest<'_>, path: &PathConfig, segs: &[&str]) -> Resu
     let sets: &[&[&str]] = if response == ResponseKind::Image { &[READ, RENDER, extra] } else { &[READ, extra] };
     let mut q = Query::parse(req.query, sets, name)?;
     q.judge_dataset(path)?;
+    // TiTiler reads the whole dataset at `max_size` 1024 unless told otherwise.
+    let (w, h) = output_size(&q, sized)?.unwrap_or((1024, 1024));
+    q.check_values(w, h)?;
     let parts = Parts::new(name, tier, Vec::new(), Extent::Opaque, response).with_clippable(Clippable::No);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))
 }
@@ -894,6 +961,32 @@ mod tests {
         ] {
             assert_eq!(run(rest, u).map(|c| c.op.tier), Ok(Tier::View), "{rest}");
         }
+    }
+
+    /// Attacker round 9b: bands multiply every size; histogram bins are bounded too.
+    #[test]
+    fn bands_and_histogram_bins_are_bounded() {
+        let u = "url=file:///data/cog.tif";
+        let many = |n: usize, sep: &str| vec!["b1"; n].join(sep);
+        let exprs = format!("{u}&expression={}", many(17, ";"));
+        assert!(run(T, Box::leak(exprs.into_boxed_str())).is_err());
+        let bidx = format!("{u}{}", "&bidx=1".repeat(17));
+        assert!(run(T, Box::leak(bidx.into_boxed_str())).is_err());
+        let ok = format!("{u}&expression={}", many(16, ";"));
+        assert!(run(T, Box::leak(ok.into_boxed_str())).is_ok());
+        // Bands times pixels: a 4096-pixel tile of 5 bands, a 8192-pixel map of 2.
+        let big = format!("{u}&tilesize=4096&expression={}", many(5, ";"));
+        assert!(run(T, Box::leak(big.into_boxed_str())).is_err());
+        let big = format!("{u}&tilesize=4096&expression={}", many(4, ";"));
+        assert!(run(T, Box::leak(big.into_boxed_str())).is_ok());
+        assert!(run("/cog/bbox/0,0,10,10/8192x8192.png", "url=file:///data/cog.tif&bidx=1&bidx=2").is_err());
+        assert!(run("/cog/bbox/0,0,10,10/8192x8192.png", "url=file:///data/cog.tif&bidx=1").is_ok());
+        assert!(run("/cog/preview/8192x8192.png", "url=file:///data/cog.tif&bidx=1&bidx=2").is_err());
+        for q in ["url=file:///data/cog.tif&histogram_bins=1025", "url=file:///data/cog.tif&histogram_bins=100000000"] {
+            assert!(run("/cog/statistics", q).is_err(), "{q}");
+        }
+        assert!(run("/cog/statistics", "url=file:///data/cog.tif&histogram_bins=20").is_ok());
+        assert!(run("/cog/statistics", "url=file:///data/cog.tif&histogram_bins=0,10,20,30").is_ok());
     }
 
     /// Attacker round 9: query sizes are bounded as the path's `{w}x{h}` is.

@@ -700,3 +700,62 @@ ogcapi = "{pg}"
             .expect("pygeoapi");
     assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, direct.body.as_slice()));
 }
+
+/// Attacker round 9b: pygeoapi's TileJSON (`/tiles/WebMercatorQuad/metadata?f=tilejson`)
+/// was relayed whole, listing every field (the hidden `secret_note`) and the whole
+/// dataset's bounds and zooms. It is rewritten per token now: the gateway's tile URL,
+/// fields inside the property fence, bounds and maxzoom inside the fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pygeoapi_tilejson_is_narrowed_to_each_token() {
+    let pg = tokio::task::spawn_blocking(upstreams::PyGeoApi::shared).await.expect("pygeoapi starts");
+    let port = crate::support::ops::free_port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+path = "tilegate.db"
+[[path]]
+id = "places"
+kind = "vector"
+layers = ["places"]
+properties = ["id", "name", "population", "country", "secret_note"]
+[path.upstream]
+ogcapi = "{pg}"
+"#,
+        pg = pg.base
+    );
+    let gw = TestGateway::with_config(&config).await;
+    let upstream = upstreams::http_get(&pg.url("/collections/places/tiles/WebMercatorQuad/metadata?f=tilejson"))
+        .expect("pygeoapi");
+    assert_eq!(upstream.status, 200, "{}", upstream.text());
+    assert!(upstream.text().contains("secret_note"), "the premise: pygeoapi lists every field: {}", upstream.text());
+    let url = "/ogc/api/places/collections/places/tiles/WebMercatorQuad/metadata?f=tilejson";
+    let props = gw.token_fenced("places", Tier::View, Fence::default(), Some(&["name"])).await;
+    let r = gw.get(url, &props).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(!r.text().contains("secret_note") && !r.text().contains("population"), "{}", r.text());
+    let doc = r.json();
+    let template = doc["tiles"][0].as_str().unwrap_or_else(|| panic!("no tiles: {doc}")).to_owned();
+    assert!(template.starts_with(&gw.url("/ogc/api/places/collections/places/tiles/WebMercatorQuad/")), "{template}");
+    assert!(!template.contains(&pg.base), "{template}");
+    // The advertised template answers (Paris at zoom 3: x 4, y 2).
+    let tile = template.replace("{z}", "3").replace("{x}", "4").replace("{y}", "2");
+    let tile = &tile[gw.url("").len()..];
+    let r = gw.get(tile, &props).await;
+    assert!(matches!(r.status.as_u16(), 200 | 204), "{tile}: {} {}", r.status, r.text());
+
+    let fenced = gw.token_fenced("places", Tier::View, tileset_fence(), None).await;
+    let r = gw.get(url, &fenced).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let doc = r.json();
+    let bounds: Vec<f64> =
+        doc["bounds"].as_array().unwrap_or_else(|| panic!("{doc}")).iter().filter_map(|v| v.as_f64()).collect();
+    let fence = tileset_fence().bounds_lonlat().expect("tiles");
+    assert!(bounds[0] >= fence.min_x - 1e-6 && bounds[2] <= fence.max_x + 1e-6, "{bounds:?} within {fence:?}");
+    assert!(doc["maxzoom"].as_u64().is_some_and(|z| z <= u64::from(TILESET_MAX_ZOOM)), "{doc}");
+    // Other tile matrix sets or map tiles in TileJSON cannot be narrowed: refused.
+    let r = gw.get("/ogc/api/places/collections/places/tiles/WorldCRS84Quad/metadata?f=tilejson", &props).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+}

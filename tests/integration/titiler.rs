@@ -486,4 +486,19 @@ async fn raw_values_need_view_plus_and_query_sizes_are_bounded() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     let r = gw.get(&bbox("&width=512&height=512"), &view).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // Round 9b: bands multiply the size (300 expressions took TiTiler to 1.2 GB), and
+    // histogram bins are bounded.
+    let exprs = vec!["b1"; 300].join(";");
+    let r = gw.get(&tile(5, 16, 10, ".png", t, &format!("&tilesize=512&expression={}", enc(&exprs))), &view).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("output bands"), "{}", r.text());
+    let r = gw.get(&tile(5, 16, 10, ".png", t, &"&bidx=1".repeat(500)), &view).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let stats = |bins: &str| {
+        format!("/ogc/titiler/dem/cog/statistics?url={}&histogram_bins={bins}", enc(&t.dataset("cog.tif")))
+    };
+    let r = gw.get(&stats("1000000"), &plus).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = gw.get(&stats("16"), &plus).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }

@@ -329,6 +329,20 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
                 Route::Tilesets(_) => Ok(Parts::new(names[0], Tier::View, layers, Extent::None, links).with_format(f)),
                 Route::Tileset(_, tms) => {
                     decode_segment(tms, "tileMatrixSetId")?;
+                    // pygeoapi's TileJSON (`f=tilejson`) lists every layer's fields and
+                    // the whole extent (attacker round 9b): it is rewritten per token by
+                    // the shared TileJSON rewriter, with the gateway's tile URL. Only for a
+                    // collection's vector tiles in WebMercatorQuad, which TileJSON describes.
+                    if f.is_some_and(|f| f.eq_ignore_ascii_case("tilejson")) {
+                        let (Some(c), false, "WebMercatorQuad") = (at.collection, at.map, tms) else {
+                            return Err(unsupported(
+                                "f=tilejson is served for a collection's vector tiles in WebMercatorQuad only",
+                            ));
+                        };
+                        let tiles = format!("/collections/{c}/tiles/{tms}/{{z}}/{{y}}/{{x}}?f=mvt");
+                        let kind = ResponseKind::TileJson { tiles, covers_layers: false };
+                        return Ok(Parts::new(names[1], Tier::View, layers, Extent::None, kind).with_format(f));
+                    }
                     Ok(Parts::new(names[1], Tier::View, layers, Extent::None, links).with_format(f))
                 }
                 Route::Tile(_, [tms, z, row, col]) => {

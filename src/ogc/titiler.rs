@@ -232,6 +232,13 @@ const MAX_VALUES: u64 = 1 << 26;
 /// in TiTiler, and the cost grows with the number).
 const MAX_HISTOGRAM_BINS: usize = 1024;
 
+/// The most operations a `color_formula` may chain, and the most entries a `colormap`
+/// may hold: each is a full pass over the image in TiTiler (attacker round 9c: 272
+/// chained `gamma` operations made one tile 185 times the work, and TiTiler went on
+/// after the gateway's 504).
+const MAX_COLOR_OPERATIONS: usize = 8;
+const MAX_COLORMAP_ENTRIES: usize = 256;
+
 /// The image formats TiTiler writes (`ImageType`), and whether the clipper reads them.
 fn image_format(ext: &str) -> Result<bool, OgcError> {
     match ext {
@@ -281,6 +288,25 @@ impl Query {
             return Err(bad(format!(
                 "at most {MAX_BANDS} output bands (`bidx` values or `;`-separated expressions) per request"
             )));
+        }
+        if let Some(formula) = query.get("color_formula") {
+            let operations = formula
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|w| ["gamma", "sigmoidal", "saturation"].iter().any(|op| w.eq_ignore_ascii_case(op)))
+                .count();
+            if operations > MAX_COLOR_OPERATIONS {
+                return Err(bad(format!("`color_formula` chains at most {MAX_COLOR_OPERATIONS} operations")));
+            }
+        }
+        if let Some(map) = query.get("colormap") {
+            let entries = match crate::json::parse_strict(map.as_bytes()) {
+                Ok(serde_json::Value::Object(o)) => o.len(),
+                Ok(serde_json::Value::Array(a)) => a.len(),
+                _ => return Err(bad("`colormap` must be a JSON object or array")),
+            };
+            if entries > MAX_COLORMAP_ENTRIES {
+                return Err(bad(format!("`colormap` holds at most {MAX_COLORMAP_ENTRIES} entries")));
+            }
         }
         if let Some(bins) = query.get("histogram_bins") {
             let items: Vec<&str> = bins.split(',').collect();
@@ -987,6 +1013,18 @@ mod tests {
         }
         assert!(run("/cog/statistics", "url=file:///data/cog.tif&histogram_bins=20").is_ok());
         assert!(run("/cog/statistics", "url=file:///data/cog.tif&histogram_bins=0,10,20,30").is_ok());
+        // Round 9c: chained colour operations and long colormaps multiply the work too.
+        let formula = format!("{u}&color_formula={}", vec!["gamma%20rgb%201.01"; 9].join("%20"));
+        assert!(run(T, Box::leak(formula.into_boxed_str())).is_err());
+        assert!(run(T, "url=file:///data/cog.tif&color_formula=Gamma%20RGB%201.2%20Saturation%201.1").is_ok());
+        let entries: Vec<String> = (0..257).map(|i| format!("\"{i}\":[0,0,0,255]")).collect();
+        let long = format!(
+            "{u}&colormap={}",
+            percent_encoding::utf8_percent_encode(&format!("{{{}}}", entries.join(",")), NON_ALPHANUMERIC)
+        );
+        assert!(run(T, Box::leak(long.into_boxed_str())).is_err());
+        assert!(run(T, "url=file:///data/cog.tif&colormap=%7B%221%22%3A%5B0%2C0%2C0%2C255%5D%7D").is_ok());
+        assert!(run(T, "url=file:///data/cog.tif&colormap=nope").is_err());
     }
 
     /// Attacker round 9: query sizes are bounded as the path's `{w}x{h}` is.

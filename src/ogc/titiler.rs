@@ -1014,7 +1014,7 @@ mod tests {
         assert!(run("/cog/statistics", "url=file:///data/cog.tif&histogram_bins=20").is_ok());
         assert!(run("/cog/statistics", "url=file:///data/cog.tif&histogram_bins=0,10,20,30").is_ok());
         // Round 9c: chained colour operations and long colormaps multiply the work too.
-        let formula = format!("{u}&color_formula={}", vec!["gamma%20rgb%201.01"; 9].join("%20"));
+        let formula = format!("{u}&color_formula={}", ["gamma%20rgb%201.01"; 9].join("%20"));
         assert!(run(T, Box::leak(formula.into_boxed_str())).is_err());
         assert!(run(T, "url=file:///data/cog.tif&color_formula=Gamma%20RGB%201.2%20Saturation%201.1").is_ok());
         let entries: Vec<String> = (0..257).map(|i| format!("\"{i}\":[0,0,0,255]")).collect();

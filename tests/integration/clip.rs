@@ -554,17 +554,9 @@ fn world_points(layer: &Layer, z: u32, x: u64, y: u64) -> Vec<(f64, f64)> {
     out
 }
 
-/// #14 against real pygeoapi (its `MVT-tippecanoe` provider over tiles GDAL's MVT
-/// driver wrote from `places.geojson`, zoom 0..6): pygeoapi's tileset documents have no
-/// `tileMatrixSetLimits`; through the gateway a fenced token's have the fence's
-/// footprint at every zoom 0..=maxZoom, one column or row further is refused, and a
-/// client walking what is advertised (the tileset's own `item` link template) never
-/// meets a 403: the tiles holding Paris at each zoom and the four corners of every
-/// matrix's limits answer 200 (a tile, clipped above zoom 4: every point it keeps lies in
-/// the fence) or 204 where pygeoapi has no tile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ogc_api_tilesets_from_pygeoapi_advertise_the_fence_footprint_and_every_advertised_tile_is_served() {
-    let pg = tokio::task::spawn_blocking(upstreams::PyGeoApi::shared).await.expect("pygeoapi starts");
+/// A gateway whose path `places` is real pygeoapi's `places` collection, on a fixed port
+/// that is also its public URL (so clients can follow the URLs its documents name).
+async fn pygeoapi_places(pg: &upstreams::PyGeoApi) -> TestGateway {
     let port = crate::support::ops::free_port();
     let config = format!(
         r#"
@@ -583,7 +575,21 @@ ogcapi = "{pg}"
 "#,
         pg = pg.base
     );
-    let gw = TestGateway::with_config(&config).await;
+    TestGateway::with_config(&config).await
+}
+
+/// #14 against real pygeoapi (its `MVT-tippecanoe` provider over tiles GDAL's MVT
+/// driver wrote from `places.geojson`, zoom 0..6): pygeoapi's tileset documents have no
+/// `tileMatrixSetLimits`; through the gateway a fenced token's have the fence's
+/// footprint at every zoom 0..=maxZoom, one column or row further is refused, and a
+/// client walking what is advertised (the tileset's own `item` link template) never
+/// meets a 403: the tiles holding Paris at each zoom and the four corners of every
+/// matrix's limits answer 200 (a tile, clipped above zoom 4: every point it keeps lies in
+/// the fence) or 204 where pygeoapi has no tile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ogc_api_tilesets_from_pygeoapi_advertise_the_fence_footprint_and_every_advertised_tile_is_served() {
+    let pg = tokio::task::spawn_blocking(upstreams::PyGeoApi::shared).await.expect("pygeoapi starts");
+    let gw = pygeoapi_places(pg).await;
     let token = gw.token_fenced("places", Tier::View, tileset_fence(), None).await;
     let unfenced = gw.token(&[("places", Tier::View)]).await;
     let tileset = "/ogc/api/places/collections/places/tiles/WebMercatorQuad?f=json";
@@ -708,25 +714,7 @@ ogcapi = "{pg}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pygeoapi_tilejson_is_narrowed_to_each_token() {
     let pg = tokio::task::spawn_blocking(upstreams::PyGeoApi::shared).await.expect("pygeoapi starts");
-    let port = crate::support::ops::free_port();
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[store]
-path = "tilegate.db"
-[[path]]
-id = "places"
-kind = "vector"
-layers = ["places"]
-properties = ["id", "name", "population", "country", "secret_note"]
-[path.upstream]
-ogcapi = "{pg}"
-"#,
-        pg = pg.base
-    );
-    let gw = TestGateway::with_config(&config).await;
+    let gw = pygeoapi_places(pg).await;
     let upstream = upstreams::http_get(&pg.url("/collections/places/tiles/WebMercatorQuad/metadata?f=tilejson"))
         .expect("pygeoapi");
     assert_eq!(upstream.status, 200, "{}", upstream.text());

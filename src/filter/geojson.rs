@@ -1179,9 +1179,9 @@ impl GeoJsonFilter {
                     // Counts and a collection's `bbox` go under a geometry filter (they
                     // would count or bound what lies outside); the property filter
                     // removes no feature, so they stay under it alone.
-                    let count_or_bounds = COUNT_MEMBERS.contains(&name) || name == b"bbox";
+                    let count = COUNT_MEMBERS.contains(&name);
                     if self.hides_counts() {
-                        self.root_had_count |= COUNT_MEMBERS.contains(&name);
+                        self.root_had_count |= count;
                     }
                     // A key too long to read is no member the filter knows: dropped.
                     // A root `geometry` is a Feature's (tested like any feature's); once
@@ -1189,7 +1189,7 @@ impl GeoJsonFilter {
                     let kept = !self.key_overflow
                         && (ROOT_MEMBERS_UNDER_FILTER.contains(&name)
                             || (name == b"geometry" && !self.root_is_collection)
-                            || (count_or_bounds && !self.hides_counts()));
+                            || ((count || name == b"bbox") && !self.hides_counts()));
                     self.root_member_kept = kept;
                     if kept {
                         let emitted = std::mem::replace(&mut self.root_emitted, true);

@@ -243,7 +243,7 @@ const MAX_COLORMAP_ENTRIES: usize = 256;
 fn image_format(ext: &str) -> Result<bool, OgcError> {
     match ext {
         "png" | "jpeg" | "jpg" | "webp" => Ok(true),
-        "tif" | "jp2" | "npy" | "pngraw" => Ok(false),
+        raw if RAW_FORMATS.contains(&raw) => Ok(false),
         other => Err(bad(format!(
             "`{}` is not a TiTiler image format; use png, jpeg, jpg, webp, tif, jp2, npy or pngraw",
             shown(other)
@@ -279,17 +279,24 @@ impl Query {
         if let Some(e) = query.get("expression") {
             check_expression(e)?;
         }
+        query.check_work()?;
+        Ok(query)
+    }
+
+    /// The bounds on how much work one request asks of TiTiler: output sizes, bands,
+    /// colour passes and histogram bins (attacker rounds 9, 9b, 9c).
+    fn check_work(&self) -> Result<(), OgcError> {
         for &(name, most) in PIXEL_LIMITS {
-            if query.uint(name)?.is_some_and(|n| n > most) {
+            if self.uint(name)?.is_some_and(|n| n > most) {
                 return Err(bad(format!("`{name}` is at most {most} pixels")));
             }
         }
-        if query.bands() > MAX_BANDS {
+        if self.bands() > MAX_BANDS {
             return Err(bad(format!(
                 "at most {MAX_BANDS} output bands (`bidx` values or `;`-separated expressions) per request"
             )));
         }
-        if let Some(formula) = query.get("color_formula") {
+        if let Some(formula) = self.get("color_formula") {
             let operations = formula
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|w| ["gamma", "sigmoidal", "saturation"].iter().any(|op| w.eq_ignore_ascii_case(op)))
@@ -298,7 +305,7 @@ impl Query {
                 return Err(bad(format!("`color_formula` chains at most {MAX_COLOR_OPERATIONS} operations")));
             }
         }
-        if let Some(map) = query.get("colormap") {
+        if let Some(map) = self.get("colormap") {
             let entries = match crate::json::parse_strict(map.as_bytes()) {
                 Ok(serde_json::Value::Object(o)) => o.len(),
                 Ok(serde_json::Value::Array(a)) => a.len(),
@@ -308,7 +315,7 @@ impl Query {
                 return Err(bad(format!("`colormap` holds at most {MAX_COLORMAP_ENTRIES} entries")));
             }
         }
-        if let Some(bins) = query.get("histogram_bins") {
+        if let Some(bins) = self.get("histogram_bins") {
             let items: Vec<&str> = bins.split(',').collect();
             let too_many = match items[..] {
                 [one] => digits(one).is_none_or(|n| n as usize > MAX_HISTOGRAM_BINS),
@@ -321,7 +328,7 @@ impl Query {
                 )));
             }
         }
-        Ok(query)
+        Ok(())
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -339,11 +346,10 @@ impl Query {
 
     /// Refuses an image of `w` × `h` pixels whose values (pixels × bands) exceed [`MAX_VALUES`].
     fn check_values(&self, w: u32, h: u32) -> Result<(), OgcError> {
-        let values = u64::from(w) * u64::from(h) * self.bands() as u64;
-        if values > MAX_VALUES {
+        let bands = self.bands();
+        if u64::from(w) * u64::from(h) * bands as u64 > MAX_VALUES {
             return Err(bad(format!(
-                "{w}x{h} pixels of {} bands is more than {MAX_VALUES} values; ask for fewer bands or a smaller image",
-                self.bands()
+                "{w}x{h} pixels of {bands} bands is more than {MAX_VALUES} values; ask for fewer bands or a smaller image"
             )));
         }
         Ok(())
@@ -622,8 +628,7 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
             max_y: b.max_y + margin,
             ..b
         };
-        let pixels = (f64::from(tilesize) + 2.0 * buffer).ceil() as u32;
-        Extent::BBox { bbox, zoom: Some(effective_zoom(&bbox, pixels, pixels)) }
+        Extent::BBox { bbox, zoom: Some(effective_zoom(&bbox, side, side)) }
     };
     let parts = image_parts("titiler.tile", extent, clippable && !crops(&q), ext);
     Ok(parts.into_classified(forward(fwd, &q, ForwardBody::None)))

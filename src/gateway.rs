@@ -111,7 +111,8 @@ impl Target {
     }
 }
 
-/// The largest OGC POST body the gateway reads to classify (WFS XML, forms, OGC API items).
+/// The largest OGC POST body the gateway reads to classify (WFS XML, forms, OGC API
+/// items), whatever `max_body_bytes` allows (README, "Limits").
 pub const MAX_OGC_BODY_BYTES: usize = 8 << 20;
 
 impl Gateway {
@@ -253,6 +254,8 @@ impl Gateway {
         if let Some(kind) = &permitted.target().response {
             proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
         }
+        // Allowed from here: a client that goes away while the upstream works is logged so.
+        log.verdict = crate::ops::Outcome::Allowed;
         let started = Instant::now();
         let ctx = ForwardContext { peer, tls, config, token: token.secret.expose() };
         let response = self.forward(parts, body, &permitted, &ctx).await;
@@ -287,6 +290,7 @@ impl Gateway {
         if let Some(kind) = &permitted.target().response {
             proxy::filter::precheck(kind, permitted.target().answer_crs, permitted.permit().obligations())?;
         }
+        log.verdict = crate::ops::Outcome::Allowed;
         let started = Instant::now();
         let token_query = token.from_query.then(|| token.secret.expose());
         let answer = archive::answer(&self.archives, &io, &permitted, ask, &parts, token_query).await;
@@ -435,6 +439,7 @@ impl Gateway {
             quad_matrix_sets: &target.path.webmercator_matrix_sets,
             rewrite_links: target.rewrites_links(),
             answer_crs: target.answer_crs,
+            server: target.path.server,
             max_image_size: target.path.max_image_size,
             clips_partial: target.path.partial == crate::paths::Partial::Clip,
             rest_template: (target.protocol == Some(Protocol::Wmts)).then(|| {
@@ -568,7 +573,10 @@ async fn classify_ogc(
     let header = |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let content_type = header(http::header::CONTENT_TYPE);
     let judged = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
-        Some(proxy::read_body(body, &parts.headers, MAX_OGC_BODY_BYTES).await?)
+        // The path's `max_body_bytes`, and never more than the gateway reads to judge.
+        let limit =
+            usize::try_from(config.max_body_bytes(path.id.as_str())).unwrap_or(usize::MAX).min(MAX_OGC_BODY_BYTES);
+        Some(proxy::read_body(body, &parts.headers, limit).await?)
     } else {
         None
     };

@@ -202,6 +202,39 @@ pub struct PathConfig {
     /// The TiTiler datasets this path serves, in canonical form
     /// (`ogc::titiler::canonical_dataset`): exact URLs, or prefixes ending in `/`.
     pub titiler_datasets: Vec<String>,
+    /// The software behind the path's OGC endpoints (`server`), where servers write
+    /// the same request's answer differently.
+    pub server: Server,
+}
+
+/// The software behind a path's OGC endpoints (`[[path]] server`). Servers differ in
+/// the axis order and CRS they write an answer in for the same request (attacker round
+/// 10: QGIS Server writes WFS GeoJSON in longitude, latitude whatever `SRSNAME` asks,
+/// OGC API `crs=…/EPSG/…/4326` longitude first, and GML axis orders that do not follow
+/// the `srsName` it writes). A fence reads an answer in the order its declared server
+/// writes; [`Server::Unknown`] (the default) reads only what every mainstream server
+/// writes alike and refuses the rest to fenced tokens (`unsupported_crs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Server {
+    #[default]
+    Unknown,
+    MapServer,
+    GeoServer,
+    Qgis,
+    Pygeoapi,
+    MapProxy,
+}
+
+impl Server {
+    /// The names `server` accepts.
+    pub const NAMES: [&'static str; 5] = ["mapserver", "geoserver", "qgis", "pygeoapi", "mapproxy"];
+
+    /// The server `name` names (ASCII case-insensitive), `None` for any other.
+    pub fn from_name(name: &str) -> Option<Server> {
+        const ALL: [Server; 5] =
+            [Server::MapServer, Server::GeoServer, Server::Qgis, Server::Pygeoapi, Server::MapProxy];
+        Server::NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| ALL[i])
+    }
 }
 
 /// What a fenced token gets for a tile or map that only partly overlaps its fence
@@ -241,6 +274,7 @@ impl PathConfig {
             wfs_namespaces: Vec::new(),
             pmtiles_range: false,
             titiler_datasets: Vec::new(),
+            server: Server::Unknown,
         }
     }
 

@@ -412,6 +412,9 @@ pub struct RawPath {
     pub max_image_size: Option<u32>,
     /// `clip` (default) or `deny`: tiles and maps partly inside a token's fence.
     pub partial: Option<String>,
+    /// The software behind the path's OGC endpoints: `mapserver`, `geoserver`, `qgis`,
+    /// `pygeoapi`, `mapproxy`; unset: unknown.
+    pub server: Option<String>,
     /// `#rrggbb`: outside the fence in clipped JPEG answers (default white).
     pub background: Option<String>,
     pub limits: Option<RawPathLimits>,

@@ -843,6 +843,19 @@ impl Validator {
             }
         }
         let titiler_datasets = self.titiler_datasets(key, p, &upstream);
+        let server = match p.server.as_deref() {
+            None => crate::paths::Server::Unknown,
+            Some(name) => crate::paths::Server::from_name(name).unwrap_or_else(|| {
+                self.err(
+                    format!("{key}.server"),
+                    format!(
+                        "`{name}` is not a server tilegate knows; use one of {} (or leave `server` out: answers are then read only where every server writes them alike)",
+                        crate::paths::Server::NAMES.join(", ")
+                    ),
+                );
+                crate::paths::Server::Unknown
+            }),
+        };
         Some(PathConfig {
             id: p.id.as_str().into(),
             kind,
@@ -861,6 +874,7 @@ impl Validator {
             wfs_namespaces: p.wfs_namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             pmtiles_range: p.pmtiles_range,
             titiler_datasets,
+            server,
         })
     }
 
@@ -1020,6 +1034,18 @@ xyz = "http://127.0.0.1:9000/tiles/{z}/{x}/{y}.png"
         assert_eq!(osm.lineage, vec!["osm", "world"]);
         assert_eq!(osm.upstream.base.as_ref().map(ToString::to_string).as_deref(), Some("http://127.0.0.1:9000/"));
         assert!(c.tokens.allow_query_token);
+    }
+
+    #[test]
+    fn a_path_names_its_server_or_none() {
+        let osm =
+            |text: &str| parse(text, Path::new("/etc/tilegate")).expect("valid").paths.get("osm").expect("osm").server;
+        assert_eq!(osm(GOOD), crate::paths::Server::Unknown);
+        let qgis = GOOD.replace("layers = [\"osm\"]\n", "layers = [\"osm\"]\nserver = \"QGIS\"\n");
+        assert_eq!(osm(&qgis), crate::paths::Server::Qgis);
+        let bad = GOOD.replace("layers = [\"osm\"]\n", "layers = [\"osm\"]\nserver = \"nginx\"\n");
+        let e = errors(&bad);
+        assert!(e.len() == 1 && e[0].contains("].server") && e[0].contains("mapserver, geoserver, qgis"), "{e:?}");
     }
 
     #[test]

@@ -314,6 +314,25 @@ struct Attr {
     value: String,
 }
 
+/// How a GML answer's `srsName` labels are read under a geofence: the short
+/// `EPSG:4326` in `short`'s order, and the long EPSG:4326 forms (URN, URI,
+/// `epsg.xml#`) in the order they name only when `trusted` (MapServer, GeoServer;
+/// `ogc::wfs::gml_labels_trusted`); else such a geometry fails closed.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels {
+    pub short: AnswerCrs,
+    pub trusted: bool,
+}
+
+impl GmlFilter {
+    /// Whether the long EPSG:4326 `srsName` forms say the axis order (see [`Labels`];
+    /// [`GmlFilter::new`] trusts them).
+    pub fn with_trusted_labels(mut self, trusted: bool) -> Self {
+        self.labels.trusted = trusted;
+        self
+    }
+}
+
 /// A streaming filter for one GML `FeatureCollection` answer. See the module docs.
 ///
 /// ```
@@ -334,8 +353,8 @@ struct Attr {
 pub struct GmlFilter {
     allowed: Option<Arc<[String]>>,
     fence: Option<Arc<Fence>>,
-    /// How a short `EPSG:4326` srsName is read (see [`GmlFilter::new`]).
-    short: AnswerCrs,
+    /// How srsName labels are read (see [`GmlFilter::new`]).
+    labels: Labels,
     links: Option<Arc<dyn LinkRewrite>>,
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
@@ -368,7 +387,7 @@ impl GmlFilter {
         GmlFilter {
             allowed: properties,
             fence: fence.filter(|f| f.tiles().is_some()),
-            short,
+            labels: Labels { short, trusted: true },
             links: None,
             buf: Vec::new(),
             consumed: 0,
@@ -834,8 +853,8 @@ impl GmlFilter {
         let base = doc.len();
         doc.extend_from_slice(piece);
         doc.extend_from_slice(&self.context.close);
-        let short = self.fence.as_ref().map(|_| self.short);
-        let read = read_piece(&doc, base, self.stack.len(), unit, short, offset);
+        let labels = self.fence.as_ref().map(|_| self.labels);
+        let read = read_piece(&doc, base, self.stack.len(), unit, labels, offset);
         self.scratch = doc;
         let read = read?;
         match unit {
@@ -955,7 +974,7 @@ fn read_piece(
     base: usize,
     context: usize,
     unit: Unit,
-    geometry: Option<AnswerCrs>,
+    geometry: Option<Labels>,
     offset: u64,
 ) -> Result<Piece, FilterError> {
     let invalid = |e: XmlError| FilterError::InvalidXml { offset, reason: e.to_string() };
@@ -1117,10 +1136,17 @@ fn to_usize(position: u64) -> usize {
 
 /// How an `srsName` is read: its CRS and the axis order its form names; the short
 /// `EPSG:4326` in the order `short` gives.
-fn read_srs(srs: &str, short: AnswerCrs) -> Result<AnswerCrs, String> {
+fn read_srs(srs: &str, labels: Labels) -> Result<AnswerCrs, String> {
+    let Labels { short, trusted } = labels;
     let short_form = srs.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
+    let lower = srs.trim().to_ascii_lowercase();
+    let crs84 = lower.contains("crs84") || lower == "crs:84";
     let crs = AnswerCrs::from_crs(crate::spatial::crs_from_identifier(srs));
     match crs {
+        AnswerCrs::LonLat | AnswerCrs::LatLon if !trusted && !short_form && !crs84 => Err(format!(
+            "srsName `{srs}` does not say the axis order on this server (QGIS Server writes these labels in either \
+             order; declare the path's `server`, or ask with SRSNAME=EPSG:3857)"
+        )),
         AnswerCrs::LonLat | AnswerCrs::LatLon if short_form => {
             if matches!(short, AnswerCrs::LonLat | AnswerCrs::LatLon) {
                 Ok(short)
@@ -1168,7 +1194,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn start(&mut self, local: &str, gml: bool, e: &BytesStart<'_>, short: AnswerCrs) -> Result<(), String> {
+    fn start(&mut self, local: &str, gml: bool, e: &BytesStart<'_>, short: Labels) -> Result<(), String> {
         if !gml {
             return Err(format!("`{local}` inside a geometry is not GML"));
         }

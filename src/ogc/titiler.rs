@@ -35,7 +35,7 @@
 //!
 //! Images in a raw-value format (`tif`, `jp2`, `npy`, `pngraw`: the bands' values, not a
 //! picture) need `viewPlus` on every image route, as `point` and `statistics` do; the
-//! query's pixel sizes are bounded (`width`, `height`, `max_size` at 8192, `padding` at
+//! query's pixel sizes are bounded (`width`, `height`, `max_size` at 4096, `padding` at
 //! 256; [`PIXEL_LIMITS`]).
 //!
 //! Pure code: no I/O, no clock, no logging.
@@ -211,11 +211,19 @@ fn format_tier(ext: Option<&str>) -> Tier {
 }
 
 /// Query parameters that set an output size in pixels, with the most each may ask:
-/// the path's `{w}x{h}` is bounded at 8192 a side, and TiTiler allocates what these
+/// the path's `{w}x{h}` is bounded at [`MAX_SIDE`] a side, and TiTiler allocates what these
 /// ask for (attacker round 9: `width=8500&height=8500` made one request take 1.9 GB,
 /// `width=30000` would take about 25 GB). `tilesize` and `buffer` are checked where
 /// they are read.
-const PIXEL_LIMITS: &[(&str, u32)] = &[("width", 8192), ("height", 8192), ("max_size", 8192), ("padding", 256)];
+const PIXEL_LIMITS: &[(&str, u32)] =
+    &[("width", MAX_SIDE), ("height", MAX_SIDE), ("max_size", MAX_SIDE), ("padding", 256)];
+
+/// The longest side of any image (the path's `{w}x{h}` and the query's sizes), and of a
+/// tile (`tilesize`). Attacker round 10: at 8192 a side one `view` request took TiTiler
+/// 15–20 s of CPU and 1.5–2.9 GB (`/cog/feature`, a 3-operation `expression`, the
+/// `contours` algorithm), so sides and values ([`MAX_VALUES`]) were cut.
+const MAX_SIDE: u32 = 4096;
+const MAX_TILE_SIZE: u32 = 1024;
 
 /// The most output bands one request may ask for: `bidx` values (repeated) or
 /// `;`-separated `expression`s. Each band is a full array of the output size in
@@ -223,9 +231,16 @@ const PIXEL_LIMITS: &[(&str, u32)] = &[("width", 8192), ("height", 8192), ("max_
 /// 231 MB to 1.2 GB), so sizes are bounded together with bands too ([`MAX_VALUES`]).
 const MAX_BANDS: usize = 16;
 
-/// The most pixel values (pixels × output bands) one image may ask for where its size
-/// is known: a 4096-pixel tile of four bands, an 8192-pixel map of one.
-const MAX_VALUES: u64 = 1 << 26;
+/// The most pixel values (pixels × output bands) one image may ask for: a 2048-pixel map
+/// of one band, a 1024-pixel tile of four (round 10: 2^26, an 8192-pixel map, was
+/// seconds of CPU and gigabytes per request). Where only one side is given (`max_size`,
+/// a lone `width`), the image is counted as square.
+const MAX_VALUES: u64 = 1 << 22;
+
+/// The most operations (operators and function calls) all of a request's
+/// `expression`s may hold together: each is a pass over the image's arrays (round 10:
+/// 120 nested `sin` calls at 8192 pixels took 75 s of CPU, after the gateway's 504).
+const MAX_EXPRESSION_OPERATIONS: usize = 32;
 
 /// The most histogram bins a `statistics` request may ask for, as a count or as a list
 /// of edges (attacker round 9b: `histogram_bins=1000000` was a 45 MB answer and 500 MB
@@ -290,6 +305,10 @@ impl Query {
             if self.uint(name)?.is_some_and(|n| n > most) {
                 return Err(bad(format!("`{name}` is at most {most} pixels")));
             }
+        }
+        let (w, h, m) = (self.uint("width")?, self.uint("height")?, self.uint("max_size")?);
+        if let Some(side) = w.or(h).or(m) {
+            self.check_values(w.or(m).unwrap_or(side), h.or(m).unwrap_or(side))?;
         }
         if self.bands() > MAX_BANDS {
             return Err(bad(format!(
@@ -409,6 +428,7 @@ fn check_expression(e: &str) -> Result<(), OgcError> {
     let refuse = |why: &str| Err(bad(format!("expression: {why}")));
     let bytes = e.as_bytes();
     let mut i = 0;
+    let mut operations = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if b.is_ascii_alphabetic() || b == b'_' {
@@ -421,6 +441,7 @@ fn check_expression(e: &str) -> Result<(), OgcError> {
             if !band && !FUNCTIONS.contains(&word) {
                 return refuse(&format!("`{}` is neither a band (`b1`) nor a known function", shown(word)));
             }
+            operations += usize::from(!band);
             continue;
         }
         if b.is_ascii_digit() {
@@ -450,7 +471,11 @@ fn check_expression(e: &str) -> Result<(), OgcError> {
         ) {
             return refuse(&format!("`{}` is not allowed", char::from(b)));
         }
+        operations += usize::from(!matches!(b, b' ' | b'(' | b')' | b',' | b';'));
         i += 1;
+    }
+    if operations > MAX_EXPRESSION_OPERATIONS {
+        return refuse(&format!("at most {MAX_EXPRESSION_OPERATIONS} operators and function calls in all"));
     }
     Ok(())
 }
@@ -552,8 +577,8 @@ fn size(s: &str) -> Result<(u32, u32), OgcError> {
     let (w, h) =
         s.split_once('x').ok_or_else(|| bad(format!("`{}` is not a size `{{width}}x{{height}}`", shown(s))))?;
     match (digits(w), digits(h)) {
-        (Some(w), Some(h)) if w > 0 && h > 0 && w <= 8192 && h <= 8192 => Ok((w, h)),
-        _ => Err(bad(format!("`{}` is not a size of 1 to 8192 pixels per side", shown(s)))),
+        (Some(w), Some(h)) if w > 0 && h > 0 && w <= MAX_SIDE && h <= MAX_SIDE => Ok((w, h)),
+        _ => Err(bad(format!("`{}` is not a size of 1 to {MAX_SIDE} pixels per side", shown(s)))),
     }
 }
 
@@ -590,8 +615,8 @@ fn tile(req: &OgcRequest<'_>, path: &PathConfig, tms: &str, z: &str, x: &str, y:
         return Err(bad(format!("`{}` is not a tile matrix set id", shown(tms))));
     }
     let tilesize = q.uint("tilesize")?.unwrap_or(256);
-    if tilesize > 4096 {
-        return Err(bad("`tilesize` is at most 4096"));
+    if tilesize > MAX_TILE_SIZE {
+        return Err(bad(format!("`tilesize` is at most {MAX_TILE_SIZE}")));
     }
     let buffer = match q.get("buffer") {
         None => 0.0,
@@ -1005,14 +1030,26 @@ mod tests {
         assert!(run(T, Box::leak(bidx.into_boxed_str())).is_err());
         let ok = format!("{u}&expression={}", many(16, ";"));
         assert!(run(T, Box::leak(ok.into_boxed_str())).is_ok());
-        // Bands times pixels: a 4096-pixel tile of 5 bands, a 8192-pixel map of 2.
-        let big = format!("{u}&tilesize=4096&expression={}", many(5, ";"));
+        // Bands times pixels: a 1024-pixel tile of 5 bands, a 2048-pixel map of 2.
+        let big = format!("{u}&tilesize=1024&expression={}", many(5, ";"));
         assert!(run(T, Box::leak(big.into_boxed_str())).is_err());
-        let big = format!("{u}&tilesize=4096&expression={}", many(4, ";"));
+        let big = format!("{u}&tilesize=1024&expression={}", many(4, ";"));
         assert!(run(T, Box::leak(big.into_boxed_str())).is_ok());
-        assert!(run("/cog/bbox/0,0,10,10/8192x8192.png", "url=file:///data/cog.tif&bidx=1&bidx=2").is_err());
-        assert!(run("/cog/bbox/0,0,10,10/8192x8192.png", "url=file:///data/cog.tif&bidx=1").is_ok());
-        assert!(run("/cog/preview/8192x8192.png", "url=file:///data/cog.tif&bidx=1&bidx=2").is_err());
+        assert!(run(T, "url=file:///data/cog.tif&tilesize=1025").is_err());
+        assert!(run("/cog/bbox/0,0,10,10/2048x2048.png", "url=file:///data/cog.tif&bidx=1&bidx=2").is_err());
+        assert!(run("/cog/bbox/0,0,10,10/2048x2048.png", "url=file:///data/cog.tif&bidx=1").is_ok());
+        assert!(run("/cog/preview/2048x2048.png", "url=file:///data/cog.tif&bidx=1&bidx=2").is_err());
+        // Round 10: 8192 a side, and sizes given in the query, count too.
+        assert!(run("/cog/bbox/0,0,10,10/8192x8192.png", "url=file:///data/cog.tif&bidx=1").is_err());
+        assert!(run("/cog/bbox/0,0,10,10/4096x1024.png", "url=file:///data/cog.tif&bidx=1").is_ok());
+        assert!(run("/cog/preview.png", "url=file:///data/cog.tif&bidx=1&max_size=4096").is_err());
+        assert!(run("/cog/preview.png", "url=file:///data/cog.tif&bidx=1&max_size=2048").is_ok());
+        assert!(run("/cog/bbox/0,0,10,10.png", "url=file:///data/cog.tif&bidx=1&width=4096&height=1024").is_ok());
+        assert!(run("/cog/bbox/0,0,10,10.png", "url=file:///data/cog.tif&bidx=1&width=4096").is_err());
+        // Round 10: every operator and function call in an expression is a pass.
+        let ops = |n: usize| format!("{u}&expression={}", vec!["sin(b1)"; n].join("%2B"));
+        assert!(run(T, Box::leak(ops(16).into_boxed_str())).is_ok(), "16 calls and 15 additions");
+        assert!(run(T, Box::leak(ops(17).into_boxed_str())).is_err(), "17 calls and 16 additions");
         for q in ["url=file:///data/cog.tif&histogram_bins=1025", "url=file:///data/cog.tif&histogram_bins=100000000"] {
             assert!(run("/cog/statistics", q).is_err(), "{q}");
         }
@@ -1045,7 +1082,7 @@ mod tests {
         }
         assert!(run(T, "url=file:///data/cog.tif&padding=100000").is_err());
         assert!(run(T, "url=file:///data/cog.tif&padding=256").is_ok());
-        assert!(run("/cog/bbox/0,0,10,10.jpg", "url=file:///data/cog.tif&width=8192&height=8192").is_ok());
+        assert!(run("/cog/bbox/0,0,10,10.jpg", "url=file:///data/cog.tif&width=2048&height=2048").is_ok());
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct FilterContext<'a> {
     pub rewrite_links: bool,
     /// The coordinates the answer's geometries are written in.
     pub answer_crs: AnswerCrs,
+    /// The software behind the path (how a GML answer's `srsName` labels are read).
+    pub server: crate::paths::Server,
     /// The largest image side the clipper decodes (the path's `max_image_size`).
     pub max_image_size: u32,
     /// The path clips partial overlaps (`partial = "clip"`): capabilities advertise
@@ -229,7 +231,9 @@ pub async fn apply(res: Response<Incoming>, ctx: &FilterContext<'_>) -> Result<R
                 // upstream, so they are mapped (or dropped) like every relayed URL.
                 let links = LinkMap::new(ctx.upstream, ctx.public, ctx.token_query)
                     .map_err(|e| Reject::internal("cannot map upstream links", e))?;
-                let filter = GmlFilter::new(properties.cloned(), fence, ctx.answer_crs).with_links(Arc::new(links));
+                let filter = GmlFilter::new(properties.cloned(), fence, ctx.answer_crs)
+                    .with_trusted_labels(crate::ogc::wfs::gml_labels_trusted(ctx.server))
+                    .with_links(Arc::new(links));
                 return stream_filtered(res, BodyFilter::Gml(Box::new(filter))).await;
             }
             if *format != DataFormat::Json {

@@ -456,6 +456,8 @@ async fn a_client_that_leaves_before_the_response_head_is_logged_once_as_499_cut
     let lines = gw.wait_lines("json", 1).await;
     let line = &lines[0];
     assert_eq!((line.status, line.outcome.as_str()), (499, "cut"), "{}", line.raw);
+    // Attacker round 10: an allowed request the client left was logged `public`.
+    assert_eq!(line.decision, "allow", "{}", line.raw);
     let metrics = scrape(gw.ops).await;
     assert_eq!(metrics.get("tilegate_responses_cut_total{path_id=\"osm\"}"), 1.0);
     // A later request's line comes after it, and no second line for the first.

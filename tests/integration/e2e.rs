@@ -51,6 +51,7 @@ id = "places"
 kind = "vector"
 layers = ["places"]
 properties = ["name", "population", "country", "secret_note"]
+server = "pygeoapi"
 [path.upstream]
 ogcapi = "{pg}"
 "#,

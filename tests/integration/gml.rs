@@ -18,6 +18,7 @@ path = "tilegate.db"
 [[path]]
 id = "places"
 kind = "vector"
+server = "mapserver"
 layers = ["places", "ms:places"]
 properties = ["id", "name", "population", "country", "secret_note"]
 [path.upstream]
@@ -25,11 +26,19 @@ wfs = "http://{up}/gml/mapserver_wfs200_places_3857.xml"
 [[path]]
 id = "places11"
 kind = "vector"
+server = "mapserver"
 layers = ["places", "ms:places"]
 [path.upstream]
 wfs = "http://{up}/gml/mapserver_wfs110_places.xml"
 [[path]]
 id = "lakes11"
+kind = "vector"
+server = "mapserver"
+layers = ["lakes"]
+[path.upstream]
+wfs = "http://{up}/gml/mapserver_wfs110_lakes_urn.xml"
+[[path]]
+id = "lakes11_any"
 kind = "vector"
 layers = ["lakes"]
 [path.upstream]
@@ -44,6 +53,7 @@ wfs = "http://{up}/wfs"
 [[path]]
 id = "schema"
 kind = "vector"
+server = "mapserver"
 layers = ["lakes", "places"]
 [path.upstream]
 wfs = "http://{up}/gml/mapserver_dft200.xsd"
@@ -113,6 +123,18 @@ async fn wfs11_short_srsname_is_read_in_the_requested_order_or_refused() {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(reply.text().contains("Brussels pond") && !reply.text().contains("Arctic"), "{}", reply.text());
+    // Round 10: on a path that does not say its server is MapServer (or GeoServer), a
+    // latitude-first label is no promise (QGIS Server writes such labels longitude
+    // first): the same answer fails closed.
+    let any = gw.token_fenced("lakes11_any", Tier::ViewPlus, fence(), None).await;
+    let reply = gw
+        .get(
+            "/ogc/wfs/lakes11_any?SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=lakes&SRSNAME=urn:ogc:def:crs:EPSG::4326",
+            &any,
+        )
+        .await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(!reply.text().contains("Brussels pond") && !reply.text().contains("Arctic"), "{}", reply.text());
     let places = gw.token_fenced("places11", Tier::ViewPlus, fence(), None).await;
     let reply = gw.get("/ogc/wfs/places11?SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME=places", &places).await;
     assert_eq!(reply.status, 502, "{}", reply.text());

@@ -23,6 +23,7 @@ mod ogc;
 mod per_core;
 mod pmtiles;
 mod pool;
+mod qgis_server;
 mod reload;
 mod saturation;
 mod store;

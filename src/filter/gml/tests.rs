@@ -381,3 +381,37 @@ fn memory_stays_bounded_by_one_feature_and_one_chunk() {
     assert!(most_held < 70 << 10, "held {most_held} bytes of a {}-byte answer", doc.len());
     assert!(sent > 0 && sent < doc.len() / 2);
 }
+
+/// Attacker round 10: QGIS Server 3.22 writes WFS 2.0 geometries labelled with the URN
+/// longitude first (and WFS 1.1 ones labelled `…/epsg.xml#4326` latitude first), so on
+/// a server whose labels are not trusted a fence reads only EPSG:3857 and CRS84 ones.
+#[test]
+fn untrusted_labels_read_only_mercator_and_crs84_geometries() {
+    let doc = |srs: &str, pos: &str| {
+        format!(
+            r#"<wfs:FeatureCollection {GML32}><wfs:member><ms:p><ms:g><gml:Point srsName="{srs}"><gml:pos>{pos}</gml:pos></gml:Point></ms:g><ms:name>n</ms:name></ms:p></wfs:member></wfs:FeatureCollection>"#
+        )
+    };
+    // Tromsø as QGIS Server writes it: longitude first under a latitude-first label.
+    let tromso = doc("urn:ogc:def:crs:EPSG::4326", "18.96 69.65");
+    let trusted = run(GmlFilter::new(None, fence(), UNKNOWN), tromso.as_bytes()).unwrap();
+    assert!(trusted.contains("18.96 69.65"), "read latitude first it lands in the fence: {trusted}");
+    for srs in [
+        "urn:ogc:def:crs:EPSG::4326",
+        "http://www.opengis.net/gml/srs/epsg.xml#4326",
+        "http://www.opengis.net/def/crs/EPSG/0/4326",
+    ] {
+        let untrusted = GmlFilter::new(None, fence(), UNKNOWN).with_trusted_labels(false);
+        let err = run(untrusted, doc(srs, "18.96 69.65").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("server"), "{srs}: {err}");
+    }
+    for (srs, pos, kept) in [
+        ("urn:ogc:def:crs:OGC:1.3:CRS84", "4.35 50.85", true),
+        ("urn:ogc:def:crs:OGC:1.3:CRS84", "18.96 69.65", false),
+        ("EPSG:3857", "484244 6584935", true),
+    ] {
+        let out =
+            run(GmlFilter::new(None, fence(), UNKNOWN).with_trusted_labels(false), doc(srs, pos).as_bytes()).unwrap();
+        assert_eq!(out.contains("<wfs:member>"), kept, "{srs} {pos}: {out}");
+    }
+}

@@ -41,12 +41,12 @@ use http::Method;
 use serde_json::Value;
 
 use crate::ogc::common::expr::{cql2_json_properties, cql2_text_properties};
-use crate::paths::{PathConfig, PathKind};
+use crate::paths::{PathConfig, PathKind, Server};
 use crate::policy::{Extent, Tier};
 use crate::spatial::{crs_from_identifier, AxisOrder, Crs};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
-use crate::ogc::common::expr::{check_text_functions, filter_error};
+use crate::ogc::common::expr::{check_filter_size, check_text_functions, count_numbers, filter_error};
 use crate::ogc::common::geo::{bbox, number, uint};
 use crate::ogc::common::kvp::{Dialect, Kvp};
 use crate::ogc::common::rel::Rel;
@@ -289,7 +289,7 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
                     Ok(Parts::new("api.item", Tier::ViewPlus, layers, Extent::Unbounded, ResponseKind::Feature(format))
                         .with_format(f)
                         .with_properties(properties)
-                        .with_answer_crs(answer_crs(kvp)))
+                        .with_answer_crs(answer_crs(kvp, path.server)))
                 }
                 Method::PUT => write(req, kvp, path, "api.replaceItem", layers, Some(Body::Replace)),
                 Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
@@ -438,7 +438,7 @@ fn items(
         }
     }
     let extent = match kvp.get_nonempty("BBOX") {
-        Some(raw) => bbox_extent(raw, kvp.get_nonempty("BBOX-CRS"))?,
+        Some(raw) => bbox_extent(raw, kvp.get_nonempty("BBOX-CRS"), path.server)?,
         None => Extent::Unbounded,
     };
     properties.extend(list_properties(kvp)?);
@@ -453,6 +453,7 @@ fn items(
     }
     if let Some(filter) = kvp.get("FILTER") {
         check_text_functions(filter, "filter")?;
+        check_filter_size(count_numbers(filter), "filter")?;
         let found = match kvp.get("FILTER-LANG").unwrap_or("cql2-text") {
             "cql2-text" => cql2_text_properties(filter).map_err(|e| filter_error("filter", e))?,
             "cql2-json" => cql2_json_properties(filter).map_err(|e| filter_error("filter", e))?,
@@ -470,13 +471,29 @@ fn items(
     Ok(Parts::new("api.items", Tier::ViewPlus, layers, extent, ResponseKind::Features(format))
         .with_format(f)
         .with_properties(properties)
-        .with_answer_crs(answer_crs(kvp)))
+        .with_answer_crs(answer_crs(kvp, path.server)))
 }
 
-/// The coordinates of the answer for `crs` (OGC API Features Part 2; CRS84 when absent):
-/// pygeoapi writes `…/EPSG/0/4326` latitude first.
-fn answer_crs(kvp: &Kvp) -> AnswerCrs {
-    kvp.get_nonempty("CRS").map_or(AnswerCrs::LonLat, |id| AnswerCrs::from_crs(crs_from_identifier(id)))
+/// The coordinates of the answer for `crs` (OGC API Features Part 2; CRS84 when absent),
+/// by the path's declared [`Server`]: pygeoapi and GeoServer write `…/EPSG/0/4326`
+/// latitude first, as the CRS defines; QGIS Server 3.22 writes every EPSG:4326 URI
+/// (its collections advertise `…/EPSG/9.6.2/4326`) longitude first (attacker round 10:
+/// read latitude first, a fence let Tromsø through and refused Mumbai). On an
+/// undeclared server a latitude-first CRS is [`AnswerCrs::Unknown`]: refused to fenced
+/// tokens (`unsupported_crs`).
+fn answer_crs(kvp: &Kvp, server: Server) -> AnswerCrs {
+    kvp.get_nonempty("CRS").map_or(AnswerCrs::LonLat, |id| AnswerCrs::from_crs(read_crs(id, server)))
+}
+
+/// A `crs` or `bbox-crs` identifier as the path's server reads it; `None` where the
+/// servers disagree and the server is not declared (see [`answer_crs`]).
+fn read_crs(id: &str, server: Server) -> Option<(Crs, AxisOrder)> {
+    match (crs_from_identifier(id)?, server) {
+        ((Crs::Wgs84, AxisOrder::YX), Server::Qgis) => Some((Crs::Wgs84, AxisOrder::XY)),
+        ((Crs::Wgs84, AxisOrder::YX), Server::Pygeoapi | Server::GeoServer) => Some((Crs::Wgs84, AxisOrder::YX)),
+        ((Crs::Wgs84, AxisOrder::YX), _) => None,
+        (known, _) => Some(known),
+    }
 }
 
 /// `properties=a,b`: the properties a response should carry.
@@ -564,7 +581,7 @@ pub fn narrow_items_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> 
 }
 
 /// `bbox` in `bbox-crs` (default CRS84, lon/lat).
-fn bbox_extent(raw: &str, crs_id: Option<&str>) -> Result<Extent, OgcError> {
+fn bbox_extent(raw: &str, crs_id: Option<&str>, server: Server) -> Result<Extent, OgcError> {
     let parts: Vec<&str> = raw.split(',').collect();
     let picked: [&str; 4] = match parts.as_slice() {
         [a, b, c, d] => [a, b, c, d],
@@ -582,7 +599,7 @@ fn bbox_extent(raw: &str, crs_id: Option<&str>) -> Result<Extent, OgcError> {
     }
     let resolved = match crs_id {
         None => Some((Crs::Wgs84, AxisOrder::XY)),
-        Some(id) => crs_from_identifier(id),
+        Some(id) => read_crs(id, server),
     };
     match resolved {
         Some((crs, order)) => Ok(Extent::BBox { bbox: bbox(crs, order, v, true, "bbox")?, zoom: None }),
@@ -750,11 +767,27 @@ mod tests {
     fn items_bbox_axis_orders_and_antimeridian() {
         let b = bbox_of(&op("/collections/roads/items", "bbox=5,50,6,51"));
         assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]));
-        let b = bbox_of(&op(
-            "/collections/roads/items",
-            "bbox=50,5,51,6&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326",
-        ));
+        // A latitude-first bbox-crs: read so on pygeoapi and GeoServer, longitude first on
+        // QGIS Server (attacker round 10), unjudged (refused under a fence) elsewhere.
+        let on = |server, query: &'static str| {
+            classify(&get(Protocol::Api, "/collections/roads/items", query), &PathConfig { server, ..path() })
+                .unwrap_or_else(|e| panic!("{query}: {e}"))
+        };
+        let lat_first = "bbox=50,5,51,6&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326";
+        for server in [Server::Pygeoapi, Server::GeoServer] {
+            let b = bbox_of(&on(server, lat_first));
+            assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        }
+        let b = bbox_of(&on(Server::Qgis, "bbox=5,50,6,51&bbox-crs=http://www.opengis.net/def/crs/EPSG/9.6.2/4326"));
         assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        assert_eq!(op("/collections/roads/items", lat_first).op.extent, Extent::ForeignCrs);
+        let crs = |server, query: &'static str| on(server, query).answer_crs;
+        let epsg = "crs=http://www.opengis.net/def/crs/EPSG/0/4326";
+        assert_eq!(crs(Server::Pygeoapi, epsg), AnswerCrs::LatLon);
+        assert_eq!(crs(Server::Qgis, epsg), AnswerCrs::LonLat);
+        assert_eq!(crs(Server::Unknown, epsg), AnswerCrs::Unknown);
+        assert_eq!(crs(Server::Unknown, "crs=http://www.opengis.net/def/crs/EPSG/0/3857"), AnswerCrs::WebMercator);
+        assert_eq!(crs(Server::Unknown, "crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84"), AnswerCrs::LonLat);
         let b = bbox_of(&op(
             "/collections/roads/items",
             "bbox=5,50,6,51&bbox-crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84",

@@ -41,6 +41,7 @@ use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_crs};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{bad, check_allowed, name_list, paren_groups, request_name, shown, unsupported, xml_property};
 use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
+use crate::paths::Server;
 
 pub mod capabilities;
 mod xml;
@@ -182,9 +183,9 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     }
     // `FILTER`/`CQL_FILTER` properties are added for every operation by `kvp_endpoint`.
     let answer_crs = if gml {
-        gml_short_crs(srsname, version)
+        gml_short_crs(srsname, version, path.server)
     } else {
-        srsname.map_or(AnswerCrs::LonLat, |srs| answer_crs(srs, version))
+        srsname.map_or(AnswerCrs::LonLat, |srs| answer_crs(srs, version, path.server))
     };
     Ok(Parts::new(name, tier, layers, extent, response)
         .with_format(output)
@@ -192,51 +193,72 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
         .with_answer_crs(answer_crs))
 }
 
-/// The coordinates a GeoJSON answer is written in for `SRSNAME`, where every mainstream
-/// server agrees; [`AnswerCrs::Unknown`] (a fenced token's request is refused as
-/// `unsupported_crs`) where they do not (attacker round 5):
+/// The coordinates a GeoJSON answer is written in for `SRSNAME`, by the path's
+/// declared [`Server`]; with none declared, only where every mainstream server agrees.
+/// [`AnswerCrs::Unknown`] (a fenced token's request is refused as `unsupported_crs`)
+/// where they do not (attacker rounds 5 and 10):
 ///
-/// - **Geographic EPSG:4326 in WFS 1.1 and 2.0, in any spelling**: MapServer (OGR's
-///   GeoJSON writer) writes longitude first whatever the form, URN and URI included;
-///   GeoServer follows the URN's latitude-first order, and writes the short form
-///   longitude first. Read either way, one server's features land elsewhere.
-/// - **Any `SRSNAME` in WFS 1.0**, which has no such parameter: MapServer ignores it and
-///   answers CRS84 degrees (a fence read them as EPSG:3857 metres and let every feature
-///   near 0°,0° through), GeoServer reprojects. Only a longitude-first geographic CRS
-///   reads the same on both.
+/// - **MapServer** (OGR's GeoJSON writer) writes EPSG:4326 longitude first whatever the
+///   form, URN and URI included, and ignores `SRSNAME` in WFS 1.0 (CRS84 degrees).
+/// - **GeoServer** follows the URN's and URI's latitude-first order, and writes the short
+///   form longitude first; it reprojects in WFS 1.0 too.
+/// - **QGIS Server** 3.22 ignores `SRSNAME` for GeoJSON: always WGS84 longitude, latitude
+///   (`SRSNAME=EPSG:3857` came back in degrees, and a fence reading metres let every
+///   feature near 0°,0° through).
 ///
-/// Agreed: CRS84 (`urn:ogc:def:crs:OGC:1.3:CRS84`, `…/OGC/1.3/CRS84`) and the
-/// `…/gml/srs/epsg.xml#4326` form longitude first, EPSG:3857 (and its aliases) metres;
-/// without `SRSNAME`, RFC 7946 longitude first.
-pub(crate) fn answer_crs(srs: &str, version: &str) -> AnswerCrs {
+/// Agreed by all three: CRS84 (`urn:ogc:def:crs:OGC:1.3:CRS84`, `…/OGC/1.3/CRS84`,
+/// `CRS:84`) and the `…/gml/srs/epsg.xml#4326` form longitude first, the short
+/// `EPSG:4326` in WFS 1.0 longitude first, and no `SRSNAME` (RFC 7946) longitude first.
+/// EPSG:3857 is metres on MapServer and GeoServer only.
+pub(crate) fn answer_crs(srs: &str, version: &str, server: Server) -> AnswerCrs {
     use crate::spatial::Crs;
     let Some((crs, _)) = crate::spatial::crs_from_identifier(srs) else { return AnswerCrs::Unknown };
     let lower = srs.trim().to_ascii_lowercase();
     let crs84 = lower.contains("crs84") || lower == "crs:84";
     let lonlat_form = crs84 || lower.starts_with("http://www.opengis.net/gml/srs/epsg.xml#");
-    match crs {
-        Crs::Wgs84 if version == "1.0.0" && (lonlat_form || lower.starts_with("epsg:")) => AnswerCrs::LonLat,
-        _ if version == "1.0.0" => AnswerCrs::Unknown,
-        Crs::Wgs84 if lonlat_form => AnswerCrs::LonLat,
-        Crs::Wgs84 => AnswerCrs::Unknown,
-        Crs::WebMercator => AnswerCrs::WebMercator,
+    let short = lower.starts_with("epsg:");
+    match (server, crs) {
+        (Server::Qgis, _) => AnswerCrs::LonLat,
+        (Server::MapServer, _) if version == "1.0.0" => AnswerCrs::LonLat,
+        (Server::MapServer, Crs::Wgs84) => AnswerCrs::LonLat,
+        (Server::MapServer | Server::GeoServer, Crs::WebMercator) => AnswerCrs::WebMercator,
+        (Server::GeoServer, Crs::Wgs84) if version == "1.0.0" || lonlat_form || short => AnswerCrs::LonLat,
+        (Server::GeoServer, Crs::Wgs84) => AnswerCrs::LatLon,
+        (_, Crs::Wgs84) if version == "1.0.0" && (lonlat_form || short) => AnswerCrs::LonLat,
+        (_, Crs::Wgs84) if version != "1.0.0" && lonlat_form => AnswerCrs::LonLat,
+        _ => AnswerCrs::Unknown,
     }
 }
 
 /// For a GML answer, how its short `srsName="EPSG:4326"` is read (each geometry names
 /// its CRS; only this label names no axis order): longitude first in WFS 1.0; in 1.1
 /// and 2.0 latitude first when the request asked for the URN or URI form (MapServer 8
-/// answers WFS 1.1 with the short label, latitude first, whatever it was asked), else
-/// unknown, and the GML filter fails closed on such a geometry.
-pub(crate) fn gml_short_crs(srsname: Option<&str>, version: &str) -> AnswerCrs {
+/// answers WFS 1.1 with the short label, latitude first, whatever it was asked) on a
+/// server whose labels are trusted ([`gml_labels_trusted`]), else unknown, and the GML
+/// filter fails closed on such a geometry (QGIS Server 3.22 writes the short label
+/// longitude first in GML 2 for the same request).
+pub(crate) fn gml_short_crs(srsname: Option<&str>, version: &str, server: Server) -> AnswerCrs {
     if version == "1.0.0" {
         return AnswerCrs::LonLat;
+    }
+    if !gml_labels_trusted(server) {
+        return AnswerCrs::Unknown;
     }
     let short = |srs: &str| srs.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
     match srsname.filter(|srs| !short(srs)).and_then(crate::spatial::crs_from_identifier) {
         Some((crate::spatial::Crs::Wgs84, crate::spatial::AxisOrder::YX)) => AnswerCrs::LatLon,
         _ => AnswerCrs::Unknown,
     }
+}
+
+/// True when a GML answer's EPSG:4326 `srsName` labels (URN, URI, `epsg.xml#`) say the
+/// axis order its coordinates are in: MapServer and GeoServer. QGIS Server 3.22 does
+/// not (attacker round 10: WFS 1.1 GML 3 labelled `…/epsg.xml#4326` latitude first, WFS
+/// 2.0 labelled with the URN longitude first), so on it and on an undeclared server a
+/// fence reads only EPSG:3857 and CRS84 geometries (and WFS 1.0's), and fails closed on
+/// the rest.
+pub(crate) fn gml_labels_trusted(server: Server) -> bool {
+    matches!(server, Server::MapServer | Server::GeoServer)
 }
 
 /// VERSION, required outside GetCapabilities: it decides parameter names and axis order.
@@ -253,17 +275,33 @@ fn version<'k>(kvp: &'k Kvp, name: &str) -> Result<&'k str, OgcError> {
 }
 
 /// TYPENAMES: a comma list, or WFS 2.0 parenthesised groups `(a,b)(c)`.
+/// The type names of a `TYPENAMES`/`typeNames` value, each once. A name written twice
+/// (in any case) is refused: QGIS Server answers every repeat in full (attacker round
+/// 10: `TYPENAME=places,places,…` 17,000 times was 268 MB and 11 s of CPU), and the
+/// same name in another case is another type to some servers and the same to others.
+/// A WFS 2.0 join lists a type in several groups, `(a,b)(a,c)`: across groups a
+/// repeat is part of the join, not a copy.
 pub(crate) fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
     let mut out: Vec<String> = Vec::new();
     for group in paren_groups(value, "TYPENAMES")? {
-        for name in name_list(group, "TYPENAMES")? {
-            if !out.contains(&name) {
-                out.push(name);
+        let names = name_list(group, "TYPENAMES")?;
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                return Err(bad(format!("TYPENAMES: `{}` is named twice", shown(name))));
+            }
+            if !out.contains(name) {
+                out.push(name.clone());
             }
         }
     }
+    if out.len() > MAX_TYPE_NAMES {
+        return Err(bad(format!("TYPENAMES: more than {MAX_TYPE_NAMES} type names; send them in several requests")));
+    }
     Ok(out)
 }
+
+/// The most distinct type names one request may name.
+const MAX_TYPE_NAMES: usize = 64;
 
 /// A resource id `type.rest` must name one of the requested types (by full or local name).
 pub(crate) fn check_resource_id(id: &str, layers: &[String]) -> Result<(), OgcError> {
@@ -736,59 +774,82 @@ mod tests {
         assert!(e.to_string().contains("same parameter"), "{e}");
     }
 
-    /// A GML answer names its CRS per geometry; the short `EPSG:4326` label is read in
-    /// the order the request asked for (MapServer 8 writes it for WFS 1.1, lat/lon).
-    #[test]
-    fn gml_answers_read_the_short_label_in_the_requested_order() {
-        let q = |extra: &str, v: &str| {
-            let query = format!("SERVICE=WFS&VERSION={v}&REQUEST=GetFeature&TYPENAMES=roads{extra}");
-            let c = ok(Protocol::Wfs, Box::leak(query.into_boxed_str()));
-            assert_eq!(c.response, ResponseKind::Features(DataFormat::Gml));
-            c.answer_crs
-        };
-        assert_eq!(q("", "1.0.0"), AnswerCrs::LonLat);
-        assert_eq!(q("&SRSNAME=EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
-        assert_eq!(q("", "1.1.0"), AnswerCrs::Unknown);
-        assert_eq!(q("&SRSNAME=EPSG:4326", "1.1.0"), AnswerCrs::Unknown);
-        assert_eq!(q("&SRSNAME=urn:ogc:def:crs:EPSG::4326", "1.1.0"), AnswerCrs::LatLon);
-        assert_eq!(q("&SRSNAME=urn:ogc:def:crs:EPSG::4326&OUTPUTFORMAT=GML2", "1.1.0"), AnswerCrs::LatLon);
-        assert_eq!(q("&SRSNAME=http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), AnswerCrs::LatLon);
-        assert_eq!(q("&SRSNAME=EPSG:3857", "2.0.0"), AnswerCrs::Unknown);
-        assert_eq!(q("&SRSNAME=urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0"), AnswerCrs::Unknown);
+    /// A request's answer CRS on a path whose `server` is `server`.
+    fn answer_on(server: Server, query: String) -> AnswerCrs {
+        let path = PathConfig { server, ..crate::ogc::test_support::path() };
+        let query: &'static str = Box::leak(query.into_boxed_str());
+        match crate::ogc::classify(&crate::ogc::test_support::get(Protocol::Wfs, "", query), &path) {
+            Ok(c) => c.answer_crs,
+            Err(e) => panic!("{query}: {e}"),
+        }
     }
 
-    /// The geometry filter reads a GeoJSON answer in the order `SRSNAME` asked for; the
-    /// short `EPSG:4326` form is written differently by GeoServer and MapServer.
+    /// A GML answer names its CRS per geometry; the short `EPSG:4326` label is read in
+    /// the order the request asked for (MapServer 8 writes it for WFS 1.1, lat/lon) on
+    /// servers whose labels say their axis order; elsewhere it fails closed.
+    #[test]
+    fn gml_answers_read_the_short_label_in_the_requested_order() {
+        let q = |server: Server, extra: &str, v: &str| {
+            answer_on(server, format!("SERVICE=WFS&VERSION={v}&REQUEST=GetFeature&TYPENAMES=roads{extra}"))
+        };
+        for server in [Server::MapServer, Server::GeoServer, Server::Qgis, Server::Unknown] {
+            assert_eq!(q(server, "", "1.0.0"), AnswerCrs::LonLat);
+            assert_eq!(q(server, "&SRSNAME=EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
+            assert_eq!(q(server, "", "1.1.0"), AnswerCrs::Unknown);
+            assert_eq!(q(server, "&SRSNAME=EPSG:4326", "1.1.0"), AnswerCrs::Unknown);
+            assert_eq!(q(server, "&SRSNAME=EPSG:3857", "2.0.0"), AnswerCrs::Unknown);
+            assert_eq!(q(server, "&SRSNAME=urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0"), AnswerCrs::Unknown);
+            let trusted = gml_labels_trusted(server);
+            let lat_first = if trusted { AnswerCrs::LatLon } else { AnswerCrs::Unknown };
+            assert_eq!(q(server, "&SRSNAME=urn:ogc:def:crs:EPSG::4326", "1.1.0"), lat_first, "{server:?}");
+            assert_eq!(q(server, "&SRSNAME=urn:ogc:def:crs:EPSG::4326&OUTPUTFORMAT=GML2", "1.1.0"), lat_first);
+            assert_eq!(q(server, "&SRSNAME=http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), lat_first);
+        }
+        // Attacker round 10: QGIS Server's labels do not say its axis order.
+        assert!(!gml_labels_trusted(Server::Qgis) && !gml_labels_trusted(Server::Unknown));
+        assert!(gml_labels_trusted(Server::MapServer) && gml_labels_trusted(Server::GeoServer));
+    }
+
+    /// The geometry filter reads a GeoJSON answer in the order the path's server writes
+    /// for `SRSNAME`; on an undeclared server, only where every server writes alike.
     #[test]
     fn srsname_decides_how_the_answer_is_read() {
-        let q = |srs: &str, v: &str| {
-            let query = format!("SERVICE=WFS&VERSION={v}&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json&SRSNAME={srs}");
-            ok(Protocol::Wfs, Box::leak(query.into_boxed_str())).answer_crs
-        };
-        assert_eq!(
-            ok(
-                Protocol::Wfs,
-                "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json"
+        use AnswerCrs::{LatLon, LonLat, Unknown, WebMercator};
+        let q = |server: Server, srs: &str, v: &str| {
+            answer_on(
+                server,
+                format!("SERVICE=WFS&VERSION={v}&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json&SRSNAME={srs}"),
             )
-            .answer_crs,
-            AnswerCrs::LonLat
-        );
-        // Attacker round 5: MapServer writes GeoJSON longitude first for the URN and URI
-        // forms too, GeoServer latitude first: no reading holds for both.
-        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "2.0.0"), AnswerCrs::Unknown);
-        assert_eq!(q("http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0"), AnswerCrs::Unknown);
-        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "1.1.0"), AnswerCrs::Unknown);
-        assert_eq!(q("http://www.opengis.net/gml/srs/epsg.xml%234326", "2.0.0"), AnswerCrs::LonLat);
-        assert_eq!(q("urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0"), AnswerCrs::LonLat);
-        assert_eq!(q("EPSG:3857", "2.0.0"), AnswerCrs::WebMercator);
-        assert_eq!(q("urn:ogc:def:crs:EPSG::3857", "1.1.0"), AnswerCrs::WebMercator);
-        assert_eq!(q("EPSG:4326", "2.0.0"), AnswerCrs::Unknown);
-        assert_eq!(q("EPSG:4326", "1.1.0"), AnswerCrs::Unknown);
-        assert_eq!(q("EPSG:27700", "2.0.0"), AnswerCrs::Unknown);
-        // WFS 1.0 has no SRSNAME: MapServer ignores it (CRS84 degrees), GeoServer reprojects.
-        assert_eq!(q("EPSG:4326", "1.0.0"), AnswerCrs::LonLat);
-        assert_eq!(q("urn:ogc:def:crs:OGC:1.3:CRS84", "1.0.0"), AnswerCrs::LonLat);
-        assert_eq!(q("EPSG:3857", "1.0.0"), AnswerCrs::Unknown);
-        assert_eq!(q("urn:ogc:def:crs:EPSG::4326", "1.0.0"), AnswerCrs::Unknown);
+        };
+        let none = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=roads&OUTPUTFORMAT=application/json";
+        for server in [Server::MapServer, Server::GeoServer, Server::Qgis, Server::Unknown] {
+            assert_eq!(answer_on(server, none.to_owned()), LonLat);
+        }
+        // (SRSNAME, VERSION, MapServer, GeoServer, QGIS Server, undeclared)
+        let table: &[(&str, &str, [AnswerCrs; 4])] = &[
+            // Attacker round 5: MapServer writes the URN and URI forms longitude first,
+            // GeoServer latitude first; round 10: QGIS Server writes degrees whatever is asked.
+            ("urn:ogc:def:crs:EPSG::4326", "2.0.0", [LonLat, LatLon, LonLat, Unknown]),
+            ("http://www.opengis.net/def/crs/EPSG/0/4326", "2.0.0", [LonLat, LatLon, LonLat, Unknown]),
+            ("urn:ogc:def:crs:EPSG::4326", "1.1.0", [LonLat, LatLon, LonLat, Unknown]),
+            ("http://www.opengis.net/gml/srs/epsg.xml%234326", "2.0.0", [LonLat, LonLat, LonLat, LonLat]),
+            ("urn:ogc:def:crs:OGC:1.3:CRS84", "2.0.0", [LonLat, LonLat, LonLat, LonLat]),
+            ("EPSG:3857", "2.0.0", [WebMercator, WebMercator, LonLat, Unknown]),
+            ("urn:ogc:def:crs:EPSG::3857", "1.1.0", [WebMercator, WebMercator, LonLat, Unknown]),
+            ("EPSG:4326", "2.0.0", [LonLat, LonLat, LonLat, Unknown]),
+            ("EPSG:4326", "1.1.0", [LonLat, LonLat, LonLat, Unknown]),
+            ("EPSG:27700", "2.0.0", [Unknown, Unknown, Unknown, Unknown]),
+            // WFS 1.0 has no SRSNAME: MapServer ignores it (CRS84 degrees), GeoServer reprojects.
+            ("EPSG:4326", "1.0.0", [LonLat, LonLat, LonLat, LonLat]),
+            ("urn:ogc:def:crs:OGC:1.3:CRS84", "1.0.0", [LonLat, LonLat, LonLat, LonLat]),
+            ("EPSG:3857", "1.0.0", [LonLat, WebMercator, LonLat, Unknown]),
+        ];
+        for (srs, v, want) in table {
+            for (server, want) in
+                [Server::MapServer, Server::GeoServer, Server::Qgis, Server::Unknown].into_iter().zip(want)
+            {
+                assert_eq!(q(server, srs, v), *want, "{srs} {v} on {server:?}");
+            }
+        }
     }
 }

@@ -219,9 +219,9 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
         _ => Some(""),
     };
     let answer_crs = match (gml, srs) {
-        (true, srs) => super::gml_short_crs(srs, version),
+        (true, srs) => super::gml_short_crs(srs, version, path.server),
         (false, None) => AnswerCrs::LonLat,
-        (false, Some(srs)) => super::answer_crs(srs, version),
+        (false, Some(srs)) => super::answer_crs(srs, version, path.server),
     };
     let (extent, response) = match root {
         Root::GetCapabilities => (Extent::None, ResponseKind::Capabilities(Protocol::Wfs)),
@@ -367,7 +367,15 @@ struct Walker {
     replaces: bool,
     /// Depth of the Insert/Replace feature element while inside one.
     feature_depth: Option<usize>,
+    /// `Query` and `Lock` elements: each is a query the server runs.
+    queries: usize,
+    /// Numbers in the text inside `Filter` elements.
+    filter_numbers: usize,
 }
+
+/// The most `Query`/`Lock` elements one body may hold (attacker round 10: 200,000
+/// queries in 6.6 MB took MapServer 54 s of CPU and 1 GB, against 0.1 s for one).
+const MAX_QUERIES: usize = 16;
 
 impl Walker {
     fn open(&mut self, e: &BytesStart<'_>, namespace: Option<&str>, reader: &Hardened<'_>) -> Result<(), OgcError> {
@@ -425,6 +433,14 @@ impl Walker {
             match local.as_str() {
                 "TypeName" => frame.text = Some(String::new()),
                 "Query" | "Lock" | "Update" | "Delete" => {
+                    if matches!(local.as_str(), "Query" | "Lock") {
+                        self.queries += 1;
+                        if self.queries > MAX_QUERIES {
+                            return Err(bad(format!(
+                                "the body holds more than {MAX_QUERIES} queries; send them in several requests"
+                            )));
+                        }
+                    }
                     // Both spellings are read: a server may honour either one.
                     let spellings: Vec<&str> = [attr("typeNames"), attr("typeName")].into_iter().flatten().collect();
                     if spellings.is_empty() {
@@ -534,6 +550,9 @@ impl Walker {
 
     /// Text inside the element being read; the reader refuses text outside the root.
     fn text(&mut self, text: &str) {
+        if self.stack.iter().any(|f| f.local == "Filter") {
+            self.filter_numbers += crate::ogc::common::expr::count_numbers(text);
+        }
         if let Some(Frame { text: Some(buf), .. }) = self.stack.last_mut() {
             buf.push_str(text);
         }
@@ -592,6 +611,7 @@ impl Walker {
     fn finish(self) -> Result<Summary, OgcError> {
         // The reader guarantees one complete root element; this only unwraps `root`.
         let root = self.root.ok_or_else(|| bad("the XML body is empty"))?;
+        crate::ogc::common::expr::check_filter_size(self.filter_numbers, "Filter")?;
         Ok(Summary {
             root,
             version: self.version,
@@ -838,8 +858,9 @@ mod tests {
                 r#"{HEAD}<wfs:Query typeNames="roads" srsName="EPSG:3857"/><wfs:Query typeNames="roads"{second}/></wfs:GetFeature>"#
             )
         };
-        assert_eq!(post_to("", &two(""), &path()).unwrap().answer_crs, AnswerCrs::Unknown);
-        assert_eq!(post_to("", &two(r#" srsName="EPSG:3857""#), &path()).unwrap().answer_crs, AnswerCrs::WebMercator);
+        let ms = PathConfig { server: crate::paths::Server::MapServer, ..path() };
+        assert_eq!(post_to("", &two(""), &ms).unwrap().answer_crs, AnswerCrs::Unknown);
+        assert_eq!(post_to("", &two(r#" srsName="EPSG:3857""#), &ms).unwrap().answer_crs, AnswerCrs::WebMercator);
     }
 
     /// What MapServer reads loosely is gone from what is forwarded (decision 81): it
@@ -1166,9 +1187,16 @@ mod tests {
         assert_eq!(post(body("urn:ogc:def:crs:EPSG::4326", json)).unwrap().answer_crs, AnswerCrs::Unknown);
         assert_eq!(post(body("urn:ogc:def:crs:OGC:1.3:CRS84", json)).unwrap().answer_crs, AnswerCrs::LonLat);
         assert_eq!(post(body("EPSG:4326", json)).unwrap().answer_crs, AnswerCrs::Unknown);
-        assert_eq!(post(body("EPSG:3857", json)).unwrap().answer_crs, AnswerCrs::WebMercator);
-        let gml = post(body("urn:ogc:def:crs:EPSG::4326", "")).unwrap();
+        // Attacker round 10: QGIS Server writes GeoJSON in degrees whatever is asked, so
+        // EPSG:3857 is read in metres only where the path says its server reprojects.
+        assert_eq!(post(body("EPSG:3857", json)).unwrap().answer_crs, AnswerCrs::Unknown);
+        let on = |server, b: &str| post_to("", b, &PathConfig { server, ..path() }).unwrap();
+        use crate::paths::Server;
+        assert_eq!(on(Server::MapServer, body("EPSG:3857", json)).answer_crs, AnswerCrs::WebMercator);
+        assert_eq!(on(Server::Qgis, body("EPSG:3857", json)).answer_crs, AnswerCrs::LonLat);
+        let gml = on(Server::MapServer, body("urn:ogc:def:crs:EPSG::4326", ""));
         assert_eq!((gml.response, gml.answer_crs), (ResponseKind::Features(DataFormat::Gml), AnswerCrs::LatLon));
+        assert_eq!(post(body("urn:ogc:def:crs:EPSG::4326", "")).unwrap().answer_crs, AnswerCrs::Unknown);
         let two = post(r#"<GetFeature version="2.0.0" outputFormat="application/json" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads" srsName="EPSG:3857"/><Query typeNames="rivers" srsName="urn:ogc:def:crs:EPSG::4326"/></GetFeature>"#).unwrap();
         assert_eq!(two.answer_crs, AnswerCrs::Unknown, "two queries in two CRSs");
     }
@@ -1228,5 +1256,60 @@ mod tests {
         assert_eq!(c.op.layers, vec!["roads", "secret"]);
         assert!(post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:w="http://www.opengis.net/wfs/2.0"><Query w:typeNames="secret" typeNames="roads"/></GetFeature>"#).is_err());
         assert!(post(r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="roads" typeNames="x"/></GetFeature>"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod work_tests {
+    //! Attacker round 10: bodies whose cost to the server grows with their size.
+    use super::*;
+    use crate::ogc::test_support::*;
+    use crate::ogc::{classify, Protocol};
+    use http::Method;
+
+    fn post(body: &str) -> Result<Classified, OgcError> {
+        let req = OgcRequest {
+            method: &Method::POST,
+            content_type: Some("text/xml"),
+            body: Some(body.as_bytes()),
+            ..get(Protocol::Wfs, "", "")
+        };
+        classify(&req, &path())
+    }
+
+    const ROOT: &str = r#"<wfs:GetFeature service="WFS" version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:fes="http://www.opengis.net/fes/2.0" xmlns:gml="http://www.opengis.net/gml/3.2">"#;
+
+    #[test]
+    fn queries_per_body_are_bounded() {
+        let body = |n: usize| format!("{ROOT}{}</wfs:GetFeature>", r#"<wfs:Query typeNames="roads"/>"#.repeat(n));
+        assert!(post(&body(MAX_QUERIES)).is_ok());
+        let e = post(&body(MAX_QUERIES + 1)).unwrap_err();
+        assert!(e.to_string().contains("queries"), "{e}");
+    }
+
+    #[test]
+    fn filter_geometries_are_bounded() {
+        let polygon = |n: usize| {
+            let ring: Vec<String> = (0..n).map(|i| format!("{} {}", i % 90, i % 45)).collect();
+            format!(
+                r#"{ROOT}<wfs:Query typeNames="roads"><fes:Filter><fes:Intersects><fes:ValueReference>geom</fes:ValueReference><gml:Polygon gml:id="p" srsName="urn:ogc:def:crs:EPSG::4326"><gml:exterior><gml:LinearRing><gml:posList>{} 0 0</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon></fes:Intersects></fes:Filter></wfs:Query></wfs:GetFeature>"#,
+                ring.join(" ")
+            )
+        };
+        let p = PathConfig { geometry_properties: vec!["geom".into()], ..path() };
+        let run = |body: String| {
+            let req = OgcRequest {
+                method: &Method::POST,
+                content_type: Some("text/xml"),
+                body: Some(body.as_bytes()),
+                ..get(Protocol::Wfs, "", "")
+            };
+            classify(&req, &p).map(|_| ())
+        };
+        assert!(run(polygon(2000)).is_ok());
+        let e = run(polygon(2100)).unwrap_err();
+        assert!(e.to_string().contains("numbers"), "{e}");
+        // Numbers outside filters (an inserted feature's geometry) are not counted.
+        assert_eq!(crate::ogc::common::expr::count_numbers("1 -2.5e3,+4 x7 .5 - e"), 5);
     }
 }

@@ -109,8 +109,7 @@ fn walk_layer(w: &Walk, layer: &Element, parent: &Inherited, ops: &Ops, version:
                         let url = get_map(endpoint, version, crs_key, &name, crs, &bbox, &ops.map_formats[0])
                             .replace("REQUEST=GetMap", "REQUEST=GetFeatureInfo");
                         let (i, j) = if version == "1.3.0" { ("I", "J") } else { ("X", "Y") };
-                        let url =
-                            kvp(&url, &[("QUERY_LAYERS", &name), (i, "128"), (j, "128"), ("INFO_FORMAT", format)]);
+                        let url = kvp(&url, &[("QUERY_LAYERS", &name), (i, "60"), (j, "60"), ("INFO_FORMAT", format)]);
                         assert_eq!(w.accepts(&url), "wms.GetFeatureInfo");
                     }
                 }
@@ -128,7 +127,13 @@ fn walk_layer(w: &Walk, layer: &Element, parent: &Inherited, ops: &Ops, version:
     }
 }
 
+/// A GetMap as a client asks for it: 256 pixels wide and as high as keeps the pixels
+/// square (a 1.1.1 map with other proportions is judged on the box QGIS Server draws).
 fn get_map(endpoint: &str, version: &str, crs_key: &str, layer: &str, crs: &str, bbox: &str, format: &str) -> String {
+    let v: Vec<f64> = bbox.split(',').map(|n| n.parse().expect("a number")).collect();
+    let (span_x, span_y) =
+        if version == "1.3.0" && crs == "EPSG:4326" { (v[3] - v[1], v[2] - v[0]) } else { (v[2] - v[0], v[3] - v[1]) };
+    let height = ((256.0 * span_y / span_x).round() as u32).clamp(1, 4096).to_string();
     kvp(
         endpoint,
         &[
@@ -140,7 +145,7 @@ fn get_map(endpoint: &str, version: &str, crs_key: &str, layer: &str, crs: &str,
             (crs_key, crs),
             ("BBOX", bbox),
             ("WIDTH", "256"),
-            ("HEIGHT", "256"),
+            ("HEIGHT", &height),
             ("FORMAT", format),
         ],
     )

@@ -33,6 +33,7 @@ use crate::ogc::common::{
     bad, check_allowed, name_list, path_allows, rendered_format, request_name, shown, unsupported,
 };
 use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
+use crate::paths::Server;
 
 pub mod capabilities;
 
@@ -136,12 +137,14 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
                 rendered_format(format, "FORMAT", "wms.GetMap", false)?;
             }
             let layers = name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?;
-            let (extent, _) = map_extent(kvp, "wms.GetMap", path)?;
+            let map = map_extent(kvp, "wms.GetMap", path)?;
             let background = background_colour(kvp)?;
             // `FILTER`/`CQL_FILTER` properties: judged for every operation by `kvp_endpoint`.
-            Ok(Parts::new("wms.GetMap", Tier::View, layers, extent, ResponseKind::Image)
+            let parts = Parts::new("wms.GetMap", Tier::View, layers, map.judged(), ResponseKind::Image)
                 .with_format(kvp.get_nonempty("FORMAT"))
-                .with_background(background))
+                .with_background(background);
+            // Non-square pixels: no clip mask lines up with both servers' pictures.
+            Ok(if map.widened.is_some() { parts.with_clippable(crate::policy::Clippable::No) } else { parts })
         }
         "GetFeatureInfo" => {
             let allowed: Vec<&str> = MAP.iter().chain(FEATURE_INFO_EXTRA).copied().collect();
@@ -153,7 +156,8 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
                     layers.push(layer);
                 }
             }
-            let (extent, (width, height)) = map_extent(kvp, "wms.GetFeatureInfo", path)?;
+            let map = map_extent(kvp, "wms.GetFeatureInfo", path)?;
+            let (width, height) = map.size;
             let i = uint(kvp.require("I", "wms.GetFeatureInfo")?, "I")?;
             let j = uint(kvp.require("J", "wms.GetFeatureInfo")?, "J")?;
             if i >= u64::from(width) || j >= u64::from(height) {
@@ -161,7 +165,18 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             }
             // The queried pixel, not the map, must lie inside the fence: maps are clipped,
             // so a client may ask about any pixel it was shown.
-            let extent = pixel_extent(extent, i as f64, j as f64, width, height);
+            // With non-square pixels the pixel lies elsewhere on each reading: both count.
+            let extent = pixel_extent(map.stretched, i as f64, j as f64, width, height);
+            let extent = match (extent, map.widened) {
+                (Extent::BBox { bbox: a, zoom }, Some(widened)) => {
+                    let square = Extent::BBox { bbox: widened, zoom };
+                    let Extent::BBox { bbox: b, .. } = pixel_extent(square, i as f64, j as f64, width, height) else {
+                        unreachable!("a box stays a box")
+                    };
+                    Extent::BBox { bbox: covering(&a, &b), zoom }
+                }
+                (extent, _) => extent,
+            };
             if let Some(count) = kvp.get_nonempty("FEATURE_COUNT") {
                 uint(count, "FEATURE_COUNT")?;
             }
@@ -193,7 +208,16 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
 }
 
 /// The judged map extent and the image size, from VERSION, CRS/SRS, BBOX, WIDTH, HEIGHT.
-fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<(Extent, (u32, u32)), OgcError> {
+///
+/// A WMS 1.1.x map whose pixels are not square (the BBOX's proportions are not
+/// WIDTH:HEIGHT's) shows different areas on different servers (attacker round 10):
+/// MapServer, GeoServer and MapProxy stretch the image over the BBOX, QGIS Server 3.22
+/// widens the BBOX around its centre to square pixels at the coarser resolution and
+/// draws that (it stretches 1.3.0 maps). Unless the path's `server` is one that
+/// stretches, such a map is judged over the widened box ([`square_pixels`], which holds
+/// the stretched one) with the zoom of its finer axis, and `widened` is set: it cannot
+/// be clipped, because its pixels lie elsewhere on each reading.
+fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<MapExtent, OgcError> {
     let version = kvp.require("VERSION", op_name)?;
     let wms13 = match version {
         "1.3.0" => true,
@@ -207,18 +231,92 @@ fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<(Extent, (u
     let crs_name = if wms13 { "CRS" } else { "SRS" };
     let crs_id = kvp.get_nonempty("CRS").ok_or_else(|| bad(format!("{crs_name} is required for {op_name}")))?;
     let values = numbers::<4>(kvp.require("BBOX", op_name)?, "BBOX")?;
-    let extent = match judged_crs(crs_id, wms13) {
+    let (extent, widened) = match judged_crs(crs_id, wms13) {
         Some((crs, order)) => {
             let b = bbox(crs, order, values, false, "BBOX")?;
             let zoom = effective_zoom(&b, width, height) + dpi_zoom_offset(kvp)?;
-            Extent::BBox { bbox: b, zoom: Some(zoom) }
+            // QGIS Server widens 1.1.x maps only (it stretches 1.3.0 ones, as the others do).
+            let widens = !wms13 && !matches!(path.server, Server::MapServer | Server::GeoServer | Server::MapProxy);
+            (Extent::BBox { bbox: b, zoom: Some(zoom) }, square_pixels(&b, width, height).filter(|_| widens))
         }
         None => {
             check_ordered(values, "BBOX")?;
-            Extent::ForeignCrs
+            (Extent::ForeignCrs, None)
         }
     };
-    Ok((extent, (width, height)))
+    Ok(MapExtent { stretched: extent, widened, size: (width, height) })
+}
+
+/// A map request's extent: as stretched over its BBOX, and, when its pixels are not
+/// square, as widened to square pixels (QGIS Server's reading).
+#[derive(Clone, Copy)]
+struct MapExtent {
+    stretched: Extent,
+    widened: Option<crate::spatial::BBox>,
+    size: (u32, u32),
+}
+
+impl MapExtent {
+    /// What the map is judged on: the widened box (which holds the stretched one)
+    /// when there is one, with the stretched map's zoom.
+    fn judged(&self) -> Extent {
+        match (self.stretched, self.widened) {
+            (Extent::BBox { zoom, .. }, Some(bbox)) => Extent::BBox { bbox, zoom },
+            (extent, _) => extent,
+        }
+    }
+}
+
+/// A box holding two pixel centres (points; on either side of the antimeridian it
+/// spans the world the other way, larger and so stricter).
+fn covering(a: &crate::spatial::BBox, b: &crate::spatial::BBox) -> crate::spatial::BBox {
+    crate::spatial::BBox {
+        min_x: a.min_x.min(b.min_x),
+        max_x: a.max_x.max(b.max_x),
+        min_y: a.min_y.min(b.min_y),
+        max_y: a.max_y.max(b.max_y),
+        ..*a
+    }
+}
+
+/// The BBOX widened around its centre to square pixels at the coarser of its two
+/// resolutions, or `None` when its pixels are square to within rounding (half a pixel
+/// on each axis, as a client that derives WIDTH and HEIGHT from the extent rounds).
+fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<crate::spatial::BBox> {
+    let span_x = if b.crs == crate::spatial::Crs::Wgs84 && b.min_x > b.max_x {
+        b.max_x + 360.0 - b.min_x
+    } else {
+        b.max_x - b.min_x
+    };
+    let span_y = b.max_y - b.min_y;
+    let (w, h) = (f64::from(width), f64::from(height));
+    let (rx, ry) = (span_x / w, span_y / h);
+    let coarse = rx.max(ry);
+    if (rx - ry).abs() <= coarse * (0.5 / w + 0.5 / h) {
+        return None;
+    }
+    let (half_x, half_y) = (coarse * w / 2.0, coarse * h / 2.0);
+    let (cx, cy) = (b.min_x + span_x / 2.0, (b.min_y + b.max_y) / 2.0);
+    let mut out =
+        crate::spatial::BBox { min_x: cx - half_x, max_x: cx + half_x, min_y: cy - half_y, max_y: cy + half_y, ..*b };
+    if b.crs == crate::spatial::Crs::Wgs84 {
+        // A box across the antimeridian has min_x > max_x.
+        let wrap = |v: f64| if (-180.0..=180.0).contains(&v) { v } else { (v + 180.0).rem_euclid(360.0) - 180.0 };
+        if 2.0 * half_x >= 360.0 {
+            (out.min_x, out.max_x) = (-180.0, 180.0);
+        } else {
+            (out.min_x, out.max_x) = (wrap(out.min_x), wrap(out.max_x));
+        }
+        out.min_y = out.min_y.max(-90.0);
+        out.max_y = out.max_y.min(90.0);
+    } else {
+        let edge = crate::spatial::MERCATOR_HALF_WORLD;
+        out.min_x = out.min_x.max(-edge);
+        out.max_x = out.max_x.min(edge);
+        out.min_y = out.min_y.max(-edge);
+        out.max_y = out.max_y.min(edge);
+    }
+    Some(out)
 }
 
 /// The CRS and axis order a WMS `CRS`/`SRS` value is judged in; `None` for one the
@@ -403,7 +501,7 @@ mod tests {
             ("VERSION=1.3.0&CRS=CRS:84&BBOX=5,50,6,51", Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]),
             ("VERSION=1.1.1&SRS=CRS:84&BBOX=5,50,6,51", Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]),
             ("VERSION=1.3.0&CRS=EPSG:3857&BBOX=0,0,100,200", Crs::WebMercator, [0.0, 0.0, 100.0, 200.0]),
-            ("VERSION=1.1.1&SRS=EPSG:900913&BBOX=0,0,100,200", Crs::WebMercator, [0.0, 0.0, 100.0, 200.0]),
+            ("VERSION=1.1.1&SRS=EPSG:900913&BBOX=0,0,200,200", Crs::WebMercator, [0.0, 0.0, 200.0, 200.0]),
             // 1.3.0 given lon-first for EPSG:4326 is read lat-first: a different place.
             ("VERSION=1.3.0&CRS=EPSG:4326&BBOX=5,50,6,51", Crs::Wgs84, [50.0, 5.0, 51.0, 6.0]),
         ];

@@ -503,3 +503,69 @@ fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) 
         .collect();
     Ok(HttpResponse { status, headers, body: raw[split + 4..].to_vec() })
 }
+
+/// QGIS Server 3.22 (`qgis_mapserver`, Debian `qgis-server`) serving a project that
+/// `tests/e2e/qgis_project.py` writes from `places.geojson` (layers `places`, `zones`):
+/// WMS, WFS and OGC API Features (at `/wfs3`).
+pub struct QgisServer {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base: String,
+    _child: Child,
+    /// Held open: the wrapper shell stops the server when this process dies (EOF).
+    _stdin: Option<ChildStdin>,
+    _dir: tempfile::TempDir,
+}
+
+impl QgisServer {
+    /// Starts QGIS Server; blocks until it answers a WMS GetCapabilities. Panics (never
+    /// skips) when `qgis_mapserver` is missing: run `scripts/e2e-setup`.
+    pub fn start() -> QgisServer {
+        let dir = tempfile::Builder::new().prefix("tilegate-e2e-qgis-").tempdir().expect("tempdir");
+        let made = Command::new("/usr/bin/python3")
+            .arg(e2e_dir().join("qgis_project.py"))
+            .arg(dir.path())
+            .env("QT_QPA_PLATFORM", "offscreen")
+            .output()
+            .expect("run qgis_project.py (python3-qgis)");
+        assert!(made.status.success(), "qgis_project.py: {}", String::from_utf8_lossy(&made.stderr));
+        let port = crate::support::ops::free_port();
+        let log = fs::File::create(dir.path().join("server.log")).expect("server.log");
+        // `qgis_mapserver` does not notice its parent's death: the shell stops it at EOF.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"qgis_mapserver "127.0.0.1:$1" & pid=$!; cat >/dev/null; kill "$pid""#)
+            .arg("sh")
+            .arg(port.to_string())
+            .env("QT_QPA_PLATFORM", "offscreen")
+            .env("QGIS_PROJECT_FILE", dir.path().join("project.qgs"))
+            .env("QGIS_SERVER_LOG_LEVEL", "2")
+            .env("QGIS_SERVER_LOG_STDERR", "1")
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start qgis_mapserver (Debian qgis-server; run scripts/e2e-setup)");
+        let stdin = child.stdin.take();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + start_timeout();
+        loop {
+            match http_get(&format!("{base}/?SERVICE=WMS&REQUEST=GetCapabilities")) {
+                Ok(r) if r.status == 200 && r.text().contains("WMS_Capabilities") => break,
+                _ if Instant::now() > deadline => panic!(
+                    "QGIS Server did not answer within {:?}: {}",
+                    start_timeout(),
+                    fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                ),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        QgisServer { base, _child: child, _stdin: stdin, _dir: dir }
+    }
+
+    /// One QGIS Server for the whole test process (see [`MapProxy::shared`]).
+    pub fn shared() -> &'static QgisServer {
+        static SHARED: OnceLock<QgisServer> = OnceLock::new();
+        SHARED.get_or_init(QgisServer::start)
+    }
+}

@@ -1,0 +1,162 @@
+//! QGIS Server 3.22 behind the gateway (attacker round 10), against the real server
+//! (`qgis_mapserver`, Debian `qgis-server`; project from `tests/e2e/qgis_project.py`).
+//!
+//! QGIS Server writes answers differently from MapServer and GeoServer: WFS GeoJSON in
+//! degrees whatever `SRSNAME` asks, OGC API `crs=…/EPSG/…/4326` longitude first, GML
+//! axis orders its `srsName` labels do not say, and WMS 1.1.1 maps with non-square
+//! pixels widened to square ones. A path declared `server = "qgis"` is read as QGIS
+//! writes; a path that declares no server refuses fenced tokens what the servers write
+//! differently. Each premise is checked against QGIS Server directly first.
+
+use http::{Method, StatusCode};
+use tilegate::policy::Tier;
+use tilegate::spatial::Fence;
+
+use crate::support::upstreams::{http_get, http_post, QgisServer};
+use crate::support::TestGateway;
+
+async fn gateway() -> (TestGateway, &'static QgisServer) {
+    let q = tokio::task::spawn_blocking(QgisServer::shared).await.expect("QGIS Server starts");
+    let path = |id: &str, server: &str| {
+        format!(
+            r#"
+[[path]]
+id = "{id}"
+kind = "vector"
+layers = ["places"]
+properties = ["id", "name", "population", "country", "secret_note"]
+geometry_properties = ["geometry"]
+{server}
+[path.upstream]
+wms = "{base}/"
+wfs = "{base}/"
+ogcapi = "{base}/wfs3"
+"#,
+            base = q.base
+        )
+    };
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://maps.example.org\"\n[store]\npath = \"tilegate.db\"\n{}{}",
+        path("qgis", "server = \"qgis\""),
+        path("qgis_any", "")
+    );
+    (TestGateway::with_config(&config).await, q)
+}
+
+/// Tile 2/2/1: longitude 0..90, latitude 0..66.51 (Mumbai inside; Tromsø, Tokyo outside).
+fn fence() -> Fence {
+    Fence::new(Some(&[(2, 2, 1)]), None).expect("fence")
+}
+
+const WFS: &str = "SERVICE=WFS&REQUEST=GetFeature&TYPENAME=places";
+
+#[tokio::test]
+async fn fenced_features_are_read_as_qgis_server_writes_them_or_refused() {
+    let (gw, q) = gateway().await;
+    // The premises: degrees for EPSG:3857 GeoJSON, longitude first for the EPSG URI.
+    let direct = http_get(&format!(
+        "{}/?{WFS}&VERSION=1.1.0&OUTPUTFORMAT=application/json&SRSNAME=EPSG:3857&FEATUREID=places.0",
+        q.base
+    ))
+    .expect("QGIS answers");
+    assert!(direct.text().contains("[18.9553,69.6496]"), "Tromsø in degrees: {}", direct.text());
+    let uri = "crs=http://www.opengis.net/def/crs/EPSG/9.6.2/4326";
+    let direct = http_get(&format!("{}/wfs3/collections/places/items/0?f=json&{uri}", q.base)).expect("QGIS answers");
+    assert!(direct.text().contains("[18.9553,69.6496]"), "Tromsø longitude first: {}", direct.text());
+
+    let token = gw.token_fenced("qgis", Tier::ViewPlus, fence(), None).await;
+    let any = gw.token_fenced("qgis_any", Tier::ViewPlus, fence(), None).await;
+    // F1: GeoJSON asked in EPSG:3857 comes in degrees; read as metres every place with
+    // positive coordinates lay near 0°,0°, inside the fence.
+    let ids = "FEATUREID=places.0,places.16,places.18";
+    let r = gw
+        .get(
+            &format!("/ogc/wfs/qgis?{WFS}&VERSION=1.1.0&OUTPUTFORMAT=application/json&SRSNAME=EPSG:3857&{ids}"),
+            &token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("Mumbai") && !r.text().contains("Tromso") && !r.text().contains("Tokyo"), "{}", r.text());
+    let r = gw
+        .get(
+            &format!("/ogc/wfs/qgis_any?{WFS}&VERSION=1.1.0&OUTPUTFORMAT=application/json&SRSNAME=EPSG:3857&{ids}"),
+            &any,
+        )
+        .await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "unsupported_crs".to_owned()), "{}", r.text());
+    // The same in an XML body.
+    let post = r#"<wfs:GetFeature service="WFS" version="1.1.0" outputFormat="application/json" xmlns:wfs="http://www.opengis.net/wfs"><wfs:Query typeName="places" srsName="EPSG:3857"/></wfs:GetFeature>"#;
+    let auth = format!("Bearer {token}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "text/xml")];
+    let r = gw.send(Method::POST, "/ogc/wfs/qgis", &headers, bytes::Bytes::from_static(post.as_bytes())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let names: Vec<String> = r.json()["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["properties"]["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"Mumbai".to_owned())
+            && !names.iter().any(|n| ["Tromso", "Tokyo", "Seoul"].contains(&n.as_str())),
+        "{names:?}"
+    );
+    let direct = http_post(&format!("{}/", q.base), "text/xml", post.as_bytes()).expect("QGIS answers");
+    assert!(direct.text().contains("Tokyo"), "the upstream answered the whole quadrant: {}", direct.text());
+
+    // F2: OGC API `crs=…/EPSG/9.6.2/4326` is longitude first on QGIS Server.
+    let r = gw.get(&format!("/ogc/api/qgis/collections/places/items/0?f=json&{uri}"), &token).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "Tromsø is outside: {}", r.text());
+    let r = gw.get(&format!("/ogc/api/qgis/collections/places/items/18?f=json&{uri}"), &token).await;
+    assert_eq!(r.status, StatusCode::OK, "Mumbai is inside: {}", r.text());
+    assert!(r.text().contains("Mumbai"), "{}", r.text());
+    let r = gw.get(&format!("/ogc/api/qgis_any/collections/places/items/0?f=json&{uri}"), &any).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "unsupported_crs".to_owned()), "{}", r.text());
+
+    // F3: GML labelled EPSG:4326 says no axis order here: it fails closed; EPSG:3857 is read.
+    let r = gw
+        .get(
+            &format!(
+                "/ogc/wfs/qgis?{WFS}&VERSION=2.0.0&SRSNAME=urn:ogc:def:crs:EPSG::4326&FEATUREID=places.0,places.18"
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert!(!r.text().contains("Tromso"), "{}", r.text());
+    let r = gw
+        .get(&format!("/ogc/wfs/qgis?{WFS}&VERSION=1.1.0&SRSNAME=EPSG:3857&FEATUREID=places.0,places.18"), &token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("Mumbai") && !r.text().contains("Tromso"), "{}", r.text());
+}
+
+/// Round 10, F4: QGIS Server draws a WMS 1.1.1 map with non-square pixels over the box
+/// widened to square ones, so a box inside the fence showed Tromsø from beyond it.
+#[tokio::test]
+async fn non_square_wms_111_maps_are_judged_on_what_qgis_server_draws() {
+    let (gw, _q) = gateway().await;
+    let view = gw.token_fenced("qgis", Tier::View, fence(), None).await;
+    let map = |bbox: &str, w: u32, h: u32| {
+        format!("/ogc/wms/qgis?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=places&STYLES=&FORMAT=image/png&TRANSPARENT=true&SRS=EPSG:3857&BBOX={bbox}&WIDTH={w}&HEIGHT={h}")
+    };
+    let r = gw.get(&map("0,9000000,10018754,10000000", 256, 128), &view).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "outside_geofence".to_owned()), "{}", r.text());
+    let r = gw.get(&map("0,0,10018754,10018754", 256, 256), &view).await;
+    assert_eq!(r.status, StatusCode::OK, "the fence tile itself: {}", r.text());
+    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+}
+
+/// Round 10, F5: QGIS Server answers every repeat of a type name in full.
+#[tokio::test]
+async fn a_type_name_named_twice_is_refused() {
+    let (gw, _q) = gateway().await;
+    let token = gw.token(&[("qgis", Tier::ViewPlus)]).await;
+    for names in ["places,places", "places,PLACES"] {
+        let r = gw
+            .get(&format!("/ogc/wfs/qgis?SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME={names}"), &token)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{names}: {}", r.text());
+        assert!(r.text().contains("named twice"), "{}", r.text());
+    }
+}

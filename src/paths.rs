@@ -292,7 +292,7 @@ impl PathConfig {
 /// All declared paths by id.
 #[derive(Debug, Clone, Default)]
 pub struct PathTable {
-    by_id: HashMap<PathId, Arc<PathConfig>>,
+    by_id: HashMap<PathId, Arc<PathConfig>, foldhash::fast::RandomState>,
 }
 
 impl PathTable {

@@ -37,7 +37,7 @@ pub struct Config {
     pub ogc: Ogc,
     pub paths: PathTable,
     /// `[path.limits]` by path id (only paths that set some).
-    pub path_limits: HashMap<String, PathLimits>,
+    pub path_limits: HashMap<String, PathLimits, foldhash::fast::RandomState>,
     /// `[path.upstream.tls]` by path id: how to reach that layer's `https://`
     /// upstreams. Other paths use the public and system roots.
     pub upstream_tls: HashMap<String, UpstreamTls>,

@@ -122,7 +122,7 @@ struct Validator {
     base: PathBuf,
     /// Files the config names, watched for changes besides the config itself.
     files: Vec<PathBuf>,
-    path_limits: HashMap<String, PathLimits>,
+    path_limits: HashMap<String, PathLimits, foldhash::fast::RandomState>,
     upstream_tls: HashMap<String, UpstreamTls>,
 }
 

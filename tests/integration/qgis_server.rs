@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use tilegate::policy::Tier;
 use tilegate::spatial::Fence;
 
-use crate::support::upstreams::{http_get, http_post, QgisServer};
+use crate::support::upstreams::{http_get, http_post, MapServer, QgisServer};
 use crate::support::TestGateway;
 
 async fn gateway() -> (TestGateway, &'static QgisServer) {
@@ -35,10 +35,12 @@ ogcapi = "{base}/wfs3"
             base = q.base
         )
     };
+    let ms = tokio::task::spawn_blocking(MapServer::shared).await.expect("MapServer starts");
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://maps.example.org\"\n[store]\npath = \"tilegate.db\"\n{}{}",
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://maps.example.org\"\n[store]\npath = \"tilegate.db\"\n{}{}\n[[path]]\nid = \"ms\"\nkind = \"vector\"\nlayers = [\"places\"]\nserver = \"mapserver\"\n[path.upstream]\nwms = \"{}\"\n",
         path("qgis", "server = \"qgis\""),
-        path("qgis_any", "")
+        path("qgis_any", ""),
+        ms.endpoint()
     );
     (TestGateway::with_config(&config).await, q)
 }
@@ -132,19 +134,43 @@ async fn fenced_features_are_read_as_qgis_server_writes_them_or_refused() {
 }
 
 /// Round 10, F4: QGIS Server draws a WMS 1.1.1 map with non-square pixels over the box
-/// widened to square ones, so a box inside the fence showed Tromsø from beyond it.
+/// widened to square ones, so a box inside the fence showed Tromsø from beyond it;
+/// MapServer stretches the map over the box, so on a path declared `mapserver` the same
+/// map is judged on its box.
 #[tokio::test]
-async fn non_square_wms_111_maps_are_judged_on_what_qgis_server_draws() {
-    let (gw, _q) = gateway().await;
-    let view = gw.token_fenced("qgis", Tier::View, fence(), None).await;
-    let map = |bbox: &str, w: u32, h: u32| {
-        format!("/ogc/wms/qgis?SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=places&STYLES=&FORMAT=image/png&TRANSPARENT=true&SRS=EPSG:3857&BBOX={bbox}&WIDTH={w}&HEIGHT={h}")
+async fn non_square_wms_111_maps_are_judged_on_what_the_server_draws() {
+    let (gw, q) = gateway().await;
+    let query = |bbox: &str, w: u32, h: u32| {
+        format!("SERVICE=WMS&VERSION=1.1.1&REQUEST=GetMap&LAYERS=places&STYLES=&FORMAT=image/png&TRANSPARENT=true&SRS=EPSG:3857&BBOX={bbox}&WIDTH={w}&HEIGHT={h}")
     };
-    let r = gw.get(&map("0,9000000,10018754,10000000", 256, 128), &view).await;
-    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "outside_geofence".to_owned()), "{}", r.text());
-    let r = gw.get(&map("0,0,10018754,10018754", 256, 256), &view).await;
-    assert_eq!(r.status, StatusCode::OK, "the fence tile itself: {}", r.text());
-    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+    let opaque =
+        |png: &[u8]| image::load_from_memory(png).expect("a PNG").to_rgba8().pixels().filter(|p| p.0[3] > 0).count();
+    // The premises: no place lies in the box; QGIS draws Tromsø (beyond it) anyway,
+    // MapServer draws nothing.
+    let thin = query("0,9000000,10018754,10000000", 256, 128);
+    let direct = http_get(&format!("{}/?{thin}", q.base)).expect("QGIS answers");
+    assert!(opaque(&direct.body) > 0, "QGIS Server widens the box");
+    let ms = MapServer::shared();
+    let direct = http_get(&format!("{}?{thin}", ms.endpoint())).expect("MapServer answers");
+    assert_eq!(opaque(&direct.body), 0, "MapServer stretches the map over the box");
+
+    for path in ["qgis", "qgis_any"] {
+        let view = gw.token_fenced(path, Tier::View, fence(), None).await;
+        let r = gw.get(&format!("/ogc/wms/{path}?{thin}"), &view).await;
+        assert_eq!(
+            (r.status, r.reason()),
+            (StatusCode::FORBIDDEN, "outside_geofence".to_owned()),
+            "{path}: {}",
+            r.text()
+        );
+        let r = gw.get(&format!("/ogc/wms/{path}?{}", query("0,0,10018754,10018754", 256, 256)), &view).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: the fence tile itself: {}", r.text());
+        assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+    }
+    let view = gw.token_fenced("ms", Tier::View, fence(), None).await;
+    let r = gw.get(&format!("/ogc/wms/ms?{thin}"), &view).await;
+    assert_eq!(r.status, StatusCode::OK, "judged on its box: {}", r.text());
+    assert_eq!(opaque(&r.body), 0);
 }
 
 /// Round 10, F5: QGIS Server answers every repeat of a type name in full.

@@ -154,8 +154,14 @@ async fn non_square_wms_111_maps_are_judged_on_what_the_server_draws() {
     let direct = http_get(&format!("{}?{thin}", ms.endpoint())).expect("MapServer answers");
     assert_eq!(opaque(&direct.body), 0, "MapServer stretches the map over the box");
 
+    // Round 10b: one pixel high, the box half a square pixel; QGIS drew London.
+    let one_row = query("0,6672406.24,10018754,6750677.76", 256, 1);
     for path in ["qgis", "qgis_any"] {
         let view = gw.token_fenced(path, Tier::View, fence(), None).await;
+        let r = gw.get(&format!("/ogc/wms/{path}?{one_row}"), &view).await;
+        let direct = http_get(&format!("{}/?{one_row}", q.base)).expect("QGIS answers");
+        assert!(opaque(&direct.body) > 0, "the premise: QGIS draws the widened strip");
+        assert!(r.status != StatusCode::OK || r.body != direct.body, "{path}: relayed unclipped");
         let r = gw.get(&format!("/ogc/wms/{path}?{thin}"), &view).await;
         assert_eq!(
             (r.status, r.reason()),
@@ -178,6 +184,11 @@ async fn non_square_wms_111_maps_are_judged_on_what_the_server_draws() {
 async fn a_type_name_named_twice_is_refused() {
     let (gw, _q) = gateway().await;
     let token = gw.token(&[("qgis", Tier::ViewPlus)]).await;
+    // Round 10b: the same for WMS layers (8,000 repeats took QGIS Server 13 s).
+    let map = "SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&STYLES=&FORMAT=image/png&CRS=EPSG:3857&BBOX=0,0,1000,1000&WIDTH=64&HEIGHT=64";
+    let r = gw.get(&format!("/ogc/wms/qgis?{map}&LAYERS=places,Places"), &token).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("named twice"), "{}", r.text());
     for names in ["places,places", "places,PLACES"] {
         let r = gw
             .get(&format!("/ogc/wfs/qgis?SERVICE=WFS&VERSION=1.1.0&REQUEST=GetFeature&TYPENAME={names}"), &token)

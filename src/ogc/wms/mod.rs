@@ -136,7 +136,7 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             if let Some(format) = kvp.get_nonempty("FORMAT") {
                 rendered_format(format, "FORMAT", "wms.GetMap", false)?;
             }
-            let layers = name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?;
+            let layers = distinct(name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?, "LAYERS")?;
             let map = map_extent(kvp, "wms.GetMap", path)?;
             let background = background_colour(kvp)?;
             // `FILTER`/`CQL_FILTER` properties: judged for every operation by `kvp_endpoint`.
@@ -144,14 +144,15 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
                 .with_format(kvp.get_nonempty("FORMAT"))
                 .with_background(background);
             // Non-square pixels: no clip mask lines up with both servers' pictures.
-            Ok(if map.widened.is_some() { parts.with_clippable(crate::policy::Clippable::No) } else { parts })
+            Ok(if map.clippable() { parts } else { parts.with_clippable(crate::policy::Clippable::No) })
         }
         "GetFeatureInfo" => {
             let allowed: Vec<&str> = MAP.iter().chain(FEATURE_INFO_EXTRA).copied().collect();
             check_allowed(kvp, &allowed, PREFIXES, path, "wms.GetFeatureInfo")?;
             check_format_options(kvp, path)?;
-            let mut layers = name_list(kvp.require("LAYERS", "wms.GetFeatureInfo")?, "LAYERS")?;
-            for layer in name_list(kvp.require("QUERY_LAYERS", "wms.GetFeatureInfo")?, "QUERY_LAYERS")? {
+            let mut layers = distinct(name_list(kvp.require("LAYERS", "wms.GetFeatureInfo")?, "LAYERS")?, "LAYERS")?;
+            let query_layers = name_list(kvp.require("QUERY_LAYERS", "wms.GetFeatureInfo")?, "QUERY_LAYERS")?;
+            for layer in distinct(query_layers, "QUERY_LAYERS")? {
                 if !layers.contains(&layer) {
                     layers.push(layer);
                 }
@@ -207,6 +208,24 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     }
 }
 
+/// A layer list with each name once, in any case, and at most [`MAX_LAYERS`] names
+/// (attacker round 10b: QGIS Server drew `places` 8,000 times in one GetMap, 13 s of
+/// CPU; the cost grows faster than the count).
+fn distinct(layers: Vec<String>, key: &str) -> Result<Vec<String>, OgcError> {
+    for (i, name) in layers.iter().enumerate() {
+        if layers[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(bad(format!("{key}: `{}` is named twice", shown(name))));
+        }
+    }
+    if layers.len() > MAX_LAYERS {
+        return Err(bad(format!("{key}: more than {MAX_LAYERS} layers")));
+    }
+    Ok(layers)
+}
+
+/// The most layers one map may name.
+const MAX_LAYERS: usize = 64;
+
 /// The judged map extent and the image size, from VERSION, CRS/SRS, BBOX, WIDTH, HEIGHT.
 ///
 /// A WMS 1.1.x map whose pixels are not square (the BBOX's proportions are not
@@ -257,6 +276,18 @@ struct MapExtent {
 }
 
 impl MapExtent {
+    /// True when the two readings differ by at most half a pixel on each side (a
+    /// client that derives WIDTH and HEIGHT from its extent rounds that much), so a clip
+    /// mask lines up with either picture to within a pixel.
+    fn clippable(&self) -> bool {
+        let (Extent::BBox { bbox: a, .. }, Some(b)) = (self.stretched, self.widened) else { return true };
+        let (w, h) = (f64::from(self.size.0), f64::from(self.size.1));
+        let grown = |outer: f64, inner: f64, n: f64| if outer > 0.0 { (1.0 - inner / outer) * n } else { 0.0 };
+        let span = |min: f64, max: f64| if max >= min { max - min } else { max + 360.0 - min };
+        grown(span(b.min_x, b.max_x), span(a.min_x, a.max_x), w) <= 1.0
+            && grown(b.max_y - b.min_y, a.max_y - a.min_y, h) <= 1.0
+    }
+
     /// What the map is judged on: the widened box (which holds the stretched one)
     /// when there is one, with the stretched map's zoom.
     fn judged(&self) -> Extent {
@@ -280,8 +311,8 @@ fn covering(a: &crate::spatial::BBox, b: &crate::spatial::BBox) -> crate::spatia
 }
 
 /// The BBOX widened around its centre to square pixels at the coarser of its two
-/// resolutions, or `None` when its pixels are square to within rounding (half a pixel
-/// on each axis, as a client that derives WIDTH and HEIGHT from the extent rounds).
+/// resolutions, or `None` when its pixels are square (to floating-point noise; round
+/// 10b: a tolerance of half a pixel let a map one pixel high show twice its box).
 fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<crate::spatial::BBox> {
     let span_x = if b.crs == crate::spatial::Crs::Wgs84 && b.min_x > b.max_x {
         b.max_x + 360.0 - b.min_x
@@ -292,7 +323,7 @@ fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<cr
     let (w, h) = (f64::from(width), f64::from(height));
     let (rx, ry) = (span_x / w, span_y / h);
     let coarse = rx.max(ry);
-    if (rx - ry).abs() <= coarse * (0.5 / w + 0.5 / h) {
+    if (rx - ry).abs() <= coarse * 1e-9 {
         return None;
     }
     let (half_x, half_y) = (coarse * w / 2.0, coarse * h / 2.0);

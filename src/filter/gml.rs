@@ -1139,14 +1139,14 @@ fn to_usize(position: u64) -> usize {
 fn read_srs(srs: &str, labels: Labels) -> Result<AnswerCrs, String> {
     let Labels { short, trusted } = labels;
     let short_form = srs.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
-    let lower = srs.trim().to_ascii_lowercase();
-    let crs84 = lower.contains("crs84") || lower == "crs:84";
     let crs = AnswerCrs::from_crs(crate::spatial::crs_from_identifier(srs));
     match crs {
-        AnswerCrs::LonLat | AnswerCrs::LatLon if !trusted && !short_form && !crs84 => Err(format!(
+        AnswerCrs::LonLat | AnswerCrs::LatLon if !trusted && !short_form && !crate::spatial::names_crs84(srs) => {
+            Err(format!(
             "srsName `{srs}` does not say the axis order on this server (QGIS Server writes these labels in either \
              order; declare the path's `server`, or ask with SRSNAME=EPSG:3857)"
-        )),
+        ))
+        }
         AnswerCrs::LonLat | AnswerCrs::LatLon if short_form => {
             if matches!(short, AnswerCrs::LonLat | AnswerCrs::LatLon) {
                 Ok(short)

@@ -74,6 +74,13 @@ impl AnswerCrs {
     }
 }
 
+/// True when `srs` names OGC CRS84 (`CRS:84`, its URN or URI, any case), which every
+/// server writes longitude first.
+pub fn names_crs84(srs: &str) -> bool {
+    let lower = srs.trim().to_ascii_lowercase();
+    lower.contains("crs84") || lower == "crs:84"
+}
+
 /// EPSG:3857 easting and northing in metres to longitude and latitude in degrees.
 ///
 /// ```

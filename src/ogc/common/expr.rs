@@ -940,11 +940,11 @@ pub(crate) const MAX_FILTER_NUMBERS: usize = 4096;
 
 /// The numbers in a filter's text: maximal runs of digits, signs, points and
 /// exponents that hold a digit.
-pub(crate) fn count_numbers(text: &str) -> usize {
+pub(crate) fn count_numbers(text: impl AsRef<[u8]>) -> usize {
     let mut count = 0;
     let mut digit = false;
     let mut in_run = false;
-    for b in text.bytes() {
+    for &b in text.as_ref() {
         if b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E') {
             in_run = true;
             digit |= b.is_ascii_digit();

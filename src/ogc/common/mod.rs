@@ -158,6 +158,22 @@ pub(crate) fn name_list(value: &str, param: &str) -> Result<Vec<String>, OgcErro
         .collect()
 }
 
+/// Refuses a name list that names one name twice, in any case (attacker rounds 10 and
+/// 10b: QGIS Server answers every repeat of a WFS type name, and draws every repeat of a
+/// WMS layer, in full; and a name in another case is another layer to some servers and
+/// the same to others), or more than `most` names.
+pub(crate) fn distinct_names(names: &[String], most: usize, param: &str) -> Result<(), OgcError> {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(bad(format!("{param}: `{}` is named twice", shown(name))));
+        }
+    }
+    if names.len() > most {
+        return Err(bad(format!("{param}: more than {most} names; send them in several requests")));
+    }
+    Ok(())
+}
+
 /// Splits a WFS 2.0 parenthesised list `(a,b)(c)` into its groups; a value without a
 /// leading `(` is one group.
 ///

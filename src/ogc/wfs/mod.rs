@@ -39,7 +39,9 @@ use crate::policy::{Extent, Tier};
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_crs};
 use crate::ogc::common::kvp::Kvp;
-use crate::ogc::common::{bad, check_allowed, name_list, paren_groups, request_name, shown, unsupported, xml_property};
+use crate::ogc::common::{
+    bad, check_allowed, distinct_names, name_list, paren_groups, request_name, shown, unsupported, xml_property,
+};
 use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
 use crate::paths::Server;
 
@@ -214,8 +216,7 @@ pub(crate) fn answer_crs(srs: &str, version: &str, server: Server) -> AnswerCrs 
     use crate::spatial::Crs;
     let Some((crs, _)) = crate::spatial::crs_from_identifier(srs) else { return AnswerCrs::Unknown };
     let lower = srs.trim().to_ascii_lowercase();
-    let crs84 = lower.contains("crs84") || lower == "crs:84";
-    let lonlat_form = crs84 || lower.starts_with("http://www.opengis.net/gml/srs/epsg.xml#");
+    let lonlat_form = crate::spatial::names_crs84(srs) || lower.starts_with("http://www.opengis.net/gml/srs/epsg.xml#");
     let short = lower.starts_with("epsg:");
     match (server, crs) {
         (Server::Qgis, _) => AnswerCrs::LonLat,
@@ -275,28 +276,22 @@ fn version<'k>(kvp: &'k Kvp, name: &str) -> Result<&'k str, OgcError> {
 }
 
 /// TYPENAMES: a comma list, or WFS 2.0 parenthesised groups `(a,b)(c)`.
-/// The type names of a `TYPENAMES`/`typeNames` value, each once. A name written twice
-/// (in any case) is refused: QGIS Server answers every repeat in full (attacker round
-/// 10: `TYPENAME=places,places,…` 17,000 times was 268 MB and 11 s of CPU), and the
-/// same name in another case is another type to some servers and the same to others.
-/// A WFS 2.0 join lists a type in several groups, `(a,b)(a,c)`: across groups a
-/// repeat is part of the join, not a copy.
+/// The type names of a `TYPENAMES`/`typeNames` value, each once. Within a group a name
+/// is named once ([`distinct_names`]; attacker round 10: `TYPENAME=places,places,…`
+/// 17,000 times was 268 MB and 11 s of CPU on QGIS Server); a WFS 2.0 join lists a type
+/// in several groups, `(a,b)(a,c)`: across groups a repeat is part of the join.
 pub(crate) fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
     let mut out: Vec<String> = Vec::new();
     for group in paren_groups(value, "TYPENAMES")? {
         let names = name_list(group, "TYPENAMES")?;
-        for (i, name) in names.iter().enumerate() {
-            if names[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                return Err(bad(format!("TYPENAMES: `{}` is named twice", shown(name))));
-            }
-            if !out.contains(name) {
-                out.push(name.clone());
+        distinct_names(&names, MAX_TYPE_NAMES, "TYPENAMES")?;
+        for name in names {
+            if !out.contains(&name) {
+                out.push(name);
             }
         }
     }
-    if out.len() > MAX_TYPE_NAMES {
-        return Err(bad(format!("TYPENAMES: more than {MAX_TYPE_NAMES} type names; send them in several requests")));
-    }
+    distinct_names(&out, MAX_TYPE_NAMES, "TYPENAMES")?;
     Ok(out)
 }
 

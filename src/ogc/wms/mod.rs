@@ -30,7 +30,7 @@ use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
 use crate::ogc::common::geo::{bbox, check_ordered, number, numbers, uint};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{
-    bad, check_allowed, name_list, path_allows, rendered_format, request_name, shown, unsupported,
+    bad, check_allowed, distinct_names, name_list, path_allows, rendered_format, request_name, shown, unsupported,
 };
 use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
 use crate::paths::Server;
@@ -136,7 +136,8 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             if let Some(format) = kvp.get_nonempty("FORMAT") {
                 rendered_format(format, "FORMAT", "wms.GetMap", false)?;
             }
-            let layers = distinct(name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?, "LAYERS")?;
+            let layers = name_list(kvp.require("LAYERS", "wms.GetMap")?, "LAYERS")?;
+            distinct_names(&layers, MAX_LAYERS, "LAYERS")?;
             let map = map_extent(kvp, "wms.GetMap", path)?;
             let background = background_colour(kvp)?;
             // `FILTER`/`CQL_FILTER` properties: judged for every operation by `kvp_endpoint`.
@@ -150,9 +151,11 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             let allowed: Vec<&str> = MAP.iter().chain(FEATURE_INFO_EXTRA).copied().collect();
             check_allowed(kvp, &allowed, PREFIXES, path, "wms.GetFeatureInfo")?;
             check_format_options(kvp, path)?;
-            let mut layers = distinct(name_list(kvp.require("LAYERS", "wms.GetFeatureInfo")?, "LAYERS")?, "LAYERS")?;
+            let mut layers = name_list(kvp.require("LAYERS", "wms.GetFeatureInfo")?, "LAYERS")?;
+            distinct_names(&layers, MAX_LAYERS, "LAYERS")?;
             let query_layers = name_list(kvp.require("QUERY_LAYERS", "wms.GetFeatureInfo")?, "QUERY_LAYERS")?;
-            for layer in distinct(query_layers, "QUERY_LAYERS")? {
+            distinct_names(&query_layers, MAX_LAYERS, "QUERY_LAYERS")?;
+            for layer in query_layers {
                 if !layers.contains(&layer) {
                     layers.push(layer);
                 }
@@ -167,16 +170,13 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             // The queried pixel, not the map, must lie inside the fence: maps are clipped,
             // so a client may ask about any pixel it was shown.
             // With non-square pixels the pixel lies elsewhere on each reading: both count.
-            let extent = pixel_extent(map.stretched, i as f64, j as f64, width, height);
-            let extent = match (extent, map.widened) {
-                (Extent::BBox { bbox: a, zoom }, Some(widened)) => {
-                    let square = Extent::BBox { bbox: widened, zoom };
-                    let Extent::BBox { bbox: b, .. } = pixel_extent(square, i as f64, j as f64, width, height) else {
-                        unreachable!("a box stays a box")
-                    };
+            let (i, j) = (i as f64, j as f64);
+            let extent = match (map.stretched, map.widened) {
+                (Extent::BBox { bbox, zoom }, Some(widened)) => {
+                    let (a, b) = (pixel_point(&bbox, i, j, width, height), pixel_point(&widened, i, j, width, height));
                     Extent::BBox { bbox: covering(&a, &b), zoom }
                 }
-                (extent, _) => extent,
+                (stretched, _) => pixel_extent(stretched, i, j, width, height),
             };
             if let Some(count) = kvp.get_nonempty("FEATURE_COUNT") {
                 uint(count, "FEATURE_COUNT")?;
@@ -208,22 +208,8 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     }
 }
 
-/// A layer list with each name once, in any case, and at most [`MAX_LAYERS`] names
-/// (attacker round 10b: QGIS Server drew `places` 8,000 times in one GetMap, 13 s of
-/// CPU; the cost grows faster than the count).
-fn distinct(layers: Vec<String>, key: &str) -> Result<Vec<String>, OgcError> {
-    for (i, name) in layers.iter().enumerate() {
-        if layers[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            return Err(bad(format!("{key}: `{}` is named twice", shown(name))));
-        }
-    }
-    if layers.len() > MAX_LAYERS {
-        return Err(bad(format!("{key}: more than {MAX_LAYERS} layers")));
-    }
-    Ok(layers)
-}
-
-/// The most layers one map may name.
+/// The most layers one map may name (each once, [`distinct_names`]; attacker round
+/// 10b: QGIS Server drew `places` 8,000 times in one GetMap, 13 s of CPU).
 const MAX_LAYERS: usize = 64;
 
 /// The judged map extent and the image size, from VERSION, CRS/SRS, BBOX, WIDTH, HEIGHT.
@@ -283,9 +269,7 @@ impl MapExtent {
         let (Extent::BBox { bbox: a, .. }, Some(b)) = (self.stretched, self.widened) else { return true };
         let (w, h) = (f64::from(self.size.0), f64::from(self.size.1));
         let grown = |outer: f64, inner: f64, n: f64| if outer > 0.0 { (1.0 - inner / outer) * n } else { 0.0 };
-        let span = |min: f64, max: f64| if max >= min { max - min } else { max + 360.0 - min };
-        grown(span(b.min_x, b.max_x), span(a.min_x, a.max_x), w) <= 1.0
-            && grown(b.max_y - b.min_y, a.max_y - a.min_y, h) <= 1.0
+        grown(span_x(&b), span_x(&a), w) <= 1.0 && grown(b.max_y - b.min_y, a.max_y - a.min_y, h) <= 1.0
     }
 
     /// What the map is judged on: the widened box (which holds the stretched one)
@@ -314,11 +298,7 @@ fn covering(a: &crate::spatial::BBox, b: &crate::spatial::BBox) -> crate::spatia
 /// resolutions, or `None` when its pixels are square (to floating-point noise; round
 /// 10b: a tolerance of half a pixel let a map one pixel high show twice its box).
 fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<crate::spatial::BBox> {
-    let span_x = if b.crs == crate::spatial::Crs::Wgs84 && b.min_x > b.max_x {
-        b.max_x + 360.0 - b.min_x
-    } else {
-        b.max_x - b.min_x
-    };
+    let span_x = span_x(b);
     let span_y = b.max_y - b.min_y;
     let (w, h) = (f64::from(width), f64::from(height));
     let (rx, ry) = (span_x / w, span_y / h);
@@ -435,17 +415,27 @@ fn dpi_zoom_offset(kvp: &Kvp) -> Result<f64, OgcError> {
 /// (a foreign CRS) stays as it is.
 fn pixel_extent(extent: Extent, i: f64, j: f64, width: u32, height: u32) -> Extent {
     let Extent::BBox { bbox, zoom } = extent else { return extent };
-    let span_x = if bbox.crs == crate::spatial::Crs::Wgs84 && bbox.min_x > bbox.max_x {
-        bbox.max_x + 360.0 - bbox.min_x
-    } else {
-        bbox.max_x - bbox.min_x
-    };
-    let mut x = bbox.min_x + (i + 0.5) / f64::from(width) * span_x;
+    Extent::BBox { bbox: pixel_point(&bbox, i, j, width, height), zoom }
+}
+
+/// The centre of pixel `i`, `j` of a `width`×`height` map over `bbox`, as a box of one point.
+fn pixel_point(bbox: &crate::spatial::BBox, i: f64, j: f64, width: u32, height: u32) -> crate::spatial::BBox {
+    let mut x = bbox.min_x + (i + 0.5) / f64::from(width) * span_x(bbox);
     if bbox.crs == crate::spatial::Crs::Wgs84 && x > 180.0 {
         x -= 360.0;
     }
     let y = bbox.max_y - (j + 0.5) / f64::from(height) * (bbox.max_y - bbox.min_y);
-    Extent::BBox { bbox: crate::spatial::BBox { min_x: x, max_x: x, min_y: y, max_y: y, ..bbox }, zoom }
+    crate::spatial::BBox { min_x: x, max_x: x, min_y: y, max_y: y, ..*bbox }
+}
+
+/// A box's width in its CRS's units (across the antimeridian for a geographic box
+/// whose `min_x` is east of its `max_x`).
+fn span_x(b: &crate::spatial::BBox) -> f64 {
+    if b.crs == crate::spatial::Crs::Wgs84 && b.min_x > b.max_x {
+        b.max_x + 360.0 - b.min_x
+    } else {
+        b.max_x - b.min_x
+    }
 }
 
 /// WMS `BGCOLOR` (`0xRRGGBB`): the colour a clipped JPEG map gets outside the fence.

@@ -408,7 +408,8 @@ impl Gateway {
                 crate::ogc::api::narrow_items_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
             }
             Some(fence) if matches!(target.op.name, "wfs.GetFeature" | "wfs.GetPropertyValue") => {
-                crate::ogc::wfs::narrow_to_fence(&target.uri, fence).unwrap_or_else(|| target.uri.clone())
+                crate::ogc::wfs::narrow_to_fence(&target.uri, fence, target.path.server)
+                    .unwrap_or_else(|| target.uri.clone())
             }
             _ => target.uri.clone(),
         };

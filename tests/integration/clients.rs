@@ -19,7 +19,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::support::upstreams::{self, MapProxy, MapServer, PyGeoApi};
-use crate::support::TestGateway;
+use crate::support::{fixtures, TestGateway};
 use tilegate::admin::{self, Minter};
 use tilegate::policy::{Scope, Tier};
 use tilegate::spatial::Fence;
@@ -128,37 +128,12 @@ async fn clients_with(extra: &str) -> Clients {
         .expect("upstreams start");
     let port = crate::support::ops::free_port();
     let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[store]
-path = "tilegate.db"
-[[path]]
-id = "world"
-kind = "folder"
-[[path]]
-id = "basemap"
-parent = "world"
-kind = "raster"
-layers = ["osm"]
-webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
-wmts_rest_template = "/{{Layer}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.{{Format}}"
-[path.upstream]
-wms = "{mp}/service"
-wmts = "{mp}/service"
-wmts_rest = "{mp}/wmts"
-xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
-[[path]]
-id = "places"
-parent = "world"
-kind = "vector"
-layers = ["places"]
-properties = ["name", "population", "country", "secret_note"]
-server = "pygeoapi"
-[path.upstream]
-ogcapi = "{pg}"
-[[path]]
+        "{}[[path]]\nid = \"world\"\nkind = \"folder\"\n{}{}{}",
+        fixtures::server_at(port),
+        fixtures::mapproxy_basemap("world", &mp.base),
+        fixtures::pygeoapi_places(Some("world"), &pg.base),
+        format_args!(
+            r#"[[path]]
 id = "ms"
 parent = "world"
 kind = "vector"
@@ -179,9 +154,8 @@ geometry_properties = ["msGeometry"]
 [path.upstream]
 wfs = "{ms}/mapserv"
 "#,
-        mp = mp.base,
-        pg = pg.base,
-        ms = ms.base
+            ms = ms.base
+        )
     ) + extra;
     let gw = TestGateway::with_config(&config).await;
     let mut tokens = Vec::new();
@@ -1302,6 +1276,77 @@ async fn mapserver_exceptions_answered_200_are_the_gateways_upstream_error() {
     assert_eq!((r.status.as_u16(), r.reason()), (502, "upstream_error".to_owned()), "{text}");
     assert!(!text.contains("msWFS"), "{text}");
     c.assert_no_upstream(wfs, &text);
+}
+
+/// MapServer 8 reads a WFS 1.1/2.0 box named by the short `EPSG:4326` latitude first,
+/// in KVP and in an XML `Envelope` alike (GeoServer reads it longitude first): the path
+/// declared `mapserver` judges it so, the undeclared one refuses it to a fenced token.
+#[tokio::test]
+async fn a_short_epsg_4326_box_is_judged_as_mapserver_reads_it() {
+    let c = clients().await;
+    let features = |text: &str| -> Vec<(f64, f64)> {
+        let doc: Value = serde_json::from_str(text).unwrap_or_else(|_| panic!("GeoJSON: {text}"));
+        let all = doc["features"].as_array().cloned().unwrap_or_default();
+        all.iter()
+            .filter(|f| f["geometry"]["type"] == "Point")
+            .map(|f| {
+                let p = &f["geometry"]["coordinates"];
+                (p[0].as_f64().unwrap_or(f64::NAN), p[1].as_f64().unwrap_or(f64::NAN))
+            })
+            .collect()
+    };
+    let body = |version: &str, lower: &str, upper: &str| {
+        let (wfs, fes, p, tn) = if version == "2.0.0" {
+            ("http://www.opengis.net/wfs/2.0", "http://www.opengis.net/fes/2.0", "fes", "typeNames")
+        } else {
+            ("http://www.opengis.net/wfs", "http://www.opengis.net/ogc", "ogc", "typeName")
+        };
+        format!(
+            r#"<wfs:GetFeature service="WFS" version="{version}" outputFormat="geojson" xmlns:wfs="{wfs}" xmlns:{p}="{fes}" xmlns:gml="http://www.opengis.net/gml"><wfs:Query {tn}="places"><{p}:Filter><{p}:BBOX><gml:Envelope srsName="EPSG:4326"><gml:lowerCorner>{lower}</gml:lowerCorner><gml:upperCorner>{upper}</gml:upperCorner></gml:Envelope></{p}:BBOX></{p}:Filter></wfs:Query></wfs:GetFeature>"#
+        )
+    };
+    let token = c.token(Kind::Fenced);
+    let auth = format!("Bearer {token}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "text/xml")];
+    for version in ["1.1.0", "2.0.0"] {
+        // The premise: latitude 40..60, longitude 0..20 (Paris, Rome…), written latitude first.
+        let kvp = |bbox: &str| {
+            format!("SERVICE=WFS&VERSION={version}&REQUEST=GetFeature&TYPENAME=places&OUTPUTFORMAT=geojson&BBOX={bbox}")
+        };
+        let direct = |bbox: &str| {
+            let r = upstreams::http_get(&format!("{}?{}", c.ms.endpoint(), kvp(bbox))).expect("mapserver answers");
+            features(&r.text()).len()
+        };
+        assert_eq!(direct("40,0,60,20,EPSG:4326"), 9, "{version}: MapServer reads it latitude first");
+        assert_eq!(direct("0,40,20,60,EPSG:4326"), 0, "{version}: not longitude first");
+        let direct =
+            upstreams::http_post(c.ms.endpoint().as_str(), "text/xml", body(version, "40 0", "60 20").as_bytes())
+                .expect("mapserver answers");
+        assert_eq!(features(&direct.text()).len(), 9, "{version}: an XML Envelope latitude first too");
+
+        let r = c.gw.get(&format!("/ogc/wfs/ms?{}", kvp("40,0,60,20,EPSG:4326")), token).await;
+        assert_eq!(r.status.as_u16(), 200, "{version}: {}", r.text());
+        let got = features(&r.text());
+        assert!(
+            got.len() == 9 && got.iter().all(|(x, y)| (0.0..=20.0).contains(x) && (40.0..=60.0).contains(y)),
+            "{got:?}"
+        );
+        // Latitude 70..80 (Tromsø) as MapServer reads it; longitude first it would be Mumbai.
+        let r = c.gw.get(&format!("/ogc/wfs/ms?{}", kvp("70,10,80,20,EPSG:4326")), token).await;
+        assert_eq!((r.status.as_u16(), r.reason()), (403, "outside_geofence".to_owned()), "{version}: {}", r.text());
+        let r = c.gw.get(&format!("/ogc/wfs/ms_undeclared?{}", kvp("40,0,60,20,EPSG:4326")), token).await;
+        assert_eq!((r.status.as_u16(), r.reason()), (403, "unsupported_crs".to_owned()), "{version}: {}", r.text());
+        for (path, want) in [("ms", 200), ("ms_undeclared", 403)] {
+            let post = body(version, "40 0", "60 20");
+            let r = c.gw.send(Method::POST, &format!("/ogc/wfs/{path}"), &headers, Bytes::from(post)).await;
+            assert_eq!(r.status.as_u16(), want, "{path} {version} XML: {}", r.text());
+            if want == 200 {
+                assert_eq!(features(&r.text()).len(), 9, "{path} {version} XML");
+            } else {
+                assert_eq!(r.reason(), "unsupported_crs");
+            }
+        }
+    }
 }
 
 /// Attacker round 5 (critical): MapServer 8 writes WFS GeoJSON longitude first in

@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::support::upstreams::{self, MapProxy, PyGeoApi};
-use crate::support::TestGateway;
+use crate::support::{fixtures, TestGateway};
 use tilegate::policy::{Scope, Tier};
 use tilegate::spatial::Fence;
 use tilegate::store::now_unix;
@@ -188,39 +188,10 @@ async fn real_gateway() -> (TestGateway, &'static MapProxy, &'static PyGeoApi) {
         tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared())).await.expect("servers start");
     let port = crate::support::ops::free_port();
     let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[store]
-path = "tilegate.db"
-[admin]
-enabled = true
-[[path]]
-id = "maps"
-kind = "folder"
-[[path]]
-id = "basemap"
-parent = "maps"
-kind = "raster"
-layers = ["osm"]
-webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
-wmts_rest_template = "/{{Layer}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.{{Format}}"
-[path.upstream]
-wms = "{mp}/service"
-wmts = "{mp}/service"
-wmts_rest = "{mp}/wmts"
-xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
-[[path]]
-id = "places"
-kind = "vector"
-layers = ["places"]
-properties = ["name", "population", "country", "secret_note"]
-[path.upstream]
-ogcapi = "{pg}"
-"#,
-        mp = mp.base,
-        pg = pg.base
+        "{}[admin]\nenabled = true\n[[path]]\nid = \"maps\"\nkind = \"folder\"\n{}{}",
+        fixtures::server_at(port),
+        fixtures::mapproxy_basemap("maps", &mp.base),
+        fixtures::pygeoapi_places(None, &pg.base)
     );
     (TestGateway::with_config(&config).await, mp, pg)
 }

@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::support::upstreams::{self, MapProxy, PyGeoApi};
-use crate::support::TestGateway;
+use crate::support::{fixtures, TestGateway};
 use tilegate::policy::{Scope, Tier};
 use tilegate::spatial::Fence;
 
@@ -19,44 +19,14 @@ async fn gateway() -> (TestGateway, &'static MapProxy, &'static PyGeoApi) {
         tokio::task::spawn_blocking(|| (MapProxy::shared(), PyGeoApi::shared())).await.expect("servers start");
     let port = crate::support::ops::free_port();
     let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[store]
-path = "tilegate.db"
-[[path]]
-id = "maps"
-kind = "folder"
-[[path]]
-id = "basemap"
-parent = "maps"
-kind = "raster"
-layers = ["osm"]
-webmercator_matrix_sets = ["GLOBAL_WEBMERCATOR"]
-wmts_rest_template = "/{{Layer}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.{{Format}}"
-[path.upstream]
-wms = "{mp}/service"
-wmts = "{mp}/service"
-wmts_rest = "{mp}/wmts"
-xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{y}}.png"
-[[path]]
-id = "basemap-tms"
-parent = "maps"
-kind = "raster"
-[path.upstream]
-xyz = "{mp}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{-y}}.png?origin=sw"
-[[path]]
-id = "places"
-kind = "vector"
-layers = ["places"]
-properties = ["name", "population", "country", "secret_note"]
-server = "pygeoapi"
-[path.upstream]
-ogcapi = "{pg}"
-"#,
-        mp = mp.base,
-        pg = pg.base
+        "{}[[path]]\nid = \"maps\"\nkind = \"folder\"\n{}{}{}",
+        fixtures::server_at(port),
+        fixtures::mapproxy_basemap("maps", &mp.base),
+        format_args!(
+            "[[path]]\nid = \"basemap-tms\"\nparent = \"maps\"\nkind = \"raster\"\n[path.upstream]\nxyz = \"{}/tiles/osm/GLOBAL_WEBMERCATOR/{{z}}/{{x}}/{{-y}}.png?origin=sw\"\n",
+            mp.base
+        ),
+        fixtures::pygeoapi_places(None, &pg.base)
     );
     (TestGateway::with_config(&config).await, mp, pg)
 }

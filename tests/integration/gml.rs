@@ -147,8 +147,8 @@ async fn formats_still_not_filterable_are_refused_with_a_reason() {
     let token = gw.token_fenced("places", Tier::ViewPlus, fence(), Some(&["name"])).await;
     let before = gw.upstream.seen().len();
     for query in [
-        "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=places&VALUEREFERENCE=name&BBOX=4,50,5,51,EPSG:4326",
-        "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&OUTPUTFORMAT=csv&BBOX=4,50,5,51,EPSG:4326",
+        "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetPropertyValue&TYPENAMES=places&VALUEREFERENCE=name&BBOX=50,4,51,5,EPSG:4326",
+        "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=places&OUTPUTFORMAT=csv&BBOX=50,4,51,5,EPSG:4326",
     ] {
         let reply = gw.get(&format!("/ogc/wfs/places?{query}"), &token).await;
         assert_eq!(reply.status, 403, "{query}");

@@ -133,6 +133,76 @@ async fn fenced_features_are_read_as_qgis_server_writes_them_or_refused() {
     assert!(r.text().contains("Mumbai") && !r.text().contains("Tromso"), "{}", r.text());
 }
 
+/// The places inside [`fence`], by name.
+const INSIDE: [&str; 10] =
+    ["Amsterdam", "Brussels", "Frankfurt", "Luxembourg", "Lyon", "Mumbai", "Paris", "Rome", "Strasbourg", "Zurich"];
+
+fn names(body: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = body["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["properties"]["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A fenced token's feature query is asked of QGIS Server within the fence, in the
+/// CRS and axis order QGIS reads a `BBOX` in (round 10: the latitude-first URN box
+/// QGIS read longitude first, so Mumbai went missing, and with `SRSNAME=EPSG:3857`
+/// every answer was empty). Checked on the paging: the first three features upstream
+/// are Tromsø, Paris, Brussels, so only a narrowed query fills a page of three.
+#[tokio::test]
+async fn fenced_feature_queries_are_narrowed_as_qgis_server_reads_a_bbox() {
+    let (gw, q) = gateway().await;
+    let json = "OUTPUTFORMAT=application/json";
+    // The premises: without SRSNAME the URN's latitude-first numbers are read longitude
+    // first; with it, latitude first; `epsg:4326` (lower case) is latitude first too.
+    let direct = |query: &str| {
+        let r = http_get(&format!("{}/?{WFS}&{json}&{query}", q.base)).expect("QGIS answers");
+        names(&serde_json::from_slice(&r.body).expect("GeoJSON"))
+    };
+    let urn = "urn:ogc:def:crs:EPSG::4326";
+    assert_eq!(direct(&format!("VERSION=2.0.0&BBOX=60,0,90,180,{urn}")), ["Mumbai"]);
+    assert_eq!(direct(&format!("VERSION=2.0.0&SRSNAME={urn}&BBOX=60,0,90,180,{urn}")), ["Tromso"]);
+    assert_eq!(direct("VERSION=2.0.0&SRSNAME=epsg:4326&BBOX=60,0,90,180"), ["Tromso"]);
+    assert_eq!(direct("VERSION=1.1.0&MAXFEATURES=3"), ["Brussels", "Paris", "Tromso"]);
+
+    let token = gw.token_fenced("qgis", Tier::ViewPlus, fence(), None).await;
+    for srs in ["EPSG:4326", "epsg:4326", urn, "EPSG:3857", "http://www.opengis.net/def/crs/EPSG/0/4326", "CRS:84"] {
+        let r = gw.get(&format!("/ogc/wfs/qgis?{WFS}&{json}&VERSION=2.0.0&SRSNAME={srs}"), &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{srs}: {}", r.text());
+        assert_eq!(names(&r.json()), INSIDE, "{srs}");
+        let r = gw.get(&format!("/ogc/wfs/qgis?{WFS}&{json}&VERSION=1.1.0&SRSNAME={srs}&MAXFEATURES=3"), &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{srs}: {}", r.text());
+        assert_eq!(names(&r.json()).len(), 3, "{srs}: a full page: {}", r.text());
+    }
+    // A BBOX of the request's own (wholly inside the fence, as WFS boxes must be), read
+    // as QGIS reads it.
+    for (query, want) in [
+        (format!("SRSNAME={urn}&BBOX=0,60,30,90,{urn}"), vec!["Mumbai"]),
+        ("SRSNAME=EPSG:4326&BBOX=60,0,90,30".to_owned(), vec!["Mumbai"]),
+        ("SRSNAME=EPSG:4326&BBOX=60,0,90,30,EPSG:4326".to_owned(), vec!["Mumbai"]),
+        (format!("SRSNAME={urn}&BBOX=40,0,60,20"), INSIDE.iter().copied().filter(|n| *n != "Mumbai").collect()),
+    ] {
+        let r = gw.get(&format!("/ogc/wfs/qgis?{WFS}&{json}&VERSION=2.0.0&{query}"), &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text());
+        assert_eq!(names(&r.json()), want, "{query}");
+    }
+    // Without SRSNAME QGIS reads the box in the layer's CRS (here EPSG:4326) x first: not
+    // narrowed, and the answer still filtered.
+    let r = gw.get(&format!("/ogc/wfs/qgis?{WFS}&{json}&VERSION=2.0.0&BBOX=60,0,90,30,{urn}"), &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(names(&r.json()), ["Mumbai"]);
+    let r = gw.get(&format!("/ogc/wfs/qgis?{WFS}&{json}&VERSION=2.0.0"), &token).await;
+    assert_eq!(names(&r.json()), INSIDE);
+    // A fifth element unlike SRSNAME QGIS reprojects and then swaps by another rule.
+    let r =
+        gw.get(&format!("/ogc/wfs/qgis?{WFS}&{json}&VERSION=2.0.0&SRSNAME=EPSG:3857&BBOX=0,0,1,1,{urn}"), &token).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "unsupported_crs".to_owned()), "{}", r.text());
+}
+
 /// Round 10, F4: QGIS Server draws a WMS 1.1.1 map with non-square pixels over the box
 /// widened to square ones, so a box inside the fence showed Tromsø from beyond it;
 /// MapServer stretches the map over the box, so on a path declared `mapserver` the same

@@ -4,6 +4,7 @@
 //! the protocol rule chose and stores the box x-first ([`BBox`]). Malformed numbers
 //! (NaN, infinities, wrong counts, min > max) are a 400. Pure code.
 
+use crate::paths::Server;
 use crate::spatial::{crs_from_identifier, AxisOrder, BBox, Crs};
 
 use super::{bad, shown};
@@ -94,6 +95,28 @@ pub(crate) fn wfs_crs(id: &str) -> Option<(Crs, AxisOrder)> {
         Some((crs, AxisOrder::XY))
     } else {
         Some((crs, order))
+    }
+}
+
+/// The CRS and axis order `server` reads a WFS box in, named `id` (a KVP `BBOX`'s fifth
+/// element, a filter `Envelope`'s `srsName`) in WFS `version`. GeoServer follows
+/// [`wfs_crs`]; MapServer 8 reads the short `EPSG:4326`, in any case, latitude first in
+/// WFS 1.1 and 2.0, KVP and XML alike (as it writes it; checked against `mapserv` in
+/// `tests/integration/clients.rs`). Another server, or none declared: only where those
+/// two agree, else `None` (a foreign CRS: refused to a fenced token). QGIS Server's KVP
+/// reading is `ogc::wfs::qgis_bbox_crs`.
+pub(crate) fn wfs_box_crs(id: &str, version: &str, server: Server) -> Option<(Crs, AxisOrder)> {
+    let geoserver = wfs_crs(id)?;
+    let short = id.trim().get(..5).is_some_and(|p| p.eq_ignore_ascii_case("epsg:"));
+    let mapserver = if short && geoserver.0 == Crs::Wgs84 && !version.starts_with("1.0") {
+        (Crs::Wgs84, AxisOrder::YX)
+    } else {
+        geoserver
+    };
+    match server {
+        Server::MapServer => Some(mapserver),
+        Server::GeoServer => Some(geoserver),
+        _ => (mapserver == geoserver).then_some(geoserver),
     }
 }
 

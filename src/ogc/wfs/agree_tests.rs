@@ -8,12 +8,15 @@
 use crate::ogc::common::xml::Element;
 use crate::ogc::test_walk::{all, fence, fixture, get_hrefs, kvp, parse, path, Walk};
 use crate::ogc::Protocol;
-use crate::paths::PathConfig;
+use crate::paths::{PathConfig, Server};
 
 const UPSTREAM: &str = "http://127.0.0.1:9002/geoserver/wfs";
 
+/// A path in front of the GeoServer the fixtures come from (it reads a `BBOX` named
+/// `EPSG:4326` longitude first; MapServer latitude first, so an undeclared path refuses it
+/// to a fenced token).
 fn wfs_path() -> PathConfig {
-    path("osm", &["osm:roads", "osm:buildings"])
+    PathConfig { server: Server::GeoServer, ..path("osm", &["osm:roads", "osm:buildings"]) }
 }
 
 /// The values of `<ows:Parameter name="{name}">` (any case) under `op`.

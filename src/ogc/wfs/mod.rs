@@ -19,7 +19,8 @@
 //! not know, so it is [`Extent::ForeignCrs`]; SRSNAME is the *output* CRS and is not used).
 //! `EPSG:nnnn` is read lon/lat (x,y) in every version, as GeoServer and MapServer do;
 //! `urn:ogc:def:crs:EPSG::4326` and `http://www.opengis.net/def/crs/EPSG/0/4326` are
-//! lat/lon; `http://www.opengis.net/gml/srs/epsg.xml#4326` is lon/lat.
+//! lat/lon; `http://www.opengis.net/gml/srs/epsg.xml#4326` is lon/lat. A path whose
+//! `server` is `qgis` reads it as QGIS Server does ([`qgis_bbox_crs`]).
 //!
 //! **Properties.** PROPERTYNAME (also per-type `(a,b)(c)` lists; `*` names nothing),
 //! SORTBY (`name ASC`, `name+D`…), VALUEREFERENCE, FILTER (FES, through
@@ -37,13 +38,14 @@ use crate::paths::PathConfig;
 use crate::policy::{Extent, Tier};
 
 use crate::ogc::capabilities::{CapabilitiesError, Rewrite};
-use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_crs};
+use crate::ogc::common::geo::{bbox, check_ordered, number, uint, wfs_box_crs};
 use crate::ogc::common::kvp::Kvp;
 use crate::ogc::common::{
     bad, check_allowed, distinct_names, name_list, paren_groups, request_name, shown, unsupported, xml_property,
 };
 use crate::ogc::{AnswerCrs, DataFormat, OgcError, Parts, Protocol, ResponseKind};
 use crate::paths::Server;
+use crate::spatial::{AxisOrder, Crs};
 
 pub mod capabilities;
 mod xml;
@@ -169,8 +171,8 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
     let (extent, response) = match name {
         "wfs.DescribeFeatureType" => (Extent::None, ResponseKind::Schema(data)),
         "wfs.LockFeature" => (Extent::Opaque, ResponseKind::Other),
-        _ if gml => (bbox_extent(kvp)?, ResponseKind::Features(DataFormat::Gml)),
-        _ => (bbox_extent(kvp)?, ResponseKind::Features(data)),
+        _ if gml => (bbox_extent(kvp, path.server)?, ResponseKind::Features(DataFormat::Gml)),
+        _ => (bbox_extent(kvp, path.server)?, ResponseKind::Features(data)),
     };
     if let Some(list) = kvp.get_nonempty("PROPERTYNAME") {
         properties.extend(property_names(list)?);
@@ -338,8 +340,45 @@ fn check_filter_language(kvp: &Kvp) -> Result<(), OgcError> {
     }
 }
 
+/// The CRS and axis order `server` reads a KVP `BBOX` in, from its fifth element
+/// `suffix` and `SRSNAME`, in WFS `version`; `None` when the gateway cannot tell.
+fn kvp_bbox_crs(
+    server: Server,
+    version: &str,
+    suffix: Option<&str>,
+    srsname: Option<&str>,
+) -> Option<(Crs, AxisOrder)> {
+    match server {
+        Server::Qgis => qgis_bbox_crs(suffix, srsname),
+        _ => wfs_box_crs(suffix?, version, server),
+    }
+}
+
+/// How QGIS Server 3.22 reads a KVP `BBOX` (its `parseGetFeatureParameters`, checked
+/// against `qgis_mapserver` in `tests/integration/qgis_server.rs`):
+///
+/// - with `SRSNAME`, in that CRS, latitude first only when the CRS is and its name does
+///   not begin with `EPSG:` (case-sensitive: `epsg:4326` and the URN are latitude first,
+///   `EPSG:4326` and `…/gml/srs/epsg.xml#4326` longitude first). A fifth element unlike
+///   `SRSNAME` is reprojected and then maybe swapped by another rule: `None`.
+/// - without `SRSNAME`, in the layer's own CRS, x first, whatever the fifth element says:
+///   read x first in the fifth element's CRS (right when the layer is stored in it; the
+///   answer is filtered either way), `None` without one.
+pub(crate) fn qgis_bbox_crs(suffix: Option<&str>, srsname: Option<&str>) -> Option<(Crs, AxisOrder)> {
+    let Some(srs) = srsname else {
+        let (crs, _) = crate::spatial::crs_from_identifier(suffix?)?;
+        return Some((crs, AxisOrder::XY));
+    };
+    if suffix.is_some_and(|s| s != srs) || srs.trim() != srs {
+        return None;
+    }
+    let (crs, order) = crate::spatial::crs_from_identifier(srs)?;
+    let swapped = order == AxisOrder::YX && !srs.starts_with("EPSG:");
+    Some((crs, if swapped { AxisOrder::YX } else { AxisOrder::XY }))
+}
+
 /// The extent of a feature query from `BBOX=a,b,c,d[,crs]`; none means unbounded.
-fn bbox_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
+fn bbox_extent(kvp: &Kvp, server: Server) -> Result<Extent, OgcError> {
     let Some(raw) = kvp.get_nonempty("BBOX") else {
         return Ok(Extent::Unbounded);
     };
@@ -353,7 +392,8 @@ fn bbox_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
     for (slot, raw) in v.iter_mut().zip(coords) {
         *slot = number(raw, "BBOX")?;
     }
-    match crs_id.and_then(wfs_crs) {
+    let version = kvp.get_nonempty("VERSION").unwrap_or_default();
+    match kvp_bbox_crs(server, version, crs_id, kvp.get_nonempty("SRSNAME")) {
         Some((crs, order)) => Ok(Extent::BBox { bbox: bbox(crs, order, v, false, "BBOX")?, zoom: None }),
         None => {
             check_ordered(v, "BBOX")?;
@@ -364,36 +404,47 @@ fn bbox_extent(kvp: &Kvp) -> Result<Extent, OgcError> {
 
 /// The upstream GetFeature (KVP) of a fenced token, asked only for the fence's extent,
 /// as OGC API items are (`ogc::api::narrow_items_to_fence`): `BBOX` becomes its
-/// intersection with the fence's bounding box, in the request's CRS and axis order, or
-/// the fence's bounding box (`urn:ogc:def:crs:EPSG::4326`, latitude first, as every WFS
-/// 1.1 and 2.0 server reads it) when the request had none. Walking `STARTINDEX` past the
-/// last visible feature then no longer counts the features outside the fence, and pages
-/// are not filled with features the GML or GeoJSON filter drops.
+/// intersection with the fence's bounding box, in the CRS and axis order `server` reads
+/// it in, or the fence's bounding box when the request had none: `EPSG:4326` longitude
+/// first, which MapServer, GeoServer and QGIS Server all read alike (QGIS reprojects it
+/// to `SRSNAME`; the URN, latitude first elsewhere, QGIS reads longitude first without
+/// `SRSNAME` and reprojects before it swaps with one, so its answers missed features
+/// inside the fence), or, on a `qgis` path, in `SRSNAME` (without one QGIS reads a
+/// `BBOX` in the layer's own CRS, which the gateway does not know). Walking
+/// `STARTINDEX` past the last visible feature then no longer counts the features
+/// outside the fence, and pages are not filled with features the GML or GeoJSON filter
+/// drops.
 ///
 /// `None` leaves the request as judged: no fence tiles; WFS 1.0 (its `BBOX` names no CRS);
 /// a `FILTER`, `CQL_FILTER` or `RESOURCEID`/`FEATUREID` (KVP cannot add a `BBOX` beside
 /// them: the filter stage still drops what lies outside, the paging still counts it);
 /// a `BBOX` without a CRS or in one the gateway does not know, or crossing the
-/// antimeridian. XML POST bodies are forwarded as judged.
+/// antimeridian; on a `qgis` path, no `SRSNAME`. XML POST bodies are forwarded as judged.
 ///
 /// ```
-/// use tilegate::spatial::Fence;
+/// use tilegate::{paths::Server, spatial::Fence};
 /// let fence = Fence::new(Some(&[(1, 1, 0)]), None).unwrap(); // lon 0..180, lat 0..85.05
-/// let narrowed = |q: &str| {
+/// let narrowed = |q: &str, server| {
 ///     let uri: http::Uri = format!("http://up/wfs?{q}").parse().unwrap();
-///     tilegate::ogc::wfs::narrow_to_fence(&uri, &fence).map(|u| u.query().unwrap().to_owned())
+///     tilegate::ogc::wfs::narrow_to_fence(&uri, &fence, server).map(|u| u.query().unwrap().to_owned())
 /// };
 /// let q = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=ms:lakes&STARTINDEX=20";
-/// let out = narrowed(q).unwrap(); // latitude first
+/// let out = narrowed(q, Server::MapServer).unwrap(); // longitude first
+/// assert!(out.starts_with(&format!("{q}&BBOX=-0.000000001,-0.000000001,180.000000001,85.05")), "{out}");
+/// assert!(out.ends_with(",EPSG:4326"), "{out}");
+/// let q = "version=1.1.0&request=GetFeature&typename=lakes&bbox=10,-10,20,20,urn:ogc:def:crs:EPSG::4326";
+/// let out = narrowed(q, Server::Unknown).unwrap(); // as the request wrote it: latitude first
+/// assert_eq!(out, "version=1.1.0&request=GetFeature&typename=lakes&bbox=10,-0.000000001,20,20,urn:ogc:def:crs:EPSG::4326");
+/// // QGIS Server reads `EPSG:4326` longitude first, `epsg:4326` latitude first.
+/// let q = "VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=places&SRSNAME=epsg:4326";
+/// let out = narrowed(q, Server::Qgis).unwrap();
 /// assert!(out.starts_with(&format!("{q}&BBOX=-0.000000001,-0.000000001,85.05")), "{out}");
-/// assert!(out.ends_with(",180.000000001,urn:ogc:def:crs:EPSG::4326"), "{out}");
-/// let q = "version=1.1.0&request=GetFeature&typename=lakes&bbox=-10,10,20,20,EPSG:4326";
-/// assert_eq!(narrowed(q).unwrap(), "version=1.1.0&request=GetFeature&typename=lakes&bbox=-0.000000001,10,20,20,EPSG:4326");
-/// assert_eq!(narrowed("VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=lakes"), None);
-/// assert_eq!(narrowed("VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=lakes&RESOURCEID=lakes.1"), None);
+/// assert!(out.ends_with(",180.000000001,epsg:4326"), "{out}");
+/// assert_eq!(narrowed("VERSION=2.0.0&REQUEST=GetFeature&TYPENAME=places", Server::Qgis), None);
+/// assert_eq!(narrowed("VERSION=1.0.0&REQUEST=GetFeature&TYPENAME=lakes", Server::Unknown), None);
+/// assert_eq!(narrowed("VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=lakes&RESOURCEID=lakes.1", Server::Unknown), None);
 /// ```
-pub fn narrow_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option<http::Uri> {
-    use crate::spatial::{AxisOrder, Crs};
+pub fn narrow_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence, server: Server) -> Option<http::Uri> {
     let query = uri.query().unwrap_or("");
     let pieces: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     let decoded =
@@ -401,27 +452,48 @@ pub fn narrow_to_fence(uri: &http::Uri, fence: &crate::spatial::Fence) -> Option
     let named = |name: &str| {
         pieces.iter().position(|p| decoded(p.split_once('=').map_or(p, |(n, _)| n)).eq_ignore_ascii_case(name))
     };
-    let value = |i: usize| decoded(pieces[i].split_once('=').map_or("", |(_, v)| v));
+    let raw_value = |i: usize| pieces[i].split_once('=').map_or("", |(_, v)| v);
+    let value = |i: usize| decoded(raw_value(i));
     if ["FILTER", "CQL_FILTER", "RESOURCEID", "FEATUREID"].iter().any(|n| named(n).is_some()) {
         return None;
     }
-    if !named("VERSION").is_some_and(|i| value(i).starts_with("1.1") || value(i).starts_with("2.")) {
+    let version = value(named("VERSION")?);
+    if !(version.starts_with("1.1") || version.starts_with("2.")) {
         return None;
     }
+    let srsname_at = named("SRSNAME");
+    let srsname = srsname_at.map(value);
     let bbox_at = named("BBOX");
-    let given = bbox_at.map(value);
-    let (crs, order, crs_text, xy) = match &given {
-        None => (Crs::Wgs84, AxisOrder::YX, "urn:ogc:def:crs:EPSG::4326".to_owned(), None),
+    let given = match bbox_at.map(value) {
+        None => None,
         Some(raw) => {
-            let parts: Vec<&str> = raw.split(',').map(str::trim).collect();
-            let [a, b, c, d, id] = parts.as_slice() else { return None };
-            let (crs, order) = wfs_crs(id)?;
-            let v = [a, b, c, d].map(|n| n.parse::<f64>().ok());
+            let parts: Vec<&str> = raw.split(',').collect();
+            let (numbers, suffix) = match parts.as_slice() {
+                [a, b, c, d] => ([a, b, c, d], None),
+                [a, b, c, d, id] => ([a, b, c, d], Some((*id).to_owned())),
+                _ => return None,
+            };
+            let v = numbers.map(|n| n.trim().parse::<f64>().ok());
             let [Some(a), Some(b), Some(c), Some(d)] = v else { return None };
-            let xy = if order == AxisOrder::YX { [b, a, d, c] } else { [a, b, c, d] };
-            (crs, order, (*id).to_owned(), Some(xy))
+            Some(([a, b, c, d], suffix))
         }
     };
+    let suffix = given.as_ref().and_then(|(_, s)| s.as_deref());
+    // The CRS and order the narrowed box is read in, and the name written after it.
+    let (crs, order, crs_text) = match (server, given.is_some()) {
+        (Server::Qgis, _) => {
+            let (crs, order) = qgis_bbox_crs(suffix, Some(srsname.as_deref()?))?;
+            (crs, order, raw_value(srsname_at?).to_owned())
+        }
+        (_, true) => {
+            let (crs, order) = kvp_bbox_crs(server, &version, suffix, None)?;
+            (crs, order, suffix?.to_owned())
+        }
+        (_, false) => (Crs::Wgs84, AxisOrder::YX, "urn:ogc:def:crs:EPSG::4326".to_owned()),
+    };
+    let xy = given
+        .as_ref()
+        .map(|([a, b, c, d], _)| if order == AxisOrder::YX { [*b, *a, *d, *c] } else { [*a, *b, *c, *d] });
     let b = crate::ogc::common::geo::fence_box_within(fence, crs, xy)?;
     let [x0, y0, x1, y1] = b;
     let (a0, a1, c0, c1) = if order == AxisOrder::YX { (y0, x0, y1, x1) } else { (x0, y0, x1, y1) };
@@ -502,14 +574,35 @@ mod tests {
         assert_eq!(bbox_of(&c).crs, Crs::WebMercator);
     }
 
-    /// lon 5..6 / lat 50..51, written in the order each identifier form requires.
+    /// lon 5..6 / lat 50..51, written in the order each identifier form requires: the
+    /// short `EPSG:4326` of WFS 1.1 and 2.0 longitude first on GeoServer, latitude first
+    /// on MapServer 8 (checked against `mapserv` in `tests/integration/clients.rs`), and
+    /// so a foreign CRS where the path does not say which.
     #[test]
     fn bbox_axis_order_per_identifier_form() {
         let want = [5.0, 50.0, 6.0, 51.0];
+        let on = |server: Server, query: &'static str| {
+            let path = PathConfig { server, ..path() };
+            crate::ogc::classify(&get(Protocol::Wfs, "", query), &path).map(|c| c.op.extent)
+        };
+        for version in ["1.1.0", "2.0.0"] {
+            let query = |bbox: &str| -> &'static str {
+                format!("SERVICE=WFS&VERSION={version}&REQUEST=GetFeature&TYPENAME=roads&BBOX={bbox}").leak()
+            };
+            for (server, bbox) in [
+                (Server::GeoServer, "5,50,6,51,EPSG:4326"),
+                (Server::MapServer, "50,5,51,6,EPSG:4326"),
+                (Server::MapServer, "50,5,51,6,epsg:4326"),
+                (Server::MapServer, "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
+                (Server::MapServer, "5,50,6,51,urn:ogc:def:crs:OGC:1.3:CRS84"),
+            ] {
+                let Ok(Extent::BBox { bbox: b, .. }) = on(server, query(bbox)) else { panic!("{server:?} {bbox}") };
+                assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], want, "{server:?} {version} {bbox}");
+            }
+            assert_eq!(on(Server::Unknown, query("5,50,6,51,EPSG:4326")).ok(), Some(Extent::ForeignCrs));
+        }
         for (version, bbox) in [
             ("1.0.0", "5,50,6,51,EPSG:4326"),
-            ("1.1.0", "5,50,6,51,EPSG:4326"),
-            ("2.0.0", "5,50,6,51,EPSG:4326"),
             ("1.1.0", "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
             ("2.0.0", "50,5,51,6,urn:ogc:def:crs:EPSG::4326"),
             ("2.0.0", "50,5,51,6,http://www.opengis.net/def/crs/EPSG/0/4326"),
@@ -525,6 +618,38 @@ mod tests {
         // The URN written lon-first lands at lat 5..6 / lon 50..51: elsewhere.
         let b = bbox_of(&ok(Protocol::Wfs, q("BBOX=5,50,6,51,urn:ogc:def:crs:EPSG::4326")));
         assert_eq!([b.min_x, b.min_y], [50.0, 5.0]);
+    }
+
+    /// lon 5..6 / lat 50..51 as QGIS Server 3.22 reads a BBOX (checked against it in
+    /// `tests/integration/qgis_server.rs`): by SRSNAME, latitude first only for an
+    /// inverted CRS not named `EPSG:…`; without SRSNAME x first whatever the suffix says.
+    #[test]
+    fn bbox_axis_order_on_qgis_server() {
+        let path = PathConfig { server: Server::Qgis, ..path() };
+        let judged =
+            |query: &'static str| crate::ogc::classify(&get(Protocol::Wfs, "", query), &path).map(|c| c.op.extent);
+        let urn = "urn:ogc:def:crs:EPSG::4326";
+        for query in [
+            "SRSNAME=EPSG:4326&BBOX=5,50,6,51".to_owned(),
+            "SRSNAME=EPSG:4326&BBOX=5,50,6,51,EPSG:4326".to_owned(),
+            "SRSNAME=epsg:4326&BBOX=50,5,51,6".to_owned(),
+            format!("SRSNAME={urn}&BBOX=50,5,51,6,{urn}"),
+            "SRSNAME=http://www.opengis.net/def/crs/EPSG/0/4326&BBOX=50,5,51,6".to_owned(),
+            "SRSNAME=http://www.opengis.net/gml/srs/epsg.xml%234326&BBOX=5,50,6,51".to_owned(),
+            "SRSNAME=CRS:84&BBOX=5,50,6,51".to_owned(),
+            format!("BBOX=5,50,6,51,{urn}"),
+        ] {
+            let Ok(Extent::BBox { bbox: b, .. }) = judged(q(query.clone().leak())) else { panic!("{query}") };
+            assert_eq!((b.crs, [b.min_x, b.min_y, b.max_x, b.max_y]), (Crs::Wgs84, [5.0, 50.0, 6.0, 51.0]), "{query}");
+        }
+        for query in [
+            format!("SRSNAME=EPSG:3857&BBOX=5,50,6,51,{urn}"),
+            format!("SRSNAME=EPSG:4326&BBOX=5,50,6,51,{urn}"),
+            "SRSNAME=%20EPSG:4326&BBOX=5,50,6,51".to_owned(),
+            "BBOX=5,50,6,51".to_owned(),
+        ] {
+            assert_eq!(judged(q(query.clone().leak())).ok(), Some(Extent::ForeignCrs), "{query}");
+        }
     }
 
     #[test]

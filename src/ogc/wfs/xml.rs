@@ -17,7 +17,7 @@
 //! - `ResourceId`/`FeatureId`/`GmlObjectId` ids must belong to their query's types;
 //! - a query whose `Filter` is a `BBOX` (or an `And` directly holding one) is bounded by
 //!   its `Envelope` (`lowerCorner`/`upperCorner`) or GML 2 `Box` (`coordinates`), read with
-//!   the WFS axis rules on its `srsName` (none → foreign CRS); other queries are unbounded.
+//!   the path's server's axis rules on its `srsName` (`geo::wfs_box_crs`; none → foreign CRS); other queries are unbounded.
 //!   Transactions and locks are [`Extent::Opaque`].
 //!
 //! Refused: whatever the shared [`Hardened`] reader refuses (DOCTYPE, so no entity can be
@@ -36,13 +36,13 @@
 use quick_xml::events::BytesStart;
 use quick_xml::name::{QName, ResolveResult};
 
-use crate::paths::PathConfig;
+use crate::paths::{PathConfig, Server};
 use crate::policy::{Extent, Tier};
 use crate::spatial::BBox;
 
 use super::{check_resource_id, VERSIONS};
 use crate::ogc::common::expr::check_function_name;
-use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_crs};
+use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_box_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
 use crate::ogc::common::xml::{canonical, declared_encoding, DocTypePolicy, Hardened, Token, XmlError};
 use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
@@ -183,7 +183,7 @@ pub(super) fn classify(req: &OgcRequest<'_>, path: &PathConfig) -> Result<Classi
         return Err(bad("the XML body must be UTF-8"));
     }
     let canonical = canonical(body, true).map_err(unreadable)?;
-    let summary = read(canonical.as_bytes())?;
+    let summary = read(canonical.as_bytes(), path.server)?;
     let root = summary.root;
     let name = root.name();
     if let Some(r) = kvp.get_nonempty("REQUEST") {
@@ -318,9 +318,9 @@ fn unreadable(e: XmlError) -> OgcError {
 
 /// Walks the canonical document once, through the shared hardened reader (no DOCTYPE,
 /// no entities, one root, bounded depth).
-fn read(body: &[u8]) -> Result<Summary, OgcError> {
+fn read(body: &[u8], server: Server) -> Result<Summary, OgcError> {
     let mut reader = Hardened::new(body, DocTypePolicy::Refuse).map_err(unreadable)?;
-    let mut walker = Walker::default();
+    let mut walker = Walker { server, ..Walker::default() };
     loop {
         let (resolved, token) = reader.next_resolved().map_err(unreadable)?;
         let namespace = match resolved {
@@ -371,6 +371,8 @@ struct Walker {
     queries: usize,
     /// Numbers in the text inside `Filter` elements.
     filter_numbers: usize,
+    /// The path's server: how it reads an `Envelope`'s `srsName` ([`wfs_box_crs`]).
+    server: Server,
 }
 
 /// The most `Query`/`Lock` elements one body may hold (attacker round 10: 200,000
@@ -587,7 +589,8 @@ impl Walker {
         if frame.local == "BBOX" {
             if let Some(scope) = self.scope.as_mut().filter(|s| s.in_bbox) {
                 scope.in_bbox = false;
-                scope.bounded = Some(envelope_extent(&scope.corners, scope.srs.as_deref())?);
+                let version = self.version.as_deref().unwrap_or("2.0.0");
+                scope.bounded = Some(envelope_extent(&scope.corners, scope.srs.as_deref(), version, self.server)?);
             }
         }
         if depth == 1 {
@@ -678,7 +681,7 @@ fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
 
 /// The extent of a BBOX filter from its corners (`lowerCorner`, `upperCorner`) or its
 /// GML 2 `coordinates` (`x1,y1 x2,y2`).
-fn envelope_extent(corners: &[String], srs: Option<&str>) -> Result<Extent, OgcError> {
+fn envelope_extent(corners: &[String], srs: Option<&str>, version: &str, server: Server) -> Result<Extent, OgcError> {
     let values: Vec<f64> = match corners {
         [coordinates] => {
             let pairs: Vec<&str> = coordinates.split_whitespace().collect();
@@ -711,7 +714,7 @@ fn envelope_extent(corners: &[String], srs: Option<&str>) -> Result<Extent, OgcE
         _ => return Err(bad("BBOX: expected an Envelope with lowerCorner and upperCorner, or a Box")),
     };
     let v = [values[0], values[1], values[2], values[3]];
-    match srs.and_then(wfs_crs) {
+    match srs.and_then(|id| wfs_box_crs(id, version, server)) {
         Some((crs, order)) => Ok(Extent::BBox { bbox: bbox(crs, order, v, false, "BBOX")?, zoom: None }),
         None => {
             check_ordered(v, "BBOX")?;
@@ -887,14 +890,23 @@ mod tests {
     }
 
     #[test]
-    fn getfeature_11_gml2_box_and_short_epsg_is_lon_lat() {
-        let c = post(
-            r#"<wfs:GetFeature version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:gml="http://www.opengis.net/gml">
+    /// The short `EPSG:4326` of a WFS 1.1 `Box`: longitude first on GeoServer, latitude
+    /// first on MapServer 8, a foreign CRS where the path does not say which.
+    fn getfeature_11_gml2_box_and_short_epsg_per_server() {
+        let body = |corners: &str| {
+            format!(
+                r#"<wfs:GetFeature version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:gml="http://www.opengis.net/gml">
   <wfs:Query typeName="ns:roads"><ogc:Filter><ogc:BBOX><ogc:PropertyName>ns:geom</ogc:PropertyName>
-    <gml:Box srsName="EPSG:4326"><gml:coordinates>5,50 6,51</gml:coordinates></gml:Box>
-  </ogc:BBOX></ogc:Filter></wfs:Query></wfs:GetFeature>"#,
-        )
-        .unwrap();
+    <gml:Box srsName="EPSG:4326"><gml:coordinates>{corners}</gml:coordinates></gml:Box>
+  </ogc:BBOX></ogc:Filter></wfs:Query></wfs:GetFeature>"#
+            )
+        };
+        let on = |server: Server| PathConfig { server, ..path() };
+        let c = post_to("", &body("50,5 51,6"), &on(Server::MapServer)).unwrap();
+        let b = bbox_of(&c);
+        assert_eq!([b.min_x, b.min_y, b.max_x, b.max_y], [5.0, 50.0, 6.0, 51.0]);
+        assert_eq!(post_to("", &body("5,50 6,51"), &on(Server::Unknown)).unwrap().op.extent, Extent::ForeignCrs);
+        let c = post_to("", &body("5,50 6,51"), &on(Server::GeoServer)).unwrap();
         assert_eq!(c.op.layers, vec!["ns:roads"]);
         assert_eq!(c.op.properties.len(), 1, "the BBOX operand is judged like any property: {:?}", c.op.properties);
         assert!(c.op.properties[0].ends_with("geom"), "{:?}", c.op.properties);

@@ -318,14 +318,16 @@ fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<cr
         } else {
             (out.min_x, out.max_x) = (wrap(out.min_x), wrap(out.max_x));
         }
-        out.min_y = out.min_y.max(-90.0);
-        out.max_y = out.max_y.min(90.0);
+        // Each end clamped on its own: a box wholly beyond a pole (the BBOX is not
+        // checked against the world) stays ordered, a line on the pole.
+        out.min_y = out.min_y.clamp(-90.0, 90.0);
+        out.max_y = out.max_y.clamp(-90.0, 90.0);
     } else {
         let edge = crate::spatial::MERCATOR_HALF_WORLD;
-        out.min_x = out.min_x.max(-edge);
-        out.max_x = out.max_x.min(edge);
-        out.min_y = out.min_y.max(-edge);
-        out.max_y = out.max_y.min(edge);
+        out.min_x = out.min_x.clamp(-edge, edge);
+        out.max_x = out.max_x.clamp(-edge, edge);
+        out.min_y = out.min_y.clamp(-edge, edge);
+        out.max_y = out.max_y.clamp(-edge, edge);
     }
     Some(out)
 }
@@ -853,6 +855,28 @@ mod tests {
         assert_eq!(c.op.clippable, crate::policy::Clippable::Image { background: None });
         for bad in ["0x10203", "red", "0x1020304"] {
             assert_eq!(err(Protocol::Wms, format!("{base}&BGCOLOR={bad}").leak()).status(), 400, "{bad}");
+        }
+    }
+
+    /// A 1.1.1 map with non-square pixels is judged on the box widened to square pixels
+    /// (QGIS Server's reading), clamped to the world end by end: a BBOX wholly beyond a
+    /// pole (fuzzing found min y above max y) judges as an ordered line on the pole.
+    #[test]
+    fn non_square_maps_are_judged_widened_and_stay_ordered_beyond_the_world() {
+        let q = |crs: &str, bbox: &str| {
+            format!("VERSION=1.1.1&REQUEST=GetMap&LAYERS=roads&STYLES=&SRS={crs}&BBOX={bbox}&WIDTH=256&HEIGHT=256&FORMAT=image/png")
+        };
+        let b = bbox_of(&ok(Protocol::Wms, q("EPSG:4326", "5,50,6,52").leak()));
+        assert_eq!((b.min_x, b.min_y, b.max_x, b.max_y), (4.5, 50.0, 6.5, 52.0));
+        for (crs, bbox) in [
+            ("CRS:84", "5,310,6,511"),
+            ("EPSG:4326", "5,-511,6,-310"),
+            ("EPSG:4326", "-1000,0,1000,1"),
+            ("EPSG:3857", "0,3e7,1,4e7"),
+            ("EPSG:3857", "3e7,0,4e7,1"),
+        ] {
+            let b = bbox_of(&ok(Protocol::Wms, q(crs, bbox).leak()));
+            assert!(b.min_y <= b.max_y && b.min_x <= b.max_x, "{crs} {bbox}: {b:?}");
         }
     }
 }

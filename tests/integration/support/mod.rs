@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod integrate;
 pub mod ops;
 pub mod pg;

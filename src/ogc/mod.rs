@@ -598,9 +598,12 @@ pub(crate) fn kvp_endpoint(
 /// Deduplicates the operation's properties, drops the geometry properties, and refuses
 /// names outside the layer's declared schema.
 fn finish_properties(op: &mut Operation, path: &PathConfig) -> Result<(), OgcError> {
+    // Kept in first-seen order, de-duplicated through a set: a URL holds 16,000 distinct
+    // names and a write body far more, so a pairwise check would be quadratic.
+    let mut seen = std::collections::HashSet::with_capacity(op.properties.len());
     let mut kept: Vec<String> = Vec::with_capacity(op.properties.len());
     for p in op.properties.drain(..) {
-        if !kept.contains(&p) && !path.geometry_properties.contains(&p) {
+        if !path.geometry_properties.contains(&p) && seen.insert(p.clone()) {
             kept.push(p);
         }
     }

@@ -150,7 +150,9 @@ pub fn rewrite_value(doc: &Value, view: &TileJsonView<'_>) -> Result<Value, Tile
             .or_else(|| numbers::<2>(c).map(|[x, y]| [x, y, minzoom as f64]))
             .ok_or(TileJsonError::Member("center"))?;
         let b = bounds.unwrap_or([-180.0, -MAX_LAT, 180.0, MAX_LAT]);
-        let inside = b[0] <= c[0] && c[0] <= b[2] && b[1] <= c[1] && c[1] <= b[3];
+        // Under a fence the upstream's centre, the middle of all its data, is not told
+        // (attacker round 11: martin's centre lay inside the fence and was kept).
+        let inside = view.fence.is_none() && b[0] <= c[0] && c[0] <= b[2] && b[1] <= c[1] && c[1] <= b[3];
         let (x, y) = if inside { (c[0], c[1]) } else { ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0) };
         let z = c[2].clamp(minzoom as f64, maxzoom as f64);
         out.insert("center".into(), Value::Array(vec![x.into(), y.into(), z.into()]));
@@ -342,6 +344,11 @@ mod tests {
         );
         assert_eq!(out["bounds"], serde_json::json!([0.0, 0.0, 10.0, 10.0]));
         assert_eq!(out["center"], serde_json::json!([5.0, 5.0, 6.0]));
+        // A centre inside the fence is the middle of all the data: replaced too.
+        let out = run(r#"{"bounds":[-10,-10,10,10],"center":[1,2,3]}"#, &view(Some(&fence), None));
+        assert_eq!(out["center"], serde_json::json!([5.0, 5.0, 3.0]));
+        let out = run(r#"{"bounds":[-10,-10,10,10],"center":[1,2,3]}"#, &view(None, None));
+        assert_eq!(out["center"], serde_json::json!([1.0, 2.0, 3.0]), "kept without a fence");
     }
 
     #[test]

@@ -68,8 +68,8 @@ pub struct Operation {
     /// Whether the filter stage can clip the answer to a fence it only partly overlaps.
     pub clippable: Clippable,
     /// The request replaces or clears a feature's whole set of properties (OGC API
-    /// PUT, `"properties": null`, WFS-T `Replace`): it would erase what a property
-    /// fence hides, so a property-fenced token may not send it.
+    /// PUT and DELETE, `"properties": null`, WFS-T `Replace` and `Delete`): it would
+    /// erase what a property fence hides, so a property-fenced token may not send it.
     pub replaces_properties: bool,
 }
 

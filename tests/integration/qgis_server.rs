@@ -243,10 +243,74 @@ async fn non_square_wms_111_maps_are_judged_on_what_the_server_draws() {
         assert_eq!(r.status, StatusCode::OK, "{path}: the fence tile itself: {}", r.text());
         assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
     }
+    // Round 11: a full-width map 512×100 is drawn over 720°, the world a strip in its
+    // middle, Tokyo in pixels a mask for the stretched map keeps: refused, not clipped.
+    let wide = query("-20037508,-20037508,20037508,20037508", 512, 100);
+    let direct = http_get(&format!("{}/?{wide}", q.base)).expect("QGIS answers");
+    assert!(opaque(&direct.body) > 0, "the premise: QGIS draws the places");
+    for path in ["qgis", "qgis_any"] {
+        let view = gw.token_fenced(path, Tier::View, fence(), None).await;
+        let r = gw.get(&format!("/ogc/wms/{path}?{wide}"), &view).await;
+        assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "outside_geofence".to_owned()), "{path}");
+    }
     let view = gw.token_fenced("ms", Tier::View, fence(), None).await;
+    let r = gw.get(&format!("/ogc/wms/ms?{wide}"), &view).await;
+    assert_eq!(r.status, StatusCode::OK, "MapServer stretches: clipped: {}", r.text());
     let r = gw.get(&format!("/ogc/wms/ms?{thin}"), &view).await;
     assert_eq!(r.status, StatusCode::OK, "judged on its box: {}", r.text());
     assert_eq!(opaque(&r.body), 0);
+}
+
+/// Round 11: a property-fenced `edit` token wrote a hidden property on QGIS Server, by
+/// WFS-T (a `Name` wrapped in another element: QGIS takes the first at any depth) and
+/// by OGC API PATCH in QGIS's own `{"modify":{…}}` format. Both are judged now, and a
+/// delete, which erases the hidden properties too, is refused.
+#[tokio::test]
+async fn a_property_fenced_editor_writes_only_what_it_sees_on_qgis_server() {
+    let (gw, q) = gateway().await;
+    let item = |name: &str| -> serde_json::Value {
+        let r = http_get(&format!("{}/wfs3/collections/places/items/16?f=json", q.base)).expect("QGIS answers");
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).expect("GeoJSON");
+        assert_eq!(doc["properties"]["name"], "Tokyo");
+        doc["properties"][name].clone()
+    };
+    let (note, population) = (item("secret_note"), item("population"));
+    let token = gw.token_fenced("qgis", Tier::Edit, Fence::default(), Some(&["id", "name", "population"])).await;
+    let auth = format!("Bearer {token}");
+    let wfs = |action: &str| {
+        format!(
+            r#"<wfs:Transaction service="WFS" version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:x="urn:x">{action}</wfs:Transaction>"#
+        )
+    };
+    let filter = r#"<ogc:Filter><ogc:FeatureId fid="places.16"/></ogc:Filter>"#;
+    let xml = [("authorization", auth.as_str()), ("content-type", "text/xml")];
+    let wrapped = wfs(&format!(
+        r#"<wfs:Update typeName="places"><wfs:Property><x:Bar><wfs:Name>secret_note</wfs:Name></x:Bar><wfs:Name>name</wfs:Name><wfs:Value>PWNED</wfs:Value></wfs:Property>{filter}</wfs:Update>"#
+    ));
+    let r = gw.send(Method::POST, "/ogc/wfs/qgis", &xml, bytes::Bytes::from(wrapped)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let hidden = wfs(&format!(
+        r#"<wfs:Update typeName="places"><wfs:Property><wfs:Name>population</wfs:Name><wfs:Value><x:Name>secret_note</x:Name>1</wfs:Value></wfs:Property>{filter}</wfs:Update>"#
+    ));
+    let r = gw.send(Method::POST, "/ogc/wfs/qgis", &xml, bytes::Bytes::from(hidden)).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "property_fenced".to_owned()), "{}", r.text());
+    let delete = wfs(&format!(r#"<wfs:Delete typeName="places">{filter}</wfs:Delete>"#));
+    let r = gw.send(Method::POST, "/ogc/wfs/qgis", &xml, bytes::Bytes::from(delete)).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "property_fenced".to_owned()), "{}", r.text());
+
+    let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let item_path = "/ogc/api/qgis/collections/places/items/16";
+    let patch = |body: String| gw.send(Method::PATCH, item_path, &json, bytes::Bytes::from(body));
+    let r = patch(r#"{"modify":{"secret_note":"PWNED"}}"#.to_owned()).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "property_fenced".to_owned()), "{}", r.text());
+    let r = patch(r#"{"modify":{"population":1},"changes":{"secret_note":"PWNED"}}"#.to_owned()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = gw.send(Method::DELETE, item_path, &json, bytes::Bytes::new()).await;
+    assert_eq!((r.status, r.reason()), (StatusCode::FORBIDDEN, "property_fenced".to_owned()), "{}", r.text());
+    // A visible property is written in QGIS's format (its own value again: the data is shared).
+    let r = patch(format!(r#"{{"modify":{{"population":{population}}}}}"#)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!((item("secret_note"), item("population")), (note, population), "nothing hidden changed");
 }
 
 /// Round 10, F5: QGIS Server answers every repeat of a type name in full.

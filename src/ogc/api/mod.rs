@@ -293,7 +293,8 @@ fn classify_route(route: &Route<'_>, req: &OgcRequest<'_>, kvp: &Kvp, path: &Pat
                 }
                 Method::PUT => write(req, kvp, path, "api.replaceItem", layers, Some(Body::Replace)),
                 Method::PATCH => write(req, kvp, path, "api.updateItem", layers, Some(Body::Patch)),
-                Method::DELETE => write(req, kvp, path, "api.deleteItem", layers, None),
+                // A delete erases what a property fence hides, as a PUT does.
+                Method::DELETE => Ok(write(req, kvp, path, "api.deleteItem", layers, None)?.replacing_properties(true)),
                 _ => Err(OgcError::MethodNotAllowed {
                     method: req.method.to_string(),
                     allowed: "GET, HEAD, PUT, PATCH, DELETE",
@@ -669,11 +670,8 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<(Vec<String>, boo
                 feature_keys(feature, &mut out)?;
             }
         }
-        (Body::Create | Body::Replace, Some("Feature")) | (Body::Patch, Some("Feature") | None)
-            if value.is_object() =>
-        {
-            feature_keys(&value, &mut out)?
-        }
+        (Body::Create | Body::Replace, Some("Feature")) => feature_keys(&value, &mut out)?,
+        (Body::Patch, Some("Feature") | None) if value.is_object() => feature_members(&value, true, &mut out)?,
         _ => return Err(bad("the body must be a GeoJSON Feature (or, to create, a FeatureCollection)")),
     }
     let replaces = match kind {
@@ -684,7 +682,45 @@ fn body_properties(req: &OgcRequest<'_>, kind: Body) -> Result<(Vec<String>, boo
     Ok((out, replaces))
 }
 
+/// The members a feature write may hold: those of a GeoJSON Feature, and in a PATCH the
+/// `add`/`modify`/`remove` of QGIS Server's own patch format. Any other is refused, since
+/// a server may act on a member the gateway does not read (attacker round 11: QGIS Server
+/// wrote `{"modify":{"secret_note":…}}` past a property fence that read `properties`).
+const FEATURE_MEMBERS: &[&str] = &["type", "id", "geometry", "properties", "bbox", "links"];
+const PATCH_MEMBERS: &[&str] = &["add", "modify", "remove"];
+
 fn feature_keys(feature: &Value, out: &mut Vec<String>) -> Result<(), OgcError> {
+    feature_members(feature, false, out)
+}
+
+fn feature_members(feature: &Value, patch: bool, out: &mut Vec<String>) -> Result<(), OgcError> {
+    let Some(members) = feature.as_object() else { return Err(bad("a Feature must be a JSON object")) };
+    for (name, value) in members {
+        let known = FEATURE_MEMBERS.contains(&name.as_str()) || (patch && PATCH_MEMBERS.contains(&name.as_str()));
+        if !known {
+            return Err(bad(format!(
+                "the feature's member `{}` is not read by the gateway; write {}",
+                shown(name),
+                if patch {
+                    "properties, geometry, or add/modify/remove"
+                } else {
+                    "a GeoJSON Feature (properties, geometry)"
+                }
+            )));
+        }
+        match (name.as_str(), value) {
+            ("add" | "modify", Value::Object(map)) => out.extend(map.keys().cloned()),
+            ("remove", Value::Array(names)) => {
+                for n in names {
+                    let n = n.as_str().ok_or_else(|| bad("`remove` must list property names"))?;
+                    out.push(n.to_owned());
+                }
+            }
+            ("add" | "modify", _) => return Err(bad(format!("`{name}` must be an object of properties"))),
+            ("remove", _) => return Err(bad("`remove` must list property names")),
+            _ => {}
+        }
+    }
     match feature.get("properties") {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Object(map)) => {
@@ -936,6 +972,29 @@ mod tests {
         del.method = &Method::DELETE;
         let c = classify(&del, &path()).unwrap();
         assert_eq!((c.op.name, c.op.tier, c.forward.body.clone()), ("api.deleteItem", Tier::Edit, ForwardBody::None));
+        assert!(c.op.replaces_properties, "a delete erases what a property fence hides");
+    }
+
+    /// Attacker round 11: QGIS Server's own PATCH format (`modify`) wrote a hidden
+    /// property past a fence that read `properties` only. Its members are judged now, and
+    /// a member the gateway does not read is refused.
+    #[test]
+    fn every_member_of_a_write_is_read_or_refused() {
+        let patch = |body: &'static str| {
+            classify(&write_req(&Method::PATCH, "/collections/roads/items/1", "application/json", body), &path())
+        };
+        let c = patch(r#"{"modify":{"secret":"x"},"add":{"a":1},"remove":["b"]}"#).unwrap();
+        let mut props = c.op.properties.clone();
+        props.sort();
+        assert_eq!(props, vec!["a", "b", "secret"]);
+        for body in [r#"{"properties":{"a":1},"changes":{"secret":1}}"#, r#"{"modify":"secret"}"#, r#"{"remove":[1]}"#]
+        {
+            assert_eq!(patch(body).unwrap_err().status(), 400, "{body}");
+        }
+        let put = r#"{"type":"Feature","geometry":null,"properties":{},"modify":{"secret":1}}"#;
+        let e = classify(&write_req(&Method::PUT, "/collections/roads/items/1", "application/geo+json", put), &path())
+            .unwrap_err();
+        assert!(e.to_string().contains("`modify` is not read by the gateway"), "{e}");
     }
 
     #[test]

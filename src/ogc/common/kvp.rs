@@ -50,6 +50,9 @@ pub struct Dialect {
     pub ascii_names: bool,
 }
 
+/// The most parameters one request may carry (a real one carries a few dozen).
+const MAX_PARAMETERS: usize = 512;
+
 impl Dialect {
     /// WMS: `SRS`/`CRS` (1.1.1/1.3.0) and `X`/`Y` vs `I`/`J`.
     pub const WMS: Dialect =
@@ -166,6 +169,10 @@ impl Kvp {
     }
 
     fn push(&mut self, name: String, value: String, dialect: Dialect) -> Result<(), OgcError> {
+        // The duplicate check below is pairwise, and a URL holds 16,000 parameters.
+        if self.pairs.len() == MAX_PARAMETERS {
+            return Err(bad(format!("more than {MAX_PARAMETERS} parameters in one request")));
+        }
         if name.is_empty() {
             return Err(bad(format!("a parameter has an empty name (value `{}`)", shown(&value))));
         }
@@ -320,6 +327,14 @@ mod tests {
         }
         let e = parse("SRS=a&crs=b").unwrap_err().to_string();
         assert!(e.contains("`SRS` and `CRS` are the same parameter"), "{e}");
+    }
+
+    #[test]
+    fn parameters_are_bounded() {
+        let many = |n: usize| (0..n).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+        assert_eq!(parse(&many(512)).expect("512 parameters").pairs().len(), 512);
+        let e = parse(&many(513)).unwrap_err().to_string();
+        assert!(e.contains("more than 512 parameters"), "{e}");
     }
 
     #[test]

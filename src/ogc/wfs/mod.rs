@@ -297,8 +297,11 @@ pub(crate) fn type_names(value: &str) -> Result<Vec<String>, OgcError> {
     Ok(out)
 }
 
+/// The most feature ids one request may name.
+const MAX_RESOURCE_IDS: usize = 1000;
+
 /// The most distinct type names one request may name.
-const MAX_TYPE_NAMES: usize = 64;
+pub(super) const MAX_TYPE_NAMES: usize = 64;
 
 /// A resource id `type.rest` must name one of the requested types (by full or local name).
 pub(crate) fn check_resource_id(id: &str, layers: &[String]) -> Result<(), OgcError> {
@@ -320,11 +323,15 @@ fn check_resource_ids(kvp: &Kvp, layers: &[String]) -> Result<(), OgcError> {
     let Some(ids) = kvp.get_nonempty("RESOURCEID") else {
         return Ok(());
     };
+    let mut all = Vec::new();
     for group in paren_groups(ids, "RESOURCEID")? {
         for id in name_list(group, "RESOURCEID")? {
             check_resource_id(&id, layers)?;
+            all.push(id);
         }
     }
+    // Each id once, and a bounded list (attacker round 11: QGIS Server looks up every one).
+    distinct_names(&all, MAX_RESOURCE_IDS, "RESOURCEID")?;
     Ok(())
 }
 
@@ -405,12 +412,12 @@ fn bbox_extent(kvp: &Kvp, server: Server) -> Result<Extent, OgcError> {
 /// The upstream GetFeature (KVP) of a fenced token, asked only for the fence's extent,
 /// as OGC API items are (`ogc::api::narrow_items_to_fence`): `BBOX` becomes its
 /// intersection with the fence's bounding box, in the CRS and axis order `server` reads
-/// it in, or the fence's bounding box when the request had none: `EPSG:4326` longitude
-/// first, which MapServer, GeoServer and QGIS Server all read alike (QGIS reprojects it
-/// to `SRSNAME`; the URN, latitude first elsewhere, QGIS reads longitude first without
-/// `SRSNAME` and reprojects before it swaps with one, so its answers missed features
-/// inside the fence), or, on a `qgis` path, in `SRSNAME` (without one QGIS reads a
-/// `BBOX` in the layer's own CRS, which the gateway does not know). Walking
+/// it in ([`kvp_bbox_crs`]), or the fence's bounding box when the request had none:
+/// `urn:ogc:def:crs:EPSG::4326`, latitude first, as MapServer and GeoServer read it, and
+/// on a `qgis` path in `SRSNAME` (QGIS Server reads the URN's numbers longitude first
+/// without `SRSNAME` and swaps them after reprojecting with one, so its answers missed
+/// features inside the fence; without `SRSNAME` it reads a `BBOX` in the layer's own CRS,
+/// which the gateway does not know, so nothing is added). Walking
 /// `STARTINDEX` past the last visible feature then no longer counts the features
 /// outside the fence, and pages are not filled with features the GML or GeoJSON filter
 /// drops.
@@ -429,9 +436,9 @@ fn bbox_extent(kvp: &Kvp, server: Server) -> Result<Extent, OgcError> {
 ///     tilegate::ogc::wfs::narrow_to_fence(&uri, &fence, server).map(|u| u.query().unwrap().to_owned())
 /// };
 /// let q = "SERVICE=WFS&VERSION=2.0.0&REQUEST=GetFeature&TYPENAMES=ms:lakes&STARTINDEX=20";
-/// let out = narrowed(q, Server::MapServer).unwrap(); // longitude first
-/// assert!(out.starts_with(&format!("{q}&BBOX=-0.000000001,-0.000000001,180.000000001,85.05")), "{out}");
-/// assert!(out.ends_with(",EPSG:4326"), "{out}");
+/// let out = narrowed(q, Server::MapServer).unwrap(); // latitude first
+/// assert!(out.starts_with(&format!("{q}&BBOX=-0.000000001,-0.000000001,85.05")), "{out}");
+/// assert!(out.ends_with(",180.000000001,urn:ogc:def:crs:EPSG::4326"), "{out}");
 /// let q = "version=1.1.0&request=GetFeature&typename=lakes&bbox=10,-10,20,20,urn:ogc:def:crs:EPSG::4326";
 /// let out = narrowed(q, Server::Unknown).unwrap(); // as the request wrote it: latitude first
 /// assert_eq!(out, "version=1.1.0&request=GetFeature&typename=lakes&bbox=10,-0.000000001,20,20,urn:ogc:def:crs:EPSG::4326");
@@ -649,6 +656,17 @@ mod tests {
             "BBOX=5,50,6,51".to_owned(),
         ] {
             assert_eq!(judged(q(query.clone().leak())).ok(), Some(Extent::ForeignCrs), "{query}");
+        }
+    }
+
+    /// Feature ids: each once, at most 1000 (attacker round 11: QGIS Server looks up each).
+    #[test]
+    fn resource_ids_are_bounded() {
+        let ids = |n: usize| (0..n).map(|i| format!("roads.{i}")).collect::<Vec<_>>().join(",");
+        assert!(run(Protocol::Wfs, q(format!("RESOURCEID={}", ids(1000)).leak())).is_ok());
+        for list in [ids(1001), "roads.1,roads.1".to_owned()] {
+            let e = run(Protocol::Wfs, q(format!("RESOURCEID={list}").leak())).unwrap_err();
+            assert_eq!(e.status(), 400, "{e}");
         }
     }
 

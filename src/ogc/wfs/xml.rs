@@ -40,12 +40,12 @@ use crate::paths::{PathConfig, Server};
 use crate::policy::{Extent, Tier};
 use crate::spatial::BBox;
 
-use super::{check_resource_id, VERSIONS};
+use super::{check_resource_id, MAX_TYPE_NAMES, VERSIONS};
 use crate::ogc::common::expr::check_function_name;
 use crate::ogc::common::geo::{bbox, check_ordered, number, union, wfs_box_crs};
 use crate::ogc::common::kvp::{Dialect, Kvp};
 use crate::ogc::common::xml::{canonical, declared_encoding, DocTypePolicy, Hardened, Token, XmlError};
-use crate::ogc::common::{bad, check_allowed, shown, unsupported, xml_property};
+use crate::ogc::common::{bad, check_allowed, distinct_names, shown, unsupported, xml_property};
 use crate::ogc::{
     AnswerCrs, Classified, DataFormat, Forward, ForwardBody, OgcError, OgcRequest, Parts, Protocol, ResponseKind,
 };
@@ -435,6 +435,8 @@ impl Walker {
             match local.as_str() {
                 "TypeName" => frame.text = Some(String::new()),
                 "Query" | "Lock" | "Update" | "Delete" => {
+                    // A delete erases what a property fence hides, as a Replace does.
+                    self.replaces |= local == "Delete";
                     if matches!(local.as_str(), "Query" | "Lock") {
                         self.queries += 1;
                         if self.queries > MAX_QUERIES {
@@ -450,14 +452,17 @@ impl Walker {
                     }
                     let mut layers: Vec<String> = Vec::new();
                     for names in spellings {
-                        for layer in type_names(names)? {
+                        let names = type_names(names)?;
+                        // As in KVP: each once, in any case, and at most 64.
+                        distinct_names(&names, MAX_TYPE_NAMES, "typeNames")?;
+                        for layer in names {
                             self.bind(&layer, reader)?;
                             if !layers.contains(&layer) {
                                 layers.push(layer);
                             }
                         }
                     }
-                    self.add_layers(&layers);
+                    self.add_layers(&layers)?;
                     if local == "Query" {
                         self.srs_names.push(attr("srsName").map(str::to_owned));
                     }
@@ -478,7 +483,7 @@ impl Walker {
             if namespace.is_some_and(|ns| WFS_NAMESPACES.contains(&ns) || GML_NAMESPACES.contains(&ns)) {
                 return Err(unsupported(format!("`{}` inside a transaction action is not supported", shown(&qname))));
             }
-            self.add_layers(std::slice::from_ref(&qname));
+            self.add_layers(std::slice::from_ref(&qname))?;
             self.bound.push((qname.clone(), namespace.map(str::to_owned)));
             if let Some(scope) = self.scope.as_mut() {
                 scope.layers.push(qname.clone());
@@ -513,13 +518,23 @@ impl Walker {
     fn open_inner(&mut self, local: &str, attrs: &[(String, String)], frame: &mut Frame) -> Result<(), OgcError> {
         let attr = |name: &str| find_attr(attrs, name);
         let parents: Vec<&str> = self.stack.iter().map(|f| f.local.as_str()).collect();
+        // An update's `Property` holds its name and its value, nothing else: QGIS Server
+        // takes the first `Name` at any depth (attacker round 11: `<x:Bar><wfs:Name>
+        // secret_note</wfs:Name></x:Bar>` ahead of the judged name wrote a hidden
+        // property), so every `Name` under one is judged, and no other element passes.
+        if parents.last() == Some(&"Property") && !matches!(local, "Name" | "ValueReference" | "Value") {
+            return Err(bad(format!(
+                "`{}` is not part of an update's Property; write its Name (or ValueReference) and Value",
+                shown(local)
+            )));
+        }
         match local {
             // Every operand is judged, spatial ones too (attacker round 3: `BBOX` on a
             // hidden or undeclared property went through): a name the path declares in
             // `geometry_properties` is dropped from the fence check later, as in KVP.
             "PropertyName" | "ValueReference" => frame.text = Some(String::new()),
             "Function" => check_function_name(find_attr(attrs, "name").unwrap_or_default(), "Filter")?,
-            "Name" if parents.last() == Some(&"Property") => frame.text = Some(String::new()),
+            "Name" if parents.contains(&"Property") => frame.text = Some(String::new()),
             "ResourceId" | "FeatureId" | "GmlObjectId" => {
                 let id = attr("rid").or_else(|| attr("fid")).or_else(|| attr("id")).unwrap_or("");
                 let layers = self.scope.as_ref().map(|s| s.layers.as_slice()).unwrap_or_default();
@@ -574,7 +589,7 @@ impl Walker {
                         // The end tag's scope still holds the element's own bindings.
                         self.bind(layer, reader)?;
                     }
-                    self.add_layers(&layers);
+                    self.add_layers(&layers)?;
                 }
                 "PropertyName" | "ValueReference" | "Name" => {
                     self.properties.push(xml_property(&text, &frame.local)?);
@@ -603,12 +618,20 @@ impl Walker {
         Ok(())
     }
 
-    fn add_layers(&mut self, layers: &[String]) {
+    /// Adds type names to the body's, refusing more than [`MAX_TYPE_NAMES`] in all (the
+    /// check is pairwise, and an 8 MiB body holds a million names).
+    fn add_layers(&mut self, layers: &[String]) -> Result<(), OgcError> {
         for layer in layers {
             if !self.layers.contains(layer) {
+                if self.layers.len() == MAX_TYPE_NAMES {
+                    return Err(bad(format!(
+                        "the body names more than {MAX_TYPE_NAMES} feature types; send them in several requests"
+                    )));
+                }
                 self.layers.push(layer.clone());
             }
         }
+        Ok(())
     }
 
     fn finish(self) -> Result<Summary, OgcError> {
@@ -965,6 +988,54 @@ mod tests {
         assert_eq!((c.op.name, c.op.tier, c.op.extent), ("wfs.Transaction", Tier::Edit, Extent::Opaque));
         assert_eq!(c.op.layers, vec!["ns:roads", "ns:rivers", "ns:lakes"]);
         assert_eq!(c.op.properties, vec!["name", "geom", "depth", "owner"]);
+        assert!(c.op.replaces_properties, "the Delete erases what a property fence hides");
+    }
+
+    /// Type names in a body are bounded as in KVP: each once per list, 64 in all (the
+    /// check is pairwise; an 8 MiB body holds a million names).
+    #[test]
+    fn type_names_in_a_body_are_bounded() {
+        let get = |names: &str| {
+            format!(
+                r#"<GetFeature version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0"><Query typeNames="{names}"/></GetFeature>"#
+            )
+        };
+        let many = |n: usize| (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>().join(" ");
+        let open = PathConfig { layers: Vec::new(), ..path() };
+        assert!(post_to("", &get(&many(64)), &open).is_ok());
+        for body in [get(&many(65)), get(&many(100_000)), get("roads roads"), get("roads ROADS")] {
+            assert_eq!(post_to("", &body, &open).unwrap_err().status(), 400);
+        }
+        let inserts: String = (0..65).map(|i| format!("<n:t{i}><n:a>1</n:a></n:t{i}>")).collect();
+        let body = format!(
+            r#"<Transaction version="2.0.0" xmlns="http://www.opengis.net/wfs/2.0" xmlns:n="urn:n"><Insert>{inserts}</Insert></Transaction>"#
+        );
+        let e = post_to("", &body, &open).unwrap_err();
+        assert!(e.to_string().contains("more than 64 feature types"), "{e}");
+    }
+
+    /// Attacker round 11: QGIS Server takes the first `Name` at any depth of an update's
+    /// `Property`; a name wrapped in another element, or hidden in the value, is judged,
+    /// and nothing but `Name`/`ValueReference`/`Value` may stand in a `Property`.
+    #[test]
+    fn every_name_in_an_update_property_is_judged() {
+        let update = |property: &str| {
+            format!(
+                r#"<wfs:Transaction service="WFS" version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:x="urn:x"><wfs:Update typeName="rivers"><wfs:Property>{property}</wfs:Property><ogc:Filter><ogc:FeatureId fid="rivers.3"/></ogc:Filter></wfs:Update></wfs:Transaction>"#
+            )
+        };
+        let c =
+            post_to("", &update("<wfs:Value><x:Name>secret</x:Name>1</wfs:Value><wfs:Name>depth</wfs:Name>"), &path())
+                .unwrap();
+        assert_eq!(c.op.properties, vec!["secret", "depth"]);
+        let e = post_to(
+            "",
+            &update("<x:Bar><wfs:Name>secret</wfs:Name></x:Bar><wfs:Name>depth</wfs:Name><wfs:Value>1</wfs:Value>"),
+            &path(),
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+        assert!(e.to_string().contains("not part of an update's Property"), "{e}");
     }
 
     #[test]

@@ -173,7 +173,8 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
             let (i, j) = (i as f64, j as f64);
             let extent = match (map.stretched, map.widened) {
                 (Extent::BBox { bbox, zoom }, Some(widened)) => {
-                    let (a, b) = (pixel_point(&bbox, i, j, width, height), pixel_point(&widened, i, j, width, height));
+                    let a = pixel_point(&bbox, i, j, width, height);
+                    let b = within_world(pixel_point(&widened.raw, i, j, width, height));
                     Extent::BBox { bbox: covering(&a, &b), zoom }
                 }
                 (stretched, _) => pixel_extent(stretched, i, j, width, height),
@@ -197,9 +198,13 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
                 rendered_format(format, "FORMAT", "wms.GetLegendGraphic", false)?;
             }
             let layers = name_list(kvp.require("LAYER", "wms.GetLegendGraphic")?, "LAYER")?;
+            distinct_names(&layers, MAX_LAYERS, "LAYER")?;
             for key in ["WIDTH", "HEIGHT"] {
                 if let Some(v) = kvp.get_nonempty(key) {
-                    pixels(v, key, path)?;
+                    let n = pixels(v, key, path)?;
+                    if n > MAX_LEGEND_SIDE {
+                        return Err(bad(format!("{key}: a legend is at most {MAX_LEGEND_SIDE} pixels")));
+                    }
                 }
             }
             Ok(Parts::new("wms.GetLegendGraphic", Tier::View, layers, Extent::None, ResponseKind::Other)
@@ -207,6 +212,10 @@ fn classify_kvp(kvp: &Kvp, path: &PathConfig) -> Result<Parts, OgcError> {
         }
     }
 }
+
+/// The largest legend side (attacker round 11: a 4096-pixel QGIS Server legend took 57
+/// times the CPU of its default size; a legend is a few symbols).
+const MAX_LEGEND_SIDE: u32 = 1024;
 
 /// The most layers one map may name (each once, [`distinct_names`]; attacker round
 /// 10b: QGIS Server drew `places` 8,000 times in one GetMap, 13 s of CPU).
@@ -257,8 +266,18 @@ fn map_extent(kvp: &Kvp, op_name: &str, path: &PathConfig) -> Result<MapExtent, 
 #[derive(Clone, Copy)]
 struct MapExtent {
     stretched: Extent,
-    widened: Option<crate::spatial::BBox>,
+    widened: Option<Widened>,
     size: (u32, u32),
+}
+
+/// A map's box widened to square pixels.
+#[derive(Clone, Copy)]
+struct Widened {
+    /// As the server draws it (it may reach beyond the world: a full-width map 512×100
+    /// is drawn over 720° × 140°, the world a strip in its middle).
+    raw: crate::spatial::BBox,
+    /// Cut to the world: what is judged against the fence.
+    judged: crate::spatial::BBox,
 }
 
 impl MapExtent {
@@ -266,7 +285,11 @@ impl MapExtent {
     /// client that derives WIDTH and HEIGHT from its extent rounds that much), so a clip
     /// mask lines up with either picture to within a pixel.
     fn clippable(&self) -> bool {
-        let (Extent::BBox { bbox: a, .. }, Some(b)) = (self.stretched, self.widened) else { return true };
+        // On the box as drawn, not as cut to the world (round 11: a full-width map cut
+        // back to ±180° looked like the stretched one, and was clipped).
+        let (Extent::BBox { bbox: a, .. }, Some(Widened { raw: b, .. })) = (self.stretched, self.widened) else {
+            return true;
+        };
         let (w, h) = (f64::from(self.size.0), f64::from(self.size.1));
         let grown = |outer: f64, inner: f64, n: f64| if outer > 0.0 { (1.0 - inner / outer) * n } else { 0.0 };
         grown(span_x(&b), span_x(&a), w) <= 1.0 && grown(b.max_y - b.min_y, a.max_y - a.min_y, h) <= 1.0
@@ -276,7 +299,7 @@ impl MapExtent {
     /// when there is one, with the stretched map's zoom.
     fn judged(&self) -> Extent {
         match (self.stretched, self.widened) {
-            (Extent::BBox { zoom, .. }, Some(bbox)) => Extent::BBox { bbox, zoom },
+            (Extent::BBox { zoom, .. }, Some(w)) => Extent::BBox { bbox: w.judged, zoom },
             (extent, _) => extent,
         }
     }
@@ -297,7 +320,7 @@ fn covering(a: &crate::spatial::BBox, b: &crate::spatial::BBox) -> crate::spatia
 /// The BBOX widened around its centre to square pixels at the coarser of its two
 /// resolutions, or `None` when its pixels are square (to floating-point noise; round
 /// 10b: a tolerance of half a pixel let a map one pixel high show twice its box).
-fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<crate::spatial::BBox> {
+fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<Widened> {
     let span_x = span_x(b);
     let span_y = b.max_y - b.min_y;
     let (w, h) = (f64::from(width), f64::from(height));
@@ -308,8 +331,17 @@ fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<cr
     }
     let (half_x, half_y) = (coarse * w / 2.0, coarse * h / 2.0);
     let (cx, cy) = (b.min_x + span_x / 2.0, (b.min_y + b.max_y) / 2.0);
-    let mut out =
+    let raw =
         crate::spatial::BBox { min_x: cx - half_x, max_x: cx + half_x, min_y: cy - half_y, max_y: cy + half_y, ..*b };
+    Some(Widened { raw, judged: within_world(raw) })
+}
+
+/// `b` cut to the world, each end on its own (a box wholly beyond a pole, which a BBOX
+/// may be, stays ordered: a line on the pole); a geographic box wrapped across the
+/// antimeridian (`min_x` > `max_x`) unless it spans the world.
+fn within_world(b: crate::spatial::BBox) -> crate::spatial::BBox {
+    let mut out = b;
+    let half_x = (b.max_x - b.min_x) / 2.0;
     if b.crs == crate::spatial::Crs::Wgs84 {
         // A box across the antimeridian has min_x > max_x.
         let wrap = |v: f64| if (-180.0..=180.0).contains(&v) { v } else { (v + 180.0).rem_euclid(360.0) - 180.0 };
@@ -329,7 +361,7 @@ fn square_pixels(b: &crate::spatial::BBox, width: u32, height: u32) -> Option<cr
         out.min_y = out.min_y.clamp(-edge, edge);
         out.max_y = out.max_y.clamp(-edge, edge);
     }
-    Some(out)
+    out
 }
 
 /// The CRS and axis order a WMS `CRS`/`SRS` value is judged in; `None` for one the
@@ -846,6 +878,17 @@ mod tests {
         assert_eq!(c.op.clippable, crate::policy::Clippable::No, "features are filtered, never clipped");
     }
 
+    /// Attacker round 11: a 4096-pixel QGIS Server legend cost 57 times its default.
+    #[test]
+    fn legends_are_bounded() {
+        let legend = "VERSION=1.3.0&REQUEST=GetLegendGraphic&FORMAT=image/png&SLD_VERSION=1.1.0";
+        assert!(run(Protocol::Wms, format!("{legend}&LAYER=roads&WIDTH=1024&HEIGHT=200").leak()).is_ok());
+        for extra in ["LAYER=roads&WIDTH=1025", "LAYER=roads&HEIGHT=4096", "LAYER=roads,roads", "LAYER=roads,ROADS"] {
+            let e = err(Protocol::Wms, format!("{legend}&{extra}").leak());
+            assert_eq!(e.status(), 400, "{extra}: {e}");
+        }
+    }
+
     #[test]
     fn bgcolor_is_the_clipped_background_and_must_be_a_colour() {
         let base = "VERSION=1.3.0&REQUEST=GetMap&LAYERS=roads&STYLES=&CRS=EPSG:3857&BBOX=0,0,100,100&WIDTH=256&HEIGHT=256&FORMAT=image/jpeg";
@@ -878,5 +921,17 @@ mod tests {
             let b = bbox_of(&ok(Protocol::Wms, q(crs, bbox).leak()));
             assert!(b.min_y <= b.max_y && b.min_x <= b.max_x, "{crs} {bbox}: {b:?}");
         }
+        // Round 11: a full-width map 512×100 is drawn over 720° (the world a strip in its
+        // middle); cut back to ±180° it looked like the stretched map, and was clipped.
+        for (crs, bbox) in [("EPSG:4326", "-180,-90,180,90"), ("EPSG:3857", "-20037508,-20037508,20037508,20037508")] {
+            let query = format!(
+                "VERSION=1.1.1&REQUEST=GetMap&LAYERS=roads&STYLES=&SRS={crs}&BBOX={bbox}&WIDTH=512&HEIGHT=100&FORMAT=image/png"
+            );
+            let c = ok(Protocol::Wms, query.leak());
+            assert_eq!(c.op.clippable, crate::policy::Clippable::No, "{crs}");
+        }
+        // A map whose pixels are square to within half a pixel is still clipped.
+        let c = ok(Protocol::Wms, q("EPSG:3857", "0,0,1000,1001").leak());
+        assert!(matches!(c.op.clippable, crate::policy::Clippable::Image { .. }), "{:?}", c.op.clippable);
     }
 }

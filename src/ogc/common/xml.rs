@@ -27,6 +27,15 @@ use crate::ogc::capabilities::CapabilitiesError;
 /// The deepest element nesting accepted; real capabilities stay far below.
 pub(crate) const MAX_DEPTH: usize = 256;
 
+/// The most attributes one element may carry: the repeated-attribute check is pairwise
+/// (attacker round 11c: 40,000 attributes on one element took the gateway 6.4 s, and a
+/// 2.4 MB body 154 s, before any tier was judged).
+pub(crate) const MAX_ATTRIBUTES: usize = 256;
+
+/// The most namespace declarations in scope at once: every element name and attribute
+/// is resolved against them one by one (40,000 on the root took 4.4 s).
+pub(crate) const MAX_NAMESPACES: usize = 256;
+
 // ---------------------------------------------------------------------------------
 // The hardened reader: every XML document tilegate reads goes through it
 // ---------------------------------------------------------------------------------
@@ -82,6 +91,10 @@ pub(crate) enum XmlErrorKind {
     InvalidCharRef(String),
     #[error("elements nest deeper than {0}")]
     TooDeep(usize),
+    #[error("an element carries more than {0} attributes")]
+    TooManyAttributes(usize),
+    #[error("more than {0} namespace declarations are in scope")]
+    TooManyNamespaces(usize),
     #[error("more than one root element")]
     SecondRoot,
     #[error("{0} outside the root element")]
@@ -257,8 +270,11 @@ pub(crate) struct Hardened<'a> {
     base: u64,
     encoding: Encoding,
     doctype: DocTypePolicy,
-    /// Names of the open elements, the innermost last.
+    /// Names of the open elements, the innermost last, with the namespaces each declares.
     open: Vec<String>,
+    declared: Vec<usize>,
+    /// Namespace declarations in scope (the sum of `declared`).
+    in_scope: usize,
     root_seen: bool,
     doctype_seen: bool,
 }
@@ -284,7 +300,17 @@ impl<'a> Hardened<'a> {
         config.expand_empty_elements = false;
         config.allow_dangling_amp = false;
         config.allow_unmatched_ends = false;
-        Hardened { reader, base, encoding, doctype, open: Vec::new(), root_seen: false, doctype_seen: false }
+        Hardened {
+            reader,
+            base,
+            encoding,
+            doctype,
+            open: Vec::new(),
+            declared: Vec::new(),
+            in_scope: 0,
+            root_seen: false,
+            doctype_seen: false,
+        }
     }
 
     /// The byte offset of the next token (after the last one read).
@@ -341,8 +367,10 @@ impl<'a> Hardened<'a> {
         let outside = self.open.is_empty();
         Ok(match event {
             Event::Start(e) => {
-                self.check_start(&e, at)?;
+                let declares = self.check_start(&e, at)?;
                 self.open.push(self.decode(e.name().as_ref(), at)?.into_owned());
+                self.declared.push(declares);
+                self.in_scope += declares;
                 Token::Start(e)
             }
             Event::Empty(e) => {
@@ -352,6 +380,7 @@ impl<'a> Hardened<'a> {
             Event::End(e) => {
                 // quick-xml matched it against the innermost open element.
                 self.open.pop();
+                self.in_scope -= self.declared.pop().unwrap_or(0);
                 Token::End(e)
             }
             Event::Text(t) => {
@@ -401,8 +430,9 @@ impl<'a> Hardened<'a> {
         })
     }
 
-    /// A start or empty tag: one root, bounded depth, valid names, readable attributes.
-    fn check_start(&mut self, start: &BytesStart<'_>, at: u64) -> Result<(), XmlError> {
+    /// A start or empty tag: one root, bounded depth, valid names, readable attributes,
+    /// bounded attributes and namespace declarations; returns how many it declares.
+    fn check_start(&mut self, start: &BytesStart<'_>, at: u64) -> Result<usize, XmlError> {
         if self.open.is_empty() && self.root_seen {
             return Err(refused(at, XmlErrorKind::SecondRoot));
         }
@@ -414,6 +444,20 @@ impl<'a> Hardened<'a> {
         if !valid_name(name.as_ref()) {
             return Err(refused(at, XmlErrorKind::InvalidName(self.decode(name.as_ref(), at)?.into_owned())));
         }
+        // Counted first, in one pass without the pairwise check.
+        let (mut attributes, mut declares) = (0, 0);
+        for attr in start.attributes().with_checks(false) {
+            let attr = attr.map_err(|e| refused(at, XmlErrorKind::Syntax(e.into())))?;
+            attributes += 1;
+            let key = attr.key.as_ref();
+            declares += usize::from(key == b"xmlns" || key.starts_with(b"xmlns:"));
+            if attributes > MAX_ATTRIBUTES {
+                return Err(refused(at, XmlErrorKind::TooManyAttributes(MAX_ATTRIBUTES)));
+            }
+        }
+        if self.in_scope + declares > MAX_NAMESPACES {
+            return Err(refused(at, XmlErrorKind::TooManyNamespaces(MAX_NAMESPACES)));
+        }
         for attr in start.attributes().with_checks(true) {
             let attr = attr.map_err(|e| refused(at, XmlErrorKind::Syntax(e.into())))?;
             if !valid_name(attr.key.as_ref()) {
@@ -422,7 +466,7 @@ impl<'a> Hardened<'a> {
             let value = self.decode(&attr.value, at)?;
             attribute_pieces(&value, at, |_| {})?;
         }
-        Ok(())
+        Ok(declares)
     }
 }
 
@@ -1585,6 +1629,46 @@ mod tests {
             let e = refusal(twice, DocTypePolicy::AllowWithoutEntities);
             assert!(matches!(e.kind, XmlErrorKind::DocType), "{twice}: {e}");
         }
+    }
+
+    /// Attacker round 11c: attributes and namespace declarations by the ten thousand
+    /// cost the gateway seconds (pairwise checks); they are counted first and bounded.
+    #[test]
+    fn attributes_and_namespaces_are_bounded() {
+        let with = |n: usize, attr: &dyn Fn(usize) -> String| {
+            format!("<a {}/>", (0..n).map(attr).collect::<Vec<_>>().join(" "))
+        };
+        let plain = |i: usize| format!("a{i}=\"1\"");
+        let ns = |i: usize| format!("xmlns:p{i}=\"urn:{i}\"");
+        assert!(harden(with(MAX_ATTRIBUTES, &plain).as_bytes(), DocTypePolicy::Refuse).is_ok());
+        let started = std::time::Instant::now();
+        for (n, attr, what) in [
+            (MAX_ATTRIBUTES + 1, &plain as &dyn Fn(usize) -> String, "attributes"),
+            (200_000, &plain, "attributes"),
+            (200_000, &ns, "attributes"),
+        ] {
+            let e = refusal(&with(n, attr), DocTypePolicy::Refuse);
+            assert!(matches!(e.kind, XmlErrorKind::TooManyAttributes(MAX_ATTRIBUTES)), "{n} {what}: {e}");
+        }
+        eprintln!("refusing 400,000 attributes took {:?}", started.elapsed());
+        // Declarations in scope add up over nested elements, and end with them.
+        let nested = |levels: usize| {
+            let open: String = (0..levels)
+                .map(|l| {
+                    format!(
+                        "<e{l} {}>",
+                        (0..64).map(|i| format!("xmlns:p{l}x{i}=\"urn:{i}\"")).collect::<Vec<_>>().join(" ")
+                    )
+                })
+                .collect();
+            let close: String = (0..levels).rev().map(|l| format!("</e{l}>")).collect();
+            format!("{open}{close}")
+        };
+        assert!(harden(nested(4).as_bytes(), DocTypePolicy::Refuse).is_ok());
+        let e = refusal(&nested(5), DocTypePolicy::Refuse);
+        assert!(matches!(e.kind, XmlErrorKind::TooManyNamespaces(MAX_NAMESPACES)), "{e}");
+        let siblings = format!("<r>{}</r>", nested(4).repeat(3));
+        assert!(harden(siblings.as_bytes(), DocTypePolicy::Refuse).is_ok(), "out of scope again");
     }
 
     #[test]
